@@ -1,0 +1,384 @@
+//! Every location banger reads or writes, computed in one place.
+//!
+//! Two layouts exist:
+//!
+//! * **system** — a system install (`/etc/banger/install.toml` present) or dev mode run
+//!   as root: state under `/var/lib/banger`, sockets under `/run/banger`.
+//! * **user** — dev mode as an ordinary user: the XDG state dir
+//!   (`~/.local/state/banger`) and runtime dir (`$XDG_RUNTIME_DIR/banger`).
+//!
+//! The per-user files (config, ssh_config, default SSH key) always live under the
+//! user's config dir. Each root can be moved with exactly one environment variable —
+//! `BANGER_STATE_DIR`, `BANGER_RUNTIME_DIR`, `BANGER_CONFIG_DIR`, `BANGER_ETC_DIR` —
+//! so tests run in temp dirs, in parallel, without touching the real host.
+
+use std::path::{Path, PathBuf};
+
+pub const ENV_STATE_DIR: &str = "BANGER_STATE_DIR";
+pub const ENV_RUNTIME_DIR: &str = "BANGER_RUNTIME_DIR";
+pub const ENV_CONFIG_DIR: &str = "BANGER_CONFIG_DIR";
+pub const ENV_ETC_DIR: &str = "BANGER_ETC_DIR";
+
+/// Name of the guest agent binary shipped beside `banger`.
+pub const AGENT_BINARY_NAME: &str = "banger-agent";
+
+/// systemd unit names of a system install.
+pub const DAEMON_SERVICE: &str = "bangerd.service";
+pub const HELPER_SERVICE: &str = "banger-helper.service";
+
+#[derive(Debug, thiserror::Error)]
+pub enum PathsError {
+    /// The home directory is needed for a per-user path but `HOME` is unset or empty.
+    #[error(
+        "cannot find your home directory: HOME is not set; set HOME or point {ENV_CONFIG_DIR} / {ENV_STATE_DIR} at a directory"
+    )]
+    NoHome,
+    /// An override variable holds a relative path.
+    #[error("{var}={value:?} must be an absolute path")]
+    RelativeOverride { var: &'static str, value: String },
+}
+
+/// How banger is running on this host: decides the state and runtime roots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `install.toml` exists: the hardened system install.
+    SystemInstall,
+    /// No system install, running as root: system paths, dev-mode trust.
+    DevRoot,
+    /// No system install, running as an ordinary user: XDG paths.
+    DevUser,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::SystemInstall => "system",
+            Mode::DevRoot => "dev (root)",
+            Mode::DevUser => "dev (user)",
+        }
+    }
+
+    pub fn is_system_install(self) -> bool {
+        matches!(self, Mode::SystemInstall)
+    }
+}
+
+/// Where the inputs to path resolution come from. Production reads the process;
+/// tests pass a map so they never mutate the process environment.
+pub trait EnvSource {
+    fn var(&self, name: &str) -> Option<String>;
+    fn uid(&self) -> u32;
+    fn exists(&self, path: &Path) -> bool {
+        path.exists()
+    }
+}
+
+/// The real process environment.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ProcessEnv;
+
+impl EnvSource for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+
+    fn uid(&self) -> u32 {
+        // SAFETY: getuid has no preconditions and cannot fail.
+        unsafe { libc::getuid() }
+    }
+}
+
+/// The resolved set of roots. Every concrete path is a method on this type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    pub mode: Mode,
+    pub state_dir: PathBuf,
+    pub runtime_dir: PathBuf,
+    pub config_dir: PathBuf,
+    pub etc_dir: PathBuf,
+    /// The user's home, when known (for `~/.ssh/config`).
+    pub home_dir: Option<PathBuf>,
+}
+
+impl Layout {
+    /// Resolve the layout for this process.
+    pub fn resolve() -> Result<Layout, PathsError> {
+        Self::resolve_with(&ProcessEnv)
+    }
+
+    /// Resolve from an explicit environment (tests).
+    pub fn resolve_with(env: &dyn EnvSource) -> Result<Layout, PathsError> {
+        let home = env.var("HOME").map(PathBuf::from);
+        let etc_dir = override_dir(env, ENV_ETC_DIR)?.unwrap_or_else(|| PathBuf::from("/etc/banger"));
+        let mode = if env.exists(&etc_dir.join("install.toml")) {
+            Mode::SystemInstall
+        } else if env.uid() == 0 {
+            Mode::DevRoot
+        } else {
+            Mode::DevUser
+        };
+
+        let state_dir = match override_dir(env, ENV_STATE_DIR)? {
+            Some(dir) => dir,
+            None if mode == Mode::DevUser => match env.var("XDG_STATE_HOME") {
+                Some(xdg) if Path::new(&xdg).is_absolute() => PathBuf::from(xdg).join("banger"),
+                _ => home.as_ref().ok_or(PathsError::NoHome)?.join(".local/state/banger"),
+            },
+            None => PathBuf::from("/var/lib/banger"),
+        };
+
+        let runtime_dir = match override_dir(env, ENV_RUNTIME_DIR)? {
+            Some(dir) => dir,
+            None if mode == Mode::DevUser => match env.var("XDG_RUNTIME_DIR") {
+                Some(xdg) if Path::new(&xdg).is_absolute() => PathBuf::from(xdg).join("banger"),
+                // No XDG runtime dir (e.g. a su shell): keep sockets inside the state dir,
+                // which is private to the user.
+                _ => state_dir.join("run"),
+            },
+            None => PathBuf::from("/run/banger"),
+        };
+
+        let config_dir = match override_dir(env, ENV_CONFIG_DIR)? {
+            Some(dir) => dir,
+            None => match env.var("XDG_CONFIG_HOME") {
+                Some(xdg) if Path::new(&xdg).is_absolute() => PathBuf::from(xdg).join("banger"),
+                _ => home.as_ref().ok_or(PathsError::NoHome)?.join(".config/banger"),
+            },
+        };
+
+        Ok(Layout {
+            mode,
+            state_dir,
+            runtime_dir,
+            config_dir,
+            etc_dir,
+            home_dir: home,
+        })
+    }
+
+    // --- state -------------------------------------------------------------
+
+    /// The SQLite state store.
+    pub fn db_path(&self) -> PathBuf {
+        self.state_dir.join("state.db")
+    }
+
+    /// Registered images live here, one directory per image.
+    pub fn images_dir(&self) -> PathBuf {
+        self.state_dir.join("images")
+    }
+
+    pub fn image_dir(&self, image_name: &str) -> PathBuf {
+        self.images_dir().join(image_name)
+    }
+
+    /// Downloaded artefacts (Debian packages, catalog files), keyed by checksum.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.state_dir.join("cache")
+    }
+
+    /// Per-VM directories (disks, console log, VMM sockets).
+    pub fn vms_dir(&self) -> PathBuf {
+        self.state_dir.join("vms")
+    }
+
+    pub fn vm_dir(&self, vm_id: &str) -> PathBuf {
+        self.vms_dir().join(vm_id)
+    }
+
+    /// Log file of a daemon started by the CLI in dev mode.
+    pub fn daemon_log(&self) -> PathBuf {
+        self.state_dir.join("daemon.log")
+    }
+
+    // --- runtime -----------------------------------------------------------
+
+    pub fn daemon_socket(&self) -> PathBuf {
+        self.runtime_dir.join("bangerd.sock")
+    }
+
+    pub fn helper_socket(&self) -> PathBuf {
+        self.runtime_dir.join("helper.sock")
+    }
+
+    /// Pid file of a dev-mode daemon (used by `banger daemon stop`).
+    pub fn daemon_pid_file(&self) -> PathBuf {
+        self.runtime_dir.join("bangerd.pid")
+    }
+
+    // --- etc ---------------------------------------------------------------
+
+    pub fn install_toml(&self) -> PathBuf {
+        self.etc_dir.join("install.toml")
+    }
+
+    // --- per user ----------------------------------------------------------
+
+    pub fn config_file(&self) -> PathBuf {
+        self.config_dir.join("config.toml")
+    }
+
+    /// The ssh_config banger renders for `ssh <name>.vm`.
+    pub fn ssh_config(&self) -> PathBuf {
+        self.config_dir.join("ssh_config")
+    }
+
+    /// The key banger creates when `ssh_key_path` is not configured.
+    pub fn default_ssh_key(&self) -> PathBuf {
+        self.config_dir.join("ssh").join("id_ed25519")
+    }
+
+    /// The user's own `~/.ssh/config`, where `banger ssh-config --install` adds an Include.
+    pub fn user_ssh_config(&self) -> Option<PathBuf> {
+        self.home_dir.as_ref().map(|h| h.join(".ssh").join("config"))
+    }
+}
+
+fn override_dir(env: &dyn EnvSource, var: &'static str) -> Result<Option<PathBuf>, PathsError> {
+    match env.var(var) {
+        None => Ok(None),
+        Some(value) if Path::new(&value).is_absolute() => Ok(Some(PathBuf::from(value))),
+        Some(value) => Err(PathsError::RelativeOverride { var, value }),
+    }
+}
+
+/// Find a companion binary shipped with banger (the guest agent): next to the running
+/// executable first, then in `../lib/banger/` relative to it (a packaged layout).
+pub fn companion_binary(name: &str) -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot locate the banger executable: {e}"))?;
+    let dir = exe
+        .parent()
+        .ok_or_else(|| format!("executable path {} has no parent directory", exe.display()))?;
+    companion_binary_in(dir, name)
+}
+
+/// The search rule of [`companion_binary`], starting from `exe_dir`.
+pub fn companion_binary_in(exe_dir: &Path, name: &str) -> Result<PathBuf, String> {
+    let candidates = [exe_dir.join(name), exe_dir.join("../lib/banger").join(name)];
+    for candidate in &candidates {
+        if candidate.is_file() {
+            return Ok(candidate.clone());
+        }
+    }
+    Err(format!(
+        "{name} not found next to banger ({}) or in {}",
+        candidates[0].display(),
+        candidates[1].display()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    struct FakeEnv {
+        vars: HashMap<&'static str, String>,
+        uid: u32,
+        existing: Vec<PathBuf>,
+    }
+
+    impl EnvSource for FakeEnv {
+        fn var(&self, name: &str) -> Option<String> {
+            self.vars.get(name).cloned()
+        }
+        fn uid(&self) -> u32 {
+            self.uid
+        }
+        fn exists(&self, path: &Path) -> bool {
+            self.existing.iter().any(|p| p == path)
+        }
+    }
+
+    fn env(uid: u32, vars: &[(&'static str, &str)]) -> FakeEnv {
+        FakeEnv {
+            vars: vars.iter().map(|(k, v)| (*k, v.to_string())).collect(),
+            uid,
+            existing: vec![],
+        }
+    }
+
+    #[test]
+    fn dev_user_uses_xdg_dirs() {
+        let e = env(1000, &[("HOME", "/home/al"), ("XDG_RUNTIME_DIR", "/run/user/1000")]);
+        let l = Layout::resolve_with(&e).unwrap();
+        assert_eq!(l.mode, Mode::DevUser);
+        assert_eq!(l.db_path(), PathBuf::from("/home/al/.local/state/banger/state.db"));
+        assert_eq!(l.daemon_socket(), PathBuf::from("/run/user/1000/banger/bangerd.sock"));
+        assert_eq!(l.config_file(), PathBuf::from("/home/al/.config/banger/config.toml"));
+        assert_eq!(l.install_toml(), PathBuf::from("/etc/banger/install.toml"));
+    }
+
+    #[test]
+    fn dev_user_without_runtime_dir_keeps_sockets_private() {
+        let e = env(1000, &[("HOME", "/home/al")]);
+        let l = Layout::resolve_with(&e).unwrap();
+        assert_eq!(l.runtime_dir, PathBuf::from("/home/al/.local/state/banger/run"));
+    }
+
+    #[test]
+    fn root_dev_mode_uses_system_layout() {
+        let e = env(0, &[("HOME", "/root")]);
+        let l = Layout::resolve_with(&e).unwrap();
+        assert_eq!(l.mode, Mode::DevRoot);
+        assert_eq!(l.db_path(), PathBuf::from("/var/lib/banger/state.db"));
+        assert_eq!(l.helper_socket(), PathBuf::from("/run/banger/helper.sock"));
+        assert_eq!(l.config_dir, PathBuf::from("/root/.config/banger"));
+    }
+
+    #[test]
+    fn install_toml_selects_system_mode_for_any_user() {
+        let mut e = env(1000, &[("HOME", "/home/al"), (ENV_ETC_DIR, "/tmp/etc")]);
+        e.existing.push(PathBuf::from("/tmp/etc/install.toml"));
+        let l = Layout::resolve_with(&e).unwrap();
+        assert_eq!(l.mode, Mode::SystemInstall);
+        assert_eq!(l.state_dir, PathBuf::from("/var/lib/banger"));
+    }
+
+    #[test]
+    fn every_root_is_overridable() {
+        let e = env(
+            1000,
+            &[
+                (ENV_STATE_DIR, "/t/state"),
+                (ENV_RUNTIME_DIR, "/t/run"),
+                (ENV_CONFIG_DIR, "/t/config"),
+                (ENV_ETC_DIR, "/t/etc"),
+            ],
+        );
+        // No HOME needed once every root is overridden.
+        let l = Layout::resolve_with(&e).unwrap();
+        assert_eq!(l.db_path(), PathBuf::from("/t/state/state.db"));
+        assert_eq!(l.daemon_socket(), PathBuf::from("/t/run/bangerd.sock"));
+        assert_eq!(l.ssh_config(), PathBuf::from("/t/config/ssh_config"));
+        assert_eq!(l.install_toml(), PathBuf::from("/t/etc/install.toml"));
+    }
+
+    #[test]
+    fn relative_override_is_rejected() {
+        let e = env(1000, &[("HOME", "/h"), (ENV_STATE_DIR, "state")]);
+        let err = Layout::resolve_with(&e).unwrap_err();
+        assert!(err.to_string().contains("BANGER_STATE_DIR"), "{err}");
+    }
+
+    #[test]
+    fn missing_home_is_a_clear_error() {
+        let e = env(1000, &[]);
+        let err = Layout::resolve_with(&e).unwrap_err();
+        assert!(err.to_string().contains("HOME"), "{err}");
+    }
+
+    #[test]
+    fn companion_binary_search_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        let lib = dir.path().join("lib/banger");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::create_dir_all(&lib).unwrap();
+        assert!(companion_binary_in(&bin, "banger-agent").is_err());
+        std::fs::write(lib.join("banger-agent"), b"x").unwrap();
+        assert!(companion_binary_in(&bin, "banger-agent").unwrap().ends_with("lib/banger/banger-agent"));
+        std::fs::write(bin.join("banger-agent"), b"x").unwrap();
+        assert_eq!(companion_binary_in(&bin, "banger-agent").unwrap(), bin.join("banger-agent"));
+    }
+}

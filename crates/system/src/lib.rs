@@ -1,0 +1,11 @@
+//! Host facts and the seam for external commands.
+//!
+//! Everything that asks the host a question (run a tool, read `/proc`, read
+//! `/etc/os-release`) goes through this crate so unit tests can substitute answers,
+//! while integration tests run the real thing.
+
+pub mod host;
+pub mod runner;
+
+pub use host::{HostResources, read_host_resources};
+pub use runner::{CommandOutput, CommandRunner, RealRunner};

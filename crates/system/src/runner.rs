@@ -1,0 +1,105 @@
+//! [`CommandRunner`]: the one way banger runs external programs.
+//!
+//! Programs are always run with an argument vector, never through a shell, so no
+//! user input is ever interpreted as shell syntax.
+
+use std::ffi::OsStr;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// What a finished command produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandOutput {
+    /// Exit code; `None` when the process was killed by a signal.
+    pub code: Option<i32>,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl CommandOutput {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+
+    pub fn stdout_str(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    pub fn stderr_str(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+}
+
+/// Runs a program to completion and captures its output.
+pub trait CommandRunner: Send + Sync {
+    /// Run `program` with `args`. `Err` means it could not be started at all.
+    fn run(&self, program: &Path, args: &[&OsStr]) -> std::io::Result<CommandOutput>;
+
+    /// Convenience for string arguments.
+    fn run_str(&self, program: &str, args: &[&str]) -> std::io::Result<CommandOutput> {
+        let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+        self.run(Path::new(program), &args)
+    }
+}
+
+/// Runs programs for real with stdin closed.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RealRunner;
+
+impl CommandRunner for RealRunner {
+    fn run(&self, program: &Path, args: &[&OsStr]) -> std::io::Result<CommandOutput> {
+        let out = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()?;
+        Ok(CommandOutput {
+            code: out.status.code(),
+            stdout: out.stdout,
+            stderr: out.stderr,
+        })
+    }
+}
+
+/// Find `name` the way a shell would: an explicit path is taken as is, a bare name
+/// is searched in `PATH`. Returns the first regular, executable file.
+pub fn lookup_executable(name: &str) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let is_exec = |p: &Path| {
+        std::fs::metadata(p)
+            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false)
+    };
+    if name.contains('/') {
+        let p = Path::new(name);
+        return is_exec(p).then(|| p.to_path_buf());
+    }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| is_exec(candidate))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn real_runner_captures_output_and_code() {
+        let out = RealRunner.run_str("sh", &["-c", "echo out; echo err >&2; exit 3"]).unwrap();
+        assert_eq!(out.code, Some(3));
+        assert_eq!(out.stdout_str(), "out\n");
+        assert_eq!(out.stderr_str(), "err\n");
+    }
+
+    #[test]
+    fn missing_program_is_an_error() {
+        assert!(RealRunner.run_str("/nonexistent/banger-test", &[]).is_err());
+    }
+
+    #[test]
+    fn lookup_finds_sh_and_rejects_missing() {
+        assert!(lookup_executable("sh").is_some());
+        assert!(lookup_executable("definitely-not-a-banger-tool").is_none());
+        assert!(lookup_executable("/nonexistent/x").is_none());
+    }
+}
