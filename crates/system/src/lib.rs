@@ -4,7 +4,10 @@
 //! `/etc/os-release`) goes through this crate so unit tests can substitute answers,
 //! while integration tests run the real thing.
 
+pub mod fsperm;
 pub mod host;
+pub mod osrelease;
+pub mod preflight;
 pub mod runner;
 
 pub use host::{HostResources, read_host_resources};
