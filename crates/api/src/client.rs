@@ -1,0 +1,299 @@
+//! The client the CLI uses to talk to the owner daemon.
+//!
+//! One HTTP/1.1 connection per request keeps the client stateless; the socket is
+//! local, so a connection costs microseconds.
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Full, combinators::BoxBody};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode, header};
+use hyper_util::rt::TokioIo;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::net::UnixStream;
+
+use crate::types::*;
+use crate::{API_PREFIX, EXEC_UPGRADE};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Nothing answers on the socket.
+    #[error("cannot reach the banger daemon at {socket}: {source}")]
+    Connect {
+        socket: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The daemon answered with an error body.
+    #[error("{}", .error.message)]
+    Api { status: u16, error: ApiError },
+    #[error("talking to the banger daemon: {0}")]
+    Transport(#[from] hyper::Error),
+    #[error("the banger daemon sent an unreadable answer to {what}: {detail}")]
+    Decode { what: String, detail: String },
+}
+
+impl ClientError {
+    /// The daemon's hint, if the error came with one.
+    pub fn hint(&self) -> Option<&str> {
+        match self {
+            ClientError::Api { error, .. } => error.hint.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// True when the daemon is not running (socket missing or refusing).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, ClientError::Connect { .. })
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, ClientError::Api { status: 404, .. })
+    }
+}
+
+/// A daemon client bound to one socket path.
+#[derive(Debug, Clone)]
+pub struct Client {
+    socket: PathBuf,
+}
+
+type ReqBody = BoxBody<Bytes, std::convert::Infallible>;
+
+impl Client {
+    pub fn new(socket: impl Into<PathBuf>) -> Client {
+        Client { socket: socket.into() }
+    }
+
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    async fn send(&self, req: Request<ReqBody>) -> Result<Response<Incoming>, ClientError> {
+        let stream = UnixStream::connect(&self.socket).await.map_err(|source| ClientError::Connect {
+            socket: self.socket.clone(),
+            source,
+        })?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            // The connection ends when the response (or upgraded stream) is done; its
+            // errors surface through `send_request` or the body.
+            let _ = conn.with_upgrades().await;
+        });
+        Ok(sender.send_request(req).await?)
+    }
+
+    fn build(method: Method, path: &str, body: Option<Vec<u8>>) -> Request<ReqBody> {
+        let uri = format!("{API_PREFIX}{path}");
+        let builder = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::HOST, "banger");
+        let result = match body {
+            Some(bytes) => builder
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Full::new(Bytes::from(bytes)).boxed()),
+            None => builder.body(Empty::new().boxed()),
+        };
+        // The method, a path we formatted and constant headers are always valid.
+        result.unwrap_or_else(|_| Request::new(Empty::new().boxed()))
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+    ) -> Result<T, ClientError> {
+        let body = body
+            .map(serde_json::to_vec)
+            .transpose()
+            .map_err(|e| ClientError::Decode { what: path.to_string(), detail: e.to_string() })?;
+        let resp = self.send(Self::build(method, path, body)).await?;
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await?.to_bytes();
+        if !status.is_success() {
+            return Err(api_error(status, &bytes));
+        }
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
+            what: path.to_string(),
+            detail: e.to_string(),
+        })
+    }
+
+    pub async fn health(&self) -> Result<Health, ClientError> {
+        self.call(Method::GET, "/health", None::<&()>).await
+    }
+
+    /// Ask the daemon to exit. Running VMs keep running.
+    pub async fn shutdown_daemon(&self) -> Result<(), ClientError> {
+        let _: serde_json::Value = self.call(Method::POST, "/daemon/shutdown", None::<&()>).await?;
+        Ok(())
+    }
+
+    pub async fn list_vms(&self) -> Result<Vec<VmView>, ClientError> {
+        self.call(Method::GET, "/vms", None::<&()>).await
+    }
+
+    pub async fn get_vm(&self, name: &str) -> Result<VmView, ClientError> {
+        self.call(Method::GET, &format!("/vms/{}", encode(name)), None::<&()>).await
+    }
+
+    pub async fn create_vm(&self, req: &CreateVmRequest) -> Result<VmView, ClientError> {
+        self.call(Method::POST, "/vms", Some(req)).await
+    }
+
+    pub async fn start_vm(&self, name: &str) -> Result<VmView, ClientError> {
+        self.call(Method::POST, &format!("/vms/{}/start", encode(name)), None::<&()>).await
+    }
+
+    pub async fn stop_vm(&self, name: &str, req: &StopVmRequest) -> Result<VmView, ClientError> {
+        self.call(Method::POST, &format!("/vms/{}/stop", encode(name)), Some(req)).await
+    }
+
+    pub async fn remove_vm(&self, name: &str, force: bool) -> Result<VmView, ClientError> {
+        let q = if force { "?force=true" } else { "" };
+        self.call(Method::DELETE, &format!("/vms/{}{q}", encode(name)), None::<&()>).await
+    }
+
+    pub async fn list_images(&self) -> Result<Vec<ImageView>, ClientError> {
+        self.call(Method::GET, "/images", None::<&()>).await
+    }
+
+    pub async fn get_image(&self, name: &str) -> Result<ImageView, ClientError> {
+        self.call(Method::GET, &format!("/images/{}", encode(name)), None::<&()>).await
+    }
+
+    pub async fn build_image(&self, req: &BuildImageRequest) -> Result<ImageView, ClientError> {
+        self.call(Method::POST, "/images/build", Some(req)).await
+    }
+
+    pub async fn remove_image(&self, name: &str) -> Result<ImageView, ClientError> {
+        self.call(Method::DELETE, &format!("/images/{}", encode(name)), None::<&()>).await
+    }
+
+    /// The VM's serial console log; with `follow`, the body stays open and streams
+    /// new output until the VM stops or the caller drops the stream.
+    pub async fn logs(&self, name: &str, follow: bool) -> Result<LogStream, ClientError> {
+        let q = if follow { "?follow=true" } else { "" };
+        let req = Self::build(Method::GET, &format!("/vms/{}/logs{q}", encode(name)), None);
+        let resp = self.send(req).await?;
+        let status = resp.status();
+        if !status.is_success() {
+            let bytes = resp.into_body().collect().await?.to_bytes();
+            return Err(api_error(status, &bytes));
+        }
+        Ok(LogStream { body: resp.into_body() })
+    }
+
+    /// Start a command in the VM; returns the raw upgraded connection speaking
+    /// [`crate::stream`] frames.
+    pub async fn exec(&self, name: &str, req: &ExecRequest) -> Result<TokioIo<hyper::upgrade::Upgraded>, ClientError> {
+        let body = serde_json::to_vec(req)
+            .map_err(|e| ClientError::Decode { what: "exec".into(), detail: e.to_string() })?;
+        let mut request = Self::build(Method::POST, &format!("/vms/{}/exec", encode(name)), Some(body));
+        let headers = request.headers_mut();
+        headers.insert(header::CONNECTION, header::HeaderValue::from_static("upgrade"));
+        headers.insert(header::UPGRADE, header::HeaderValue::from_static(EXEC_UPGRADE));
+        let resp = self.send(request).await?;
+        let status = resp.status();
+        if status != StatusCode::SWITCHING_PROTOCOLS {
+            let bytes = resp.into_body().collect().await?.to_bytes();
+            return Err(api_error(status, &bytes));
+        }
+        let upgraded = hyper::upgrade::on(resp).await?;
+        Ok(TokioIo::new(upgraded))
+    }
+}
+
+/// A streamed response body (console logs).
+pub struct LogStream {
+    body: Incoming,
+}
+
+impl std::fmt::Debug for LogStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LogStream")
+    }
+}
+
+impl LogStream {
+    /// The next chunk, or `None` at the end.
+    pub async fn next_chunk(&mut self) -> Result<Option<Bytes>, ClientError> {
+        while let Some(frame) = self.body.frame().await {
+            if let Ok(data) = frame?.into_data() {
+                return Ok(Some(data));
+            }
+        }
+        Ok(None)
+    }
+}
+
+fn api_error(status: StatusCode, body: &[u8]) -> ClientError {
+    let error = serde_json::from_slice::<ApiError>(body).unwrap_or_else(|_| ApiError {
+        kind: "internal".into(),
+        message: format!(
+            "daemon answered {status}: {}",
+            String::from_utf8_lossy(body).trim()
+        ),
+        hint: None,
+    });
+    ClientError::Api { status: status.as_u16(), error }
+}
+
+/// Percent-encode a path segment. Names are validated DNS labels, but a user may
+/// type anything; encoding keeps a bad name a clean "not found" or "invalid".
+pub fn encode(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for b in segment.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Inverse of [`encode`] for the server side. `None` for invalid escapes or UTF-8.
+pub fn decode(segment: &str) -> Option<String> {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encode_decode_round_trip() {
+        for s in ["dev", "a b/c", "ünï", "%41", ""] {
+            assert_eq!(decode(&encode(s)).as_deref(), Some(s));
+        }
+        assert_eq!(encode("a/b"), "a%2Fb");
+        assert_eq!(decode("%zz"), None);
+        assert_eq!(decode("%4"), None);
+    }
+
+    #[tokio::test]
+    async fn unreachable_socket_is_a_connect_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Client::new(dir.path().join("none.sock")).health().await.unwrap_err();
+        assert!(err.is_unreachable(), "{err}");
+        assert!(err.to_string().contains("none.sock"));
+    }
+}

@@ -1,0 +1,19 @@
+//! The owner daemon's API, shared by the daemon (server) and the CLI (client).
+//!
+//! HTTP/1.1 with JSON bodies over the daemon's Unix socket. Routes are versioned
+//! under `/v1`; `docs/api.md` documents each. Errors are JSON [`ApiError`] bodies
+//! with a message and, where one helps, a hint. Interactive exec upgrades the
+//! connection to the small framed protocol in [`stream`].
+
+pub mod client;
+pub mod stream;
+pub mod types;
+
+pub use client::{Client, ClientError};
+pub use types::*;
+
+/// The API version prefix every route lives under.
+pub const API_PREFIX: &str = "/v1";
+
+/// `Upgrade:` token for the exec stream.
+pub const EXEC_UPGRADE: &str = "banger-exec/1";
