@@ -1,0 +1,178 @@
+//! banger's user configuration: `~/.config/banger/config.toml`.
+//!
+//! A missing file means "all defaults". Anything else that is wrong — a syntax error, an
+//! unknown key, a wrong type, an out-of-range value — is an error naming the file, line,
+//! column and key, and saying what is expected. Effective values are resolved here, in one
+//! place, each with its [`Provenance`] (`config`, `auto` or `builtin`).
+//!
+//! The keys are documented in docs/config.md.
+
+mod defaults;
+mod error;
+mod parse;
+mod size;
+
+pub use defaults::{
+    AUTO_MEMORY_MAX_MIB, AUTO_MEMORY_MIN_MIB, AUTO_MEMORY_STEP_MIB, AUTO_VCPU_MAX,
+    BUILTIN_DISK_BYTES, BUILTIN_MEMORY_MIB, BUILTIN_VCPU, Provenance, Resolved, VmDefaults,
+    VmDefaultsConfig, resolve_vm_defaults,
+};
+pub use error::ConfigError;
+pub use parse::{DISK_MAX_BYTES, DISK_MIN_BYTES, MEMORY_MIB_RANGE, VCPU_RANGE};
+pub use size::{format_size, parse_size};
+
+use banger_paths::Layout;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+/// Firecracker binary name looked up on PATH when `firecracker_bin` is not set.
+pub const BUILTIN_FIRECRACKER_BIN: &str = "firecracker";
+/// Image used when `default_image_name` is not set.
+pub const BUILTIN_DEFAULT_IMAGE: &str = "minimal";
+/// Longest accepted image name (a DNS label).
+pub const IMAGE_NAME_MAX_LEN: usize = 63;
+
+/// Which VMM driver the user prefers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VmmPreference {
+    /// Firecracker when usable, else QEMU (the driver crate decides).
+    #[default]
+    Auto,
+    Qemu,
+    Firecracker,
+}
+
+impl VmmPreference {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VmmPreference::Auto => "auto",
+            VmmPreference::Qemu => "qemu",
+            VmmPreference::Firecracker => "firecracker",
+        }
+    }
+}
+
+impl fmt::Display for VmmPreference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for VmmPreference {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(VmmPreference::Auto),
+            "qemu" => Ok(VmmPreference::Qemu),
+            "firecracker" => Ok(VmmPreference::Firecracker),
+            other => Err(format!(
+                "unknown VMM {other:?}; expected auto, qemu or firecracker"
+            )),
+        }
+    }
+}
+
+/// The parsed config file. `None` fields were not set; use the `*_resolved` methods and
+/// [`resolve_vm_defaults`] for effective values.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Config {
+    pub firecracker_bin: Option<PathBuf>,
+    /// Already `~/`-expanded.
+    pub ssh_key_path: Option<PathBuf>,
+    pub default_image_name: Option<String>,
+    pub vmm: VmmPreference,
+    pub vm_defaults: VmDefaultsConfig,
+    /// The file this was read from; `None` when no file exists (all defaults).
+    pub source: Option<PathBuf>,
+}
+
+impl Config {
+    /// `firecracker_bin` (config) or `firecracker` (builtin, for the caller to look up on PATH).
+    pub fn firecracker_bin_resolved(&self) -> Resolved<PathBuf> {
+        match &self.firecracker_bin {
+            Some(p) => Resolved::new(p.clone(), Provenance::Config),
+            None => Resolved::new(PathBuf::from(BUILTIN_FIRECRACKER_BIN), Provenance::Builtin),
+        }
+    }
+
+    /// `ssh_key_path` (config) or banger's own key under the config dir (builtin).
+    pub fn ssh_key_path_resolved(&self, layout: &Layout) -> Resolved<PathBuf> {
+        match &self.ssh_key_path {
+            Some(p) => Resolved::new(p.clone(), Provenance::Config),
+            None => Resolved::new(layout.default_ssh_key(), Provenance::Builtin),
+        }
+    }
+
+    /// `default_image_name` (config) or `minimal` (builtin).
+    pub fn default_image_name_resolved(&self) -> Resolved<String> {
+        match &self.default_image_name {
+            Some(n) => Resolved::new(n.clone(), Provenance::Config),
+            None => Resolved::new(BUILTIN_DEFAULT_IMAGE.to_string(), Provenance::Builtin),
+        }
+    }
+
+    /// The VM defaults for a host with `host_cpus` CPUs and `host_memory_bytes` of RAM.
+    pub fn vm_defaults_resolved(
+        &self,
+        host_cpus: Option<u32>,
+        host_memory_bytes: Option<u64>,
+    ) -> VmDefaults {
+        resolve_vm_defaults(&self.vm_defaults, host_cpus, host_memory_bytes)
+    }
+}
+
+/// Read and parse `path`. A missing file is not an error: it yields all defaults with
+/// `source: None`. `~/` in paths expands against `$HOME`.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse(&text, path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
+        Err(source) => Err(ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// Parse config text; `path` is only used in error messages and `Config::source`.
+/// `~/` in paths expands against `$HOME`.
+pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let home = std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from);
+    parse_with_home(text, path, home.as_deref())
+}
+
+/// [`parse`] with an explicit home directory for `~/` expansion (`None`: `~/` is an error).
+pub fn parse_with_home(
+    text: &str,
+    path: &Path,
+    home: Option<&Path>,
+) -> Result<Config, ConfigError> {
+    parse::parse_config(text, path, home)
+}
+
+/// Check an image name: `[a-z0-9][a-z0-9._-]*`, at most 63 characters.
+pub fn validate_image_name(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    let rest_ok =
+        chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'));
+    if first_ok && rest_ok && name.len() <= IMAGE_NAME_MAX_LEN {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not a valid image name: use lowercase letters, digits, '.', '_' or '-', \
+             starting with a letter or digit, at most {IMAGE_NAME_MAX_LEN} characters"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,278 @@
+//! config.toml → [`Config`]: serde catches syntax errors, unknown keys and the shape of
+//! tables; every value is then checked here so the error can say what is expected and
+//! point at the value's line and column (each value is read as `Spanned<toml::Value>`).
+
+use crate::size::{format_size, parse_size};
+use crate::{Config, ConfigError, VmDefaultsConfig, error::line_col, validate_image_name};
+use serde::Deserialize;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use toml::{Spanned, Value};
+
+pub const VCPU_RANGE: (u32, u32) = (1, 32);
+pub const MEMORY_MIB_RANGE: (u64, u64) = (128, 1024 * 1024);
+/// The smallest work disk worth formatting.
+pub const DISK_MIN_BYTES: u64 = 64 * 1024 * 1024;
+/// A sanity ceiling (64 TiB) that also keeps every size inside SQLite's signed integers.
+pub const DISK_MAX_BYTES: u64 = 64 * 1024 * 1024 * 1024 * 1024;
+
+type Field = Option<Spanned<Value>>;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    firecracker_bin: Field,
+    ssh_key_path: Field,
+    default_image_name: Field,
+    vmm: Field,
+    vm_defaults: Option<RawVmDefaults>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVmDefaults {
+    vcpu: Field,
+    memory: Field,
+    disk: Field,
+}
+
+const TOP_KEYS: &str = "firecracker_bin, ssh_key_path, default_image_name, vmm, [vm_defaults]";
+const VM_DEFAULTS_KEYS: &str = "vcpu, memory, disk";
+
+/// Parses one file; carries what every error needs.
+struct Ctx<'a> {
+    text: &'a str,
+    path: &'a Path,
+    home: Option<&'a Path>,
+}
+
+impl Ctx<'_> {
+    fn error(&self, span: Range<usize>, key: Option<&str>, message: String) -> ConfigError {
+        let (line, column) = line_col(self.text, span.start);
+        ConfigError::Invalid {
+            path: self.path.to_path_buf(),
+            line,
+            column,
+            key: key.map(str::to_string),
+            message,
+        }
+    }
+
+    fn toml_error(&self, err: &toml::de::Error) -> ConfigError {
+        let span = err.span().unwrap_or(0..0);
+        let raw = err.message().trim_end();
+        // Unknown keys: name the key and the table, and list what is allowed.
+        if let Some(rest) = raw.strip_prefix("unknown field `") {
+            let name = rest.split('`').next().unwrap_or_default();
+            let in_vm_defaults = rest.contains("`vcpu`");
+            let (key, allowed) = if in_vm_defaults {
+                (format!("vm_defaults.{name}"), VM_DEFAULTS_KEYS)
+            } else {
+                (name.to_string(), TOP_KEYS)
+            };
+            let table = if in_vm_defaults {
+                "in [vm_defaults]"
+            } else {
+                "at the top level"
+            };
+            return self.error(
+                span,
+                Some(&key),
+                format!("unknown key `{name}` {table}; expected one of: {allowed}"),
+            );
+        }
+        // toml's messages may span lines ("invalid string\nexpected ..."): keep ours on one.
+        let message = raw
+            .replace('\n', "; ")
+            .replace("struct RawVmDefaults", "a table ([vm_defaults])")
+            .replace("struct RawConfig", "a table");
+        self.error(span, None, format!("invalid TOML: {message}"))
+    }
+
+    fn string<'v>(
+        &self,
+        key: &str,
+        v: &'v Spanned<Value>,
+        expected: &str,
+    ) -> Result<&'v str, ConfigError> {
+        match v.get_ref() {
+            Value::String(s) => Ok(s),
+            other => Err(self.wrong_type(key, v, other, expected)),
+        }
+    }
+
+    fn integer(&self, key: &str, v: &Spanned<Value>, expected: &str) -> Result<i64, ConfigError> {
+        match v.get_ref() {
+            Value::Integer(i) => Ok(*i),
+            other => Err(self.wrong_type(key, v, other, expected)),
+        }
+    }
+
+    fn wrong_type(
+        &self,
+        key: &str,
+        v: &Spanned<Value>,
+        found: &Value,
+        expected: &str,
+    ) -> ConfigError {
+        let found = match found {
+            Value::String(s) => format!("the string {s:?}"),
+            Value::Integer(i) => format!("the integer {i}"),
+            Value::Float(f) => format!("the float {f}"),
+            Value::Boolean(b) => format!("the boolean {b}"),
+            Value::Datetime(d) => format!("the datetime {d}"),
+            Value::Array(_) => "an array".to_string(),
+            Value::Table(_) => "a table".to_string(),
+        };
+        self.error(
+            v.span(),
+            Some(key),
+            format!("`{key}` must be {expected}, found {found}"),
+        )
+    }
+
+    /// `~/` expansion plus the absolute-path rule; `bare_name_ok` admits a PATH lookup name.
+    fn path(
+        &self,
+        key: &str,
+        v: &Spanned<Value>,
+        bare_name_ok: bool,
+    ) -> Result<PathBuf, ConfigError> {
+        let expected = if bare_name_ok {
+            "an absolute path, a path starting with ~/, or a command name looked up on PATH"
+        } else {
+            "an absolute path or a path starting with ~/"
+        };
+        let s = self.string(key, v, &format!("a string: {expected}"))?;
+        if let Some(rest) = s.strip_prefix("~/") {
+            return match self.home {
+                Some(home) => Ok(home.join(rest)),
+                None => Err(self.error(
+                    v.span(),
+                    Some(key),
+                    format!(
+                        "`{key}` = {s:?} starts with ~/ but HOME is not set; write an absolute path"
+                    ),
+                )),
+            };
+        }
+        let p = Path::new(s);
+        if p.is_absolute() || (bare_name_ok && !s.is_empty() && !s.contains('/')) {
+            return Ok(p.to_path_buf());
+        }
+        Err(self.error(
+            v.span(),
+            Some(key),
+            format!("`{key}` = {s:?} is not {expected}"),
+        ))
+    }
+
+    fn bounded(
+        &self,
+        key: &str,
+        v: &Spanned<Value>,
+        range: (u64, u64),
+        what: &str,
+    ) -> Result<u64, ConfigError> {
+        let expected = format!("an integer from {} to {}{what}", range.0, range.1);
+        let n = self.integer(key, v, &expected)?;
+        match u64::try_from(n) {
+            Ok(n) if (range.0..=range.1).contains(&n) => Ok(n),
+            _ => Err(self.error(
+                v.span(),
+                Some(key),
+                format!("`{key}` = {n} is out of range; expected {expected}"),
+            )),
+        }
+    }
+
+    fn disk(&self, key: &str, v: &Spanned<Value>) -> Result<u64, ConfigError> {
+        let expected = format!(
+            "a size from {} to {} such as \"8G\" or \"512M\", or an integer number of bytes",
+            format_size(DISK_MIN_BYTES),
+            format_size(DISK_MAX_BYTES)
+        );
+        let bytes = match v.get_ref() {
+            Value::String(s) => parse_size(s)
+                .map_err(|e| self.error(v.span(), Some(key), format!("`{key}`: {e}")))?,
+            Value::Integer(i) => u64::try_from(*i).map_err(|_| {
+                self.error(
+                    v.span(),
+                    Some(key),
+                    format!("`{key}` = {i} is negative; expected {expected}"),
+                )
+            })?,
+            other => return Err(self.wrong_type(key, v, other, &expected)),
+        };
+        if !(DISK_MIN_BYTES..=DISK_MAX_BYTES).contains(&bytes) {
+            return Err(self.error(
+                v.span(),
+                Some(key),
+                format!(
+                    "`{key}` = {} is out of range; expected {expected}",
+                    format_size(bytes)
+                ),
+            ));
+        }
+        Ok(bytes)
+    }
+}
+
+pub(crate) fn parse_config(
+    text: &str,
+    path: &Path,
+    home: Option<&Path>,
+) -> Result<Config, ConfigError> {
+    let ctx = Ctx { text, path, home };
+    let raw: RawConfig = toml::from_str(text).map_err(|e| ctx.toml_error(&e))?;
+    let mut cfg = Config {
+        source: Some(path.to_path_buf()),
+        ..Config::default()
+    };
+
+    if let Some(v) = &raw.firecracker_bin {
+        cfg.firecracker_bin = Some(ctx.path("firecracker_bin", v, true)?);
+    }
+    if let Some(v) = &raw.ssh_key_path {
+        cfg.ssh_key_path = Some(ctx.path("ssh_key_path", v, false)?);
+    }
+    if let Some(v) = &raw.default_image_name {
+        let key = "default_image_name";
+        let name = ctx.string(key, v, "a string naming an image, such as \"minimal\"")?;
+        validate_image_name(name)
+            .map_err(|e| ctx.error(v.span(), Some(key), format!("`{key}`: {e}")))?;
+        cfg.default_image_name = Some(name.to_string());
+    }
+    if let Some(v) = &raw.vmm {
+        let expected = "one of \"auto\", \"qemu\", \"firecracker\"";
+        let s = ctx.string("vmm", v, expected)?;
+        cfg.vmm = s.parse().map_err(|_| {
+            ctx.error(
+                v.span(),
+                Some("vmm"),
+                format!("`vmm` = {s:?} is not {expected}"),
+            )
+        })?;
+    }
+    if let Some(table) = &raw.vm_defaults {
+        cfg.vm_defaults = vm_defaults(&ctx, table)?;
+    }
+    Ok(cfg)
+}
+
+fn vm_defaults(ctx: &Ctx<'_>, raw: &RawVmDefaults) -> Result<VmDefaultsConfig, ConfigError> {
+    let mut out = VmDefaultsConfig::default();
+    if let Some(v) = &raw.vcpu {
+        let range = (u64::from(VCPU_RANGE.0), u64::from(VCPU_RANGE.1));
+        let n = ctx.bounded("vm_defaults.vcpu", v, range, "")?;
+        // `bounded` checked n <= 32, so the conversion cannot fail.
+        out.vcpu = Some(u32::try_from(n).unwrap_or(VCPU_RANGE.1));
+    }
+    if let Some(v) = &raw.memory {
+        out.memory_mib = Some(ctx.bounded("vm_defaults.memory", v, MEMORY_MIB_RANGE, " (MiB)")?);
+    }
+    if let Some(v) = &raw.disk {
+        out.disk_bytes = Some(ctx.disk("vm_defaults.disk", v)?);
+    }
+    Ok(out)
+}
