@@ -1,0 +1,46 @@
+//! The banger host↔guest agent protocol.
+//!
+//! One byte stream (a virtio-serial port, a vsock connection or a Unix socket) carries frames:
+//!
+//! ```text
+//! magic "BNGR" | kind u8 | stream id u32 BE | payload length u32 BE | payload
+//! ```
+//!
+//! Control payloads are JSON; data payloads (stdin, stdout, stderr, file chunks) are raw bytes.
+//! Many execs share the stream, each on a stream id chosen by the host; stream 0 is the
+//! connection itself (handshake, connection-level errors). The [`Decoder`] resynchronises on
+//! the magic after garbage, so a reader never has to give up on a stream.
+//!
+//! This crate does no I/O: both the guest agent (std threads) and the host client (tokio)
+//! build on it. `docs/agent-protocol.md` describes the protocol for humans.
+
+mod decoder;
+mod frame;
+mod message;
+
+pub use decoder::{DecodeError, Decoder};
+pub use frame::{EncodeError, Frame, Kind, encode_frame};
+pub use message::{
+    BootTimings, ErrorReply, Exec, Exited, FileEnd, GetFile, Hello, Message, PutFile, Ready,
+    SetTime, Signal, Started, TtySize,
+};
+
+/// The four bytes every frame starts with; the decoder scans for them to resynchronise.
+pub const MAGIC: [u8; 4] = *b"BNGR";
+
+/// Version of this protocol. The host sends it in `Hello`, the agent answers with its own in
+/// `Ready`; a host refuses an agent whose version differs.
+pub const PROTO_VERSION: u32 = 1;
+
+/// Bytes in a frame header: magic (4), kind (1), stream id (4), payload length (4).
+pub const HEADER_LEN: usize = 13;
+
+/// Largest payload a frame may carry. A header announcing more is treated as corruption.
+pub const MAX_PAYLOAD: usize = 1 << 20;
+
+/// Largest data chunk (stdout, stderr, stdin, file chunk) either side sends in one frame.
+/// Smaller than [`MAX_PAYLOAD`] so one busy exec cannot hold the shared stream for long.
+pub const MAX_DATA_CHUNK: usize = 64 * 1024;
+
+/// Stream id of the connection itself: `Hello`, `Ready` and connection-level `Error`s.
+pub const CONTROL_STREAM: u32 = 0;

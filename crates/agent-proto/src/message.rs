@@ -1,0 +1,424 @@
+//! Typed messages and their mapping to frames.
+//!
+//! Control structs accept unknown JSON fields on purpose: a newer host or agent may add optional
+//! fields without breaking an older peer of the same protocol version.
+
+use std::collections::BTreeMap;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::decoder::DecodeError;
+use crate::frame::{EncodeError, Frame, Kind, encode_frame};
+
+/// Host→guest: start a session. Sent on stream 0 on every (re)connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    pub proto_version: u32,
+    /// Echoed in `Ready`, so the host can tell its answer from stale bytes of an old connection.
+    pub nonce: u64,
+}
+
+/// Guest→host: the answer to `Hello`; the agent has reset its session and is serving.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ready {
+    pub nonce: u64,
+    pub proto_version: u32,
+    pub agent_version: String,
+    /// `uname -r` of the guest.
+    pub kernel_release: String,
+    /// Whether the agent runs as PID 1 (the minimal image) or under another init.
+    #[serde(default)]
+    pub pid1: bool,
+    pub timings: BootTimings,
+}
+
+/// Guest uptime (CLOCK_BOOTTIME, microseconds) at the agent's boot milestones.
+///
+/// `agent_start_us` is when the agent's `main` ran: as PID 1 that is the moment the kernel
+/// handed control to userspace.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BootTimings {
+    pub agent_start_us: u64,
+    /// After the modules of `/etc/banger/modules` were loaded (PID 1 only).
+    #[serde(default)]
+    pub modules_loaded_us: Option<u64>,
+    /// After the work disk was mounted (only when one was asked for and mounted).
+    #[serde(default)]
+    pub disk_mounted_us: Option<u64>,
+    /// When the agent had its transport open and could first serve a host.
+    pub ready_us: u64,
+    /// When this `Ready` was sent.
+    pub now_us: u64,
+}
+
+/// Terminal size in character cells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TtySize {
+    pub rows: u16,
+    pub cols: u16,
+}
+
+/// Host→guest: run `argv` on this stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exec {
+    pub argv: Vec<String>,
+    /// Added to (and overriding) the agent's default environment.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Working directory; `/` when absent.
+    #[serde(default)]
+    pub cwd: Option<String>,
+    /// Whether the host will send stdin; otherwise stdin is `/dev/null`.
+    #[serde(default)]
+    pub stdin: bool,
+    /// Run on a new pseudo-terminal of this size (stdout and stderr merge into `Stdout`).
+    #[serde(default)]
+    pub tty: Option<TtySize>,
+}
+
+/// Host→guest: send signal `signo` to the exec's process group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signal {
+    pub signo: i32,
+}
+
+/// Host→guest: write a file at `path` with permission bits `mode`; chunks and an end follow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PutFile {
+    pub path: String,
+    pub mode: u32,
+}
+
+/// Host→guest: send the file at `path` back as chunks and an end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetFile {
+    pub path: String,
+}
+
+/// Host→guest: set the guest's CLOCK_REALTIME (needed after a snapshot restore).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetTime {
+    /// Nanoseconds since the Unix epoch.
+    pub unix_nanos: i64,
+}
+
+/// Guest→host: the exec's process was created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Started {
+    pub pid: u32,
+}
+
+/// Guest→host: the exec ended. Exactly one of `code` and `signal` is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exited {
+    #[serde(default)]
+    pub code: Option<i32>,
+    #[serde(default)]
+    pub signal: Option<i32>,
+}
+
+/// Guest→host: the file asked for is complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEnd {
+    /// Bytes sent in chunks, so the host can check it got them all.
+    pub size: u64,
+    /// Permission bits of the file.
+    pub mode: u32,
+}
+
+/// Guest→host: what went wrong, as a sentence for a human.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorReply {
+    pub message: String,
+}
+
+/// Every message of the protocol, host→guest and guest→host.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    Hello(Hello),
+    Exec(Exec),
+    Stdin(Vec<u8>),
+    StdinClose,
+    Signal(Signal),
+    Resize(TtySize),
+    Poweroff,
+    PutFile(PutFile),
+    PutFileChunk(Vec<u8>),
+    PutFileEnd,
+    GetFile(GetFile),
+    Ping,
+    SetTime(SetTime),
+    Ready(Ready),
+    Started(Started),
+    Stdout(Vec<u8>),
+    Stderr(Vec<u8>),
+    Exited(Exited),
+    FileChunk(Vec<u8>),
+    FileEnd(FileEnd),
+    Ok,
+    Error(ErrorReply),
+    Pong,
+}
+
+/// How a kind's payload is laid out.
+enum Body<'a> {
+    Empty,
+    Raw(&'a [u8]),
+    Json(serde_json::Result<Vec<u8>>),
+}
+
+impl Message {
+    /// A connection- or stream-level error reply.
+    pub fn error(message: impl Into<String>) -> Message {
+        Message::Error(ErrorReply {
+            message: message.into(),
+        })
+    }
+
+    /// The frame kind this message travels as.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Message::Hello(_) => Kind::Hello,
+            Message::Exec(_) => Kind::Exec,
+            Message::Stdin(_) => Kind::Stdin,
+            Message::StdinClose => Kind::StdinClose,
+            Message::Signal(_) => Kind::Signal,
+            Message::Resize(_) => Kind::Resize,
+            Message::Poweroff => Kind::Poweroff,
+            Message::PutFile(_) => Kind::PutFile,
+            Message::PutFileChunk(_) => Kind::PutFileChunk,
+            Message::PutFileEnd => Kind::PutFileEnd,
+            Message::GetFile(_) => Kind::GetFile,
+            Message::Ping => Kind::Ping,
+            Message::SetTime(_) => Kind::SetTime,
+            Message::Ready(_) => Kind::Ready,
+            Message::Started(_) => Kind::Started,
+            Message::Stdout(_) => Kind::Stdout,
+            Message::Stderr(_) => Kind::Stderr,
+            Message::Exited(_) => Kind::Exited,
+            Message::FileChunk(_) => Kind::FileChunk,
+            Message::FileEnd(_) => Kind::FileEnd,
+            Message::Ok => Kind::Ok,
+            Message::Error(_) => Kind::Error,
+            Message::Pong => Kind::Pong,
+        }
+    }
+
+    fn body(&self) -> Body<'_> {
+        match self {
+            Message::StdinClose
+            | Message::Poweroff
+            | Message::PutFileEnd
+            | Message::Ping
+            | Message::Ok
+            | Message::Pong => Body::Empty,
+            Message::Stdin(data)
+            | Message::PutFileChunk(data)
+            | Message::Stdout(data)
+            | Message::Stderr(data)
+            | Message::FileChunk(data) => Body::Raw(data),
+            Message::Hello(m) => Body::Json(serde_json::to_vec(m)),
+            Message::Exec(m) => Body::Json(serde_json::to_vec(m)),
+            Message::Signal(m) => Body::Json(serde_json::to_vec(m)),
+            Message::Resize(m) => Body::Json(serde_json::to_vec(m)),
+            Message::PutFile(m) => Body::Json(serde_json::to_vec(m)),
+            Message::GetFile(m) => Body::Json(serde_json::to_vec(m)),
+            Message::SetTime(m) => Body::Json(serde_json::to_vec(m)),
+            Message::Ready(m) => Body::Json(serde_json::to_vec(m)),
+            Message::Started(m) => Body::Json(serde_json::to_vec(m)),
+            Message::Exited(m) => Body::Json(serde_json::to_vec(m)),
+            Message::FileEnd(m) => Body::Json(serde_json::to_vec(m)),
+            Message::Error(m) => Body::Json(serde_json::to_vec(m)),
+        }
+    }
+
+    /// Appends this message, as one frame on `stream`, to `out`.
+    pub fn encode_into(&self, stream: u32, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        let kind = self.kind();
+        match self.body() {
+            Body::Empty => encode_frame(kind, stream, &[], out),
+            Body::Raw(data) => encode_frame(kind, stream, data, out),
+            Body::Json(json) => {
+                let json = json.map_err(|source| EncodeError::Json { kind, source })?;
+                encode_frame(kind, stream, &json, out)
+            }
+        }
+    }
+
+    /// This message as one frame's wire bytes on `stream`.
+    pub fn encode(&self, stream: u32) -> Result<Vec<u8>, EncodeError> {
+        let mut out = Vec::new();
+        self.encode_into(stream, &mut out)?;
+        Ok(out)
+    }
+
+    /// Interprets a frame's payload. Empty-payload kinds ignore any payload (reserved for
+    /// future use); JSON kinds fail with [`DecodeError::BadPayload`] on malformed JSON.
+    pub fn from_frame(frame: Frame) -> Result<Message, DecodeError> {
+        let Frame {
+            kind,
+            stream,
+            payload,
+        } = frame;
+        Ok(match kind {
+            Kind::Hello => Message::Hello(parse(kind, stream, &payload)?),
+            Kind::Exec => Message::Exec(parse(kind, stream, &payload)?),
+            Kind::Stdin => Message::Stdin(payload),
+            Kind::StdinClose => Message::StdinClose,
+            Kind::Signal => Message::Signal(parse(kind, stream, &payload)?),
+            Kind::Resize => Message::Resize(parse(kind, stream, &payload)?),
+            Kind::Poweroff => Message::Poweroff,
+            Kind::PutFile => Message::PutFile(parse(kind, stream, &payload)?),
+            Kind::PutFileChunk => Message::PutFileChunk(payload),
+            Kind::PutFileEnd => Message::PutFileEnd,
+            Kind::GetFile => Message::GetFile(parse(kind, stream, &payload)?),
+            Kind::Ping => Message::Ping,
+            Kind::SetTime => Message::SetTime(parse(kind, stream, &payload)?),
+            Kind::Ready => Message::Ready(parse(kind, stream, &payload)?),
+            Kind::Started => Message::Started(parse(kind, stream, &payload)?),
+            Kind::Stdout => Message::Stdout(payload),
+            Kind::Stderr => Message::Stderr(payload),
+            Kind::Exited => Message::Exited(parse(kind, stream, &payload)?),
+            Kind::FileChunk => Message::FileChunk(payload),
+            Kind::FileEnd => Message::FileEnd(parse(kind, stream, &payload)?),
+            Kind::Ok => Message::Ok,
+            Kind::Error => Message::Error(parse(kind, stream, &payload)?),
+            Kind::Pong => Message::Pong,
+        })
+    }
+}
+
+fn parse<T: DeserializeOwned>(kind: Kind, stream: u32, payload: &[u8]) -> Result<T, DecodeError> {
+    serde_json::from_slice(payload).map_err(|err| DecodeError::BadPayload {
+        kind,
+        stream,
+        reason: err.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn one_of_each() -> Vec<Message> {
+        let mut env = BTreeMap::new();
+        env.insert("FOO".to_owned(), "bar baz".to_owned());
+        vec![
+            Message::Hello(Hello {
+                proto_version: 1,
+                nonce: u64::MAX,
+            }),
+            Message::Exec(Exec {
+                argv: vec!["sh".into(), "-c".into(), "echo ü".into()],
+                env,
+                cwd: Some("/work".into()),
+                stdin: true,
+                tty: Some(TtySize { rows: 24, cols: 80 }),
+            }),
+            Message::Stdin(vec![0, 1, 2, 255]),
+            Message::StdinClose,
+            Message::Signal(Signal { signo: 15 }),
+            Message::Resize(TtySize {
+                rows: 50,
+                cols: 132,
+            }),
+            Message::Poweroff,
+            Message::PutFile(PutFile {
+                path: "/etc/x".into(),
+                mode: 0o644,
+            }),
+            Message::PutFileChunk(b"chunk".to_vec()),
+            Message::PutFileEnd,
+            Message::GetFile(GetFile {
+                path: "/etc/hostname".into(),
+            }),
+            Message::Ping,
+            Message::SetTime(SetTime {
+                unix_nanos: 1_700_000_000_123_456_789,
+            }),
+            Message::Ready(Ready {
+                nonce: 7,
+                proto_version: 1,
+                agent_version: "0.1.0".into(),
+                kernel_release: "6.1.0-28-cloud-amd64".into(),
+                pid1: true,
+                timings: BootTimings {
+                    agent_start_us: 1_900_000,
+                    modules_loaded_us: Some(1_950_000),
+                    disk_mounted_us: None,
+                    ready_us: 1_990_000,
+                    now_us: 2_000_000,
+                },
+            }),
+            Message::Started(Started { pid: 42 }),
+            Message::Stdout(b"out".to_vec()),
+            Message::Stderr(Vec::new()),
+            Message::Exited(Exited {
+                code: None,
+                signal: Some(9),
+            }),
+            Message::FileChunk(vec![7; 100]),
+            Message::FileEnd(FileEnd {
+                size: 100,
+                mode: 0o600,
+            }),
+            Message::Ok,
+            Message::error("exec: no such file or directory: foo"),
+            Message::Pong,
+        ]
+    }
+
+    #[test]
+    fn every_message_round_trips_through_a_frame() {
+        let messages = one_of_each();
+        let kinds: Vec<Kind> = messages.iter().map(Message::kind).collect();
+        assert_eq!(kinds, Kind::ALL, "one message of every kind, in order");
+        for (i, message) in messages.into_iter().enumerate() {
+            let stream = u32::try_from(i).unwrap() * 1000 + 3;
+            let bytes = message.encode(stream).unwrap();
+            let mut decoder = crate::Decoder::new();
+            decoder.push(&bytes);
+            let frame = decoder.next_frame().unwrap().unwrap();
+            assert_eq!(frame.stream, stream);
+            assert_eq!(Message::from_frame(frame).unwrap(), message);
+            assert!(decoder.next_frame().is_none());
+        }
+    }
+
+    #[test]
+    fn bad_json_is_an_error_naming_kind_and_stream() {
+        let frame = Frame {
+            kind: Kind::Exec,
+            stream: 9,
+            payload: b"{\"argv\": [1,".to_vec(),
+        };
+        let err = Message::from_frame(frame).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DecodeError::BadPayload {
+                    kind: Kind::Exec,
+                    stream: 9,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(err.stream(), Some(9));
+    }
+
+    #[test]
+    fn unknown_json_fields_are_accepted_and_optional_fields_default() {
+        let frame = Frame {
+            kind: Kind::Exec,
+            stream: 1,
+            payload: br#"{"argv":["true"],"future":42}"#.to_vec(),
+        };
+        let Message::Exec(exec) = Message::from_frame(frame).unwrap() else {
+            panic!("not an exec");
+        };
+        assert_eq!(exec.argv, ["true"]);
+        assert!(!exec.stdin && exec.tty.is_none() && exec.cwd.is_none() && exec.env.is_empty());
+    }
+}
