@@ -1,0 +1,28 @@
+//! banger's images: the embedded catalog ([`imagecat`]) and the `minimal` image
+//! build — a Debian cloud kernel plus an initramfs written in Rust, with the
+//! guest agent as PID 1.
+//!
+//! The pieces, in the order [`build_minimal`] uses them:
+//! [`debian`] (signed archive → verified, cached `.deb`s) → [`deb`] (read a
+//! `.deb`) → [`kernel`] (bzImage → ELF vmlinux) → [`modules`] (which modules,
+//! in which order) → [`initramfs`] written with [`cpio`] → `manifest.json`.
+
+pub mod cpio;
+pub mod deb;
+pub mod debian;
+pub mod elf;
+mod fsutil;
+pub mod imagecat;
+pub mod initramfs;
+pub mod kernel;
+mod kernel_package;
+pub mod manifest;
+mod minimal;
+pub mod modules;
+
+pub use imagecat::{Catalog, CatalogEntry, CatalogError};
+pub use manifest::Manifest;
+pub use minimal::{
+    BUSYBOX_PACKAGE, BZIMAGE_FILE, BuildError, BuiltImage, DEFAULT_KERNEL_PACKAGE, INITRD_FILE,
+    KERNEL_FILE, MinimalOptions, build_minimal,
+};

@@ -1,0 +1,140 @@
+//! `manifest.json`: what an image directory holds and where it came from.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::fsutil;
+
+pub const MANIFEST_FILE: &str = "manifest.json";
+pub const MANIFEST_FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Layout version of this file.
+    pub format: u32,
+    /// Image name (`minimal`).
+    pub image: String,
+    /// How it was made: `recipe:minimal`, later `download`, …
+    pub source: String,
+    /// `uname -r` of the kernel, e.g. `6.1.0-28-cloud-amd64`.
+    pub kernel_release: String,
+    /// The ELF kernel carries the PVH entry note (QEMU/Firecracker boot it directly).
+    pub has_pvh: bool,
+    /// Compression of the bzImage payload the vmlinux came from.
+    pub kernel_codec: String,
+    pub files: ManifestFiles,
+    /// Debian packages the image was built from.
+    pub packages: Vec<ManifestPackage>,
+    /// Modules in `/etc/banger/modules` load order, relative to `/lib/modules/KVER`.
+    pub modules: Vec<String>,
+    /// The guest agent baked in as `/init`.
+    pub agent: FileRecord,
+    pub debian: ManifestDebian,
+    /// RFC 3339, UTC.
+    pub built_at: String,
+    pub banger_version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestFiles {
+    /// Uncompressed ELF kernel.
+    pub kernel: FileRecord,
+    /// The original bzImage (QEMU `-M pc` fallback).
+    pub bzimage: FileRecord,
+    pub initrd: FileRecord,
+    pub rootfs: Option<FileRecord>,
+}
+
+/// A file in the image directory (`path` relative to it), or an input file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRecord {
+    pub path: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+impl FileRecord {
+    /// Hash `dir/name` and describe it.
+    pub fn of(dir: &Path, name: &str) -> std::io::Result<Self> {
+        let (sha256, size) = fsutil::sha256_file(&dir.join(name))?;
+        Ok(Self {
+            path: name.to_string(),
+            size,
+            sha256,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestPackage {
+    pub name: String,
+    pub version: String,
+    pub sha256: String,
+    /// Pool path on the mirror.
+    pub filename: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestDebian {
+    pub mirror: String,
+    pub suite: String,
+    pub component: String,
+    pub arch: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("cannot read the image manifest {path:?}; rebuild the image")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the image manifest {path:?} is invalid; rebuild the image")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error(
+        "the image manifest {path:?} has format {found}, this banger reads format {MANIFEST_FORMAT}; rebuild the image"
+    )]
+    Format { path: PathBuf, found: u32 },
+    #[error("image file {path:?} listed in the manifest is missing; rebuild the image")]
+    MissingFile { path: PathBuf },
+}
+
+impl Manifest {
+    /// Read `dir/manifest.json` and check the files it lists exist.
+    pub fn load(dir: &Path) -> Result<Self, ManifestError> {
+        let path = dir.join(MANIFEST_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|e| ManifestError::Read {
+            path: path.clone(),
+            source: e,
+        })?;
+        let manifest: Manifest = serde_json::from_str(&text).map_err(|e| ManifestError::Parse {
+            path: path.clone(),
+            source: e,
+        })?;
+        if manifest.format != MANIFEST_FORMAT {
+            return Err(ManifestError::Format {
+                path,
+                found: manifest.format,
+            });
+        }
+        let files = &manifest.files;
+        for record in [&files.kernel, &files.bzimage, &files.initrd]
+            .into_iter()
+            .chain(files.rootfs.as_ref())
+        {
+            let file = dir.join(&record.path);
+            let plain_name =
+                !record.path.is_empty() && !record.path.contains('/') && record.path != "..";
+            if !plain_name || !file.is_file() {
+                return Err(ManifestError::MissingFile { path: file });
+            }
+        }
+        Ok(manifest)
+    }
+}
