@@ -1,0 +1,142 @@
+//! [`VmmError`]: every way launching or controlling a VM can fail.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::qmp::QmpError;
+use crate::spec::DriverKind;
+
+/// Longest path a Unix socket address can hold (`sun_path` is 108 bytes with the NUL).
+pub const MAX_SOCKET_PATH: usize = 107;
+
+#[derive(Debug, thiserror::Error)]
+pub enum VmmError {
+    /// The launch request cannot be rendered into a valid VMM configuration.
+    #[error("cannot launch VM {vm_id}: {problem}")]
+    InvalidSpec { vm_id: String, problem: String },
+
+    /// The driver configuration is incomplete or contradictory.
+    #[error("invalid {driver} driver configuration: {problem}")]
+    InvalidConfig { driver: DriverKind, problem: String },
+
+    /// A socket would live at a path longer than a Unix socket address can hold.
+    #[error(
+        "socket path {path:?} is {len} bytes, over the {MAX_SOCKET_PATH}-byte limit of Unix \
+         socket addresses; move banger's state directory to a shorter path (BANGER_STATE_DIR)"
+    )]
+    SocketPathTooLong { path: PathBuf, len: usize },
+
+    /// A file operation on the host failed.
+    #[error("cannot {action} {path:?}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    /// The VMM binary could not be executed at all.
+    #[error("cannot run {binary:?}: {source}; check that it is installed and executable")]
+    Spawn {
+        binary: PathBuf,
+        source: std::io::Error,
+    },
+
+    /// QEMU exited with an error before the VM started; `stderr` is QEMU's own explanation.
+    #[error("QEMU refused to start VM {vm_id} (exit status {status}): {stderr}")]
+    QemuRefused {
+        vm_id: String,
+        status: String,
+        stderr: String,
+    },
+
+    /// The VMM did not finish starting in time.
+    #[error("VM {vm_id}: the VMM did not finish starting within {waited:?}")]
+    LaunchTimeout { vm_id: String, waited: Duration },
+
+    /// The pid file the VMM wrote is missing or malformed.
+    #[error("VM {vm_id}: bad pid file {path:?}: {problem}")]
+    PidFile {
+        vm_id: String,
+        path: PathBuf,
+        problem: String,
+    },
+
+    /// The VMM process disappeared right after launch.
+    #[error(
+        "VM {vm_id}: the VMM process {pid} exited right after starting; its console log \
+         {console_log:?} may say why"
+    )]
+    ExitedAtStart {
+        vm_id: String,
+        pid: u32,
+        console_log: PathBuf,
+    },
+
+    /// Talking QMP to a QEMU process failed.
+    #[error("VM {vm_id}: QMP on {socket:?}: {source}")]
+    Qmp {
+        vm_id: String,
+        socket: PathBuf,
+        source: QmpError,
+    },
+
+    /// The guest agent's socket did not accept a connection.
+    #[error(
+        "VM {vm_id}: cannot connect to the guest agent socket {path:?}: {source}; is the VM running?"
+    )]
+    AgentConnect {
+        vm_id: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    /// Firecracker's hybrid vsock did not complete `CONNECT <port>`.
+    #[error(
+        "VM {vm_id}: vsock CONNECT {port} through {path:?} failed: {problem}; the guest agent \
+         may not be listening yet, retry"
+    )]
+    VsockHandshake {
+        vm_id: String,
+        path: PathBuf,
+        port: u32,
+        problem: String,
+    },
+
+    /// Sending a signal to the VMM process failed.
+    #[error("VM {vm_id}: cannot signal VMM process {pid}: {source}")]
+    Signal {
+        vm_id: String,
+        pid: u32,
+        source: std::io::Error,
+    },
+
+    /// The VMM process is still running after everything was tried.
+    #[error("VM {vm_id}: VMM process {pid} is still running after {waited:?} and SIGKILL")]
+    Unkillable {
+        vm_id: String,
+        pid: u32,
+        waited: Duration,
+    },
+
+    /// A runtime record of one driver was handed to another.
+    #[error("VM {vm_id} runs under the {found} driver, not {expected}")]
+    WrongDriver {
+        vm_id: String,
+        expected: DriverKind,
+        found: DriverKind,
+    },
+}
+
+impl VmmError {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
+        VmmError::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+}

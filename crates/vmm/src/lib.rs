@@ -1,0 +1,36 @@
+//! banger's VMM drivers.
+//!
+//! * [`driver`] — the [`VmmDriver`] trait every driver implements and the [`Driver`] enum
+//!   the daemon holds (one variant per driver, so no boxed futures are needed).
+//! * [`spec`] — what the daemon asks for ([`LaunchSpec`]); [`runtime`] — what it stores to find
+//!   a running VM again after a restart ([`VmRuntime`]).
+//! * [`host`] — host probing shared with `banger doctor`: KVM usability, the TSC frequency.
+//! * [`select`] — which driver and accelerator this host gets, and why.
+//! * [`qemu`] — the QEMU driver, with its QMP client in [`qmp`].
+//! * [`process`] — pid-reuse-safe liveness, waiting for and signalling VMM processes that are
+//!   not our children; [`agent`] — connecting to the guest agent's channel.
+//! * [`testkit`] — a tiny bootable PVH kernel so tests can run real QEMU without a real image.
+
+pub mod agent;
+pub mod driver;
+pub mod error;
+pub mod host;
+pub mod process;
+pub mod qemu;
+pub mod qmp;
+pub mod runtime;
+pub mod select;
+pub mod spec;
+pub mod testkit;
+
+pub use driver::{Driver, VmmDriver, WaitOutcome};
+pub use error::VmmError;
+pub use host::kvm::{KvmStatus, probe_kvm};
+pub use host::tsc::{TscFrequency, TscSource, tsc_khz, tsc_khz_cached};
+pub use qemu::{MachinePreference, QemuConfig, QemuDriver};
+pub use runtime::{AgentEndpoint, MachineType, VmRuntime};
+pub use select::{DriverPreference, SelectError, Selection, select_driver};
+pub use spec::{Accel, DriveFormat, DriveSpec, DriverKind, KernelFormat, LaunchSpec, NicSpec};
+
+/// Result alias for this crate.
+pub type Result<T, E = VmmError> = std::result::Result<T, E>;

@@ -1,0 +1,285 @@
+//! VMM processes that are not our children: identify, watch and signal them safely.
+//!
+//! A VMM outlives the daemon that launched it, so the daemon cannot `waitpid` it and a bare
+//! pid may be reused by an unrelated process after the VM exits. A process is therefore named
+//! by its pid *and* its start time (field 22 of `/proc/<pid>/stat`); every check and every
+//! signal goes through a pidfd opened *before* the identity is re-checked, so the check and
+//! the action refer to the same process.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+
+/// A process, identified so that pid reuse cannot fool us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessIdentity {
+    pub pid: u32,
+    /// Field 22 of `/proc/<pid>/stat`: clock ticks after boot when the process started.
+    pub start_time: u64,
+}
+
+/// The fields of `/proc/<pid>/stat` banger uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcStat {
+    /// Field 3: `R`, `S`, `D`, `Z` (zombie), `X` (dead), …
+    pub state: char,
+    /// Field 22.
+    pub start_time: u64,
+}
+
+impl ProcStat {
+    /// A zombie has exited; only its parent has not collected it yet.
+    pub fn has_exited(&self) -> bool {
+        matches!(self.state, 'Z' | 'X' | 'x')
+    }
+}
+
+/// Parse the text of `/proc/<pid>/stat`. The command name (field 2) is in parentheses and may
+/// itself contain spaces and `)`, so fields are counted from the *last* `)`.
+pub fn parse_stat(text: &str) -> Option<ProcStat> {
+    let rest = &text[text.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    // `state` was field 3; field 22 is 19 further on.
+    let start_time = fields.nth(18)?.parse().ok()?;
+    Some(ProcStat { state, start_time })
+}
+
+/// Read `/proc/<pid>/stat`; `Ok(None)` when no such process exists.
+pub fn read_stat(pid: u32) -> io::Result<Option<ProcStat>> {
+    read_stat_at(Path::new("/proc"), pid)
+}
+
+fn read_stat_at(proc_root: &Path, pid: u32) -> io::Result<Option<ProcStat>> {
+    let path = proc_root.join(pid.to_string()).join("stat");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => parse_stat(&text).map(Some).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("unparsable {}", path.display()),
+            )
+        }),
+        // ESRCH: the process vanished between opening and reading.
+        Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ESRCH) => {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The kernel's boot id: start times are only comparable within one boot.
+pub fn boot_id() -> io::Result<String> {
+    Ok(std::fs::read_to_string("/proc/sys/kernel/random/boot_id")?
+        .trim()
+        .to_owned())
+}
+
+/// Whether the identified process still runs (exists, same start time, not a zombie).
+pub fn is_running(id: ProcessIdentity) -> bool {
+    matches!(read_stat(id.pid), Ok(Some(st)) if st.start_time == id.start_time && !st.has_exited())
+}
+
+/// A pidfd for a process whose identity was verified after the fd was opened.
+#[derive(Debug)]
+pub struct PidFd {
+    fd: OwnedFd,
+    id: ProcessIdentity,
+}
+
+impl PidFd {
+    /// Open a pidfd for `id`. `Ok(None)` when that process no longer runs (exited, or the pid
+    /// now belongs to someone else). Fails with `Unsupported` on kernels without pidfd (< 5.3).
+    pub fn open(id: ProcessIdentity) -> io::Result<Option<PidFd>> {
+        let Ok(pid) = libc::pid_t::try_from(id.pid) else {
+            return Ok(None);
+        };
+        // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1; no memory is
+        // passed.
+        let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        if raw < 0 {
+            let err = io::Error::last_os_error();
+            return match err.raw_os_error() {
+                Some(libc::ESRCH) => Ok(None),
+                Some(libc::ENOSYS) => Err(io::Error::new(io::ErrorKind::Unsupported, err)),
+                _ => Err(err),
+            };
+        }
+        // The syscall returned a non-negative int-sized fd.
+        let raw = raw as libc::c_int;
+        // SAFETY: `raw` is a freshly created fd that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        // Checked after opening: if the pid was reused before the open, the start time differs;
+        // if the process exits after this check, the pidfd still refers to it and not to a
+        // successor, so signals cannot hit a stranger.
+        Ok(is_running(id).then_some(PidFd { fd, id }))
+    }
+
+    pub fn identity(&self) -> ProcessIdentity {
+        self.id
+    }
+
+    /// Send `signal` to the process (a no-op error `ESRCH` once it has exited).
+    pub fn send_signal(&self, signal: libc::c_int) -> io::Result<()> {
+        // SAFETY: pidfd_send_signal with a valid pidfd, a signal number, a null siginfo (the
+        // kernel fills it as for kill(2)) and no flags.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.fd.as_raw_fd(),
+                signal,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        if rc < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Wait until the process exits. A pidfd becomes readable when the process terminates,
+    /// whether or not its parent has reaped it. `Ok(false)` on timeout.
+    pub async fn wait(self, timeout: Duration) -> io::Result<bool> {
+        // SAFETY: `self.fd` is an open OwnedFd moved into the AsyncFd, which owns it (and so
+        // keeps the same descriptor open) until it is dropped.
+        let afd = unsafe { AsyncFd::register_with_interest(self.fd, Interest::READABLE) }?;
+        match tokio::time::timeout(timeout, afd.readable()).await {
+            Ok(ready) => {
+                // A pidfd stays readable once the process has exited: nothing to clear.
+                let _exited = ready?;
+                Ok(true)
+            }
+            Err(_) => Ok(false),
+        }
+    }
+}
+
+/// Wait until `id` has exited; `Ok(false)` if it still runs after `timeout`.
+///
+/// Uses a pidfd; on kernels without one, polls `/proc` every 20 ms.
+pub async fn wait_exit(id: ProcessIdentity, timeout: Duration) -> io::Result<bool> {
+    match PidFd::open(id) {
+        Ok(None) => Ok(true),
+        Ok(Some(pidfd)) => pidfd.wait(timeout).await,
+        Err(e) if e.kind() == io::ErrorKind::Unsupported => poll_exit(id, timeout).await,
+        Err(e) => Err(e),
+    }
+}
+
+async fn poll_exit(id: ProcessIdentity, timeout: Duration) -> io::Result<bool> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if !is_running(id) {
+            return Ok(true);
+        }
+        if Instant::now() >= deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Send `signal` to `id` if it still runs. `Ok(false)` when it had already gone.
+pub fn signal(id: ProcessIdentity, signal: libc::c_int) -> io::Result<bool> {
+    match PidFd::open(id) {
+        Ok(None) => Ok(false),
+        Ok(Some(pidfd)) => match pidfd.send_signal(signal) {
+            Ok(()) => Ok(true),
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(false),
+            Err(e) => Err(e),
+        },
+        Err(e) if e.kind() == io::ErrorKind::Unsupported => {
+            // No pidfd: check, then kill. A pid reused in between is the residual risk.
+            if !is_running(id) {
+                return Ok(false);
+            }
+            let pid = libc::pid_t::try_from(id.pid)
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "pid out of range"))?;
+            // SAFETY: kill(2) takes plain integers.
+            if unsafe { libc::kill(pid, signal) } < 0 {
+                let err = io::Error::last_os_error();
+                return if err.raw_os_error() == Some(libc::ESRCH) {
+                    Ok(false)
+                } else {
+                    Err(err)
+                };
+            }
+            Ok(true)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_stat_with_awkward_command_names() {
+        let fields: Vec<String> = (3..=52).map(|n| n.to_string()).collect();
+        let tail = fields[1..].join(" ");
+        let text = format!("4242 (qemu) (x y)) S {tail}\n");
+        let st = parse_stat(&text).unwrap();
+        assert_eq!(st.state, 'S');
+        assert_eq!(st.start_time, 22);
+        assert!(!st.has_exited());
+        let zombie = format!("1 (a) Z {tail}");
+        assert!(parse_stat(&zombie).unwrap().has_exited());
+        assert_eq!(parse_stat("1 (a) S 1 2"), None);
+        assert_eq!(parse_stat("no parens"), None);
+    }
+
+    #[test]
+    fn reads_own_stat_and_rejects_wrong_start_time() {
+        let me = std::process::id();
+        let st = read_stat(me).unwrap().unwrap();
+        assert!(is_running(ProcessIdentity {
+            pid: me,
+            start_time: st.start_time
+        }));
+        assert!(!is_running(ProcessIdentity {
+            pid: me,
+            start_time: st.start_time + 1
+        }));
+        assert!(
+            PidFd::open(ProcessIdentity {
+                pid: me,
+                start_time: st.start_time + 1
+            })
+            .unwrap()
+            .is_none()
+        );
+    }
+
+    #[test]
+    fn missing_process_reads_as_none() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(read_stat_at(dir.path(), 12345).unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn waits_for_a_process_to_exit() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let st = read_stat(pid).unwrap().unwrap();
+        let id = ProcessIdentity {
+            pid,
+            start_time: st.start_time,
+        };
+        assert!(!wait_exit(id, Duration::from_millis(50)).await.unwrap());
+        assert!(signal(id, libc::SIGTERM).unwrap());
+        // The child stays a zombie until reaped: the pidfd must report the exit anyway.
+        assert!(wait_exit(id, Duration::from_secs(10)).await.unwrap());
+        assert!(!is_running(id));
+        child.wait().unwrap();
+        assert!(!signal(id, libc::SIGTERM).unwrap());
+    }
+}

@@ -1,0 +1,268 @@
+//! The QEMU command line for a [`LaunchSpec`]: a pure function, so every flag is unit-tested.
+//!
+//! Device order is fixed: the virtio-serial controller first (the agent port is then
+//! `/dev/vport0p1` in the guest; the agent should still find it by its name, `agent`), then the
+//! drives with the root drive first (so it is `/dev/vda` on both machine types; measured), then
+//! NICs, then the RNG.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::VmmError;
+use crate::qemu::validate::{self, SocketPathError, opt_value};
+use crate::runtime::MachineType;
+use crate::spec::{Accel, LaunchSpec};
+
+/// Linux's x86 `COMMAND_LINE_SIZE` includes the terminating NUL.
+const MAX_CMDLINE: usize = 2047;
+const MAX_VCPUS: u32 = 64;
+const MIN_MEMORY_MIB: u64 = 16;
+
+/// Files QEMU creates in the VM directory. Short names keep socket paths far from the
+/// 107-byte limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmPaths {
+    pub qmp_socket: PathBuf,
+    pub agent_socket: PathBuf,
+    pub pid_file: PathBuf,
+}
+
+impl VmPaths {
+    pub fn in_dir(vm_dir: &Path) -> VmPaths {
+        VmPaths {
+            qmp_socket: vm_dir.join("qmp.sock"),
+            agent_socket: vm_dir.join("agent.sock"),
+            pid_file: vm_dir.join("qemu.pid"),
+        }
+    }
+}
+
+/// Everything the command line depends on besides the spec.
+#[derive(Debug, Clone)]
+pub struct ArgvInput<'a> {
+    pub spec: &'a LaunchSpec,
+    pub accel: Accel,
+    pub machine: MachineType,
+    /// The image actually booted (the vmlinux, or the bzImage on `pc`).
+    pub kernel: &'a Path,
+    /// Required for microvm under TCG.
+    pub tsc_khz: Option<u64>,
+    pub paths: &'a VmPaths,
+}
+
+/// Render the arguments (without the program name).
+pub fn render(input: &ArgvInput<'_>) -> Result<Vec<String>, VmmError> {
+    let spec = input.spec;
+    let invalid = |problem: String| VmmError::InvalidSpec {
+        vm_id: spec.vm_id.clone(),
+        problem,
+    };
+    let socket = |what: &str, path: &Path| match validate::socket_path(what, path) {
+        Ok(s) => Ok(s.to_owned()),
+        Err(SocketPathError::Invalid(p)) => Err(invalid(p)),
+        Err(SocketPathError::TooLong(len)) => Err(VmmError::SocketPathTooLong {
+            path: path.to_path_buf(),
+            len,
+        }),
+    };
+
+    if spec.vm_id.is_empty() || spec.vm_id.chars().any(|c| c.is_control()) {
+        return Err(invalid(format!(
+            "VM id {:?} is empty or has control characters",
+            spec.vm_id
+        )));
+    }
+    if !(1..=MAX_VCPUS).contains(&spec.vcpus) {
+        return Err(invalid(format!(
+            "{} vCPUs requested; use 1 to {MAX_VCPUS}",
+            spec.vcpus
+        )));
+    }
+    if spec.memory_mib < MIN_MEMORY_MIB {
+        return Err(invalid(format!(
+            "{} MiB of memory requested; use at least {MIN_MEMORY_MIB}",
+            spec.memory_mib
+        )));
+    }
+    let device_suffix = match input.machine {
+        MachineType::Microvm => "device",
+        MachineType::Pc => "pci",
+        MachineType::Firecracker => {
+            return Err(invalid(
+                "QEMU cannot emulate the firecracker machine type".into(),
+            ));
+        }
+    };
+    let dev = |name: &str| format!("virtio-{name}-{device_suffix}");
+
+    let mut a: Vec<String> = Vec::new();
+    let mut push = |items: &[&str]| a.extend(items.iter().map(|s| (*s).to_owned()));
+
+    push(&[
+        "-name",
+        &format!(
+            "guest={},process=banger-{}",
+            opt_value(&spec.vm_id),
+            opt_value(&spec.vm_id)
+        ),
+    ]);
+    push(&["-M", input.machine.as_str()]);
+    match input.accel {
+        // The vCPU model the host has; QEMU's default (qemu64) hides most CPU features.
+        Accel::Kvm => push(&["-accel", "kvm", "-cpu", "host"]),
+        // Multi-threaded TCG is QEMU 7.2's default for x86 on x86; spelled out so it stays so.
+        Accel::Tcg => push(&["-accel", "tcg,thread=multi"]),
+    }
+    push(&[
+        "-smp",
+        &spec.vcpus.to_string(),
+        "-m",
+        &format!("{}M", spec.memory_mib),
+    ]);
+    push(&[
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-no-reboot",
+    ]);
+
+    // Bare-path options are taken verbatim by QEMU: no comma escaping.
+    push(&[
+        "-kernel",
+        validate::host_path("kernel", input.kernel).map_err(invalid)?,
+    ]);
+    if let Some(initrd) = &spec.initrd {
+        push(&[
+            "-initrd",
+            validate::host_path("initrd", initrd).map_err(invalid)?,
+        ]);
+    }
+    push(&["-append", &kernel_cmdline(input).map_err(invalid)?]);
+
+    let console = validate::host_path("console log", &spec.console_log).map_err(invalid)?;
+    push(&[
+        "-chardev",
+        &format!("file,id=console0,path={},append=on", opt_value(console)),
+    ]);
+    push(&["-serial", "chardev:console0"]);
+
+    let qmp = socket("QMP socket", &input.paths.qmp_socket)?;
+    push(&[
+        "-chardev",
+        &format!("socket,id=qmp0,path={},server=on,wait=off", opt_value(&qmp)),
+    ]);
+    push(&["-mon", "chardev=qmp0,mode=control"]);
+
+    let agent = socket("agent socket", &input.paths.agent_socket)?;
+    push(&["-device", &format!("{},id=vser0", dev("serial"))]);
+    push(&[
+        "-chardev",
+        &format!(
+            "socket,id=agent0,path={},server=on,wait=off",
+            opt_value(&agent)
+        ),
+    ]);
+    push(&[
+        "-device",
+        "virtserialport,bus=vser0.0,chardev=agent0,name=agent",
+    ]);
+
+    let mut ids = std::collections::HashSet::new();
+    let roots = spec.drives.iter().filter(|d| d.root).count();
+    if roots > 1 {
+        return Err(invalid(format!(
+            "{roots} drives are marked root; mark at most one"
+        )));
+    }
+    let ordered = spec
+        .drives
+        .iter()
+        .filter(|d| d.root)
+        .chain(spec.drives.iter().filter(|d| !d.root));
+    for drive in ordered {
+        validate::object_id("drive", &drive.id).map_err(invalid)?;
+        if !ids.insert(format!("drive-{}", drive.id)) {
+            return Err(invalid(format!("drive id {:?} is used twice", drive.id)));
+        }
+        let path =
+            validate::host_path(&format!("drive {}", drive.id), &drive.path).map_err(invalid)?;
+        let mut opts = format!(
+            "if=none,id=drive-{},format={},file={}",
+            drive.id,
+            drive.format.as_str(),
+            opt_value(path)
+        );
+        if drive.read_only {
+            opts.push_str(",readonly=on");
+        }
+        push(&["-drive", &opts]);
+        push(&[
+            "-device",
+            &format!("{},drive=drive-{}", dev("blk"), drive.id),
+        ]);
+    }
+
+    for nic in &spec.nics {
+        validate::object_id("network interface", &nic.id).map_err(invalid)?;
+        validate::tap_name(&nic.tap).map_err(invalid)?;
+        validate::mac_address(&nic.mac).map_err(invalid)?;
+        if !ids.insert(format!("net-{}", nic.id)) {
+            return Err(invalid(format!(
+                "network interface id {:?} is used twice",
+                nic.id
+            )));
+        }
+        push(&[
+            "-netdev",
+            &format!(
+                "tap,id=net-{},ifname={},script=no,downscript=no",
+                nic.id, nic.tap
+            ),
+        ]);
+        push(&[
+            "-device",
+            &format!("{},netdev=net-{},mac={}", dev("net"), nic.id, nic.mac),
+        ]);
+    }
+
+    // Entropy for early boot (ssh host keys, getrandom) without waiting on jitter.
+    push(&["-object", "rng-random,id=rng0,filename=/dev/urandom"]);
+    push(&["-device", &format!("{},rng=rng0", dev("rng"))]);
+
+    let pid_file = validate::host_path("pid file", &input.paths.pid_file).map_err(invalid)?;
+    push(&["-daemonize", "-pidfile", pid_file]);
+    Ok(a)
+}
+
+/// `console=ttyS0 panic=-1 [tsc_early_khz=N] [root=/dev/vda rw|ro] <caller's args>`.
+fn kernel_cmdline(input: &ArgvInput<'_>) -> Result<String, String> {
+    let mut args: Vec<String> = vec!["console=ttyS0".into(), "panic=-1".into()];
+    if input.machine == MachineType::Microvm && input.accel == Accel::Tcg {
+        // Without it a microvm guest under TCG cannot calibrate its TSC and hangs.
+        let khz = input
+            .tsc_khz
+            .ok_or("microvm under TCG needs the host TSC frequency")?;
+        args.push(format!("tsc_early_khz={khz}"));
+    }
+    // Like Firecracker, name the root drive on the command line; it is attached first.
+    if let Some(root) = input.spec.drives.iter().find(|d| d.root) {
+        args.push("root=/dev/vda".into());
+        args.push(if root.read_only { "ro" } else { "rw" }.into());
+    }
+    for arg in &input.spec.kernel_args {
+        validate::kernel_arg(arg)?;
+        args.push(arg.clone());
+    }
+    let line = args.join(" ");
+    if line.len() > MAX_CMDLINE {
+        return Err(format!(
+            "the kernel command line is {} bytes, over Linux's {MAX_CMDLINE}-byte limit",
+            line.len()
+        ));
+    }
+    Ok(line)
+}
+
+#[cfg(test)]
+#[path = "argv_tests.rs"]
+mod tests;

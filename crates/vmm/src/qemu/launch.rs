@@ -1,0 +1,189 @@
+//! Running the QEMU launcher and turning its pid file into a [`VmRuntime`].
+
+use std::ffi::OsStr;
+use std::path::Path;
+use std::sync::Arc;
+
+use banger_system::CommandRunner;
+
+use super::{QemuConfig, QemuLaunchPlan};
+use crate::error::VmmError;
+use crate::process::{self, ProcessIdentity};
+use crate::runtime::{AgentEndpoint, VmRuntime};
+use crate::spec::{DriverKind, LaunchSpec};
+
+pub(super) async fn run(
+    config: &QemuConfig,
+    runner: &Arc<dyn CommandRunner>,
+    spec: &LaunchSpec,
+    plan: QemuLaunchPlan,
+) -> Result<VmRuntime, VmmError> {
+    let vm_id = spec.vm_id.clone();
+    match std::fs::metadata(&spec.vm_dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            return Err(VmmError::io(
+                "use as VM directory",
+                &spec.vm_dir,
+                std::io::Error::from(std::io::ErrorKind::NotADirectory),
+            ));
+        }
+        Err(e) => return Err(VmmError::io("open VM directory", &spec.vm_dir, e)),
+    }
+    // A pid file left by a VMM that was killed would be read as ours if QEMU failed early.
+    match std::fs::remove_file(&plan.paths.pid_file) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(VmmError::io(
+                "remove stale pid file",
+                &plan.paths.pid_file,
+                e,
+            ));
+        }
+    }
+
+    tracing::info!(vm = %vm_id, machine = %plan.machine, accel = %config.accel, "launching QEMU");
+    tracing::debug!(vm = %vm_id, args = ?plan.args, "QEMU command line");
+    let task = {
+        let runner = Arc::clone(runner);
+        let binary = config.binary.clone();
+        let args = plan.args.clone();
+        // The launcher returns once the daemonized QEMU has initialised (or failed).
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+            runner.run(&binary, &args)
+        })
+    };
+    let output = match tokio::time::timeout(config.launch_timeout, task).await {
+        Err(_) => {
+            kill_half_started(&plan.paths.pid_file);
+            return Err(VmmError::LaunchTimeout {
+                vm_id,
+                waited: config.launch_timeout,
+            });
+        }
+        Ok(Err(join)) => {
+            return Err(VmmError::Spawn {
+                binary: config.binary.clone(),
+                source: std::io::Error::other(join),
+            });
+        }
+        Ok(Ok(Err(source))) => {
+            return Err(VmmError::Spawn {
+                binary: config.binary.clone(),
+                source,
+            });
+        }
+        Ok(Ok(Ok(output))) => output,
+    };
+
+    let stderr = output
+        .stderr_str()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
+    if !output.success() {
+        let status = match output.code {
+            Some(code) => code.to_string(),
+            None => "killed by a signal".to_owned(),
+        };
+        let stderr = if stderr.is_empty() {
+            "(QEMU printed no error)".to_owned()
+        } else {
+            stderr
+        };
+        return Err(VmmError::QemuRefused {
+            vm_id,
+            status,
+            stderr,
+        });
+    }
+    if !stderr.is_empty() {
+        tracing::warn!(vm = %vm_id, qemu_says = %stderr, "QEMU started with warnings");
+    }
+
+    let pid = read_pid_file(&plan.paths.pid_file).map_err(|problem| VmmError::PidFile {
+        vm_id: vm_id.clone(),
+        path: plan.paths.pid_file.clone(),
+        problem,
+    })?;
+    let stat = process::read_stat(pid)
+        .map_err(|e| VmmError::io("read process status", format!("/proc/{pid}/stat"), e))?;
+    let Some(stat) = stat.filter(|s| !s.has_exited()) else {
+        return Err(VmmError::ExitedAtStart {
+            vm_id,
+            pid,
+            console_log: spec.console_log.clone(),
+        });
+    };
+    let boot_id = process::boot_id()
+        .map_err(|e| VmmError::io("read", "/proc/sys/kernel/random/boot_id", e))?;
+
+    Ok(VmRuntime {
+        vm_id,
+        vm_dir: spec.vm_dir.clone(),
+        driver: DriverKind::Qemu,
+        accel: config.accel,
+        machine: plan.machine,
+        pid,
+        pid_start_time: stat.start_time,
+        boot_id,
+        control_socket: plan.paths.qmp_socket.clone(),
+        agent: AgentEndpoint::VirtioSerial {
+            socket: plan.paths.agent_socket.clone(),
+        },
+        console_log: spec.console_log.clone(),
+    })
+}
+
+/// The pid QEMU wrote (a decimal number and a newline).
+pub(super) fn read_pid_file(path: &Path) -> Result<u32, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read it: {e}"))?;
+    text.trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|pid| *pid > 1)
+        .ok_or_else(|| format!("expected a pid, found {:?}", text.trim()))
+}
+
+/// After a launch timeout: a QEMU that got as far as writing its pid file is killed, so the
+/// launcher (waiting on it) exits too and nothing is left running unaccounted for.
+fn kill_half_started(pid_file: &Path) {
+    let Ok(pid) = read_pid_file(pid_file) else {
+        return;
+    };
+    if let Ok(Some(stat)) = process::read_stat(pid) {
+        let id = ProcessIdentity {
+            pid,
+            start_time: stat.start_time,
+        };
+        if let Err(e) = process::signal(id, libc::SIGKILL) {
+            tracing::warn!(pid, error = %e, "cannot kill QEMU after a launch timeout");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pid_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("qemu.pid");
+        std::fs::write(&p, "4242\n").unwrap();
+        assert_eq!(read_pid_file(&p), Ok(4242));
+        std::fs::write(&p, "").unwrap();
+        assert!(read_pid_file(&p).unwrap_err().contains("expected a pid"));
+        std::fs::write(&p, "1\n").unwrap();
+        assert!(read_pid_file(&p).is_err());
+        assert!(
+            read_pid_file(&dir.path().join("none"))
+                .unwrap_err()
+                .contains("cannot read")
+        );
+    }
+}

@@ -1,0 +1,127 @@
+//! What the daemon asks a driver to boot: [`LaunchSpec`] and its parts.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Which VMM runs a VM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DriverKind {
+    Qemu,
+    Firecracker,
+}
+
+impl DriverKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DriverKind::Qemu => "qemu",
+            DriverKind::Firecracker => "firecracker",
+        }
+    }
+}
+
+impl fmt::Display for DriverKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How guest code executes: hardware virtualisation or QEMU's software emulation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Accel {
+    Kvm,
+    Tcg,
+}
+
+impl Accel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Accel::Kvm => "kvm",
+            Accel::Tcg => "tcg",
+        }
+    }
+}
+
+impl fmt::Display for Accel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The kernel image format a driver boots best.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KernelFormat {
+    /// An uncompressed ELF `vmlinux` (with the PVH note for QEMU microvm).
+    ElfVmlinux,
+    /// A compressed x86 boot-protocol image (`vmlinuz`).
+    BzImage,
+}
+
+/// Disk image format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DriveFormat {
+    Raw,
+    Qcow2,
+}
+
+impl DriveFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DriveFormat::Raw => "raw",
+            DriveFormat::Qcow2 => "qcow2",
+        }
+    }
+}
+
+/// One block device of the guest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriveSpec {
+    /// Identifier, unique within the VM: a letter then letters, digits, `-`, `_`, `.`.
+    pub id: String,
+    /// Absolute path of the image on the host.
+    pub path: PathBuf,
+    pub format: DriveFormat,
+    pub read_only: bool,
+    /// The root filesystem. It is attached first, so the guest sees it as `/dev/vda`.
+    pub root: bool,
+}
+
+/// A guest network interface backed by a host TAP device the caller created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NicSpec {
+    /// Identifier, same rules as [`DriveSpec::id`].
+    pub id: String,
+    /// Name of an existing TAP device (at most 15 bytes).
+    pub tap: String,
+    /// Guest MAC address, `aa:bb:cc:dd:ee:ff`.
+    pub mac: String,
+}
+
+/// Everything a driver needs to boot one VM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LaunchSpec {
+    /// The VM's id; names it in errors and in the VMM's process title.
+    pub vm_id: String,
+    /// Absolute path of the VM's private directory: control sockets and the pid file go here.
+    pub vm_dir: PathBuf,
+    /// Uncompressed ELF `vmlinux`.
+    pub kernel: PathBuf,
+    /// Compressed kernel of the same build, used when the machine type needs it (QEMU `pc`).
+    pub bzimage: Option<PathBuf>,
+    pub initrd: Option<PathBuf>,
+    /// Extra kernel arguments (e.g. `banger.hostname=dev`), appended after the driver's own.
+    pub kernel_args: Vec<String>,
+    pub drives: Vec<DriveSpec>,
+    /// Network interfaces; empty for none.
+    #[serde(default)]
+    pub nics: Vec<NicSpec>,
+    pub vcpus: u32,
+    pub memory_mib: u64,
+    /// Where the guest's serial console is written (appended to, so earlier boots are kept).
+    pub console_log: PathBuf,
+}
