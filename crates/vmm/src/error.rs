@@ -49,6 +49,16 @@ pub enum VmmError {
         stderr: String,
     },
 
+    /// A VMM for this VM directory is still running.
+    #[error(
+        "VM {vm_id} is already running (pid {pid:?}, pid file {pid_file:?} is locked); stop it first"
+    )]
+    AlreadyRunning {
+        vm_id: String,
+        pid_file: PathBuf,
+        pid: Option<u32>,
+    },
+
     /// The VMM did not finish starting in time.
     #[error("VM {vm_id}: the VMM did not finish starting within {waited:?}")]
     LaunchTimeout { vm_id: String, waited: Duration },

@@ -30,6 +30,7 @@ pub(super) async fn run(
         }
         Err(e) => return Err(VmmError::io("open VM directory", &spec.vm_dir, e)),
     }
+    ensure_not_in_use(&vm_id, &plan.paths.pid_file)?;
     // A pid file left by a VMM that was killed would be read as ours if QEMU failed early.
     match std::fs::remove_file(&plan.paths.pid_file) {
         Ok(()) => {}
@@ -137,6 +138,31 @@ pub(super) async fn run(
         },
         console_log: spec.console_log.clone(),
     })
+}
+
+/// Refuse to start a second QEMU in a directory whose VMM still runs: it would unlink and
+/// rebind the first one's sockets. QEMU holds a POSIX lock on its pid file for its whole life,
+/// so a lock test tells a live pid file from a stale one without trusting the pid in it.
+fn ensure_not_in_use(vm_id: &str, pid_file: &Path) -> Result<(), VmmError> {
+    use std::os::fd::AsRawFd;
+    let file = match std::fs::File::open(pid_file) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(VmmError::io("check pid file", pid_file, e)),
+    };
+    // SAFETY: lockf(F_TEST) only queries locks on the open fd `file` owns; no memory is passed.
+    if unsafe { libc::lockf(file.as_raw_fd(), libc::F_TEST, 0) } == 0 {
+        return Ok(());
+    }
+    let err = std::io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::EAGAIN) | Some(libc::EACCES) => Err(VmmError::AlreadyRunning {
+            vm_id: vm_id.to_owned(),
+            pid_file: pid_file.to_path_buf(),
+            pid: read_pid_file(pid_file).ok(),
+        }),
+        _ => Err(VmmError::io("check the lock on pid file", pid_file, err)),
+    }
 }
 
 /// The pid QEMU wrote (a decimal number and a newline).
