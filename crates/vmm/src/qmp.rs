@@ -206,3 +206,116 @@ impl QmpClient {
         Ok(read)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncBufReadExt;
+    use tokio::net::UnixListener;
+
+    /// A scripted QMP server: for each request line it receives, it sends the listed lines
+    /// (with `ID` replaced by the request's id).
+    async fn serve(listener: UnixListener, script: Vec<Vec<&'static str>>) -> Vec<Value> {
+        let (stream, _) = listener.accept().await.unwrap();
+        let (read, mut write) = stream.into_split();
+        let mut lines = BufReader::new(read).lines();
+        write
+            .write_all(b"{\"QMP\": {\"version\": {}, \"capabilities\": []}}\n")
+            .await
+            .unwrap();
+        let mut requests = Vec::new();
+        for answers in script {
+            let Some(line) = lines.next_line().await.unwrap() else {
+                break;
+            };
+            let request: Value = serde_json::from_str(&line).unwrap();
+            let id = request
+                .get("id")
+                .cloned()
+                .unwrap_or(Value::Null)
+                .to_string();
+            requests.push(request);
+            for answer in answers {
+                write
+                    .write_all(answer.replace("ID", &id).as_bytes())
+                    .await
+                    .unwrap();
+                write.write_all(b"\n").await.unwrap();
+            }
+        }
+        requests
+    }
+
+    #[tokio::test]
+    async fn negotiates_runs_commands_and_keeps_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("qmp.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let server = tokio::spawn(serve(
+            listener,
+            vec![
+                vec![r#"{"return": {}, "id": ID}"#],
+                vec![
+                    r#"{"event": "STOP", "timestamp": {}}"#,
+                    r#"{"return": {}, "id": 999}"#,
+                    r#"{"return": {"status": "paused", "running": false}, "id": ID}"#,
+                ],
+                vec![r#"{"error": {"class": "GenericError", "desc": "no such thing"}, "id": ID}"#],
+                vec![r#"{"event": "SHUTDOWN", "timestamp": {}}"#],
+            ],
+        ));
+        let mut qmp = QmpClient::connect(&path, Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert!(qmp.greeting().get("QMP").is_some());
+        assert_eq!(qmp.query_status().await.unwrap(), "paused");
+        let err = qmp
+            .execute("migrate", Some(json!({"uri": "exec:cat"})))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "migrate failed: GenericError: no such thing"
+        );
+        // The server emits an event then hangs up without answering: quit counts that as done.
+        qmp.quit().await.unwrap();
+        let events: Vec<String> = qmp
+            .take_events()
+            .iter()
+            .map(|e| e["event"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(events, ["STOP", "SHUTDOWN"]);
+
+        let requests = server.await.unwrap();
+        assert_eq!(requests[0]["execute"], "qmp_capabilities");
+        assert_eq!(requests[2]["arguments"]["uri"], "exec:cat");
+        let ids: Vec<&Value> = requests.iter().map(|r| &r["id"]).collect();
+        assert_eq!(ids, [&json!(1), &json!(2), &json!(3), &json!(4)]);
+    }
+
+    #[tokio::test]
+    async fn silence_is_a_timeout_and_garbage_a_protocol_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("qmp.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            let (_silent, _) = listener.accept().await.unwrap();
+            let (mut garbage, _) = listener.accept().await.unwrap();
+            garbage.write_all(b"hello\n").await.unwrap();
+            let _ = rx.await;
+        });
+        let err = QmpClient::connect(&path, Duration::from_millis(200))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, QmpError::Timeout { .. }), "{err}");
+        let err = QmpClient::connect(&path, Duration::from_secs(10))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, QmpError::Protocol(_)), "{err}");
+        drop(tx);
+        server.await.unwrap();
+        let err = QmpClient::connect(&dir.path().join("none"), Duration::from_secs(1)).await;
+        assert!(matches!(err, Err(QmpError::Connect(_))));
+    }
+}

@@ -195,6 +195,126 @@ fn kill_half_started(pid_file: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::driver::VmmDriver;
+    use crate::qemu::{MachinePreference, QemuDriver};
+    use crate::spec::Accel;
+    use banger_system::CommandOutput;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    /// Stands in for the QEMU launcher: optionally writes a pid file, optionally blocks until
+    /// released, then returns a canned result.
+    struct FakeLauncher {
+        pid_to_write: Option<String>,
+        release: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
+        output: CommandOutput,
+    }
+
+    impl CommandRunner for FakeLauncher {
+        fn run(&self, _program: &Path, args: &[&OsStr]) -> std::io::Result<CommandOutput> {
+            if let Some(pid) = &self.pid_to_write {
+                let at = args.iter().position(|a| *a == "-pidfile").unwrap() + 1;
+                std::fs::write(args[at], pid).unwrap();
+            }
+            if let Some(rx) = self.release.lock().unwrap().take() {
+                let _ = rx.recv();
+            }
+            Ok(self.output.clone())
+        }
+    }
+
+    fn fake_driver(launcher: FakeLauncher) -> QemuDriver {
+        let mut config =
+            QemuConfig::new("/usr/bin/qemu-system-x86_64", Accel::Tcg, Some(2_100_000));
+        config.machine = MachinePreference::Microvm;
+        config.launch_timeout = Duration::from_millis(200);
+        QemuDriver::with_runner(config, Arc::new(launcher)).unwrap()
+    }
+
+    fn ok_output() -> CommandOutput {
+        CommandOutput {
+            code: Some(0),
+            stdout: vec![],
+            stderr: vec![],
+        }
+    }
+
+    fn spec(dir: &Path) -> LaunchSpec {
+        LaunchSpec {
+            vm_id: "vm1".into(),
+            vm_dir: dir.to_path_buf(),
+            kernel: dir.join("vmlinux"),
+            bzimage: None,
+            initrd: None,
+            kernel_args: vec![],
+            drives: vec![],
+            nics: vec![],
+            vcpus: 1,
+            memory_mib: 64,
+            console_log: dir.join("console.log"),
+        }
+    }
+
+    #[tokio::test]
+    async fn qemu_failure_output_becomes_the_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let driver = fake_driver(FakeLauncher {
+            pid_to_write: None,
+            release: Mutex::new(None),
+            output: CommandOutput {
+                code: Some(1),
+                stdout: vec![],
+                stderr: b"qemu: first problem\n\nqemu: second problem\n".to_vec(),
+            },
+        });
+        let err = driver
+            .launch(&spec(dir.path()))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "QEMU refused to start VM vm1 (exit status 1): qemu: first problem; qemu: second problem"
+        );
+    }
+
+    #[tokio::test]
+    async fn success_without_a_pid_file_or_with_a_dead_pid_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let no_pid = fake_driver(FakeLauncher {
+            pid_to_write: None,
+            release: Mutex::new(None),
+            output: ok_output(),
+        });
+        let err = no_pid.launch(&spec(dir.path())).await.unwrap_err();
+        assert!(matches!(err, VmmError::PidFile { .. }), "{err}");
+
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead_pid = child.id();
+        child.wait().unwrap();
+        let dead = fake_driver(FakeLauncher {
+            pid_to_write: Some(format!("{dead_pid}\n")),
+            release: Mutex::new(None),
+            output: ok_output(),
+        });
+        let err = dead.launch(&spec(dir.path())).await.unwrap_err();
+        assert!(matches!(err, VmmError::ExitedAtStart { .. }), "{err}");
+        assert!(err.to_string().contains("console.log"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_launcher_that_hangs_times_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let driver = fake_driver(FakeLauncher {
+            pid_to_write: None,
+            release: Mutex::new(Some(rx)),
+            output: ok_output(),
+        });
+        let err = driver.launch(&spec(dir.path())).await.unwrap_err();
+        assert!(matches!(err, VmmError::LaunchTimeout { .. }), "{err}");
+        tx.send(()).unwrap();
+    }
 
     #[test]
     fn pid_files() {
