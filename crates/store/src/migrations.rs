@@ -1,0 +1,132 @@
+//! Versioned schema migrations, tracked in SQLite's `PRAGMA user_version`.
+//!
+//! `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`. Each runs in its own
+//! `BEGIN IMMEDIATE` transaction together with the version bump, so a crash leaves the
+//! database at the previous version, and two processes opening at once cannot both apply
+//! a step (the version is re-read under the write lock). Released entries are never
+//! edited: a schema change is a new entry appended at the end.
+
+use crate::error::{StoreError, is_corruption};
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+use std::path::Path;
+
+pub(crate) const MIGRATIONS: &[&str] = &[
+    // 1: images and VMs.
+    r#"
+    CREATE TABLE images (
+        name           TEXT PRIMARY KEY NOT NULL,
+        kernel_path    TEXT NOT NULL,
+        kernel_format  TEXT NOT NULL CHECK (kernel_format IN ('elf-vmlinux', 'bzimage')),
+        bzimage_path   TEXT,
+        initrd_path    TEXT,
+        rootfs_path    TEXT,
+        source         TEXT NOT NULL,
+        kernel_release TEXT,
+        dir            TEXT NOT NULL,
+        created_at     TEXT NOT NULL,
+        size_bytes     INTEGER NOT NULL CHECK (size_bytes >= 0)
+    ) STRICT;
+
+    CREATE TABLE vms (
+        id           TEXT PRIMARY KEY NOT NULL,
+        name         TEXT NOT NULL UNIQUE,
+        -- RESTRICT: a VM's disk is built on its image, so the image outlives the VM.
+        image_name   TEXT NOT NULL REFERENCES images (name) ON UPDATE RESTRICT ON DELETE RESTRICT,
+        state        TEXT NOT NULL
+                     CHECK (state IN ('created', 'starting', 'running', 'stopping', 'stopped', 'failed')),
+        vcpu         INTEGER NOT NULL CHECK (vcpu > 0),
+        memory_mib   INTEGER NOT NULL CHECK (memory_mib > 0),
+        disk_bytes   INTEGER NOT NULL CHECK (disk_bytes >= 0),
+        dir          TEXT NOT NULL,
+        driver       TEXT,
+        runtime_json TEXT CHECK (runtime_json IS NULL OR json_valid(runtime_json)),
+        boot_json    TEXT CHECK (boot_json IS NULL OR json_valid(boot_json)),
+        last_error   TEXT,
+        created_at   TEXT NOT NULL,
+        updated_at   TEXT NOT NULL,
+        started_at   TEXT
+    ) STRICT;
+
+    CREATE INDEX vms_by_image ON vms (image_name);
+    "#,
+    // 2 (reserved): the IPAM table the networking work adds — per-VM address leases on
+    // the banger bridge, e.g. `CREATE TABLE ip_leases (address TEXT PRIMARY KEY,
+    // vm_id TEXT NOT NULL UNIQUE REFERENCES vms (id) ON DELETE CASCADE, ...) STRICT;`.
+    // Append it here as the next entry; never edit entry 1.
+];
+
+/// The schema version this build of banger reads and writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Read `user_version`, turning "not a database" into a clear error.
+pub(crate) fn user_version(conn: &Connection, path: &Path) -> Result<i64, StoreError> {
+    conn.pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(|e| classify(e, path))
+}
+
+/// Refuse databases this build must not touch: newer schemas and foreign SQLite files.
+pub(crate) fn check_known(conn: &Connection, path: &Path, version: i64) -> Result<(), StoreError> {
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::SchemaTooNew {
+            path: path.to_path_buf(),
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if version == 0 {
+        let tables: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| classify(e, path))?;
+        if tables > 0 {
+            return Err(StoreError::Foreign {
+                path: path.to_path_buf(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Bring the schema up to [`SCHEMA_VERSION`].
+pub(crate) fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    if user_version(conn, path)? == SCHEMA_VERSION {
+        return Ok(());
+    }
+    loop {
+        let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)
+            .map_err(|e| classify(e, path))?;
+        let version = user_version(&tx, path)?;
+        check_known(&tx, path, version)?;
+        let Some(sql) = usize::try_from(version)
+            .ok()
+            .and_then(|v| MIGRATIONS.get(v))
+        else {
+            // version == SCHEMA_VERSION (check_known refused anything larger): done.
+            return Ok(());
+        };
+        let next = version + 1;
+        let step = |e| StoreError::Migration {
+            path: path.to_path_buf(),
+            version: next,
+            source: e,
+        };
+        tx.execute_batch(sql).map_err(step)?;
+        tx.pragma_update(None, "user_version", next).map_err(step)?;
+        tx.commit().map_err(step)?;
+    }
+}
+
+/// Map SQLite's corruption codes to [`StoreError::Corrupt`]; anything else stays generic.
+pub(crate) fn classify(e: rusqlite::Error, path: &Path) -> StoreError {
+    if is_corruption(&e) {
+        StoreError::Corrupt {
+            path: path.to_path_buf(),
+            source: e,
+        }
+    } else {
+        StoreError::Sqlite(e)
+    }
+}
