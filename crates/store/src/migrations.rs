@@ -66,11 +66,20 @@ pub(crate) fn user_version(conn: &Connection, path: &Path) -> Result<i64, StoreE
 
 /// Refuse databases this build must not touch: newer schemas and foreign SQLite files.
 pub(crate) fn check_known(conn: &Connection, path: &Path, version: i64) -> Result<(), StoreError> {
-    if version > SCHEMA_VERSION {
+    check_known_to(conn, path, version, SCHEMA_VERSION)
+}
+
+fn check_known_to(
+    conn: &Connection,
+    path: &Path,
+    version: i64,
+    latest: i64,
+) -> Result<(), StoreError> {
+    if version > latest {
         return Err(StoreError::SchemaTooNew {
             path: path.to_path_buf(),
             found: version,
-            supported: SCHEMA_VERSION,
+            supported: latest,
         });
     }
     if version == 0 {
@@ -92,19 +101,25 @@ pub(crate) fn check_known(conn: &Connection, path: &Path, version: i64) -> Resul
 
 /// Bring the schema up to [`SCHEMA_VERSION`].
 pub(crate) fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
-    if user_version(conn, path)? == SCHEMA_VERSION {
+    migrate_with(conn, path, MIGRATIONS)
+}
+
+/// [`migrate`] over an explicit list (tests inject failing steps).
+fn migrate_with(conn: &Connection, path: &Path, migrations: &[&str]) -> Result<(), StoreError> {
+    let latest = migrations.len() as i64;
+    if user_version(conn, path)? == latest {
         return Ok(());
     }
     loop {
         let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)
             .map_err(|e| classify(e, path))?;
         let version = user_version(&tx, path)?;
-        check_known(&tx, path, version)?;
+        check_known_to(&tx, path, version, latest)?;
         let Some(sql) = usize::try_from(version)
             .ok()
-            .and_then(|v| MIGRATIONS.get(v))
+            .and_then(|v| migrations.get(v))
         else {
-            // version == SCHEMA_VERSION (check_known refused anything larger): done.
+            // version == latest (anything newer was refused just above): done.
             return Ok(());
         };
         let next = version + 1;
@@ -128,5 +143,68 @@ pub(crate) fn classify(e: rusqlite::Error, path: &Path) -> StoreError {
         }
     } else {
         StoreError::Sqlite(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_step_rolls_back_to_the_previous_version() {
+        let conn = Connection::open_in_memory().unwrap();
+        let path = Path::new("/test.db");
+        let steps = [
+            "CREATE TABLE a (x)",
+            "CREATE TABLE b (x); INSERT INTO a VALUES (1); SELECT no_such_function();",
+        ];
+        let err = migrate_with(&conn, path, &steps).unwrap_err();
+        assert!(
+            matches!(err, StoreError::Migration { version: 2, .. }),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().contains("left at the previous version"),
+            "{err}"
+        );
+        assert_eq!(user_version(&conn, path).unwrap(), 1);
+        let tables: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE name = 'b'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(tables, 0, "step 2's DDL must be rolled back");
+        let rows: i64 = conn
+            .query_row("SELECT count(*) FROM a", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 0, "step 2's DML must be rolled back");
+
+        // A fixed step 2 applies on the next open; a shorter list then refuses version 2.
+        migrate_with(&conn, path, &["CREATE TABLE a (x)", "CREATE TABLE b (x)"]).unwrap();
+        assert_eq!(user_version(&conn, path).unwrap(), 2);
+        let err = migrate_with(&conn, path, &["CREATE TABLE a (x)"]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::SchemaTooNew {
+                    found: 2,
+                    supported: 1,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn the_real_migrations_apply_and_are_idempotent() {
+        let conn = Connection::open_in_memory().unwrap();
+        let path = Path::new("/mem");
+        migrate(&conn, path).unwrap();
+        assert_eq!(user_version(&conn, path).unwrap(), SCHEMA_VERSION);
+        migrate(&conn, path).unwrap();
+        assert_eq!(user_version(&conn, path).unwrap(), SCHEMA_VERSION);
     }
 }
