@@ -14,6 +14,9 @@
 //!    reader uses the writer's index under the normal shared locks; with no live writer
 //!    SQLite cannot trust the index and reads the WAL into private heap memory instead.
 //!    Either way nothing is written: locks are `fcntl` locks, not file contents.
+//!    (Inside one process SQLite shares a single mapping between connections, so a
+//!    reader opened beside the daemon's own writer uses the writer's read-write mapping
+//!    and may record a read mark in it; that only happens within the daemon itself.)
 //! 3. **`-wal` with frames but no `-shm`** (someone deleted it): `readonly_shm` cannot
 //!    open a missing index and a plain read-only open would create one. SQLite's way
 //!    around that — exclusive locking mode, which keeps the index in heap memory — needs
