@@ -1,0 +1,94 @@
+//! PID 1 duties: everything a kernel leaves to init before userspace can work.
+
+mod modules;
+mod mounts;
+mod net;
+
+use std::path::Path;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::cli::KernelCmdline;
+use crate::power::WORK_DIR;
+use crate::{clock, log};
+
+pub use modules::MODULE_LIST;
+
+/// How long to wait for the work disk's device node to appear.
+const WORKDISK_WAIT: Duration = Duration::from_secs(5);
+
+/// Boot milestones reached by [`setup`], for the `Ready` timings.
+#[derive(Debug, Default)]
+pub struct InitReport {
+    pub modules_loaded_us: Option<u64>,
+    pub disk_mounted_us: Option<u64>,
+}
+
+/// First thing as PID 1: `/dev` (so there is a console to talk to), stdio on the console,
+/// `/proc` and `/sys`.
+pub fn early() {
+    mounts::mount_early();
+    mounts::console_on_stdio();
+}
+
+/// The rest of PID 1's setup, driven by the kernel command line. Failures are logged and
+/// skipped: a guest with, say, no hostname is still worth serving.
+pub fn setup(cmdline: &KernelCmdline) -> InitReport {
+    mounts::mount_rest();
+    if let Err(err) = nix::sys::reboot::set_cad_enabled(false) {
+        log!("disabling reboot on Ctrl-Alt-Del failed: {err}");
+    }
+    if let Some(name) = cmdline.get("banger.hostname") {
+        set_hostname(name);
+    }
+    if let Err(err) = net::loopback_up() {
+        log!("bringing up lo failed: {err}");
+    }
+    let mut report = InitReport::default();
+    if modules::load_listed(&clock::kernel_release()) {
+        report.modules_loaded_us = Some(clock::boottime_us());
+    }
+    if let Some(device) = cmdline.get("banger.workdisk")
+        && mount_workdisk(device)
+    {
+        report.disk_mounted_us = Some(clock::boottime_us());
+    }
+    report
+}
+
+fn set_hostname(name: &str) {
+    // SAFETY: the pointer and length describe `name`'s bytes, valid for the call.
+    let ret = unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) };
+    if ret != 0 {
+        log!(
+            "setting hostname {name:?} failed: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+fn mount_workdisk(device: &str) -> bool {
+    let started = Instant::now();
+    // The disk's driver probes asynchronously after its module loads; no udev to wait on.
+    while !Path::new(device).exists() {
+        if started.elapsed() > WORKDISK_WAIT {
+            log!(
+                "work disk {device} did not appear within {WORKDISK_WAIT:?}; /work is not mounted"
+            );
+            return false;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    if let Err(err) = std::fs::create_dir_all(WORK_DIR) {
+        log!("creating {WORK_DIR} failed: {err}");
+        return false;
+    }
+    let flags = nix::mount::MsFlags::empty();
+    match nix::mount::mount(Some(device), WORK_DIR, Some("ext4"), flags, None::<&str>) {
+        Ok(()) => true,
+        Err(err) => {
+            log!("mounting work disk {device} (ext4) at {WORK_DIR} failed: {err}");
+            false
+        }
+    }
+}

@@ -1,0 +1,431 @@
+//! Serving one host: reading frames, dispatching them, resetting on `Hello` and on hang-up.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Sender};
+use std::time::Duration;
+
+use banger_agent_proto::{
+    BootTimings, Decoder, Exec, Exited, Hello, MAX_DATA_CHUNK, Message, PROTO_VERSION, Ready,
+    Started,
+};
+
+use crate::exec::{self, OutputSources, Route, StdinMsg};
+use crate::files::{self, Upload};
+use crate::transport::{Conn, Listener};
+use crate::writer::FrameWriter;
+use crate::{clock, log, power};
+
+/// How long a session reset waits for the killed execs to be reaped. SIGKILL is quick; a
+/// process stuck in the kernel (D state) must not hold the next session up for long.
+const RESET_WAIT: Duration = Duration::from_secs(2);
+
+/// What every session needs to know about the agent.
+pub struct Agent {
+    pub writer: Arc<FrameWriter>,
+    pub pid1: bool,
+    pub kernel_release: String,
+    /// Boot milestones; `now_us` is filled in per `Ready`.
+    pub timings: BootTimings,
+}
+
+/// Serves hosts one connection at a time, forever. A host that connects while another is
+/// connected waits until the first one hangs up.
+pub fn serve(listener: &mut dyn Listener, agent: &Agent) -> io::Error {
+    let mut failures = 0u32;
+    loop {
+        match listener.accept() {
+            Ok(conn) => {
+                failures = 0;
+                serve_connection(conn, agent);
+            }
+            Err(err) => {
+                failures += 1;
+                if failures >= 100 {
+                    return err;
+                }
+                log!(
+                    "accepting a host connection on {} failed: {err}",
+                    listener.describe()
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+fn serve_connection(conn: Conn, agent: &Agent) {
+    let Conn {
+        mut reader,
+        writer,
+        closer,
+    } = conn;
+    let mut session = Session {
+        generation: agent.writer.attach(writer),
+        greeted: false,
+        execs: HashMap::new(),
+        uploads: HashMap::new(),
+    };
+    let mut decoder = Decoder::new();
+    let mut buf = vec![0u8; MAX_DATA_CHUNK];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) => {
+                log!("reading from the host failed: {err}; ending the session");
+                break;
+            }
+        };
+        decoder.push(&buf[..n]);
+        while let Some(item) = decoder.next_message() {
+            match item {
+                Ok((stream, message)) => session.handle(agent, stream, message),
+                Err(err) => {
+                    let stream = err.stream().unwrap_or(banger_agent_proto::CONTROL_STREAM);
+                    session.reply(agent, stream, Message::error(err.to_string()));
+                }
+            }
+        }
+    }
+    // The host is gone: nothing of this session may reach the next host, and its processes
+    // must not outlive it.
+    agent.writer.new_generation();
+    session.reset();
+    if let Some(close) = closer {
+        close();
+    }
+}
+
+struct RunningExec {
+    pid: i32,
+    stdin: Option<Sender<StdinMsg>>,
+    pty: Option<File>,
+    finished: Arc<AtomicBool>,
+}
+
+enum UploadState {
+    Writing(Upload),
+    /// Failed and already answered with an Error: swallow the rest of its frames.
+    Failed,
+}
+
+struct Session {
+    generation: u64,
+    greeted: bool,
+    execs: HashMap<u32, RunningExec>,
+    uploads: HashMap<u32, UploadState>,
+}
+
+impl Session {
+    fn reply(&self, agent: &Agent, stream: u32, message: Message) {
+        if let Err(err) = agent.writer.send(self.generation, stream, &message) {
+            log!("sending {:?} to the host failed: {err}", message.kind());
+        }
+    }
+
+    fn route(&self, agent: &Agent, stream: u32) -> Route {
+        Route {
+            writer: Arc::clone(&agent.writer),
+            generation: self.generation,
+            stream,
+        }
+    }
+
+    /// Kills the session's running execs (and waits for them to be reaped) and forgets its
+    /// uploads.
+    fn reset(&mut self) {
+        let pids: Vec<i32> = self
+            .execs
+            .values()
+            .filter(|exec| !exec.finished.load(Ordering::SeqCst))
+            .map(|exec| exec.pid)
+            .collect();
+        for pid in &pids {
+            let _ = exec::kill_group(*pid, libc::SIGKILL);
+        }
+        self.execs.clear();
+        self.uploads.clear();
+        if !exec::table().wait_reaped(&pids, RESET_WAIT) {
+            log!("some processes of the previous session did not die within {RESET_WAIT:?}");
+        }
+    }
+
+    fn handle(&mut self, agent: &Agent, stream: u32, message: Message) {
+        let message = match message {
+            Message::Hello(hello) => return self.hello(agent, &hello),
+            _ if !self.greeted => {
+                return self.reply(
+                    agent,
+                    stream,
+                    Message::error(
+                        "send Hello first: the agent serves a connection only after the handshake",
+                    ),
+                );
+            }
+            _ if stream == banger_agent_proto::CONTROL_STREAM => {
+                return self.reply(
+                    agent,
+                    stream,
+                    Message::error(format!(
+                        "{:?} on stream 0: stream 0 is for the handshake; send requests on a stream id above 0",
+                        message.kind()
+                    )),
+                );
+            }
+            message => message,
+        };
+        let result = match message {
+            Message::Exec(exec) => {
+                self.exec(agent, stream, &exec);
+                Ok(())
+            }
+            Message::Stdin(data) => self.stdin(stream, StdinMsg::Data(data)),
+            Message::StdinClose => self.stdin(stream, StdinMsg::Close),
+            Message::Signal(signal) => self.signal(stream, signal.signo),
+            Message::Resize(size) => self.running(stream).and_then(|running| match running {
+                Some(RunningExec { pty: Some(pty), .. }) => exec::resize(pty, size)
+                    .map_err(|err| format!("resize on stream {stream}: {err}")),
+                Some(_) => Err(format!(
+                    "the exec on stream {stream} has no terminal to resize"
+                )),
+                None => Ok(()),
+            }),
+            Message::Poweroff => {
+                self.reply(agent, stream, Message::Ok);
+                self.poweroff(agent)
+            }
+            Message::PutFile(put) => {
+                self.put_begin(agent, stream, &put.path, put.mode);
+                Ok(())
+            }
+            Message::PutFileChunk(data) => self.put_chunk(agent, stream, &data),
+            Message::PutFileEnd => self.put_end(agent, stream),
+            Message::GetFile(get) => files::start_download(self.route(agent, stream), get.path)
+                .map_err(|err| format!("get: cannot start a thread: {err}")),
+            Message::Ping => {
+                self.reply(agent, stream, Message::Pong);
+                Ok(())
+            }
+            Message::SetTime(time) => {
+                let reply = match clock::set_realtime(time.unix_nanos) {
+                    Ok(()) => Message::Ok,
+                    Err(err) => Message::error(format!(
+                        "set time to {} ns after the epoch: {err}",
+                        time.unix_nanos
+                    )),
+                };
+                self.reply(agent, stream, reply);
+                Ok(())
+            }
+            other => Err(format!(
+                "unexpected {:?} frame from the host: it is a guest-to-host message",
+                other.kind()
+            )),
+        };
+        if let Err(message) = result {
+            self.reply(agent, stream, Message::error(message));
+        }
+    }
+
+    fn hello(&mut self, agent: &Agent, hello: &Hello) {
+        if hello.proto_version != PROTO_VERSION {
+            log!(
+                "host speaks protocol version {}, this agent {PROTO_VERSION}; answering anyway",
+                hello.proto_version
+            );
+        }
+        self.reset();
+        self.generation = agent.writer.new_generation();
+        self.greeted = true;
+        let ready = Ready {
+            nonce: hello.nonce,
+            proto_version: PROTO_VERSION,
+            agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+            kernel_release: agent.kernel_release.clone(),
+            pid1: agent.pid1,
+            timings: BootTimings {
+                now_us: clock::boottime_us(),
+                ..agent.timings.clone()
+            },
+        };
+        self.reply(
+            agent,
+            banger_agent_proto::CONTROL_STREAM,
+            Message::Ready(ready),
+        );
+    }
+
+    /// The exec on `stream`: `Ok(None)` if it already finished (late frames are ignored).
+    fn running(&self, stream: u32) -> Result<Option<&RunningExec>, String> {
+        match self.execs.get(&stream) {
+            None => Err(format!("no exec on stream {stream}")),
+            Some(running) if running.finished.load(Ordering::SeqCst) => Ok(None),
+            Some(running) => Ok(Some(running)),
+        }
+    }
+
+    fn exec(&mut self, agent: &Agent, stream: u32, request: &Exec) {
+        if self.running(stream).is_ok_and(|running| running.is_some()) {
+            let message = format!("stream {stream} already runs an exec; use a new stream id");
+            return self.reply(agent, stream, Message::error(message));
+        }
+        self.execs
+            .retain(|_, running| !running.finished.load(Ordering::SeqCst));
+        let spawned = match exec::spawn(request, exec::table()) {
+            Ok(spawned) => spawned,
+            Err(failure) => {
+                self.reply(agent, stream, Message::error(failure.message));
+                let exited = Exited {
+                    code: Some(failure.code),
+                    signal: None,
+                };
+                return self.reply(agent, stream, Message::Exited(exited));
+            }
+        };
+        let pid = spawned.entry.pid;
+        self.reply(
+            agent,
+            stream,
+            Message::Started(Started {
+                pid: u32::try_from(pid).unwrap_or(0),
+            }),
+        );
+        let finished = Arc::new(AtomicBool::new(false));
+        let stdin = spawned.stdin.and_then(|input| {
+            let (tx, rx) = mpsc::channel();
+            match exec::start_stdin(stream, input, rx, request.tty.is_some()) {
+                Ok(()) => Some(tx),
+                Err(err) => {
+                    log!("exec on stream {stream}: cannot start its stdin thread: {err}");
+                    None
+                }
+            }
+        });
+        let sources = OutputSources {
+            stdout: spawned.stdout,
+            stderr: spawned.stderr,
+            done: spawned.done,
+            entry: spawned.entry,
+            finished: Arc::clone(&finished),
+        };
+        if let Err(err) = exec::start_output(self.route(agent, stream), sources) {
+            // Without its output thread the exec can neither drain nor report: end it.
+            let _ = exec::kill_group(pid, libc::SIGKILL);
+            let message = format!("exec: cannot start the output thread: {err}");
+            self.reply(agent, stream, Message::error(message));
+            let exited = Exited {
+                code: None,
+                signal: Some(libc::SIGKILL),
+            };
+            self.reply(agent, stream, Message::Exited(exited));
+            finished.store(true, Ordering::SeqCst);
+        }
+        self.execs.insert(
+            stream,
+            RunningExec {
+                pid,
+                stdin,
+                pty: spawned.pty,
+                finished,
+            },
+        );
+    }
+
+    fn stdin(&mut self, stream: u32, message: StdinMsg) -> Result<(), String> {
+        if self.running(stream)?.is_none() {
+            return Ok(());
+        }
+        let Some(running) = self.execs.get_mut(&stream) else {
+            return Ok(());
+        };
+        let Some(tx) = &running.stdin else {
+            return Err(format!(
+                "the exec on stream {stream} was started without stdin (or its stdin is closed)"
+            ));
+        };
+        let closing = matches!(message, StdinMsg::Close);
+        // A send error means the stdin thread is gone (process dead): nothing to deliver.
+        let _ = tx.send(message);
+        if closing {
+            running.stdin = None;
+        }
+        Ok(())
+    }
+
+    fn signal(&self, stream: u32, signo: i32) -> Result<(), String> {
+        let Some(running) = self.running(stream)? else {
+            return Ok(());
+        };
+        match exec::kill_group(running.pid, signo) {
+            Ok(()) => Ok(()),
+            // Raced with its exit: the Exited frame is on its way.
+            Err(err) if err.raw_os_error() == Some(libc::ESRCH) => Ok(()),
+            Err(err) => Err(format!(
+                "signal {signo} to the exec on stream {stream}: {err}"
+            )),
+        }
+    }
+
+    fn put_begin(&mut self, agent: &Agent, stream: u32, path: &str, mode: u32) {
+        if self.uploads.contains_key(&stream) {
+            let message = format!("stream {stream} already receives a file; use a new stream id");
+            return self.reply(agent, stream, Message::error(message));
+        }
+        let state = match Upload::begin(path, mode) {
+            Ok(upload) => UploadState::Writing(upload),
+            Err(message) => {
+                self.reply(agent, stream, Message::error(message));
+                UploadState::Failed
+            }
+        };
+        self.uploads.insert(stream, state);
+    }
+
+    fn put_chunk(&mut self, agent: &Agent, stream: u32, data: &[u8]) -> Result<(), String> {
+        match self.uploads.get_mut(&stream) {
+            Some(UploadState::Writing(upload)) => {
+                if let Err(message) = upload.write(data) {
+                    self.uploads.insert(stream, UploadState::Failed);
+                    self.reply(agent, stream, Message::error(message));
+                }
+                Ok(())
+            }
+            Some(UploadState::Failed) => Ok(()),
+            None => Err(format!(
+                "file chunk on stream {stream} without a PutFile first"
+            )),
+        }
+    }
+
+    fn put_end(&mut self, agent: &Agent, stream: u32) -> Result<(), String> {
+        match self.uploads.remove(&stream) {
+            Some(UploadState::Writing(upload)) => {
+                let reply = match upload.commit() {
+                    Ok(()) => Message::Ok,
+                    Err(message) => Message::error(message),
+                };
+                self.reply(agent, stream, reply);
+                Ok(())
+            }
+            Some(UploadState::Failed) => Ok(()),
+            None => Err(format!(
+                "end of file on stream {stream} without a PutFile first"
+            )),
+        }
+    }
+
+    fn poweroff(&mut self, agent: &Agent) -> Result<(), String> {
+        if agent.pid1 {
+            power::poweroff();
+        }
+        // Not init: the VM is someone else's to stop; end this agent (tests, dev).
+        log!("poweroff requested; not PID 1, so the agent exits instead");
+        self.reset();
+        std::process::exit(0);
+    }
+}
