@@ -1,0 +1,36 @@
+use std::time::Duration;
+
+/// What went wrong talking to the guest agent.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// No `Ready` carrying our nonce arrived in time.
+    #[error(
+        "the guest agent did not answer the handshake within {0:?}; check that the VM booted and that banger-agent runs (see the VM's console log)"
+    )]
+    HandshakeTimeout(Duration),
+    /// The stream ended before the agent answered the handshake.
+    #[error(
+        "the agent connection closed during the handshake; the VM may have stopped, or its agent socket is held by another host"
+    )]
+    HandshakeClosed,
+    /// The agent speaks another protocol version.
+    #[error(
+        "the guest agent speaks protocol version {agent}, this host version {host}; use an image whose banger-agent matches this banger"
+    )]
+    VersionMismatch { agent: u32, host: u32 },
+    /// The connection died (or the client was shut down); reconnect and handshake again.
+    #[error("the connection to the guest agent is closed; reconnect and handshake again")]
+    Closed,
+    /// The agent refused or failed the request; the text is the agent's.
+    #[error("the guest agent reported: {0}")]
+    Agent(String),
+    /// The agent answered with something the protocol does not allow here.
+    #[error("unexpected answer from the guest agent: {0}")]
+    Protocol(String),
+    /// Reading from or writing to the stream failed.
+    #[error("reading from or writing to the agent connection failed")]
+    Io(#[from] std::io::Error),
+    /// A message could not be encoded (e.g. a path too long for a frame).
+    #[error("a message for the guest agent could not be encoded")]
+    Encode(#[from] banger_agent_proto::EncodeError),
+}

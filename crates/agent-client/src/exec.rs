@@ -1,0 +1,302 @@
+//! Exec sessions: a program running in the guest, its stdin, its events.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use banger_agent_proto::{Exec, MAX_DATA_CHUNK, Message, Signal, TtySize};
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use crate::ClientError;
+use crate::client::AgentClient;
+use crate::conn::RouteGuard;
+
+/// What to run. The guest starts from a default environment (`PATH`, `HOME=/root`, and
+/// `TERM` on a terminal); `env` is added on top.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecRequest {
+    pub argv: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    /// Working directory; `/` when `None`.
+    pub cwd: Option<String>,
+    /// Whether the session will send stdin; otherwise the program reads `/dev/null`.
+    pub stdin: bool,
+    /// Run on a pseudo-terminal of this size; stderr then arrives merged into stdout.
+    pub tty: Option<TtySize>,
+}
+
+impl ExecRequest {
+    pub fn new<I, S>(argv: I) -> ExecRequest
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        ExecRequest {
+            argv: argv.into_iter().map(Into::into).collect(),
+            env: BTreeMap::new(),
+            cwd: None,
+            stdin: false,
+            tty: None,
+        }
+    }
+
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> ExecRequest {
+        self.env.insert(key.into(), value.into());
+        self
+    }
+
+    pub fn cwd(mut self, cwd: impl Into<String>) -> ExecRequest {
+        self.cwd = Some(cwd.into());
+        self
+    }
+
+    pub fn stdin(mut self, stdin: bool) -> ExecRequest {
+        self.stdin = stdin;
+        self
+    }
+
+    pub fn tty(mut self, rows: u16, cols: u16) -> ExecRequest {
+        self.tty = Some(TtySize { rows, cols });
+        self
+    }
+
+    pub(crate) fn into_message(self) -> Exec {
+        Exec {
+            argv: self.argv,
+            env: self.env,
+            cwd: self.cwd,
+            stdin: self.stdin,
+            tty: self.tty,
+        }
+    }
+}
+
+/// How an exec ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExitStatus {
+    /// Exit code, when the program exited. 127: the program was not found; 126: it could not
+    /// be started (both come with an [`ExecEvent::Error`] saying why).
+    pub code: Option<i32>,
+    /// The signal that killed it, when one did.
+    pub signal: Option<i32>,
+}
+
+impl ExitStatus {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+impl fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.code, self.signal) {
+            (Some(code), _) => write!(f, "exit code {code}"),
+            (None, Some(signal)) => write!(f, "killed by signal {signal}"),
+            (None, None) => write!(f, "unknown exit status"),
+        }
+    }
+}
+
+/// Something that happened to an exec, in the order the agent reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecEvent {
+    /// The process runs with this pid (in the guest).
+    Started {
+        pid: u32,
+    },
+    Stdout(Bytes),
+    Stderr(Bytes),
+    /// An error for this exec (e.g. the program was not found), or the connection closing.
+    Error(String),
+    /// The last event: the process ended and all its output was delivered.
+    Exited(ExitStatus),
+}
+
+/// Everything an exec produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecOutput {
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    /// Error events the agent sent (e.g. "exec: no such file or directory: foo").
+    pub errors: Vec<String>,
+}
+
+/// Signals and resizes an exec; cheap to clone and usable from other tasks.
+#[derive(Clone)]
+pub struct ExecControl {
+    client: AgentClient,
+    stream: u32,
+}
+
+impl ExecControl {
+    /// Sends signal `signo` to the exec's process group.
+    pub async fn signal(&self, signo: i32) -> Result<(), ClientError> {
+        let message = Message::Signal(Signal { signo });
+        self.client.send(self.stream, &message).await
+    }
+
+    /// Resizes the exec's terminal (only for execs started with a tty).
+    pub async fn resize(&self, rows: u16, cols: u16) -> Result<(), ClientError> {
+        let message = Message::Resize(TtySize { rows, cols });
+        self.client.send(self.stream, &message).await
+    }
+}
+
+/// The exec's stdin. Dropping it without [`ExecStdin::close`] closes stdin too.
+pub struct ExecStdin {
+    client: AgentClient,
+    stream: u32,
+    closed: bool,
+}
+
+impl ExecStdin {
+    /// Sends `data` to the program's stdin (in chunks; waits while the connection's write
+    /// queue is full).
+    pub async fn write(&mut self, data: &[u8]) -> Result<(), ClientError> {
+        for chunk in data.chunks(MAX_DATA_CHUNK) {
+            self.client
+                .send(self.stream, &Message::Stdin(chunk.to_vec()))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Closes stdin: the program reads end-of-file (on a terminal: the EOF character).
+    pub async fn close(mut self) -> Result<(), ClientError> {
+        self.closed = true;
+        self.client.send(self.stream, &Message::StdinClose).await
+    }
+}
+
+impl Drop for ExecStdin {
+    fn drop(&mut self) {
+        if !self.closed {
+            self.client.send_detached(self.stream, &Message::StdinClose);
+        }
+    }
+}
+
+/// A running exec. Events arrive through [`ExecSession::next_event`]; dropping the session
+/// stops listening but does not stop the program (use [`ExecSession::signal`]).
+pub struct ExecSession {
+    events: mpsc::UnboundedReceiver<Message>,
+    control: ExecControl,
+    stdin: Option<ExecStdin>,
+    // Declared after `events`: the route goes away only once nobody can read it.
+    route: RouteGuard,
+    finished: bool,
+    connection_lost: bool,
+}
+
+impl ExecSession {
+    pub(crate) fn new(
+        client: AgentClient,
+        route: RouteGuard,
+        events: mpsc::UnboundedReceiver<Message>,
+        wants_stdin: bool,
+    ) -> ExecSession {
+        let stream = route.stream;
+        let stdin = wants_stdin.then(|| ExecStdin {
+            client: client.clone(),
+            stream,
+            closed: false,
+        });
+        ExecSession {
+            events,
+            control: ExecControl { client, stream },
+            stdin,
+            route,
+            finished: false,
+            connection_lost: false,
+        }
+    }
+
+    /// The stream id this exec runs on.
+    pub fn stream_id(&self) -> u32 {
+        self.route.stream
+    }
+
+    /// The exec's stdin, if it was started with `stdin: true` and not taken yet.
+    pub fn take_stdin(&mut self) -> Option<ExecStdin> {
+        self.stdin.take()
+    }
+
+    pub fn stdin_mut(&mut self) -> Option<&mut ExecStdin> {
+        self.stdin.as_mut()
+    }
+
+    /// A handle to signal or resize the exec from elsewhere.
+    pub fn control(&self) -> ExecControl {
+        self.control.clone()
+    }
+
+    pub async fn signal(&self, signo: i32) -> Result<(), ClientError> {
+        self.control.signal(signo).await
+    }
+
+    pub async fn resize(&self, rows: u16, cols: u16) -> Result<(), ClientError> {
+        self.control.resize(rows, cols).await
+    }
+
+    /// The next event; `None` after [`ExecEvent::Exited`], or after the
+    /// [`ExecEvent::Error`] that reports a lost connection.
+    pub async fn next_event(&mut self) -> Option<ExecEvent> {
+        if self.finished {
+            return None;
+        }
+        let Some(message) = self.events.recv().await else {
+            self.finished = true;
+            self.connection_lost = true;
+            return Some(ExecEvent::Error(
+                "the connection to the guest agent closed before the exec finished".into(),
+            ));
+        };
+        Some(match message {
+            Message::Started(started) => ExecEvent::Started { pid: started.pid },
+            Message::Stdout(data) => ExecEvent::Stdout(Bytes::from(data)),
+            Message::Stderr(data) => ExecEvent::Stderr(Bytes::from(data)),
+            Message::Error(err) => ExecEvent::Error(err.message),
+            Message::Exited(exited) => {
+                self.finished = true;
+                ExecEvent::Exited(ExitStatus {
+                    code: exited.code,
+                    signal: exited.signal,
+                })
+            }
+            other => ExecEvent::Error(format!(
+                "unexpected {:?} frame from the agent on exec stream {}",
+                other.kind(),
+                self.route.stream
+            )),
+        })
+    }
+
+    /// Closes stdin (if still held), then collects all output until the exec ends.
+    pub async fn wait_with_output(mut self) -> Result<ExecOutput, ClientError> {
+        if let Some(stdin) = self.stdin.take() {
+            stdin.close().await?;
+        }
+        let mut stdout = Vec::new();
+        let mut stderr = Vec::new();
+        let mut errors = Vec::new();
+        while let Some(event) = self.next_event().await {
+            match event {
+                ExecEvent::Started { .. } => {}
+                ExecEvent::Stdout(data) => stdout.extend_from_slice(&data),
+                ExecEvent::Stderr(data) => stderr.extend_from_slice(&data),
+                ExecEvent::Error(_) if self.connection_lost => return Err(ClientError::Closed),
+                ExecEvent::Error(message) => errors.push(message),
+                ExecEvent::Exited(status) => {
+                    return Ok(ExecOutput {
+                        status,
+                        stdout,
+                        stderr,
+                        errors,
+                    });
+                }
+            }
+        }
+        Err(ClientError::Closed)
+    }
+}
