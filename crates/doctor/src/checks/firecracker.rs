@@ -1,0 +1,105 @@
+//! The Firecracker binary: present, and inside the supported version window.
+
+use std::ffi::OsStr;
+use std::path::Path;
+
+use banger_firecracker::{KNOWN_TESTED, MIN_SUPPORTED, must_parse, query_version};
+use banger_system::CommandRunner;
+use banger_system::preflight::find_executable;
+
+use super::install_hint::{RELEASES_URL, firecracker_install_lines};
+use crate::context::DoctorContext;
+use crate::registry::CapabilityCheck;
+use crate::report::Check;
+use crate::{error_chain, groups};
+
+pub const NAME: &str = "firecracker binary";
+
+pub struct FirecrackerBinary;
+
+impl CapabilityCheck for FirecrackerBinary {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn run(&self, ctx: &DoctorContext) -> Vec<Check> {
+        vec![check_firecracker(&FirecrackerProbe {
+            runner: ctx.runner.as_ref(),
+            bin: &ctx.firecracker_bin(),
+            search_path: ctx.search_path.as_deref(),
+            os_release: &ctx.os_release_path,
+            required: ctx.firecracker_required(),
+        })]
+    }
+}
+
+/// Inputs of [`check_firecracker`].
+pub struct FirecrackerProbe<'a> {
+    pub runner: &'a dyn CommandRunner,
+    /// `firecracker_bin` from the config: a path or a name searched in the PATH.
+    pub bin: &'a str,
+    pub search_path: Option<&'a OsStr>,
+    pub os_release: &'a Path,
+    /// Whether banger needs Firecracker on this host (it is the selected or the
+    /// configured driver). A missing optional binary is only a WARN.
+    pub required: bool,
+}
+
+/// PASS inside [MIN_SUPPORTED, KNOWN_TESTED], WARN above it, FAIL below it, when
+/// `--version` fails, or when the binary is missing and required.
+pub fn check_firecracker(probe: &FirecrackerProbe<'_>) -> Check {
+    let Some(path) = find_executable(probe.bin, probe.search_path) else {
+        let hint = "install Firecracker, or set firecracker_bin in config.toml to its full path";
+        let lines = firecracker_install_lines(probe.os_release, probe.runner);
+        if probe.required {
+            return Check::fail(groups::VMM, NAME, format!("not found: {}", probe.bin))
+                .details(lines)
+                .hint(hint);
+        }
+        return Check::warn(groups::VMM, NAME, format!("not found: {}", probe.bin))
+            .detail("optional on this host: VMs run under QEMU; Firecracker boots faster where KVM is usable")
+            .details(lines)
+            .hint(hint);
+    };
+    let version = match query_version(probe.runner, &path) {
+        Ok(version) => version,
+        Err(err) => {
+            return Check::fail(
+                groups::VMM,
+                NAME,
+                format!("`{} --version` failed", path.display()),
+            )
+            .detail(error_chain(&err))
+            .hint(format!("reinstall Firecracker from {RELEASES_URL}"));
+        }
+    };
+    let min = must_parse(MIN_SUPPORTED);
+    let tested = must_parse(KNOWN_TESTED);
+    let at = path.display();
+    if version < min {
+        Check::fail(
+            groups::VMM,
+            NAME,
+            format!("{version} at {at} is older than the supported minimum {min}"),
+        )
+        .hint(format!("upgrade Firecracker: {RELEASES_URL}"))
+    } else if version > tested {
+        Check::warn(
+            groups::VMM,
+            NAME,
+            format!("{version} at {at} is newer than the tested {tested}; it usually works"),
+        )
+        .detail(format!(
+            "banger is tested against {tested} and supports {min} and later"
+        ))
+        .hint(format!(
+            "if VMs misbehave, install {tested} from {RELEASES_URL}"
+        ))
+    } else {
+        Check::pass(
+            groups::VMM,
+            NAME,
+            format!("{version} at {at} (supported: {min} or later; tested: {tested})"),
+        )
+    }
+}

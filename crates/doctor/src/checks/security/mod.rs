@@ -1,0 +1,236 @@
+//! Security posture: does the running install match the trust model in
+//! `docs/privileges.md`?
+//!
+//! Drift between that document and the host (a hand-edited unit that lost
+//! `NoNewPrivileges`, a socket recreated world-readable, a VMM binary a user can
+//! overwrite) silently weakens the model, so doctor checks each promise. Outside a
+//! system install there is nothing to check, and a PASS would imply guarantees the
+//! host does not have: one WARN explains the dev-mode trust model instead.
+
+mod install_meta;
+mod units;
+
+use std::path::{Path, PathBuf};
+
+use banger_paths::{DAEMON_SERVICE, HELPER_SERVICE};
+use banger_system::CommandRunner;
+use banger_system::fsperm::{FileFacts, FileKind, check_root_executable};
+
+pub use install_meta::{InstallMeta, load_install_meta};
+pub use units::{DAEMON_HARDENING, HELPER_HARDENING, missing_directives};
+
+use crate::context::DoctorContext;
+use crate::groups;
+use crate::registry::CapabilityCheck;
+use crate::report::Check;
+
+/// Mode both sockets are created with.
+const SOCKET_MODE: u32 = 0o600;
+
+pub struct SecurityPosture;
+
+impl CapabilityCheck for SecurityPosture {
+    fn name(&self) -> &'static str {
+        "security posture"
+    }
+
+    fn run(&self, ctx: &DoctorContext) -> Vec<Check> {
+        posture(&PostureInputs {
+            runner: ctx.runner.as_ref(),
+            install_toml: &ctx.install_toml,
+            systemd_dir: &ctx.systemd_dir,
+            helper_socket: &ctx.layout.helper_socket(),
+            daemon_socket: &ctx.layout.daemon_socket(),
+            vmm_binaries: &ctx.vmm_binaries(),
+        })
+    }
+}
+
+/// Inputs of [`posture`]; every host path is explicit so tests build fake hosts.
+pub struct PostureInputs<'a> {
+    pub runner: &'a dyn CommandRunner,
+    pub install_toml: &'a Path,
+    /// Where the unit files live (`/etc/systemd/system`).
+    pub systemd_dir: &'a Path,
+    pub helper_socket: &'a Path,
+    pub daemon_socket: &'a Path,
+    /// VMM binaries the helper may launch: (check name, path).
+    pub vmm_binaries: &'a [(String, PathBuf)],
+}
+
+pub fn posture(inputs: &PostureInputs<'_>) -> Vec<Check> {
+    let meta = match load_install_meta(inputs.install_toml) {
+        Ok(Some(meta)) => meta,
+        Ok(None) => return vec![dev_mode_warning(inputs.install_toml)],
+        Err(err) => {
+            return vec![
+                Check::fail(groups::SECURITY, "install metadata", err)
+                    .hint("repair the install: sudo banger system install --owner <user>"),
+            ];
+        }
+    };
+    let mut checks = vec![
+        Check::pass(
+            groups::SECURITY,
+            "install metadata",
+            format!(
+                "system install owned by {} (uid {})",
+                meta.owner_user, meta.owner_uid
+            ),
+        )
+        .detail(inputs.install_toml.display().to_string()),
+        service_active(inputs.runner, "helper service", HELPER_SERVICE),
+        service_active(inputs.runner, "daemon service", DAEMON_SERVICE),
+        socket_perms(
+            "helper socket",
+            inputs.helper_socket,
+            meta.owner_uid,
+            HELPER_SERVICE,
+        ),
+        socket_perms(
+            "daemon socket",
+            inputs.daemon_socket,
+            meta.owner_uid,
+            DAEMON_SERVICE,
+        ),
+        unit_hardening(
+            "helper unit hardening",
+            &inputs.systemd_dir.join(HELPER_SERVICE),
+            &HELPER_HARDENING
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>(),
+        ),
+        unit_hardening(
+            "daemon unit hardening",
+            &inputs.systemd_dir.join(DAEMON_SERVICE),
+            &units::daemon_hardening(&meta.owner_user),
+        ),
+    ];
+    for (name, path) in inputs.vmm_binaries {
+        checks.push(binary_ownership(name, path));
+    }
+    checks
+}
+
+fn dev_mode_warning(install_toml: &Path) -> Check {
+    Check::warn(
+        groups::SECURITY,
+        "security posture",
+        format!(
+            "dev mode: no system install ({} not found)",
+            install_toml.display()
+        ),
+    )
+    .detail("without the system install there is no separate root helper checking callers with SO_PEERCRED")
+    .detail("and no systemd hardening (narrow CapabilityBoundingSet, NoNewPrivileges, ProtectSystem=strict)")
+    .detail("fine on a single-user development machine; see docs/privileges.md, \"Running outside the system install\"")
+    .hint("for the supported trust model: sudo banger system install --owner $USER")
+}
+
+/// `systemctl is-active` prints the state even when it exits non-zero (which it
+/// does for every state but active), so only stdout is read.
+fn service_active(runner: &dyn CommandRunner, name: &str, service: &str) -> Check {
+    let state = match runner.run_str("systemctl", &["is-active", service]) {
+        Ok(output) => {
+            let state = output.stdout_str().trim().to_string();
+            if state.is_empty() {
+                "unknown".to_string()
+            } else {
+                state
+            }
+        }
+        Err(err) => format!("unknown (systemctl could not run: {err})"),
+    };
+    if state == "active" {
+        return Check::pass(groups::SECURITY, name, format!("{service} is active"));
+    }
+    Check::fail(
+        groups::SECURITY,
+        name,
+        format!("{service} is {state}, not active"),
+    )
+    .hint(format!(
+        "sudo systemctl restart {service}; if it keeps failing: journalctl -u {service}"
+    ))
+}
+
+fn socket_perms(name: &str, path: &Path, owner_uid: u32, service: &str) -> Check {
+    let restart = format!("sudo systemctl restart {service} (it recreates the socket)");
+    let facts = match FileFacts::lstat(path) {
+        Ok(facts) => facts,
+        Err(err) => {
+            return Check::fail(groups::SECURITY, name, format!("{}: {err}", path.display()))
+                .hint(format!("is {service} running? {restart}"));
+        }
+    };
+    let mut problems = Vec::new();
+    if facts.kind != FileKind::Socket {
+        problems.push(format!("is {}, not a socket", facts.kind));
+    }
+    if facts.mode != SOCKET_MODE {
+        problems.push(format!("mode is {:#o}, want {SOCKET_MODE:#o}", facts.mode));
+    }
+    if facts.uid != owner_uid {
+        problems.push(format!("owner uid is {}, want {owner_uid}", facts.uid));
+    }
+    if problems.is_empty() {
+        return Check::pass(
+            groups::SECURITY,
+            name,
+            format!(
+                "{}: mode {:#o}, owner uid {owner_uid}",
+                path.display(),
+                facts.mode
+            ),
+        );
+    }
+    Check::fail(
+        groups::SECURITY,
+        name,
+        format!("{}: {}", path.display(), problems.join("; ")),
+    )
+    .hint(restart)
+}
+
+fn unit_hardening(name: &str, unit: &Path, required: &[String]) -> Check {
+    let reinstall = "refresh the units: sudo banger system install --owner <user>";
+    match missing_directives(unit, required) {
+        Err(err) => Check::fail(groups::SECURITY, name, err).hint(reinstall),
+        Ok(missing) if missing.is_empty() => Check::pass(
+            groups::SECURITY,
+            name,
+            format!(
+                "{}: all {} hardening directives in effect",
+                unit.display(),
+                required.len()
+            ),
+        ),
+        Ok(missing) => Check::fail(
+            groups::SECURITY,
+            name,
+            format!("{} is missing {}", unit.display(), missing.join(", ")),
+        )
+        .hint(reinstall),
+    }
+}
+
+fn binary_ownership(name: &str, path: &Path) -> Check {
+    match check_root_executable(path) {
+        Ok(facts) => Check::pass(
+            groups::SECURITY,
+            name,
+            format!(
+                "{}: regular file, owned by root, mode {:#o}",
+                path.display(),
+                facts.mode
+            ),
+        ),
+        Err(err) => {
+            let hint = err.hint();
+            Check::fail(groups::SECURITY, name, crate::error_chain(&err))
+                .detail("the root helper refuses to launch a VMM binary that fails this check")
+                .hint(hint)
+        }
+    }
+}

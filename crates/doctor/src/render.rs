@@ -1,0 +1,165 @@
+//! Human-readable rendering of a [`Report`].
+//!
+//! ```text
+//! host
+//!   PASS  architecture   x86_64
+//!   WARN  kvm            /dev/kvm is a PVM device; guests run under QEMU (TCG)
+//!                        hint: ...
+//! ```
+
+use std::io::{self, IsTerminal, Write};
+
+use crate::report::{Report, Status};
+
+const RESET: &str = "\x1b[0m";
+const BOLD: &str = "\x1b[1m";
+const DIM: &str = "\x1b[2m";
+
+/// Names longer than this do not widen the column for everyone else.
+const MAX_NAME_COLUMN: usize = 28;
+
+fn status_color(status: Status) -> &'static str {
+    match status {
+        Status::Pass => "\x1b[32m",
+        Status::Warn => "\x1b[33m",
+        Status::Fail => "\x1b[1;31m",
+    }
+}
+
+/// Whether to colour output on a stream: only a terminal, and only when `NO_COLOR`
+/// is unset or empty (<https://no-color.org>).
+pub fn color_wanted(stream_is_terminal: bool, no_color: Option<&str>) -> bool {
+    stream_is_terminal && no_color.is_none_or(str::is_empty)
+}
+
+/// [`color_wanted`] for this process's stdout.
+pub fn stdout_color() -> bool {
+    let no_color = std::env::var("NO_COLOR").ok();
+    color_wanted(io::stdout().is_terminal(), no_color.as_deref())
+}
+
+impl Report {
+    /// Write the report for people, grouped by group, with a closing tally.
+    pub fn render_human(&self, out: &mut impl Write, color: bool) -> io::Result<()> {
+        let paint = |code: &'static str| if color { code } else { "" };
+        let width = self
+            .checks()
+            .iter()
+            .map(|c| c.name.chars().count())
+            .filter(|&n| n <= MAX_NAME_COLUMN)
+            .max()
+            .unwrap_or(0);
+        // "  PASS  " + name column + two spaces.
+        let indent = " ".repeat(8 + width + 2);
+
+        for (i, group) in self.groups().into_iter().enumerate() {
+            if i > 0 {
+                writeln!(out)?;
+            }
+            writeln!(out, "{}{group}{}", paint(BOLD), paint(RESET))?;
+            for check in self.group(group) {
+                writeln!(
+                    out,
+                    "  {}{}{}  {:<width$}  {}",
+                    paint(status_color(check.status)),
+                    check.status.label(),
+                    paint(RESET),
+                    check.name,
+                    check.summary,
+                )?;
+                for line in &check.details {
+                    writeln!(out, "{indent}{}{line}{}", paint(DIM), paint(RESET))?;
+                }
+                if let Some(hint) = &check.hint {
+                    writeln!(out, "{indent}hint: {hint}")?;
+                }
+            }
+        }
+
+        let counts = self.counts();
+        writeln!(out)?;
+        writeln!(
+            out,
+            "{} passed, {} warning{}, {} failed",
+            counts.pass,
+            counts.warn,
+            if counts.warn == 1 { "" } else { "s" },
+            counts.fail
+        )?;
+        if self.has_failures() {
+            writeln!(
+                out,
+                "banger is not ready on this host: fix the FAIL items above and run `banger doctor` again."
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Check;
+
+    fn sample() -> Report {
+        let mut r = Report::new();
+        r.push(Check::pass("host", "architecture", "x86_64"));
+        r.push(
+            Check::warn("host", "kvm", "no KVM")
+                .detail("guests run under TCG")
+                .hint("enable virtualization"),
+        );
+        r.push(Check::fail("vmm", "firecracker binary", "not found").detail("url"));
+        r
+    }
+
+    fn render(r: &Report, color: bool) -> String {
+        let mut buf = Vec::new();
+        r.render_human(&mut buf, color).unwrap();
+        String::from_utf8(buf).unwrap()
+    }
+
+    #[test]
+    fn groups_markers_details_and_tally() {
+        let text = render(&sample(), false);
+        assert!(!text.contains('\x1b'), "no colour requested:\n{text}");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "host");
+        assert_eq!(lines[1], "  PASS  architecture        x86_64");
+        assert_eq!(lines[2], "  WARN  kvm                 no KVM");
+        assert_eq!(lines[3], "                            guests run under TCG");
+        assert_eq!(
+            lines[4],
+            "                            hint: enable virtualization"
+        );
+        assert_eq!(lines[5], "");
+        assert_eq!(lines[6], "vmm");
+        assert!(lines[7].starts_with("  FAIL  firecracker binary"));
+        assert!(text.contains("1 passed, 1 warning, 1 failed"), "{text}");
+        assert!(text.contains("not ready"), "{text}");
+    }
+
+    #[test]
+    fn colour_only_when_asked() {
+        let text = render(&sample(), true);
+        assert!(text.contains("\x1b[32mPASS\x1b[0m"), "{text:?}");
+        assert!(text.contains("\x1b[1;31mFAIL"), "{text:?}");
+    }
+
+    #[test]
+    fn clean_report_has_no_failure_line() {
+        let mut r = Report::new();
+        r.push(Check::pass("host", "architecture", "x86_64"));
+        let text = render(&r, false);
+        assert!(text.contains("1 passed, 0 warnings, 0 failed"), "{text}");
+        assert!(!text.contains("not ready"));
+    }
+
+    #[test]
+    fn no_color_rules() {
+        assert!(color_wanted(true, None));
+        assert!(color_wanted(true, Some("")));
+        assert!(!color_wanted(true, Some("1")));
+        assert!(!color_wanted(false, None));
+    }
+}
