@@ -75,6 +75,7 @@ pub fn spawn(exec: &Exec, table: &ExecTable) -> Result<Spawned, SpawnFailure> {
         command.env("TERM", DEFAULT_TERM);
     }
     command.envs(&exec.env);
+    unblock_signals_in_child(&mut command);
     let start = |err: io::Error| failure(126, format!("exec: cannot set up {program}: {err}"));
     let result = match exec.tty {
         Some(size) => spawn_on_pty(command, size, exec.stdin, table).map_err(start)?,
@@ -178,6 +179,24 @@ fn spawn_on_pty(
         stderr: None,
         pty: Some(master),
     }))
+}
+
+/// The agent blocks SIGCHLD, SIGTERM and SIGINT in all its threads (see `signals`), and
+/// std's spawn does not reset the mask on every path: without this a guest program could not
+/// be stopped with SIGTERM or Ctrl-C.
+fn unblock_signals_in_child(command: &mut Command) {
+    // SAFETY: the closure runs in the child between fork and exec and makes only
+    // async-signal-safe calls on a local sigset.
+    unsafe {
+        command.pre_exec(|| {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            if libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
 }
 
 fn pid_of(child: &std::process::Child) -> i32 {
