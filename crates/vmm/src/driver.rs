@@ -162,3 +162,25 @@ impl VmmDriver for Driver {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+    fn assert_send<T: Send>(_: &T) {}
+
+    /// The daemon shares one driver between tasks and spawns its futures: both must be Send.
+    #[test]
+    fn driver_and_its_futures_can_cross_threads() {
+        assert_send_sync::<Driver>();
+        fn futures(driver: &Driver, spec: &LaunchSpec, rt: &VmRuntime) {
+            assert_send(&driver.launch(spec));
+            assert_send(&driver.request_shutdown(rt));
+            assert_send(&driver.kill(rt));
+            assert_send(&driver.connect_agent(rt));
+            assert_send(&driver.wait_exit(rt, Duration::from_secs(1)));
+        }
+        let _ = futures;
+    }
+}

@@ -26,7 +26,7 @@ pub enum DriverPreference {
 }
 
 /// The decision.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Selection {
     pub driver: DriverKind,
     pub accel: Accel,

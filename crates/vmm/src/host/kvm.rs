@@ -11,7 +11,7 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The only KVM API version there has ever been; anything else is not KVM.
 pub const KVM_API_VERSION: i32 = 12;
@@ -23,7 +23,7 @@ const KVM_GET_API_VERSION: libc::c_ulong = 0xAE00;
 const KVM_MODULES: [&str; 3] = ["kvm_pvm", "kvm_intel", "kvm_amd"];
 
 /// What the probe found, with a one-line explanation for humans.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KvmStatus {
     /// `/dev/kvm` exists.
     pub device_present: bool,

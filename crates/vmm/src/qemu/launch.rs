@@ -120,8 +120,20 @@ pub(super) async fn run(
             console_log: spec.console_log.clone(),
         });
     };
-    let boot_id = process::boot_id()
-        .map_err(|e| VmmError::io("read", "/proc/sys/kernel/random/boot_id", e))?;
+    let boot_id = match process::boot_id() {
+        Ok(id) => id,
+        Err(e) => {
+            // Without a boot id the VM could not be found again: do not leave it running.
+            let _ = process::signal(
+                ProcessIdentity {
+                    pid,
+                    start_time: stat.start_time,
+                },
+                libc::SIGKILL,
+            );
+            return Err(VmmError::io("read", "/proc/sys/kernel/random/boot_id", e));
+        }
+    };
 
     Ok(VmRuntime {
         vm_id,

@@ -5,9 +5,10 @@
 //! returns and the VM is not a child of the daemon (it survives daemon restarts). The
 //! launcher's stderr carries QEMU's own error message, which is put into the error verbatim.
 //!
-//! Machine types (measured on our TCG hosts, 1 vCPU, boot to the first line of /init):
-//! `-M microvm` with the PVH ELF vmlinux ~2.1 s, `-M pc` with the bzImage ~2.8 s. microvm is
-//! the default; `pc` is the fallback for kernels without the PVH note or on request.
+//! Machine types (measured on our TCG hosts, Debian 6.1 cloud kernel, 1 vCPU, 512 MiB, medians
+//! of 5 from launch to the first line of /init): `-M microvm` with the PVH ELF vmlinux 2.4 s,
+//! `-M pc` with the bzImage 2.6–2.8 s. microvm is the default; `pc` is the fallback for kernels
+//! without the PVH note, or on request.
 
 mod argv;
 mod launch;
@@ -75,7 +76,7 @@ impl QemuConfig {
     }
 }
 
-/// The QEMU driver. Cheap to clone? No: hold one per daemon and share it.
+/// The QEMU driver: one per daemon, shared by all VM tasks (it is `Send + Sync`).
 pub struct QemuDriver {
     config: QemuConfig,
     runner: Arc<dyn CommandRunner>,
