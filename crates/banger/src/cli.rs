@@ -1,0 +1,313 @@
+//! The command-line interface definition. Parsing only: each subcommand's work
+//! lives in `commands/`.
+
+use clap::{Args, Parser, Subcommand};
+
+const ABOUT: &str = "Real microVMs in about a second.";
+
+const LONG_ABOUT: &str = "\
+banger gives you a fresh, real virtual machine in about a second and throws it away just as fast.
+
+Start here:
+  banger doctor                          is this host ready? what is missing?
+  banger vm run --rm -- uname -a         boot the default image, run a command, delete the VM
+  banger vm run --name dev               boot a VM and keep it
+  banger vm exec dev -- make test        run a command in it; the exit code passes through
+  banger vm ls                           what is running
+
+A per-user daemon owns all VM state; the CLI starts it on demand (dev mode) or talks to the
+one systemd runs (system install). See docs/privileges.md for the trust model.";
+
+#[derive(Debug, Parser)]
+#[command(name = "banger", version, about = ABOUT, long_about = LONG_ABOUT, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check whether this host can run banger VMs, and how to fix what is missing
+    #[command(long_about = "\
+Check whether this host can run banger VMs, and how to fix what is missing.
+
+Every check reports PASS, WARN or FAIL with a hint. Doctor only reads: it never creates or
+changes the state store or any other file. Exit status is 0 unless a check FAILs.")]
+    Doctor(DoctorArgs),
+
+    /// Create, run, inspect and remove VMs
+    #[command(subcommand)]
+    Vm(VmCommand),
+
+    /// List and build the images VMs boot from
+    #[command(subcommand)]
+    Image(ImageCommand),
+
+    /// Run the owner daemon in the foreground, or control a running one
+    #[command(long_about = "\
+Run the owner daemon in the foreground, or control a running one.
+
+You rarely need this: in dev mode every banger command starts the daemon when it is not
+running, and a system install runs it under systemd. VMs keep running when the daemon
+stops; a new daemon finds them again.")]
+    Daemon(DaemonArgs),
+
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    #[command(long_about = "\
+Print a shell completion script.
+
+  banger completions bash > ~/.local/share/bash-completion/completions/banger
+  banger completions zsh  > \"${fpath[1]}/_banger\"
+  banger completions fish > ~/.config/fish/completions/banger.fish")]
+    Completions {
+        /// The shell to generate completions for
+        shell: clap_complete::Shell,
+    },
+
+    /// Print the banger(1) man page (roff) to stdout
+    #[command(
+        long_about = "Print the banger(1) man page (roff) to stdout.\n\n  banger man | man -l -"
+    )]
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Print the report as JSON (for scripts and bug reports)
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    #[command(subcommand)]
+    pub action: Option<DaemonAction>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DaemonAction {
+    /// Run the daemon in the foreground (the default)
+    Run,
+    /// Stop a running daemon; its VMs keep running
+    Stop,
+    /// Show whether a daemon is running, its mode and VMM driver
+    Status {
+        /// Print as JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VmCommand {
+    /// Create and boot a VM, optionally run a command in it
+    #[command(long_about = "\
+Create and boot a VM, optionally run a command in it.
+
+  banger vm run --rm -- uname -a      run one command in a throwaway VM; exits with its code
+  banger vm run --name dev            boot a VM and keep it running
+  banger vm run -d                    boot a VM in the background and print its name
+
+The image defaults to `default_image_name` from config.toml (the built-in `minimal` image
+if unset; it is built on first use). vCPUs, memory and disk default to `[vm_defaults]`;
+`banger doctor` shows the effective values and where each comes from.")]
+    Run(RunArgs),
+
+    /// Run a command in a running VM; its exit code becomes banger's
+    #[command(long_about = "\
+Run a command in a running VM through the guest agent (no SSH needed).
+
+Output streams as it is produced; the command's exit code becomes banger's (128+N if it
+was killed by signal N). The guest command's stdin is empty unless you pass -i.
+
+  banger vm exec dev -- make test
+  tar c . | banger vm exec -i dev -- tar x -C /work
+  banger vm exec -it dev -- sh")]
+    Exec(ExecArgs),
+
+    /// Boot a stopped VM
+    Start {
+        /// VM name
+        name: String,
+    },
+
+    /// Shut a VM down (gracefully, then by force after a timeout)
+    Stop {
+        /// VM name
+        name: String,
+        /// Seconds to wait for a clean shutdown before killing the VMM
+        #[arg(long, default_value_t = 15)]
+        timeout: u64,
+        /// Kill the VMM at once, without a clean shutdown
+        #[arg(short, long)]
+        force: bool,
+    },
+
+    /// Delete a VM and its disks
+    Rm {
+        /// VM names
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// Stop running VMs first instead of refusing
+        #[arg(short, long)]
+        force: bool,
+    },
+
+    /// List VMs
+    Ls {
+        /// Print as JSON
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Show everything banger knows about a VM, including boot timings
+    Inspect {
+        /// VM name
+        name: String,
+        /// Print as JSON
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Print a VM's serial console log
+    Logs {
+        /// VM name
+        name: String,
+        /// Keep printing new output until the VM stops (Ctrl-C to quit)
+        #[arg(short, long)]
+        follow: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Name for the VM (a DNS label: lowercase letters, digits, '-'); generated if omitted
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Image to boot (default: `default_image_name` from config, else `minimal`)
+    #[arg(long)]
+    pub image: Option<String>,
+    /// Number of vCPUs
+    #[arg(long)]
+    pub vcpu: Option<u32>,
+    /// Memory in MiB
+    #[arg(long)]
+    pub memory: Option<u64>,
+    /// Work disk size, e.g. 8G or 512M
+    #[arg(long)]
+    pub disk: Option<String>,
+    /// Delete the VM when the command finishes (requires a command)
+    #[arg(long)]
+    pub rm: bool,
+    /// Boot in the background and print the VM's name
+    #[arg(short = 'd', long, conflicts_with = "rm")]
+    pub detach: bool,
+    /// Forward stdin to the command
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Give the command a terminal
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Print boot phase timings to stderr
+    #[arg(long)]
+    pub timings: bool,
+    /// Command to run in the VM, after `--`
+    #[arg(last = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// VM name
+    pub name: String,
+    /// Forward stdin to the command
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Give the command a terminal
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Working directory in the guest
+    #[arg(short = 'w', long)]
+    pub workdir: Option<String>,
+    /// Environment variable for the command (repeatable)
+    #[arg(short, long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Command to run, after `--`
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// List registered images
+    Ls {
+        /// Print as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Build an image from a recipe and register it
+    #[command(long_about = "\
+Build an image from a recipe and register it.
+
+  banger image build minimal     the default image: Debian's cloud kernel and an initramfs
+                                 holding the banger agent, busybox and the kernel modules
+
+The kernel and busybox come from the Debian archive; every download is verified against
+the archive's signed checksums.")]
+    Build {
+        /// Recipe: `minimal`
+        recipe: String,
+        /// Register under this name instead of the recipe's
+        #[arg(long)]
+        name: Option<String>,
+        /// Rebuild and replace an existing image of that name
+        #[arg(long)]
+        force: bool,
+    },
+    /// Show one image
+    Inspect {
+        /// Image name
+        name: String,
+        /// Print as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an image no VM uses
+    Rm {
+        /// Image name
+        name: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn run_takes_a_trailing_command() {
+        let cli =
+            Cli::try_parse_from(["banger", "vm", "run", "--rm", "--", "uname", "-a"]).unwrap();
+        let Command::Vm(VmCommand::Run(args)) = cli.command else {
+            panic!("not vm run")
+        };
+        assert!(args.rm);
+        assert_eq!(args.command, vec!["uname", "-a"]);
+    }
+
+    #[test]
+    fn detach_and_rm_conflict() {
+        assert!(Cli::try_parse_from(["banger", "vm", "run", "--rm", "-d"]).is_err());
+    }
+
+    #[test]
+    fn exec_requires_a_command() {
+        assert!(Cli::try_parse_from(["banger", "vm", "exec", "dev"]).is_err());
+        assert!(Cli::try_parse_from(["banger", "vm", "exec", "-it", "dev", "--", "sh"]).is_ok());
+    }
+}

@@ -1,0 +1,53 @@
+//! `banger vm exec NAME [-i] [-t] -- CMD…`
+
+use anyhow::bail;
+use banger_api::ExecRequest;
+use banger_paths::Layout;
+
+use crate::cli::ExecArgs;
+use crate::{connect, exec_io};
+
+pub async fn run(layout: &Layout, args: ExecArgs) -> anyhow::Result<i32> {
+    let client = connect::connect(layout).await?;
+    let env = parse_env(&args.env)?;
+    let req = ExecRequest {
+        argv: args.command,
+        env,
+        cwd: args.workdir,
+        stdin: args.interactive || args.tty,
+        tty: None,
+    };
+    let status = exec_io::run(&client, &args.name, req, args.tty).await?;
+    Ok(status.shell_code())
+}
+
+/// `KEY=VALUE` pairs; a bare `KEY` takes the value from this process's environment.
+pub fn parse_env(pairs: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    pairs
+        .iter()
+        .map(|pair| match pair.split_once('=') {
+            Some((k, _)) if k.is_empty() => bail!("--env {pair:?}: the variable name is empty"),
+            Some((k, v)) => Ok((k.to_string(), v.to_string())),
+            None => match std::env::var(pair) {
+                Ok(v) => Ok((pair.clone(), v)),
+                Err(_) => bail!("--env {pair}: not set here; write it as {pair}=VALUE"),
+            },
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_pairs() {
+        let got = parse_env(&["A=1".into(), "B=x=y".into()]).unwrap();
+        assert_eq!(
+            got,
+            vec![("A".into(), "1".into()), ("B".into(), "x=y".into())]
+        );
+        assert!(parse_env(&["=1".into()]).is_err());
+        assert!(parse_env(&["BANGER_SURELY_UNSET_VAR".into()]).is_err());
+    }
+}

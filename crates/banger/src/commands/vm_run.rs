@@ -1,0 +1,68 @@
+//! `banger vm run`: create, boot, optionally run a command, optionally delete.
+
+use anyhow::bail;
+use banger_api::{CreateVmRequest, ExecRequest};
+use banger_paths::Layout;
+
+use super::vm_inspect::print_timings;
+use crate::cli::RunArgs;
+use crate::{connect, exec_io};
+
+pub async fn run(layout: &Layout, args: RunArgs) -> anyhow::Result<i32> {
+    if args.rm && args.command.is_empty() {
+        bail!("--rm needs a command to run, e.g. `banger vm run --rm -- uname -a`");
+    }
+    if args.detach && !args.command.is_empty() {
+        bail!(
+            "-d boots the VM in the background and cannot run a command; drop -d, or run it afterwards with `banger vm exec`"
+        );
+    }
+    let client = connect::connect(layout).await?;
+    let vm = client
+        .create_vm(&CreateVmRequest {
+            name: args.name,
+            image: args.image,
+            vcpu: args.vcpu,
+            memory_mib: args.memory,
+            disk: args.disk,
+            start: true,
+        })
+        .await?;
+    if args.timings {
+        print_timings(&vm, &mut std::io::stderr())?;
+    }
+
+    if args.command.is_empty() {
+        if args.detach {
+            println!("{}", vm.name);
+        } else {
+            println!(
+                "VM {name} is running ({image}, {vcpu} vCPU, {mem} MiB).\n  \
+                 banger vm exec {name} -- CMD      run a command\n  \
+                 banger vm exec -it {name} -- sh   open a shell\n  \
+                 banger vm logs {name}             serial console\n  \
+                 banger vm rm -f {name}            stop and delete it",
+                name = vm.name,
+                image = vm.image,
+                vcpu = vm.vcpu,
+                mem = vm.memory_mib,
+            );
+        }
+        return Ok(0);
+    }
+
+    let req = ExecRequest {
+        argv: args.command,
+        env: Vec::new(),
+        cwd: None,
+        stdin: args.interactive || args.tty,
+        tty: None,
+    };
+    let result = exec_io::run(&client, &vm.name, req, args.tty).await;
+    if args.rm
+        && let Err(e) = client.remove_vm(&vm.name, true).await
+    {
+        eprintln!("warning: could not remove VM {}: {e}", vm.name);
+    }
+    Ok(result?.shell_code())
+}

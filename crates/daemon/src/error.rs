@@ -1,0 +1,95 @@
+//! The daemon's error type and how each kind maps onto HTTP.
+
+use banger_api::ApiError;
+use hyper::StatusCode;
+
+/// An error a handler returns; becomes a JSON [`ApiError`] body.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct DaemonError {
+    pub kind: ErrorKind,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    NotFound,
+    Conflict,
+    Invalid,
+    Unavailable,
+    Internal,
+}
+
+impl ErrorKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::Invalid => "invalid",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::Internal => "internal",
+        }
+    }
+
+    pub fn status(self) -> StatusCode {
+        match self {
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::Invalid => StatusCode::BAD_REQUEST,
+            ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl DaemonError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> DaemonError {
+        DaemonError {
+            kind,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn not_found(message: impl Into<String>) -> DaemonError {
+        DaemonError::new(ErrorKind::NotFound, message)
+    }
+
+    pub fn conflict(message: impl Into<String>) -> DaemonError {
+        DaemonError::new(ErrorKind::Conflict, message)
+    }
+
+    pub fn invalid(message: impl Into<String>) -> DaemonError {
+        DaemonError::new(ErrorKind::Invalid, message)
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> DaemonError {
+        DaemonError::new(ErrorKind::Unavailable, message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> DaemonError {
+        DaemonError::new(ErrorKind::Internal, message)
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> DaemonError {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    pub fn to_api(&self) -> ApiError {
+        ApiError {
+            kind: self.kind.as_str().to_string(),
+            message: self.message.clone(),
+            hint: self.hint.clone(),
+        }
+    }
+}
+
+impl From<banger_store::StoreError> for DaemonError {
+    fn from(e: banger_store::StoreError) -> DaemonError {
+        DaemonError::internal(format!("state store: {e}"))
+    }
+}
+
+pub type Result<T> = std::result::Result<T, DaemonError>;

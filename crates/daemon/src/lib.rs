@@ -1,0 +1,56 @@
+//! The owner daemon: one per owner user. It owns the state store and every VM's
+//! lifecycle, and answers the CLI over HTTP/JSON on a `0600` Unix socket.
+//!
+//! VMM processes are not its children: they keep running when the daemon stops,
+//! and a new daemon finds them again (see [`vms::reconcile`]).
+
+mod disks;
+mod error;
+mod http;
+mod images;
+mod server;
+mod state;
+pub mod vms;
+
+use anyhow::Context;
+use banger_paths::Layout;
+
+pub use error::{DaemonError, ErrorKind};
+pub use state::Daemon;
+
+/// Run the daemon in the foreground until it is asked to stop.
+pub fn run(layout: Layout) -> anyhow::Result<()> {
+    init_logging();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        server::create_private_dir(&layout.state_dir)?;
+        let bound = server::bind(
+            &layout.runtime_dir,
+            &layout.daemon_socket(),
+            &layout.daemon_pid_file(),
+        )?;
+        let daemon = Daemon::open(layout)?;
+        tracing::info!(
+            pid = std::process::id(),
+            socket = %daemon.layout.daemon_socket().display(),
+            driver = %daemon.selection_summary(),
+            "banger daemon started"
+        );
+        vms::reconcile::reconcile(&daemon).await;
+        server::serve(daemon, &bound).await
+    })
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BANGER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
+}

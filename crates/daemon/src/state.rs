@@ -1,0 +1,116 @@
+//! The daemon's shared state: store, driver, per-VM slots.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+use anyhow::Context;
+use banger_agent_client::AgentClient;
+use banger_api::Health;
+use banger_config::{Config, VmDefaults};
+use banger_paths::Layout;
+use banger_store::Store;
+use banger_system::{CommandRunner, RealRunner};
+use banger_vmm::{Driver, Selection};
+use tokio::sync::watch;
+
+/// Everything the handlers share.
+pub struct Daemon {
+    pub layout: Layout,
+    pub config: Config,
+    pub defaults: VmDefaults,
+    pub driver: Driver,
+    pub selection: Selection,
+    pub runner: Arc<dyn CommandRunner>,
+    store: Mutex<Store>,
+    slots: Mutex<HashMap<String, Arc<VmSlot>>>,
+    shutdown: watch::Sender<bool>,
+    /// Image builds are serialised: two `vm run`s racing to auto-build the default
+    /// image must build it once.
+    pub image_lock: tokio::sync::Mutex<()>,
+    /// Lets background tasks spawned from a `&Daemon` hold the daemon alive.
+    me: Weak<Daemon>,
+}
+
+/// Per-VM runtime state that does not belong in the store.
+#[derive(Default)]
+pub struct VmSlot {
+    /// Serialises lifecycle operations (start, stop, rm) on one VM.
+    pub op: tokio::sync::Mutex<()>,
+    /// The live agent connection, when there is one.
+    pub agent: tokio::sync::Mutex<Option<AgentClient>>,
+}
+
+impl Daemon {
+    pub fn open(layout: Layout) -> anyhow::Result<Arc<Daemon>> {
+        let config = banger_config::load(&layout.config_file())?;
+        let host = banger_system::read_host_resources().ok();
+        let defaults =
+            config.vm_defaults_resolved(host.map(|h| h.cpus), host.map(|h| h.total_memory_bytes));
+        let store = Store::open(&layout.db_path()).with_context(|| {
+            format!("cannot open the state store {}", layout.db_path().display())
+        })?;
+        let (driver, selection) = crate::vms::driver::build(&layout, &config)?;
+        let (shutdown, _) = watch::channel(false);
+        Ok(Arc::new_cyclic(|me| Daemon {
+            me: me.clone(),
+            layout,
+            config,
+            defaults,
+            driver,
+            selection,
+            runner: Arc::new(RealRunner),
+            store: Mutex::new(store),
+            slots: Mutex::new(HashMap::new()),
+            shutdown,
+            image_lock: tokio::sync::Mutex::new(()),
+        }))
+    }
+
+    /// A strong handle for background tasks; `None` only while the daemon is dropped.
+    pub fn self_arc(&self) -> Option<Arc<Daemon>> {
+        self.me.upgrade()
+    }
+
+    /// The store. Held only for the duration of a query, never across an await.
+    pub fn store(&self) -> MutexGuard<'_, Store> {
+        // A panic while holding the lock cannot leave SQLite inconsistent (every
+        // write is a transaction), so a poisoned lock is safe to reuse.
+        self.store
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The slot of VM `id`, created on first use.
+    pub fn slot(&self, id: &str) -> Arc<VmSlot> {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots.entry(id.to_string()).or_default().clone()
+    }
+
+    pub fn forget_slot(&self, id: &str) {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots.remove(id);
+    }
+
+    pub fn selection_summary(&self) -> String {
+        format!("{} ({})", self.selection.driver, self.selection.accel)
+    }
+
+    pub fn health(&self) -> Health {
+        Health {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            pid: std::process::id(),
+            mode: self.layout.mode.as_str().to_string(),
+            state_dir: self.layout.state_dir.display().to_string(),
+            driver: self.selection_summary(),
+            driver_reason: self.selection.reason.clone(),
+        }
+    }
+
+    pub fn request_shutdown(&self) {
+        let _ = self.shutdown.send(true);
+    }
+
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+}

@@ -1,0 +1,121 @@
+//! `POST /v1/vms`: validate, lay out the VM directory and disks, register, and
+//! (with `start`) boot.
+
+use banger_api::{CreateVmRequest, VmView};
+use banger_store::{StoreError, VmRecord, VmState};
+
+use super::{WORK_DISK, names, start, view};
+use crate::disks;
+use crate::error::{DaemonError, Result};
+use crate::state::Daemon;
+
+pub async fn create(daemon: &Daemon, req: CreateVmRequest) -> Result<VmView> {
+    let name = match req.name {
+        Some(name) => {
+            names::validate(&name)?;
+            if daemon.store().get_vm(&name)?.is_some() {
+                return Err(exists(&name));
+            }
+            name
+        }
+        None => {
+            let store = daemon.store();
+            names::generate(|candidate| matches!(store.get_vm(candidate), Ok(Some(_))))
+        }
+    };
+
+    let (vcpu, memory_mib, disk_bytes) =
+        resources(daemon, req.vcpu, req.memory_mib, req.disk.as_deref())?;
+    let image_name = req
+        .image
+        .unwrap_or_else(|| daemon.config.default_image_name_resolved().value);
+    let image = crate::images::ensure(daemon, &image_name).await?;
+
+    let id = banger_store::new_vm_id()
+        .map_err(|e| DaemonError::internal(format!("cannot draw a VM id: {e}")))?;
+    let dir = daemon.layout.vm_dir(&id);
+    crate::server::create_private_dir(&dir)
+        .map_err(|e| DaemonError::internal(format!("cannot create VM directory: {e:#}")))?;
+    let record = VmRecord {
+        id: id.clone(),
+        name: name.clone(),
+        image_name: image.name.clone(),
+        state: VmState::Created,
+        vcpu,
+        memory_mib,
+        disk_bytes,
+        dir: dir.clone(),
+        driver: None,
+        runtime_json: None,
+        boot_json: None,
+        last_error: None,
+        created_at: banger_store::now_rfc3339(),
+        updated_at: banger_store::now_rfc3339(),
+        started_at: None,
+    };
+    let registered =
+        disks::create_work_disk(daemon.runner.as_ref(), &dir.join(WORK_DISK), disk_bytes).and_then(
+            |()| {
+                daemon.store().insert_vm(&record).map_err(|e| match e {
+                    StoreError::VmExists(_) => exists(&name),
+                    other => other.into(),
+                })
+            },
+        );
+    if let Err(e) = registered {
+        // Nothing refers to the directory yet: remove it so a failed create leaves no trace.
+        let _ = std::fs::remove_dir_all(&dir);
+        return Err(e);
+    }
+    tracing::info!(vm = %name, id = %id, image = %image.name, "created VM");
+
+    if req.start {
+        return start::boot(daemon, &id).await.map(|vm| view(&vm));
+    }
+    Ok(view(&record))
+}
+
+fn exists(name: &str) -> DaemonError {
+    DaemonError::conflict(format!("a VM named {name:?} already exists")).with_hint(format!(
+        "pick another --name, or remove it with `banger vm rm -f {name}`"
+    ))
+}
+
+/// Requested resources, or the resolved defaults, checked against sane bounds.
+fn resources(
+    daemon: &Daemon,
+    vcpu: Option<u32>,
+    memory: Option<u64>,
+    disk: Option<&str>,
+) -> Result<(u32, u64, u64)> {
+    let vcpu = vcpu.unwrap_or(daemon.defaults.vcpu.value);
+    let (lo, hi) = banger_config::VCPU_RANGE;
+    if !(lo..=hi).contains(&vcpu) {
+        return Err(DaemonError::invalid(format!(
+            "--vcpu {vcpu} is out of range: use {lo} to {hi}"
+        )));
+    }
+    let memory = memory.unwrap_or(daemon.defaults.memory_mib.value);
+    let (lo, hi) = banger_config::MEMORY_MIB_RANGE;
+    if !(lo..=hi).contains(&memory) {
+        return Err(DaemonError::invalid(format!(
+            "--memory {memory} MiB is out of range: use {lo} to {hi} MiB"
+        )));
+    }
+    let disk = match disk {
+        None => daemon.defaults.disk_bytes.value,
+        Some(text) => banger_config::parse_size(text).map_err(|e| {
+            DaemonError::invalid(format!("--disk {text:?}: {e}"))
+                .with_hint("write a size like 8G or 512M")
+        })?,
+    };
+    if !(banger_config::DISK_MIN_BYTES..=banger_config::DISK_MAX_BYTES).contains(&disk) {
+        return Err(DaemonError::invalid(format!(
+            "--disk {} is out of range: use {} to {}",
+            banger_config::format_size(disk),
+            banger_config::format_size(banger_config::DISK_MIN_BYTES),
+            banger_config::format_size(banger_config::DISK_MAX_BYTES)
+        )));
+    }
+    Ok((vcpu, memory, disk))
+}

@@ -1,0 +1,82 @@
+//! The VM lifecycle service: every `/v1/vms` handler and the machinery behind it.
+//!
+//! States (persisted in the store): `created → starting → running → stopping →
+//! stopped`, with `failed` when a boot does not reach a ready agent. Lifecycle
+//! operations on one VM are serialised by its slot's `op` lock.
+
+mod agent;
+mod create;
+pub mod driver;
+mod exec;
+mod logs;
+pub mod names;
+pub mod reconcile;
+mod start;
+mod stop;
+
+use banger_api::{BootTimings, VmView};
+use banger_store::VmRecord;
+use banger_vmm::VmRuntime;
+
+use crate::error::{DaemonError, Result};
+use crate::state::Daemon;
+
+pub use create::create;
+pub use exec::exec;
+pub use logs::logs;
+pub use start::start;
+pub use stop::{remove, stop};
+
+pub fn list(daemon: &Daemon) -> Result<Vec<VmView>> {
+    Ok(daemon.store().list_vms()?.iter().map(view).collect())
+}
+
+pub fn get(daemon: &Daemon, name: &str) -> Result<VmView> {
+    Ok(view(&lookup(daemon, name)?))
+}
+
+/// The VM called `name` (or with that id), or a not-found error that says what to do.
+pub fn lookup(daemon: &Daemon, name: &str) -> Result<VmRecord> {
+    daemon.store().get_vm(name)?.ok_or_else(|| {
+        DaemonError::not_found(format!("no VM named {name:?}"))
+            .with_hint("`banger vm ls` lists your VMs")
+    })
+}
+
+pub fn runtime_of(vm: &VmRecord) -> Option<VmRuntime> {
+    vm.runtime_json
+        .as_deref()
+        .and_then(|j| serde_json::from_str(j).ok())
+}
+
+pub fn view(vm: &VmRecord) -> VmView {
+    let runtime = runtime_of(vm);
+    VmView {
+        id: vm.id.clone(),
+        name: vm.name.clone(),
+        image: vm.image_name.clone(),
+        state: vm.state.to_string(),
+        vcpu: vm.vcpu,
+        memory_mib: vm.memory_mib,
+        disk_bytes: vm.disk_bytes,
+        driver: vm.driver.clone(),
+        accel: runtime.as_ref().map(|r| r.accel.to_string()),
+        pid: runtime
+            .as_ref()
+            .filter(|_| vm.state.is_active())
+            .map(|r| r.pid as i32),
+        dir: vm.dir.display().to_string(),
+        console_log: vm.dir.join(CONSOLE_LOG).display().to_string(),
+        created_at: vm.created_at.clone(),
+        started_at: vm.started_at.clone(),
+        last_error: vm.last_error.clone(),
+        boot: vm
+            .boot_json
+            .as_deref()
+            .and_then(|j| serde_json::from_str::<BootTimings>(j).ok()),
+    }
+}
+
+/// File names inside a VM's directory.
+pub const CONSOLE_LOG: &str = "console.log";
+pub const WORK_DISK: &str = "work.ext4";

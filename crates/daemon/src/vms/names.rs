@@ -1,0 +1,124 @@
+//! VM names: validated as DNS labels (they become host names and path components),
+//! generated when the user gives none.
+
+use crate::error::{DaemonError, Result};
+
+/// Longest DNS label.
+pub const MAX_NAME_LEN: usize = 63;
+
+/// Check `name` is a DNS label: 1–63 characters of `a-z`, `0-9`, `-`, not starting or
+/// ending with `-`. Upper case is refused rather than folded so `ssh NAME.vm` and
+/// `banger vm exec NAME` always agree.
+pub fn validate(name: &str) -> Result<()> {
+    let invalid = |why: &str| {
+        DaemonError::invalid(format!("invalid VM name {name:?}: {why}"))
+            .with_hint("use 1-63 lowercase letters, digits and '-', starting and ending with a letter or digit (it becomes the VM's host name)")
+    };
+    if name.is_empty() {
+        return Err(invalid("it is empty"));
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(invalid(&format!(
+            "it is {} characters long, the limit is {MAX_NAME_LEN}",
+            name.len()
+        )));
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+    {
+        return Err(invalid(&format!("{bad:?} is not allowed")));
+    }
+    if name.starts_with('-') || name.ends_with('-') {
+        return Err(invalid("it starts or ends with '-'"));
+    }
+    Ok(())
+}
+
+const ADJECTIVES: &[&str] = &[
+    "brisk", "calm", "eager", "fuzzy", "gentle", "happy", "jolly", "keen", "lucky", "merry",
+    "nimble", "proud", "quick", "rapid", "shiny", "sunny", "swift", "tidy", "vivid", "witty",
+];
+const NOUNS: &[&str] = &[
+    "badger", "comet", "falcon", "gecko", "heron", "ibis", "koala", "lynx", "marten", "newt",
+    "otter", "panda", "quail", "raven", "stoat", "tapir", "vole", "walrus", "yak", "zebra",
+];
+
+/// A friendly random name like `swift-otter-3f2a`; `taken` says whether a candidate exists.
+pub fn generate(mut taken: impl FnMut(&str) -> bool) -> String {
+    loop {
+        let r = random_u64();
+        let adj = ADJECTIVES[(r % ADJECTIVES.len() as u64) as usize];
+        let noun = NOUNS[((r >> 16) % NOUNS.len() as u64) as usize];
+        let name = format!("{adj}-{noun}-{:04x}", (r >> 32) & 0xffff);
+        if !taken(&name) {
+            return name;
+        }
+    }
+}
+
+fn random_u64() -> u64 {
+    let mut buf = [0u8; 8];
+    // getrandom(2) with flags 0 blocks only before the pool is initialised at boot.
+    // SAFETY: the buffer is valid for 8 bytes of writes.
+    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
+    if n != 8 {
+        // Practically unreachable; fall back to time and pid so ids still differ.
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        return t ^ ((std::process::id() as u64) << 32);
+    }
+    u64::from_le_bytes(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_dns_labels() {
+        for ok in ["a", "dev", "web-1", "0abc", &"a".repeat(63)] {
+            validate(ok).unwrap();
+        }
+    }
+
+    #[test]
+    fn refuses_everything_else() {
+        for bad in [
+            "",
+            "-a",
+            "a-",
+            "Dev",
+            "a_b",
+            "a.b",
+            "a b",
+            "ü",
+            "a/b",
+            "..",
+            &"a".repeat(64),
+        ] {
+            let err = validate(bad).unwrap_err();
+            assert!(
+                err.message.contains("invalid VM name"),
+                "{bad}: {}",
+                err.message
+            );
+            assert!(err.hint.is_some());
+        }
+    }
+
+    #[test]
+    fn generated_names_are_valid_and_avoid_taken_ones() {
+        let first = generate(|_| false);
+        validate(&first).unwrap();
+        let mut seen = 0;
+        let second = generate(|n| {
+            seen += 1;
+            seen < 3 && n.len() > 0
+        });
+        validate(&second).unwrap();
+        assert_eq!(seen, 3);
+    }
+}

@@ -1,0 +1,181 @@
+//! Booting a VM: launch the VMM, wait for the guest agent, record boot phases.
+
+use std::time::{Duration, Instant};
+
+use banger_api::{BootTimings, VmView};
+use banger_store::{VmRecord, VmState};
+use banger_vmm::{DriveFormat, DriveSpec, LaunchSpec, VmmDriver};
+
+use super::{CONSOLE_LOG, WORK_DISK, agent, lookup, reconcile, view};
+use crate::error::{DaemonError, Result};
+use crate::state::Daemon;
+
+/// How long a boot may take to reach a ready agent. TCG boots take seconds; a loaded
+/// CI machine can stretch that a lot, so be generous. `BANGER_BOOT_TIMEOUT` (seconds)
+/// overrides it.
+fn boot_timeout() -> Duration {
+    std::env::var("BANGER_BOOT_TIMEOUT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(Duration::from_secs(180))
+}
+
+/// `POST /v1/vms/{name}/start`
+pub async fn start(daemon: &Daemon, name: &str) -> Result<VmView> {
+    let vm = lookup(daemon, name)?;
+    boot(daemon, &vm.id).await.map(|vm| view(&vm))
+}
+
+/// Boot VM `id` from `created`, `stopped` or `failed`; a running VM is returned as is.
+pub async fn boot(daemon: &Daemon, id: &str) -> Result<VmRecord> {
+    let t0 = Instant::now();
+    let slot = daemon.slot(id);
+    let _op = slot.op.lock().await;
+    let vm = lookup(daemon, id)?;
+    match vm.state {
+        VmState::Running => return Ok(vm),
+        VmState::Created | VmState::Stopped | VmState::Failed => {}
+        other => {
+            return Err(DaemonError::conflict(format!(
+                "VM {} is {other}; try again when it settles",
+                vm.name
+            )));
+        }
+    }
+    let image = daemon.store().get_image(&vm.image_name)?.ok_or_else(|| {
+        DaemonError::not_found(format!(
+            "VM {} uses image {:?}, which no longer exists",
+            vm.name, vm.image_name
+        ))
+        .with_hint(format!(
+            "rebuild it with `banger image build {}`, or remove the VM",
+            vm.image_name
+        ))
+    })?;
+    daemon
+        .store()
+        .update_vm_state(&vm.id, Some(vm.state), VmState::Starting, None)?;
+
+    let spec = LaunchSpec {
+        vm_id: vm.id.clone(),
+        vm_dir: vm.dir.clone(),
+        kernel: image.kernel_path.clone(),
+        bzimage: image.bzimage_path.clone(),
+        initrd: image.initrd_path.clone(),
+        kernel_args: vec![
+            format!("banger.hostname={}", vm.name),
+            "banger.workdisk=/dev/vda".to_string(),
+        ],
+        drives: vec![DriveSpec {
+            id: "work".into(),
+            path: vm.dir.join(WORK_DISK),
+            format: DriveFormat::Raw,
+            read_only: false,
+            root: false,
+        }],
+        nics: Vec::new(),
+        vcpus: vm.vcpu,
+        memory_mib: vm.memory_mib,
+        console_log: vm.dir.join(CONSOLE_LOG),
+    };
+
+    let runtime = match daemon.driver.launch(&spec).await {
+        Ok(rt) => rt,
+        Err(e) => return Err(fail(daemon, &vm, format!("cannot start the VMM: {e}"))),
+    };
+    let vmm_spawned = t0.elapsed();
+    let runtime_json = serde_json::to_string(&runtime)
+        .map_err(|e| DaemonError::internal(format!("cannot encode VM runtime: {e}")))?;
+    daemon.store().set_vm_runtime(
+        &vm.id,
+        Some(runtime.driver.as_str()),
+        Some(&runtime_json),
+        None,
+    )?;
+
+    let (client, ready) = match agent::connect(daemon, &runtime, t0 + boot_timeout()).await {
+        Ok(pair) => pair,
+        Err(e) => {
+            let _ = daemon.driver.kill(&runtime).await;
+            let tail = console_tail(&spec.console_log, 15);
+            return Err(fail(
+                daemon,
+                &vm,
+                format!("VM {} did not become ready: {}{tail}", vm.name, e.message),
+            ));
+        }
+    };
+    let agent_ready = t0.elapsed();
+
+    let timings = timings(vmm_spawned, agent_ready, &ready);
+    let boot_json = serde_json::to_string(&timings).ok();
+    {
+        let store = daemon.store();
+        store.set_vm_runtime(
+            &vm.id,
+            Some(runtime.driver.as_str()),
+            Some(&runtime_json),
+            boot_json.as_deref(),
+        )?;
+        store.set_vm_started(&vm.id, &banger_store::now_rfc3339())?;
+        store.update_vm_state(&vm.id, Some(VmState::Starting), VmState::Running, None)?;
+    }
+    *slot.agent.lock().await = Some(client);
+    reconcile::watch_exit(daemon, &vm.id, runtime);
+    tracing::info!(vm = %vm.name, ready_ms = agent_ready.as_millis() as u64, "VM running");
+    lookup(daemon, id)
+}
+
+/// Mark the VM failed with `message`, and return the error to report.
+fn fail(daemon: &Daemon, vm: &VmRecord, message: String) -> DaemonError {
+    tracing::warn!(vm = %vm.name, %message, "boot failed");
+    let _ = daemon.store().update_vm_state(
+        &vm.id,
+        Some(VmState::Starting),
+        VmState::Failed,
+        Some(&message),
+    );
+    DaemonError::internal(message).with_hint(format!(
+        "`banger vm logs {}` shows the guest console; `banger doctor` checks the host",
+        vm.name
+    ))
+}
+
+/// Boot phases from the host's clock and the guest's uptime counters. The guest
+/// reports how long its kernel had been running at each step, so the moment the
+/// kernel took control is the ready time minus the guest uptime at ready.
+fn timings(
+    vmm_spawned: Duration,
+    agent_ready: Duration,
+    ready: &banger_agent_client::ReadyInfo,
+) -> BootTimings {
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let t = &ready.timings;
+    let ready_ms = ms(agent_ready);
+    // `now_us` is the guest's uptime when it sent Ready, which is when we received it.
+    let kernel_started = ready_ms - t.now_us as f64 / 1000.0;
+    BootTimings {
+        vmm_spawned_ms: ms(vmm_spawned),
+        kernel_started_ms: (kernel_started > 0.0).then_some(kernel_started),
+        init_started_ms: Some(kernel_started.max(0.0) + t.agent_start_us as f64 / 1000.0),
+        agent_ready_ms: ready_ms,
+        kernel_release: Some(ready.kernel_release.clone()),
+    }
+}
+
+/// The last lines of the console log, formatted for an error message.
+pub fn console_tail(path: &std::path::Path, lines: usize) -> String {
+    let Ok(bytes) = std::fs::read(path) else {
+        return String::new();
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let all: Vec<&str> = text.lines().collect();
+    if all.is_empty() {
+        return "\n(the guest console is empty)".to_string();
+    }
+    format!(
+        "\nlast console lines:\n  {}",
+        all[all.len().saturating_sub(lines)..].join("\n  ")
+    )
+}

@@ -1,0 +1,271 @@
+//! Test harness: each [`Env`] is an isolated banger installation (its own state,
+//! runtime, config and etc dirs, hence its own daemon) driving the real `banger`
+//! binary. The `minimal` image is built once per machine into a template and shared
+//! read-only by every environment.
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use anyhow::{Context, bail};
+use nix::fcntl::{Flock, FlockArg};
+
+/// The banger binary under test: `$BANGER_BIN`, else `target/release/banger`
+/// (the Makefile builds it, with the static agent beside it).
+pub fn banger_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("BANGER_BIN") {
+        return PathBuf::from(bin);
+    }
+    workspace_root().join("target/release/banger")
+}
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn check_binaries() -> anyhow::Result<PathBuf> {
+    let bin = banger_bin();
+    let agent = bin.with_file_name("banger-agent");
+    if !bin.is_file() || !agent.is_file() {
+        bail!(
+            "end-to-end tests need the release binaries: {} and {} are missing.\n\
+             Run `make build` (or `make test`, which builds them), or set BANGER_BIN.",
+            bin.display(),
+            agent.display()
+        );
+    }
+    Ok(bin)
+}
+
+/// One isolated banger installation.
+pub struct Env {
+    pub bin: PathBuf,
+    pub root: tempfile::TempDir,
+}
+
+impl Env {
+    /// A fresh installation whose store already has the `minimal` image registered.
+    pub fn new() -> anyhow::Result<Env> {
+        let bin = check_binaries()?;
+        let template = template()?;
+        // Short paths: Unix socket paths are limited to 108 bytes.
+        let root = tempfile::Builder::new().prefix("bg").tempdir_in("/tmp")?;
+        let env = Env { bin, root };
+        std::fs::create_dir_all(env.state_dir())?;
+        for suffix in ["", "-wal"] {
+            let src = template.join(format!("state/state.db{suffix}"));
+            if src.exists() {
+                std::fs::copy(&src, env.state_dir().join(format!("state.db{suffix}")))?;
+            }
+        }
+        Ok(env)
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.root.path().join("state")
+    }
+
+    pub fn runtime_dir(&self) -> PathBuf {
+        self.root.path().join("run")
+    }
+
+    /// A `banger` command bound to this installation.
+    pub fn cmd<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        env_command(&self.bin, self.root.path(), args)
+    }
+
+    /// Run to completion with stdin closed.
+    pub fn run<I, S>(&self, args: I) -> Output
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = self.cmd(args);
+        cmd.stdin(Stdio::null());
+        let out = cmd
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.bin.display()));
+        out
+    }
+
+    /// Run with `input` on stdin.
+    pub fn run_with_stdin<I, S>(&self, args: I, input: &[u8]) -> Output
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut child = self
+            .cmd(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.bin.display()));
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        let input = input.to_vec();
+        let writer = std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+        let out = child.wait_with_output().expect("wait for banger");
+        let _ = writer.join();
+        out
+    }
+
+    /// Run and insist on success; returns stdout.
+    pub fn ok<I, S>(&self, args: I) -> String
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let args: Vec<_> = args
+            .into_iter()
+            .map(|a| a.as_ref().to_os_string())
+            .collect();
+        let out = self.run(&args);
+        assert!(
+            out.status.success(),
+            "banger {:?} failed ({}):\nstdout: {}\nstderr: {}\n{}",
+            args,
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.diagnostics()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The state of VM `name` as `banger vm inspect --json` reports it.
+    pub fn vm_json(&self, name: &str) -> serde_json::Value {
+        let out = self.ok(["vm", "inspect", name, "--json"]);
+        serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("bad JSON from vm inspect: {e}: {out}"))
+    }
+
+    /// Pid of this installation's daemon, from its pid file.
+    pub fn daemon_pid(&self) -> Option<i32> {
+        std::fs::read_to_string(self.runtime_dir().join("bangerd.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// The daemon log, for assertion messages.
+    pub fn diagnostics(&self) -> String {
+        let log = std::fs::read_to_string(self.state_dir().join("daemon.log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(30).collect();
+        format!(
+            "daemon log (last lines):\n{}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        )
+    }
+}
+
+impl Drop for Env {
+    /// Remove every VM and stop the daemon, so no QEMU outlives the test.
+    fn drop(&mut self) {
+        if self.daemon_pid().is_none() {
+            return;
+        }
+        let out = self.run(["vm", "ls", "--json"]);
+        if let Ok(vms) = serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout) {
+            for vm in vms {
+                if let Some(name) = vm["name"].as_str() {
+                    let _ = self.run(["vm", "rm", "-f", name]);
+                }
+            }
+        }
+        let _ = self.run(["daemon", "stop"]);
+    }
+}
+
+fn env_command<I, S>(bin: &Path, root: &Path, args: I) -> Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut cmd = Command::new(bin);
+    cmd.args(args)
+        .env("BANGER_STATE_DIR", root.join("state"))
+        .env("BANGER_RUNTIME_DIR", root.join("run"))
+        .env("BANGER_CONFIG_DIR", root.join("config"))
+        .env("BANGER_ETC_DIR", root.join("etc"))
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+/// The template installation holding the built `minimal` image, built once per
+/// machine (and rebuilt when the banger binary changes). Concurrent test binaries
+/// serialise on a lock file.
+fn template() -> anyhow::Result<PathBuf> {
+    let bin = check_binaries()?;
+    let dir = workspace_root().join("target/e2e-template");
+    std::fs::create_dir_all(&dir)?;
+    let lock_file = File::create(dir.join(".lock"))?;
+    let _lock = Flock::lock(lock_file, FlockArg::LockExclusive)
+        .map_err(|(_, e)| anyhow::anyhow!("cannot lock the e2e template: {e}"))?;
+
+    let stamp = dir.join(".built-by");
+    let want = binary_stamp(&bin)?;
+    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(want.as_str()) {
+        return Ok(dir);
+    }
+    // Start over, but keep the download cache (state/cache): the Debian packages
+    // are the same, only the agent inside the image changed.
+    for stale in [
+        "state/state.db",
+        "state/state.db-wal",
+        "state/state.db-shm",
+        "state/images",
+        "run",
+    ] {
+        let p = dir.join(stale);
+        let _ = std::fs::remove_dir_all(&p).or_else(|_| std::fs::remove_file(&p));
+    }
+    let out = env_command(&bin, &dir, ["image", "build", "minimal"])
+        .stdin(Stdio::null())
+        .output()
+        .context("running banger image build minimal")?;
+    let _ = env_command(&bin, &dir, ["daemon", "stop"]).output();
+    if !out.status.success() {
+        bail!(
+            "`banger image build minimal` failed for the e2e template:\n{}\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(dir.join("state/daemon.log")).unwrap_or_default()
+        );
+    }
+    std::fs::write(&stamp, want)?;
+    Ok(dir)
+}
+
+/// Identifies the agent a template image was built with: the image embeds it, so
+/// a new agent means a new image.
+fn binary_stamp(bin: &Path) -> anyhow::Result<String> {
+    let agent = std::fs::read(bin.with_file_name("banger-agent"))?;
+    Ok(sha256_hex(&agent))
+}
+
+/// Lowercase hex SHA-256.
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(data))
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
