@@ -64,7 +64,9 @@ type ReqBody = BoxBody<Bytes, std::convert::Infallible>;
 
 impl Client {
     pub fn new(socket: impl Into<PathBuf>) -> Client {
-        Client { socket: socket.into() }
+        Client {
+            socket: socket.into(),
+        }
     }
 
     pub fn socket(&self) -> &Path {
@@ -72,11 +74,15 @@ impl Client {
     }
 
     async fn send(&self, req: Request<ReqBody>) -> Result<Response<Incoming>, ClientError> {
-        let stream = UnixStream::connect(&self.socket).await.map_err(|source| ClientError::Connect {
-            socket: self.socket.clone(),
-            source,
-        })?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        let stream =
+            UnixStream::connect(&self.socket)
+                .await
+                .map_err(|source| ClientError::Connect {
+                    socket: self.socket.clone(),
+                    source,
+                })?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(async move {
             // The connection ends when the response (or upgraded stream) is done; its
             // errors surface through `send_request` or the body.
@@ -110,7 +116,10 @@ impl Client {
         let body = body
             .map(serde_json::to_vec)
             .transpose()
-            .map_err(|e| ClientError::Decode { what: path.to_string(), detail: e.to_string() })?;
+            .map_err(|e| ClientError::Decode {
+                what: path.to_string(),
+                detail: e.to_string(),
+            })?;
         let resp = self.send(Self::build(method, path, body)).await?;
         let status = resp.status();
         let bytes = resp.into_body().collect().await?.to_bytes();
@@ -129,7 +138,9 @@ impl Client {
 
     /// Ask the daemon to exit. Running VMs keep running.
     pub async fn shutdown_daemon(&self) -> Result<(), ClientError> {
-        let _: serde_json::Value = self.call(Method::POST, "/daemon/shutdown", None::<&()>).await?;
+        let _: serde_json::Value = self
+            .call(Method::POST, "/daemon/shutdown", None::<&()>)
+            .await?;
         Ok(())
     }
 
@@ -138,7 +149,8 @@ impl Client {
     }
 
     pub async fn get_vm(&self, name: &str) -> Result<VmView, ClientError> {
-        self.call(Method::GET, &format!("/vms/{}", encode(name)), None::<&()>).await
+        self.call(Method::GET, &format!("/vms/{}", encode(name)), None::<&()>)
+            .await
     }
 
     pub async fn create_vm(&self, req: &CreateVmRequest) -> Result<VmView, ClientError> {
@@ -146,16 +158,31 @@ impl Client {
     }
 
     pub async fn start_vm(&self, name: &str) -> Result<VmView, ClientError> {
-        self.call(Method::POST, &format!("/vms/{}/start", encode(name)), None::<&()>).await
+        self.call(
+            Method::POST,
+            &format!("/vms/{}/start", encode(name)),
+            None::<&()>,
+        )
+        .await
     }
 
     pub async fn stop_vm(&self, name: &str, req: &StopVmRequest) -> Result<VmView, ClientError> {
-        self.call(Method::POST, &format!("/vms/{}/stop", encode(name)), Some(req)).await
+        self.call(
+            Method::POST,
+            &format!("/vms/{}/stop", encode(name)),
+            Some(req),
+        )
+        .await
     }
 
     pub async fn remove_vm(&self, name: &str, force: bool) -> Result<VmView, ClientError> {
         let q = if force { "?force=true" } else { "" };
-        self.call(Method::DELETE, &format!("/vms/{}{q}", encode(name)), None::<&()>).await
+        self.call(
+            Method::DELETE,
+            &format!("/vms/{}{q}", encode(name)),
+            None::<&()>,
+        )
+        .await
     }
 
     pub async fn list_images(&self) -> Result<Vec<ImageView>, ClientError> {
@@ -163,7 +190,12 @@ impl Client {
     }
 
     pub async fn get_image(&self, name: &str) -> Result<ImageView, ClientError> {
-        self.call(Method::GET, &format!("/images/{}", encode(name)), None::<&()>).await
+        self.call(
+            Method::GET,
+            &format!("/images/{}", encode(name)),
+            None::<&()>,
+        )
+        .await
     }
 
     pub async fn build_image(&self, req: &BuildImageRequest) -> Result<ImageView, ClientError> {
@@ -171,7 +203,12 @@ impl Client {
     }
 
     pub async fn remove_image(&self, name: &str) -> Result<ImageView, ClientError> {
-        self.call(Method::DELETE, &format!("/images/{}", encode(name)), None::<&()>).await
+        self.call(
+            Method::DELETE,
+            &format!("/images/{}", encode(name)),
+            None::<&()>,
+        )
+        .await
     }
 
     /// The VM's serial console log; with `follow`, the body stays open and streams
@@ -185,18 +222,36 @@ impl Client {
             let bytes = resp.into_body().collect().await?.to_bytes();
             return Err(api_error(status, &bytes));
         }
-        Ok(LogStream { body: resp.into_body() })
+        Ok(LogStream {
+            body: resp.into_body(),
+        })
     }
 
     /// Start a command in the VM; returns the raw upgraded connection speaking
     /// [`crate::stream`] frames.
-    pub async fn exec(&self, name: &str, req: &ExecRequest) -> Result<TokioIo<hyper::upgrade::Upgraded>, ClientError> {
-        let body = serde_json::to_vec(req)
-            .map_err(|e| ClientError::Decode { what: "exec".into(), detail: e.to_string() })?;
-        let mut request = Self::build(Method::POST, &format!("/vms/{}/exec", encode(name)), Some(body));
+    pub async fn exec(
+        &self,
+        name: &str,
+        req: &ExecRequest,
+    ) -> Result<TokioIo<hyper::upgrade::Upgraded>, ClientError> {
+        let body = serde_json::to_vec(req).map_err(|e| ClientError::Decode {
+            what: "exec".into(),
+            detail: e.to_string(),
+        })?;
+        let mut request = Self::build(
+            Method::POST,
+            &format!("/vms/{}/exec", encode(name)),
+            Some(body),
+        );
         let headers = request.headers_mut();
-        headers.insert(header::CONNECTION, header::HeaderValue::from_static("upgrade"));
-        headers.insert(header::UPGRADE, header::HeaderValue::from_static(EXEC_UPGRADE));
+        headers.insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("upgrade"),
+        );
+        headers.insert(
+            header::UPGRADE,
+            header::HeaderValue::from_static(EXEC_UPGRADE),
+        );
         let resp = self.send(request).await?;
         let status = resp.status();
         if status != StatusCode::SWITCHING_PROTOCOLS {
@@ -240,7 +295,10 @@ fn api_error(status: StatusCode, body: &[u8]) -> ClientError {
         ),
         hint: None,
     });
-    ClientError::Api { status: status.as_u16(), error }
+    ClientError::Api {
+        status: status.as_u16(),
+        error,
+    }
 }
 
 /// Percent-encode a path segment. Names are validated DNS labels, but a user may
@@ -292,7 +350,10 @@ mod tests {
     #[tokio::test]
     async fn unreachable_socket_is_a_connect_error() {
         let dir = tempfile::tempdir().unwrap();
-        let err = Client::new(dir.path().join("none.sock")).health().await.unwrap_err();
+        let err = Client::new(dir.path().join("none.sock"))
+            .health()
+            .await
+            .unwrap_err();
         assert!(err.is_unreachable(), "{err}");
         assert!(err.to_string().contains("none.sock"));
     }

@@ -80,7 +80,10 @@ impl StreamFrame {
             }
             kind::RESIZE => {
                 if payload.len() != 4 {
-                    return Err(malformed("resize", format!("{} bytes, want 4", payload.len())));
+                    return Err(malformed(
+                        "resize",
+                        format!("{} bytes, want 4", payload.len()),
+                    ));
                 }
                 StreamFrame::Resize(TtySize {
                     rows: u16::from_be_bytes([payload[0], payload[1]]),
@@ -99,7 +102,10 @@ impl StreamFrame {
 }
 
 /// Write one frame.
-pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, frame: &StreamFrame) -> Result<(), StreamError> {
+pub async fn write_frame<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    frame: &StreamFrame,
+) -> Result<(), StreamError> {
     let (kind, payload) = frame.encode();
     if payload.len() > MAX_PAYLOAD {
         return Err(StreamError::TooLarge(payload.len()));
@@ -115,7 +121,9 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, frame: &StreamFrame) 
 }
 
 /// Read one frame; `Ok(None)` on a clean end of stream between frames.
-pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<StreamFrame>, StreamError> {
+pub async fn read_frame<R: AsyncRead + Unpin>(
+    r: &mut R,
+) -> Result<Option<StreamFrame>, StreamError> {
     let mut header = [0u8; 5];
     match r.read_exact(&mut header[..1]).await {
         Ok(_) => {}
@@ -142,10 +150,16 @@ mod tests {
             StreamFrame::Stdin(b"abc".to_vec()),
             StreamFrame::StdinEof,
             StreamFrame::Signal(15),
-            StreamFrame::Resize(TtySize { rows: 40, cols: 120 }),
+            StreamFrame::Resize(TtySize {
+                rows: 40,
+                cols: 120,
+            }),
             StreamFrame::Stdout(vec![0, 1, 2, 255]),
             StreamFrame::Stderr(Vec::new()),
-            StreamFrame::Exit(ExitStatus { code: Some(3), signal: None }),
+            StreamFrame::Exit(ExitStatus {
+                code: Some(3),
+                signal: None,
+            }),
             StreamFrame::Error("boom".into()),
         ];
         let mut buf = Vec::new();
@@ -162,11 +176,20 @@ mod tests {
     #[tokio::test]
     async fn bad_frames_are_errors() {
         let mut r: &[u8] = &[99, 0, 0, 0, 0];
-        assert!(matches!(read_frame(&mut r).await, Err(StreamError::UnknownKind(99))));
+        assert!(matches!(
+            read_frame(&mut r).await,
+            Err(StreamError::UnknownKind(99))
+        ));
         let mut r: &[u8] = &[kind::STDOUT, 0xff, 0xff, 0xff, 0xff];
-        assert!(matches!(read_frame(&mut r).await, Err(StreamError::TooLarge(_))));
+        assert!(matches!(
+            read_frame(&mut r).await,
+            Err(StreamError::TooLarge(_))
+        ));
         let mut r: &[u8] = &[kind::SIGNAL, 0, 0, 0, 1, 7];
-        assert!(matches!(read_frame(&mut r).await, Err(StreamError::Malformed { .. })));
+        assert!(matches!(
+            read_frame(&mut r).await,
+            Err(StreamError::Malformed { .. })
+        ));
         // Truncated mid-frame is an I/O error, not a clean end.
         let mut r: &[u8] = &[kind::STDOUT, 0, 0, 0, 9, 1];
         assert!(matches!(read_frame(&mut r).await, Err(StreamError::Io(_))));

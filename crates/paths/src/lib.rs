@@ -109,7 +109,8 @@ impl Layout {
     /// Resolve from an explicit environment (tests).
     pub fn resolve_with(env: &dyn EnvSource) -> Result<Layout, PathsError> {
         let home = env.var("HOME").map(PathBuf::from);
-        let etc_dir = override_dir(env, ENV_ETC_DIR)?.unwrap_or_else(|| PathBuf::from("/etc/banger"));
+        let etc_dir =
+            override_dir(env, ENV_ETC_DIR)?.unwrap_or_else(|| PathBuf::from("/etc/banger"));
         let mode = if env.exists(&etc_dir.join("install.toml")) {
             Mode::SystemInstall
         } else if env.uid() == 0 {
@@ -122,7 +123,10 @@ impl Layout {
             Some(dir) => dir,
             None if mode == Mode::DevUser => match env.var("XDG_STATE_HOME") {
                 Some(xdg) if Path::new(&xdg).is_absolute() => PathBuf::from(xdg).join("banger"),
-                _ => home.as_ref().ok_or(PathsError::NoHome)?.join(".local/state/banger"),
+                _ => home
+                    .as_ref()
+                    .ok_or(PathsError::NoHome)?
+                    .join(".local/state/banger"),
             },
             None => PathBuf::from("/var/lib/banger"),
         };
@@ -142,7 +146,10 @@ impl Layout {
             Some(dir) => dir,
             None => match env.var("XDG_CONFIG_HOME") {
                 Some(xdg) if Path::new(&xdg).is_absolute() => PathBuf::from(xdg).join("banger"),
-                _ => home.as_ref().ok_or(PathsError::NoHome)?.join(".config/banger"),
+                _ => home
+                    .as_ref()
+                    .ok_or(PathsError::NoHome)?
+                    .join(".config/banger"),
             },
         };
 
@@ -230,7 +237,9 @@ impl Layout {
 
     /// The user's own `~/.ssh/config`, where `banger ssh-config --install` adds an Include.
     pub fn user_ssh_config(&self) -> Option<PathBuf> {
-        self.home_dir.as_ref().map(|h| h.join(".ssh").join("config"))
+        self.home_dir
+            .as_ref()
+            .map(|h| h.join(".ssh").join("config"))
     }
 }
 
@@ -245,7 +254,8 @@ fn override_dir(env: &dyn EnvSource, var: &'static str) -> Result<Option<PathBuf
 /// Find a companion binary shipped with banger (the guest agent): next to the running
 /// executable first, then in `../lib/banger/` relative to it (a packaged layout).
 pub fn companion_binary(name: &str) -> Result<PathBuf, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("cannot locate the banger executable: {e}"))?;
+    let exe =
+        std::env::current_exe().map_err(|e| format!("cannot locate the banger executable: {e}"))?;
     let dir = exe
         .parent()
         .ok_or_else(|| format!("executable path {} has no parent directory", exe.display()))?;
@@ -300,12 +310,24 @@ mod tests {
 
     #[test]
     fn dev_user_uses_xdg_dirs() {
-        let e = env(1000, &[("HOME", "/home/al"), ("XDG_RUNTIME_DIR", "/run/user/1000")]);
+        let e = env(
+            1000,
+            &[("HOME", "/home/al"), ("XDG_RUNTIME_DIR", "/run/user/1000")],
+        );
         let l = Layout::resolve_with(&e).unwrap();
         assert_eq!(l.mode, Mode::DevUser);
-        assert_eq!(l.db_path(), PathBuf::from("/home/al/.local/state/banger/state.db"));
-        assert_eq!(l.daemon_socket(), PathBuf::from("/run/user/1000/banger/bangerd.sock"));
-        assert_eq!(l.config_file(), PathBuf::from("/home/al/.config/banger/config.toml"));
+        assert_eq!(
+            l.db_path(),
+            PathBuf::from("/home/al/.local/state/banger/state.db")
+        );
+        assert_eq!(
+            l.daemon_socket(),
+            PathBuf::from("/run/user/1000/banger/bangerd.sock")
+        );
+        assert_eq!(
+            l.config_file(),
+            PathBuf::from("/home/al/.config/banger/config.toml")
+        );
         assert_eq!(l.install_toml(), PathBuf::from("/etc/banger/install.toml"));
     }
 
@@ -313,7 +335,10 @@ mod tests {
     fn dev_user_without_runtime_dir_keeps_sockets_private() {
         let e = env(1000, &[("HOME", "/home/al")]);
         let l = Layout::resolve_with(&e).unwrap();
-        assert_eq!(l.runtime_dir, PathBuf::from("/home/al/.local/state/banger/run"));
+        assert_eq!(
+            l.runtime_dir,
+            PathBuf::from("/home/al/.local/state/banger/run")
+        );
     }
 
     #[test]
@@ -377,8 +402,15 @@ mod tests {
         std::fs::create_dir_all(&lib).unwrap();
         assert!(companion_binary_in(&bin, "banger-agent").is_err());
         std::fs::write(lib.join("banger-agent"), b"x").unwrap();
-        assert!(companion_binary_in(&bin, "banger-agent").unwrap().ends_with("lib/banger/banger-agent"));
+        assert!(
+            companion_binary_in(&bin, "banger-agent")
+                .unwrap()
+                .ends_with("lib/banger/banger-agent")
+        );
         std::fs::write(bin.join("banger-agent"), b"x").unwrap();
-        assert_eq!(companion_binary_in(&bin, "banger-agent").unwrap(), bin.join("banger-agent"));
+        assert_eq!(
+            companion_binary_in(&bin, "banger-agent").unwrap(),
+            bin.join("banger-agent")
+        );
     }
 }

@@ -10,12 +10,20 @@ pub struct HostResources {
 
 /// Read the host's online CPU count and total memory.
 pub fn read_host_resources() -> std::io::Result<HostResources> {
-    let cpus = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get() as u32)
+        .unwrap_or(1);
     let meminfo = std::fs::read_to_string(Path::new("/proc/meminfo"))?;
     let total_memory_bytes = parse_mem_total(&meminfo).ok_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::InvalidData, "/proc/meminfo has no MemTotal line")
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "/proc/meminfo has no MemTotal line",
+        )
     })?;
-    Ok(HostResources { cpus, total_memory_bytes })
+    Ok(HostResources {
+        cpus,
+        total_memory_bytes,
+    })
 }
 
 /// Parse `MemTotal:  24567890 kB` into bytes.

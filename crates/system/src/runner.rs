@@ -73,7 +73,8 @@ pub fn lookup_executable(name: &str) -> Option<std::path::PathBuf> {
         let p = Path::new(name);
         return is_exec(p).then(|| p.to_path_buf());
     }
-    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    let path = std::env::var_os("PATH")
+        .unwrap_or_else(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
     std::env::split_paths(&path)
         .map(|dir| dir.join(name))
         .find(|candidate| is_exec(candidate))
@@ -85,7 +86,9 @@ mod tests {
 
     #[test]
     fn real_runner_captures_output_and_code() {
-        let out = RealRunner.run_str("sh", &["-c", "echo out; echo err >&2; exit 3"]).unwrap();
+        let out = RealRunner
+            .run_str("sh", &["-c", "echo out; echo err >&2; exit 3"])
+            .unwrap();
         assert_eq!(out.code, Some(3));
         assert_eq!(out.stdout_str(), "out\n");
         assert_eq!(out.stderr_str(), "err\n");
