@@ -46,7 +46,7 @@ impl Daemon {
         let host = banger_system::read_host_resources().ok();
         let defaults =
             config.vm_defaults_resolved(host.map(|h| h.cpus), host.map(|h| h.total_memory_bytes));
-        let store = Store::open(&layout.db_path()).with_context(|| {
+        let store = Store::open(layout.db_path()).with_context(|| {
             format!("cannot open the state store {}", layout.db_path().display())
         })?;
         let (driver, selection) = crate::vms::driver::build(&layout, &config)?;

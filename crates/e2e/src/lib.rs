@@ -92,10 +92,8 @@ impl Env {
     {
         let mut cmd = self.cmd(args);
         cmd.stdin(Stdio::null());
-        let out = cmd
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.bin.display()));
-        out
+        cmd.output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.bin.display()))
     }
 
     /// Run with `input` on stdin.

@@ -26,7 +26,7 @@ pub fn parse_env(pairs: &[String]) -> anyhow::Result<Vec<(String, String)>> {
     pairs
         .iter()
         .map(|pair| match pair.split_once('=') {
-            Some((k, _)) if k.is_empty() => bail!("--env {pair:?}: the variable name is empty"),
+            Some(("", _)) => bail!("--env {pair:?}: the variable name is empty"),
             Some((k, v)) => Ok((k.to_string(), v.to_string())),
             None => match std::env::var(pair) {
                 Ok(v) => Ok((pair.clone(), v)),

@@ -116,7 +116,7 @@ mod tests {
         let mut seen = 0;
         let second = generate(|n| {
             seen += 1;
-            seen < 3 && n.len() > 0
+            seen < 3 && !n.is_empty()
         });
         validate(&second).unwrap();
         assert_eq!(seen, 3);

@@ -5,6 +5,7 @@
 //!     exec, remove), timed as a whole process, and
 //!   * a raw QEMU boot of the same kernel, initramfs and disk with the same command
 //!     line, timed from spawn to the agent's Ready answer,
+//!
 //! and prints the medians and their ratio. The goal is a ratio ≤ 1.05: the control
 //! plane should be invisible next to the boot.
 
