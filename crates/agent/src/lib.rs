@@ -83,28 +83,35 @@ pub fn run(args: &[String]) -> i32 {
     if let Err(err) = signals::start(pid1) {
         return fatal(pid1, &format!("cannot start the signal thread: {err}"));
     }
-    let mut listener = match transport::open(&spec) {
-        Ok(listener) => listener,
-        Err(err) => return fatal(pid1, &format!("cannot open transport {spec}: {err}")),
-    };
-    let agent = Agent {
-        writer: Arc::new(FrameWriter::new()),
-        pid1,
-        kernel_release: clock::kernel_release(),
-        timings: BootTimings {
-            agent_start_us,
-            modules_loaded_us: report.modules_loaded_us,
-            disk_mounted_us: report.disk_mounted_us,
-            ready_us: clock::boottime_us(),
-            now_us: 0,
-        },
-    };
-    log!("serving on {}", listener.describe());
-    let err = session::serve(listener.as_mut(), &agent);
-    fatal(
-        pid1,
-        &format!("serving on {} failed: {err}", listener.describe()),
-    )
+    let kernel_release = clock::kernel_release();
+    let mut ready_us = None;
+    loop {
+        let mut listener = match transport::open(&spec) {
+            Ok(listener) => listener,
+            Err(err) => return fatal(pid1, &format!("cannot open transport {spec}: {err}")),
+        };
+        let agent = Agent {
+            writer: Arc::new(FrameWriter::new()),
+            pid1,
+            kernel_release: kernel_release.clone(),
+            timings: BootTimings {
+                agent_start_us,
+                modules_loaded_us: report.modules_loaded_us,
+                disk_mounted_us: report.disk_mounted_us,
+                ready_us: *ready_us.get_or_insert_with(clock::boottime_us),
+                now_us: 0,
+            },
+        };
+        log!("serving on {}", listener.describe());
+        let err = session::serve(listener.as_mut(), &agent);
+        // A transport that keeps failing (a vsock device reset, a vanished port) is opened
+        // afresh rather than given up on: the guest is useless without its agent.
+        log!(
+            "serving on {} failed: {err}; opening the transport again",
+            listener.describe()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
 
 /// Reports a fatal error; as PID 1 powers off instead of returning (init must not exit).

@@ -104,10 +104,18 @@ pub fn mount_rest() {
     }
 }
 
-/// Points fds 0, 1 and 2 at `/dev/console`. The kernel does that itself only when the
-/// initramfs has a `/dev/console` node; without one they start closed, and the first file
-/// the agent opened would land on them.
+/// Points whichever of fds 0, 1 and 2 are closed at `/dev/console`. The kernel opens the
+/// console for init itself only when the initramfs has a `/dev/console` node; without one
+/// they start closed, and the first file the agent opened would land on them. Open ones are
+/// kept (they already are the console, or whatever the agent's starter chose).
 pub fn console_on_stdio() {
+    // SAFETY: F_GETFD only queries the fd table.
+    let closed: Vec<i32> = (0..3)
+        .filter(|fd| unsafe { libc::fcntl(*fd, libc::F_GETFD) } == -1)
+        .collect();
+    if closed.is_empty() {
+        return;
+    }
     let console = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -123,14 +131,14 @@ pub fn console_on_stdio() {
         return;
     };
     let fd = console.as_raw_fd();
-    for target in 0..3 {
+    for target in closed {
         if fd != target {
-            // SAFETY: dup2 onto the standard fds, which the agent reserves for the console.
+            // SAFETY: dup2 onto a closed standard fd, which the agent reserves for the console.
             unsafe { libc::dup2(fd, target) };
         }
     }
     if fd <= 2 {
-        // The file already sits on a standard fd: keep it open.
+        // The file itself landed on a standard fd: keep it open.
         std::mem::forget(console);
     }
 }
