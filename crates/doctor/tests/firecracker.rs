@@ -122,7 +122,7 @@ fn garbage_version_output_fails() {
 }
 
 #[test]
-fn missing_binary_is_only_a_warning_when_qemu_is_the_driver() {
+fn missing_binary_fails_even_when_qemu_is_the_driver() {
     let host = FakeHost::new();
     host.script("qemu-system-x86_64", "exit 0");
     let config = Config {
@@ -131,9 +131,14 @@ fn missing_binary_is_only_a_warning_when_qemu_is_the_driver() {
     };
     let report = banger_doctor::run(&host.context(config, ScriptedRunner::new()));
     let c = report.find(groups::VMM, "firecracker binary").unwrap();
-    assert_eq!(c.status, Status::Warn, "{c:?}");
+    assert_eq!(c.status, Status::Fail, "{c:?}");
     assert!(
         c.details.iter().any(|d| d.contains(RELEASES_URL)),
+        "{:?}",
+        c.details
+    );
+    assert!(
+        c.details.iter().any(|d| d.contains("VMs run under QEMU")),
         "{:?}",
         c.details
     );

@@ -40,26 +40,23 @@ pub struct FirecrackerProbe<'a> {
     pub bin: &'a str,
     pub search_path: Option<&'a OsStr>,
     pub os_release: &'a Path,
-    /// Whether banger needs Firecracker on this host (it is the selected or the
-    /// configured driver). A missing optional binary is only a WARN.
+    /// Whether Firecracker is the selected or configured driver. It changes what the
+    /// report says, not the verdict: a missing binary is a FAIL either way (as the
+    /// seed has it), because Firecracker is banger's primary VMM.
     pub required: bool,
 }
 
 /// PASS inside [MIN_SUPPORTED, KNOWN_TESTED], WARN above it, FAIL below it, when
-/// `--version` fails, or when the binary is missing and required.
+/// `--version` fails, or when the binary is missing.
 pub fn check_firecracker(probe: &FirecrackerProbe<'_>) -> Check {
     let Some(path) = find_executable(probe.bin, probe.search_path) else {
         let hint = "install Firecracker, or set firecracker_bin in config.toml to its full path";
         let lines = firecracker_install_lines(probe.os_release, probe.runner);
-        if probe.required {
-            return Check::fail(groups::VMM, NAME, format!("not found: {}", probe.bin))
-                .details(lines)
-                .hint(hint);
+        let mut check = Check::fail(groups::VMM, NAME, format!("not found: {}", probe.bin));
+        if !probe.required {
+            check = check.detail("until it is installed, VMs run under QEMU (see the driver check)");
         }
-        return Check::warn(groups::VMM, NAME, format!("not found: {}", probe.bin))
-            .detail("optional on this host: VMs run under QEMU; Firecracker boots faster where KVM is usable")
-            .details(lines)
-            .hint(hint);
+        return check.details(lines).hint(hint);
     };
     let version = match query_version(probe.runner, &path) {
         Ok(version) => version,
