@@ -70,11 +70,12 @@ async fn start_daemon(layout: &Layout, client: &Client) -> anyhow::Result<()> {
             Err(e) if !e.is_unreachable() => return Err(e.into()),
             Err(_) => {}
         }
-        if let Some(status) = child.try_wait()? {
-            // Lost a race with another CLI that started a daemon at the same moment?
-            if client.health().await.is_ok() {
-                return Ok(());
-            }
+        let exited = child.try_wait()?;
+        // A daemon that found another one starting exits with EXIT_ALREADY_RUNNING:
+        // keep waiting for that other daemon to open its socket.
+        if let Some(status) =
+            exited.filter(|s| s.code() != Some(banger_daemon::EXIT_ALREADY_RUNNING))
+        {
             bail!(
                 "the banger daemon exited at startup ({status}); see {}\n{}",
                 log_path.display(),

@@ -16,7 +16,12 @@ use anyhow::Context;
 use banger_paths::Layout;
 
 pub use error::{DaemonError, ErrorKind};
+pub use server::AlreadyRunning;
 pub use state::Daemon;
+
+/// Exit status of `banger daemon run` when another daemon already runs
+/// (`EX_TEMPFAIL`): the CLI that spawned it keeps waiting for the other one.
+pub const EXIT_ALREADY_RUNNING: i32 = 75;
 
 /// Run the daemon in the foreground until it is asked to stop.
 pub fn run(layout: Layout) -> anyhow::Result<()> {

@@ -15,6 +15,14 @@ use tokio::net::UnixListener;
 use crate::http::route;
 use crate::state::Daemon;
 
+/// Another daemon holds the single-instance lock. Not a failure for a CLI that
+/// raced another CLI to start the daemon: that other daemon will answer.
+#[derive(Debug, thiserror::Error)]
+#[error("another banger daemon is already running (it holds {})", lock.display())]
+pub struct AlreadyRunning {
+    pub lock: PathBuf,
+}
+
 /// Holds the single-instance lock and the socket; removes both files on drop.
 pub struct Bound {
     pub listener: UnixListener,
@@ -44,10 +52,7 @@ pub fn bind(runtime_dir: &Path, socket: &Path, pid_file: &Path) -> anyhow::Resul
     let lock = match Flock::lock(lock_file, FlockArg::LockExclusiveNonblock) {
         Ok(lock) => lock,
         Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
-            bail!(
-                "another banger daemon is already running (lock {} is held)",
-                lock_path.display()
-            )
+            return Err(AlreadyRunning { lock: lock_path }.into());
         }
         Err((_, e)) => bail!("cannot lock {}: {e}", lock_path.display()),
     };

@@ -8,10 +8,14 @@ use crate::output::print_json;
 
 pub fn run(layout: Layout, args: DaemonArgs) -> anyhow::Result<i32> {
     match args.action.unwrap_or(DaemonAction::Run) {
-        DaemonAction::Run => {
-            banger_daemon::run(layout)?;
-            Ok(0)
-        }
+        DaemonAction::Run => match banger_daemon::run(layout) {
+            Ok(()) => Ok(0),
+            Err(e) if e.is::<banger_daemon::AlreadyRunning>() => {
+                eprintln!("{e}");
+                Ok(banger_daemon::EXIT_ALREADY_RUNNING)
+            }
+            Err(e) => Err(e),
+        },
         DaemonAction::Stop => super::block_on(stop(layout)),
         DaemonAction::Status { json } => super::block_on(status(layout, json)),
     }

@@ -54,7 +54,8 @@ pub fn check_firecracker(probe: &FirecrackerProbe<'_>) -> Check {
         let lines = firecracker_install_lines(probe.os_release, probe.runner);
         let mut check = Check::fail(groups::VMM, NAME, format!("not found: {}", probe.bin));
         if !probe.required {
-            check = check.detail("until it is installed, VMs run under QEMU (see the driver check)");
+            check =
+                check.detail("until it is installed, VMs run under QEMU (see the driver check)");
         }
         return check.details(lines).hint(hint);
     };
