@@ -238,3 +238,53 @@ fn missing_guest_command_reports_exit_127() {
         stderr(&out)
     );
 }
+
+#[test]
+fn exec_options_tty_workdir_env() {
+    let env = env();
+    env.ok(["vm", "run", "-d", "--name", "opts"]);
+    // -t gives the command a terminal even when banger's own stdin is not one.
+    let tty = env.ok(["vm", "exec", "-t", "opts", "--", "tty"]);
+    assert!(
+        tty.trim().starts_with("/dev/pts/"),
+        "not a terminal: {tty:?}"
+    );
+    let out = env.ok([
+        "vm",
+        "exec",
+        "-w",
+        "/tmp",
+        "-e",
+        "GREETING=hi there",
+        "opts",
+        "--",
+        "sh",
+        "-c",
+        "pwd; echo $GREETING",
+    ]);
+    assert_eq!(out, "/tmp\nhi there\n");
+    // Without -i the command's stdin is empty rather than the caller's.
+    let out = env.run_with_stdin(["vm", "exec", "opts", "--", "cat"], b"ignored");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "");
+}
+
+#[test]
+fn logs_follow_ends_when_the_vm_stops_and_guest_poweroff_is_noticed() {
+    let env = env();
+    env.ok(["vm", "run", "-d", "--name", "watched"]);
+    let follower = env
+        .cmd(["vm", "logs", "-f", "watched"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The guest powers itself off; the daemon must notice and mark it stopped,
+    // which also ends the follower.
+    let _ = env.run(["vm", "exec", "watched", "--", "poweroff", "-f"]);
+    let out = follower.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("Linux version"), "{}", stdout(&out));
+    assert_eq!(env.vm_json("watched")["state"], "stopped");
+}
