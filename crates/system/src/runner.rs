@@ -63,21 +63,7 @@ impl CommandRunner for RealRunner {
 /// Find `name` the way a shell would: an explicit path is taken as is, a bare name
 /// is searched in `PATH`. Returns the first regular, executable file.
 pub fn lookup_executable(name: &str) -> Option<std::path::PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let is_exec = |p: &Path| {
-        std::fs::metadata(p)
-            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-            .unwrap_or(false)
-    };
-    if name.contains('/') {
-        let p = Path::new(name);
-        return is_exec(p).then(|| p.to_path_buf());
-    }
-    let path = std::env::var_os("PATH")
-        .unwrap_or_else(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|candidate| is_exec(candidate))
+    crate::preflight::find_executable(name, None)
 }
 
 #[cfg(test)]

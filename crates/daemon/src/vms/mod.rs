@@ -15,7 +15,7 @@ mod start;
 mod stop;
 
 use banger_api::{BootTimings, VmView};
-use banger_store::VmRecord;
+use banger_store::{VmRecord, VmState};
 use banger_vmm::VmRuntime;
 
 use crate::error::{DaemonError, Result};
@@ -41,6 +41,22 @@ pub fn lookup(daemon: &Daemon, name: &str) -> Result<VmRecord> {
         DaemonError::not_found(format!("no VM named {name:?}"))
             .with_hint("`banger vm ls` lists your VMs")
     })
+}
+
+/// Record that `vm` no longer has a VMM: move it from `from` to `to` (compare-and-set)
+/// and then forget its runtime. A concurrent change makes the first step fail and
+/// leaves the record alone.
+pub fn record_halted(
+    daemon: &Daemon,
+    vm: &VmRecord,
+    from: VmState,
+    to: VmState,
+    why: Option<&str>,
+) -> Result<()> {
+    let store = daemon.store();
+    store.update_vm_state(&vm.id, Some(from), to, why)?;
+    store.set_vm_runtime(&vm.id, vm.driver.as_deref(), None, vm.boot_json.as_deref())?;
+    Ok(())
 }
 
 pub fn runtime_of(vm: &VmRecord) -> Option<VmRuntime> {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use banger_store::VmState;
 use banger_vmm::{VmRuntime, VmmDriver};
 
-use super::{agent, runtime_of};
+use super::{agent, record_halted, runtime_of};
 use crate::state::Daemon;
 
 /// Compare every active VM in the store with the processes on the host.
@@ -25,15 +25,7 @@ pub async fn reconcile(daemon: &Arc<Daemon>) {
                 // A stop was cut short by the daemon's death: finish it.
                 tracing::info!(vm = %vm.name, pid = rt.pid, "finishing an interrupted stop");
                 let _ = daemon.driver.kill(&rt).await;
-                let store = daemon.store();
-                let _ = store.set_vm_runtime(
-                    &vm.id,
-                    vm.driver.as_deref(),
-                    None,
-                    vm.boot_json.as_deref(),
-                );
-                let _ =
-                    store.update_vm_state(&vm.id, Some(VmState::Stopping), VmState::Stopped, None);
+                let _ = record_halted(daemon, &vm, VmState::Stopping, VmState::Stopped, None);
             }
             Some(rt) if daemon.driver.is_alive(&rt) => {
                 if vm.state == VmState::Starting {
@@ -62,14 +54,7 @@ pub async fn reconcile(daemon: &Arc<Daemon>) {
                     )
                 };
                 tracing::info!(vm = %vm.name, "VM no longer running");
-                let store = daemon.store();
-                let _ = store.set_vm_runtime(
-                    &vm.id,
-                    vm.driver.as_deref(),
-                    None,
-                    vm.boot_json.as_deref(),
-                );
-                let _ = store.update_vm_state(&vm.id, Some(vm.state), next, Some(why));
+                let _ = record_halted(daemon, &vm, vm.state, next, Some(why));
             }
         }
     }
@@ -102,14 +87,8 @@ pub fn watch_exit(daemon: &Daemon, id: &str, runtime: VmRuntime) {
             return;
         }
         agent::forget(&daemon, &id).await;
-        let store = daemon.store();
-        let _ = store.set_vm_runtime(&id, vm.driver.as_deref(), None, vm.boot_json.as_deref());
-        let _ = store.update_vm_state(
-            &id,
-            Some(VmState::Running),
-            VmState::Stopped,
-            Some("the guest powered off or its VMM exited"),
-        );
+        let why = "the guest powered off or its VMM exited";
+        let _ = record_halted(&daemon, &vm, VmState::Running, VmState::Stopped, Some(why));
         tracing::info!(vm = %vm.name, "VM stopped on its own");
     });
 }

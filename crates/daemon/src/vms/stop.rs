@@ -6,7 +6,7 @@ use banger_api::{StopVmRequest, VmView};
 use banger_store::{VmRecord, VmState};
 use banger_vmm::{VmRuntime, VmmDriver, WaitOutcome};
 
-use super::{agent, lookup, runtime_of, view};
+use super::{agent, lookup, record_halted, runtime_of, view};
 use crate::error::{DaemonError, Result};
 use crate::state::Daemon;
 
@@ -91,9 +91,7 @@ async fn halt(daemon: &Daemon, vm: &VmRecord, graceful: bool, timeout: Duration)
         }
     }
     agent::forget(daemon, &vm.id).await;
-    let store = daemon.store();
-    store.set_vm_runtime(&vm.id, vm.driver.as_deref(), None, vm.boot_json.as_deref())?;
-    store.update_vm_state(&vm.id, Some(VmState::Stopping), VmState::Stopped, None)?;
+    record_halted(daemon, vm, VmState::Stopping, VmState::Stopped, None)?;
     tracing::info!(vm = %vm.name, graceful, "VM stopped");
     Ok(())
 }
