@@ -176,6 +176,9 @@ was killed by signal N). The guest command's stdin is empty unless you pass -i.
         /// Keep printing new output until the VM stops (Ctrl-C to quit)
         #[arg(short, long)]
         follow: bool,
+        /// Print JSON: one object, or with --follow one object per line as output arrives
+        #[arg(long)]
+        json: bool,
     },
 }
 

@@ -44,7 +44,7 @@ async fn vm(layout: Layout, cmd: VmCommand) -> anyhow::Result<i32> {
         VmCommand::Rm { names, force } => vm_lifecycle::rm(&layout, &names, force).await,
         VmCommand::Ls { json } => vm_inspect::ls(&layout, json).await,
         VmCommand::Inspect { name, json } => vm_inspect::inspect(&layout, &name, json).await,
-        VmCommand::Logs { name, follow } => vm_logs::run(&layout, &name, follow).await,
+        VmCommand::Logs { name, follow, json } => vm_logs::run(&layout, &name, follow, json).await,
     }
 }
 
