@@ -12,7 +12,10 @@ use std::path::{Path, PathBuf};
 use crate::elf;
 
 /// What the guest loads: virtio transports (mmio for `-M microvm`/Firecracker,
-/// pci for `-M pc`), disk, network, console/serial ports, entropy, vsock.
+/// pci for `-M pc`), disk, network, console/serial ports, entropy, vsock, and the
+/// ACPI power button with the evdev interface the agent reads it through (so QMP
+/// `system_powerdown` powers the guest off cleanly). Debian's cloud kernel builds
+/// `button` and `evdev` as modules; a kernel with them built in skips them.
 pub const GUEST_MODULES: &[&str] = &[
     "virtio_ring",
     "virtio",
@@ -27,6 +30,8 @@ pub const GUEST_MODULES: &[&str] = &[
     "vsock",
     "vmw_vsock_virtio_transport_common",
     "vmw_vsock_virtio_transport",
+    "button",
+    "evdev",
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -104,10 +104,11 @@ const MODULES: &[(&str, &str, &[&str], bool)] = &[
         ],
         false,
     ),
+    ("kernel/drivers/acpi/button.ko", "button", &[], false),
     ("kernel/fs/ext4/unneeded.ko", "unneeded", &[], false),
 ];
 
-/// The load order the build must produce (failover is built in here).
+/// The load order the build must produce (failover and evdev are built in here).
 const EXPECTED_ORDER: &[&str] = &[
     "kernel/drivers/virtio/virtio_ring.ko",
     "kernel/drivers/virtio/virtio.ko",
@@ -122,6 +123,7 @@ const EXPECTED_ORDER: &[&str] = &[
     "kernel/net/vmw_vsock/vsock.ko",
     "kernel/net/vmw_vsock/vmw_vsock_virtio_transport_common.ko",
     "kernel/net/vmw_vsock/vmw_vsock_virtio_transport.ko",
+    "kernel/drivers/acpi/button.ko",
 ];
 
 fn fixture(with_kernel: bool) -> Fixture {
@@ -135,7 +137,7 @@ fn fixture(with_kernel: bool) -> Fixture {
     files.push((
         format!("lib/modules/{KVER}/modules.builtin"),
         0o644,
-        b"kernel/net/core/failover.ko\n".to_vec(),
+        b"kernel/net/core/failover.ko\nkernel/drivers/input/evdev.ko\n".to_vec(),
     ));
     let mut virtio_blk = Vec::new();
     for (path, name, deps, compressed) in MODULES {
