@@ -3,6 +3,7 @@
 mod modules;
 mod mounts;
 mod net;
+mod power_button;
 
 use std::path::Path;
 use std::thread;
@@ -48,6 +49,8 @@ pub fn setup(cmdline: &KernelCmdline) -> InitReport {
     if modules::load_listed(&clock::kernel_release()) {
         report.modules_loaded_us = Some(clock::boottime_us());
     }
+    // After the modules (`button`, `evdev`) and before Ready, so no press is lost.
+    power_button::start();
     if let Some(device) = cmdline.get("banger.workdisk")
         && mount_workdisk(device)
     {
