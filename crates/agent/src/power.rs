@@ -20,9 +20,11 @@ pub fn poweroff() -> ! {
         park_forever(); // Another thread is already doing it.
     }
     log!("powering off");
-    // SAFETY: kill(-1) signals every process but init and kernel threads; no memory effects.
+    // SAFETY: kill(-1) signals every process but init (kernel threads ignore it); no memory
+    // effects.
     unsafe { libc::kill(-1, libc::SIGTERM) };
     if !wait_until_alone(TERM_GRACE) {
+        log!("processes still run {TERM_GRACE:?} after SIGTERM; killing them");
         // SAFETY: as above.
         unsafe { libc::kill(-1, libc::SIGKILL) };
         wait_until_alone(KILL_GRACE);
@@ -55,15 +57,13 @@ fn finish() -> ! {
     park_forever()
 }
 
-/// True once no other process is left. Reaps while waiting: the thread calling this may be
-/// the one that normally reaps.
+/// True once no other user process is left. Reaps while waiting: the thread calling this may
+/// be the one that normally reaps.
 fn wait_until_alone(grace: Duration) -> bool {
     let deadline = Instant::now() + grace;
     loop {
         exec::table().reap();
-        // SAFETY: signal 0 only checks for existence.
-        let others = unsafe { libc::kill(-1, 0) } == 0;
-        if !others {
+        if !user_processes_left() {
             return true;
         }
         if Instant::now() >= deadline {
@@ -73,8 +73,78 @@ fn wait_until_alone(grace: Duration) -> bool {
     }
 }
 
+/// Whether `/proc` lists a process other than this one that is not a kernel thread. (Not
+/// `kill(-1, 0)`: it counts kernel threads too, so it never reports "alone" and every
+/// power-off would sit out both graces.) An unreadable `/proc` counts as "others left", which
+/// only costs the grace time.
+fn user_processes_left() -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return true;
+    };
+    let me = std::process::id();
+    entries.filter_map(Result::ok).any(|entry| {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            return false;
+        };
+        if pid == me {
+            return false;
+        }
+        // Gone since the directory was read: not left. A stat line that does not parse
+        // counts as a user process, to be safe.
+        std::fs::read_to_string(entry.path().join("stat"))
+            .is_ok_and(|stat| is_kernel_thread(&stat) != Some(true))
+    })
+}
+
+/// `PF_KTHREAD` in the flags field of `/proc/PID/stat`.
+const PF_KTHREAD: u64 = 0x0020_0000;
+
+/// Reads the flags of a `/proc/PID/stat` line: `pid (comm) state ppid pgrp session tty_nr
+/// tpgid flags …`. `comm` may contain spaces and parentheses, so fields count from the last
+/// `)`. None when the line does not parse.
+fn is_kernel_thread(stat: &str) -> Option<bool> {
+    let after_comm = &stat[stat.rfind(')')? + 1..];
+    let flags: u64 = after_comm.split_whitespace().nth(6)?.parse().ok()?;
+    Some(flags & PF_KTHREAD != 0)
+}
+
 fn park_forever() -> ! {
     loop {
         thread::park();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_threads_are_told_from_user_processes_by_their_stat_flags() {
+        // Real lines: kthreadd (flags 2129984 = 0x208040) and a shell (4194560 = 0x400100).
+        let kthreadd = "2 (kthreadd) S 0 0 0 0 -1 2129984 0 0 0 0 0 0 0 0 20 0 1 0 2 0 0";
+        let shell = "77 (sh) S 1 77 77 34816 77 4194560 313 0 0 0 0 0 0 0 20 0 1 0 270";
+        assert_eq!(is_kernel_thread(kthreadd), Some(true));
+        assert_eq!(is_kernel_thread(shell), Some(false));
+        // A comm with spaces and a parenthesis does not shift the fields.
+        let odd = "9 (a) b (c) S 0 0 0 0 -1 2129984 0 0";
+        assert_eq!(is_kernel_thread(odd), Some(true));
+        assert_eq!(is_kernel_thread("garbage"), None);
+        assert_eq!(is_kernel_thread("5 (x) S 1 2"), None);
+    }
+
+    #[test]
+    fn this_test_process_is_not_a_kernel_thread() {
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+        assert_eq!(is_kernel_thread(&stat), Some(false));
+        // Kernel threads hang off kthreadd (pid 2) when the test can see it.
+        if let Ok(stat) = std::fs::read_to_string("/proc/2/stat")
+            && stat.contains("(kthreadd)")
+        {
+            assert_eq!(is_kernel_thread(&stat), Some(true));
+        }
     }
 }
