@@ -114,7 +114,7 @@ async fn dispatch(
         (&Method::GET, ["images"]) => ok(&images::list(&daemon)?),
         (&Method::POST, ["images", "build"]) => {
             let body = read_json(req).await?;
-            ok(&images::build(&daemon, body).await?)
+            ok(&detached(&daemon, |d| async move { images::build(&d, body).await }).await?)
         }
         (&Method::GET, ["images", name]) => ok(&images::get(&daemon, name)?),
         (&Method::DELETE, ["images", name]) => ok(&images::remove(&daemon, name)?),
@@ -122,21 +122,26 @@ async fn dispatch(
         (&Method::GET, ["vms"]) => ok(&vms::list(&daemon)?),
         (&Method::POST, ["vms"]) => {
             let body = read_json(req).await?;
-            Ok(json_response(
-                StatusCode::CREATED,
-                &vms::create(&daemon, body).await?,
-            ))
+            let vm = detached(&daemon, |d| async move { vms::create(&d, body).await }).await?;
+            Ok(json_response(StatusCode::CREATED, &vm))
         }
         (&Method::GET, ["vms", name]) => ok(&vms::get(&daemon, name)?),
         (&Method::DELETE, ["vms", name]) => {
-            let force = query_flag(&req, "force");
-            ok(&vms::remove(&daemon, name, force).await?)
+            let (name, force) = (name.to_string(), query_flag(&req, "force"));
+            ok(&detached(
+                &daemon,
+                |d| async move { vms::remove(&d, &name, force).await },
+            )
+            .await?)
         }
-        (&Method::POST, ["vms", name, "start"]) => ok(&vms::start(&daemon, name).await?),
+        (&Method::POST, ["vms", name, "start"]) => {
+            let name = name.to_string();
+            ok(&detached(&daemon, |d| async move { vms::start(&d, &name).await }).await?)
+        }
         (&Method::POST, ["vms", name, "stop"]) => {
             let name = name.to_string();
             let body = read_json(req).await?;
-            ok(&vms::stop(&daemon, &name, body).await?)
+            ok(&detached(&daemon, |d| async move { vms::stop(&d, &name, body).await }).await?)
         }
         (&Method::GET, ["vms", name, "logs"]) => {
             let follow = query_flag(&req, "follow");
@@ -148,6 +153,21 @@ async fn dispatch(
         }
         _ => Err(not_a_route(method, path)),
     }
+}
+
+/// Run a state-changing operation in its own task, so it completes even when the
+/// client goes away mid-request (hyper drops a request's future when its connection
+/// closes). Without this, a Ctrl-C during `vm run` could leave a VM stuck in
+/// `starting` with its VMM running and nobody watching it.
+async fn detached<T, F, Fut>(daemon: &Arc<Daemon>, op: F) -> Result<T>
+where
+    F: FnOnce(Arc<Daemon>) -> Fut,
+    Fut: std::future::Future<Output = Result<T>> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::spawn(op(daemon.clone()))
+        .await
+        .map_err(|e| DaemonError::internal(format!("the operation's task failed: {e}")))?
 }
 
 fn not_a_route(method: &Method, path: &str) -> DaemonError {

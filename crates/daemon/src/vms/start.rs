@@ -85,6 +85,7 @@ pub async fn boot(daemon: &Daemon, id: &str) -> Result<VmRecord> {
         Err(e) => return Err(fail(daemon, &vm, format!("cannot start the VMM: {e}"))),
     };
     let vmm_spawned = t0.elapsed();
+    tracing::debug!(vm = %vm.name, pid = runtime.pid, "VMM launched; waiting for the guest agent");
     let runtime_json = serde_json::to_string(&runtime)
         .map_err(|e| DaemonError::internal(format!("cannot encode VM runtime: {e}")))?;
     daemon.store().set_vm_runtime(
