@@ -67,3 +67,40 @@ fn killing_the_cli_during_boot_leaves_a_running_vm() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "fine\n");
 }
+
+#[test]
+fn ctrl_c_during_boot_with_rm_leaves_nothing_behind() {
+    let env = Env::new().unwrap_or_else(|e| panic!("cannot set up an e2e environment: {e:#}"));
+    env.ok(["vm", "ls"]);
+    let cli = env
+        .cmd(["vm", "run", "--rm", "--name", "fleeting", "--", "true"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !env.ok(["vm", "ls"]).contains("fleeting") {
+        assert!(
+            Instant::now() < deadline,
+            "the VM never appeared\n{}",
+            env.diagnostics()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(cli.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = cli.wait_with_output().unwrap();
+    // Either the interrupt landed during the boot (130, VM removed by the handler) or
+    // the command had already finished (0, VM removed by --rm); never a leftover.
+    assert!(matches!(out.status.code(), Some(130) | Some(0)), "{out:?}");
+    assert_eq!(
+        env.ok(["vm", "ls", "--json"]).trim(),
+        "[]",
+        "{}",
+        env.diagnostics()
+    );
+}

@@ -18,16 +18,34 @@ pub async fn run(layout: &Layout, args: RunArgs) -> anyhow::Result<i32> {
         );
     }
     let client = connect::connect(layout).await?;
-    let vm = client
-        .create_vm(&CreateVmRequest {
-            name: args.name,
-            image: args.image,
-            vcpu: args.vcpu,
-            memory_mib: args.memory,
-            disk: args.disk,
-            start: true,
-        })
-        .await?;
+    let request = CreateVmRequest {
+        name: args.name,
+        image: args.image,
+        vcpu: args.vcpu,
+        memory_mib: args.memory,
+        disk: args.disk,
+        start: true,
+    };
+    let create = client.create_vm(&request);
+    let vm = if args.rm {
+        // With --rm, a Ctrl-C during the boot must not leave a VM behind. The daemon
+        // finishes the boot regardless, so wait for it and then remove the VM.
+        tokio::pin!(create);
+        tokio::select! {
+            vm = &mut create => vm?,
+            _ = tokio::signal::ctrl_c() => {
+                eprintln!("interrupted: removing the VM once it has booted (Ctrl-C again to leave it)");
+                let vm = tokio::select! {
+                    vm = &mut create => vm?,
+                    _ = tokio::signal::ctrl_c() => return Ok(130),
+                };
+                client.remove_vm(&vm.name, true).await?;
+                return Ok(130);
+            }
+        }
+    } else {
+        create.await?
+    };
     if args.timings {
         print_timings(&vm, &mut std::io::stderr())?;
     }
