@@ -12,6 +12,8 @@ use std::process::{Command, Output, Stdio};
 use anyhow::{Context, bail};
 use nix::fcntl::{Flock, FlockArg};
 
+pub mod direct;
+
 /// The banger binary under test: `$BANGER_BIN`, else `target/release/banger`
 /// (the Makefile builds it, with the static agent beside it).
 pub fn banger_bin() -> PathBuf {

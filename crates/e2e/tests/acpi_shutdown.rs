@@ -6,16 +6,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use banger_agent_client::AgentClient;
-use banger_e2e::Env;
-use banger_vmm::{
-    Accel, DriveFormat, DriveSpec, LaunchSpec, MachinePreference, MachineType, QemuConfig,
-    QemuDriver, VmRuntime, VmmDriver, WaitOutcome,
-};
+use banger_e2e::{Env, direct};
+use banger_vmm::{MachinePreference, MachineType, QemuDriver, VmRuntime, VmmDriver, WaitOutcome};
 use tokio::runtime::Runtime;
 
 /// Boots take 2-3 s under TCG here; a loaded CI host may be far slower.
@@ -52,47 +48,11 @@ fn power_button_powers_off_a_pc_guest() {
 
 fn power_button_powers_off(name: &str, machine: MachinePreference, expected: MachineType) {
     let env = Env::new().unwrap();
-    let image: serde_json::Value =
-        serde_json::from_str(&env.ok(["image", "inspect", "minimal", "--json"])).unwrap();
-    let kernel = PathBuf::from(image["kernel_path"].as_str().expect("image has a kernel"));
-    let initrd = PathBuf::from(image["initrd_path"].as_str().expect("image has an initrd"));
-    // `image inspect` does not show the bzImage; the build puts it beside the vmlinux.
-    let bzimage = kernel.with_file_name("bzImage");
-    assert!(bzimage.is_file(), "{} is missing", bzimage.display());
-
+    let image = env.minimal_image().unwrap();
     let vm_dir = env.root.path().join(name);
-    std::fs::create_dir_all(&vm_dir).unwrap();
-    let spec = LaunchSpec {
-        vm_id: format!("acpi-{name}"),
-        vm_dir: vm_dir.clone(),
-        kernel,
-        bzimage: Some(bzimage),
-        initrd: Some(initrd),
-        kernel_args: vec![
-            format!("banger.hostname=acpi-{name}"),
-            "banger.workdisk=/dev/vda".into(),
-        ],
-        drives: vec![DriveSpec {
-            id: "work".into(),
-            path: work_disk(&vm_dir),
-            format: DriveFormat::Raw,
-            read_only: false,
-            root: false,
-        }],
-        nics: Vec::new(),
-        vcpus: 1,
-        memory_mib: 512,
-        console_log: vm_dir.join("console.log"),
-    };
-    let accel = if banger_vmm::probe_kvm().usable_for_guests {
-        Accel::Kvm
-    } else {
-        Accel::Tcg
-    };
-    let tsc = banger_vmm::tsc_khz_cached(&env.runtime_dir().join("tsc_khz"))
-        .unwrap()
-        .khz;
-    let mut config = QemuConfig::new("qemu-system-x86_64", accel, Some(tsc));
+    let spec =
+        direct::launch_spec(&image, &vm_dir, &format!("acpi-{name}"), 1, 512, "256M").unwrap();
+    let mut config = env.host_qemu_config().unwrap();
     config.machine = machine;
     let driver = QemuDriver::new(config).unwrap();
 
@@ -167,18 +127,6 @@ async fn wait_for_agent(driver: &QemuDriver, vm: &VmRuntime) -> Result<(), Strin
     Err(format!(
         "the agent did not answer within {BOOT_TIMEOUT:?}: {last_error}"
     ))
-}
-
-fn work_disk(dir: &Path) -> PathBuf {
-    let disk = dir.join("work.ext4");
-    let status = Command::new("mkfs.ext4")
-        .args(["-q", "-F", "-E", "lazy_itable_init=1,lazy_journal_init=1"])
-        .arg(&disk)
-        .arg("256M")
-        .status()
-        .expect("running mkfs.ext4");
-    assert!(status.success(), "mkfs.ext4 {} failed", disk.display());
-    disk
 }
 
 fn console(path: &Path) -> String {

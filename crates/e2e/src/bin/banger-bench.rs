@@ -9,13 +9,13 @@
 //! and prints the medians and their ratio. The goal is a ratio ≤ 1.05: the control
 //! plane should be invisible next to the boot.
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use banger_e2e::direct::{self, ImageFiles};
 use banger_e2e::{Env, stderr};
-use banger_vmm::{Accel, DriveFormat, DriveSpec, LaunchSpec, QemuConfig, QemuDriver};
+use banger_vmm::QemuDriver;
 
 const RUNS: usize = 5;
 /// Both sides boot the same machine size.
@@ -25,8 +25,7 @@ const MEMORY_MIB: u64 = 512;
 fn main() -> anyhow::Result<()> {
     let env = Env::new()?;
     // Start the daemon and make sure the image is there (not timed).
-    let image: serde_json::Value =
-        serde_json::from_str(&env.ok(["image", "inspect", "minimal", "--json"]))?;
+    let image = env.minimal_image()?;
     let health: serde_json::Value = serde_json::from_str(&env.ok(["daemon", "status", "--json"]))?;
     println!("driver: {} ({})", health["driver"], health["driver_reason"]);
     warm_up(&env)?;
@@ -85,54 +84,10 @@ fn time_banger(env: &Env) -> anyhow::Result<Duration> {
 
 /// Boot the image with the command line banger's QEMU driver renders, but started
 /// directly in the foreground, and wait for the agent's Ready.
-async fn time_raw_qemu(
-    env: &Env,
-    image: &serde_json::Value,
-    run: usize,
-) -> anyhow::Result<Duration> {
+async fn time_raw_qemu(env: &Env, image: &ImageFiles, run: usize) -> anyhow::Result<Duration> {
     let dir = env.root.path().join(format!("raw{run}"));
-    std::fs::create_dir_all(&dir)?;
-    let disk = dir.join("work.ext4");
-    let status = Command::new("mkfs.ext4")
-        .args(["-q", "-F", "-E", "lazy_itable_init=1,lazy_journal_init=1"])
-        .arg(&disk)
-        .arg("8G")
-        .status()
-        .context("mkfs.ext4")?;
-    if !status.success() {
-        bail!("mkfs.ext4 failed");
-    }
-    let path = |key: &str| image[key].as_str().map(PathBuf::from);
-    let spec = LaunchSpec {
-        vm_id: format!("raw{run}"),
-        vm_dir: dir.clone(),
-        kernel: path("kernel_path").context("image has no kernel")?,
-        bzimage: None,
-        initrd: path("initrd_path"),
-        kernel_args: vec![
-            "banger.hostname=raw".into(),
-            "banger.workdisk=/dev/vda".into(),
-        ],
-        drives: vec![DriveSpec {
-            id: "work".into(),
-            path: disk,
-            format: DriveFormat::Raw,
-            read_only: false,
-            root: false,
-        }],
-        nics: Vec::new(),
-        vcpus: VCPUS,
-        memory_mib: MEMORY_MIB,
-        console_log: dir.join("console.log"),
-    };
-    let kvm = banger_vmm::probe_kvm();
-    let accel = if kvm.usable_for_guests {
-        Accel::Kvm
-    } else {
-        Accel::Tcg
-    };
-    let tsc = banger_vmm::tsc_khz_cached(&env.runtime_dir().join("tsc_khz"))?.khz;
-    let driver = QemuDriver::new(QemuConfig::new("qemu-system-x86_64", accel, Some(tsc)))?;
+    let spec = direct::launch_spec(image, &dir, &format!("raw{run}"), VCPUS, MEMORY_MIB, "8G")?;
+    let driver = QemuDriver::new(env.host_qemu_config()?)?;
     let plan = driver.plan(&spec)?;
     let args: Vec<String> = strip_daemonize(plan.args);
 
