@@ -24,9 +24,6 @@ pub const SYSTEMD_SYSTEM_DIR: &str = "/etc/systemd/system";
 pub const VHOST_VSOCK_DEVICE: &str = "/dev/vhost-vsock";
 /// The QEMU binary the QEMU driver runs.
 pub const QEMU_BINARY: &str = "qemu-system-x86_64";
-/// Directories with admin tools that an ordinary user's PATH often lacks.
-const SBIN_DIRS: [&str; 3] = ["/usr/local/sbin", "/usr/sbin", "/sbin"];
-
 /// The state store as doctor sees it. Doctor checks the path first and only then
 /// opens the database read-only, so a missing store is never created.
 pub enum StoreState {
@@ -81,7 +78,7 @@ impl DoctorContext {
             systemd_dir: PathBuf::from(SYSTEMD_SYSTEM_DIR),
             vhost_vsock_device: PathBuf::from(VHOST_VSOCK_DEVICE),
             kvm: banger_vmm::probe_kvm(),
-            search_path: Some(host_search_path()),
+            search_path: Some(banger_system::preflight::host_search_path()),
             agent_binary: banger_paths::companion_binary(banger_paths::AGENT_BINARY_NAME),
             host_resources: banger_system::read_host_resources().ok(),
             store: OnceCell::new(),
@@ -176,19 +173,4 @@ impl DoctorContext {
             EntrySource::Download(_) => "downloaded",
         }))
     }
-}
-
-/// The process PATH plus the sbin directories, where `ip`, `nft` and `mkfs.ext4`
-/// live on Debian but which an ordinary user's PATH does not include.
-pub fn host_search_path() -> OsString {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
-    for sbin in SBIN_DIRS {
-        if !dirs.iter().any(|d| d.as_os_str() == sbin) {
-            dirs.push(PathBuf::from(sbin));
-        }
-    }
-    // Joining only fails for entries containing ':', which split_paths never yields.
-    std::env::join_paths(&dirs).unwrap_or_else(|_| OsString::from(SBIN_DIRS.join(":")))
 }

@@ -11,6 +11,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// Search path used when `PATH` is unset, matching what login shells default to.
+/// Where Debian keeps `ip`, `nft` and `mkfs.ext4`; not in an ordinary user's PATH.
+const SBIN_DIRS: [&str; 3] = ["/usr/local/sbin", "/usr/sbin", "/sbin"];
+
 const DEFAULT_SEARCH_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// One requirement and whether the host meets it.
@@ -161,6 +164,26 @@ impl Preflight {
             Err(PreflightError { unmet })
         }
     }
+}
+
+/// The process PATH plus the sbin directories, where `ip`, `nft` and `mkfs.ext4`
+/// live on Debian but which an ordinary user's PATH does not include.
+pub fn host_search_path() -> OsString {
+    with_sbin_dirs(std::env::var_os("PATH").as_deref())
+}
+
+/// `path` (a PATH-style list) with the sbin directories appended where missing.
+pub fn with_sbin_dirs(path: Option<&OsStr>) -> OsString {
+    let mut dirs: Vec<PathBuf> = path
+        .map(|p| std::env::split_paths(p).collect())
+        .unwrap_or_default();
+    for sbin in SBIN_DIRS {
+        if !dirs.iter().any(|d| d.as_os_str() == sbin) {
+            dirs.push(PathBuf::from(sbin));
+        }
+    }
+    // Joining only fails for entries containing ':', which split_paths never yields.
+    std::env::join_paths(&dirs).unwrap_or_else(|_| OsString::from(SBIN_DIRS.join(":")))
 }
 
 /// Find an executable the way a shell would: a name containing `/` is taken as a

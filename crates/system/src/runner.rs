@@ -61,9 +61,11 @@ impl CommandRunner for RealRunner {
 }
 
 /// Find `name` the way a shell would: an explicit path is taken as is, a bare name
-/// is searched in `PATH`. Returns the first regular, executable file.
+/// is searched in `PATH` and then the sbin directories (host tools such as
+/// `mkfs.ext4` live there, outside an ordinary user's `PATH`). Returns the first
+/// regular, executable file.
 pub fn lookup_executable(name: &str) -> Option<std::path::PathBuf> {
-    crate::preflight::find_executable(name, None)
+    crate::preflight::find_executable(name, Some(&crate::preflight::host_search_path()))
 }
 
 #[cfg(test)]
@@ -83,6 +85,19 @@ mod tests {
     #[test]
     fn missing_program_is_an_error() {
         assert!(RealRunner.run_str("/nonexistent/banger-test", &[]).is_err());
+    }
+
+    #[test]
+    fn an_ordinary_users_path_still_finds_sbin_tools() {
+        use crate::preflight::{find_executable, with_sbin_dirs};
+        let user_path = std::ffi::OsStr::new("/usr/local/bin:/usr/bin:/bin");
+        // mkfs.ext4 lives in /sbin or /usr/sbin on Debian: not in that PATH...
+        assert!(find_executable("mkfs.ext4", Some(user_path)).is_none());
+        // ...but in the one banger searches.
+        let found = find_executable("mkfs.ext4", Some(&with_sbin_dirs(Some(user_path))));
+        assert!(found.is_some_and(|p| p.to_string_lossy().contains("sbin")));
+        let joined = with_sbin_dirs(Some(std::ffi::OsStr::new("/usr/sbin:/bin")));
+        assert_eq!(joined, "/usr/sbin:/bin:/usr/local/sbin:/sbin");
     }
 
     #[test]
