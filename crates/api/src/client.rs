@@ -3,7 +3,7 @@
 //! One HTTP/1.1 connection per request keeps the client stateless; the socket is
 //! local, so a connection costs microseconds.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full, combinators::BoxBody};
@@ -48,10 +48,6 @@ impl ClientError {
     pub fn is_unreachable(&self) -> bool {
         matches!(self, ClientError::Connect { .. })
     }
-
-    pub fn is_not_found(&self) -> bool {
-        matches!(self, ClientError::Api { status: 404, .. })
-    }
 }
 
 /// A daemon client bound to one socket path.
@@ -67,10 +63,6 @@ impl Client {
         Client {
             socket: socket.into(),
         }
-    }
-
-    pub fn socket(&self) -> &Path {
-        &self.socket
     }
 
     async fn send(&self, req: Request<ReqBody>) -> Result<Response<Incoming>, ClientError> {
