@@ -48,6 +48,12 @@ impl ClientError {
     pub fn is_unreachable(&self) -> bool {
         matches!(self, ClientError::Connect { .. })
     }
+
+    /// True when the connection broke before an answer arrived: typically a daemon
+    /// that was exiting (or had not finished starting) when we connected.
+    pub fn is_connection_lost(&self) -> bool {
+        matches!(self, ClientError::Transport(_))
+    }
 }
 
 /// A daemon client bound to one socket path.

@@ -14,10 +14,19 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// A client for the daemon, starting one when none runs (dev mode only).
 pub async fn connect(layout: &Layout) -> anyhow::Result<Client> {
     let client = Client::new(layout.daemon_socket());
-    match client.health().await {
-        Ok(_) => return Ok(client),
-        Err(e) if e.is_unreachable() => {}
-        Err(e) => return Err(e.into()),
+    let mut attempts = 0;
+    loop {
+        match client.health().await {
+            Ok(_) => return Ok(client),
+            Err(e) if e.is_unreachable() => break,
+            // A daemon that is exiting can still accept a connection and then drop it;
+            // look again shortly, by when its socket refuses (or a new one answers).
+            Err(e) if e.is_connection_lost() && attempts < 5 => {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
     if layout.mode == Mode::SystemInstall {
         bail!(
@@ -35,14 +44,66 @@ pub fn existing(layout: &Layout) -> Client {
     Client::new(layout.daemon_socket())
 }
 
+/// How long a lock-holding daemon that is not answering gets before we try again:
+/// the holder may have been a daemon that was dying as ours started.
+const LOST_RACE_GRACE: Duration = Duration::from_secs(1);
+const MAX_RESPAWNS: u32 = 5;
+
 async fn start_daemon(layout: &Layout, client: &Client) -> anyhow::Result<()> {
     std::fs::create_dir_all(&layout.state_dir)
         .with_context(|| format!("cannot create state dir {}", layout.state_dir.display()))?;
     let log_path = layout.daemon_log();
+    let mut child = spawn_daemon(&log_path)?;
+    let mut lost_race_at: Option<Instant> = None;
+    let mut respawns = 0;
+
+    let deadline = Instant::now() + STARTUP_TIMEOUT;
+    let mut delay = Duration::from_millis(5);
+    loop {
+        match client.health().await {
+            Ok(_) => return Ok(()),
+            // Refused or dropped: not (or no longer) serving; the exit check below
+            // tells a daemon that died from one still starting.
+            Err(e) if e.is_unreachable() || e.is_connection_lost() => {}
+            Err(e) => return Err(e.into()),
+        }
+        match child.try_wait()? {
+            // Another daemon held the lock: normally a racing CLI's, which will answer
+            // soon. If nobody answers, the holder was dying; start ours again.
+            Some(status) if status.code() == Some(banger_daemon::EXIT_ALREADY_RUNNING) => {
+                let since = *lost_race_at.get_or_insert_with(Instant::now);
+                if since.elapsed() > LOST_RACE_GRACE && respawns < MAX_RESPAWNS {
+                    child = spawn_daemon(&log_path)?;
+                    lost_race_at = None;
+                    respawns += 1;
+                }
+            }
+            Some(status) => bail!(
+                "the banger daemon exited at startup ({status}); see {}\n{}",
+                log_path.display(),
+                tail(&log_path, 10)
+            ),
+            None => {}
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "the banger daemon did not open {} within {}s; see {}",
+                layout.daemon_socket().display(),
+                STARTUP_TIMEOUT.as_secs(),
+                log_path.display()
+            );
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_millis(100));
+    }
+}
+
+/// Start `banger daemon run` detached from this terminal, logging to `log_path`.
+fn spawn_daemon(log_path: &std::path::Path) -> anyhow::Result<std::process::Child> {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(&log_path)
+        .open(log_path)
         .with_context(|| format!("cannot open daemon log {}", log_path.display()))?;
     let exe = std::env::current_exe().context("cannot locate the banger executable")?;
     let mut cmd = Command::new(exe);
@@ -60,39 +121,7 @@ async fn start_daemon(layout: &Layout, client: &Client) -> anyhow::Result<()> {
             Ok(())
         });
     }
-    let mut child = cmd.spawn().context("cannot start the banger daemon")?;
-
-    let deadline = Instant::now() + STARTUP_TIMEOUT;
-    let mut delay = Duration::from_millis(5);
-    loop {
-        match client.health().await {
-            Ok(_) => return Ok(()),
-            Err(e) if !e.is_unreachable() => return Err(e.into()),
-            Err(_) => {}
-        }
-        let exited = child.try_wait()?;
-        // A daemon that found another one starting exits with EXIT_ALREADY_RUNNING:
-        // keep waiting for that other daemon to open its socket.
-        if let Some(status) =
-            exited.filter(|s| s.code() != Some(banger_daemon::EXIT_ALREADY_RUNNING))
-        {
-            bail!(
-                "the banger daemon exited at startup ({status}); see {}\n{}",
-                log_path.display(),
-                tail(&log_path, 10)
-            );
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "the banger daemon did not open {} within {}s; see {}",
-                layout.daemon_socket().display(),
-                STARTUP_TIMEOUT.as_secs(),
-                log_path.display()
-            );
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_millis(100));
-    }
+    cmd.spawn().context("cannot start the banger daemon")
 }
 
 fn tail(path: &std::path::Path, lines: usize) -> String {
