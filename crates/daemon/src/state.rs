@@ -35,7 +35,7 @@ pub struct Daemon {
 #[derive(Default)]
 pub struct VmSlot {
     /// Serialises lifecycle operations (start, stop, rm) on one VM.
-    pub op: tokio::sync::Mutex<()>,
+    pub op: Arc<tokio::sync::Mutex<()>>,
     /// The live agent connection, when there is one.
     pub agent: tokio::sync::Mutex<Option<AgentClient>>,
 }

@@ -17,6 +17,7 @@ mod stop;
 use banger_api::{BootTimings, VmView};
 use banger_store::{VmRecord, VmState};
 use banger_vmm::VmRuntime;
+use tokio::sync::OwnedMutexGuard;
 
 use crate::error::{DaemonError, Result};
 use crate::state::Daemon;
@@ -41,6 +42,14 @@ pub fn lookup(daemon: &Daemon, name: &str) -> Result<VmRecord> {
         DaemonError::not_found(format!("no VM named {name:?}"))
             .with_hint("`banger vm ls` lists your VMs")
     })
+}
+
+/// Look up VM `name` (or id), take its lifecycle lock, and read it again under the
+/// lock: another operation may have changed it while we waited.
+pub async fn lock_vm(daemon: &Daemon, name: &str) -> Result<(OwnedMutexGuard<()>, VmRecord)> {
+    let vm = lookup(daemon, name)?;
+    let guard = daemon.slot(&vm.id).op.clone().lock_owned().await;
+    Ok((guard, lookup(daemon, &vm.id)?))
 }
 
 /// Record that `vm` no longer has a VMM: move it from `from` to `to` (compare-and-set)

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use banger_store::VmState;
 use banger_vmm::{VmRuntime, VmmDriver};
 
-use super::{agent, record_halted, runtime_of};
+use super::{agent, lock_vm, record_halted, runtime_of};
 use crate::state::Daemon;
 
 /// Compare every active VM in the store with the processes on the host.
@@ -77,9 +77,7 @@ pub fn watch_exit(daemon: &Daemon, id: &str, runtime: VmRuntime) {
         {
             return;
         }
-        let slot = daemon.slot(&id);
-        let _op = slot.op.lock().await;
-        let Ok(Some(vm)) = daemon.store().get_vm(&id) else {
+        let Ok((_op, vm)) = lock_vm(&daemon, &id).await else {
             return;
         };
         // Only act if the VM still refers to this very process.

@@ -6,7 +6,7 @@ use banger_api::{BootTimings, VmView};
 use banger_store::{VmRecord, VmState};
 use banger_vmm::{DriveFormat, DriveSpec, LaunchSpec, VmmDriver};
 
-use super::{CONSOLE_LOG, WORK_DISK, agent, lookup, reconcile, view};
+use super::{CONSOLE_LOG, WORK_DISK, agent, lock_vm, lookup, reconcile, view};
 use crate::error::{DaemonError, Result};
 use crate::state::Daemon;
 
@@ -30,9 +30,7 @@ pub async fn start(daemon: &Daemon, name: &str) -> Result<VmView> {
 /// Boot VM `id` from `created`, `stopped` or `failed`; a running VM is returned as is.
 pub async fn boot(daemon: &Daemon, id: &str) -> Result<VmRecord> {
     let t0 = Instant::now();
-    let slot = daemon.slot(id);
-    let _op = slot.op.lock().await;
-    let vm = lookup(daemon, id)?;
+    let (_op, vm) = lock_vm(daemon, id).await?;
     match vm.state {
         VmState::Running => return Ok(vm),
         VmState::Created | VmState::Stopped | VmState::Failed => {}
@@ -122,7 +120,7 @@ pub async fn boot(daemon: &Daemon, id: &str) -> Result<VmRecord> {
         store.set_vm_started(&vm.id, &banger_store::now_rfc3339())?;
         store.update_vm_state(&vm.id, Some(VmState::Starting), VmState::Running, None)?;
     }
-    *slot.agent.lock().await = Some(client);
+    *daemon.slot(id).agent.lock().await = Some(client);
     reconcile::watch_exit(daemon, &vm.id, runtime);
     tracing::info!(vm = %vm.name, ready_ms = agent_ready.as_millis() as u64, "VM running");
     lookup(daemon, id)

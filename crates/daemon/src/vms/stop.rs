@@ -6,7 +6,7 @@ use banger_api::{StopVmRequest, VmView};
 use banger_store::{VmRecord, VmState};
 use banger_vmm::{VmRuntime, VmmDriver, WaitOutcome};
 
-use super::{agent, lookup, record_halted, runtime_of, view};
+use super::{agent, lock_vm, lookup, record_halted, runtime_of, view};
 use crate::error::{DaemonError, Result};
 use crate::state::Daemon;
 
@@ -17,10 +17,7 @@ const ACPI_GRACE: Duration = Duration::from_secs(5);
 
 /// `POST /v1/vms/{name}/stop`
 pub async fn stop(daemon: &Daemon, name: &str, req: StopVmRequest) -> Result<VmView> {
-    let vm = lookup(daemon, name)?;
-    let slot = daemon.slot(&vm.id);
-    let _op = slot.op.lock().await;
-    let vm = lookup(daemon, &vm.id)?;
+    let (_op, vm) = lock_vm(daemon, name).await?;
     let timeout = req
         .timeout_secs
         .map(Duration::from_secs)
@@ -32,10 +29,7 @@ pub async fn stop(daemon: &Daemon, name: &str, req: StopVmRequest) -> Result<VmV
 /// `DELETE /v1/vms/{name}`: refuses a running VM unless `force`, which kills it first
 /// (its disks are about to be deleted, so there is nothing to shut down cleanly for).
 pub async fn remove(daemon: &Daemon, name: &str, force: bool) -> Result<VmView> {
-    let vm = lookup(daemon, name)?;
-    let slot = daemon.slot(&vm.id);
-    let _op = slot.op.lock().await;
-    let vm = lookup(daemon, &vm.id)?;
+    let (_op, vm) = lock_vm(daemon, name).await?;
     if vm.state.is_active() {
         if !force {
             return Err(
