@@ -81,7 +81,7 @@ async fn start_daemon(layout: &Layout, client: &Client) -> anyhow::Result<()> {
             Some(status) => bail!(
                 "the banger daemon exited at startup ({status}); see {}\n{}",
                 log_path.display(),
-                tail(&log_path, 10)
+                banger_system::tail::tail_lines(&log_path, 10).join("\n")
             ),
             None => {}
         }
@@ -122,10 +122,4 @@ fn spawn_daemon(log_path: &std::path::Path) -> anyhow::Result<std::process::Chil
         });
     }
     cmd.spawn().context("cannot start the banger daemon")
-}
-
-fn tail(path: &std::path::Path, lines: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }

@@ -9,6 +9,7 @@ pub mod host;
 pub mod osrelease;
 pub mod preflight;
 pub mod runner;
+pub mod tail;
 
 pub use host::{HostResources, read_host_resources};
 pub use runner::{CommandOutput, CommandRunner, RealRunner};

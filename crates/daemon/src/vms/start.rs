@@ -165,16 +165,9 @@ fn timings(
 
 /// The last lines of the console log, formatted for an error message.
 pub fn console_tail(path: &std::path::Path, lines: usize) -> String {
-    let Ok(bytes) = std::fs::read(path) else {
-        return String::new();
-    };
-    let text = String::from_utf8_lossy(&bytes);
-    let all: Vec<&str> = text.lines().collect();
-    if all.is_empty() {
+    let tail = banger_system::tail::tail_lines(path, lines);
+    if tail.is_empty() {
         return "\n(the guest console is empty)".to_string();
     }
-    format!(
-        "\nlast console lines:\n  {}",
-        all[all.len().saturating_sub(lines)..].join("\n  ")
-    )
+    format!("\nlast console lines:\n  {}", tail.join("\n  "))
 }
