@@ -8,6 +8,7 @@ pub mod fsperm;
 pub mod host;
 pub mod osrelease;
 pub mod preflight;
+pub mod progress;
 pub mod runner;
 pub mod tail;
 

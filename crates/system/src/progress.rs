@@ -1,0 +1,112 @@
+//! Progress of long operations (downloads, image builds, layer unpacking, boots).
+//!
+//! The code doing the work reports [`ProgressEvent`]s to a [`Progress`] sink and never
+//! knows who listens: the daemon forwards them to the CLI as a stream, the CLI draws a bar
+//! on a terminal or prints plain lines otherwise, tests collect them. Reporting must be
+//! cheap and must never fail the operation, so sinks swallow their own errors.
+
+use serde::{Deserialize, Serialize};
+
+/// What a phase counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unit {
+    Bytes,
+    Items,
+}
+
+/// One step of progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum ProgressEvent {
+    /// A new phase begins (it ends the previous one). `total` is in `unit`s when known.
+    Phase {
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        total: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        unit: Option<Unit>,
+    },
+    /// `done` units of the current phase are complete (an absolute count, not a delta, so a
+    /// listener that missed events still shows the truth).
+    Advance { done: u64 },
+    /// A line worth showing (what is being fetched, a warning, a decision taken).
+    Note { message: String },
+}
+
+/// A sink for progress events.
+pub trait Progress: Send + Sync {
+    fn report(&self, event: ProgressEvent);
+
+    fn phase(&self, name: &str, total: Option<u64>, unit: Option<Unit>) {
+        self.report(ProgressEvent::Phase {
+            name: name.to_string(),
+            total,
+            unit,
+        });
+    }
+
+    fn advance(&self, done: u64) {
+        self.report(ProgressEvent::Advance { done });
+    }
+
+    fn note(&self, message: &str) {
+        self.report(ProgressEvent::Note {
+            message: message.to_string(),
+        });
+    }
+}
+
+/// Discards everything: for callers nobody watches.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn report(&self, _event: ProgressEvent) {}
+}
+
+/// Keeps every event: for tests.
+#[derive(Debug, Default)]
+pub struct Recorded(pub std::sync::Mutex<Vec<ProgressEvent>>);
+
+impl Progress for Recorded {
+    fn report(&self, event: ProgressEvent) {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_have_a_stable_wire_form() {
+        let phase = ProgressEvent::Phase {
+            name: "download".into(),
+            total: Some(10),
+            unit: Some(Unit::Bytes),
+        };
+        assert_eq!(
+            serde_json::to_string(&phase).unwrap_or_default(),
+            r#"{"event":"phase","name":"download","total":10,"unit":"bytes"}"#
+        );
+        let back: ProgressEvent =
+            serde_json::from_str(r#"{"event":"advance","done":4}"#).unwrap_or(ProgressEvent::Note {
+                message: String::new(),
+            });
+        assert_eq!(back, ProgressEvent::Advance { done: 4 });
+    }
+
+    #[test]
+    fn recorded_keeps_order() {
+        let sink = Recorded::default();
+        sink.phase("unpack", None, Some(Unit::Items));
+        sink.advance(3);
+        sink.note("done");
+        let events = sink.0.lock().map(|v| v.len()).unwrap_or(0);
+        assert_eq!(events, 3);
+    }
+}
