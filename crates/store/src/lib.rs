@@ -10,6 +10,7 @@
 //! A `Store` wraps one connection; it is `Send` but not `Sync`, so the daemon keeps it
 //! behind a `Mutex`.
 
+mod disks;
 mod error;
 mod images;
 mod migrations;
@@ -18,10 +19,12 @@ mod readonly;
 mod sql;
 mod vms;
 
+pub use disks::{DISK_BACKENDS, DISK_FORMATS};
 pub use error::StoreError;
 pub use migrations::SCHEMA_VERSION;
 pub use model::{
-    ImageRecord, KERNEL_FORMATS, VM_ID_HEX_LEN, VmRecord, VmState, new_vm_id, now_rfc3339,
+    DiskRole, GuestInit, ImageRecord, KERNEL_FORMATS, VM_ID_HEX_LEN, VmDisk, VmRecord, VmState,
+    new_vm_id, now_rfc3339,
 };
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};

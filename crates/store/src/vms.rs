@@ -34,10 +34,19 @@ impl Store {
     /// Add a VM. Errors: [`StoreError::VmExists`] (name taken), [`StoreError::VmIdExists`],
     /// [`StoreError::ImageNotFound`] (its image is not registered).
     pub fn insert_vm(&self, vm: &VmRecord) -> Result<(), StoreError> {
+        self.insert_vm_on(&self.conn, vm)
+    }
+
+    /// [`Store::insert_vm`] on `conn` (the store's connection or a transaction on it).
+    pub(crate) fn insert_vm_on(
+        &self,
+        conn: &rusqlite::Connection,
+        vm: &VmRecord,
+    ) -> Result<(), StoreError> {
         let object = format!("VM {:?}", vm.name);
         sql::json(&object, "runtime_json", vm.runtime_json.as_deref())?;
         sql::json(&object, "boot_json", vm.boot_json.as_deref())?;
-        let result = self.conn.execute(
+        let result = conn.execute(
             &format!(
                 "INSERT INTO vms ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
             ),
