@@ -111,6 +111,9 @@ pub struct ImageView {
     pub rootfs_path: Option<String>,
     #[serde(default)]
     pub kernel_release: Option<String>,
+    /// The kernel carries the PVH entry note (direct ELF boot on QEMU microvm and Firecracker).
+    #[serde(default)]
+    pub kernel_pvh: Option<bool>,
     pub size_bytes: u64,
     pub created_at: String,
 }

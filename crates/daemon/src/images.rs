@@ -149,6 +149,10 @@ async fn build_locked(daemon: &Daemon, recipe: &str, name: &str) -> Result<Image
         dir: built.dir.clone(),
         created_at: banger_store::now_rfc3339(),
         size_bytes: dir_size(&built.dir),
+        kernel_pvh: Some(built.has_pvh),
+        init: Some(banger_store::GuestInit::Initramfs),
+        config_json: None,
+        digest: None,
     };
     let previous = daemon.store().get_image(name)?;
     daemon.store().replace_image(&record)?;
@@ -180,6 +184,7 @@ fn view(image: &ImageRecord) -> ImageView {
         initrd_path: image.initrd_path.as_ref().map(|p| p.display().to_string()),
         rootfs_path: image.rootfs_path.as_ref().map(|p| p.display().to_string()),
         kernel_release: image.kernel_release.clone(),
+        kernel_pvh: Some(kernel_pvh(image)),
         size_bytes: image.size_bytes,
         created_at: image.created_at.clone(),
     }
@@ -195,4 +200,15 @@ fn dir_size(dir: &std::path::Path) -> u64 {
                 .sum()
         })
         .unwrap_or(0)
+}
+
+/// The image's PVH fact. Images registered before the store recorded it carry it in
+/// their `manifest.json`; a kernel with no record at all is assumed to lack the note
+/// (QEMU then boots its bzImage on `-M pc`, which always works).
+pub fn kernel_pvh(image: &ImageRecord) -> bool {
+    image.kernel_pvh.unwrap_or_else(|| {
+        banger_images::Manifest::load(&image.dir)
+            .map(|m| m.has_pvh)
+            .unwrap_or(false)
+    })
 }

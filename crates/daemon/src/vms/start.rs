@@ -59,6 +59,7 @@ pub async fn boot(daemon: &Daemon, id: &str) -> Result<VmRecord> {
         vm_id: vm.id.clone(),
         vm_dir: vm.dir.clone(),
         kernel: image.kernel_path.clone(),
+        kernel_pvh: crate::images::kernel_pvh(&image),
         bzimage: image.bzimage_path.clone(),
         initrd: image.initrd_path.clone(),
         kernel_args: vec![
