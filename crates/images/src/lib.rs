@@ -12,6 +12,7 @@ pub mod deb;
 pub mod debian;
 pub mod elf;
 mod fsutil;
+pub mod http;
 pub mod imagecat;
 pub mod initramfs;
 pub mod kernel;
