@@ -97,6 +97,26 @@ pub struct VmView {
     pub last_error: Option<String>,
     #[serde(default)]
     pub boot: Option<BootTimings>,
+    /// The VM's disks (filled by `GET /v1/vms/{name}`; empty in lists).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disks: Vec<DiskView>,
+}
+
+/// One disk of a VM.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DiskView {
+    /// `root` (the image's filesystem, cloned) or `work` (mounted at `/work`).
+    pub role: String,
+    pub path: String,
+    /// `raw` or `qcow2`.
+    pub format: String,
+    /// `reflink`, `qcow2` (overlay on the image), `copy` (sparse copy) or `fresh`.
+    pub backend: String,
+    /// What the guest sees.
+    pub size_bytes: u64,
+    /// What it really costs the host: allocated bytes not shared with the image.
+    #[serde(default)]
+    pub used_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

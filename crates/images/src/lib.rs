@@ -20,6 +20,7 @@ mod kernel_package;
 pub mod manifest;
 mod minimal;
 pub mod modules;
+pub mod vmdisk;
 
 pub use imagecat::{Catalog, CatalogEntry, CatalogError};
 pub use manifest::Manifest;

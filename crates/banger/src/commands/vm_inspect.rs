@@ -74,6 +74,21 @@ pub async fn inspect(layout: &Layout, name: &str, json: bool) -> anyhow::Result<
     if let Some(err) = &vm.last_error {
         writeln!(out, "last error:  {err}")?;
     }
+    for disk in &vm.disks {
+        let used = disk
+            .used_bytes
+            .map(|u| format!(", {} used on the host", format_bytes(u)))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "{:<12} {} ({}, {}{used}) {}",
+            format!("{} disk:", disk.role),
+            format_bytes(disk.size_bytes),
+            disk.format,
+            disk.backend,
+            disk.path
+        )?;
+    }
     print_timings(&vm, &mut out)?;
     Ok(0)
 }

@@ -4,7 +4,7 @@
 use banger_api::{CreateVmRequest, VmView};
 use banger_store::{StoreError, VmRecord, VmState};
 
-use super::{WORK_DISK, names, start, view};
+use super::{names, start, view};
 use crate::disks;
 use crate::error::{DaemonError, Result};
 use crate::state::Daemon;
@@ -53,15 +53,23 @@ pub async fn create(daemon: &Daemon, req: CreateVmRequest) -> Result<VmView> {
         updated_at: banger_store::now_rfc3339(),
         started_at: None,
     };
-    let registered =
-        disks::create_work_disk(daemon.runner.as_ref(), &dir.join(WORK_DISK), disk_bytes).and_then(
-            |()| {
-                daemon.store().insert_vm(&record).map_err(|e| match e {
-                    StoreError::VmExists(_) => exists(&name),
-                    other => other.into(),
-                })
-            },
-        );
+    let allow_qcow2 = matches!(daemon.driver, banger_vmm::Driver::Qemu(_));
+    let registered = disks::create_vm_disks(
+        daemon.runner.as_ref(),
+        &image,
+        &dir,
+        disk_bytes,
+        allow_qcow2,
+    )
+    .and_then(|vm_disks| {
+        daemon
+            .store()
+            .insert_vm_with_disks(&record, &vm_disks)
+            .map_err(|e| match e {
+                StoreError::VmExists(_) => exists(&name),
+                other => other.into(),
+            })
+    });
     if let Err(e) = registered {
         // Nothing refers to the directory yet: remove it so a failed create leaves no trace.
         let _ = std::fs::remove_dir_all(&dir);

@@ -14,7 +14,7 @@ pub mod reconcile;
 mod start;
 mod stop;
 
-use banger_api::{BootTimings, VmView};
+use banger_api::{BootTimings, DiskView, VmView};
 use banger_store::{VmRecord, VmState};
 use banger_vmm::VmRuntime;
 use tokio::sync::OwnedMutexGuard;
@@ -32,8 +32,24 @@ pub fn list(daemon: &Daemon) -> Result<Vec<VmView>> {
     Ok(daemon.store().list_vms()?.iter().map(view).collect())
 }
 
+/// One VM, with its disks and what each really costs the host.
 pub fn get(daemon: &Daemon, name: &str) -> Result<VmView> {
-    Ok(view(&lookup(daemon, name)?))
+    let vm = lookup(daemon, name)?;
+    let mut view = view(&vm);
+    view.disks = daemon
+        .store()
+        .vm_disks(&vm.id)?
+        .into_iter()
+        .map(|d| DiskView {
+            used_bytes: banger_images::vmdisk::used_bytes(&d.path).ok(),
+            role: d.role.as_str().to_string(),
+            path: d.path.display().to_string(),
+            format: d.format,
+            backend: d.backend,
+            size_bytes: d.size_bytes,
+        })
+        .collect();
+    Ok(view)
 }
 
 /// The VM called `name` (or with that id), or a not-found error that says what to do.
@@ -99,9 +115,9 @@ pub fn view(vm: &VmRecord) -> VmView {
             .boot_json
             .as_deref()
             .and_then(|j| serde_json::from_str::<BootTimings>(j).ok()),
+        disks: Vec::new(),
     }
 }
 
 /// File names inside a VM's directory.
 pub const CONSOLE_LOG: &str = "console.log";
-pub const WORK_DISK: &str = "work.ext4";

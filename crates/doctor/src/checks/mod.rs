@@ -13,3 +13,4 @@ pub mod security;
 pub mod ssh;
 pub mod store;
 pub mod vm_defaults;
+pub mod vm_disks;
