@@ -121,7 +121,7 @@ async fn build_locked(daemon: &Daemon, recipe: &str, name: &str) -> Result<Image
     let name_owned = name.to_string();
     let out_dir = dir.clone();
     let built = tokio::task::spawn_blocking(move || {
-        let progress = |step: &str| tracing::info!(image = %name_owned, "{step}");
+        let progress = LogProgress(name_owned.clone());
         let mut opts = banger_images::MinimalOptions::new(out_dir, cache_dir, agent, runner.as_ref());
         opts.image_name = name_owned.clone();
         opts.progress = &progress;
@@ -211,4 +211,18 @@ pub fn kernel_pvh(image: &ImageRecord) -> bool {
             .map(|m| m.has_pvh)
             .unwrap_or(false)
     })
+}
+
+/// Until the CLI is shown progress over the API, long work is reported in the daemon log.
+pub struct LogProgress(pub String);
+
+impl banger_system::progress::Progress for LogProgress {
+    fn report(&self, event: banger_system::progress::ProgressEvent) {
+        use banger_system::progress::ProgressEvent;
+        match event {
+            ProgressEvent::Phase { name, .. } => tracing::info!(image = %self.0, "{name}"),
+            ProgressEvent::Note { message } => tracing::info!(image = %self.0, "{message}"),
+            ProgressEvent::Advance { .. } => {}
+        }
+    }
 }

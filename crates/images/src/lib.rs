@@ -7,6 +7,7 @@
 //! `.deb`) → [`kernel`] (bzImage → ELF vmlinux) → [`modules`] (which modules,
 //! in which order) → [`initramfs`] written with [`cpio`] → `manifest.json`.
 
+mod build;
 pub mod cpio;
 pub mod deb;
 pub mod debian;
@@ -16,6 +17,7 @@ pub mod http;
 pub mod imagecat;
 pub mod initramfs;
 pub mod kernel;
+mod kernel_bundle;
 mod kernel_package;
 pub mod manifest;
 mod minimal;

@@ -9,76 +9,26 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use banger_system::CommandRunner;
+use banger_system::progress::{NoProgress, Progress};
 use time::format_description::well_known::Rfc3339;
 
-use crate::deb::{DebError, DebFile};
-use crate::debian::{Archive, DebianError, DebianOptions, Package};
+pub use crate::build::BuildError;
+use crate::build::{install, io_err, write_synced};
+use crate::deb::DebFile;
+use crate::debian::{Archive, DebianOptions, Package};
 use crate::fsutil;
-use crate::initramfs::{self, InitramfsError, InitramfsSpec};
-use crate::kernel::{self, KernelError};
-use crate::kernel_package::unpack_kernel_package;
+use crate::initramfs::{self, InitramfsSpec};
+use crate::kernel_bundle;
 use crate::manifest::{
     FileRecord, MANIFEST_FILE, MANIFEST_FORMAT, Manifest, ManifestDebian, ManifestFiles,
     ManifestPackage,
 };
-use crate::modules::{GUEST_MODULES, ModuleError};
 
 pub const KERNEL_FILE: &str = "vmlinux";
 pub const BZIMAGE_FILE: &str = "bzImage";
 pub const INITRD_FILE: &str = "initrd.cpio";
 pub const DEFAULT_KERNEL_PACKAGE: &str = "linux-image-cloud-amd64";
 pub const BUSYBOX_PACKAGE: &str = "busybox-static";
-
-#[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    #[error(transparent)]
-    Initramfs(#[from] InitramfsError),
-    #[error(transparent)]
-    Debian(#[from] DebianError),
-    #[error(transparent)]
-    Deb(#[from] DebError),
-    #[error(transparent)]
-    Modules(#[from] ModuleError),
-    /// The bzImage could not be turned into a vmlinux.
-    #[error("cannot extract vmlinux from the kernel in {package}")]
-    Kernel {
-        package: String,
-        #[source]
-        source: KernelError,
-    },
-    /// The kernel package does not hold exactly one kernel.
-    #[error(
-        "package {package} should hold exactly one boot/vmlinuz-*, found {found:?}; name a kernel image package"
-    )]
-    NoKernel { package: String, found: Vec<String> },
-    /// The kernel and its modules disagree on the release.
-    #[error("package {package} mixes kernel releases {releases:?}")]
-    KernelReleaseMismatch {
-        package: String,
-        releases: Vec<String>,
-    },
-    /// busybox-static did not contain the binary.
-    #[error("package {package} contains no bin/busybox")]
-    NoBusybox { package: String },
-    /// The destination has no parent directory to build beside.
-    #[error("image directory {path:?} must be an absolute path with a parent directory")]
-    BadOutDir { path: PathBuf },
-    #[error("cannot {op} {path:?}")]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-fn io_err<'p>(op: &'static str, path: &'p Path) -> impl FnOnce(std::io::Error) -> BuildError + 'p {
-    move |source| BuildError::Io {
-        op,
-        path: path.to_path_buf(),
-        source,
-    }
-}
 
 /// Inputs of [`build_minimal`].
 pub struct MinimalOptions<'a> {
@@ -94,8 +44,8 @@ pub struct MinimalOptions<'a> {
     /// Image name recorded in the manifest.
     pub image_name: String,
     pub runner: &'a dyn CommandRunner,
-    /// Called with a short line for every step.
-    pub progress: &'a dyn Fn(&str),
+    /// Where phases and notes are reported.
+    pub progress: &'a dyn Progress,
 }
 
 impl<'a> MinimalOptions<'a> {
@@ -113,7 +63,7 @@ impl<'a> MinimalOptions<'a> {
             kernel_package: DEFAULT_KERNEL_PACKAGE.to_string(),
             image_name: "minimal".to_string(),
             runner,
-            progress: &|_| {},
+            progress: &NoProgress,
         }
     }
 }
@@ -168,20 +118,12 @@ pub fn build_minimal(opts: &MinimalOptions<'_>) -> Result<BuiltImage, BuildError
     // Refuse a dynamic agent before downloading anything.
     initramfs::check_agent(&opts.agent_path)?;
 
+    let note = |m: &str| progress.note(m);
     let archive =
-        Archive::new(opts.debian.clone(), &opts.cache_dir, opts.runner).with_progress(progress);
+        Archive::new(opts.debian.clone(), &opts.cache_dir, opts.runner).with_progress(&note);
+    progress.phase("reading the Debian archive index", None, None);
     let index = archive.fetch_index()?;
-    let kernel_pkg = archive
-        .resolve_metapackage(&index, &opts.kernel_package)?
-        .clone();
-    progress(&format!(
-        "{} is {} {}",
-        opts.kernel_package, kernel_pkg.name, kernel_pkg.version
-    ));
     let busybox_pkg = archive.package(&index, BUSYBOX_PACKAGE)?.clone();
-    drop(index);
-    let kernel_deb = archive.fetch_deb(&kernel_pkg)?;
-    let busybox_deb = archive.fetch_deb(&busybox_pkg)?;
 
     fs::create_dir_all(parent).map_err(io_err("create", parent))?;
     let work = tempfile::Builder::new()
@@ -193,25 +135,21 @@ pub fn build_minimal(opts: &MinimalOptions<'_>) -> Result<BuiltImage, BuildError
         .tempdir_in(parent)
         .map_err(io_err("create a staging directory in", parent))?;
 
-    progress(&format!("unpacking {}", kernel_pkg.name));
     let modules_dir = work.path().join("modules");
-    let kpkg = unpack_kernel_package(&DebFile::open(&kernel_deb)?, &kernel_pkg.name, &modules_dir)?;
-    progress(&format!(
-        "kernel {}: {} modules shipped; extracting vmlinux",
-        kpkg.release,
-        kpkg.modules.len()
-    ));
-    let vmlinux = kernel::extract_vmlinux(&kpkg.bzimage).map_err(|source| BuildError::Kernel {
-        package: kernel_pkg.name.clone(),
-        source,
-    })?;
-    write_synced(&stage.path().join(KERNEL_FILE), &vmlinux.elf)?;
-    write_synced(&stage.path().join(BZIMAGE_FILE), &kpkg.bzimage)?;
-    let (has_pvh, codec) = (vmlinux.has_pvh, vmlinux.codec);
-    drop(vmlinux);
-
-    let load_order = kpkg.modules.resolve(GUEST_MODULES)?;
-    progress(&format!(
+    let bundle = kernel_bundle::prepare(
+        &archive,
+        &index,
+        &opts.kernel_package,
+        &modules_dir,
+        stage.path(),
+        progress,
+    )?;
+    drop(index);
+    let busybox_deb = archive.fetch_deb(&busybox_pkg)?;
+    let (kernel_pkg, kpkg, has_pvh, codec) =
+        (&bundle.package, &bundle.kpkg, bundle.has_pvh, bundle.codec);
+    let load_order = bundle.load_order()?;
+    progress.note(&format!(
         "modules to load: {}",
         load_order
             .iter()
@@ -220,16 +158,15 @@ pub fn build_minimal(opts: &MinimalOptions<'_>) -> Result<BuiltImage, BuildError
             .join(" ")
     ));
 
-    progress(&format!("unpacking {}", busybox_pkg.name));
+    progress.phase(&format!("unpacking {}", busybox_pkg.name), None, None);
     let busybox = extract_busybox(&busybox_deb, &busybox_pkg, work.path())?;
     let applets = initramfs::busybox_applets(opts.runner, &busybox)?;
 
-    progress("writing the initramfs");
+    progress.phase("writing the initramfs", None, None);
     let version = env!("CARGO_PKG_VERSION");
     let spec = InitramfsSpec {
         agent: &opts.agent_path,
-        busybox: &busybox,
-        applets: &applets,
+        busybox: Some((&busybox, &applets)),
         kernel_release: &kpkg.release,
         modules_root: &modules_dir,
         modules: &load_order,
@@ -254,14 +191,14 @@ pub fn build_minimal(opts: &MinimalOptions<'_>) -> Result<BuiltImage, BuildError
         source: "recipe:minimal".to_string(),
         kernel_release: kpkg.release.clone(),
         has_pvh,
-        kernel_codec: codec.name().to_string(),
+        kernel_codec: codec.to_string(),
         files: ManifestFiles {
             kernel: record(KERNEL_FILE)?,
             bzimage: record(BZIMAGE_FILE)?,
             initrd: record(INITRD_FILE)?,
             rootfs: None,
         },
-        packages: [&kernel_pkg, &busybox_pkg]
+        packages: [kernel_pkg, &busybox_pkg]
             .into_iter()
             .map(manifest_package)
             .collect(),
@@ -290,7 +227,7 @@ pub fn build_minimal(opts: &MinimalOptions<'_>) -> Result<BuiltImage, BuildError
     drop(work);
 
     install(stage, out_dir, parent, &name)?;
-    progress(&format!(
+    progress.note(&format!(
         "image {} ready in {:.1} s at {}",
         opts.image_name,
         started.elapsed().as_secs_f64(),
@@ -321,50 +258,4 @@ fn extract_busybox(deb_path: &Path, package: &Package, work: &Path) -> Result<Pa
     found.ok_or_else(|| BuildError::NoBusybox {
         package: package.name.clone(),
     })
-}
-
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), BuildError> {
-    use std::io::Write;
-    let mut file = fs::File::create(path).map_err(io_err("create", path))?;
-    file.write_all(bytes).map_err(io_err("write", path))?;
-    file.sync_all().map_err(io_err("sync", path))
-}
-
-/// Move the finished `stage` to `out_dir`, replacing a previous image. The old
-/// directory is first renamed aside, so `out_dir` is never half old, half new.
-fn install(
-    stage: tempfile::TempDir,
-    out_dir: &Path,
-    parent: &Path,
-    name: &str,
-) -> Result<(), BuildError> {
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(stage.path(), fs::Permissions::from_mode(0o755))
-        .map_err(io_err("set permissions on", stage.path()))?;
-    fsutil::fsync_dir(stage.path()).map_err(io_err("sync", stage.path()))?;
-    let old = if out_dir.exists() {
-        // rename(2) may replace an empty directory: reserve a unique one.
-        let old = tempfile::Builder::new()
-            .prefix(&format!(".{name}.old-"))
-            .tempdir_in(parent)
-            .map_err(io_err("create a directory in", parent))?;
-        fs::rename(out_dir, old.path())
-            .map_err(io_err("move aside the previous image", out_dir))?;
-        Some(old)
-    } else {
-        None
-    };
-    let staged = stage.keep();
-    if let Err(e) = fs::rename(&staged, out_dir) {
-        // Put the previous image back; the staged copy is cleaned up below.
-        if let Some(old) = &old {
-            let _ = fs::rename(old.path(), out_dir);
-        }
-        let _ = fs::remove_dir_all(&staged);
-        return Err(io_err("move the new image into", out_dir)(e));
-    }
-    fsutil::fsync_dir(parent).map_err(io_err("sync", parent))?;
-    // Dropping `old` deletes the previous image.
-    drop(old);
-    Ok(())
 }

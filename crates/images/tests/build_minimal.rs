@@ -6,7 +6,6 @@
 
 mod support;
 
-use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -258,8 +257,7 @@ fn builds_a_complete_image_and_reuses_the_cache() {
     let root = tempfile::tempdir().unwrap();
     let agent = support::static_busybox();
     let runner = RealRunner;
-    let lines = RefCell::new(Vec::<String>::new());
-    let progress = |s: &str| lines.borrow_mut().push(s.to_string());
+    let progress = banger_system::progress::Recorded::default();
     let mut opts = options(&f, root.path(), agent.clone(), &runner);
     opts.progress = &progress;
 
@@ -271,13 +269,12 @@ fn builds_a_complete_image_and_reuses_the_cache() {
     assert_eq!(image.rootfs_path, None);
     assert_eq!(std::fs::read(&image.kernel_path).unwrap(), f.vmlinux);
     assert_eq!(std::fs::read(&image.bzimage_path).unwrap(), f.bzimage);
+    let events = progress.0.lock().unwrap().clone();
     assert!(
-        lines
-            .borrow()
-            .iter()
-            .any(|l| l.contains(&format!("linux-image-{KVER}"))),
-        "{:?}",
-        lines.borrow()
+        events.iter().any(|e| matches!(e,
+            banger_system::progress::ProgressEvent::Note { message }
+                if message.contains(&format!("linux-image-{KVER}")))),
+        "{events:?}"
     );
     assert_eq!(leftovers(&root.path().join("images")), Vec::<String>::new());
 
