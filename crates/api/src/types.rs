@@ -141,7 +141,7 @@ pub struct ImageView {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BuildImageRequest {
-    /// The recipe to build: `minimal` today.
+    /// The recipe to build: `debian` or `minimal`.
     pub recipe: String,
     /// Register under this name (default: the recipe name).
     #[serde(default)]
@@ -149,6 +149,15 @@ pub struct BuildImageRequest {
     /// Rebuild even if an image of that name exists.
     #[serde(default)]
     pub force: bool,
+    /// Debian suite (`debian` recipe); default `bookworm`.
+    #[serde(default)]
+    pub suite: Option<String>,
+    /// Extra packages for the root filesystem (`debian` recipe).
+    #[serde(default)]
+    pub packages: Vec<String>,
+    /// The guest's init (`debian` recipe): `agent` (default) or `systemd`.
+    #[serde(default)]
+    pub init: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]

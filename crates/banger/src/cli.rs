@@ -108,7 +108,7 @@ Create and boot a VM, optionally run a command in it.
   banger vm run --name dev            boot a VM and keep it running
   banger vm run -d                    boot a VM in the background and print its name
 
-The image defaults to `default_image_name` from config.toml (the built-in `minimal` image
+The image defaults to `default_image_name` from config.toml (the built-in `debian` image
 if unset; it is built on first use). vCPUs, memory and disk default to `[vm_defaults]`;
 `banger doctor` shows the effective values and where each comes from.")]
     Run(RunArgs),
@@ -187,7 +187,7 @@ pub struct RunArgs {
     /// Name for the VM (a DNS label: lowercase letters, digits, '-'); generated if omitted
     #[arg(long)]
     pub name: Option<String>,
-    /// Image to boot (default: `default_image_name` from config, else `minimal`)
+    /// Image to boot (default: `default_image_name` from config, else `debian`)
     #[arg(long)]
     pub image: Option<String>,
     /// Number of vCPUs
@@ -252,13 +252,19 @@ pub enum ImageCommand {
     #[command(long_about = "\
 Build an image from a recipe and register it.
 
-  banger image build minimal     the default image: Debian's cloud kernel and an initramfs
-                                 holding the banger agent, busybox and the kernel modules
+  banger image build debian                    the default image: Debian bookworm (minbase,
+                                               openssh-server) on a root disk; the agent is
+                                               a lean init that starts sshd
+  banger image build debian --packages git,curl --name dev-tools
+  banger image build debian --init systemd     systemd as init instead (slower to boot)
+  banger image build minimal                   the fastest tiny image: Debian's cloud kernel
+                                               and an initramfs (agent, busybox, modules)
 
-The kernel and busybox come from the Debian archive; every download is verified against
-the archive's signed checksums.")]
+Kernels and packages come from the Debian archive (BANGER_DEBIAN_MIRROR overrides the
+mirror); downloads are verified against the archive's signed checksums. The debian recipe
+runs mmdebstrap, which needs root: run it with a daemon started as root.")]
     Build {
-        /// Recipe: `minimal`
+        /// Recipe: `debian` or `minimal`
         recipe: String,
         /// Register under this name instead of the recipe's
         #[arg(long)]
@@ -266,6 +272,15 @@ the archive's signed checksums.")]
         /// Rebuild and replace an existing image of that name
         #[arg(long)]
         force: bool,
+        /// Debian suite (debian recipe), e.g. bookworm, trixie
+        #[arg(long)]
+        suite: Option<String>,
+        /// Extra packages for the root filesystem (debian recipe), comma-separated
+        #[arg(long, value_delimiter = ',')]
+        packages: Vec<String>,
+        /// The guest's init (debian recipe): `agent` (lean, default) or `systemd`
+        #[arg(long)]
+        init: Option<String>,
     },
     /// Show one image
     Inspect {

@@ -30,7 +30,7 @@ use std::str::FromStr;
 /// Firecracker binary name looked up on PATH when `firecracker_bin` is not set.
 pub const BUILTIN_FIRECRACKER_BIN: &str = "firecracker";
 /// Image used when `default_image_name` is not set.
-pub const BUILTIN_DEFAULT_IMAGE: &str = "minimal";
+pub const BUILTIN_DEFAULT_IMAGE: &str = "debian";
 /// Longest accepted image name (a DNS label).
 pub const IMAGE_NAME_MAX_LEN: usize = 63;
 
@@ -107,7 +107,7 @@ impl Config {
         }
     }
 
-    /// `default_image_name` (config) or `minimal` (builtin).
+    /// `default_image_name` (config) or `debian` (builtin).
     pub fn default_image_name_resolved(&self) -> Resolved<String> {
         match &self.default_image_name {
             Some(n) => Resolved::new(n.clone(), Provenance::Config),

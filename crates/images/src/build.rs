@@ -21,6 +21,8 @@ pub enum BuildError {
     Deb(#[from] DebError),
     #[error(transparent)]
     Modules(#[from] ModuleError),
+    #[error(transparent)]
+    DebianImage(#[from] crate::debian_image::DebianImageError),
     /// The bzImage could not be turned into a vmlinux.
     #[error("cannot extract vmlinux from the kernel in {package}")]
     Kernel {

@@ -11,7 +11,9 @@ mod build;
 pub mod cpio;
 pub mod deb;
 pub mod debian;
+pub mod debian_image;
 pub mod elf;
+pub mod ext4;
 mod fsutil;
 pub mod http;
 pub mod imagecat;
@@ -24,6 +26,7 @@ mod minimal;
 pub mod modules;
 pub mod vmdisk;
 
+pub use debian_image::{DebianImageOptions, GuestInitKind, build_debian};
 pub use imagecat::{Catalog, CatalogEntry, CatalogError};
 pub use manifest::Manifest;
 pub use minimal::{

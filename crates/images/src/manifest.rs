@@ -31,6 +31,13 @@ pub struct Manifest {
     /// The guest agent baked in as `/init`.
     pub agent: FileRecord,
     pub debian: ManifestDebian,
+    /// How the guest starts: `initramfs` (no root disk), `agent` (the lean init on the
+    /// root disk) or `systemd`. Absent in manifests older than root disks: `initramfs`.
+    #[serde(default)]
+    pub init: Option<String>,
+    /// Packages asked for in the root filesystem (besides what the recipe always adds).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<String>,
     /// RFC 3339, UTC.
     pub built_at: String,
     pub banger_version: String,

@@ -80,6 +80,8 @@ pub struct BuiltImage {
     pub rootfs_path: Option<PathBuf>,
     pub kernel_release: String,
     pub has_pvh: bool,
+    /// `initramfs`, `agent` or `systemd` (see [`Manifest::init`]).
+    pub init: String,
 }
 
 impl BuiltImage {
@@ -89,7 +91,7 @@ impl BuiltImage {
         Ok(Self::from_manifest(dir, &m))
     }
 
-    fn from_manifest(dir: &Path, m: &Manifest) -> Self {
+    pub(crate) fn from_manifest(dir: &Path, m: &Manifest) -> Self {
         Self {
             dir: dir.to_path_buf(),
             kernel_path: dir.join(&m.files.kernel.path),
@@ -98,6 +100,7 @@ impl BuiltImage {
             rootfs_path: m.files.rootfs.as_ref().map(|r| dir.join(&r.path)),
             kernel_release: m.kernel_release.clone(),
             has_pvh: m.has_pvh,
+            init: m.init.clone().unwrap_or_else(|| "initramfs".to_string()),
         }
     }
 }
@@ -213,6 +216,8 @@ pub fn build_minimal(opts: &MinimalOptions<'_>) -> Result<BuiltImage, BuildError
             component: opts.debian.component.clone(),
             arch: opts.debian.arch.clone(),
         },
+        init: Some("initramfs".to_string()),
+        include: Vec::new(),
         built_at: time::OffsetDateTime::now_utc()
             .format(&Rfc3339)
             .unwrap_or_else(|_| "unknown".to_string()),

@@ -4,8 +4,7 @@
 //! into a new VM gets a new identity while a restart keeps it.
 
 use std::fs;
-use std::io::{self, Read, Write};
-use std::os::unix::process::CommandExt;
+use std::io::{self, Write};
 use std::path::Path;
 use std::process::Command;
 
@@ -57,7 +56,11 @@ fn write_hostname(root: &Path, name: &str) -> io::Result<()> {
 
 fn write_machine_id(root: &Path) -> io::Result<()> {
     let mut bytes = [0u8; 16];
-    fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    // SAFETY: getrandom writes at most `bytes.len()` bytes into the buffer we own.
+    let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+    if n != bytes.len() as isize {
+        return Err(io::Error::last_os_error());
+    }
     let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     write_atomic(
         root,
@@ -72,8 +75,9 @@ fn write_machine_id(root: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// A fresh ed25519 host key (the only one the image's sshd is configured to use). Made by
-/// the image's own `ssh-keygen`, run chrooted into the root disk.
+/// A fresh ed25519 host key (the only one the image's sshd is configured to use), made
+/// by the image's own `ssh-keygen`. `root` is `/` at boot (tests use a temp dir, with no
+/// ssh-keygen in it).
 fn ssh_host_keys(root: &Path, name: &str) -> io::Result<()> {
     let keygen = root.join("usr/bin/ssh-keygen");
     if !keygen.exists() {
@@ -87,23 +91,14 @@ fn ssh_host_keys(root: &Path, name: &str) -> io::Result<()> {
             }
         }
     }
-    let root_c = root.to_path_buf();
-    let mut cmd = Command::new("/usr/bin/ssh-keygen");
-    cmd.args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg("/etc/ssh/ssh_host_ed25519_key")
+    let out = Command::new(&keygen)
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(ssh_dir.join("ssh_host_ed25519_key"))
         .arg("-C")
         .arg(format!("root@{name}"))
         .env_clear()
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
-    // SAFETY: between fork and exec the closure only calls chroot and chdir, which are
-    // async-signal-safe, and allocates nothing (the path was copied before the fork).
-    unsafe {
-        cmd.pre_exec(move || {
-            nix::unistd::chroot(&root_c).map_err(io::Error::from)?;
-            nix::unistd::chdir("/").map_err(io::Error::from)
-        });
-    }
-    let out = cmd.output()?;
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .output()?;
     if !out.status.success() {
         return Err(io::Error::other(format!(
             "ssh-keygen failed ({}): {}",

@@ -74,15 +74,6 @@ pub fn switch(cmdline: &KernelCmdline, device: &str) -> String {
             return format!("moving {fs} to the root disk failed: {e}");
         }
     }
-    let name = cmdline.get("banger.hostname").unwrap_or("banger");
-    let vm_id = cmdline.get("banger.vm").unwrap_or("");
-    super::identity::ensure(Path::new(NEW_ROOT), name, vm_id);
-    if read_only {
-        let flags = MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
-        if let Err(e) = mount(None::<&str>, NEW_ROOT, None::<&str>, flags, None::<&str>) {
-            log!("remounting the root disk read-only failed: {e}; it stays read-write");
-        }
-    }
     let init = match cmdline.get("banger.init") {
         Some("systemd") => "/sbin/init",
         Some("agent") | None => ROOT_AGENT,
@@ -93,6 +84,17 @@ pub fn switch(cmdline: &KernelCmdline, device: &str) -> String {
     };
     if let Err(e) = enter(NEW_ROOT) {
         return e;
+    }
+    // Inside the root disk now, with /dev and /proc in place: the image's own ssh-keygen
+    // runs as it would on the machine.
+    let name = cmdline.get("banger.hostname").unwrap_or("banger");
+    let vm_id = cmdline.get("banger.vm").unwrap_or("");
+    super::identity::ensure(Path::new("/"), name, vm_id);
+    if read_only {
+        let flags = MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+        if let Err(e) = mount(None::<&str>, "/", None::<&str>, flags, None::<&str>) {
+            log!("remounting the root disk read-only failed: {e}; it stays read-write");
+        }
     }
     let fallback = [init, ROOT_AGENT];
     let mut errors = Vec::new();

@@ -30,25 +30,15 @@ pub async fn ls(layout: &Layout, json: bool) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-pub async fn build(
-    layout: &Layout,
-    recipe: String,
-    name: Option<String>,
-    force: bool,
-) -> anyhow::Result<i32> {
+pub async fn build(layout: &Layout, req: BuildImageRequest) -> anyhow::Result<i32> {
     let client = connect::connect(layout).await?;
     if std::io::stderr().is_terminal() {
         eprintln!(
-            "building image from recipe {recipe:?} (downloads from the Debian archive on first use)..."
+            "building image from recipe {:?} (downloads from the Debian archive on first use)...",
+            req.recipe
         );
     }
-    let image = client
-        .build_image(&BuildImageRequest {
-            recipe,
-            name,
-            force,
-        })
-        .await?;
+    let image = client.build_image(&req).await?;
     println!(
         "image {} ready: kernel {}, {}",
         image.name,

@@ -55,7 +55,20 @@ async fn image(layout: Layout, cmd: ImageCommand) -> anyhow::Result<i32> {
             recipe,
             name,
             force,
-        } => image::build(&layout, recipe, name, force).await,
+            suite,
+            packages,
+            init,
+        } => {
+            let req = banger_api::BuildImageRequest {
+                recipe,
+                name,
+                force,
+                suite,
+                packages,
+                init,
+            };
+            image::build(&layout, req).await
+        }
         ImageCommand::Inspect { name, json } => image::inspect(&layout, &name, json).await,
         ImageCommand::Rm { name } => image::rm(&layout, &name).await,
     }

@@ -1,8 +1,12 @@
 //! `/v1/images`: list, inspect, build from a recipe, remove; and `ensure`, which
 //! builds a catalogued image the first time a VM needs it.
 
+mod build;
+
+use build::{Recipe, build_locked};
+
 use banger_api::{BuildImageRequest, ImageView};
-use banger_images::imagecat::{Catalog, EntrySource, Recipe};
+use banger_images::imagecat::Catalog;
 use banger_store::ImageRecord;
 
 use crate::error::{DaemonError, Result};
@@ -38,9 +42,8 @@ pub async fn build(daemon: &Daemon, req: BuildImageRequest) -> Result<ImageView>
             )),
         );
     }
-    build_locked(daemon, &req.recipe, &name)
-        .await
-        .map(|i| view(&i))
+    let recipe = Recipe::from_request(&req)?;
+    build_locked(daemon, &recipe, &name).await.map(|i| view(&i))
 }
 
 /// The image called `name`, building it first when it is missing but the embedded
@@ -62,7 +65,8 @@ pub async fn ensure(daemon: &Daemon, name: &str) -> Result<ImageRecord> {
         image = name,
         "image not registered yet; building it from the catalog"
     );
-    build_locked(daemon, name, name).await
+    let recipe = Recipe::for_catalog_entry(name)?;
+    build_locked(daemon, &recipe, name).await
 }
 
 pub fn remove(daemon: &Daemon, name: &str) -> Result<ImageView> {
@@ -85,87 +89,7 @@ pub fn remove(daemon: &Daemon, name: &str) -> Result<ImageView> {
     Ok(view(&image))
 }
 
-/// Build recipe `recipe` and register it as `name`. The caller holds `image_lock`.
-async fn build_locked(daemon: &Daemon, recipe: &str, name: &str) -> Result<ImageRecord> {
-    let catalog = catalog()?;
-    let entry = catalog.lookup(recipe).ok_or_else(|| {
-        DaemonError::invalid(format!("unknown image recipe {recipe:?}")).with_hint(format!(
-            "known recipes: {}",
-            catalog
-                .entries()
-                .map(|e| e.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
-    })?;
-    if !matches!(entry.source, EntrySource::Recipe(Recipe::Minimal)) {
-        return Err(DaemonError::invalid(format!(
-            "catalog entry {recipe:?} is a download, which this banger cannot fetch yet"
-        )));
-    }
-    let agent = banger_paths::companion_binary(banger_paths::AGENT_BINARY_NAME).map_err(|e| {
-        DaemonError::unavailable(format!(
-            "cannot build image {name}: the guest agent is missing: {e}"
-        ))
-        .with_hint("build it with `make build` (it must be the static banger-agent)")
-    })?;
-    // Each build gets a fresh directory; the old image's files stay valid until the
-    // store points at the new ones.
-    let dir = daemon.layout.images_dir().join(format!(
-        "{name}-{}",
-        banger_store::new_vm_id()
-            .map_err(|e| DaemonError::internal(format!("cannot draw a random id: {e}")))?
-    ));
-    let cache_dir = daemon.layout.cache_dir();
-    let runner = daemon.runner.clone();
-    let name_owned = name.to_string();
-    let out_dir = dir.clone();
-    let built = tokio::task::spawn_blocking(move || {
-        let progress = LogProgress(name_owned.clone());
-        let mut opts = banger_images::MinimalOptions::new(out_dir, cache_dir, agent, runner.as_ref());
-        opts.image_name = name_owned.clone();
-        opts.progress = &progress;
-        if let Ok(mirror) = std::env::var("BANGER_DEBIAN_MIRROR") {
-            opts.debian.mirror = mirror;
-        }
-        banger_images::build_minimal(&opts)
-    })
-    .await
-    .map_err(|e| DaemonError::internal(format!("image build task failed: {e}")))?
-    .map_err(|e| {
-        DaemonError::internal(format!("building image {name} failed: {e}"))
-            .with_hint("check the network path to the Debian archive, or point BANGER_DEBIAN_MIRROR at a mirror")
-    })?;
-
-    let record = ImageRecord {
-        name: name.to_string(),
-        kernel_path: built.kernel_path.clone(),
-        kernel_format: "elf-vmlinux".into(),
-        bzimage_path: Some(built.bzimage_path.clone()),
-        initrd_path: Some(built.initrd_path.clone()),
-        rootfs_path: built.rootfs_path.clone(),
-        source: format!("recipe:{recipe}"),
-        kernel_release: Some(built.kernel_release.clone()),
-        dir: built.dir.clone(),
-        created_at: banger_store::now_rfc3339(),
-        size_bytes: dir_size(&built.dir),
-        kernel_pvh: Some(built.has_pvh),
-        init: Some(banger_store::GuestInit::Initramfs),
-        config_json: None,
-        digest: None,
-    };
-    let previous = daemon.store().get_image(name)?;
-    daemon.store().replace_image(&record)?;
-    if let Some(old) = previous
-        && old.dir != record.dir
-    {
-        let _ = std::fs::remove_dir_all(&old.dir);
-    }
-    tracing::info!(image = name, kernel = %built.kernel_release, "image registered");
-    Ok(record)
-}
-
-fn catalog() -> Result<Catalog> {
+pub(crate) fn catalog() -> Result<Catalog> {
     Catalog::embedded()
         .map_err(|e| DaemonError::internal(format!("the embedded image catalog is broken: {e}")))
 }
@@ -190,7 +114,7 @@ fn view(image: &ImageRecord) -> ImageView {
     }
 }
 
-fn dir_size(dir: &std::path::Path) -> u64 {
+pub(crate) fn dir_size(dir: &std::path::Path) -> u64 {
     std::fs::read_dir(dir)
         .map(|entries| {
             entries
