@@ -24,6 +24,7 @@ mod kernel_package;
 pub mod manifest;
 mod minimal;
 pub mod modules;
+pub mod oci;
 pub mod vmdisk;
 
 pub use debian_image::{DebianImageOptions, GuestInitKind, build_debian};
