@@ -200,6 +200,10 @@ impl Client {
         self.call(Method::POST, "/images/build", Some(req)).await
     }
 
+    pub async fn import_image(&self, req: &ImportImageRequest) -> Result<ImageView, ClientError> {
+        self.call(Method::POST, "/images/import", Some(req)).await
+    }
+
     pub async fn remove_image(&self, name: &str) -> Result<ImageView, ClientError> {
         self.call(
             Method::DELETE,

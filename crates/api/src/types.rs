@@ -136,6 +136,52 @@ pub struct ImageView {
     pub kernel_pvh: Option<bool>,
     pub size_bytes: u64,
     pub created_at: String,
+    /// How the guest starts: `initramfs`, `agent` (the lean init) or `systemd`.
+    #[serde(default)]
+    pub init: Option<String>,
+    /// `sha256:…` of the image's manifest, when it came from one.
+    #[serde(default)]
+    pub digest: Option<String>,
+    /// An imported image's Entrypoint/Cmd/Env/WorkingDir: what `vm run` runs when it is
+    /// given no command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<ImageRunConfig>,
+}
+
+/// How `vm run IMAGE` with no command runs an imported image.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ImageRunConfig {
+    #[serde(default)]
+    pub entrypoint: Vec<String>,
+    #[serde(default)]
+    pub cmd: Vec<String>,
+    /// `KEY=VALUE` strings.
+    #[serde(default)]
+    pub env: Vec<String>,
+    #[serde(default)]
+    pub working_dir: Option<String>,
+    #[serde(default)]
+    pub user: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportImageRequest {
+    /// skopeo transport syntax: `docker://REGISTRY/REPO:TAG`, `oci:DIR[:TAG]`,
+    /// `docker-archive:FILE`.
+    pub reference: String,
+    /// Register under this name (default: derived from the reference).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The image whose kernel and initrd the new image boots (default: `minimal`).
+    #[serde(default)]
+    pub kernel: Option<String>,
+    /// Allow plain HTTP to a registry that is not on localhost.
+    #[serde(default)]
+    pub insecure: bool,
+    /// Replace an existing image of that name.
+    #[serde(default)]
+    pub force: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -282,6 +282,37 @@ runs mmdebstrap, which needs root: run it with a daemon started as root.")]
         #[arg(long)]
         init: Option<String>,
     },
+    /// Import an OCI image (registry, OCI layout or docker-archive) as a VM image
+    #[command(long_about = "\
+Import an OCI image as a VM image. REF uses skopeo's transport syntax:
+
+  banger image import docker://registry.example.com/team/app:1.2
+  banger image import oci:./layout:v1          an OCI image layout directory
+  banger image import docker-archive:app.tar   a `docker save` tarball
+
+linux/amd64 is chosen from multi-platform images. Layers are verified against their
+digests and cached, so images sharing base layers import quickly. banger adds its agent
+as the guest's init (it starts sshd when the image has one) and pairs the root
+filesystem with the kernel and initrd of --kernel (default: the minimal image).
+`banger vm run --image NAME` with no command runs the image's Entrypoint/Cmd.
+Registry credentials come from ~/.docker/config.json; plain HTTP is used only for
+registries on localhost, or with --insecure.")]
+    Import {
+        /// The image: docker://REGISTRY/REPO:TAG, oci:DIR[:TAG] or docker-archive:FILE
+        reference: String,
+        /// Register under this name (default: from the reference)
+        #[arg(long)]
+        name: Option<String>,
+        /// The image whose kernel and initrd to boot (default: minimal)
+        #[arg(long)]
+        kernel: Option<String>,
+        /// Allow plain HTTP to a registry that is not on localhost
+        #[arg(long)]
+        insecure: bool,
+        /// Replace an existing image of that name
+        #[arg(long)]
+        force: bool,
+    },
     /// Show one image
     Inspect {
         /// Image name

@@ -45,6 +45,7 @@ pub fn run(layout: Layout) -> anyhow::Result<()> {
             driver = %daemon.selection_summary(),
             "banger daemon started"
         );
+        images::reclaim(&daemon);
         vms::reconcile::reconcile(&daemon).await;
         server::serve(daemon, &bound).await
     })

@@ -2,7 +2,7 @@
 
 use std::io::IsTerminal;
 
-use banger_api::BuildImageRequest;
+use banger_api::{BuildImageRequest, ImportImageRequest};
 use banger_paths::Layout;
 
 use crate::connect;
@@ -48,6 +48,43 @@ pub async fn build(layout: &Layout, req: BuildImageRequest) -> anyhow::Result<i3
     Ok(0)
 }
 
+pub async fn import(layout: &Layout, mut req: ImportImageRequest) -> anyhow::Result<i32> {
+    // A relative layout or archive path means the caller's directory, not the daemon's.
+    for prefix in ["oci:", "docker-archive:"] {
+        if let Some(rest) = req.reference.strip_prefix(prefix)
+            && !rest.starts_with('/')
+        {
+            let cwd = std::env::current_dir()?;
+            req.reference = format!("{prefix}{}", cwd.join(rest).display());
+        }
+    }
+    let client = connect::connect(layout).await?;
+    if std::io::stderr().is_terminal() {
+        eprintln!("importing {} ...", req.reference);
+    }
+    let image = client.import_image(&req).await?;
+    let run = image
+        .run
+        .as_ref()
+        .map(|r| {
+            r.entrypoint
+                .iter()
+                .chain(&r.cmd)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .filter(|c| !c.is_empty())
+        .map(|c| format!(", runs `{c}`"))
+        .unwrap_or_default();
+    println!(
+        "image {} ready: {}{run}",
+        image.name,
+        format_bytes(image.size_bytes)
+    );
+    Ok(0)
+}
+
 pub async fn inspect(layout: &Layout, name: &str, json: bool) -> anyhow::Result<i32> {
     let image = connect::connect(layout).await?.get_image(name).await?;
     if json {
@@ -68,6 +105,27 @@ pub async fn inspect(layout: &Layout, name: &str, json: bool) -> anyhow::Result<
     }
     if let Some(rootfs) = &image.rootfs_path {
         println!("rootfs:         {rootfs}");
+    }
+    if let Some(init) = &image.init {
+        println!("init:           {init}");
+    }
+    if let Some(digest) = &image.digest {
+        println!("digest:         {digest}");
+    }
+    if let Some(run) = &image.run {
+        let argv: Vec<&str> = run
+            .entrypoint
+            .iter()
+            .chain(&run.cmd)
+            .map(String::as_str)
+            .collect();
+        println!("runs:           {}", argv.join(" "));
+        if let Some(dir) = &run.working_dir {
+            println!("working dir:    {dir}");
+        }
+        for e in &run.env {
+            println!("env:            {e}");
+        }
     }
     println!("size:           {}", format_bytes(image.size_bytes));
     println!("created:        {}", image.created_at);

@@ -69,6 +69,22 @@ async fn image(layout: Layout, cmd: ImageCommand) -> anyhow::Result<i32> {
             };
             image::build(&layout, req).await
         }
+        ImageCommand::Import {
+            reference,
+            name,
+            kernel,
+            insecure,
+            force,
+        } => {
+            let req = banger_api::ImportImageRequest {
+                reference,
+                name,
+                kernel,
+                insecure,
+                force,
+            };
+            image::import(&layout, req).await
+        }
         ImageCommand::Inspect { name, json } => image::inspect(&layout, &name, json).await,
         ImageCommand::Rm { name } => image::rm(&layout, &name).await,
     }

@@ -8,16 +8,37 @@ use super::vm_inspect::print_timings;
 use crate::cli::RunArgs;
 use crate::{connect, exec_io};
 
-pub async fn run(layout: &Layout, args: RunArgs) -> anyhow::Result<i32> {
-    if args.rm && args.command.is_empty() {
-        bail!("--rm needs a command to run, e.g. `banger vm run --rm -- uname -a`");
-    }
+pub async fn run(layout: &Layout, mut args: RunArgs) -> anyhow::Result<i32> {
     if args.detach && !args.command.is_empty() {
         bail!(
             "-d boots the VM in the background and cannot run a command; drop -d, or run it afterwards with `banger vm exec`"
         );
     }
     let client = connect::connect(layout).await?;
+    // An imported image's Entrypoint/Cmd, Env and WorkingDir stand in for a missing
+    // command, as `docker run IMAGE` would run them.
+    let mut env = Vec::new();
+    let mut cwd = None;
+    if args.command.is_empty()
+        && !args.detach
+        && let Some(image) = &args.image
+        && let Ok(view) = client.get_image(image).await
+        && let Some(run) = view.run
+    {
+        args.command = run.entrypoint.iter().chain(&run.cmd).cloned().collect();
+        env = run
+            .env
+            .iter()
+            .filter_map(|e| {
+                e.split_once('=')
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+            })
+            .collect();
+        cwd = run.working_dir;
+    }
+    if args.rm && args.command.is_empty() {
+        bail!("--rm needs a command to run, e.g. `banger vm run --rm -- uname -a`");
+    }
     let request = CreateVmRequest {
         name: args.name,
         image: args.image,
@@ -71,8 +92,8 @@ pub async fn run(layout: &Layout, args: RunArgs) -> anyhow::Result<i32> {
 
     let req = ExecRequest {
         argv: args.command,
-        env: Vec::new(),
-        cwd: None,
+        env,
+        cwd,
         stdin: args.interactive || args.tty,
         tty: None,
     };

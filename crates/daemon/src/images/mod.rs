@@ -2,8 +2,12 @@
 //! builds a catalogued image the first time a VM needs it.
 
 mod build;
+mod import;
+mod reclaim;
 
 use build::{Recipe, build_locked};
+pub use import::import;
+pub use reclaim::reclaim;
 
 use banger_api::{BuildImageRequest, ImageView};
 use banger_images::imagecat::Catalog;
@@ -99,7 +103,7 @@ fn not_found(name: &str) -> DaemonError {
         .with_hint("`banger image ls` lists registered images; `banger image build minimal` builds the default one")
 }
 
-fn view(image: &ImageRecord) -> ImageView {
+pub(crate) fn view(image: &ImageRecord) -> ImageView {
     ImageView {
         name: image.name.clone(),
         source: image.source.clone(),
@@ -111,16 +115,24 @@ fn view(image: &ImageRecord) -> ImageView {
         kernel_pvh: Some(kernel_pvh(image)),
         size_bytes: image.size_bytes,
         created_at: image.created_at.clone(),
+        init: image.init.map(|i| i.to_string()),
+        digest: image.digest.clone(),
+        run: image
+            .config_json
+            .as_deref()
+            .and_then(|j| serde_json::from_str(j).ok()),
     }
 }
 
 pub(crate) fn dir_size(dir: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    // Allocated bytes: root filesystems are sparse, their apparent size is mostly holes.
     std::fs::read_dir(dir)
         .map(|entries| {
             entries
                 .filter_map(|e| e.ok()?.metadata().ok())
                 .filter(|m| m.is_file())
-                .map(|m| m.len())
+                .map(|m| m.blocks() * 512)
                 .sum()
         })
         .unwrap_or(0)
