@@ -204,6 +204,11 @@ impl Client {
         self.call(Method::POST, "/images/import", Some(req)).await
     }
 
+    pub async fn import_kernel(&self, req: &ImportKernelRequest) -> Result<ImageView, ClientError> {
+        self.call(Method::POST, "/images/import-kernel", Some(req))
+            .await
+    }
+
     pub async fn remove_image(&self, name: &str) -> Result<ImageView, ClientError> {
         self.call(
             Method::DELETE,

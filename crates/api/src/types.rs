@@ -166,6 +166,22 @@ pub struct ImageRunConfig {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct ImportKernelRequest {
+    /// Absolute path of an ELF vmlinux or a bzImage, readable by the daemon.
+    pub path: String,
+    /// Register under this name (default: `kernel-<file name>`).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// An initrd to boot with it (default: one holding only the agent; the kernel then
+    /// needs its virtio drivers built in).
+    #[serde(default)]
+    pub initrd: Option<String>,
+    #[serde(default)]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ImportImageRequest {
     /// skopeo transport syntax: `docker://REGISTRY/REPO:TAG`, `oci:DIR[:TAG]`,
     /// `docker-archive:FILE`.

@@ -313,6 +313,30 @@ registries on localhost, or with --insecure.")]
         #[arg(long)]
         force: bool,
     },
+    /// Import a kernel (ELF vmlinux or bzImage) as a kernel image
+    #[command(long_about = "\
+Import a kernel of your own: an ELF vmlinux, or a bzImage whose payload is gzip, xz,
+zstd or lz4 (banger extracts the ELF form Firecracker and QEMU's microvm boot, and records
+whether it has the PVH entry). Pair it with a root filesystem:
+
+  banger image import-kernel ./vmlinux --name mykernel
+  banger image import docker://registry.example.com/app:1 --kernel mykernel
+
+Without --initrd the image gets an initramfs holding only the banger agent, so the
+kernel needs its virtio drivers (virtio_blk, virtio_console or vsock) built in.")]
+    ImportKernel {
+        /// The kernel file
+        file: std::path::PathBuf,
+        /// Register under this name (default: kernel-<file name>)
+        #[arg(long)]
+        name: Option<String>,
+        /// An initrd to boot it with
+        #[arg(long)]
+        initrd: Option<std::path::PathBuf>,
+        /// Replace an existing image of that name
+        #[arg(long)]
+        force: bool,
+    },
     /// Show one image
     Inspect {
         /// Image name

@@ -120,6 +120,14 @@ async fn dispatch(
             let body = read_json(req).await?;
             ok(&detached(&daemon, |d| async move { images::import(&d, body).await }).await?)
         }
+        (&Method::POST, ["images", "import-kernel"]) => {
+            let body = read_json(req).await?;
+            ok(&detached(
+                &daemon,
+                |d| async move { images::import_kernel(&d, body).await },
+            )
+            .await?)
+        }
         (&Method::GET, ["images", name]) => ok(&images::get(&daemon, name)?),
         (&Method::DELETE, ["images", name]) => ok(&images::remove(&daemon, name)?),
 

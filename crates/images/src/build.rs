@@ -30,6 +30,9 @@ pub enum BuildError {
         #[source]
         source: KernelError,
     },
+    /// A kernel file given to `import-kernel` is not usable.
+    #[error("kernel {path:?} cannot be imported: {reason}")]
+    KernelFile { path: PathBuf, reason: String },
     /// The kernel package does not hold exactly one kernel.
     #[error(
         "package {package} should hold exactly one boot/vmlinuz-*, found {found:?}; name a kernel image package"

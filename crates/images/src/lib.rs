@@ -20,6 +20,7 @@ pub mod imagecat;
 pub mod initramfs;
 pub mod kernel;
 mod kernel_bundle;
+pub mod kernel_import;
 mod kernel_package;
 pub mod manifest;
 mod minimal;

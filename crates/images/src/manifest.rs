@@ -47,8 +47,10 @@ pub struct Manifest {
 pub struct ManifestFiles {
     /// Uncompressed ELF kernel.
     pub kernel: FileRecord,
-    /// The original bzImage (QEMU `-M pc` fallback).
-    pub bzimage: FileRecord,
+    /// The original bzImage (QEMU `-M pc` fallback); absent for a kernel imported as an
+    /// ELF vmlinux.
+    #[serde(default)]
+    pub bzimage: Option<FileRecord>,
     pub initrd: FileRecord,
     pub rootfs: Option<FileRecord>,
 }
@@ -131,8 +133,9 @@ impl Manifest {
             });
         }
         let files = &manifest.files;
-        for record in [&files.kernel, &files.bzimage, &files.initrd]
+        for record in [&files.kernel, &files.initrd]
             .into_iter()
+            .chain(files.bzimage.as_ref())
             .chain(files.rootfs.as_ref())
         {
             let file = dir.join(&record.path);

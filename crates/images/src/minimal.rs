@@ -74,7 +74,7 @@ pub struct BuiltImage {
     pub dir: PathBuf,
     /// Uncompressed ELF kernel (`vmlinux`).
     pub kernel_path: PathBuf,
-    pub bzimage_path: PathBuf,
+    pub bzimage_path: Option<PathBuf>,
     pub initrd_path: PathBuf,
     /// `None` for the minimal image: it runs from its initramfs.
     pub rootfs_path: Option<PathBuf>,
@@ -95,7 +95,7 @@ impl BuiltImage {
         Self {
             dir: dir.to_path_buf(),
             kernel_path: dir.join(&m.files.kernel.path),
-            bzimage_path: dir.join(&m.files.bzimage.path),
+            bzimage_path: m.files.bzimage.as_ref().map(|b| dir.join(&b.path)),
             initrd_path: dir.join(&m.files.initrd.path),
             rootfs_path: m.files.rootfs.as_ref().map(|r| dir.join(&r.path)),
             kernel_release: m.kernel_release.clone(),
@@ -197,7 +197,7 @@ pub fn build_minimal(opts: &MinimalOptions<'_>) -> Result<BuiltImage, BuildError
         kernel_codec: codec.to_string(),
         files: ManifestFiles {
             kernel: record(KERNEL_FILE)?,
-            bzimage: record(BZIMAGE_FILE)?,
+            bzimage: Some(record(BZIMAGE_FILE)?),
             initrd: record(INITRD_FILE)?,
             rootfs: None,
         },

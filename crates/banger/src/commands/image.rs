@@ -85,6 +85,39 @@ pub async fn import(layout: &Layout, mut req: ImportImageRequest) -> anyhow::Res
     Ok(0)
 }
 
+pub async fn import_kernel(
+    layout: &Layout,
+    file: std::path::PathBuf,
+    name: Option<String>,
+    initrd: Option<std::path::PathBuf>,
+    force: bool,
+) -> anyhow::Result<i32> {
+    let absolute = |p: std::path::PathBuf| -> anyhow::Result<String> {
+        let p = std::path::absolute(&p)?;
+        p.to_str()
+            .map(str::to_string)
+            .ok_or_else(|| anyhow::anyhow!("path {} is not UTF-8", p.display()))
+    };
+    let req = banger_api::ImportKernelRequest {
+        path: absolute(file)?,
+        name,
+        initrd: initrd.map(absolute).transpose()?,
+        force,
+    };
+    let image = connect::connect(layout).await?.import_kernel(&req).await?;
+    println!(
+        "kernel image {} ready: {} ({})",
+        image.name,
+        image.kernel_release.as_deref().unwrap_or("?"),
+        if image.kernel_pvh == Some(true) {
+            "PVH entry: boots directly on QEMU microvm and Firecracker"
+        } else {
+            "no PVH entry: QEMU boots its bzImage on -M pc"
+        }
+    );
+    Ok(0)
+}
+
 pub async fn inspect(layout: &Layout, name: &str, json: bool) -> anyhow::Result<i32> {
     let image = connect::connect(layout).await?.get_image(name).await?;
     if json {

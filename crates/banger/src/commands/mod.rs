@@ -85,6 +85,12 @@ async fn image(layout: Layout, cmd: ImageCommand) -> anyhow::Result<i32> {
             };
             image::import(&layout, req).await
         }
+        ImageCommand::ImportKernel {
+            file,
+            name,
+            initrd,
+            force,
+        } => image::import_kernel(&layout, file, name, initrd, force).await,
         ImageCommand::Inspect { name, json } => image::inspect(&layout, &name, json).await,
         ImageCommand::Rm { name } => image::rm(&layout, &name).await,
     }

@@ -163,7 +163,7 @@ fn register(daemon: &Daemon, source: &str, name: &str, built: &BuiltImage) -> Re
         name: name.to_string(),
         kernel_path: built.kernel_path.clone(),
         kernel_format: "elf-vmlinux".into(),
-        bzimage_path: Some(built.bzimage_path.clone()),
+        bzimage_path: built.bzimage_path.clone(),
         initrd_path: Some(built.initrd_path.clone()),
         rootfs_path: built.rootfs_path.clone(),
         source: source.to_string(),

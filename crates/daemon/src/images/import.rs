@@ -98,7 +98,7 @@ pub async fn import(daemon: &Daemon, req: ImportImageRequest) -> Result<ImageVie
         name: name.clone(),
         kernel_path: built.kernel_path.clone(),
         kernel_format: "elf-vmlinux".into(),
-        bzimage_path: Some(built.bzimage_path.clone()),
+        bzimage_path: built.bzimage_path.clone(),
         initrd_path: Some(built.initrd_path.clone()),
         rootfs_path: built.rootfs_path.clone(),
         source: reference_shown,

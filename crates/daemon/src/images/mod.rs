@@ -3,10 +3,12 @@
 
 mod build;
 mod import;
+mod kernel;
 mod reclaim;
 
 use build::{Recipe, build_locked};
 pub use import::import;
+pub use kernel::import as import_kernel;
 pub use reclaim::reclaim;
 
 use banger_api::{BuildImageRequest, ImageView};

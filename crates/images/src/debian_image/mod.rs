@@ -319,7 +319,7 @@ pub fn build_debian(opts: &DebianImageOptions<'_>) -> Result<BuiltImage, BuildEr
         kernel_codec: bundle.codec.to_string(),
         files: ManifestFiles {
             kernel: record(KERNEL_FILE)?,
-            bzimage: record(BZIMAGE_FILE)?,
+            bzimage: Some(record(BZIMAGE_FILE)?),
             initrd: record(INITRD_FILE)?,
             rootfs: Some(record(ROOTFS_FILE)?),
         },

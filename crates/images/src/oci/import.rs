@@ -204,7 +204,10 @@ pub fn import(opts: &ImportOptions<'_>) -> Result<Imported, OciError> {
 
     // The kernel half comes from the kernel image, linked (or copied) in.
     let files = &kernel.files;
-    for record in [&files.kernel, &files.bzimage, &files.initrd] {
+    for record in [&files.kernel, &files.initrd]
+        .into_iter()
+        .chain(files.bzimage.as_ref())
+    {
         let from = opts.kernel_dir.join(&record.path);
         let to = stage.path().join(&record.path);
         if fs::hard_link(&from, &to).is_err() {
