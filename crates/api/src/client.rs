@@ -204,6 +204,10 @@ impl Client {
         self.call(Method::POST, "/images/import", Some(req)).await
     }
 
+    pub async fn pull_image(&self, req: &PullImageRequest) -> Result<ImageView, ClientError> {
+        self.call(Method::POST, "/images/pull", Some(req)).await
+    }
+
     pub async fn import_kernel(&self, req: &ImportKernelRequest) -> Result<ImageView, ClientError> {
         self.call(Method::POST, "/images/import-kernel", Some(req))
             .await

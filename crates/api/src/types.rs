@@ -166,6 +166,16 @@ pub struct ImageRunConfig {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct PullImageRequest {
+    /// A catalog entry (`banger image ls --catalog`… or the catalog docs).
+    pub name: String,
+    /// Fetch again even if the image is registered.
+    #[serde(default)]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ImportKernelRequest {
     /// Absolute path of an ELF vmlinux or a bzImage, readable by the daemon.
     pub path: String,

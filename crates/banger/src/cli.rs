@@ -282,6 +282,21 @@ runs mmdebstrap, which needs root: run it with a daemon started as root.")]
         #[arg(long)]
         init: Option<String>,
     },
+    /// Fetch (or build) a catalogued image
+    #[command(long_about = "\
+Fetch a catalogued image: a download entry is fetched and verified against its pinned
+SHA-256 (an interrupted download resumes where it stopped); a recipe entry is built. VMs
+do this on first use; pull does it ahead of time.
+
+  banger image pull debian
+  banger image pull minimal --force      fetch or build it again")]
+    Pull {
+        /// Catalog entry
+        name: String,
+        /// Fetch again even if it is registered
+        #[arg(long)]
+        force: bool,
+    },
     /// Import an OCI image (registry, OCI layout or docker-archive) as a VM image
     #[command(long_about = "\
 Import an OCI image as a VM image. REF uses skopeo's transport syntax:

@@ -116,6 +116,10 @@ async fn dispatch(
             let body = read_json(req).await?;
             ok(&detached(&daemon, |d| async move { images::build(&d, body).await }).await?)
         }
+        (&Method::POST, ["images", "pull"]) => {
+            let body = read_json(req).await?;
+            ok(&detached(&daemon, |d| async move { images::pull(&d, body).await }).await?)
+        }
         (&Method::POST, ["images", "import"]) => {
             let body = read_json(req).await?;
             ok(&detached(&daemon, |d| async move { images::import(&d, body).await }).await?)

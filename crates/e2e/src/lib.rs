@@ -12,6 +12,7 @@ use std::process::{Command, Output, Stdio};
 use anyhow::{Context, bail};
 use nix::fcntl::{Flock, FlockArg};
 
+pub mod bench;
 pub mod direct;
 pub mod oci;
 

@@ -129,6 +129,11 @@ impl Catalog {
     }
 
     /// All entries, sorted by name.
+    /// Add `other`'s entries (replacing same-named ones); the default stays ours.
+    pub fn merge(&mut self, other: Catalog) {
+        self.entries.extend(other.entries);
+    }
+
     pub fn entries(&self) -> impl Iterator<Item = &CatalogEntry> {
         self.entries.values()
     }

@@ -12,6 +12,7 @@ pub mod cpio;
 pub mod deb;
 pub mod debian;
 pub mod debian_image;
+pub mod download;
 pub mod elf;
 pub mod ext4;
 mod fsutil;
@@ -26,6 +27,7 @@ pub mod manifest;
 mod minimal;
 pub mod modules;
 pub mod oci;
+pub mod pull;
 pub mod vmdisk;
 
 pub use debian_image::{DebianImageOptions, GuestInitKind, build_debian};

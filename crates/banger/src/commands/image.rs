@@ -85,6 +85,23 @@ pub async fn import(layout: &Layout, mut req: ImportImageRequest) -> anyhow::Res
     Ok(0)
 }
 
+pub async fn pull(layout: &Layout, name: String, force: bool) -> anyhow::Result<i32> {
+    let client = connect::connect(layout).await?;
+    if std::io::stderr().is_terminal() {
+        eprintln!("pulling image {name} ...");
+    }
+    let image = client
+        .pull_image(&banger_api::PullImageRequest { name, force })
+        .await?;
+    println!(
+        "image {} ready: kernel {}, {}",
+        image.name,
+        image.kernel_release.as_deref().unwrap_or("?"),
+        format_bytes(image.size_bytes)
+    );
+    Ok(0)
+}
+
 pub async fn import_kernel(
     layout: &Layout,
     file: std::path::PathBuf,

@@ -85,6 +85,7 @@ async fn image(layout: Layout, cmd: ImageCommand) -> anyhow::Result<i32> {
             };
             image::import(&layout, req).await
         }
+        ImageCommand::Pull { name, force } => image::pull(&layout, name, force).await,
         ImageCommand::ImportKernel {
             file,
             name,

@@ -4,11 +4,13 @@
 mod build;
 mod import;
 mod kernel;
+mod pull;
 mod reclaim;
 
 use build::{Recipe, build_locked};
 pub use import::import;
 pub use kernel::import as import_kernel;
+pub use pull::pull_request as pull;
 pub use reclaim::reclaim;
 
 use banger_api::{BuildImageRequest, ImageView};
@@ -69,10 +71,9 @@ pub async fn ensure(daemon: &Daemon, name: &str) -> Result<ImageRecord> {
     }
     tracing::info!(
         image = name,
-        "image not registered yet; building it from the catalog"
+        "image not registered yet; obtaining it as the catalog says"
     );
-    let recipe = Recipe::for_catalog_entry(name)?;
-    build_locked(daemon, &recipe, name).await
+    pull::obtain_locked(daemon, name).await
 }
 
 pub fn remove(daemon: &Daemon, name: &str) -> Result<ImageView> {
@@ -95,12 +96,30 @@ pub fn remove(daemon: &Daemon, name: &str) -> Result<ImageView> {
     Ok(view(&image))
 }
 
+/// The embedded catalog, with the entries of the file `BANGER_CATALOG` names added
+/// (tests serve catalog downloads from 127.0.0.1 that way; so can a site mirror).
 pub(crate) fn catalog() -> Result<Catalog> {
-    Catalog::embedded()
-        .map_err(|e| DaemonError::internal(format!("the embedded image catalog is broken: {e}")))
+    let mut catalog = Catalog::embedded()
+        .map_err(|e| DaemonError::internal(format!("the embedded image catalog is broken: {e}")))?;
+    if let Some(path) = std::env::var_os("BANGER_CATALOG") {
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            DaemonError::invalid(format!(
+                "cannot read the catalog BANGER_CATALOG names ({}): {e}",
+                std::path::Path::new(&path).display()
+            ))
+        })?;
+        let extra = Catalog::parse(&text).map_err(|e| {
+            DaemonError::invalid(format!(
+                "the catalog BANGER_CATALOG names ({}) is invalid: {e}",
+                std::path::Path::new(&path).display()
+            ))
+        })?;
+        catalog.merge(extra);
+    }
+    Ok(catalog)
 }
 
-fn not_found(name: &str) -> DaemonError {
+pub(crate) fn not_found(name: &str) -> DaemonError {
     DaemonError::not_found(format!("no image named {name:?}"))
         .with_hint("`banger image ls` lists registered images; `banger image build minimal` builds the default one")
 }
