@@ -179,7 +179,7 @@ fn a_daemon_killed_mid_import_leaves_nothing_registered() {
         let busy = std::fs::read_dir(&images_dir)
             .map(|d| {
                 d.flatten()
-                    .any(|e| e.file_name().to_string_lossy().starts_with(".big."))
+                    .any(|e| e.file_name().to_string_lossy().starts_with(".big-"))
             })
             .unwrap_or(false);
         if busy {
