@@ -1,4 +1,4 @@
-//! banger's state store: images and VMs in SQLite.
+//! banger's state store: images, VMs and their address leases in SQLite.
 //!
 //! * [`Store::open`] is for the daemon, the only writer: it creates the database (0600,
 //!   in a 0700 directory), switches it to WAL, enables foreign keys and migrates the
@@ -12,6 +12,7 @@
 
 mod error;
 mod images;
+mod leases;
 mod migrations;
 mod model;
 mod readonly;
@@ -19,6 +20,7 @@ mod sql;
 mod vms;
 
 pub use error::StoreError;
+pub use leases::IpLease;
 pub use migrations::SCHEMA_VERSION;
 pub use model::{
     ImageRecord, KERNEL_FORMATS, VM_ID_HEX_LEN, VmRecord, VmState, new_vm_id, now_rfc3339,
