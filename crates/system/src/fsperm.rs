@@ -3,7 +3,8 @@
 //! The root helper only launches a VMM binary that an unprivileged user cannot have
 //! swapped or edited: a regular file (not a symlink), owned by root, executable, and
 //! not writable by group or others. [`check_root_executable`] is that rule, shared by
-//! the helper (which enforces it) and `doctor` (which reports it ahead of time).
+//! the helper (which enforces it, on the opened file: [`open_root_executable`]) and
+//! `doctor` (which reports it ahead of time).
 
 use std::fmt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -130,6 +131,42 @@ pub fn check_root_executable(path: &Path) -> Result<FileFacts, RootExecutableErr
         path: path.to_path_buf(),
         source,
     })?;
+    root_executable_rule(path, facts)
+}
+
+/// Open `path` for execution by root: without following a symlink (`O_NOFOLLOW`), then
+/// apply the rule to the *opened* file, so what was checked is what runs (execute it
+/// through `/proc/self/fd/N`; the descriptor is close-on-exec).
+pub fn open_root_executable(path: &Path) -> Result<std::fs::File, RootExecutableError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|source| {
+            if source.raw_os_error() == Some(libc::ELOOP) {
+                RootExecutableError::Symlink {
+                    path: path.to_path_buf(),
+                }
+            } else {
+                RootExecutableError::Inspect {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            }
+        })?;
+    let meta = file
+        .metadata()
+        .map_err(|source| RootExecutableError::Inspect {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    root_executable_rule(path, FileFacts::from_metadata(&meta))?;
+    Ok(file)
+}
+
+/// The rule itself, on facts already gathered.
+fn root_executable_rule(path: &Path, facts: FileFacts) -> Result<FileFacts, RootExecutableError> {
     let path = path.to_path_buf();
     match facts.kind {
         FileKind::Regular => {}
@@ -227,7 +264,16 @@ mod tests {
             Err(RootExecutableError::Writable { mode: 0o775, .. })
         ));
 
+        assert!(matches!(
+            open_root_executable(&link),
+            Err(RootExecutableError::Symlink { .. })
+        ));
+        assert!(matches!(
+            open_root_executable(&writable),
+            Err(RootExecutableError::Writable { .. })
+        ));
         if is_root() {
+            assert!(open_root_executable(&good).is_ok());
             assert_eq!(check_root_executable(&good).unwrap().uid, 0);
             std::os::unix::fs::chown(&good, Some(4242), None).unwrap();
             let err = check_root_executable(&good).unwrap_err();

@@ -93,8 +93,8 @@ mod tests {
             serde_json::to_string(&phase).unwrap_or_default(),
             r#"{"event":"phase","name":"download","total":10,"unit":"bytes"}"#
         );
-        let back: ProgressEvent =
-            serde_json::from_str(r#"{"event":"advance","done":4}"#).unwrap_or(ProgressEvent::Note {
+        let back: ProgressEvent = serde_json::from_str(r#"{"event":"advance","done":4}"#)
+            .unwrap_or(ProgressEvent::Note {
                 message: String::new(),
             });
         assert_eq!(back, ProgressEvent::Advance { done: 4 });
