@@ -52,6 +52,16 @@ running, and a system install runs it under systemd. VMs keep running when the d
 stops; a new daemon finds them again.")]
     Daemon(DaemonArgs),
 
+    /// Run the root helper (network plumbing for the owner's VMs) in the foreground
+    #[command(long_about = "\
+Run the root helper in the foreground: the only privileged part of banger.
+
+It creates the owner's bridge, TAP devices and NAT/port-forward rules on request, over a
+Unix socket (mode 0600, owned by the owner) that admits only the owner's uid (checked with
+SO_PEERCRED on every connection). A system install runs it under systemd; in dev mode run it
+with sudo, and it serves the user who ran sudo. See docs/privileges.md.")]
+    Helper(HelperArgs),
+
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     #[command(long_about = "\
 Print a shell completion script.
@@ -76,6 +86,19 @@ pub struct DoctorArgs {
     /// Print the report as JSON (for scripts and bug reports)
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HelperArgs {
+    /// The socket to listen on [default: helper.sock in the runtime directory]
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<std::path::PathBuf>,
+    /// The uid to serve (dev mode; a system install takes it from install.toml)
+    #[arg(long, value_name = "UID")]
+    pub owner_uid: Option<u32>,
+    /// The nft binary to run [default: nft from PATH or the sbin directories]
+    #[arg(long, value_name = "PATH")]
+    pub nft: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]

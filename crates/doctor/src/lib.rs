@@ -45,13 +45,4 @@ pub fn run_checks(ctx: &DoctorContext, checks: &[Box<dyn CapabilityCheck>]) -> R
 
 /// An error and its causes, joined with ": " — the way doctor shows errors whose
 /// messages deliberately leave the cause to their `source()`.
-pub fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
+pub use banger_system::error_chain;

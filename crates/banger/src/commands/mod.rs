@@ -4,6 +4,7 @@
 mod completions;
 mod daemon;
 mod doctor;
+mod helper;
 mod image;
 mod vm_exec;
 mod vm_inspect;
@@ -22,6 +23,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Man => completions::man(),
         Command::Doctor(args) => doctor::run(&layout()?, args),
         Command::Daemon(args) => daemon::run(layout()?, args),
+        Command::Helper(args) => helper::run(&layout()?, args),
         Command::Vm(cmd) => block_on(vm(layout()?, cmd)),
         Command::Image(cmd) => block_on(image(layout()?, cmd)),
     }
