@@ -63,8 +63,12 @@ pub fn posture(inputs: &PostureInputs<'_>) -> Vec<Check> {
         Ok(None) => return vec![dev_mode_warning(inputs.install_toml)],
         Err(err) => {
             return vec![
-                Check::fail(groups::SECURITY, "install metadata", crate::error_chain(&err))
-                    .hint("repair the install: sudo banger system install --owner <user>"),
+                Check::fail(
+                    groups::SECURITY,
+                    "install metadata",
+                    crate::error_chain(&err),
+                )
+                .hint("repair the install: sudo banger system install --owner <user>"),
             ];
         }
     };
