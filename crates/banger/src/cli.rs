@@ -62,6 +62,21 @@ SO_PEERCRED on every connection). A system install runs it under systemd; in dev
 with sudo, and it serves the user who ran sudo. See docs/privileges.md.")]
     Helper(HelperArgs),
 
+    /// Enable `ssh NAME.vm`: render banger's ssh_config and include it from ~/.ssh/config
+    #[command(long_about = "\
+Enable `ssh NAME.vm` (and scp, rsync -e ssh, VS Code Remote-SSH) for banger VMs.
+
+  banger ssh-config               show whether it is enabled
+  banger ssh-config --install     create the default key if needed, render the config, and add
+                                  one `Include` line at the top of ~/.ssh/config (idempotent;
+                                  the old file is saved as config.banger-backup first)
+  banger ssh-config --uninstall   remove that line again; nothing else changes
+  banger ssh-config --print       print the rendered config, to paste it somewhere yourself
+
+Connections go through banger (ProxyCommand), and guests' host keys are checked against the
+keys banger pinned when the VM booted: host-key checking stays on.")]
+    SshConfig(SshConfigArgs),
+
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     #[command(long_about = "\
 Print a shell completion script.
@@ -86,6 +101,20 @@ pub struct DoctorArgs {
     /// Print the report as JSON (for scripts and bug reports)
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[group(multiple = false)]
+pub struct SshConfigArgs {
+    /// Render the config and add the Include line to ~/.ssh/config
+    #[arg(long)]
+    pub install: bool,
+    /// Remove the Include line from ~/.ssh/config
+    #[arg(long)]
+    pub uninstall: bool,
+    /// Print the rendered config to stdout
+    #[arg(long)]
+    pub print: bool,
 }
 
 #[derive(Debug, Args)]
