@@ -73,6 +73,7 @@ pub async fn boot(daemon: &Daemon, id: &str) -> Result<VmRecord> {
             root: false,
         }],
         nics: Vec::new(),
+        user_net: None,
         vcpus: vm.vcpu,
         memory_mib: vm.memory_mib,
         console_log: vm.dir.join(CONSOLE_LOG),
