@@ -32,7 +32,7 @@ pub fn run(layout: Layout) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        server::create_private_dir(&layout.state_dir)?;
+        banger_system::fsperm::create_private_dir(&layout.state_dir)?;
         let bound = server::bind(
             &layout.runtime_dir,
             &layout.daemon_socket(),

@@ -40,7 +40,7 @@ impl Drop for Bound {
 
 /// Take the daemon lock and bind the socket with mode 0600.
 pub fn bind(runtime_dir: &Path, socket: &Path, pid_file: &Path) -> anyhow::Result<Bound> {
-    create_private_dir(runtime_dir)?;
+    banger_system::fsperm::create_private_dir(runtime_dir)?;
     let lock_path = runtime_dir.join("bangerd.lock");
     let lock_file = OpenOptions::new()
         .create(true)
@@ -85,14 +85,6 @@ pub fn bind(runtime_dir: &Path, socket: &Path, pid_file: &Path) -> anyhow::Resul
         pid_file: pid_file.to_path_buf(),
         _lock: lock,
     })
-}
-
-/// Create `dir` (and parents) and make sure only its owner can enter it.
-pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-        .with_context(|| format!("cannot chmod {}", dir.display()))?;
-    Ok(())
 }
 
 /// Serve until a shutdown is requested (API call or SIGTERM/SIGINT).

@@ -194,6 +194,35 @@ fn root_executable_rule(path: &Path, facts: FileFacts) -> Result<FileFacts, Root
     Ok(facts)
 }
 
+/// Creating or securing a directory only its owner may enter failed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot {op} directory {}", path.display())]
+pub struct PrivateDirError {
+    pub op: &'static str,
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Create `dir` (and missing parents) and make sure only its owner can enter it
+/// (mode 0700), whether it was just made or already existed. New directories are
+/// created 0700 from the start, so they are never briefly open to others.
+pub fn create_private_dir(dir: &Path) -> Result<(), PrivateDirError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let err = |op, source| PrivateDirError {
+        op,
+        path: dir.to_path_buf(),
+        source,
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| err("create", e))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| err("restrict the permissions of", e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,5 +317,26 @@ mod tests {
                 Err(RootExecutableError::NotRootOwned { .. })
             ));
         }
+    }
+
+    #[test]
+    fn private_dirs_are_0700_new_or_existing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let fresh = tmp.path().join("a/b");
+        create_private_dir(&fresh).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(&fresh), 0o700);
+
+        let loose = tmp.path().join("loose");
+        std::fs::create_dir(&loose).unwrap();
+        std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o755)).unwrap();
+        create_private_dir(&loose).unwrap();
+        assert_eq!(mode(&loose), 0o700);
+
+        let file = tmp.path().join("file");
+        std::fs::write(&file, b"").unwrap();
+        let err = create_private_dir(&file).unwrap_err();
+        assert_eq!(err.op, "create");
+        assert!(err.to_string().contains("file"), "{err}");
     }
 }

@@ -34,8 +34,8 @@ pub async fn create(daemon: &Daemon, req: CreateVmRequest) -> Result<VmView> {
     let id = banger_store::new_vm_id()
         .map_err(|e| DaemonError::internal(format!("cannot draw a VM id: {e}")))?;
     let dir = daemon.layout.vm_dir(&id);
-    crate::server::create_private_dir(&dir)
-        .map_err(|e| DaemonError::internal(format!("cannot create VM directory: {e:#}")))?;
+    banger_system::fsperm::create_private_dir(&dir)
+        .map_err(|e| DaemonError::internal(format!("{e}: {}", e.source)))?;
     let record = VmRecord {
         id: id.clone(),
         name: name.clone(),
