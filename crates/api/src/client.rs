@@ -292,6 +292,7 @@ fn api_error(status: StatusCode, body: &[u8]) -> ClientError {
             String::from_utf8_lossy(body).trim()
         ),
         hint: None,
+        field: None,
     });
     ClientError::Api {
         status: status.as_u16(),

@@ -4,6 +4,7 @@
 use banger_api::{BuildImageRequest, ImageView};
 use banger_images::imagecat::{Catalog, EntrySource, Recipe};
 use banger_store::ImageRecord;
+use banger_system::progress::{Progress, ProgressEvent};
 
 use crate::error::{DaemonError, Result};
 use crate::state::Daemon;
@@ -20,17 +21,23 @@ pub fn get(daemon: &Daemon, name: &str) -> Result<ImageView> {
         .ok_or_else(|| not_found(name))
 }
 
-pub async fn build(daemon: &Daemon, req: BuildImageRequest) -> Result<ImageView> {
+/// Build image `req.recipe` (as `req.name`); `progress` hears each phase.
+pub async fn build(
+    daemon: &Daemon,
+    req: BuildImageRequest,
+    progress: &dyn Progress,
+) -> Result<ImageView> {
     let name = req.name.clone().unwrap_or_else(|| req.recipe.clone());
-    banger_config::validate_image_name(&name)
-        .map_err(|e| DaemonError::invalid(format!("invalid image name {name:?}: {e}")))?;
+    banger_config::validate_image_name(&name).map_err(|e| {
+        DaemonError::invalid(format!("invalid image name {name:?}: {e}")).with_field("name")
+    })?;
     let _guard = daemon.image_lock.lock().await;
     if !req.force
         && let Some(existing) = daemon.store().get_image(&name)?
     {
         return Err(
             DaemonError::conflict(format!("image {name:?} already exists")).with_hint(format!(
-                "rebuild it with `banger image build {} --force`",
+                "set force to rebuild it (`banger image build {} --force`)",
                 existing
                     .source
                     .strip_prefix("recipe:")
@@ -38,31 +45,31 @@ pub async fn build(daemon: &Daemon, req: BuildImageRequest) -> Result<ImageView>
             )),
         );
     }
-    build_locked(daemon, &req.recipe, &name)
+    build_locked(daemon, &req.recipe, &name, progress)
         .await
         .map(|i| view(&i))
 }
 
 /// The image called `name`, building it first when it is missing but the embedded
-/// catalog knows how to make it.
-pub async fn ensure(daemon: &Daemon, name: &str) -> Result<ImageRecord> {
+/// catalog knows how to make it (and saying so to `progress`).
+pub async fn ensure(daemon: &Daemon, name: &str, progress: &dyn Progress) -> Result<ImageRecord> {
     if let Some(image) = daemon.store().get_image(name)? {
         return Ok(image);
     }
     let catalog = catalog()?;
     if catalog.lookup(name).is_none() {
-        return Err(not_found(name));
+        return Err(not_found(name).with_field("image"));
     }
     let _guard = daemon.image_lock.lock().await;
     // Another request may have built it while we waited for the lock.
     if let Some(image) = daemon.store().get_image(name)? {
         return Ok(image);
     }
-    tracing::info!(
-        image = name,
-        "image not registered yet; building it from the catalog"
-    );
-    build_locked(daemon, name, name).await
+    progress.note(&format!(
+        "image {name} is not built yet: building it now from its catalog recipe \
+         (first use only; later VMs reuse it)"
+    ));
+    build_locked(daemon, name, name, progress).await
 }
 
 pub fn remove(daemon: &Daemon, name: &str) -> Result<ImageView> {
@@ -86,17 +93,24 @@ pub fn remove(daemon: &Daemon, name: &str) -> Result<ImageView> {
 }
 
 /// Build recipe `recipe` and register it as `name`. The caller holds `image_lock`.
-async fn build_locked(daemon: &Daemon, recipe: &str, name: &str) -> Result<ImageRecord> {
+async fn build_locked(
+    daemon: &Daemon,
+    recipe: &str,
+    name: &str,
+    progress: &dyn Progress,
+) -> Result<ImageRecord> {
     let catalog = catalog()?;
     let entry = catalog.lookup(recipe).ok_or_else(|| {
-        DaemonError::invalid(format!("unknown image recipe {recipe:?}")).with_hint(format!(
-            "known recipes: {}",
-            catalog
-                .entries()
-                .map(|e| e.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
+        DaemonError::invalid(format!("unknown image recipe {recipe:?}"))
+            .with_field("recipe")
+            .with_hint(format!(
+                "known recipes: {}",
+                catalog
+                    .entries()
+                    .map(|e| e.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
     })?;
     if !matches!(entry.source, EntrySource::Recipe(Recipe::Minimal)) {
         return Err(DaemonError::invalid(format!(
@@ -120,17 +134,28 @@ async fn build_locked(daemon: &Daemon, recipe: &str, name: &str) -> Result<Image
     let runner = daemon.runner.clone();
     let name_owned = name.to_string();
     let out_dir = dir.clone();
-    let built = tokio::task::spawn_blocking(move || {
-        let progress = |step: &str| tracing::info!(image = %name_owned, "{step}");
-        let mut opts = banger_images::MinimalOptions::new(out_dir, cache_dir, agent, runner.as_ref());
+    // The build blocks; it reports from its own thread through a channel that this
+    // task drains into `progress` (which need not outlive this call).
+    let (events, mut heard) = tokio::sync::mpsc::unbounded_channel::<ProgressEvent>();
+    let build = tokio::task::spawn_blocking(move || {
+        let progress = Logged {
+            image: &name_owned,
+            forward: events,
+        };
+        let mut opts =
+            banger_images::MinimalOptions::new(out_dir, cache_dir, agent, runner.as_ref());
         opts.image_name = name_owned.clone();
         opts.progress = &progress;
         if let Ok(mirror) = std::env::var("BANGER_DEBIAN_MIRROR") {
             opts.debian.mirror = mirror;
         }
         banger_images::build_minimal(&opts)
-    })
-    .await
+    });
+    while let Some(event) = heard.recv().await {
+        progress.report(event);
+    }
+    let built = build
+        .await
     .map_err(|e| DaemonError::internal(format!("image build task failed: {e}")))?
     .map_err(|e| {
         DaemonError::internal(format!("building image {name} failed: {e}"))
@@ -159,6 +184,23 @@ async fn build_locked(daemon: &Daemon, recipe: &str, name: &str) -> Result<Image
     }
     tracing::info!(image = name, kernel = %built.kernel_release, "image registered");
     Ok(record)
+}
+
+/// Logs an image build's phases and notes to the daemon log and forwards every event.
+struct Logged<'a> {
+    image: &'a str,
+    forward: tokio::sync::mpsc::UnboundedSender<ProgressEvent>,
+}
+
+impl Progress for Logged<'_> {
+    fn report(&self, event: ProgressEvent) {
+        match &event {
+            ProgressEvent::Phase { name, .. } => tracing::info!(image = self.image, "{name}"),
+            ProgressEvent::Note { message } => tracing::info!(image = self.image, "{message}"),
+            ProgressEvent::Advance { .. } => {}
+        }
+        let _ = self.forward.send(event);
+    }
 }
 
 fn catalog() -> Result<Catalog> {

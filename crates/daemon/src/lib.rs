@@ -23,6 +23,12 @@ pub use state::Daemon;
 /// (`EX_TEMPFAIL`): the CLI that spawned it keeps waiting for the other one.
 pub const EXIT_ALREADY_RUNNING: i32 = 75;
 
+/// The API's OpenAPI document as served at `/v1/openapi.json` and checked in as
+/// `docs/openapi.json`.
+pub fn openapi_json() -> String {
+    http::openapi::to_json()
+}
+
 /// Run the daemon in the foreground until it is asked to stop.
 pub fn run(layout: Layout) -> anyhow::Result<()> {
     init_logging();

@@ -7,12 +7,11 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
 use nix::fcntl::{Flock, FlockArg};
 use tokio::net::UnixListener;
 
-use crate::http::route;
 use crate::state::Daemon;
 
 /// Another daemon holds the single-instance lock. Not a failure for a CLI that
@@ -92,6 +91,7 @@ pub async fn serve(daemon: Arc<Daemon>, bound: &Bound) -> anyhow::Result<()> {
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let mut shutdown = daemon.shutdown_signal();
+    let router = crate::http::router(daemon.clone());
     loop {
         tokio::select! {
             accepted = bound.listener.accept() => {
@@ -102,12 +102,8 @@ pub async fn serve(daemon: Arc<Daemon>, bound: &Bound) -> anyhow::Result<()> {
                         continue;
                     }
                 };
-                let daemon = daemon.clone();
+                let service = TowerToHyperService::new(router.clone());
                 tokio::spawn(async move {
-                    let service = service_fn(move |req| {
-                        let daemon = daemon.clone();
-                        async move { Ok::<_, std::convert::Infallible>(route(daemon, req).await) }
-                    });
                     if let Err(e) = http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
                         .with_upgrades()

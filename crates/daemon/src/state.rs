@@ -98,6 +98,7 @@ impl Daemon {
     pub fn health(&self) -> Health {
         Health {
             version: env!("CARGO_PKG_VERSION").to_string(),
+            build: String::new(),
             pid: std::process::id(),
             mode: self.layout.mode.as_str().to_string(),
             state_dir: self.layout.state_dir.display().to_string(),

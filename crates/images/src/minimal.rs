@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use banger_system::CommandRunner;
+use banger_system::progress::{NoProgress, Progress};
 use time::format_description::well_known::Rfc3339;
 
 use crate::deb::{DebError, DebFile};
@@ -94,8 +95,8 @@ pub struct MinimalOptions<'a> {
     /// Image name recorded in the manifest.
     pub image_name: String,
     pub runner: &'a dyn CommandRunner,
-    /// Called with a short line for every step.
-    pub progress: &'a dyn Fn(&str),
+    /// Told each phase (downloads with byte counts) and the decisions taken.
+    pub progress: &'a dyn Progress,
 }
 
 impl<'a> MinimalOptions<'a> {
@@ -113,7 +114,7 @@ impl<'a> MinimalOptions<'a> {
             kernel_package: DEFAULT_KERNEL_PACKAGE.to_string(),
             image_name: "minimal".to_string(),
             runner,
-            progress: &|_| {},
+            progress: &NoProgress,
         }
     }
 }
@@ -170,11 +171,12 @@ pub fn build_minimal(opts: &MinimalOptions<'_>) -> Result<BuiltImage, BuildError
 
     let archive =
         Archive::new(opts.debian.clone(), &opts.cache_dir, opts.runner).with_progress(progress);
+    progress.phase("fetch the Debian package index", None, None);
     let index = archive.fetch_index()?;
     let kernel_pkg = archive
         .resolve_metapackage(&index, &opts.kernel_package)?
         .clone();
-    progress(&format!(
+    progress.note(&format!(
         "{} is {} {}",
         opts.kernel_package, kernel_pkg.name, kernel_pkg.version
     ));
@@ -193,14 +195,15 @@ pub fn build_minimal(opts: &MinimalOptions<'_>) -> Result<BuiltImage, BuildError
         .tempdir_in(parent)
         .map_err(io_err("create a staging directory in", parent))?;
 
-    progress(&format!("unpacking {}", kernel_pkg.name));
+    progress.phase(&format!("unpack {}", kernel_pkg.name), None, None);
     let modules_dir = work.path().join("modules");
     let kpkg = unpack_kernel_package(&DebFile::open(&kernel_deb)?, &kernel_pkg.name, &modules_dir)?;
-    progress(&format!(
-        "kernel {}: {} modules shipped; extracting vmlinux",
+    progress.note(&format!(
+        "kernel {}: {} modules shipped",
         kpkg.release,
         kpkg.modules.len()
     ));
+    progress.phase("extract vmlinux", None, None);
     let vmlinux = kernel::extract_vmlinux(&kpkg.bzimage).map_err(|source| BuildError::Kernel {
         package: kernel_pkg.name.clone(),
         source,
@@ -210,8 +213,9 @@ pub fn build_minimal(opts: &MinimalOptions<'_>) -> Result<BuiltImage, BuildError
     let (has_pvh, codec) = (vmlinux.has_pvh, vmlinux.codec);
     drop(vmlinux);
 
+    progress.phase("resolve kernel modules", None, None);
     let load_order = kpkg.modules.resolve(GUEST_MODULES)?;
-    progress(&format!(
+    progress.note(&format!(
         "modules to load: {}",
         load_order
             .iter()
@@ -220,11 +224,11 @@ pub fn build_minimal(opts: &MinimalOptions<'_>) -> Result<BuiltImage, BuildError
             .join(" ")
     ));
 
-    progress(&format!("unpacking {}", busybox_pkg.name));
+    progress.phase(&format!("unpack {}", busybox_pkg.name), None, None);
     let busybox = extract_busybox(&busybox_deb, &busybox_pkg, work.path())?;
     let applets = initramfs::busybox_applets(opts.runner, &busybox)?;
 
-    progress("writing the initramfs");
+    progress.phase("write the initramfs", None, None);
     let version = env!("CARGO_PKG_VERSION");
     let spec = InitramfsSpec {
         agent: &opts.agent_path,
@@ -289,8 +293,9 @@ pub fn build_minimal(opts: &MinimalOptions<'_>) -> Result<BuiltImage, BuildError
     write_synced(&stage.path().join(MANIFEST_FILE), &json)?;
     drop(work);
 
+    progress.phase("install the image", None, None);
     install(stage, out_dir, parent, &name)?;
-    progress(&format!(
+    progress.note(&format!(
         "image {} ready in {:.1} s at {}",
         opts.image_name,
         started.elapsed().as_secs_f64(),

@@ -7,8 +7,8 @@
 mod agent;
 mod create;
 pub mod driver;
-mod exec;
-mod logs;
+pub mod exec;
+pub mod logs;
 pub mod names;
 pub mod reconcile;
 mod remove;
@@ -24,8 +24,6 @@ use crate::error::{DaemonError, Result};
 use crate::state::Daemon;
 
 pub use create::create;
-pub use exec::exec;
-pub use logs::logs;
 pub use remove::remove;
 pub use start::start;
 pub use stop::stop;

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use banger_api::VmView;
+use banger_system::progress::NoProgress;
 
 use super::stop::halt;
 use super::{lock_vm, view};
@@ -24,7 +25,7 @@ pub async fn remove(daemon: &Daemon, name: &str, force: bool) -> Result<VmView> 
                 ),
             );
         }
-        halt(daemon, &vm, false, Duration::ZERO).await?;
+        halt(daemon, &vm, false, Duration::ZERO, &NoProgress).await?;
     }
     match std::fs::remove_dir_all(&vm.dir) {
         Ok(()) => {}

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use banger_api::{StopVmRequest, VmView};
 use banger_store::{VmRecord, VmState};
+use banger_system::progress::Progress;
 use banger_vmm::{VmRuntime, VmmDriver, WaitOutcome};
 
 use super::{agent, lock_vm, lookup, record_halted, runtime_of, view};
@@ -15,14 +16,19 @@ const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(15);
 /// Time the VMM gets after an ACPI power-button press.
 const ACPI_GRACE: Duration = Duration::from_secs(5);
 
-/// `POST /v1/vms/{name}/stop`
-pub async fn stop(daemon: &Daemon, name: &str, req: StopVmRequest) -> Result<VmView> {
+/// Stop VM `name` (or id): gracefully unless `req.force`; `progress` hears each step.
+pub async fn stop(
+    daemon: &Daemon,
+    name: &str,
+    req: StopVmRequest,
+    progress: &dyn Progress,
+) -> Result<VmView> {
     let (_op, vm) = lock_vm(daemon, name).await?;
     let timeout = req
         .timeout_secs
         .map(Duration::from_secs)
         .unwrap_or(DEFAULT_STOP_TIMEOUT);
-    halt(daemon, &vm, !req.force, timeout).await?;
+    halt(daemon, &vm, !req.force, timeout, progress).await?;
     lookup(daemon, &vm.id).map(|vm| view(&vm))
 }
 
@@ -34,6 +40,7 @@ pub(super) async fn halt(
     vm: &VmRecord,
     graceful: bool,
     timeout: Duration,
+    progress: &dyn Progress,
 ) -> Result<()> {
     if !vm.state.is_active() {
         return Ok(());
@@ -45,9 +52,10 @@ pub(super) async fn halt(
     }
     if let Some(runtime) = runtime_of(vm) {
         if graceful {
-            graceful_shutdown(daemon, vm, &runtime, timeout).await;
+            graceful_shutdown(daemon, vm, &runtime, timeout, progress).await;
         }
         if daemon.driver.is_alive(&runtime) {
+            progress.phase("kill the VMM", None, None);
             daemon.driver.kill(&runtime).await.map_err(|e| {
                 DaemonError::internal(format!("cannot kill the VMM of VM {}: {e}", vm.name))
             })?;
@@ -59,7 +67,14 @@ pub(super) async fn halt(
     Ok(())
 }
 
-async fn graceful_shutdown(daemon: &Daemon, vm: &VmRecord, runtime: &VmRuntime, timeout: Duration) {
+async fn graceful_shutdown(
+    daemon: &Daemon,
+    vm: &VmRecord,
+    runtime: &VmRuntime,
+    timeout: Duration,
+    progress: &dyn Progress,
+) {
+    progress.phase("ask the guest agent to power off", None, None);
     if let Ok(client) = agent::client_for(daemon, vm).await
         && client.poweroff().await.is_ok()
         && matches!(
@@ -69,6 +84,7 @@ async fn graceful_shutdown(daemon: &Daemon, vm: &VmRecord, runtime: &VmRuntime, 
     {
         return;
     }
+    progress.phase("press the ACPI power button", None, None);
     if daemon.driver.request_shutdown(runtime).await.is_ok() {
         let _ = daemon.driver.wait_exit(runtime, ACPI_GRACE).await;
     }
