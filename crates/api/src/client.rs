@@ -14,6 +14,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::net::UnixStream;
 
+use banger_system::progress::Progress;
+
+use crate::progress::{Line, MAX_LINE, NDJSON, Outcome, parse_line};
 use crate::types::*;
 use crate::{API_PREFIX, EXEC_UPGRADE};
 
@@ -130,6 +133,79 @@ impl Client {
         })
     }
 
+    /// Like [`Client::call`] for a long operation: asks for the NDJSON progress stream,
+    /// hands each event to `progress`, and returns the final line's result. A daemon
+    /// that answers plain JSON (one predating streams) works too, silently.
+    async fn call_with_progress<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+        progress: &dyn Progress,
+    ) -> Result<T, ClientError> {
+        let body = body
+            .map(serde_json::to_vec)
+            .transpose()
+            .map_err(|e| ClientError::Decode {
+                what: path.to_string(),
+                detail: e.to_string(),
+            })?;
+        let mut req = Self::build(method, path, body);
+        req.headers_mut()
+            .insert(header::ACCEPT, header::HeaderValue::from_static(NDJSON));
+        let resp = self.send(req).await?;
+        let status = resp.status();
+        let streamed = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with(NDJSON));
+        if !status.is_success() || !streamed {
+            let bytes = resp.into_body().collect().await?.to_bytes();
+            if !status.is_success() {
+                return Err(api_error(status, &bytes));
+            }
+            return serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
+                what: path.to_string(),
+                detail: e.to_string(),
+            });
+        }
+        let decode = |detail: String| ClientError::Decode {
+            what: path.to_string(),
+            detail,
+        };
+        let mut body = resp.into_body();
+        let mut pending: Vec<u8> = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let Ok(data) = frame?.into_data() else {
+                continue;
+            };
+            pending.extend_from_slice(&data);
+            while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=end).collect();
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                match parse_line::<T>(&line).map_err(|e| decode(e.to_string()))? {
+                    Line::Progress(event) => progress.report(event),
+                    Line::Unknown => {}
+                    Line::Outcome(Outcome::Result { value, .. }) => return Ok(value),
+                    Line::Outcome(Outcome::Error { status, error }) => {
+                        return Err(ClientError::Api { status, error });
+                    }
+                }
+            }
+            if pending.len() > MAX_LINE {
+                return Err(decode(format!(
+                    "a progress line is longer than {MAX_LINE} bytes"
+                )));
+            }
+        }
+        Err(decode(
+            "the progress stream ended before the operation's result (did the daemon exit?)".into(),
+        ))
+    }
+
     pub async fn health(&self) -> Result<Health, ClientError> {
         self.call(Method::GET, "/health", None::<&()>).await
     }
@@ -151,24 +227,42 @@ impl Client {
             .await
     }
 
-    pub async fn create_vm(&self, req: &CreateVmRequest) -> Result<VmView, ClientError> {
-        self.call(Method::POST, "/vms", Some(req)).await
+    /// Create (and with `start`, boot) a VM; `progress` hears the image build when
+    /// there is one, and the boot phases.
+    pub async fn create_vm(
+        &self,
+        req: &CreateVmRequest,
+        progress: &dyn Progress,
+    ) -> Result<VmView, ClientError> {
+        self.call_with_progress(Method::POST, "/vms", Some(req), progress)
+            .await
     }
 
-    pub async fn start_vm(&self, name: &str) -> Result<VmView, ClientError> {
-        self.call(
+    pub async fn start_vm(
+        &self,
+        name: &str,
+        progress: &dyn Progress,
+    ) -> Result<VmView, ClientError> {
+        self.call_with_progress(
             Method::POST,
             &format!("/vms/{}/start", encode(name)),
             None::<&()>,
+            progress,
         )
         .await
     }
 
-    pub async fn stop_vm(&self, name: &str, req: &StopVmRequest) -> Result<VmView, ClientError> {
-        self.call(
+    pub async fn stop_vm(
+        &self,
+        name: &str,
+        req: &StopVmRequest,
+        progress: &dyn Progress,
+    ) -> Result<VmView, ClientError> {
+        self.call_with_progress(
             Method::POST,
             &format!("/vms/{}/stop", encode(name)),
             Some(req),
+            progress,
         )
         .await
     }
@@ -196,8 +290,13 @@ impl Client {
         .await
     }
 
-    pub async fn build_image(&self, req: &BuildImageRequest) -> Result<ImageView, ClientError> {
-        self.call(Method::POST, "/images/build", Some(req)).await
+    pub async fn build_image(
+        &self,
+        req: &BuildImageRequest,
+        progress: &dyn Progress,
+    ) -> Result<ImageView, ClientError> {
+        self.call_with_progress(Method::POST, "/images/build", Some(req), progress)
+            .await
     }
 
     pub async fn remove_image(&self, name: &str) -> Result<ImageView, ClientError> {
@@ -344,6 +443,111 @@ mod tests {
         assert_eq!(encode("a/b"), "a%2Fb");
         assert_eq!(decode("%zz"), None);
         assert_eq!(decode("%4"), None);
+    }
+
+    /// Serve one connection on a fresh socket with `chunks` as a chunked NDJSON body
+    /// (or, without `ndjson`, as plain JSON); returns the client.
+    async fn serve_once(
+        dir: &tempfile::TempDir,
+        status: &str,
+        ndjson: bool,
+        chunks: Vec<&'static str>,
+    ) -> Client {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let path = dir.path().join("d.sock");
+        let listener = tokio::net::UnixListener::bind(&path).unwrap();
+        let head = format!(
+            "HTTP/1.1 {status}\r\ncontent-type: {}\r\ntransfer-encoding: chunked\r\n\r\n",
+            if ndjson { NDJSON } else { "application/json" }
+        );
+        tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut req = vec![0u8; 4096];
+            let n = conn.read(&mut req).await.unwrap();
+            let req = String::from_utf8_lossy(&req[..n]).to_lowercase();
+            assert!(req.contains("accept: application/x-ndjson"), "{req}");
+            conn.write_all(head.as_bytes()).await.unwrap();
+            for chunk in chunks {
+                let framed = format!("{:x}\r\n{chunk}\r\n", chunk.len());
+                conn.write_all(framed.as_bytes()).await.unwrap();
+                conn.flush().await.unwrap();
+            }
+            conn.write_all(b"0\r\n\r\n").await.unwrap();
+        });
+        Client::new(path)
+    }
+
+    #[tokio::test]
+    async fn progress_streams_deliver_events_and_the_result() {
+        use banger_system::progress::{ProgressEvent, Recorded};
+        let dir = tempfile::tempdir().unwrap();
+        let client = serve_once(
+            &dir,
+            "200 OK",
+            true,
+            vec![
+                "{\"event\":\"phase\",\"name\":\"boot\"}\n{\"event\":\"adv",
+                "ance\",\"done\":3}\n\n{\"event\":\"from_the_future\"}\n",
+                "{\"event\":\"result\",\"status\":201,\"value\":{\"recipe\":\"minimal\"}}\n",
+            ],
+        )
+        .await;
+        let sink = Recorded::default();
+        let value: serde_json::Value = client
+            .call_with_progress(Method::POST, "/x", None::<&()>, &sink)
+            .await
+            .unwrap();
+        assert_eq!(value["recipe"], "minimal");
+        let events = sink.0.lock().unwrap().clone();
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert_eq!(events[1], ProgressEvent::Advance { done: 3 });
+    }
+
+    #[tokio::test]
+    async fn progress_stream_errors_and_truncation() {
+        use banger_system::progress::NoProgress;
+        let dir = tempfile::tempdir().unwrap();
+        let client = serve_once(
+            &dir,
+            "200 OK",
+            true,
+            vec!["{\"event\":\"error\",\"status\":409,\"error\":{\"kind\":\"conflict\",\"message\":\"taken\",\"field\":\"name\"}}\n"],
+        )
+        .await;
+        let err = client
+            .call_with_progress::<serde_json::Value>(Method::POST, "/x", None::<&()>, &NoProgress)
+            .await
+            .unwrap_err();
+        match err {
+            ClientError::Api { status, error } => {
+                assert_eq!(status, 409);
+                assert_eq!(error.field.as_deref(), Some("name"));
+            }
+            other => panic!("{other}"),
+        }
+
+        let dir = tempfile::tempdir().unwrap();
+        let client = serve_once(
+            &dir,
+            "200 OK",
+            true,
+            vec!["{\"event\":\"note\",\"message\":\"m\"}\n"],
+        )
+        .await;
+        let err = client
+            .call_with_progress::<serde_json::Value>(Method::POST, "/x", None::<&()>, &NoProgress)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("ended before"), "{err}");
+
+        // A daemon that ignores Accept and answers plain JSON still works.
+        let dir = tempfile::tempdir().unwrap();
+        let client = serve_once(&dir, "201 Created", false, vec!["{\"a\":1}"]).await;
+        let value: serde_json::Value = client
+            .call_with_progress(Method::POST, "/x", None::<&()>, &NoProgress)
+            .await
+            .unwrap();
+        assert_eq!(value["a"], 1);
     }
 
     #[tokio::test]

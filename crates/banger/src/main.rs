@@ -5,6 +5,7 @@ mod commands;
 mod connect;
 mod exec_io;
 mod output;
+mod progress;
 
 use clap::Parser;
 

@@ -1,12 +1,11 @@
 //! `banger image ls | build | inspect | rm`
 
-use std::io::IsTerminal;
-
 use banger_api::BuildImageRequest;
 use banger_paths::Layout;
 
 use crate::connect;
 use crate::output::{format_bytes, print_json, print_table};
+use crate::progress::Renderer;
 
 pub async fn ls(layout: &Layout, json: bool) -> anyhow::Result<i32> {
     let images = connect::connect(layout).await?.list_images().await?;
@@ -37,18 +36,18 @@ pub async fn build(
     force: bool,
 ) -> anyhow::Result<i32> {
     let client = connect::connect(layout).await?;
-    if std::io::stderr().is_terminal() {
-        eprintln!(
-            "building image from recipe {recipe:?} (downloads from the Debian archive on first use)..."
-        );
-    }
+    let progress = Renderer::stderr();
     let image = client
-        .build_image(&BuildImageRequest {
-            recipe,
-            name,
-            force,
-        })
+        .build_image(
+            &BuildImageRequest {
+                recipe,
+                name,
+                force,
+            },
+            &progress,
+        )
         .await?;
+    progress.finish();
     println!(
         "image {} ready: kernel {}, {}",
         image.name,
