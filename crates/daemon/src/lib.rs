@@ -29,9 +29,11 @@ pub fn openapi_json() -> String {
     http::openapi::to_json()
 }
 
-/// Run the daemon in the foreground until it is asked to stop.
-pub fn run(layout: Layout) -> anyhow::Result<()> {
+/// Run the daemon in the foreground until it is asked to stop. `build` identifies the
+/// sources it was built from (reported by `/v1/health`, compared by the CLI).
+pub fn run(layout: Layout, build: &'static str) -> anyhow::Result<()> {
     init_logging();
+    state::set_build_id(build);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -47,6 +49,7 @@ pub fn run(layout: Layout) -> anyhow::Result<()> {
         let daemon = Daemon::open(layout)?;
         tracing::info!(
             pid = std::process::id(),
+            build,
             socket = %daemon.layout.daemon_socket().display(),
             driver = %daemon.selection_summary(),
             "banger daemon started"
