@@ -8,7 +8,7 @@ RELEASE_DIR  := target/release
 AGENT_BIN    := target/$(AGENT_TARGET)/agent/banger-agent
 BANGER       := $(RELEASE_DIR)/banger
 
-.PHONY: all deps build agent image run test lint unit bench clean
+.PHONY: all deps build agent image run test lint unit bench clean openapi
 
 all: build
 
@@ -38,6 +38,11 @@ lint:
 # End-to-end tests boot real guests; they use the release binaries built above.
 test: deps lint build
 	BANGER_BIN=$(abspath $(BANGER)) $(CARGO) test --workspace --no-fail-fast
+
+# Regenerate docs/openapi.json from the daemon's code after an API change (a test fails
+# while the checked-in copy differs).
+openapi:
+	BANGER_BLESS=1 $(CARGO) test -p banger-daemon --test openapi
 
 bench: deps build
 	BANGER_BIN=$(abspath $(BANGER)) $(CARGO) run --release -p banger-e2e --bin banger-bench

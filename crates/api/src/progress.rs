@@ -6,7 +6,6 @@
 use banger_system::progress::ProgressEvent;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use crate::types::ApiError;
 
@@ -18,24 +17,76 @@ pub const NDJSON: &str = "application/x-ndjson";
 pub const MAX_LINE: usize = 1 << 20;
 
 /// The last line of a streamed operation.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Outcome<T> {
     /// The operation succeeded: `value` is what the plain answer's body would be.
-    #[schema(title = "result")]
     Result { status: u16, value: T },
     /// The operation failed: `error` is what the plain answer's body would be.
-    #[schema(title = "error")]
     Error { status: u16, error: ApiError },
 }
 
-/// One line of a progress stream (for the OpenAPI document; clients should skip
-/// `event` kinds they do not know, which later versions may add).
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(untagged)]
-pub enum StreamLine<T> {
-    Progress(ProgressEvent),
-    Outcome(Outcome<T>),
+/// The OpenAPI form of the stream lines. utoipa would inline a generic `T` into each
+/// use of [`Outcome`], which generated clients turn into clashing anonymous models, so
+/// each operation's lines are named here with `$ref`s to their result type. The
+/// tests check they read exactly what [`Outcome`] writes.
+pub mod schema {
+    use banger_system::progress::ProgressEvent;
+    use serde::{Deserialize, Serialize};
+    use utoipa::ToSchema;
+
+    use crate::types::{ApiError, ImageView, VmView};
+
+    #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum ResultEvent {
+        Result,
+    }
+
+    #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum ErrorEvent {
+        Error,
+    }
+
+    /// The last line of a failed streamed operation.
+    #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+    pub struct ErrorLine {
+        pub event: ErrorEvent,
+        /// The HTTP status the plain answer would have had.
+        pub status: u16,
+        pub error: ApiError,
+    }
+
+    macro_rules! stream_lines {
+        ($line:ident, $result:ident, $value:ty, $what:literal) => {
+            #[doc = concat!("The last line of a successful streamed ", $what, ".")]
+            #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+            pub struct $result {
+                pub event: ResultEvent,
+                /// The HTTP status the plain answer would have had.
+                pub status: u16,
+                pub value: $value,
+            }
+
+            #[doc = concat!(
+                "One line of a streamed ", $what, ": progress events, then one result or ",
+                "error line. Skip `event` kinds you do not know; later versions may add some."
+            )]
+            #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+            #[serde(untagged)]
+            // Describes the wire for the document and tests; nothing holds many of them.
+            #[allow(clippy::large_enum_variant)]
+            pub enum $line {
+                Progress(ProgressEvent),
+                Result($result),
+                Error(ErrorLine),
+            }
+        };
+    }
+
+    stream_lines!(VmStreamLine, VmResultLine, VmView, "VM operation");
+    stream_lines!(ImageStreamLine, ImageResultLine, ImageView, "image build");
 }
 
 /// What one line of a stream means to a client.
@@ -90,6 +141,45 @@ mod tests {
         // A result that does not decode is an error, never skipped.
         assert!(parse_line::<u32>(br#"{"event":"result","status":200,"value":"x"}"#).is_err());
         assert!(parse_line::<u32>(b"not json").is_err());
+    }
+
+    #[test]
+    fn schema_types_read_what_outcome_writes() {
+        let error = Outcome::<u8>::Error {
+            status: 409,
+            error: ApiError {
+                kind: "conflict".into(),
+                message: "m".into(),
+                hint: None,
+                field: None,
+            },
+        };
+        let text = serde_json::to_string(&error).unwrap();
+        let line: schema::ErrorLine = serde_json::from_str(&text).unwrap();
+        assert_eq!(serde_json::to_string(&line).unwrap(), text);
+
+        let image = crate::types::ImageView {
+            name: "minimal".into(),
+            source: "recipe:minimal".into(),
+            kernel_path: "/k".into(),
+            kernel_format: "elf-vmlinux".into(),
+            initrd_path: None,
+            rootfs_path: None,
+            kernel_release: None,
+            size_bytes: 1,
+            created_at: "t".into(),
+        };
+        let text = serde_json::to_string(&Outcome::Result {
+            status: 201,
+            value: image,
+        })
+        .unwrap();
+        let line: schema::ImageStreamLine = serde_json::from_str(&text).unwrap();
+        assert!(matches!(line, schema::ImageStreamLine::Result(_)));
+        assert_eq!(serde_json::to_string(&line).unwrap(), text);
+        let note: schema::VmStreamLine =
+            serde_json::from_str(r#"{"event":"note","message":"x"}"#).unwrap();
+        assert!(matches!(note, schema::VmStreamLine::Progress(_)));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use banger_api::progress::StreamLine;
+use banger_api::progress::schema::ImageStreamLine;
 use banger_api::{ApiError, BuildImageRequest, ImageView};
 
 use super::body::{self, Json, Name};
@@ -59,7 +59,7 @@ pub async fn get(
             headers(("Location" = String, description = "The image's URL: /v1/images/{name}"))),
         (status = 200, description = "With `Accept: application/x-ndjson`: progress lines, then \
 one `result` line (status 201, the image) or one `error` line",
-            content_type = "application/x-ndjson", body = StreamLine<ImageView>),
+            content_type = "application/x-ndjson", body = ImageStreamLine),
         (status = 400, description = "Unknown recipe or invalid name (`field` says which)", body = ApiError),
         (status = 409, description = "An image of that name exists and `force` is not set", body = ApiError),
         (status = 500, description = "The build failed; a previous image of that name is untouched", body = ApiError),

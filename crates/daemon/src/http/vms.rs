@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use banger_api::progress::StreamLine;
+use banger_api::progress::schema::VmStreamLine;
 use banger_api::{ApiError, CreateVmRequest, StopVmRequest, VmView};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -46,7 +46,7 @@ build, boot phases) as a stream that ends with the result.",
         (status = 201, description = "Created (and running, with `start`)", body = VmView,
             headers(("Location" = String, description = "The new VM's URL: /v1/vms/{id}"))),
         (status = 200, description = "With `Accept: application/x-ndjson`: progress lines, \
-then one `result` line (status 201, the VM) or one `error` line", content_type = "application/x-ndjson", body = StreamLine<VmView>),
+then one `result` line (status 201, the VM) or one `error` line", content_type = "application/x-ndjson", body = VmStreamLine),
         (status = 400, description = "A field is invalid (`field` names it)", body = ApiError),
         (status = 404, description = "No such image, and the catalog cannot build it", body = ApiError),
         (status = 409, description = "The name is taken", body = ApiError),
@@ -129,7 +129,7 @@ Send `Accept: application/x-ndjson` to receive the boot phases as they happen.",
 progress lines then a `result` line with status 200)", body = VmView,
             content(
                 (VmView = "application/json"),
-                (StreamLine<VmView> = "application/x-ndjson"),
+                (VmStreamLine = "application/x-ndjson"),
             )),
         (status = 404, description = "No such VM, or its image is gone", body = ApiError),
         (status = 409, description = "The VM is stopping or starting", body = ApiError),
@@ -163,7 +163,7 @@ button is pressed, then the VMM is killed. Send `Accept: application/x-ndjson` t
 progress lines then a `result` line with status 200)", body = VmView,
             content(
                 (VmView = "application/json"),
-                (StreamLine<VmView> = "application/x-ndjson"),
+                (VmStreamLine = "application/x-ndjson"),
             )),
         (status = 400, description = "A field is invalid", body = ApiError),
         (status = 404, description = "No such VM", body = ApiError),
