@@ -8,7 +8,7 @@ RELEASE_DIR  := target/release
 AGENT_BIN    := target/$(AGENT_TARGET)/agent/banger-agent
 BANGER       := $(RELEASE_DIR)/banger
 
-.PHONY: all deps build agent image run test lint unit bench clean
+.PHONY: all deps build agent image run test lint unit bench clean openapi
 
 all: build
 
@@ -24,9 +24,9 @@ build: agent
 	$(CARGO) build --release -p banger
 	install -m 0755 $(AGENT_BIN) $(RELEASE_DIR)/banger-agent
 
-# Build and register the default image when it is missing.
+# Build and register the default image (debian; mmdebstrap needs root) when it is missing.
 image: build
-	@if ! $(BANGER) image inspect minimal >/dev/null 2>&1; then $(BANGER) image build minimal; fi
+	@if ! $(BANGER) image inspect debian >/dev/null 2>&1; then $(BANGER) image build debian; fi
 
 run: deps build image
 	$(BANGER) vm run --rm -- uname -a
@@ -38,6 +38,11 @@ lint:
 # End-to-end tests boot real guests; they use the release binaries built above.
 test: deps lint build
 	BANGER_BIN=$(abspath $(BANGER)) $(CARGO) test --workspace --no-fail-fast
+
+# Regenerate docs/openapi.json from the daemon's code after an API change (a test fails
+# while the checked-in copy differs).
+openapi:
+	BANGER_BLESS=1 $(CARGO) test -p banger-daemon --test openapi
 
 bench: deps build
 	BANGER_BIN=$(abspath $(BANGER)) $(CARGO) run --release -p banger-e2e --bin banger-bench

@@ -1,11 +1,14 @@
 //! The owner daemon's API, shared by the daemon (server) and the CLI (client).
 //!
 //! HTTP/1.1 with JSON bodies over the daemon's Unix socket. Routes are versioned
-//! under `/v1`; `docs/api.md` documents each. Errors are JSON [`ApiError`] bodies
-//! with a message and, where one helps, a hint. Interactive exec upgrades the
-//! connection to the small framed protocol in [`stream`].
+//! under `/v1`; the daemon serves its OpenAPI document at `/v1/openapi.json` (checked
+//! in as `docs/openapi.json`) and `docs/api.md` explains the contract. Errors are JSON
+//! [`ApiError`] bodies with a message and, where one helps, a hint. Long operations
+//! can stream their [`progress`]; interactive exec upgrades the connection to the
+//! small framed protocol in [`stream`].
 
 pub mod client;
+pub mod progress;
 pub mod stream;
 pub mod types;
 

@@ -1,55 +1,92 @@
 //! Request and response bodies.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-/// Every non-2xx response carries this body.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+/// Every non-2xx response carries this body (and a streamed operation's `error` line).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct ApiError {
-    /// Machine-readable kind: `not_found`, `conflict`, `invalid`, `unavailable`, `internal`.
+    /// Machine-readable kind: `invalid` (400, also 413 and 415), `not_found` (404),
+    /// `method_not_allowed` (405), `conflict` (409), `unavailable` (503), `internal` (500).
+    /// Clients should treat a kind they do not know like `internal`.
+    #[schema(example = "not_found")]
     pub kind: String,
-    /// What failed, on which object.
+    /// What failed, on which object, naming request fields as the API spells them.
+    #[schema(example = "no VM named \"dev\"")]
     pub message: String,
     /// What to do next, when there is something useful to say.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "`banger vm ls` lists your VMs")]
     pub hint: Option<String>,
+    /// The request field at fault, when one is (`memory_mib`, `argv[0]`), so a program
+    /// can point at it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "memory_mib")]
+    pub field: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// What the daemon is: its version and build, mode and VMM driver.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Health {
+    /// The daemon's release version (semver).
+    #[schema(example = "0.1.0")]
     pub version: String,
+    /// Identifies the exact sources the daemon was built from; two binaries with the
+    /// same `build` behave the same. Empty when the daemon predates this field.
+    #[serde(default)]
+    pub build: String,
     pub pid: u32,
     /// `system`, `dev (root)` or `dev (user)`.
+    #[schema(example = "dev (user)")]
     pub mode: String,
     pub state_dir: String,
-    /// The VMM driver this daemon uses and why.
+    /// The VMM driver this daemon uses and its accelerator.
+    #[schema(example = "qemu (tcg)")]
     pub driver: String,
+    /// Why that driver was chosen on this host.
     pub driver_reason: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// A VM to create. Every field is optional; omitted ones take the daemon's defaults
+/// (`banger doctor` shows them and where each comes from). Unknown fields are refused.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateVmRequest {
+    /// A DNS label: 1-63 of `a-z`, `0-9` and `-`, not starting or ending with `-`.
+    /// Generated (`swift-otter-3f2a`) when omitted.
     #[serde(default)]
+    #[schema(example = "dev")]
     pub name: Option<String>,
+    /// The image to boot; the configured default image when omitted. A catalogued
+    /// image that is not built yet is built first.
     #[serde(default)]
+    #[schema(example = "minimal")]
     pub image: Option<String>,
+    /// Virtual CPUs.
     #[serde(default)]
+    #[schema(example = 2, minimum = 1)]
     pub vcpu: Option<u32>,
+    /// Guest memory in MiB.
     #[serde(default)]
+    #[schema(example = 1024, minimum = 1)]
     pub memory_mib: Option<u64>,
-    /// Work disk size as a size string ("8G") or bytes.
+    /// Work disk size: a size string with a binary unit (`8G`, `512M`) or plain bytes.
     #[serde(default)]
+    #[schema(example = "8G")]
     pub disk: Option<String>,
     /// Start the VM and wait until its agent is ready before answering.
     #[serde(default)]
     pub start: bool,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// How to stop a VM. An empty body means a graceful stop with the default timeout.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StopVmRequest {
-    /// Seconds to wait for a graceful shutdown before killing the VMM.
+    /// Seconds the guest gets to power itself off before the VMM is killed
+    /// (default 15).
     #[serde(default)]
+    #[schema(example = 15)]
     pub timeout_secs: Option<u64>,
     /// Skip the graceful steps and kill at once.
     #[serde(default)]
@@ -57,7 +94,7 @@ pub struct StopVmRequest {
 }
 
 /// Boot phases, in milliseconds since the start request reached the daemon.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct BootTimings {
     /// The VMM process was running with its sockets in place.
     pub vmm_spawned_ms: f64,
@@ -69,32 +106,48 @@ pub struct BootTimings {
     pub init_started_ms: Option<f64>,
     /// The agent answered the handshake.
     pub agent_ready_ms: f64,
+    /// The guest kernel's release (`uname -r`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel_release: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A VM as the daemon records it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct VmView {
+    /// Stable identifier; every `{name}` in a path also accepts it.
     pub id: String,
     pub name: String,
+    /// The image it boots.
     pub image: String,
+    /// `created`, `starting`, `running`, `stopping`, `stopped` or `failed`; `removed` in
+    /// the answer to a delete. Clients should expect states added by later versions.
+    #[schema(example = "running")]
     pub state: String,
     pub vcpu: u32,
     pub memory_mib: u64,
+    /// Size of the work disk in bytes.
     pub disk_bytes: u64,
+    /// The VMM driver of its last boot (`qemu`, `firecracker`).
     #[serde(default)]
     pub driver: Option<String>,
+    /// The accelerator of its last boot (`kvm`, `tcg`).
     #[serde(default)]
     pub accel: Option<String>,
+    /// The VMM's process id while the VM is active.
     #[serde(default)]
     pub pid: Option<i32>,
+    /// The VM's directory on the host (disks, console log).
     pub dir: String,
+    /// Path of the serial console log on the host.
     pub console_log: String,
+    /// RFC 3339 timestamps.
     pub created_at: String,
     #[serde(default)]
     pub started_at: Option<String>,
+    /// Why the last boot or run failed, when it did.
     #[serde(default)]
     pub last_error: Option<String>,
+    /// Phases of the last boot.
     #[serde(default)]
     pub boot: Option<BootTimings>,
     /// The VM's disks (filled by `GET /v1/vms/{name}`; empty in lists).
@@ -103,7 +156,7 @@ pub struct VmView {
 }
 
 /// One disk of a VM.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct DiskView {
     /// `root` (the image's filesystem, cloned) or `work` (mounted at `/work`).
     pub role: String,
@@ -119,14 +172,20 @@ pub struct DiskView {
     pub used_bytes: Option<u64>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A registered image.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ImageView {
+    #[schema(example = "minimal")]
     pub name: String,
+    /// Where it came from, e.g. `recipe:minimal`.
+    #[schema(example = "recipe:minimal")]
     pub source: String,
     pub kernel_path: String,
+    /// `elf-vmlinux` (an uncompressed kernel every driver boots).
     pub kernel_format: String,
     #[serde(default)]
     pub initrd_path: Option<String>,
+    /// `null` for images that run from their initramfs.
     #[serde(default)]
     pub rootfs_path: Option<String>,
     #[serde(default)]
@@ -134,6 +193,7 @@ pub struct ImageView {
     /// The kernel carries the PVH entry note (direct ELF boot on QEMU microvm and Firecracker).
     #[serde(default)]
     pub kernel_pvh: Option<bool>,
+    /// Bytes on disk.
     pub size_bytes: u64,
     pub created_at: String,
     /// How the guest starts: `initramfs`, `agent` (the lean init) or `systemd`.
@@ -149,7 +209,7 @@ pub struct ImageView {
 }
 
 /// How `vm run IMAGE` with no command runs an imported image.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct ImageRunConfig {
     #[serde(default)]
     pub entrypoint: Vec<String>,
@@ -164,17 +224,19 @@ pub struct ImageRunConfig {
     pub user: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// A catalog entry to fetch (download entries) or build (recipes).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PullImageRequest {
-    /// A catalog entry (`banger image ls --catalog`… or the catalog docs).
+    /// A catalog entry (docs/images.md lists the embedded ones).
     pub name: String,
     /// Fetch again even if the image is registered.
     #[serde(default)]
     pub force: bool,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// A kernel file to import as a kernel image.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImportKernelRequest {
     /// Absolute path of an ELF vmlinux or a bzImage, readable by the daemon.
@@ -190,7 +252,8 @@ pub struct ImportKernelRequest {
     pub force: bool,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// An OCI image to import.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImportImageRequest {
     /// skopeo transport syntax: `docker://REGISTRY/REPO:TAG`, `oci:DIR[:TAG]`,
@@ -210,10 +273,12 @@ pub struct ImportImageRequest {
     pub force: bool,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// An image to build from a recipe of the embedded catalog.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BuildImageRequest {
     /// The recipe to build: `debian` or `minimal`.
+    #[schema(example = "debian")]
     pub recipe: String,
     /// Register under this name (default: the recipe name).
     #[serde(default)]
@@ -232,18 +297,25 @@ pub struct BuildImageRequest {
     pub init: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+/// A terminal size in character cells.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct TtySize {
     pub rows: u16,
     pub cols: u16,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// A command to run in a VM through its guest agent.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExecRequest {
+    /// The program and its arguments; the program is looked up in the guest's `PATH`.
+    #[schema(example = json!(["uname", "-a"]), min_items = 1)]
     pub argv: Vec<String>,
+    /// Extra environment variables as `[name, value]` pairs.
     #[serde(default)]
+    #[schema(value_type = Vec<Vec<String>>, example = json!([["TERM", "xterm"]]))]
     pub env: Vec<(String, String)>,
+    /// Working directory in the guest.
     #[serde(default)]
     pub cwd: Option<String>,
     /// Forward the client's stdin.
@@ -254,8 +326,9 @@ pub struct ExecRequest {
     pub tty: Option<TtySize>,
 }
 
-/// How a command in the guest ended.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+/// How a command in the guest ended: `code` when it exited, `signal` when a signal
+/// killed it.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct ExitStatus {
     #[serde(default)]
     pub code: Option<i32>,

@@ -52,6 +52,31 @@ running, and a system install runs it under systemd. VMs keep running when the d
 stops; a new daemon finds them again.")]
     Daemon(DaemonArgs),
 
+    /// Run the root helper (network plumbing for the owner's VMs) in the foreground
+    #[command(long_about = "\
+Run the root helper in the foreground: the only privileged part of banger.
+
+It creates the owner's bridge, TAP devices and NAT/port-forward rules on request, over a
+Unix socket (mode 0600, owned by the owner) that admits only the owner's uid (checked with
+SO_PEERCRED on every connection). A system install runs it under systemd; in dev mode run it
+with sudo, and it serves the user who ran sudo. See docs/privileges.md.")]
+    Helper(HelperArgs),
+
+    /// Enable `ssh NAME.vm`: render banger's ssh_config and include it from ~/.ssh/config
+    #[command(long_about = "\
+Enable `ssh NAME.vm` (and scp, rsync -e ssh, VS Code Remote-SSH) for banger VMs.
+
+  banger ssh-config               show whether it is enabled
+  banger ssh-config --install     create the default key if needed, render the config, and add
+                                  one `Include` line at the top of ~/.ssh/config (idempotent;
+                                  the old file is saved as config.banger-backup first)
+  banger ssh-config --uninstall   remove that line again; nothing else changes
+  banger ssh-config --print       print the rendered config, to paste it somewhere yourself
+
+Connections go through banger (ProxyCommand), and guests' host keys are checked against the
+keys banger pinned when the VM booted: host-key checking stays on.")]
+    SshConfig(SshConfigArgs),
+
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     #[command(long_about = "\
 Print a shell completion script.
@@ -76,6 +101,33 @@ pub struct DoctorArgs {
     /// Print the report as JSON (for scripts and bug reports)
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[group(multiple = false)]
+pub struct SshConfigArgs {
+    /// Render the config and add the Include line to ~/.ssh/config
+    #[arg(long)]
+    pub install: bool,
+    /// Remove the Include line from ~/.ssh/config
+    #[arg(long)]
+    pub uninstall: bool,
+    /// Print the rendered config to stdout
+    #[arg(long)]
+    pub print: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HelperArgs {
+    /// The socket to listen on [default: helper.sock in the runtime directory]
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<std::path::PathBuf>,
+    /// The uid to serve (dev mode; a system install takes it from install.toml)
+    #[arg(long, value_name = "UID")]
+    pub owner_uid: Option<u32>,
+    /// The nft binary to run [default: nft from PATH or the sbin directories]
+    #[arg(long, value_name = "PATH")]
+    pub nft: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -17,7 +17,10 @@ pub async fn connect(layout: &Layout) -> anyhow::Result<Client> {
     let mut attempts = 0;
     loop {
         match client.health().await {
-            Ok(_) => return Ok(client),
+            Ok(health) => {
+                warn_on_mismatch(&health, layout);
+                return Ok(client);
+            }
             Err(e) if e.is_unreachable() => break,
             // A daemon that is exiting can still accept a connection and then drop it;
             // look again shortly, by when its socket refuses (or a new one answers).
@@ -37,6 +40,12 @@ pub async fn connect(layout: &Layout) -> anyhow::Result<Client> {
     }
     start_daemon(layout, &client).await?;
     Ok(client)
+}
+
+fn warn_on_mismatch(health: &banger_api::Health, layout: &Layout) {
+    if let Some(warning) = crate::version_check::mismatch(health, layout) {
+        eprintln!("warning: {warning}");
+    }
 }
 
 /// A client for an already running daemon; never starts one.

@@ -5,8 +5,13 @@ mod commands;
 mod connect;
 mod exec_io;
 mod output;
+mod progress;
+mod version_check;
 
 use clap::Parser;
+
+/// The sources this binary was built from (see `build.rs`).
+pub const BUILD_ID: &str = env!("BANGER_BUILD_ID");
 
 fn main() {
     let cli = cli::Cli::parse();

@@ -2,24 +2,9 @@
 //! and JSON, and clear errors for bad invocations. No VMs here (see crates/e2e).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Command, Output, Stdio};
+mod support;
 
-fn banger(dir: &tempfile::TempDir, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_banger"))
-        .args(args)
-        .env("BANGER_STATE_DIR", dir.path().join("state"))
-        .env("BANGER_RUNTIME_DIR", dir.path().join("run"))
-        .env("BANGER_CONFIG_DIR", dir.path().join("config"))
-        .env("BANGER_ETC_DIR", dir.path().join("etc"))
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn text(out: &[u8]) -> String {
-    String::from_utf8_lossy(out).into_owned()
-}
+use support::{banger, text};
 
 #[test]
 fn help_teaches_the_main_commands() {

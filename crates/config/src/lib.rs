@@ -9,6 +9,7 @@
 
 mod defaults;
 mod error;
+pub mod install;
 mod parse;
 mod size;
 
@@ -18,6 +19,7 @@ pub use defaults::{
     VmDefaultsConfig, resolve_vm_defaults,
 };
 pub use error::ConfigError;
+pub use install::{InstallMeta, InstallMetaError, load_install_meta};
 pub use parse::{DISK_MAX_BYTES, DISK_MIN_BYTES, MEMORY_MIB_RANGE, VCPU_RANGE};
 pub use size::{format_size, parse_size};
 

@@ -10,23 +10,33 @@ pub struct DaemonError {
     pub kind: ErrorKind,
     pub message: String,
     pub hint: Option<String>,
+    /// The request field at fault, as the API spells it (`memory_mib`).
+    pub field: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
     NotFound,
+    /// The path exists but not with this method (the response lists the ones it has).
+    MethodNotAllowed,
     Conflict,
     Invalid,
+    /// An invalid request whose body exceeds the size limit.
+    TooLarge,
+    /// An invalid request whose body is not JSON.
+    UnsupportedMediaType,
     Unavailable,
     Internal,
 }
 
 impl ErrorKind {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             ErrorKind::NotFound => "not_found",
+            ErrorKind::MethodNotAllowed => "method_not_allowed",
             ErrorKind::Conflict => "conflict",
-            ErrorKind::Invalid => "invalid",
+            // Clients act on "the request is wrong"; the status says which way.
+            ErrorKind::Invalid | ErrorKind::TooLarge | ErrorKind::UnsupportedMediaType => "invalid",
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::Internal => "internal",
         }
@@ -35,8 +45,11 @@ impl ErrorKind {
     pub fn status(self) -> StatusCode {
         match self {
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorKind::Conflict => StatusCode::CONFLICT,
             ErrorKind::Invalid => StatusCode::BAD_REQUEST,
+            ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -49,6 +62,7 @@ impl DaemonError {
             kind,
             message: message.into(),
             hint: None,
+            field: None,
         }
     }
 
@@ -77,11 +91,19 @@ impl DaemonError {
         self
     }
 
+    /// Name the request field at fault, so clients can point at it (the CLI names
+    /// its own flag instead).
+    pub fn with_field(mut self, field: impl Into<String>) -> DaemonError {
+        self.field = Some(field.into());
+        self
+    }
+
     pub fn to_api(&self) -> ApiError {
         ApiError {
             kind: self.kind.as_str().to_string(),
             message: self.message.clone(),
             hint: self.hint.clone(),
+            field: self.field.clone(),
         }
     }
 }

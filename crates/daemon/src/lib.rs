@@ -23,16 +23,24 @@ pub use state::Daemon;
 /// (`EX_TEMPFAIL`): the CLI that spawned it keeps waiting for the other one.
 pub const EXIT_ALREADY_RUNNING: i32 = 75;
 
-/// Run the daemon in the foreground until it is asked to stop.
-pub fn run(layout: Layout) -> anyhow::Result<()> {
+/// The API's OpenAPI document as served at `/v1/openapi.json` and checked in as
+/// `docs/openapi.json`.
+pub fn openapi_json() -> String {
+    http::openapi::to_json()
+}
+
+/// Run the daemon in the foreground until it is asked to stop. `build` identifies the
+/// sources it was built from (reported by `/v1/health`, compared by the CLI).
+pub fn run(layout: Layout, build: &'static str) -> anyhow::Result<()> {
     init_logging();
+    state::set_build_id(build);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        server::create_private_dir(&layout.state_dir)?;
+        banger_system::fsperm::create_private_dir(&layout.state_dir)?;
         let bound = server::bind(
             &layout.runtime_dir,
             &layout.daemon_socket(),
@@ -41,6 +49,7 @@ pub fn run(layout: Layout) -> anyhow::Result<()> {
         let daemon = Daemon::open(layout)?;
         tracing::info!(
             pid = std::process::id(),
+            build,
             socket = %daemon.layout.daemon_socket().display(),
             driver = %daemon.selection_summary(),
             "banger daemon started"

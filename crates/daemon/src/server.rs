@@ -7,12 +7,11 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
 use nix::fcntl::{Flock, FlockArg};
 use tokio::net::UnixListener;
 
-use crate::http::route;
 use crate::state::Daemon;
 
 /// Another daemon holds the single-instance lock. Not a failure for a CLI that
@@ -40,7 +39,7 @@ impl Drop for Bound {
 
 /// Take the daemon lock and bind the socket with mode 0600.
 pub fn bind(runtime_dir: &Path, socket: &Path, pid_file: &Path) -> anyhow::Result<Bound> {
-    create_private_dir(runtime_dir)?;
+    banger_system::fsperm::create_private_dir(runtime_dir)?;
     let lock_path = runtime_dir.join("bangerd.lock");
     let lock_file = OpenOptions::new()
         .create(true)
@@ -87,19 +86,12 @@ pub fn bind(runtime_dir: &Path, socket: &Path, pid_file: &Path) -> anyhow::Resul
     })
 }
 
-/// Create `dir` (and parents) and make sure only its owner can enter it.
-pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-        .with_context(|| format!("cannot chmod {}", dir.display()))?;
-    Ok(())
-}
-
 /// Serve until a shutdown is requested (API call or SIGTERM/SIGINT).
 pub async fn serve(daemon: Arc<Daemon>, bound: &Bound) -> anyhow::Result<()> {
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let mut shutdown = daemon.shutdown_signal();
+    let router = crate::http::router(daemon.clone());
     loop {
         tokio::select! {
             accepted = bound.listener.accept() => {
@@ -110,12 +102,8 @@ pub async fn serve(daemon: Arc<Daemon>, bound: &Bound) -> anyhow::Result<()> {
                         continue;
                     }
                 };
-                let daemon = daemon.clone();
+                let service = TowerToHyperService::new(router.clone());
                 tokio::spawn(async move {
-                    let service = service_fn(move |req| {
-                        let daemon = daemon.clone();
-                        async move { Ok::<_, std::convert::Infallible>(route(daemon, req).await) }
-                    });
                     if let Err(e) = http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
                         .with_upgrades()

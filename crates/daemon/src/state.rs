@@ -13,6 +13,13 @@ use banger_system::{CommandRunner, RealRunner};
 use banger_vmm::{Driver, Selection};
 use tokio::sync::watch;
 
+/// The build this daemon runs (see [`crate::run`]); empty in tests.
+static BUILD_ID: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+
+pub fn set_build_id(build: &'static str) {
+    let _ = BUILD_ID.set(build);
+}
+
 /// Everything the handlers share.
 pub struct Daemon {
     pub layout: Layout,
@@ -98,6 +105,7 @@ impl Daemon {
     pub fn health(&self) -> Health {
         Health {
             version: env!("CARGO_PKG_VERSION").to_string(),
+            build: BUILD_ID.get().copied().unwrap_or_default().to_string(),
             pid: std::process::id(),
             mode: self.layout.mode.as_str().to_string(),
             state_dir: self.layout.state_dir.display().to_string(),

@@ -43,4 +43,6 @@ pub fn run_checks(ctx: &DoctorContext, checks: &[Box<dyn CapabilityCheck>]) -> R
     report
 }
 
+/// An error and its causes, joined with ": " — the way doctor shows errors whose
+/// messages deliberately leave the cause to their `source()`.
 pub use banger_system::error_chain;

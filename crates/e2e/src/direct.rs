@@ -97,6 +97,7 @@ pub fn launch_spec(
             root: false,
         }],
         nics: Vec::new(),
+        user_net: None,
         vcpus,
         memory_mib,
         console_log: dir.join("console.log"),

@@ -15,6 +15,7 @@ use nix::fcntl::{Flock, FlockArg};
 pub mod bench;
 pub mod direct;
 pub mod oci;
+pub mod python;
 
 /// The banger binary under test: `$BANGER_BIN`, else `target/release/banger`
 /// (the Makefile builds it, with the static agent beside it).
@@ -259,7 +260,9 @@ fn template(recipe: Recipe) -> anyhow::Result<PathBuf> {
         .map_err(|(_, e)| anyhow::anyhow!("cannot lock the e2e template: {e}"))?;
 
     let stamp = dir.join(".built-by");
-    let want = binary_stamp(&bin)?;
+    // The store records absolute paths, so a template copied from another checkout
+    // (its stamp names that checkout) must be rebuilt, never reused.
+    let want = format!("{}\n{}", binary_stamp(&bin)?, dir.display());
     if std::fs::read_to_string(&stamp).ok().as_deref() == Some(want.as_str()) {
         return Ok(dir);
     }

@@ -48,13 +48,14 @@ pub(crate) fn prepare(
         package.name, package.version
     ));
     let deb = archive.fetch_deb(&package)?;
-    progress.phase(&format!("unpacking {}", package.name), None, None);
+    progress.phase(&format!("unpack {}", package.name), None, None);
     let kpkg = unpack_kernel_package(&DebFile::open(&deb)?, &package.name, modules_dir)?;
     progress.note(&format!(
-        "kernel {}: {} modules shipped; extracting vmlinux",
+        "kernel {}: {} modules shipped",
         kpkg.release,
         kpkg.modules.len()
     ));
+    progress.phase("extract vmlinux", None, None);
     let vmlinux = kernel::extract_vmlinux(&kpkg.bzimage).map_err(|source| BuildError::Kernel {
         package: package.name.clone(),
         source,

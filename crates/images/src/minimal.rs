@@ -121,10 +121,9 @@ pub fn build_minimal(opts: &MinimalOptions<'_>) -> Result<BuiltImage, BuildError
     // Refuse a dynamic agent before downloading anything.
     initramfs::check_agent(&opts.agent_path)?;
 
-    let note = |m: &str| progress.note(m);
     let archive =
-        Archive::new(opts.debian.clone(), &opts.cache_dir, opts.runner).with_progress(&note);
-    progress.phase("reading the Debian archive index", None, None);
+        Archive::new(opts.debian.clone(), &opts.cache_dir, opts.runner).with_progress(progress);
+    progress.phase("fetch the Debian package index", None, None);
     let index = archive.fetch_index()?;
     let busybox_pkg = archive.package(&index, BUSYBOX_PACKAGE)?.clone();
 
@@ -151,6 +150,7 @@ pub fn build_minimal(opts: &MinimalOptions<'_>) -> Result<BuiltImage, BuildError
     let busybox_deb = archive.fetch_deb(&busybox_pkg)?;
     let (kernel_pkg, kpkg, has_pvh, codec) =
         (&bundle.package, &bundle.kpkg, bundle.has_pvh, bundle.codec);
+    progress.phase("resolve kernel modules", None, None);
     let load_order = bundle.load_order()?;
     progress.note(&format!(
         "modules to load: {}",
@@ -161,11 +161,11 @@ pub fn build_minimal(opts: &MinimalOptions<'_>) -> Result<BuiltImage, BuildError
             .join(" ")
     ));
 
-    progress.phase(&format!("unpacking {}", busybox_pkg.name), None, None);
+    progress.phase(&format!("unpack {}", busybox_pkg.name), None, None);
     let busybox = extract_busybox(&busybox_deb, &busybox_pkg, work.path())?;
     let applets = initramfs::busybox_applets(opts.runner, &busybox)?;
 
-    progress.phase("writing the initramfs", None, None);
+    progress.phase("write the initramfs", None, None);
     let version = env!("CARGO_PKG_VERSION");
     let spec = InitramfsSpec {
         agent: &opts.agent_path,
@@ -231,6 +231,7 @@ pub fn build_minimal(opts: &MinimalOptions<'_>) -> Result<BuiltImage, BuildError
     write_synced(&stage.path().join(MANIFEST_FILE), &json)?;
     drop(work);
 
+    progress.phase("install the image", None, None);
     install(stage, out_dir, parent, &name)?;
     progress.note(&format!(
         "image {} ready in {:.1} s at {}",

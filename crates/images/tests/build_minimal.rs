@@ -11,6 +11,7 @@ use std::process::{Command, Stdio};
 
 use banger_images::{BuildError, BuiltImage, Manifest, MinimalOptions, build_minimal};
 use banger_system::RealRunner;
+use banger_system::progress::{ProgressEvent, Recorded, Unit};
 use support::archive::FakeArchive;
 
 const KVER: &str = "6.1.0-99-test";
@@ -257,7 +258,7 @@ fn builds_a_complete_image_and_reuses_the_cache() {
     let root = tempfile::tempdir().unwrap();
     let agent = support::static_busybox();
     let runner = RealRunner;
-    let progress = banger_system::progress::Recorded::default();
+    let progress = Recorded::default();
     let mut opts = options(&f, root.path(), agent.clone(), &runner);
     opts.progress = &progress;
 
@@ -275,10 +276,49 @@ fn builds_a_complete_image_and_reuses_the_cache() {
     let events = progress.0.lock().unwrap().clone();
     assert!(
         events.iter().any(|e| matches!(e,
-            banger_system::progress::ProgressEvent::Note { message }
-                if message.contains(&format!("linux-image-{KVER}")))),
+            ProgressEvent::Note { message } if message.contains(&format!("linux-image-{KVER}")))),
         "{events:?}"
     );
+    // Every download is a phase with its size, and its last count reaches that size.
+    let mut downloads = 0;
+    for (i, e) in events.iter().enumerate() {
+        if let ProgressEvent::Phase {
+            name,
+            total: Some(total),
+            unit: Some(Unit::Bytes),
+        } = e
+        {
+            assert!(name.starts_with("download "), "{name}");
+            let last = events[i + 1..]
+                .iter()
+                .take_while(|e| matches!(e, ProgressEvent::Advance { .. }))
+                .last();
+            assert_eq!(
+                last,
+                Some(&ProgressEvent::Advance { done: *total }),
+                "{name}"
+            );
+            downloads += 1;
+        }
+    }
+    assert_eq!(
+        downloads, 3,
+        "Packages.xz, the kernel and busybox: {events:?}"
+    );
+    let phases: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match e {
+            ProgressEvent::Phase { name, .. } => Some(name.as_str()),
+            _ => None,
+        })
+        .collect();
+    for want in [
+        "resolve kernel modules",
+        "write the initramfs",
+        "install the image",
+    ] {
+        assert!(phases.contains(&want), "{want} missing from {phases:?}");
+    }
     assert_eq!(leftovers(&root.path().join("images")), Vec::<String>::new());
 
     // The initramfs, as the real cpio sees it.

@@ -230,6 +230,11 @@ impl Layout {
         self.config_dir.join("ssh_config")
     }
 
+    /// The guests' pinned SSH host keys (banger-managed; the rendered ssh_config points here).
+    pub fn known_hosts(&self) -> PathBuf {
+        self.config_dir.join("known_hosts")
+    }
+
     /// The key banger creates when `ssh_key_path` is not configured.
     pub fn default_ssh_key(&self) -> PathBuf {
         self.config_dir.join("ssh").join("id_ed25519")

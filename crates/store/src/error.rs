@@ -93,6 +93,11 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
+    /// Every guest address of the subnet is leased.
+    #[error(
+        "no free address left in {subnet} ({size} guest addresses, all leased); remove unused VMs or configure a larger subnet"
+    )]
+    AddressesExhausted { subnet: String, size: u64 },
     #[error("{field} of {object} is invalid: {reason}")]
     InvalidValue {
         object: String,

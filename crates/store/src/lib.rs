@@ -1,4 +1,4 @@
-//! banger's state store: images and VMs in SQLite.
+//! banger's state store: images, VMs and their address leases in SQLite.
 //!
 //! * [`Store::open`] is for the daemon, the only writer: it creates the database (0600,
 //!   in a 0700 directory), switches it to WAL, enables foreign keys and migrates the
@@ -13,6 +13,7 @@
 mod disks;
 mod error;
 mod images;
+mod leases;
 mod migrations;
 mod model;
 mod readonly;
@@ -21,6 +22,7 @@ mod vms;
 
 pub use disks::{DISK_BACKENDS, DISK_FORMATS};
 pub use error::StoreError;
+pub use leases::IpLease;
 pub use migrations::SCHEMA_VERSION;
 pub use model::{
     DiskRole, GuestInit, ImageRecord, KERNEL_FORMATS, VM_ID_HEX_LEN, VmDisk, VmRecord, VmState,

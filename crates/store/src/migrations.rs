@@ -49,12 +49,24 @@ pub(crate) const MIGRATIONS: &[&str] = &[
 
     CREATE INDEX vms_by_image ON vms (image_name);
     "#,
-    // 2 (reserved): the IPAM table the networking work adds — per-VM address leases on
-    // the banger bridge, e.g. `CREATE TABLE ip_leases (address TEXT PRIMARY KEY,
-    // vm_id TEXT NOT NULL UNIQUE REFERENCES vms (id) ON DELETE CASCADE, ...) STRICT;`.
-    // Append it here as the next entry; never edit entry 1.
+    // 2: IPAM — one address lease per VM on the owner's bridge. The primary key means an
+    // address is never held twice; the cascade releases it with the VM's row.
+    r#"
+    CREATE TABLE ip_leases (
+        address    TEXT PRIMARY KEY NOT NULL,
+        vm_id      TEXT NOT NULL UNIQUE REFERENCES vms (id) ON UPDATE CASCADE ON DELETE CASCADE,
+        subnet     TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    ) STRICT;
 
-    // images: the kernel's PVH fact (computed once at build/import), how the guest starts
+    -- The last address handed out per subnet, so allocation continues after it
+    -- (round-robin) even when every lease has been released meanwhile.
+    CREATE TABLE ip_lease_cursor (
+        subnet       TEXT PRIMARY KEY NOT NULL,
+        last_address TEXT NOT NULL
+    ) STRICT;
+    "#,
+    // 3: images: the kernel's PVH fact (computed once at build/import), how the guest starts
     // (`init`), an OCI image's run configuration, and the image's content address; and
     // `vm_disks`, each VM's disks with the copy-on-write backend chosen for them. Depends
     // only on entry 1's tables.

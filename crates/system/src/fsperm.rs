@@ -3,7 +3,8 @@
 //! The root helper only launches a VMM binary that an unprivileged user cannot have
 //! swapped or edited: a regular file (not a symlink), owned by root, executable, and
 //! not writable by group or others. [`check_root_executable`] is that rule, shared by
-//! the helper (which enforces it) and `doctor` (which reports it ahead of time).
+//! the helper (which enforces it, on the opened file: [`open_root_executable`]) and
+//! `doctor` (which reports it ahead of time).
 
 use std::fmt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -130,6 +131,42 @@ pub fn check_root_executable(path: &Path) -> Result<FileFacts, RootExecutableErr
         path: path.to_path_buf(),
         source,
     })?;
+    root_executable_rule(path, facts)
+}
+
+/// Open `path` for execution by root: without following a symlink (`O_NOFOLLOW`), then
+/// apply the rule to the *opened* file, so what was checked is what runs (execute it
+/// through `/proc/self/fd/N`; the descriptor is close-on-exec).
+pub fn open_root_executable(path: &Path) -> Result<std::fs::File, RootExecutableError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|source| {
+            if source.raw_os_error() == Some(libc::ELOOP) {
+                RootExecutableError::Symlink {
+                    path: path.to_path_buf(),
+                }
+            } else {
+                RootExecutableError::Inspect {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            }
+        })?;
+    let meta = file
+        .metadata()
+        .map_err(|source| RootExecutableError::Inspect {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    root_executable_rule(path, FileFacts::from_metadata(&meta))?;
+    Ok(file)
+}
+
+/// The rule itself, on facts already gathered.
+fn root_executable_rule(path: &Path, facts: FileFacts) -> Result<FileFacts, RootExecutableError> {
     let path = path.to_path_buf();
     match facts.kind {
         FileKind::Regular => {}
@@ -155,6 +192,35 @@ pub fn check_root_executable(path: &Path) -> Result<FileFacts, RootExecutableErr
         });
     }
     Ok(facts)
+}
+
+/// Creating or securing a directory only its owner may enter failed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot {op} directory {}", path.display())]
+pub struct PrivateDirError {
+    pub op: &'static str,
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Create `dir` (and missing parents) and make sure only its owner can enter it
+/// (mode 0700), whether it was just made or already existed. New directories are
+/// created 0700 from the start, so they are never briefly open to others.
+pub fn create_private_dir(dir: &Path) -> Result<(), PrivateDirError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let err = |op, source| PrivateDirError {
+        op,
+        path: dir.to_path_buf(),
+        source,
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| err("create", e))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| err("restrict the permissions of", e))
 }
 
 #[cfg(test)]
@@ -227,7 +293,16 @@ mod tests {
             Err(RootExecutableError::Writable { mode: 0o775, .. })
         ));
 
+        assert!(matches!(
+            open_root_executable(&link),
+            Err(RootExecutableError::Symlink { .. })
+        ));
+        assert!(matches!(
+            open_root_executable(&writable),
+            Err(RootExecutableError::Writable { .. })
+        ));
         if is_root() {
+            assert!(open_root_executable(&good).is_ok());
             assert_eq!(check_root_executable(&good).unwrap().uid, 0);
             std::os::unix::fs::chown(&good, Some(4242), None).unwrap();
             let err = check_root_executable(&good).unwrap_err();
@@ -242,5 +317,26 @@ mod tests {
                 Err(RootExecutableError::NotRootOwned { .. })
             ));
         }
+    }
+
+    #[test]
+    fn private_dirs_are_0700_new_or_existing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let fresh = tmp.path().join("a/b");
+        create_private_dir(&fresh).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(&fresh), 0o700);
+
+        let loose = tmp.path().join("loose");
+        std::fs::create_dir(&loose).unwrap();
+        std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o755)).unwrap();
+        create_private_dir(&loose).unwrap();
+        assert_eq!(mode(&loose), 0o700);
+
+        let file = tmp.path().join("file");
+        std::fs::write(&file, b"").unwrap();
+        let err = create_private_dir(&file).unwrap_err();
+        assert_eq!(err.op, "create");
+        assert!(err.to_string().contains("file"), "{err}");
     }
 }

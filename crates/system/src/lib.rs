@@ -15,8 +15,8 @@ pub mod tail;
 pub use host::{HostResources, read_host_resources};
 pub use runner::{CommandOutput, CommandRunner, RealRunner};
 
-/// An error and its causes, joined with ": ": how a reporter shows an error whose
-/// message deliberately leaves the cause to its `source()`.
+/// An error and its causes on one line, `outer: cause: root cause` — for reporters that
+/// print an error once (each message names only its own step).
 pub fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();

@@ -35,6 +35,25 @@ pub trait CommandRunner: Send + Sync {
     /// Run `program` with `args`. `Err` means it could not be started at all.
     fn run(&self, program: &Path, args: &[&OsStr]) -> std::io::Result<CommandOutput>;
 
+    /// Run `program` with `args`, writing `input` to its standard input.
+    ///
+    /// Runners that only script answers may leave this out; they then refuse, saying so.
+    fn run_with_input(
+        &self,
+        program: &Path,
+        args: &[&OsStr],
+        input: &[u8],
+    ) -> std::io::Result<CommandOutput> {
+        let _ = (args, input);
+        Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            format!(
+                "this command runner cannot feed standard input to {}",
+                program.display()
+            ),
+        ))
+    }
+
     /// Convenience for string arguments.
     fn run_str(&self, program: &str, args: &[&str]) -> std::io::Result<CommandOutput> {
         let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
@@ -52,6 +71,52 @@ impl CommandRunner for RealRunner {
             .args(args)
             .stdin(Stdio::null())
             .output()?;
+        Ok(CommandOutput {
+            code: out.status.code(),
+            stdout: out.stdout,
+            stderr: out.stderr,
+        })
+    }
+
+    fn run_with_input(
+        &self,
+        program: &Path,
+        args: &[&OsStr],
+        input: &[u8],
+    ) -> std::io::Result<CommandOutput> {
+        RealRunner::spawn_with_input(program, args, input)
+    }
+}
+
+impl RealRunner {
+    fn spawn_with_input(
+        program: &Path,
+        args: &[&OsStr],
+        input: &[u8],
+    ) -> std::io::Result<CommandOutput> {
+        use std::io::Write;
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let mut stdin = child
+            .stdin
+            .take()
+            .ok_or_else(|| std::io::Error::other("the child's stdin was not captured"))?;
+        // Write from another thread: a child that prints a lot before reading all of its
+        // input would otherwise deadlock against us.
+        let input = input.to_vec();
+        let writer = std::thread::spawn(move || stdin.write_all(&input));
+        let out = child.wait_with_output()?;
+        match writer.join() {
+            Ok(Ok(())) => {}
+            // The child may exit without reading everything; its status says why.
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err(std::io::Error::other("the stdin writer thread panicked")),
+        }
         Ok(CommandOutput {
             code: out.status.code(),
             stdout: out.stdout,
@@ -80,6 +145,16 @@ mod tests {
         assert_eq!(out.code, Some(3));
         assert_eq!(out.stdout_str(), "out\n");
         assert_eq!(out.stderr_str(), "err\n");
+    }
+
+    #[test]
+    fn real_runner_feeds_stdin() {
+        let big = vec![b'x'; 1 << 20];
+        let out = RealRunner
+            .run_with_input(Path::new("wc"), &[OsStr::new("-c")], &big)
+            .unwrap();
+        assert!(out.success());
+        assert_eq!(out.stdout_str().trim(), "1048576");
     }
 
     #[test]

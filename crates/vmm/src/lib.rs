@@ -30,7 +30,10 @@ pub use host::tsc::{TscFrequency, TscSource, tsc_khz, tsc_khz_cached};
 pub use qemu::{MachinePreference, QemuConfig, QemuDriver};
 pub use runtime::{AgentEndpoint, MachineType, VmRuntime};
 pub use select::{DriverPreference, SelectError, Selection, select_driver};
-pub use spec::{Accel, DriveFormat, DriveSpec, DriverKind, KernelFormat, LaunchSpec, NicSpec};
+pub use spec::{
+    Accel, DriveFormat, DriveSpec, DriverKind, HostForward, KernelFormat, LaunchSpec, NicSpec,
+    UserNetSpec,
+};
 
 /// Result alias for this crate.
 pub type Result<T, E = VmmError> = std::result::Result<T, E>;

@@ -102,6 +102,27 @@ pub struct NicSpec {
     pub mac: String,
 }
 
+/// A port QEMU's user-mode network forwards from the host to the guest (`hostfwd`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostForward {
+    /// `tcp` or `udp`.
+    pub udp: bool,
+    /// The host address to listen on; `None` listens on every address.
+    pub host_addr: Option<std::net::Ipv4Addr>,
+    pub host_port: u16,
+    pub guest_port: u16,
+}
+
+/// QEMU user-mode networking (slirp): outbound NAT inside QEMU, no privileges needed.
+/// The guest is `10.0.2.15/24`, its gateway (the host) `10.0.2.2`, DNS `10.0.2.3`.
+/// Only the QEMU driver supports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserNetSpec {
+    /// Guest MAC address, `aa:bb:cc:dd:ee:ff`.
+    pub mac: String,
+    pub forwards: Vec<HostForward>,
+}
+
 /// Everything a driver needs to boot one VM.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LaunchSpec {
@@ -125,6 +146,9 @@ pub struct LaunchSpec {
     /// Network interfaces; empty for none.
     #[serde(default)]
     pub nics: Vec<NicSpec>,
+    /// A user-mode network interface (QEMU only), after the TAP NICs.
+    #[serde(default)]
+    pub user_net: Option<UserNetSpec>,
     pub vcpus: u32,
     pub memory_mib: u64,
     /// Where the guest's serial console is written (appended to, so earlier boots are kept).

@@ -8,7 +8,7 @@ use crate::output::print_json;
 
 pub fn run(layout: Layout, args: DaemonArgs) -> anyhow::Result<i32> {
     match args.action.unwrap_or(DaemonAction::Run) {
-        DaemonAction::Run => match banger_daemon::run(layout) {
+        DaemonAction::Run => match banger_daemon::run(layout, crate::BUILD_ID) {
             Ok(()) => Ok(0),
             Err(e) if e.is::<banger_daemon::AlreadyRunning>() => {
                 eprintln!("{e}");
@@ -47,8 +47,8 @@ async fn status(layout: Layout, json: bool) -> anyhow::Result<i32> {
         Ok(h) if json => print_json(&h).map(|_| 0),
         Ok(h) => {
             println!(
-                "running: pid {}, version {}, mode {}",
-                h.pid, h.version, h.mode
+                "running: pid {}, version {} (build {}), mode {}",
+                h.pid, h.version, h.build, h.mode
             );
             println!("state:   {}", h.state_dir);
             println!("driver:  {} ({})", h.driver, h.driver_reason);

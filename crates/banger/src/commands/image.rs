@@ -1,12 +1,11 @@
 //! `banger image ls | build | inspect | rm`
 
-use std::io::IsTerminal;
-
 use banger_api::{BuildImageRequest, ImportImageRequest};
 use banger_paths::Layout;
 
 use crate::connect;
 use crate::output::{format_bytes, print_json, print_table};
+use crate::progress::Renderer;
 
 pub async fn ls(layout: &Layout, json: bool) -> anyhow::Result<i32> {
     let images = connect::connect(layout).await?.list_images().await?;
@@ -32,13 +31,9 @@ pub async fn ls(layout: &Layout, json: bool) -> anyhow::Result<i32> {
 
 pub async fn build(layout: &Layout, req: BuildImageRequest) -> anyhow::Result<i32> {
     let client = connect::connect(layout).await?;
-    if std::io::stderr().is_terminal() {
-        eprintln!(
-            "building image from recipe {:?} (downloads from the Debian archive on first use)...",
-            req.recipe
-        );
-    }
-    let image = client.build_image(&req).await?;
+    let progress = Renderer::stderr();
+    let image = client.build_image(&req, &progress).await?;
+    progress.finish();
     println!(
         "image {} ready: kernel {}, {}",
         image.name,
@@ -59,10 +54,9 @@ pub async fn import(layout: &Layout, mut req: ImportImageRequest) -> anyhow::Res
         }
     }
     let client = connect::connect(layout).await?;
-    if std::io::stderr().is_terminal() {
-        eprintln!("importing {} ...", req.reference);
-    }
-    let image = client.import_image(&req).await?;
+    let progress = Renderer::stderr();
+    let image = client.import_image(&req, &progress).await?;
+    progress.finish();
     let run = image
         .run
         .as_ref()
@@ -87,12 +81,11 @@ pub async fn import(layout: &Layout, mut req: ImportImageRequest) -> anyhow::Res
 
 pub async fn pull(layout: &Layout, name: String, force: bool) -> anyhow::Result<i32> {
     let client = connect::connect(layout).await?;
-    if std::io::stderr().is_terminal() {
-        eprintln!("pulling image {name} ...");
-    }
+    let progress = Renderer::stderr();
     let image = client
-        .pull_image(&banger_api::PullImageRequest { name, force })
+        .pull_image(&banger_api::PullImageRequest { name, force }, &progress)
         .await?;
+    progress.finish();
     println!(
         "image {} ready: kernel {}, {}",
         image.name,
@@ -121,7 +114,12 @@ pub async fn import_kernel(
         initrd: initrd.map(absolute).transpose()?,
         force,
     };
-    let image = connect::connect(layout).await?.import_kernel(&req).await?;
+    let progress = Renderer::stderr();
+    let image = connect::connect(layout)
+        .await?
+        .import_kernel(&req, &progress)
+        .await?;
+    progress.finish();
     println!(
         "kernel image {} ready: {} ({})",
         image.name,

@@ -4,7 +4,9 @@
 mod completions;
 mod daemon;
 mod doctor;
+mod helper;
 mod image;
+mod ssh_config;
 mod vm_exec;
 mod vm_inspect;
 mod vm_lifecycle;
@@ -22,6 +24,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Man => completions::man(),
         Command::Doctor(args) => doctor::run(&layout()?, args),
         Command::Daemon(args) => daemon::run(layout()?, args),
+        Command::Helper(args) => helper::run(&layout()?, args),
+        Command::SshConfig(args) => ssh_config::run(&layout()?, args),
         Command::Vm(cmd) => block_on(vm(layout()?, cmd)),
         Command::Image(cmd) => block_on(image(layout()?, cmd)),
     }

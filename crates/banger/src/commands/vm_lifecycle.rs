@@ -4,9 +4,13 @@ use banger_api::StopVmRequest;
 use banger_paths::Layout;
 
 use crate::connect;
+use crate::progress::Renderer;
 
 pub async fn start(layout: &Layout, name: &str) -> anyhow::Result<i32> {
-    let vm = connect::connect(layout).await?.start_vm(name).await?;
+    let client = connect::connect(layout).await?;
+    let progress = Renderer::stderr_quiet();
+    let vm = client.start_vm(name, &progress).await?;
+    progress.finish();
     println!("{} {}", vm.name, vm.state);
     Ok(0)
 }
@@ -16,7 +20,10 @@ pub async fn stop(layout: &Layout, name: &str, timeout: u64, force: bool) -> any
         timeout_secs: Some(timeout),
         force,
     };
-    let vm = connect::connect(layout).await?.stop_vm(name, &req).await?;
+    let client = connect::connect(layout).await?;
+    let progress = Renderer::stderr_quiet();
+    let vm = client.stop_vm(name, &req, &progress).await?;
+    progress.finish();
     println!("{} {}", vm.name, vm.state);
     Ok(0)
 }

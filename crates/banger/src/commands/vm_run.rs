@@ -1,11 +1,12 @@
 //! `banger vm run`: create, boot, optionally run a command, optionally delete.
 
 use anyhow::bail;
-use banger_api::{CreateVmRequest, ExecRequest};
+use banger_api::{ClientError, CreateVmRequest, ExecRequest};
 use banger_paths::Layout;
 
 use super::vm_inspect::print_timings;
 use crate::cli::RunArgs;
+use crate::progress::Renderer;
 use crate::{connect, exec_io};
 
 pub async fn run(layout: &Layout, mut args: RunArgs) -> anyhow::Result<i32> {
@@ -47,14 +48,16 @@ pub async fn run(layout: &Layout, mut args: RunArgs) -> anyhow::Result<i32> {
         disk: args.disk,
         start: true,
     };
-    let create = client.create_vm(&request);
+    let progress = Renderer::stderr_quiet();
+    let create = client.create_vm(&request, &progress);
     let vm = if args.rm {
         // With --rm, a Ctrl-C during the boot must not leave a VM behind. The daemon
         // finishes the boot regardless, so wait for it and then remove the VM.
         tokio::pin!(create);
         tokio::select! {
-            vm = &mut create => vm?,
+            vm = &mut create => vm.map_err(rephrase)?,
             _ = tokio::signal::ctrl_c() => {
+                progress.finish();
                 eprintln!("interrupted: removing the VM once it has booted (Ctrl-C again to leave it)");
                 let vm = tokio::select! {
                     vm = &mut create => vm?,
@@ -65,8 +68,9 @@ pub async fn run(layout: &Layout, mut args: RunArgs) -> anyhow::Result<i32> {
             }
         }
     } else {
-        create.await?
+        create.await.map_err(rephrase)?
     };
+    progress.finish();
     if args.timings {
         print_timings(&vm, &mut std::io::stderr())?;
     }
@@ -104,4 +108,63 @@ pub async fn run(layout: &Layout, mut args: RunArgs) -> anyhow::Result<i32> {
         eprintln!("warning: could not remove VM {}: {e}", vm.name);
     }
     Ok(result?.shell_code())
+}
+
+/// The API names its fields (`memory_mib 99999 is out of range`); a CLI user typed
+/// flags, so name the flag instead when the daemon says which field was at fault.
+fn rephrase(err: ClientError) -> ClientError {
+    const FLAGS: [(&str, &str); 5] = [
+        ("name", "--name"),
+        ("image", "--image"),
+        ("vcpu", "--vcpu"),
+        ("memory_mib", "--memory"),
+        ("disk", "--disk"),
+    ];
+    let ClientError::Api { status, mut error } = err else {
+        return err;
+    };
+    let flag = FLAGS
+        .iter()
+        .find(|(field, _)| error.field.as_deref() == Some(field));
+    if let Some((field, flag)) = flag
+        && let Some(rest) = error.message.strip_prefix(&format!("{field} "))
+    {
+        error.message = format!("{flag} {rest}");
+    }
+    ClientError::Api { status, error }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use banger_api::ApiError;
+
+    fn api(message: &str, field: Option<&str>) -> ClientError {
+        ClientError::Api {
+            status: 400,
+            error: ApiError {
+                kind: "invalid".into(),
+                message: message.into(),
+                hint: None,
+                field: field.map(str::to_string),
+            },
+        }
+    }
+
+    #[test]
+    fn field_names_become_flags() {
+        let e = rephrase(api(
+            "memory_mib 1 is out of range: use 128 to 4096 MiB",
+            Some("memory_mib"),
+        ));
+        assert_eq!(
+            e.to_string(),
+            "--memory 1 is out of range: use 128 to 4096 MiB"
+        );
+        // Messages that do not start with the field, or name no field, stay as they are.
+        let e = rephrase(api("invalid VM name \"A\": no", Some("name")));
+        assert_eq!(e.to_string(), "invalid VM name \"A\": no");
+        let e = rephrase(api("memory_mib 1 is bad", None));
+        assert_eq!(e.to_string(), "memory_mib 1 is bad");
+    }
 }

@@ -8,7 +8,9 @@ use banger_images::imagecat::{EntrySource, Recipe as CatalogRecipe};
 use banger_images::{BuiltImage, DebianImageOptions, GuestInitKind, MinimalOptions};
 use banger_store::{GuestInit, ImageRecord};
 
-use super::{LogProgress, catalog, dir_size};
+use banger_system::progress::Progress;
+
+use super::{blocking, catalog, dir_size};
 use crate::error::{DaemonError, Result};
 use crate::state::Daemon;
 
@@ -56,15 +58,17 @@ impl Recipe {
     pub fn for_catalog_entry(name: &str) -> Result<Recipe> {
         let catalog = catalog()?;
         let entry = catalog.lookup(name).ok_or_else(|| {
-            DaemonError::invalid(format!("unknown image recipe {name:?}")).with_hint(format!(
-                "known recipes: {}",
-                catalog
-                    .entries()
-                    .filter(|e| matches!(e.source, EntrySource::Recipe(_)))
-                    .map(|e| e.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
+            DaemonError::invalid(format!("unknown image recipe {name:?}"))
+                .with_field("recipe")
+                .with_hint(format!(
+                    "known recipes: {}",
+                    catalog
+                        .entries()
+                        .filter(|e| matches!(e.source, EntrySource::Recipe(_)))
+                        .map(|e| e.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
         })?;
         match entry.source {
             EntrySource::Recipe(CatalogRecipe::Minimal) => Ok(Recipe::Minimal),
@@ -89,7 +93,12 @@ impl Recipe {
 }
 
 /// Build `recipe` and register it as `name`. The caller holds `image_lock`.
-pub async fn build_locked(daemon: &Daemon, recipe: &Recipe, name: &str) -> Result<ImageRecord> {
+pub async fn build_locked(
+    daemon: &Daemon,
+    recipe: &Recipe,
+    name: &str,
+    progress: &dyn Progress,
+) -> Result<ImageRecord> {
     let agent = banger_paths::companion_binary(banger_paths::AGENT_BINARY_NAME).map_err(|e| {
         DaemonError::unavailable(format!(
             "cannot build image {name}: the guest agent is missing: {e}"
@@ -108,14 +117,13 @@ pub async fn build_locked(daemon: &Daemon, recipe: &Recipe, name: &str) -> Resul
     let name_owned = name.to_string();
     let recipe_owned = recipe.clone();
     let out_dir: PathBuf = dir.clone();
-    let built = tokio::task::spawn_blocking(move || {
-        let progress = LogProgress(name_owned.clone());
+    let built = blocking(name, progress, move |progress| {
         let mirror = std::env::var(banger_images::debian::ENV_MIRROR).ok();
         match recipe_owned {
             Recipe::Minimal => {
                 let mut opts = MinimalOptions::new(out_dir, cache_dir, agent, runner.as_ref());
                 opts.image_name = name_owned;
-                opts.progress = &progress;
+                opts.progress = progress;
                 if let Some(mirror) = mirror {
                     opts.debian.mirror = mirror;
                 }
@@ -129,7 +137,7 @@ pub async fn build_locked(daemon: &Daemon, recipe: &Recipe, name: &str) -> Resul
                 let mut opts =
                     DebianImageOptions::new(out_dir, cache_dir, agent, runner.as_ref());
                 opts.image_name = name_owned;
-                opts.progress = &progress;
+                opts.progress = progress;
                 opts.include = packages;
                 opts.init = init;
                 if let Some(suite) = suite {
@@ -142,8 +150,7 @@ pub async fn build_locked(daemon: &Daemon, recipe: &Recipe, name: &str) -> Resul
             }
         }
     })
-    .await
-    .map_err(|e| DaemonError::internal(format!("image build task failed: {e}")))?
+    .await?
     .map_err(|e| {
         DaemonError::internal(format!(
             "building image {name} failed: {}",

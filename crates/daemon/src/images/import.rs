@@ -5,7 +5,9 @@ use banger_api::{ImageView, ImportImageRequest};
 use banger_images::oci::{self, ImageRef, ImportOptions, SourceOptions};
 use banger_store::{GuestInit, ImageRecord};
 
-use super::{LogProgress, dir_size, ensure, view};
+use banger_system::progress::Progress;
+
+use super::{blocking, dir_size, ensure, view};
 use crate::error::{DaemonError, Result};
 use crate::state::Daemon;
 
@@ -13,7 +15,11 @@ use crate::state::Daemon;
 /// quickest to build, and holds the same cloud kernel and modules as `debian`).
 pub const DEFAULT_KERNEL_IMAGE: &str = "minimal";
 
-pub async fn import(daemon: &Daemon, req: ImportImageRequest) -> Result<ImageView> {
+pub async fn import(
+    daemon: &Daemon,
+    req: ImportImageRequest,
+    progress: &dyn Progress,
+) -> Result<ImageView> {
     let reference = ImageRef::parse(req.reference.trim()).map_err(|e| {
         DaemonError::invalid(e.to_string())
             .with_hint("use docker://REGISTRY/REPO:TAG, oci:DIR[:TAG] or docker-archive:FILE")
@@ -33,7 +39,7 @@ pub async fn import(daemon: &Daemon, req: ImportImageRequest) -> Result<ImageVie
         );
     }
     let kernel_name = req.kernel.as_deref().unwrap_or(DEFAULT_KERNEL_IMAGE);
-    let kernel = ensure(daemon, kernel_name).await?;
+    let kernel = ensure(daemon, kernel_name, progress).await?;
 
     let _guard = daemon.image_lock.lock().await;
     let agent = banger_paths::companion_binary(banger_paths::AGENT_BINARY_NAME).map_err(|e| {
@@ -60,8 +66,7 @@ pub async fn import(daemon: &Daemon, req: ImportImageRequest) -> Result<ImageVie
     let runner = daemon.runner.clone();
     let (name_owned, kernel_dir, reference_shown) =
         (name.clone(), kernel.dir.clone(), reference.describe());
-    let imported = tokio::task::spawn_blocking(move || {
-        let progress = LogProgress(name_owned.clone());
+    let imported = blocking(&name, progress, move |progress| {
         let mut opts = ImportOptions::new(
             reference,
             dir,
@@ -72,11 +77,10 @@ pub async fn import(daemon: &Daemon, req: ImportImageRequest) -> Result<ImageVie
         );
         opts.image_name = name_owned;
         opts.source = source;
-        opts.progress = &progress;
+        opts.progress = progress;
         oci::import(&opts)
     })
-    .await
-    .map_err(|e| DaemonError::internal(format!("image import task failed: {e}")))?
+    .await?
     .map_err(|e| {
         DaemonError::invalid(format!(
             "importing {reference_shown} failed: {}",

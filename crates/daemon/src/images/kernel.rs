@@ -5,11 +5,17 @@ use banger_api::{ImageView, ImportKernelRequest};
 use banger_images::kernel_import::{KernelImportOptions, import_kernel};
 use banger_store::{GuestInit, ImageRecord};
 
-use super::{LogProgress, dir_size, view};
+use banger_system::progress::Progress;
+
+use super::{blocking, dir_size, view};
 use crate::error::{DaemonError, Result};
 use crate::state::Daemon;
 
-pub async fn import(daemon: &Daemon, req: ImportKernelRequest) -> Result<ImageView> {
+pub async fn import(
+    daemon: &Daemon,
+    req: ImportKernelRequest,
+    progress: &dyn Progress,
+) -> Result<ImageView> {
     let path = std::path::PathBuf::from(&req.path);
     if !path.is_absolute() {
         return Err(DaemonError::invalid(format!(
@@ -59,16 +65,14 @@ pub async fn import(daemon: &Daemon, req: ImportKernelRequest) -> Result<ImageVi
     ));
     let initrd = req.initrd.clone().map(std::path::PathBuf::from);
     let name_owned = name.clone();
-    let built = tokio::task::spawn_blocking(move || {
-        let progress = LogProgress(name_owned.clone());
+    let built = blocking(&name, progress, move |progress| {
         let mut opts = KernelImportOptions::new(path, dir, agent);
         opts.initrd = initrd;
         opts.image_name = name_owned;
-        opts.progress = &progress;
+        opts.progress = progress;
         import_kernel(&opts)
     })
-    .await
-    .map_err(|e| DaemonError::internal(format!("kernel import task failed: {e}")))?
+    .await?
     .map_err(|e| DaemonError::invalid(banger_system::error_chain(&e)))?;
     let record = ImageRecord {
         name: name.clone(),

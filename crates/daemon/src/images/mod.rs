@@ -16,6 +16,7 @@ pub use reclaim::reclaim;
 use banger_api::{BuildImageRequest, ImageView};
 use banger_images::imagecat::Catalog;
 use banger_store::ImageRecord;
+use banger_system::progress::{Progress, ProgressEvent};
 
 use crate::error::{DaemonError, Result};
 use crate::state::Daemon;
@@ -32,17 +33,23 @@ pub fn get(daemon: &Daemon, name: &str) -> Result<ImageView> {
         .ok_or_else(|| not_found(name))
 }
 
-pub async fn build(daemon: &Daemon, req: BuildImageRequest) -> Result<ImageView> {
+/// Build image `req.recipe` (as `req.name`); `progress` hears each phase.
+pub async fn build(
+    daemon: &Daemon,
+    req: BuildImageRequest,
+    progress: &dyn Progress,
+) -> Result<ImageView> {
     let name = req.name.clone().unwrap_or_else(|| req.recipe.clone());
-    banger_config::validate_image_name(&name)
-        .map_err(|e| DaemonError::invalid(format!("invalid image name {name:?}: {e}")))?;
+    banger_config::validate_image_name(&name).map_err(|e| {
+        DaemonError::invalid(format!("invalid image name {name:?}: {e}")).with_field("name")
+    })?;
     let _guard = daemon.image_lock.lock().await;
     if !req.force
         && let Some(existing) = daemon.store().get_image(&name)?
     {
         return Err(
             DaemonError::conflict(format!("image {name:?} already exists")).with_hint(format!(
-                "rebuild it with `banger image build {} --force`",
+                "set force to rebuild it (`banger image build {} --force`)",
                 existing
                     .source
                     .strip_prefix("recipe:")
@@ -51,29 +58,31 @@ pub async fn build(daemon: &Daemon, req: BuildImageRequest) -> Result<ImageView>
         );
     }
     let recipe = Recipe::from_request(&req)?;
-    build_locked(daemon, &recipe, &name).await.map(|i| view(&i))
+    build_locked(daemon, &recipe, &name, progress)
+        .await
+        .map(|i| view(&i))
 }
 
-/// The image called `name`, building it first when it is missing but the embedded
-/// catalog knows how to make it.
-pub async fn ensure(daemon: &Daemon, name: &str) -> Result<ImageRecord> {
+/// The image called `name`, obtaining it first (building a recipe, or pulling a download)
+/// when it is missing but the catalog knows it, and saying so to `progress`.
+pub async fn ensure(daemon: &Daemon, name: &str, progress: &dyn Progress) -> Result<ImageRecord> {
     if let Some(image) = daemon.store().get_image(name)? {
         return Ok(image);
     }
     let catalog = catalog()?;
     if catalog.lookup(name).is_none() {
-        return Err(not_found(name));
+        return Err(not_found(name).with_field("image"));
     }
     let _guard = daemon.image_lock.lock().await;
     // Another request may have built it while we waited for the lock.
     if let Some(image) = daemon.store().get_image(name)? {
         return Ok(image);
     }
-    tracing::info!(
-        image = name,
-        "image not registered yet; obtaining it as the catalog says"
-    );
-    pull::obtain_locked(daemon, name).await
+    progress.note(&format!(
+        "image {name} is not here yet: getting it now as the catalog says \
+         (first use only; later VMs reuse it)"
+    ));
+    pull::obtain_locked(daemon, name, progress).await
 }
 
 pub fn remove(daemon: &Daemon, name: &str) -> Result<ImageView> {
@@ -170,16 +179,43 @@ pub fn kernel_pvh(image: &ImageRecord) -> bool {
     })
 }
 
-/// Until the CLI is shown progress over the API, long work is reported in the daemon log.
-pub struct LogProgress(pub String);
+/// Run blocking image work off the async runtime. It reports through a channel that
+/// this task drains into `progress` (which need not outlive the call), and every phase and
+/// note also goes to the daemon log.
+pub(crate) async fn blocking<T: Send + 'static>(
+    image: &str,
+    progress: &dyn Progress,
+    work: impl FnOnce(&dyn Progress) -> T + Send + 'static,
+) -> Result<T> {
+    let (events, mut heard) = tokio::sync::mpsc::unbounded_channel::<ProgressEvent>();
+    let name = image.to_string();
+    let task = tokio::task::spawn_blocking(move || {
+        let logged = Logged {
+            image: &name,
+            forward: events,
+        };
+        work(&logged)
+    });
+    while let Some(event) = heard.recv().await {
+        progress.report(event);
+    }
+    task.await
+        .map_err(|e| DaemonError::internal(format!("image task for {image} failed: {e}")))
+}
 
-impl banger_system::progress::Progress for LogProgress {
-    fn report(&self, event: banger_system::progress::ProgressEvent) {
-        use banger_system::progress::ProgressEvent;
-        match event {
-            ProgressEvent::Phase { name, .. } => tracing::info!(image = %self.0, "{name}"),
-            ProgressEvent::Note { message } => tracing::info!(image = %self.0, "{message}"),
+/// Logs an image operation's phases and notes to the daemon log and forwards every event.
+struct Logged<'a> {
+    image: &'a str,
+    forward: tokio::sync::mpsc::UnboundedSender<ProgressEvent>,
+}
+
+impl Progress for Logged<'_> {
+    fn report(&self, event: ProgressEvent) {
+        match &event {
+            ProgressEvent::Phase { name, .. } => tracing::info!(image = self.image, "{name}"),
+            ProgressEvent::Note { message } => tracing::info!(image = self.image, "{message}"),
             ProgressEvent::Advance { .. } => {}
         }
+        let _ = self.forward.send(event);
     }
 }

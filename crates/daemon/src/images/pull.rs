@@ -7,13 +7,19 @@ use banger_images::pull::{PullOptions, pull};
 use banger_store::{GuestInit, ImageRecord};
 
 use super::build::{Recipe, build_locked};
-use super::{LogProgress, catalog, dir_size, not_found, view};
+use banger_system::progress::Progress;
+
+use super::{blocking, catalog, dir_size, not_found, view};
 use crate::error::{DaemonError, Result};
 use crate::state::Daemon;
 
 /// `image pull NAME`: fetch a download entry, or build a recipe entry (the same thing a
 /// first `vm run` would do), replacing a registered image only with `force`.
-pub async fn pull_request(daemon: &Daemon, req: PullImageRequest) -> Result<ImageView> {
+pub async fn pull_request(
+    daemon: &Daemon,
+    req: PullImageRequest,
+    progress: &dyn Progress,
+) -> Result<ImageView> {
     let _guard = daemon.image_lock.lock().await;
     if !req.force && daemon.store().get_image(&req.name)?.is_some() {
         return Err(
@@ -25,17 +31,23 @@ pub async fn pull_request(daemon: &Daemon, req: PullImageRequest) -> Result<Imag
             ),
         );
     }
-    obtain_locked(daemon, &req.name).await.map(|i| view(&i))
+    obtain_locked(daemon, &req.name, progress)
+        .await
+        .map(|i| view(&i))
 }
 
 /// Make catalog entry `name` available, however the catalog says. The caller holds
 /// `image_lock`.
-pub async fn obtain_locked(daemon: &Daemon, name: &str) -> Result<ImageRecord> {
+pub async fn obtain_locked(
+    daemon: &Daemon,
+    name: &str,
+    progress: &dyn Progress,
+) -> Result<ImageRecord> {
     let catalog = catalog()?;
     let entry = catalog.lookup(name).ok_or_else(|| not_found(name))?;
     let EntrySource::Download(spec) = entry.source.clone() else {
         let recipe = Recipe::for_catalog_entry(name)?;
-        return build_locked(daemon, &recipe, name).await;
+        return build_locked(daemon, &recipe, name, progress).await;
     };
     let agent = banger_paths::companion_binary(banger_paths::AGENT_BINARY_NAME).map_err(|e| {
         DaemonError::unavailable(format!(
@@ -50,14 +62,12 @@ pub async fn obtain_locked(daemon: &Daemon, name: &str) -> Result<ImageRecord> {
     ));
     let cache_dir = daemon.layout.cache_dir();
     let name_owned = name.to_string();
-    let built = tokio::task::spawn_blocking(move || {
-        let progress = LogProgress(name_owned.clone());
+    let built = blocking(name, progress, move |progress| {
         let mut opts = PullOptions::new(name_owned, spec, dir, cache_dir, agent);
-        opts.progress = &progress;
+        opts.progress = progress;
         pull(&opts)
     })
-    .await
-    .map_err(|e| DaemonError::internal(format!("image pull task failed: {e}")))?
+    .await?
     .map_err(|e| {
         DaemonError::unavailable(format!(
             "pulling image {name} failed: {}",

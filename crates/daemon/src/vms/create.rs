@@ -3,13 +3,20 @@
 
 use banger_api::{CreateVmRequest, VmView};
 use banger_store::{StoreError, VmRecord, VmState};
+use banger_system::progress::Progress;
 
 use super::{names, start, view};
 use crate::disks;
 use crate::error::{DaemonError, Result};
 use crate::state::Daemon;
 
-pub async fn create(daemon: &Daemon, req: CreateVmRequest) -> Result<VmView> {
+/// Create a VM; with `req.start`, boot it too. `progress` hears the image build (when
+/// the image is catalogued but not built yet) and the boot phases.
+pub async fn create(
+    daemon: &Daemon,
+    req: CreateVmRequest,
+    progress: &dyn Progress,
+) -> Result<VmView> {
     let name = match req.name {
         Some(name) => {
             names::validate(&name)?;
@@ -29,13 +36,13 @@ pub async fn create(daemon: &Daemon, req: CreateVmRequest) -> Result<VmView> {
     let image_name = req
         .image
         .unwrap_or_else(|| daemon.config.default_image_name_resolved().value);
-    let image = crate::images::ensure(daemon, &image_name).await?;
+    let image = crate::images::ensure(daemon, &image_name, progress).await?;
 
     let id = banger_store::new_vm_id()
         .map_err(|e| DaemonError::internal(format!("cannot draw a VM id: {e}")))?;
     let dir = daemon.layout.vm_dir(&id);
-    crate::server::create_private_dir(&dir)
-        .map_err(|e| DaemonError::internal(format!("cannot create VM directory: {e:#}")))?;
+    banger_system::fsperm::create_private_dir(&dir)
+        .map_err(|e| DaemonError::internal(format!("{e}: {}", e.source)))?;
     let record = VmRecord {
         id: id.clone(),
         name: name.clone(),
@@ -78,15 +85,17 @@ pub async fn create(daemon: &Daemon, req: CreateVmRequest) -> Result<VmView> {
     tracing::info!(vm = %name, id = %id, image = %image.name, "created VM");
 
     if req.start {
-        return start::boot(daemon, &id).await.map(|vm| view(&vm));
+        return start::boot(daemon, &id, progress).await.map(|vm| view(&vm));
     }
     Ok(view(&record))
 }
 
 fn exists(name: &str) -> DaemonError {
-    DaemonError::conflict(format!("a VM named {name:?} already exists")).with_hint(format!(
-        "pick another --name, or remove it with `banger vm rm -f {name}`"
-    ))
+    DaemonError::conflict(format!("a VM named {name:?} already exists"))
+        .with_field("name")
+        .with_hint(format!(
+            "pick another name, or remove that VM with `banger vm rm -f {name}`"
+        ))
 }
 
 /// Requested resources, or the resolved defaults, checked against sane bounds.
@@ -99,31 +108,35 @@ fn resources(
     let vcpu = vcpu.unwrap_or(daemon.defaults.vcpu.value);
     let (lo, hi) = banger_config::VCPU_RANGE;
     if !(lo..=hi).contains(&vcpu) {
-        return Err(DaemonError::invalid(format!(
-            "--vcpu {vcpu} is out of range: use {lo} to {hi}"
-        )));
+        return Err(
+            DaemonError::invalid(format!("vcpu {vcpu} is out of range: use {lo} to {hi}"))
+                .with_field("vcpu"),
+        );
     }
     let memory = memory.unwrap_or(daemon.defaults.memory_mib.value);
     let (lo, hi) = banger_config::MEMORY_MIB_RANGE;
     if !(lo..=hi).contains(&memory) {
         return Err(DaemonError::invalid(format!(
-            "--memory {memory} MiB is out of range: use {lo} to {hi} MiB"
-        )));
+            "memory_mib {memory} is out of range: use {lo} to {hi} MiB"
+        ))
+        .with_field("memory_mib"));
     }
     let disk = match disk {
         None => daemon.defaults.disk_bytes.value,
         Some(text) => banger_config::parse_size(text).map_err(|e| {
-            DaemonError::invalid(format!("--disk {text:?}: {e}"))
-                .with_hint("write a size like 8G or 512M")
+            DaemonError::invalid(format!("disk {text:?} is not a size: {e}"))
+                .with_field("disk")
+                .with_hint("write a size like 8G or 512M, or a number of bytes")
         })?,
     };
     if !(banger_config::DISK_MIN_BYTES..=banger_config::DISK_MAX_BYTES).contains(&disk) {
         return Err(DaemonError::invalid(format!(
-            "--disk {} is out of range: use {} to {}",
+            "disk {} is out of range: use {} to {}",
             banger_config::format_size(disk),
             banger_config::format_size(banger_config::DISK_MIN_BYTES),
             banger_config::format_size(banger_config::DISK_MAX_BYTES)
-        )));
+        ))
+        .with_field("disk"));
     }
     Ok((vcpu, memory, disk))
 }

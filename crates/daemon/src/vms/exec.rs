@@ -1,75 +1,39 @@
-//! `POST /v1/vms/{name}/exec`: start a command through the guest agent, then upgrade
-//! the HTTP connection to the exec stream and pump frames both ways.
-
-use std::sync::Arc;
+//! Running a command in a VM: start it through the guest agent, then shuttle the
+//! exec stream's frames between the client's connection and the agent session.
 
 use banger_agent_client::{ExecEvent, ExecSession};
 use banger_api::stream::{StreamFrame, read_frame, write_frame};
-use banger_api::{EXEC_UPGRADE, ExecRequest, ExitStatus};
+use banger_api::{ExecRequest, ExitStatus};
 use banger_store::VmState;
-use hyper::body::Incoming;
-use hyper::{Request, Response, StatusCode, header};
-use hyper_util::rt::TokioIo;
 
 use super::{agent, lookup};
 use crate::error::{DaemonError, Result};
-use crate::http::{Body, full, read_json};
 use crate::state::Daemon;
 
-pub async fn exec(
-    daemon: Arc<Daemon>,
-    name: &str,
-    mut req: Request<Incoming>,
-) -> Result<Response<Body>> {
-    let wants_upgrade = req
-        .headers()
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case(EXEC_UPGRADE));
-    if !wants_upgrade {
-        return Err(DaemonError::invalid(format!(
-            "exec needs `Connection: upgrade` and `Upgrade: {EXEC_UPGRADE}`"
-        )));
+/// Start `req` in VM `name` through its guest agent. The caller connects the session
+/// to its client with [`pump`].
+pub async fn start(daemon: &Daemon, name: &str, req: ExecRequest) -> Result<ExecSession> {
+    if req.argv.first().is_none_or(String::is_empty) {
+        return Err(
+            DaemonError::invalid("argv is empty: exec needs a command to run").with_field("argv"),
+        );
     }
-    let on_upgrade = hyper::upgrade::on(&mut req);
-    let body: ExecRequest = read_json(req).await?;
-    if body.argv.is_empty() || body.argv[0].is_empty() {
-        return Err(DaemonError::invalid("exec needs a command to run"));
-    }
-
-    let vm = lookup(&daemon, name)?;
+    let vm = lookup(daemon, name)?;
     if vm.state != VmState::Running {
         return Err(
             DaemonError::conflict(format!("VM {} is {}, not running", vm.name, vm.state))
                 .with_hint(format!("start it with `banger vm start {}`", vm.name)),
         );
     }
-    let client = agent::client_for(&daemon, &vm).await?;
-    let session = client.exec(to_agent_request(body)).await.map_err(|e| {
+    let client = agent::client_for(daemon, &vm).await?;
+    client.exec(to_agent_request(req)).await.map_err(|e| {
         DaemonError::unavailable(format!("cannot run the command in VM {}: {e}", vm.name))
-    })?;
+    })
+}
 
-    tokio::spawn(async move {
-        match on_upgrade.await {
-            Ok(upgraded) => pump(TokioIo::new(upgraded), session).await,
-            Err(e) => {
-                tracing::debug!(error = %e, "exec upgrade failed");
-                let _ = session.signal(libc::SIGKILL).await;
-            }
-        }
-    });
-
-    let mut resp = Response::new(full(Vec::new()));
-    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    resp.headers_mut().insert(
-        header::CONNECTION,
-        header::HeaderValue::from_static("upgrade"),
-    );
-    resp.headers_mut().insert(
-        header::UPGRADE,
-        header::HeaderValue::from_static(EXEC_UPGRADE),
-    );
-    Ok(resp)
+/// The client never took the stream: nobody will read the command's output.
+pub async fn abandon(session: ExecSession) {
+    let _ = session.signal(libc::SIGKILL).await;
 }
 
 fn to_agent_request(req: ExecRequest) -> banger_agent_client::ExecRequest {
@@ -87,7 +51,7 @@ fn to_agent_request(req: ExecRequest) -> banger_agent_client::ExecRequest {
 
 /// Shuttle frames until the command exits. If the client goes away first, the
 /// command is killed: nobody is left to read its output.
-async fn pump<S>(io: S, mut session: ExecSession)
+pub async fn pump<S>(io: S, mut session: ExecSession)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {

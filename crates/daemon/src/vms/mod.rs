@@ -7,10 +7,11 @@
 mod agent;
 mod create;
 pub mod driver;
-mod exec;
-mod logs;
+pub mod exec;
+pub mod logs;
 pub mod names;
 pub mod reconcile;
+mod remove;
 mod start;
 mod stop;
 
@@ -23,10 +24,9 @@ use crate::error::{DaemonError, Result};
 use crate::state::Daemon;
 
 pub use create::create;
-pub use exec::exec;
-pub use logs::logs;
+pub use remove::remove;
 pub use start::start;
-pub use stop::{remove, stop};
+pub use stop::stop;
 
 pub fn list(daemon: &Daemon) -> Result<Vec<VmView>> {
     Ok(daemon.store().list_vms()?.iter().map(view).collect())

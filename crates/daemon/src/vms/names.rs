@@ -12,6 +12,7 @@ pub const MAX_NAME_LEN: usize = 63;
 pub fn validate(name: &str) -> Result<()> {
     let invalid = |why: &str| {
         DaemonError::invalid(format!("invalid VM name {name:?}: {why}"))
+            .with_field("name")
             .with_hint("use 1-63 lowercase letters, digits and '-', starting and ending with a letter or digit (it becomes the VM's host name)")
     };
     if name.is_empty() {

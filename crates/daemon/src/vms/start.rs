@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use banger_api::{BootTimings, VmView};
 use banger_store::{GuestInit, ImageRecord};
 use banger_store::{VmRecord, VmState};
+use banger_system::progress::Progress;
 use banger_vmm::{DriveSpec, LaunchSpec, VmmDriver};
 
 use super::{CONSOLE_LOG, agent, lock_vm, lookup, reconcile, view};
@@ -22,14 +23,15 @@ fn boot_timeout() -> Duration {
         .unwrap_or(Duration::from_secs(180))
 }
 
-/// `POST /v1/vms/{name}/start`
-pub async fn start(daemon: &Daemon, name: &str) -> Result<VmView> {
+/// Boot VM `name` (or id); see [`boot`].
+pub async fn start(daemon: &Daemon, name: &str, progress: &dyn Progress) -> Result<VmView> {
     let vm = lookup(daemon, name)?;
-    boot(daemon, &vm.id).await.map(|vm| view(&vm))
+    boot(daemon, &vm.id, progress).await.map(|vm| view(&vm))
 }
 
 /// Boot VM `id` from `created`, `stopped` or `failed`; a running VM is returned as is.
-pub async fn boot(daemon: &Daemon, id: &str) -> Result<VmRecord> {
+/// `progress` hears each phase: the VMM launch, the guest boot, the agent's answer.
+pub async fn boot(daemon: &Daemon, id: &str, progress: &dyn Progress) -> Result<VmRecord> {
     let t0 = Instant::now();
     let (_op, vm) = lock_vm(daemon, id).await?;
     match vm.state {
@@ -67,16 +69,23 @@ pub async fn boot(daemon: &Daemon, id: &str) -> Result<VmRecord> {
         kernel_args: guest_args(&vm, &image, &drives),
         drives,
         nics: Vec::new(),
+        user_net: None,
         vcpus: vm.vcpu,
         memory_mib: vm.memory_mib,
         console_log: vm.dir.join(CONSOLE_LOG),
     };
 
+    progress.phase(
+        &format!("start the VMM ({})", daemon.selection_summary()),
+        None,
+        None,
+    );
     let runtime = match daemon.driver.launch(&spec).await {
         Ok(rt) => rt,
         Err(e) => return Err(fail(daemon, &vm, format!("cannot start the VMM: {e}"))),
     };
     let vmm_spawned = t0.elapsed();
+    progress.phase("boot the guest kernel", None, None);
     tracing::debug!(vm = %vm.name, pid = runtime.pid, "VMM launched; waiting for the guest agent");
     let runtime_json = serde_json::to_string(&runtime)
         .map_err(|e| DaemonError::internal(format!("cannot encode VM runtime: {e}")))?;
@@ -87,7 +96,8 @@ pub async fn boot(daemon: &Daemon, id: &str) -> Result<VmRecord> {
         None,
     )?;
 
-    let (client, ready) = match agent::connect(daemon, &runtime, t0 + boot_timeout()).await {
+    let connect = agent::connect(daemon, &runtime, t0 + boot_timeout());
+    let (client, ready) = match report_kernel_start(connect, &spec.console_log, progress).await {
         Ok(pair) => pair,
         Err(e) => {
             let _ = daemon.driver.kill(&runtime).await;
@@ -136,6 +146,28 @@ fn guest_args(vm: &VmRecord, image: &ImageRecord, drives: &[DriveSpec]) -> Vec<S
         args.push(format!("banger.init={init}"));
     }
     args
+}
+
+/// Await `connect`, telling `progress` when the guest kernel starts writing to its
+/// console (the first sign of life a client can see before the agent answers).
+async fn report_kernel_start<T>(
+    connect: impl std::future::Future<Output = T>,
+    console: &std::path::Path,
+    progress: &dyn Progress,
+) -> T {
+    tokio::pin!(connect);
+    let mut kernel_seen = false;
+    loop {
+        tokio::select! {
+            done = &mut connect => return done,
+            _ = tokio::time::sleep(Duration::from_millis(50)), if !kernel_seen => {
+                if std::fs::metadata(console).is_ok_and(|m| m.len() > 0) {
+                    kernel_seen = true;
+                    progress.phase("guest kernel running: wait for the agent", None, None);
+                }
+            }
+        }
+    }
 }
 
 /// Mark the VM failed with `message`, and return the error to report.

@@ -1,9 +1,10 @@
-//! Stopping and removing VMs.
+//! Stopping VMs: agent power-off, then the ACPI power button, then kill.
 
 use std::time::Duration;
 
 use banger_api::{StopVmRequest, VmView};
 use banger_store::{VmRecord, VmState};
+use banger_system::progress::Progress;
 use banger_vmm::{VmRuntime, VmmDriver, WaitOutcome};
 
 use super::{agent, lock_vm, lookup, record_halted, runtime_of, view};
@@ -15,57 +16,32 @@ const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(15);
 /// Time the VMM gets after an ACPI power-button press.
 const ACPI_GRACE: Duration = Duration::from_secs(5);
 
-/// `POST /v1/vms/{name}/stop`
-pub async fn stop(daemon: &Daemon, name: &str, req: StopVmRequest) -> Result<VmView> {
+/// Stop VM `name` (or id): gracefully unless `req.force`; `progress` hears each step.
+pub async fn stop(
+    daemon: &Daemon,
+    name: &str,
+    req: StopVmRequest,
+    progress: &dyn Progress,
+) -> Result<VmView> {
     let (_op, vm) = lock_vm(daemon, name).await?;
     let timeout = req
         .timeout_secs
         .map(Duration::from_secs)
         .unwrap_or(DEFAULT_STOP_TIMEOUT);
-    halt(daemon, &vm, !req.force, timeout).await?;
+    halt(daemon, &vm, !req.force, timeout, progress).await?;
     lookup(daemon, &vm.id).map(|vm| view(&vm))
-}
-
-/// `DELETE /v1/vms/{name}`: refuses a running VM unless `force`, which kills it first
-/// (its disks are about to be deleted, so there is nothing to shut down cleanly for).
-pub async fn remove(daemon: &Daemon, name: &str, force: bool) -> Result<VmView> {
-    let (_op, vm) = lock_vm(daemon, name).await?;
-    if vm.state.is_active() {
-        if !force {
-            return Err(
-                DaemonError::conflict(format!("VM {} is {}", vm.name, vm.state)).with_hint(
-                    format!(
-                        "stop it first with `banger vm stop {0}`, or use `banger vm rm -f {0}`",
-                        vm.name
-                    ),
-                ),
-            );
-        }
-        halt(daemon, &vm, false, Duration::ZERO).await?;
-    }
-    match std::fs::remove_dir_all(&vm.dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => {
-            return Err(DaemonError::internal(format!(
-                "cannot delete the directory of VM {} ({}): {e}",
-                vm.name,
-                vm.dir.display()
-            )));
-        }
-    }
-    daemon.store().delete_vm(&vm.id)?;
-    daemon.forget_slot(&vm.id);
-    tracing::info!(vm = %vm.name, "removed VM");
-    let mut gone = view(&vm);
-    gone.state = "removed".into();
-    Ok(gone)
 }
 
 /// Bring an active VM to `stopped`. Graceful: ask the agent to power off, then press
 /// the ACPI power button, then kill. Not graceful: kill at once. The caller holds
 /// the VM's op lock.
-async fn halt(daemon: &Daemon, vm: &VmRecord, graceful: bool, timeout: Duration) -> Result<()> {
+pub(super) async fn halt(
+    daemon: &Daemon,
+    vm: &VmRecord,
+    graceful: bool,
+    timeout: Duration,
+    progress: &dyn Progress,
+) -> Result<()> {
     if !vm.state.is_active() {
         return Ok(());
     }
@@ -76,9 +52,10 @@ async fn halt(daemon: &Daemon, vm: &VmRecord, graceful: bool, timeout: Duration)
     }
     if let Some(runtime) = runtime_of(vm) {
         if graceful {
-            graceful_shutdown(daemon, vm, &runtime, timeout).await;
+            graceful_shutdown(daemon, vm, &runtime, timeout, progress).await;
         }
         if daemon.driver.is_alive(&runtime) {
+            progress.phase("kill the VMM", None, None);
             daemon.driver.kill(&runtime).await.map_err(|e| {
                 DaemonError::internal(format!("cannot kill the VMM of VM {}: {e}", vm.name))
             })?;
@@ -90,7 +67,14 @@ async fn halt(daemon: &Daemon, vm: &VmRecord, graceful: bool, timeout: Duration)
     Ok(())
 }
 
-async fn graceful_shutdown(daemon: &Daemon, vm: &VmRecord, runtime: &VmRuntime, timeout: Duration) {
+async fn graceful_shutdown(
+    daemon: &Daemon,
+    vm: &VmRecord,
+    runtime: &VmRuntime,
+    timeout: Duration,
+    progress: &dyn Progress,
+) {
+    progress.phase("ask the guest agent to power off", None, None);
     if let Ok(client) = agent::client_for(daemon, vm).await
         && client.poweroff().await.is_ok()
         && matches!(
@@ -100,6 +84,7 @@ async fn graceful_shutdown(daemon: &Daemon, vm: &VmRecord, runtime: &VmRuntime, 
     {
         return;
     }
+    progress.phase("press the ACPI power button", None, None);
     if daemon.driver.request_shutdown(runtime).await.is_ok() {
         let _ = daemon.driver.wait_exit(runtime, ACPI_GRACE).await;
     }

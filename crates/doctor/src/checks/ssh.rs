@@ -4,7 +4,9 @@
 //! without it — so a missing Include is a WARN, never a FAIL, and nothing is
 //! reported until banger has rendered an ssh_config at all.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use banger_ssh::includes;
 
 use crate::context::DoctorContext;
 use crate::groups;
@@ -80,140 +82,10 @@ pub fn check_ssh_shortcut(
     }
 }
 
-/// Whether an ssh_config text has an `Include` that covers `target`.
-///
-/// Follows ssh_config(5): the keyword is case-insensitive and may be followed by
-/// `=`; arguments may be quoted, start with `~`, be relative to `~/.ssh`, or be
-/// globs (`*`, `?`).
-pub fn includes(config: &str, target: &Path, home: Option<&Path>) -> bool {
-    config.lines().any(|line| {
-        let line = line.trim();
-        let Some((keyword, rest)) = line.split_once(|c: char| c.is_whitespace() || c == '=') else {
-            return false;
-        };
-        if !keyword.eq_ignore_ascii_case("include") {
-            return false;
-        }
-        let rest = rest.trim_start_matches(|c: char| c.is_whitespace() || c == '=');
-        arguments(rest).iter().any(|arg| {
-            let pattern = expand(arg, home);
-            glob_match(&pattern.to_string_lossy(), &target.to_string_lossy())
-        })
-    })
-}
-
-/// Split on whitespace, honouring double quotes.
-fn arguments(text: &str) -> Vec<String> {
-    let mut args = Vec::new();
-    let mut current = String::new();
-    let mut quoted = false;
-    for c in text.chars() {
-        match c {
-            '"' => quoted = !quoted,
-            c if c.is_whitespace() && !quoted => {
-                if !current.is_empty() {
-                    args.push(std::mem::take(&mut current));
-                }
-            }
-            c => current.push(c),
-        }
-    }
-    if !current.is_empty() {
-        args.push(current);
-    }
-    args
-}
-
-fn expand(arg: &str, home: Option<&Path>) -> PathBuf {
-    let path = match (arg.strip_prefix("~/"), home) {
-        (Some(rest), Some(home)) => home.join(rest),
-        _ if arg.starts_with('/') => PathBuf::from(arg),
-        // ssh resolves relative user Includes against ~/.ssh.
-        (_, Some(home)) => home.join(".ssh").join(arg),
-        (_, None) => PathBuf::from(arg),
-    };
-    normalize(&path)
-}
-
-/// Resolve `.` and `..` lexically, so `~/.ssh/../x` compares equal to `~/x`.
-fn normalize(path: &Path) -> PathBuf {
-    use std::path::Component;
-    let mut out = PathBuf::new();
-    for component in path.components() {
-        match component {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    out
-}
-
-/// `*` matches any run of characters, `?` any one character.
-fn glob_match(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    let (mut pi, mut ti) = (0, 0);
-    let mut backtrack: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            backtrack = Some((pi, ti));
-            pi += 1;
-        } else if let Some((star, matched)) = backtrack {
-            pi = star + 1;
-            ti = matched + 1;
-            backtrack = Some((star, matched + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == '*')
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::report::Status;
-
-    const HOME: &str = "/home/al";
-    const TARGET: &str = "/home/al/.config/banger/ssh_config";
-
-    fn inc(config: &str) -> bool {
-        includes(config, Path::new(TARGET), Some(Path::new(HOME)))
-    }
-
-    #[test]
-    fn include_forms_that_count() {
-        assert!(inc("Include /home/al/.config/banger/ssh_config\n"));
-        assert!(inc("  include=~/.config/banger/ssh_config\n"));
-        assert!(inc("INCLUDE \"/home/al/.config/banger/ssh_config\"\n"));
-        assert!(inc("Include /etc/ssh/other ~/.config/banger/*\n"));
-        assert!(inc("Include ../.config/banger/ssh_confi?\n"));
-    }
-
-    #[test]
-    fn include_forms_that_do_not_count() {
-        assert!(!inc(""));
-        assert!(!inc("# Include /home/al/.config/banger/ssh_config\n"));
-        assert!(!inc("Host *.vm\n  ProxyCommand banger\n"));
-        assert!(!inc("Include /home/al/.config/banger/ssh_config.bak\n"));
-        assert!(!inc("Includes /home/al/.config/banger/ssh_config\n"));
-    }
-
-    #[test]
-    fn glob() {
-        assert!(glob_match("*", "anything"));
-        assert!(glob_match("a*c", "abbbc"));
-        assert!(glob_match("a?c", "abc"));
-        assert!(!glob_match("a?c", "abbc"));
-        assert!(glob_match("*.conf", "x.y.conf"));
-        assert!(!glob_match("*.conf", "x.conf.bak"));
-    }
 
     #[test]
     fn outcomes() {

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use banger_system::CommandRunner;
+use banger_system::progress::{NoProgress, Progress, ProgressReader, Unit};
 
 pub use cache::Cache;
 pub use packages::{Package, PackageIndex};
@@ -189,7 +190,7 @@ pub struct Archive<'a> {
     cache: Cache,
     http: Http,
     runner: &'a dyn CommandRunner,
-    progress: &'a dyn Fn(&str),
+    progress: &'a dyn Progress,
 }
 
 impl<'a> Archive<'a> {
@@ -201,12 +202,12 @@ impl<'a> Archive<'a> {
             cache: Cache::new(cache_dir),
             http,
             runner,
-            progress: &|_| {},
+            progress: &NoProgress,
         }
     }
 
-    /// Report steps ("downloading …") through `progress`.
-    pub fn with_progress(mut self, progress: &'a dyn Fn(&str)) -> Self {
+    /// Report downloads (a phase each, with byte counts) and steps through `progress`.
+    pub fn with_progress(mut self, progress: &'a dyn Progress) -> Self {
         self.progress = progress;
         self
     }
@@ -218,7 +219,7 @@ impl<'a> Archive<'a> {
     /// Download `InRelease`, verify its signature and check it names our suite.
     pub fn fetch_release(&self) -> Result<Release, DebianError> {
         let url = format!("{}/InRelease", self.opts.dists_url());
-        (self.progress)(&format!("fetching {url}"));
+        self.progress.note(&format!("fetching {url}"));
         let body = self.http.get(&url).map_err(GetError::into_inner)?;
         let bytes = fsutil::read_limited(body, MAX_INRELEASE).map_err(|e| DebianError::Http {
             url: url.clone(),
@@ -274,7 +275,7 @@ impl<'a> Archive<'a> {
         }
         urls.push(format!("{base}/{rel_path}"));
         let path = self.fetch_verified(&urls, digest, &rel_path)?;
-        (self.progress)(&format!("reading {rel_path}"));
+        self.progress.phase(&format!("read {rel_path}"), None, None);
         let file = std::fs::File::open(&path).map_err(|e| DebianError::io("open", &path, e))?;
         let reader =
             BufReader::with_capacity(1 << 16, liblzma::read::XzDecoder::new(BufReader::new(file)));
@@ -349,17 +350,22 @@ impl<'a> Archive<'a> {
         what: &str,
     ) -> Result<PathBuf, DebianError> {
         if let Some(path) = self.cache.lookup(digest)? {
-            (self.progress)(&format!("using cached {what}"));
+            self.progress.note(&format!("using cached {what}"));
             return Ok(path);
         }
         let mut last_error = None;
         for url in urls {
-            (self.progress)(&format!(
-                "downloading {url} ({} KiB)",
-                digest.size.div_ceil(1024)
-            ));
+            self.progress.note(&format!("downloading {url}"));
             match self.http.get(url) {
-                Ok(body) => return self.cache.store(digest, what, url, body),
+                Ok(body) => {
+                    self.progress.phase(
+                        &format!("download {what}"),
+                        Some(digest.size),
+                        Some(Unit::Bytes),
+                    );
+                    let body = ProgressReader::new(body, self.progress);
+                    return self.cache.store(digest, what, url, body);
+                }
                 Err(GetError::NotFound(e)) => last_error = Some(e),
                 Err(GetError::Other(e)) => return Err(e),
             }

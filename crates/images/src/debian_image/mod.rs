@@ -198,9 +198,8 @@ pub fn build_debian(opts: &DebianImageOptions<'_>) -> Result<BuiltImage, BuildEr
     let mmdebstrap = banger_system::runner::lookup_executable("mmdebstrap")
         .ok_or(DebianImageError::MmdebstrapMissing)?;
 
-    let note = |m: &str| progress.note(m);
     let archive =
-        Archive::new(opts.debian.clone(), &opts.cache_dir, opts.runner).with_progress(&note);
+        Archive::new(opts.debian.clone(), &opts.cache_dir, opts.runner).with_progress(progress);
     progress.phase("reading the Debian archive index", None, None);
     let index = archive.fetch_index()?;
 

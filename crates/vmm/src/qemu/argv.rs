@@ -225,6 +225,14 @@ pub fn render(input: &ArgvInput<'_>) -> Result<Vec<String>, VmmError> {
         ]);
     }
 
+    if let Some(user) = &spec.user_net {
+        push(&["-netdev", &user_netdev(user).map_err(invalid)?]);
+        push(&[
+            "-device",
+            &format!("{},netdev=net-user,mac={}", dev("net"), user.mac),
+        ]);
+    }
+
     // Entropy for early boot (ssh host keys, getrandom) without waiting on jitter.
     push(&["-object", "rng-random,id=rng0,filename=/dev/urandom"]);
     push(&["-device", &format!("{},rng=rng0", dev("rng"))]);
@@ -232,6 +240,34 @@ pub fn render(input: &ArgvInput<'_>) -> Result<Vec<String>, VmmError> {
     let pid_file = validate::host_path("pid file", &input.paths.pid_file).map_err(invalid)?;
     push(&["-daemonize", "-pidfile", pid_file]);
     Ok(a)
+}
+
+/// `user,id=net-user,net=10.0.2.0/24[,hostfwd=PROTO:[ADDR]:HOSTPORT-:GUESTPORT…]`.
+fn user_netdev(user: &crate::spec::UserNetSpec) -> Result<String, String> {
+    validate::mac_address(&user.mac)?;
+    let mut opts = String::from("user,id=net-user,net=10.0.2.0/24");
+    let mut seen = std::collections::HashSet::new();
+    for f in &user.forwards {
+        if f.host_port == 0 || f.guest_port == 0 {
+            return Err(format!(
+                "port forward {}:{} uses port 0; use ports 1 to 65535",
+                f.host_port, f.guest_port
+            ));
+        }
+        let proto = if f.udp { "udp" } else { "tcp" };
+        if !seen.insert((proto, f.host_port)) {
+            return Err(format!(
+                "host port {}/{proto} is forwarded twice; publish it once",
+                f.host_port
+            ));
+        }
+        let addr = f.host_addr.map(|a| a.to_string()).unwrap_or_default();
+        opts.push_str(&format!(
+            ",hostfwd={proto}:{addr}:{}-:{}",
+            f.host_port, f.guest_port
+        ));
+    }
+    Ok(opts)
 }
 
 /// `console=ttyS0 panic=-1 [tsc_early_khz=N] [root=/dev/vda rw|ro] <caller's args>`.

@@ -29,6 +29,7 @@ fn spec() -> LaunchSpec {
             },
         ],
         nics: vec![],
+        user_net: None,
         vcpus: 2,
         memory_mib: 512,
         console_log: PathBuf::from("/state/vms/vm1/console.log"),
@@ -192,6 +193,88 @@ fn nics_are_rendered_when_present() {
             .to_string()
             .contains("MAC")
     );
+}
+
+#[test]
+fn user_mode_networking_table() {
+    use crate::spec::{HostForward, UserNetSpec};
+    use std::net::Ipv4Addr;
+    let fwd = |udp, host_addr, host_port, guest_port| HostForward {
+        udp,
+        host_addr,
+        host_port,
+        guest_port,
+    };
+    let cases: Vec<(Vec<HostForward>, MachineType, Result<&str, &str>)> = vec![
+        (
+            vec![],
+            MachineType::Microvm,
+            Ok("user,id=net-user,net=10.0.2.0/24"),
+        ),
+        (
+            vec![
+                fwd(false, None, 8080, 80),
+                fwd(true, Some(Ipv4Addr::LOCALHOST), 5353, 53),
+            ],
+            MachineType::Pc,
+            Ok(
+                "user,id=net-user,net=10.0.2.0/24,hostfwd=tcp::8080-:80,hostfwd=udp:127.0.0.1:5353-:53",
+            ),
+        ),
+        // The same host port on both protocols is fine; twice on one is not.
+        (
+            vec![fwd(false, None, 53, 53), fwd(true, None, 53, 53)],
+            MachineType::Microvm,
+            Ok("user,id=net-user,net=10.0.2.0/24,hostfwd=tcp::53-:53,hostfwd=udp::53-:53"),
+        ),
+        (
+            vec![fwd(false, None, 80, 80), fwd(false, None, 80, 81)],
+            MachineType::Microvm,
+            Err("twice"),
+        ),
+        (
+            vec![fwd(false, None, 0, 80)],
+            MachineType::Microvm,
+            Err("port 0"),
+        ),
+        (
+            vec![fwd(false, None, 80, 0)],
+            MachineType::Microvm,
+            Err("port 0"),
+        ),
+    ];
+    for (forwards, machine, want) in cases {
+        let mut s = spec();
+        s.user_net = Some(UserNetSpec {
+            mac: "0a:62:0a:00:02:0f".into(),
+            forwards: forwards.clone(),
+        });
+        match (render_with(&s, Accel::Tcg, machine), want) {
+            (Ok(args), Ok(netdev)) => {
+                assert_eq!(values(&args, "-netdev"), [netdev], "{forwards:?}");
+                let suffix = if machine == MachineType::Pc {
+                    "pci"
+                } else {
+                    "device"
+                };
+                assert!(
+                    values(&args, "-device").contains(
+                        &format!("virtio-net-{suffix},netdev=net-user,mac=0a:62:0a:00:02:0f")
+                            .as_str()
+                    ),
+                    "{args:?}"
+                );
+            }
+            (Err(e), Err(needle)) => assert!(e.to_string().contains(needle), "{e}"),
+            (got, want) => panic!("{forwards:?}: got {got:?}, want {want:?}"),
+        }
+    }
+    let mut s = spec();
+    s.user_net = Some(UserNetSpec {
+        mac: "nope".into(),
+        forwards: vec![],
+    });
+    assert!(render_with(&s, Accel::Tcg, MachineType::Microvm).is_err());
 }
 
 #[test]

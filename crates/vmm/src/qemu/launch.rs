@@ -262,6 +262,7 @@ mod tests {
             kernel_args: vec![],
             drives: vec![],
             nics: vec![],
+            user_net: None,
             vcpus: 1,
             memory_mib: 64,
             console_log: dir.join("console.log"),

@@ -325,6 +325,7 @@ mod tests {
             kernel_args: Vec::new(),
             drives: Vec::new(),
             nics: Vec::new(),
+            user_net: None,
             vcpus: 1,
             memory_mib: 256,
             console_log: PathBuf::from("/vms/vm/console.log"),

@@ -75,6 +75,7 @@ pub fn spec(vm_dir_name: &str) -> (tempfile::TempDir, LaunchSpec) {
             },
         ],
         nics: vec![],
+        user_net: None,
         vcpus: 1,
         memory_mib: 64,
     };

@@ -7,7 +7,6 @@
 //! system install there is nothing to check, and a PASS would imply guarantees the
 //! host does not have: one WARN explains the dev-mode trust model instead.
 
-mod install_meta;
 mod units;
 
 use std::path::{Path, PathBuf};
@@ -16,7 +15,7 @@ use banger_paths::{DAEMON_SERVICE, HELPER_SERVICE};
 use banger_system::CommandRunner;
 use banger_system::fsperm::{FileFacts, FileKind, check_root_executable};
 
-pub use install_meta::{InstallMeta, load_install_meta};
+pub use banger_config::{InstallMeta, load_install_meta};
 pub use units::{DAEMON_HARDENING, HELPER_HARDENING, missing_directives};
 
 use crate::context::DoctorContext;
@@ -64,8 +63,12 @@ pub fn posture(inputs: &PostureInputs<'_>) -> Vec<Check> {
         Ok(None) => return vec![dev_mode_warning(inputs.install_toml)],
         Err(err) => {
             return vec![
-                Check::fail(groups::SECURITY, "install metadata", err)
-                    .hint("repair the install: sudo banger system install --owner <user>"),
+                Check::fail(
+                    groups::SECURITY,
+                    "install metadata",
+                    crate::error_chain(&err),
+                )
+                .hint("repair the install: sudo banger system install --owner <user>"),
             ];
         }
     };

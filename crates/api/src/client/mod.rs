@@ -14,6 +14,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::net::UnixStream;
 
+use banger_system::progress::Progress;
+
+use crate::progress::{Line, MAX_LINE, NDJSON, Outcome, parse_line};
 use crate::types::*;
 use crate::{API_PREFIX, EXEC_UPGRADE};
 
@@ -130,6 +133,79 @@ impl Client {
         })
     }
 
+    /// Like [`Client::call`] for a long operation: asks for the NDJSON progress stream,
+    /// hands each event to `progress`, and returns the final line's result. A daemon
+    /// that answers plain JSON (one predating streams) works too, silently.
+    async fn call_with_progress<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+        progress: &dyn Progress,
+    ) -> Result<T, ClientError> {
+        let body = body
+            .map(serde_json::to_vec)
+            .transpose()
+            .map_err(|e| ClientError::Decode {
+                what: path.to_string(),
+                detail: e.to_string(),
+            })?;
+        let mut req = Self::build(method, path, body);
+        req.headers_mut()
+            .insert(header::ACCEPT, header::HeaderValue::from_static(NDJSON));
+        let resp = self.send(req).await?;
+        let status = resp.status();
+        let streamed = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with(NDJSON));
+        if !status.is_success() || !streamed {
+            let bytes = resp.into_body().collect().await?.to_bytes();
+            if !status.is_success() {
+                return Err(api_error(status, &bytes));
+            }
+            return serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
+                what: path.to_string(),
+                detail: e.to_string(),
+            });
+        }
+        let decode = |detail: String| ClientError::Decode {
+            what: path.to_string(),
+            detail,
+        };
+        let mut body = resp.into_body();
+        let mut pending: Vec<u8> = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let Ok(data) = frame?.into_data() else {
+                continue;
+            };
+            pending.extend_from_slice(&data);
+            while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=end).collect();
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                match parse_line::<T>(&line).map_err(|e| decode(e.to_string()))? {
+                    Line::Progress(event) => progress.report(event),
+                    Line::Unknown => {}
+                    Line::Outcome(Outcome::Result { value, .. }) => return Ok(value),
+                    Line::Outcome(Outcome::Error { status, error }) => {
+                        return Err(ClientError::Api { status, error });
+                    }
+                }
+            }
+            if pending.len() > MAX_LINE {
+                return Err(decode(format!(
+                    "a progress line is longer than {MAX_LINE} bytes"
+                )));
+            }
+        }
+        Err(decode(
+            "the progress stream ended before the operation's result (did the daemon exit?)".into(),
+        ))
+    }
+
     pub async fn health(&self) -> Result<Health, ClientError> {
         self.call(Method::GET, "/health", None::<&()>).await
     }
@@ -151,24 +227,42 @@ impl Client {
             .await
     }
 
-    pub async fn create_vm(&self, req: &CreateVmRequest) -> Result<VmView, ClientError> {
-        self.call(Method::POST, "/vms", Some(req)).await
+    /// Create (and with `start`, boot) a VM; `progress` hears the image build when
+    /// there is one, and the boot phases.
+    pub async fn create_vm(
+        &self,
+        req: &CreateVmRequest,
+        progress: &dyn Progress,
+    ) -> Result<VmView, ClientError> {
+        self.call_with_progress(Method::POST, "/vms", Some(req), progress)
+            .await
     }
 
-    pub async fn start_vm(&self, name: &str) -> Result<VmView, ClientError> {
-        self.call(
+    pub async fn start_vm(
+        &self,
+        name: &str,
+        progress: &dyn Progress,
+    ) -> Result<VmView, ClientError> {
+        self.call_with_progress(
             Method::POST,
             &format!("/vms/{}/start", encode(name)),
             None::<&()>,
+            progress,
         )
         .await
     }
 
-    pub async fn stop_vm(&self, name: &str, req: &StopVmRequest) -> Result<VmView, ClientError> {
-        self.call(
+    pub async fn stop_vm(
+        &self,
+        name: &str,
+        req: &StopVmRequest,
+        progress: &dyn Progress,
+    ) -> Result<VmView, ClientError> {
+        self.call_with_progress(
             Method::POST,
             &format!("/vms/{}/stop", encode(name)),
             Some(req),
+            progress,
         )
         .await
     }
@@ -196,20 +290,39 @@ impl Client {
         .await
     }
 
-    pub async fn build_image(&self, req: &BuildImageRequest) -> Result<ImageView, ClientError> {
-        self.call(Method::POST, "/images/build", Some(req)).await
+    pub async fn build_image(
+        &self,
+        req: &BuildImageRequest,
+        progress: &dyn Progress,
+    ) -> Result<ImageView, ClientError> {
+        self.call_with_progress(Method::POST, "/images/build", Some(req), progress)
+            .await
     }
 
-    pub async fn import_image(&self, req: &ImportImageRequest) -> Result<ImageView, ClientError> {
-        self.call(Method::POST, "/images/import", Some(req)).await
+    pub async fn import_image(
+        &self,
+        req: &ImportImageRequest,
+        progress: &dyn Progress,
+    ) -> Result<ImageView, ClientError> {
+        self.call_with_progress(Method::POST, "/images/import", Some(req), progress)
+            .await
     }
 
-    pub async fn pull_image(&self, req: &PullImageRequest) -> Result<ImageView, ClientError> {
-        self.call(Method::POST, "/images/pull", Some(req)).await
+    pub async fn pull_image(
+        &self,
+        req: &PullImageRequest,
+        progress: &dyn Progress,
+    ) -> Result<ImageView, ClientError> {
+        self.call_with_progress(Method::POST, "/images/pull", Some(req), progress)
+            .await
     }
 
-    pub async fn import_kernel(&self, req: &ImportKernelRequest) -> Result<ImageView, ClientError> {
-        self.call(Method::POST, "/images/import-kernel", Some(req))
+    pub async fn import_kernel(
+        &self,
+        req: &ImportKernelRequest,
+        progress: &dyn Progress,
+    ) -> Result<ImageView, ClientError> {
+        self.call_with_progress(Method::POST, "/images/import-kernel", Some(req), progress)
             .await
     }
 
@@ -305,6 +418,7 @@ fn api_error(status: StatusCode, body: &[u8]) -> ClientError {
             String::from_utf8_lossy(body).trim()
         ),
         hint: None,
+        field: None,
     });
     ClientError::Api {
         status: status.as_u16(),
@@ -345,27 +459,4 @@ pub fn decode(segment: &str) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn encode_decode_round_trip() {
-        for s in ["dev", "a b/c", "ünï", "%41", ""] {
-            assert_eq!(decode(&encode(s)).as_deref(), Some(s));
-        }
-        assert_eq!(encode("a/b"), "a%2Fb");
-        assert_eq!(decode("%zz"), None);
-        assert_eq!(decode("%4"), None);
-    }
-
-    #[tokio::test]
-    async fn unreachable_socket_is_a_connect_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let err = Client::new(dir.path().join("none.sock"))
-            .health()
-            .await
-            .unwrap_err();
-        assert!(err.is_unreachable(), "{err}");
-        assert!(err.to_string().contains("none.sock"));
-    }
-}
+mod tests;

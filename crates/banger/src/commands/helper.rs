@@ -1,0 +1,51 @@
+//! `banger helper`: run the root helper in the foreground.
+
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use banger_helper::{Executor, OwnerSource, resolve_owner, server};
+use banger_paths::Layout;
+use banger_system::RealRunner;
+
+use crate::cli::HelperArgs;
+
+pub fn run(layout: &Layout, args: HelperArgs) -> anyhow::Result<i32> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!(
+            "banger helper must run as root (it creates network devices and firewall rules); in dev mode: sudo banger helper"
+        );
+    }
+    let sudo_uid = std::env::var("SUDO_UID").ok();
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let caller = unsafe { libc::getuid() };
+    let (owner, source) = resolve_owner(
+        &layout.install_toml(),
+        args.owner_uid,
+        sudo_uid.as_deref(),
+        caller,
+    )
+    .map_err(anyhow::Error::msg)
+    .context("cannot decide which uid the helper serves")?;
+    let socket = args.socket.unwrap_or_else(|| layout.helper_socket());
+    let listener = server::bind(&socket, owner).map_err(anyhow::Error::msg)?;
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+    let from = match source {
+        OwnerSource::InstallToml(path) => path.display().to_string(),
+        OwnerSource::Flag => "--owner-uid".into(),
+        OwnerSource::Sudo => "SUDO_UID".into(),
+        OwnerSource::Caller => "the caller".into(),
+    };
+    tracing::info!(socket = %socket.display(), owner, "banger helper listening (owner from {from})");
+    // Print the readiness line on stdout too: scripts and tests wait for it.
+    println!(
+        "banger helper listening on {} for uid {owner}",
+        socket.display()
+    );
+    let executor = Arc::new(Executor::new(owner, Arc::new(RealRunner), args.nft));
+    server::serve(listener, executor).context("the helper stopped accepting connections")?;
+    Ok(0)
+}

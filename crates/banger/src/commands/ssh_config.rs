@@ -1,0 +1,82 @@
+//! `banger ssh-config [--install | --uninstall | --print]`
+
+use anyhow::Context;
+use banger_paths::Layout;
+use banger_ssh::config::{SshConfigInputs, render};
+use banger_ssh::include::{self, Change};
+use banger_ssh::key::{KeyStatus, ensure_key};
+use banger_system::RealRunner;
+
+use crate::cli::SshConfigArgs;
+
+pub fn run(layout: &Layout, args: SshConfigArgs) -> anyhow::Result<i32> {
+    let config = banger_config::load(&layout.config_file())?;
+    let key = config.ssh_key_path_resolved(layout).value;
+    let exe = std::env::current_exe().context("cannot locate the banger executable")?;
+    let rendered = render(&SshConfigInputs {
+        banger_exe: &exe,
+        identity_file: &key,
+        known_hosts: &layout.known_hosts(),
+        vms: &[],
+    })?;
+    let target = layout.ssh_config();
+    let home = layout.home_dir.as_deref();
+    let user_config = || {
+        layout
+            .user_ssh_config()
+            .context("HOME is not set, so ~/.ssh/config cannot be found")
+    };
+    if args.print {
+        print!("{rendered}");
+        return Ok(0);
+    }
+    if args.install {
+        if ensure_key(&key, &RealRunner)? == KeyStatus::Created {
+            println!("created SSH key {}", key.display());
+        }
+        banger_ssh::config::write(&target, &rendered)?;
+        let user = user_config()?;
+        match include::install(&user, &target, home)? {
+            Change::Added { backup } => {
+                println!(
+                    "added `{}` to {}",
+                    include::include_line(&target),
+                    user.display()
+                );
+                if let Some(backup) = backup {
+                    println!("the previous file is saved as {}", backup.display());
+                }
+            }
+            _ => println!("{} already includes {}", user.display(), target.display()),
+        }
+        println!("`ssh NAME.vm` now goes through banger");
+        return Ok(0);
+    }
+    if args.uninstall {
+        let user = user_config()?;
+        match include::uninstall(&user, &target, home)? {
+            Change::Removed { backup, .. } => println!(
+                "removed the Include of {} from {} (previous file: {})",
+                target.display(),
+                user.display(),
+                backup.display()
+            ),
+            _ => println!("{} does not include {}", user.display(), target.display()),
+        }
+        return Ok(0);
+    }
+    let user = user_config()?;
+    let enabled = std::fs::read_to_string(&user)
+        .map(|text| banger_ssh::includes(&text, &target, home))
+        .unwrap_or(false);
+    println!("rendered config: {}", target.display());
+    if enabled {
+        println!("enabled: {} includes it", user.display());
+    } else {
+        println!(
+            "not enabled: run `banger ssh-config --install` to add one Include line to {}",
+            user.display()
+        );
+    }
+    Ok(0)
+}

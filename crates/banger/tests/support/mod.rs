@@ -1,0 +1,22 @@
+//! Running the `banger` binary under test in an installation of its own.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::process::{Command, Output, Stdio};
+
+/// Run `banger args` with every banger directory inside `dir` and stdin closed.
+pub fn banger(dir: &tempfile::TempDir, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_banger"))
+        .args(args)
+        .env("BANGER_STATE_DIR", dir.path().join("state"))
+        .env("BANGER_RUNTIME_DIR", dir.path().join("run"))
+        .env("BANGER_CONFIG_DIR", dir.path().join("config"))
+        .env("BANGER_ETC_DIR", dir.path().join("etc"))
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+pub fn text(out: &[u8]) -> String {
+    String::from_utf8_lossy(out).into_owned()
+}

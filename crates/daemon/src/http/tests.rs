@@ -1,0 +1,339 @@
+//! The HTTP contract, through the real router and a real daemon (SQLite store, QEMU
+//! driver selection, `mkfs.ext4` for work disks) in a temporary layout. Booting
+//! guests is left to the end-to-end tests.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use banger_paths::{Layout, Mode};
+use banger_store::ImageRecord;
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+use crate::state::Daemon;
+
+struct Fixture {
+    daemon: Arc<Daemon>,
+    _root: tempfile::TempDir,
+}
+
+fn fixture() -> Fixture {
+    let root = tempfile::tempdir().unwrap();
+    let p = root.path();
+    let layout = Layout {
+        mode: Mode::DevUser,
+        state_dir: p.join("state"),
+        runtime_dir: p.join("run"),
+        config_dir: p.join("config"),
+        etc_dir: p.join("etc"),
+        home_dir: None,
+    };
+    banger_system::fsperm::create_private_dir(&layout.state_dir).unwrap();
+    let daemon = Daemon::open(layout).unwrap();
+    // An image record is all `create` without `start` needs: nothing boots it here.
+    let dir = p.join("state/images/fake");
+    std::fs::create_dir_all(&dir).unwrap();
+    daemon
+        .store()
+        .replace_image(&ImageRecord {
+            name: "fake".into(),
+            kernel_path: dir.join("vmlinux"),
+            kernel_format: "elf-vmlinux".into(),
+            bzimage_path: None,
+            initrd_path: None,
+            rootfs_path: None,
+            source: "test".into(),
+            kernel_release: None,
+            dir,
+            created_at: banger_store::now_rfc3339(),
+            size_bytes: 0,
+            kernel_pvh: Some(true),
+            init: None,
+            config_json: None,
+            digest: None,
+        })
+        .unwrap();
+    Fixture {
+        daemon,
+        _root: root,
+    }
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    fn header(&self, name: header::HeaderName) -> &str {
+        self.headers
+            .get(&name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+async fn send(f: &Fixture, req: Request<Body>) -> Answer {
+    let resp = crate::http::router(f.daemon.clone())
+        .oneshot(req)
+        .await
+        .unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn req(method: Method, uri: &str) -> axum::http::request::Builder {
+    Request::builder().method(method).uri(uri)
+}
+
+fn json_req(method: Method, uri: &str, body: &str) -> Request<Body> {
+    req(method, uri)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+fn empty(method: Method, uri: &str) -> Request<Body> {
+    req(method, uri).body(Body::empty()).unwrap()
+}
+
+fn assert_error(a: &Answer, status: StatusCode, kind: &str) {
+    assert_eq!(a.status, status, "{}", String::from_utf8_lossy(&a.body));
+    assert_eq!(a.header(header::CONTENT_TYPE), "application/json");
+    let body = a.json();
+    assert_eq!(body["kind"], kind, "{body}");
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
+}
+
+#[tokio::test]
+async fn unknown_paths_are_404_and_wrong_methods_405_with_allow() {
+    let f = fixture();
+    let a = send(&f, empty(Method::GET, "/v1/nope")).await;
+    assert_error(&a, StatusCode::NOT_FOUND, "not_found");
+    assert!(a.json()["message"].as_str().unwrap().contains("/v1/nope"));
+
+    let a = send(&f, json_req(Method::PUT, "/v1/vms", "{}")).await;
+    assert_error(&a, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+    let allow = a.header(header::ALLOW).to_string();
+    assert!(allow.contains("GET") && allow.contains("POST"), "{allow}");
+    assert!(!allow.contains("PUT"), "{allow}");
+
+    let a = send(&f, empty(Method::DELETE, "/v1/health")).await;
+    assert_error(&a, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+    assert!(a.header(header::ALLOW).contains("GET"));
+
+    let a = send(&f, empty(Method::GET, "/v1/vms/dev/start")).await;
+    assert_error(&a, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+    assert_eq!(a.header(header::ALLOW), "POST");
+
+    let a = send(&f, empty(Method::HEAD, "/v1/health")).await;
+    assert_eq!(a.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn names_are_percent_decoded_and_missing_ones_are_404() {
+    let f = fixture();
+    let a = send(&f, empty(Method::GET, "/v1/vms/a%2Fb")).await;
+    assert_error(&a, StatusCode::NOT_FOUND, "not_found");
+    assert!(a.json()["message"].as_str().unwrap().contains("\"a/b\""));
+    let a = send(&f, empty(Method::GET, "/v1/images/ghost")).await;
+    assert_error(&a, StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test]
+async fn bad_bodies_name_what_is_wrong() {
+    let f = fixture();
+    let a = send(
+        &f,
+        json_req(Method::POST, "/v1/vms", r#"{"name":"x","colour":"red"}"#),
+    )
+    .await;
+    assert_error(&a, StatusCode::BAD_REQUEST, "invalid");
+    assert!(a.json()["message"].as_str().unwrap().contains("colour"));
+
+    let a = send(&f, json_req(Method::POST, "/v1/vms", r#"{"vcpu":"two"}"#)).await;
+    assert_error(&a, StatusCode::BAD_REQUEST, "invalid");
+    assert_eq!(a.json()["field"], "vcpu");
+
+    let a = send(&f, json_req(Method::POST, "/v1/vms", "{not json")).await;
+    assert_error(&a, StatusCode::BAD_REQUEST, "invalid");
+
+    // Range errors speak the API's field names, never the CLI's flags.
+    let a = send(
+        &f,
+        json_req(Method::POST, "/v1/vms", r#"{"memory_mib":99999999}"#),
+    )
+    .await;
+    assert_error(&a, StatusCode::BAD_REQUEST, "invalid");
+    let body = a.json();
+    assert_eq!(body["field"], "memory_mib");
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("memory_mib 99999999 is out of range: use "),
+        "{message}"
+    );
+    assert!(!message.contains("--"), "{message}");
+
+    let a = send(&f, json_req(Method::POST, "/v1/vms", r#"{"disk":"lots"}"#)).await;
+    assert_error(&a, StatusCode::BAD_REQUEST, "invalid");
+    assert_eq!(a.json()["field"], "disk");
+
+    let a = send(
+        &f,
+        json_req(Method::POST, "/v1/vms", r#"{"name":"Bad_Name"}"#),
+    )
+    .await;
+    assert_error(&a, StatusCode::BAD_REQUEST, "invalid");
+    assert_eq!(a.json()["field"], "name");
+
+    let big = format!(r#"{{"name":"{}"}}"#, "a".repeat(2 << 20));
+    let a = send(&f, json_req(Method::POST, "/v1/vms", &big)).await;
+    assert_error(&a, StatusCode::PAYLOAD_TOO_LARGE, "invalid");
+
+    let a = send(
+        &f,
+        req(Method::POST, "/v1/vms")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from("name=dev"))
+            .unwrap(),
+    )
+    .await;
+    assert_error(&a, StatusCode::UNSUPPORTED_MEDIA_TYPE, "invalid");
+
+    let a = send(&f, empty(Method::DELETE, "/v1/vms/dev?forse=1")).await;
+    assert_error(&a, StatusCode::BAD_REQUEST, "invalid");
+    assert!(a.json()["message"].as_str().unwrap().contains("forse"));
+
+    // Nothing half-made is left behind.
+    let a = send(&f, empty(Method::GET, "/v1/vms")).await;
+    assert_eq!(a.json(), serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn create_answers_201_with_location_and_rm_removes() {
+    let f = fixture();
+    let a = send(
+        &f,
+        json_req(
+            Method::POST,
+            "/v1/vms",
+            r#"{"name":"dev","image":"fake","disk":"64M"}"#,
+        ),
+    )
+    .await;
+    assert_eq!(
+        a.status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&a.body)
+    );
+    let vm = a.json();
+    assert_eq!(vm["state"], "created");
+    assert_eq!(vm["memory_mib"], f.daemon.defaults.memory_mib.value);
+    let location = a.header(header::LOCATION).to_string();
+    assert_eq!(location, format!("/v1/vms/{}", vm["id"].as_str().unwrap()));
+
+    let a = send(&f, empty(Method::GET, &location)).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.json()["name"], "dev");
+
+    let a = send(
+        &f,
+        json_req(Method::POST, "/v1/vms", r#"{"name":"dev","image":"fake"}"#),
+    )
+    .await;
+    assert_error(&a, StatusCode::CONFLICT, "conflict");
+    assert_eq!(a.json()["field"], "name");
+
+    let a = send(&f, empty(Method::DELETE, "/v1/vms/dev?force")).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.json()["state"], "removed");
+    let a = send(&f, empty(Method::GET, &location)).await;
+    assert_error(&a, StatusCode::NOT_FOUND, "not_found");
+}
+
+fn ndjson_lines(a: &Answer) -> Vec<serde_json::Value> {
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.header(header::CONTENT_TYPE), "application/x-ndjson");
+    assert!(a.body.ends_with(b"\n"));
+    a.body
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn ndjson_clients_get_a_stream_that_ends_with_the_outcome() {
+    let f = fixture();
+    let stream = |body: &str| {
+        req(Method::POST, "/v1/vms")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::ACCEPT, "application/x-ndjson")
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    let lines = ndjson_lines(&send(&f, stream(r#"{"name":"s1","image":"fake"}"#)).await);
+    let last = lines.last().unwrap();
+    assert_eq!(last["event"], "result");
+    assert_eq!(last["status"], 201);
+    assert_eq!(last["value"]["name"], "s1");
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l["event"] == "result" || l["event"] == "error")
+            .count(),
+        1
+    );
+
+    // A failure carries the status the plain answer would have had.
+    let lines = ndjson_lines(&send(&f, stream(r#"{"name":"s1","image":"fake"}"#)).await);
+    let last = lines.last().unwrap();
+    assert_eq!(last["event"], "error");
+    assert_eq!(last["status"], 409);
+    assert_eq!(last["error"]["kind"], "conflict");
+
+    // A body that does not parse is refused before any stream starts.
+    let a = send(&f, stream(r#"{"nom":"x"}"#)).await;
+    assert_error(&a, StatusCode::BAD_REQUEST, "invalid");
+}
+
+#[tokio::test]
+async fn exec_without_an_upgrade_is_refused() {
+    let f = fixture();
+    let a = send(
+        &f,
+        json_req(Method::POST, "/v1/vms/dev/exec", r#"{"argv":["true"]}"#),
+    )
+    .await;
+    assert_error(&a, StatusCode::BAD_REQUEST, "invalid");
+    assert!(a.json()["message"].as_str().unwrap().contains("Upgrade"));
+}
+
+#[tokio::test]
+async fn the_served_document_is_the_generated_one() {
+    let f = fixture();
+    let a = send(&f, empty(Method::GET, "/v1/openapi.json")).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.header(header::CONTENT_TYPE), "application/json");
+    assert_eq!(String::from_utf8_lossy(&a.body), crate::openapi_json());
+}

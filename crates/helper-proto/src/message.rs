@@ -1,0 +1,252 @@
+//! Requests and replies.
+
+use std::net::Ipv4Addr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{PROTOCOL_VERSION, Publish, Subnet, TapName};
+
+/// One request: the protocol version and one verb.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Request {
+    pub version: u32,
+    pub verb: Verb,
+}
+
+impl Request {
+    pub fn new(verb: Verb) -> Request {
+        Request {
+            version: PROTOCOL_VERSION,
+            verb,
+        }
+    }
+}
+
+/// Everything the helper can be asked to do (docs/privileges.md describes each).
+/// The owner is never an argument: it is the admitted caller.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Verb {
+    /// Handshake: answered with [`Reply::Hello`].
+    Hello,
+    /// Create or confirm the owner's bridge on `subnet`, with its gateway address, up.
+    EnsureBridge { subnet: Subnet },
+    /// Delete the owner's bridge (its TAPs are detached by the kernel).
+    RemoveBridge,
+    /// Create or refresh the owner's NAT and forward rules; needs the bridge.
+    EnsureNat,
+    /// Delete the owner's nftables table, publishes included.
+    RemoveNat,
+    /// Create a persistent TAP owned by the owner, attached to the owner's bridge.
+    CreateTap { tap: TapName },
+    /// Delete one of the owner's TAPs.
+    DeleteTap { tap: TapName },
+    /// Forward a host port to a guest on the owner's bridge.
+    AddPublish { publish: Publish },
+    /// Stop forwarding it.
+    RemovePublish { publish: Publish },
+    /// What exists for the owner now.
+    Inventory,
+    /// Read-only firewall findings for doctor.
+    Firewall,
+}
+
+impl Verb {
+    /// The verb's wire name, for logs and errors.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Verb::Hello => "hello",
+            Verb::EnsureBridge { .. } => "ensure_bridge",
+            Verb::RemoveBridge => "remove_bridge",
+            Verb::EnsureNat => "ensure_nat",
+            Verb::RemoveNat => "remove_nat",
+            Verb::CreateTap { .. } => "create_tap",
+            Verb::DeleteTap { .. } => "delete_tap",
+            Verb::AddPublish { .. } => "add_publish",
+            Verb::RemovePublish { .. } => "remove_publish",
+            Verb::Inventory => "inventory",
+            Verb::Firewall => "firewall",
+        }
+    }
+}
+
+/// The owner's bridge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BridgeInfo {
+    pub name: String,
+    pub subnet: Subnet,
+    pub gateway: Ipv4Addr,
+}
+
+/// A TAP the helper made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TapInfo {
+    pub name: TapName,
+    pub bridge: String,
+    pub owner_uid: u32,
+}
+
+/// What exists for the owner.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inventory {
+    pub bridge: Option<BridgeInfo>,
+    /// The owner's TAPs, sorted.
+    pub taps: Vec<TapName>,
+    /// Whether the owner's nftables table exists.
+    pub nat: bool,
+    pub publishes: Vec<Publish>,
+}
+
+/// A base chain of another table that drops forwarded traffic by default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForeignChain {
+    pub family: String,
+    pub table: String,
+    pub chain: String,
+}
+
+/// Firewall facts doctor reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FirewallReport {
+    /// `net.ipv4.ip_forward`.
+    pub ip_forward: bool,
+    pub bridge: String,
+    /// Whether the owner's table exists, and with which base chains.
+    pub nat_table: bool,
+    /// Other tables' forward-hook chains with policy drop (docker, ufw, firewalld).
+    pub forward_drop: Vec<ForeignChain>,
+}
+
+/// A successful answer; which variant depends on the verb.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Reply {
+    Hello {
+        version: u32,
+        owner_uid: u32,
+    },
+    Bridge(BridgeInfo),
+    Tap(TapInfo),
+    Inventory(Inventory),
+    Firewall(FirewallReport),
+    /// The verb was carried out (or there was nothing to do).
+    Done,
+}
+
+/// Why a verb was refused or failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The request is malformed or an argument is out of range.
+    BadRequest,
+    /// The client speaks another protocol version.
+    VersionMismatch,
+    /// The caller may not do this (wrong uid, another owner's device, a port the owner
+    /// could not bind).
+    NotPermitted,
+    /// It clashes with something that exists (a route, a published port, a device).
+    Conflict,
+    /// What it names does not exist (the bridge for `ensure_nat`).
+    NotFound,
+    /// The host failed: netlink, nft, a sysctl.
+    System,
+}
+
+/// A refusal or failure: the kind, and a sentence saying what failed and what to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct Failure {
+    pub kind: FailureKind,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(kind: FailureKind, message: impl Into<String>) -> Failure {
+        Failure {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+/// The answer to one request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Response {
+    Ok(Reply),
+    Error(Failure),
+}
+
+impl From<Result<Reply, Failure>> for Response {
+    fn from(r: Result<Reply, Failure>) -> Response {
+        match r {
+            Ok(reply) => Response::Ok(reply),
+            Err(failure) => Response::Error(failure),
+        }
+    }
+}
+
+impl From<Response> for Result<Reply, Failure> {
+    fn from(r: Response) -> Result<Reply, Failure> {
+        match r {
+            Response::Ok(reply) => Ok(reply),
+            Response::Error(failure) => Err(failure),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<Request, serde_json::Error> {
+        serde_json::from_str(json)
+    }
+
+    #[test]
+    fn wire_shape() {
+        let req = Request::new(Verb::CreateTap {
+            tap: TapName::new("bgt1").unwrap(),
+        });
+        assert_eq!(
+            serde_json::to_string(&req).unwrap(),
+            r#"{"version":1,"verb":{"create_tap":{"tap":"bgt1"}}}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&Request::new(Verb::Inventory)).unwrap(),
+            r#"{"version":1,"verb":"inventory"}"#
+        );
+    }
+
+    #[test]
+    fn the_verb_set_is_closed_and_arguments_validated() {
+        assert!(parse(r#"{"version":1,"verb":"hello"}"#).is_ok());
+        for bad in [
+            r#"{"version":1,"verb":"launch_vmm"}"#,
+            r#"{"version":1,"verb":{"run":{"argv":["sh"]}}}"#,
+            r#"{"version":1,"verb":"hello","extra":1}"#,
+            r#"{"version":1,"verb":{"create_tap":{"tap":"eth0"}}}"#,
+            r#"{"version":1,"verb":{"create_tap":{"tap":"bgt1","owner":0}}}"#,
+            r#"{"version":1,"verb":{"delete_tap":{"tap":"bgt1;rm"}}}"#,
+            r#"{"version":1,"verb":{"ensure_bridge":{"subnet":"0.0.0.0/0"}}}"#,
+            r#"{"version":1,"verb":{"ensure_bridge":{"subnet":"10.0.0.1/24"}}}"#,
+            r#"{"version":1,"verb":{"add_publish":{"publish":{"mapping":{"protocol":"tcp","host_port":0,"guest_port":80},"guest_addr":"10.213.0.2"}}}}"#,
+            r#"{"version":1,"verb":{"add_publish":{"publish":{"mapping":{"protocol":"sctp","host_port":1,"guest_port":80},"guest_addr":"10.213.0.2"}}}}"#,
+            r#"{"verb":"hello"}"#,
+        ] {
+            assert!(parse(bad).is_err(), "{bad} must be refused");
+        }
+    }
+
+    #[test]
+    fn responses_round_trip() {
+        let ok: Response = Ok(Reply::Done).into();
+        let text = serde_json::to_string(&ok).unwrap();
+        assert_eq!(text, r#"{"ok":"done"}"#);
+        let err: Response = Err(Failure::new(FailureKind::NotPermitted, "no")).into();
+        let back: Response = serde_json::from_str(&serde_json::to_string(&err).unwrap()).unwrap();
+        let back: Result<Reply, Failure> = back.into();
+        assert_eq!(back.unwrap_err().kind, FailureKind::NotPermitted);
+    }
+}

@@ -1,0 +1,362 @@
+//! The executor and server against the real kernel: every test runs in a network
+//! namespace of its own (created by `unshare` on a test thread, gone when the thread ends),
+//! with real netlink, real TUN ioctls and the real `nft`. Needs root.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::Ipv4Addr;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use banger_helper::{Executor, HelperClient, InProcess, Privileged, server};
+use banger_helper_proto::{FailureKind, Publish, Subnet, TapName, bridge_name, nft_table_name};
+use banger_net::netlink::{LinkKind, Netlink};
+use banger_system::RealRunner;
+
+fn require_root() {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(
+        euid, 0,
+        "these tests create network namespaces, bridges and nftables tables: run them as root (CI does)"
+    );
+}
+
+/// Run `f` on a thread inside a fresh network namespace.
+fn in_netns<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    require_root();
+    std::thread::spawn(move || {
+        // SAFETY: unshare only moves this thread into a new network namespace.
+        let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+        assert_eq!(
+            rc,
+            0,
+            "unshare(CLONE_NEWNET): {}",
+            std::io::Error::last_os_error()
+        );
+        f()
+    })
+    .join()
+    .unwrap()
+}
+
+fn priv_for(owner: u32, nft: Option<PathBuf>) -> InProcess {
+    InProcess::new(Arc::new(Executor::new(owner, Arc::new(RealRunner), nft)))
+}
+
+fn subnet(s: &str) -> Subnet {
+    s.parse().unwrap()
+}
+
+fn nft_tables() -> String {
+    let out = std::process::Command::new("nft")
+        .args(["list", "tables"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn publish(spec: &str, guest: Ipv4Addr) -> Publish {
+    Publish {
+        mapping: spec.parse().unwrap(),
+        guest_addr: guest,
+    }
+}
+
+#[test]
+fn every_verb_works_and_leaves_nothing_behind() {
+    in_netns(|| {
+        let p = priv_for(0, None);
+        let nl = Netlink::open().unwrap();
+        let before: Vec<String> = nl.links().unwrap().into_iter().map(|l| l.name).collect();
+
+        assert_eq!(p.hello().unwrap(), 0);
+        let info = p.ensure_bridge(subnet("10.213.0.0/24")).unwrap();
+        assert_eq!(info.name, bridge_name(0));
+        assert_eq!(info.gateway, Ipv4Addr::new(10, 213, 0, 1));
+        // Idempotent, and a different subnet on the same bridge is a conflict.
+        assert_eq!(p.ensure_bridge(subnet("10.213.0.0/24")).unwrap(), info);
+        let err = p.ensure_bridge(subnet("10.213.1.0/24")).unwrap_err();
+        assert_eq!(err.kind(), Some(FailureKind::Conflict), "{err}");
+
+        // TAPs need NAT? No: they need the bridge only.
+        let tap = TapName::for_vm("0123456789ab").unwrap();
+        let made = p.create_tap(&tap).unwrap();
+        assert_eq!(made.owner_uid, 0);
+        p.create_tap(&tap).unwrap();
+        let link = nl.link(tap.as_str()).unwrap().unwrap();
+        let bridge = nl.link(&info.name).unwrap().unwrap();
+        assert_eq!(link.kind, LinkKind::Tap { owner: Some(0) });
+        assert_eq!(
+            link.controller,
+            Some(bridge.index),
+            "the TAP is on the bridge"
+        );
+        assert!(link.up && bridge.up);
+
+        p.ensure_nat().unwrap();
+        p.ensure_nat().unwrap();
+        assert!(nft_tables().contains(&nft_table_name(0)));
+        assert_eq!(
+            std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward")
+                .unwrap()
+                .trim(),
+            "1"
+        );
+
+        let guest = Ipv4Addr::new(10, 213, 0, 2);
+        let web = publish("8080:80", guest);
+        p.add_publish(web).unwrap();
+        p.add_publish(web).unwrap();
+        p.add_publish(publish("8080:80/udp", guest)).unwrap();
+        let err = p
+            .add_publish(publish("127.0.0.1:8080:81", guest))
+            .unwrap_err();
+        assert_eq!(err.kind(), Some(FailureKind::Conflict), "{err}");
+        let err = p
+            .add_publish(publish("9090:80", Ipv4Addr::new(10, 9, 9, 9)))
+            .unwrap_err();
+        assert_eq!(err.kind(), Some(FailureKind::BadRequest), "{err}");
+
+        let inv = p.inventory().unwrap();
+        assert_eq!(inv.bridge.as_ref().unwrap().subnet, subnet("10.213.0.0/24"));
+        assert_eq!(inv.taps, vec![tap.clone()]);
+        assert!(inv.nat);
+        assert_eq!(inv.publishes.len(), 2);
+
+        let fw = p.firewall().unwrap();
+        assert!(fw.ip_forward && fw.nat_table);
+        assert!(fw.forward_drop.is_empty());
+
+        p.remove_publish(web).unwrap();
+        p.remove_publish(web).unwrap();
+        assert_eq!(p.inventory().unwrap().publishes.len(), 1);
+        p.delete_tap(&tap).unwrap();
+        p.delete_tap(&tap).unwrap();
+        p.remove_nat().unwrap();
+        p.remove_nat().unwrap();
+        p.remove_bridge().unwrap();
+        p.remove_bridge().unwrap();
+
+        let after: Vec<String> = nl.links().unwrap().into_iter().map(|l| l.name).collect();
+        assert_eq!(after, before, "every device is gone");
+        assert!(!nft_tables().contains("banger"), "the table is gone");
+        assert_eq!(p.inventory().unwrap(), Default::default());
+    });
+}
+
+#[test]
+fn verbs_refuse_what_the_owner_may_not_touch() {
+    in_netns(|| {
+        let owner = 4242;
+        let p = priv_for(owner, None);
+        let tap = TapName::new("bgtabc").unwrap();
+        let err = p.create_tap(&tap).unwrap_err();
+        assert_eq!(
+            err.kind(),
+            Some(FailureKind::NotFound),
+            "no bridge yet: {err}"
+        );
+        let err = p.ensure_nat().unwrap_err();
+        assert_eq!(err.kind(), Some(FailureKind::NotFound), "{err}");
+
+        // A subnet the host already routes is refused, naming the route.
+        let nl = Netlink::open().unwrap();
+        nl.create_bridge("other0").unwrap();
+        let other = nl.link("other0").unwrap().unwrap();
+        nl.add_ipv4_address(&other, Ipv4Addr::new(10, 50, 0, 1), 24)
+            .unwrap();
+        nl.attach_and_up(&other, None).unwrap();
+        let err = p.ensure_bridge(subnet("10.50.0.0/16")).unwrap_err();
+        assert_eq!(err.kind(), Some(FailureKind::Conflict));
+        assert!(err.to_string().contains("10.50.0.0/24"), "{err}");
+
+        let info = p.ensure_bridge(subnet("10.51.0.0/24")).unwrap();
+        p.ensure_nat().unwrap();
+        // The TAP is owned by the owner, not by root.
+        p.create_tap(&tap).unwrap();
+        assert_eq!(
+            nl.link(tap.as_str()).unwrap().unwrap().kind,
+            LinkKind::Tap { owner: Some(owner) }
+        );
+
+        // Another owner's TAP, and a device banger did not make, are refused.
+        banger_net::tap::create_persistent("bgt0ff", 777).unwrap();
+        let theirs = TapName::new("bgt0ff").unwrap();
+        for err in [
+            p.delete_tap(&theirs).unwrap_err(),
+            p.create_tap(&theirs).unwrap_err(),
+        ] {
+            assert_eq!(err.kind(), Some(FailureKind::NotPermitted), "{err}");
+            assert!(err.to_string().contains("uid 777"), "{err}");
+        }
+        assert!(nl.link("bgt0ff").unwrap().is_some(), "untouched");
+
+        // A host port the owner could not bind is refused for a non-root owner.
+        let err = p
+            .add_publish(publish("80:80", Ipv4Addr::new(10, 51, 0, 5)))
+            .unwrap_err();
+        assert_eq!(err.kind(), Some(FailureKind::NotPermitted), "{err}");
+        assert!(err.to_string().contains("below 1024"), "{err}");
+
+        p.remove_nat().unwrap();
+        p.remove_bridge().unwrap();
+        assert!(nl.link(&info.name).unwrap().is_none());
+    });
+}
+
+#[test]
+fn an_nft_binary_that_fails_the_ownership_rule_is_refused_with_its_reason() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let real =
+        banger_system::runner::lookup_executable("nft").expect("nft is installed (nftables)");
+    let copy = |name: &str, mode: u32| {
+        let path = dir.path().join(name);
+        std::fs::copy(&real, &path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        path
+    };
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let foreign = copy("foreign", 0o755);
+    std::os::unix::fs::chown(&foreign, Some(1000), None).unwrap();
+    let cases: Vec<(PathBuf, &str)> = vec![
+        (link, "symbolic link"),
+        (copy("writable", 0o775), "writable by group or others"),
+        (copy("noexec", 0o644), "not executable"),
+        (foreign, "owned by uid 1000"),
+        (dir.path().to_path_buf(), "not a regular file"),
+        (dir.path().join("missing"), "cannot inspect"),
+    ];
+    let good = copy("good", 0o755);
+    in_netns(move || {
+        let setup = priv_for(0, Some(good));
+        setup.ensure_bridge(subnet("10.213.0.0/24")).unwrap();
+        setup.ensure_nat().unwrap();
+        for (path, reason) in cases {
+            let err = priv_for(0, Some(path.clone())).ensure_nat().unwrap_err();
+            let text = banger_system::error_chain(&err);
+            assert_eq!(err.kind(), Some(FailureKind::System), "{text}");
+            assert!(text.contains(reason), "{}: {text}", path.display());
+        }
+        setup.remove_nat().unwrap();
+        setup.remove_bridge().unwrap();
+    });
+}
+
+/// When re-run as another uid by the test below: connect and report what the helper said.
+#[test]
+fn peer_child() {
+    let Ok(socket) = std::env::var("BANGER_TEST_PEER_SOCKET") else {
+        return;
+    };
+    let client = HelperClient::new(Path::new(&socket));
+    match client.hello() {
+        Ok(uid) => println!("PEER-ADMITTED {uid}"),
+        Err(e) => println!(
+            "PEER-REFUSED {:?} {}",
+            e.kind(),
+            banger_system::error_chain(&e)
+        ),
+    }
+}
+
+fn run_as(uid: u32, socket: &Path) -> String {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "peer_child", "--nocapture", "--test-threads=1"])
+        .env("BANGER_TEST_PEER_SOCKET", socket)
+        .uid(uid)
+        .gid(uid)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn the_socket_admits_only_the_owner() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let socket = dir.path().join("helper.sock");
+    let owner = 4243;
+    let listener = server::bind(&socket, owner).unwrap();
+    let facts = banger_system::fsperm::FileFacts::lstat(&socket).unwrap();
+    assert_eq!((facts.mode, facts.uid), (0o600, owner));
+    // A second helper on the same socket is refused while the first listens.
+    assert!(
+        server::bind(&socket, owner)
+            .unwrap_err()
+            .contains("already listening")
+    );
+
+    let executor = Arc::new(Executor::new(owner, Arc::new(RealRunner), None));
+    std::thread::spawn(move || server::serve(listener, executor));
+
+    assert!(run_as(owner, &socket).contains(&format!("PEER-ADMITTED {owner}")));
+    // Another uid: the file mode stops it first...
+    let other = run_as(65534, &socket);
+    assert!(
+        other.contains("PEER-REFUSED None") && other.contains("Permission denied"),
+        "{other}"
+    );
+    // ...and with the mode opened up, SO_PEERCRED still does.
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let other = run_as(65534, &socket);
+    assert!(other.contains("PEER-REFUSED Some(NotPermitted)"), "{other}");
+    assert!(
+        other.contains("uid 65534 may not use this helper"),
+        "{other}"
+    );
+    // Root is not the owner either.
+    let err = HelperClient::new(&socket).hello().unwrap_err();
+    assert_eq!(err.kind(), Some(FailureKind::NotPermitted));
+}
+
+#[test]
+fn malformed_and_foreign_requests_are_refused_over_the_wire() {
+    require_root();
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("helper.sock");
+    let listener = server::bind(&socket, 0).unwrap();
+    let executor = Arc::new(Executor::new(0, Arc::new(RealRunner), None));
+    std::thread::spawn(move || server::serve(listener, executor));
+    let ask = |payload: &[u8]| {
+        let mut s = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+        s.write_all(&(payload.len() as u32).to_be_bytes()).unwrap();
+        s.write_all(payload).unwrap();
+        // No more requests: the helper answers, sees the end and closes.
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).unwrap();
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    for (payload, want) in [
+        (&br#"{"version":1,"verb":"launch_vmm"}"#[..], "bad_request"),
+        (br#"{"version":1,"verb":{"delete_tap":{"tap":"eth0"}}}"#, "bad_request"),
+        (br#"{"version":1,"verb":{"add_publish":{"publish":{"mapping":{"protocol":"tcp","host_port":70000,"guest_port":1},"guest_addr":"10.0.0.2"}}}}"#, "bad_request"),
+        (br#"{"version":99,"verb":"hello"}"#, "version_mismatch"),
+    ] {
+        let out = ask(payload);
+        assert!(out.contains(want), "{}: {out}", String::from_utf8_lossy(payload));
+    }
+    // An oversized length is refused without reading it.
+    let mut s = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+    s.write_all(&(1u32 << 30).to_be_bytes()).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.contains("larger than"), "{out}");
+}

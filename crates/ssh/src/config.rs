@@ -1,0 +1,139 @@
+//! The ssh_config banger renders (`~/.config/banger/ssh_config`).
+//!
+//! `Host *.vm` goes through `banger ssh-proxy HOST PORT` (the agent tunnel to the guest's
+//! port, so no network route to the guest is needed), with banger's key and banger's
+//! known_hosts, and host keys *checked*: `StrictHostKeyChecking yes`, never `no`. A VM
+//! whose host keys banger pinned gets its own block first, with `HostKeyAlias` set to its
+//! id, so a re-created VM of the same name never meets the old VM's key.
+
+use std::path::Path;
+
+use crate::SshError;
+
+/// A VM with pinned host keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PinnedVm {
+    /// The VM's name (a DNS label): matched as `NAME.vm`.
+    pub name: String,
+    /// The alias its keys are pinned under in the known_hosts file (its id).
+    pub host_key_alias: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct SshConfigInputs<'a> {
+    /// The `banger` executable ProxyCommand runs.
+    pub banger_exe: &'a Path,
+    pub identity_file: &'a Path,
+    pub known_hosts: &'a Path,
+    pub vms: &'a [PinnedVm],
+}
+
+fn checked<'a>(what: &'static str, path: &'a Path) -> Result<&'a str, SshError> {
+    let text = path.to_str().ok_or_else(|| SshError::Unquotable {
+        what,
+        value: path.display().to_string(),
+        why: "it is not UTF-8",
+    })?;
+    if text
+        .chars()
+        .any(|c| c.is_control() || c == '"' || c == '\'')
+    {
+        return Err(SshError::Unquotable {
+            what,
+            value: text.to_string(),
+            why: "it contains a quote or a control character; move it to a plainer path",
+        });
+    }
+    Ok(text)
+}
+
+/// A path for a keyword that expands `%` tokens, double-quoted.
+fn token_path(what: &'static str, path: &Path) -> Result<String, SshError> {
+    Ok(format!("\"{}\"", checked(what, path)?.replace('%', "%%")))
+}
+
+fn label(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+pub fn render(inputs: &SshConfigInputs<'_>) -> Result<String, SshError> {
+    // ProxyCommand runs through the user's shell: single-quote the path (quotes were
+    // refused above) and double its `%` (ssh's tokens).
+    let exe = checked("the banger executable path", inputs.banger_exe)?.replace('%', "%%");
+    let identity = token_path("ssh_key_path", inputs.identity_file)?;
+    let known_hosts = token_path("the known_hosts path", inputs.known_hosts)?;
+    let mut out = String::from(
+        "# Rendered by banger: edits are overwritten. Enable `ssh NAME.vm` with\n\
+         # `banger ssh-config --install` (adds one Include line to ~/.ssh/config).\n",
+    );
+    for vm in inputs.vms {
+        if !label(&vm.name) || !label(&vm.host_key_alias) {
+            return Err(SshError::Unquotable {
+                what: "the VM name or id",
+                value: format!("{} / {}", vm.name, vm.host_key_alias),
+                why: "it is not a DNS label",
+            });
+        }
+        out.push_str(&format!(
+            "\nHost {}.vm\n    HostKeyAlias banger-{}\n",
+            vm.name, vm.host_key_alias
+        ));
+    }
+    out.push_str(&format!(
+        "\nHost *.vm\n    User root\n    ProxyCommand '{exe}' ssh-proxy %h %p\n    IdentityFile {identity}\n    IdentitiesOnly yes\n    UserKnownHostsFile {known_hosts}\n    StrictHostKeyChecking yes\n    CheckHostIP no\n    UpdateHostKeys no\n"
+    ));
+    Ok(out)
+}
+
+/// Write the rendered config (0600, atomically).
+pub fn write(path: &Path, content: &str) -> Result<(), SshError> {
+    if let Some(dir) = path.parent() {
+        crate::write::private_dir(dir)?;
+    }
+    crate::write::atomic(path, content.as_bytes(), 0o600)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs<'a>(exe: &'a Path, vms: &'a [PinnedVm]) -> SshConfigInputs<'a> {
+        SshConfigInputs {
+            banger_exe: exe,
+            identity_file: Path::new("/home/al/.config/banger/ssh/id_ed25519"),
+            known_hosts: Path::new("/home/al/.config/banger/known 100%"),
+            vms,
+        }
+    }
+
+    #[test]
+    fn renders_checked_host_keys_and_the_proxy() {
+        let vms = [PinnedVm {
+            name: "dev".into(),
+            host_key_alias: "0123456789ab".into(),
+        }];
+        let text = render(&inputs(Path::new("/usr/bin/banger"), &vms)).unwrap();
+        assert!(text.contains("Host dev.vm\n    HostKeyAlias banger-0123456789ab\n"));
+        assert!(text.find("Host dev.vm").unwrap() < text.find("Host *.vm").unwrap());
+        assert!(text.contains("ProxyCommand '/usr/bin/banger' ssh-proxy %h %p"));
+        assert!(text.contains("UserKnownHostsFile \"/home/al/.config/banger/known 100%%\""));
+        assert!(text.contains("StrictHostKeyChecking yes"));
+        assert!(!text.to_lowercase().contains("stricthostkeychecking no"));
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_quote() {
+        for exe in ["/tmp/a'b/banger", "/tmp/a\"b", "/tmp/a\nb"] {
+            assert!(render(&inputs(Path::new(exe), &[])).is_err(), "{exe:?}");
+        }
+        let bad = [PinnedVm {
+            name: "dev\nHost *".into(),
+            host_key_alias: "x".into(),
+        }];
+        assert!(render(&inputs(Path::new("/b"), &bad)).is_err());
+    }
+}
