@@ -2,3 +2,4 @@
 
 pub mod disks;
 pub mod guests;
+pub mod oci;

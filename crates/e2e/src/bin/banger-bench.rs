@@ -13,6 +13,9 @@
 //! **disks** (P2) — copy-on-write root disks against full copies, on ext4 and on a
 //! loop-mounted xfs (see `bench/disks.rs`).
 //!
+//! **oci** (P3) — OCI import against `umoci unpack` + `mkfs.ext4 -d`, and re-import on a
+//! shared base (see `bench/oci.rs`).
+//!
 //! **guests** — time to agent-ready and to a listening sshd, debian (lean init) against
 //! minimal (and systemd, when a `debian-systemd` image is registered).
 
@@ -20,7 +23,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use banger_e2e::bench::{disks, guests};
+use banger_e2e::bench::{disks, guests, oci};
 use banger_e2e::direct::{self, ImageFiles};
 use banger_e2e::{Env, stderr};
 use banger_vmm::QemuDriver;
@@ -30,7 +33,7 @@ const RUNS: usize = 5;
 const VCPUS: u32 = 1;
 const MEMORY_MIB: u64 = 512;
 
-/// `banger-bench [boot] [disks] [guests]` (all by default). `disks-xfs DIR` is the
+/// `banger-bench [boot] [disks] [oci] [guests]` (all by default). `disks-xfs DIR` is the
 /// xfs half of `disks`, re-run inside a private mount namespace.
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -51,6 +54,16 @@ fn main() -> anyhow::Result<()> {
             20
         );
         bench_disks()?;
+    }
+    if want("oci") {
+        println!(
+            "\n== P3: OCI import vs umoci unpack + mkfs.ext4 -d; re-import on a shared base =="
+        );
+        let env = Env::new()?;
+        let image = env.minimal_image()?;
+        let kernel_dir = image.kernel.parent().context("kernel dir")?.to_path_buf();
+        let agent = env.bin.with_file_name("banger-agent");
+        oci::measure(&oci::work_dir(), &kernel_dir, &agent)?.print();
     }
     if want("guests") {
         println!("\n== time to agent-ready and to sshd: debian (lean init) vs minimal ==");
