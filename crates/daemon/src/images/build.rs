@@ -152,13 +152,22 @@ pub async fn build_locked(
     })
     .await?
     .map_err(|e| {
-        DaemonError::internal(format!(
+        use banger_images::BuildError;
+        use banger_images::debian_image::DebianImageError;
+        let message = format!(
             "building image {name} failed: {}",
             banger_system::error_chain(&e)
-        ))
-        .with_hint(
-            "check the network path to the Debian archive, or point BANGER_DEBIAN_MIRROR at a mirror",
-        )
+        );
+        match e {
+            BuildError::DebianImage(DebianImageError::NeedsRoot) => {
+                DaemonError::unavailable(message).with_hint(
+                    "run the daemon as root to build it (`banger daemon stop`, then `sudo banger daemon run`), or boot `--image minimal`",
+                )
+            }
+            _ => DaemonError::internal(message).with_hint(
+                "check the network path to the Debian archive, or point BANGER_DEBIAN_MIRROR at a mirror",
+            ),
+        }
     })?;
     register(daemon, recipe.source(), name, &built)
 }
