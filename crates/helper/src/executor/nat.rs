@@ -1,0 +1,93 @@
+//! The owner's nftables table: NAT, forward rules and published ports.
+
+use banger_helper_proto::{Failure, FailureKind, Publish};
+use banger_net::netlink::Netlink;
+use banger_net::{nft, sysctl};
+
+use super::{Executor, system};
+
+impl Executor {
+    pub(super) fn ensure_nat(&self) -> Result<(), Failure> {
+        let nl = Netlink::open().map_err(system)?;
+        let (link, subnet) = self.require_bridge(&nl, "ensure_nat")?;
+        let nft = self.nft()?;
+        nft.apply(
+            "ensure_nat",
+            nft::ensure_nat(&self.table(), &link.name, &subnet),
+        )
+        .map_err(system)?;
+        sysctl::set_route_localnet(&link.name).map_err(system)?;
+        sysctl::set_ip_forward().map_err(system)
+    }
+
+    pub(super) fn remove_nat(&self) -> Result<(), Failure> {
+        let nft = self.nft()?;
+        if nft.list_table(&self.table()).map_err(system)?.is_some() {
+            nft.apply("remove_nat", nft::delete_table(&self.table()))
+                .map_err(system)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn add_publish(&self, p: &Publish) -> Result<(), Failure> {
+        let nl = Netlink::open().map_err(system)?;
+        let (_, subnet) = self.require_bridge(&nl, "add_publish")?;
+        if !subnet.is_guest_address(p.guest_addr) {
+            return Err(Failure::new(
+                FailureKind::BadRequest,
+                format!("{} is not a guest address on {subnet}", p.guest_addr),
+            ));
+        }
+        let lowest = sysctl::unprivileged_port_start().map_err(system)?;
+        if self.owner_uid != 0 && p.mapping.host_port.get() < lowest {
+            return Err(Failure::new(
+                FailureKind::NotPermitted,
+                format!(
+                    "host port {} is below {lowest}, which only root may bind; publish on port {lowest} or above",
+                    p.mapping.host_port
+                ),
+            ));
+        }
+        let nft = self.nft()?;
+        if nft.list_table(&self.table()).map_err(system)?.is_none() {
+            return Err(Failure::new(
+                FailureKind::NotFound,
+                "add_publish needs the NAT table; ensure_nat first",
+            ));
+        }
+        for (existing, _) in nft.publishes(&self.table()).map_err(system)? {
+            if existing == *p {
+                return Ok(());
+            }
+            let (a, b) = (&existing.mapping, &p.mapping);
+            let same_addr =
+                a.host_addr.is_none() || b.host_addr.is_none() || a.host_addr == b.host_addr;
+            if a.protocol == b.protocol && a.host_port == b.host_port && same_addr {
+                return Err(Failure::new(
+                    FailureKind::Conflict,
+                    format!(
+                        "host port {}/{} is already published ({existing}); unpublish it first",
+                        b.host_port, b.protocol
+                    ),
+                ));
+            }
+        }
+        nft.apply("add_publish", nft::add_publish(&self.table(), p))
+            .map_err(system)
+    }
+
+    pub(super) fn remove_publish(&self, p: &Publish) -> Result<(), Failure> {
+        let nft = self.nft()?;
+        let found = nft
+            .publishes(&self.table())
+            .map_err(system)?
+            .into_iter()
+            .filter(|(existing, _)| existing == p)
+            .flat_map(|(_, handle)| nft::delete_rule(&self.table(), nft::CHAIN_PUBLISH, handle))
+            .collect::<Vec<_>>();
+        if found.is_empty() {
+            return Ok(());
+        }
+        nft.apply("remove_publish", found).map_err(system)
+    }
+}
