@@ -62,6 +62,25 @@ fn nft_tables() -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+fn nft(args: &[&str]) -> String {
+    let out = std::process::Command::new("nft")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "nft {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn nft_json(args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["-j"];
+    all.extend_from_slice(args);
+    serde_json::from_str(&nft(&all)).unwrap()
+}
+
 fn publish(spec: &str, guest: Ipv4Addr) -> Publish {
     Publish {
         mapping: spec.parse().unwrap(),
@@ -75,6 +94,9 @@ fn every_verb_works_and_leaves_nothing_behind() {
         let p = priv_for(0, None);
         let nl = Netlink::open().unwrap();
         let before: Vec<String> = nl.links().unwrap().into_iter().map(|l| l.name).collect();
+        // A new namespace copies the host's ip_forward; start from "off" to see the helper
+        // turn it on, and back off once nothing needs it.
+        std::fs::write("/proc/sys/net/ipv4/ip_forward", "0").unwrap();
 
         assert_eq!(p.hello().unwrap(), 0);
         let info = p.ensure_bridge(subnet("10.213.0.0/24")).unwrap();
@@ -133,6 +155,61 @@ fn every_verb_works_and_leaves_nothing_behind() {
         let fw = p.firewall().unwrap();
         assert!(fw.ip_forward && fw.nat_table);
         assert!(fw.forward_drop.is_empty());
+        assert_eq!(
+            fw.nat_problems,
+            Vec::<String>::new(),
+            "as nft prints it, the table is intact"
+        );
+
+        // Damage the table behind banger's back: the report names it, ensure_nat repairs it.
+        nft(&["flush", "chain", "ip", &nft_table_name(0), "forward"]);
+        nft(&[
+            "add",
+            "rule",
+            "ip",
+            &nft_table_name(0),
+            "publish",
+            "counter",
+        ]);
+        let problems = p.firewall().unwrap().nat_problems;
+        assert_eq!(problems.len(), 5, "{problems:#?}");
+        assert!(
+            problems.iter().any(
+                |m| m.contains("\"nothing else reaches guests\" is missing from chain forward")
+            )
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|m| m.contains("chain publish has a rule banger did not add"))
+        );
+        p.ensure_nat().unwrap();
+        let problems = p.firewall().unwrap().nat_problems;
+        assert_eq!(
+            problems.len(),
+            1,
+            "the foreign publish rule stays: {problems:#?}"
+        );
+        let listing = nft_json(&["list", "chain", "ip", &nft_table_name(0), "publish"]);
+        let handle = listing["nftables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|i| i.get("rule"))
+            .find(|r| r.get("comment").is_none())
+            .and_then(|r| r["handle"].as_u64())
+            .unwrap();
+        nft(&[
+            "delete",
+            "rule",
+            "ip",
+            &nft_table_name(0),
+            "publish",
+            "handle",
+            &handle.to_string(),
+        ]);
+        let problems = p.firewall().unwrap().nat_problems;
+        assert!(problems.is_empty(), "{problems:#?}");
 
         p.remove_publish(web).unwrap();
         p.remove_publish(web).unwrap();
@@ -146,7 +223,17 @@ fn every_verb_works_and_leaves_nothing_behind() {
 
         let after: Vec<String> = nl.links().unwrap().into_iter().map(|l| l.name).collect();
         assert_eq!(after, before, "every device is gone");
-        assert!(!nft_tables().contains("banger"), "the table is gone");
+        assert!(
+            !nft_tables().contains("banger"),
+            "the table and the marker are gone"
+        );
+        assert_eq!(
+            std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward")
+                .unwrap()
+                .trim(),
+            "0",
+            "banger turned forwarding on, and off again when nothing needed it"
+        );
         assert_eq!(p.inventory().unwrap(), Default::default());
     });
 }

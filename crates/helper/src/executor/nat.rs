@@ -2,7 +2,7 @@
 
 use banger_helper_proto::{Failure, FailureKind, Publish};
 use banger_net::netlink::Netlink;
-use banger_net::{nft, sysctl};
+use banger_net::{firewall, nft, sysctl};
 
 use super::{Executor, system};
 
@@ -11,22 +11,60 @@ impl Executor {
         let nl = Netlink::open().map_err(system)?;
         let (link, subnet) = self.require_bridge(&nl, "ensure_nat")?;
         let nft = self.nft()?;
-        nft.apply(
-            "ensure_nat",
-            nft::ensure_nat(&self.table(), &link.name, &subnet),
-        )
-        .map_err(system)?;
+        let forwarding = sysctl::ip_forward().map_err(system)?;
+        let mut batch = nft::ensure_nat(&self.table(), &link.name, &subnet);
+        if !forwarding {
+            // Recorded in the same transaction as the table, so a marker never exists
+            // without the table that needs forwarding.
+            batch.extend(nft::add_forwarding_marker());
+        }
+        nft.apply("ensure_nat", batch).map_err(system)?;
         sysctl::set_route_localnet(&link.name).map_err(system)?;
-        sysctl::set_ip_forward().map_err(system)
+        if !forwarding {
+            sysctl::set_ip_forward(true).map_err(system)?;
+        }
+        Ok(())
     }
 
+    /// Delete the owner's table. The last owner's removal also puts `ip_forward` back
+    /// off when banger turned it on — unless something else now routes through this
+    /// host (another firewall's forward chain, legacy iptables tables), which may have
+    /// come to rely on it meanwhile.
     pub(super) fn remove_nat(&self) -> Result<(), Failure> {
         let nft = self.nft()?;
         if nft.list_table(&self.table()).map_err(system)?.is_some() {
             nft.apply("remove_nat", nft::delete_table(&self.table()))
                 .map_err(system)?;
         }
-        Ok(())
+        let tables = nft.ip_tables().map_err(system)?;
+        let last_owner = !tables
+            .iter()
+            .any(|t| t.starts_with(nft::OWNER_TABLE_PREFIX));
+        if !last_owner || !tables.iter().any(|t| t == nft::FORWARDING_MARKER) {
+            return Ok(());
+        }
+        let ruleset = nft.list_ruleset().map_err(system)?;
+        let mut others = firewall::forwarders(&firewall::tables_from_ruleset(&ruleset));
+        match firewall::legacy::tables_in_use() {
+            Ok(legacy) => others.extend(
+                legacy
+                    .into_iter()
+                    .map(|t| format!("the legacy iptables table {t}")),
+            ),
+            Err(e) => others.push(format!(
+                "legacy iptables tables that cannot be listed ({e})"
+            )),
+        }
+        if others.is_empty() {
+            sysctl::set_ip_forward(false).map_err(system)?;
+        } else {
+            tracing::info!(
+                "leaving net.ipv4.ip_forward on, which banger turned on: {} also route(s) through this host",
+                others.join(", ")
+            );
+        }
+        nft.apply("remove_nat", nft::delete_forwarding_marker())
+            .map_err(system)
     }
 
     pub(super) fn add_publish(&self, p: &Publish) -> Result<(), Failure> {

@@ -2,6 +2,7 @@
 
 use banger_helper_proto::{BridgeInfo, Failure, FirewallReport, Inventory, TapName};
 use banger_net::netlink::{LinkKind, Netlink};
+use banger_net::nft::Nft;
 use banger_net::{firewall, nft, sysctl};
 
 use super::{Executor, system};
@@ -45,12 +46,55 @@ impl Executor {
     }
 
     pub(super) fn firewall(&self) -> Result<FirewallReport, Failure> {
-        let ruleset = self.nft()?.list_ruleset().map_err(system)?;
+        let nft = self.nft()?;
+        let ruleset = nft.list_ruleset().map_err(system)?;
+        let tables = firewall::tables_from_ruleset(&ruleset);
+        let bridge = self.bridge();
+        let nat_table = firewall::has_owner_table(&tables, &self.table());
+        let nat_problems = if nat_table {
+            self.audit_table(&nft)?
+        } else {
+            Vec::new()
+        };
+        let mut forward_drop = firewall::forward_blockers(&tables, &bridge);
+        let (legacy, legacy_drop) = firewall::legacy::scan(self.runner.as_ref(), None, &bridge);
+        forward_drop.extend(legacy_drop);
         Ok(FirewallReport {
             ip_forward: sysctl::ip_forward().map_err(system)?,
-            bridge: self.bridge(),
-            nat_table: firewall::has_table(&ruleset, &self.table()),
-            forward_drop: firewall::drop_policy_chains(&ruleset, "forward", &self.table()),
+            bridge,
+            nat_table,
+            nat_problems,
+            forward_drop,
+            legacy,
         })
+    }
+
+    /// What is wrong with the owner's table, judged against the bridge it serves.
+    fn audit_table(&self, nft: &Nft<'_>) -> Result<Vec<String>, Failure> {
+        let Some(listing) = nft.list_table(&self.table()).map_err(system)? else {
+            return Ok(Vec::new());
+        };
+        let nl = Netlink::open().map_err(system)?;
+        let current = self.current_bridge(&nl)?;
+        let mut problems = match &current {
+            Some((link, Some(subnet))) => nft::audit(&listing, &self.table(), &link.name, subnet),
+            Some((_, None)) => vec![format!(
+                "bridge {} has no banger gateway address, so the table serves nothing",
+                self.bridge()
+            )],
+            None => vec![format!(
+                "the table exists but bridge {} does not; it is left over",
+                self.bridge()
+            )],
+        };
+        if let Some((link, _)) = &current
+            && !sysctl::route_localnet(&link.name).unwrap_or(false)
+        {
+            problems.push(format!(
+                "route_localnet is off on {}, so ports published on 127.0.0.1 do not reach guests",
+                link.name
+            ));
+        }
+        Ok(problems)
     }
 }

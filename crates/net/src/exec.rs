@@ -1,0 +1,82 @@
+//! Running a host program as root, safely: the binary is opened with `O_NOFOLLOW`, the
+//! *opened file* is checked (a regular file, owned by root, executable, not writable by
+//! group or others) and executed through `/proc/self/fd/N`, so what was checked is what
+//! runs — a path swapped between the check and the `exec` changes nothing.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+
+use banger_system::CommandRunner;
+use banger_system::fsperm::open_root_executable;
+
+use crate::NetError;
+
+/// A host program banger may run as root.
+pub struct Program<'a> {
+    runner: &'a dyn CommandRunner,
+    name: &'static str,
+    binary: PathBuf,
+}
+
+impl<'a> Program<'a> {
+    /// Find `name` in PATH or the sbin directories; `package` ships it (for the error).
+    pub fn locate(
+        runner: &'a dyn CommandRunner,
+        name: &'static str,
+        package: &'static str,
+    ) -> Result<Program<'a>, NetError> {
+        let binary = banger_system::runner::lookup_executable(name).ok_or(NetError::Missing {
+            program: name,
+            package,
+        })?;
+        Ok(Program {
+            runner,
+            name,
+            binary,
+        })
+    }
+
+    /// Use the binary at `binary` (tests point this at fakes to see the refusals).
+    pub fn at(runner: &'a dyn CommandRunner, name: &'static str, binary: &Path) -> Program<'a> {
+        Program {
+            runner,
+            name,
+            binary: binary.to_path_buf(),
+        }
+    }
+
+    pub fn binary(&self) -> &Path {
+        &self.binary
+    }
+
+    /// Run it with `args` (and `input` on stdin); its stdout when it succeeds.
+    pub fn run(&self, what: &str, args: &[&str], input: Option<&[u8]>) -> Result<String, NetError> {
+        let file =
+            open_root_executable(&self.binary).map_err(|source| NetError::RefusedBinary {
+                path: self.binary.clone(),
+                source,
+            })?;
+        let exe = PathBuf::from(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&file)
+        ));
+        let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+        let out = match input {
+            Some(input) => self.runner.run_with_input(&exe, &args, input),
+            None => self.runner.run(&exe, &args),
+        }
+        .map_err(|source| NetError::Spawn {
+            program: self.binary.display().to_string(),
+            source,
+        })?;
+        drop(file);
+        if !out.success() {
+            return Err(NetError::Failed {
+                program: self.name,
+                what: what.to_string(),
+                stderr: out.stderr_str().trim().to_string(),
+            });
+        }
+        Ok(out.stdout_str())
+    }
+}
