@@ -3,6 +3,8 @@
 //! with real netlink, real TUN ioctls and the real `nft`. Needs root.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
@@ -13,15 +15,7 @@ use banger_helper::{Executor, HelperClient, InProcess, Privileged, server};
 use banger_helper_proto::{FailureKind, Publish, Subnet, TapName, bridge_name, nft_table_name};
 use banger_net::netlink::{LinkKind, Netlink};
 use banger_system::RealRunner;
-
-fn require_root() {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let euid = unsafe { libc::geteuid() };
-    assert_eq!(
-        euid, 0,
-        "these tests create network namespaces, bridges and nftables tables: run them as root (CI does)"
-    );
-}
+use support::require_root;
 
 /// Run `f` on a thread inside a fresh network namespace.
 fn in_netns<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {

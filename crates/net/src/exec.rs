@@ -2,6 +2,12 @@
 //! *opened file* is checked (a regular file, owned by root, executable, not writable by
 //! group or others) and executed through `/proc/self/fd/N`, so what was checked is what
 //! runs — a path swapped between the check and the `exec` changes nothing.
+//!
+//! A program found by name may be a link to a multi-call binary (Debian's alternatives:
+//! `iptables-legacy` → `xtables-legacy-multi`). The link is resolved once, when the program
+//! is located; the file it names is what is checked and run, with the program's name as
+//! its first argument — the multi-call convention (xtables, busybox) for choosing the
+//! applet when `argv[0]` (here `/proc/self/fd/N`) does not name it.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -16,6 +22,8 @@ pub struct Program<'a> {
     runner: &'a dyn CommandRunner,
     name: &'static str,
     binary: PathBuf,
+    /// The applet to ask a multi-call binary for (its first argument).
+    applet: Option<&'static str>,
 }
 
 impl<'a> Program<'a> {
@@ -25,23 +33,31 @@ impl<'a> Program<'a> {
         name: &'static str,
         package: &'static str,
     ) -> Result<Program<'a>, NetError> {
-        let binary = banger_system::runner::lookup_executable(name).ok_or(NetError::Missing {
+        let found = banger_system::runner::lookup_executable(name).ok_or(NetError::Missing {
             program: name,
             package,
         })?;
+        let binary = std::fs::canonicalize(&found).map_err(|source| NetError::Spawn {
+            program: found.display().to_string(),
+            source,
+        })?;
+        let applet = (binary.file_name() != Some(OsStr::new(name))).then_some(name);
         Ok(Program {
             runner,
             name,
             binary,
+            applet,
         })
     }
 
-    /// Use the binary at `binary` (tests point this at fakes to see the refusals).
+    /// Use the binary at `binary` as it is: nothing is resolved, so a link is refused
+    /// (tests point this at fakes to see the refusals).
     pub fn at(runner: &'a dyn CommandRunner, name: &'static str, binary: &Path) -> Program<'a> {
         Program {
             runner,
             name,
             binary: binary.to_path_buf(),
+            applet: None,
         }
     }
 
@@ -60,7 +76,7 @@ impl<'a> Program<'a> {
             "/proc/self/fd/{}",
             std::os::fd::AsRawFd::as_raw_fd(&file)
         ));
-        let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+        let args: Vec<&OsStr> = self.applet.iter().chain(args).map(OsStr::new).collect();
         let out = match input {
             Some(input) => self.runner.run_with_input(&exe, &args, input),
             None => self.runner.run(&exe, &args),
