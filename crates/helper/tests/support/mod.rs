@@ -4,6 +4,8 @@
 //! them.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod lab;
+
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
