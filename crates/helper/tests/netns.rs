@@ -441,3 +441,33 @@ fn malformed_and_foreign_requests_are_refused_over_the_wire() {
     let out = String::from_utf8_lossy(&out);
     assert!(out.contains("larger than"), "{out}");
 }
+
+#[test]
+fn probing_the_helper_socket_tells_answers_refusals_and_absence() {
+    use banger_helper::{HelperProbe, probe_helper};
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("none.sock");
+    assert!(
+        matches!(probe_helper(&missing), HelperProbe::Absent(m) if m.contains("no helper socket"))
+    );
+
+    // A stale socket file: nothing listens behind it.
+    let stale = dir.path().join("stale.sock");
+    drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+    assert!(matches!(probe_helper(&stale), HelperProbe::Absent(m) if m.contains("cannot reach")));
+
+    let serve = |owner: u32, name: &str| {
+        let socket = dir.path().join(name);
+        let listener = server::bind(&socket, owner).unwrap();
+        let executor = Arc::new(Executor::new(owner, Arc::new(RealRunner), None));
+        std::thread::spawn(move || server::serve(listener, executor));
+        socket
+    };
+    assert_eq!(probe_helper(&serve(0, "ours.sock")), HelperProbe::Answers);
+    let theirs = probe_helper(&serve(4244, "theirs.sock"));
+    assert!(
+        matches!(&theirs, HelperProbe::Refuses(m) if m.contains("serves only uid 4244")),
+        "{theirs:?}"
+    );
+}
