@@ -27,7 +27,7 @@ pub use client::HelperClient;
 pub use error::HelperError;
 pub use executor::Executor;
 pub use mode::{
-    HelperProbe, ModeError, ModeInputs, ModeSelection, Networking, probe_helper,
+    HelperProbe, ModeError, ModeInputs, ModeSelection, Networking, probe_helper, probe_helpers,
     select_network_mode,
 };
 pub use owner::{OwnerSource, resolve_owner};

@@ -105,6 +105,33 @@ pub fn probe_helper(socket: &Path) -> HelperProbe {
     }
 }
 
+/// Knock on each candidate socket in turn; the first that answers, else the first
+/// candidate and what was found at each.
+pub fn probe_helpers(candidates: &[PathBuf]) -> (PathBuf, HelperProbe) {
+    let mut found = Vec::new();
+    for socket in candidates {
+        match probe_helper(socket) {
+            HelperProbe::Answers => return (socket.clone(), HelperProbe::Answers),
+            other => found.push(other),
+        }
+    }
+    let first = candidates.first().cloned().unwrap_or_default();
+    // A refusal is news (a helper for someone else is running); absence is the default.
+    let refusal = found
+        .iter()
+        .find(|p| matches!(p, HelperProbe::Refuses(_)))
+        .cloned();
+    let why = found
+        .iter()
+        .map(|p| match p {
+            HelperProbe::Refuses(m) | HelperProbe::Absent(m) => m.as_str(),
+            HelperProbe::Answers => "",
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    (first, refusal.unwrap_or(HelperProbe::Absent(why)))
+}
+
 /// The inputs of [`select_network_mode`].
 #[derive(Debug, Clone)]
 pub struct ModeInputs<'a> {

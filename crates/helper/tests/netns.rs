@@ -444,7 +444,7 @@ fn malformed_and_foreign_requests_are_refused_over_the_wire() {
 
 #[test]
 fn probing_the_helper_socket_tells_answers_refusals_and_absence() {
-    use banger_helper::{HelperProbe, probe_helper};
+    use banger_helper::{HelperProbe, probe_helper, probe_helpers};
     require_root();
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("none.sock");
@@ -464,10 +464,24 @@ fn probing_the_helper_socket_tells_answers_refusals_and_absence() {
         std::thread::spawn(move || server::serve(listener, executor));
         socket
     };
-    assert_eq!(probe_helper(&serve(0, "ours.sock")), HelperProbe::Answers);
-    let theirs = probe_helper(&serve(4244, "theirs.sock"));
+    let ours = serve(0, "ours.sock");
+    assert_eq!(probe_helper(&ours), HelperProbe::Answers);
+    let theirs_socket = serve(4244, "theirs.sock");
+    let theirs = probe_helper(&theirs_socket);
     assert!(
         matches!(&theirs, HelperProbe::Refuses(m) if m.contains("serves only uid 4244")),
         "{theirs:?}"
+    );
+
+    // Candidates in order: the first that answers; else the refusal is the news.
+    let (at, found) = probe_helpers(&[missing.clone(), ours.clone()]);
+    assert_eq!((at, found), (ours, HelperProbe::Answers));
+    let (at, found) = probe_helpers(&[missing.clone(), theirs_socket]);
+    assert_eq!(at, missing);
+    assert!(matches!(found, HelperProbe::Refuses(_)), "{found:?}");
+    let (_, found) = probe_helpers(&[missing, stale]);
+    assert!(
+        matches!(&found, HelperProbe::Absent(m) if m.contains("no helper socket") && m.contains("cannot reach")),
+        "{found:?}"
     );
 }
