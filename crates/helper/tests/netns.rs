@@ -279,6 +279,27 @@ fn verbs_refuse_what_the_owner_may_not_touch() {
         }
         assert!(nl.link("bgt0ff").unwrap().is_some(), "untouched");
 
+        // A host port a host service listens on is not taken over.
+        let lo = nl.link("lo").unwrap().unwrap();
+        nl.attach_and_up(&lo, None).unwrap();
+        let tcp = std::net::TcpListener::bind("127.0.0.1:8181").unwrap();
+        let udp = std::net::UdpSocket::bind("0.0.0.0:8182").unwrap();
+        let guest = Ipv4Addr::new(10, 51, 0, 5);
+        for (spec, held) in [
+            ("8181:80", "127.0.0.1:8181"),
+            ("127.0.0.1:8181:80", "127.0.0.1:8181"),
+            ("8182:53/udp", "0.0.0.0:8182"),
+            ("10.51.0.1:8182:53/udp", "0.0.0.0:8182"),
+        ] {
+            let err = p.add_publish(publish(spec, guest)).unwrap_err();
+            assert_eq!(err.kind(), Some(FailureKind::Conflict), "{spec}: {err}");
+            assert!(err.to_string().contains(held), "{spec}: {err}");
+        }
+        // Another address than the one the service holds is fine; so is the other protocol.
+        p.add_publish(publish("10.51.0.1:8181:80", guest)).unwrap();
+        p.add_publish(publish("8181:80/udp", guest)).unwrap();
+        drop((tcp, udp));
+
         // A host port the owner could not bind is refused for a non-root owner.
         let err = p
             .add_publish(publish("80:80", Ipv4Addr::new(10, 51, 0, 5)))

@@ -2,7 +2,7 @@
 
 use banger_helper_proto::{Failure, FailureKind, Publish};
 use banger_net::netlink::Netlink;
-use banger_net::{firewall, nft, sysctl};
+use banger_net::{firewall, listeners, nft, sysctl};
 
 use super::{Executor, system};
 
@@ -109,6 +109,29 @@ impl Executor {
                     ),
                 ));
             }
+        }
+        let taken: Vec<String> =
+            listeners::listening(p.mapping.protocol, p.mapping.host_port.get())
+                .map_err(|e| {
+                    Failure::new(
+                        FailureKind::System,
+                        format!("cannot read which host sockets listen: {e}"),
+                    )
+                })?
+                .iter()
+                .filter(|l| listeners::clashes(l, p.mapping.host_addr))
+                .map(|l| format!("{}:{}", l.addr, l.port))
+                .collect();
+        if !taken.is_empty() {
+            return Err(Failure::new(
+                FailureKind::Conflict,
+                format!(
+                    "host port {}/{} is in use on this host ({}); publishing it would take over that service's connections; choose another host port",
+                    p.mapping.host_port,
+                    p.mapping.protocol,
+                    taken.join(", ")
+                ),
+            ));
         }
         nft.apply("add_publish", nft::add_publish(&self.table(), p))
             .map_err(system)
