@@ -265,3 +265,47 @@ fn a_forward_drop_fails_with_its_fix_and_dns_comes_from_the_host() {
     assert_eq!(dns.summary, "guests resolve names with 10.9.8.7");
     assert_eq!(dns.details[0], "dns: 10.9.8.7 (auto)");
 }
+
+#[test]
+fn root_in_a_system_install_checks_the_helper_and_reads_the_firewall_itself() {
+    let host = FakeHost::new();
+    std::fs::write(
+        host.path("etc/install.toml"),
+        "owner_user = \"al\"\nowner_uid = 1234\n",
+    )
+    .unwrap();
+    let net = FakeNetwork {
+        // Root is not the owner: the helper refuses it, which proves it is up.
+        helper: HelperProbe::Refuses("uid 0 may not use this helper".into()),
+        privileged: Ok(Some(healthy())),
+        ..FakeNetwork::default()
+    };
+    let asked = net.asked.clone();
+    let mut ctx = context(&host, Mode::SystemInstall, Config::default(), net);
+    ctx.euid = 0;
+    let rows = network(&ctx);
+    let helper = row(&rows, "root helper");
+    assert_eq!(helper.status, Status::Pass, "{helper:#?}");
+    assert!(helper.details[0].contains("as root, read the firewall directly"));
+    assert_eq!(rows.iter().filter(|c| c.name == "root helper").count(), 1);
+    assert_eq!(asked.lock().unwrap()[0].1, 1234, "read for the owner");
+
+    let net = FakeNetwork {
+        helper: HelperProbe::Absent("cannot reach the root helper".into()),
+        privileged: Err("nft is not installed".into()),
+        ..FakeNetwork::default()
+    };
+    let mut ctx = context(&host, Mode::SystemInstall, Config::default(), net);
+    ctx.euid = 0;
+    let rows = network(&ctx);
+    let helper = row(&rows, "root helper");
+    assert_eq!(helper.status, Status::Fail);
+    assert!(
+        helper
+            .hint
+            .as_ref()
+            .unwrap()
+            .contains("systemctl restart banger-helper.service")
+    );
+    assert_eq!(row(&rows, "firewall").status, Status::Fail);
+}

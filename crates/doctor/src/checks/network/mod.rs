@@ -24,6 +24,7 @@ pub use probe::{HostNetworkProbe, NetworkProbe};
 
 const MODE: &str = "networking mode";
 const HELPER: &str = "root helper";
+const FIREWALL: &str = "firewall";
 const SUBNET: &str = "bridge subnet";
 const DNS: &str = "guest dns";
 
@@ -131,11 +132,26 @@ fn owner_uid(ctx: &DoctorContext) -> u32 {
 
 fn bridge_rows(ctx: &DoctorContext, networking: &Networking) -> Vec<Check> {
     let owner = owner_uid(ctx);
-    let facts = ctx.network.privileged(networking, owner, ctx.euid);
     let mut checks = Vec::new();
+    // As root, doctor reads the firewall itself, so whether the helper is up is a
+    // question of its own: a refusal (root is not the owner) still proves it listens.
+    if let (Networking::BridgeHelper { socket }, 0) = (networking, ctx.euid) {
+        checks.push(match ctx.network.helper(std::slice::from_ref(socket)).1 {
+            HelperProbe::Answers | HelperProbe::Refuses(_) => Check::pass(
+                groups::NETWORK,
+                HELPER,
+                format!("answers at {}", socket.display()),
+            )
+            .detail(format!(
+                "it serves uid {owner}; doctor, as root, read the firewall directly"
+            )),
+            HelperProbe::Absent(why) => helper_down(ctx, why),
+        });
+    }
+    let facts = ctx.network.privileged(networking, owner, ctx.euid);
     let (inventory, report) = match facts {
         Ok(Some(facts)) => {
-            if let Networking::BridgeHelper { socket } = networking {
+            if let (Networking::BridgeHelper { socket }, false) = (networking, ctx.euid == 0) {
                 checks.push(Check::pass(
                     groups::NETWORK,
                     HELPER,
@@ -158,11 +174,24 @@ fn bridge_rows(ctx: &DoctorContext, networking: &Networking) -> Vec<Check> {
     checks
 }
 
+fn helper_down(ctx: &DoctorContext, why: String) -> Check {
+    let check = Check::fail(groups::NETWORK, HELPER, format!("does not answer: {why}"))
+        .detail("VMs cannot get a TAP device or NAT rules until it does");
+    match ctx.layout.mode {
+        Mode::SystemInstall => check.hint(
+            "sudo systemctl restart banger-helper.service; if it keeps failing: journalctl -u banger-helper.service",
+        ),
+        _ => check.hint("start the helper again: sudo banger helper"),
+    }
+}
+
 /// The privileged facts could not be read: say why, and what follows.
 fn unreadable(ctx: &DoctorContext, networking: &Networking, owner: u32, err: String) -> Check {
+    // As root the helper has its own row; this one is about reading the firewall.
+    let name = if ctx.euid == 0 { FIREWALL } else { HELPER };
     let check = Check::fail(
         groups::NETWORK,
-        HELPER,
+        name,
         format!("cannot read the firewall: {err}"),
     )
     .detail("without it doctor cannot check IP forwarding, banger's NAT rules or other firewalls");
