@@ -5,9 +5,10 @@
 //!
 //! A program found by name may be a link to a multi-call binary (Debian's alternatives:
 //! `iptables-legacy` → `xtables-legacy-multi`). The link is resolved once, when the program
-//! is located; the file it names is what is checked and run, with the program's name as
-//! its first argument — the multi-call convention (xtables, busybox) for choosing the
-//! applet when `argv[0]` (here `/proc/self/fd/N`) does not name it.
+//! is located; the file it names is what is checked and run — for the known multi-call
+//! binaries (xtables, busybox) with the program's name as its first argument, their
+//! convention for choosing the applet when `argv[0]` (here `/proc/self/fd/N`) does not
+//! name it.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,16 @@ use banger_system::CommandRunner;
 use banger_system::fsperm::open_root_executable;
 
 use crate::NetError;
+
+/// Whether `binary` (a link target) is a multi-call binary that picks its applet from
+/// its first argument: xtables' `xtables-legacy-multi` / `xtables-nft-multi`, busybox. A
+/// link to any other file is run as it is.
+fn is_multicall(binary: &Path, name: &str) -> bool {
+    let Some(file) = binary.file_name().and_then(OsStr::to_str) else {
+        return false;
+    };
+    file != name && (file.starts_with("xtables-") && file.ends_with("-multi") || file == "busybox")
+}
 
 /// A host program banger may run as root.
 pub struct Program<'a> {
@@ -41,7 +52,7 @@ impl<'a> Program<'a> {
             program: found.display().to_string(),
             source,
         })?;
-        let applet = (binary.file_name() != Some(OsStr::new(name))).then_some(name);
+        let applet = is_multicall(&binary, name).then_some(name);
         Ok(Program {
             runner,
             name,
@@ -94,5 +105,23 @@ impl<'a> Program<'a> {
             });
         }
         Ok(out.stdout_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_known_multicall_binaries_get_the_applet_name() {
+        let multi = |p: &str, n: &str| is_multicall(Path::new(p), n);
+        assert!(multi("/usr/sbin/xtables-legacy-multi", "iptables-legacy"));
+        assert!(multi("/usr/sbin/xtables-nft-multi", "iptables-nft"));
+        assert!(multi("/bin/busybox", "ip"));
+        assert!(!multi("/usr/sbin/nft", "nft"));
+        assert!(
+            !multi("/usr/sbin/nft-1.0.6", "nft"),
+            "a versioned link target is run as is"
+        );
     }
 }
