@@ -32,7 +32,12 @@ pub enum Command {
 Check whether this host can run banger VMs, and how to fix what is missing.
 
 Every check reports PASS, WARN or FAIL with a hint. Doctor only reads: it never creates or
-changes the state store or any other file. Exit status is 0 unless a check FAILs.")]
+changes the state store or any other file. Exit status is 0 unless a check FAILs.
+
+The network group says which networking VMs get (bridge through the root helper, bridge
+in-process as root, QEMU user-mode networking, none) and why; with the bridge it checks IP
+forwarding, banger's NAT rules, and firewalls (docker, ufw, firewalld, legacy iptables) that
+drop forwarded traffic, printing the exact commands that let the bridge through.")]
     Doctor(DoctorArgs),
 
     /// Create, run, inspect and remove VMs
@@ -59,7 +64,9 @@ Run the root helper in the foreground: the only privileged part of banger.
 It creates the owner's bridge, TAP devices and NAT/port-forward rules on request, over a
 Unix socket (mode 0600, owned by the owner) that admits only the owner's uid (checked with
 SO_PEERCRED on every connection). A system install runs it under systemd; in dev mode run it
-with sudo, and it serves the user who ran sudo. See docs/privileges.md.")]
+with sudo, and it serves the user who ran sudo: it listens in /run/banger, where that user's
+banger looks for a helper (`banger doctor` shows whether it answers and which networking
+mode follows). See docs/privileges.md.")]
     Helper(HelperArgs),
 
     /// Enable `ssh NAME.vm`: render banger's ssh_config and include it from ~/.ssh/config

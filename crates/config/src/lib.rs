@@ -10,6 +10,7 @@
 mod defaults;
 mod error;
 pub mod install;
+mod network;
 mod parse;
 mod size;
 
@@ -20,6 +21,7 @@ pub use defaults::{
 };
 pub use error::ConfigError;
 pub use install::{InstallMeta, InstallMetaError, load_install_meta};
+pub use network::{BUILTIN_DNS, MAX_DNS, NetworkConfig, NetworkMode, nameservers, usable_resolver};
 pub use parse::{DISK_MAX_BYTES, DISK_MIN_BYTES, MEMORY_MIB_RANGE, VCPU_RANGE};
 pub use size::{format_size, parse_size};
 
@@ -88,6 +90,7 @@ pub struct Config {
     pub default_image_name: Option<String>,
     pub vmm: VmmPreference,
     pub vm_defaults: VmDefaultsConfig,
+    pub network: NetworkConfig,
     /// The file this was read from; `None` when no file exists (all defaults).
     pub source: Option<PathBuf>,
 }

@@ -2,9 +2,12 @@
 //! tables; every value is then checked here so the error can say what is expected and
 //! point at the value's line and column (each value is read as `Spanned<toml::Value>`).
 
+use crate::network::{MAX_DNS, NetworkConfig, usable_resolver};
 use crate::size::{format_size, parse_size};
 use crate::{Config, ConfigError, VmDefaultsConfig, error::line_col, validate_image_name};
+use banger_helper_proto::Subnet;
 use serde::Deserialize;
+use std::net::Ipv4Addr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use toml::{Spanned, Value};
@@ -26,6 +29,15 @@ struct RawConfig {
     default_image_name: Field,
     vmm: Field,
     vm_defaults: Option<RawVmDefaults>,
+    network: Option<RawNetwork>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNetwork {
+    mode: Field,
+    subnet: Field,
+    dns: Field,
 }
 
 #[derive(Deserialize)]
@@ -36,8 +48,10 @@ struct RawVmDefaults {
     disk: Field,
 }
 
-const TOP_KEYS: &str = "firecracker_bin, ssh_key_path, default_image_name, vmm, [vm_defaults]";
+const TOP_KEYS: &str =
+    "firecracker_bin, ssh_key_path, default_image_name, vmm, [vm_defaults], [network]";
 const VM_DEFAULTS_KEYS: &str = "vcpu, memory, disk";
+const NETWORK_KEYS: &str = "mode, subnet, dns";
 
 /// Parses one file; carries what every error needs.
 struct Ctx<'a> {
@@ -64,16 +78,17 @@ impl Ctx<'_> {
         // Unknown keys: name the key and the table, and list what is allowed.
         if let Some(rest) = raw.strip_prefix("unknown field `") {
             let name = rest.split('`').next().unwrap_or_default();
-            let in_vm_defaults = rest.contains("`vcpu`");
-            let (key, allowed) = if in_vm_defaults {
-                (format!("vm_defaults.{name}"), VM_DEFAULTS_KEYS)
+            // serde lists the fields the table allows: that tells which table it was.
+            let (key, allowed, table) = if rest.contains("`vcpu`") {
+                (
+                    format!("vm_defaults.{name}"),
+                    VM_DEFAULTS_KEYS,
+                    "in [vm_defaults]",
+                )
+            } else if rest.contains("`subnet`") {
+                (format!("network.{name}"), NETWORK_KEYS, "in [network]")
             } else {
-                (name.to_string(), TOP_KEYS)
-            };
-            let table = if in_vm_defaults {
-                "in [vm_defaults]"
-            } else {
-                "at the top level"
+                (name.to_string(), TOP_KEYS, "at the top level")
             };
             return self.error(
                 span,
@@ -85,6 +100,7 @@ impl Ctx<'_> {
         let message = raw
             .replace('\n', "; ")
             .replace("struct RawVmDefaults", "a table ([vm_defaults])")
+            .replace("struct RawNetwork", "a table ([network])")
             .replace("struct RawConfig", "a table");
         self.error(span, None, format!("invalid TOML: {message}"))
     }
@@ -257,7 +273,91 @@ pub(crate) fn parse_config(
     if let Some(table) = &raw.vm_defaults {
         cfg.vm_defaults = vm_defaults(&ctx, table)?;
     }
+    if let Some(table) = &raw.network {
+        cfg.network = network(&ctx, table)?;
+    }
     Ok(cfg)
+}
+
+fn network(ctx: &Ctx<'_>, raw: &RawNetwork) -> Result<NetworkConfig, ConfigError> {
+    let mut out = NetworkConfig::default();
+    if let Some(v) = &raw.mode {
+        let key = "network.mode";
+        let expected = "one of \"auto\", \"bridge\", \"user\", \"none\"";
+        let s = ctx.string(key, v, expected)?;
+        out.mode = Some(s.parse().map_err(|_| {
+            ctx.error(
+                v.span(),
+                Some(key),
+                format!("`{key}` = {s:?} is not {expected}"),
+            )
+        })?);
+    }
+    if let Some(v) = &raw.subnet {
+        let key = "network.subnet";
+        let s = ctx.string(
+            key,
+            v,
+            "a string: a private IPv4 subnet such as \"10.213.0.0/24\"",
+        )?;
+        let subnet: Subnet = s
+            .parse()
+            .map_err(|e| ctx.error(v.span(), Some(key), format!("`{key}`: {e}")))?;
+        out.subnet = Some(subnet);
+    }
+    if let Some(v) = &raw.dns {
+        out.dns = Some(dns(ctx, v)?);
+    }
+    Ok(out)
+}
+
+/// `network.dns`: 1 to 3 IPv4 resolvers a guest can reach. An element's error points at
+/// the element (found in the array's source text: toml keeps no spans inside arrays).
+fn dns(ctx: &Ctx<'_>, v: &Spanned<Value>) -> Result<Vec<Ipv4Addr>, ConfigError> {
+    let key = "network.dns";
+    let expected = format!("an array of 1 to {MAX_DNS} IPv4 addresses, such as [\"1.1.1.1\"]");
+    let Value::Array(items) = v.get_ref() else {
+        return Err(ctx.wrong_type(key, v, v.get_ref(), &expected));
+    };
+    if items.is_empty() || items.len() > MAX_DNS {
+        return Err(ctx.error(
+            v.span(),
+            Some(key),
+            format!(
+                "`{key}` has {} entries; give at least one and at most {MAX_DNS} resolvers",
+                items.len()
+            ),
+        ));
+    }
+    let mut out = Vec::new();
+    for item in items {
+        let text = match item {
+            Value::String(s) => s.as_str(),
+            _ => return Err(ctx.wrong_type(key, v, item, &expected)),
+        };
+        let at = element_span(ctx.text, v.span(), text);
+        let addr: Ipv4Addr = text.parse().map_err(|_| {
+            ctx.error(
+                at.clone(),
+                Some(key),
+                format!("`{key}`: {text:?} is not an IPv4 address; expected {expected}"),
+            )
+        })?;
+        usable_resolver(addr).map_err(|why| ctx.error(at, Some(key), format!("`{key}`: {why}")))?;
+        out.push(addr);
+    }
+    Ok(out)
+}
+
+/// Where the string `value` stands inside `array` (the array's span when not found).
+fn element_span(text: &str, array: Range<usize>, value: &str) -> Range<usize> {
+    let inside = text.get(array.clone()).unwrap_or_default();
+    [format!("\"{value}\""), format!("'{value}'")]
+        .iter()
+        .find_map(|quoted| inside.find(quoted.as_str()))
+        .map_or(array.clone(), |i| {
+            array.start + i..array.start + i + value.len() + 2
+        })
 }
 
 fn vm_defaults(ctx: &Ctx<'_>, raw: &RawVmDefaults) -> Result<VmDefaultsConfig, ConfigError> {

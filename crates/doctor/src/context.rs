@@ -18,12 +18,17 @@ use banger_system::preflight::find_executable;
 use banger_system::{CommandRunner, HostResources, RealRunner};
 use banger_vmm::{DriverKind, DriverPreference, KvmStatus, SelectError, Selection};
 
+use crate::checks::network::{HostNetworkProbe, NetworkProbe};
+
 /// Where systemd reads enabled units from.
 pub const SYSTEMD_SYSTEM_DIR: &str = "/etc/systemd/system";
 /// The host device for vhost-vsock, needed only by drivers that use kernel vsock.
 pub const VHOST_VSOCK_DEVICE: &str = "/dev/vhost-vsock";
 /// The QEMU binary the QEMU driver runs.
 pub const QEMU_BINARY: &str = "qemu-system-x86_64";
+/// The host's resolver configuration, and systemd-resolved's list of upstream servers.
+pub const RESOLV_CONF: &str = "/etc/resolv.conf";
+pub const RESOLVED_UPSTREAM: &str = "/run/systemd/resolve/resolv.conf";
 /// The state store as doctor sees it. Doctor checks the path first and only then
 /// opens the database read-only, so a missing store is never created.
 pub enum StoreState {
@@ -55,6 +60,12 @@ pub struct DoctorContext {
     pub agent_binary: Result<PathBuf, String>,
     /// `None` when the host's CPUs and memory could not be read.
     pub host_resources: Option<HostResources>,
+    /// The effective uid doctor runs as (root reads the firewall itself).
+    pub euid: u32,
+    /// What the network checks ask the host (routes, the helper, the firewall).
+    pub network: Box<dyn NetworkProbe>,
+    pub resolv_conf: PathBuf,
+    pub resolved_upstream: PathBuf,
     store: OnceCell<StoreState>,
     selection: OnceCell<Result<Selection, SelectError>>,
 }
@@ -81,6 +92,11 @@ impl DoctorContext {
             search_path: Some(banger_system::preflight::host_search_path()),
             agent_binary: banger_paths::companion_binary(banger_paths::AGENT_BINARY_NAME),
             host_resources: banger_system::read_host_resources().ok(),
+            // SAFETY: geteuid has no preconditions and cannot fail.
+            euid: unsafe { libc::geteuid() },
+            network: Box::new(HostNetworkProbe),
+            resolv_conf: PathBuf::from(RESOLV_CONF),
+            resolved_upstream: PathBuf::from(RESOLVED_UPSTREAM),
             store: OnceCell::new(),
             selection: OnceCell::new(),
         }

@@ -34,6 +34,7 @@ pub fn builtin_checks() -> Vec<Box<dyn CapabilityCheck>> {
         Box::new(checks::ssh::SshShortcut),
         Box::new(checks::driver::VmmDriver),
         Box::new(checks::firecracker::FirecrackerBinary),
+        Box::new(checks::network::Network),
         Box::new(checks::security::SecurityPosture),
     ]
 }

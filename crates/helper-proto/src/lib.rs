@@ -21,8 +21,8 @@ mod publish;
 pub use addr::{MacAddr, Subnet, SubnetError};
 pub use frame::{FrameError, read_frame, write_frame};
 pub use message::{
-    BridgeInfo, Failure, FailureKind, FirewallReport, ForeignChain, Inventory, Reply, Request,
-    Response, TapInfo, Verb,
+    Backend, Blocking, BridgeInfo, Failure, FailureKind, FirewallManager, FirewallReport,
+    ForeignChain, Inventory, LegacyScan, Reply, Request, Response, TapInfo, Verb,
 };
 pub use names::{BRIDGE_PREFIX, NameError, TAP_PREFIX, TapName, bridge_name, nft_table_name};
 pub use publish::{Port, PortMapping, Protocol, Publish, PublishError};

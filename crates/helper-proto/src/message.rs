@@ -98,12 +98,87 @@ pub struct Inventory {
     pub publishes: Vec<Publish>,
 }
 
-/// A base chain of another table that drops forwarded traffic by default.
+/// Where a firewall rule lives.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    /// nftables (native, or iptables-nft, which writes nftables tables).
+    #[default]
+    Nftables,
+    /// The legacy iptables (x_tables) kernel tables, invisible to `nft`.
+    IptablesLegacy,
+}
+
+/// What makes a chain stop forwarded traffic.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Blocking {
+    /// The chain's policy is drop.
+    #[default]
+    PolicyDrop,
+    /// The chain ends with a rule that drops or rejects everything left.
+    FinalRule,
+}
+
+/// Which software manages a table, as far as its names tell (it decides the fix).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FirewallManager {
+    /// Docker (its `DOCKER-USER` chain is where user rules belong).
+    Docker,
+    /// ufw (`ufw route allow …`).
+    Ufw,
+    /// firewalld (zones).
+    Firewalld,
+    /// Plain iptables rules (`filter` table, `FORWARD` chain).
+    Iptables,
+    /// A native nftables table.
+    #[default]
+    Nftables,
+}
+
+/// A base chain of another table on the forward hook that drops what it does not accept.
+/// A drop there is final whatever banger's table says, unless the chain (or a chain it
+/// jumps to) accepts the owner's bridge first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ForeignChain {
     pub family: String,
     pub table: String,
     pub chain: String,
+    #[serde(default)]
+    pub backend: Backend,
+    #[serde(default)]
+    pub blocking: Blocking,
+    #[serde(default)]
+    pub manager: FirewallManager,
+    /// A rule reachable from the chain accepts everything arriving from the bridge.
+    #[serde(default)]
+    pub accepts_from_bridge: bool,
+    /// A rule reachable from the chain accepts everything leaving through the bridge.
+    #[serde(default)]
+    pub accepts_to_bridge: bool,
+}
+
+impl ForeignChain {
+    /// Whether guest traffic gets through this chain in both directions.
+    pub fn lets_guests_through(&self) -> bool {
+        self.accepts_from_bridge && self.accepts_to_bridge
+    }
+}
+
+/// Whether the legacy iptables tables were inspected.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LegacyScan {
+    /// Not reported (a helper from before this field existed).
+    #[default]
+    Unknown,
+    /// No legacy iptables table exists: nothing can hide there.
+    NotInUse,
+    /// The legacy `filter` table was read; its findings are in `forward_drop`.
+    Inspected,
+    /// Legacy tables exist but could not be read; the reason says why.
+    Unreadable { reason: String },
 }
 
 /// Firewall facts doctor reports.
@@ -112,10 +187,16 @@ pub struct FirewallReport {
     /// `net.ipv4.ip_forward`.
     pub ip_forward: bool,
     pub bridge: String,
-    /// Whether the owner's table exists, and with which base chains.
+    /// Whether the owner's table exists.
     pub nat_table: bool,
-    /// Other tables' forward-hook chains with policy drop (docker, ufw, firewalld).
+    /// What is wrong with the owner's table (empty when it is intact or absent).
+    #[serde(default)]
+    pub nat_problems: Vec<String>,
+    /// Other tables' forward-hook chains that drop by default (docker, ufw, firewalld,
+    /// a hand-written ruleset), in nftables and in the legacy iptables tables.
     pub forward_drop: Vec<ForeignChain>,
+    #[serde(default)]
+    pub legacy: LegacyScan,
 }
 
 /// A successful answer; which variant depends on the verb.
@@ -237,6 +318,18 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad} must be refused");
         }
+    }
+
+    #[test]
+    fn a_firewall_report_from_an_older_helper_still_reads() {
+        let old = r#"{"ip_forward":true,"bridge":"bgbr0","nat_table":true,
+            "forward_drop":[{"family":"ip","table":"filter","chain":"FORWARD"}]}"#;
+        let report: FirewallReport = serde_json::from_str(old).unwrap();
+        assert_eq!(report.legacy, LegacyScan::Unknown);
+        assert!(report.nat_problems.is_empty());
+        let chain = &report.forward_drop[0];
+        assert_eq!(chain.blocking, Blocking::PolicyDrop);
+        assert!(!chain.lets_guests_through(), "unknown means blocked");
     }
 
     #[test]

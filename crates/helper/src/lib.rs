@@ -8,17 +8,27 @@
 //!   code path: [`HelperClient`] (system install: the helper's socket) and [`InProcess`]
 //!   (dev mode as root: the executor called directly).
 //!
+//! * [`mode`] decides which networking an owner's VMs get (bridge through the helper,
+//!   bridge in-process, QEMU user-mode, none) and why; [`subnet`] which subnet the bridge
+//!   is on — one place for doctor and the daemon.
+//!
 //! Everything here is blocking; async callers use `spawn_blocking`.
 
 mod client;
 mod error;
 mod executor;
+pub mod mode;
 mod owner;
 mod privileged;
 pub mod server;
+pub mod subnet;
 
 pub use client::HelperClient;
 pub use error::HelperError;
 pub use executor::Executor;
+pub use mode::{
+    HelperProbe, ModeError, ModeInputs, ModeSelection, Networking, probe_helper, probe_helpers,
+    select_network_mode,
+};
 pub use owner::{OwnerSource, resolve_owner};
 pub use privileged::{InProcess, Privileged};

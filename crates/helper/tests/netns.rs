@@ -3,6 +3,8 @@
 //! with real netlink, real TUN ioctls and the real `nft`. Needs root.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
@@ -13,15 +15,7 @@ use banger_helper::{Executor, HelperClient, InProcess, Privileged, server};
 use banger_helper_proto::{FailureKind, Publish, Subnet, TapName, bridge_name, nft_table_name};
 use banger_net::netlink::{LinkKind, Netlink};
 use banger_system::RealRunner;
-
-fn require_root() {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let euid = unsafe { libc::geteuid() };
-    assert_eq!(
-        euid, 0,
-        "these tests create network namespaces, bridges and nftables tables: run them as root (CI does)"
-    );
-}
+use support::require_root;
 
 /// Run `f` on a thread inside a fresh network namespace.
 fn in_netns<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
@@ -62,6 +56,25 @@ fn nft_tables() -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+fn nft(args: &[&str]) -> String {
+    let out = std::process::Command::new("nft")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "nft {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn nft_json(args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["-j"];
+    all.extend_from_slice(args);
+    serde_json::from_str(&nft(&all)).unwrap()
+}
+
 fn publish(spec: &str, guest: Ipv4Addr) -> Publish {
     Publish {
         mapping: spec.parse().unwrap(),
@@ -75,6 +88,9 @@ fn every_verb_works_and_leaves_nothing_behind() {
         let p = priv_for(0, None);
         let nl = Netlink::open().unwrap();
         let before: Vec<String> = nl.links().unwrap().into_iter().map(|l| l.name).collect();
+        // A new namespace copies the host's ip_forward; start from "off" to see the helper
+        // turn it on, and back off once nothing needs it.
+        std::fs::write("/proc/sys/net/ipv4/ip_forward", "0").unwrap();
 
         assert_eq!(p.hello().unwrap(), 0);
         let info = p.ensure_bridge(subnet("10.213.0.0/24")).unwrap();
@@ -133,6 +149,61 @@ fn every_verb_works_and_leaves_nothing_behind() {
         let fw = p.firewall().unwrap();
         assert!(fw.ip_forward && fw.nat_table);
         assert!(fw.forward_drop.is_empty());
+        assert_eq!(
+            fw.nat_problems,
+            Vec::<String>::new(),
+            "as nft prints it, the table is intact"
+        );
+
+        // Damage the table behind banger's back: the report names it, ensure_nat repairs it.
+        nft(&["flush", "chain", "ip", &nft_table_name(0), "forward"]);
+        nft(&[
+            "add",
+            "rule",
+            "ip",
+            &nft_table_name(0),
+            "publish",
+            "counter",
+        ]);
+        let problems = p.firewall().unwrap().nat_problems;
+        assert_eq!(problems.len(), 5, "{problems:#?}");
+        assert!(
+            problems.iter().any(
+                |m| m.contains("\"nothing else reaches guests\" is missing from chain forward")
+            )
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|m| m.contains("chain publish has a rule banger did not add"))
+        );
+        p.ensure_nat().unwrap();
+        let problems = p.firewall().unwrap().nat_problems;
+        assert_eq!(
+            problems.len(),
+            1,
+            "the foreign publish rule stays: {problems:#?}"
+        );
+        let listing = nft_json(&["list", "chain", "ip", &nft_table_name(0), "publish"]);
+        let handle = listing["nftables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|i| i.get("rule"))
+            .find(|r| r.get("comment").is_none())
+            .and_then(|r| r["handle"].as_u64())
+            .unwrap();
+        nft(&[
+            "delete",
+            "rule",
+            "ip",
+            &nft_table_name(0),
+            "publish",
+            "handle",
+            &handle.to_string(),
+        ]);
+        let problems = p.firewall().unwrap().nat_problems;
+        assert!(problems.is_empty(), "{problems:#?}");
 
         p.remove_publish(web).unwrap();
         p.remove_publish(web).unwrap();
@@ -146,7 +217,17 @@ fn every_verb_works_and_leaves_nothing_behind() {
 
         let after: Vec<String> = nl.links().unwrap().into_iter().map(|l| l.name).collect();
         assert_eq!(after, before, "every device is gone");
-        assert!(!nft_tables().contains("banger"), "the table is gone");
+        assert!(
+            !nft_tables().contains("banger"),
+            "the table and the marker are gone"
+        );
+        assert_eq!(
+            std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward")
+                .unwrap()
+                .trim(),
+            "0",
+            "banger turned forwarding on, and off again when nothing needed it"
+        );
         assert_eq!(p.inventory().unwrap(), Default::default());
     });
 }
@@ -197,6 +278,27 @@ fn verbs_refuse_what_the_owner_may_not_touch() {
             assert!(err.to_string().contains("uid 777"), "{err}");
         }
         assert!(nl.link("bgt0ff").unwrap().is_some(), "untouched");
+
+        // A host port a host service listens on is not taken over.
+        let lo = nl.link("lo").unwrap().unwrap();
+        nl.attach_and_up(&lo, None).unwrap();
+        let tcp = std::net::TcpListener::bind("127.0.0.1:8181").unwrap();
+        let udp = std::net::UdpSocket::bind("0.0.0.0:8182").unwrap();
+        let guest = Ipv4Addr::new(10, 51, 0, 5);
+        for (spec, held) in [
+            ("8181:80", "127.0.0.1:8181"),
+            ("127.0.0.1:8181:80", "127.0.0.1:8181"),
+            ("8182:53/udp", "0.0.0.0:8182"),
+            ("10.51.0.1:8182:53/udp", "0.0.0.0:8182"),
+        ] {
+            let err = p.add_publish(publish(spec, guest)).unwrap_err();
+            assert_eq!(err.kind(), Some(FailureKind::Conflict), "{spec}: {err}");
+            assert!(err.to_string().contains(held), "{spec}: {err}");
+        }
+        // Another address than the one the service holds is fine; so is the other protocol.
+        p.add_publish(publish("10.51.0.1:8181:80", guest)).unwrap();
+        p.add_publish(publish("8181:80/udp", guest)).unwrap();
+        drop((tcp, udp));
 
         // A host port the owner could not bind is refused for a non-root owner.
         let err = p
@@ -359,4 +461,48 @@ fn malformed_and_foreign_requests_are_refused_over_the_wire() {
     s.read_to_end(&mut out).unwrap();
     let out = String::from_utf8_lossy(&out);
     assert!(out.contains("larger than"), "{out}");
+}
+
+#[test]
+fn probing_the_helper_socket_tells_answers_refusals_and_absence() {
+    use banger_helper::{HelperProbe, probe_helper, probe_helpers};
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("none.sock");
+    assert!(
+        matches!(probe_helper(&missing), HelperProbe::Absent(m) if m.contains("no helper socket"))
+    );
+
+    // A stale socket file: nothing listens behind it.
+    let stale = dir.path().join("stale.sock");
+    drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+    assert!(matches!(probe_helper(&stale), HelperProbe::Absent(m) if m.contains("cannot reach")));
+
+    let serve = |owner: u32, name: &str| {
+        let socket = dir.path().join(name);
+        let listener = server::bind(&socket, owner).unwrap();
+        let executor = Arc::new(Executor::new(owner, Arc::new(RealRunner), None));
+        std::thread::spawn(move || server::serve(listener, executor));
+        socket
+    };
+    let ours = serve(0, "ours.sock");
+    assert_eq!(probe_helper(&ours), HelperProbe::Answers);
+    let theirs_socket = serve(4244, "theirs.sock");
+    let theirs = probe_helper(&theirs_socket);
+    assert!(
+        matches!(&theirs, HelperProbe::Refuses(m) if m.contains("serves only uid 4244")),
+        "{theirs:?}"
+    );
+
+    // Candidates in order: the first that answers; else the refusal is the news.
+    let (at, found) = probe_helpers(&[missing.clone(), ours.clone()]);
+    assert_eq!((at, found), (ours, HelperProbe::Answers));
+    let (at, found) = probe_helpers(&[missing.clone(), theirs_socket]);
+    assert_eq!(at, missing);
+    assert!(matches!(found, HelperProbe::Refuses(_)), "{found:?}");
+    let (_, found) = probe_helpers(&[missing, stale]);
+    assert!(
+        matches!(&found, HelperProbe::Absent(m) if m.contains("no helper socket") && m.contains("cannot reach")),
+        "{found:?}"
+    );
 }

@@ -36,20 +36,31 @@ pub enum NetError {
         #[source]
         source: std::io::Error,
     },
-    #[error("refusing to run nft")]
-    NftBinary(#[source] RootExecutableError),
+    #[error("refusing to run {} as root", path.display())]
+    RefusedBinary {
+        path: PathBuf,
+        #[source]
+        source: RootExecutableError,
+    },
     #[error(
-        "nft is not installed (looked in PATH and the sbin directories); install the nftables package"
+        "{program} is not installed (looked in PATH and the sbin directories); install the {package} package"
     )]
-    NftMissing,
+    Missing {
+        program: &'static str,
+        package: &'static str,
+    },
     #[error("running {program} failed")]
     Spawn {
         program: String,
         #[source]
         source: std::io::Error,
     },
-    #[error("nft {what} failed: {stderr}")]
-    Nft { what: String, stderr: String },
+    #[error("{program} {what} failed: {stderr}")]
+    Failed {
+        program: &'static str,
+        what: String,
+        stderr: String,
+    },
     #[error("nft printed output banger cannot read ({what})")]
     NftOutput {
         what: String,

@@ -28,14 +28,19 @@ pub fn ip_forward() -> Result<bool, NetError> {
     Ok(read("ip_forward")? == "1")
 }
 
-pub fn set_ip_forward() -> Result<(), NetError> {
-    write("ip_forward", "1")
+pub fn set_ip_forward(on: bool) -> Result<(), NetError> {
+    write("ip_forward", if on { "1" } else { "0" })
 }
 
 /// Let DNAT'ed packets from the host's 127.0.0.1 leave through `bridge` (for ports
 /// published on localhost). The NAT table drops packets *from* the bridge to 127/8.
 pub fn set_route_localnet(bridge: &str) -> Result<(), NetError> {
     write(&format!("conf/{bridge}/route_localnet"), "1")
+}
+
+/// Whether `route_localnet` is on for `bridge`.
+pub fn route_localnet(bridge: &str) -> Result<bool, NetError> {
+    Ok(read(&format!("conf/{bridge}/route_localnet"))? == "1")
 }
 
 /// The lowest port an unprivileged process may bind (`ip_unprivileged_port_start`).

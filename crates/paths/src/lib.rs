@@ -22,6 +22,9 @@ pub const ENV_ETC_DIR: &str = "BANGER_ETC_DIR";
 /// Name of the guest agent binary shipped beside `banger`.
 pub const AGENT_BINARY_NAME: &str = "banger-agent";
 
+/// The runtime directory of a system install and of root in dev mode.
+pub const SYSTEM_RUNTIME_DIR: &str = "/run/banger";
+
 /// systemd unit names of a system install.
 pub const DAEMON_SERVICE: &str = "bangerd.service";
 pub const HELPER_SERVICE: &str = "banger-helper.service";
@@ -139,7 +142,7 @@ impl Layout {
                 // which is private to the user.
                 _ => state_dir.join("run"),
             },
-            None => PathBuf::from("/run/banger"),
+            None => PathBuf::from(SYSTEM_RUNTIME_DIR),
         };
 
         let config_dir = match override_dir(env, ENV_CONFIG_DIR)? {
@@ -206,6 +209,18 @@ impl Layout {
 
     pub fn helper_socket(&self) -> PathBuf {
         self.runtime_dir.join("helper.sock")
+    }
+
+    /// Where a helper serving this user may listen, in the order to try: this layout's
+    /// socket, and for an ordinary user in dev mode also root's (`sudo banger helper`
+    /// listens there, for the uid that ran sudo).
+    pub fn helper_socket_candidates(&self) -> Vec<PathBuf> {
+        let mut candidates = vec![self.helper_socket()];
+        let root = Path::new(SYSTEM_RUNTIME_DIR).join("helper.sock");
+        if self.mode == Mode::DevUser && !candidates.contains(&root) {
+            candidates.push(root);
+        }
+        candidates
     }
 
     /// Pid file of a dev-mode daemon (used by `banger daemon stop`).
@@ -344,6 +359,14 @@ mod tests {
             l.runtime_dir,
             PathBuf::from("/home/al/.local/state/banger/run")
         );
+        assert_eq!(
+            l.helper_socket_candidates(),
+            [
+                PathBuf::from("/home/al/.local/state/banger/run/helper.sock"),
+                PathBuf::from("/run/banger/helper.sock")
+            ],
+            "a helper started with sudo listens in root's runtime dir"
+        );
     }
 
     #[test]
@@ -353,6 +376,7 @@ mod tests {
         assert_eq!(l.mode, Mode::DevRoot);
         assert_eq!(l.db_path(), PathBuf::from("/var/lib/banger/state.db"));
         assert_eq!(l.helper_socket(), PathBuf::from("/run/banger/helper.sock"));
+        assert_eq!(l.helper_socket_candidates(), [l.helper_socket()]);
         assert_eq!(l.config_dir, PathBuf::from("/root/.config/banger"));
     }
 

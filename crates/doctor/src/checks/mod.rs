@@ -8,6 +8,7 @@ pub mod firecracker;
 pub mod install_hint;
 pub mod kvm;
 pub mod lifecycle;
+pub mod network;
 pub mod runtime;
 pub mod security;
 pub mod ssh;

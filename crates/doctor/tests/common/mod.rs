@@ -9,6 +9,10 @@ use std::sync::Mutex;
 
 use banger_config::Config;
 use banger_doctor::DoctorContext;
+use banger_doctor::checks::network::NetworkProbe;
+use banger_helper::{HelperProbe, Networking};
+use banger_helper_proto::{FirewallReport, Inventory};
+use banger_net::netlink::Route;
 use banger_paths::{Layout, Mode};
 use banger_system::{CommandOutput, CommandRunner, RealRunner};
 use banger_vmm::KvmStatus;
@@ -111,6 +115,11 @@ impl FakeHost {
         ctx.vhost_vsock_device = self.path("dev-vhost-vsock");
         ctx.search_path = Some(self.path("bin").into_os_string());
         ctx.kvm = pvm_kvm();
+        // Never the real host's helper, routes or firewall.
+        ctx.network = Box::new(FakeNetwork::default());
+        ctx.resolv_conf = self.path("etc/resolv.conf");
+        ctx.resolved_upstream = self.path("run/resolved-upstream.conf");
+        ctx.euid = 1000;
         ctx
     }
 
@@ -188,4 +197,48 @@ pub fn good_kvm() -> KvmStatus {
     let status = probe_fake_kvm("kvm_intel");
     assert!(status.usable_for_guests, "{status:?}");
     status
+}
+
+/// Canned answers for the network checks.
+#[derive(Clone)]
+pub struct FakeNetwork {
+    pub helper: HelperProbe,
+    pub routes: Result<Vec<Route>, String>,
+    pub privileged: Result<Option<(Inventory, FirewallReport)>, String>,
+    /// What `privileged` was asked: (networking, owner uid, euid).
+    pub asked: std::sync::Arc<Mutex<Vec<(Networking, u32, u32)>>>,
+}
+
+impl Default for FakeNetwork {
+    fn default() -> FakeNetwork {
+        FakeNetwork {
+            helper: HelperProbe::Absent("no helper socket (fake)".into()),
+            routes: Ok(Vec::new()),
+            privileged: Ok(None),
+            asked: Default::default(),
+        }
+    }
+}
+
+impl NetworkProbe for FakeNetwork {
+    fn helper(&self, candidates: &[PathBuf]) -> (PathBuf, HelperProbe) {
+        (candidates[0].clone(), self.helper.clone())
+    }
+
+    fn routes(&self) -> Result<Vec<Route>, String> {
+        self.routes.clone()
+    }
+
+    fn privileged(
+        &self,
+        networking: &Networking,
+        owner_uid: u32,
+        euid: u32,
+    ) -> Result<Option<(Inventory, FirewallReport)>, String> {
+        self.asked
+            .lock()
+            .unwrap()
+            .push((networking.clone(), owner_uid, euid));
+        self.privileged.clone()
+    }
 }

@@ -1,73 +1,57 @@
 //! The owner's nftables table, driven through the `nft` program with JSON.
 //!
 //! nftables has no stable netlink library, so the helper runs `nft -j -f -` with a JSON
-//! batch on stdin (one atomic transaction per call). The binary is opened with
-//! `O_NOFOLLOW`, checked (root-owned, not writable by others) and executed through
-//! `/proc/self/fd/N`: what was checked is what runs as root.
+//! batch on stdin (one atomic transaction per call), through [`crate::exec::Program`]:
+//! the binary is validated and what was checked is what runs as root.
+//!
+//! * [`table`] — the owner's table as data (base chains, role-named rules);
+//! * [`publish`] — published ports, one DNAT rule each;
+//! * [`audit`] — whether a listed table is still what banger installed.
 
-mod rules;
+mod audit;
+mod json;
+mod publish;
+mod table;
 
-use std::ffi::OsStr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use banger_helper_proto::Publish;
 use banger_system::CommandRunner;
-use banger_system::fsperm::open_root_executable;
 use serde_json::Value;
 
-pub use rules::{
-    CHAIN_PUBLISH, FAMILY, add_publish, delete_rule, delete_table, ensure_nat, publishes_in,
+pub use audit::audit;
+pub use json::{FAMILY, items};
+pub use publish::{add_publish, delete_rule, is_publish_rule, publishes_in};
+pub use table::{
+    BASE_CHAINS, BaseChain, CHAIN_PUBLISH, FORWARDING_MARKER, OWNER_TABLE_PREFIX, ROLE_PREFIX,
+    TableRule, add_forwarding_marker, base_rules, delete_forwarding_marker, delete_table,
+    ensure_nat,
 };
 
 use crate::NetError;
+use crate::exec::Program;
 
 pub struct Nft<'a> {
-    runner: &'a dyn CommandRunner,
-    binary: PathBuf,
+    program: Program<'a>,
 }
 
 impl<'a> Nft<'a> {
     /// Find `nft` in PATH or the sbin directories.
     pub fn locate(runner: &'a dyn CommandRunner) -> Result<Nft<'a>, NetError> {
-        let binary = banger_system::runner::lookup_executable("nft").ok_or(NetError::NftMissing)?;
-        Ok(Nft { runner, binary })
+        Ok(Nft {
+            program: Program::locate(runner, "nft", "nftables")?,
+        })
     }
 
     /// Use the binary at `binary` (tests point this at fakes to see the refusals).
     pub fn at(runner: &'a dyn CommandRunner, binary: &Path) -> Nft<'a> {
         Nft {
-            runner,
-            binary: binary.to_path_buf(),
+            program: Program::at(runner, "nft", binary),
         }
     }
 
     pub fn binary(&self) -> &Path {
-        &self.binary
-    }
-
-    fn run(&self, what: &str, args: &[&str], input: Option<&[u8]>) -> Result<String, NetError> {
-        let file = open_root_executable(&self.binary).map_err(NetError::NftBinary)?;
-        let exe = PathBuf::from(format!(
-            "/proc/self/fd/{}",
-            std::os::fd::AsRawFd::as_raw_fd(&file)
-        ));
-        let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
-        let out = match input {
-            Some(input) => self.runner.run_with_input(&exe, &args, input),
-            None => self.runner.run(&exe, &args),
-        }
-        .map_err(|source| NetError::Spawn {
-            program: self.binary.display().to_string(),
-            source,
-        })?;
-        drop(file);
-        if !out.success() {
-            return Err(NetError::Nft {
-                what: what.to_string(),
-                stderr: out.stderr_str().trim().to_string(),
-            });
-        }
-        Ok(out.stdout_str())
+        self.program.binary()
     }
 
     /// Apply a batch of commands (`[{"add": …}, …]`) atomically.
@@ -77,14 +61,19 @@ impl<'a> Nft<'a> {
             what: what.to_string(),
             source,
         })?;
-        self.run(what, &["-j", "-f", "-"], Some(&text)).map(drop)
+        self.program
+            .run(what, &["-j", "-f", "-"], Some(&text))
+            .map(drop)
     }
 
     /// `nft -j list table ip NAME`, or `None` when the table does not exist.
     pub fn list_table(&self, table: &str) -> Result<Option<Value>, NetError> {
-        match self.run("list table", &["-j", "list", "table", FAMILY, table], None) {
+        let args = ["-j", "list", "table", FAMILY, table];
+        match self.program.run("list table", &args, None) {
             Ok(text) => parse(&text, "list table").map(Some),
-            Err(NetError::Nft { stderr, .. }) if stderr.contains("No such file or directory") => {
+            Err(NetError::Failed { stderr, .. })
+                if stderr.contains("No such file or directory") =>
+            {
                 Ok(None)
             }
             Err(e) => Err(e),
@@ -93,8 +82,23 @@ impl<'a> Nft<'a> {
 
     /// `nft -j list ruleset`.
     pub fn list_ruleset(&self) -> Result<Value, NetError> {
-        let text = self.run("list ruleset", &["-j", "list", "ruleset"], None)?;
+        let text = self
+            .program
+            .run("list ruleset", &["-j", "list", "ruleset"], None)?;
         parse(&text, "list ruleset")
+    }
+
+    /// The names of the tables of family `ip`.
+    pub fn ip_tables(&self) -> Result<Vec<String>, NetError> {
+        let text = self
+            .program
+            .run("list tables", &["-j", "list", "tables", FAMILY], None)?;
+        let listing = parse(&text, "list tables")?;
+        Ok(items(&listing)
+            .iter()
+            .filter_map(|i| i.pointer("/table/name")?.as_str())
+            .map(str::to_string)
+            .collect())
     }
 
     /// The publishes in `table`, with their rule handles.
