@@ -1,7 +1,7 @@
 //! banger's VMM drivers.
 //!
-//! * [`driver`] — the [`VmmDriver`] trait every driver implements and the [`Driver`] enum
-//!   the daemon holds (one variant per driver, so no boxed futures are needed).
+//! * [`driver`] — the [`VmmDriver`] trait every driver implements; [`drivers`] — the
+//!   [`Driver`] enum the daemon holds (one variant per driver, so no boxed futures are needed).
 //! * [`spec`] — what the daemon asks for ([`LaunchSpec`]); [`runtime`] — what it stores to find
 //!   a running VM again after a restart ([`VmRuntime`]).
 //! * [`host`] — host probing shared with `banger doctor`: KVM usability, the TSC frequency.
@@ -13,6 +13,7 @@
 
 pub mod agent;
 pub mod driver;
+pub mod drivers;
 pub mod error;
 pub mod host;
 pub mod process;
@@ -23,7 +24,8 @@ pub mod select;
 pub mod spec;
 pub mod testkit;
 
-pub use driver::{Driver, VmmDriver, WaitOutcome};
+pub use driver::{VmmDriver, WaitOutcome};
+pub use drivers::Driver;
 pub use error::VmmError;
 pub use host::kvm::{KvmStatus, probe_kvm};
 pub use host::tsc::{TscFrequency, TscSource, tsc_khz, tsc_khz_cached};

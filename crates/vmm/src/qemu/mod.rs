@@ -24,8 +24,7 @@ use serde::{Deserialize, Serialize};
 pub use argv::{ArgvInput, VmPaths, render as render_argv};
 pub use validate::opt_value;
 
-use crate::WaitOutcome;
-use crate::driver::{VmmDriver, identity, runtime_is_alive, runtime_wait_exit};
+use crate::driver::{VmmDriver, WaitOutcome};
 use crate::error::VmmError;
 use crate::process;
 use crate::qmp::QmpClient;
@@ -269,7 +268,7 @@ impl VmmDriver for QemuDriver {
 
     async fn request_shutdown(&self, rt: &VmRuntime) -> Result<(), VmmError> {
         self.check_driver(rt)?;
-        if !runtime_is_alive(rt) {
+        if !rt.is_alive() {
             return Ok(());
         }
         let mut qmp = self.qmp(rt).await?;
@@ -282,20 +281,16 @@ impl VmmDriver for QemuDriver {
     async fn kill(&self, rt: &VmRuntime) -> Result<(), VmmError> {
         self.check_driver(rt)?;
         let grace = self.config.kill_grace;
-        if runtime_is_alive(rt) {
+        if rt.is_alive() {
             self.try_quit(rt).await;
-            let mut gone = runtime_wait_exit(rt, grace).await? == WaitOutcome::Exited;
+            let mut gone = rt.wait_exit(grace).await? == WaitOutcome::Exited;
             for signal in [libc::SIGTERM, libc::SIGKILL] {
                 if gone {
                     break;
                 }
                 tracing::info!(vm = %rt.vm_id, pid = rt.pid, signal, "signalling VMM process");
-                process::signal(identity(rt), signal).map_err(|source| VmmError::Signal {
-                    vm_id: rt.vm_id.clone(),
-                    pid: rt.pid,
-                    source,
-                })?;
-                gone = runtime_wait_exit(rt, grace).await? == WaitOutcome::Exited;
+                rt.signal(signal)?;
+                gone = rt.wait_exit(grace).await? == WaitOutcome::Exited;
             }
             if !gone {
                 return Err(VmmError::Unkillable {

@@ -1,0 +1,90 @@
+//! [`Driver`]: the enum the daemon holds, one variant per VMM driver, forwarding every call
+//! of [`VmmDriver`] (whose `impl Future` methods make `dyn VmmDriver` impossible).
+
+use std::time::Duration;
+
+use tokio::net::UnixStream;
+
+use crate::driver::{VmmDriver, WaitOutcome};
+use crate::error::VmmError;
+use crate::qemu::QemuDriver;
+use crate::runtime::VmRuntime;
+use crate::spec::{DriverKind, KernelFormat, LaunchSpec};
+
+/// The driver chosen for this host; forwards to the variant.
+#[derive(Debug)]
+pub enum Driver {
+    Qemu(QemuDriver),
+}
+
+impl VmmDriver for Driver {
+    fn kind(&self) -> DriverKind {
+        match self {
+            Driver::Qemu(d) => d.kind(),
+        }
+    }
+
+    fn kernel_format(&self) -> KernelFormat {
+        match self {
+            Driver::Qemu(d) => d.kernel_format(),
+        }
+    }
+
+    async fn launch(&self, spec: &LaunchSpec) -> Result<VmRuntime, VmmError> {
+        match self {
+            Driver::Qemu(d) => d.launch(spec).await,
+        }
+    }
+
+    async fn request_shutdown(&self, rt: &VmRuntime) -> Result<(), VmmError> {
+        match self {
+            Driver::Qemu(d) => d.request_shutdown(rt).await,
+        }
+    }
+
+    async fn kill(&self, rt: &VmRuntime) -> Result<(), VmmError> {
+        match self {
+            Driver::Qemu(d) => d.kill(rt).await,
+        }
+    }
+
+    async fn connect_agent(&self, rt: &VmRuntime) -> Result<UnixStream, VmmError> {
+        match self {
+            Driver::Qemu(d) => d.connect_agent(rt).await,
+        }
+    }
+
+    fn is_alive(&self, rt: &VmRuntime) -> bool {
+        match self {
+            Driver::Qemu(d) => d.is_alive(rt),
+        }
+    }
+
+    async fn wait_exit(&self, rt: &VmRuntime, timeout: Duration) -> Result<WaitOutcome, VmmError> {
+        match self {
+            Driver::Qemu(d) => d.wait_exit(rt, timeout).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+    fn assert_send<T: Send>(_: &T) {}
+
+    /// The daemon shares one driver between tasks and spawns its futures: both must be Send.
+    #[test]
+    fn driver_and_its_futures_can_cross_threads() {
+        assert_send_sync::<Driver>();
+        fn futures(driver: &Driver, spec: &LaunchSpec, rt: &VmRuntime) {
+            assert_send(&driver.launch(spec));
+            assert_send(&driver.request_shutdown(rt));
+            assert_send(&driver.kill(rt));
+            assert_send(&driver.connect_agent(rt));
+            assert_send(&driver.wait_exit(rt, Duration::from_secs(1)));
+        }
+        let _ = futures;
+    }
+}
