@@ -10,7 +10,9 @@ use banger_config::{Config, VmDefaults};
 use banger_paths::Layout;
 use banger_store::Store;
 use banger_system::{CommandRunner, RealRunner};
-use banger_vmm::{Driver, Selection};
+use banger_vmm::Selection;
+
+use crate::vms::driver::Drivers;
 use tokio::sync::watch;
 
 /// The build this daemon runs (see [`crate::run`]); empty in tests.
@@ -25,7 +27,9 @@ pub struct Daemon {
     pub layout: Layout,
     pub config: Config,
     pub defaults: VmDefaults,
-    pub driver: Driver,
+    /// The VMM drivers, one per kind, built on first use.
+    pub driver: Drivers,
+    /// The driver a new VM would get, as chosen when the daemon started.
     pub selection: Selection,
     pub runner: Arc<dyn CommandRunner>,
     store: Mutex<Store>,
@@ -56,7 +60,10 @@ impl Daemon {
         let store = Store::open(layout.db_path()).with_context(|| {
             format!("cannot open the state store {}", layout.db_path().display())
         })?;
-        let (driver, selection) = crate::vms::driver::build(&layout, &config)?;
+        let driver = Drivers::new(&layout, &config);
+        let selection = driver
+            .select(config.vmm)
+            .context("no usable VMM on this host (run `banger doctor` for details)")?;
         let (shutdown, _) = watch::channel(false);
         Ok(Arc::new_cyclic(|me| Daemon {
             me: me.clone(),

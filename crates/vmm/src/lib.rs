@@ -31,7 +31,9 @@ pub use host::kvm::{KvmStatus, probe_kvm};
 pub use host::tsc::{TscFrequency, TscSource, tsc_khz, tsc_khz_cached};
 pub use qemu::{MachinePreference, QemuConfig, QemuDriver};
 pub use runtime::{AgentEndpoint, MachineType, VmRuntime};
-pub use select::{DriverPreference, SelectError, Selection, select_driver};
+pub use select::{
+    FirecrackerFound, HostVmms, SelectError, Selection, VmmPreference, select_driver,
+};
 pub use spec::{
     Accel, DriveFormat, DriveSpec, DriverKind, HostForward, KernelFormat, LaunchSpec, NicSpec,
     UserNetSpec,

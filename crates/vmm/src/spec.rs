@@ -22,6 +22,20 @@ impl DriverKind {
     }
 }
 
+impl std::str::FromStr for DriverKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "qemu" => Ok(DriverKind::Qemu),
+            "firecracker" => Ok(DriverKind::Firecracker),
+            other => Err(format!(
+                "unknown VMM driver {other:?}; expected qemu or firecracker"
+            )),
+        }
+    }
+}
+
 impl fmt::Display for DriverKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

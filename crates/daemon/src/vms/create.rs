@@ -37,6 +37,9 @@ pub async fn create(
         .image
         .unwrap_or_else(|| daemon.config.default_image_name_resolved().value);
     let image = crate::images::ensure(daemon, &image_name, progress).await?;
+    let selection = daemon.driver.select(daemon.config.vmm).map_err(|e| {
+        DaemonError::unavailable(e.to_string()).with_hint("`banger doctor` checks the host")
+    })?;
 
     let id = banger_store::new_vm_id()
         .map_err(|e| DaemonError::internal(format!("cannot draw a VM id: {e}")))?;
@@ -52,7 +55,7 @@ pub async fn create(
         memory_mib,
         disk_bytes,
         dir: dir.clone(),
-        driver: None,
+        driver: Some(selection.driver.as_str().to_string()),
         runtime_json: None,
         boot_json: None,
         last_error: None,
@@ -60,7 +63,8 @@ pub async fn create(
         updated_at: banger_store::now_rfc3339(),
         started_at: None,
     };
-    let allow_qcow2 = matches!(daemon.driver, banger_vmm::Driver::Qemu(_));
+    // Firecracker reads only raw images; QEMU may get a qcow2 overlay of the image.
+    let allow_qcow2 = selection.driver == banger_vmm::DriverKind::Qemu;
     let registered = disks::create_vm_disks(
         daemon.runner.as_ref(),
         &image,
@@ -82,7 +86,7 @@ pub async fn create(
         let _ = std::fs::remove_dir_all(&dir);
         return Err(e);
     }
-    tracing::info!(vm = %name, id = %id, image = %image.name, "created VM");
+    tracing::info!(vm = %name, id = %id, image = %image.name, driver = %selection.driver, reason = %selection.reason, "created VM");
 
     if req.start {
         return start::boot(daemon, &id, progress).await.map(|vm| view(&vm));

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use banger_store::VmState;
-use banger_vmm::{VmRuntime, VmmDriver};
+use banger_vmm::VmRuntime;
 
 use super::{agent, lock_vm, record_halted, runtime_of};
 use crate::state::Daemon;

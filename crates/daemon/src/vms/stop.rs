@@ -5,7 +5,7 @@ use std::time::Duration;
 use banger_api::{StopVmRequest, VmView};
 use banger_store::{VmRecord, VmState};
 use banger_system::progress::Progress;
-use banger_vmm::{VmRuntime, VmmDriver, WaitOutcome};
+use banger_vmm::{VmRuntime, WaitOutcome};
 
 use super::{agent, lock_vm, lookup, record_halted, runtime_of, view};
 use crate::error::{DaemonError, Result};
