@@ -27,17 +27,19 @@ pub enum VmmError {
     SocketPathTooLong { path: PathBuf, len: usize },
 
     /// A file operation on the host failed.
-    #[error("cannot {action} {path:?}: {source}")]
+    #[error("cannot {action} {path:?}")]
     Io {
         action: &'static str,
         path: PathBuf,
+        #[source]
         source: std::io::Error,
     },
 
     /// The VMM binary could not be executed at all.
-    #[error("cannot run {binary:?}: {source}; check that it is installed and executable")]
+    #[error("cannot run {binary:?}; check that it is installed and executable")]
     Spawn {
         binary: PathBuf,
+        #[source]
         source: std::io::Error,
     },
 
@@ -83,20 +85,20 @@ pub enum VmmError {
     },
 
     /// Talking QMP to a QEMU process failed.
-    #[error("VM {vm_id}: QMP on {socket:?}: {source}")]
+    #[error("VM {vm_id}: QMP on {socket:?} failed")]
     Qmp {
         vm_id: String,
         socket: PathBuf,
+        #[source]
         source: QmpError,
     },
 
     /// The guest agent's socket did not accept a connection.
-    #[error(
-        "VM {vm_id}: cannot connect to the guest agent socket {path:?}: {source}; is the VM running?"
-    )]
+    #[error("VM {vm_id}: cannot connect to the guest agent socket {path:?}; is the VM running?")]
     AgentConnect {
         vm_id: String,
         path: PathBuf,
+        #[source]
         source: std::io::Error,
     },
 
@@ -113,10 +115,11 @@ pub enum VmmError {
     },
 
     /// Sending a signal to the VMM process failed.
-    #[error("VM {vm_id}: cannot signal VMM process {pid}: {source}")]
+    #[error("VM {vm_id}: cannot signal VMM process {pid}")]
     Signal {
         vm_id: String,
         pid: u32,
+        #[source]
         source: std::io::Error,
     },
 

@@ -79,7 +79,10 @@ pub async fn boot(daemon: &Daemon, id: &str, progress: &dyn Progress) -> Result<
     progress.phase(&format!("start the VMM ({kind})"), None, None);
     let runtime = match daemon.driver.launch(kind, &spec).await {
         Ok(rt) => rt,
-        Err(e) => return Err(fail(daemon, &vm, format!("cannot start the VMM: {e}"))),
+        Err(e) => {
+            let why = banger_system::error_chain(&e);
+            return Err(fail(daemon, &vm, format!("cannot start the VMM: {why}")));
+        }
     };
     let vmm_spawned = t0.elapsed();
     progress.phase("boot the guest kernel", None, None);

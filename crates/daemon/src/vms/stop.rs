@@ -57,7 +57,11 @@ pub(super) async fn halt(
         if daemon.driver.is_alive(&runtime) {
             progress.phase("kill the VMM", None, None);
             daemon.driver.kill(&runtime).await.map_err(|e| {
-                DaemonError::internal(format!("cannot kill the VMM of VM {}: {e}", vm.name))
+                DaemonError::internal(format!(
+                    "cannot kill the VMM of VM {}: {}",
+                    vm.name,
+                    banger_system::error_chain(&e)
+                ))
             })?;
         }
     }
