@@ -9,6 +9,7 @@
 //! * [`qemu`] — the QEMU driver, with its QMP client in [`qmp`].
 //! * [`process`] — pid-reuse-safe liveness, waiting for and signalling VMM processes that are
 //!   not our children; [`agent`] — connecting to the guest agent's channel.
+//! * [`validate`] — checks on a [`LaunchSpec`]'s values shared by every driver.
 //! * [`testkit`] — a tiny bootable PVH kernel so tests can run real QEMU without a real image.
 
 pub mod agent;
@@ -23,6 +24,7 @@ pub mod runtime;
 pub mod select;
 pub mod spec;
 pub mod testkit;
+pub mod validate;
 
 pub use driver::{VmmDriver, WaitOutcome};
 pub use drivers::Driver;

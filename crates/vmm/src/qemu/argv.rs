@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::VmmError;
-use crate::qemu::validate::{self, SocketPathError, opt_value};
+use crate::validate::{self, SocketPathError, opt_value};
 use crate::runtime::MachineType;
 use crate::spec::{Accel, LaunchSpec};
 

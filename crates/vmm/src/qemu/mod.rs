@@ -12,7 +12,6 @@
 
 mod argv;
 mod launch;
-mod validate;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -22,7 +21,7 @@ use banger_system::{CommandRunner, RealRunner};
 use serde::{Deserialize, Serialize};
 
 pub use argv::{ArgvInput, VmPaths, render as render_argv};
-pub use validate::opt_value;
+pub use crate::validate::opt_value;
 
 use crate::driver::{VmmDriver, WaitOutcome};
 use crate::error::VmmError;
