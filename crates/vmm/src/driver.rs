@@ -25,6 +25,15 @@ pub enum WaitOutcome {
     StillRunning,
 }
 
+/// Whether the guest's vCPUs run, as the VMM itself reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunState {
+    /// The VMM runs but the guest was never started (Firecracker before `InstanceStart`).
+    NotStarted,
+    Running,
+    Paused,
+}
+
 /// What every VMM driver can do.
 pub trait VmmDriver {
     fn kind(&self) -> DriverKind;
@@ -46,6 +55,16 @@ pub trait VmmDriver {
     /// Stop the VM now: ask the VMM to quit, then SIGTERM, then SIGKILL, waiting after each.
     /// Returns once the process is gone; a no-op when it already is.
     fn kill(&self, rt: &VmRuntime) -> impl Future<Output = Result<(), VmmError>> + Send;
+
+    /// Freeze the guest's vCPUs; the VMM process keeps running. A no-op when already paused.
+    fn pause(&self, rt: &VmRuntime) -> impl Future<Output = Result<(), VmmError>> + Send;
+
+    /// Let a paused guest run again. A no-op when it runs.
+    fn resume(&self, rt: &VmRuntime) -> impl Future<Output = Result<(), VmmError>> + Send;
+
+    /// Ask the VMM whether its guest runs, is paused, or was never started: what a restarted
+    /// daemon needs to know about a VM it finds again.
+    fn run_state(&self, rt: &VmRuntime) -> impl Future<Output = Result<RunState, VmmError>> + Send;
 
     /// Open the host end of the guest agent's channel.
     fn connect_agent(

@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use tokio::net::UnixStream;
 
-use crate::driver::{VmmDriver, WaitOutcome};
+use crate::driver::{RunState, VmmDriver, WaitOutcome};
 use crate::error::VmmError;
+use crate::firecracker::FirecrackerDriver;
 use crate::qemu::QemuDriver;
 use crate::runtime::VmRuntime;
 use crate::spec::{DriverKind, KernelFormat, LaunchSpec};
@@ -15,54 +16,84 @@ use crate::spec::{DriverKind, KernelFormat, LaunchSpec};
 #[derive(Debug)]
 pub enum Driver {
     Qemu(QemuDriver),
+    Firecracker(FirecrackerDriver),
 }
 
 impl VmmDriver for Driver {
     fn kind(&self) -> DriverKind {
         match self {
             Driver::Qemu(d) => d.kind(),
+            Driver::Firecracker(d) => d.kind(),
         }
     }
 
     fn kernel_format(&self) -> KernelFormat {
         match self {
             Driver::Qemu(d) => d.kernel_format(),
+            Driver::Firecracker(d) => d.kernel_format(),
         }
     }
 
     async fn launch(&self, spec: &LaunchSpec) -> Result<VmRuntime, VmmError> {
         match self {
             Driver::Qemu(d) => d.launch(spec).await,
+            Driver::Firecracker(d) => d.launch(spec).await,
         }
     }
 
     async fn request_shutdown(&self, rt: &VmRuntime) -> Result<(), VmmError> {
         match self {
             Driver::Qemu(d) => d.request_shutdown(rt).await,
+            Driver::Firecracker(d) => d.request_shutdown(rt).await,
         }
     }
 
     async fn kill(&self, rt: &VmRuntime) -> Result<(), VmmError> {
         match self {
             Driver::Qemu(d) => d.kill(rt).await,
+            Driver::Firecracker(d) => d.kill(rt).await,
+        }
+    }
+
+    async fn pause(&self, rt: &VmRuntime) -> Result<(), VmmError> {
+        match self {
+            Driver::Qemu(d) => d.pause(rt).await,
+            Driver::Firecracker(d) => d.pause(rt).await,
+        }
+    }
+
+    async fn resume(&self, rt: &VmRuntime) -> Result<(), VmmError> {
+        match self {
+            Driver::Qemu(d) => d.resume(rt).await,
+            Driver::Firecracker(d) => d.resume(rt).await,
+        }
+    }
+
+    async fn run_state(&self, rt: &VmRuntime) -> Result<RunState, VmmError> {
+        match self {
+            Driver::Qemu(d) => d.run_state(rt).await,
+            Driver::Firecracker(d) => d.run_state(rt).await,
         }
     }
 
     async fn connect_agent(&self, rt: &VmRuntime) -> Result<UnixStream, VmmError> {
         match self {
             Driver::Qemu(d) => d.connect_agent(rt).await,
+            Driver::Firecracker(d) => d.connect_agent(rt).await,
         }
     }
 
     fn is_alive(&self, rt: &VmRuntime) -> bool {
         match self {
             Driver::Qemu(d) => d.is_alive(rt),
+            Driver::Firecracker(d) => d.is_alive(rt),
         }
     }
 
     async fn wait_exit(&self, rt: &VmRuntime, timeout: Duration) -> Result<WaitOutcome, VmmError> {
         match self {
             Driver::Qemu(d) => d.wait_exit(rt, timeout).await,
+            Driver::Firecracker(d) => d.wait_exit(rt, timeout).await,
         }
     }
 }
@@ -82,6 +113,9 @@ mod tests {
             assert_send(&driver.launch(spec));
             assert_send(&driver.request_shutdown(rt));
             assert_send(&driver.kill(rt));
+            assert_send(&driver.pause(rt));
+            assert_send(&driver.resume(rt));
+            assert_send(&driver.run_state(rt));
             assert_send(&driver.connect_agent(rt));
             assert_send(&driver.wait_exit(rt, Duration::from_secs(1)));
         }

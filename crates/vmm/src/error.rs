@@ -131,6 +131,59 @@ pub enum VmmError {
         waited: Duration,
     },
 
+    /// Firecracker answered an API call with an error.
+    #[error("VM {vm_id}: Firecracker rejected {endpoint} (HTTP {status}): {fault}")]
+    FirecrackerApi {
+        vm_id: String,
+        /// `PUT /drives/root`
+        endpoint: String,
+        status: u16,
+        /// Firecracker's `fault_message`.
+        fault: String,
+    },
+
+    /// Firecracker's API socket did not answer.
+    #[error("VM {vm_id}: no answer from Firecracker's API socket {socket:?} to {endpoint}")]
+    FirecrackerUnreachable {
+        vm_id: String,
+        socket: PathBuf,
+        endpoint: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The Firecracker binary's version could not be read.
+    #[error("cannot tell which Firecracker release {binary:?} is")]
+    FirecrackerVersion {
+        binary: PathBuf,
+        #[source]
+        source: banger_firecracker::VersionError,
+    },
+
+    /// The Firecracker binary is below the supported floor.
+    #[error(transparent)]
+    FirecrackerTooOld(#[from] banger_firecracker::TooOld),
+
+    /// Firecracker exited before the VM was started.
+    #[error(
+        "VM {vm_id}: Firecracker (pid {pid}) exited while it was being configured: {why}; its \
+         log {log:?} may say more"
+    )]
+    FirecrackerExited {
+        vm_id: String,
+        pid: u32,
+        why: String,
+        log: PathBuf,
+    },
+
+    /// The VMM cannot do this in the VM's current state.
+    #[error("VM {vm_id}: cannot {action}: {problem}")]
+    WrongState {
+        vm_id: String,
+        action: &'static str,
+        problem: String,
+    },
+
     /// A runtime record of one driver was handed to another.
     #[error("VM {vm_id} runs under the {found} driver, not {expected}")]
     WrongDriver {

@@ -6,7 +6,8 @@
 //!   a running VM again after a restart ([`VmRuntime`]).
 //! * [`host`] — host probing shared with `banger doctor`: KVM usability, the TSC frequency.
 //! * [`select`] — which driver and accelerator this host gets, and why.
-//! * [`qemu`] — the QEMU driver, with its QMP client in [`qmp`].
+//! * [`qemu`] — the QEMU driver, with its QMP client in [`qmp`]; [`firecracker`] — the
+//!   Firecracker driver (its API client, the boot plan per release, detached launch).
 //! * [`process`] — pid-reuse-safe liveness, waiting for and signalling VMM processes that are
 //!   not our children; [`agent`] — connecting to the guest agent's channel.
 //! * [`validate`] — checks on a [`LaunchSpec`]'s values shared by every driver.
@@ -16,6 +17,7 @@ pub mod agent;
 pub mod driver;
 pub mod drivers;
 pub mod error;
+pub mod firecracker;
 pub mod host;
 pub mod process;
 pub mod qemu;
@@ -26,9 +28,10 @@ pub mod spec;
 pub mod testkit;
 pub mod validate;
 
-pub use driver::{VmmDriver, WaitOutcome};
+pub use driver::{RunState, VmmDriver, WaitOutcome};
 pub use drivers::Driver;
 pub use error::VmmError;
+pub use firecracker::{FirecrackerConfig, FirecrackerDriver};
 pub use host::kvm::{KvmStatus, probe_kvm};
 pub use host::tsc::{TscFrequency, TscSource, tsc_khz, tsc_khz_cached};
 pub use qemu::{MachinePreference, QemuConfig, QemuDriver};

@@ -71,6 +71,9 @@ pub struct VmRuntime {
     pub control_socket: PathBuf,
     pub agent: AgentEndpoint,
     pub console_log: PathBuf,
+    /// The VMM's release as it reported it at launch (Firecracker: `1.14.1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vmm_version: Option<String>,
 }
 
 impl VmRuntime {

@@ -1,6 +1,6 @@
 //! Which driver and accelerator a VM gets, and why.
 //!
-//! * `auto`: Firecracker when its driver is built in, its binary is inside the tested window
+//! * `auto`: Firecracker when its binary is inside the tested window
 //!   and KVM runs ordinary guests; otherwise QEMU (with KVM when it can, TCG when it cannot).
 //! * `firecracker`: the user asked for it, so it is used whenever it can start at all (a
 //!   supported binary and an openable `/dev/kvm`); doubts (a PVM host, an untested release)
@@ -16,10 +16,6 @@ pub use banger_config::VmmPreference;
 
 use crate::host::kvm::KvmStatus;
 use crate::spec::{Accel, DriverKind};
-
-/// Whether this build contains a working Firecracker driver. Selection already handles both
-/// answers, so landing the driver only flips this constant.
-pub const FIRECRACKER_DRIVER_AVAILABLE: bool = false;
 
 /// A Firecracker binary found on this host, with what `--version` said.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,9 +113,6 @@ fn firecracker_verdict(
 ) -> Result<Option<String>, Vec<String>> {
     let mut problems = Vec::new();
     let mut caveats = Vec::new();
-    if !FIRECRACKER_DRIVER_AVAILABLE {
-        problems.push("the firecracker driver is not yet available in this build".to_owned());
-    }
     let kvm = host.kvm;
     match strictness {
         Strictness::Auto => {

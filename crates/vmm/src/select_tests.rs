@@ -71,16 +71,8 @@ fn selection_table() {
     let pvm = kvm(false, true);
     let qemu_kvm = Some((DriverKind::Qemu, Accel::Kvm));
     let qemu_tcg = Some((DriverKind::Qemu, Accel::Tcg));
-    let fc_kvm = if FIRECRACKER_DRIVER_AVAILABLE {
-        Some((DriverKind::Firecracker, Accel::Kvm))
-    } else {
-        None
-    };
-    let auto_fc = if FIRECRACKER_DRIVER_AVAILABLE {
-        fc_kvm
-    } else {
-        qemu_kvm
-    };
+    let fc_kvm = Some((DriverKind::Firecracker, Accel::Kvm));
+    let auto_fc = fc_kvm;
     let absent = no_kvm();
     // (preference, kvm, firecracker version installed, qemu installed, expected)
     let table: [Row<'_>; 16] = [
@@ -126,13 +118,12 @@ fn reasons_explain_the_choice() {
 
     let old = fc("1.4.0");
     let s = select(VmmPreference::Auto, &kvm(true, false), Some(&old), qemu()).unwrap();
-    if FIRECRACKER_DRIVER_AVAILABLE {
-        assert!(
-            s.reason.contains("older than the supported minimum v1.5.0"),
-            "{}",
-            s.reason
-        );
-    }
+    assert_eq!(s.driver, DriverKind::Qemu);
+    assert!(
+        s.reason.contains("older than the supported minimum v1.5.0"),
+        "{}",
+        s.reason
+    );
 
     let e = select(VmmPreference::Firecracker, &kvm(false, true), None, qemu()).unwrap_err();
     let msg = e.to_string();
@@ -146,9 +137,6 @@ fn reasons_explain_the_choice() {
 
 #[test]
 fn explicit_firecracker_names_its_doubts_without_refusing() {
-    if !FIRECRACKER_DRIVER_AVAILABLE {
-        return;
-    }
     let newer = fc("1.15.0");
     let s = select(
         VmmPreference::Firecracker,

@@ -168,3 +168,20 @@ pub struct LaunchSpec {
     /// Where the guest's serial console is written (appended to, so earlier boots are kept).
     pub console_log: PathBuf,
 }
+
+impl LaunchSpec {
+    /// The VM's directory must exist and be a directory: drivers put sockets and records
+    /// there and never create it (the daemon does, private).
+    pub(crate) fn check_vm_dir(&self) -> Result<(), crate::error::VmmError> {
+        use crate::error::VmmError;
+        match std::fs::metadata(&self.vm_dir) {
+            Ok(m) if m.is_dir() => Ok(()),
+            Ok(_) => Err(VmmError::io(
+                "use as VM directory",
+                &self.vm_dir,
+                std::io::Error::from(std::io::ErrorKind::NotADirectory),
+            )),
+            Err(e) => Err(VmmError::io("open VM directory", &self.vm_dir, e)),
+        }
+    }
+}

@@ -12,8 +12,9 @@ use std::time::Duration;
 use banger_config::{Config, VmmPreference};
 use banger_paths::Layout;
 use banger_vmm::{
-    Accel, Driver, DriverKind, FirecrackerFound, HostVmms, LaunchSpec, QemuConfig, QemuDriver,
-    SelectError, Selection, VmRuntime, VmmDriver, VmmError, WaitOutcome,
+    Accel, Driver, DriverKind, FirecrackerConfig, FirecrackerDriver, FirecrackerFound, HostVmms,
+    LaunchSpec, QemuConfig, QemuDriver, SelectError, Selection, VmRuntime, VmmDriver, VmmError,
+    WaitOutcome,
 };
 use tokio::net::UnixStream;
 
@@ -103,9 +104,22 @@ impl Drivers {
                     binary, accel, tsc_khz,
                 ))?))
             }
-            DriverKind::Firecracker => Err(unusable(
-                "the firecracker driver is not yet available in this build".into(),
-            )),
+            DriverKind::Firecracker => {
+                let binary = banger_system::runner::lookup_executable(
+                    &self.firecracker_bin.to_string_lossy(),
+                )
+                .ok_or_else(|| {
+                    unusable(format!(
+                        "no firecracker binary at {:?}; install it with `{}` or set \
+                         firecracker_bin in config.toml",
+                        self.firecracker_bin,
+                        banger_firecracker::INSTALL_COMMAND
+                    ))
+                })?;
+                Ok(Driver::Firecracker(FirecrackerDriver::new(
+                    FirecrackerConfig::new(binary),
+                )))
+            }
         }
     }
 

@@ -20,10 +20,10 @@ use std::time::Duration;
 use banger_system::{CommandRunner, RealRunner};
 use serde::{Deserialize, Serialize};
 
-pub use argv::{ArgvInput, VmPaths, render as render_argv};
 pub use crate::validate::opt_value;
+pub use argv::{ArgvInput, VmPaths, render as render_argv};
 
-use crate::driver::{VmmDriver, WaitOutcome};
+use crate::driver::{RunState, VmmDriver, WaitOutcome};
 use crate::error::VmmError;
 use crate::process;
 use crate::qmp::QmpClient;
@@ -275,6 +275,42 @@ impl VmmDriver for QemuDriver {
             .await
             .map_err(|e| Self::qmp_error(rt, e))?;
         Ok(())
+    }
+
+    /// QMP `stop`: the vCPUs halt, QEMU keeps serving.
+    async fn pause(&self, rt: &VmRuntime) -> Result<(), VmmError> {
+        self.check_driver(rt)?;
+        let mut qmp = self.qmp(rt).await?;
+        qmp.execute("stop", None)
+            .await
+            .map_err(|e| Self::qmp_error(rt, e))?;
+        Ok(())
+    }
+
+    /// QMP `cont`.
+    async fn resume(&self, rt: &VmRuntime) -> Result<(), VmmError> {
+        self.check_driver(rt)?;
+        let mut qmp = self.qmp(rt).await?;
+        qmp.execute("cont", None)
+            .await
+            .map_err(|e| Self::qmp_error(rt, e))?;
+        Ok(())
+    }
+
+    /// `query-status`: `paused` after `stop`; `prelaunch` before the guest first ran; any
+    /// other status (running, shutdown, …) means the guest is not held by banger.
+    async fn run_state(&self, rt: &VmRuntime) -> Result<RunState, VmmError> {
+        self.check_driver(rt)?;
+        let mut qmp = self.qmp(rt).await?;
+        let status = qmp
+            .query_status()
+            .await
+            .map_err(|e| Self::qmp_error(rt, e))?;
+        Ok(match status.as_str() {
+            "paused" => RunState::Paused,
+            "prelaunch" => RunState::NotStarted,
+            _ => RunState::Running,
+        })
     }
 
     async fn kill(&self, rt: &VmRuntime) -> Result<(), VmmError> {
