@@ -56,6 +56,7 @@ pub async fn create(
         disk_bytes,
         dir: dir.clone(),
         driver: Some(selection.driver.as_str().to_string()),
+        driver_reason: Some(selection.reason.clone()),
         runtime_json: None,
         boot_json: None,
         last_error: None,
