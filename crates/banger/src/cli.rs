@@ -48,6 +48,10 @@ drop forwarded traffic, printing the exact commands that let the bridge through.
     #[command(subcommand)]
     Image(ImageCommand),
 
+    /// Install Firecracker, banger's primary VMM
+    #[command(subcommand)]
+    Firecracker(FirecrackerCommand),
+
     /// Run the owner daemon in the foreground, or control a running one
     #[command(long_about = "\
 Run the owner daemon in the foreground, or control a running one.
@@ -108,6 +112,40 @@ pub struct DoctorArgs {
     /// Print the report as JSON (for scripts and bug reports)
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FirecrackerCommand {
+    /// Download, verify and install an official Firecracker release (needs root)
+    #[command(
+        disable_version_flag = true,
+        long_about = "\
+Download an official Firecracker release, verify it against its published SHA-256, and
+install `firecracker` and `jailer` root-owned, mode 0755 (what banger requires of a VMM it
+launches). Each binary is replaced atomically, never rewritten in place, so running VMs are
+not disturbed.
+
+  sudo banger firecracker install                  the release banger is tested with
+  sudo banger firecracker install --version 1.13.0
+  sudo banger firecracker install --url https://mirror.example/firecracker/releases/download
+
+The release base URL defaults to `firecracker_release_url` in config.toml, else the upstream
+GitHub releases. `banger doctor` checks the result."
+    )]
+    Install(FirecrackerInstallArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FirecrackerInstallArgs {
+    /// Release to install, e.g. 1.14.1 (default: the release banger is tested with)
+    #[arg(long, value_name = "V")]
+    pub version: Option<String>,
+    /// Release download base URL (releases live under <URL>/vV/)
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// Where to install the binaries
+    #[arg(long, value_name = "DIR", default_value = banger_firecracker::install::DEFAULT_BIN_DIR)]
+    pub bin_dir: std::path::PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -184,6 +222,18 @@ was killed by signal N). The guest command's stdin is empty unless you pass -i.
   banger vm exec -it dev -- sh")]
     Exec(ExecArgs),
 
+    /// Create a VM without booting it (`vm start` boots it)
+    #[command(long_about = "\
+Create a VM without booting it: its disks are laid out and its driver chosen; `banger vm start
+NAME` boots it later.
+
+  banger vm create --name dev --vcpu 2 --memory 1024
+  banger vm create --name fc --vmm firecracker
+  banger vm start dev
+
+Takes the same VM flags as `vm run`.")]
+    Create(CreateArgs),
+
     /// Boot a stopped VM
     Start {
         /// VM name
@@ -200,6 +250,22 @@ was killed by signal N). The guest command's stdin is empty unless you pass -i.
         /// Kill the VMM at once, without a clean shutdown
         #[arg(short, long)]
         force: bool,
+    },
+
+    /// Freeze a running VM's vCPUs (its memory stays allocated)
+    #[command(long_about = "\
+Freeze a running VM: its vCPUs stop, its VMM and memory stay. `banger vm resume` lets it run
+on from where it stopped; commands cannot be run in it meanwhile. `vm stop` and `vm rm -f`
+work on a paused VM.")]
+    Pause {
+        /// VM name
+        name: String,
+    },
+
+    /// Let a paused VM run again
+    Resume {
+        /// VM name
+        name: String,
     },
 
     /// Delete a VM and its disks
@@ -273,9 +339,39 @@ pub struct RunArgs {
     /// Print boot phase timings to stderr
     #[arg(long)]
     pub timings: bool,
+    /// VMM for this VM: auto, qemu or firecracker (default: `vmm` from config.toml); the VM
+    /// keeps it for its life
+    #[arg(long, value_name = "VMM")]
+    pub vmm: Option<String>,
     /// Command to run in the VM, after `--`
     #[arg(last = true)]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Name for the VM (a DNS label: lowercase letters, digits, '-'); generated if omitted
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Image to boot (default: `default_image_name` from config, else `minimal`)
+    #[arg(long)]
+    pub image: Option<String>,
+    /// Number of vCPUs
+    #[arg(long)]
+    pub vcpu: Option<u32>,
+    /// Memory in MiB
+    #[arg(long)]
+    pub memory: Option<u64>,
+    /// Work disk size, e.g. 8G or 512M
+    #[arg(long)]
+    pub disk: Option<String>,
+    /// VMM for this VM: auto, qemu or firecracker (default: `vmm` from config.toml); the VM
+    /// keeps it for its life
+    #[arg(long, value_name = "VMM")]
+    pub vmm: Option<String>,
+    /// Print as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

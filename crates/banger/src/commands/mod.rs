@@ -4,6 +4,7 @@
 mod completions;
 mod daemon;
 mod doctor;
+mod firecracker;
 mod helper;
 mod image;
 mod ssh_config;
@@ -15,7 +16,7 @@ mod vm_run;
 
 use banger_paths::Layout;
 
-use crate::cli::{Cli, Command, ImageCommand, VmCommand};
+use crate::cli::{Cli, Command, FirecrackerCommand, ImageCommand, VmCommand};
 
 /// Run the parsed command; returns the process exit code.
 pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
@@ -26,6 +27,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Daemon(args) => daemon::run(layout()?, args),
         Command::Helper(args) => helper::run(&layout()?, args),
         Command::SshConfig(args) => ssh_config::run(&layout()?, args),
+        Command::Firecracker(FirecrackerCommand::Install(args)) => {
+            firecracker::install(&layout()?, args)
+        }
         Command::Vm(cmd) => block_on(vm(layout()?, cmd)),
         Command::Image(cmd) => block_on(image(layout()?, cmd)),
     }
@@ -39,7 +43,10 @@ async fn vm(layout: Layout, cmd: VmCommand) -> anyhow::Result<i32> {
     match cmd {
         VmCommand::Run(args) => vm_run::run(&layout, args).await,
         VmCommand::Exec(args) => vm_exec::run(&layout, args).await,
+        VmCommand::Create(args) => vm_lifecycle::create(&layout, args).await,
         VmCommand::Start { name } => vm_lifecycle::start(&layout, &name).await,
+        VmCommand::Pause { name } => vm_lifecycle::pause(&layout, &name).await,
+        VmCommand::Resume { name } => vm_lifecycle::resume(&layout, &name).await,
         VmCommand::Stop {
             name,
             timeout,

@@ -62,6 +62,9 @@ pub async fn inspect(layout: &Layout, name: &str, json: bool) -> anyhow::Result<
         _ => "-".into(),
     };
     writeln!(out, "driver:      {driver}")?;
+    if let Some(reason) = &vm.driver_reason {
+        writeln!(out, "  chosen:     {reason}")?;
+    }
     if let Some(pid) = vm.pid {
         writeln!(out, "pid:         {pid}")?;
     }

@@ -47,6 +47,7 @@ pub async fn run(layout: &Layout, mut args: RunArgs) -> anyhow::Result<i32> {
         memory_mib: args.memory,
         disk: args.disk,
         start: true,
+        vmm: args.vmm,
     };
     let progress = Renderer::stderr_quiet();
     let create = client.create_vm(&request, &progress);

@@ -33,13 +33,20 @@ pub async fn create(
 
     let (vcpu, memory_mib, disk_bytes) =
         resources(daemon, req.vcpu, req.memory_mib, req.disk.as_deref())?;
+    // Chosen now and kept for the VM's life: a VM never moves between VMMs.
+    let preference = match req.vmm.as_deref() {
+        None => daemon.config.vmm,
+        Some(text) => text.parse().map_err(|e: String| {
+            DaemonError::invalid(format!("vmm {text:?}: {e}")).with_field("vmm")
+        })?,
+    };
+    let selection = daemon.driver.select(preference).map_err(|e| {
+        DaemonError::unavailable(e.to_string()).with_hint("`banger doctor` checks the host")
+    })?;
     let image_name = req
         .image
         .unwrap_or_else(|| daemon.config.default_image_name_resolved().value);
     let image = crate::images::ensure(daemon, &image_name, progress).await?;
-    let selection = daemon.driver.select(daemon.config.vmm).map_err(|e| {
-        DaemonError::unavailable(e.to_string()).with_hint("`banger doctor` checks the host")
-    })?;
 
     let id = banger_store::new_vm_id()
         .map_err(|e| DaemonError::internal(format!("cannot draw a VM id: {e}")))?;

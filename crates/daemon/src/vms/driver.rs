@@ -13,8 +13,8 @@ use banger_config::{Config, VmmPreference};
 use banger_paths::Layout;
 use banger_vmm::{
     Accel, Driver, DriverKind, FirecrackerConfig, FirecrackerDriver, FirecrackerFound, HostVmms,
-    LaunchSpec, QemuConfig, QemuDriver, SelectError, Selection, VmRuntime, VmmDriver, VmmError,
-    WaitOutcome,
+    LaunchSpec, QemuConfig, QemuDriver, RunState, SelectError, Selection, VmRuntime, VmmDriver,
+    VmmError, WaitOutcome,
 };
 use tokio::net::UnixStream;
 
@@ -133,6 +133,24 @@ impl Drivers {
 
     pub async fn kill(&self, rt: &VmRuntime) -> Result<(), VmmError> {
         self.get(rt.driver)?.kill(rt).await
+    }
+
+    pub async fn pause(&self, rt: &VmRuntime) -> Result<(), VmmError> {
+        self.get(rt.driver)?.pause(rt).await
+    }
+
+    pub async fn resume(&self, rt: &VmRuntime) -> Result<(), VmmError> {
+        self.get(rt.driver)?.resume(rt).await
+    }
+
+    pub async fn run_state(&self, rt: &VmRuntime) -> Result<RunState, VmmError> {
+        self.get(rt.driver)?.run_state(rt).await
+    }
+
+    /// A VMM a launch left running without handing over its runtime (the daemon died
+    /// mid-launch): found through the record the driver wrote in the VM directory.
+    pub fn leftover(&self, vm_dir: &std::path::Path) -> Option<VmRuntime> {
+        banger_vmm::firecracker::read_launch_record(vm_dir).filter(VmRuntime::is_alive)
     }
 
     pub async fn connect_agent(&self, rt: &VmRuntime) -> Result<UnixStream, VmmError> {

@@ -1,7 +1,8 @@
 //! The VM lifecycle service: every `/v1/vms` handler and the machinery behind it.
 //!
 //! States (persisted in the store): `created → starting → running → stopping →
-//! stopped`, with `failed` when a boot does not reach a ready agent. Lifecycle
+//! stopped`, with `failed` when a boot does not reach a ready agent and `paused` (from
+//! and back to `running`) while the vCPUs are frozen. Lifecycle
 //! operations on one VM are serialised by its slot's `op` lock.
 
 mod agent;
@@ -10,6 +11,7 @@ pub mod driver;
 pub mod exec;
 pub mod logs;
 pub mod names;
+mod pause;
 pub mod reconcile;
 mod remove;
 mod start;
@@ -24,6 +26,7 @@ use crate::error::{DaemonError, Result};
 use crate::state::Daemon;
 
 pub use create::create;
+pub use pause::{pause, resume};
 pub use remove::remove;
 pub use start::start;
 pub use stop::stop;
@@ -101,6 +104,7 @@ pub fn view(vm: &VmRecord) -> VmView {
         memory_mib: vm.memory_mib,
         disk_bytes: vm.disk_bytes,
         driver: vm.driver.clone(),
+        driver_reason: vm.driver_reason.clone(),
         accel: runtime.as_ref().map(|r| r.accel.to_string()),
         pid: runtime
             .as_ref()

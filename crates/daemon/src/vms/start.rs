@@ -37,6 +37,10 @@ pub async fn boot(daemon: &Daemon, id: &str, progress: &dyn Progress) -> Result<
     match vm.state {
         VmState::Running => return Ok(vm),
         VmState::Created | VmState::Stopped | VmState::Failed => {}
+        VmState::Paused => {
+            return Err(DaemonError::conflict(format!("VM {} is paused", vm.name))
+                .with_hint(format!("resume it with `banger vm resume {}`", vm.name)));
+        }
         other => {
             return Err(DaemonError::conflict(format!(
                 "VM {} is {other}; try again when it settles",

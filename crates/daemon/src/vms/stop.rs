@@ -33,7 +33,8 @@ pub async fn stop(
 }
 
 /// Bring an active VM to `stopped`. Graceful: ask the agent to power off, then press
-/// the ACPI power button, then kill. Not graceful: kill at once. The caller holds
+/// the ACPI power button (Firecracker: Ctrl-Alt-Del), then kill; a paused VM is resumed
+/// first. Not graceful: kill at once. The caller holds
 /// the VM's op lock.
 pub(super) async fn halt(
     daemon: &Daemon,
@@ -51,7 +52,14 @@ pub(super) async fn halt(
             .update_vm_state(&vm.id, Some(vm.state), VmState::Stopping, None)?;
     }
     if let Some(runtime) = runtime_of(vm) {
-        if graceful {
+        // A paused guest cannot shut itself down: let it run first. If that fails, the
+        // kill below still ends it.
+        let can_run = vm.state != VmState::Paused
+            || (graceful
+                && super::pause::resume_runtime(daemon, &vm.name, &runtime)
+                    .await
+                    .is_ok());
+        if graceful && can_run {
             graceful_shutdown(daemon, vm, &runtime, timeout, progress).await;
         }
         if daemon.driver.is_alive(&runtime) {

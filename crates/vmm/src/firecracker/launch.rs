@@ -258,7 +258,7 @@ fn ensure_not_in_use(vm_id: &str, paths: &FcPaths) -> Result<(), VmmError> {
 }
 
 /// The runtime record a launch wrote into `path`, if it is readable.
-pub fn read_launch_record(path: &Path) -> Option<VmRuntime> {
+pub(super) fn read_launch_record(path: &Path) -> Option<VmRuntime> {
     let text = std::fs::read(path).ok()?;
     serde_json::from_slice(&text).ok()
 }

@@ -25,6 +25,12 @@ use banger_system::{CommandRunner, RealRunner};
 use serde_json::json;
 
 pub use api::{ApiCall, ApiClient};
+
+/// The runtime record a Firecracker launch wrote into `vm_dir` before driving the API, if
+/// there is one: how a daemon that died mid-launch finds the process again.
+pub fn read_launch_record(vm_dir: &std::path::Path) -> Option<VmRuntime> {
+    launch::read_launch_record(&FcPaths::in_dir(vm_dir).launch_record)
+}
 pub use payloads::{FcPaths, PlanInput, boot_plan};
 
 use crate::driver::{RunState, VmmDriver, WaitOutcome};
