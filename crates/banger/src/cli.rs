@@ -141,10 +141,15 @@ pub struct FirecrackerInstallArgs {
     #[arg(long, value_name = "V")]
     pub version: Option<String>,
     /// Release download base URL (releases live under <URL>/vV/)
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", alias = "base-url")]
     pub url: Option<String>,
     /// Where to install the binaries
-    #[arg(long, value_name = "DIR", default_value = banger_firecracker::install::DEFAULT_BIN_DIR)]
+    #[arg(
+        long,
+        value_name = "DIR",
+        alias = "install-dir",
+        default_value = banger_firecracker::install::DEFAULT_BIN_DIR
+    )]
     pub bin_dir: std::path::PathBuf,
 }
 

@@ -29,8 +29,10 @@ pub struct Daemon {
     pub defaults: VmDefaults,
     /// The VMM drivers, one per kind, built on first use.
     pub driver: Drivers,
-    /// The driver a new VM would get, as chosen when the daemon started.
-    pub selection: Selection,
+    /// The driver a new VM would have got when the daemon started, or why there was none.
+    /// Informational only: each VM's driver is chosen when it is created, so a daemon whose
+    /// host has no usable VMM still starts (and can list, stop and remove VMs).
+    pub selection: Result<Selection, String>,
     pub runner: Arc<dyn CommandRunner>,
     store: Mutex<Store>,
     slots: Mutex<HashMap<String, Arc<VmSlot>>>,
@@ -61,9 +63,7 @@ impl Daemon {
             format!("cannot open the state store {}", layout.db_path().display())
         })?;
         let driver = Drivers::new(&layout, &config);
-        let selection = driver
-            .select(config.vmm)
-            .context("no usable VMM on this host (run `banger doctor` for details)")?;
+        let selection = driver.select(config.vmm).map_err(|e| e.to_string());
         let (shutdown, _) = watch::channel(false);
         Ok(Arc::new_cyclic(|me| Daemon {
             me: me.clone(),
@@ -106,7 +106,10 @@ impl Daemon {
     }
 
     pub fn selection_summary(&self) -> String {
-        format!("{} ({})", self.selection.driver, self.selection.accel)
+        match &self.selection {
+            Ok(s) => format!("{} ({})", s.driver, s.accel),
+            Err(_) => "none".to_string(),
+        }
     }
 
     pub fn health(&self) -> Health {
@@ -117,7 +120,10 @@ impl Daemon {
             mode: self.layout.mode.as_str().to_string(),
             state_dir: self.layout.state_dir.display().to_string(),
             driver: self.selection_summary(),
-            driver_reason: self.selection.reason.clone(),
+            driver_reason: match &self.selection {
+                Ok(s) => s.reason.clone(),
+                Err(why) => why.clone(),
+            },
         }
     }
 

@@ -166,6 +166,52 @@ impl Env {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Write this installation's `config.toml`.
+    /// Replace this installation's settings with `text`, keeping the default image its
+    /// template set.
+    pub fn write_config(&self, text: &str) -> anyhow::Result<()> {
+        let dir = self.root.path().join("config");
+        std::fs::create_dir_all(&dir)?;
+        let file = dir.join("config.toml");
+        let kept: String = std::fs::read_to_string(&file)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with("default_image_name"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(file, format!("{kept}{text}"))?;
+        Ok(())
+    }
+
+    /// Run this installation's VMs under the fake Firecracker (a test double of the real
+    /// API, whose "guest" is the release `banger-agent` run on the host) impersonating
+    /// release `version`: an executable named `firecracker` that starts the fake, and a
+    /// config selecting it with `vmm = "firecracker"`. Returns the executable's path.
+    pub fn use_fake_firecracker(&self, version: &str) -> anyhow::Result<PathBuf> {
+        let fake = fake_firecracker_bin()?;
+        let dir = self.root.path().join("fc");
+        std::fs::create_dir_all(&dir)?;
+        let wrapper = dir.join("firecracker");
+        let agent = self.bin.with_file_name("banger-agent");
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh
+export FAKE_FIRECRACKER_VERSION='{version}'                  FAKE_FIRECRACKER_AGENT='{}'
+exec '{}' \"$@\"\n",
+                agent.display(),
+                fake.display()
+            ),
+        )?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))?;
+        self.write_config(&format!(
+            "vmm = \"firecracker\"\nfirecracker_bin = \"{}\"\n",
+            wrapper.display()
+        ))?;
+        Ok(wrapper)
+    }
+
     /// The state of VM `name` as `banger vm inspect --json` reports it.
     pub fn vm_json(&self, name: &str) -> serde_json::Value {
         let out = self.ok(["vm", "inspect", name, "--json"]);
@@ -224,6 +270,40 @@ where
         .env("BANGER_ETC_DIR", root.join("etc"))
         .env("NO_COLOR", "1");
     cmd
+}
+
+/// The fake Firecracker binary, built (once per test process, cheaply when up to date) into
+/// the release directory beside the binaries under test.
+pub fn fake_firecracker_bin() -> anyhow::Result<PathBuf> {
+    static BUILT: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let out = Command::new(env!("CARGO"))
+                .args([
+                    "build",
+                    "--release",
+                    "--quiet",
+                    "-p",
+                    "banger-fake-firecracker",
+                ])
+                .current_dir(workspace_root())
+                .output()
+                .map_err(|e| format!("cannot run cargo to build the fake Firecracker: {e}"))?;
+            if !out.status.success() {
+                return Err(format!(
+                    "cargo build -p banger-fake-firecracker failed:\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+            let bin = workspace_root().join("target/release/fake-firecracker");
+            if bin.is_file() {
+                Ok(bin)
+            } else {
+                Err(format!("{} was not built", bin.display()))
+            }
+        })
+        .clone()
+        .map_err(anyhow::Error::msg)
 }
 
 /// An image the e2e templates hold.
