@@ -18,6 +18,9 @@ use banger_vmm::{
 };
 use tokio::net::UnixStream;
 
+/// How long `firecracker --version` may take.
+const VERSION_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Every driver this daemon has built, and what it needs to build the others.
 pub struct Drivers {
     runtime_dir: PathBuf,
@@ -49,11 +52,21 @@ impl Drivers {
         )
     }
 
+    /// The Firecracker binary and its `--version`. A binary that does not answer within
+    /// [`VERSION_TIMEOUT`] counts as broken rather than holding up the caller.
     fn firecracker_found(&self) -> Option<FirecrackerFound> {
         let path =
             banger_system::runner::lookup_executable(&self.firecracker_bin.to_string_lossy())?;
-        let version = banger_firecracker::query_version(&banger_system::RealRunner, &path)
-            .map_err(|e| format!("{:#}", anyhow::Error::from(e)));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let query = path.clone();
+        std::thread::spawn(move || {
+            let version = banger_firecracker::query_version(&banger_system::RealRunner, &query)
+                .map_err(|e| banger_system::error_chain(&e));
+            let _ = tx.send(version);
+        });
+        let version = rx
+            .recv_timeout(VERSION_TIMEOUT)
+            .unwrap_or_else(|_| Err(format!("it did not answer within {VERSION_TIMEOUT:?}")));
         Some(FirecrackerFound { path, version })
     }
 

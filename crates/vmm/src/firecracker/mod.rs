@@ -104,18 +104,26 @@ impl FirecrackerDriver {
     pub async fn version(&self) -> Result<SemVer, VmmError> {
         let runner = Arc::clone(&self.runner);
         let binary = self.config.binary.clone();
-        let version = tokio::task::spawn_blocking(move || {
+        let query = tokio::task::spawn_blocking(move || {
             banger_firecracker::query_version(runner.as_ref(), &binary)
-        })
-        .await
-        .map_err(|join| VmmError::Spawn {
-            binary: self.config.binary.clone(),
-            source: std::io::Error::other(join),
-        })?
-        .map_err(|source| VmmError::FirecrackerVersion {
+        });
+        let spawn_error = |source: std::io::Error| VmmError::Spawn {
             binary: self.config.binary.clone(),
             source,
-        })?;
+        };
+        let version = tokio::time::timeout(self.config.start_timeout, query)
+            .await
+            .map_err(|_| {
+                spawn_error(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "`--version` did not answer",
+                ))
+            })?
+            .map_err(|join| spawn_error(std::io::Error::other(join)))?
+            .map_err(|source| VmmError::FirecrackerVersion {
+                binary: self.config.binary.clone(),
+                source,
+            })?;
         banger_firecracker::require_supported(&version, &self.config.binary)?;
         Ok(version)
     }
