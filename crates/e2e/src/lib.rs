@@ -272,12 +272,17 @@ where
     cmd
 }
 
-/// The fake Firecracker binary, built (once per test process, cheaply when up to date) into
-/// the release directory beside the binaries under test.
+/// The fake Firecracker binary (a test double), beside the binaries under test: `make build`
+/// builds it with them (one cargo invocation, so dependencies are shared). When it is
+/// missing it is built here.
 pub fn fake_firecracker_bin() -> anyhow::Result<PathBuf> {
     static BUILT: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
     BUILT
         .get_or_init(|| {
+            let beside = banger_bin().with_file_name("fake-firecracker");
+            if beside.is_file() {
+                return Ok(beside);
+            }
             let out = Command::new(env!("CARGO"))
                 .args([
                     "build",
@@ -299,7 +304,7 @@ pub fn fake_firecracker_bin() -> anyhow::Result<PathBuf> {
             if bin.is_file() {
                 Ok(bin)
             } else {
-                Err(format!("{} was not built", bin.display()))
+                Err(format!("{} was not built; run `make build`", bin.display()))
             }
         })
         .clone()

@@ -17,13 +17,17 @@ pub fn json(v: serde_json::Value) -> String {
     v.to_string()
 }
 
-/// The `banger-agent` the fake's guest runs, built by cargo beside the fake (a no-op when
-/// it is up to date). The fake crate cannot depend on the agent's binary directly.
+/// The `banger-agent` the fake's guest runs: the one `cargo test --workspace` builds beside
+/// the fake, else built here (the fake crate cannot depend on the agent's binary directly).
 pub fn agent_binary() -> PathBuf {
     static AGENT: OnceLock<PathBuf> = OnceLock::new();
     AGENT
         .get_or_init(|| {
             let dir = Path::new(FAKE).parent().unwrap().to_path_buf();
+            let agent = dir.join("banger-agent");
+            if agent.is_file() {
+                return agent;
+            }
             let mut cmd = Command::new(env!("CARGO"));
             cmd.args([
                 "build",
@@ -38,7 +42,6 @@ pub fn agent_binary() -> PathBuf {
             }
             let status = cmd.status().expect("run cargo to build banger-agent");
             assert!(status.success(), "cargo build -p banger-agent failed");
-            let agent = dir.join("banger-agent");
             assert!(agent.is_file(), "{} was not built", agent.display());
             agent
         })
