@@ -192,19 +192,28 @@ impl Env {
         let dir = self.root.path().join("fc");
         std::fs::create_dir_all(&dir)?;
         let wrapper = dir.join("firecracker");
+        let source = dir.join(".firecracker.src");
         let agent = self.bin.with_file_name("banger-agent");
         std::fs::write(
-            &wrapper,
+            &source,
             format!(
-                "#!/bin/sh
-export FAKE_FIRECRACKER_VERSION='{version}'                  FAKE_FIRECRACKER_AGENT='{}'
-exec '{}' \"$@\"\n",
+                "#!/bin/sh\nexport FAKE_FIRECRACKER_VERSION='{version}' \
+                 FAKE_FIRECRACKER_AGENT='{}'\nexec '{}' \"$@\"\n",
                 agent.display(),
                 fake.display()
             ),
         )?;
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))?;
+        // install(1) in a child process: this multi-threaded test process never holds a write
+        // descriptor on the executable that another test's fork could inherit (ETXTBSY).
+        let status = Command::new("install")
+            .arg("-m")
+            .arg("0755")
+            .arg(&source)
+            .arg(&wrapper)
+            .status()?;
+        if !status.success() {
+            bail!("install(1) could not write {}", wrapper.display());
+        }
         self.write_config(&format!(
             "vmm = \"firecracker\"\nfirecracker_bin = \"{}\"\n",
             wrapper.display()

@@ -8,7 +8,6 @@
 
 mod support;
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -20,11 +19,14 @@ use banger_vmm::{
 
 const LONG: Duration = Duration::from_secs(60);
 
-/// A `firecracker` executable that is the fake in personality `version`.
+/// A `firecracker` executable that is the fake in personality `version`. Written by
+/// install(1) in a child process: a write descriptor held by this multi-threaded test process
+/// could leak into another test's fork and make exec fail with ETXTBSY.
 fn wrapper(dir: &Path, version: &str) -> PathBuf {
     let path = dir.join("firecracker");
+    let source = dir.join(".firecracker.src");
     std::fs::write(
-        &path,
+        &source,
         format!(
             "#!/bin/sh\nFAKE_FIRECRACKER_VERSION={version} FAKE_FIRECRACKER_AGENT='{}' \
              FAKE_FIRECRACKER_BOOT_MS=100 exec '{}' \"$@\"\n",
@@ -33,7 +35,14 @@ fn wrapper(dir: &Path, version: &str) -> PathBuf {
         ),
     )
     .unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let status = std::process::Command::new("install")
+        .arg("-m")
+        .arg("0755")
+        .arg(&source)
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(status.success(), "install(1) failed");
     path
 }
 

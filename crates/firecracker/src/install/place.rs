@@ -19,14 +19,12 @@ pub(super) fn check_version(
 ) -> Result<(), InstallError> {
     std::fs::set_permissions(binary, std::fs::Permissions::from_mode(0o700))
         .map_err(|e| InstallError::io("make executable", binary, e))?;
-    let output = runner
-        .run(binary, &[OsStr::new("--version")])
-        .map_err(|source| {
-            InstallError::BrokenBinary(VersionError::Spawn {
-                bin: binary.to_path_buf(),
-                source,
-            })
-        })?;
+    let output = run_retrying_busy(runner, binary).map_err(|source| {
+        InstallError::BrokenBinary(VersionError::Spawn {
+            bin: binary.to_path_buf(),
+            source,
+        })
+    })?;
     if !output.success() {
         return Err(InstallError::BrokenBinary(VersionError::Exited {
             bin: binary.to_path_buf(),
@@ -47,6 +45,25 @@ pub(super) fn check_version(
         });
     }
     Ok(())
+}
+
+/// Run `<binary> --version`, retrying while exec answers ETXTBSY: the file was just written,
+/// and a process forked by another thread meanwhile may still hold the (close-on-exec)
+/// write descriptor until it execs.
+fn run_retrying_busy(
+    runner: &dyn CommandRunner,
+    binary: &Path,
+) -> std::io::Result<banger_system::CommandOutput> {
+    let mut tries = 0;
+    loop {
+        match runner.run(binary, &[OsStr::new("--version")]) {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            result => return result,
+        }
+    }
 }
 
 /// Copy `source` to `<bin_dir>/<name>`: written under a temporary name, owned by root, mode
