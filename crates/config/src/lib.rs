@@ -12,6 +12,7 @@ mod error;
 pub mod install;
 mod network;
 mod parse;
+mod sandbox;
 mod size;
 
 pub use defaults::{
@@ -23,6 +24,9 @@ pub use error::ConfigError;
 pub use install::{InstallMeta, InstallMetaError, load_install_meta};
 pub use network::{BUILTIN_DNS, MAX_DNS, NetworkConfig, NetworkMode, nameservers, usable_resolver};
 pub use parse::{DISK_MAX_BYTES, DISK_MIN_BYTES, MEMORY_MIB_RANGE, VCPU_RANGE};
+pub use sandbox::{
+    BUILTIN_VMM_ID_BASE, BUILTIN_VMM_ID_COUNT, SandboxConfig, VMM_ID_BASE_RANGE, VMM_ID_COUNT_RANGE,
+};
 pub use size::{format_size, parse_size};
 
 use banger_paths::Layout;
@@ -97,6 +101,7 @@ pub struct Config {
     pub firecracker_release_url: Option<String>,
     pub vm_defaults: VmDefaultsConfig,
     pub network: NetworkConfig,
+    pub sandbox: SandboxConfig,
     /// The file this was read from; `None` when no file exists (all defaults).
     pub source: Option<PathBuf>,
 }

@@ -3,6 +3,7 @@
 //! point at the value's line and column (each value is read as `Spanned<toml::Value>`).
 
 use crate::network::{MAX_DNS, NetworkConfig, usable_resolver};
+use crate::sandbox::{SandboxConfig, VMM_ID_BASE_RANGE, VMM_ID_COUNT_RANGE};
 use crate::size::{format_size, parse_size};
 use crate::{Config, ConfigError, VmDefaultsConfig, error::line_col, validate_image_name};
 use banger_helper_proto::Subnet;
@@ -31,6 +32,14 @@ struct RawConfig {
     firecracker_release_url: Field,
     vm_defaults: Option<RawVmDefaults>,
     network: Option<RawNetwork>,
+    sandbox: Option<RawSandbox>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSandbox {
+    vmm_id_base: Field,
+    vmm_id_count: Field,
 }
 
 #[derive(Deserialize)]
@@ -50,9 +59,10 @@ struct RawVmDefaults {
 }
 
 const TOP_KEYS: &str = "firecracker_bin, ssh_key_path, default_image_name, vmm, \
-                        firecracker_release_url, [vm_defaults], [network]";
+                        firecracker_release_url, [vm_defaults], [network], [sandbox]";
 const VM_DEFAULTS_KEYS: &str = "vcpu, memory, disk";
 const NETWORK_KEYS: &str = "mode, subnet, dns";
+const SANDBOX_KEYS: &str = "vmm_id_base, vmm_id_count";
 
 /// Parses one file; carries what every error needs.
 struct Ctx<'a> {
@@ -88,6 +98,8 @@ impl Ctx<'_> {
                 )
             } else if rest.contains("`subnet`") {
                 (format!("network.{name}"), NETWORK_KEYS, "in [network]")
+            } else if rest.contains("`vmm_id_base`") {
+                (format!("sandbox.{name}"), SANDBOX_KEYS, "in [sandbox]")
             } else {
                 (name.to_string(), TOP_KEYS, "at the top level")
             };
@@ -102,6 +114,7 @@ impl Ctx<'_> {
             .replace('\n', "; ")
             .replace("struct RawVmDefaults", "a table ([vm_defaults])")
             .replace("struct RawNetwork", "a table ([network])")
+            .replace("struct RawSandbox", "a table ([sandbox])")
             .replace("struct RawConfig", "a table");
         self.error(span, None, format!("invalid TOML: {message}"))
     }
@@ -291,7 +304,40 @@ pub(crate) fn parse_config(
     if let Some(table) = &raw.network {
         cfg.network = network(&ctx, table)?;
     }
+    if let Some(table) = &raw.sandbox {
+        cfg.sandbox = sandbox(&ctx, table)?;
+    }
     Ok(cfg)
+}
+
+/// `[sandbox]`: the numeric id range a root daemon's VMMs run as (see docs/security.md).
+fn sandbox(ctx: &Ctx<'_>, raw: &RawSandbox) -> Result<SandboxConfig, ConfigError> {
+    let mut out = SandboxConfig::default();
+    if let Some(v) = &raw.vmm_id_base {
+        let n = ctx.bounded("sandbox.vmm_id_base", v, VMM_ID_BASE_RANGE, "")?;
+        out.vmm_id_base = Some(n as u32);
+    }
+    if let Some(v) = &raw.vmm_id_count {
+        let n = ctx.bounded("sandbox.vmm_id_count", v, VMM_ID_COUNT_RANGE, "")?;
+        out.vmm_id_count = Some(n as u32);
+    }
+    let (base, count) = out.id_range();
+    if u64::from(base) + u64::from(count) > 1 << 31 {
+        let span = raw
+            .vmm_id_count
+            .as_ref()
+            .or(raw.vmm_id_base.as_ref())
+            .map_or(0..0, |v| v.span());
+        return Err(ctx.error(
+            span,
+            Some("sandbox.vmm_id_count"),
+            format!(
+                "the VMM id range {base}+{count} ends above 2^31 (2147483648); tools mishandle \
+                 such ids, so lower vmm_id_base or vmm_id_count"
+            ),
+        ));
+    }
+    Ok(out)
 }
 
 fn network(ctx: &Ctx<'_>, raw: &RawNetwork) -> Result<NetworkConfig, ConfigError> {

@@ -410,3 +410,27 @@ fn firecracker_release_url_is_a_url_with_a_builtin_default() {
         assert!(msg.contains("http:// or https:// URL"), "{msg}");
     }
 }
+
+#[test]
+fn sandbox_id_range() {
+    let c = p("").unwrap();
+    assert_eq!(
+        c.sandbox.id_range(),
+        (BUILTIN_VMM_ID_BASE, BUILTIN_VMM_ID_COUNT)
+    );
+    assert_eq!(c.sandbox.id_range_resolved().source, Provenance::Builtin);
+    let c = p("[sandbox]\nvmm_id_base = 200000\nvmm_id_count = 1000\n").unwrap();
+    assert_eq!(c.sandbox.id_range(), (200_000, 1000));
+    assert_eq!(c.sandbox.id_range_resolved().source, Provenance::Config);
+
+    let (line, _, key, msg) = bad("[sandbox]\nvmm_id_base = 1000\n");
+    assert_eq!(line, 2);
+    assert_eq!(key.as_deref(), Some("sandbox.vmm_id_base"));
+    assert!(msg.contains("65536"), "{msg}");
+    let (_, _, key, msg) = bad("[sandbox]\nvmm_id_base = 2147000000\nvmm_id_count = 1000000\n");
+    assert_eq!(key.as_deref(), Some("sandbox.vmm_id_count"));
+    assert!(msg.contains("2^31"), "{msg}");
+    let (_, _, key, msg) = bad("[sandbox]\nvmm_uid = 5\n");
+    assert_eq!(key.as_deref(), Some("sandbox.vmm_uid"));
+    assert!(msg.contains("vmm_id_base, vmm_id_count"), "{msg}");
+}
