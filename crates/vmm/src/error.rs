@@ -43,6 +43,35 @@ pub enum VmmError {
         source: std::io::Error,
     },
 
+    /// The VMM's sandbox could not be prepared (ids, file ownership, jail plan).
+    #[error("cannot sandbox the VMM of VM {vm_id}")]
+    Sandbox {
+        vm_id: String,
+        #[source]
+        source: crate::sandbox::SandboxError,
+    },
+
+    /// Confining the VMM process between fork and exec failed.
+    #[error("cannot start the sandboxed VMM of VM {vm_id}: the child could not {step}")]
+    Confine {
+        vm_id: String,
+        step: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The VMM runs under another identity than the sandbox gave it.
+    #[error(
+        "VM {vm_id}: the VMM process {pid} runs as uid {found}, not the sandbox's uid {expected}; \
+         it was stopped"
+    )]
+    SandboxEscaped {
+        vm_id: String,
+        pid: u32,
+        expected: u32,
+        found: u32,
+    },
+
     /// QEMU exited with an error before the VM started; `stderr` is QEMU's own explanation.
     #[error("QEMU refused to start VM {vm_id} (exit status {status}): {stderr}")]
     QemuRefused {

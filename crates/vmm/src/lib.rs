@@ -11,6 +11,7 @@
 //! * [`process`] — pid-reuse-safe liveness, waiting for and signalling VMM processes that are
 //!   not our children; [`agent`] — connecting to the guest agent's channel.
 //! * [`validate`] — checks on a [`LaunchSpec`]'s values shared by every driver.
+//! * [`sandbox`] — what a VMM process may reach: seccomp, its own uid, a jail; its posture.
 //! * [`testkit`] — a tiny bootable PVH kernel so tests can run real QEMU without a real image.
 
 pub mod agent;
@@ -23,6 +24,7 @@ pub mod process;
 pub mod qemu;
 pub mod qmp;
 pub mod runtime;
+pub mod sandbox;
 pub mod select;
 pub mod spec;
 pub mod testkit;

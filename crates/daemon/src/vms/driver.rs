@@ -25,6 +25,8 @@ const VERSION_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Drivers {
     runtime_dir: PathBuf,
     firecracker_bin: PathBuf,
+    /// `[sandbox]`'s id range, checked when the QEMU driver is built.
+    vmm_ids: (u32, u32),
     built: Mutex<HashMap<DriverKind, Arc<Driver>>>,
 }
 
@@ -33,6 +35,7 @@ impl Drivers {
         Drivers {
             runtime_dir: layout.runtime_dir.clone(),
             firecracker_bin: config.firecracker_bin_resolved().value,
+            vmm_ids: config.sandbox.id_range(),
             built: Mutex::new(HashMap::new()),
         }
     }
@@ -113,9 +116,14 @@ impl Drivers {
                     ),
                     Accel::Kvm => None,
                 };
-                Ok(Driver::Qemu(QemuDriver::new(QemuConfig::new(
-                    binary, accel, tsc_khz,
-                ))?))
+                let (base, count) = self.vmm_ids;
+                let ids = banger_vmm::sandbox::IdRange::new(base, count)
+                    .map_err(|e| unusable(format!("[sandbox] in config.toml: {e}")))?;
+                let mut config = QemuConfig::new(binary, accel, tsc_khz);
+                // A root daemon's QEMU drops to its own uid in a jail; an ordinary user's
+                // keeps that user, with seccomp either way (docs/security.md).
+                config.sandbox = banger_vmm::sandbox::SandboxPolicy::for_this_process(ids);
+                Ok(Driver::Qemu(QemuDriver::new(config)?))
             }
             DriverKind::Firecracker => {
                 let binary = banger_system::runner::lookup_executable(

@@ -47,6 +47,11 @@ pub struct ArgvInput<'a> {
     /// Required for microvm under TCG.
     pub tsc_khz: Option<u64>,
     pub paths: &'a VmPaths,
+    /// Turn on QEMU's seccomp filter ([`crate::sandbox::QEMU_SANDBOX`]).
+    pub seccomp: bool,
+    /// `-daemonize`: only without seccomp, whose `spawn=deny` forbids the daemonizing fork
+    /// (a sandboxed QEMU is started detached by the driver instead).
+    pub daemonize: bool,
 }
 
 /// Render the arguments (without the program name).
@@ -237,8 +242,15 @@ pub fn render(input: &ArgvInput<'_>) -> Result<Vec<String>, VmmError> {
     push(&["-object", "rng-random,id=rng0,filename=/dev/urandom"]);
     push(&["-device", &format!("{},rng=rng0", dev("rng"))]);
 
+    if input.seccomp {
+        push(&["-sandbox", crate::sandbox::QEMU_SANDBOX]);
+    }
+
     let pid_file = validate::host_path("pid file", &input.paths.pid_file).map_err(invalid)?;
-    push(&["-daemonize", "-pidfile", pid_file]);
+    if input.daemonize {
+        push(&["-daemonize"]);
+    }
+    push(&["-pidfile", pid_file]);
     Ok(a)
 }
 

@@ -54,6 +54,8 @@ fn render_with(
         kernel: &kernel,
         tsc_khz: Some(2_100_000),
         paths: &paths,
+        seccomp: true,
+        daemonize: false,
     })
 }
 
@@ -79,10 +81,22 @@ fn microvm_tcg_command_line() {
         values(&args, "-append"),
         ["console=ttyS0 panic=-1 tsc_early_khz=2100000 root=/dev/vda ro banger.hostname=dev"]
     );
-    for flag in ["-nodefaults", "-no-user-config", "-no-reboot", "-daemonize"] {
+    assert!(
+        !args.iter().any(|a| a == "-daemonize"),
+        "seccomp's spawn=deny forbids -daemonize's fork"
+    );
+    for flag in ["-nodefaults", "-no-user-config", "-no-reboot"] {
         assert!(args.iter().any(|a| a == flag), "{flag} missing");
     }
     assert_eq!(values(&args, "-display"), ["none"]);
+    assert_eq!(
+        values(&args, "-sandbox"),
+        ["on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"]
+    );
+    assert!(
+        values(&args, "-runas").is_empty() && values(&args, "-chroot").is_empty(),
+        "privileges are dropped before exec: -runas with -sandbox dies of SIGSYS"
+    );
     assert_eq!(values(&args, "-pidfile"), ["/state/vms/vm1/qemu.pid"]);
     assert_eq!(values(&args, "-serial"), ["chardev:console0"]);
     assert_eq!(values(&args, "-mon"), ["chardev=qmp0,mode=control"]);
@@ -165,6 +179,8 @@ fn microvm_tcg_without_tsc_is_an_error() {
         kernel: &s.kernel,
         tsc_khz: None,
         paths: &paths,
+        seccomp: true,
+        daemonize: false,
     };
     assert!(render(&input).unwrap_err().to_string().contains("TSC"));
 }
@@ -347,4 +363,23 @@ fn bad_specs_are_rejected_with_the_reason() {
         assert!(err.contains(needle), "expected {needle:?} in {err}");
         assert!(err.contains("vm1"), "error should name the VM: {err}");
     }
+}
+
+#[test]
+fn seccomp_off_leaves_no_sandbox_flag() {
+    let s = spec();
+    let paths = VmPaths::in_dir(&s.vm_dir);
+    let args = render(&ArgvInput {
+        spec: &s,
+        accel: Accel::Kvm,
+        machine: MachineType::Microvm,
+        kernel: &s.kernel,
+        tsc_khz: None,
+        paths: &paths,
+        seccomp: false,
+        daemonize: true,
+    })
+    .unwrap();
+    assert!(values(&args, "-sandbox").is_empty());
+    assert!(args.iter().any(|a| a == "-daemonize"));
 }

@@ -6,10 +6,11 @@ use std::sync::Arc;
 
 use banger_system::CommandRunner;
 
-use super::{QemuConfig, QemuLaunchPlan};
+use super::{QemuConfig, QemuLaunchPlan, detached};
 use crate::error::VmmError;
 use crate::process::{self, ProcessIdentity};
 use crate::runtime::{AgentEndpoint, VmRuntime};
+use crate::sandbox::{self, SandboxPolicy, SandboxRequest};
 use crate::spec::{DriverKind, LaunchSpec};
 
 pub(super) async fn run(
@@ -34,13 +35,106 @@ pub(super) async fn run(
         }
     }
 
-    tracing::info!(vm = %vm_id, machine = %plan.machine, accel = %config.accel, "launching QEMU");
+    // The jail holds the binary's real path, not a link to it (/etc/alternatives…).
+    let binary = match config.sandbox {
+        SandboxPolicy::DropFromRoot(_) => {
+            std::fs::canonicalize(&config.binary).map_err(|source| VmmError::Spawn {
+                binary: config.binary.clone(),
+                source,
+            })?
+        }
+        _ => config.binary.clone(),
+    };
+    let sandbox = sandbox::prepare(
+        config.sandbox,
+        &sandbox_request(config, spec, &plan, &binary),
+    )
+    .map_err(|source| VmmError::Sandbox {
+        vm_id: vm_id.clone(),
+        source,
+    })?;
+    tracing::info!(
+        vm = %vm_id,
+        machine = %plan.machine,
+        accel = %config.accel,
+        sandbox = ?config.sandbox,
+        uid = ?sandbox.as_ref().and_then(|s| s.identity.as_ref()).map(|i| i.uid),
+        "launching QEMU"
+    );
     tracing::debug!(vm = %vm_id, args = ?plan.args, "QEMU command line");
+    let pid = match &sandbox {
+        Some(prepared) => {
+            detached::launch(
+                config,
+                &binary,
+                &plan.args,
+                &vm_id,
+                &spec.vm_dir,
+                &plan.paths.qmp_socket,
+                Arc::clone(&prepared.confinement),
+            )
+            .await?
+            .pid
+        }
+        None => daemonized(config, runner, &vm_id, &plan).await?,
+    };
+    let stat = process::read_stat(pid)
+        .map_err(|e| VmmError::io("read process status", format!("/proc/{pid}/stat"), e))?;
+    let Some(stat) = stat.filter(|s| !s.has_exited()) else {
+        return Err(VmmError::ExitedAtStart {
+            vm_id,
+            pid,
+            console_log: spec.console_log.clone(),
+        });
+    };
+    if let Some(expected) = sandbox.as_ref().and_then(|s| s.identity.as_ref()) {
+        check_identity(&vm_id, pid, stat.start_time, expected.uid)?;
+    }
+    let boot_id = match process::boot_id() {
+        Ok(id) => id,
+        Err(e) => {
+            // Without a boot id the VM could not be found again: do not leave it running.
+            let _ = process::signal(
+                ProcessIdentity {
+                    pid,
+                    start_time: stat.start_time,
+                },
+                libc::SIGKILL,
+            );
+            return Err(VmmError::io("read", "/proc/sys/kernel/random/boot_id", e));
+        }
+    };
+
+    Ok(VmRuntime {
+        vm_id,
+        vm_dir: spec.vm_dir.clone(),
+        driver: DriverKind::Qemu,
+        accel: config.accel,
+        machine: plan.machine,
+        pid,
+        pid_start_time: stat.start_time,
+        boot_id,
+        control_socket: plan.paths.qmp_socket.clone(),
+        agent: AgentEndpoint::VirtioSerial {
+            socket: plan.paths.agent_socket.clone(),
+        },
+        console_log: spec.console_log.clone(),
+        vmm_version: None,
+    })
+}
+
+/// Run QEMU with `-daemonize` through the runner (unsandboxed QEMU only); its launcher
+/// returns once the VM has initialised (or failed), and the pid file names the VMM.
+async fn daemonized(
+    config: &QemuConfig,
+    runner: &Arc<dyn CommandRunner>,
+    vm_id: &str,
+    plan: &QemuLaunchPlan,
+) -> Result<u32, VmmError> {
     let task = {
         let runner = Arc::clone(runner);
         let binary = config.binary.clone();
         let args = plan.args.clone();
-        // The launcher returns once the daemonized QEMU has initialised (or failed).
         tokio::task::spawn_blocking(move || {
             let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
             runner.run(&binary, &args)
@@ -50,7 +144,7 @@ pub(super) async fn run(
         Err(_) => {
             kill_half_started(&plan.paths.pid_file);
             return Err(VmmError::LaunchTimeout {
-                vm_id,
+                vm_id: vm_id.to_owned(),
                 waited: config.launch_timeout,
             });
         }
@@ -87,7 +181,7 @@ pub(super) async fn run(
             stderr
         };
         return Err(VmmError::QemuRefused {
-            vm_id,
+            vm_id: vm_id.to_owned(),
             status,
             stderr,
         });
@@ -95,51 +189,62 @@ pub(super) async fn run(
     if !stderr.is_empty() {
         tracing::warn!(vm = %vm_id, qemu_says = %stderr, "QEMU started with warnings");
     }
-
-    let pid = read_pid_file(&plan.paths.pid_file).map_err(|problem| VmmError::PidFile {
-        vm_id: vm_id.clone(),
+    read_pid_file(&plan.paths.pid_file).map_err(|problem| VmmError::PidFile {
+        vm_id: vm_id.to_owned(),
         path: plan.paths.pid_file.clone(),
         problem,
-    })?;
-    let stat = process::read_stat(pid)
-        .map_err(|e| VmmError::io("read process status", format!("/proc/{pid}/stat"), e))?;
-    let Some(stat) = stat.filter(|s| !s.has_exited()) else {
-        return Err(VmmError::ExitedAtStart {
-            vm_id,
-            pid,
-            console_log: spec.console_log.clone(),
-        });
-    };
-    let boot_id = match process::boot_id() {
-        Ok(id) => id,
-        Err(e) => {
-            // Without a boot id the VM could not be found again: do not leave it running.
-            let _ = process::signal(
-                ProcessIdentity {
-                    pid,
-                    start_time: stat.start_time,
-                },
-                libc::SIGKILL,
-            );
-            return Err(VmmError::io("read", "/proc/sys/kernel/random/boot_id", e));
-        }
-    };
+    })
+}
 
-    Ok(VmRuntime {
-        vm_id,
-        vm_dir: spec.vm_dir.clone(),
-        driver: DriverKind::Qemu,
-        accel: config.accel,
-        machine: plan.machine,
-        pid,
-        pid_start_time: stat.start_time,
-        boot_id,
-        control_socket: plan.paths.qmp_socket.clone(),
-        agent: AgentEndpoint::VirtioSerial {
-            socket: plan.paths.agent_socket.clone(),
+/// What the sandbox needs to know about this launch.
+fn sandbox_request<'a>(
+    config: &QemuConfig,
+    spec: &'a LaunchSpec,
+    plan: &QemuLaunchPlan,
+    binary: &'a Path,
+) -> SandboxRequest<'a> {
+    let mut read_only = vec![plan.kernel.clone()];
+    read_only.extend(spec.initrd.iter().cloned());
+    read_only.extend(
+        spec.drives
+            .iter()
+            .filter(|d| d.read_only)
+            .map(|d| d.path.clone()),
+    );
+    SandboxRequest {
+        vm_id: &spec.vm_id,
+        binary,
+        vm_dir: &spec.vm_dir,
+        read_only,
+        writable: spec
+            .drives
+            .iter()
+            .filter(|d| !d.read_only)
+            .map(|d| d.path.clone())
+            .collect(),
+        devices: if spec.nics.is_empty() {
+            Vec::new()
+        } else {
+            vec!["/dev/net/tun".into()]
         },
-        console_log: spec.console_log.clone(),
-        vmm_version: None,
+        kvm: config.accel == crate::spec::Accel::Kvm,
+    }
+}
+
+/// The pid file is written by the VMM itself: before trusting the pid, check the process
+/// behind it runs as the uid the sandbox gave it (and stop it if not).
+fn check_identity(vm_id: &str, pid: u32, start_time: u64, uid: u32) -> Result<(), VmmError> {
+    let posture = sandbox::posture::read(pid)
+        .map_err(|e| VmmError::io("read process status", format!("/proc/{pid}/status"), e))?;
+    if posture.uids.iter().all(|u| *u == uid) {
+        return Ok(());
+    }
+    let _ = process::signal(ProcessIdentity { pid, start_time }, libc::SIGKILL);
+    Err(VmmError::SandboxEscaped {
+        vm_id: vm_id.to_owned(),
+        pid,
+        expected: uid,
+        found: posture.uids[1],
     })
 }
 
@@ -231,6 +336,7 @@ mod tests {
             QemuConfig::new("/usr/bin/qemu-system-x86_64", Accel::Tcg, Some(2_100_000));
         config.machine = MachinePreference::Microvm;
         config.launch_timeout = Duration::from_millis(200);
+        config.sandbox = crate::sandbox::SandboxPolicy::Off;
         QemuDriver::with_runner(config, Arc::new(launcher)).unwrap()
     }
 

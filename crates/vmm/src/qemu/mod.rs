@@ -11,6 +11,7 @@
 //! without the PVH note, or on request.
 
 mod argv;
+mod detached;
 mod launch;
 
 use std::path::PathBuf;
@@ -28,6 +29,7 @@ use crate::error::VmmError;
 use crate::process;
 use crate::qmp::QmpClient;
 use crate::runtime::{MachineType, VmRuntime};
+use crate::sandbox::{IdRange, SandboxPolicy};
 use crate::spec::{Accel, DriverKind, KernelFormat, LaunchSpec};
 
 /// Which QEMU machine type to use.
@@ -56,6 +58,9 @@ pub struct QemuConfig {
     pub qmp_timeout: Duration,
     /// How long `kill` waits after each of quit, SIGTERM and SIGKILL.
     pub kill_grace: Duration,
+    /// How QEMU is confined ([`crate::sandbox`]); by default what this process's
+    /// privileges call for, with the default id range.
+    pub sandbox: SandboxPolicy,
 }
 
 impl QemuConfig {
@@ -68,6 +73,7 @@ impl QemuConfig {
             launch_timeout: Duration::from_secs(30),
             qmp_timeout: Duration::from_secs(5),
             kill_grace: Duration::from_secs(5),
+            sandbox: SandboxPolicy::for_this_process(IdRange::default()),
         }
     }
 }
@@ -139,6 +145,8 @@ impl QemuDriver {
             kernel: &kernel,
             tsc_khz: self.config.tsc_khz,
             paths: &paths,
+            seccomp: self.config.sandbox.seccomp(),
+            daemonize: !self.config.sandbox.seccomp(),
         })?;
         Ok(QemuLaunchPlan {
             machine,

@@ -1,0 +1,147 @@
+//! Starting a sandboxed QEMU: spawned detached by the daemon instead of `-daemonize`.
+//!
+//! QEMU installs its `-sandbox` seccomp filter before `-daemonize` forks, and
+//! `spawn=deny` forbids that fork (QEMU dies of SIGSYS on `clone`). So a sandboxed QEMU
+//! is started the way Firecracker is: in its own session, stdio on files, confined between
+//! fork and exec, and not waited for (tokio reaps it if it exits while the daemon lives,
+//! init after that). It is ready when its QMP monitor greets: QEMU serves QMP from its main
+//! loop, which starts only once the machine is built — the moment `-daemonize` would have
+//! returned. A QEMU that exits before that failed, and its stderr file says why.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::QemuConfig;
+use crate::error::VmmError;
+use crate::process::{self, ProcessIdentity};
+use crate::qmp::QmpClient;
+use crate::sandbox::Confinement;
+
+/// QEMU's stderr, in the VM directory (read back when it fails to start).
+pub const STDERR_FILE: &str = "qemu.err";
+/// How often the QMP socket is tried while QEMU initialises.
+const POLL: Duration = Duration::from_millis(50);
+/// At most this much of QEMU's stderr goes into an error.
+const MAX_STDERR: u64 = 4096;
+
+/// Spawn `binary args` confined by `confinement` and wait until its QMP monitor answers.
+pub(super) async fn launch(
+    config: &QemuConfig,
+    binary: &Path,
+    args: &[String],
+    vm_id: &str,
+    vm_dir: &Path,
+    qmp_socket: &Path,
+    confinement: Arc<Confinement>,
+) -> Result<ProcessIdentity, VmmError> {
+    let stderr_path = vm_dir.join(STDERR_FILE);
+    // Never through a link: the VM directory belonged to a VMM before.
+    let stderr = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&stderr_path)
+        .map_err(|e| VmmError::io("create", &stderr_path, e))?;
+    let mut command = tokio::process::Command::new(binary);
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .kill_on_drop(false);
+    let setup = Arc::clone(&confinement);
+    // SAFETY: setsid(2) is async-signal-safe and changes only the child's session;
+    // `Confinement::in_child` is async-signal-safe (it only makes system calls on memory
+    // prepared before the fork).
+    unsafe {
+        command.pre_exec(move || {
+            if libc::setsid() == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            setup.in_child()
+        });
+    }
+    let mut child = command.spawn().map_err(|source| {
+        let step = confinement.failed_step();
+        if step.starts_with("start") {
+            VmmError::Spawn {
+                binary: binary.to_path_buf(),
+                source,
+            }
+        } else {
+            VmmError::Confine {
+                vm_id: vm_id.to_owned(),
+                step,
+                source,
+            }
+        }
+    })?;
+    let pid = child.id().unwrap_or(0);
+    let start_time = process::read_stat(pid)
+        .ok()
+        .flatten()
+        .map(|s| s.start_time)
+        .unwrap_or(0);
+    let identity = ProcessIdentity { pid, start_time };
+
+    let deadline = Instant::now() + config.launch_timeout;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            let status = match status.code() {
+                Some(code) => code.to_string(),
+                None => "killed by a signal".to_owned(),
+            };
+            return Err(VmmError::QemuRefused {
+                vm_id: vm_id.to_owned(),
+                status,
+                stderr: stderr_text(&stderr_path),
+            });
+        }
+        if qmp_socket.exists() && QmpClient::connect(qmp_socket, POLL * 4).await.is_ok() {
+            break;
+        }
+        if Instant::now() >= deadline {
+            let _ = process::signal(identity, libc::SIGKILL);
+            let _ = child.wait().await;
+            return Err(VmmError::LaunchTimeout {
+                vm_id: vm_id.to_owned(),
+                waited: config.launch_timeout,
+            });
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    let stderr = stderr_text(&stderr_path);
+    if !stderr.starts_with('(') {
+        tracing::warn!(vm = %vm_id, qemu_says = %stderr, "QEMU started with warnings");
+    }
+    // Dropping the handle leaves QEMU running.
+    drop(child);
+    Ok(identity)
+}
+
+/// The end of QEMU's stderr, one line per message.
+fn stderr_text(path: &Path) -> String {
+    let mut text = Vec::new();
+    if let Ok(mut f) = File::open(path) {
+        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+        let _ = f.seek(SeekFrom::Start(len.saturating_sub(MAX_STDERR)));
+        let _ = f.take(MAX_STDERR).read_to_end(&mut text);
+    }
+    let joined = String::from_utf8_lossy(&text)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
+    if joined.is_empty() {
+        "(QEMU printed no error)".to_owned()
+    } else {
+        joined
+    }
+}

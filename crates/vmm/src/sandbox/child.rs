@@ -1,0 +1,399 @@
+//! Confining the VMM between fork and exec.
+//!
+//! [`Confinement::new`] turns a jail plan and an identity into C strings and numbers before
+//! the fork; [`Confinement::in_child`] then only makes system calls on them (no allocation,
+//! no locks: the forked copy of a multi-threaded daemon may hold the allocator's lock). The
+//! order is the jailer's: a private mount namespace (propagation made private first, so the
+//! host's mounts are never touched), a tmpfs root filled with binds, `pivot_root` and the
+//! old root detached, then the identity drop, then `exec`.
+//!
+//! Which step failed is written to a page shared with the parent (`mmap(MAP_SHARED)` before
+//! the fork), because the only other thing that crosses back is an errno.
+
+use std::ffi::CString;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use super::jail::Entry;
+
+/// Capabilities above this do not exist on any kernel banger supports; dropping a number
+/// the kernel does not know fails with EINVAL, which is ignored.
+const LAST_CAP: libc::c_ulong = 63;
+
+/// The unprivileged identity a root daemon's VMM runs as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub uid: u32,
+    pub gid: u32,
+    /// The only supplementary groups (the inputs group; `/dev/kvm`'s group under KVM).
+    pub groups: Vec<u32>,
+}
+
+enum Op {
+    Mkdir(CString),
+    Symlink {
+        target: CString,
+        path: CString,
+    },
+    Bind {
+        src: CString,
+        dst: CString,
+        dir: bool,
+        /// Flags of the read-only/nosuid/nodev remount that follows the bind.
+        flags: libc::c_ulong,
+    },
+}
+
+/// A page shared between the parent and the forked child: the step the child reached.
+struct StepPage(*mut AtomicU32);
+
+// SAFETY: the page is only accessed through the AtomicU32, which is Sync.
+unsafe impl Send for StepPage {}
+// SAFETY: as above.
+unsafe impl Sync for StepPage {}
+
+impl StepPage {
+    fn new() -> io::Result<StepPage> {
+        // SAFETY: an anonymous shared mapping of one page; the pointer is checked below and
+        // unmapped in Drop.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(StepPage(p.cast()))
+    }
+
+    fn get(&self) -> &AtomicU32 {
+        // SAFETY: the mapping is page-aligned, zero-filled (a valid AtomicU32) and lives
+        // as long as self.
+        unsafe { &*self.0 }
+    }
+}
+
+impl Drop for StepPage {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly the page mapped in new(); no reference outlives self.
+        unsafe {
+            libc::munmap(self.0.cast(), 4096);
+        }
+    }
+}
+
+/// Everything the child does, prepared.
+pub struct Confinement {
+    jail: Option<Jail>,
+    identity: Option<Identity>,
+    step: StepPage,
+}
+
+struct Jail {
+    root: CString,
+    ops: Vec<Op>,
+    entries: Vec<Entry>,
+}
+
+impl std::fmt::Debug for Confinement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Confinement")
+            .field("jail", &self.jail.as_ref().map(|j| &j.entries))
+            .field("identity", &self.identity)
+            .finish()
+    }
+}
+
+// Steps before the jail's entries; entry `i` is step `FIRST_ENTRY + i`.
+const STEP_NAMESPACE: u32 = 1;
+const STEP_PRIVATE: u32 = 2;
+const STEP_TMPFS: u32 = 3;
+const STEP_PIVOT: u32 = 4;
+const STEP_READ_ONLY_ROOT: u32 = 5;
+const STEP_NO_NEW_PRIVS: u32 = 6;
+const STEP_IDENTITY: u32 = 7;
+const FIRST_ENTRY: u32 = 100;
+
+fn cstr(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{path:?} contains a NUL byte"),
+        )
+    })
+}
+
+impl Confinement {
+    /// `jail`: mount the plan's entries in a tmpfs at `root` (an empty directory the
+    /// caller made) and make it the root; `identity`: drop to it. With neither, the child
+    /// still gets `no_new_privs`.
+    pub fn new(
+        jail: Option<(&Path, Vec<Entry>)>,
+        identity: Option<Identity>,
+    ) -> io::Result<Confinement> {
+        let jail = match jail {
+            None => None,
+            Some((root, entries)) => {
+                let under = |p: &Path| cstr(&root.join(p.strip_prefix("/").unwrap_or(p)));
+                let mut ops = Vec::with_capacity(entries.len());
+                for e in &entries {
+                    ops.push(match e {
+                        Entry::Dir(p) => Op::Mkdir(under(p)?),
+                        Entry::Symlink { path, target } => Op::Symlink {
+                            target: cstr(target)?,
+                            path: under(path)?,
+                        },
+                        Entry::Bind {
+                            path,
+                            dir,
+                            writable,
+                            device,
+                        } => {
+                            let mut flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_NOSUID;
+                            if !writable {
+                                flags |= libc::MS_RDONLY;
+                            }
+                            if !device {
+                                flags |= libc::MS_NODEV;
+                            }
+                            Op::Bind {
+                                src: cstr(path)?,
+                                dst: under(path)?,
+                                dir: *dir,
+                                flags,
+                            }
+                        }
+                    });
+                }
+                Some(Jail {
+                    root: cstr(root)?,
+                    ops,
+                    entries,
+                })
+            }
+        };
+        Ok(Confinement {
+            jail,
+            identity,
+            step: StepPage::new()?,
+        })
+    }
+
+    /// What the child was doing when it failed (after a spawn error).
+    pub fn failed_step(&self) -> String {
+        let step = self.step.get().load(Ordering::SeqCst);
+        match step {
+            STEP_NAMESPACE => "create a private mount namespace".into(),
+            STEP_PRIVATE => "make the mount namespace's propagation private".into(),
+            STEP_TMPFS => "mount the jail's tmpfs root".into(),
+            STEP_PIVOT => "pivot into the jail's root".into(),
+            STEP_READ_ONLY_ROOT => "make the jail's root read-only".into(),
+            STEP_NO_NEW_PRIVS => "set no_new_privs and drop capabilities".into(),
+            STEP_IDENTITY => "drop to the VM's uid and gid".into(),
+            n if n >= FIRST_ENTRY => {
+                let entry = self
+                    .jail
+                    .as_ref()
+                    .and_then(|j| j.entries.get((n - FIRST_ENTRY) as usize));
+                match entry {
+                    Some(Entry::Dir(p)) => format!("create {p:?} in the jail"),
+                    Some(Entry::Symlink { path, .. }) => format!("link {path:?} in the jail"),
+                    Some(Entry::Bind { path, .. }) => format!("bind {path:?} into the jail"),
+                    None => format!("step {n}"),
+                }
+            }
+            _ => "start the VMM".into(),
+        }
+    }
+
+    fn mark(&self, step: u32) {
+        self.step.get().store(step, Ordering::SeqCst);
+    }
+
+    fn enter_jail(&self, jail: &Jail) -> io::Result<()> {
+        self.mark(STEP_NAMESPACE);
+        // SAFETY (every block in this function): plain system calls on NUL-terminated
+        // strings prepared before the fork and alive for the whole call; they allocate
+        // nothing and only change this (forked) process's namespaces.
+        // SAFETY: see above.
+        let rc =
+            unsafe { libc::unshare(libc::CLONE_NEWNS | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS) };
+        check(rc)?;
+        self.mark(STEP_PRIVATE);
+        // SAFETY: see above.
+        check(unsafe {
+            libc::mount(
+                std::ptr::null(),
+                c"/".as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            )
+        })?;
+        self.mark(STEP_TMPFS);
+        // SAFETY: see above.
+        check(unsafe {
+            libc::mount(
+                c"tmpfs".as_ptr(),
+                jail.root.as_ptr(),
+                c"tmpfs".as_ptr(),
+                libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                c"mode=0755,size=1m,nr_inodes=4096".as_ptr().cast(),
+            )
+        })?;
+        for (i, op) in jail.ops.iter().enumerate() {
+            self.mark(FIRST_ENTRY + i as u32);
+            match op {
+                // SAFETY: see above.
+                Op::Mkdir(p) => check(unsafe { libc::mkdir(p.as_ptr(), 0o755) })?,
+                Op::Symlink { target, path } => {
+                    // SAFETY: see above.
+                    check(unsafe { libc::symlink(target.as_ptr(), path.as_ptr()) })?
+                }
+                Op::Bind {
+                    src,
+                    dst,
+                    dir,
+                    flags,
+                } => {
+                    if *dir {
+                        // SAFETY: see above.
+                        check(unsafe { libc::mkdir(dst.as_ptr(), 0o755) })?;
+                    } else {
+                        // SAFETY: see above; the descriptor is closed right away.
+                        let fd = unsafe {
+                            libc::open(
+                                dst.as_ptr(),
+                                libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_CLOEXEC,
+                                0o600,
+                            )
+                        };
+                        check(fd)?;
+                        // SAFETY: closing the descriptor just opened.
+                        unsafe { libc::close(fd) };
+                    }
+                    // Not recursive: nothing mounted below a bound path (such as this very
+                    // jail's tmpfs inside the VM directory) comes along.
+                    // SAFETY: see above.
+                    check(unsafe {
+                        libc::mount(
+                            src.as_ptr(),
+                            dst.as_ptr(),
+                            std::ptr::null(),
+                            libc::MS_BIND,
+                            std::ptr::null(),
+                        )
+                    })?;
+                    // SAFETY: see above.
+                    check(unsafe {
+                        libc::mount(
+                            std::ptr::null(),
+                            dst.as_ptr(),
+                            std::ptr::null(),
+                            *flags,
+                            std::ptr::null(),
+                        )
+                    })?;
+                }
+            }
+        }
+        self.mark(STEP_PIVOT);
+        // pivot_root(".", ".") stacks the old root on the new one; detaching it leaves
+        // only the jail (the runc idiom, which needs no directory for the old root).
+        // SAFETY: see above.
+        check(unsafe { libc::chdir(jail.root.as_ptr()) })?;
+        // SAFETY: see above.
+        let rc = unsafe { libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) };
+        check(rc as libc::c_int)?;
+        // SAFETY: see above.
+        check(unsafe { libc::umount2(c".".as_ptr(), libc::MNT_DETACH) })?;
+        // SAFETY: see above.
+        check(unsafe { libc::chdir(c"/".as_ptr()) })?;
+        self.mark(STEP_READ_ONLY_ROOT);
+        // SAFETY: see above.
+        check(unsafe {
+            libc::mount(
+                std::ptr::null(),
+                c"/".as_ptr(),
+                std::ptr::null(),
+                libc::MS_REMOUNT
+                    | libc::MS_BIND
+                    | libc::MS_RDONLY
+                    | libc::MS_NOSUID
+                    | libc::MS_NODEV
+                    | libc::MS_NOEXEC,
+                std::ptr::null(),
+            )
+        })?;
+        Ok(())
+    }
+
+    fn drop_identity(&self, id: &Identity) -> io::Result<()> {
+        // While still root: empty the bounding set so nothing exec'd later can regain a
+        // capability.
+        for cap in 0..=LAST_CAP {
+            // SAFETY: prctl with integer arguments only.
+            let rc = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) };
+            if rc != 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EINVAL) {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        self.mark(STEP_IDENTITY);
+        // SAFETY: `groups` is a live slice of gid_t (u32) of the given length.
+        check(unsafe { libc::setgroups(id.groups.len(), id.groups.as_ptr()) })?;
+        // SAFETY: integer arguments only.
+        check(unsafe { libc::setresgid(id.gid, id.gid, id.gid) })?;
+        // Leaving uid 0 clears the permitted and effective capability sets (no
+        // SECBIT_KEEP_CAPS is set).
+        // SAFETY: integer arguments only.
+        check(unsafe { libc::setresuid(id.uid, id.uid, id.uid) })?;
+        // SAFETY: integer arguments only.
+        check(unsafe {
+            libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+                0,
+                0,
+                0,
+            )
+        })?;
+        Ok(())
+    }
+}
+
+fn check(rc: libc::c_int) -> io::Result<()> {
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+impl Confinement {
+    /// Run in the forked child before `exec`. Async-signal-safe: it only makes system calls
+    /// on what [`Confinement::new`] prepared (no allocation, no locks, no panics).
+    pub fn in_child(&self) -> io::Result<()> {
+        if let Some(jail) = &self.jail {
+            self.enter_jail(jail)?;
+        }
+        self.mark(STEP_NO_NEW_PRIVS);
+        // SAFETY: prctl with integer arguments only.
+        check(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) })?;
+        if let Some(id) = &self.identity {
+            self.drop_identity(id)?;
+        }
+        // Files the VMM creates (sockets, its pid file) are its own alone.
+        // SAFETY: umask has no failure mode and touches no memory.
+        unsafe { libc::umask(0o077) };
+        self.mark(0);
+        Ok(())
+    }
+}

@@ -1,0 +1,219 @@
+//! What confinement a running VMM really has, read back from `/proc`, and what the host
+//! allows. Read-only; works as an ordinary user (fields a user may not read are `None`).
+
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+/// A process's confinement as the kernel reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ProcessPosture {
+    /// Real, effective, saved and filesystem uid.
+    pub uids: [u32; 4],
+    pub gids: [u32; 4],
+    /// `Seccomp:` — 0 off, 1 strict, 2 filtering.
+    pub seccomp: Option<u8>,
+    pub no_new_privs: Option<bool>,
+    /// Effective and bounding capability sets.
+    pub cap_eff: Option<u64>,
+    pub cap_bnd: Option<u64>,
+    /// Whether its root directory differs from ours; `None` when we may not look
+    /// (another user's process).
+    pub own_root: Option<bool>,
+    /// Whether it is in another mount namespace than ours; `None` when we may not look.
+    pub own_mount_ns: Option<bool>,
+}
+
+impl ProcessPosture {
+    /// No uid of the process is root.
+    pub fn unprivileged(&self) -> bool {
+        self.uids.iter().all(|u| *u != 0)
+    }
+
+    /// Every property banger's sandbox gives a VMM under a root daemon holds.
+    pub fn fully_confined(&self) -> bool {
+        self.unprivileged()
+            && self.seccomp == Some(2)
+            && self.no_new_privs == Some(true)
+            && self.cap_eff == Some(0)
+            && self.own_root == Some(true)
+    }
+}
+
+/// Parse `/proc/PID/status`.
+pub fn parse_status(text: &str) -> ProcessPosture {
+    let mut p = ProcessPosture::default();
+    let ids = |rest: &str| {
+        let mut out = [u32::MAX; 4];
+        for (slot, v) in out.iter_mut().zip(rest.split_whitespace()) {
+            *slot = v.parse().unwrap_or(u32::MAX);
+        }
+        out
+    };
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        let value = value.trim();
+        match key {
+            "Uid" => p.uids = ids(value),
+            "Gid" => p.gids = ids(value),
+            "Seccomp" => p.seccomp = value.parse().ok(),
+            "NoNewPrivs" => p.no_new_privs = value.parse::<u8>().ok().map(|v| v == 1),
+            "CapEff" => p.cap_eff = u64::from_str_radix(value, 16).ok(),
+            "CapBnd" => p.cap_bnd = u64::from_str_radix(value, 16).ok(),
+            _ => {}
+        }
+    }
+    p
+}
+
+/// Read the posture of process `pid`.
+pub fn read(pid: u32) -> io::Result<ProcessPosture> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let mut p = parse_status(&text);
+    p.own_root = differs(&format!("/proc/{pid}/root/"), "/");
+    p.own_mount_ns = differs(&format!("/proc/{pid}/ns/mnt"), "/proc/self/ns/mnt");
+    Ok(p)
+}
+
+/// Whether two paths are different files; `None` when either cannot be looked at.
+fn differs(a: &str, b: &str) -> Option<bool> {
+    let a = std::fs::metadata(a).ok()?;
+    let b = std::fs::metadata(b).ok()?;
+    Some((a.dev(), a.ino()) != (b.dev(), b.ino()))
+}
+
+/// Whether per-VM cgroup v2 limits are possible here, and why not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CgroupSupport {
+    /// A cgroup v2 hierarchy where this process may create children with the memory and
+    /// pids controllers.
+    Delegated { path: String },
+    /// No way to place VMMs in limited cgroups; the reason says why.
+    Unavailable { reason: String },
+}
+
+/// What cgroup v2 offers this process.
+pub fn cgroup_support() -> CgroupSupport {
+    cgroup_support_at(Path::new("/sys/fs/cgroup"), Path::new("/proc/self/cgroup"))
+}
+
+fn cgroup_support_at(root: &Path, self_cgroup: &Path) -> CgroupSupport {
+    let unavailable = |reason: String| CgroupSupport::Unavailable { reason };
+    if !root.join("cgroup.controllers").exists() {
+        let hybrid = root.join("unified/cgroup.controllers").exists();
+        return unavailable(if hybrid {
+            "the host runs cgroup v1 (hybrid: v2 is mounted at /sys/fs/cgroup/unified with no \
+             controllers), so memory and pids limits per VM cannot be set; boot with \
+             systemd.unified_cgroup_hierarchy=1 to get them"
+                .into()
+        } else {
+            "the host has no cgroup v2 hierarchy at /sys/fs/cgroup, so memory and pids limits \
+             per VM cannot be set"
+                .into()
+        });
+    }
+    let own = std::fs::read_to_string(self_cgroup).unwrap_or_default();
+    let Some(rel) = own.lines().find_map(|l| l.strip_prefix("0::")) else {
+        return unavailable("this process is not in a cgroup v2 group".into());
+    };
+    let dir = root.join(rel.trim_start_matches('/'));
+    let controllers = std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
+    let missing: Vec<&str> = ["memory", "pids"]
+        .into_iter()
+        .filter(|c| !controllers.split_whitespace().any(|x| x == *c))
+        .collect();
+    if !missing.is_empty() {
+        return unavailable(format!(
+            "the {} controller(s) are not enabled for banger's cgroup {}",
+            missing.join(" and "),
+            dir.display()
+        ));
+    }
+    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap_or_default();
+    // SAFETY: `c` is a valid NUL-terminated path; access only checks permissions.
+    let writable = unsafe { libc::access(c.as_ptr(), libc::W_OK) } == 0;
+    if !writable {
+        return unavailable(format!(
+            "banger's cgroup {} is not delegated to it (not writable)",
+            dir.display()
+        ));
+    }
+    CgroupSupport::Delegated {
+        path: dir.display().to_string(),
+    }
+}
+
+/// Whether unprivileged user namespaces are allowed (what an ordinary user's daemon would
+/// need for a jail of its own), and why not.
+pub fn user_namespaces() -> Result<(), String> {
+    let read = |p: &str| std::fs::read_to_string(p).ok().map(|s| s.trim().to_owned());
+    if read("/proc/sys/kernel/unprivileged_userns_clone").as_deref() == Some("0") {
+        return Err("kernel.unprivileged_userns_clone is 0".into());
+    }
+    if read("/proc/sys/user/max_user_namespaces").as_deref() == Some("0") {
+        return Err("user.max_user_namespaces is 0".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_fields() {
+        let text = "Name:\tqemu\nUid:\t1900000001\t1900000001\t1900000001\t1900000001\n\
+                    Gid:\t5\t5\t5\t5\nCapEff:\t0000000000000000\nCapBnd:\t000001ffffffffff\n\
+                    NoNewPrivs:\t1\nSeccomp:\t2\n";
+        let p = parse_status(text);
+        assert_eq!(p.uids, [1_900_000_001; 4]);
+        assert_eq!(p.seccomp, Some(2));
+        assert_eq!(p.no_new_privs, Some(true));
+        assert_eq!(p.cap_eff, Some(0));
+        assert_eq!(p.cap_bnd, Some(0x1ff_ffff_ffff));
+        assert!(p.unprivileged());
+        assert!(!p.fully_confined(), "root unknown");
+        let root = parse_status("Uid:\t0\t0\t0\t0\nSeccomp:\t0\n");
+        assert!(!root.unprivileged());
+        assert_eq!(root.no_new_privs, None);
+    }
+
+    #[test]
+    fn our_own_process() {
+        let p = read(std::process::id()).unwrap();
+        assert_eq!(p.own_root, Some(false));
+        assert_eq!(p.own_mount_ns, Some(false));
+    }
+
+    #[test]
+    fn cgroup_layouts() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("unified")).unwrap();
+        std::fs::write(root.join("unified/cgroup.controllers"), "").unwrap();
+        let self_cg = root.join("self");
+        std::fs::write(&self_cg, "0::/user.slice\n").unwrap();
+        match cgroup_support_at(root, &self_cg) {
+            CgroupSupport::Unavailable { reason } => {
+                assert!(reason.contains("v1 (hybrid"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        std::fs::write(root.join("cgroup.controllers"), "cpu memory pids").unwrap();
+        std::fs::create_dir_all(root.join("user.slice")).unwrap();
+        std::fs::write(root.join("user.slice/cgroup.controllers"), "cpu").unwrap();
+        match cgroup_support_at(root, &self_cg) {
+            CgroupSupport::Unavailable { reason } => {
+                assert!(reason.contains("memory and pids"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        std::fs::write(root.join("user.slice/cgroup.controllers"), "memory pids").unwrap();
+        assert!(matches!(
+            cgroup_support_at(root, &self_cg),
+            CgroupSupport::Delegated { .. }
+        ));
+    }
+}
