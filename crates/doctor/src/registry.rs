@@ -36,5 +36,6 @@ pub fn builtin_checks() -> Vec<Box<dyn CapabilityCheck>> {
         Box::new(checks::firecracker::FirecrackerBinary),
         Box::new(checks::network::Network),
         Box::new(checks::security::SecurityPosture),
+        Box::new(checks::security::VmmSandbox),
     ]
 }

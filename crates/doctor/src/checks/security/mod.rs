@@ -7,6 +7,7 @@
 //! system install there is nothing to check, and a PASS would imply guarantees the
 //! host does not have: one WARN explains the dev-mode trust model instead.
 
+mod sandbox;
 mod units;
 
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ use banger_system::CommandRunner;
 use banger_system::fsperm::{FileFacts, FileKind, check_root_executable};
 
 pub use banger_config::{InstallMeta, load_install_meta};
+pub use sandbox::VmmSandbox;
 pub use units::{DAEMON_HARDENING, HELPER_HARDENING, missing_directives};
 
 use crate::context::DoctorContext;

@@ -1,0 +1,329 @@
+//! VMM sandbox: what the host allows, and the confinement each running VMM really has.
+//!
+//! Read-only and usable as an ordinary user: the running VMMs come from the store (opened
+//! read-only) and their posture from `/proc/PID/status` and `/proc/PID/root` (fields the
+//! caller may not read are reported as unknown, never guessed). See docs/security.md.
+
+use banger_store::{VmRecord, VmState};
+use banger_vmm::process::{ProcessIdentity, is_running};
+use banger_vmm::sandbox::posture::{self, CgroupSupport, ProcessPosture};
+use banger_vmm::sandbox::{IdRange, QEMU_SANDBOX};
+use banger_vmm::{DriverKind, VmRuntime};
+
+use crate::context::{DoctorContext, StoreState};
+use crate::groups;
+use crate::registry::CapabilityCheck;
+use crate::report::Check;
+
+pub struct VmmSandbox;
+
+impl CapabilityCheck for VmmSandbox {
+    fn name(&self) -> &'static str {
+        "vmm sandbox"
+    }
+
+    fn run(&self, ctx: &DoctorContext) -> Vec<Check> {
+        let (base, count) = ctx.config.sandbox.id_range();
+        let range = IdRange::new(base, count).ok();
+        let mut checks = vec![
+            host_row(ctx.euid, range),
+            cgroup_row(&posture::cgroup_support()),
+        ];
+        if let StoreState::Open(store) = ctx.store()
+            && let Ok(vms) = store.list_vms()
+        {
+            checks.extend(
+                vms.iter()
+                    .filter_map(running_vmm)
+                    .map(|(vm, rt)| vm_row(&vm.name, &rt, observe(&rt), range)),
+            );
+        }
+        checks
+    }
+}
+
+/// The sandbox this daemon gives its VMMs, and what the host allows beyond it.
+pub fn host_row(euid: u32, range: Option<IdRange>) -> Check {
+    let summary = if euid == 0 {
+        match range {
+            Some(r) => format!(
+                "QEMU runs with seccomp and no_new_privs, as a uid of its own ({}–{}) with no \
+                 capabilities, in a mount-namespace jail holding only its VM's files",
+                r.base() + 1,
+                r.base() + r.count() - 1
+            ),
+            None => "[sandbox] in config.toml is invalid: QEMU will not start".to_owned(),
+        }
+    } else {
+        "QEMU runs as you with seccomp and no_new_privs; the per-VM uid and the jail need a \
+         root daemon"
+            .to_owned()
+    };
+    let mut check = Check::pass(groups::SECURITY, "VMM sandbox", summary)
+        .detail(format!("QEMU -sandbox {QEMU_SANDBOX}"))
+        .detail(match posture::user_namespaces() {
+            Ok(()) => "unprivileged user namespaces: allowed (not used yet)".to_owned(),
+            Err(why) => format!("unprivileged user namespaces: not allowed ({why})"),
+        })
+        .detail(
+            "Firecracker VMs: not sandboxed by banger yet (the jailer is not wired in); \
+             Firecracker's own seccomp filters apply",
+        );
+    if range.is_none() && euid == 0 {
+        check = Check::fail(groups::SECURITY, "VMM sandbox", check.summary.clone())
+            .details(check.details.clone())
+            .hint("fix [sandbox] vmm_id_base / vmm_id_count in config.toml (banger doctor names the problem under config)");
+    }
+    check
+}
+
+/// Per-VM cgroup limits: say plainly when the host cannot have them.
+pub fn cgroup_row(support: &CgroupSupport) -> Check {
+    match support {
+        CgroupSupport::Delegated { path } => Check::warn(
+            groups::SECURITY,
+            "VMM cgroup limits",
+            format!(
+                "cgroup v2 is delegated ({path}), but banger does not place VMMs in limited \
+                 cgroups yet: a VM's memory and processes are bounded only by its -m and -smp"
+            ),
+        ),
+        CgroupSupport::Unavailable { reason } => Check::warn(
+            groups::SECURITY,
+            "VMM cgroup limits",
+            format!("no memory or pids limits per VM: {reason}"),
+        ),
+    }
+}
+
+/// A VM whose VMM should be running, with its runtime record.
+fn running_vmm(vm: &VmRecord) -> Option<(&VmRecord, VmRuntime)> {
+    if !matches!(vm.state, VmState::Running | VmState::Paused) {
+        return None;
+    }
+    let rt: VmRuntime = serde_json::from_str(vm.runtime_json.as_deref()?).ok()?;
+    Some((vm, rt))
+}
+
+/// `None` when the recorded process is gone (or its pid was reused).
+fn observe(rt: &VmRuntime) -> Option<Result<ProcessPosture, String>> {
+    let id = ProcessIdentity {
+        pid: rt.pid,
+        start_time: rt.pid_start_time,
+    };
+    if !is_running(id) {
+        return None;
+    }
+    Some(posture::read(rt.pid).map_err(|e| e.to_string()))
+}
+
+/// One running VM's VMM: PASS when it has every layer its daemon's mode gives.
+pub fn vm_row(
+    name: &str,
+    rt: &VmRuntime,
+    seen: Option<Result<ProcessPosture, String>>,
+    range: Option<IdRange>,
+) -> Check {
+    let row = format!("VMM sandbox: {name}");
+    let p = match seen {
+        None => {
+            return Check::warn(
+                groups::SECURITY,
+                &row,
+                format!("its {} process {} is not running", rt.driver, rt.pid),
+            )
+            .hint("`banger vm ls` reconciles the VM's state");
+        }
+        Some(Err(e)) => {
+            return Check::warn(
+                groups::SECURITY,
+                &row,
+                format!("cannot read /proc/{}/status: {e}", rt.pid),
+            );
+        }
+        Some(Ok(p)) => p,
+    };
+    let uid = p.uids[1];
+    let dropped = range.is_some_and(|r| r.is_vm_id(uid));
+    let root = match p.own_root {
+        Some(true) => "a jail (its / is not the host's)",
+        Some(false) => "the host's /",
+        None => "unknown (another user's process: run doctor as root to see)",
+    };
+    let details = vec![
+        format!("pid {}, {}", rt.pid, rt.driver),
+        format!("uid {uid}{}", if dropped { " (its own)" } else { "" }),
+        format!(
+            "seccomp {}",
+            match p.seccomp {
+                Some(2) => "filtering".to_owned(),
+                Some(n) => format!("mode {n}"),
+                None => "unknown".to_owned(),
+            }
+        ),
+        format!(
+            "no_new_privs {}",
+            p.no_new_privs
+                .map_or("unknown", |b| if b { "on" } else { "off" })
+        ),
+        format!(
+            "effective capabilities {}",
+            p.cap_eff
+                .map_or("unknown".to_owned(), |c| format!("{c:#x}"))
+        ),
+        format!("root: {root}"),
+    ];
+    let restart =
+        format!("restart it to sandbox it: `banger vm stop {name} && banger vm start {name}`");
+    let mut problems = Vec::new();
+    if !p.unprivileged() {
+        problems.push("runs as root");
+    }
+    if p.cap_eff.is_some_and(|c| c != 0) {
+        problems.push("holds capabilities");
+    }
+    if rt.driver == DriverKind::Qemu && p.seccomp != Some(2) {
+        problems.push("has no seccomp filter");
+    }
+    if dropped && p.own_root == Some(false) {
+        problems.push("sees the host's whole filesystem");
+    }
+    if !problems.is_empty() {
+        return Check::fail(
+            groups::SECURITY,
+            &row,
+            format!("its VMM {}", problems.join(", ")),
+        )
+        .details(details)
+        .hint(restart);
+    }
+    if rt.driver == DriverKind::Firecracker {
+        return Check::warn(
+            groups::SECURITY,
+            &row,
+            "Firecracker runs without its jailer: no chroot, no uid of its own",
+        )
+        .details(details);
+    }
+    let summary = if dropped {
+        "seccomp, no_new_privs, no capabilities, a uid of its own, a jail".to_owned()
+    } else {
+        "seccomp, no_new_privs, no capabilities, as the owner (no jail without a root daemon)"
+            .to_owned()
+    };
+    Check::pass(groups::SECURITY, &row, summary).details(details)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Status;
+
+    fn rt(driver: DriverKind) -> VmRuntime {
+        serde_json::from_value(serde_json::json!({
+            "vm_id": "abc", "vm_dir": "/s/vms/abc", "driver": driver, "accel": "tcg",
+            "machine": "microvm", "pid": 4242, "pid_start_time": 1, "boot_id": "b",
+            "control_socket": "/s/vms/abc/qmp.sock",
+            "agent": {"kind": "virtio_serial", "socket": "/s/vms/abc/agent.sock"},
+            "console_log": "/s/vms/abc/console.log", "vmm_version": null
+        }))
+        .unwrap()
+    }
+
+    fn confined(uid: u32) -> ProcessPosture {
+        ProcessPosture {
+            uids: [uid; 4],
+            gids: [uid; 4],
+            seccomp: Some(2),
+            no_new_privs: Some(true),
+            cap_eff: Some(0),
+            cap_bnd: Some(0),
+            own_root: Some(true),
+            own_mount_ns: Some(true),
+        }
+    }
+
+    #[test]
+    fn a_confined_qemu_passes_and_each_missing_layer_fails() {
+        let range = Some(IdRange::default());
+        let uid = IdRange::default().base() + 7;
+        let c = vm_row("dev", &rt(DriverKind::Qemu), Some(Ok(confined(uid))), range);
+        assert_eq!(c.status, Status::Pass, "{c:?}");
+        assert!(c.summary.contains("a jail"));
+
+        let mut root = confined(0);
+        root.cap_eff = Some(0x1ff_ffff_ffff);
+        root.seccomp = Some(0);
+        let c = vm_row("dev", &rt(DriverKind::Qemu), Some(Ok(root)), range);
+        assert_eq!(c.status, Status::Fail);
+        assert!(
+            c.summary.contains("runs as root")
+                && c.summary.contains("capabilities")
+                && c.summary.contains("seccomp"),
+            "{}",
+            c.summary
+        );
+        assert!(c.hint.unwrap().contains("vm stop dev"));
+
+        let mut unjailed = confined(uid);
+        unjailed.own_root = Some(false);
+        let c = vm_row("dev", &rt(DriverKind::Qemu), Some(Ok(unjailed)), range);
+        assert_eq!(c.status, Status::Fail);
+        assert!(c.summary.contains("whole filesystem"));
+    }
+
+    #[test]
+    fn an_owners_qemu_and_unknowns_are_reported_honestly() {
+        let mut owner = confined(1000);
+        owner.own_root = None;
+        let c = vm_row(
+            "dev",
+            &rt(DriverKind::Qemu),
+            Some(Ok(owner)),
+            Some(IdRange::default()),
+        );
+        assert_eq!(c.status, Status::Pass);
+        assert!(c.summary.contains("as the owner"));
+        assert!(c.details.iter().any(|d| d.contains("root: unknown")));
+
+        let c = vm_row("dev", &rt(DriverKind::Qemu), None, None);
+        assert_eq!(c.status, Status::Warn);
+        let c = vm_row(
+            "fc",
+            &rt(DriverKind::Firecracker),
+            Some(Ok(confined(1000))),
+            None,
+        );
+        assert_eq!(c.status, Status::Warn);
+        assert!(c.summary.contains("jailer"));
+    }
+
+    #[test]
+    fn host_rows() {
+        let c = host_row(0, Some(IdRange::default()));
+        assert_eq!(c.status, Status::Pass);
+        assert!(c.summary.contains("1900000001"), "{}", c.summary);
+        assert_eq!(host_row(0, None).status, Status::Fail);
+        assert!(host_row(1000, None).summary.contains("need a root daemon"));
+        let c = cgroup_row(&CgroupSupport::Unavailable {
+            reason: "the host runs cgroup v1".into(),
+        });
+        assert_eq!(c.status, Status::Warn);
+        assert!(c.summary.contains("cgroup v1"));
+    }
+
+    /// The real thing: this test process, read as doctor reads a VMM.
+    #[test]
+    fn observing_a_live_process() {
+        let mut r = rt(DriverKind::Qemu);
+        r.pid = std::process::id();
+        r.pid_start_time = banger_vmm::process::read_stat(r.pid)
+            .unwrap()
+            .unwrap()
+            .start_time;
+        let seen = observe(&r).expect("we are running").unwrap();
+        assert_eq!(seen.own_root, Some(false));
+        r.pid_start_time += 1;
+        assert!(observe(&r).is_none(), "a reused pid is not our VMM");
+    }
+}
