@@ -86,6 +86,33 @@ fn an_ordinary_user_runs_a_vm_in_dev_mode() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "guest-root=0\n");
 
+    // The user's QEMU is sandboxed too: seccomp and no_new_privs, as the user (a root
+    // daemon's per-VM uid and jail are not available to an ordinary user).
+    let out = as_nobody(
+        home,
+        &banger,
+        &["vm", "run", "-d", "--name", "u1", "--image", "minimal"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = as_nobody(home, &banger, &["vm", "inspect", "u1", "--json"]);
+    let vm: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let pid = u32::try_from(vm["pid"].as_i64().unwrap()).unwrap();
+    let p = banger_vmm::sandbox::posture::read(pid).unwrap();
+    assert_eq!(p.uids, [NOBODY; 4], "QEMU runs as the daemon's user");
+    assert_eq!(p.seccomp, Some(2), "QEMU's -sandbox filter is on");
+    assert_eq!(p.no_new_privs, Some(true));
+    assert_eq!(p.cap_eff, Some(0));
+    let out = as_nobody(home, &banger, &["vm", "rm", "-f", "u1"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // XDG layout, owned by the user, private.
     let state = home.join(".local/state/banger");
     assert!(
