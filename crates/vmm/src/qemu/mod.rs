@@ -1,9 +1,11 @@
 //! The QEMU driver.
 //!
-//! A VM is a daemonized `qemu-system-x86_64` (`-daemonize -pidfile`): QEMU's launcher process
-//! exits once the VM has initialised, so its sockets exist when [`QemuDriver::launch`]
-//! returns and the VM is not a child of the daemon (it survives daemon restarts). The
-//! launcher's stderr carries QEMU's own error message, which is put into the error verbatim.
+//! A VM is a `qemu-system-x86_64` in its own session that survives daemon restarts. Sandboxed
+//! (the default, [`crate::sandbox`]), it is spawned detached and confined between fork and
+//! exec, and [`QemuDriver::launch`] returns once its QMP monitor greets (`detached.rs`);
+//! unsandboxed (only scripted tests), it daemonizes itself (`-daemonize -pidfile`) and its
+//! launcher returns once the VM has initialised. Either way QEMU's own error message (its
+//! stderr) is put into the error verbatim.
 //!
 //! Machine types (measured on our TCG hosts, Debian 6.1 cloud kernel, 1 vCPU, 512 MiB, medians
 //! of 5 from launch to the first line of /init): `-M microvm` with the PVH ELF vmlinux 2.4 s,
