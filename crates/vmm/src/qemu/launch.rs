@@ -35,14 +35,10 @@ pub(super) async fn run(
         }
     }
 
-    // The jail holds the binary's real path, not a link to it (/etc/alternatives…).
+    // The jail holds the binary's real path, not a bare name or a link to it
+    // (/etc/alternatives…).
     let binary = match config.sandbox {
-        SandboxPolicy::DropFromRoot(_) => {
-            std::fs::canonicalize(&config.binary).map_err(|source| VmmError::Spawn {
-                binary: config.binary.clone(),
-                source,
-            })?
-        }
+        SandboxPolicy::DropFromRoot(_) => resolve_binary(&config.binary)?,
         _ => config.binary.clone(),
     };
     let sandbox = sandbox::prepare(
@@ -193,6 +189,24 @@ async fn daemonized(
         vm_id: vm_id.to_owned(),
         path: plan.paths.pid_file.clone(),
         problem,
+    })
+}
+
+/// `binary` as the absolute path of the file itself: a bare name is looked up as a shell
+/// would, then links are resolved.
+fn resolve_binary(binary: &Path) -> Result<std::path::PathBuf, VmmError> {
+    let not_found = || VmmError::Spawn {
+        binary: binary.to_path_buf(),
+        source: std::io::Error::from(std::io::ErrorKind::NotFound),
+    };
+    let found = if binary.components().count() == 1 {
+        banger_system::runner::lookup_executable(&binary.to_string_lossy()).ok_or_else(not_found)?
+    } else {
+        binary.to_path_buf()
+    };
+    std::fs::canonicalize(&found).map_err(|source| VmmError::Spawn {
+        binary: binary.to_path_buf(),
+        source,
     })
 }
 
