@@ -3,3 +3,4 @@
 pub mod disks;
 pub mod guests;
 pub mod oci;
+pub mod sandbox;
