@@ -25,7 +25,7 @@ use crate::sandbox::Confinement;
 /// QEMU's stderr, in the VM directory (read back when it fails to start).
 pub const STDERR_FILE: &str = "qemu.err";
 /// How often the QMP socket is tried while QEMU initialises.
-const POLL: Duration = Duration::from_millis(50);
+const POLL: Duration = Duration::from_millis(10);
 /// At most this much of QEMU's stderr goes into an error.
 const MAX_STDERR: u64 = 4096;
 
@@ -103,7 +103,11 @@ pub(super) async fn launch(
                 stderr: stderr_text(&stderr_path),
             });
         }
-        if qmp_socket.exists() && QmpClient::connect(qmp_socket, POLL * 4).await.is_ok() {
+        if qmp_socket.exists()
+            && QmpClient::connect(qmp_socket, Duration::from_millis(200))
+                .await
+                .is_ok()
+        {
             break;
         }
         if Instant::now() >= deadline {
