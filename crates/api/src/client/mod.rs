@@ -335,10 +335,32 @@ impl Client {
         .await
     }
 
-    /// The VM's serial console log; with `follow`, the body stays open and streams
-    /// new output until the VM stops or the caller drops the stream.
-    pub async fn logs(&self, name: &str, follow: bool) -> Result<LogStream, ClientError> {
-        let q = if follow { "?follow=true" } else { "" };
+    /// Reclaim disk space (or, with `dry_run`, say how much would be reclaimed).
+    pub async fn prune_images(&self, req: &PruneImagesRequest) -> Result<PruneReport, ClientError> {
+        self.call(Method::POST, "/images/prune", Some(req)).await
+    }
+
+    /// The VM's serial console log (from its last `tail` lines, when given); with
+    /// `follow`, the body stays open and streams new output until the VM stops or the
+    /// caller drops the stream.
+    pub async fn logs(
+        &self,
+        name: &str,
+        follow: bool,
+        tail: Option<u64>,
+    ) -> Result<LogStream, ClientError> {
+        let mut query = Vec::new();
+        if follow {
+            query.push("follow=true".to_string());
+        }
+        if let Some(n) = tail {
+            query.push(format!("tail={n}"));
+        }
+        let q = if query.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", query.join("&"))
+        };
         let req = Self::build(Method::GET, &format!("/vms/{}/logs{q}", encode(name)), None);
         let resp = self.send(req).await?;
         let status = resp.status();

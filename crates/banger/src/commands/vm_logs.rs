@@ -6,7 +6,10 @@ use tokio::io::AsyncWriteExt;
 use crate::connect;
 
 pub async fn run(layout: &Layout, name: &str, follow: bool, json: bool) -> anyhow::Result<i32> {
-    let mut stream = connect::connect(layout).await?.logs(name, follow).await?;
+    let mut stream = connect::connect(layout)
+        .await?
+        .logs(name, follow, None)
+        .await?;
     let mut stdout = tokio::io::stdout();
     if json && !follow {
         let mut log = Vec::new();
