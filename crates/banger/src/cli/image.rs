@@ -2,13 +2,15 @@
 
 use clap::Subcommand;
 
+use super::output::{DataArgs, ListArgs};
+
 #[derive(Debug, Subcommand)]
 pub enum ImageCommand {
     /// List registered images
+    #[command(visible_alias = "list")]
     Ls {
-        /// Print as JSON
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        list: ListArgs,
     },
     /// Build an image from a recipe and register it
     #[command(long_about = "\
@@ -117,14 +119,40 @@ kernel needs its virtio drivers (virtio_blk, virtio_console or vsock) built in."
     /// Show one image
     Inspect {
         /// Image name
+        #[arg(add = super::complete::images())]
         name: String,
-        /// Print as JSON
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Remove images no VM uses
+    Rm {
+        /// Image names
+        #[arg(required = true, add = super::complete::images())]
+        names: Vec<String>,
+    },
+    /// Reclaim disk space: download caches, build leftovers, and images no VM uses
+    #[command(long_about = "\
+Reclaim disk space, and say how much.
+
+  banger image prune --dry-run     what would go, and how much space it would free
+  banger image prune --force       remove it without asking
+
+Removes the download cache (Debian packages, kernels: fetched again when a build needs
+them), leftovers of interrupted builds, and every image no VM uses except the default
+image (`default_image_name`: `vm run` would rebuild it); --all removes that too when no VM
+uses it. Images VMs use are never touched. Asks first on a terminal unless --force.")]
+    Prune {
+        /// Show what would be removed, remove nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Also remove the default image when no VM uses it
+        #[arg(short, long)]
+        all: bool,
+        /// Do not ask for confirmation
+        #[arg(short, long)]
+        force: bool,
+        /// Print the result as JSON
         #[arg(long)]
         json: bool,
-    },
-    /// Remove an image no VM uses
-    Rm {
-        /// Image name
-        name: String,
     },
 }

@@ -1,13 +1,18 @@
 //! The command-line interface definition. Parsing only: each subcommand's work
 //! lives in `commands/`.
 
+pub mod complete;
 mod image;
+pub mod output;
+mod size;
 mod vm;
 
 use clap::{Args, Parser, Subcommand};
 
 pub use image::ImageCommand;
-pub use vm::{ExecArgs, RunArgs, VmCommand};
+pub use vm::{
+    ExecArgs, InspectArgs, LogsArgs, LsArgs, RmArgs, RunArgs, StartArgs, StopArgs, VmCommand,
+};
 
 const ABOUT: &str = "Real microVMs in about a second.";
 
@@ -17,12 +22,19 @@ banger gives you a fresh, real virtual machine in about a second and throws it a
 Start here:
   banger doctor                          is this host ready? what is missing?
   banger vm run --rm -- uname -a         boot the default image, run a command, delete the VM
-  banger vm run --name dev               boot a VM and keep it
-  banger vm exec dev -- make test        run a command in it; the exit code passes through
-  banger vm ls                           what is running
+  banger vm run -d --name dev            boot a VM and keep it
+  banger vm exec dev -- cat /etc/os-release
+                                         run a command in it; the exit code passes through
+  banger vm ls                           what is there
+
+The everyday VM commands are also top-level, as in docker: banger run, exec, ps, start,
+stop, rm, logs, inspect; `banger images` lists images. Exit status: 0 on success, 1 when
+banger fails, 2 for a bad command line; `run` and `exec` pass the guest command's status
+through and use 125, 126 and 127 for their own failures (see `banger exec --help`).
 
 A per-user daemon owns all VM state; the CLI starts it on demand (dev mode) or talks to the
-one systemd runs (system install). See docs/privileges.md for the trust model.";
+one systemd runs (system install). See docs/privileges.md for the trust model and
+docs/cli.md for everything above.";
 
 #[derive(Debug, Parser)]
 #[command(name = "banger", version, about = ABOUT, long_about = LONG_ABOUT, propagate_version = true)]
@@ -37,8 +49,10 @@ pub enum Command {
     #[command(long_about = "\
 Check whether this host can run banger VMs, and how to fix what is missing.
 
-Every check reports PASS, WARN or FAIL with a hint. Doctor only reads: it never creates or
-changes the state store or any other file. Exit status is 0 unless a check FAILs.
+Every check reports PASS, WARN or FAIL with a hint. The summary says whether VMs can run
+here and with which driver, apart from what fails (a missing Firecracker is a FAIL even
+while VMs run under QEMU). Doctor only reads: it never creates or changes the state store
+or any other file. Exit status is 0 unless a check FAILs.
 
 The network group says which networking VMs get (bridge through the root helper, bridge
 in-process as root, QEMU user-mode networking, none) and why; with the bridge it checks IP
@@ -50,9 +64,41 @@ drop forwarded traffic, printing the exact commands that let the bridge through.
     #[command(subcommand)]
     Vm(VmCommand),
 
-    /// List and build the images VMs boot from
+    /// List, build and prune the images VMs boot from
     #[command(subcommand)]
     Image(ImageCommand),
+
+    /// Create and boot a VM, optionally run a command in it (= vm run)
+    #[command(long_about = vm::RUN_HELP)]
+    Run(RunArgs),
+
+    /// Run a command in a running VM (= vm exec)
+    #[command(long_about = vm::EXEC_HELP)]
+    Exec(ExecArgs),
+
+    /// List VMs (= vm ls)
+    #[command(long_about = vm::LS_HELP)]
+    Ps(LsArgs),
+
+    /// Boot stopped VMs (= vm start)
+    Start(StartArgs),
+
+    /// Shut VMs down (= vm stop)
+    Stop(StopArgs),
+
+    /// Delete VMs and their disks (= vm rm)
+    Rm(RmArgs),
+
+    /// Print a VM's serial console log (= vm logs)
+    #[command(long_about = vm::LOGS_HELP)]
+    Logs(LogsArgs),
+
+    /// Show everything banger knows about a VM (= vm inspect)
+    #[command(long_about = vm::INSPECT_HELP)]
+    Inspect(InspectArgs),
+
+    /// List images (= image ls)
+    Images(output::ListArgs),
 
     /// Run the owner daemon in the foreground, or control a running one
     #[command(long_about = "\
@@ -92,21 +138,65 @@ keys banger pinned when the VM booted: host-key checking stays on.")]
 
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     #[command(long_about = "\
-Print a shell completion script.
+Print a shell completion script. Completion is dynamic: besides commands and flags, it
+offers the names of your VMs and images, asked from the daemon as you press Tab (only when
+the daemon is running; completion never starts one).
 
   banger completions bash > ~/.local/share/bash-completion/completions/banger
-  banger completions zsh  > \"${fpath[1]}/_banger\"
-  banger completions fish > ~/.config/fish/completions/banger.fish")]
+  banger completions zsh > ~/.zfunc/_banger
+  banger completions fish > ~/.config/fish/completions/banger.fish
+
+`make install` installs the bash, zsh and fish scripts under PREFIX.")]
     Completions {
         /// The shell to generate completions for
-        shell: clap_complete::Shell,
+        shell: complete::Shell,
     },
 
-    /// Print the banger(1) man page (roff) to stdout
-    #[command(
-        long_about = "Print the banger(1) man page (roff) to stdout.\n\n  banger man | man -l -"
-    )]
-    Man,
+    /// Print a man page (roff): banger(1), or one subcommand's, e.g. `banger man vm run`
+    #[command(long_about = "\
+Print a man page (roff) to stdout: banger(1) without arguments, or one subcommand's page
+(banger-vm-run(1), …), or write every page into a directory.
+
+  banger man | man -l -
+  banger man vm run | man -l -
+  banger man --dir /tmp/banger-man        banger.1, banger-vm.1, banger-vm-run.1, …
+
+`make install` installs every page under PREFIX/share/man/man1.")]
+    Man {
+        /// The subcommand whose page to print, e.g. `vm run`
+        command: Vec<String>,
+        /// Write every page into this directory instead
+        #[arg(long, value_name = "DIR", conflicts_with = "command")]
+        dir: Option<std::path::PathBuf>,
+    },
+}
+
+impl Command {
+    /// Whether this command runs a guest command whose exit status banger passes
+    /// through: its own failures then use 125, never a status the guest could return.
+    pub fn runs_guest_command(&self) -> bool {
+        matches!(
+            self,
+            Command::Run(_)
+                | Command::Exec(_)
+                | Command::Vm(VmCommand::Run(_) | VmCommand::Exec(_))
+        )
+    }
+}
+
+/// Whether a command line (that may not parse) asks for `run` or `exec`: a usage error
+/// there exits 125 like docker's, so a script can tell it from the guest's status.
+pub fn names_guest_command(args: &[std::ffi::OsString]) -> bool {
+    let mut words = args
+        .iter()
+        .skip(1)
+        .filter_map(|a| a.to_str())
+        .filter(|a| !a.starts_with('-'));
+    match words.next() {
+        Some("run" | "exec") => true,
+        Some("vm") => matches!(words.next(), Some("run" | "exec")),
+        _ => false,
+    }
 }
 
 #[derive(Debug, Args)]
@@ -168,30 +258,124 @@ mod tests {
     use super::*;
     use clap::CommandFactory;
 
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("banger").chain(args.iter().copied()))
+    }
+
+    fn run_args(args: &[&str]) -> RunArgs {
+        match parse(args).unwrap().command {
+            Command::Vm(VmCommand::Run(a)) | Command::Run(a) => a,
+            other => panic!("not run: {other:?}"),
+        }
+    }
+
+    fn exec_args(args: &[&str]) -> ExecArgs {
+        match parse(args).unwrap().command {
+            Command::Vm(VmCommand::Exec(a)) | Command::Exec(a) => a,
+            other => panic!("not exec: {other:?}"),
+        }
+    }
+
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
     }
 
     #[test]
-    fn run_takes_a_trailing_command() {
-        let cli =
-            Cli::try_parse_from(["banger", "vm", "run", "--rm", "--", "uname", "-a"]).unwrap();
-        let Command::Vm(VmCommand::Run(args)) = cli.command else {
-            panic!("not vm run")
-        };
+    fn run_takes_a_trailing_command_with_or_without_dashes() {
+        let args = run_args(&["vm", "run", "--rm", "--", "uname", "-a"]);
         assert!(args.rm);
         assert_eq!(args.command, vec!["uname", "-a"]);
+        let args = run_args(&["run", "--rm", "uname", "-a"]);
+        assert_eq!(args.command, vec!["uname", "-a"]);
+        // Flags after the command belong to it.
+        let args = run_args(&["run", "--rm", "ls", "--rm", "-d"]);
+        assert_eq!(args.command, vec!["ls", "--rm", "-d"]);
+        assert!(!args.detach);
+        assert!(run_args(&["run", "-d"]).command.is_empty());
+    }
+
+    #[test]
+    fn exec_takes_the_command_after_the_name() {
+        let a = exec_args(&["vm", "exec", "dev", "uname", "-a"]);
+        assert_eq!(
+            (a.name.as_str(), a.command.clone()),
+            ("dev", vec!["uname".into(), "-a".into()])
+        );
+        let a = exec_args(&["exec", "-it", "dev", "--", "sh", "-c", "exit 3"]);
+        assert!(a.interactive && a.tty);
+        assert_eq!(a.command, vec!["sh", "-c", "exit 3"]);
+        // Options between the name and the command are banger's.
+        let a = exec_args(&["exec", "dev", "-w", "/tmp", "-e", "A=1", "env", "-i"]);
+        assert_eq!(a.workdir.as_deref(), Some("/tmp"));
+        assert_eq!(a.env, vec!["A=1"]);
+        assert_eq!(a.command, vec!["env", "-i"]);
+        // A misspelt option is an error, not a command.
+        assert!(parse(&["exec", "dev", "--wrokdir", "/", "ls"]).is_err());
+        assert!(parse(&["vm", "exec", "dev"]).is_err());
     }
 
     #[test]
     fn detach_and_rm_conflict() {
-        assert!(Cli::try_parse_from(["banger", "vm", "run", "--rm", "-d"]).is_err());
+        assert!(parse(&["vm", "run", "--rm", "-d"]).is_err());
     }
 
     #[test]
-    fn exec_requires_a_command() {
-        assert!(Cli::try_parse_from(["banger", "vm", "exec", "dev"]).is_err());
-        assert!(Cli::try_parse_from(["banger", "vm", "exec", "-it", "dev", "--", "sh"]).is_ok());
+    fn sizes_take_units_and_plain_mib() {
+        let a = run_args(&["run", "--memory", "1g", "--disk", "8G", "-d"]);
+        assert_eq!((a.memory, a.disk), (Some(1024), Some(8 << 30)));
+        let a = run_args(&["run", "--memory", "512", "--disk", "512m", "-d"]);
+        assert_eq!((a.memory, a.disk), (Some(512), Some(512 << 20)));
+        let err = parse(&["run", "--memory", "1.5g"]).unwrap_err().to_string();
+        assert!(err.contains("--memory") && err.contains("1536M"), "{err}");
+    }
+
+    #[test]
+    fn aliases_shortcuts_and_several_names() {
+        for ls in [
+            &["vm", "ls"][..],
+            &["vm", "ps"],
+            &["vm", "list"],
+            &["ps"],
+            &["ps", "-q"],
+        ] {
+            assert!(parse(ls).is_ok(), "{ls:?}");
+        }
+        assert!(parse(&["ps", "-q", "--json"]).is_err());
+        assert!(parse(&["ps", "--json", "--format", "json"]).is_err());
+        assert!(parse(&["ps", "--format", "{{.nope"]).is_err());
+        for several in [
+            &["start", "a", "b"][..],
+            &["stop", "a", "b", "-t", "3"],
+            &["rm", "-f", "a", "b"],
+            &["vm", "start", "a", "b"],
+        ] {
+            assert!(parse(several).is_ok(), "{several:?}");
+        }
+        assert!(parse(&["stop"]).is_err());
+        assert!(parse(&["logs", "-n", "5", "-f", "dev"]).is_ok());
+        assert!(parse(&["inspect", "dev", "--format", "{{.state}}"]).is_ok());
+        assert!(parse(&["images", "-q"]).is_ok());
+        assert!(parse(&["image", "prune", "--dry-run"]).is_ok());
+    }
+
+    #[test]
+    fn guest_commands_are_recognised_even_when_they_do_not_parse() {
+        let args = |a: &[&str]| a.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
+        assert!(names_guest_command(&args(&["banger", "exec", "--bogus"])));
+        assert!(names_guest_command(&args(&[
+            "banger", "vm", "run", "--memory", "x"
+        ])));
+        assert!(!names_guest_command(&args(&[
+            "banger", "vm", "ls", "--bogus"
+        ])));
+        assert!(!names_guest_command(&args(&["banger", "--help"])));
+        assert!(
+            parse(&["exec", "dev", "true"])
+                .unwrap()
+                .command
+                .runs_guest_command()
+        );
+        assert!(!parse(&["ps"]).unwrap().command.runs_guest_command());
     }
 }

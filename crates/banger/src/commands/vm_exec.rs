@@ -1,4 +1,4 @@
-//! `banger vm exec NAME [-i] [-t] -- CMD…`
+//! `banger vm exec NAME [-i] [-t] [--] CMD…`
 
 use anyhow::bail;
 use banger_api::ExecRequest;
@@ -8,8 +8,9 @@ use crate::cli::ExecArgs;
 use crate::{connect, exec_io};
 
 pub async fn run(layout: &Layout, args: ExecArgs) -> anyhow::Result<i32> {
-    let client = connect::connect(layout).await?;
+    exec_io::check_tty(args.tty)?;
     let env = parse_env(&args.env)?;
+    let client = connect::connect(layout).await?;
     let req = ExecRequest {
         argv: args.command,
         env,
