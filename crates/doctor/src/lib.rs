@@ -25,11 +25,18 @@ pub mod report;
 
 pub use context::DoctorContext;
 pub use registry::{CapabilityCheck, builtin_checks};
-pub use report::{Check, Counts, Report, SCHEMA_VERSION, Status};
+pub use report::{Check, Counts, Report, SCHEMA_VERSION, Status, Verdict};
 
 /// Run every built-in check against `ctx`.
 pub fn run(ctx: &DoctorContext) -> Report {
-    run_checks(ctx, &builtin_checks())
+    let mut report = run_checks(ctx, &builtin_checks());
+    report.set_driver(
+        ctx.selection()
+            .as_ref()
+            .ok()
+            .map(|s| format!("{} ({})", s.driver, s.accel)),
+    );
+    report
 }
 
 /// Run the given checks in order. A check that returns nothing (it does not apply

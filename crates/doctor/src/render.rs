@@ -78,11 +78,34 @@ impl Report {
             if counts.warn == 1 { "" } else { "s" },
             counts.fail
         )?;
-        if self.has_failures() {
-            writeln!(
-                out,
-                "banger is not ready on this host: fix the FAIL items above and run `banger doctor` again."
-            )?;
+        let verdict = self.verdict();
+        let fix = "fix the FAIL items above and run `banger doctor` again";
+        if verdict.vms_can_run {
+            let good = on(status_style(Status::Pass));
+            let driver = verdict.driver.as_deref().unwrap_or("?");
+            writeln!(out, "{good}VMs can run here{good:#}, with {driver}.")?;
+            if self.has_failures() {
+                let failed: Vec<&str> = self
+                    .checks()
+                    .iter()
+                    .filter(|c| c.status == Status::Fail)
+                    .map(|c| c.name.as_str())
+                    .collect();
+                writeln!(out, "Not ready yet for: {}; {fix}.", failed.join(", "))?;
+            }
+        } else {
+            let bad = on(status_style(Status::Fail));
+            let why = if verdict.blocking.is_empty() {
+                "no VMM driver can be used".to_string()
+            } else {
+                verdict.blocking.join(", ")
+            };
+            writeln!(out, "{bad}VMs cannot run here yet{bad:#}: {why}.")?;
+            let mut fix = fix.to_string();
+            if let Some(first) = fix.get_mut(..1) {
+                first.make_ascii_uppercase();
+            }
+            writeln!(out, "{fix}.")?;
         }
         Ok(())
     }
@@ -128,7 +151,10 @@ mod tests {
         assert_eq!(lines[6], "vmm");
         assert!(lines[7].starts_with("  FAIL  firecracker binary"));
         assert!(text.contains("1 passed, 1 warning, 1 failed"), "{text}");
-        assert!(text.contains("not ready"), "{text}");
+        assert!(
+            text.contains("VMs cannot run here yet: vmm: firecracker binary."),
+            "{text}"
+        );
     }
 
     #[test]
@@ -142,8 +168,32 @@ mod tests {
     fn clean_report_has_no_failure_line() {
         let mut r = Report::new();
         r.push(Check::pass("host", "architecture", "x86_64"));
+        r.set_driver(Some("qemu (kvm)".into()));
         let text = render(&r, false);
         assert!(text.contains("1 passed, 0 warnings, 0 failed"), "{text}");
-        assert!(!text.contains("not ready"));
+        assert!(
+            text.ends_with("VMs can run here, with qemu (kvm).\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn vms_that_run_despite_a_failure_say_both() {
+        let mut r = sample();
+        r.set_driver(Some("qemu (tcg)".into()));
+        let mut checks = r.checks().to_vec();
+        checks[2] = checks[2].clone().advisory();
+        let mut r2 = Report::new();
+        r2.extend(checks);
+        r2.set_driver(Some("qemu (tcg)".into()));
+        let text = render(&r2, false);
+        assert!(
+            text.contains("VMs can run here, with qemu (tcg)."),
+            "{text}"
+        );
+        assert!(
+            text.contains("Not ready yet for: firecracker binary;"),
+            "{text}"
+        );
     }
 }

@@ -3,6 +3,8 @@
 
 pub mod complete;
 mod image;
+#[cfg(test)]
+mod named_commands;
 pub mod output;
 mod size;
 mod vm;
