@@ -13,7 +13,8 @@ use clap::{Args, Parser, Subcommand};
 
 pub use image::ImageCommand;
 pub use vm::{
-    ExecArgs, InspectArgs, LogsArgs, LsArgs, RmArgs, RunArgs, StartArgs, StopArgs, VmCommand,
+    ExecArgs, GuestCommandArgs, InspectArgs, LogsArgs, LsArgs, RmArgs, RunArgs, StartArgs,
+    StopArgs, VmCommand,
 };
 
 const ABOUT: &str = "Real microVMs in about a second.";
@@ -144,11 +145,10 @@ Print a shell completion script. Completion is dynamic: besides commands and fla
 offers the names of your VMs and images, asked from the daemon as you press Tab (only when
 the daemon is running; completion never starts one).
 
-  banger completions bash > ~/.local/share/bash-completion/completions/banger
-  banger completions zsh > ~/.zfunc/_banger
-  banger completions fish > ~/.config/fish/completions/banger.fish
+  source <(banger completions bash)       completion in this bash (add the line to ~/.bashrc)
 
-`make install` installs the bash, zsh and fish scripts under PREFIX.")]
+For zsh, save `banger completions zsh` as _banger in a directory of your $fpath; for fish,
+as ~/.config/fish/completions/banger.fish. `make install` installs all three under PREFIX.")]
     Completions {
         /// The shell to generate completions for
         shell: complete::Shell,
@@ -161,7 +161,7 @@ Print a man page (roff) to stdout: banger(1) without arguments, or one subcomman
 
   banger man | man -l -
   banger man vm run | man -l -
-  banger man --dir /tmp/banger-man        banger.1, banger-vm.1, banger-vm-run.1, …
+  banger man --dir ~/.local/share/man/man1     banger.1, banger-vm.1, banger-vm-run.1, …
 
 `make install` installs every page under PREFIX/share/man/man1.")]
     Man {
@@ -305,12 +305,12 @@ mod tests {
             ("dev", vec!["uname".into(), "-a".into()])
         );
         let a = exec_args(&["exec", "-it", "dev", "--", "sh", "-c", "exit 3"]);
-        assert!(a.interactive && a.tty);
+        assert!(a.io.interactive && a.io.tty);
         assert_eq!(a.command, vec!["sh", "-c", "exit 3"]);
         // Options between the name and the command are banger's.
         let a = exec_args(&["exec", "dev", "-w", "/tmp", "-e", "A=1", "env", "-i"]);
-        assert_eq!(a.workdir.as_deref(), Some("/tmp"));
-        assert_eq!(a.env, vec!["A=1"]);
+        assert_eq!(a.io.workdir.as_deref(), Some("/tmp"));
+        assert_eq!(a.io.env, vec!["A=1"]);
         assert_eq!(a.command, vec!["env", "-i"]);
         // A misspelt option is an error, not a command.
         assert!(parse(&["exec", "dev", "--wrokdir", "/", "ls"]).is_err());

@@ -130,6 +130,22 @@ pub struct RunArgs {
     /// Boot in the background and print the VM's name
     #[arg(short = 'd', long, conflicts_with = "rm")]
     pub detach: bool,
+    #[command(flatten)]
+    pub io: GuestCommandArgs,
+    /// Print boot phase timings to stderr
+    #[arg(long)]
+    pub timings: bool,
+    /// Without a command: print the booted VM as JSON
+    #[arg(long)]
+    pub json: bool,
+    /// Command to run in the VM (after `--`, or simply last)
+    #[arg(trailing_var_arg = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+/// How a guest command runs: shared by `run` and `exec`.
+#[derive(Debug, Args)]
+pub struct GuestCommandArgs {
     /// Forward stdin to the command
     #[arg(short, long)]
     pub interactive: bool,
@@ -142,15 +158,6 @@ pub struct RunArgs {
     /// Environment variable for the command (repeatable); a bare KEY takes this shell's value
     #[arg(short, long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
-    /// Print boot phase timings to stderr
-    #[arg(long)]
-    pub timings: bool,
-    /// Without a command: print the booted VM as JSON
-    #[arg(long)]
-    pub json: bool,
-    /// Command to run in the VM (after `--`, or simply last)
-    #[arg(trailing_var_arg = true, value_name = "COMMAND")]
-    pub command: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -158,18 +165,8 @@ pub struct ExecArgs {
     /// VM name (or a unique prefix of its id)
     #[arg(add = super::complete::vms())]
     pub name: String,
-    /// Forward stdin to the command
-    #[arg(short, long)]
-    pub interactive: bool,
-    /// Give the command a terminal (stdin must be one)
-    #[arg(short, long)]
-    pub tty: bool,
-    /// Working directory in the guest
-    #[arg(short = 'w', long, value_name = "DIR")]
-    pub workdir: Option<String>,
-    /// Environment variable for the command (repeatable); a bare KEY takes this shell's value
-    #[arg(short, long = "env", value_name = "KEY=VALUE")]
-    pub env: Vec<String>,
+    #[command(flatten)]
+    pub io: GuestCommandArgs,
     /// Command to run (after `--`, or simply after the VM name)
     #[arg(trailing_var_arg = true, required = true, value_name = "COMMAND")]
     pub command: Vec<String>,

@@ -1,10 +1,10 @@
 //! `banger vm run`: create, boot, optionally run a command, optionally delete.
 
 use anyhow::bail;
-use banger_api::{ClientError, CreateVmRequest, ExecRequest};
+use banger_api::{ClientError, CreateVmRequest};
 use banger_paths::Layout;
 
-use super::vm_exec::parse_env;
+use super::vm_exec::request;
 use super::vm_inspect::print_timings;
 use crate::cli::RunArgs;
 use crate::output::print_json;
@@ -18,11 +18,11 @@ pub async fn run(layout: &Layout, mut args: RunArgs) -> anyhow::Result<i32> {
         );
     }
     // Before anything boots: a VM must not be created only to fail on the terminal.
-    exec_io::check_tty(args.tty)?;
-    let mut env = parse_env(&args.env)?;
+    exec_io::check_tty(args.io.tty)?;
     let client = connect::connect(layout).await?;
     // An imported image's Entrypoint/Cmd, Env and WorkingDir stand in for a missing
     // command, as `docker run IMAGE` would run them; -e and -w still win.
+    let mut image_env = Vec::new();
     if args.command.is_empty()
         && !args.detach
         && let Some(image) = &args.image
@@ -30,21 +30,32 @@ pub async fn run(layout: &Layout, mut args: RunArgs) -> anyhow::Result<i32> {
         && let Some(run) = view.run
     {
         args.command = run.entrypoint.iter().chain(&run.cmd).cloned().collect();
-        let image_env = run.env.iter().filter_map(|e| {
-            e.split_once('=')
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-        });
-        env = image_env.chain(env).collect();
-        if args.workdir.is_none() {
-            args.workdir = run.working_dir;
+        image_env = run
+            .env
+            .iter()
+            .filter_map(|e| {
+                e.split_once('=')
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+            })
+            .collect();
+        if args.io.workdir.is_none() {
+            args.io.workdir = run.working_dir;
         }
     }
     if args.rm && args.command.is_empty() {
         bail!("--rm needs a command to run, e.g. `banger run --rm -- uname -a`");
     }
-    if args.command.is_empty() && (args.interactive || args.tty) {
+    if args.command.is_empty() && (args.io.interactive || args.io.tty) {
         bail!("-i and -t apply to a command: add one, e.g. `banger run --rm -it sh`");
     }
+    let req = match args.command.is_empty() {
+        true => None,
+        false => {
+            let mut req = request(&args.io, args.command.clone())?;
+            req.env = image_env.into_iter().chain(req.env).collect();
+            Some(req)
+        }
+    };
     let request = CreateVmRequest {
         name: args.name,
         image: args.image,
@@ -81,7 +92,7 @@ pub async fn run(layout: &Layout, mut args: RunArgs) -> anyhow::Result<i32> {
         print_timings(&vm);
     }
 
-    if args.command.is_empty() {
+    let Some(req) = req else {
         if args.json {
             print_json(&vm)?;
         } else if args.detach {
@@ -100,16 +111,8 @@ pub async fn run(layout: &Layout, mut args: RunArgs) -> anyhow::Result<i32> {
             )?;
         }
         return Ok(0);
-    }
-
-    let req = ExecRequest {
-        argv: args.command,
-        env,
-        cwd: args.workdir,
-        stdin: args.interactive || args.tty,
-        tty: None,
     };
-    let result = exec_io::run(&client, &vm.name, req, args.tty).await;
+    let result = exec_io::run(&client, &vm.name, req, args.io.tty).await;
     if args.rm
         && let Err(e) = client.remove_vm(&vm.name, true).await
     {

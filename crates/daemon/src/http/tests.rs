@@ -32,12 +32,20 @@ fn fixture() -> Fixture {
     banger_system::fsperm::create_private_dir(&layout.state_dir).unwrap();
     let daemon = Daemon::open(layout).unwrap();
     // An image record is all `create` without `start` needs: nothing boots it here.
-    let dir = p.join("state/images/fake");
+    register_image(&daemon, "fake", p.join("state/images/fake"));
+    Fixture {
+        daemon,
+        _root: root,
+    }
+}
+
+/// Register image `name` with its files in `dir` (created).
+fn register_image(daemon: &Daemon, name: &str, dir: std::path::PathBuf) {
     std::fs::create_dir_all(&dir).unwrap();
     daemon
         .store()
         .replace_image(&ImageRecord {
-            name: "fake".into(),
+            name: name.into(),
             kernel_path: dir.join("vmlinux"),
             kernel_format: "elf-vmlinux".into(),
             bzimage_path: None,
@@ -54,10 +62,6 @@ fn fixture() -> Fixture {
             digest: None,
         })
         .unwrap();
-    Fixture {
-        daemon,
-        _root: root,
-    }
 }
 
 struct Answer {
@@ -418,24 +422,8 @@ async fn prune_says_what_it_frees_and_keeps_what_is_used() {
     let state = f.daemon.layout.state_dir.clone();
     let register = |name: &str| {
         let dir = state.join("images").join(format!("{name}-0001"));
-        std::fs::create_dir_all(&dir).unwrap();
+        register_image(&f.daemon, name, dir.clone());
         std::fs::write(dir.join("rootfs"), vec![1u8; 100_000]).unwrap();
-        f.daemon
-            .store()
-            .replace_image(&ImageRecord {
-                name: name.into(),
-                kernel_path: dir.join("vmlinux"),
-                kernel_format: "elf-vmlinux".into(),
-                bzimage_path: None,
-                initrd_path: None,
-                rootfs_path: None,
-                source: "test".into(),
-                kernel_release: None,
-                dir,
-                created_at: banger_store::now_rfc3339(),
-                size_bytes: 0,
-            })
-            .unwrap();
     };
     let default = f.daemon.config.default_image_name_resolved().value;
     register("used");
