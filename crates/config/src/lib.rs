@@ -23,7 +23,7 @@ pub use error::ConfigError;
 pub use install::{InstallMeta, InstallMetaError, load_install_meta};
 pub use network::{BUILTIN_DNS, MAX_DNS, NetworkConfig, NetworkMode, nameservers, usable_resolver};
 pub use parse::{DISK_MAX_BYTES, DISK_MIN_BYTES, MEMORY_MIB_RANGE, VCPU_RANGE};
-pub use size::{format_size, parse_size};
+pub use size::{MIB, format_size, parse_size, parse_size_with_unit};
 
 use banger_paths::Layout;
 use serde::{Deserialize, Serialize};

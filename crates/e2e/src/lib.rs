@@ -15,6 +15,7 @@ use nix::fcntl::{Flock, FlockArg};
 pub mod bench;
 pub mod direct;
 pub mod oci;
+pub mod pty;
 pub mod python;
 
 /// The banger binary under test: `$BANGER_BIN`, else `target/release/banger`
@@ -106,6 +107,20 @@ impl Env {
         S: AsRef<OsStr>,
     {
         env_command(&self.bin, self.root.path(), args)
+    }
+
+    /// `bash -c LINE` with this installation's environment and the banger under test
+    /// first on PATH: for running documented example command lines as written.
+    pub fn shell(&self, line: &str) -> Command {
+        let mut cmd = env_command(Path::new("/bin/bash"), self.root.path(), ["-c", line]);
+        let dir = self.bin.parent().map(Path::to_path_buf).unwrap_or_default();
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let mut paths = vec![dir];
+        paths.extend(std::env::split_paths(&path));
+        if let Ok(joined) = std::env::join_paths(paths) {
+            cmd.env("PATH", joined);
+        }
+        cmd
     }
 
     /// Run to completion with stdin closed.
