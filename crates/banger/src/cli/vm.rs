@@ -77,13 +77,14 @@ through. Into a pipe or file the bytes are passed unchanged.";
 
 pub const CREATE_HELP: &str = "\
 Create a VM without booting it: its disks are laid out and its driver chosen; `banger vm
-start NAME` boots it later.
+start NAME` boots it later. Takes the same VM flags as `vm run`.
 
-  banger vm create --name dev --vcpu 2 --memory 1g
-  banger vm create --name fc --vmm firecracker
-  banger vm start dev
+  banger vm create --name dev --vcpu 2 --memory 1g   lay it out now
+  banger vm start dev                                boot it later
+  banger vm create --name pinned --vmm qemu          keep it on QEMU whatever config.toml says
 
-Takes the same VM flags as `vm run`.";
+A VM keeps the driver it was created with (`--vmm`, else `vmm` from config.toml: auto picks
+Firecracker when it can run here, else QEMU); `banger vm inspect` says which and why.";
 
 pub const PAUSE_HELP: &str = "\
 Freeze running VMs: their vCPUs stop, their VMM and memory stay. `banger vm resume` lets
