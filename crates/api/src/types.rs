@@ -354,3 +354,42 @@ impl ExitStatus {
         }
     }
 }
+
+/// What `POST /v1/images/prune` should reclaim.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PruneImagesRequest {
+    /// Also remove the default image (`default_image_name`) when no VM uses it; without
+    /// this it is kept, since `vm run` would have to rebuild it.
+    #[serde(default)]
+    pub all: bool,
+    /// Report what would be removed and how much space that frees; remove nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// One thing a prune removed (or, in a dry run, would remove).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+pub struct PruneItem {
+    /// `image` (an image no VM uses), `cache` (downloaded files), or `leftover` (files
+    /// of an interrupted or replaced build that no image refers to).
+    #[schema(example = "image")]
+    pub kind: String,
+    /// The image's name, or the file or directory's path.
+    pub name: String,
+    /// Bytes on disk it occupies (blocks actually allocated).
+    pub bytes: u64,
+}
+
+/// The answer to a prune.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+pub struct PruneReport {
+    /// Whether this was a dry run (nothing was removed).
+    pub dry_run: bool,
+    pub items: Vec<PruneItem>,
+    /// Images left in place on purpose, and why (`minimal: the default image`).
+    #[serde(default)]
+    pub kept: Vec<String>,
+    /// The sum of the items' bytes: what was (or would be) freed.
+    pub reclaimable_bytes: u64,
+}

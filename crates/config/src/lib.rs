@@ -27,7 +27,7 @@ pub use parse::{DISK_MAX_BYTES, DISK_MIN_BYTES, MEMORY_MIB_RANGE, VCPU_RANGE};
 pub use sandbox::{
     BUILTIN_VMM_ID_BASE, BUILTIN_VMM_ID_COUNT, SandboxConfig, VMM_ID_BASE_RANGE, VMM_ID_COUNT_RANGE,
 };
-pub use size::{format_size, parse_size};
+pub use size::{MIB, format_size, parse_size, parse_size_with_unit};
 
 use banger_paths::Layout;
 use serde::{Deserialize, Serialize};

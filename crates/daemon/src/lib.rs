@@ -8,6 +8,7 @@ mod disks;
 mod error;
 mod http;
 mod images;
+mod prune;
 mod server;
 mod state;
 pub mod vms;

@@ -53,6 +53,7 @@ fn document_is_openapi_3_and_describes_every_route() {
         ("/v1/images/pull", &["post"]),
         ("/v1/images/import", &["post"]),
         ("/v1/images/import-kernel", &["post"]),
+        ("/v1/images/prune", &["post"]),
         ("/v1/images/{name}", &["get", "delete"]),
     ] {
         let item = paths
@@ -69,7 +70,7 @@ fn document_is_openapi_3_and_describes_every_route() {
     }
     assert_eq!(
         paths.len(),
-        17,
+        18,
         "a route without a test here: {:?}",
         paths.keys()
     );

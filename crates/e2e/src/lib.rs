@@ -15,6 +15,7 @@ use nix::fcntl::{Flock, FlockArg};
 pub mod bench;
 pub mod direct;
 pub mod oci;
+pub mod pty;
 pub mod python;
 
 /// The banger binary under test: `$BANGER_BIN`, else `target/release/banger`
@@ -106,6 +107,20 @@ impl Env {
         S: AsRef<OsStr>,
     {
         env_command(&self.bin, self.root.path(), args)
+    }
+
+    /// `bash -c LINE` with this installation's environment and the banger under test
+    /// first on PATH: for running documented example command lines as written.
+    pub fn shell(&self, line: &str) -> Command {
+        let mut cmd = env_command(Path::new("/bin/bash"), self.root.path(), ["-c", line]);
+        let dir = self.bin.parent().map(Path::to_path_buf).unwrap_or_default();
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let mut paths = vec![dir];
+        paths.extend(std::env::split_paths(&path));
+        if let Ok(joined) = std::env::join_paths(paths) {
+            cmd.env("PATH", joined);
+        }
+        cmd
     }
 
     /// Run to completion with stdin closed.
@@ -357,7 +372,12 @@ fn template(recipe: Recipe) -> anyhow::Result<PathBuf> {
     // The store records absolute paths, so a template copied from another checkout
     // (its stamp names that checkout) must be rebuilt, never reused.
     let want = format!("{}\n{}", binary_stamp(&bin)?, dir.display());
-    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(want.as_str()) {
+    // Installations made from the template share its image files (their stores hold the
+    // template's paths), so a test that removes or re-pulls the image empties them for
+    // everyone: rebuild then too, instead of failing every later test on a missing file.
+    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(want.as_str())
+        && has_entries(&dir.join("state/images"))
+    {
         return Ok(dir);
     }
     // Start over, but keep the download cache (state/cache): the Debian packages
@@ -388,6 +408,12 @@ fn template(recipe: Recipe) -> anyhow::Result<PathBuf> {
     }
     std::fs::write(&stamp, want)?;
     Ok(dir)
+}
+
+fn has_entries(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|mut entries| {
+        entries.any(|e| e.is_ok_and(|e| !e.file_name().to_string_lossy().starts_with('.')))
+    })
 }
 
 /// Identifies the agent a template image was built with: the image embeds it, so

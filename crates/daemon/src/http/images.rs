@@ -9,13 +9,14 @@ use axum::response::Response;
 use banger_api::progress::schema::ImageStreamLine;
 use banger_api::{
     ApiError, BuildImageRequest, ImageView, ImportImageRequest, ImportKernelRequest,
-    PullImageRequest,
+    PruneImagesRequest, PruneReport, PullImageRequest,
 };
 
 use super::body::{self, Json, Name};
 use super::operation;
 use crate::error::DaemonError;
 use crate::images;
+use crate::prune;
 use crate::state::Daemon;
 
 /// The URL of image `name`, for `Location`.
@@ -200,4 +201,27 @@ pub async fn remove(
     let image =
         operation::detached(&daemon, move |d| async move { images::remove(&d, &name) }).await?;
     Ok(body::json(StatusCode::OK, &image))
+}
+
+#[utoipa::path(
+    post, path = "/v1/images/prune", tag = "images", operation_id = "prune_images",
+    summary = "Reclaim disk space: unused images, the download cache, build leftovers",
+    description = "Removes every image no VM uses (except the default image unless `all`), \
+the download cache, and image directories no image refers to; answers what went and how many \
+bytes that freed. With `dry_run`, answers the same without removing anything. Images a VM \
+uses are never removed.",
+    request_body(content = PruneImagesRequest),
+    responses(
+        (status = 200, description = "What was (or, in a dry run, would be) removed", body = PruneReport),
+        (status = 400, description = "An unknown field", body = ApiError),
+        (status = 500, description = "A file could not be removed", body = ApiError),
+    )
+)]
+pub async fn prune(
+    State(daemon): State<Arc<Daemon>>,
+    Json(req): Json<PruneImagesRequest>,
+) -> Result<Response, DaemonError> {
+    let report =
+        operation::detached(&daemon, move |d| async move { prune::prune(&d, req).await }).await?;
+    Ok(body::json(StatusCode::OK, &report))
 }

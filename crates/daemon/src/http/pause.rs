@@ -19,7 +19,7 @@ use crate::vms;
     description = "The VMM keeps running and the guest's memory stays allocated; commands \
 cannot run in it until it is resumed. QEMU: QMP `stop`; Firecracker: `PATCH /vm`. A paused VM \
 is returned as it is.",
-    params(("name" = String, Path, description = "VM name or id")),
+    params(("name" = String, Path, description = "VM name, id, or a prefix of the id that only one VM has")),
     responses(
         (status = 200, description = "The VM, in state `paused`", body = VmView),
         (status = 404, description = "No such VM", body = ApiError),
@@ -40,7 +40,7 @@ pub async fn pause(
     post, path = "/v1/vms/{name}/resume", tag = "vms", operation_id = "resume_vm",
     summary = "Let a paused VM run again",
     description = "A running VM is returned as it is.",
-    params(("name" = String, Path, description = "VM name or id")),
+    params(("name" = String, Path, description = "VM name, id, or a prefix of the id that only one VM has")),
     responses(
         (status = 200, description = "The VM, in state `running`", body = VmView),
         (status = 404, description = "No such VM", body = ApiError),

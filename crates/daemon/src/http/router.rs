@@ -32,6 +32,7 @@ pub fn routes() -> OpenApiRouter<Arc<Daemon>> {
         .routes(routes!(images::pull))
         .routes(routes!(images::import))
         .routes(routes!(images::import_kernel))
+        .routes(routes!(images::prune))
         .routes(routes!(images::get, images::remove))
 }
 

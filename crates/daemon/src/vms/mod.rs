@@ -55,12 +55,41 @@ pub fn get(daemon: &Daemon, name: &str) -> Result<VmView> {
     Ok(view)
 }
 
-/// The VM called `name` (or with that id), or a not-found error that says what to do.
+/// The VM called `name`, or with that id, or whose id starts with `name` when only one
+/// does (as docker takes an id prefix); else a not-found (or, for a prefix of several
+/// ids, a conflict) error that says what to do.
 pub fn lookup(daemon: &Daemon, name: &str) -> Result<VmRecord> {
-    daemon.store().get_vm(name)?.ok_or_else(|| {
-        DaemonError::not_found(format!("no VM named {name:?}"))
-            .with_hint("`banger vm ls` lists your VMs")
-    })
+    if let Some(vm) = daemon.store().get_vm(name)? {
+        return Ok(vm);
+    }
+    let by_prefix: Vec<VmRecord> = if is_id_prefix(name) {
+        daemon
+            .store()
+            .list_vms()?
+            .into_iter()
+            .filter(|vm| vm.id.starts_with(name))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    match <[VmRecord; 1]>::try_from(by_prefix) {
+        Ok([vm]) => Ok(vm),
+        Err(many) if many.len() > 1 => Err(DaemonError::conflict(format!(
+            "{name:?} is the start of the ids of {} VMs ({}): give more of the id, or a name",
+            many.len(),
+            many.iter()
+                .map(|vm| vm.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+        Err(_) => Err(DaemonError::not_found(format!("no VM named {name:?}"))
+            .with_hint("`banger vm ls` lists your VMs")),
+    }
+}
+
+/// Ids are lowercase hex; a prefix must look like one to be taken as one.
+fn is_id_prefix(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// Look up VM `name` (or id), take its lifecycle lock, and read it again under the

@@ -50,8 +50,19 @@ pub struct FirecrackerProbe<'a> {
 /// PASS inside [MIN_SUPPORTED, KNOWN_TESTED], WARN above it, FAIL below it, when
 /// `--version` fails, or when the binary is missing. A binary banger's root helper would
 /// refuse to launch (a symlink, group/world-writable, not root-owned) turns a PASS into a
-/// WARN in any mode; the system install's security posture FAILs it too.
+/// WARN in any mode; the system install's security posture FAILs it too. While another
+/// driver runs VMs (Firecracker is not `required`), a FAIL here is advisory: it does not
+/// stop them.
 pub fn check_firecracker(probe: &FirecrackerProbe<'_>) -> Check {
+    let check = probe_binary(probe);
+    if check.status == Status::Fail && !probe.required {
+        check.advisory()
+    } else {
+        check
+    }
+}
+
+fn probe_binary(probe: &FirecrackerProbe<'_>) -> Check {
     let check = check_version_window(probe);
     let Some(path) = find_executable(probe.bin, probe.search_path) else {
         return check;
