@@ -6,6 +6,7 @@
 mod support;
 
 use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 
 use banger_vmm::sandbox::{IdRange, SandboxPolicy, posture};
 use banger_vmm::{DriveFormat, MachinePreference, VmmDriver};
@@ -165,5 +166,24 @@ async fn an_ordinary_policy_keeps_seccomp_without_a_jail() {
     assert_eq!(p.seccomp, Some(2));
     assert_eq!(p.no_new_privs, Some(true));
     assert_eq!(p.own_root, Some(false), "no jail for the owner's own QEMU");
+    driver.kill(&rt).await.unwrap();
+}
+
+#[tokio::test]
+async fn user_networking_in_the_jail_sees_the_hosts_resolvers() {
+    require_root();
+    let (_tmp, mut spec) = spec("vm");
+    spec.user_net = Some(banger_vmm::UserNetSpec {
+        mac: "52:54:00:12:34:56".into(),
+        forwards: vec![],
+    });
+    let driver = driver(MachinePreference::Auto);
+    let rt = driver.launch(&spec).await.unwrap();
+    let _guard = KillOnDrop(rt.clone());
+    assert!(posture::read(rt.pid).unwrap().fully_confined());
+    // What slirp's DNS forwarder reads, through the link if the host has one.
+    let host = std::fs::read(Path::new("/etc/resolv.conf")).unwrap();
+    let jailed = std::fs::read(format!("/proc/{}/root/etc/resolv.conf", rt.pid)).unwrap();
+    assert_eq!(jailed, host);
     driver.kill(&rt).await.unwrap();
 }

@@ -242,6 +242,7 @@ fn sandbox_request<'a>(
             vec!["/dev/net/tun".into()]
         },
         kvm: config.accel == crate::spec::Accel::Kvm,
+        user_net: spec.user_net.is_some(),
     }
 }
 

@@ -40,7 +40,13 @@ pub struct JailInputs {
     pub writable: Vec<PathBuf>,
     /// Device nodes the VMM opens (`/dev/kvm`, `/dev/net/tun`), when present on the host.
     pub devices: Vec<PathBuf>,
+    /// The host's resolver configuration, for QEMU's user-mode network (slirp reads
+    /// `/etc/resolv.conf` to forward the guest's DNS queries).
+    pub resolv_conf: bool,
 }
+
+/// Where the host's resolvers are named.
+pub const RESOLV_CONF: &str = "/etc/resolv.conf";
 
 /// System directories bound read-only when they are directories, recreated when they are
 /// links, skipped when absent.
@@ -56,6 +62,9 @@ pub const BASE_DEVICES: &[&str] = &["/dev/null", "/dev/zero", "/dev/urandom", "/
 pub trait HostView {
     /// `None`: absent; `Some(Ok(target))`: a link; `Some(Err(is_dir))`: a file or directory.
     fn lookup(&self, path: &Path) -> Option<Result<PathBuf, bool>>;
+
+    /// The path with every link resolved, when it exists.
+    fn canonical(&self, path: &Path) -> Option<PathBuf>;
 }
 
 /// The real host.
@@ -70,6 +79,10 @@ impl HostView for RealHost {
         } else {
             Some(Err(meta.is_dir()))
         }
+    }
+
+    fn canonical(&self, path: &Path) -> Option<PathBuf> {
+        std::fs::canonicalize(path).ok()
     }
 }
 
@@ -88,6 +101,20 @@ pub fn plan(inputs: &JailInputs, host: &dyn HostView) -> Result<Vec<Entry>, Stri
     for file in SYSTEM_FILES {
         if matches!(host.lookup(Path::new(file)), Some(Err(false))) {
             plan.bind(Path::new(file), false, false, false)?;
+        }
+    }
+    if inputs.resolv_conf {
+        let path = Path::new(RESOLV_CONF);
+        match (host.lookup(path), host.canonical(path)) {
+            (Some(Err(false)), _) => plan.bind(path, false, false, false)?,
+            // systemd-resolved and friends: the link as the host has it, and its target.
+            (Some(Ok(target)), Some(real)) => {
+                plan.symlink(path, &target)?;
+                if !plan.covered(&real) {
+                    plan.bind(&real, false, false, false)?;
+                }
+            }
+            _ => {}
         }
     }
     for dev in BASE_DEVICES
@@ -241,6 +268,13 @@ mod tests {
         fn lookup(&self, path: &Path) -> Option<Result<PathBuf, bool>> {
             self.0.get(path.to_str()?).map(|r| r.map(PathBuf::from))
         }
+
+        fn canonical(&self, path: &Path) -> Option<PathBuf> {
+            match self.lookup(path)? {
+                Ok(target) => Some(path.parent()?.join(target)),
+                Err(_) => Some(path.to_path_buf()),
+            }
+        }
     }
 
     fn merged_usr() -> FakeHost {
@@ -268,6 +302,7 @@ mod tests {
             ],
             writable: vec![],
             devices: vec!["/dev/kvm".into(), "/dev/net/tun".into()],
+            resolv_conf: false,
         }
     }
 
@@ -349,5 +384,38 @@ mod tests {
         i.binary = "/opt/qemu/bin/qemu-system-x86_64".into();
         let plan = plan(&i, &merged_usr()).unwrap();
         assert!(plan.iter().any(|e| matches!(e, Entry::Bind { path, dir: true, writable: false, .. } if path == Path::new("/opt/qemu/bin"))));
+    }
+
+    #[test]
+    fn user_networking_brings_the_hosts_resolvers_through_their_link() {
+        let mut host = merged_usr();
+        host.0.insert(
+            "/etc/resolv.conf",
+            Ok("/run/systemd/resolve/stub-resolv.conf"),
+        );
+        let mut i = inputs();
+        assert!(
+            !plan(&i, &host).unwrap().iter().any(
+                |e| matches!(e, Entry::Symlink { path, .. } if path == Path::new(RESOLV_CONF))
+            )
+        );
+        i.resolv_conf = true;
+        let p = plan(&i, &host).unwrap();
+        assert!(p.contains(&Entry::Symlink {
+            path: RESOLV_CONF.into(),
+            target: "/run/systemd/resolve/stub-resolv.conf".into()
+        }));
+        assert!(p.contains(&Entry::Bind {
+            path: "/run/systemd/resolve/stub-resolv.conf".into(),
+            dir: false,
+            writable: false,
+            device: false
+        }));
+        host.0.insert("/etc/resolv.conf", Err(false));
+        let p = plan(&i, &host).unwrap();
+        assert!(
+            p.iter()
+                .any(|e| matches!(e, Entry::Bind { path, .. } if path == Path::new(RESOLV_CONF)))
+        );
     }
 }

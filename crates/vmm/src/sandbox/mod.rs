@@ -119,6 +119,8 @@ pub struct SandboxRequest<'a> {
     pub devices: Vec<PathBuf>,
     /// The VMM opens `/dev/kvm`.
     pub kvm: bool,
+    /// The VM uses QEMU's user-mode network (its DNS forwarder reads the host's resolvers).
+    pub user_net: bool,
 }
 
 /// A prepared sandbox: hand [`Prepared::confinement`] to the launcher; keep the value
@@ -268,6 +270,7 @@ pub fn prepare(
             read_only,
             writable,
             devices,
+            resolv_conf: req.user_net,
         },
         &jail::RealHost,
     )
