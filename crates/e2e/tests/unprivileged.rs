@@ -106,6 +106,19 @@ fn an_ordinary_user_runs_a_vm_in_dev_mode() {
     assert_eq!(p.seccomp, Some(2), "QEMU's -sandbox filter is on");
     assert_eq!(p.no_new_privs, Some(true));
     assert_eq!(p.cap_eff, Some(0));
+    assert_eq!(
+        p.own_root,
+        Some(true),
+        "jailed in a user namespace (Debian allows unprivileged ones)"
+    );
+    // The guest still works through the jail.
+    let out = as_nobody(home, &banger, &["vm", "exec", "u1", "--", "echo", "jailed"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "jailed\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = as_nobody(home, &banger, &["vm", "rm", "-f", "u1"]);
     assert!(
         out.status.success(),

@@ -38,8 +38,8 @@ pub(super) async fn run(
     // The jail holds the binary's real path, not a bare name or a link to it
     // (/etc/alternatives…).
     let binary = match config.sandbox {
-        SandboxPolicy::DropFromRoot(_) => resolve_binary(&config.binary)?,
-        _ => config.binary.clone(),
+        SandboxPolicy::Off => config.binary.clone(),
+        _ => resolve_binary(&config.binary)?,
     };
     let sandbox = sandbox::prepare(
         config.sandbox,
@@ -60,17 +60,37 @@ pub(super) async fn run(
     tracing::debug!(vm = %vm_id, args = ?plan.args, "QEMU command line");
     let pid = match &sandbox {
         Some(prepared) => {
-            detached::launch(
-                config,
-                &binary,
-                &plan.args,
-                &vm_id,
-                &spec.vm_dir,
-                &plan.paths.qmp_socket,
-                Arc::clone(&prepared.confinement),
-            )
-            .await?
-            .pid
+            let launch = |confinement| {
+                detached::launch(
+                    config,
+                    &binary,
+                    &plan.args,
+                    &vm_id,
+                    &spec.vm_dir,
+                    &plan.paths.qmp_socket,
+                    confinement,
+                )
+            };
+            match launch(Arc::clone(&prepared.confinement)).await {
+                // A host whose policy refuses what user namespaces normally allow (an LSM
+                // restricting them) still runs the owner's VMM, with seccomp, unjailed;
+                // doctor then shows its root is the host's.
+                Err(e @ VmmError::Confine { .. }) if prepared.userns_jail => {
+                    tracing::warn!(
+                        vm = %vm_id,
+                        error = %banger_system::error_chain(&e),
+                        "cannot jail QEMU in a user namespace; starting it without the jail"
+                    );
+                    let plain = sandbox::Confinement::new(None, None).map_err(|source| {
+                        VmmError::Spawn {
+                            binary: binary.clone(),
+                            source,
+                        }
+                    })?;
+                    launch(Arc::new(plain)).await?.pid
+                }
+                other => other?.pid,
+            }
         }
         None => daemonized(config, runner, &vm_id, &plan).await?,
     };

@@ -92,9 +92,17 @@ impl Drop for StepPage {
 
 /// Everything the child does, prepared.
 pub struct Confinement {
+    /// A user namespace mapping only the caller's own uid and gid, entered first, so an
+    /// ordinary user may build the jail.
+    userns: Option<UserNs>,
     jail: Option<Jail>,
     identity: Option<Identity>,
     step: StepPage,
+}
+
+struct UserNs {
+    uid_map: CString,
+    gid_map: CString,
 }
 
 struct Jail {
@@ -120,6 +128,8 @@ const STEP_PIVOT: u32 = 4;
 const STEP_READ_ONLY_ROOT: u32 = 5;
 const STEP_NO_NEW_PRIVS: u32 = 6;
 const STEP_IDENTITY: u32 = 7;
+const STEP_USERNS: u32 = 8;
+const STEP_ID_MAPS: u32 = 9;
 const FIRST_ENTRY: u32 = 100;
 
 fn cstr(path: &Path) -> io::Result<CString> {
@@ -139,6 +149,30 @@ impl Confinement {
         jail: Option<(&Path, Vec<Entry>)>,
         identity: Option<Identity>,
     ) -> io::Result<Confinement> {
+        Confinement::build(jail, identity, false)
+    }
+
+    /// A jail an ordinary user builds inside a user namespace that maps only their own
+    /// uid and gid (they keep exactly their own access to every file).
+    pub fn in_user_namespace(root: &Path, entries: Vec<Entry>) -> io::Result<Confinement> {
+        Confinement::build(Some((root, entries)), None, true)
+    }
+
+    fn build(
+        jail: Option<(&Path, Vec<Entry>)>,
+        identity: Option<Identity>,
+        userns: bool,
+    ) -> io::Result<Confinement> {
+        // SAFETY: getuid/getgid have no preconditions and touch no memory.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        let userns = if userns {
+            Some(UserNs {
+                uid_map: CString::new(format!("{uid} {uid} 1"))?,
+                gid_map: CString::new(format!("{gid} {gid} 1"))?,
+            })
+        } else {
+            None
+        };
         let jail = match jail {
             None => None,
             Some((root, entries)) => {
@@ -157,7 +191,10 @@ impl Confinement {
                             writable,
                             device,
                         } => {
-                            let mut flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_NOSUID;
+                            let mut flags = libc::MS_BIND
+                                | libc::MS_REMOUNT
+                                | libc::MS_NOSUID
+                                | source_flags(path);
                             if !writable {
                                 flags |= libc::MS_RDONLY;
                             }
@@ -181,6 +218,7 @@ impl Confinement {
             }
         };
         Ok(Confinement {
+            userns,
             jail,
             identity,
             step: StepPage::new()?,
@@ -198,6 +236,8 @@ impl Confinement {
             STEP_READ_ONLY_ROOT => "make the jail's root read-only".into(),
             STEP_NO_NEW_PRIVS => "set no_new_privs and drop capabilities".into(),
             STEP_IDENTITY => "drop to the VM's uid and gid".into(),
+            STEP_USERNS => "create a user namespace".into(),
+            STEP_ID_MAPS => "map its own uid and gid in the user namespace".into(),
             n if n >= FIRST_ENTRY => {
                 let entry = self
                     .jail
@@ -369,6 +409,50 @@ impl Confinement {
     }
 }
 
+/// The per-mount flags of the mount `path` is on, as `mount(2)` flags: a bind remount
+/// must keep them (the kernel refuses to clear the atime, noexec, nosuid or read-only
+/// flags of a mount from a less privileged namespace).
+fn source_flags(path: &Path) -> libc::c_ulong {
+    let Ok(c) = cstr(path) else { return 0 };
+    // SAFETY: an all-zero statvfs is a valid value of this plain C struct.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is NUL-terminated and `st` a valid, writable buffer.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return 0;
+    }
+    let f = st.f_flag;
+    [
+        (libc::ST_RDONLY, libc::MS_RDONLY),
+        (libc::ST_NOSUID, libc::MS_NOSUID),
+        (libc::ST_NODEV, libc::MS_NODEV),
+        (libc::ST_NOEXEC, libc::MS_NOEXEC),
+        (libc::ST_NOATIME, libc::MS_NOATIME),
+        (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
+        (libc::ST_RELATIME, libc::MS_RELATIME),
+    ]
+    .into_iter()
+    .filter(|(st_flag, _)| f & *st_flag != 0)
+    .fold(0, |acc, (_, ms)| acc | ms)
+}
+
+/// Write `text` to the file `path` with nothing but system calls.
+fn write_file(path: &std::ffi::CStr, text: &std::ffi::CStr) -> io::Result<()> {
+    // SAFETY: `path` is NUL-terminated; the descriptor is closed below.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+    check(fd)?;
+    let bytes = text.to_bytes();
+    // SAFETY: `bytes` is a live buffer of the given length.
+    let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+    let result = if n == bytes.len() as isize {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    };
+    // SAFETY: closing the descriptor opened above.
+    unsafe { libc::close(fd) };
+    result
+}
+
 fn check(rc: libc::c_int) -> io::Result<()> {
     if rc < 0 {
         Err(io::Error::last_os_error())
@@ -381,6 +465,16 @@ impl Confinement {
     /// Run in the forked child before `exec`. Async-signal-safe: it only makes system calls
     /// on what [`Confinement::new`] prepared (no allocation, no locks, no panics).
     pub fn in_child(&self) -> io::Result<()> {
+        if let Some(ns) = &self.userns {
+            self.mark(STEP_USERNS);
+            // SAFETY: unshare takes only flags.
+            check(unsafe { libc::unshare(libc::CLONE_NEWUSER) })?;
+            self.mark(STEP_ID_MAPS);
+            // Without setgroups denied, an unprivileged process may not write gid_map.
+            write_file(c"/proc/self/setgroups", c"deny")?;
+            write_file(c"/proc/self/uid_map", ns.uid_map.as_c_str())?;
+            write_file(c"/proc/self/gid_map", ns.gid_map.as_c_str())?;
+        }
         if let Some(jail) = &self.jail {
             self.enter_jail(jail)?;
         }

@@ -130,6 +130,9 @@ pub struct Prepared {
     pub confinement: Arc<Confinement>,
     /// The uid and gid the VMM will run as, when it drops from root.
     pub identity: Option<Identity>,
+    /// The jail is built in a user namespace (an ordinary user's VMM); a host that refuses
+    /// it at run time (an LSM policy) gets the VMM without the jail.
+    pub userns_jail: bool,
     _reservation: Option<Reservation>,
 }
 
@@ -190,15 +193,7 @@ pub fn prepare(
     };
     let range = match policy {
         SandboxPolicy::Off => return Ok(None),
-        SandboxPolicy::AsOwner => {
-            let confinement = Confinement::new(None, None)
-                .map_err(io("prepare the confinement of", req.binary))?;
-            return Ok(Some(Prepared {
-                confinement: Arc::new(confinement),
-                identity: None,
-                _reservation: None,
-            }));
-        }
+        SandboxPolicy::AsOwner => return prepare_as_owner(req).map(Some),
         SandboxPolicy::DropFromRoot(range) => range,
     };
 
@@ -240,16 +235,7 @@ pub fn prepare(
 
     // The mountpoint first, so the walk below gives it away like everything else; it is
     // only a place to mount on, inside the VMM's own namespace.
-    let mountpoint = req.vm_dir.join(JAIL_MOUNTPOINT);
-    match std::fs::symlink_metadata(&mountpoint) {
-        Ok(m) if m.is_dir() => {}
-        Ok(_) => std::fs::remove_file(&mountpoint).map_err(io("remove", &mountpoint))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io("inspect", &mountpoint)(e)),
-    }
-    if !mountpoint.exists() {
-        std::fs::create_dir(&mountpoint).map_err(io("create", &mountpoint))?;
-    }
+    let mountpoint = make_mountpoint(req)?;
     owner::give_vm_dir(req.vm_dir, identity.uid, identity.gid, range.inputs_gid()).map_err(
         |source| SandboxError::Ownership {
             vm_id: vm_id.clone(),
@@ -283,6 +269,98 @@ pub fn prepare(
     Ok(Some(Prepared {
         confinement: Arc::new(confinement),
         identity: Some(identity),
+        userns_jail: false,
         _reservation: Some(reservation),
     }))
+}
+
+/// An ordinary user's VMM: it stays the owner; where unprivileged user namespaces are
+/// allowed it gets the same jail, built inside a user namespace that maps only the owner's
+/// own ids (so its access to every file is exactly the owner's).
+fn prepare_as_owner(req: &SandboxRequest<'_>) -> Result<Prepared, SandboxError> {
+    let io = |action: &'static str, path: &Path| {
+        let vm_id = req.vm_id.to_owned();
+        let path = path.to_path_buf();
+        move |source| SandboxError::Io {
+            vm_id,
+            action,
+            path,
+            source,
+        }
+    };
+    let unjailed = || -> Result<Prepared, SandboxError> {
+        Ok(Prepared {
+            confinement: Arc::new(
+                Confinement::new(None, None)
+                    .map_err(io("prepare the confinement of", req.binary))?,
+            ),
+            identity: None,
+            userns_jail: false,
+            _reservation: None,
+        })
+    };
+    // SAFETY: geteuid has no preconditions and touches no memory.
+    let root = unsafe { libc::geteuid() } == 0;
+    if root || posture::user_namespaces().is_err() {
+        return unjailed();
+    }
+    let present = |p: &&PathBuf| std::fs::symlink_metadata(p).is_ok();
+    let writable: Vec<PathBuf> = req.writable.iter().filter(present).cloned().collect();
+    let mut read_only: Vec<PathBuf> = req.read_only.iter().filter(present).cloned().collect();
+    for file in read_only.clone().iter().chain(writable.iter()) {
+        read_only.extend(qcow2::backing_chain(file).map_err(io("read the qcow2 header of", file))?);
+    }
+    let mut devices = req.devices.clone();
+    if req.kvm {
+        devices.push("/dev/kvm".into());
+    }
+    let entries = jail::plan(
+        &jail::JailInputs {
+            binary: req.binary.to_path_buf(),
+            vm_dir: req.vm_dir.to_path_buf(),
+            read_only,
+            writable,
+            devices,
+            resolv_conf: req.user_net,
+        },
+        &jail::RealHost,
+    )
+    .map_err(|problem| SandboxError::Jail {
+        vm_id: req.vm_id.to_owned(),
+        problem,
+    })?;
+    let mountpoint = make_mountpoint(req)?;
+    let confinement = Confinement::in_user_namespace(&mountpoint, entries)
+        .map_err(io("prepare the jail of", req.vm_dir))?;
+    Ok(Prepared {
+        confinement: Arc::new(confinement),
+        identity: None,
+        userns_jail: true,
+        _reservation: None,
+    })
+}
+
+/// `.jail` in the VM directory: a real directory (a link or file there is replaced).
+fn make_mountpoint(req: &SandboxRequest<'_>) -> Result<PathBuf, SandboxError> {
+    let io = |action: &'static str, path: &Path| {
+        let vm_id = req.vm_id.to_owned();
+        let path = path.to_path_buf();
+        move |source| SandboxError::Io {
+            vm_id,
+            action,
+            path,
+            source,
+        }
+    };
+    let mountpoint = req.vm_dir.join(JAIL_MOUNTPOINT);
+    match std::fs::symlink_metadata(&mountpoint) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => std::fs::remove_file(&mountpoint).map_err(io("remove", &mountpoint))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io("inspect", &mountpoint)(e)),
+    }
+    if !mountpoint.exists() {
+        std::fs::create_dir(&mountpoint).map_err(io("create", &mountpoint))?;
+    }
+    Ok(mountpoint)
 }

@@ -55,14 +55,23 @@ pub fn host_row(euid: u32, range: Option<IdRange>) -> Check {
             None => "[sandbox] in config.toml is invalid: QEMU will not start".to_owned(),
         }
     } else {
-        "QEMU runs as you with seccomp and no_new_privs; the per-VM uid and the jail need a \
-         root daemon"
-            .to_owned()
+        match posture::user_namespaces() {
+            Ok(()) => "QEMU runs as you with seccomp and no_new_privs, in a jail built in a user \
+                       namespace; a uid of its own per VM needs a root daemon"
+                .to_owned(),
+            Err(_) => "QEMU runs as you with seccomp and no_new_privs, without a jail (no \
+                       unprivileged user namespaces here); a uid of its own per VM needs a root \
+                       daemon"
+                .to_owned(),
+        }
     };
     let mut check = Check::pass(groups::SECURITY, "VMM sandbox", summary)
         .detail(format!("QEMU -sandbox {QEMU_SANDBOX}"))
         .detail(match posture::user_namespaces() {
-            Ok(()) => "unprivileged user namespaces: allowed (not used yet)".to_owned(),
+            Ok(()) => {
+                "unprivileged user namespaces: allowed (an ordinary user's QEMU is jailed in one)"
+                    .to_owned()
+            }
             Err(why) => format!("unprivileged user namespaces: not allowed ({why})"),
         })
         .detail(
@@ -205,12 +214,17 @@ pub fn vm_row(
         )
         .details(details);
     }
-    let summary = if dropped {
-        "seccomp, no_new_privs, no capabilities, a uid of its own, a jail".to_owned()
-    } else {
-        "seccomp, no_new_privs, no capabilities, as the owner (no jail without a root daemon)"
-            .to_owned()
-    };
+    let summary = match (dropped, p.own_root) {
+        (true, _) => "seccomp, no_new_privs, no capabilities, a uid of its own, a jail",
+        (false, Some(true)) => {
+            "seccomp, no_new_privs, no capabilities, as the owner, in a jail (user namespace)"
+        }
+        (false, _) => {
+            "seccomp, no_new_privs, no capabilities, as the owner, without a jail (this host \
+             does not allow unprivileged user namespaces)"
+        }
+    }
+    .to_owned();
     Check::pass(groups::SECURITY, &row, summary).details(details)
 }
 
@@ -283,7 +297,7 @@ mod tests {
             Some(IdRange::default()),
         );
         assert_eq!(c.status, Status::Pass);
-        assert!(c.summary.contains("as the owner"));
+        assert!(c.summary.contains("as the owner") && c.summary.contains("without a jail"));
         assert!(c.details.iter().any(|d| d.contains("root: unknown")));
 
         let c = vm_row("dev", &rt(DriverKind::Qemu), None, None);
@@ -304,7 +318,7 @@ mod tests {
         assert_eq!(c.status, Status::Pass);
         assert!(c.summary.contains("1900000001"), "{}", c.summary);
         assert_eq!(host_row(0, None).status, Status::Fail);
-        assert!(host_row(1000, None).summary.contains("need a root daemon"));
+        assert!(host_row(1000, None).summary.contains("needs a root daemon"));
         let c = cgroup_row(&CgroupSupport::Unavailable {
             reason: "the host runs cgroup v1".into(),
         });
