@@ -13,7 +13,7 @@ pub mod runner;
 pub mod tail;
 
 pub use host::{HostResources, read_host_resources};
-pub use runner::{CommandOutput, CommandRunner, RealRunner};
+pub use runner::{CommandOutput, CommandRunner, RealRunner, retry_while_busy};
 
 /// An error and its causes on one line, `outer: cause: root cause` — for reporters that
 /// print an error once (each message names only its own step).
