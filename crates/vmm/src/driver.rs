@@ -10,11 +10,14 @@
 //! the driver, so the trait provides them; drivers override only what differs.
 
 use std::future::Future;
+use std::path::Path;
 use std::time::Duration;
 
 use tokio::net::UnixStream;
 
 use crate::error::VmmError;
+#[cfg(feature = "testkit")]
+use crate::fake::FakeDriver;
 use crate::process::{self, ProcessIdentity};
 use crate::qemu::QemuDriver;
 use crate::runtime::VmRuntime;
@@ -62,6 +65,10 @@ pub trait VmmDriver {
     fn is_alive(&self, rt: &VmRuntime) -> bool {
         runtime_is_alive(rt)
     }
+
+    /// Processes of this driver's VMM that use `vm_dir`, found on the host rather than in any
+    /// record: a VMM (or its launcher) started by a daemon that died before storing its pid.
+    fn processes_using(&self, vm_dir: &Path) -> std::io::Result<Vec<ProcessIdentity>>;
 
     /// Wait up to `timeout` for the VMM process to exit.
     fn wait_exit(
@@ -111,54 +118,81 @@ pub(crate) async fn runtime_wait_exit(
 #[derive(Debug)]
 pub enum Driver {
     Qemu(QemuDriver),
+    /// The test driver (cargo feature `testkit`): a real process, no QEMU.
+    #[cfg(feature = "testkit")]
+    Fake(FakeDriver),
 }
 
 impl VmmDriver for Driver {
     fn kind(&self) -> DriverKind {
         match self {
             Driver::Qemu(d) => d.kind(),
+            #[cfg(feature = "testkit")]
+            Driver::Fake(d) => d.kind(),
         }
     }
 
     fn kernel_format(&self) -> KernelFormat {
         match self {
             Driver::Qemu(d) => d.kernel_format(),
+            #[cfg(feature = "testkit")]
+            Driver::Fake(d) => d.kernel_format(),
         }
     }
 
     async fn launch(&self, spec: &LaunchSpec) -> Result<VmRuntime, VmmError> {
         match self {
             Driver::Qemu(d) => d.launch(spec).await,
+            #[cfg(feature = "testkit")]
+            Driver::Fake(d) => d.launch(spec).await,
         }
     }
 
     async fn request_shutdown(&self, rt: &VmRuntime) -> Result<(), VmmError> {
         match self {
             Driver::Qemu(d) => d.request_shutdown(rt).await,
+            #[cfg(feature = "testkit")]
+            Driver::Fake(d) => d.request_shutdown(rt).await,
         }
     }
 
     async fn kill(&self, rt: &VmRuntime) -> Result<(), VmmError> {
         match self {
             Driver::Qemu(d) => d.kill(rt).await,
+            #[cfg(feature = "testkit")]
+            Driver::Fake(d) => d.kill(rt).await,
         }
     }
 
     async fn connect_agent(&self, rt: &VmRuntime) -> Result<UnixStream, VmmError> {
         match self {
             Driver::Qemu(d) => d.connect_agent(rt).await,
+            #[cfg(feature = "testkit")]
+            Driver::Fake(d) => d.connect_agent(rt).await,
         }
     }
 
     fn is_alive(&self, rt: &VmRuntime) -> bool {
         match self {
             Driver::Qemu(d) => d.is_alive(rt),
+            #[cfg(feature = "testkit")]
+            Driver::Fake(d) => d.is_alive(rt),
+        }
+    }
+
+    fn processes_using(&self, vm_dir: &Path) -> std::io::Result<Vec<ProcessIdentity>> {
+        match self {
+            Driver::Qemu(d) => d.processes_using(vm_dir),
+            #[cfg(feature = "testkit")]
+            Driver::Fake(d) => d.processes_using(vm_dir),
         }
     }
 
     async fn wait_exit(&self, rt: &VmRuntime, timeout: Duration) -> Result<WaitOutcome, VmmError> {
         match self {
             Driver::Qemu(d) => d.wait_exit(rt, timeout).await,
+            #[cfg(feature = "testkit")]
+            Driver::Fake(d) => d.wait_exit(rt, timeout).await,
         }
     }
 }

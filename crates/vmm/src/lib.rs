@@ -9,11 +9,15 @@
 //! * [`qemu`] — the QEMU driver, with its QMP client in [`qmp`].
 //! * [`process`] — pid-reuse-safe liveness, waiting for and signalling VMM processes that are
 //!   not our children; [`agent`] — connecting to the guest agent's channel.
-//! * [`testkit`] — a tiny bootable PVH kernel so tests can run real QEMU without a real image.
+//! * [`testkit`] — a tiny bootable PVH kernel so tests can run real QEMU without a real image;
+//!   `fake` (cargo feature `testkit`) — a driver whose VMM is a real process serving the real
+//!   agent, so daemon tests run every lifecycle path without QEMU.
 
 pub mod agent;
 pub mod driver;
 pub mod error;
+#[cfg(feature = "testkit")]
+pub mod fake;
 pub mod host;
 pub mod process;
 pub mod qemu;

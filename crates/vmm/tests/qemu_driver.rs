@@ -95,7 +95,9 @@ async fn agent_socket_accepts_a_connection() {
             .unwrap()
             .to_owned()
     };
-    let Driver::Qemu(qemu) = &driver;
+    let Driver::Qemu(qemu) = &driver else {
+        panic!("driver_for builds a QEMU driver");
+    };
     let mut qmp = qemu.qmp(&rt).await.unwrap();
     let before = agent_chardev(&qmp.execute("query-chardev", None).await.unwrap());
     assert!(before.starts_with("disconnected:"), "{before}");

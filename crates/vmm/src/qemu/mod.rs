@@ -11,7 +11,7 @@
 //! without the PVH note, or on request.
 
 mod argv;
-mod launch;
+pub(crate) mod launch;
 mod pvh;
 mod validate;
 
@@ -281,6 +281,13 @@ impl VmmDriver for QemuDriver {
             .await
             .map_err(|e| Self::qmp_error(rt, e))?;
         Ok(())
+    }
+
+    fn processes_using(
+        &self,
+        vm_dir: &std::path::Path,
+    ) -> std::io::Result<Vec<process::ProcessIdentity>> {
+        process::find_using_dir(&self.config.binary, vm_dir)
     }
 
     async fn kill(&self, rt: &VmRuntime) -> Result<(), VmmError> {
