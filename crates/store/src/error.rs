@@ -68,6 +68,11 @@ pub enum StoreError {
     ImageInUse { name: String, vms: Vec<String> },
     #[error("a VM named {0:?} already exists; choose another name or remove that VM")]
     VmExists(String),
+    /// An operation on this VM is already recorded as begun (see [`crate::Intent`]).
+    #[error(
+        "an operation on VM {0} is already under way (a leftover is finished when the daemon restarts)"
+    )]
+    IntentExists(String),
     #[error("a VM with id {0} already exists; generate a new id")]
     VmIdExists(String),
     #[error("VM {0:?} not found")]

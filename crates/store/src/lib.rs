@@ -7,11 +7,14 @@
 //!   migrates, checkpoints or writes anything — see `readonly.rs` for how WAL files are
 //!   handled without touching them.
 //!
+//! Multi-step operations are recorded before they begin ([`Intent`], see `intents.rs`).
+//!
 //! A `Store` wraps one connection; it is `Send` but not `Sync`, so the daemon keeps it
 //! behind a `Mutex`.
 
 mod error;
 mod images;
+mod intents;
 mod leases;
 mod migrations;
 mod model;
@@ -20,10 +23,11 @@ mod sql;
 mod vms;
 
 pub use error::StoreError;
+pub use intents::{Intent, IntentOp};
 pub use leases::IpLease;
 pub use migrations::SCHEMA_VERSION;
 pub use model::{
-    ImageRecord, KERNEL_FORMATS, VM_ID_HEX_LEN, VmRecord, VmState, new_vm_id, now_rfc3339,
+    ImageRecord, KERNEL_FORMATS, VM_ID_HEX_LEN, VmRecord, VmState, is_vm_id, new_vm_id, now_rfc3339,
 };
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};

@@ -66,6 +66,17 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         last_address TEXT NOT NULL
     ) STRICT;
     "#,
+    // 3 (reliability; independent of every other table, so the lead may renumber it):
+    // write-ahead intents of multi-step VM operations (see intents.rs). No foreign key to
+    // `vms`: a `create` intent precedes its row and a `remove` intent outlives it.
+    r#"
+    CREATE TABLE intents (
+        vm_id      TEXT PRIMARY KEY NOT NULL,
+        op         TEXT NOT NULL CHECK (op IN ('create', 'remove')),
+        dir        TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this build of banger reads and writes.

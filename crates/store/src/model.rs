@@ -41,7 +41,7 @@ pub const KERNEL_FORMATS: [&str; 2] = ["elf-vmlinux", "bzimage"];
 /// * `Running`  → `Stopping` (stop requested), `Stopped` (the guest powered off or the
 ///   VMM exited on its own, seen by the daemon or by reconciliation), `Failed` (crashed)
 /// * `Stopping` → `Stopped`, `Failed` (could not be stopped cleanly)
-/// * `Stopped`  → `Starting` (restart)
+/// * `Stopped`  → `Starting` (restart), `Failed` (its files are gone: it cannot start again)
 /// * `Failed`   → `Starting` (retry), `Stopped` (reconciliation cleaned up after it)
 ///
 /// Deleting a VM is not a state: the daemon stops it first, then deletes the row.
@@ -86,7 +86,7 @@ impl VmState {
                 | (Starting, Running | Stopping | Failed)
                 | (Running, Stopping | Stopped | Failed)
                 | (Stopping, Stopped | Failed)
-                | (Stopped, Starting)
+                | (Stopped, Starting | Failed)
                 | (Failed, Starting | Stopped)
         )
     }
@@ -161,6 +161,13 @@ pub struct VmRecord {
 /// Hex digits in a VM id: 48 random bits, short enough to type, unlikely to collide.
 pub const VM_ID_HEX_LEN: usize = 12;
 
+/// Whether `s` has the shape of a VM id (as [`new_vm_id`] makes them).
+pub fn is_vm_id(s: &str) -> bool {
+    s.len() == VM_ID_HEX_LEN
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// A fresh random VM id (lowercase hex, [`VM_ID_HEX_LEN`] digits) from the kernel's CSPRNG.
 pub fn new_vm_id() -> std::io::Result<String> {
     use std::io::Read;
@@ -215,6 +222,7 @@ mod tests {
             (Stopping, Stopped),
             (Stopping, Failed),
             (Stopped, Starting),
+            (Stopped, Failed),
             (Failed, Starting),
             (Failed, Stopped),
         ];
@@ -240,6 +248,13 @@ mod tests {
             "{a}"
         );
         assert_ne!(a, b);
+        assert!(is_vm_id(&a));
+        assert!(
+            !is_vm_id("ABCDEF012345")
+                && !is_vm_id("abc")
+                && !is_vm_id("..")
+                && !is_vm_id("0123456789ag")
+        );
     }
 
     #[test]

@@ -37,7 +37,10 @@ impl Store {
         let object = format!("VM {:?}", vm.name);
         sql::json(&object, "runtime_json", vm.runtime_json.as_deref())?;
         sql::json(&object, "boot_json", vm.boot_json.as_deref())?;
-        let result = self.conn.execute(
+        // Registering a VM completes its creation: its `create` intent ends in the same
+        // transaction, so there is never a moment with both or neither.
+        let tx = self.transaction(TransactionBehavior::Immediate)?;
+        let result = tx.execute(
             &format!(
                 "INSERT INTO vms ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
             ),
@@ -60,7 +63,14 @@ impl Store {
             ],
         );
         match result.map_err(|e| (extended_code(&e), e)) {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                tx.execute(
+                    "DELETE FROM intents WHERE vm_id = ?1 AND op = 'create'",
+                    [&vm.id],
+                )
+                .map_err(|e| classify(e, &self.path))?;
+                tx.commit().map_err(|e| classify(e, &self.path))
+            }
             Err((Some(sql::CONSTRAINT_UNIQUE), _)) => Err(StoreError::VmExists(vm.name.clone())),
             Err((Some(sql::CONSTRAINT_PRIMARYKEY), _)) => {
                 Err(StoreError::VmIdExists(vm.id.clone()))
@@ -169,9 +179,19 @@ impl Store {
     }
 
     /// Remove VM `id`'s row ([`StoreError::VmNotFound`] if there is none). The daemon
-    /// stops the VM and removes its files first.
+    /// stops the VM and removes its files first. The VM's intent (its `remove`) ends in the
+    /// same transaction.
     pub fn delete_vm(&self, id: &str) -> Result<(), StoreError> {
-        self.update_one(id, "DELETE FROM vms WHERE id = ?1", params![id])
+        let tx = self.transaction(TransactionBehavior::Immediate)?;
+        let changed = tx
+            .execute("DELETE FROM vms WHERE id = ?1", params![id])
+            .map_err(|e| classify(e, &self.path))?;
+        if changed == 0 {
+            return Err(StoreError::VmNotFound(id.to_string()));
+        }
+        tx.execute("DELETE FROM intents WHERE vm_id = ?1", params![id])
+            .map_err(|e| classify(e, &self.path))?;
+        tx.commit().map_err(|e| classify(e, &self.path))
     }
 
     /// Run a statement that must touch exactly the row of VM `id`.
