@@ -4,12 +4,25 @@
 //! VMM processes are not its children: they keep running when the daemon stops,
 //! and a new daemon finds them again (see [`vms::reconcile`]).
 
+/// A point where lifecycle tests can cut an operation short (see `faults.rs`); nothing at
+/// all outside tests.
+macro_rules! fault_point {
+    ($daemon:expr, $point:ident) => {
+        #[cfg(test)]
+        $daemon.faults.hit($crate::faults::FaultPoint::$point).await;
+    };
+}
+
 mod disks;
 mod error;
+#[cfg(test)]
+mod faults;
 mod http;
 mod images;
 mod server;
 mod state;
+#[cfg(test)]
+mod testing;
 pub mod vms;
 
 use anyhow::Context;

@@ -36,6 +36,9 @@ pub struct Daemon {
     pub image_lock: tokio::sync::Mutex<()>,
     /// Lets background tasks spawned from a `&Daemon` hold the daemon alive.
     me: Weak<Daemon>,
+    /// Where tests make the daemon "die" mid-operation (see `faults.rs`).
+    #[cfg(test)]
+    pub faults: crate::faults::Faults,
 }
 
 /// Per-VM runtime state that does not belong in the store.
@@ -47,7 +50,21 @@ pub struct VmSlot {
     pub agent: tokio::sync::Mutex<Option<AgentClient>>,
 }
 
+/// What a daemon is made of. [`Daemon::open`] builds the real parts for this host; tests
+/// build their own (a fake driver, a temporary state directory) and call
+/// [`Daemon::with_parts`].
+pub struct Parts {
+    pub layout: Layout,
+    pub config: Config,
+    pub defaults: VmDefaults,
+    pub store: Store,
+    pub driver: Driver,
+    pub selection: Selection,
+    pub runner: Arc<dyn CommandRunner>,
+}
+
 impl Daemon {
+    /// The daemon for this host: config, state store, and the driver `select_driver` picks.
     pub fn open(layout: Layout) -> anyhow::Result<Arc<Daemon>> {
         let config = banger_config::load(&layout.config_file())?;
         let host = banger_system::read_host_resources().ok();
@@ -57,20 +74,44 @@ impl Daemon {
             format!("cannot open the state store {}", layout.db_path().display())
         })?;
         let (driver, selection) = crate::vms::driver::build(&layout, &config)?;
+        Ok(Daemon::with_parts(Parts {
+            layout,
+            config,
+            defaults,
+            store,
+            driver,
+            selection,
+            runner: Arc::new(RealRunner),
+        }))
+    }
+
+    /// A daemon made of `parts`. Nothing is started: reconcile and serve are the caller's.
+    pub fn with_parts(parts: Parts) -> Arc<Daemon> {
+        let Parts {
+            layout,
+            config,
+            defaults,
+            store,
+            driver,
+            selection,
+            runner,
+        } = parts;
         let (shutdown, _) = watch::channel(false);
-        Ok(Arc::new_cyclic(|me| Daemon {
+        Arc::new_cyclic(|me| Daemon {
             me: me.clone(),
             layout,
             config,
             defaults,
             driver,
             selection,
-            runner: Arc::new(RealRunner),
+            runner,
             store: Mutex::new(store),
             slots: Mutex::new(HashMap::new()),
             shutdown,
             image_lock: tokio::sync::Mutex::new(()),
-        }))
+            #[cfg(test)]
+            faults: crate::faults::Faults::default(),
+        })
     }
 
     /// A strong handle for background tasks; `None` only while the daemon is dropped.

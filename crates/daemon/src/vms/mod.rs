@@ -3,6 +3,11 @@
 //! States (persisted in the store): `created → starting → running → stopping →
 //! stopped`, with `failed` when a boot does not reach a ready agent. Lifecycle
 //! operations on one VM are serialised by its slot's `op` lock.
+//!
+//! Crash safety: every step that creates something on the host is recorded in the store
+//! first (an intent for create and remove, the `starting` state before a VMM is launched),
+//! every path to a dead VMM goes through [`release`], and [`reconcile`] finishes or undoes
+//! whatever a killed daemon left half-done.
 
 mod agent;
 mod create;
@@ -11,18 +16,26 @@ pub mod exec;
 pub mod logs;
 pub mod names;
 pub mod reconcile;
+mod release;
 mod remove;
 mod start;
 mod stop;
+mod strays;
+mod watch;
+
+#[cfg(test)]
+mod lifecycle_tests;
 
 use banger_api::{BootTimings, VmView};
-use banger_store::{VmRecord, VmState};
+use banger_store::VmRecord;
 use banger_vmm::VmRuntime;
 use tokio::sync::OwnedMutexGuard;
 
 use crate::error::{DaemonError, Result};
 use crate::state::Daemon;
 
+#[cfg(test)]
+pub(crate) use agent::client_for;
 pub use create::create;
 pub use remove::remove;
 pub use start::start;
@@ -50,22 +63,6 @@ pub async fn lock_vm(daemon: &Daemon, name: &str) -> Result<(OwnedMutexGuard<()>
     let vm = lookup(daemon, name)?;
     let guard = daemon.slot(&vm.id).op.clone().lock_owned().await;
     Ok((guard, lookup(daemon, &vm.id)?))
-}
-
-/// Record that `vm` no longer has a VMM: move it from `from` to `to` (compare-and-set)
-/// and then forget its runtime. A concurrent change makes the first step fail and
-/// leaves the record alone.
-pub fn record_halted(
-    daemon: &Daemon,
-    vm: &VmRecord,
-    from: VmState,
-    to: VmState,
-    why: Option<&str>,
-) -> Result<()> {
-    let store = daemon.store();
-    store.update_vm_state(&vm.id, Some(from), to, why)?;
-    store.set_vm_runtime(&vm.id, vm.driver.as_deref(), None, vm.boot_json.as_deref())?;
-    Ok(())
 }
 
 pub fn runtime_of(vm: &VmRecord) -> Option<VmRuntime> {

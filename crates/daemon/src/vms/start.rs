@@ -7,7 +7,7 @@ use banger_store::{VmRecord, VmState};
 use banger_system::progress::Progress;
 use banger_vmm::{DriveFormat, DriveSpec, LaunchSpec, VmmDriver};
 
-use super::{CONSOLE_LOG, WORK_DISK, agent, lock_vm, lookup, reconcile, view};
+use super::{CONSOLE_LOG, WORK_DISK, agent, lock_vm, lookup, release, strays, view, watch};
 use crate::error::{DaemonError, Result};
 use crate::state::Daemon;
 
@@ -53,9 +53,15 @@ pub async fn boot(daemon: &Daemon, id: &str, progress: &dyn Progress) -> Result<
             vm.image_name
         ))
     })?;
+    // Nothing may use the directory of a VM that is not running: a VMM found there was
+    // started by a daemon that died before recording it, and would make the launch fail.
+    strays::kill(daemon, &vm.dir, None).await;
+    // Recorded before the VMM can exist: a daemon killed from here on leaves a `starting`
+    // VM, whose directory reconciliation searches for the VMM it may have started.
     daemon
         .store()
         .update_vm_state(&vm.id, Some(vm.state), VmState::Starting, None)?;
+    fault_point!(daemon, StartMarkedStarting);
 
     let spec = LaunchSpec {
         vm_id: vm.id.clone(),
@@ -88,8 +94,14 @@ pub async fn boot(daemon: &Daemon, id: &str, progress: &dyn Progress) -> Result<
     );
     let runtime = match daemon.driver.launch(&spec).await {
         Ok(rt) => rt,
-        Err(e) => return Err(fail(daemon, &vm, format!("cannot start the VMM: {e}"))),
+        Err(e) => {
+            // A launch that timed out may have left its launcher or a half-started VMM.
+            strays::kill(daemon, &vm.dir, None).await;
+            let message = format!("cannot start the VMM: {}", banger_system::error_chain(&e));
+            return Err(fail(daemon, &vm, message).await);
+        }
     };
+    fault_point!(daemon, StartLaunched);
     let vmm_spawned = t0.elapsed();
     progress.phase("boot the guest kernel", None, None);
     tracing::debug!(vm = %vm.name, pid = runtime.pid, "VMM launched; waiting for the guest agent");
@@ -101,6 +113,7 @@ pub async fn boot(daemon: &Daemon, id: &str, progress: &dyn Progress) -> Result<
         Some(&runtime_json),
         None,
     )?;
+    fault_point!(daemon, StartRecorded);
 
     let connect = agent::connect(daemon, &runtime, t0 + boot_timeout());
     let (client, ready) = match report_kernel_start(connect, &spec.console_log, progress).await {
@@ -108,11 +121,8 @@ pub async fn boot(daemon: &Daemon, id: &str, progress: &dyn Progress) -> Result<
         Err(e) => {
             let _ = daemon.driver.kill(&runtime).await;
             let tail = console_tail(&spec.console_log, 15);
-            return Err(fail(
-                daemon,
-                &vm,
-                format!("VM {} did not become ready: {}{tail}", vm.name, e.message),
-            ));
+            let message = format!("VM {} did not become ready: {}{tail}", vm.name, e.message);
+            return Err(fail(daemon, &vm, message).await);
         }
     };
     let agent_ready = t0.elapsed();
@@ -131,7 +141,7 @@ pub async fn boot(daemon: &Daemon, id: &str, progress: &dyn Progress) -> Result<
         store.update_vm_state(&vm.id, Some(VmState::Starting), VmState::Running, None)?;
     }
     *daemon.slot(id).agent.lock().await = Some(client);
-    reconcile::watch_exit(daemon, &vm.id, runtime);
+    watch::watch_exit(daemon, &vm.id, runtime);
     tracing::info!(vm = %vm.name, ready_ms = agent_ready.as_millis() as u64, "VM running");
     lookup(daemon, id)
 }
@@ -158,15 +168,17 @@ async fn report_kernel_start<T>(
     }
 }
 
-/// Mark the VM failed with `message`, and return the error to report.
-fn fail(daemon: &Daemon, vm: &VmRecord, message: String) -> DaemonError {
+/// Release the VM (its VMM is gone) as failed with `message`, and return the error to report.
+async fn fail(daemon: &Daemon, vm: &VmRecord, message: String) -> DaemonError {
     tracing::warn!(vm = %vm.name, %message, "boot failed");
-    let _ = daemon.store().update_vm_state(
-        &vm.id,
-        Some(VmState::Starting),
+    let _ = release::release(
+        daemon,
+        vm,
+        VmState::Starting,
         VmState::Failed,
         Some(&message),
-    );
+    )
+    .await;
     DaemonError::internal(message).with_hint(format!(
         "`banger vm logs {}` shows the guest console; `banger doctor` checks the host",
         vm.name

@@ -7,7 +7,7 @@ use banger_store::{VmRecord, VmState};
 use banger_system::progress::Progress;
 use banger_vmm::{VmRuntime, VmmDriver, WaitOutcome};
 
-use super::{agent, lock_vm, lookup, record_halted, runtime_of, view};
+use super::{agent, lock_vm, lookup, release, runtime_of, strays, view};
 use crate::error::{DaemonError, Result};
 use crate::state::Daemon;
 
@@ -50,19 +50,27 @@ pub(super) async fn halt(
             .store()
             .update_vm_state(&vm.id, Some(vm.state), VmState::Stopping, None)?;
     }
-    if let Some(runtime) = runtime_of(vm) {
+    fault_point!(daemon, StopMarkedStopping);
+    let runtime = runtime_of(vm);
+    if let Some(runtime) = &runtime {
         if graceful {
-            graceful_shutdown(daemon, vm, &runtime, timeout, progress).await;
+            graceful_shutdown(daemon, vm, runtime, timeout, progress).await;
         }
-        if daemon.driver.is_alive(&runtime) {
+        if daemon.driver.is_alive(runtime) {
             progress.phase("kill the VMM", None, None);
-            daemon.driver.kill(&runtime).await.map_err(|e| {
-                DaemonError::internal(format!("cannot kill the VMM of VM {}: {e}", vm.name))
+            daemon.driver.kill(runtime).await.map_err(|e| {
+                DaemonError::internal(format!(
+                    "cannot kill the VMM of VM {}: {}",
+                    vm.name,
+                    banger_system::error_chain(&e)
+                ))
             })?;
         }
     }
-    agent::forget(daemon, &vm.id).await;
-    record_halted(daemon, vm, VmState::Stopping, VmState::Stopped, None)?;
+    // A VM stopped mid-boot may have a VMM that was never recorded.
+    strays::kill(daemon, &vm.dir, None).await;
+    fault_point!(daemon, StopVmmGone);
+    release::release(daemon, vm, VmState::Stopping, VmState::Stopped, None).await?;
     tracing::info!(vm = %vm.name, graceful, "VM stopped");
     Ok(())
 }
@@ -77,12 +85,14 @@ async fn graceful_shutdown(
     progress.phase("ask the guest agent to power off", None, None);
     if let Ok(client) = agent::client_for(daemon, vm).await
         && client.poweroff().await.is_ok()
-        && matches!(
+    {
+        fault_point!(daemon, StopAgentAsked);
+        if matches!(
             daemon.driver.wait_exit(runtime, timeout).await,
             Ok(WaitOutcome::Exited)
-        )
-    {
-        return;
+        ) {
+            return;
+        }
     }
     progress.phase("press the ACPI power button", None, None);
     if daemon.driver.request_shutdown(runtime).await.is_ok() {

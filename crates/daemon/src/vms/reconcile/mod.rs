@@ -1,92 +1,120 @@
-//! Keeping the store true to the host: at daemon start (VMs that kept running, or
-//! died, while no daemon watched) and while running (a guest powering itself off).
+//! Making the store true to the host when the daemon starts: VMs that kept running (adopted),
+//! died, or were half-way through an operation when a daemon was killed; directories, intents
+//! and temporary files nobody owns any more.
+//!
+//! The decision for each VM is the pure table in [`plan`]; this module gathers its facts and
+//! carries it out.
 
+mod leftovers;
+pub mod plan;
+
+use std::collections::HashSet;
 use std::sync::Arc;
 
-use banger_store::VmState;
-use banger_vmm::{VmRuntime, VmmDriver};
+use banger_store::{IntentOp, VmRecord, VmState};
+use banger_vmm::VmmDriver;
 
-use super::{agent, lock_vm, record_halted, runtime_of};
+use self::plan::{Facts, Files, Then, Vmm};
+use super::{WORK_DISK, release, remove, runtime_of, strays, watch};
 use crate::state::Daemon;
 
-/// Compare every active VM in the store with the processes on the host.
+/// Reconcile every VM in the store with the host, then reclaim what no VM owns. Runs before
+/// the daemon serves requests, so no operation runs concurrently.
 pub async fn reconcile(daemon: &Arc<Daemon>) {
-    let vms = match daemon.store().list_vms() {
-        Ok(vms) => vms,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot list VMs to reconcile");
-            return;
+    let (vms, intents) = {
+        let store = daemon.store();
+        match (store.list_vms(), store.list_intents()) {
+            (Ok(vms), Ok(intents)) => (vms, intents),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::error!(error = %banger_system::error_chain(&e), "cannot read the store to reconcile");
+                return;
+            }
         }
     };
-    for vm in vms.into_iter().filter(|vm| vm.state.is_active()) {
-        let runtime = runtime_of(&vm);
-        match runtime {
-            Some(rt) if daemon.driver.is_alive(&rt) && vm.state == VmState::Stopping => {
-                // A stop was cut short by the daemon's death: finish it.
-                tracing::info!(vm = %vm.name, pid = rt.pid, "finishing an interrupted stop");
-                let _ = daemon.driver.kill(&rt).await;
-                let _ = record_halted(daemon, &vm, VmState::Stopping, VmState::Stopped, None);
-            }
-            Some(rt) if daemon.driver.is_alive(&rt) => {
-                if vm.state == VmState::Starting {
-                    // A boot was cut short by the daemon's death but the VMM lives: call
-                    // it running; the agent connection is made on first use.
-                    let _ = daemon.store().update_vm_state(
-                        &vm.id,
-                        Some(vm.state),
-                        VmState::Running,
-                        None,
-                    );
-                }
-                tracing::info!(vm = %vm.name, pid = rt.pid, "found running VM");
-                watch_exit(daemon, &vm.id, rt);
-            }
-            _ => {
-                let (next, why) = if vm.state == VmState::Starting {
-                    (
-                        VmState::Failed,
-                        "the daemon stopped while this VM was booting, and its VMM is gone",
-                    )
-                } else {
-                    (
-                        VmState::Stopped,
-                        "the VMM exited while no daemon was running",
-                    )
-                };
-                tracing::info!(vm = %vm.name, "VM no longer running");
-                let _ = record_halted(daemon, &vm, vm.state, next, Some(why));
-            }
-        }
+    let removing: HashSet<&str> = intents
+        .iter()
+        .filter(|i| i.op == IntentOp::Remove)
+        .map(|i| i.vm_id.as_str())
+        .collect();
+    for vm in &vms {
+        reconcile_vm(daemon, vm, removing.contains(vm.id.as_str())).await;
+    }
+    leftovers::reclaim(daemon, &vms, &intents).await;
+}
+
+/// The files a VM needs, as found on the host.
+pub fn files_of(vm: &VmRecord) -> Files {
+    if !vm.dir.is_dir() {
+        Files::DirGone
+    } else if !vm.dir.join(WORK_DISK).is_file() {
+        Files::DiskGone
+    } else {
+        Files::Present
     }
 }
 
-/// Watch the VMM of VM `id`; when it exits on its own (guest poweroff, crash), mark
-/// the VM stopped. Exits that banger caused are recorded by `stop` itself: the
-/// compare-and-set from `running` fails harmlessly then.
-pub fn watch_exit(daemon: &Daemon, id: &str, runtime: VmRuntime) {
-    let Some(daemon) = daemon.self_arc() else {
-        return;
+async fn reconcile_vm(daemon: &Daemon, vm: &VmRecord, removing: bool) {
+    let runtime = runtime_of(vm);
+    let vmm = match &runtime {
+        None => Vmm::Unrecorded,
+        Some(rt) if daemon.driver.is_alive(rt) => Vmm::Alive,
+        Some(_) => Vmm::Gone,
     };
-    let id = id.to_string();
-    tokio::spawn(async move {
-        if daemon
-            .driver
-            .wait_exit(&runtime, std::time::Duration::MAX)
-            .await
-            .is_err()
-        {
-            return;
+    let keep = runtime
+        .as_ref()
+        .filter(|_| vmm == Vmm::Alive)
+        .map(|rt| rt.pid);
+    let facts = Facts {
+        state: vm.state,
+        vmm,
+        strays: !strays::find(daemon, &vm.dir, keep).is_empty(),
+        files: files_of(vm),
+        removing,
+    };
+    let plan = plan::plan(&facts);
+    tracing::debug!(vm = %vm.name, ?facts, ?plan, "reconciling");
+    if plan.kill_strays {
+        let killed = strays::kill(daemon, &vm.dir, keep).await;
+        tracing::info!(vm = %vm.name, killed, "stopped VMM processes the store had no record of");
+    }
+    if plan.kill_vmm
+        && let Some(rt) = &runtime
+        && let Err(e) = daemon.driver.kill(rt).await
+    {
+        tracing::error!(vm = %vm.name, error = %banger_system::error_chain(&e), "cannot stop the VMM");
+        return;
+    }
+    let done = match plan.then {
+        Then::Nothing => Ok(()),
+        Then::Adopt | Then::AdoptAsRunning => {
+            let Some(rt) = runtime else {
+                return;
+            };
+            let marked = if plan.then == Then::AdoptAsRunning {
+                daemon
+                    .store()
+                    .update_vm_state(&vm.id, Some(vm.state), VmState::Running, None)
+                    .map_err(Into::into)
+            } else {
+                Ok(())
+            };
+            if marked.is_ok() {
+                tracing::info!(vm = %vm.name, pid = rt.pid, "found running VM");
+                watch::watch_exit(daemon, &vm.id, rt);
+            }
+            marked
         }
-        let Ok((_op, vm)) = lock_vm(&daemon, &id).await else {
-            return;
-        };
-        // Only act if the VM still refers to this very process.
-        if vm.state != VmState::Running || runtime_of(&vm).map(|r| r.pid) != Some(runtime.pid) {
-            return;
+        Then::Release { to, why } => {
+            tracing::info!(vm = %vm.name, from = %vm.state, %to, "VM no longer running");
+            release::release(daemon, vm, vm.state, to, why.message()).await
         }
-        agent::forget(&daemon, &id).await;
-        let why = "the guest powered off or its VMM exited";
-        let _ = record_halted(&daemon, &vm, VmState::Running, VmState::Stopped, Some(why));
-        tracing::info!(vm = %vm.name, "VM stopped on its own");
-    });
+        Then::ForgetRuntime => release::forget_runtime(daemon, vm),
+        Then::FinishRemove => {
+            tracing::info!(vm = %vm.name, "finishing an interrupted removal");
+            remove::finish(daemon, vm).await
+        }
+    };
+    if let Err(e) = done {
+        tracing::error!(vm = %vm.name, error = %e.message, "cannot reconcile VM");
+    }
 }
