@@ -31,6 +31,10 @@ const HELLO_RESEND: Duration = Duration::from_secs(1);
 /// Frames queued for the writer task before senders wait (backpressure on large uploads).
 const WRITE_QUEUE: usize = 64;
 
+/// How long a request (ping, power-off, file copy, clock) may take, from queueing its first
+/// frame to its answer. A frozen guest must not hang its caller: every wait has a deadline.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// A connection to one guest agent. Cheap to clone; all clones share the connection, which
 /// closes when the last clone (and every session) is dropped.
 #[derive(Clone)]
@@ -115,12 +119,15 @@ impl AgentClient {
 
     /// Checks the agent answers.
     pub async fn ping(&self) -> Result<(), ClientError> {
-        let (route, mut replies) = self.register()?;
-        self.send(route.stream, &Message::Ping).await?;
-        match replies.recv().await {
-            Some(Message::Pong) => Ok(()),
-            other => Err(unexpected(other, "Pong")),
-        }
+        within("Ping", async {
+            let (route, mut replies) = self.register()?;
+            self.send(route.stream, &Message::Ping).await?;
+            match replies.recv().await {
+                Some(Message::Pong) => Ok(()),
+                other => Err(unexpected(other, "Pong")),
+            }
+        })
+        .await
     }
 
     /// Asks the agent to power the guest off (as PID 1) or to exit (otherwise). Returns once
@@ -132,6 +139,15 @@ impl AgentClient {
     /// Writes `data` to `path` in the guest with permission bits `mode`. The file appears
     /// complete or not at all (temporary name, then rename).
     pub async fn put_file(&self, path: &str, mode: u32, data: &[u8]) -> Result<(), ClientError> {
+        within("PutFile", self.put_file_unbounded(path, mode, data)).await
+    }
+
+    async fn put_file_unbounded(
+        &self,
+        path: &str,
+        mode: u32,
+        data: &[u8],
+    ) -> Result<(), ClientError> {
         let (route, mut replies) = self.register()?;
         let header = Message::PutFile(PutFile {
             path: path.to_owned(),
@@ -151,6 +167,10 @@ impl AgentClient {
 
     /// Reads the file at `path` in the guest.
     pub async fn get_file(&self, path: &str) -> Result<Vec<u8>, ClientError> {
+        within("GetFile", self.get_file_unbounded(path)).await
+    }
+
+    async fn get_file_unbounded(&self, path: &str) -> Result<Vec<u8>, ClientError> {
         let (route, mut replies) = self.register()?;
         let request = Message::GetFile(GetFile {
             path: path.to_owned(),
@@ -189,12 +209,20 @@ impl AgentClient {
     }
 
     async fn simple_request(&self, message: &Message) -> Result<(), ClientError> {
-        let (route, mut replies) = self.register()?;
-        self.send(route.stream, message).await?;
-        match replies.recv().await {
-            Some(Message::Ok) => Ok(()),
-            other => Err(unexpected(other, "Ok")),
-        }
+        let what = match message.kind() {
+            banger_agent_proto::Kind::Poweroff => "Poweroff",
+            banger_agent_proto::Kind::SetTime => "SetTime",
+            _ => "a request",
+        };
+        within(what, async {
+            let (route, mut replies) = self.register()?;
+            self.send(route.stream, message).await?;
+            match replies.recv().await {
+                Some(Message::Ok) => Ok(()),
+                other => Err(unexpected(other, "Ok")),
+            }
+        })
+        .await
     }
 
     pub(crate) fn register(
@@ -228,6 +256,19 @@ impl AgentClient {
             });
         }
     }
+}
+
+/// `request` bounded by [`REQUEST_TIMEOUT`].
+async fn within<T>(
+    what: &'static str,
+    request: impl std::future::Future<Output = Result<T, ClientError>>,
+) -> Result<T, ClientError> {
+    tokio::time::timeout(REQUEST_TIMEOUT, request)
+        .await
+        .unwrap_or(Err(ClientError::Timeout {
+            what,
+            after: REQUEST_TIMEOUT,
+        }))
 }
 
 /// The error for a reply that is not the one expected: the agent's own error, a closed

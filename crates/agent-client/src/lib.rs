@@ -24,7 +24,7 @@ mod error;
 mod exec;
 
 pub use banger_agent_proto::{BootTimings, PROTO_VERSION, Ready as ReadyInfo, TtySize};
-pub use client::{AgentClient, AgentStream};
+pub use client::{AgentClient, AgentStream, REQUEST_TIMEOUT};
 pub use error::ClientError;
 pub use exec::{
     ExecControl, ExecEvent, ExecOutput, ExecRequest, ExecSession, ExecStdin, ExitStatus,
