@@ -1,8 +1,16 @@
 //! The CLI end of an exec stream: local stdin/stdout/stderr, terminal and signals
 //! on one side, the daemon's upgraded connection on the other.
+//!
+//! Signals: the first SIGINT, SIGTERM or SIGHUP is forwarded to the guest command, whose
+//! exit status then normally ends the CLI. If it does not end within [`SIGNAL_GRACE`] (a
+//! frozen guest, a command that ignores the signal), or a second signal arrives, the CLI
+//! gives up and exits 128+signal, as a shell would for a command killed by it: `timeout 60
+//! banger vm exec …` ends in about 60 s whatever the guest does. The daemon kills the guest
+//! command when the CLI disconnects. A guest that dies ends the stream from the daemon side.
 
 use std::io::IsTerminal;
 use std::os::fd::AsFd;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use banger_api::stream::{StreamFrame, read_frame, write_frame};
@@ -61,16 +69,50 @@ pub async fn run(
             }
         });
     }
-    spawn_signal_forwarding(tx.clone(), tty)?;
-    drop(tx);
+    spawn_resize_forwarding(tx.clone(), tty)?;
+    let mut signals = Signals::new()?;
+    // Frames are read by a task of their own: a half-read frame must never be abandoned
+    // when a signal wins the race below.
+    let (frames_tx, mut frames) = mpsc::channel(16);
+    let reader = tokio::spawn(async move {
+        loop {
+            let frame = read_frame(&mut rd).await;
+            let last = !matches!(frame, Ok(Some(_)));
+            if frames_tx.send(frame).await.is_err() || last {
+                break;
+            }
+        }
+    });
+    let mut forwarded: Option<(i32, tokio::time::Instant)> = None;
 
     let mut stdout = tokio::io::stdout();
     let mut stderr = tokio::io::stderr();
     let status = loop {
-        match read_frame(&mut rd)
-            .await
-            .context("reading command output from the daemon")?
-        {
+        let grace_over = async {
+            match forwarded {
+                Some((_, deadline)) => tokio::time::sleep_until(deadline).await,
+                None => std::future::pending().await,
+            }
+        };
+        let frame = tokio::select! {
+            frame = frames.recv() => frame.unwrap_or(Ok(None)),
+            signo = signals.next() => {
+                if forwarded.is_some() {
+                    break give_up(signo, "a second signal arrived");
+                }
+                // In raw mode Ctrl-C is just a byte the guest's terminal turns into SIGINT;
+                // a signal to the CLI itself (SIGTERM from `timeout`, SIGHUP from a closed
+                // terminal) is forwarded either way.
+                let _ = tx.send(StreamFrame::Signal(signo)).await;
+                forwarded = Some((signo, tokio::time::Instant::now() + SIGNAL_GRACE));
+                continue;
+            }
+            () = grace_over => {
+                let signo = forwarded.map_or(libc::SIGTERM, |(signo, _)| signo);
+                break give_up(signo, &format!("the command did not end within {}s of the signal", SIGNAL_GRACE.as_secs()));
+            }
+        };
+        match frame.context("reading command output from the daemon")? {
             Some(StreamFrame::Stdout(data)) => {
                 stdout.write_all(&data).await?;
                 stdout.flush().await?;
@@ -85,13 +127,53 @@ pub async fn run(
             None => bail!("the daemon closed the connection before the command finished"),
         }
     };
+    drop(tx);
     writer.abort();
+    reader.abort();
     Ok(status)
 }
 
-/// Forward window-size changes (tty) or termination signals (no tty: in raw mode
-/// Ctrl-C is just a byte the guest's terminal turns into SIGINT).
-fn spawn_signal_forwarding(tx: mpsc::Sender<StreamFrame>, tty: bool) -> anyhow::Result<()> {
+/// How long the guest command gets to end after a forwarded signal before the CLI gives up.
+pub const SIGNAL_GRACE: Duration = Duration::from_secs(10);
+
+/// The status of a command the CLI stopped waiting for, after saying why.
+fn give_up(signo: i32, why: &str) -> ExitStatus {
+    eprintln!(
+        "banger: {why}; not waiting for the guest any longer (the command is killed when the guest answers again)"
+    );
+    ExitStatus {
+        code: None,
+        signal: Some(signo),
+    }
+}
+
+/// SIGINT, SIGTERM and SIGHUP, as they reach the CLI.
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Signals> {
+        Ok(Signals {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    async fn next(&mut self) -> i32 {
+        tokio::select! {
+            _ = self.int.recv() => libc::SIGINT,
+            _ = self.term.recv() => libc::SIGTERM,
+            _ = self.hup.recv() => libc::SIGHUP,
+        }
+    }
+}
+
+/// On a terminal, forward window-size changes.
+fn spawn_resize_forwarding(tx: mpsc::Sender<StreamFrame>, tty: bool) -> anyhow::Result<()> {
     if tty {
         let mut winch = signal(SignalKind::window_change())?;
         tokio::spawn(async move {
@@ -99,22 +181,6 @@ fn spawn_signal_forwarding(tx: mpsc::Sender<StreamFrame>, tty: bool) -> anyhow::
                 if let Some(size) = terminal_size()
                     && tx.send(StreamFrame::Resize(size)).await.is_err()
                 {
-                    break;
-                }
-            }
-        });
-    } else {
-        let mut int = signal(SignalKind::interrupt())?;
-        let mut term = signal(SignalKind::terminate())?;
-        let mut hup = signal(SignalKind::hangup())?;
-        tokio::spawn(async move {
-            loop {
-                let signo = tokio::select! {
-                    _ = int.recv() => libc::SIGINT,
-                    _ = term.recv() => libc::SIGTERM,
-                    _ = hup.recv() => libc::SIGHUP,
-                };
-                if tx.send(StreamFrame::Signal(signo)).await.is_err() {
                     break;
                 }
             }
