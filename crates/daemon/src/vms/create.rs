@@ -81,7 +81,7 @@ pub async fn create(
 /// The VM's directory and disks, then its row (which ends the `create` intent).
 async fn lay_out(daemon: &Daemon, record: &VmRecord) -> Result<()> {
     banger_system::fsperm::create_private_dir(&record.dir)
-        .map_err(|e| DaemonError::internal(format!("{e}: {}", e.source)))?;
+        .map_err(|e| DaemonError::internal(banger_system::error_chain(&e)))?;
     fault_point!(daemon, CreateDirMade);
     disks::create_work_disk(
         daemon.runner.as_ref(),
