@@ -13,9 +13,12 @@ use crate::error::{DaemonError, Result};
 
 /// Create `path` as a sparse file of `size_bytes` and format it ext4.
 pub fn create_work_disk(runner: &dyn CommandRunner, path: &Path, size_bytes: u64) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    // Private: the guest's files are nobody else's business on the host.
     let file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
+        .mode(0o600)
         .open(path)
         .map_err(|e| {
             DaemonError::internal(format!("cannot create work disk {}: {e}", path.display()))
@@ -73,6 +76,8 @@ mod tests {
         create_work_disk(&RealRunner, &path, 1 << 30).unwrap();
         let meta = std::fs::metadata(&path).unwrap();
         assert_eq!(meta.len(), 1 << 30);
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
         use std::os::unix::fs::MetadataExt;
         assert!(
             meta.blocks() * 512 < 64 << 20,

@@ -42,12 +42,23 @@ pub struct Daemon {
 }
 
 /// Per-VM runtime state that does not belong in the store.
-#[derive(Default)]
 pub struct VmSlot {
-    /// Serialises lifecycle operations (start, stop, rm) on one VM.
+    /// Serialises lifecycle operations (start, stop, rm) on one VM (see `vms/lock.rs`).
     pub op: Arc<tokio::sync::Mutex<()>>,
+    /// Raised by a forced operation to make the holder of `op` give up its waits.
+    pub cancel: watch::Sender<u64>,
     /// The live agent connection, when there is one.
     pub agent: tokio::sync::Mutex<Option<AgentClient>>,
+}
+
+impl Default for VmSlot {
+    fn default() -> VmSlot {
+        VmSlot {
+            op: Arc::default(),
+            cancel: watch::Sender::new(0),
+            agent: tokio::sync::Mutex::default(),
+        }
+    }
 }
 
 /// What a daemon is made of. [`Daemon::open`] builds the real parts for this host; tests
@@ -65,8 +76,7 @@ pub struct Parts {
 
 impl Daemon {
     /// The daemon for this host: config, state store, and the driver `select_driver` picks.
-    pub fn open(layout: Layout) -> anyhow::Result<Arc<Daemon>> {
-        let config = banger_config::load(&layout.config_file())?;
+    pub fn open(layout: Layout, config: Config) -> anyhow::Result<Arc<Daemon>> {
         let host = banger_system::read_host_resources().ok();
         let defaults =
             config.vm_defaults_resolved(host.map(|h| h.cpus), host.map(|h| h.total_memory_bytes));

@@ -30,7 +30,7 @@ fn fixture() -> Fixture {
         home_dir: None,
     };
     banger_system::fsperm::create_private_dir(&layout.state_dir).unwrap();
-    let daemon = Daemon::open(layout).unwrap();
+    let daemon = Daemon::open(layout, banger_config::Config::default()).unwrap();
     // An image record is all `create` without `start` needs: nothing boots it here.
     let dir = p.join("state/images/fake");
     std::fs::create_dir_all(&dir).unwrap();

@@ -13,6 +13,7 @@ mod agent;
 mod create;
 pub mod driver;
 pub mod exec;
+mod lock;
 pub mod logs;
 pub mod names;
 pub mod reconcile;
@@ -24,12 +25,13 @@ mod strays;
 mod watch;
 
 #[cfg(test)]
+mod deadline_tests;
+#[cfg(test)]
 mod lifecycle_tests;
 
 use banger_api::{BootTimings, VmView};
 use banger_store::VmRecord;
 use banger_vmm::VmRuntime;
-use tokio::sync::OwnedMutexGuard;
 
 use crate::error::{DaemonError, Result};
 use crate::state::Daemon;
@@ -37,6 +39,7 @@ use crate::state::Daemon;
 #[cfg(test)]
 pub(crate) use agent::client_for;
 pub use create::create;
+pub use lock::{VmLock, lock_vm, lock_vm_forced};
 pub use remove::remove;
 pub use start::start;
 pub use stop::stop;
@@ -55,14 +58,6 @@ pub fn lookup(daemon: &Daemon, name: &str) -> Result<VmRecord> {
         DaemonError::not_found(format!("no VM named {name:?}"))
             .with_hint("`banger vm ls` lists your VMs")
     })
-}
-
-/// Look up VM `name` (or id), take its lifecycle lock, and read it again under the
-/// lock: another operation may have changed it while we waited.
-pub async fn lock_vm(daemon: &Daemon, name: &str) -> Result<(OwnedMutexGuard<()>, VmRecord)> {
-    let vm = lookup(daemon, name)?;
-    let guard = daemon.slot(&vm.id).op.clone().lock_owned().await;
-    Ok((guard, lookup(daemon, &vm.id)?))
 }
 
 pub fn runtime_of(vm: &VmRecord) -> Option<VmRuntime> {

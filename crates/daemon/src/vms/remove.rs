@@ -10,14 +10,18 @@ use banger_api::VmView;
 use banger_store::{IntentOp, VmRecord};
 use banger_system::progress::NoProgress;
 
-use super::{lock_vm, stop, strays, view};
+use super::{lock_vm, lock_vm_forced, stop, strays, view};
 use crate::error::{DaemonError, Result};
 use crate::state::Daemon;
 
 /// Refuses a running VM unless `force`, which kills it first (its disks are about to be
 /// deleted, so there is nothing to shut down cleanly for).
 pub async fn remove(daemon: &Daemon, name: &str, force: bool) -> Result<VmView> {
-    let (_op, vm) = lock_vm(daemon, name).await?;
+    let (mut op, vm) = if force {
+        lock_vm_forced(daemon, name).await?
+    } else {
+        lock_vm(daemon, name).await?
+    };
     if vm.state.is_active() {
         if !force {
             return Err(
@@ -29,7 +33,7 @@ pub async fn remove(daemon: &Daemon, name: &str, force: bool) -> Result<VmView> 
                 ),
             );
         }
-        stop::halt(daemon, &vm, false, Duration::ZERO, &NoProgress).await?;
+        stop::halt(daemon, &mut op, &vm, false, Duration::ZERO, &NoProgress).await?;
     }
     daemon
         .store()

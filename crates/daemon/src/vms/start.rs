@@ -22,6 +22,9 @@ fn boot_timeout() -> Duration {
         .unwrap_or(Duration::from_secs(180))
 }
 
+/// Why a boot ended when a forced stop or rm took over.
+const CANCELLED: &str = "the boot was cancelled by a forced stop or removal";
+
 /// Boot VM `name` (or id); see [`boot`].
 pub async fn start(daemon: &Daemon, name: &str, progress: &dyn Progress) -> Result<VmView> {
     let vm = lookup(daemon, name)?;
@@ -32,7 +35,7 @@ pub async fn start(daemon: &Daemon, name: &str, progress: &dyn Progress) -> Resu
 /// `progress` hears each phase: the VMM launch, the guest boot, the agent's answer.
 pub async fn boot(daemon: &Daemon, id: &str, progress: &dyn Progress) -> Result<VmRecord> {
     let t0 = Instant::now();
-    let (_op, vm) = lock_vm(daemon, id).await?;
+    let (mut op, vm) = lock_vm(daemon, id).await?;
     match vm.state {
         VmState::Running => return Ok(vm),
         VmState::Created | VmState::Stopped | VmState::Failed => {}
@@ -92,9 +95,14 @@ pub async fn boot(daemon: &Daemon, id: &str, progress: &dyn Progress) -> Result<
         None,
         None,
     );
-    let runtime = match daemon.driver.launch(&spec).await {
-        Ok(rt) => rt,
-        Err(e) => {
+    let launched = op.unless_cancelled(daemon.driver.launch(&spec)).await;
+    let runtime = match launched {
+        Some(Ok(rt)) => rt,
+        None => {
+            strays::kill(daemon, &vm.dir, None).await;
+            return Err(fail(daemon, &vm, CANCELLED.to_string()).await);
+        }
+        Some(Err(e)) => {
             // A launch that timed out may have left its launcher or a half-started VMM.
             strays::kill(daemon, &vm.dir, None).await;
             let message = format!("cannot start the VMM: {}", banger_system::error_chain(&e));
@@ -116,9 +124,16 @@ pub async fn boot(daemon: &Daemon, id: &str, progress: &dyn Progress) -> Result<
     fault_point!(daemon, StartRecorded);
 
     let connect = agent::connect(daemon, &runtime, t0 + boot_timeout());
-    let (client, ready) = match report_kernel_start(connect, &spec.console_log, progress).await {
-        Ok(pair) => pair,
-        Err(e) => {
+    let connected = op
+        .unless_cancelled(report_kernel_start(connect, &spec.console_log, progress))
+        .await;
+    let (client, ready) = match connected {
+        Some(Ok(pair)) => pair,
+        None => {
+            let _ = daemon.driver.kill(&runtime).await;
+            return Err(fail(daemon, &vm, CANCELLED.to_string()).await);
+        }
+        Some(Err(e)) => {
             let _ = daemon.driver.kill(&runtime).await;
             let tail = console_tail(&spec.console_log, 15);
             let message = format!("VM {} did not become ready: {}{tail}", vm.name, e.message);

@@ -1,19 +1,21 @@
-//! Stopping VMs: agent power-off, then the ACPI power button, then kill.
+//! Stopping VMs: agent power-off, then the ACPI power button, then kill — all within the
+//! stop timeout, whatever the guest does (a frozen or paused guest answers nothing).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use banger_api::{StopVmRequest, VmView};
 use banger_store::{VmRecord, VmState};
 use banger_system::progress::Progress;
 use banger_vmm::{VmRuntime, VmmDriver, WaitOutcome};
 
-use super::{agent, lock_vm, lookup, release, runtime_of, strays, view};
+use super::{VmLock, agent, lock_vm, lock_vm_forced, lookup, release, runtime_of, strays, view};
 use crate::error::{DaemonError, Result};
 use crate::state::Daemon;
 
 /// Default time a guest gets to power itself off.
 const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(15);
-/// Time the VMM gets after an ACPI power-button press.
+/// The ACPI power button's share of the stop timeout (at most a third of it): pressed when
+/// the agent has not brought the guest down by then.
 const ACPI_GRACE: Duration = Duration::from_secs(5);
 
 /// Stop VM `name` (or id): gracefully unless `req.force`; `progress` hears each step.
@@ -23,20 +25,25 @@ pub async fn stop(
     req: StopVmRequest,
     progress: &dyn Progress,
 ) -> Result<VmView> {
-    let (_op, vm) = lock_vm(daemon, name).await?;
+    let (mut op, vm) = if req.force {
+        lock_vm_forced(daemon, name).await?
+    } else {
+        lock_vm(daemon, name).await?
+    };
     let timeout = req
         .timeout_secs
         .map(Duration::from_secs)
         .unwrap_or(DEFAULT_STOP_TIMEOUT);
-    halt(daemon, &vm, !req.force, timeout, progress).await?;
+    halt(daemon, &mut op, &vm, !req.force, timeout, progress).await?;
     lookup(daemon, &vm.id).map(|vm| view(&vm))
 }
 
-/// Bring an active VM to `stopped`. Graceful: ask the agent to power off, then press
-/// the ACPI power button, then kill. Not graceful: kill at once. The caller holds
-/// the VM's op lock.
+/// Bring an active VM to `stopped`. Graceful: ask the agent to power off, then press the ACPI
+/// power button, both within `timeout`; then kill. Not graceful: kill at once. A forced
+/// operation cancels the graceful part. The caller holds the VM's lock (`op`).
 pub(super) async fn halt(
     daemon: &Daemon,
+    op: &mut VmLock,
     vm: &VmRecord,
     graceful: bool,
     timeout: Duration,
@@ -54,7 +61,11 @@ pub(super) async fn halt(
     let runtime = runtime_of(vm);
     if let Some(runtime) = &runtime {
         if graceful {
-            graceful_shutdown(daemon, vm, runtime, timeout, progress).await;
+            let deadline = Instant::now() + timeout;
+            let shutdown = graceful_shutdown(daemon, vm, runtime, timeout, deadline, progress);
+            if op.unless_cancelled(shutdown).await.is_none() {
+                tracing::info!(vm = %vm.name, "a forced operation cut the graceful stop short");
+            }
         }
         if daemon.driver.is_alive(runtime) {
             progress.phase("kill the VMM", None, None);
@@ -75,27 +86,48 @@ pub(super) async fn halt(
     Ok(())
 }
 
+/// Agent power-off, then the ACPI button; returns by `deadline` whatever the guest does.
 async fn graceful_shutdown(
     daemon: &Daemon,
     vm: &VmRecord,
     runtime: &VmRuntime,
     timeout: Duration,
+    deadline: Instant,
     progress: &dyn Progress,
 ) {
     progress.phase("ask the guest agent to power off", None, None);
-    if let Ok(client) = agent::client_for(daemon, vm).await
-        && client.poweroff().await.is_ok()
-    {
-        fault_point!(daemon, StopAgentAsked);
-        if matches!(
-            daemon.driver.wait_exit(runtime, timeout).await,
-            Ok(WaitOutcome::Exited)
-        ) {
-            return;
+    let acpi_at = deadline - ACPI_GRACE.min(timeout / 3);
+    let asked = tokio::time::timeout_at(acpi_at.into(), async {
+        let client = agent::client_for(daemon, vm).await?;
+        client
+            .poweroff()
+            .await
+            .map_err(|e| crate::error::DaemonError::unavailable(e.to_string()))
+    })
+    .await;
+    match asked {
+        Ok(Ok(())) => {
+            fault_point!(daemon, StopAgentAsked);
+            let left = acpi_at.saturating_duration_since(Instant::now());
+            if matches!(
+                daemon.driver.wait_exit(runtime, left).await,
+                Ok(WaitOutcome::Exited)
+            ) {
+                return;
+            }
+            tracing::info!(vm = %vm.name, "the guest acknowledged the power-off but is still running; pressing the power button");
+        }
+        Ok(Err(e)) => {
+            tracing::info!(vm = %vm.name, error = %e.message, "the agent cannot power the guest off; pressing the power button");
+        }
+        Err(_) => {
+            tracing::info!(vm = %vm.name, "the agent did not answer the power-off in time; pressing the power button");
         }
     }
     progress.phase("press the ACPI power button", None, None);
-    if daemon.driver.request_shutdown(runtime).await.is_ok() {
-        let _ = daemon.driver.wait_exit(runtime, ACPI_GRACE).await;
+    let pressed = tokio::time::timeout_at(deadline.into(), daemon.driver.request_shutdown(runtime));
+    if matches!(pressed.await, Ok(Ok(()))) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let _ = daemon.driver.wait_exit(runtime, left).await;
     }
 }

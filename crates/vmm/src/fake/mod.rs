@@ -46,6 +46,9 @@ pub struct FakeFaults {
     pub exit_at_start: bool,
     /// The launcher never returns (QEMU stuck initialising).
     pub hang_launch: bool,
+    /// The guest never answers: its agent socket accepts connections and reads nothing (a
+    /// kernel that hangs before its agent starts).
+    pub silent_guest: bool,
 }
 
 /// How the fake driver runs.

@@ -21,6 +21,7 @@ const ENV_CONSOLE: &str = "BANGER_FAKE_VMM_CONSOLE";
 const ENV_REFUSE: &str = "BANGER_FAKE_VMM_REFUSE";
 const ENV_EXIT_AT_START: &str = "BANGER_FAKE_VMM_EXIT_AT_START";
 const ENV_HANG: &str = "BANGER_FAKE_VMM_HANG";
+const ENV_SILENT: &str = "BANGER_FAKE_VMM_SILENT";
 /// The first argument, so a fake VMM is recognisable in `ps`.
 const ARG0: &str = "banger-fake-vmm";
 /// How long the launcher waits for the VMM to come up.
@@ -67,6 +68,9 @@ pub(super) fn launch(
     }
     if faults.hang_launch {
         launcher.env(ENV_HANG, "1");
+    }
+    if faults.silent_guest {
+        launcher.env(ENV_SILENT, "1");
     }
     let output = launcher.output().map_err(|source| VmmError::Spawn {
         binary: program.to_path_buf(),
@@ -252,6 +256,19 @@ fn run_vmm(vm_dir: &Path) -> i32 {
         return 1;
     }
     eprintln!("banger-fake-vmm: booting the guest of {}", vm_dir.display());
+    if std::env::var_os(ENV_SILENT).is_some() {
+        // Connections queue in the backlog and are never read: a guest that hangs.
+        let _listener = match std::os::unix::net::UnixListener::bind(vm_dir.join(AGENT_SOCKET)) {
+            Ok(listener) => listener,
+            Err(e) => {
+                eprintln!("banger-fake-vmm: cannot bind the agent socket: {e}");
+                return 1;
+            }
+        };
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+    }
     let listen = format!("unix:{}", vm_dir.join(AGENT_SOCKET).display());
     let code = banger_agent::run(&["--listen".to_owned(), listen]);
     // The lock must outlive the agent.
