@@ -9,7 +9,7 @@ use std::path::Path;
 
 use banger_system::CommandRunner;
 
-use crate::error::{DaemonError, Result};
+use crate::error::{DaemonError, ErrorKind, Result};
 
 /// Create `path` as a sparse file of `size_bytes` and format it ext4.
 pub fn create_work_disk(runner: &dyn CommandRunner, path: &Path, size_bytes: u64) -> Result<()> {
@@ -21,13 +21,21 @@ pub fn create_work_disk(runner: &dyn CommandRunner, path: &Path, size_bytes: u64
         .mode(0o600)
         .open(path)
         .map_err(|e| {
-            DaemonError::internal(format!("cannot create work disk {}: {e}", path.display()))
+            DaemonError::caused(
+                ErrorKind::Internal,
+                format_args!("cannot create work disk {}", path.display()),
+                &e,
+            )
         })?;
     file.set_len(size_bytes).map_err(|e| {
-        DaemonError::internal(format!(
-            "cannot size work disk {} to {size_bytes} bytes: {e}",
-            path.display()
-        ))
+        DaemonError::caused(
+            ErrorKind::Internal,
+            format_args!(
+                "cannot size work disk {} to {size_bytes} bytes",
+                path.display()
+            ),
+            &e,
+        )
     })?;
     drop(file);
 
@@ -51,15 +59,26 @@ pub fn create_work_disk(runner: &dyn CommandRunner, path: &Path, size_bytes: u64
     .map(OsStr::new)
     .chain(std::iter::once(path.as_os_str()))
     .collect();
-    let out = runner
-        .run(&mkfs, &args)
-        .map_err(|e| DaemonError::internal(format!("cannot run {}: {e}", mkfs.display())))?;
+    let out = runner.run(&mkfs, &args).map_err(|e| {
+        DaemonError::caused(
+            ErrorKind::Internal,
+            format_args!("cannot run {}", mkfs.display()),
+            &e,
+        )
+    })?;
     if !out.success() {
-        return Err(DaemonError::internal(format!(
+        let stderr = out.stderr_str();
+        let error = DaemonError::internal(format!(
             "mkfs.ext4 failed on {}: {}",
             path.display(),
-            out.stderr_str().trim()
-        )));
+            stderr.trim()
+        ));
+        // mkfs reports ENOSPC in words only.
+        return Err(if stderr.contains("No space left on device") {
+            error.with_no_space_hint()
+        } else {
+            error
+        });
     }
     Ok(())
 }

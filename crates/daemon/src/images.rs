@@ -158,8 +158,18 @@ async fn build_locked(
         .await
     .map_err(|e| DaemonError::internal(format!("image build task failed: {e}")))?
     .map_err(|e| {
-        DaemonError::internal(format!("building image {name} failed: {e}"))
-            .with_hint("check the network path to the Debian archive, or point BANGER_DEBIAN_MIRROR at a mirror")
+        let error = DaemonError::caused(
+            crate::error::ErrorKind::Internal,
+            format_args!("building image {name} failed"),
+            &e,
+        );
+        if error.is_no_space() || !e.is_network() {
+            error
+        } else {
+            error.with_hint(
+                "check the network path to the Debian archive, or point BANGER_DEBIAN_MIRROR at a mirror",
+            )
+        }
     })?;
 
     let record = ImageRecord {

@@ -109,11 +109,26 @@ pub enum StoreError {
         field: &'static str,
         reason: String,
     },
+    /// SQLite could not write: the disk (or the quota) holding the database is full.
+    #[error(
+        "no space left to write the state database {}: free space on its disk and retry (nothing was half-written: SQLite rolled the change back)",
+        path.display()
+    )]
+    Full {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
     #[error("state database query failed")]
     Sqlite(#[from] rusqlite::Error),
 }
 
 impl StoreError {
+    /// The disk holding the database is full.
+    pub fn is_full(&self) -> bool {
+        matches!(self, StoreError::Full { .. })
+    }
+
     /// True when the error means "the file is not a usable banger database".
     pub fn is_corrupt(&self) -> bool {
         matches!(

@@ -165,4 +165,47 @@ mod tests {
     fn store_is_send() {
         assert_send::<Store>();
     }
+
+    /// SQLITE_FULL (what ENOSPC becomes) is reported as a full disk naming the database,
+    /// not as a failed query; `max_page_count` makes the database "full" without a small
+    /// filesystem.
+    #[test]
+    fn a_full_database_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let store = Store::open(&path).unwrap();
+        let pages: i64 = store
+            .conn
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .unwrap();
+        store
+            .conn
+            .execute_batch(&format!("PRAGMA max_page_count = {pages}"))
+            .unwrap();
+        let mut err = None;
+        for i in 0..1000 {
+            let name = format!("image-{i:04}-{}", "x".repeat(200));
+            let image = crate::ImageRecord {
+                name: name.clone(),
+                kernel_path: format!("/images/{name}/vmlinux").into(),
+                kernel_format: "elf-vmlinux".into(),
+                bzimage_path: None,
+                initrd_path: None,
+                rootfs_path: None,
+                source: "test".into(),
+                kernel_release: None,
+                dir: format!("/images/{name}").into(),
+                created_at: "2024-05-01T10:00:00Z".into(),
+                size_bytes: 0,
+            };
+            if let Err(e) = store.insert_image(&image) {
+                err = Some(e);
+                break;
+            }
+        }
+        let err = err.expect("the database never filled up");
+        assert!(err.is_full(), "{err:?}");
+        assert!(err.to_string().contains("no space left"), "{err}");
+        assert!(err.to_string().contains("state.db"), "{err}");
+    }
 }

@@ -158,10 +158,16 @@ fn migrate_with(conn: &Connection, path: &Path, migrations: &[&str]) -> Result<(
     }
 }
 
-/// Map SQLite's corruption codes to [`StoreError::Corrupt`]; anything else stays generic.
+/// Map SQLite's corruption codes to [`StoreError::Corrupt`] and a full disk to
+/// [`StoreError::Full`]; anything else stays generic.
 pub(crate) fn classify(e: rusqlite::Error, path: &Path) -> StoreError {
     if is_corruption(&e) {
         StoreError::Corrupt {
+            path: path.to_path_buf(),
+            source: e,
+        }
+    } else if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
+        StoreError::Full {
             path: path.to_path_buf(),
             source: e,
         }

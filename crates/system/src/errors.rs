@@ -18,6 +18,24 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
     text
 }
 
+/// Whether `err` or one of its causes is a full disk or an exceeded quota (ENOSPC,
+/// EDQUOT) — the cause that must reach the user as such, never as a network or format error.
+pub fn is_storage_full(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(err);
+    while let Some(e) = current {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && (matches!(
+                io.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            ) || matches!(io.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT)))
+        {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -40,5 +58,17 @@ mod tests {
         );
         let plain = std::io::Error::other("x");
         assert_eq!(error_chain(&plain), "x");
+    }
+
+    #[test]
+    fn a_full_disk_is_found_anywhere_in_the_chain() {
+        let err = Outer {
+            source: std::io::Error::from_raw_os_error(libc::ENOSPC),
+        };
+        assert!(is_storage_full(&err));
+        let err = Outer {
+            source: std::io::Error::from_raw_os_error(libc::EIO),
+        };
+        assert!(!is_storage_full(&err));
     }
 }

@@ -14,6 +14,6 @@ pub mod rotate;
 pub mod runner;
 pub mod tail;
 
-pub use errors::error_chain;
+pub use errors::{error_chain, is_storage_full};
 pub use host::{HostResources, read_host_resources};
 pub use runner::{CommandOutput, CommandRunner, RealRunner};

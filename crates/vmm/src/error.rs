@@ -1,4 +1,6 @@
-//! [`VmmError`]: every way launching or controlling a VM can fail.
+//! [`VmmError`]: every way launching or controlling a VM can fail. Messages say what failed
+//! on which object; the cause is the `source`, printed once by the reporter
+//! (`banger_system::error_chain`), never repeated in the message.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -27,7 +29,7 @@ pub enum VmmError {
     SocketPathTooLong { path: PathBuf, len: usize },
 
     /// A file operation on the host failed.
-    #[error("cannot {action} {path:?}: {source}")]
+    #[error("cannot {action} {}", path.display())]
     Io {
         action: &'static str,
         path: PathBuf,
@@ -35,7 +37,7 @@ pub enum VmmError {
     },
 
     /// The VMM binary could not be executed at all.
-    #[error("cannot run {binary:?}: {source}; check that it is installed and executable")]
+    #[error("cannot run {} (check that it is installed and executable)", binary.display())]
     Spawn {
         binary: PathBuf,
         source: std::io::Error,
@@ -51,7 +53,9 @@ pub enum VmmError {
 
     /// A VMM for this VM directory is still running.
     #[error(
-        "VM {vm_id} is already running (pid {pid:?}, pid file {pid_file:?} is locked); stop it first"
+        "VM {vm_id} is already running ({}pid file {} is locked); stop it first",
+        pid.map(|p| format!("pid {p}, ")).unwrap_or_default(),
+        pid_file.display()
     )]
     AlreadyRunning {
         vm_id: String,
@@ -83,7 +87,7 @@ pub enum VmmError {
     },
 
     /// Talking QMP to a QEMU process failed.
-    #[error("VM {vm_id}: QMP on {socket:?}: {source}")]
+    #[error("VM {vm_id}: QMP on {}", socket.display())]
     Qmp {
         vm_id: String,
         socket: PathBuf,
@@ -92,7 +96,8 @@ pub enum VmmError {
 
     /// The guest agent's socket did not accept a connection.
     #[error(
-        "VM {vm_id}: cannot connect to the guest agent socket {path:?}: {source}; is the VM running?"
+        "VM {vm_id}: cannot connect to the guest agent socket {} (is the VM running?)",
+        path.display()
     )]
     AgentConnect {
         vm_id: String,
@@ -113,7 +118,7 @@ pub enum VmmError {
     },
 
     /// Sending a signal to the VMM process failed.
-    #[error("VM {vm_id}: cannot signal VMM process {pid}: {source}")]
+    #[error("VM {vm_id}: cannot signal VMM process {pid}")]
     Signal {
         vm_id: String,
         pid: u32,

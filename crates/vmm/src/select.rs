@@ -15,7 +15,7 @@ use crate::spec::{Accel, DriverKind};
 /// answers, so landing the driver only flips this constant.
 pub const FIRECRACKER_DRIVER_AVAILABLE: bool = false;
 
-/// What the user asked for (config `driver = "auto" | "qemu" | "firecracker"`).
+/// What the user asked for (config `vmm = "auto" | "qemu" | "firecracker"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DriverPreference {
@@ -38,7 +38,7 @@ pub struct Selection {
 pub enum SelectError {
     /// Firecracker was requested explicitly but cannot be used.
     #[error(
-        "the firecracker driver cannot be used: {why}; set driver = \"auto\" or \"qemu\" to run VMs under QEMU"
+        "the firecracker driver cannot be used: {why}; set vmm = \"auto\" or \"qemu\" in config.toml to run VMs under QEMU"
     )]
     FirecrackerUnusable { why: String },
     /// QEMU was requested (or is the only option) but its binary is missing.
@@ -59,15 +59,15 @@ pub fn select_driver(
     let firecracker = firecracker_verdict(kvm, firecracker_bin);
     match preference {
         DriverPreference::Firecracker => match firecracker {
-            Ok(()) => Ok(firecracker_selection("driver = firecracker")),
+            Ok(()) => Ok(firecracker_selection("vmm = firecracker")),
             Err(missing) => Err(SelectError::FirecrackerUnusable {
                 why: missing.join("; "),
             }),
         },
         DriverPreference::Qemu => match qemu_bin {
-            Some(_) => Ok(qemu_selection(kvm, "driver = qemu".into())),
+            Some(_) => Ok(qemu_selection(kvm, "vmm = qemu".into())),
             None => Err(SelectError::QemuMissing {
-                context: " (driver = qemu)".into(),
+                context: " (vmm = qemu)".into(),
             }),
         },
         DriverPreference::Auto => match (firecracker, qemu_bin) {

@@ -34,10 +34,10 @@ pub async fn connect(
                 let remaining = deadline.saturating_duration_since(Instant::now());
                 match AgentClient::handshake(stream, remaining).await {
                     Ok(pair) => return Ok(pair),
-                    Err(e) => last_error = e.to_string(),
+                    Err(e) => last_error = banger_system::error_chain(&e),
                 }
             }
-            Err(e) => last_error = e.to_string(),
+            Err(e) => last_error = banger_system::error_chain(&e),
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -48,11 +48,11 @@ pub async fn start(daemon: &Daemon, name: &str, req: ExecRequest) -> Result<Star
     .await;
     match started {
         Ok(Ok(started)) => Ok(started),
-        Ok(Err(e)) => Err(DaemonError::unavailable(format!(
-            "cannot run the command in VM {}: {}",
-            vm.name,
-            banger_system::error_chain(&e)
-        ))),
+        Ok(Err(e)) => Err(DaemonError::caused(
+            crate::error::ErrorKind::Unavailable,
+            format_args!("cannot run the command in VM {}", vm.name),
+            &e,
+        )),
         Err(_) => Err(DaemonError::unavailable(format!(
             "the guest agent of VM {} did not start the command within {}s; the guest may be hung or overloaded",
             vm.name,
