@@ -13,6 +13,7 @@ pub mod progress;
 pub mod rotate;
 pub mod runner;
 pub mod tail;
+pub mod text;
 
 pub use errors::{error_chain, is_storage_full};
 pub use host::{HostResources, read_host_resources};
