@@ -49,6 +49,8 @@ pub struct VmSlot {
     pub cancel: watch::Sender<u64>,
     /// The live agent connection, when there is one.
     pub agent: tokio::sync::Mutex<Option<AgentClient>>,
+    /// How long to wait before reconnecting an agent that was cut off for junk.
+    pub agent_backoff: crate::vms::AgentBackoff,
 }
 
 impl Default for VmSlot {
@@ -57,6 +59,7 @@ impl Default for VmSlot {
             op: Arc::default(),
             cancel: watch::Sender::new(0),
             agent: tokio::sync::Mutex::default(),
+            agent_backoff: Default::default(),
         }
     }
 }

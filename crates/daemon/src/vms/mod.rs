@@ -36,6 +36,7 @@ use banger_vmm::VmRuntime;
 use crate::error::{DaemonError, Result};
 use crate::state::Daemon;
 
+pub use agent::Backoff as AgentBackoff;
 #[cfg(test)]
 pub(crate) use agent::client_for;
 pub use create::create;

@@ -123,7 +123,7 @@ pub async fn boot(daemon: &Daemon, id: &str, progress: &dyn Progress) -> Result<
     )?;
     fault_point!(daemon, StartRecorded);
 
-    let connect = agent::connect(daemon, &runtime, t0 + boot_timeout());
+    let connect = agent::connect(daemon, &vm.name, &runtime, t0 + boot_timeout());
     let connected = op
         .unless_cancelled(report_kernel_start(connect, &spec.console_log, progress))
         .await;
@@ -222,11 +222,19 @@ fn timings(
     }
 }
 
-/// The last lines of the console log, formatted for an error message.
+/// Longest console line kept in an error message.
+const TAIL_LINE_CHARS: usize = 200;
+
+/// The last lines of the console log, formatted for an error message (and the VM's
+/// `last_error`). They are the guest's words: each is escaped and capped.
 pub fn console_tail(path: &std::path::Path, lines: usize) -> String {
-    let tail = banger_system::tail::tail_lines(path, lines);
+    let tail = banger_system::tail::tail_lines_rotated(path, lines);
     if tail.is_empty() {
         return "\n(the guest console is empty)".to_string();
     }
+    let tail: Vec<String> = tail
+        .iter()
+        .map(|line| banger_system::text::sanitize(line, TAIL_LINE_CHARS))
+        .collect();
     format!("\nlast console lines:\n  {}", tail.join("\n  "))
 }
