@@ -51,6 +51,8 @@ pub struct VmSlot {
     pub agent: tokio::sync::Mutex<Option<AgentClient>>,
     /// How long to wait before reconnecting an agent that was cut off for junk.
     pub agent_backoff: crate::vms::AgentBackoff,
+    /// The task copying the VM's serial console into its capped log.
+    pub console: crate::vms::ConsoleCapture,
 }
 
 impl Default for VmSlot {
@@ -60,6 +62,7 @@ impl Default for VmSlot {
             cancel: watch::Sender::new(0),
             agent: tokio::sync::Mutex::default(),
             agent_backoff: Default::default(),
+            console: Default::default(),
         }
     }
 }

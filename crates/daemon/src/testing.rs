@@ -28,10 +28,16 @@ pub struct Harness {
     _root: tempfile::TempDir,
     pub layout: Layout,
     pub driver: FakeDriver,
+    pub config: Config,
 }
 
 impl Harness {
     pub fn new() -> Harness {
+        Harness::with_config(Config::default())
+    }
+
+    /// A harness whose daemons run with `config`.
+    pub fn with_config(config: Config) -> Harness {
         // Short paths: Unix socket addresses hold 107 bytes.
         let root = tempfile::Builder::new()
             .prefix("bgd")
@@ -45,12 +51,13 @@ impl Harness {
             etc_dir: root.path().join("etc"),
             home_dir: None,
         };
-        let mut config = FakeConfig::current_exe().expect("locate the test binary");
-        config.kill_grace = Duration::from_secs(2);
+        let mut fake = FakeConfig::current_exe().expect("locate the test binary");
+        fake.kill_grace = Duration::from_secs(2);
         let harness = Harness {
             _root: root,
             layout,
-            driver: FakeDriver::new(config),
+            driver: FakeDriver::new(fake),
+            config,
         };
         let store = harness.open_store();
         store
@@ -73,8 +80,8 @@ impl Harness {
             .expect("build a runtime");
         let daemon = Daemon::with_parts(Parts {
             layout: self.layout.clone(),
-            config: Config::default(),
-            defaults: Config::default().vm_defaults_resolved(None, None),
+            config: self.config.clone(),
+            defaults: self.config.vm_defaults_resolved(None, None),
             store: self.open_store(),
             driver: Driver::Fake(self.driver.clone()),
             selection: Selection {

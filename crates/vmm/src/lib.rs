@@ -8,12 +8,14 @@
 //! * [`select`] — which driver and accelerator this host gets, and why.
 //! * [`qemu`] — the QEMU driver, with its QMP client in [`qmp`].
 //! * [`process`] — pid-reuse-safe liveness, waiting for and signalling VMM processes that are
-//!   not our children; [`agent`] — connecting to the guest agent's channel.
+//!   not our children; [`agent`] — connecting to the guest agent's channel; [`console`] —
+//!   capturing the serial console into a size-capped log.
 //! * [`testkit`] — a tiny bootable PVH kernel so tests can run real QEMU without a real image;
 //!   `fake` (cargo feature `testkit`) — a driver whose VMM is a real process serving the real
 //!   agent, so daemon tests run every lifecycle path without QEMU.
 
 pub mod agent;
+pub mod console;
 pub mod driver;
 pub mod error;
 #[cfg(feature = "testkit")]

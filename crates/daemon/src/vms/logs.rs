@@ -1,11 +1,19 @@
-//! A VM's serial console log, read in chunks and optionally followed until the VM
-//! stops or the reader goes away.
+//! A VM's serial console log as a stream of chunks, optionally followed until the VM stops or
+//! the reader goes away (`GET /v1/vms/{name}/logs`, see `http/logs.rs`).
+//!
+//! The log is `console.log.1` then `console.log` (see `vms/console.rs`), of which at most the
+//! last `[logs] console_max` bytes are sent — even a log grown without a cap by an older
+//! banger is read from its end only. Everything is streamed in 64 KiB chunks through a
+//! channel of a few chunks: memory does not depend on the log's size or the client's speed.
 
-use std::io::{Read, Seek, SeekFrom};
+use std::io::SeekFrom;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::mpsc;
 
 use super::{CONSOLE_LOG, lookup};
@@ -14,13 +22,15 @@ use crate::state::Daemon;
 
 /// How often a followed log is checked for growth.
 const FOLLOW_POLL: Duration = Duration::from_millis(100);
-/// Largest chunk read at once: the log is never held in memory whole.
-const CHUNK: u64 = 1 << 20;
+/// Bytes per chunk sent.
+const CHUNK: usize = 64 * 1024;
+/// Chunks in flight between the reader and the connection.
+const IN_FLIGHT: usize = 4;
 
-/// The console log of VM `name` as a stream of chunks. Without `follow` the stream
-/// ends at the file's size when the call was made (a chatty guest cannot keep it
-/// going); with `follow`, it ends once the VM is no longer
-/// active (after a last read). Dropping the receiver stops the reader.
+type Chunks = mpsc::Sender<std::io::Result<Bytes>>;
+
+/// The console log of VM `name` as a stream of chunks (see the module's documentation).
+/// Dropping the receiver stops the reader.
 pub fn stream(
     daemon: &Daemon,
     name: &str,
@@ -28,39 +38,29 @@ pub fn stream(
 ) -> Result<mpsc::Receiver<std::io::Result<Bytes>>> {
     let vm = lookup(daemon, name)?;
     let path = vm.dir.join(CONSOLE_LOG);
-    let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(8);
+    let max = daemon.config.logs_resolved().console_max_bytes.value;
+    let (tx, rx) = mpsc::channel(IN_FLIGHT);
     let daemon: Option<Arc<Daemon>> = daemon.self_arc();
     let id = vm.id.clone();
-    let end = (!follow).then(|| std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0));
     tokio::spawn(async move {
-        let mut offset = 0u64;
-        loop {
-            if end.is_some_and(|end| offset >= end) {
+        let mut position = match send_existing(&path, max, &tx).await {
+            Ok(position) => position,
+            Err(e) => {
+                let _ = tx.send(Err(e)).await;
                 return;
             }
-            let chunk = tokio::task::spawn_blocking({
-                let path = path.clone();
-                move || read_from(&path, offset, end)
-            })
-            .await
-            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
-            match chunk {
-                Ok(bytes) if !bytes.is_empty() => {
-                    offset += bytes.len() as u64;
-                    if tx.send(Ok(Bytes::from(bytes))).await.is_err() {
-                        return;
-                    }
-                    continue;
-                }
-                Ok(_) => {}
+        };
+        if !follow {
+            return;
+        }
+        loop {
+            match position.send_new(&path, &tx).await {
+                Ok(true) => continue,
+                Ok(false) => {}
                 Err(e) => {
                     let _ = tx.send(Err(e)).await;
                     return;
                 }
-            }
-            if !follow {
-                // The file shrank under us (truncated): what was there is sent.
-                return;
             }
             // Caught up: stop once the VM is no longer running (after a final read).
             let running = daemon
@@ -68,11 +68,7 @@ pub fn stream(
                 .and_then(|d| d.store().get_vm(&id).ok().flatten())
                 .is_some_and(|vm| vm.state.is_active());
             if !running {
-                if let Ok(bytes) = read_from(&path, offset, None)
-                    && !bytes.is_empty()
-                {
-                    let _ = tx.send(Ok(Bytes::from(bytes))).await;
-                }
+                while let Ok(true) = position.send_new(&path, &tx).await {}
                 return;
             }
             tokio::select! {
@@ -84,17 +80,89 @@ pub fn stream(
     Ok(rx)
 }
 
-/// Up to [`CHUNK`] bytes of `path` from `offset` on, never past `end`; empty at the
-/// end or when the file does not exist yet.
-fn read_from(path: &std::path::Path, offset: u64, end: Option<u64>) -> std::io::Result<Vec<u8>> {
-    let mut file = match std::fs::File::open(path) {
+/// Where a follower is in `console.log`: which file (device, inode) and how far.
+struct Position {
+    file: Option<(u64, u64)>,
+    offset: u64,
+}
+
+/// Send the last `max` bytes of `PATH.1` + `PATH`; returns where `PATH` ends.
+async fn send_existing(path: &Path, max: u64, tx: &Chunks) -> std::io::Result<Position> {
+    let older = banger_system::rotate::rotated_path(path);
+    let current = identity(path).await;
+    let current_len = current.map_or(0, |(_, len)| len);
+    let older_len = identity(&older).await.map_or(0, |(_, len)| len);
+    let from_current = current_len.min(max);
+    let from_older = older_len.min(max - from_current);
+    if from_older > 0 {
+        send_range(&older, older_len - from_older, older_len, tx).await?;
+    }
+    if from_current > 0 {
+        send_range(path, current_len - from_current, current_len, tx).await?;
+    }
+    Ok(Position {
+        file: current.map(|(id, _)| id),
+        offset: current_len,
+    })
+}
+
+impl Position {
+    /// Send what was appended since the last call. `Ok(true)` when something was sent.
+    async fn send_new(&mut self, path: &Path, tx: &Chunks) -> std::io::Result<bool> {
+        let Some((id, len)) = identity(path).await else {
+            return Ok(false);
+        };
+        if self.file.is_some_and(|old| old != id) && self.offset > 0 {
+            // Rotated: the rest of the file we followed is now PATH.1.
+            let older = banger_system::rotate::rotated_path(path);
+            if let Some((older_id, older_len)) = identity(&older).await
+                && self.file == Some(older_id)
+                && older_len > self.offset
+            {
+                send_range(&older, self.offset, older_len, tx).await?;
+            }
+            self.file = Some(id);
+            self.offset = 0;
+        }
+        self.file = Some(id);
+        if len <= self.offset {
+            // Truncated by hand, or nothing new.
+            self.offset = self.offset.min(len);
+            return Ok(false);
+        }
+        send_range(path, self.offset, len, tx).await?;
+        self.offset = len;
+        Ok(true)
+    }
+}
+
+/// Device and inode of `path`, and its length.
+async fn identity(path: &Path) -> Option<((u64, u64), u64)> {
+    let meta = tokio::fs::metadata(path).await.ok()?;
+    Some(((meta.dev(), meta.ino()), meta.len()))
+}
+
+/// Send bytes `from..to` of `path` in chunks (fewer if the file shrank meanwhile).
+async fn send_range(path: &Path, from: u64, to: u64, tx: &Chunks) -> std::io::Result<()> {
+    let mut file = match tokio::fs::File::open(path).await {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e),
     };
-    file.seek(SeekFrom::Start(offset))?;
-    let mut buf = Vec::new();
-    let want = end.map_or(CHUNK, |end| end.saturating_sub(offset).min(CHUNK));
-    file.take(want).read_to_end(&mut buf)?;
-    Ok(buf)
+    file.seek(SeekFrom::Start(from)).await?;
+    let mut left = to - from;
+    while left > 0 {
+        let mut buf = vec![0u8; CHUNK.min(usize::try_from(left).unwrap_or(CHUNK))];
+        let n = file.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        buf.truncate(n);
+        left -= n as u64;
+        if tx.send(Ok(Bytes::from(buf))).await.is_err() {
+            // The client went away.
+            return Ok(());
+        }
+    }
+    Ok(())
 }

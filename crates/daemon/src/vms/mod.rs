@@ -10,6 +10,7 @@
 //! whatever a killed daemon left half-done.
 
 mod agent;
+mod console;
 mod create;
 pub mod driver;
 pub mod exec;
@@ -25,6 +26,8 @@ mod strays;
 mod watch;
 
 #[cfg(test)]
+mod console_tests;
+#[cfg(test)]
 mod deadline_tests;
 #[cfg(test)]
 mod lifecycle_tests;
@@ -39,6 +42,7 @@ use crate::state::Daemon;
 pub use agent::Backoff as AgentBackoff;
 #[cfg(test)]
 pub(crate) use agent::client_for;
+pub use console::Capture as ConsoleCapture;
 pub use create::create;
 pub use lock::{VmLock, lock_vm, lock_vm_forced};
 pub use remove::remove;

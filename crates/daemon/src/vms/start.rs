@@ -7,7 +7,9 @@ use banger_store::{VmRecord, VmState};
 use banger_system::progress::Progress;
 use banger_vmm::{DriveFormat, DriveSpec, LaunchSpec, VmmDriver};
 
-use super::{CONSOLE_LOG, WORK_DISK, agent, lock_vm, lookup, release, strays, view, watch};
+use super::{
+    CONSOLE_LOG, WORK_DISK, agent, console, lock_vm, lookup, release, strays, view, watch,
+};
 use crate::error::{DaemonError, Result};
 use crate::state::Daemon;
 
@@ -110,6 +112,7 @@ pub async fn boot(daemon: &Daemon, id: &str, progress: &dyn Progress) -> Result<
         }
     };
     fault_point!(daemon, StartLaunched);
+    console::attach(daemon, &vm.id, &runtime);
     let vmm_spawned = t0.elapsed();
     progress.phase("boot the guest kernel", None, None);
     tracing::debug!(vm = %vm.name, pid = runtime.pid, "VMM launched; waiting for the guest agent");
@@ -135,6 +138,8 @@ pub async fn boot(daemon: &Daemon, id: &str, progress: &dyn Progress) -> Result<
         }
         Some(Err(e)) => {
             let _ = daemon.driver.kill(&runtime).await;
+            // The guest's last words are what explains a failed boot: let them arrive.
+            console::settle(daemon, &vm.id, Duration::from_secs(2)).await;
             let tail = console_tail(&spec.console_log, 15);
             let message = format!("VM {} did not become ready: {}{tail}", vm.name, e.message);
             return Err(fail(daemon, &vm, message).await);

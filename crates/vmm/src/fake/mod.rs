@@ -13,6 +13,9 @@
 //! * it serves the **real guest agent** (`banger-agent`'s library, not PID 1) on
 //!   `<vm_dir>/agent.sock`: execs run real processes on the host; `Poweroff` makes the VMM
 //!   exit (a guest powering off); SIGTERM does too (the ACPI power button).
+//! * its "serial console" (the agent's log, and anything written to the VMM's stderr, e.g.
+//!   `/proc/<pid>/fd/2` from an exec) is offered on `<vm_dir>/console.sock` like QEMU's:
+//!   discarded while nobody is connected, written to whoever is.
 //! * a hung guest is a stopped process (`SIGSTOP`): the agent socket still accepts
 //!   connections, nothing answers, and only SIGKILL ends it — like a QEMU whose guest is
 //!   paused on an I/O error.
@@ -36,6 +39,7 @@ use crate::spec::{Accel, DriverKind, KernelFormat, LaunchSpec};
 /// File names in the VM directory, as the fake VMM uses them.
 pub const PID_FILE: &str = "fake-vmm.pid";
 pub const AGENT_SOCKET: &str = "agent.sock";
+pub const CONSOLE_SOCKET: &str = "console.sock";
 
 /// Faults the next launches suffer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -162,6 +166,7 @@ impl VmmDriver for FakeDriver {
                 socket: spec.vm_dir.join(AGENT_SOCKET),
             },
             console_log: spec.console_log.clone(),
+            console_socket: Some(spec.vm_dir.join(CONSOLE_SOCKET)),
         })
     }
 
@@ -192,7 +197,7 @@ impl VmmDriver for FakeDriver {
                 waited: self.config.kill_grace * 2,
             });
         }
-        for leftover in [PID_FILE, AGENT_SOCKET] {
+        for leftover in [PID_FILE, AGENT_SOCKET, CONSOLE_SOCKET] {
             let _ = std::fs::remove_file(rt.vm_dir.join(leftover));
         }
         Ok(())

@@ -11,13 +11,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{AGENT_SOCKET, FakeFaults, PID_FILE};
+use super::{AGENT_SOCKET, CONSOLE_SOCKET, FakeFaults, PID_FILE};
 use crate::error::VmmError;
 use crate::spec::LaunchSpec;
 
 /// `launch` or `run`: which part of the fake VMM this process plays.
 pub const ENV_MODE: &str = "BANGER_FAKE_VMM";
-const ENV_CONSOLE: &str = "BANGER_FAKE_VMM_CONSOLE";
 const ENV_REFUSE: &str = "BANGER_FAKE_VMM_REFUSE";
 const ENV_EXIT_AT_START: &str = "BANGER_FAKE_VMM_EXIT_AT_START";
 const ENV_HANG: &str = "BANGER_FAKE_VMM_HANG";
@@ -58,7 +57,6 @@ pub(super) fn launch(
     launcher
         .args([OsStr::new(ARG0), spec.vm_dir.as_os_str()])
         .env(ENV_MODE, "launch")
-        .env(ENV_CONSOLE, &spec.console_log)
         .stdin(Stdio::null());
     if let Some(message) = &faults.refuse {
         launcher.env(ENV_REFUSE, message);
@@ -148,26 +146,6 @@ fn run_launcher(vm_dir: &Path) -> i32 {
             std::thread::sleep(Duration::from_secs(3600));
         }
     }
-    let Some(console) = std::env::var_os(ENV_CONSOLE) else {
-        eprintln!("banger-fake-vmm: {ENV_CONSOLE} is not set");
-        return 2;
-    };
-    let log = match OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(&console)
-    {
-        Ok(log) => log,
-        Err(e) => {
-            eprintln!("banger-fake-vmm: cannot open console log {console:?}: {e}");
-            return 1;
-        }
-    };
-    let (Ok(out), Ok(err)) = (log.try_clone(), log.try_clone()) else {
-        eprintln!("banger-fake-vmm: cannot duplicate the console log descriptor");
-        return 1;
-    };
     let exe = match std::env::current_exe() {
         Ok(exe) => exe,
         Err(e) => {
@@ -179,8 +157,8 @@ fn run_launcher(vm_dir: &Path) -> i32 {
     vmm.args([OsStr::new(ARG0), vm_dir.as_os_str()])
         .env(ENV_MODE, "run")
         .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err);
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     // SAFETY: setsid is async-signal-safe and touches no memory of this process; it detaches
     // the VMM from the caller's session, as QEMU's -daemonize does.
     unsafe {
@@ -221,6 +199,12 @@ fn run_launcher(vm_dir: &Path) -> i32 {
 
 /// The VMM: lock and write the pid file, then serve the real agent until powered off.
 fn run_vmm(vm_dir: &Path) -> i32 {
+    // Before any thread exists (the console's below): the agent waits for SIGCHLD on a thread
+    // of its own, and every thread must have it blocked, or a child's exit goes unnoticed.
+    if let Err(e) = banger_agent::signals::block() {
+        eprintln!("banger-fake-vmm: cannot block signals: {e}");
+        return 1;
+    }
     let pid_path = vm_dir.join(PID_FILE);
     let mut pid_file = match OpenOptions::new()
         .create(true)
@@ -252,7 +236,10 @@ fn run_vmm(vm_dir: &Path) -> i32 {
         return 1;
     }
     if std::env::var_os(ENV_EXIT_AT_START).is_some() {
-        eprintln!("banger-fake-vmm: guest died at start (fault injected)");
+        return 1;
+    }
+    if let Err(e) = serve_console(&vm_dir.join(CONSOLE_SOCKET)) {
+        eprintln!("banger-fake-vmm: cannot offer its console: {e}");
         return 1;
     }
     eprintln!("banger-fake-vmm: booting the guest of {}", vm_dir.display());
@@ -274,4 +261,53 @@ fn run_vmm(vm_dir: &Path) -> i32 {
     // The lock must outlive the agent.
     drop(pid_file);
     code
+}
+
+/// Make stdout and stderr the "serial console": a pipe whose bytes go to whoever is connected
+/// to `socket`, and nowhere while nobody is (QEMU's `socket,server=on,wait=off` chardev).
+fn serve_console(socket: &Path) -> std::io::Result<()> {
+    use std::io::Read;
+    use std::os::fd::FromRawFd;
+    use std::os::unix::net::{UnixListener, UnixStream};
+    use std::sync::{Arc, Mutex};
+
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two new fds into the array we pass.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: dup2 makes fds 1 and 2 refer to the pipe's write end (without CLOEXEC), then our
+    // own copy of the write end is closed; the read end becomes a File we own.
+    let mut reader = unsafe {
+        libc::dup2(fds[1], libc::STDOUT_FILENO);
+        libc::dup2(fds[1], libc::STDERR_FILENO);
+        libc::close(fds[1]);
+        std::fs::File::from_raw_fd(fds[0])
+    };
+    // A socket file left by an earlier VMM of this directory (QEMU unlinks its own too).
+    let _ = std::fs::remove_file(socket);
+    let listener = UnixListener::bind(socket)?;
+    let client: Arc<Mutex<Option<UnixStream>>> = Arc::default();
+    let accepted = client.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            *accepted.lock().unwrap_or_else(|p| p.into_inner()) = Some(stream);
+        }
+    });
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            let mut current = client.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(stream) = current.as_mut()
+                && stream.write_all(&buf[..n]).is_err()
+            {
+                *current = None;
+            }
+        }
+    });
+    Ok(())
 }

@@ -88,7 +88,7 @@ fn microvm_tcg_command_line() {
     assert_eq!(
         values(&args, "-chardev"),
         [
-            "file,id=console0,path=/state/vms/vm1/console.log,append=on",
+            "socket,id=console0,path=/state/vms/vm1/console.sock,server=on,wait=off",
             "socket,id=qmp0,path=/state/vms/vm1/qmp.sock,server=on,wait=off",
             "socket,id=agent0,path=/state/vms/vm1/agent.sock,server=on,wait=off",
         ]
@@ -285,7 +285,7 @@ fn commas_in_socket_and_console_paths_are_escaped() {
     let chardevs = values(&args, "-chardev");
     assert_eq!(
         chardevs[0],
-        "file,id=console0,path=/state/a,,b/console.log,append=on"
+        "socket,id=console0,path=/state/a,,b/console.sock,server=on,wait=off"
     );
     assert_eq!(
         chardevs[1],

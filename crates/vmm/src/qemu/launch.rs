@@ -149,6 +149,7 @@ pub(super) async fn run(
             socket: plan.paths.agent_socket.clone(),
         },
         console_log: spec.console_log.clone(),
+        console_socket: Some(plan.paths.console_socket.clone()),
     })
 }
 

@@ -239,6 +239,7 @@ impl QemuDriver {
         for path in [
             Some(rt.control_socket.clone()),
             agent_socket,
+            rt.console_socket.clone(),
             Some(paths.pid_file),
         ]
         .into_iter()

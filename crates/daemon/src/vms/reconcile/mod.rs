@@ -15,7 +15,7 @@ use banger_store::{IntentOp, VmRecord, VmState};
 use banger_vmm::VmmDriver;
 
 use self::plan::{Facts, Files, Then, Vmm};
-use super::{WORK_DISK, release, remove, runtime_of, strays, watch};
+use super::{WORK_DISK, console, release, remove, runtime_of, strays, watch};
 use crate::state::Daemon;
 
 /// Reconcile every VM in the store with the host, then reclaim what no VM owns. Runs before
@@ -100,6 +100,7 @@ async fn reconcile_vm(daemon: &Daemon, vm: &VmRecord, removing: bool) {
             };
             if marked.is_ok() {
                 tracing::info!(vm = %vm.name, pid = rt.pid, "found running VM");
+                console::attach(daemon, &vm.id, &rt);
                 watch::watch_exit(daemon, &vm.id, rt);
             }
             marked
