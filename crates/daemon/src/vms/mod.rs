@@ -26,6 +26,8 @@ mod strays;
 mod watch;
 
 #[cfg(test)]
+mod chaos_tests;
+#[cfg(test)]
 mod console_tests;
 #[cfg(test)]
 mod deadline_tests;
