@@ -128,6 +128,11 @@ impl AgentClient {
         self.inner.shared.close_reason()
     }
 
+    /// When the connection closed (`None` while it is open).
+    pub fn closed_at(&self) -> Option<std::time::Instant> {
+        self.inner.shared.closed_at()
+    }
+
     /// The protocol version agreed at the handshake.
     pub fn proto_version(&self) -> u32 {
         self.inner.shared.version()

@@ -144,6 +144,8 @@ pub struct Shared {
     pub label: String,
     /// The protocol version agreed at the handshake.
     version: Mutex<u32>,
+    /// When the connection closed.
+    closed_at: Mutex<Option<std::time::Instant>>,
 }
 
 impl Shared {
@@ -156,6 +158,7 @@ impl Shared {
             closed: watch::Sender::new(None),
             label,
             version: Mutex::new(banger_agent_proto::MIN_PROTO_VERSION),
+            closed_at: Mutex::new(None),
         })
     }
 
@@ -216,6 +219,13 @@ impl Shared {
         *self.closed.borrow()
     }
 
+    pub fn closed_at(&self) -> Option<std::time::Instant> {
+        *self
+            .closed_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     pub fn subscribe_closed(&self) -> watch::Receiver<Option<CloseReason>> {
         self.closed.subscribe()
     }
@@ -234,6 +244,10 @@ impl Shared {
         self.closed.send_if_modified(|current| {
             if current.is_none() {
                 *current = Some(reason);
+                *self
+                    .closed_at
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(std::time::Instant::now());
                 true
             } else {
                 false

@@ -13,6 +13,7 @@ use anyhow::{Context, bail};
 use nix::fcntl::{Flock, FlockArg};
 
 pub mod direct;
+pub mod hostile;
 pub mod python;
 
 /// The banger binary under test: `$BANGER_BIN`, else `target/release/banger`

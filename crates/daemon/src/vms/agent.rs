@@ -108,7 +108,8 @@ pub async fn client_for(daemon: &Daemon, vm: &VmRecord) -> Result<AgentClient> {
             return Ok(client.clone());
         }
         if client.close_reason() == Some(CloseReason::Junk) {
-            slot.agent_backoff.strike(now);
+            // The back-off runs from the cut-off, not from when we noticed it.
+            slot.agent_backoff.strike(client.closed_at().unwrap_or(now));
         }
         *guard = None;
     }
