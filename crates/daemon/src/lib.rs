@@ -20,6 +20,7 @@ mod faults;
 mod http;
 mod images;
 mod logfile;
+mod prune;
 mod server;
 mod state;
 #[cfg(test)]

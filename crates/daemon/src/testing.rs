@@ -207,6 +207,7 @@ pub fn request(name: &str, start: bool) -> CreateVmRequest {
     CreateVmRequest {
         name: Some(name.to_string()),
         disk: Some("64M".to_string()),
+        image: Some("minimal".to_string()),
         start,
         ..CreateVmRequest::default()
     }
@@ -242,5 +243,9 @@ fn fake_image(layout: &Layout) -> ImageRecord {
         dir,
         created_at: banger_store::now_rfc3339(),
         size_bytes: 0,
+        kernel_pvh: Some(true),
+        init: None,
+        config_json: None,
+        digest: None,
     }
 }

@@ -8,6 +8,7 @@ fn spec() -> LaunchSpec {
         vm_id: "vm1".into(),
         vm_dir: PathBuf::from("/state/vms/vm1"),
         kernel: PathBuf::from("/img/vmlinux"),
+        kernel_pvh: true,
         bzimage: Some(PathBuf::from("/img/bzImage")),
         initrd: Some(PathBuf::from("/img/initrd.cpio")),
         kernel_args: vec!["banger.hostname=dev".into()],
@@ -301,7 +302,7 @@ fn long_vm_dirs_fail_with_the_socket_limit() {
     s.vm_dir = PathBuf::from(format!("/{}", "d".repeat(100)));
     let err = render_with(&s, Accel::Tcg, MachineType::Microvm).unwrap_err();
     assert!(
-        matches!(err, VmmError::SocketPathTooLong { len: 110, .. }),
+        matches!(err, VmmError::SocketPathTooLong { len: 114, .. }),
         "{err}"
     );
     assert!(err.to_string().contains("BANGER_STATE_DIR"), "{err}");
