@@ -85,7 +85,7 @@ bench: deps build
 # fuzz/artifacts/TARGET fails the run), otherwise the stable mutation loop over the corpora.
 # `make test` replays the checked-in corpora (crates/fuzz-targets/tests/corpora.rs).
 FUZZ_SECONDS ?= 30
-FUZZ_TARGETS := agent_stream agent_host api_request config catalog deb
+FUZZ_TARGETS := agent_stream agent_host api_request config catalog deb oci_layer
 
 fuzz:
 	@if $(CARGO) +nightly fuzz --version >/dev/null 2>&1; then \

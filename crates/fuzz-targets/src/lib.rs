@@ -17,22 +17,24 @@
 //! | `config` | the owner's `config.toml` | config parsing |
 //! | `catalog` | the image catalog | catalog parsing |
 //! | `deb` | the Debian archive | `.deb` (ar, tar, decompression) and deb822 index parsing |
+//! | `oci_layer` | a registry | applying an OCI layer's tar stream: nothing escapes the tree |
 
 pub mod mutate;
 pub mod seeds;
 mod targets;
 
-pub use targets::{agent_host, agent_stream, api_request, catalog, config, deb};
+pub use targets::{agent_host, agent_stream, api_request, catalog, config, deb, oci_layer};
 
 /// A target: arbitrary bytes in, a panic on any violated property.
 pub type Target = fn(&[u8]);
 
 /// Every target by name (the names of `fuzz/fuzz_targets/*.rs` and `fuzz/corpus/*`).
-pub const TARGETS: [(&str, Target); 6] = [
+pub const TARGETS: [(&str, Target); 7] = [
     ("agent_stream", agent_stream),
     ("agent_host", agent_host),
     ("api_request", api_request),
     ("config", config),
     ("catalog", catalog),
     ("deb", deb),
+    ("oci_layer", oci_layer),
 ];

@@ -40,6 +40,7 @@ pub fn all() -> Vec<(&'static str, String, Vec<u8>)> {
         Message::error("exec: no such file or directory: foo"),
         Message::Pong,
     ];
+    seeds.extend(oci_layers());
     let mut stream = Vec::new();
     for (i, message) in messages.iter().enumerate() {
         if let Ok(bytes) = message.encode(u32::try_from(i).unwrap_or(0) % 3) {
@@ -128,4 +129,106 @@ pub fn all() -> Vec<(&'static str, String, Vec<u8>)> {
     );
     seeds.push(("deb", "ar-header".into(), ar));
     seeds
+}
+
+/// Layers with what hostile ones try: a file, a directory, a whiteout, links (one escaping),
+/// a `..` name, an absolute name.
+fn oci_layers() -> Vec<(&'static str, String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut plain = tar::Builder::new(Vec::new());
+    let _ = append(&mut plain, tar::EntryType::Directory, "etc/", b"", None);
+    let _ = append(
+        &mut plain,
+        tar::EntryType::Regular,
+        "etc/hostname",
+        b"box\n",
+        None,
+    );
+    let _ = append(
+        &mut plain,
+        tar::EntryType::Regular,
+        "etc/.wh.motd",
+        b"",
+        None,
+    );
+    let _ = append(
+        &mut plain,
+        tar::EntryType::Symlink,
+        "etc/link",
+        b"",
+        Some("hostname"),
+    );
+    let _ = append(
+        &mut plain,
+        tar::EntryType::Link,
+        "etc/hard",
+        b"",
+        Some("etc/hostname"),
+    );
+    if let Ok(bytes) = plain.into_inner() {
+        out.push(("oci_layer", "plain".to_string(), bytes));
+    }
+    let mut hostile = tar::Builder::new(Vec::new());
+    let _ = append(
+        &mut hostile,
+        tar::EntryType::Symlink,
+        "up",
+        b"",
+        Some("../.."),
+    );
+    let _ = append(
+        &mut hostile,
+        tar::EntryType::Regular,
+        "up/outside",
+        b"x",
+        None,
+    );
+    let _ = append(&mut hostile, tar::EntryType::Symlink, "abs", b"", Some("/"));
+    let _ = append(
+        &mut hostile,
+        tar::EntryType::Regular,
+        "abs/tmp/x",
+        b"x",
+        None,
+    );
+    let _ = append(
+        &mut hostile,
+        tar::EntryType::Link,
+        "hl",
+        b"",
+        Some("../outside"),
+    );
+    if let Ok(bytes) = hostile.into_inner() {
+        out.push(("oci_layer", "hostile-links".to_string(), bytes));
+    }
+    out
+}
+
+/// Append one entry; `link` is the target of a link. Names are set raw, so `..` and
+/// absolute names survive (the tar crate's checked setters refuse them).
+fn append(
+    builder: &mut tar::Builder<Vec<u8>>,
+    kind: tar::EntryType,
+    name: &str,
+    data: &[u8],
+    link: Option<&str>,
+) -> std::io::Result<()> {
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(kind);
+    header.set_mode(if kind == tar::EntryType::Directory {
+        0o755
+    } else {
+        0o644
+    });
+    header.set_size(data.len() as u64);
+    let bytes = header.as_old_mut().name.as_mut();
+    let n = name.len().min(bytes.len());
+    bytes[..n].copy_from_slice(&name.as_bytes()[..n]);
+    if let Some(target) = link {
+        let bytes = header.as_old_mut().linkname.as_mut();
+        let n = target.len().min(bytes.len());
+        bytes[..n].copy_from_slice(&target.as_bytes()[..n]);
+    }
+    header.set_cksum();
+    builder.append(&header, data)
 }

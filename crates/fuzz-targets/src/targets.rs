@@ -228,3 +228,44 @@ pub fn deb(data: &[u8]) {
         )),
     }
 }
+
+/// An OCI layer's tar stream (a registry's bytes, decompressed): applied onto a fresh tree
+/// beside a sentinel file; whatever the entries say, nothing is created, changed or
+/// removed outside the tree.
+pub fn oci_layer(data: &[u8]) {
+    let Ok(dir) = tempfile::tempdir() else { return };
+    let root = dir.path().join("root");
+    let outside = dir.path().join("outside");
+    if std::fs::create_dir(&root).is_err() || std::fs::write(&outside, b"sentinel").is_err() {
+        return;
+    }
+    let _ = banger_images::oci::apply::Applier::new(&root).apply("fuzz", data);
+    let mut beside: Vec<_> = std::fs::read_dir(dir.path())
+        .map(|entries| entries.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    beside.sort();
+    assert_eq!(
+        beside,
+        ["outside", "root"],
+        "the layer wrote beside its tree"
+    );
+    assert_eq!(
+        std::fs::read(&outside).ok().as_deref(),
+        Some(&b"sentinel"[..]),
+        "the layer changed a file outside its tree"
+    );
+    // A read-only directory in the layer must not make the tree undeletable by its owner.
+    make_writable(&root);
+}
+
+fn make_writable(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                make_writable(&entry.path());
+            }
+        }
+    }
+}

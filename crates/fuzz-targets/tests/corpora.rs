@@ -22,7 +22,7 @@ fn every_corpus_input_and_its_mutations_pass_every_target() {
             target(input);
         }
         let mut rng = Rng::new(name.len() as u64 * 7919);
-        let rounds = if name == "agent_host" || name == "deb" {
+        let rounds = if matches!(name, "agent_host" | "deb" | "oci_layer") {
             300
         } else {
             3000
