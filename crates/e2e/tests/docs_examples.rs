@@ -23,6 +23,22 @@ const NOT_RUN: &[(&str, &str)] = &[
         "builds an image from the Debian archive (a download of minutes); the e2e template is built by exactly this command",
     ),
     (
+        "banger image import docker://registry.example.com",
+        "names a placeholder registry; tests/oci_import.rs imports from a registry it serves on 127.0.0.1",
+    ),
+    (
+        "banger image import oci:./layout",
+        "needs an OCI layout the reader has; tests/oci_import.rs imports layouts made by skopeo and umoci",
+    ),
+    (
+        "banger image import docker-archive:app.tar",
+        "needs a `docker save` tarball the reader has; tests/oci_import.rs imports one",
+    ),
+    (
+        "banger image import-kernel ./vmlinux",
+        "needs a kernel file the reader has; crates/images/tests/import_kernel.rs imports kernels",
+    ),
+    (
         "sudo banger firecracker install",
         "downloads a Firecracker release from GitHub, which this test cannot reach; crates/firecracker's install tests serve one locally",
     ),
