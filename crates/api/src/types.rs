@@ -77,6 +77,11 @@ pub struct CreateVmRequest {
     /// Start the VM and wait until its agent is ready before answering.
     #[serde(default)]
     pub start: bool,
+    /// The VMM for this VM: `auto`, `qemu` or `firecracker`; default: config's `vmm`. The
+    /// VM keeps the driver chosen now for its whole life.
+    #[serde(default)]
+    #[schema(example = "auto")]
+    pub vmm: Option<String>,
 }
 
 /// How to stop a VM. An empty body means a graceful stop with the default timeout.
@@ -119,7 +124,7 @@ pub struct VmView {
     pub name: String,
     /// The image it boots.
     pub image: String,
-    /// `created`, `starting`, `running`, `stopping`, `stopped` or `failed`; `removed` in
+    /// `created`, `starting`, `running`, `paused`, `stopping`, `stopped` or `failed`; `removed` in
     /// the answer to a delete. Clients should expect states added by later versions.
     #[schema(example = "running")]
     pub state: String,
@@ -127,9 +132,12 @@ pub struct VmView {
     pub memory_mib: u64,
     /// Size of the work disk in bytes.
     pub disk_bytes: u64,
-    /// The VMM driver of its last boot (`qemu`, `firecracker`).
+    /// The VMM driver that runs it (`qemu`, `firecracker`), chosen when it was created.
     #[serde(default)]
     pub driver: Option<String>,
+    /// Why the VM got its driver (chosen when it was created).
+    #[serde(default)]
+    pub driver_reason: Option<String>,
     /// The accelerator of its last boot (`kvm`, `tcg`).
     #[serde(default)]
     pub accel: Option<String>,

@@ -15,6 +15,7 @@ use banger_vmm::fake::{FakeConfig, FakeDriver};
 use banger_vmm::{Accel, Driver, DriverKind, Selection};
 
 use crate::state::{Daemon, Parts};
+use crate::vms::driver::Drivers;
 
 // The fake VMM's entry point lives in this test binary.
 banger_vmm::fake_vmm_hook!();
@@ -78,17 +79,24 @@ impl Harness {
             .enable_all()
             .build()
             .expect("build a runtime");
+        let selection = Selection {
+            driver: DriverKind::Qemu,
+            accel: Accel::Tcg,
+            reason: "the fake driver of the daemon's tests".into(),
+            caveat: None,
+        };
         let daemon = Daemon::with_parts(Parts {
             layout: self.layout.clone(),
             config: self.config.clone(),
             defaults: self.config.vm_defaults_resolved(None, None),
             store: self.open_store(),
-            driver: Driver::Fake(self.driver.clone()),
-            selection: Selection {
-                driver: DriverKind::Qemu,
-                accel: Accel::Tcg,
-                reason: "the fake driver of the daemon's tests".into(),
-            },
+            driver: Drivers::fixed(
+                &self.layout,
+                &self.config,
+                Driver::Fake(self.driver.clone()),
+                selection.clone(),
+            ),
+            selection: Ok(selection),
             runner: Arc::new(RealRunner),
         });
         rt.block_on(crate::vms::reconcile::reconcile(&daemon));

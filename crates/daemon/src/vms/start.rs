@@ -6,7 +6,7 @@ use banger_api::{BootTimings, VmView};
 use banger_store::{GuestInit, ImageRecord};
 use banger_store::{VmRecord, VmState};
 use banger_system::progress::Progress;
-use banger_vmm::{DriveSpec, LaunchSpec, VmmDriver};
+use banger_vmm::{DriveSpec, DriverKind, LaunchSpec};
 
 use super::{CONSOLE_LOG, agent, console, lock_vm, lookup, release, strays, view, watch};
 use crate::error::{DaemonError, Result};
@@ -40,6 +40,10 @@ pub async fn boot(daemon: &Daemon, id: &str, progress: &dyn Progress) -> Result<
     match vm.state {
         VmState::Running => return Ok(vm),
         VmState::Created | VmState::Stopped | VmState::Failed => {}
+        VmState::Paused => {
+            return Err(DaemonError::conflict(format!("VM {} is paused", vm.name))
+                .with_hint(format!("resume it with `banger vm resume {}`", vm.name)));
+        }
         other => {
             return Err(DaemonError::conflict(format!(
                 "VM {} is {other}; try again when it settles",
@@ -84,12 +88,9 @@ pub async fn boot(daemon: &Daemon, id: &str, progress: &dyn Progress) -> Result<
         console_log: vm.dir.join(CONSOLE_LOG),
     };
 
-    progress.phase(
-        &format!("start the VMM ({})", daemon.selection_summary()),
-        None,
-        None,
-    );
-    let launched = op.unless_cancelled(daemon.driver.launch(&spec)).await;
+    let kind = driver_of(daemon, &vm)?;
+    progress.phase(&format!("start the VMM ({kind})"), None, None);
+    let launched = op.unless_cancelled(daemon.driver.launch(kind, &spec)).await;
     let runtime = match launched {
         Some(Ok(rt)) => rt,
         None => {
@@ -195,6 +196,23 @@ async fn report_kernel_start<T>(
                 }
             }
         }
+    }
+}
+
+/// The driver VM `vm` was created with. Records from before drivers were recorded at
+/// create time get what this host would choose now.
+fn driver_of(daemon: &Daemon, vm: &VmRecord) -> Result<DriverKind> {
+    match vm.driver.as_deref() {
+        Some(kind) => kind.parse().map_err(|e: String| {
+            DaemonError::internal(format!("VM {} has a bad driver record: {e}", vm.name))
+        }),
+        None => daemon
+            .driver
+            .select(daemon.config.vmm)
+            .map(|selection| selection.driver)
+            .map_err(|e| {
+                DaemonError::unavailable(e.to_string()).with_hint("`banger doctor` checks the host")
+            }),
     }
 }
 
