@@ -35,6 +35,10 @@ const NOT_RUN: &[(&str, &str)] = &[
         "needs a `docker save` tarball the reader has; tests/oci_import.rs imports one",
     ),
     (
+        "banger run --rm --image app",
+        "runs the image the placeholder import above would create; tests/oci_import.rs runs imported images' Entrypoint/Cmd",
+    ),
+    (
         "banger image import-kernel ./vmlinux",
         "needs a kernel file the reader has; crates/images/tests/import_kernel.rs imports kernels",
     ),
