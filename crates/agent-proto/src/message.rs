@@ -103,6 +103,14 @@ pub struct SetTime {
     pub unix_nanos: i64,
 }
 
+/// Either way (version 2): the peer may send `bytes` more bytes of data on this exec stream —
+/// output (host→guest `Credit`) or stdin (guest→host `InputCredit`). Windows start at
+/// [`crate::OUTPUT_WINDOW`] and [`crate::INPUT_WINDOW`] bytes per exec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credit {
+    pub bytes: u64,
+}
+
 /// Guest→host: the exec's process was created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Started {
@@ -149,6 +157,7 @@ pub enum Message {
     GetFile(GetFile),
     Ping,
     SetTime(SetTime),
+    Credit(Credit),
     Ready(Ready),
     Started(Started),
     Stdout(Vec<u8>),
@@ -159,6 +168,7 @@ pub enum Message {
     Ok,
     Error(ErrorReply),
     Pong,
+    InputCredit(Credit),
 }
 
 /// How a kind's payload is laid out.
@@ -192,6 +202,7 @@ impl Message {
             Message::GetFile(_) => Kind::GetFile,
             Message::Ping => Kind::Ping,
             Message::SetTime(_) => Kind::SetTime,
+            Message::Credit(_) => Kind::Credit,
             Message::Ready(_) => Kind::Ready,
             Message::Started(_) => Kind::Started,
             Message::Stdout(_) => Kind::Stdout,
@@ -202,6 +213,7 @@ impl Message {
             Message::Ok => Kind::Ok,
             Message::Error(_) => Kind::Error,
             Message::Pong => Kind::Pong,
+            Message::InputCredit(_) => Kind::InputCredit,
         }
     }
 
@@ -225,6 +237,7 @@ impl Message {
             Message::PutFile(m) => Body::Json(serde_json::to_vec(m)),
             Message::GetFile(m) => Body::Json(serde_json::to_vec(m)),
             Message::SetTime(m) => Body::Json(serde_json::to_vec(m)),
+            Message::Credit(m) | Message::InputCredit(m) => Body::Json(serde_json::to_vec(m)),
             Message::Ready(m) => Body::Json(serde_json::to_vec(m)),
             Message::Started(m) => Body::Json(serde_json::to_vec(m)),
             Message::Exited(m) => Body::Json(serde_json::to_vec(m)),
@@ -275,6 +288,7 @@ impl Message {
             Kind::GetFile => Message::GetFile(parse(kind, stream, &payload)?),
             Kind::Ping => Message::Ping,
             Kind::SetTime => Message::SetTime(parse(kind, stream, &payload)?),
+            Kind::Credit => Message::Credit(parse(kind, stream, &payload)?),
             Kind::Ready => Message::Ready(parse(kind, stream, &payload)?),
             Kind::Started => Message::Started(parse(kind, stream, &payload)?),
             Kind::Stdout => Message::Stdout(payload),
@@ -285,6 +299,7 @@ impl Message {
             Kind::Ok => Message::Ok,
             Kind::Error => Message::Error(parse(kind, stream, &payload)?),
             Kind::Pong => Message::Pong,
+            Kind::InputCredit => Message::InputCredit(parse(kind, stream, &payload)?),
         })
     }
 }
@@ -337,6 +352,7 @@ mod tests {
             Message::SetTime(SetTime {
                 unix_nanos: 1_700_000_000_123_456_789,
             }),
+            Message::Credit(Credit { bytes: 65_536 }),
             Message::Ready(Ready {
                 nonce: 7,
                 proto_version: 1,
@@ -366,6 +382,7 @@ mod tests {
             Message::Ok,
             Message::error("exec: no such file or directory: foo"),
             Message::Pong,
+            Message::InputCredit(Credit { bytes: 1 << 20 }),
         ]
     }
 

@@ -14,6 +14,7 @@ use nix::fcntl::{Flock, FlockArg};
 
 pub mod bench;
 pub mod direct;
+pub mod hostile;
 pub mod oci;
 pub mod pty;
 pub mod python;
@@ -181,7 +182,6 @@ impl Env {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// Write this installation's `config.toml`.
     /// Replace this installation's settings with `text`, keeping the default image its
     /// template set.
     pub fn write_config(&self, text: &str) -> anyhow::Result<()> {

@@ -11,7 +11,7 @@
 //! without the PVH note, or on request.
 
 mod argv;
-mod launch;
+pub(crate) mod launch;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -233,6 +233,7 @@ impl QemuDriver {
         for path in [
             Some(rt.control_socket.clone()),
             agent_socket,
+            rt.console_socket.clone(),
             Some(paths.pid_file),
         ]
         .into_iter()
@@ -275,6 +276,13 @@ impl VmmDriver for QemuDriver {
             .await
             .map_err(|e| Self::qmp_error(rt, e))?;
         Ok(())
+    }
+
+    fn processes_using(
+        &self,
+        vm_dir: &std::path::Path,
+    ) -> std::io::Result<Vec<process::ProcessIdentity>> {
+        process::find_using_dir(&self.config.binary, vm_dir)
     }
 
     /// QMP `stop`: the vCPUs halt, QEMU keeps serving.
