@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use banger_agent_proto::{
-    CONTROL_STREAM, Decoder, GetFile, Hello, MAX_DATA_CHUNK, Message, PROTO_VERSION, PutFile,
-    Ready, SetTime,
+    CONTROL_STREAM, Decoder, FEATURE_EXEC_USER, GetFile, Hello, MAX_DATA_CHUNK, Message,
+    PROTO_VERSION, PutFile, Ready, SetTime,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::mpsc;
@@ -40,6 +40,8 @@ pub struct AgentClient {
 
 struct Inner {
     shared: Arc<Shared>,
+    /// What the agent said it honours in its `Ready`.
+    features: Vec<String>,
     frames: mpsc::Sender<Vec<u8>>,
     reader: AbortHandle,
 }
@@ -83,6 +85,7 @@ impl AgentClient {
         let reader = tokio::spawn(conn::read_loop(reader, decoder, Arc::clone(&shared)));
         let inner = Inner {
             shared,
+            features: ready.features.clone(),
             frames,
             reader: reader.abort_handle(),
         };
@@ -90,6 +93,11 @@ impl AgentClient {
             inner: Arc::new(inner),
         };
         Ok((client, ready))
+    }
+
+    /// Whether the agent listed `feature` in its `Ready`.
+    pub fn supports(&self, feature: &str) -> bool {
+        self.inner.features.iter().any(|f| f == feature)
     }
 
     /// Whether the connection has died (or been shut down).
@@ -106,6 +114,12 @@ impl AgentClient {
     /// Starts `request` in the guest. Its output, errors and exit come as events on the
     /// returned session. Many execs may run at once.
     pub async fn exec(&self, request: ExecRequest) -> Result<ExecSession, ClientError> {
+        // An older agent would ignore the user and run the command as root.
+        if request.user.is_some() && !self.supports(FEATURE_EXEC_USER) {
+            return Err(ClientError::Unsupported {
+                what: "running a command as another user",
+            });
+        }
         let wants_stdin = request.stdin;
         let (route, events) = self.register()?;
         self.send(route.stream, &Message::Exec(request.into_message()))

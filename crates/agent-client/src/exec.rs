@@ -23,6 +23,9 @@ pub struct ExecRequest {
     pub stdin: bool,
     /// Run on a pseudo-terminal of this size; stderr then arrives merged into stdout.
     pub tty: Option<TtySize>,
+    /// Run as this user (`NAME`, `UID`, `NAME:GROUP`, `UID:GID`, resolved in the guest);
+    /// root when `None`.
+    pub user: Option<String>,
 }
 
 impl ExecRequest {
@@ -37,6 +40,7 @@ impl ExecRequest {
             cwd: None,
             stdin: false,
             tty: None,
+            user: None,
         }
     }
 
@@ -55,6 +59,11 @@ impl ExecRequest {
         self
     }
 
+    pub fn user(mut self, user: impl Into<String>) -> ExecRequest {
+        self.user = Some(user.into());
+        self
+    }
+
     pub fn tty(mut self, rows: u16, cols: u16) -> ExecRequest {
         self.tty = Some(TtySize { rows, cols });
         self
@@ -67,6 +76,7 @@ impl ExecRequest {
             cwd: self.cwd,
             stdin: self.stdin,
             tty: self.tty,
+            user: self.user,
         }
     }
 }

@@ -3,6 +3,7 @@
 mod pump;
 mod spawn;
 mod table;
+pub mod user;
 
 pub use pump::{EXIT_DRAIN_IDLE_MS, OutputSources, Route, StdinMsg, start_output, start_stdin};
 pub use spawn::{DEFAULT_CWD, DEFAULT_ENV, DEFAULT_TERM, SpawnFailure, Spawned, resize, spawn};

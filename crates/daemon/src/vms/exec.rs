@@ -34,9 +34,15 @@ pub async fn start(daemon: &Daemon, name: &str, req: ExecRequest) -> Result<Exec
         );
     }
     let client = agent::client_for(daemon, &vm).await?;
-    client.exec(to_agent_request(req)).await.map_err(|e| {
-        DaemonError::unavailable(format!("cannot run the command in VM {}: {e}", vm.name))
-    })
+    client
+        .exec(to_agent_request(req))
+        .await
+        .map_err(|e| match e {
+            banger_agent_client::ClientError::Unsupported { .. } => {
+                DaemonError::conflict(format!("cannot run the command in VM {}: {e}", vm.name))
+            }
+            e => DaemonError::unavailable(format!("cannot run the command in VM {}: {e}", vm.name)),
+        })
 }
 
 /// The client never took the stream: nobody will read the command's output.
@@ -54,6 +60,7 @@ fn to_agent_request(req: ExecRequest) -> banger_agent_client::ExecRequest {
             rows: t.rows,
             cols: t.cols,
         }),
+        user: req.user,
     }
 }
 
