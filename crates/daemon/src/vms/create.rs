@@ -79,6 +79,7 @@ pub async fn create(
         &dir,
         disk_bytes,
         allow_qcow2,
+        progress,
     )
     .and_then(|vm_disks| {
         daemon
