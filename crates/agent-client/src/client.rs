@@ -7,16 +7,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use banger_agent_proto::{
-    CONTROL_STREAM, Decoder, GetFile, Hello, MAX_DATA_CHUNK, Message, PROTO_VERSION, PutFile,
-    Ready, SetTime,
+    CONTROL_STREAM, Decoder, FEATURE_EXEC_USER, GetFile, Hello, INPUT_WINDOW, MAX_DATA_CHUNK,
+    MIN_PROTO_VERSION, Message, OUTPUT_WINDOW, PROTO_VERSION, PutFile, Ready, SetTime,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
 use crate::ClientError;
-use crate::conn::{self, RouteGuard, Shared};
+use crate::conn::{self, Budget, CloseReason, Inbox, InputCredit, RouteGuard, Shared};
 use crate::exec::{ExecRequest, ExecSession};
+
+/// Longest kernel release or agent version kept from a guest's `Ready` (escaped).
+pub const MAX_READY_FIELD: usize = 64;
+/// Longest error text kept from a guest (escaped).
+pub const MAX_GUEST_MESSAGE: usize = 1024;
 
 /// Any byte stream to an agent.
 pub trait AgentStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
@@ -31,6 +36,10 @@ const HELLO_RESEND: Duration = Duration::from_secs(1);
 /// Frames queued for the writer task before senders wait (backpressure on large uploads).
 const WRITE_QUEUE: usize = 64;
 
+/// How long a request (ping, power-off, file copy, clock) may take, from queueing its first
+/// frame to its answer. A frozen guest must not hang its caller: every wait has a deadline.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// A connection to one guest agent. Cheap to clone; all clones share the connection, which
 /// closes when the last clone (and every session) is dropped.
 #[derive(Clone)]
@@ -40,6 +49,8 @@ pub struct AgentClient {
 
 struct Inner {
     shared: Arc<Shared>,
+    /// What the agent said it honours in its `Ready`.
+    features: Vec<String>,
     frames: mpsc::Sender<Vec<u8>>,
     reader: AbortHandle,
 }
@@ -47,6 +58,7 @@ struct Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         self.reader.abort();
+        self.shared.close(CloseReason::Shutdown);
     }
 }
 
@@ -58,8 +70,20 @@ impl AgentClient {
         stream: S,
         timeout: Duration,
     ) -> Result<(AgentClient, Ready), ClientError> {
+        AgentClient::handshake_as("guest agent", stream, timeout).await
+    }
+
+    /// [`AgentClient::handshake`], naming the connection `label` (e.g. "VM dev") in logs.
+    ///
+    /// Everything the agent reports about itself in `Ready` is guest-controlled: the strings
+    /// are escaped and capped before they are returned.
+    pub async fn handshake_as<S: AgentStream>(
+        label: &str,
+        stream: S,
+        timeout: Duration,
+    ) -> Result<(AgentClient, Ready), ClientError> {
         let (mut reader, writer) = tokio::io::split(stream);
-        let shared = Shared::new();
+        let shared = Shared::new(label.to_owned());
         let (frames, queue) = mpsc::channel(WRITE_QUEUE);
         tokio::spawn(conn::write_loop(writer, queue, Arc::clone(&shared)));
         let nonce = new_nonce();
@@ -70,19 +94,31 @@ impl AgentClient {
         .encode(CONTROL_STREAM)?;
         let mut decoder = Decoder::new();
         let wait = wait_for_ready(&mut reader, &mut decoder, &frames, &hello, nonce);
-        let ready = match tokio::time::timeout(timeout, wait).await {
+        let mut ready = match tokio::time::timeout(timeout, wait).await {
             Ok(result) => result?,
             Err(_) => return Err(ClientError::HandshakeTimeout(timeout)),
         };
-        if ready.proto_version != PROTO_VERSION {
+        if !(MIN_PROTO_VERSION..=PROTO_VERSION).contains(&ready.proto_version) {
             return Err(ClientError::VersionMismatch {
                 agent: ready.proto_version,
                 host: PROTO_VERSION,
             });
         }
+        shared.set_version(ready.proto_version);
+        ready.kernel_release =
+            banger_system::text::sanitize(&ready.kernel_release, MAX_READY_FIELD);
+        ready.agent_version = banger_system::text::sanitize(&ready.agent_version, MAX_READY_FIELD);
         let reader = tokio::spawn(conn::read_loop(reader, decoder, Arc::clone(&shared)));
         let inner = Inner {
             shared,
+            // Guest-supplied: keep only plausible names, a bounded number of them.
+            features: ready
+                .features
+                .iter()
+                .filter(|f| f.len() <= 64)
+                .take(64)
+                .cloned()
+                .collect(),
             frames,
             reader: reader.abort_handle(),
         };
@@ -92,35 +128,82 @@ impl AgentClient {
         Ok((client, ready))
     }
 
+    /// Whether the agent listed `feature` in its `Ready`.
+    pub fn supports(&self, feature: &str) -> bool {
+        self.inner.features.iter().any(|f| f == feature)
+    }
+
     /// Whether the connection has died (or been shut down).
     pub fn is_closed(&self) -> bool {
         self.inner.shared.is_closed()
     }
 
+    /// Why the connection closed (`None` while it is open).
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        self.inner.shared.close_reason()
+    }
+
+    /// When the connection closed (`None` while it is open).
+    pub fn closed_at(&self) -> Option<std::time::Instant> {
+        self.inner.shared.closed_at()
+    }
+
+    /// The protocol version agreed at the handshake.
+    pub fn proto_version(&self) -> u32 {
+        self.inner.shared.version()
+    }
+
     /// Waits until the connection dies.
     pub async fn closed(&self) {
         let mut closed = self.inner.shared.subscribe_closed();
-        let _ = closed.wait_for(|closed| *closed).await;
+        let _ = closed.wait_for(Option::is_some).await;
     }
 
     /// Starts `request` in the guest. Its output, errors and exit come as events on the
-    /// returned session. Many execs may run at once.
+    /// returned session. Many execs may run at once. With protocol version 2 each exec's
+    /// output and stdin are flow-controlled (see `conn.rs`).
     pub async fn exec(&self, request: ExecRequest) -> Result<ExecSession, ClientError> {
+        // An older agent would ignore the user and run the command as root.
+        if request.user.is_some() && !self.supports(FEATURE_EXEC_USER) {
+            return Err(ClientError::Unsupported {
+                what: "running a command as another user",
+            });
+        }
         let wants_stdin = request.stdin;
-        let (route, events) = self.register()?;
+        let v2 = self.proto_version() >= 2;
+        let (budget, input) = if v2 {
+            (
+                Budget::Credit {
+                    window: OUTPUT_WINDOW,
+                },
+                Some(InputCredit::new(INPUT_WINDOW)),
+            )
+        } else {
+            (Budget::Backpressure, None)
+        };
+        let (route, events) = self.inner.shared.register(budget, input.clone())?;
         self.send(route.stream, &Message::Exec(request.into_message()))
             .await?;
-        Ok(ExecSession::new(self.clone(), route, events, wants_stdin))
+        Ok(ExecSession::new(
+            self.clone(),
+            route,
+            events,
+            wants_stdin,
+            input,
+        ))
     }
 
     /// Checks the agent answers.
     pub async fn ping(&self) -> Result<(), ClientError> {
-        let (route, mut replies) = self.register()?;
-        self.send(route.stream, &Message::Ping).await?;
-        match replies.recv().await {
-            Some(Message::Pong) => Ok(()),
-            other => Err(unexpected(other, "Pong")),
-        }
+        within("Ping", async {
+            let (route, mut replies) = self.register()?;
+            self.send(route.stream, &Message::Ping).await?;
+            match replies.recv_message().await {
+                Some(Message::Pong) => Ok(()),
+                other => Err(unexpected(other, "Pong")),
+            }
+        })
+        .await
     }
 
     /// Asks the agent to power the guest off (as PID 1) or to exit (otherwise). Returns once
@@ -132,6 +215,15 @@ impl AgentClient {
     /// Writes `data` to `path` in the guest with permission bits `mode`. The file appears
     /// complete or not at all (temporary name, then rename).
     pub async fn put_file(&self, path: &str, mode: u32, data: &[u8]) -> Result<(), ClientError> {
+        within("PutFile", self.put_file_unbounded(path, mode, data)).await
+    }
+
+    async fn put_file_unbounded(
+        &self,
+        path: &str,
+        mode: u32,
+        data: &[u8],
+    ) -> Result<(), ClientError> {
         let (route, mut replies) = self.register()?;
         let header = Message::PutFile(PutFile {
             path: path.to_owned(),
@@ -143,7 +235,7 @@ impl AgentClient {
                 .await?;
         }
         self.send(route.stream, &Message::PutFileEnd).await?;
-        match replies.recv().await {
+        match replies.recv_message().await {
             Some(Message::Ok) => Ok(()),
             other => Err(unexpected(other, "Ok")),
         }
@@ -151,6 +243,10 @@ impl AgentClient {
 
     /// Reads the file at `path` in the guest.
     pub async fn get_file(&self, path: &str) -> Result<Vec<u8>, ClientError> {
+        within("GetFile", self.get_file_unbounded(path)).await
+    }
+
+    async fn get_file_unbounded(&self, path: &str) -> Result<Vec<u8>, ClientError> {
         let (route, mut replies) = self.register()?;
         let request = Message::GetFile(GetFile {
             path: path.to_owned(),
@@ -158,7 +254,7 @@ impl AgentClient {
         self.send(route.stream, &request).await?;
         let mut data = Vec::new();
         loop {
-            match replies.recv().await {
+            match replies.recv_message().await {
                 Some(Message::FileChunk(chunk)) => data.extend_from_slice(&chunk),
                 Some(Message::FileEnd(end)) if end.size == data.len() as u64 => return Ok(data),
                 Some(Message::FileEnd(end)) => {
@@ -189,18 +285,25 @@ impl AgentClient {
     }
 
     async fn simple_request(&self, message: &Message) -> Result<(), ClientError> {
-        let (route, mut replies) = self.register()?;
-        self.send(route.stream, message).await?;
-        match replies.recv().await {
-            Some(Message::Ok) => Ok(()),
-            other => Err(unexpected(other, "Ok")),
-        }
+        let what = match message.kind() {
+            banger_agent_proto::Kind::Poweroff => "Poweroff",
+            banger_agent_proto::Kind::SetTime => "SetTime",
+            _ => "a request",
+        };
+        within(what, async {
+            let (route, mut replies) = self.register()?;
+            self.send(route.stream, message).await?;
+            match replies.recv_message().await {
+                Some(Message::Ok) => Ok(()),
+                other => Err(unexpected(other, "Ok")),
+            }
+        })
+        .await
     }
 
-    pub(crate) fn register(
-        &self,
-    ) -> Result<(RouteGuard, mpsc::UnboundedReceiver<Message>), ClientError> {
-        self.inner.shared.register()
+    /// A route for a request and its replies (the reader waits for us to take them).
+    pub(crate) fn register(&self) -> Result<(RouteGuard, Inbox), ClientError> {
+        self.inner.shared.register(Budget::Backpressure, None)
     }
 
     /// Queues one frame for the writer.
@@ -230,11 +333,27 @@ impl AgentClient {
     }
 }
 
+/// `request` bounded by [`REQUEST_TIMEOUT`].
+async fn within<T>(
+    what: &'static str,
+    request: impl std::future::Future<Output = Result<T, ClientError>>,
+) -> Result<T, ClientError> {
+    tokio::time::timeout(REQUEST_TIMEOUT, request)
+        .await
+        .unwrap_or(Err(ClientError::Timeout {
+            what,
+            after: REQUEST_TIMEOUT,
+        }))
+}
+
 /// The error for a reply that is not the one expected: the agent's own error, a closed
 /// connection, or a protocol violation.
 pub(crate) fn unexpected(reply: Option<Message>, wanted: &str) -> ClientError {
     match reply {
-        Some(Message::Error(err)) => ClientError::Agent(err.message),
+        Some(Message::Error(err)) => ClientError::Agent(banger_system::text::sanitize(
+            &err.message,
+            MAX_GUEST_MESSAGE,
+        )),
         Some(other) => {
             ClientError::Protocol(format!("got {:?} where {wanted} was due", other.kind()))
         }

@@ -3,13 +3,18 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use banger_agent_proto::{Exec, MAX_DATA_CHUNK, Message, Signal, TtySize};
+use std::sync::Arc;
+
+use banger_agent_proto::{Credit, Exec, MAX_DATA_CHUNK, Message, OUTPUT_WINDOW, Signal, TtySize};
 use bytes::Bytes;
-use tokio::sync::mpsc;
 
 use crate::ClientError;
-use crate::client::AgentClient;
-use crate::conn::RouteGuard;
+use crate::client::{AgentClient, MAX_GUEST_MESSAGE};
+use crate::conn::{Delivery, Inbox, InputCredit, RouteGuard};
+
+/// Output is granted back to the guest in batches of at least this much (a quarter of the
+/// window keeps three quarters in flight: the guest never waits on a busy host).
+const GRANT_BATCH: u64 = OUTPUT_WINDOW / 4;
 
 /// What to run. The guest starts from a default environment (`PATH`, `HOME=/root`, and
 /// `TERM` on a terminal); `env` is added on top.
@@ -23,6 +28,9 @@ pub struct ExecRequest {
     pub stdin: bool,
     /// Run on a pseudo-terminal of this size; stderr then arrives merged into stdout.
     pub tty: Option<TtySize>,
+    /// Run as this user (`NAME`, `UID`, `NAME:GROUP`, `UID:GID`, resolved in the guest);
+    /// root when `None`.
+    pub user: Option<String>,
 }
 
 impl ExecRequest {
@@ -37,6 +45,7 @@ impl ExecRequest {
             cwd: None,
             stdin: false,
             tty: None,
+            user: None,
         }
     }
 
@@ -55,6 +64,11 @@ impl ExecRequest {
         self
     }
 
+    pub fn user(mut self, user: impl Into<String>) -> ExecRequest {
+        self.user = Some(user.into());
+        self
+    }
+
     pub fn tty(mut self, rows: u16, cols: u16) -> ExecRequest {
         self.tty = Some(TtySize { rows, cols });
         self
@@ -67,6 +81,7 @@ impl ExecRequest {
             cwd: self.cwd,
             stdin: self.stdin,
             tty: self.tty,
+            user: self.user,
         }
     }
 }
@@ -148,16 +163,29 @@ pub struct ExecStdin {
     client: AgentClient,
     stream: u32,
     closed: bool,
+    /// Version 2: what the guest still accepts; `None` without flow control.
+    credit: Option<Arc<InputCredit>>,
 }
 
 impl ExecStdin {
-    /// Sends `data` to the program's stdin (in chunks; waits while the connection's write
-    /// queue is full).
+    /// Sends `data` to the program's stdin, in chunks; waits while the guest has granted no
+    /// stdin credit (version 2) or the connection's write queue is full.
     pub async fn write(&mut self, data: &[u8]) -> Result<(), ClientError> {
-        for chunk in data.chunks(MAX_DATA_CHUNK) {
+        let mut rest = data;
+        while !rest.is_empty() {
+            let want = rest.len().min(MAX_DATA_CHUNK);
+            let n = match &self.credit {
+                Some(credit) => {
+                    let granted = credit.take(want as u64).await;
+                    usize::try_from(granted).unwrap_or(want).min(want)
+                }
+                None => want,
+            };
+            let (chunk, tail) = rest.split_at(n);
             self.client
                 .send(self.stream, &Message::Stdin(chunk.to_vec()))
                 .await?;
+            rest = tail;
         }
         Ok(())
     }
@@ -180,27 +208,32 @@ impl Drop for ExecStdin {
 /// A running exec. Events arrive through [`ExecSession::next_event`]; dropping the session
 /// stops listening but does not stop the program (use [`ExecSession::signal`]).
 pub struct ExecSession {
-    events: mpsc::UnboundedReceiver<Message>,
+    events: Inbox,
     control: ExecControl,
     stdin: Option<ExecStdin>,
     // Declared after `events`: the route goes away only once nobody can read it.
     route: RouteGuard,
     finished: bool,
     connection_lost: bool,
+    /// Version 2: output taken but not yet granted back to the guest.
+    ungranted: Option<u64>,
 }
 
 impl ExecSession {
     pub(crate) fn new(
         client: AgentClient,
         route: RouteGuard,
-        events: mpsc::UnboundedReceiver<Message>,
+        events: Inbox,
         wants_stdin: bool,
+        input_credit: Option<Arc<InputCredit>>,
     ) -> ExecSession {
         let stream = route.stream;
+        let flow_controlled = input_credit.is_some();
         let stdin = wants_stdin.then(|| ExecStdin {
             client: client.clone(),
             stream,
             closed: false,
+            credit: input_credit,
         });
         ExecSession {
             events,
@@ -209,6 +242,26 @@ impl ExecSession {
             route,
             finished: false,
             connection_lost: false,
+            ungranted: flow_controlled.then_some(0),
+        }
+    }
+
+    /// Version 2: `n` bytes of output were taken; grant them back in batches. Output is
+    /// granted only as it is taken, so the guest can never have more in flight than the
+    /// window: a slow reader stalls the guest's writer.
+    async fn taken(&mut self, n: usize) {
+        let Some(ungranted) = self.ungranted.as_mut() else {
+            return;
+        };
+        *ungranted += n as u64;
+        if *ungranted >= GRANT_BATCH {
+            let bytes = std::mem::take(ungranted);
+            // A closed connection needs no credit; the next event says it closed.
+            let _ = self
+                .control
+                .client
+                .send(self.route.stream, &Message::Credit(Credit { bytes }))
+                .await;
         }
     }
 
@@ -245,18 +298,37 @@ impl ExecSession {
         if self.finished {
             return None;
         }
-        let Some(message) = self.events.recv().await else {
-            self.finished = true;
-            self.connection_lost = true;
-            return Some(ExecEvent::Error(
-                "the connection to the guest agent closed before the exec finished".into(),
-            ));
+        let message = match self.events.recv().await {
+            Some(Delivery::Message { message, .. }) => message,
+            Some(Delivery::Violation(why)) => {
+                self.finished = true;
+                self.connection_lost = true;
+                // Nothing more is read for this exec: stop it too.
+                let _ = self.control.signal(libc::SIGKILL).await;
+                return Some(ExecEvent::Error(why));
+            }
+            None => {
+                self.finished = true;
+                self.connection_lost = true;
+                return Some(ExecEvent::Error(
+                    "the connection to the guest agent closed before the exec finished".into(),
+                ));
+            }
         };
         Some(match message {
             Message::Started(started) => ExecEvent::Started { pid: started.pid },
-            Message::Stdout(data) => ExecEvent::Stdout(Bytes::from(data)),
-            Message::Stderr(data) => ExecEvent::Stderr(Bytes::from(data)),
-            Message::Error(err) => ExecEvent::Error(err.message),
+            Message::Stdout(data) => {
+                self.taken(data.len()).await;
+                ExecEvent::Stdout(Bytes::from(data))
+            }
+            Message::Stderr(data) => {
+                self.taken(data.len()).await;
+                ExecEvent::Stderr(Bytes::from(data))
+            }
+            Message::Error(err) => ExecEvent::Error(banger_system::text::sanitize(
+                &err.message,
+                MAX_GUEST_MESSAGE,
+            )),
             Message::Exited(exited) => {
                 self.finished = true;
                 ExecEvent::Exited(ExitStatus {

@@ -22,10 +22,13 @@ mod client;
 mod conn;
 mod error;
 mod exec;
+mod police;
 
 pub use banger_agent_proto::{BootTimings, PROTO_VERSION, Ready as ReadyInfo, TtySize};
-pub use client::{AgentClient, AgentStream};
+pub use client::{AgentClient, AgentStream, MAX_GUEST_MESSAGE, MAX_READY_FIELD, REQUEST_TIMEOUT};
+pub use conn::{BACKPRESSURE_BUDGET, CONTROL_SLACK, CloseReason};
 pub use error::ClientError;
 pub use exec::{
     ExecControl, ExecEvent, ExecOutput, ExecRequest, ExecSession, ExecStdin, ExitStatus,
 };
+pub use police::{JUNK_INTERVAL, JUNK_LIMIT};

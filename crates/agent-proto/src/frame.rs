@@ -32,6 +32,9 @@ pub enum Kind {
     Ping = 0x0c,
     /// Host→guest, JSON [`crate::SetTime`]: set the guest's wall clock.
     SetTime = 0x0d,
+    /// Host→guest (version 2), JSON [`crate::Credit`]: the exec on this stream may send this
+    /// many more bytes of output.
+    Credit = 0x0e,
     /// Guest→host, JSON [`crate::Ready`]: the answer to `Hello`.
     Ready = 0x81,
     /// Guest→host, JSON [`crate::Started`]: the exec's process runs.
@@ -53,11 +56,14 @@ pub enum Kind {
     Error = 0x89,
     /// Guest→host, empty: the answer to `Ping`.
     Pong = 0x8a,
+    /// Guest→host (version 2), JSON [`crate::Credit`]: the host may send this many more bytes
+    /// of stdin to the exec on this stream.
+    InputCredit = 0x8b,
 }
 
 impl Kind {
     /// Every kind, for exhaustive tests and lookups.
-    pub const ALL: [Kind; 23] = [
+    pub const ALL: [Kind; 25] = [
         Kind::Hello,
         Kind::Exec,
         Kind::Stdin,
@@ -71,6 +77,7 @@ impl Kind {
         Kind::GetFile,
         Kind::Ping,
         Kind::SetTime,
+        Kind::Credit,
         Kind::Ready,
         Kind::Started,
         Kind::Stdout,
@@ -81,6 +88,7 @@ impl Kind {
         Kind::Ok,
         Kind::Error,
         Kind::Pong,
+        Kind::InputCredit,
     ];
 
     /// The kind with this wire value, if any.

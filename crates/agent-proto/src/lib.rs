@@ -21,16 +21,37 @@ mod message;
 pub use decoder::{DecodeError, Decoder};
 pub use frame::{EncodeError, Frame, Kind, encode_frame};
 pub use message::{
-    BootTimings, ErrorReply, Exec, Exited, FileEnd, GetFile, Hello, Message, PutFile, Ready,
-    SetTime, Signal, Started, TtySize,
+    BootTimings, Credit, ErrorReply, Exec, Exited, FEATURE_EXEC_USER, FileEnd, GetFile, Hello,
+    Message, PutFile, Ready, SetTime, Signal, Started, TtySize,
 };
 
 /// The four bytes every frame starts with; the decoder scans for them to resynchronise.
 pub const MAGIC: [u8; 4] = *b"BNGR";
 
-/// Version of this protocol. The host sends it in `Hello`, the agent answers with its own in
-/// `Ready`; a host refuses an agent whose version differs.
-pub const PROTO_VERSION: u32 = 1;
+/// The newest version of this protocol, which both sides of this build speak.
+///
+/// The host sends its version in `Hello`; the agent answers in `Ready` with the lower of the
+/// two (it speaks every version down to [`MIN_PROTO_VERSION`]), and the session uses that.
+/// Version 2 adds per-exec flow control (`Credit`, `InputCredit`); a version-1 peer gets
+/// none and sends none.
+pub const PROTO_VERSION: u32 = 2;
+
+/// The oldest version either side still speaks.
+pub const MIN_PROTO_VERSION: u32 = 1;
+
+/// The version a session runs at when the host says `host` and the agent speaks up to
+/// `agent`: the lower one.
+pub fn negotiate(host: u32, agent: u32) -> u32 {
+    host.min(agent)
+}
+
+/// Version 2: how many bytes of output an exec may send before the host grants more
+/// (`Credit`). The host never holds more than this (plus a few control frames) per exec.
+pub const OUTPUT_WINDOW: u64 = 256 * 1024;
+
+/// Version 2: how many bytes of stdin the host may send an exec before the agent grants more
+/// (`InputCredit`).
+pub const INPUT_WINDOW: u64 = 256 * 1024;
 
 /// Bytes in a frame header: magic (4), kind (1), stream id (4), payload length (4).
 pub const HEADER_LEN: usize = 13;

@@ -31,7 +31,15 @@ pub struct Ready {
     #[serde(default)]
     pub pid1: bool,
     pub timings: BootTimings,
+    /// Optional request fields this agent honours (e.g. [`FEATURE_EXEC_USER`]). An older
+    /// agent ignores fields it does not know, so a host must not send one the agent does
+    /// not list here when ignoring it would change the outcome.
+    #[serde(default)]
+    pub features: Vec<String>,
 }
+
+/// The agent runs an [`Exec`] as its `user`.
+pub const FEATURE_EXEC_USER: &str = "exec-user";
 
 /// Guest uptime (CLOCK_BOOTTIME, microseconds) at the agent's boot milestones.
 ///
@@ -75,6 +83,11 @@ pub struct Exec {
     /// Run on a new pseudo-terminal of this size (stdout and stderr merge into `Stdout`).
     #[serde(default)]
     pub tty: Option<TtySize>,
+    /// Run as this user, in an OCI image config's `User` syntax: `NAME`, `UID`,
+    /// `NAME:GROUP`, `UID:GID` (names from the guest's `/etc/passwd` and `/etc/group`).
+    /// Root when absent. Only sent to agents listing [`FEATURE_EXEC_USER`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
 }
 
 /// Host→guest: send signal `signo` to the exec's process group.
@@ -101,6 +114,14 @@ pub struct GetFile {
 pub struct SetTime {
     /// Nanoseconds since the Unix epoch.
     pub unix_nanos: i64,
+}
+
+/// Either way (version 2): the peer may send `bytes` more bytes of data on this exec stream —
+/// output (host→guest `Credit`) or stdin (guest→host `InputCredit`). Windows start at
+/// [`crate::OUTPUT_WINDOW`] and [`crate::INPUT_WINDOW`] bytes per exec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credit {
+    pub bytes: u64,
 }
 
 /// Guest→host: the exec's process was created.
@@ -149,6 +170,7 @@ pub enum Message {
     GetFile(GetFile),
     Ping,
     SetTime(SetTime),
+    Credit(Credit),
     Ready(Ready),
     Started(Started),
     Stdout(Vec<u8>),
@@ -159,6 +181,7 @@ pub enum Message {
     Ok,
     Error(ErrorReply),
     Pong,
+    InputCredit(Credit),
 }
 
 /// How a kind's payload is laid out.
@@ -192,6 +215,7 @@ impl Message {
             Message::GetFile(_) => Kind::GetFile,
             Message::Ping => Kind::Ping,
             Message::SetTime(_) => Kind::SetTime,
+            Message::Credit(_) => Kind::Credit,
             Message::Ready(_) => Kind::Ready,
             Message::Started(_) => Kind::Started,
             Message::Stdout(_) => Kind::Stdout,
@@ -202,6 +226,7 @@ impl Message {
             Message::Ok => Kind::Ok,
             Message::Error(_) => Kind::Error,
             Message::Pong => Kind::Pong,
+            Message::InputCredit(_) => Kind::InputCredit,
         }
     }
 
@@ -225,6 +250,7 @@ impl Message {
             Message::PutFile(m) => Body::Json(serde_json::to_vec(m)),
             Message::GetFile(m) => Body::Json(serde_json::to_vec(m)),
             Message::SetTime(m) => Body::Json(serde_json::to_vec(m)),
+            Message::Credit(m) | Message::InputCredit(m) => Body::Json(serde_json::to_vec(m)),
             Message::Ready(m) => Body::Json(serde_json::to_vec(m)),
             Message::Started(m) => Body::Json(serde_json::to_vec(m)),
             Message::Exited(m) => Body::Json(serde_json::to_vec(m)),
@@ -275,6 +301,7 @@ impl Message {
             Kind::GetFile => Message::GetFile(parse(kind, stream, &payload)?),
             Kind::Ping => Message::Ping,
             Kind::SetTime => Message::SetTime(parse(kind, stream, &payload)?),
+            Kind::Credit => Message::Credit(parse(kind, stream, &payload)?),
             Kind::Ready => Message::Ready(parse(kind, stream, &payload)?),
             Kind::Started => Message::Started(parse(kind, stream, &payload)?),
             Kind::Stdout => Message::Stdout(payload),
@@ -285,6 +312,7 @@ impl Message {
             Kind::Ok => Message::Ok,
             Kind::Error => Message::Error(parse(kind, stream, &payload)?),
             Kind::Pong => Message::Pong,
+            Kind::InputCredit => Message::InputCredit(parse(kind, stream, &payload)?),
         })
     }
 }
@@ -315,6 +343,7 @@ mod tests {
                 cwd: Some("/work".into()),
                 stdin: true,
                 tty: Some(TtySize { rows: 24, cols: 80 }),
+                user: Some("app:staff".into()),
             }),
             Message::Stdin(vec![0, 1, 2, 255]),
             Message::StdinClose,
@@ -337,6 +366,7 @@ mod tests {
             Message::SetTime(SetTime {
                 unix_nanos: 1_700_000_000_123_456_789,
             }),
+            Message::Credit(Credit { bytes: 65_536 }),
             Message::Ready(Ready {
                 nonce: 7,
                 proto_version: 1,
@@ -350,6 +380,7 @@ mod tests {
                     ready_us: 1_990_000,
                     now_us: 2_000_000,
                 },
+                features: vec![FEATURE_EXEC_USER.into()],
             }),
             Message::Started(Started { pid: 42 }),
             Message::Stdout(b"out".to_vec()),
@@ -366,6 +397,7 @@ mod tests {
             Message::Ok,
             Message::error("exec: no such file or directory: foo"),
             Message::Pong,
+            Message::InputCredit(Credit { bytes: 1 << 20 }),
         ]
     }
 

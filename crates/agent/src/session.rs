@@ -9,11 +9,11 @@ use std::sync::mpsc::{self, Sender};
 use std::time::Duration;
 
 use banger_agent_proto::{
-    BootTimings, Decoder, Exec, Exited, Hello, MAX_DATA_CHUNK, Message, PROTO_VERSION, Ready,
-    Started,
+    BootTimings, Decoder, Exec, Exited, FEATURE_EXEC_USER, Hello, MAX_DATA_CHUNK,
+    MIN_PROTO_VERSION, Message, OUTPUT_WINDOW, PROTO_VERSION, Ready, Started,
 };
 
-use crate::exec::{self, OutputSources, Route, StdinMsg};
+use crate::exec::{self, OutputCredit, OutputSources, Route, StdinMsg};
 use crate::files::{self, Upload};
 use crate::transport::{Conn, Listener};
 use crate::writer::FrameWriter;
@@ -27,6 +27,10 @@ const RESET_WAIT: Duration = Duration::from_secs(2);
 pub struct Agent {
     pub writer: Arc<FrameWriter>,
     pub pid1: bool,
+    /// A banger guest's agent run by systemd (`--init systemd` images): power-off is
+    /// systemd's job, asked for with a signal. Never set outside a banger guest, so an
+    /// agent a test runs on a host can never power that host off.
+    pub systemd_unit: bool,
     pub kernel_release: String,
     /// Boot milestones; `now_us` is filled in per `Ready`.
     pub timings: BootTimings,
@@ -66,6 +70,7 @@ fn serve_connection(conn: Conn, agent: &Agent) {
     let mut session = Session {
         generation: agent.writer.attach(writer),
         greeted: false,
+        version: MIN_PROTO_VERSION,
         execs: HashMap::new(),
         uploads: HashMap::new(),
     };
@@ -106,6 +111,7 @@ struct RunningExec {
     stdin: Option<Sender<StdinMsg>>,
     pty: Option<File>,
     finished: Arc<AtomicBool>,
+    credit: Arc<OutputCredit>,
 }
 
 enum UploadState {
@@ -117,6 +123,8 @@ enum UploadState {
 struct Session {
     generation: u64,
     greeted: bool,
+    /// The protocol version agreed in the last `Hello`.
+    version: u32,
     execs: HashMap<u32, RunningExec>,
     uploads: HashMap<u32, UploadState>,
 }
@@ -147,6 +155,10 @@ impl Session {
             .collect();
         for pid in &pids {
             let _ = exec::kill_group(*pid, libc::SIGKILL);
+        }
+        // Nobody will grant output credit any more: let the output threads drain and end.
+        for running in self.execs.values() {
+            running.credit.unlimit();
         }
         self.execs.clear();
         self.uploads.clear();
@@ -185,6 +197,13 @@ impl Session {
                 Ok(())
             }
             Message::Stdin(data) => self.stdin(stream, StdinMsg::Data(data)),
+            Message::Credit(credit) => {
+                // Late grants for an exec that ended are normal; unknown streams too.
+                if let Some(running) = self.execs.get(&stream) {
+                    running.credit.grant(credit.bytes);
+                }
+                Ok(())
+            }
             Message::StdinClose => self.stdin(stream, StdinMsg::Close),
             Message::Signal(signal) => self.signal(stream, signal.signo),
             Message::Resize(size) => self.running(stream).and_then(|running| match running {
@@ -195,10 +214,7 @@ impl Session {
                 )),
                 None => Ok(()),
             }),
-            Message::Poweroff => {
-                self.reply(agent, stream, Message::Ok);
-                self.poweroff(agent)
-            }
+            Message::Poweroff => self.poweroff(agent, stream),
             Message::PutFile(put) => {
                 self.put_begin(agent, stream, &put.path, put.mode);
                 Ok(())
@@ -233,18 +249,25 @@ impl Session {
     }
 
     fn hello(&mut self, agent: &Agent, hello: &Hello) {
-        if hello.proto_version != PROTO_VERSION {
+        // The lower version of the two; a host older than anything this agent speaks is
+        // answered with this agent's own version, and refuses it.
+        let version = banger_agent_proto::negotiate(hello.proto_version, PROTO_VERSION);
+        let version = if version < MIN_PROTO_VERSION {
             log!(
-                "host speaks protocol version {}, this agent {PROTO_VERSION}; answering anyway",
+                "host speaks protocol version {}, this agent {MIN_PROTO_VERSION} to {PROTO_VERSION}; answering anyway",
                 hello.proto_version
             );
-        }
+            PROTO_VERSION
+        } else {
+            version
+        };
         self.reset();
         self.generation = agent.writer.new_generation();
         self.greeted = true;
+        self.version = version;
         let ready = Ready {
             nonce: hello.nonce,
-            proto_version: PROTO_VERSION,
+            proto_version: version,
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),
             kernel_release: agent.kernel_release.clone(),
             pid1: agent.pid1,
@@ -252,6 +275,7 @@ impl Session {
                 now_us: clock::boottime_us(),
                 ..agent.timings.clone()
             },
+            features: vec![FEATURE_EXEC_USER.to_owned()],
         };
         self.reply(
             agent,
@@ -296,9 +320,28 @@ impl Session {
             }),
         );
         let finished = Arc::new(AtomicBool::new(false));
+        let v2 = self.version >= 2;
+        let credit = match if v2 {
+            OutputCredit::limited(OUTPUT_WINDOW)
+        } else {
+            OutputCredit::unlimited()
+        } {
+            Ok(credit) => credit,
+            Err(err) => {
+                let _ = exec::kill_group(pid, libc::SIGKILL);
+                let message = format!("exec: cannot set up output flow control: {err}");
+                self.reply(agent, stream, Message::error(message));
+                let exited = Exited {
+                    code: None,
+                    signal: Some(libc::SIGKILL),
+                };
+                return self.reply(agent, stream, Message::Exited(exited));
+            }
+        };
         let stdin = spawned.stdin.and_then(|input| {
             let (tx, rx) = mpsc::channel();
-            match exec::start_stdin(stream, input, rx, request.tty.is_some()) {
+            let tty = request.tty.is_some();
+            match exec::start_stdin(input, rx, tty, self.route(agent, stream), v2) {
                 Ok(()) => Some(tx),
                 Err(err) => {
                     log!("exec on stream {stream}: cannot start its stdin thread: {err}");
@@ -312,6 +355,7 @@ impl Session {
             done: spawned.done,
             entry: spawned.entry,
             finished: Arc::clone(&finished),
+            credit: Arc::clone(&credit),
         };
         if let Err(err) = exec::start_output(self.route(agent, stream), sources) {
             // Without its output thread the exec can neither drain nor report: end it.
@@ -332,6 +376,7 @@ impl Session {
                 stdin,
                 pty: spawned.pty,
                 finished,
+                credit,
             },
         );
     }
@@ -419,11 +464,21 @@ impl Session {
         }
     }
 
-    fn poweroff(&mut self, agent: &Agent) -> Result<(), String> {
+    fn poweroff(&mut self, agent: &Agent, stream: u32) -> Result<(), String> {
         if agent.pid1 {
+            self.reply(agent, stream, Message::Ok);
             power::poweroff();
         }
-        // Not init: the VM is someone else's to stop; end this agent (tests, dev).
+        // Under systemd the agent is a unit: systemd stops it (and everything else) on
+        // the way down, so it keeps serving until then.
+        if agent.systemd_unit {
+            power::ask_init_to_power_off()
+                .map_err(|e| format!("poweroff: asking systemd failed: {e}"))?;
+            self.reply(agent, stream, Message::Ok);
+            return Ok(());
+        }
+        // Not init, no systemd: the VM is someone else's to stop; end this agent (tests, dev).
+        self.reply(agent, stream, Message::Ok);
         log!("poweroff requested; not PID 1, so the agent exits instead");
         self.reset();
         std::process::exit(0);

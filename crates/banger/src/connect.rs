@@ -62,6 +62,8 @@ async fn start_daemon(layout: &Layout, client: &Client) -> anyhow::Result<()> {
     std::fs::create_dir_all(&layout.state_dir)
         .with_context(|| format!("cannot create state dir {}", layout.state_dir.display()))?;
     let log_path = layout.daemon_log();
+    // Where this start's lines begin: an error shows those, not an older daemon's.
+    let log_start = std::fs::metadata(&log_path).map_or(0, |m| m.len());
     let mut child = spawn_daemon(&log_path)?;
     let mut lost_race_at: Option<Instant> = None;
     let mut respawns = 0;
@@ -90,13 +92,18 @@ async fn start_daemon(layout: &Layout, client: &Client) -> anyhow::Result<()> {
             Some(status) => bail!(
                 "the banger daemon exited at startup ({status}); see {}\n{}",
                 log_path.display(),
-                banger_system::tail::tail_lines(&log_path, 10).join("\n")
+                lines_since(&log_path, log_start, 10).join("\n")
             ),
             None => {}
         }
         if Instant::now() > deadline {
+            let holder = std::fs::read_to_string(layout.daemon_pid_file())
+                .ok()
+                .and_then(|pid| pid.trim().parse::<u32>().ok())
+                .map(|pid| format!(" (a daemon with pid {pid} holds its lock; `kill {pid}` stops it, VMs keep running)"))
+                .unwrap_or_default();
             bail!(
-                "the banger daemon did not open {} within {}s; see {}",
+                "the banger daemon did not answer on {} within {}s{holder}; see {}",
                 layout.daemon_socket().display(),
                 STARTUP_TIMEOUT.as_secs(),
                 log_path.display()
@@ -107,11 +114,33 @@ async fn start_daemon(layout: &Layout, client: &Client) -> anyhow::Result<()> {
     }
 }
 
+/// The last `n` lines written to `path` after byte `start` (all of them if the log was
+/// rotated since), read from the file's end only.
+fn lines_since(path: &std::path::Path, start: u64, n: usize) -> Vec<String> {
+    let len = std::fs::metadata(path).map_or(0, |m| m.len());
+    let written = if len >= start { len - start } else { len };
+    let lines = banger_system::tail::tail_lines(path, n);
+    // Keep only what fits in the bytes written since `start`.
+    let mut budget = written as usize;
+    let mut kept: Vec<String> = Vec::new();
+    for line in lines.into_iter().rev() {
+        if line.len() + 1 > budget {
+            break;
+        }
+        budget -= line.len() + 1;
+        kept.push(line);
+    }
+    kept.reverse();
+    kept
+}
+
 /// Start `banger daemon run` detached from this terminal, logging to `log_path`.
 fn spawn_daemon(log_path: &std::path::Path) -> anyhow::Result<std::process::Child> {
+    use std::os::unix::fs::OpenOptionsExt;
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
         .open(log_path)
         .with_context(|| format!("cannot open daemon log {}", log_path.display()))?;
     let exe = std::env::current_exe().context("cannot locate the banger executable")?;

@@ -10,6 +10,7 @@
 mod defaults;
 mod error;
 pub mod install;
+mod logs;
 mod network;
 mod parse;
 mod sandbox;
@@ -22,6 +23,9 @@ pub use defaults::{
 };
 pub use error::ConfigError;
 pub use install::{InstallMeta, InstallMetaError, load_install_meta};
+pub use logs::{
+    BUILTIN_CONSOLE_MAX_BYTES, BUILTIN_DAEMON_MAX_BYTES, LOG_MAX_RANGE, LogLimits, LogsConfig,
+};
 pub use network::{BUILTIN_DNS, MAX_DNS, NetworkConfig, NetworkMode, nameservers, usable_resolver};
 pub use parse::{DISK_MAX_BYTES, DISK_MIN_BYTES, MEMORY_MIB_RANGE, VCPU_RANGE};
 pub use sandbox::{
@@ -102,6 +106,7 @@ pub struct Config {
     pub vm_defaults: VmDefaultsConfig,
     pub network: NetworkConfig,
     pub sandbox: SandboxConfig,
+    pub logs: LogsConfig,
     /// The file this was read from; `None` when no file exists (all defaults).
     pub source: Option<PathBuf>,
 }
@@ -140,6 +145,11 @@ impl Config {
             Some(n) => Resolved::new(n.clone(), Provenance::Config),
             None => Resolved::new(BUILTIN_DEFAULT_IMAGE.to_string(), Provenance::Builtin),
         }
+    }
+
+    /// How large banger's logs may grow (console logs per VM, the daemon's log).
+    pub fn logs_resolved(&self) -> LogLimits {
+        self.logs.resolved()
     }
 
     /// The VM defaults for a host with `host_cpus` CPUs and `host_memory_bytes` of RAM.

@@ -5,7 +5,10 @@
 use crate::network::{MAX_DNS, NetworkConfig, usable_resolver};
 use crate::sandbox::{SandboxConfig, VMM_ID_BASE_RANGE, VMM_ID_COUNT_RANGE};
 use crate::size::{format_size, parse_size};
-use crate::{Config, ConfigError, VmDefaultsConfig, error::line_col, validate_image_name};
+use crate::{
+    Config, ConfigError, LOG_MAX_RANGE, LogsConfig, VmDefaultsConfig, error::line_col,
+    validate_image_name,
+};
 use banger_helper_proto::Subnet;
 use serde::Deserialize;
 use std::net::Ipv4Addr;
@@ -33,6 +36,14 @@ struct RawConfig {
     vm_defaults: Option<RawVmDefaults>,
     network: Option<RawNetwork>,
     sandbox: Option<RawSandbox>,
+    logs: Option<RawLogs>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLogs {
+    console_max: Field,
+    daemon_max: Field,
 }
 
 #[derive(Deserialize)]
@@ -59,9 +70,10 @@ struct RawVmDefaults {
 }
 
 const TOP_KEYS: &str = "firecracker_bin, ssh_key_path, default_image_name, vmm, \
-                        firecracker_release_url, [vm_defaults], [network], [sandbox]";
+                        firecracker_release_url, [vm_defaults], [network], [logs], [sandbox]";
 const VM_DEFAULTS_KEYS: &str = "vcpu, memory, disk";
 const NETWORK_KEYS: &str = "mode, subnet, dns";
+const LOGS_KEYS: &str = "console_max, daemon_max";
 const SANDBOX_KEYS: &str = "vmm_id_base, vmm_id_count";
 
 /// Parses one file; carries what every error needs.
@@ -98,6 +110,8 @@ impl Ctx<'_> {
                 )
             } else if rest.contains("`subnet`") {
                 (format!("network.{name}"), NETWORK_KEYS, "in [network]")
+            } else if rest.contains("`console_max`") {
+                (format!("logs.{name}"), LOGS_KEYS, "in [logs]")
             } else if rest.contains("`vmm_id_base`") {
                 (format!("sandbox.{name}"), SANDBOX_KEYS, "in [sandbox]")
             } else {
@@ -114,6 +128,7 @@ impl Ctx<'_> {
             .replace('\n', "; ")
             .replace("struct RawVmDefaults", "a table ([vm_defaults])")
             .replace("struct RawNetwork", "a table ([network])")
+            .replace("struct RawLogs", "a table ([logs])")
             .replace("struct RawSandbox", "a table ([sandbox])")
             .replace("struct RawConfig", "a table");
         self.error(span, None, format!("invalid TOML: {message}"))
@@ -217,10 +232,27 @@ impl Ctx<'_> {
     }
 
     fn disk(&self, key: &str, v: &Spanned<Value>) -> Result<u64, ConfigError> {
+        self.size(
+            key,
+            v,
+            (DISK_MIN_BYTES, DISK_MAX_BYTES),
+            "\"8G\" or \"512M\"",
+        )
+    }
+
+    /// A size string (`"8G"`) or a byte count, within `range`; `example` for the message.
+    fn size(
+        &self,
+        key: &str,
+        v: &Spanned<Value>,
+        range: (u64, u64),
+        example: &str,
+    ) -> Result<u64, ConfigError> {
+        let (min, max) = range;
         let expected = format!(
-            "a size from {} to {} such as \"8G\" or \"512M\", or an integer number of bytes",
-            format_size(DISK_MIN_BYTES),
-            format_size(DISK_MAX_BYTES)
+            "a size from {} to {} such as {example}, or an integer number of bytes",
+            format_size(min),
+            format_size(max)
         );
         let bytes = match v.get_ref() {
             Value::String(s) => parse_size(s)
@@ -234,7 +266,7 @@ impl Ctx<'_> {
             })?,
             other => return Err(self.wrong_type(key, v, other, &expected)),
         };
-        if !(DISK_MIN_BYTES..=DISK_MAX_BYTES).contains(&bytes) {
+        if !(min..=max).contains(&bytes) {
             return Err(self.error(
                 v.span(),
                 Some(key),
@@ -303,6 +335,9 @@ pub(crate) fn parse_config(
     }
     if let Some(table) = &raw.network {
         cfg.network = network(&ctx, table)?;
+    }
+    if let Some(table) = &raw.logs {
+        cfg.logs = logs(&ctx, table)?;
     }
     if let Some(table) = &raw.sandbox {
         cfg.sandbox = sandbox(&ctx, table)?;
@@ -419,6 +454,17 @@ fn element_span(text: &str, array: Range<usize>, value: &str) -> Range<usize> {
         .map_or(array.clone(), |i| {
             array.start + i..array.start + i + value.len() + 2
         })
+}
+
+fn logs(ctx: &Ctx<'_>, raw: &RawLogs) -> Result<LogsConfig, ConfigError> {
+    let mut out = LogsConfig::default();
+    if let Some(v) = &raw.console_max {
+        out.console_max_bytes = Some(ctx.size("logs.console_max", v, LOG_MAX_RANGE, "\"8M\"")?);
+    }
+    if let Some(v) = &raw.daemon_max {
+        out.daemon_max_bytes = Some(ctx.size("logs.daemon_max", v, LOG_MAX_RANGE, "\"16M\"")?);
+    }
+    Ok(out)
 }
 
 fn vm_defaults(ctx: &Ctx<'_>, raw: &RawVmDefaults) -> Result<VmDefaultsConfig, ConfigError> {

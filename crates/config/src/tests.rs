@@ -385,6 +385,47 @@ fn vmm_preference_display_and_from_str_agree() {
 }
 
 #[test]
+fn log_limits_default_and_parse() {
+    let limits = p("").unwrap().logs_resolved();
+    assert_eq!(
+        limits.console_max_bytes.value,
+        crate::BUILTIN_CONSOLE_MAX_BYTES
+    );
+    assert_eq!(limits.console_max_bytes.source, Provenance::Builtin);
+    assert_eq!(
+        limits.daemon_max_bytes.value,
+        crate::BUILTIN_DAEMON_MAX_BYTES
+    );
+
+    let cfg = p("[logs]\nconsole_max = \"256K\"\ndaemon_max = 1048576\n").unwrap();
+    let limits = cfg.logs_resolved();
+    assert_eq!(limits.console_max_bytes.value, 256 * 1024);
+    assert_eq!(limits.console_max_bytes.source, Provenance::Config);
+    assert_eq!(limits.daemon_max_bytes.value, 1 << 20);
+
+    let (line, col, key, msg) = bad("[logs]\nconsole_max = \"1K\"\n");
+    assert_eq!(
+        (line, col, key.as_deref()),
+        (2, 15, Some("logs.console_max"))
+    );
+    assert!(
+        msg.contains("out of range") && msg.contains("64 KiB"),
+        "{msg}"
+    );
+    let (_, _, key, msg) = bad("[logs]\nconsole = \"8M\"\n");
+    assert_eq!(key.as_deref(), Some("logs.console"));
+    assert!(
+        msg.contains("in [logs]") && msg.contains("console_max, daemon_max"),
+        "{msg}"
+    );
+    assert!(
+        bad("[logs]\ndaemon_max = \"2T\"\n")
+            .3
+            .contains("out of range")
+    );
+}
+
+#[test]
 fn firecracker_release_url_is_a_url_with_a_builtin_default() {
     let cfg = p("firecracker_release_url = \"http://127.0.0.1:8080/releases/\"\n").unwrap();
     assert_eq!(

@@ -10,9 +10,10 @@ use std::path::Path;
 use banger_images::vmdisk::{self, DiskOptions};
 use banger_store::{DiskRole, ImageRecord, VmDisk};
 use banger_system::CommandRunner;
+use banger_system::progress::Progress;
 use banger_vmm::{DriveFormat, DriveSpec};
 
-use crate::error::{DaemonError, Result};
+use crate::error::{DaemonError, ErrorKind, Result};
 
 /// File name of the work disk inside a VM's directory.
 pub const WORK_DISK: &str = "work.ext4";
@@ -25,6 +26,7 @@ pub fn create_vm_disks(
     dir: &Path,
     work_bytes: u64,
     allow_qcow2: bool,
+    progress: &dyn Progress,
 ) -> Result<Vec<VmDisk>> {
     let mut disks = Vec::new();
     if let Some(rootfs) = &image.rootfs_path {
@@ -33,7 +35,7 @@ pub fn create_vm_disks(
             allow_qcow2,
             qemu_img: qemu_img.as_deref(),
         };
-        let root = vmdisk::create_root_disk(runner, rootfs, dir, opts).map_err(|e| {
+        let root = vmdisk::create_root_disk(runner, rootfs, dir, opts, progress).map_err(|e| {
             DaemonError::internal(format!(
                 "cannot make the root disk from image {}: {}",
                 image.name,
@@ -51,6 +53,11 @@ pub fn create_vm_disks(
         });
     }
     let work = dir.join(WORK_DISK);
+    progress.phase(
+        &format!("make the work disk ({} MiB, ext4)", work_bytes >> 20),
+        None,
+        None,
+    );
     create_work_disk(runner, &work, work_bytes)?;
     disks.push(VmDisk {
         role: DiskRole::Work,
@@ -92,18 +99,29 @@ pub fn drives(disks: &[VmDisk], vm_dir: &Path) -> Vec<DriveSpec> {
 
 /// Create `path` as a sparse file of `size_bytes` and format it ext4.
 pub fn create_work_disk(runner: &dyn CommandRunner, path: &Path, size_bytes: u64) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    // Private: the guest's files are nobody else's business on the host.
     let file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
+        .mode(0o600)
         .open(path)
         .map_err(|e| {
-            DaemonError::internal(format!("cannot create work disk {}: {e}", path.display()))
+            DaemonError::caused(
+                ErrorKind::Internal,
+                format_args!("cannot create work disk {}", path.display()),
+                &e,
+            )
         })?;
     file.set_len(size_bytes).map_err(|e| {
-        DaemonError::internal(format!(
-            "cannot size work disk {} to {size_bytes} bytes: {e}",
-            path.display()
-        ))
+        DaemonError::caused(
+            ErrorKind::Internal,
+            format_args!(
+                "cannot size work disk {} to {size_bytes} bytes",
+                path.display()
+            ),
+            &e,
+        )
     })?;
     drop(file);
 
@@ -127,15 +145,26 @@ pub fn create_work_disk(runner: &dyn CommandRunner, path: &Path, size_bytes: u64
     .map(OsStr::new)
     .chain(std::iter::once(path.as_os_str()))
     .collect();
-    let out = runner
-        .run(&mkfs, &args)
-        .map_err(|e| DaemonError::internal(format!("cannot run {}: {e}", mkfs.display())))?;
+    let out = runner.run(&mkfs, &args).map_err(|e| {
+        DaemonError::caused(
+            ErrorKind::Internal,
+            format_args!("cannot run {}", mkfs.display()),
+            &e,
+        )
+    })?;
     if !out.success() {
-        return Err(DaemonError::internal(format!(
+        let stderr = out.stderr_str();
+        let error = DaemonError::internal(format!(
             "mkfs.ext4 failed on {}: {}",
             path.display(),
-            out.stderr_str().trim()
-        )));
+            stderr.trim()
+        ));
+        // mkfs reports ENOSPC in words only.
+        return Err(if stderr.contains("No space left on device") {
+            error.with_no_space_hint()
+        } else {
+            error
+        });
     }
     Ok(())
 }
@@ -152,6 +181,8 @@ mod tests {
         create_work_disk(&RealRunner, &path, 1 << 30).unwrap();
         let meta = std::fs::metadata(&path).unwrap();
         assert_eq!(meta.len(), 1 << 30);
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
         use std::os::unix::fs::MetadataExt;
         assert!(
             meta.blocks() * 512 < 64 << 20,

@@ -86,6 +86,31 @@ impl DaemonError {
         DaemonError::new(ErrorKind::Internal, message)
     }
 
+    /// An internal error: `what` failed because of `err`, whose whole chain of causes is kept
+    /// in the message (one convention: see `banger_system::errors`). A full disk anywhere in
+    /// the chain says so in the hint instead of whatever else the caller would guess.
+    pub fn caused(
+        kind: ErrorKind,
+        what: impl std::fmt::Display,
+        err: &(dyn std::error::Error + 'static),
+    ) -> DaemonError {
+        let error = DaemonError::new(kind, format!("{what}: {}", banger_system::error_chain(err)));
+        if banger_system::is_storage_full(err) {
+            error.with_hint(NO_SPACE_HINT)
+        } else {
+            error
+        }
+    }
+
+    pub fn with_no_space_hint(self) -> DaemonError {
+        self.with_hint(NO_SPACE_HINT)
+    }
+
+    /// Whether the hint is the full-disk one (callers keep it rather than adding theirs).
+    pub fn is_no_space(&self) -> bool {
+        self.hint.as_deref() == Some(NO_SPACE_HINT)
+    }
+
     pub fn with_hint(mut self, hint: impl Into<String>) -> DaemonError {
         self.hint = Some(hint.into());
         self
@@ -108,9 +133,15 @@ impl DaemonError {
     }
 }
 
+/// What to do about ENOSPC, wherever it happens.
+const NO_SPACE_HINT: &str = "the disk is full: free space on it (`df -h` shows which) and retry";
+
 impl From<banger_store::StoreError> for DaemonError {
     fn from(e: banger_store::StoreError) -> DaemonError {
-        DaemonError::internal(format!("state store: {e}"))
+        if e.is_full() {
+            return DaemonError::internal(banger_system::error_chain(&e)).with_hint(NO_SPACE_HINT);
+        }
+        DaemonError::caused(ErrorKind::Internal, "state store", &e)
     }
 }
 

@@ -4,13 +4,27 @@
 //! VMM processes are not its children: they keep running when the daemon stops,
 //! and a new daemon finds them again (see [`vms::reconcile`]).
 
+/// A point where lifecycle tests can cut an operation short (see `faults.rs`); nothing at
+/// all outside tests.
+macro_rules! fault_point {
+    ($daemon:expr, $point:ident) => {
+        #[cfg(test)]
+        $daemon.faults.hit($crate::faults::FaultPoint::$point).await;
+    };
+}
+
 mod disks;
 mod error;
+#[cfg(test)]
+mod faults;
 mod http;
 mod images;
+mod logfile;
 mod prune;
 mod server;
 mod state;
+#[cfg(test)]
+mod testing;
 pub mod vms;
 
 use anyhow::Context;
@@ -33,7 +47,8 @@ pub fn openapi_json() -> String {
 /// Run the daemon in the foreground until it is asked to stop. `build` identifies the
 /// sources it was built from (reported by `/v1/health`, compared by the CLI).
 pub fn run(layout: Layout, build: &'static str) -> anyhow::Result<()> {
-    init_logging();
+    let config = banger_config::load(&layout.config_file())?;
+    init_logging(&layout, config.logs_resolved().daemon_max_bytes.value);
     state::set_build_id(build);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -41,13 +56,14 @@ pub fn run(layout: Layout, build: &'static str) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        server::raise_fd_limit();
         banger_system::fsperm::create_private_dir(&layout.state_dir)?;
-        let bound = server::bind(
+        let mut bound = server::bind(
             &layout.runtime_dir,
             &layout.daemon_socket(),
             &layout.daemon_pid_file(),
         )?;
-        let daemon = Daemon::open(layout)?;
+        let daemon = Daemon::open(layout, config)?;
         tracing::info!(
             pid = std::process::id(),
             build,
@@ -55,18 +71,18 @@ pub fn run(layout: Layout, build: &'static str) -> anyhow::Result<()> {
             driver = %daemon.selection_summary(),
             "banger daemon started"
         );
-        images::reclaim(&daemon);
         vms::reconcile::reconcile(&daemon).await;
-        server::serve(daemon, &bound).await
+        server::serve(daemon, &mut bound, server::Limits::default()).await
     })
 }
 
-fn init_logging() {
+fn init_logging(layout: &Layout, max_bytes: u64) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("BANGER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let log = logfile::DaemonLog::for_stderr(&layout.daemon_log(), max_bytes);
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(move || log.writer())
         .with_ansi(false)
         .try_init();
 }

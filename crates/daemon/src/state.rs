@@ -42,20 +42,53 @@ pub struct Daemon {
     pub image_lock: tokio::sync::Mutex<()>,
     /// Lets background tasks spawned from a `&Daemon` hold the daemon alive.
     me: Weak<Daemon>,
+    /// Where tests make the daemon "die" mid-operation (see `faults.rs`).
+    #[cfg(test)]
+    pub faults: crate::faults::Faults,
 }
 
 /// Per-VM runtime state that does not belong in the store.
-#[derive(Default)]
 pub struct VmSlot {
-    /// Serialises lifecycle operations (start, stop, rm) on one VM.
+    /// Serialises lifecycle operations (start, stop, rm) on one VM (see `vms/lock.rs`).
     pub op: Arc<tokio::sync::Mutex<()>>,
+    /// Raised by a forced operation to make the holder of `op` give up its waits.
+    pub cancel: watch::Sender<u64>,
     /// The live agent connection, when there is one.
     pub agent: tokio::sync::Mutex<Option<AgentClient>>,
+    /// How long to wait before reconnecting an agent that was cut off for junk.
+    pub agent_backoff: crate::vms::AgentBackoff,
+    /// The task copying the VM's serial console into its capped log.
+    pub console: crate::vms::ConsoleCapture,
+}
+
+impl Default for VmSlot {
+    fn default() -> VmSlot {
+        VmSlot {
+            op: Arc::default(),
+            cancel: watch::Sender::new(0),
+            agent: tokio::sync::Mutex::default(),
+            agent_backoff: Default::default(),
+            console: Default::default(),
+        }
+    }
+}
+
+/// What a daemon is made of. [`Daemon::open`] builds the real parts for this host; tests
+/// build their own (a fake driver, a temporary state directory) and call
+/// [`Daemon::with_parts`].
+pub struct Parts {
+    pub layout: Layout,
+    pub config: Config,
+    pub defaults: VmDefaults,
+    pub store: Store,
+    pub driver: Drivers,
+    pub selection: Result<Selection, String>,
+    pub runner: Arc<dyn CommandRunner>,
 }
 
 impl Daemon {
-    pub fn open(layout: Layout) -> anyhow::Result<Arc<Daemon>> {
-        let config = banger_config::load(&layout.config_file())?;
+    /// The daemon for this host: config, state store, and the driver `select_driver` picks.
+    pub fn open(layout: Layout, config: Config) -> anyhow::Result<Arc<Daemon>> {
         let host = banger_system::read_host_resources().ok();
         let defaults =
             config.vm_defaults_resolved(host.map(|h| h.cpus), host.map(|h| h.total_memory_bytes));
@@ -64,20 +97,44 @@ impl Daemon {
         })?;
         let driver = Drivers::new(&layout, &config);
         let selection = driver.select(config.vmm).map_err(|e| e.to_string());
+        Ok(Daemon::with_parts(Parts {
+            layout,
+            config,
+            defaults,
+            store,
+            driver,
+            selection,
+            runner: Arc::new(RealRunner),
+        }))
+    }
+
+    /// A daemon made of `parts`. Nothing is started: reconcile and serve are the caller's.
+    pub fn with_parts(parts: Parts) -> Arc<Daemon> {
+        let Parts {
+            layout,
+            config,
+            defaults,
+            store,
+            driver,
+            selection,
+            runner,
+        } = parts;
         let (shutdown, _) = watch::channel(false);
-        Ok(Arc::new_cyclic(|me| Daemon {
+        Arc::new_cyclic(|me| Daemon {
             me: me.clone(),
             layout,
             config,
             defaults,
             driver,
             selection,
-            runner: Arc::new(RealRunner),
+            runner,
             store: Mutex::new(store),
             slots: Mutex::new(HashMap::new()),
             shutdown,
             image_lock: tokio::sync::Mutex::new(()),
-        }))
+            #[cfg(test)]
+            faults: crate::faults::Faults::default(),
+        })
     }
 
     /// A strong handle for background tasks; `None` only while the daemon is dropped.

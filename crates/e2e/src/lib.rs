@@ -14,6 +14,7 @@ use nix::fcntl::{Flock, FlockArg};
 
 pub mod bench;
 pub mod direct;
+pub mod hostile;
 pub mod oci;
 pub mod pty;
 pub mod python;
@@ -68,6 +69,13 @@ impl Env {
     /// machine and agent.
     pub fn debian() -> anyhow::Result<Env> {
         Self::from_template(Recipe::Debian)
+    }
+
+    /// A fresh installation with `debian-systemd` (the debian recipe with `--init
+    /// systemd`) registered and the default. Built like [`Env::debian`], in its own
+    /// template.
+    pub fn debian_systemd() -> anyhow::Result<Env> {
+        Self::from_template(Recipe::DebianSystemd)
     }
 
     fn from_template(recipe: Recipe) -> anyhow::Result<Env> {
@@ -181,7 +189,6 @@ impl Env {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// Write this installation's `config.toml`.
     /// Replace this installation's settings with `text`, keeping the default image its
     /// template set.
     pub fn write_config(&self, text: &str) -> anyhow::Result<()> {
@@ -340,6 +347,7 @@ pub fn fake_firecracker_bin() -> anyhow::Result<PathBuf> {
 pub enum Recipe {
     Minimal,
     Debian,
+    DebianSystemd,
 }
 
 impl Recipe {
@@ -347,6 +355,23 @@ impl Recipe {
         match self {
             Recipe::Minimal => "minimal",
             Recipe::Debian => "debian",
+            Recipe::DebianSystemd => "debian-systemd",
+        }
+    }
+
+    /// The `banger` arguments that build it.
+    fn build_args(self) -> Vec<&'static str> {
+        match self {
+            Recipe::Minimal | Recipe::Debian => vec!["image", "build", self.name()],
+            Recipe::DebianSystemd => vec![
+                "image",
+                "build",
+                "debian",
+                "--init",
+                "systemd",
+                "--name",
+                self.name(),
+            ],
         }
     }
 
@@ -354,6 +379,7 @@ impl Recipe {
         match self {
             Recipe::Minimal => "target/e2e-template",
             Recipe::Debian => "target/e2e-debian",
+            Recipe::DebianSystemd => "target/e2e-debian-systemd",
         }
     }
 }
@@ -392,7 +418,7 @@ fn template(recipe: Recipe) -> anyhow::Result<PathBuf> {
         let p = dir.join(stale);
         let _ = std::fs::remove_dir_all(&p).or_else(|_| std::fs::remove_file(&p));
     }
-    let out = env_command(&bin, &dir, ["image", "build", recipe.name()])
+    let out = env_command(&bin, &dir, recipe.build_args())
         .stdin(Stdio::null())
         .output()
         .with_context(|| format!("running banger image build {}", recipe.name()))?;

@@ -67,6 +67,12 @@ fn power_button_powers_off(name: &str, machine: MachinePreference, expected: Mac
         vm: vm.clone(),
     };
     assert_eq!(vm.machine, expected);
+    // Capture the console as the daemon would (the agent's power-off lines are checked below).
+    let capture = {
+        let vm = vm.clone();
+        let log = spec.console_log.clone();
+        runtime.spawn(async move { banger_vmm::console::capture(&vm, &log, 1 << 20).await })
+    };
 
     // Ready means PID 1 has loaded the modules and opened the input devices.
     let boot = Instant::now();
@@ -82,6 +88,8 @@ fn power_button_powers_off(name: &str, machine: MachinePreference, expected: Mac
         .block_on(driver.wait_exit(&vm, SHUTDOWN_TIMEOUT))
         .unwrap();
     let took = pressed.elapsed();
+    // The capture ends with the VMM: then the log holds its last words.
+    let _ = runtime.block_on(async { tokio::time::timeout(SHUTDOWN_TIMEOUT, capture).await });
     let log = console(&spec.console_log);
     assert_eq!(
         outcome,

@@ -59,6 +59,17 @@ pub enum BuildError {
     },
 }
 
+impl BuildError {
+    /// Whether reaching the Debian archive failed (a network or mirror problem), as opposed
+    /// to a local one (a full disk, a broken package) that a network hint would misdirect.
+    pub fn is_network(&self) -> bool {
+        matches!(
+            self,
+            BuildError::Debian(DebianError::Http { .. } | DebianError::HttpStatus { .. })
+        )
+    }
+}
+
 pub(crate) fn io_err<'p>(
     op: &'static str,
     path: &'p Path,

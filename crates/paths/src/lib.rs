@@ -91,6 +91,18 @@ impl EnvSource for ProcessEnv {
     }
 }
 
+/// Markers in the names of temporary files and directories banger writes inside its state
+/// directory (`.NAME.work-XXXX`, `.download-XXXX`, …): always a leading dot, then one of
+/// these. Work is written under such a name and renamed into place when complete, so a name
+/// with a marker is never a finished artefact, and one found when the daemon starts is the
+/// leftover of interrupted work. New code picks one of these (`.tmp-` when none fits).
+pub const TEMP_MARKERS: [&str; 5] = [".download-", ".work-", ".new-", ".old-", ".tmp-"];
+
+/// Whether `name` (a file name, not a path) is a temporary name (see [`TEMP_MARKERS`]).
+pub fn is_temp_name(name: &str) -> bool {
+    name.starts_with('.') && TEMP_MARKERS.iter().any(|m| name.contains(m))
+}
+
 /// The resolved set of roots. Every concrete path is a method on this type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
@@ -325,6 +337,29 @@ mod tests {
             vars: vars.iter().map(|(k, v)| (*k, v.to_string())).collect(),
             uid,
             existing: vec![],
+        }
+    }
+
+    #[test]
+    fn temporary_names() {
+        for temp in [
+            ".download-a1b2",
+            ".minimal.work-Xy",
+            ".minimal.new-1",
+            ".x.old-2",
+            ".tmp-9",
+        ] {
+            assert!(is_temp_name(temp), "{temp}");
+        }
+        for kept in [
+            "minimal",
+            "vmlinux",
+            ".hidden",
+            "work-1",
+            "a.download-1",
+            ".lock",
+        ] {
+            assert!(!is_temp_name(kept), "{kept}");
         }
     }
 

@@ -68,6 +68,11 @@ pub enum StoreError {
     ImageInUse { name: String, vms: Vec<String> },
     #[error("a VM named {0:?} already exists; choose another name or remove that VM")]
     VmExists(String),
+    /// An operation on this VM is already recorded as begun (see [`crate::Intent`]).
+    #[error(
+        "an operation on VM {0} is already under way (a leftover is finished when the daemon restarts)"
+    )]
+    IntentExists(String),
     #[error("a VM with id {0} already exists; generate a new id")]
     VmIdExists(String),
     #[error("VM {0:?} not found")]
@@ -104,11 +109,26 @@ pub enum StoreError {
         field: &'static str,
         reason: String,
     },
+    /// SQLite could not write: the disk (or the quota) holding the database is full.
+    #[error(
+        "no space left to write the state database {}: free space on its disk and retry (nothing was half-written: SQLite rolled the change back)",
+        path.display()
+    )]
+    Full {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
     #[error("state database query failed")]
     Sqlite(#[from] rusqlite::Error),
 }
 
 impl StoreError {
+    /// The disk holding the database is full.
+    pub fn is_full(&self) -> bool {
+        matches!(self, StoreError::Full { .. })
+    }
+
     /// True when the error means "the file is not a usable banger database".
     pub fn is_corrupt(&self) -> bool {
         matches!(

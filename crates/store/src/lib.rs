@@ -7,12 +7,15 @@
 //!   migrates, checkpoints or writes anything — see `readonly.rs` for how WAL files are
 //!   handled without touching them.
 //!
+//! Multi-step operations are recorded before they begin ([`Intent`], see `intents.rs`).
+//!
 //! A `Store` wraps one connection; it is `Send` but not `Sync`, so the daemon keeps it
 //! behind a `Mutex`.
 
 mod disks;
 mod error;
 mod images;
+mod intents;
 mod leases;
 mod migrations;
 mod model;
@@ -22,11 +25,12 @@ mod vms;
 
 pub use disks::{DISK_BACKENDS, DISK_FORMATS};
 pub use error::StoreError;
+pub use intents::{Intent, IntentOp};
 pub use leases::IpLease;
 pub use migrations::SCHEMA_VERSION;
 pub use model::{
     DiskRole, GuestInit, ImageRecord, KERNEL_FORMATS, VM_ID_HEX_LEN, VmDisk, VmRecord, VmState,
-    new_vm_id, now_rfc3339,
+    is_vm_id, new_vm_id, now_rfc3339,
 };
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
@@ -163,5 +167,52 @@ mod tests {
     #[test]
     fn store_is_send() {
         assert_send::<Store>();
+    }
+
+    /// SQLITE_FULL (what ENOSPC becomes) is reported as a full disk naming the database,
+    /// not as a failed query; `max_page_count` makes the database "full" without a small
+    /// filesystem.
+    #[test]
+    fn a_full_database_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let store = Store::open(&path).unwrap();
+        let pages: i64 = store
+            .conn
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .unwrap();
+        store
+            .conn
+            .execute_batch(&format!("PRAGMA max_page_count = {pages}"))
+            .unwrap();
+        let mut err = None;
+        for i in 0..1000 {
+            let name = format!("image-{i:04}-{}", "x".repeat(200));
+            let image = crate::ImageRecord {
+                name: name.clone(),
+                kernel_path: format!("/images/{name}/vmlinux").into(),
+                kernel_format: "elf-vmlinux".into(),
+                bzimage_path: None,
+                initrd_path: None,
+                rootfs_path: None,
+                source: "test".into(),
+                kernel_release: None,
+                dir: format!("/images/{name}").into(),
+                created_at: "2024-05-01T10:00:00Z".into(),
+                size_bytes: 0,
+                kernel_pvh: None,
+                init: None,
+                config_json: None,
+                digest: None,
+            };
+            if let Err(e) = store.insert_image(&image) {
+                err = Some(e);
+                break;
+            }
+        }
+        let err = err.expect("the database never filled up");
+        assert!(err.is_full(), "{err:?}");
+        assert!(err.to_string().contains("no space left"), "{err}");
+        assert!(err.to_string().contains("state.db"), "{err}");
     }
 }

@@ -106,6 +106,17 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     DROP TABLE paused_state_check;
     ALTER TABLE vms ADD COLUMN driver_reason TEXT;
     "#,
+    // 5 (reliability; independent of every other table, so the lead may renumber it):
+    // write-ahead intents of multi-step VM operations (see intents.rs). No foreign key to
+    // `vms`: a `create` intent precedes its row and a `remove` intent outlives it.
+    r#"
+    CREATE TABLE intents (
+        vm_id      TEXT PRIMARY KEY NOT NULL,
+        op         TEXT NOT NULL CHECK (op IN ('create', 'remove')),
+        dir        TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this build of banger reads and writes.
@@ -187,10 +198,16 @@ fn migrate_with(conn: &Connection, path: &Path, migrations: &[&str]) -> Result<(
     }
 }
 
-/// Map SQLite's corruption codes to [`StoreError::Corrupt`]; anything else stays generic.
+/// Map SQLite's corruption codes to [`StoreError::Corrupt`] and a full disk to
+/// [`StoreError::Full`]; anything else stays generic.
 pub(crate) fn classify(e: rusqlite::Error, path: &Path) -> StoreError {
     if is_corruption(&e) {
         StoreError::Corrupt {
+            path: path.to_path_buf(),
+            source: e,
+        }
+    } else if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
+        StoreError::Full {
             path: path.to_path_buf(),
             source: e,
         }

@@ -152,7 +152,7 @@ pub struct VmDisk {
 /// * `Paused`   → `Running` (resumed), `Stopping` (stop requested), `Stopped` (the VMM
 ///   exited or was killed), `Failed`
 /// * `Stopping` → `Stopped`, `Failed` (could not be stopped cleanly)
-/// * `Stopped`  → `Starting` (restart)
+/// * `Stopped`  → `Starting` (restart), `Failed` (its files are gone: it cannot start again)
 /// * `Failed`   → `Starting` (retry), `Stopped` (reconciliation cleaned up after it)
 ///
 /// Deleting a VM is not a state: the daemon stops it first, then deletes the row.
@@ -201,7 +201,7 @@ impl VmState {
                 | (Running, Stopping | Stopped | Failed | Paused)
                 | (Paused, Running | Stopping | Stopped | Failed)
                 | (Stopping, Stopped | Failed)
-                | (Stopped, Starting)
+                | (Stopped, Starting | Failed)
                 | (Failed, Starting | Stopped)
         )
     }
@@ -280,6 +280,13 @@ pub struct VmRecord {
 /// Hex digits in a VM id: 48 random bits, short enough to type, unlikely to collide.
 pub const VM_ID_HEX_LEN: usize = 12;
 
+/// Whether `s` has the shape of a VM id (as [`new_vm_id`] makes them).
+pub fn is_vm_id(s: &str) -> bool {
+    s.len() == VM_ID_HEX_LEN
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// A fresh random VM id (lowercase hex, [`VM_ID_HEX_LEN`] digits) from the kernel's CSPRNG.
 pub fn new_vm_id() -> std::io::Result<String> {
     use std::io::Read;
@@ -339,6 +346,7 @@ mod tests {
             (Stopping, Stopped),
             (Stopping, Failed),
             (Stopped, Starting),
+            (Stopped, Failed),
             (Failed, Starting),
             (Failed, Stopped),
         ];
@@ -364,6 +372,13 @@ mod tests {
             "{a}"
         );
         assert_ne!(a, b);
+        assert!(is_vm_id(&a));
+        assert!(
+            !is_vm_id("ABCDEF012345")
+                && !is_vm_id("abc")
+                && !is_vm_id("..")
+                && !is_vm_id("0123456789ag")
+        );
     }
 
     #[test]

@@ -35,10 +35,13 @@ impl Store {
     /// Add a VM. Errors: [`StoreError::VmExists`] (name taken), [`StoreError::VmIdExists`],
     /// [`StoreError::ImageNotFound`] (its image is not registered).
     pub fn insert_vm(&self, vm: &VmRecord) -> Result<(), StoreError> {
-        self.insert_vm_on(&self.conn, vm)
+        let tx = self.transaction(TransactionBehavior::Immediate)?;
+        self.insert_vm_on(&tx, vm)?;
+        tx.commit().map_err(|e| classify(e, &self.path))
     }
 
-    /// [`Store::insert_vm`] on `conn` (the store's connection or a transaction on it).
+    /// [`Store::insert_vm`] on `conn`, a transaction the caller commits (the row and the end
+    /// of its `create` intent must land together).
     pub(crate) fn insert_vm_on(
         &self,
         conn: &rusqlite::Connection,
@@ -71,7 +74,15 @@ impl Store {
             ],
         );
         match result.map_err(|e| (extended_code(&e), e)) {
-            Ok(_) => Ok(()),
+            // Registering a VM completes its creation: its `create` intent ends in the same
+            // transaction, so there is never a moment with both or neither.
+            Ok(_) => conn
+                .execute(
+                    "DELETE FROM intents WHERE vm_id = ?1 AND op = 'create'",
+                    [&vm.id],
+                )
+                .map(drop)
+                .map_err(|e| classify(e, &self.path)),
             Err((Some(sql::CONSTRAINT_UNIQUE), _)) => Err(StoreError::VmExists(vm.name.clone())),
             Err((Some(sql::CONSTRAINT_PRIMARYKEY), _)) => {
                 Err(StoreError::VmIdExists(vm.id.clone()))
@@ -180,9 +191,19 @@ impl Store {
     }
 
     /// Remove VM `id`'s row ([`StoreError::VmNotFound`] if there is none). The daemon
-    /// stops the VM and removes its files first.
+    /// stops the VM and removes its files first. The VM's intent (its `remove`) ends in the
+    /// same transaction.
     pub fn delete_vm(&self, id: &str) -> Result<(), StoreError> {
-        self.update_one(id, "DELETE FROM vms WHERE id = ?1", params![id])
+        let tx = self.transaction(TransactionBehavior::Immediate)?;
+        let changed = tx
+            .execute("DELETE FROM vms WHERE id = ?1", params![id])
+            .map_err(|e| classify(e, &self.path))?;
+        if changed == 0 {
+            return Err(StoreError::VmNotFound(id.to_string()));
+        }
+        tx.execute("DELETE FROM intents WHERE vm_id = ?1", params![id])
+            .map_err(|e| classify(e, &self.path))?;
+        tx.commit().map_err(|e| classify(e, &self.path))
     }
 
     /// Run a statement that must touch exactly the row of VM `id`.

@@ -194,33 +194,85 @@ fn root_executable_rule(path: &Path, facts: FileFacts) -> Result<FileFacts, Root
     Ok(facts)
 }
 
-/// Creating or securing a directory only its owner may enter failed.
+/// Why a private directory (state, runtime, a VM's) cannot be used.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot {op} directory {}", path.display())]
-pub struct PrivateDirError {
-    pub op: &'static str,
-    pub path: PathBuf,
-    #[source]
-    pub source: std::io::Error,
+pub enum PrivateDirError {
+    #[error("cannot create directory {}", path.display())]
+    Create {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot inspect directory {}", path.display())]
+    Inspect {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} is {kind}, not a directory; move it aside", path.display())]
+    NotADirectory { path: PathBuf, kind: FileKind },
+    /// Someone else's directory: using it would let its owner read or replace banger's
+    /// state, sockets and disks.
+    #[error(
+        "{} is owned by uid {owner}, not by this user (uid {me}); banger refuses to keep its files in another user's directory: remove it, or point banger at another directory",
+        path.display()
+    )]
+    ForeignOwner { path: PathBuf, owner: u32, me: u32 },
+    #[error("cannot make {} private (mode 0700)", path.display())]
+    Chmod {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
-/// Create `dir` (and missing parents) and make sure only its owner can enter it
-/// (mode 0700), whether it was just made or already existed. New directories are
-/// created 0700 from the start, so they are never briefly open to others.
+/// Create `dir` (and its parents) if needed, insist that it is a directory owned by this
+/// process's effective uid, and make it `0700`. A directory that already exists with another
+/// owner is refused rather than adopted.
 pub fn create_private_dir(dir: &Path) -> Result<(), PrivateDirError> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    let err = |op, source| PrivateDirError {
-        op,
-        path: dir.to_path_buf(),
-        source,
-    };
-    std::fs::DirBuilder::new()
+    // Parents made here are the user's own; only the leaf must be private.
+    let created = std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
-        .create(dir)
-        .map_err(|e| err("create", e))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-        .map_err(|e| err("restrict the permissions of", e))
+        .create(dir);
+    // Something already at `dir` that is no directory is reported below, by kind.
+    if let Err(source) = created
+        && std::fs::symlink_metadata(dir).is_err()
+    {
+        return Err(PrivateDirError::Create {
+            path: dir.to_path_buf(),
+            source,
+        });
+    }
+    let facts = FileFacts::stat(dir).map_err(|source| PrivateDirError::Inspect {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    if facts.kind != FileKind::Directory {
+        return Err(PrivateDirError::NotADirectory {
+            path: dir.to_path_buf(),
+            kind: facts.kind,
+        });
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if facts.uid != me {
+        return Err(PrivateDirError::ForeignOwner {
+            path: dir.to_path_buf(),
+            owner: facts.uid,
+            me,
+        });
+    }
+    if facts.mode != 0o700 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(
+            |source| PrivateDirError::Chmod {
+                path: dir.to_path_buf(),
+                source,
+            },
+        )?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -238,6 +290,49 @@ mod tests {
     fn is_root() -> bool {
         // SAFETY: getuid has no preconditions and cannot fail.
         unsafe { libc::getuid() == 0 }
+    }
+
+    #[test]
+    fn private_dirs_are_made_0700_and_foreign_ones_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("a/b/state");
+        create_private_dir(&dir).unwrap();
+        assert_eq!(FileFacts::stat(&dir).unwrap().mode, 0o700);
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        create_private_dir(&dir).unwrap();
+        assert_eq!(FileFacts::stat(&dir).unwrap().mode, 0o700);
+
+        let file = tmp.path().join("file");
+        std::fs::write(&file, b"").unwrap();
+        let err = create_private_dir(&file).unwrap_err();
+        assert!(
+            matches!(err, PrivateDirError::NotADirectory { .. }),
+            "{err}"
+        );
+
+        // Another user's directory: only root can make one here; as anyone else, /
+        // (owned by root) stands in for it.
+        // SAFETY: geteuid cannot fail.
+        if unsafe { libc::geteuid() } == 0 {
+            let foreign = tmp.path().join("foreign");
+            std::fs::create_dir(&foreign).unwrap();
+            std::os::unix::fs::chown(&foreign, Some(65534), Some(65534)).unwrap();
+            let err = create_private_dir(&foreign).unwrap_err();
+            assert!(
+                matches!(err, PrivateDirError::ForeignOwner { owner: 65534, .. }),
+                "{err}"
+            );
+            assert!(err.to_string().contains("uid 65534"), "{err}");
+            // Not chmodded either.
+            assert_ne!(FileFacts::stat(&foreign).unwrap().mode, 0o700);
+        } else {
+            let err = create_private_dir(Path::new("/")).unwrap_err();
+            assert!(
+                matches!(err, PrivateDirError::ForeignOwner { owner: 0, .. }),
+                "{err}"
+            );
+        }
     }
 
     #[test]
@@ -336,7 +431,10 @@ mod tests {
         let file = tmp.path().join("file");
         std::fs::write(&file, b"").unwrap();
         let err = create_private_dir(&file).unwrap_err();
-        assert_eq!(err.op, "create");
+        assert!(
+            matches!(err, PrivateDirError::NotADirectory { .. }),
+            "{err}"
+        );
         assert!(err.to_string().contains("file"), "{err}");
     }
 }

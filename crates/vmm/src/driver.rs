@@ -9,11 +9,13 @@
 //! the driver, so the trait's defaults delegate to it; drivers override only what differs.
 
 use std::future::Future;
+use std::path::Path;
 use std::time::Duration;
 
 use tokio::net::UnixStream;
 
 use crate::error::VmmError;
+use crate::process::ProcessIdentity;
 use crate::runtime::VmRuntime;
 use crate::spec::{DriverKind, KernelFormat, LaunchSpec};
 
@@ -78,6 +80,10 @@ pub trait VmmDriver {
     fn is_alive(&self, rt: &VmRuntime) -> bool {
         rt.is_alive()
     }
+
+    /// Processes of this driver's VMM that use `vm_dir`, found on the host rather than in any
+    /// record: a VMM (or its launcher) started by a daemon that died before storing its pid.
+    fn processes_using(&self, vm_dir: &Path) -> std::io::Result<Vec<ProcessIdentity>>;
 
     /// Wait up to `timeout` for the VMM process to exit.
     fn wait_exit(

@@ -7,7 +7,10 @@ use tokio::net::UnixStream;
 
 use crate::driver::{RunState, VmmDriver, WaitOutcome};
 use crate::error::VmmError;
+#[cfg(feature = "testkit")]
+use crate::fake::FakeDriver;
 use crate::firecracker::FirecrackerDriver;
+use crate::process::ProcessIdentity;
 use crate::qemu::QemuDriver;
 use crate::runtime::VmRuntime;
 use crate::spec::{DriverKind, KernelFormat, LaunchSpec};
@@ -17,6 +20,9 @@ use crate::spec::{DriverKind, KernelFormat, LaunchSpec};
 pub enum Driver {
     Qemu(QemuDriver),
     Firecracker(FirecrackerDriver),
+    /// The test driver (cargo feature `testkit`): a real process, no QEMU.
+    #[cfg(feature = "testkit")]
+    Fake(FakeDriver),
 }
 
 impl VmmDriver for Driver {
@@ -24,6 +30,8 @@ impl VmmDriver for Driver {
         match self {
             Driver::Qemu(d) => d.kind(),
             Driver::Firecracker(d) => d.kind(),
+            #[cfg(feature = "testkit")]
+            Driver::Fake(d) => d.kind(),
         }
     }
 
@@ -31,6 +39,8 @@ impl VmmDriver for Driver {
         match self {
             Driver::Qemu(d) => d.kernel_format(),
             Driver::Firecracker(d) => d.kernel_format(),
+            #[cfg(feature = "testkit")]
+            Driver::Fake(d) => d.kernel_format(),
         }
     }
 
@@ -38,6 +48,8 @@ impl VmmDriver for Driver {
         match self {
             Driver::Qemu(d) => d.launch(spec).await,
             Driver::Firecracker(d) => d.launch(spec).await,
+            #[cfg(feature = "testkit")]
+            Driver::Fake(d) => d.launch(spec).await,
         }
     }
 
@@ -45,6 +57,8 @@ impl VmmDriver for Driver {
         match self {
             Driver::Qemu(d) => d.request_shutdown(rt).await,
             Driver::Firecracker(d) => d.request_shutdown(rt).await,
+            #[cfg(feature = "testkit")]
+            Driver::Fake(d) => d.request_shutdown(rt).await,
         }
     }
 
@@ -52,6 +66,8 @@ impl VmmDriver for Driver {
         match self {
             Driver::Qemu(d) => d.kill(rt).await,
             Driver::Firecracker(d) => d.kill(rt).await,
+            #[cfg(feature = "testkit")]
+            Driver::Fake(d) => d.kill(rt).await,
         }
     }
 
@@ -59,6 +75,8 @@ impl VmmDriver for Driver {
         match self {
             Driver::Qemu(d) => d.pause(rt).await,
             Driver::Firecracker(d) => d.pause(rt).await,
+            #[cfg(feature = "testkit")]
+            Driver::Fake(d) => d.pause(rt).await,
         }
     }
 
@@ -66,6 +84,8 @@ impl VmmDriver for Driver {
         match self {
             Driver::Qemu(d) => d.resume(rt).await,
             Driver::Firecracker(d) => d.resume(rt).await,
+            #[cfg(feature = "testkit")]
+            Driver::Fake(d) => d.resume(rt).await,
         }
     }
 
@@ -73,6 +93,8 @@ impl VmmDriver for Driver {
         match self {
             Driver::Qemu(d) => d.run_state(rt).await,
             Driver::Firecracker(d) => d.run_state(rt).await,
+            #[cfg(feature = "testkit")]
+            Driver::Fake(d) => d.run_state(rt).await,
         }
     }
 
@@ -80,6 +102,8 @@ impl VmmDriver for Driver {
         match self {
             Driver::Qemu(d) => d.connect_agent(rt).await,
             Driver::Firecracker(d) => d.connect_agent(rt).await,
+            #[cfg(feature = "testkit")]
+            Driver::Fake(d) => d.connect_agent(rt).await,
         }
     }
 
@@ -87,6 +111,17 @@ impl VmmDriver for Driver {
         match self {
             Driver::Qemu(d) => d.is_alive(rt),
             Driver::Firecracker(d) => d.is_alive(rt),
+            #[cfg(feature = "testkit")]
+            Driver::Fake(d) => d.is_alive(rt),
+        }
+    }
+
+    fn processes_using(&self, vm_dir: &std::path::Path) -> std::io::Result<Vec<ProcessIdentity>> {
+        match self {
+            Driver::Qemu(d) => d.processes_using(vm_dir),
+            Driver::Firecracker(d) => d.processes_using(vm_dir),
+            #[cfg(feature = "testkit")]
+            Driver::Fake(d) => d.processes_using(vm_dir),
         }
     }
 
@@ -94,6 +129,8 @@ impl VmmDriver for Driver {
         match self {
             Driver::Qemu(d) => d.wait_exit(rt, timeout).await,
             Driver::Firecracker(d) => d.wait_exit(rt, timeout).await,
+            #[cfg(feature = "testkit")]
+            Driver::Fake(d) => d.wait_exit(rt, timeout).await,
         }
     }
 }

@@ -1,4 +1,6 @@
-//! [`VmmError`]: every way launching or controlling a VM can fail.
+//! [`VmmError`]: every way launching or controlling a VM can fail. Messages say what failed
+//! on which object; the cause is the `source`, printed once by the reporter
+//! (`banger_system::error_chain`), never repeated in the message.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -27,7 +29,7 @@ pub enum VmmError {
     SocketPathTooLong { path: PathBuf, len: usize },
 
     /// A file operation on the host failed.
-    #[error("cannot {action} {path:?}")]
+    #[error("cannot {action} {}", path.display())]
     Io {
         action: &'static str,
         path: PathBuf,
@@ -36,7 +38,7 @@ pub enum VmmError {
     },
 
     /// The VMM binary could not be executed at all.
-    #[error("cannot run {binary:?}; check that it is installed and executable")]
+    #[error("cannot run {} (check that it is installed and executable)", binary.display())]
     Spawn {
         binary: PathBuf,
         #[source]
@@ -82,7 +84,9 @@ pub enum VmmError {
 
     /// A VMM for this VM directory is still running.
     #[error(
-        "VM {vm_id} is already running (pid {pid:?}, pid file {pid_file:?} is locked); stop it first"
+        "VM {vm_id} is already running ({}pid file {} is locked); stop it first",
+        pid.map(|p| format!("pid {p}, ")).unwrap_or_default(),
+        pid_file.display()
     )]
     AlreadyRunning {
         vm_id: String,
@@ -114,7 +118,7 @@ pub enum VmmError {
     },
 
     /// Talking QMP to a QEMU process failed.
-    #[error("VM {vm_id}: QMP on {socket:?} failed")]
+    #[error("VM {vm_id}: QMP on {}", socket.display())]
     Qmp {
         vm_id: String,
         socket: PathBuf,
@@ -123,7 +127,10 @@ pub enum VmmError {
     },
 
     /// The guest agent's socket did not accept a connection.
-    #[error("VM {vm_id}: cannot connect to the guest agent socket {path:?}; is the VM running?")]
+    #[error(
+        "VM {vm_id}: cannot connect to the guest agent socket {} (is the VM running?)",
+        path.display()
+    )]
     AgentConnect {
         vm_id: String,
         path: PathBuf,

@@ -9,15 +9,21 @@
 //! * [`qemu`] — the QEMU driver, with its QMP client in [`qmp`]; [`firecracker`] — the
 //!   Firecracker driver (its API client, the boot plan per release, detached launch).
 //! * [`process`] — pid-reuse-safe liveness, waiting for and signalling VMM processes that are
-//!   not our children; [`agent`] — connecting to the guest agent's channel.
+//!   not our children; [`agent`] — connecting to the guest agent's channel; [`console`] —
+//!   capturing the serial console into a size-capped log.
 //! * [`validate`] — checks on a [`LaunchSpec`]'s values shared by every driver.
 //! * [`sandbox`] — what a VMM process may reach: seccomp, its own uid, a jail; its posture.
-//! * [`testkit`] — a tiny bootable PVH kernel so tests can run real QEMU without a real image.
+//! * [`testkit`] — a tiny bootable PVH kernel so tests can run real QEMU without a real image;
+//!   `fake` (cargo feature `testkit`) — a driver whose VMM is a real process serving the real
+//!   agent, so daemon tests run every lifecycle path without QEMU.
 
 pub mod agent;
+pub mod console;
 pub mod driver;
 pub mod drivers;
 pub mod error;
+#[cfg(feature = "testkit")]
+pub mod fake;
 pub mod firecracker;
 pub mod host;
 pub mod process;

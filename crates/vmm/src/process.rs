@@ -215,6 +215,85 @@ pub fn signal(id: ProcessIdentity, signal: libc::c_int) -> io::Result<bool> {
     }
 }
 
+/// Processes running `binary` whose command line names something inside `dir`: the VMMs (and
+/// their launchers) of one VM directory, found without trusting any record. This is how a
+/// restarted daemon finds a VMM whose pid it never got to store (killed between launch and
+/// record), and how `rm` makes sure nothing still uses a directory it deletes.
+///
+/// Only processes whose executable can be read are considered: for an ordinary user that is
+/// their own processes. `binary` is compared after resolving symlinks; an executable replaced
+/// on disk while its process runs (`… (deleted)`) still matches.
+pub fn find_using_dir(binary: &Path, dir: &Path) -> io::Result<Vec<ProcessIdentity>> {
+    find_using_dir_at(Path::new("/proc"), binary, dir)
+}
+
+fn find_using_dir_at(
+    proc_root: &Path,
+    binary: &Path,
+    dir: &Path,
+) -> io::Result<Vec<ProcessIdentity>> {
+    let binary = std::fs::canonicalize(binary).unwrap_or_else(|_| binary.to_path_buf());
+    let needle = dir.as_os_str().as_encoded_bytes();
+    let me = std::process::id();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(proc_root)? {
+        let Ok(entry) = entry else { continue };
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(exe) = std::fs::read_link(entry.path().join("exe")) else {
+            continue;
+        };
+        let exe = exe.as_os_str().as_encoded_bytes();
+        let exe = exe.strip_suffix(b" (deleted)").unwrap_or(exe);
+        if exe != binary.as_os_str().as_encoded_bytes() {
+            continue;
+        }
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        if !cmdline
+            .split(|b| *b == 0)
+            .any(|arg| names_inside(arg, needle))
+        {
+            continue;
+        }
+        if let Ok(Some(stat)) = read_stat_at(proc_root, pid)
+            && !stat.has_exited()
+        {
+            found.push(ProcessIdentity {
+                pid,
+                start_time: stat.start_time,
+            });
+        }
+    }
+    Ok(found)
+}
+
+/// Whether `arg` mentions `dir` itself or a path below it (`dir/…`), anywhere in the
+/// argument (QEMU options embed paths: `socket,path=DIR/agent.sock,server=on`).
+fn names_inside(arg: &[u8], dir: &[u8]) -> bool {
+    if dir.is_empty() {
+        return false;
+    }
+    let mut rest = arg;
+    while let Some(at) = rest.windows(dir.len()).position(|w| w == dir) {
+        let after = rest.get(at + dir.len()).copied();
+        if matches!(after, None | Some(b'/') | Some(b',') | Some(b'\0')) {
+            return true;
+        }
+        rest = &rest[at + 1..];
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,5 +360,56 @@ mod tests {
         assert!(!is_running(id));
         child.wait().unwrap();
         assert!(!signal(id, libc::SIGTERM).unwrap());
+    }
+
+    #[test]
+    fn an_argument_names_a_directory_only_at_a_path_boundary() {
+        assert!(names_inside(b"/s/vms/ab12", b"/s/vms/ab12"));
+        assert!(names_inside(
+            b"-pidfile=/s/vms/ab12/qemu.pid",
+            b"/s/vms/ab12"
+        ));
+        assert!(names_inside(
+            b"socket,path=/s/vms/ab12/a.sock,server=on",
+            b"/s/vms/ab12"
+        ));
+        assert!(names_inside(b"file=/s/vms/ab12,x", b"/s/vms/ab12"));
+        assert!(!names_inside(b"/s/vms/ab123/qemu.pid", b"/s/vms/ab12"));
+        assert!(!names_inside(b"/s/vms/ab1", b"/s/vms/ab12"));
+        assert!(!names_inside(b"anything", b""));
+        // A later occurrence counts even when an earlier one is a longer name.
+        assert!(names_inside(b"/s/vms/ab123:/s/vms/ab12/x", b"/s/vms/ab12"));
+    }
+
+    #[test]
+    fn finds_a_process_by_binary_and_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let vm_dir = dir.path().join("vm1");
+        // `sh -c 'sleep 30; :' DIR/marker`: the directory is in argv ($0), and the `; :`
+        // keeps the shell from exec'ing sleep in its place.
+        let sh = which("sh");
+        let mut child = std::process::Command::new(&sh)
+            .args(["-c", "sleep 30; :"])
+            .arg(vm_dir.join("marker"))
+            .spawn()
+            .unwrap();
+        // The shell's fork for `sleep` also matches until it execs: look for the shell.
+        let found = find_using_dir(&sh, &vm_dir).unwrap();
+        assert!(found.iter().any(|p| p.pid == child.id()), "{found:?}");
+        assert!(
+            find_using_dir(&sh, &dir.path().join("vm"))
+                .unwrap()
+                .is_empty()
+        );
+        assert!(find_using_dir(&which("true"), &vm_dir).unwrap().is_empty());
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let left = find_using_dir(&sh, &vm_dir).unwrap();
+        assert!(left.iter().all(|p| p.pid != child.id()), "{left:?}");
+    }
+
+    fn which(name: &str) -> std::path::PathBuf {
+        banger_system::runner::lookup_executable(name)
+            .unwrap_or_else(|| panic!("{name} is not installed"))
     }
 }

@@ -70,7 +70,13 @@ pub struct VmRuntime {
     /// QMP socket (QEMU) or API socket (Firecracker).
     pub control_socket: PathBuf,
     pub agent: AgentEndpoint,
+    /// The log the daemon keeps of the guest's serial console (capped, rotated).
     pub console_log: PathBuf,
+    /// Where the VMM offers the serial console, for the daemon to drain into `console_log`:
+    /// a listening Unix socket. `None` for VMs launched before banger captured consoles this
+    /// way (their VMM appends to `console_log` itself).
+    #[serde(default)]
+    pub console_socket: Option<PathBuf>,
     /// The VMM's release as it reported it at launch (Firecracker: `1.14.1`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vmm_version: Option<String>,

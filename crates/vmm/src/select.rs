@@ -49,7 +49,7 @@ pub struct Selection {
 pub enum SelectError {
     /// Firecracker was requested explicitly but cannot be used.
     #[error(
-        "the firecracker driver cannot be used: {why}; set vmm = \"auto\" or \"qemu\" to run VMs under QEMU"
+        "the firecracker driver cannot be used: {why}; set vmm = \"auto\" or \"qemu\" in config.toml to run VMs under QEMU"
     )]
     FirecrackerUnusable { why: String },
     /// QEMU was requested (or is the only option) but its binary is missing.

@@ -165,7 +165,8 @@ pub struct LaunchSpec {
     pub user_net: Option<UserNetSpec>,
     pub vcpus: u32,
     pub memory_mib: u64,
-    /// Where the guest's serial console is written (appended to, so earlier boots are kept).
+    /// The log the daemon keeps of the guest's serial console (named in errors; drivers hand
+    /// the console itself over as a socket, see `VmRuntime::console_socket`).
     pub console_log: PathBuf,
 }
 

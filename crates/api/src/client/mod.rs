@@ -23,7 +23,7 @@ use crate::{API_PREFIX, EXEC_UPGRADE};
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// Nothing answers on the socket.
-    #[error("cannot reach the banger daemon at {socket}: {source}")]
+    #[error("cannot reach the banger daemon at {}", socket.display())]
     Connect {
         socket: PathBuf,
         #[source]
@@ -32,7 +32,7 @@ pub enum ClientError {
     /// The daemon answered with an error body.
     #[error("{}", .error.message)]
     Api { status: u16, error: ApiError },
-    #[error("talking to the banger daemon: {0}")]
+    #[error("talking to the banger daemon failed")]
     Transport(#[from] hyper::Error),
     #[error("the banger daemon sent an unreadable answer to {what}: {detail}")]
     Decode { what: String, detail: String },

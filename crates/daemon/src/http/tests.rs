@@ -30,7 +30,7 @@ fn fixture() -> Fixture {
         home_dir: None,
     };
     banger_system::fsperm::create_private_dir(&layout.state_dir).unwrap();
-    let daemon = Daemon::open(layout).unwrap();
+    let daemon = Daemon::open(layout, banger_config::Config::default()).unwrap();
     // An image record is all `create` without `start` needs: nothing boots it here.
     register_image(&daemon, "fake", p.join("state/images/fake"));
     Fixture {

@@ -10,7 +10,7 @@ use banger_store::{GuestInit, ImageRecord};
 
 use banger_system::progress::Progress;
 
-use super::{blocking, catalog, dir_size};
+use super::{blocking, catalog, dir_size, share_identical_files};
 use crate::error::{DaemonError, Result};
 use crate::state::Daemon;
 
@@ -154,17 +154,24 @@ pub async fn build_locked(
     .map_err(|e| {
         use banger_images::BuildError;
         use banger_images::debian_image::DebianImageError;
-        let message = format!(
-            "building image {name} failed: {}",
-            banger_system::error_chain(&e)
+        let error = DaemonError::caused(
+            crate::error::ErrorKind::Internal,
+            format_args!("building image {name} failed"),
+            &e,
         );
         match e {
-            BuildError::DebianImage(DebianImageError::NeedsRoot) => {
-                DaemonError::unavailable(message).with_hint(
-                    "run the daemon as root to build it (`banger daemon stop`, then `sudo banger daemon run`), or boot `--image minimal`",
-                )
-            }
-            _ => DaemonError::internal(message).with_hint(
+            BuildError::DebianImage(DebianImageError::NeedsRoot) => DaemonError::caused(
+                crate::error::ErrorKind::Unavailable,
+                format_args!("building image {name} failed"),
+                &e,
+            )
+            .with_hint(
+                "run the daemon as root to build it (`banger daemon stop`, then `sudo banger daemon run`), or boot `--image minimal`",
+            ),
+            // A full disk or a broken package is not a network problem: only a failed
+            // download gets the network hint (mmdebstrap's own message names the network).
+            _ if error.is_no_space() || !e.is_network() => error,
+            _ => error.with_hint(
                 "check the network path to the Debian archive, or point BANGER_DEBIAN_MIRROR at a mirror",
             ),
         }
@@ -175,6 +182,7 @@ pub async fn build_locked(
 /// Record a built image (replacing an older one of that name, whose files then go).
 fn register(daemon: &Daemon, source: &str, name: &str, built: &BuiltImage) -> Result<ImageRecord> {
     let init = built.init.parse::<GuestInit>().ok();
+    share_identical_files(daemon, built);
     let record = ImageRecord {
         name: name.to_string(),
         kernel_path: built.kernel_path.clone(),

@@ -1,8 +1,12 @@
 //! `POST /v1/vms`: validate, lay out the VM directory and disks, register, and
 //! (with `start`) boot.
+//!
+//! The directory is recorded as a `create` intent before it exists and the VM is registered
+//! last, ending the intent in the same transaction: a daemon killed in between leaves an
+//! intent that reconciliation turns into "remove that directory".
 
 use banger_api::{CreateVmRequest, VmView};
-use banger_store::{StoreError, VmRecord, VmState};
+use banger_store::{IntentOp, StoreError, VmRecord, VmState};
 use banger_system::progress::Progress;
 
 use super::{names, start, view};
@@ -51,8 +55,6 @@ pub async fn create(
     let id = banger_store::new_vm_id()
         .map_err(|e| DaemonError::internal(format!("cannot draw a VM id: {e}")))?;
     let dir = daemon.layout.vm_dir(&id);
-    banger_system::fsperm::create_private_dir(&dir)
-        .map_err(|e| DaemonError::internal(format!("{e}: {}", e.source)))?;
     let record = VmRecord {
         id: id.clone(),
         name: name.clone(),
@@ -71,27 +73,14 @@ pub async fn create(
         updated_at: banger_store::now_rfc3339(),
         started_at: None,
     };
+    daemon.store().begin_intent(&id, IntentOp::Create, &dir)?;
+    fault_point!(daemon, CreateIntentRecorded);
     // Firecracker reads only raw images; QEMU may get a qcow2 overlay of the image.
     let allow_qcow2 = selection.driver == banger_vmm::DriverKind::Qemu;
-    let registered = disks::create_vm_disks(
-        daemon.runner.as_ref(),
-        &image,
-        &dir,
-        disk_bytes,
-        allow_qcow2,
-    )
-    .and_then(|vm_disks| {
-        daemon
-            .store()
-            .insert_vm_with_disks(&record, &vm_disks)
-            .map_err(|e| match e {
-                StoreError::VmExists(_) => exists(&name),
-                other => other.into(),
-            })
-    });
-    if let Err(e) = registered {
-        // Nothing refers to the directory yet: remove it so a failed create leaves no trace.
+    if let Err(e) = lay_out(daemon, &record, &image, allow_qcow2, progress).await {
+        // Nothing refers to the directory: remove it so a failed create leaves no trace.
         let _ = std::fs::remove_dir_all(&dir);
+        let _ = daemon.store().end_intent(&id);
         return Err(e);
     }
     tracing::info!(vm = %name, id = %id, image = %image.name, driver = %selection.driver, reason = %selection.reason, "created VM");
@@ -102,6 +91,36 @@ pub async fn create(
     Ok(view(&record))
 }
 
+/// The VM's directory and disks, then its row with its disks (which ends the `create`
+/// intent).
+async fn lay_out(
+    daemon: &Daemon,
+    record: &VmRecord,
+    image: &banger_store::ImageRecord,
+    allow_qcow2: bool,
+    progress: &dyn Progress,
+) -> Result<()> {
+    banger_system::fsperm::create_private_dir(&record.dir)
+        .map_err(|e| DaemonError::internal(banger_system::error_chain(&e)))?;
+    fault_point!(daemon, CreateDirMade);
+    let vm_disks = disks::create_vm_disks(
+        daemon.runner.as_ref(),
+        image,
+        &record.dir,
+        record.disk_bytes,
+        allow_qcow2,
+        progress,
+    )?;
+    fault_point!(daemon, CreateDiskMade);
+    daemon
+        .store()
+        .insert_vm_with_disks(record, &vm_disks)
+        .map_err(|e| match e {
+            StoreError::VmExists(_) => exists(&record.name),
+            other => other.into(),
+        })
+}
+
 fn exists(name: &str) -> DaemonError {
     DaemonError::conflict(format!("a VM named {name:?} already exists"))
         .with_field("name")
@@ -109,7 +128,6 @@ fn exists(name: &str) -> DaemonError {
             "pick another name, or remove that VM with `banger vm rm -f {name}`"
         ))
 }
-
 /// Requested resources, or the resolved defaults, checked against sane bounds.
 fn resources(
     daemon: &Daemon,

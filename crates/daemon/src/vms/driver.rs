@@ -28,6 +28,9 @@ pub struct Drivers {
     /// `[sandbox]`'s id range, checked when the QEMU driver is built.
     vmm_ids: (u32, u32),
     built: Mutex<HashMap<DriverKind, Arc<Driver>>>,
+    /// Tests: this one driver serves every kind, and selection always picks it.
+    #[cfg(test)]
+    fixed: Option<(Arc<Driver>, Selection)>,
 }
 
 impl Drivers {
@@ -37,11 +40,31 @@ impl Drivers {
             firecracker_bin: config.firecracker_bin_resolved().value,
             vmm_ids: config.sandbox.id_range(),
             built: Mutex::new(HashMap::new()),
+            #[cfg(test)]
+            fixed: None,
+        }
+    }
+
+    /// Tests: `driver` for every VM, whatever its kind, and `selection` for new ones.
+    #[cfg(test)]
+    pub fn fixed(
+        layout: &Layout,
+        config: &Config,
+        driver: Driver,
+        selection: Selection,
+    ) -> Drivers {
+        Drivers {
+            fixed: Some((Arc::new(driver), selection)),
+            ..Drivers::new(layout, config)
         }
     }
 
     /// Probe the host now and choose the driver for a new VM.
     pub fn select(&self, preference: VmmPreference) -> Result<Selection, SelectError> {
+        #[cfg(test)]
+        if let Some((_, selection)) = &self.fixed {
+            return Ok(selection.clone());
+        }
         let kvm = banger_vmm::probe_kvm();
         let firecracker = self.firecracker_found();
         let qemu = qemu_binary();
@@ -75,6 +98,10 @@ impl Drivers {
 
     /// The driver of `kind`, built on first use.
     pub fn get(&self, kind: DriverKind) -> Result<Arc<Driver>, VmmError> {
+        #[cfg(test)]
+        if let Some((driver, _)) = &self.fixed {
+            return Ok(driver.clone());
+        }
         let mut built = self.built.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(driver) = built.get(&kind) {
             return Ok(driver.clone());
@@ -176,6 +203,17 @@ impl Drivers {
 
     pub async fn connect_agent(&self, rt: &VmRuntime) -> Result<UnixStream, VmmError> {
         self.get(rt.driver)?.connect_agent(rt).await
+    }
+
+    /// Processes of a `kind` VMM using `vm_dir` that no record names (see `vms/strays.rs`).
+    pub fn processes_using(
+        &self,
+        kind: DriverKind,
+        vm_dir: &std::path::Path,
+    ) -> std::io::Result<Vec<banger_vmm::process::ProcessIdentity>> {
+        self.get(kind)
+            .map_err(std::io::Error::other)?
+            .processes_using(vm_dir)
     }
 
     /// Liveness depends only on the runtime record, never on building a driver.

@@ -1,6 +1,8 @@
 //! Running a command in a VM: start it through the guest agent, then shuttle the
 //! exec stream's frames between the client's connection and the agent session.
 
+use std::time::Duration;
+
 use banger_agent_client::{ExecEvent, ExecSession};
 use banger_api::stream::{StreamFrame, read_frame, write_frame};
 use banger_api::{ExecRequest, ExitStatus};
@@ -10,9 +12,19 @@ use super::{agent, lookup};
 use crate::error::{DaemonError, Result};
 use crate::state::Daemon;
 
-/// Start `req` in VM `name` through its guest agent. The caller connects the session
-/// to its client with [`pump`].
-pub async fn start(daemon: &Daemon, name: &str, req: ExecRequest) -> Result<ExecSession> {
+/// How long the agent gets to answer an exec (Started, or why it could not start).
+const EXEC_START_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A command the guest agent has answered for: its session, and that first answer.
+pub struct Started {
+    session: ExecSession,
+    first: Option<ExecEvent>,
+}
+
+/// Start `req` in VM `name` through its guest agent and wait for the agent's first answer
+/// (the command started, or why it could not). The caller connects it to its client with
+/// [`pump`].
+pub async fn start(daemon: &Daemon, name: &str, req: ExecRequest) -> Result<Started> {
     if req.argv.first().is_none_or(String::is_empty) {
         return Err(
             DaemonError::invalid("argv is empty: exec needs a command to run").with_field("argv"),
@@ -34,14 +46,41 @@ pub async fn start(daemon: &Daemon, name: &str, req: ExecRequest) -> Result<Exec
         );
     }
     let client = agent::client_for(daemon, &vm).await?;
-    client.exec(to_agent_request(req)).await.map_err(|e| {
-        DaemonError::unavailable(format!("cannot run the command in VM {}: {e}", vm.name))
+    // The agent answers an exec at once (Started, or Error and Exited): a guest that does not
+    // is frozen or overloaded, and the caller hears so instead of waiting forever.
+    let started = tokio::time::timeout(EXEC_START_TIMEOUT, async {
+        let mut session = client.exec(to_agent_request(req)).await?;
+        let first = session.next_event().await;
+        Ok::<_, banger_agent_client::ClientError>(Started { session, first })
     })
+    .await;
+    match started {
+        Ok(Ok(started)) => Ok(started),
+        // An agent too old for what was asked (e.g. a user): the request conflicts with
+        // this VM's image, and the message says how to get a current agent.
+        Ok(Err(e @ banger_agent_client::ClientError::Unsupported { .. })) => Err(
+            DaemonError::conflict(format!("cannot run the command in VM {}: {e}", vm.name)),
+        ),
+        Ok(Err(e)) => Err(DaemonError::caused(
+            crate::error::ErrorKind::Unavailable,
+            format_args!("cannot run the command in VM {}", vm.name),
+            &e,
+        )),
+        Err(_) => Err(DaemonError::unavailable(format!(
+            "the guest agent of VM {} did not start the command within {}s; the guest may be hung or overloaded",
+            vm.name,
+            EXEC_START_TIMEOUT.as_secs()
+        ))
+        .with_hint(format!(
+            "see `banger vm logs {0}`; `banger vm stop {0}` stops it even if it does not answer",
+            vm.name
+        ))),
+    }
 }
 
 /// The client never took the stream: nobody will read the command's output.
-pub async fn abandon(session: ExecSession) {
-    let _ = session.signal(libc::SIGKILL).await;
+pub async fn abandon(started: Started) {
+    let _ = started.session.signal(libc::SIGKILL).await;
 }
 
 fn to_agent_request(req: ExecRequest) -> banger_agent_client::ExecRequest {
@@ -54,15 +93,17 @@ fn to_agent_request(req: ExecRequest) -> banger_agent_client::ExecRequest {
             rows: t.rows,
             cols: t.cols,
         }),
+        user: req.user,
     }
 }
 
 /// Shuttle frames until the command exits. If the client goes away first, the
 /// command is killed: nobody is left to read its output.
-pub async fn pump<S>(io: S, mut session: ExecSession)
+pub async fn pump<S>(io: S, started: Started)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let Started { mut session, first } = started;
     let (mut rd, mut wr) = tokio::io::split(io);
     let mut stdin = session.take_stdin();
     let control = session.control();
@@ -93,9 +134,10 @@ where
 
     let mut client_gone = false;
     let mut input_done = false;
+    let mut first = Some(first);
     loop {
         tokio::select! {
-            event = session.next_event() => {
+            event = next(&mut session, &mut first) => {
                 let frame = match event {
                     Some(ExecEvent::Started { .. }) => continue,
                     Some(ExecEvent::Stdout(data)) => StreamFrame::Stdout(data.to_vec()),
@@ -130,4 +172,15 @@ where
         let _ = session.signal(libc::SIGKILL).await;
     }
     from_client.abort();
+}
+
+/// The event [`start`] already took (once), then the session's next ones.
+async fn next(
+    session: &mut ExecSession,
+    first: &mut Option<Option<ExecEvent>>,
+) -> Option<ExecEvent> {
+    match first.take() {
+        Some(event) => event,
+        None => session.next_event().await,
+    }
 }

@@ -4,28 +4,51 @@
 //! stopped`, with `failed` when a boot does not reach a ready agent and `paused` (from
 //! and back to `running`) while the vCPUs are frozen. Lifecycle
 //! operations on one VM are serialised by its slot's `op` lock.
+//!
+//! Crash safety: every step that creates something on the host is recorded in the store
+//! first (an intent for create and remove, the `starting` state before a VMM is launched),
+//! every path to a dead VMM goes through [`release`], and [`reconcile`] finishes or undoes
+//! whatever a killed daemon left half-done.
 
 mod agent;
+mod console;
 mod create;
 pub mod driver;
 pub mod exec;
+mod lock;
 pub mod logs;
 pub mod names;
 mod pause;
 pub mod reconcile;
+mod release;
 mod remove;
 mod start;
 mod stop;
+mod strays;
+mod watch;
+
+#[cfg(test)]
+mod chaos_tests;
+#[cfg(test)]
+mod console_tests;
+#[cfg(test)]
+mod deadline_tests;
+#[cfg(test)]
+mod lifecycle_tests;
 
 use banger_api::{BootTimings, DiskView, VmView};
-use banger_store::{VmRecord, VmState};
+use banger_store::VmRecord;
 use banger_vmm::VmRuntime;
-use tokio::sync::OwnedMutexGuard;
 
 use crate::error::{DaemonError, Result};
 use crate::state::Daemon;
 
+pub use agent::Backoff as AgentBackoff;
+#[cfg(test)]
+pub(crate) use agent::client_for;
+pub use console::Capture as ConsoleCapture;
 pub use create::create;
+pub use lock::{VmLock, lock_vm, lock_vm_forced};
 pub use pause::{pause, resume};
 pub use remove::remove;
 pub use start::start;
@@ -90,30 +113,6 @@ pub fn lookup(daemon: &Daemon, name: &str) -> Result<VmRecord> {
 /// Ids are lowercase hex; a prefix must look like one to be taken as one.
 fn is_id_prefix(text: &str) -> bool {
     !text.is_empty() && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-}
-
-/// Look up VM `name` (or id), take its lifecycle lock, and read it again under the
-/// lock: another operation may have changed it while we waited.
-pub async fn lock_vm(daemon: &Daemon, name: &str) -> Result<(OwnedMutexGuard<()>, VmRecord)> {
-    let vm = lookup(daemon, name)?;
-    let guard = daemon.slot(&vm.id).op.clone().lock_owned().await;
-    Ok((guard, lookup(daemon, &vm.id)?))
-}
-
-/// Record that `vm` no longer has a VMM: move it from `from` to `to` (compare-and-set)
-/// and then forget its runtime. A concurrent change makes the first step fail and
-/// leaves the record alone.
-pub fn record_halted(
-    daemon: &Daemon,
-    vm: &VmRecord,
-    from: VmState,
-    to: VmState,
-    why: Option<&str>,
-) -> Result<()> {
-    let store = daemon.store();
-    store.update_vm_state(&vm.id, Some(from), to, why)?;
-    store.set_vm_runtime(&vm.id, vm.driver.as_deref(), None, vm.boot_json.as_deref())?;
-    Ok(())
 }
 
 pub fn runtime_of(vm: &VmRecord) -> Option<VmRuntime> {

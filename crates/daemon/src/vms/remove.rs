@@ -1,19 +1,27 @@
-//! Removing VMs: their directory (disks, console log) and their store record.
+//! `DELETE /v1/vms/{name}`: stop (with `force`), then delete the files and the row.
+//!
+//! A `remove` intent is recorded before anything is deleted and ends with the row, in one
+//! transaction: a daemon killed half-way leaves the intent, and reconciliation finishes the
+//! removal instead of showing a VM whose directory is half gone.
 
 use std::time::Duration;
 
 use banger_api::VmView;
+use banger_store::{IntentOp, VmRecord};
 use banger_system::progress::NoProgress;
 
-use super::stop::halt;
-use super::{lock_vm, view};
+use super::{lock_vm, lock_vm_forced, stop, strays, view};
 use crate::error::{DaemonError, Result};
 use crate::state::Daemon;
 
-/// `DELETE /v1/vms/{name}`: refuses a running VM unless `force`, which kills it first
-/// (its disks are about to be deleted, so there is nothing to shut down cleanly for).
+/// Refuses a running VM unless `force`, which kills it first (its disks are about to be
+/// deleted, so there is nothing to shut down cleanly for).
 pub async fn remove(daemon: &Daemon, name: &str, force: bool) -> Result<VmView> {
-    let (_op, vm) = lock_vm(daemon, name).await?;
+    let (mut op, vm) = if force {
+        lock_vm_forced(daemon, name).await?
+    } else {
+        lock_vm(daemon, name).await?
+    };
     if vm.state.is_active() {
         if !force {
             return Err(
@@ -25,7 +33,32 @@ pub async fn remove(daemon: &Daemon, name: &str, force: bool) -> Result<VmView> 
                 ),
             );
         }
-        halt(daemon, &vm, false, Duration::ZERO, &NoProgress).await?;
+        stop::halt(daemon, &mut op, &vm, false, Duration::ZERO, &NoProgress).await?;
+    }
+    daemon
+        .store()
+        .begin_intent(&vm.id, IntentOp::Remove, &vm.dir)?;
+    fault_point!(daemon, RemoveIntentRecorded);
+    finish(daemon, &vm).await?;
+    tracing::info!(vm = %vm.name, "removed VM");
+    let mut gone = view(&vm);
+    gone.state = "removed".into();
+    Ok(gone)
+}
+
+/// Delete VM `vm`'s files and then its row (ending its `remove` intent). Its VMM is gone;
+/// anything else still using its directory is killed first. Also used by reconciliation to
+/// finish an interrupted removal.
+pub async fn finish(daemon: &Daemon, vm: &VmRecord) -> Result<()> {
+    strays::kill(daemon, &vm.dir, None).await;
+    fault_point!(daemon, RemoveVmmGone);
+    if vm.dir.parent() != Some(daemon.layout.vms_dir().as_path()) {
+        return Err(DaemonError::internal(format!(
+            "VM {} records its directory as {}, outside {}; refusing to delete it",
+            vm.name,
+            vm.dir.display(),
+            daemon.layout.vms_dir().display()
+        )));
     }
     match std::fs::remove_dir_all(&vm.dir) {
         Ok(()) => {}
@@ -38,10 +71,8 @@ pub async fn remove(daemon: &Daemon, name: &str, force: bool) -> Result<VmView> 
             )));
         }
     }
+    fault_point!(daemon, RemoveDirDeleted);
     daemon.store().delete_vm(&vm.id)?;
     daemon.forget_slot(&vm.id);
-    tracing::info!(vm = %vm.name, "removed VM");
-    let mut gone = view(&vm);
-    gone.state = "removed".into();
-    Ok(gone)
+    Ok(())
 }

@@ -8,7 +8,7 @@ use banger_store::{VmRecord, VmState};
 use banger_system::progress::Progress;
 use banger_vmm::{DriveSpec, DriverKind, LaunchSpec};
 
-use super::{CONSOLE_LOG, agent, lock_vm, lookup, reconcile, view};
+use super::{CONSOLE_LOG, agent, console, lock_vm, lookup, release, strays, view, watch};
 use crate::error::{DaemonError, Result};
 use crate::state::Daemon;
 
@@ -23,6 +23,9 @@ fn boot_timeout() -> Duration {
         .unwrap_or(Duration::from_secs(180))
 }
 
+/// Why a boot ended when a forced stop or rm took over.
+const CANCELLED: &str = "the boot was cancelled by a forced stop or removal";
+
 /// Boot VM `name` (or id); see [`boot`].
 pub async fn start(daemon: &Daemon, name: &str, progress: &dyn Progress) -> Result<VmView> {
     let vm = lookup(daemon, name)?;
@@ -33,7 +36,7 @@ pub async fn start(daemon: &Daemon, name: &str, progress: &dyn Progress) -> Resu
 /// `progress` hears each phase: the VMM launch, the guest boot, the agent's answer.
 pub async fn boot(daemon: &Daemon, id: &str, progress: &dyn Progress) -> Result<VmRecord> {
     let t0 = Instant::now();
-    let (_op, vm) = lock_vm(daemon, id).await?;
+    let (mut op, vm) = lock_vm(daemon, id).await?;
     match vm.state {
         VmState::Running => return Ok(vm),
         VmState::Created | VmState::Stopped | VmState::Failed => {}
@@ -58,9 +61,15 @@ pub async fn boot(daemon: &Daemon, id: &str, progress: &dyn Progress) -> Result<
             vm.image_name
         ))
     })?;
+    // Nothing may use the directory of a VM that is not running: a VMM found there was
+    // started by a daemon that died before recording it, and would make the launch fail.
+    strays::kill(daemon, &vm.dir, None).await;
+    // Recorded before the VMM can exist: a daemon killed from here on leaves a `starting`
+    // VM, whose directory reconciliation searches for the VMM it may have started.
     daemon
         .store()
         .update_vm_state(&vm.id, Some(vm.state), VmState::Starting, None)?;
+    fault_point!(daemon, StartMarkedStarting);
 
     let drives = crate::disks::drives(&daemon.store().vm_disks(&vm.id)?, &vm.dir);
     let spec = LaunchSpec {
@@ -81,13 +90,22 @@ pub async fn boot(daemon: &Daemon, id: &str, progress: &dyn Progress) -> Result<
 
     let kind = driver_of(daemon, &vm)?;
     progress.phase(&format!("start the VMM ({kind})"), None, None);
-    let runtime = match daemon.driver.launch(kind, &spec).await {
-        Ok(rt) => rt,
-        Err(e) => {
-            let why = banger_system::error_chain(&e);
-            return Err(fail(daemon, &vm, format!("cannot start the VMM: {why}")));
+    let launched = op.unless_cancelled(daemon.driver.launch(kind, &spec)).await;
+    let runtime = match launched {
+        Some(Ok(rt)) => rt,
+        None => {
+            strays::kill(daemon, &vm.dir, None).await;
+            return Err(fail(daemon, &vm, CANCELLED.to_string()).await);
+        }
+        Some(Err(e)) => {
+            // A launch that timed out may have left its launcher or a half-started VMM.
+            strays::kill(daemon, &vm.dir, None).await;
+            let message = format!("cannot start the VMM: {}", banger_system::error_chain(&e));
+            return Err(fail(daemon, &vm, message).await);
         }
     };
+    fault_point!(daemon, StartLaunched);
+    console::attach(daemon, &vm.id, &runtime);
     let vmm_spawned = t0.elapsed();
     progress.phase("boot the guest kernel", None, None);
     tracing::debug!(vm = %vm.name, pid = runtime.pid, "VMM launched; waiting for the guest agent");
@@ -99,18 +117,25 @@ pub async fn boot(daemon: &Daemon, id: &str, progress: &dyn Progress) -> Result<
         Some(&runtime_json),
         None,
     )?;
+    fault_point!(daemon, StartRecorded);
 
-    let connect = agent::connect(daemon, &runtime, t0 + boot_timeout());
-    let (client, ready) = match report_kernel_start(connect, &spec.console_log, progress).await {
-        Ok(pair) => pair,
-        Err(e) => {
+    let connect = agent::connect(daemon, &vm.name, &runtime, t0 + boot_timeout());
+    let connected = op
+        .unless_cancelled(report_kernel_start(connect, &spec.console_log, progress))
+        .await;
+    let (client, ready) = match connected {
+        Some(Ok(pair)) => pair,
+        None => {
             let _ = daemon.driver.kill(&runtime).await;
+            return Err(fail(daemon, &vm, CANCELLED.to_string()).await);
+        }
+        Some(Err(e)) => {
+            let _ = daemon.driver.kill(&runtime).await;
+            // The guest's last words are what explains a failed boot: let them arrive.
+            console::settle(daemon, &vm.id, Duration::from_secs(2)).await;
             let tail = console_tail(&spec.console_log, 15);
-            return Err(fail(
-                daemon,
-                &vm,
-                format!("VM {} did not become ready: {}{tail}", vm.name, e.message),
-            ));
+            let message = format!("VM {} did not become ready: {}{tail}", vm.name, e.message);
+            return Err(fail(daemon, &vm, message).await);
         }
     };
     let agent_ready = t0.elapsed();
@@ -129,7 +154,7 @@ pub async fn boot(daemon: &Daemon, id: &str, progress: &dyn Progress) -> Result<
         store.update_vm_state(&vm.id, Some(VmState::Starting), VmState::Running, None)?;
     }
     *daemon.slot(id).agent.lock().await = Some(client);
-    reconcile::watch_exit(daemon, &vm.id, runtime);
+    watch::watch_exit(daemon, &vm.id, runtime);
     tracing::info!(vm = %vm.name, ready_ms = agent_ready.as_millis() as u64, "VM running");
     lookup(daemon, id)
 }
@@ -191,15 +216,17 @@ fn driver_of(daemon: &Daemon, vm: &VmRecord) -> Result<DriverKind> {
     }
 }
 
-/// Mark the VM failed with `message`, and return the error to report.
-fn fail(daemon: &Daemon, vm: &VmRecord, message: String) -> DaemonError {
+/// Release the VM (its VMM is gone) as failed with `message`, and return the error to report.
+async fn fail(daemon: &Daemon, vm: &VmRecord, message: String) -> DaemonError {
     tracing::warn!(vm = %vm.name, %message, "boot failed");
-    let _ = daemon.store().update_vm_state(
-        &vm.id,
-        Some(VmState::Starting),
+    let _ = release::release(
+        daemon,
+        vm,
+        VmState::Starting,
         VmState::Failed,
         Some(&message),
-    );
+    )
+    .await;
     DaemonError::internal(message).with_hint(format!(
         "`banger vm logs {}` shows the guest console; `banger doctor` checks the host",
         vm.name
@@ -228,11 +255,19 @@ fn timings(
     }
 }
 
-/// The last lines of the console log, formatted for an error message.
+/// Longest console line kept in an error message.
+const TAIL_LINE_CHARS: usize = 200;
+
+/// The last lines of the console log, formatted for an error message (and the VM's
+/// `last_error`). They are the guest's words: each is escaped and capped.
 pub fn console_tail(path: &std::path::Path, lines: usize) -> String {
-    let tail = banger_system::tail::tail_lines(path, lines);
+    let tail = banger_system::tail::tail_lines_rotated(path, lines);
     if tail.is_empty() {
         return "\n(the guest console is empty)".to_string();
     }
+    let tail: Vec<String> = tail
+        .iter()
+        .map(|line| banger_system::text::sanitize(line, TAIL_LINE_CHARS))
+        .collect();
     format!("\nlast console lines:\n  {}", tail.join("\n  "))
 }

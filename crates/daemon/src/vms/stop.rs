@@ -1,19 +1,21 @@
-//! Stopping VMs: agent power-off, then the ACPI power button, then kill.
+//! Stopping VMs: agent power-off, then the ACPI power button, then kill — all within the
+//! stop timeout, whatever the guest does (a frozen or paused guest answers nothing).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use banger_api::{StopVmRequest, VmView};
 use banger_store::{VmRecord, VmState};
 use banger_system::progress::Progress;
 use banger_vmm::{VmRuntime, WaitOutcome};
 
-use super::{agent, lock_vm, lookup, record_halted, runtime_of, view};
+use super::{VmLock, agent, lock_vm, lock_vm_forced, lookup, release, runtime_of, strays, view};
 use crate::error::{DaemonError, Result};
 use crate::state::Daemon;
 
 /// Default time a guest gets to power itself off.
 const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(15);
-/// Time the VMM gets after an ACPI power-button press.
+/// The ACPI power button's share of the stop timeout (at most a third of it): pressed when
+/// the agent has not brought the guest down by then.
 const ACPI_GRACE: Duration = Duration::from_secs(5);
 
 /// Stop VM `name` (or id): gracefully unless `req.force`; `progress` hears each step.
@@ -23,21 +25,26 @@ pub async fn stop(
     req: StopVmRequest,
     progress: &dyn Progress,
 ) -> Result<VmView> {
-    let (_op, vm) = lock_vm(daemon, name).await?;
+    let (mut op, vm) = if req.force {
+        lock_vm_forced(daemon, name).await?
+    } else {
+        lock_vm(daemon, name).await?
+    };
     let timeout = req
         .timeout_secs
         .map(Duration::from_secs)
         .unwrap_or(DEFAULT_STOP_TIMEOUT);
-    halt(daemon, &vm, !req.force, timeout, progress).await?;
+    halt(daemon, &mut op, &vm, !req.force, timeout, progress).await?;
     lookup(daemon, &vm.id).map(|vm| view(&vm))
 }
 
-/// Bring an active VM to `stopped`. Graceful: ask the agent to power off, then press
-/// the ACPI power button (Firecracker: Ctrl-Alt-Del), then kill; a paused VM is resumed
-/// first. Not graceful: kill at once. The caller holds
-/// the VM's op lock.
+/// Bring an active VM to `stopped`. Graceful: ask the agent to power off, then press the ACPI
+/// power button (Firecracker: Ctrl-Alt-Del), both within `timeout`; then kill. A paused VM is
+/// resumed first. Not graceful: kill at once. A forced operation cancels the graceful part.
+/// The caller holds the VM's lock (`op`).
 pub(super) async fn halt(
     daemon: &Daemon,
+    op: &mut VmLock,
     vm: &VmRecord,
     graceful: bool,
     timeout: Duration,
@@ -51,20 +58,26 @@ pub(super) async fn halt(
             .store()
             .update_vm_state(&vm.id, Some(vm.state), VmState::Stopping, None)?;
     }
-    if let Some(runtime) = runtime_of(vm) {
+    fault_point!(daemon, StopMarkedStopping);
+    let runtime = runtime_of(vm);
+    if let Some(runtime) = &runtime {
         // A paused guest cannot shut itself down: let it run first. If that fails, the
         // kill below still ends it.
         let can_run = vm.state != VmState::Paused
             || (graceful
-                && super::pause::resume_runtime(daemon, &vm.name, &runtime)
+                && super::pause::resume_runtime(daemon, &vm.name, runtime)
                     .await
                     .is_ok());
         if graceful && can_run {
-            graceful_shutdown(daemon, vm, &runtime, timeout, progress).await;
+            let deadline = Instant::now() + timeout;
+            let shutdown = graceful_shutdown(daemon, vm, runtime, timeout, deadline, progress);
+            if op.unless_cancelled(shutdown).await.is_none() {
+                tracing::info!(vm = %vm.name, "a forced operation cut the graceful stop short");
+            }
         }
-        if daemon.driver.is_alive(&runtime) {
+        if daemon.driver.is_alive(runtime) {
             progress.phase("kill the VMM", None, None);
-            daemon.driver.kill(&runtime).await.map_err(|e| {
+            daemon.driver.kill(runtime).await.map_err(|e| {
                 DaemonError::internal(format!(
                     "cannot kill the VMM of VM {}: {}",
                     vm.name,
@@ -73,31 +86,56 @@ pub(super) async fn halt(
             })?;
         }
     }
-    agent::forget(daemon, &vm.id).await;
-    record_halted(daemon, vm, VmState::Stopping, VmState::Stopped, None)?;
+    // A VM stopped mid-boot may have a VMM that was never recorded.
+    strays::kill(daemon, &vm.dir, None).await;
+    fault_point!(daemon, StopVmmGone);
+    release::release(daemon, vm, VmState::Stopping, VmState::Stopped, None).await?;
     tracing::info!(vm = %vm.name, graceful, "VM stopped");
     Ok(())
 }
 
+/// Agent power-off, then the ACPI button; returns by `deadline` whatever the guest does.
 async fn graceful_shutdown(
     daemon: &Daemon,
     vm: &VmRecord,
     runtime: &VmRuntime,
     timeout: Duration,
+    deadline: Instant,
     progress: &dyn Progress,
 ) {
     progress.phase("ask the guest agent to power off", None, None);
-    if let Ok(client) = agent::client_for(daemon, vm).await
-        && client.poweroff().await.is_ok()
-        && matches!(
-            daemon.driver.wait_exit(runtime, timeout).await,
-            Ok(WaitOutcome::Exited)
-        )
-    {
-        return;
+    let acpi_at = deadline - ACPI_GRACE.min(timeout / 3);
+    let asked = tokio::time::timeout_at(acpi_at.into(), async {
+        let client = agent::client_for(daemon, vm).await?;
+        client
+            .poweroff()
+            .await
+            .map_err(|e| crate::error::DaemonError::unavailable(e.to_string()))
+    })
+    .await;
+    match asked {
+        Ok(Ok(())) => {
+            fault_point!(daemon, StopAgentAsked);
+            let left = acpi_at.saturating_duration_since(Instant::now());
+            if matches!(
+                daemon.driver.wait_exit(runtime, left).await,
+                Ok(WaitOutcome::Exited)
+            ) {
+                return;
+            }
+            tracing::info!(vm = %vm.name, "the guest acknowledged the power-off but is still running; pressing the power button");
+        }
+        Ok(Err(e)) => {
+            tracing::info!(vm = %vm.name, error = %e.message, "the agent cannot power the guest off; pressing the power button");
+        }
+        Err(_) => {
+            tracing::info!(vm = %vm.name, "the agent did not answer the power-off in time; pressing the power button");
+        }
     }
     progress.phase("press the ACPI power button", None, None);
-    if daemon.driver.request_shutdown(runtime).await.is_ok() {
-        let _ = daemon.driver.wait_exit(runtime, ACPI_GRACE).await;
+    let pressed = tokio::time::timeout_at(deadline.into(), daemon.driver.request_shutdown(runtime));
+    if matches!(pressed.await, Ok(Ok(()))) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let _ = daemon.driver.wait_exit(runtime, left).await;
     }
 }

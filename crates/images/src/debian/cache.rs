@@ -67,11 +67,19 @@ impl Cache {
         let tmp_path = tmp.path().to_path_buf();
         let write_err = |e| DebianError::io("write to the download cache", &tmp_path, e);
         let mut writer = HashingWriter::new(io::BufWriter::new(tmp));
-        // Never accept more than one byte beyond the announced size.
-        io::copy(&mut body.take(digest.size + 1), &mut writer).map_err(|e| DebianError::Http {
-            url: url.to_string(),
-            reason: format!("download interrupted: {e}"),
-        })?;
+        // Never accept more than one byte beyond the announced size. A failed write (a full
+        // disk) is ours, not the network's: tell the two apart.
+        let mut body = ReadErrors::new(body.take(digest.size + 1));
+        if let Err(e) = io::copy(&mut body, &mut writer) {
+            return Err(if body.failed {
+                DebianError::Http {
+                    url: url.to_string(),
+                    reason: format!("download interrupted: {e}"),
+                }
+            } else {
+                write_err(e)
+            });
+        }
         writer.flush().map_err(write_err)?;
         let (buffered, sha, len) = writer.into_parts();
         let tmp = buffered
@@ -100,5 +108,27 @@ impl Cache {
         fsutil::fsync_dir(&self.root)
             .map_err(|e| DebianError::io("sync the cache directory", &self.root, e))?;
         Ok(dest)
+    }
+}
+
+/// A reader that remembers whether it failed, so a copy's error can be blamed on the right
+/// side.
+struct ReadErrors<R> {
+    inner: R,
+    failed: bool,
+}
+
+impl<R> ReadErrors<R> {
+    fn new(inner: R) -> Self {
+        ReadErrors {
+            inner,
+            failed: false,
+        }
+    }
+}
+
+impl<R: Read> Read for ReadErrors<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf).inspect_err(|_| self.failed = true)
     }
 }

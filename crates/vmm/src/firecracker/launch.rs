@@ -89,6 +89,9 @@ pub(super) async fn run(
             port: config.agent_port,
         },
         console_log: spec.console_log.clone(),
+        // Firecracker writes its serial console to stdout, which appends to the log itself
+        // (not yet capped: see docs/security.md).
+        console_socket: None,
         vmm_version: Some(format!(
             "{}.{}.{}",
             version.major, version.minor, version.patch

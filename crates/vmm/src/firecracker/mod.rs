@@ -248,4 +248,11 @@ impl VmmDriver for FirecrackerDriver {
             }),
         }
     }
+
+    fn processes_using(
+        &self,
+        vm_dir: &std::path::Path,
+    ) -> std::io::Result<Vec<crate::process::ProcessIdentity>> {
+        crate::process::find_using_dir(&self.config.binary, vm_dir)
+    }
 }

@@ -23,6 +23,8 @@ const MIN_MEMORY_MIB: u64 = 16;
 pub struct VmPaths {
     pub qmp_socket: PathBuf,
     pub agent_socket: PathBuf,
+    /// The serial console: a listening socket the daemon drains into a capped log.
+    pub console_socket: PathBuf,
     pub pid_file: PathBuf,
 }
 
@@ -31,6 +33,7 @@ impl VmPaths {
         VmPaths {
             qmp_socket: vm_dir.join("qmp.sock"),
             agent_socket: vm_dir.join("agent.sock"),
+            console_socket: vm_dir.join("console.sock"),
             pid_file: vm_dir.join("qemu.pid"),
         }
     }
@@ -144,10 +147,19 @@ pub fn render(input: &ArgvInput<'_>) -> Result<Vec<String>, VmmError> {
     }
     push(&["-append", &kernel_cmdline(input).map_err(invalid)?]);
 
-    let console = validate::host_path("console log", &spec.console_log).map_err(invalid)?;
+    // The serial console is a socket the daemon drains into a size-capped log, never a file
+    // QEMU appends to: a guest writing its console at full speed must not be able to fill
+    // the host's disk. While nobody is connected (the daemon restarting) QEMU discards the
+    // output, so the guest never blocks and the disk stays safe; a connected daemon that
+    // reads slowly makes the guest's UART wait.
+    validate::host_path("console log", &spec.console_log).map_err(invalid)?;
+    let console = socket("console socket", &input.paths.console_socket)?;
     push(&[
         "-chardev",
-        &format!("file,id=console0,path={},append=on", opt_value(console)),
+        &format!(
+            "socket,id=console0,path={},server=on,wait=off",
+            opt_value(&console)
+        ),
     ]);
     push(&["-serial", "chardev:console0"]);
 

@@ -103,7 +103,7 @@ fn microvm_tcg_command_line() {
     assert_eq!(
         values(&args, "-chardev"),
         [
-            "file,id=console0,path=/state/vms/vm1/console.log,append=on",
+            "socket,id=console0,path=/state/vms/vm1/console.sock,server=on,wait=off",
             "socket,id=qmp0,path=/state/vms/vm1/qmp.sock,server=on,wait=off",
             "socket,id=agent0,path=/state/vms/vm1/agent.sock,server=on,wait=off",
         ]
@@ -302,7 +302,7 @@ fn commas_in_socket_and_console_paths_are_escaped() {
     let chardevs = values(&args, "-chardev");
     assert_eq!(
         chardevs[0],
-        "file,id=console0,path=/state/a,,b/console.log,append=on"
+        "socket,id=console0,path=/state/a,,b/console.sock,server=on,wait=off"
     );
     assert_eq!(
         chardevs[1],
@@ -318,7 +318,7 @@ fn long_vm_dirs_fail_with_the_socket_limit() {
     s.vm_dir = PathBuf::from(format!("/{}", "d".repeat(100)));
     let err = render_with(&s, Accel::Tcg, MachineType::Microvm).unwrap_err();
     assert!(
-        matches!(err, VmmError::SocketPathTooLong { len: 110, .. }),
+        matches!(err, VmmError::SocketPathTooLong { len: 114, .. }),
         "{err}"
     );
     assert!(err.to_string().contains("BANGER_STATE_DIR"), "{err}");

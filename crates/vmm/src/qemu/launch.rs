@@ -135,6 +135,7 @@ pub(super) async fn run(
             socket: plan.paths.agent_socket.clone(),
         },
         console_log: spec.console_log.clone(),
+        console_socket: Some(plan.paths.console_socket.clone()),
         vmm_version: None,
     })
 }
@@ -286,7 +287,7 @@ fn check_identity(vm_id: &str, pid: u32, start_time: u64, uid: u32) -> Result<()
 /// Refuse to start a second QEMU in a directory whose VMM still runs: it would unlink and
 /// rebind the first one's sockets. QEMU holds a POSIX lock on its pid file for its whole life,
 /// so a lock test tells a live pid file from a stale one without trusting the pid in it.
-fn ensure_not_in_use(vm_id: &str, pid_file: &Path) -> Result<(), VmmError> {
+pub(crate) fn ensure_not_in_use(vm_id: &str, pid_file: &Path) -> Result<(), VmmError> {
     use std::os::fd::AsRawFd;
     let file = match std::fs::File::open(pid_file) {
         Ok(f) => f,
@@ -309,7 +310,7 @@ fn ensure_not_in_use(vm_id: &str, pid_file: &Path) -> Result<(), VmmError> {
 }
 
 /// The pid QEMU wrote (a decimal number and a newline).
-pub(super) fn read_pid_file(path: &Path) -> Result<u32, String> {
+pub(crate) fn read_pid_file(path: &Path) -> Result<u32, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read it: {e}"))?;
     text.trim()
         .parse::<u32>()

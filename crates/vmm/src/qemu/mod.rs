@@ -14,7 +14,7 @@
 
 mod argv;
 mod detached;
-mod launch;
+pub(crate) mod launch;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -243,6 +243,7 @@ impl QemuDriver {
         for path in [
             Some(rt.control_socket.clone()),
             agent_socket,
+            rt.console_socket.clone(),
             Some(paths.pid_file),
         ]
         .into_iter()
@@ -285,6 +286,13 @@ impl VmmDriver for QemuDriver {
             .await
             .map_err(|e| Self::qmp_error(rt, e))?;
         Ok(())
+    }
+
+    fn processes_using(
+        &self,
+        vm_dir: &std::path::Path,
+    ) -> std::io::Result<Vec<process::ProcessIdentity>> {
+        process::find_using_dir(&self.config.binary, vm_dir)
     }
 
     /// QMP `stop`: the vCPUs halt, QEMU keeps serving.

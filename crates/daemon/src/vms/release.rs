@@ -1,0 +1,41 @@
+//! The one way out of the running world. Every path that ends with no VMM — `stop`, `rm`, the
+//! exit watcher, a failed boot, reconciliation — goes through [`release`], so whatever a
+//! running VM holds on the host is given back exactly once per path and none can forget a
+//! piece.
+//!
+//! Today a VM holds its agent connection and its runtime record. Networking adds its TAP
+//! device, its address lease, its NAT and forwarding rules and its port forwarders: release
+//! them here, before the state changes, and make each release idempotent — a daemon that dies
+//! half-way through releases again on reconciliation, since the VM is still recorded active.
+
+use banger_store::{VmRecord, VmState};
+
+use super::agent;
+use crate::error::Result;
+use crate::state::Daemon;
+
+/// Give back what VM `vm` holds and move it from `from` to `to` (compare-and-set: if someone
+/// else changed the state meanwhile, the store refuses and nothing is recorded), with `why`
+/// as its `last_error`. The caller has made sure the VMM is gone.
+pub async fn release(
+    daemon: &Daemon,
+    vm: &VmRecord,
+    from: VmState,
+    to: VmState,
+    why: Option<&str>,
+) -> Result<()> {
+    agent::forget(daemon, &vm.id).await;
+    forget_runtime(daemon, vm)?;
+    daemon
+        .store()
+        .update_vm_state(&vm.id, Some(from), to, why)?;
+    Ok(())
+}
+
+/// Drop the VM's runtime record (its VMM is gone), keeping its driver and boot timings.
+pub fn forget_runtime(daemon: &Daemon, vm: &VmRecord) -> Result<()> {
+    daemon
+        .store()
+        .set_vm_runtime(&vm.id, vm.driver.as_deref(), None, vm.boot_json.as_deref())?;
+    Ok(())
+}

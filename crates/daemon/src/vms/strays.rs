@@ -1,0 +1,63 @@
+//! Processes that use a VM's directory without the store knowing them: a VMM, or its
+//! launcher, started by a daemon that died before it could record the pid.
+
+use std::path::Path;
+use std::time::Duration;
+
+use banger_vmm::DriverKind;
+use banger_vmm::process::{self, ProcessIdentity};
+
+use crate::state::Daemon;
+
+/// How many times to look again: a launcher killed mid-fork can leave a child that shows up
+/// only on the next look.
+const ROUNDS: usize = 5;
+/// How long a SIGKILLed process gets to disappear.
+const KILL_WAIT: Duration = Duration::from_secs(5);
+
+/// Every driver's VMM processes using `dir`, except `keep` (the recorded, live VMM). Each
+/// kind is asked, since a VMM whose launch was never recorded may be of any kind; a kind
+/// this host cannot build (no binary) has no processes to find.
+pub fn find(daemon: &Daemon, dir: &Path, keep: Option<u32>) -> Vec<ProcessIdentity> {
+    let mut found = Vec::new();
+    for kind in [DriverKind::Qemu, DriverKind::Firecracker] {
+        if daemon.driver.get(kind).is_err() {
+            continue;
+        }
+        match daemon.driver.processes_using(kind, dir) {
+            Ok(processes) => found.extend(processes.into_iter().filter(|p| Some(p.pid) != keep)),
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot look for VMM processes")
+            }
+        }
+    }
+    found.sort_by_key(|p| p.pid);
+    found.dedup_by_key(|p| p.pid);
+    found
+}
+
+/// Kill (SIGKILL) every process [`find`] reports until none is left; returns how many were
+/// killed. They never started properly, so there is nothing to shut down gracefully.
+pub async fn kill(daemon: &Daemon, dir: &Path, keep: Option<u32>) -> usize {
+    let mut killed = 0;
+    for _ in 0..ROUNDS {
+        let found = find(daemon, dir, keep);
+        if found.is_empty() {
+            break;
+        }
+        for id in found {
+            tracing::warn!(pid = id.pid, dir = %dir.display(), "killing an unrecorded VMM process");
+            match process::signal(id, libc::SIGKILL) {
+                Ok(true) => {
+                    killed += 1;
+                    if !matches!(process::wait_exit(id, KILL_WAIT).await, Ok(true)) {
+                        tracing::warn!(pid = id.pid, "process did not exit after SIGKILL");
+                    }
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!(pid = id.pid, error = %e, "cannot kill process"),
+            }
+        }
+    }
+    killed
+}
