@@ -114,7 +114,7 @@ impl RotatingFile {
 /// Open for appending, private to its owner (an older, more open file is narrowed: a log
 /// holds guest output and daemon internals).
 fn open_append(path: &Path) -> io::Result<File> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    use std::os::unix::fs::PermissionsExt;
     // Never through a link: a console log lives in a VM directory its sandboxed VMM owns
     // while it runs, and a link planted there must not turn a root daemon's append into a
     // write to a host file (docs/security.md).
