@@ -8,11 +8,25 @@ RELEASE_DIR  := target/release
 AGENT_BIN    := target/$(AGENT_TARGET)/agent/banger-agent
 BANGER       := $(RELEASE_DIR)/banger
 
-.PHONY: all deps build agent image run test lint unit bench clean openapi
+.PHONY: all deps build agent image run test lint unit bench clean openapi install uninstall
+
+# `make install` layout (DESTDIR for packaging): the CLI in bin/, the guest agent where
+# banger looks for it (../lib/banger/ beside bin/), a man page per subcommand, and
+# bash/zsh/fish completions where those shells look by default.
+PREFIX       ?= /usr/local
+DESTDIR      ?=
+BINDIR       := $(DESTDIR)$(PREFIX)/bin
+LIBDIR       := $(DESTDIR)$(PREFIX)/lib/banger
+MANDIR       := $(DESTDIR)$(PREFIX)/share/man/man1
+BASHCOMPDIR  := $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR   := $(DESTDIR)$(PREFIX)/share/zsh/site-functions
+FISHCOMPDIR  := $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
 
 all: build
 
+# The Rust toolchain first (it says how to get one), then the host packages.
 deps:
+	./scripts/check-rust
 	./scripts/install-deps
 
 # The guest agent is a static binary (it runs as PID 1 in the guest). `--target` keeps
@@ -24,12 +38,31 @@ build: agent
 	$(CARGO) build --release -p banger
 	install -m 0755 $(AGENT_BIN) $(RELEASE_DIR)/banger-agent
 
-# Build and register the default image when it is missing.
+# Build and register the default image (debian; mmdebstrap needs root) when it is missing.
 image: build
-	@if ! $(BANGER) image inspect minimal >/dev/null 2>&1; then $(BANGER) image build minimal; fi
+	@if ! $(BANGER) image inspect debian >/dev/null 2>&1; then $(BANGER) image build debian; fi
 
 run: deps build image
 	$(BANGER) vm run --rm -- uname -a
+
+# Installs what `make build` built; it does not build (so `sudo make install` needs no
+# Rust toolchain for root). Man pages and completions come from the installed banger.
+# PREFIX=$$HOME/.local installs for one user without sudo.
+install:
+	@test -x $(BANGER) -a -x $(RELEASE_DIR)/banger-agent || { echo "make install: $(BANGER) or $(RELEASE_DIR)/banger-agent is missing: run \`make build\` first" >&2; exit 1; }
+	install -d $(BINDIR) $(LIBDIR) $(MANDIR) $(BASHCOMPDIR) $(ZSHCOMPDIR) $(FISHCOMPDIR)
+	install -m 0755 $(BANGER) $(BINDIR)/banger
+	install -m 0755 $(RELEASE_DIR)/banger-agent $(LIBDIR)/banger-agent
+	$(BINDIR)/banger man --dir $(MANDIR)
+	$(BINDIR)/banger completions bash > $(BASHCOMPDIR)/banger
+	$(BINDIR)/banger completions zsh > $(ZSHCOMPDIR)/_banger
+	$(BINDIR)/banger completions fish > $(FISHCOMPDIR)/banger.fish
+	chmod 0644 $(MANDIR)/banger.1 $(MANDIR)/banger-*.1 $(BASHCOMPDIR)/banger $(ZSHCOMPDIR)/_banger $(FISHCOMPDIR)/banger.fish
+
+uninstall:
+	rm -f $(BINDIR)/banger $(LIBDIR)/banger-agent $(MANDIR)/banger.1 $(MANDIR)/banger-*.1
+	rm -f $(BASHCOMPDIR)/banger $(ZSHCOMPDIR)/_banger $(FISHCOMPDIR)/banger.fish
+	-rmdir $(LIBDIR) 2>/dev/null
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -90,6 +90,8 @@ OPTIONS:
 KERNEL COMMAND LINE (read from /proc/cmdline):
     banger.agent=SPEC        transport, when no flag gives one
     banger.hostname=NAME     hostname to set (PID 1 only)
+    banger.vm=ID             the VM's id: a new id gets a new machine-id and SSH host keys
+    banger.init=agent|systemd  with root=DEV, the init to hand over to on the root disk
     banger.workdisk=DEVICE   ext4 device to mount at /work, e.g. /dev/vdb (PID 1 only)
 ";
 
@@ -165,6 +167,15 @@ impl KernelCmdline {
         }
         push(&mut word);
         KernelCmdline { params }
+    }
+
+    /// `ro` or `rw`, whichever comes last (the kernel's rule for the root filesystem).
+    pub fn root_read_only(&self) -> bool {
+        self.params
+            .iter()
+            .rev()
+            .find(|(k, v)| v.is_none() && (k == "ro" || k == "rw"))
+            .is_some_and(|(k, _)| k == "ro")
     }
 
     /// The value of the last `key=value` (the kernel's own rule: later wins).

@@ -69,7 +69,7 @@ pub fn run(args: &[String]) -> i32 {
     let report = if pid1 {
         init::setup(&cmdline)
     } else {
-        init::InitReport::default()
+        init::setup_as_service(&cmdline)
     };
     let spec = transport
         .or_else(|| {

@@ -51,6 +51,13 @@ fn finish() -> ! {
         // SAFETY: as above.
         unsafe { libc::sync() };
     }
+    // A root disk must be clean when the power goes: remount it read-only (on the
+    // initramfs this fails harmlessly).
+    let ro = nix::mount::MsFlags::MS_REMOUNT | nix::mount::MsFlags::MS_RDONLY;
+    if nix::mount::mount(None::<&str>, "/", None::<&str>, ro, None::<&str>).is_err() {
+        // SAFETY: as above.
+        unsafe { libc::sync() };
+    }
     console::drain();
     let Err(err) = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_POWER_OFF);
     log!("power-off failed: {err}");

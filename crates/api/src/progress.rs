@@ -166,8 +166,12 @@ mod tests {
             initrd_path: None,
             rootfs_path: None,
             kernel_release: None,
+            kernel_pvh: Some(true),
             size_bytes: 1,
             created_at: "t".into(),
+            init: None,
+            digest: None,
+            run: None,
         };
         let text = serde_json::to_string(&Outcome::Result {
             status: 201,

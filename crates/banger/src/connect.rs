@@ -44,7 +44,7 @@ pub async fn connect(layout: &Layout) -> anyhow::Result<Client> {
 
 fn warn_on_mismatch(health: &banger_api::Health, layout: &Layout) {
     if let Some(warning) = crate::version_check::mismatch(health, layout) {
-        eprintln!("warning: {warning}");
+        crate::output::warn(&warning);
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use banger_system::progress::{Progress, ProgressEvent, Unit};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::output::format_bytes;
+use crate::output::{format_bytes, safe};
 
 /// A [`Progress`] sink that draws on stderr. Call [`Renderer::finish`] when the
 /// operation is over (dropping it does the same).
@@ -83,6 +83,19 @@ impl Drop for Renderer {
 
 impl Progress for Renderer {
     fn report(&self, event: ProgressEvent) {
+        // Phase names and notes come from the daemon and may quote what a guest or an
+        // image said: one inert line each.
+        let event = match event {
+            ProgressEvent::Phase { name, total, unit } => ProgressEvent::Phase {
+                name: safe::line(&name),
+                total,
+                unit,
+            },
+            ProgressEvent::Note { message } => ProgressEvent::Note {
+                message: safe::line(&message),
+            },
+            other => other,
+        };
         match &mut *self.lock() {
             State::Plain { routine } => plain(&event, *routine),
             State::Terminal { bar } => terminal(bar, event),

@@ -27,7 +27,14 @@ pub fn mismatch(daemon: &Health, layout: &Layout) -> Option<String> {
     let what = if same_version {
         "was built from different sources than"
     } else {
-        "is a different version from"
+        match (
+            semver::Version::parse(&daemon.version),
+            semver::Version::parse(ours.0),
+        ) {
+            (Ok(theirs), Ok(mine)) if theirs < mine => "is an older version than",
+            (Ok(theirs), Ok(mine)) if theirs > mine => "is a newer version than",
+            _ => "is a different version from",
+        }
     };
     let fix = match layout.mode {
         Mode::SystemInstall => format!(
@@ -87,7 +94,11 @@ mod tests {
 
         let system = layout(Mode::SystemInstall);
         let other = mismatch(&health("0.0.1", "x"), &system).unwrap();
-        assert!(other.contains("different version"), "{other}");
+        assert!(other.contains("older version"), "{other}");
         assert!(other.contains("systemctl restart"), "{other}");
+        let newer = mismatch(&health("99.0.0", "x"), &dev).unwrap();
+        assert!(newer.contains("newer version"), "{newer}");
+        let bogus = mismatch(&health("not-a-version", "x"), &dev).unwrap();
+        assert!(bogus.contains("different version"), "{bogus}");
     }
 }

@@ -4,6 +4,8 @@
 
 mod support;
 
+use std::process::Command;
+
 use support::{banger, text};
 
 #[test]
@@ -28,17 +30,53 @@ fn help_teaches_the_main_commands() {
 }
 
 #[test]
-fn completions_and_man_page_come_from_the_cli_definition() {
+fn completion_scripts_call_banger_back_for_dynamic_answers() {
     let dir = tempfile::tempdir().unwrap();
     let bash = banger(&dir, &["completions", "bash"]);
     assert!(bash.status.success());
     let bash = text(&bash.stdout);
     assert!(
-        bash.contains("_banger()") && bash.contains("inspect"),
+        bash.contains("BANGER_COMPLETE=\"bash\"") && bash.contains("complete "),
         "{bash}"
     );
     let zsh = text(&banger(&dir, &["completions", "zsh"]).stdout);
     assert!(zsh.starts_with("#compdef banger"), "{zsh}");
+    let fish = text(&banger(&dir, &["completions", "fish"]).stdout);
+    assert!(fish.contains("BANGER_COMPLETE=fish"), "{fish}");
+    let bad = banger(&dir, &["completions", "cmd.exe"]);
+    assert_eq!(bad.status.code(), Some(2));
+
+    // What the script asks at a Tab: subcommands and flags come from the definition.
+    let words = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_banger"))
+            .args(args)
+            .env("BANGER_COMPLETE", "bash")
+            .env("_CLAP_COMPLETE_INDEX", (args.len() - 3).to_string())
+            .env("BANGER_RUNTIME_DIR", dir.path().join("run"))
+            .env("BANGER_STATE_DIR", dir.path().join("state"))
+            .env("BANGER_CONFIG_DIR", dir.path().join("config"))
+            .env("BANGER_ETC_DIR", dir.path().join("etc"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let top = words(&["banger", "--", "banger", "ex"]);
+    assert!(top.contains("exec"), "{top:?}");
+    let vm = words(&["banger", "--", "banger", "vm", "in"]);
+    assert!(vm.contains("inspect"), "{vm:?}");
+    // No daemon runs here: no VM names, no error, and no daemon started for a Tab.
+    let names = words(&["banger", "--", "banger", "vm", "exec", ""]);
+    assert!(!names.contains("error"), "{names:?}");
+    assert!(
+        !dir.path().join("state").exists(),
+        "completion started a daemon"
+    );
+}
+
+#[test]
+fn one_man_page_per_subcommand() {
+    let dir = tempfile::tempdir().unwrap();
     let man = banger(&dir, &["man"]);
     assert!(man.status.success());
     let man = text(&man.stdout);
@@ -46,8 +84,100 @@ fn completions_and_man_page_come_from_the_cli_definition() {
         man.contains(".TH banger 1") && man.contains("doctor"),
         "{man}"
     );
-    let bad = banger(&dir, &["completions", "cmd.exe"]);
-    assert!(!bad.status.success());
+    let run = text(&banger(&dir, &["man", "vm", "run"]).stdout);
+    assert!(run.contains(".TH banger-vm-run 1"), "{run}");
+    assert!(
+        run.contains("\\-\\-memory") && run.contains("Exit status"),
+        "{run}"
+    );
+    let bad = banger(&dir, &["man", "vm", "frobnicate"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        text(&bad.stderr).contains("banger vm --help"),
+        "{}",
+        text(&bad.stderr)
+    );
+
+    let pages = dir.path().join("man1");
+    let out = banger(&dir, &["man", "--dir", pages.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for page in [
+        "banger.1",
+        "banger-vm.1",
+        "banger-vm-run.1",
+        "banger-vm-exec.1",
+        "banger-image-prune.1",
+        "banger-run.1",
+        "banger-doctor.1",
+    ] {
+        assert!(pages.join(page).is_file(), "{page} was not written");
+    }
+    // Every page is valid roff that man(1) can format.
+    let formatted = Command::new("man")
+        .args(["-l", "-Tutf8"])
+        .arg(pages.join("banger-vm-exec.1"))
+        .env("MANPAGER", "cat")
+        .output()
+        .expect("man(1) is installed (scripts/install-deps installs man-db)");
+    assert!(formatted.status.success(), "{}", text(&formatted.stderr));
+    assert!(text(&formatted.stdout).contains("banger-vm-exec"));
+}
+
+#[test]
+fn exit_statuses_tell_banger_failures_from_the_guest_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    // A bad command line: 2, but 125 for run and exec, whose 2 could be the guest's.
+    assert_eq!(
+        banger(&dir, &["vm", "ls", "--bogus"]).status.code(),
+        Some(2)
+    );
+    for args in [
+        &["exec", "--bogus", "dev", "true"][..],
+        &["vm", "exec", "dev"],
+        &["run", "--memory", "lots", "true"],
+        &["vm", "run", "--rm", "-d"],
+    ] {
+        let out = banger(&dir, args);
+        assert_eq!(
+            out.status.code(),
+            Some(125),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    // -t with stdin not a terminal is refused before anything runs, as docker does.
+    for args in [
+        &["exec", "-it", "dev", "--", "sh"][..],
+        &["vm", "run", "--rm", "-t", "sh"],
+    ] {
+        let out = banger(&dir, args);
+        assert_eq!(out.status.code(), Some(125), "{args:?}");
+        assert!(
+            text(&out.stderr).contains("the input device is not a TTY"),
+            "{}",
+            text(&out.stderr)
+        );
+        assert!(
+            !dir.path().join("state").exists(),
+            "a daemon was started for {args:?}"
+        );
+    }
+    // Help is not an error.
+    assert_eq!(banger(&dir, &["exec", "--help"]).status.code(), Some(0));
+}
+
+#[test]
+fn help_documents_exit_statuses_and_size_units() {
+    let dir = tempfile::tempdir().unwrap();
+    let exec = text(&banger(&dir, &["exec", "--help"]).stdout);
+    for needle in ["125", "126", "127", "-- cat /etc/os-release"] {
+        assert!(exec.contains(needle), "exec --help lacks {needle}:\n{exec}");
+    }
+    let run = text(&banger(&dir, &["vm", "run", "--help"]).stdout);
+    assert!(
+        run.contains("512m") && run.contains("plain number is MiB"),
+        "{run}"
+    );
 }
 
 #[test]

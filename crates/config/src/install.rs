@@ -24,7 +24,7 @@ pub enum InstallMetaError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{} is not a valid install record: {message}; repair it with `sudo banger system install --owner USER`", path.display())]
+    #[error("{} is not a valid install record: {message}; repair or remove it (docs/privileges.md, \"System install\")", path.display())]
     Invalid { path: PathBuf, message: String },
 }
 

@@ -27,7 +27,7 @@ pub use logs::{
 };
 pub use network::{BUILTIN_DNS, MAX_DNS, NetworkConfig, NetworkMode, nameservers, usable_resolver};
 pub use parse::{DISK_MAX_BYTES, DISK_MIN_BYTES, MEMORY_MIB_RANGE, VCPU_RANGE};
-pub use size::{format_size, parse_size};
+pub use size::{MIB, format_size, parse_size, parse_size_with_unit};
 
 use banger_paths::Layout;
 use serde::{Deserialize, Serialize};
@@ -38,7 +38,7 @@ use std::str::FromStr;
 /// Firecracker binary name looked up on PATH when `firecracker_bin` is not set.
 pub const BUILTIN_FIRECRACKER_BIN: &str = "firecracker";
 /// Image used when `default_image_name` is not set.
-pub const BUILTIN_DEFAULT_IMAGE: &str = "minimal";
+pub const BUILTIN_DEFAULT_IMAGE: &str = "debian";
 /// Longest accepted image name (a DNS label).
 pub const IMAGE_NAME_MAX_LEN: usize = 63;
 
@@ -117,7 +117,7 @@ impl Config {
         }
     }
 
-    /// `default_image_name` (config) or `minimal` (builtin).
+    /// `default_image_name` (config) or `debian` (builtin).
     pub fn default_image_name_resolved(&self) -> Resolved<String> {
         match &self.default_image_name {
             Some(n) => Resolved::new(n.clone(), Provenance::Config),

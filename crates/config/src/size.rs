@@ -5,7 +5,8 @@
 //! rounded, so a size always means exactly one byte count: write `1536M` instead.
 
 const KIB: u64 = 1024;
-const MIB: u64 = KIB * 1024;
+/// Bytes in a MiB.
+pub const MIB: u64 = KIB * 1024;
 const GIB: u64 = MIB * 1024;
 const TIB: u64 = GIB * 1024;
 const PIB: u64 = TIB * 1024;
@@ -16,6 +17,12 @@ const PIB: u64 = TIB * 1024;
 /// unit (so `parse_size(&format_size(n)) == Ok(n)`). `0` parses to 0: callers that need
 /// a minimum check it themselves. Errors are sentences fit to show after the key name.
 pub fn parse_size(s: &str) -> Result<u64, String> {
+    parse_size_with_unit(s, 1)
+}
+
+/// [`parse_size`] where a number without a unit counts `plain_unit` bytes (the CLI's
+/// size flags take a plain number as MiB; config files and the API as bytes).
+pub fn parse_size_with_unit(s: &str, plain_unit: u64) -> Result<u64, String> {
     let trimmed = s.trim();
     if trimmed.is_empty() {
         return Err(format!(
@@ -37,7 +44,12 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
             "{s:?} does not start with a number; expected a size such as \"8G\", \"512M\" or \"10GiB\""
         ));
     }
-    let multiplier = unit_multiplier(unit).ok_or_else(|| {
+    let multiplier = if unit.is_empty() {
+        Some(plain_unit)
+    } else {
+        unit_multiplier(unit)
+    };
+    let multiplier = multiplier.ok_or_else(|| {
         format!("{s:?} has an unknown unit {unit:?}; use B, K, M, G, T or P (binary: KiB, MiB, GiB, … are accepted too)")
     })?;
     let too_large = || format!("{s:?} is too large to represent in bytes");

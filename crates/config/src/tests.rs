@@ -326,7 +326,7 @@ fn provenance_of_path_and_name_fields() {
     );
     assert_eq!(
         none.default_image_name_resolved(),
-        Resolved::new("minimal".to_string(), Provenance::Builtin)
+        Resolved::new("debian".to_string(), Provenance::Builtin)
     );
 
     let set = p("firecracker_bin = \"/fc\"\nssh_key_path = \"/k\"\ndefault_image_name = \"dev\"")

@@ -1,15 +1,94 @@
 //! Per-VM disks.
 //!
-//! Today every VM gets a work disk: a sparse raw file formatted ext4, mounted at
-//! `/work` in the guest. Images with a root filesystem (a later issue) get a
-//! copy-on-write clone of it here too.
+//! Every VM gets a work disk: a sparse raw file formatted ext4, mounted at `/work` in
+//! the guest. A VM of an image with a root filesystem also gets a copy-on-write clone
+//! of it (`banger_images::vmdisk` picks reflink, qcow2 overlay or sparse copy).
 
 use std::ffi::OsStr;
 use std::path::Path;
 
+use banger_images::vmdisk::{self, DiskOptions};
+use banger_store::{DiskRole, ImageRecord, VmDisk};
 use banger_system::CommandRunner;
+use banger_vmm::{DriveFormat, DriveSpec};
 
 use crate::error::{DaemonError, ErrorKind, Result};
+
+/// File name of the work disk inside a VM's directory.
+pub const WORK_DISK: &str = "work.ext4";
+
+/// Make every disk of a new VM in `dir`: the root clone (when the image has a root
+/// filesystem) and the work disk. On error the caller removes `dir`.
+pub fn create_vm_disks(
+    runner: &dyn CommandRunner,
+    image: &ImageRecord,
+    dir: &Path,
+    work_bytes: u64,
+    allow_qcow2: bool,
+) -> Result<Vec<VmDisk>> {
+    let mut disks = Vec::new();
+    if let Some(rootfs) = &image.rootfs_path {
+        let qemu_img = banger_system::runner::lookup_executable("qemu-img");
+        let opts = DiskOptions {
+            allow_qcow2,
+            qemu_img: qemu_img.as_deref(),
+        };
+        let root = vmdisk::create_root_disk(runner, rootfs, dir, opts).map_err(|e| {
+            DaemonError::internal(format!(
+                "cannot make the root disk from image {}: {}",
+                image.name,
+                banger_system::error_chain(&e)
+            ))
+            .with_hint("check free space in banger's state directory (`banger doctor`)")
+        })?;
+        tracing::debug!(image = %image.name, backend = root.backend.as_str(), "root disk made");
+        disks.push(VmDisk {
+            role: DiskRole::Root,
+            path: root.path,
+            format: root.backend.format().to_string(),
+            backend: root.backend.as_str().to_string(),
+            size_bytes: root.size_bytes,
+        });
+    }
+    let work = dir.join(WORK_DISK);
+    create_work_disk(runner, &work, work_bytes)?;
+    disks.push(VmDisk {
+        role: DiskRole::Work,
+        path: work,
+        format: "raw".into(),
+        backend: "fresh".into(),
+        size_bytes: work_bytes,
+    });
+    Ok(disks)
+}
+
+/// The drives to attach, root first. VMs created before disks were recorded have just
+/// their work disk.
+pub fn drives(disks: &[VmDisk], vm_dir: &Path) -> Vec<DriveSpec> {
+    if disks.is_empty() {
+        return vec![DriveSpec {
+            id: "work".into(),
+            path: vm_dir.join(WORK_DISK),
+            format: DriveFormat::Raw,
+            read_only: false,
+            root: false,
+        }];
+    }
+    disks
+        .iter()
+        .map(|d| DriveSpec {
+            id: d.role.as_str().into(),
+            path: d.path.clone(),
+            format: if d.format == "qcow2" {
+                DriveFormat::Qcow2
+            } else {
+                DriveFormat::Raw
+            },
+            read_only: false,
+            root: d.role == DiskRole::Root,
+        })
+        .collect()
+}
 
 /// Create `path` as a sparse file of `size_bytes` and format it ext4.
 pub fn create_work_disk(runner: &dyn CommandRunner, path: &Path, size_bytes: u64) -> Result<()> {

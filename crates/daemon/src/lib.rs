@@ -20,6 +20,7 @@ mod faults;
 mod http;
 mod images;
 mod logfile;
+mod prune;
 mod server;
 mod state;
 #[cfg(test)]
@@ -70,6 +71,7 @@ pub fn run(layout: Layout, build: &'static str) -> anyhow::Result<()> {
             driver = %daemon.selection_summary(),
             "banger daemon started"
         );
+        images::reclaim(&daemon);
         vms::reconcile::reconcile(&daemon).await;
         server::serve(daemon, &mut bound, server::Limits::default()).await
     })

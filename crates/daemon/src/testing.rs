@@ -206,6 +206,8 @@ impl Incarnation {
 pub fn request(name: &str, start: bool) -> CreateVmRequest {
     CreateVmRequest {
         name: Some(name.to_string()),
+        // The fake image (main's default is debian, which would be built).
+        image: Some("minimal".to_string()),
         disk: Some("64M".to_string()),
         start,
         ..CreateVmRequest::default()
@@ -242,5 +244,9 @@ fn fake_image(layout: &Layout) -> ImageRecord {
         dir,
         created_at: banger_store::now_rfc3339(),
         size_bytes: 0,
+        kernel_pvh: Some(true),
+        init: None,
+        config_json: None,
+        digest: None,
     }
 }

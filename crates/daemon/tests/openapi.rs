@@ -48,6 +48,10 @@ fn document_is_openapi_3_and_describes_every_route() {
         ("/v1/vms/{name}/exec", &["post"]),
         ("/v1/images", &["get"]),
         ("/v1/images/build", &["post"]),
+        ("/v1/images/pull", &["post"]),
+        ("/v1/images/import", &["post"]),
+        ("/v1/images/import-kernel", &["post"]),
+        ("/v1/images/prune", &["post"]),
         ("/v1/images/{name}", &["get", "delete"]),
     ] {
         let item = paths
@@ -64,7 +68,7 @@ fn document_is_openapi_3_and_describes_every_route() {
     }
     assert_eq!(
         paths.len(),
-        12,
+        16,
         "a route without a test here: {:?}",
         paths.keys()
     );
@@ -75,6 +79,11 @@ fn document_is_openapi_3_and_describes_every_route() {
         "ImageView",
         "CreateVmRequest",
         "ProgressEvent",
+        "ImportImageRequest",
+        "ImportKernelRequest",
+        "PullImageRequest",
+        "DiskView",
+        "ImageRunConfig",
     ] {
         assert!(
             schemas.contains_key(s),

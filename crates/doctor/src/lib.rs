@@ -11,7 +11,7 @@
 //! let config = banger_config::load(&layout.config_file());
 //! let ctx = banger_doctor::DoctorContext::from_host(layout, config);
 //! let report = banger_doctor::run(&ctx);
-//! report.render_human(&mut std::io::stdout(), banger_doctor::stdout_color())?;
+//! report.render_human(&mut std::io::stdout(), false)?;
 //! std::process::exit(report.exit_code());
 //! # }
 //! ```
@@ -25,12 +25,18 @@ pub mod report;
 
 pub use context::DoctorContext;
 pub use registry::{CapabilityCheck, builtin_checks};
-pub use render::{color_wanted, stdout_color};
-pub use report::{Check, Counts, Report, SCHEMA_VERSION, Status};
+pub use report::{Check, Counts, Report, SCHEMA_VERSION, Status, Verdict};
 
 /// Run every built-in check against `ctx`.
 pub fn run(ctx: &DoctorContext) -> Report {
-    run_checks(ctx, &builtin_checks())
+    let mut report = run_checks(ctx, &builtin_checks());
+    report.set_driver(
+        ctx.selection()
+            .as_ref()
+            .ok()
+            .map(|s| format!("{} ({})", s.driver, s.accel)),
+    );
+    report
 }
 
 /// Run the given checks in order. A check that returns nothing (it does not apply

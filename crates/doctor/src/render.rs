@@ -7,41 +7,32 @@
 //!                        hint: ...
 //! ```
 
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, Write};
+
+use anstyle::{AnsiColor, Effects, Style};
 
 use crate::report::{Report, Status};
 
-const RESET: &str = "\x1b[0m";
-const BOLD: &str = "\x1b[1m";
-const DIM: &str = "\x1b[2m";
+const GROUP: Style = Style::new().effects(Effects::BOLD);
+const DETAIL: Style = Style::new().effects(Effects::DIMMED);
 
 /// Names longer than this do not widen the column for everyone else.
 const MAX_NAME_COLUMN: usize = 28;
 
-fn status_color(status: Status) -> &'static str {
+fn status_style(status: Status) -> Style {
     match status {
-        Status::Pass => "\x1b[32m",
-        Status::Warn => "\x1b[33m",
-        Status::Fail => "\x1b[1;31m",
+        Status::Pass => AnsiColor::Green.on_default(),
+        Status::Warn => AnsiColor::Yellow.on_default(),
+        Status::Fail => AnsiColor::Red.on_default().bold(),
     }
 }
 
-/// Whether to colour output on a stream: only a terminal, and only when `NO_COLOR`
-/// is unset or empty (<https://no-color.org>).
-pub fn color_wanted(stream_is_terminal: bool, no_color: Option<&str>) -> bool {
-    stream_is_terminal && no_color.is_none_or(str::is_empty)
-}
-
-/// [`color_wanted`] for this process's stdout.
-pub fn stdout_color() -> bool {
-    let no_color = std::env::var("NO_COLOR").ok();
-    color_wanted(io::stdout().is_terminal(), no_color.as_deref())
-}
-
 impl Report {
-    /// Write the report for people, grouped by group, with a closing tally.
+    /// Write the report for people, grouped by group, with a closing tally. `color`
+    /// adds ANSI styles; whether to is the caller's decision (the CLI has one rule for
+    /// all its output).
     pub fn render_human(&self, out: &mut impl Write, color: bool) -> io::Result<()> {
-        let paint = |code: &'static str| if color { code } else { "" };
+        let on = |style: Style| if color { style } else { Style::new() };
         let width = self
             .checks()
             .iter()
@@ -56,19 +47,20 @@ impl Report {
             if i > 0 {
                 writeln!(out)?;
             }
-            writeln!(out, "{}{group}{}", paint(BOLD), paint(RESET))?;
+            let bold = on(GROUP);
+            writeln!(out, "{bold}{group}{bold:#}")?;
             for check in self.group(group) {
+                let status = on(status_style(check.status));
                 writeln!(
                     out,
-                    "  {}{}{}  {:<width$}  {}",
-                    paint(status_color(check.status)),
+                    "  {status}{}{status:#}  {:<width$}  {}",
                     check.status.label(),
-                    paint(RESET),
                     check.name,
                     check.summary,
                 )?;
+                let dim = on(DETAIL);
                 for line in &check.details {
-                    writeln!(out, "{indent}{}{line}{}", paint(DIM), paint(RESET))?;
+                    writeln!(out, "{indent}{dim}{line}{dim:#}")?;
                 }
                 if let Some(hint) = &check.hint {
                     writeln!(out, "{indent}hint: {hint}")?;
@@ -86,11 +78,34 @@ impl Report {
             if counts.warn == 1 { "" } else { "s" },
             counts.fail
         )?;
-        if self.has_failures() {
-            writeln!(
-                out,
-                "banger is not ready on this host: fix the FAIL items above and run `banger doctor` again."
-            )?;
+        let verdict = self.verdict();
+        let fix = "fix the FAIL items above and run `banger doctor` again";
+        if verdict.vms_can_run {
+            let good = on(status_style(Status::Pass));
+            let driver = verdict.driver.as_deref().unwrap_or("?");
+            writeln!(out, "{good}VMs can run here{good:#}, with {driver}.")?;
+            if self.has_failures() {
+                let failed: Vec<&str> = self
+                    .checks()
+                    .iter()
+                    .filter(|c| c.status == Status::Fail)
+                    .map(|c| c.name.as_str())
+                    .collect();
+                writeln!(out, "Not ready yet for: {}; {fix}.", failed.join(", "))?;
+            }
+        } else {
+            let bad = on(status_style(Status::Fail));
+            let why = if verdict.blocking.is_empty() {
+                "no VMM driver can be used".to_string()
+            } else {
+                verdict.blocking.join(", ")
+            };
+            writeln!(out, "{bad}VMs cannot run here yet{bad:#}: {why}.")?;
+            let mut fix = fix.to_string();
+            if let Some(first) = fix.get_mut(..1) {
+                first.make_ascii_uppercase();
+            }
+            writeln!(out, "{fix}.")?;
         }
         Ok(())
     }
@@ -136,30 +151,49 @@ mod tests {
         assert_eq!(lines[6], "vmm");
         assert!(lines[7].starts_with("  FAIL  firecracker binary"));
         assert!(text.contains("1 passed, 1 warning, 1 failed"), "{text}");
-        assert!(text.contains("not ready"), "{text}");
+        assert!(
+            text.contains("VMs cannot run here yet: vmm: firecracker binary."),
+            "{text}"
+        );
     }
 
     #[test]
     fn colour_only_when_asked() {
         let text = render(&sample(), true);
         assert!(text.contains("\x1b[32mPASS\x1b[0m"), "{text:?}");
-        assert!(text.contains("\x1b[1;31mFAIL"), "{text:?}");
+        assert!(text.contains("31mFAIL\x1b[0m"), "{text:?}");
     }
 
     #[test]
     fn clean_report_has_no_failure_line() {
         let mut r = Report::new();
         r.push(Check::pass("host", "architecture", "x86_64"));
+        r.set_driver(Some("qemu (kvm)".into()));
         let text = render(&r, false);
         assert!(text.contains("1 passed, 0 warnings, 0 failed"), "{text}");
-        assert!(!text.contains("not ready"));
+        assert!(
+            text.ends_with("VMs can run here, with qemu (kvm).\n"),
+            "{text}"
+        );
     }
 
     #[test]
-    fn no_color_rules() {
-        assert!(color_wanted(true, None));
-        assert!(color_wanted(true, Some("")));
-        assert!(!color_wanted(true, Some("1")));
-        assert!(!color_wanted(false, None));
+    fn vms_that_run_despite_a_failure_say_both() {
+        let mut r = sample();
+        r.set_driver(Some("qemu (tcg)".into()));
+        let mut checks = r.checks().to_vec();
+        checks[2] = checks[2].clone().advisory();
+        let mut r2 = Report::new();
+        r2.extend(checks);
+        r2.set_driver(Some("qemu (tcg)".into()));
+        let text = render(&r2, false);
+        assert!(
+            text.contains("VMs can run here, with qemu (tcg)."),
+            "{text}"
+        );
+        assert!(
+            text.contains("Not ready yet for: firecracker binary;"),
+            "{text}"
+        );
     }
 }

@@ -54,6 +54,10 @@ pub struct Check {
     /// What to do about a WARN or FAIL.
     #[serde(default)]
     pub hint: Option<String>,
+    /// A FAIL that does not stop VMs from running here (Firecracker missing while QEMU
+    /// runs them): it counts as a failure, but not against the verdict.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub advisory: bool,
 }
 
 impl Check {
@@ -65,6 +69,7 @@ impl Check {
             summary: summary.into(),
             details: Vec::new(),
             hint: None,
+            advisory: false,
         }
     }
 
@@ -101,6 +106,17 @@ impl Check {
         self
     }
 
+    /// Mark a FAIL as not stopping VMs from running (see [`Check::advisory`]).
+    pub fn advisory(mut self) -> Check {
+        self.advisory = true;
+        self
+    }
+
+    /// Whether this row stops VMs from running on this host.
+    pub fn blocks_vms(&self) -> bool {
+        self.status == Status::Fail && !self.advisory
+    }
+
     /// Set the hint only if there is one.
     pub fn maybe_hint(mut self, hint: Option<String>) -> Check {
         self.hint = hint;
@@ -120,6 +136,19 @@ pub struct Counts {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Report {
     checks: Vec<Check>,
+    /// The VMM driver and accelerator VMs get here (`qemu (tcg)`), when one was found.
+    driver: Option<String>,
+}
+
+/// Whether VMs can run on this host, apart from whether everything passed: a missing
+/// Firecracker is a FAIL (banger's primary VMM) while VMs run fine under QEMU.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verdict {
+    pub vms_can_run: bool,
+    /// The driver and accelerator they run with, when one can be used.
+    pub driver: Option<String>,
+    /// The failed checks that stop VMs from running (`group: name`).
+    pub blocking: Vec<String>,
 }
 
 /// The JSON document. Field order here is the order in the output.
@@ -127,6 +156,7 @@ pub struct Report {
 struct JsonReport {
     schema_version: u32,
     ok: bool,
+    verdict: Verdict,
     counts: Counts,
     groups: Vec<String>,
     checks: Vec<Check>,
@@ -135,6 +165,26 @@ struct JsonReport {
 impl Report {
     pub fn new() -> Report {
         Report::default()
+    }
+
+    /// Record the driver VMs would use (`qemu (tcg)`), or that none can be used.
+    pub fn set_driver(&mut self, driver: Option<String>) {
+        self.driver = driver;
+    }
+
+    /// Whether VMs can run here, with which driver, and what stops them if not.
+    pub fn verdict(&self) -> Verdict {
+        let blocking: Vec<String> = self
+            .checks
+            .iter()
+            .filter(|c| c.blocks_vms())
+            .map(|c| format!("{}: {}", c.group, c.name))
+            .collect();
+        Verdict {
+            vms_can_run: self.driver.is_some() && blocking.is_empty(),
+            driver: self.driver.clone(),
+            blocking,
+        }
     }
 
     pub fn push(&mut self, check: Check) {
@@ -197,6 +247,7 @@ impl Report {
         let doc = JsonReport {
             schema_version: SCHEMA_VERSION,
             ok: !self.has_failures(),
+            verdict: self.verdict(),
             counts: self.counts(),
             groups: self.groups().into_iter().map(str::to_string).collect(),
             checks: self.checks.clone(),
@@ -210,7 +261,10 @@ impl Report {
     /// report travels through the daemon).
     pub fn from_json(json: &str) -> Result<Report, serde_json::Error> {
         let doc: JsonReport = serde_json::from_str(json)?;
-        Ok(Report { checks: doc.checks })
+        Ok(Report {
+            checks: doc.checks,
+            driver: doc.verdict.driver,
+        })
     }
 }
 
@@ -249,12 +303,39 @@ mod tests {
         );
         assert_eq!(value["checks"][0]["hint"], serde_json::Value::Null);
         let keys: Vec<_> = value.as_object().unwrap().keys().cloned().collect();
-        assert_eq!(keys.len(), 5, "{keys:?}");
+        assert_eq!(keys.len(), 6, "{keys:?}");
+        assert_eq!(
+            value["verdict"],
+            serde_json::json!({"vms_can_run": false, "driver": null, "blocking": ["vmm: driver"]})
+        );
     }
 
     #[test]
     fn json_round_trips() {
         let r = sample();
+        assert_eq!(Report::from_json(&r.to_json()).unwrap(), r);
+    }
+
+    #[test]
+    fn the_verdict_separates_running_vms_from_failing_checks() {
+        let mut r = Report::new();
+        r.push(Check::pass("vmm", "driver", "qemu with tcg"));
+        r.push(Check::fail("vmm", "firecracker binary", "not found").advisory());
+        r.set_driver(Some("qemu (tcg)".into()));
+        let v = r.verdict();
+        assert!(v.vms_can_run && r.has_failures(), "{v:?}");
+        assert_eq!(r.exit_code(), 1, "a missing firecracker is still a FAIL");
+        assert!(r.to_json().contains("\"advisory\": true"));
+        r.push(Check::fail("host", "architecture", "arm64"));
+        let v = r.verdict();
+        assert!(!v.vms_can_run);
+        assert_eq!(v.blocking, vec!["host: architecture"]);
+        // An advisory flag on a row that is not a FAIL changes nothing.
+        assert!(!Check::warn("a", "b", "c").advisory().blocks_vms());
+        // No usable driver: no VMs, even when nothing else failed.
+        let mut r = Report::new();
+        r.push(Check::pass("host", "architecture", "x86_64"));
+        assert!(!r.verdict().vms_can_run);
         assert_eq!(Report::from_json(&r.to_json()).unwrap(), r);
     }
 

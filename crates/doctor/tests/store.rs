@@ -54,6 +54,10 @@ fn image_at(root: &Path, name: &str) -> ImageRecord {
         dir,
         created_at: now_rfc3339(),
         size_bytes: 12,
+        kernel_pvh: Some(true),
+        init: None,
+        config_json: None,
+        digest: None,
     }
 }
 

@@ -15,6 +15,8 @@ pub struct ImageFiles {
     pub kernel: PathBuf,
     pub bzimage: PathBuf,
     pub initrd: PathBuf,
+    /// The kernel's PVH fact, as the image records it.
+    pub kernel_pvh: bool,
 }
 
 impl Env {
@@ -38,6 +40,7 @@ impl Env {
             kernel,
             bzimage,
             initrd: path("initrd_path")?,
+            kernel_pvh: image["kernel_pvh"].as_bool().unwrap_or(false),
         })
     }
 
@@ -79,6 +82,7 @@ pub fn launch_spec(
         vm_id: name.to_string(),
         vm_dir: dir.to_path_buf(),
         kernel: image.kernel.clone(),
+        kernel_pvh: image.kernel_pvh,
         bzimage: Some(image.bzimage.clone()),
         initrd: Some(image.initrd.clone()),
         kernel_args: vec![

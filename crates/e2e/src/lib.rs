@@ -12,8 +12,11 @@ use std::process::{Command, Output, Stdio};
 use anyhow::{Context, bail};
 use nix::fcntl::{Flock, FlockArg};
 
+pub mod bench;
 pub mod direct;
 pub mod hostile;
+pub mod oci;
+pub mod pty;
 pub mod python;
 
 /// The banger binary under test: `$BANGER_BIN`, else `target/release/banger`
@@ -54,10 +57,23 @@ pub struct Env {
 }
 
 impl Env {
-    /// A fresh installation whose store already has the `minimal` image registered.
+    /// A fresh installation whose store already has the `minimal` image registered, and
+    /// which uses it by default (the fastest image: most tests are about banger, not the
+    /// guest's userland).
     pub fn new() -> anyhow::Result<Env> {
+        Self::from_template(Recipe::Minimal)
+    }
+
+    /// A fresh installation with the `debian` image (the product's default) registered.
+    /// Building it needs root (mmdebstrap) and the Debian archive; it is built once per
+    /// machine and agent.
+    pub fn debian() -> anyhow::Result<Env> {
+        Self::from_template(Recipe::Debian)
+    }
+
+    fn from_template(recipe: Recipe) -> anyhow::Result<Env> {
         let bin = check_binaries()?;
-        let template = template()?;
+        let template = template(recipe)?;
         // Short paths: Unix socket paths are limited to 108 bytes.
         let root = tempfile::Builder::new().prefix("bg").tempdir_in("/tmp")?;
         let env = Env { bin, root };
@@ -68,6 +84,12 @@ impl Env {
                 std::fs::copy(&src, env.state_dir().join(format!("state.db{suffix}")))?;
             }
         }
+        let config = env.root.path().join("config");
+        std::fs::create_dir_all(&config)?;
+        std::fs::write(
+            config.join("config.toml"),
+            format!("default_image_name = \"{}\"\n", recipe.name()),
+        )?;
         Ok(env)
     }
 
@@ -86,6 +108,20 @@ impl Env {
         S: AsRef<OsStr>,
     {
         env_command(&self.bin, self.root.path(), args)
+    }
+
+    /// `bash -c LINE` with this installation's environment and the banger under test
+    /// first on PATH: for running documented example command lines as written.
+    pub fn shell(&self, line: &str) -> Command {
+        let mut cmd = env_command(Path::new("/bin/bash"), self.root.path(), ["-c", line]);
+        let dir = self.bin.parent().map(Path::to_path_buf).unwrap_or_default();
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let mut paths = vec![dir];
+        paths.extend(std::env::split_paths(&path));
+        if let Ok(joined) = std::env::join_paths(paths) {
+            cmd.env("PATH", joined);
+        }
+        cmd
     }
 
     /// Run to completion with stdin closed.
@@ -206,12 +242,34 @@ where
     cmd
 }
 
-/// The template installation holding the built `minimal` image, built once per
-/// machine (and rebuilt when the banger binary changes). Concurrent test binaries
-/// serialise on a lock file.
-fn template() -> anyhow::Result<PathBuf> {
+/// An image the e2e templates hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recipe {
+    Minimal,
+    Debian,
+}
+
+impl Recipe {
+    pub fn name(self) -> &'static str {
+        match self {
+            Recipe::Minimal => "minimal",
+            Recipe::Debian => "debian",
+        }
+    }
+
+    fn template_dir(self) -> &'static str {
+        match self {
+            Recipe::Minimal => "target/e2e-template",
+            Recipe::Debian => "target/e2e-debian",
+        }
+    }
+}
+
+/// The template installation holding a built image, built once per machine (and
+/// rebuilt when the agent changes). Concurrent test binaries serialise on a lock file.
+fn template(recipe: Recipe) -> anyhow::Result<PathBuf> {
     let bin = check_binaries()?;
-    let dir = workspace_root().join("target/e2e-template");
+    let dir = workspace_root().join(recipe.template_dir());
     std::fs::create_dir_all(&dir)?;
     let lock_file = File::create(dir.join(".lock"))?;
     let _lock = Flock::lock(lock_file, FlockArg::LockExclusive)
@@ -236,14 +294,15 @@ fn template() -> anyhow::Result<PathBuf> {
         let p = dir.join(stale);
         let _ = std::fs::remove_dir_all(&p).or_else(|_| std::fs::remove_file(&p));
     }
-    let out = env_command(&bin, &dir, ["image", "build", "minimal"])
+    let out = env_command(&bin, &dir, ["image", "build", recipe.name()])
         .stdin(Stdio::null())
         .output()
-        .context("running banger image build minimal")?;
+        .with_context(|| format!("running banger image build {}", recipe.name()))?;
     let _ = env_command(&bin, &dir, ["daemon", "stop"]).output();
     if !out.status.success() {
         bail!(
-            "`banger image build minimal` failed for the e2e template:\n{}\n{}\n{}",
+            "`banger image build {}` failed for the e2e template:\n{}\n{}\n{}",
+            recipe.name(),
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr),
             std::fs::read_to_string(dir.join("state/daemon.log")).unwrap_or_default()

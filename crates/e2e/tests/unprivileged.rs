@@ -63,10 +63,14 @@ fn an_ordinary_user_runs_a_vm_in_dev_mode() {
     let out = as_nobody(
         home,
         &banger,
+        // `minimal`: the default debian image needs root to build (mmdebstrap), and an
+        // ordinary user is told so; minimal builds unprivileged.
         &[
             "vm",
             "run",
             "--rm",
+            "--image",
+            "minimal",
             "--",
             "sh",
             "-c",

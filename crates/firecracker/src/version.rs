@@ -72,44 +72,36 @@ pub struct SemVer {
 }
 
 impl SemVer {
-    /// Parse `MAJOR.MINOR.PATCH[-PRE][+BUILD]`, with an optional leading `v`.
-    /// Build metadata is accepted and dropped: it never affects ordering.
+    /// Parse `MAJOR.MINOR.PATCH[-PRE][+BUILD]` (semver 2.0, through the `semver` crate),
+    /// with an optional leading `v`. Build metadata is accepted and dropped: it never
+    /// affects ordering.
     pub fn parse(input: &str) -> Result<SemVer, VersionError> {
-        let malformed = || VersionError::Malformed {
-            input: input.to_string(),
-        };
         let text = input.trim();
         let text = text.strip_prefix('v').unwrap_or(text);
-        let text = match text.split_once('+') {
-            Some((core, build)) if is_identifier_list(build) => core,
-            Some(_) => return Err(malformed()),
-            None => text,
-        };
-        let (core, pre) = match text.split_once('-') {
-            Some((core, pre)) if is_identifier_list(pre) => (core, Some(pre.to_string())),
-            Some(_) => return Err(malformed()),
-            None => (text, None),
-        };
-        let mut numbers = core.split('.').map(parse_number);
-        let (Some(Some(major)), Some(Some(minor)), Some(Some(patch)), None) = (
-            numbers.next(),
-            numbers.next(),
-            numbers.next(),
-            numbers.next(),
-        ) else {
-            return Err(malformed());
-        };
+        let parsed = semver::Version::parse(text).map_err(|_| VersionError::Malformed {
+            input: input.to_string(),
+        })?;
         Ok(SemVer {
-            major,
-            minor,
-            patch,
-            pre,
+            major: parsed.major,
+            minor: parsed.minor,
+            patch: parsed.patch,
+            pre: (!parsed.pre.is_empty()).then(|| parsed.pre.as_str().to_string()),
         })
     }
 
     /// Three-way comparison; same as [`Ord::cmp`].
     pub fn compare(&self, other: &SemVer) -> Ordering {
         self.cmp(other)
+    }
+
+    /// The pre-release tag in semver's own type, whose ordering is the spec's.
+    fn prerelease(&self) -> semver::Prerelease {
+        match &self.pre {
+            None => semver::Prerelease::EMPTY,
+            // Only a hand-built value can hold a tag that does not parse; it ranks like a
+            // release, and the text tie-break in `cmp` keeps the order total.
+            Some(pre) => semver::Prerelease::new(pre).unwrap_or(semver::Prerelease::EMPTY),
+        }
     }
 }
 
@@ -122,60 +114,20 @@ pub fn must_parse(input: &str) -> SemVer {
     }
 }
 
-/// A decimal number without a leading zero (`0` itself is fine).
-fn parse_number(part: &str) -> Option<u64> {
-    let well_formed = !part.is_empty()
-        && part.bytes().all(|b| b.is_ascii_digit())
-        && !(part.len() > 1 && part.starts_with('0'));
-    if well_formed { part.parse().ok() } else { None }
-}
-
-/// Dot-separated, non-empty identifiers of `[0-9A-Za-z-]`.
-fn is_identifier_list(text: &str) -> bool {
-    text.split('.')
-        .all(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
-}
-
 impl Ord for SemVer {
     fn cmp(&self, other: &Self) -> Ordering {
         (self.major, self.minor, self.patch)
             .cmp(&(other.major, other.minor, other.patch))
-            .then_with(|| match (&self.pre, &other.pre) {
-                (None, None) => Ordering::Equal,
-                // A pre-release comes before the release it leads up to.
-                (Some(_), None) => Ordering::Less,
-                (None, Some(_)) => Ordering::Greater,
-                (Some(a), Some(b)) => compare_prerelease(a, b),
-            })
+            // semver's Prerelease orders an empty tag (a release) after every
+            // pre-release of the same version, numbers numerically, as the spec says.
+            .then_with(|| self.prerelease().cmp(&other.prerelease()))
+            .then_with(|| self.pre.cmp(&other.pre))
     }
 }
 
 impl PartialOrd for SemVer {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
-    }
-}
-
-/// Semver precedence of pre-release tags: identifier by identifier, numbers
-/// numerically and before words, a shorter list before a longer one it prefixes.
-fn compare_prerelease(a: &str, b: &str) -> Ordering {
-    let mut left = a.split('.');
-    let mut right = b.split('.');
-    loop {
-        let ord = match (left.next(), right.next()) {
-            (None, None) => return Ordering::Equal,
-            (None, Some(_)) => return Ordering::Less,
-            (Some(_), None) => return Ordering::Greater,
-            (Some(x), Some(y)) => match (x.parse::<u64>(), y.parse::<u64>()) {
-                (Ok(m), Ok(n)) => m.cmp(&n).then_with(|| x.cmp(y)),
-                (Ok(_), Err(_)) => Ordering::Less,
-                (Err(_), Ok(_)) => Ordering::Greater,
-                (Err(_), Err(_)) => x.cmp(y),
-            },
-        };
-        if ord != Ordering::Equal {
-            return ord;
-        }
     }
 }
 

@@ -149,7 +149,7 @@ pub struct ModeInputs<'a> {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ModeError {
     #[error(
-        "network.mode = \"bridge\" needs the root helper, and none answers ({why}); start one with `sudo banger helper`, install banger system-wide (`sudo banger system install --owner $USER`), or set network.mode = \"auto\" or \"user\""
+        "network.mode = \"bridge\" needs the root helper, and none answers ({why}); start one with `sudo banger helper` (see docs/privileges.md), or set network.mode = \"auto\" or \"user\""
     )]
     BridgeUnavailable { why: String },
 }

@@ -32,7 +32,7 @@ pub fn resolve_owner(
             let path = install_toml.display();
             if facts.kind != FileKind::Regular {
                 return Err(format!(
-                    "{path} is {}, not a regular file; reinstall with `sudo banger system install --owner USER`",
+                    "{path} is {}, not a regular file; replace it as docs/privileges.md, \"System install\" describes",
                     facts.kind
                 ));
             }

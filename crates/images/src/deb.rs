@@ -235,7 +235,7 @@ impl DebFile {
         let raw = BufReader::with_capacity(1 << 16, file.take(self.data.size));
         Ok(match self.compression {
             Compression::None => Box::new(raw),
-            Compression::Xz => Box::new(xz2::read::XzDecoder::new_multi_decoder(raw)),
+            Compression::Xz => Box::new(liblzma::read::XzDecoder::new_multi_decoder(raw)),
             Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(raw)),
             Compression::Zstd => Box::new(
                 ruzstd::StreamingDecoder::new(raw)

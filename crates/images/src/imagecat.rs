@@ -32,6 +32,8 @@ pub enum EntrySource {
 pub enum Recipe {
     /// [`crate::build_minimal`].
     Minimal,
+    /// [`crate::build_debian`].
+    Debian,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,6 +129,11 @@ impl Catalog {
     }
 
     /// All entries, sorted by name.
+    /// Add `other`'s entries (replacing same-named ones); the default stays ours.
+    pub fn merge(&mut self, other: Catalog) {
+        self.entries.extend(other.entries);
+    }
+
     pub fn entries(&self) -> impl Iterator<Item = &CatalogEntry> {
         self.entries.values()
     }
@@ -158,7 +165,10 @@ fn convert(name: &str, raw: RawEntry) -> Result<CatalogEntry, String> {
             }
             match raw.recipe.as_deref() {
                 Some("minimal") => EntrySource::Recipe(Recipe::Minimal),
-                Some(other) => return Err(format!("unknown recipe {other:?} (known: minimal)")),
+                Some("debian") => EntrySource::Recipe(Recipe::Debian),
+                Some(other) => {
+                    return Err(format!("unknown recipe {other:?} (known: minimal, debian)"));
+                }
                 None => return Err("kind = \"recipe\" needs recipe = \"…\"".into()),
             }
         }

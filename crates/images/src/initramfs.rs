@@ -151,10 +151,10 @@ pub fn busybox_applets(
 pub struct InitramfsSpec<'a> {
     /// Static banger-agent, installed as `/init`.
     pub agent: &'a Path,
-    /// Static busybox, installed as `/bin/busybox`.
-    pub busybox: &'a Path,
-    /// Applet names from [`busybox_applets`]; each becomes `/bin/NAME → busybox`.
-    pub applets: &'a [String],
+    /// Static busybox, installed as `/bin/busybox`, with the applet names from
+    /// [`busybox_applets`] (each becomes `/bin/NAME → busybox`). `None` for an initramfs
+    /// that only brings a root disk up: the agent needs no shell for that.
+    pub busybox: Option<(&'a Path, &'a [String])>,
     pub kernel_release: &'a str,
     /// Directory holding the uncompressed modules at their [`ModuleInfo::path`].
     pub modules_root: &'a Path,
@@ -200,9 +200,12 @@ fn layout(spec: &InitramfsSpec<'_>) -> Result<CpioBuilder, InitramfsError> {
     a.char_device("dev/console", 0o600, 5, 1)?;
 
     a.file_from("init", 0o755, spec.agent)?;
-    a.file_from("bin/busybox", 0o755, spec.busybox)?;
-    for applet in spec.applets {
-        a.symlink(format!("bin/{applet}"), "busybox")?;
+    a.dir("newroot", 0o755)?;
+    if let Some((busybox, applets)) = spec.busybox {
+        a.file_from("bin/busybox", 0o755, busybox)?;
+        for applet in applets {
+            a.symlink(format!("bin/{applet}"), "busybox")?;
+        }
     }
     // One bin directory serves every conventional path (#!/usr/bin/env, /sbin/…).
     a.symlink("sbin", "bin")?;

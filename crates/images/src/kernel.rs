@@ -195,7 +195,7 @@ fn decompress(codec: Codec, data: &[u8], expected: usize) -> Result<Vec<u8>, Ker
         Codec::Gzip => flate2::read::GzDecoder::new(data)
             .take(limit)
             .read_to_end(&mut out),
-        Codec::Xz => xz2::read::XzDecoder::new(data)
+        Codec::Xz => liblzma::read::XzDecoder::new(data)
             .take(limit)
             .read_to_end(&mut out),
         Codec::Zstd => match ruzstd::StreamingDecoder::new(data) {

@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
+use crate::build::BuildError;
 use crate::deb::{DebError, DebFile};
-use crate::minimal::BuildError;
 use crate::modules::{self, ModuleError, ModuleInfo, ModuleSet};
 
 /// What the build needs from a kernel package.

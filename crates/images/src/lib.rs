@@ -7,19 +7,30 @@
 //! `.deb`) → [`kernel`] (bzImage → ELF vmlinux) → [`modules`] (which modules,
 //! in which order) → [`initramfs`] written with [`cpio`] → `manifest.json`.
 
+mod build;
 pub mod cpio;
 pub mod deb;
 pub mod debian;
+pub mod debian_image;
+pub mod download;
 pub mod elf;
+pub mod ext4;
 mod fsutil;
+pub mod http;
 pub mod imagecat;
 pub mod initramfs;
 pub mod kernel;
+mod kernel_bundle;
+pub mod kernel_import;
 mod kernel_package;
 pub mod manifest;
 mod minimal;
 pub mod modules;
+pub mod oci;
+pub mod pull;
+pub mod vmdisk;
 
+pub use debian_image::{DebianImageOptions, GuestInitKind, build_debian};
 pub use imagecat::{Catalog, CatalogEntry, CatalogError};
 pub use manifest::Manifest;
 pub use minimal::{

@@ -31,6 +31,13 @@ pub struct Manifest {
     /// The guest agent baked in as `/init`.
     pub agent: FileRecord,
     pub debian: ManifestDebian,
+    /// How the guest starts: `initramfs` (no root disk), `agent` (the lean init on the
+    /// root disk) or `systemd`. Absent in manifests older than root disks: `initramfs`.
+    #[serde(default)]
+    pub init: Option<String>,
+    /// Packages asked for in the root filesystem (besides what the recipe always adds).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<String>,
     /// RFC 3339, UTC.
     pub built_at: String,
     pub banger_version: String,
@@ -40,8 +47,10 @@ pub struct Manifest {
 pub struct ManifestFiles {
     /// Uncompressed ELF kernel.
     pub kernel: FileRecord,
-    /// The original bzImage (QEMU `-M pc` fallback).
-    pub bzimage: FileRecord,
+    /// The original bzImage (QEMU `-M pc` fallback); absent for a kernel imported as an
+    /// ELF vmlinux.
+    #[serde(default)]
+    pub bzimage: Option<FileRecord>,
     pub initrd: FileRecord,
     pub rootfs: Option<FileRecord>,
 }
@@ -124,8 +133,9 @@ impl Manifest {
             });
         }
         let files = &manifest.files;
-        for record in [&files.kernel, &files.bzimage, &files.initrd]
+        for record in [&files.kernel, &files.initrd]
             .into_iter()
+            .chain(files.bzimage.as_ref())
             .chain(files.rootfs.as_ref())
         {
             let file = dir.join(&record.path);

@@ -12,85 +12,23 @@ use banger_system::CommandRunner;
 use banger_system::progress::{NoProgress, Progress};
 use time::format_description::well_known::Rfc3339;
 
-use crate::deb::{DebError, DebFile};
-use crate::debian::{Archive, DebianError, DebianOptions, Package};
+pub use crate::build::BuildError;
+use crate::build::{install, io_err, write_synced};
+use crate::deb::DebFile;
+use crate::debian::{Archive, DebianOptions, Package};
 use crate::fsutil;
-use crate::initramfs::{self, InitramfsError, InitramfsSpec};
-use crate::kernel::{self, KernelError};
-use crate::kernel_package::unpack_kernel_package;
+use crate::initramfs::{self, InitramfsSpec};
+use crate::kernel_bundle;
 use crate::manifest::{
     FileRecord, MANIFEST_FILE, MANIFEST_FORMAT, Manifest, ManifestDebian, ManifestFiles,
     ManifestPackage,
 };
-use crate::modules::{GUEST_MODULES, ModuleError};
 
 pub const KERNEL_FILE: &str = "vmlinux";
 pub const BZIMAGE_FILE: &str = "bzImage";
 pub const INITRD_FILE: &str = "initrd.cpio";
 pub const DEFAULT_KERNEL_PACKAGE: &str = "linux-image-cloud-amd64";
 pub const BUSYBOX_PACKAGE: &str = "busybox-static";
-
-#[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    #[error(transparent)]
-    Initramfs(#[from] InitramfsError),
-    #[error(transparent)]
-    Debian(#[from] DebianError),
-    #[error(transparent)]
-    Deb(#[from] DebError),
-    #[error(transparent)]
-    Modules(#[from] ModuleError),
-    /// The bzImage could not be turned into a vmlinux.
-    #[error("cannot extract vmlinux from the kernel in {package}")]
-    Kernel {
-        package: String,
-        #[source]
-        source: KernelError,
-    },
-    /// The kernel package does not hold exactly one kernel.
-    #[error(
-        "package {package} should hold exactly one boot/vmlinuz-*, found {found:?}; name a kernel image package"
-    )]
-    NoKernel { package: String, found: Vec<String> },
-    /// The kernel and its modules disagree on the release.
-    #[error("package {package} mixes kernel releases {releases:?}")]
-    KernelReleaseMismatch {
-        package: String,
-        releases: Vec<String>,
-    },
-    /// busybox-static did not contain the binary.
-    #[error("package {package} contains no bin/busybox")]
-    NoBusybox { package: String },
-    /// The destination has no parent directory to build beside.
-    #[error("image directory {path:?} must be an absolute path with a parent directory")]
-    BadOutDir { path: PathBuf },
-    #[error("cannot {op} {path:?}")]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-impl BuildError {
-    /// Whether reaching the Debian archive failed (a network or mirror problem), as opposed
-    /// to a local one (a full disk, a broken package) that a network hint would misdirect.
-    pub fn is_network(&self) -> bool {
-        matches!(
-            self,
-            BuildError::Debian(DebianError::Http { .. } | DebianError::HttpStatus { .. })
-        )
-    }
-}
-
-fn io_err<'p>(op: &'static str, path: &'p Path) -> impl FnOnce(std::io::Error) -> BuildError + 'p {
-    move |source| BuildError::Io {
-        op,
-        path: path.to_path_buf(),
-        source,
-    }
-}
 
 /// Inputs of [`build_minimal`].
 pub struct MinimalOptions<'a> {
@@ -106,7 +44,7 @@ pub struct MinimalOptions<'a> {
     /// Image name recorded in the manifest.
     pub image_name: String,
     pub runner: &'a dyn CommandRunner,
-    /// Told each phase (downloads with byte counts) and the decisions taken.
+    /// Where phases and notes are reported.
     pub progress: &'a dyn Progress,
 }
 
@@ -136,12 +74,14 @@ pub struct BuiltImage {
     pub dir: PathBuf,
     /// Uncompressed ELF kernel (`vmlinux`).
     pub kernel_path: PathBuf,
-    pub bzimage_path: PathBuf,
+    pub bzimage_path: Option<PathBuf>,
     pub initrd_path: PathBuf,
     /// `None` for the minimal image: it runs from its initramfs.
     pub rootfs_path: Option<PathBuf>,
     pub kernel_release: String,
     pub has_pvh: bool,
+    /// `initramfs`, `agent` or `systemd` (see [`Manifest::init`]).
+    pub init: String,
 }
 
 impl BuiltImage {
@@ -151,15 +91,16 @@ impl BuiltImage {
         Ok(Self::from_manifest(dir, &m))
     }
 
-    fn from_manifest(dir: &Path, m: &Manifest) -> Self {
+    pub(crate) fn from_manifest(dir: &Path, m: &Manifest) -> Self {
         Self {
             dir: dir.to_path_buf(),
             kernel_path: dir.join(&m.files.kernel.path),
-            bzimage_path: dir.join(&m.files.bzimage.path),
+            bzimage_path: m.files.bzimage.as_ref().map(|b| dir.join(&b.path)),
             initrd_path: dir.join(&m.files.initrd.path),
             rootfs_path: m.files.rootfs.as_ref().map(|r| dir.join(&r.path)),
             kernel_release: m.kernel_release.clone(),
             has_pvh: m.has_pvh,
+            init: m.init.clone().unwrap_or_else(|| "initramfs".to_string()),
         }
     }
 }
@@ -184,17 +125,7 @@ pub fn build_minimal(opts: &MinimalOptions<'_>) -> Result<BuiltImage, BuildError
         Archive::new(opts.debian.clone(), &opts.cache_dir, opts.runner).with_progress(progress);
     progress.phase("fetch the Debian package index", None, None);
     let index = archive.fetch_index()?;
-    let kernel_pkg = archive
-        .resolve_metapackage(&index, &opts.kernel_package)?
-        .clone();
-    progress.note(&format!(
-        "{} is {} {}",
-        opts.kernel_package, kernel_pkg.name, kernel_pkg.version
-    ));
     let busybox_pkg = archive.package(&index, BUSYBOX_PACKAGE)?.clone();
-    drop(index);
-    let kernel_deb = archive.fetch_deb(&kernel_pkg)?;
-    let busybox_deb = archive.fetch_deb(&busybox_pkg)?;
 
     fs::create_dir_all(parent).map_err(io_err("create", parent))?;
     let work = tempfile::Builder::new()
@@ -206,26 +137,21 @@ pub fn build_minimal(opts: &MinimalOptions<'_>) -> Result<BuiltImage, BuildError
         .tempdir_in(parent)
         .map_err(io_err("create a staging directory in", parent))?;
 
-    progress.phase(&format!("unpack {}", kernel_pkg.name), None, None);
     let modules_dir = work.path().join("modules");
-    let kpkg = unpack_kernel_package(&DebFile::open(&kernel_deb)?, &kernel_pkg.name, &modules_dir)?;
-    progress.note(&format!(
-        "kernel {}: {} modules shipped",
-        kpkg.release,
-        kpkg.modules.len()
-    ));
-    progress.phase("extract vmlinux", None, None);
-    let vmlinux = kernel::extract_vmlinux(&kpkg.bzimage).map_err(|source| BuildError::Kernel {
-        package: kernel_pkg.name.clone(),
-        source,
-    })?;
-    write_synced(&stage.path().join(KERNEL_FILE), &vmlinux.elf)?;
-    write_synced(&stage.path().join(BZIMAGE_FILE), &kpkg.bzimage)?;
-    let (has_pvh, codec) = (vmlinux.has_pvh, vmlinux.codec);
-    drop(vmlinux);
-
+    let bundle = kernel_bundle::prepare(
+        &archive,
+        &index,
+        &opts.kernel_package,
+        &modules_dir,
+        stage.path(),
+        progress,
+    )?;
+    drop(index);
+    let busybox_deb = archive.fetch_deb(&busybox_pkg)?;
+    let (kernel_pkg, kpkg, has_pvh, codec) =
+        (&bundle.package, &bundle.kpkg, bundle.has_pvh, bundle.codec);
     progress.phase("resolve kernel modules", None, None);
-    let load_order = kpkg.modules.resolve(GUEST_MODULES)?;
+    let load_order = bundle.load_order()?;
     progress.note(&format!(
         "modules to load: {}",
         load_order
@@ -243,8 +169,7 @@ pub fn build_minimal(opts: &MinimalOptions<'_>) -> Result<BuiltImage, BuildError
     let version = env!("CARGO_PKG_VERSION");
     let spec = InitramfsSpec {
         agent: &opts.agent_path,
-        busybox: &busybox,
-        applets: &applets,
+        busybox: Some((&busybox, &applets)),
         kernel_release: &kpkg.release,
         modules_root: &modules_dir,
         modules: &load_order,
@@ -269,14 +194,14 @@ pub fn build_minimal(opts: &MinimalOptions<'_>) -> Result<BuiltImage, BuildError
         source: "recipe:minimal".to_string(),
         kernel_release: kpkg.release.clone(),
         has_pvh,
-        kernel_codec: codec.name().to_string(),
+        kernel_codec: codec.to_string(),
         files: ManifestFiles {
             kernel: record(KERNEL_FILE)?,
-            bzimage: record(BZIMAGE_FILE)?,
+            bzimage: Some(record(BZIMAGE_FILE)?),
             initrd: record(INITRD_FILE)?,
             rootfs: None,
         },
-        packages: [&kernel_pkg, &busybox_pkg]
+        packages: [kernel_pkg, &busybox_pkg]
             .into_iter()
             .map(manifest_package)
             .collect(),
@@ -291,6 +216,8 @@ pub fn build_minimal(opts: &MinimalOptions<'_>) -> Result<BuiltImage, BuildError
             component: opts.debian.component.clone(),
             arch: opts.debian.arch.clone(),
         },
+        init: Some("initramfs".to_string()),
+        include: Vec::new(),
         built_at: time::OffsetDateTime::now_utc()
             .format(&Rfc3339)
             .unwrap_or_else(|_| "unknown".to_string()),
@@ -337,50 +264,4 @@ fn extract_busybox(deb_path: &Path, package: &Package, work: &Path) -> Result<Pa
     found.ok_or_else(|| BuildError::NoBusybox {
         package: package.name.clone(),
     })
-}
-
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), BuildError> {
-    use std::io::Write;
-    let mut file = fs::File::create(path).map_err(io_err("create", path))?;
-    file.write_all(bytes).map_err(io_err("write", path))?;
-    file.sync_all().map_err(io_err("sync", path))
-}
-
-/// Move the finished `stage` to `out_dir`, replacing a previous image. The old
-/// directory is first renamed aside, so `out_dir` is never half old, half new.
-fn install(
-    stage: tempfile::TempDir,
-    out_dir: &Path,
-    parent: &Path,
-    name: &str,
-) -> Result<(), BuildError> {
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(stage.path(), fs::Permissions::from_mode(0o755))
-        .map_err(io_err("set permissions on", stage.path()))?;
-    fsutil::fsync_dir(stage.path()).map_err(io_err("sync", stage.path()))?;
-    let old = if out_dir.exists() {
-        // rename(2) may replace an empty directory: reserve a unique one.
-        let old = tempfile::Builder::new()
-            .prefix(&format!(".{name}.old-"))
-            .tempdir_in(parent)
-            .map_err(io_err("create a directory in", parent))?;
-        fs::rename(out_dir, old.path())
-            .map_err(io_err("move aside the previous image", out_dir))?;
-        Some(old)
-    } else {
-        None
-    };
-    let staged = stage.keep();
-    if let Err(e) = fs::rename(&staged, out_dir) {
-        // Put the previous image back; the staged copy is cleaned up below.
-        if let Some(old) = &old {
-            let _ = fs::rename(old.path(), out_dir);
-        }
-        let _ = fs::remove_dir_all(&staged);
-        return Err(io_err("move the new image into", out_dir)(e));
-    }
-    fsutil::fsync_dir(parent).map_err(io_err("sync", parent))?;
-    // Dropping `old` deletes the previous image.
-    drop(old);
-    Ok(())
 }

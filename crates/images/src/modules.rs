@@ -135,7 +135,7 @@ pub fn decompress_module(path: &Path, bytes: Vec<u8>) -> Result<(PathBuf, Vec<u8
     };
     let (stem, out) = if let Some(stem) = text.strip_suffix(".xz") {
         let mut out = Vec::new();
-        xz2::read::XzDecoder::new(&bytes[..])
+        liblzma::read::XzDecoder::new(&bytes[..])
             .read_to_end(&mut out)
             .map_err(|e| bad(format!("xz: {e}")))?;
         (stem, out)

@@ -269,7 +269,10 @@ fn builds_a_complete_image_and_reuses_the_cache() {
     assert!(image.has_pvh);
     assert_eq!(image.rootfs_path, None);
     assert_eq!(std::fs::read(&image.kernel_path).unwrap(), f.vmlinux);
-    assert_eq!(std::fs::read(&image.bzimage_path).unwrap(), f.bzimage);
+    assert_eq!(
+        std::fs::read(image.bzimage_path.as_ref().unwrap()).unwrap(),
+        f.bzimage
+    );
     let events = progress.0.lock().unwrap().clone();
     assert!(
         events.iter().any(|e| matches!(e,

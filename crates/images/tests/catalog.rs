@@ -7,13 +7,15 @@ use banger_images::{Catalog, CatalogError};
 const SHA: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
 #[test]
-fn embedded_catalog_defaults_to_minimal() {
+fn embedded_catalog_defaults_to_debian() {
     let c = Catalog::embedded().unwrap();
-    assert_eq!(c.default_image(), "minimal");
+    assert_eq!(c.default_image(), "debian");
+    let debian = c.lookup("debian").unwrap();
+    assert_eq!(debian.source, EntrySource::Recipe(Recipe::Debian));
     let minimal = c.lookup("minimal").unwrap();
     assert_eq!(minimal.source, EntrySource::Recipe(Recipe::Minimal));
     assert!(!minimal.description.is_empty());
-    assert_eq!(c.entries().count(), 1);
+    assert_eq!(c.entries().count(), 2);
     assert!(c.lookup("nope").is_none());
 }
 

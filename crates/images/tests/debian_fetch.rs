@@ -325,7 +325,7 @@ fn http_errors_name_the_url_and_status() {
     );
 
     let mut opts = a.options();
-    opts.mirror = "https://deb.debian.org/debian".into();
+    opts.mirror = "ftp://deb.debian.org/debian".into();
     let err = Archive::new(opts, cache().path(), &RealRunner)
         .fetch_index()
         .unwrap_err();

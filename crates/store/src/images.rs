@@ -8,7 +8,7 @@ use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
 use std::path::PathBuf;
 
 const COLUMNS: &str = "name, kernel_path, kernel_format, bzimage_path, initrd_path, rootfs_path, source, \
-                       kernel_release, dir, created_at, size_bytes";
+                       kernel_release, dir, created_at, size_bytes, kernel_pvh, init, config_json, digest";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<ImageRecord> {
     Ok(ImageRecord {
@@ -23,6 +23,10 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<ImageRecord> {
         dir: PathBuf::from(row.get::<_, String>(8)?),
         created_at: row.get(9)?,
         size_bytes: row.get(10)?,
+        kernel_pvh: row.get(11)?,
+        init: row.get(12)?,
+        config_json: row.get(13)?,
+        digest: row.get(14)?,
     })
 }
 
@@ -51,17 +55,20 @@ impl Store {
                 ),
             });
         }
+        sql::json(&object, "config_json", image.config_json.as_deref())?;
         let conflict = if upsert {
             "ON CONFLICT (name) DO UPDATE SET kernel_path = excluded.kernel_path, \
              kernel_format = excluded.kernel_format, bzimage_path = excluded.bzimage_path, \
              initrd_path = excluded.initrd_path, rootfs_path = excluded.rootfs_path, \
              source = excluded.source, kernel_release = excluded.kernel_release, dir = excluded.dir, \
-             created_at = excluded.created_at, size_bytes = excluded.size_bytes"
+             created_at = excluded.created_at, size_bytes = excluded.size_bytes, \
+             kernel_pvh = excluded.kernel_pvh, init = excluded.init, \
+             config_json = excluded.config_json, digest = excluded.digest"
         } else {
             ""
         };
         let statement = format!(
-            "INSERT INTO images ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) {conflict}"
+            "INSERT INTO images ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) {conflict}"
         );
         let result = self.conn.execute(
             &statement,
@@ -77,6 +84,10 @@ impl Store {
                 sql::path(&object, "dir", &image.dir)?,
                 image.created_at,
                 sql::int(&object, "size_bytes", image.size_bytes)?,
+                image.kernel_pvh,
+                image.init,
+                image.config_json,
+                image.digest,
             ],
         );
         match result {

@@ -12,6 +12,7 @@
 //! A `Store` wraps one connection; it is `Send` but not `Sync`, so the daemon keeps it
 //! behind a `Mutex`.
 
+mod disks;
 mod error;
 mod images;
 mod intents;
@@ -22,12 +23,14 @@ mod readonly;
 mod sql;
 mod vms;
 
+pub use disks::{DISK_BACKENDS, DISK_FORMATS};
 pub use error::StoreError;
 pub use intents::{Intent, IntentOp};
 pub use leases::IpLease;
 pub use migrations::SCHEMA_VERSION;
 pub use model::{
-    ImageRecord, KERNEL_FORMATS, VM_ID_HEX_LEN, VmRecord, VmState, is_vm_id, new_vm_id, now_rfc3339,
+    DiskRole, GuestInit, ImageRecord, KERNEL_FORMATS, VM_ID_HEX_LEN, VmDisk, VmRecord, VmState,
+    is_vm_id, new_vm_id, now_rfc3339,
 };
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
@@ -197,6 +200,10 @@ mod tests {
                 dir: format!("/images/{name}").into(),
                 created_at: "2024-05-01T10:00:00Z".into(),
                 size_bytes: 0,
+                kernel_pvh: None,
+                init: None,
+                config_json: None,
+                digest: None,
             };
             if let Err(e) = store.insert_image(&image) {
                 err = Some(e);

@@ -66,7 +66,27 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         last_address TEXT NOT NULL
     ) STRICT;
     "#,
-    // 3 (reliability; independent of every other table, so the lead may renumber it):
+    // 3: images: the kernel's PVH fact (computed once at build/import), how the guest starts
+    // (`init`), an OCI image's run configuration, and the image's content address; and
+    // `vm_disks`, each VM's disks with the copy-on-write backend chosen for them. Depends
+    // only on entry 1's tables.
+    r#"
+    ALTER TABLE images ADD COLUMN kernel_pvh INTEGER CHECK (kernel_pvh IS NULL OR kernel_pvh IN (0, 1));
+    ALTER TABLE images ADD COLUMN init TEXT CHECK (init IS NULL OR init IN ('initramfs', 'agent', 'systemd'));
+    ALTER TABLE images ADD COLUMN config_json TEXT CHECK (config_json IS NULL OR json_valid(config_json));
+    ALTER TABLE images ADD COLUMN digest TEXT;
+
+    CREATE TABLE vm_disks (
+        vm_id     TEXT NOT NULL REFERENCES vms (id) ON DELETE CASCADE,
+        role      TEXT NOT NULL CHECK (role IN ('root', 'work')),
+        path      TEXT NOT NULL,
+        format    TEXT NOT NULL CHECK (format IN ('raw', 'qcow2')),
+        backend   TEXT NOT NULL CHECK (backend IN ('reflink', 'qcow2', 'copy', 'fresh')),
+        size_bytes INTEGER NOT NULL CHECK (size_bytes >= 0),
+        PRIMARY KEY (vm_id, role)
+    ) STRICT;
+    "#,
+    // 4 (reliability; independent of every other table, so the lead may renumber it):
     // write-ahead intents of multi-step VM operations (see intents.rs). No foreign key to
     // `vms`: a `create` intent precedes its row and a `remove` intent outlives it.
     r#"

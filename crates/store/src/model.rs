@@ -27,10 +27,118 @@ pub struct ImageRecord {
     pub dir: PathBuf,
     pub created_at: String,
     pub size_bytes: u64,
+    /// The ELF kernel carries the PVH entry note (`XEN_ELFNOTE_PHYS32_ENTRY`), so QEMU's
+    /// microvm and Firecracker can boot it directly. Computed once when the image was
+    /// built or imported; `None` for images registered before banger recorded it.
+    #[serde(default)]
+    pub kernel_pvh: Option<bool>,
+    /// How the guest starts; `None` for images registered before banger recorded it
+    /// (they are all [`GuestInit::Initramfs`]).
+    #[serde(default)]
+    pub init: Option<GuestInit>,
+    /// Opaque JSON owned by the daemon: an imported OCI image's run configuration
+    /// (entrypoint, cmd, env, working directory).
+    #[serde(default)]
+    pub config_json: Option<String>,
+    /// `sha256:<hex>` of the image's manifest: its content address.
+    #[serde(default)]
+    pub digest: Option<String>,
 }
 
 /// Accepted values of [`ImageRecord::kernel_format`].
 pub const KERNEL_FORMATS: [&str; 2] = ["elf-vmlinux", "bzimage"];
+
+/// How a guest of an image starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GuestInit {
+    /// The agent runs from the initramfs as PID 1; there is no root disk (`minimal`).
+    Initramfs,
+    /// The initramfs mounts the root disk and the agent, as PID 1 there, starts the few
+    /// services a dev VM needs (sshd): the lean init.
+    Agent,
+    /// The initramfs mounts the root disk and hands over to systemd; the agent is a unit.
+    Systemd,
+}
+
+impl GuestInit {
+    pub const ALL: [GuestInit; 3] = [GuestInit::Initramfs, GuestInit::Agent, GuestInit::Systemd];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GuestInit::Initramfs => "initramfs",
+            GuestInit::Agent => "agent",
+            GuestInit::Systemd => "systemd",
+        }
+    }
+}
+
+impl fmt::Display for GuestInit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for GuestInit {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        GuestInit::ALL
+            .into_iter()
+            .find(|i| i.as_str() == s)
+            .ok_or_else(|| {
+                format!("unknown guest init {s:?}; expected initramfs, agent or systemd")
+            })
+    }
+}
+
+impl ToSql for GuestInit {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_str()))
+    }
+}
+
+impl FromSql for GuestInit {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        value
+            .as_str()?
+            .parse()
+            .map_err(|e: String| FromSqlError::Other(e.into()))
+    }
+}
+
+/// What a VM disk is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DiskRole {
+    /// The copy-on-write clone of the image's root filesystem.
+    Root,
+    /// The VM's own scratch disk, mounted at `/work`.
+    Work,
+}
+
+impl DiskRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DiskRole::Root => "root",
+            DiskRole::Work => "work",
+        }
+    }
+}
+
+/// One disk of a VM, as created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmDisk {
+    pub role: DiskRole,
+    pub path: PathBuf,
+    /// `raw` or `qcow2`.
+    pub format: String,
+    /// How it was made: `reflink` (FICLONE), `qcow2` (an overlay on the image),
+    /// `copy` (a sparse copy), `fresh` (a new, empty filesystem).
+    pub backend: String,
+    /// The size the guest sees.
+    pub size_bytes: u64,
+}
 
 /// A VM's lifecycle state.
 ///

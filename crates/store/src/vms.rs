@@ -34,13 +34,23 @@ impl Store {
     /// Add a VM. Errors: [`StoreError::VmExists`] (name taken), [`StoreError::VmIdExists`],
     /// [`StoreError::ImageNotFound`] (its image is not registered).
     pub fn insert_vm(&self, vm: &VmRecord) -> Result<(), StoreError> {
+        let tx = self.transaction(TransactionBehavior::Immediate)?;
+        self.insert_vm_on(&tx, vm)?;
+        tx.commit().map_err(|e| classify(e, &self.path))
+    }
+
+    /// [`Store::insert_vm`] on `conn`, a transaction on the store's connection. Registering
+    /// a VM completes its creation: its `create` intent ends in the same transaction, so
+    /// there is never a moment with both or neither.
+    pub(crate) fn insert_vm_on(
+        &self,
+        conn: &rusqlite::Connection,
+        vm: &VmRecord,
+    ) -> Result<(), StoreError> {
         let object = format!("VM {:?}", vm.name);
         sql::json(&object, "runtime_json", vm.runtime_json.as_deref())?;
         sql::json(&object, "boot_json", vm.boot_json.as_deref())?;
-        // Registering a VM completes its creation: its `create` intent ends in the same
-        // transaction, so there is never a moment with both or neither.
-        let tx = self.transaction(TransactionBehavior::Immediate)?;
-        let result = tx.execute(
+        let result = conn.execute(
             &format!(
                 "INSERT INTO vms ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
             ),
@@ -63,14 +73,13 @@ impl Store {
             ],
         );
         match result.map_err(|e| (extended_code(&e), e)) {
-            Ok(_) => {
-                tx.execute(
+            Ok(_) => conn
+                .execute(
                     "DELETE FROM intents WHERE vm_id = ?1 AND op = 'create'",
                     [&vm.id],
                 )
-                .map_err(|e| classify(e, &self.path))?;
-                tx.commit().map_err(|e| classify(e, &self.path))
-            }
+                .map(drop)
+                .map_err(|e| classify(e, &self.path)),
             Err((Some(sql::CONSTRAINT_UNIQUE), _)) => Err(StoreError::VmExists(vm.name.clone())),
             Err((Some(sql::CONSTRAINT_PRIMARYKEY), _)) => {
                 Err(StoreError::VmIdExists(vm.id.clone()))

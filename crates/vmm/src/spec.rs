@@ -132,6 +132,11 @@ pub struct LaunchSpec {
     pub vm_dir: PathBuf,
     /// Uncompressed ELF `vmlinux`.
     pub kernel: PathBuf,
+    /// `kernel` carries the PVH entry note (`XEN_ELFNOTE_PHYS32_ENTRY`), so QEMU's microvm
+    /// (and Firecracker) can boot it directly. A fact of the image, computed once when it
+    /// was built or imported and stored with it; drivers never parse the kernel again.
+    #[serde(default)]
+    pub kernel_pvh: bool,
     /// Compressed kernel of the same build, used when the machine type needs it (QEMU `pc`).
     pub bzimage: Option<PathBuf>,
     pub initrd: Option<PathBuf>,

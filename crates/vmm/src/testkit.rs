@@ -7,6 +7,9 @@
 //! directly. The vCPU halts forever with interrupts off: QMP reports the VM as "running", and
 //! nothing is ever written to the console.
 
+/// The ELF note type of the 32-bit PVH entry point (`XEN_ELFNOTE_PHYS32_ENTRY`).
+pub const XEN_ELFNOTE_PHYS32_ENTRY: u32 = 18;
+
 /// Guest-physical load and entry address.
 pub const LOAD_ADDRESS: u64 = 0x10_0000;
 
@@ -21,7 +24,7 @@ pub fn minimal_pvh_kernel() -> Vec<u8> {
     let mut note = Vec::new();
     note.extend_from_slice(&4u32.to_le_bytes()); // namesz
     note.extend_from_slice(&4u32.to_le_bytes()); // descsz: 32-bit entry
-    note.extend_from_slice(&crate::qemu::XEN_ELFNOTE_PHYS32_ENTRY.to_le_bytes());
+    note.extend_from_slice(&XEN_ELFNOTE_PHYS32_ENTRY.to_le_bytes());
     note.extend_from_slice(b"Xen\0");
     note.extend_from_slice(&(LOAD_ADDRESS as u32).to_le_bytes());
 

@@ -1,9 +1,12 @@
 //! PID 1 duties: everything a kernel leaves to init before userspace can work.
 
+pub mod identity;
 mod modules;
 mod mounts;
 mod net;
 mod power_button;
+pub mod services;
+pub mod switch_root;
 
 use std::path::Path;
 use std::thread;
@@ -35,6 +38,13 @@ pub fn early() {
 /// The rest of PID 1's setup, driven by the kernel command line. Failures are logged and
 /// skipped: a guest with, say, no hostname is still worth serving.
 pub fn setup(cmdline: &KernelCmdline) -> InitReport {
+    if let Some(device) = switch_root::wanted(cmdline) {
+        // The initramfs only brings the root disk up: load its driver, then hand over.
+        modules::load_listed(&clock::kernel_release());
+        let why = switch_root::switch(cmdline, &device);
+        log!("fatal: cannot start from the root disk: {why}");
+        crate::power::emergency_poweroff();
+    }
     mounts::mount_rest();
     if let Err(err) = nix::sys::reboot::set_cad_enabled(false) {
         log!("disabling reboot on Ctrl-Alt-Del failed: {err}");
@@ -52,6 +62,36 @@ pub fn setup(cmdline: &KernelCmdline) -> InitReport {
     // After the modules (`button`, `evdev`) and before Ready, so no press is lost.
     power_button::start();
     if let Some(device) = cmdline.get("banger.workdisk")
+        && mount_workdisk(device)
+    {
+        report.disk_mounted_us = Some(clock::boottime_us());
+    }
+    // The lean init of a root disk: the image's few services (sshd).
+    let started = services::start_all();
+    if started > 0 {
+        log!(
+            "started {started} service(s) from {}",
+            services::SERVICES_FILE
+        );
+    }
+    report
+}
+
+/// Under another init (systemd starts the agent as a unit): the work disk is still the
+/// agent's to mount, when it runs as root and nothing mounted it yet.
+pub fn setup_as_service(cmdline: &KernelCmdline) -> InitReport {
+    let mut report = InitReport::default();
+    // SAFETY: geteuid has no memory effects.
+    let root = unsafe { libc::geteuid() } == 0;
+    let mounted = std::fs::read_to_string("/proc/self/mounts")
+        .map(|m| {
+            m.lines()
+                .any(|l| l.split_whitespace().nth(1) == Some(WORK_DIR))
+        })
+        .unwrap_or(true);
+    if root
+        && !mounted
+        && let Some(device) = cmdline.get("banger.workdisk")
         && mount_workdisk(device)
     {
         report.disk_mounted_us = Some(clock::boottime_us());

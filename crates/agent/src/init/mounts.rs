@@ -75,8 +75,24 @@ const DEV_LINKS: [(&str, &str); 5] = [
     ("/dev/stderr", "/proc/self/fd/2"),
 ];
 
+/// `target` is already a mount point (its device differs from its parent's): a root
+/// disk's init finds /dev, /proc and /sys moved over from the initramfs.
+fn mounted(target: &str) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let parent = std::path::Path::new(target)
+        .parent()
+        .unwrap_or(std::path::Path::new("/"));
+    match (std::fs::metadata(target), std::fs::metadata(parent)) {
+        (Ok(t), Ok(p)) => t.dev() != p.dev(),
+        _ => false,
+    }
+}
+
 fn mount_all(mounts: &[Mount]) {
     for m in mounts {
+        if mounted(m.target) {
+            continue;
+        }
         if let Err(err) = std::fs::create_dir_all(m.target) {
             log!("creating {} failed: {err}", m.target);
         }

@@ -299,6 +299,33 @@ impl Client {
             .await
     }
 
+    pub async fn import_image(
+        &self,
+        req: &ImportImageRequest,
+        progress: &dyn Progress,
+    ) -> Result<ImageView, ClientError> {
+        self.call_with_progress(Method::POST, "/images/import", Some(req), progress)
+            .await
+    }
+
+    pub async fn pull_image(
+        &self,
+        req: &PullImageRequest,
+        progress: &dyn Progress,
+    ) -> Result<ImageView, ClientError> {
+        self.call_with_progress(Method::POST, "/images/pull", Some(req), progress)
+            .await
+    }
+
+    pub async fn import_kernel(
+        &self,
+        req: &ImportKernelRequest,
+        progress: &dyn Progress,
+    ) -> Result<ImageView, ClientError> {
+        self.call_with_progress(Method::POST, "/images/import-kernel", Some(req), progress)
+            .await
+    }
+
     pub async fn remove_image(&self, name: &str) -> Result<ImageView, ClientError> {
         self.call(
             Method::DELETE,
@@ -308,10 +335,32 @@ impl Client {
         .await
     }
 
-    /// The VM's serial console log; with `follow`, the body stays open and streams
-    /// new output until the VM stops or the caller drops the stream.
-    pub async fn logs(&self, name: &str, follow: bool) -> Result<LogStream, ClientError> {
-        let q = if follow { "?follow=true" } else { "" };
+    /// Reclaim disk space (or, with `dry_run`, say how much would be reclaimed).
+    pub async fn prune_images(&self, req: &PruneImagesRequest) -> Result<PruneReport, ClientError> {
+        self.call(Method::POST, "/images/prune", Some(req)).await
+    }
+
+    /// The VM's serial console log (from its last `tail` lines, when given); with
+    /// `follow`, the body stays open and streams new output until the VM stops or the
+    /// caller drops the stream.
+    pub async fn logs(
+        &self,
+        name: &str,
+        follow: bool,
+        tail: Option<u64>,
+    ) -> Result<LogStream, ClientError> {
+        let mut query = Vec::new();
+        if follow {
+            query.push("follow=true".to_string());
+        }
+        if let Some(n) = tail {
+            query.push(format!("tail={n}"));
+        }
+        let q = if query.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", query.join("&"))
+        };
         let req = Self::build(Method::GET, &format!("/vms/{}/logs{q}", encode(name)), None);
         let resp = self.send(req).await?;
         let status = resp.status();
@@ -399,36 +448,17 @@ fn api_error(status: StatusCode, body: &[u8]) -> ClientError {
     }
 }
 
+/// Everything but RFC 3986's unreserved characters is escaped in a path segment.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
 /// Percent-encode a path segment. Names are validated DNS labels, but a user may
 /// type anything; encoding keeps a bad name a clean "not found" or "invalid".
 pub fn encode(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len());
-    for b in segment.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// Inverse of [`encode`] for the server side. `None` for invalid escapes or UTF-8.
-pub fn decode(segment: &str) -> Option<String> {
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+    percent_encoding::utf8_percent_encode(segment, SEGMENT).to_string()
 }
 
 #[cfg(test)]

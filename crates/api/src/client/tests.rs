@@ -4,13 +4,18 @@
 use super::*;
 
 #[test]
-fn encode_decode_round_trip() {
-    for s in ["dev", "a b/c", "ünï", "%41", ""] {
-        assert_eq!(decode(&encode(s)).as_deref(), Some(s));
-    }
+fn path_segments_are_percent_encoded() {
+    assert_eq!(encode("dev-1_a.b~"), "dev-1_a.b~");
     assert_eq!(encode("a/b"), "a%2Fb");
-    assert_eq!(decode("%zz"), None);
-    assert_eq!(decode("%4"), None);
+    assert_eq!(encode("a b?c#d%"), "a%20b%3Fc%23d%25");
+    assert_eq!(encode("ünï"), "%C3%BCn%C3%AF");
+    assert_eq!(encode(".."), "..");
+    assert_eq!(encode(""), "");
+    for s in ["dev", "a b/c", "ünï", "%41", ""] {
+        let encoded = encode(s);
+        let back = percent_encoding::percent_decode_str(&encoded).decode_utf8();
+        assert_eq!(back.unwrap(), s);
+    }
 }
 
 /// Serve one connection on a fresh socket with `chunks` as a chunked NDJSON body

@@ -4,6 +4,7 @@ use banger_paths::Layout;
 
 use crate::cli::{DaemonAction, DaemonArgs};
 use crate::connect;
+use crate::outln;
 use crate::output::print_json;
 
 pub fn run(layout: Layout, args: DaemonArgs) -> anyhow::Result<i32> {
@@ -26,7 +27,7 @@ async fn stop(layout: Layout) -> anyhow::Result<i32> {
     match client.shutdown_daemon().await {
         Ok(()) => {}
         Err(e) if e.is_unreachable() => {
-            println!("no banger daemon is running");
+            outln!("no banger daemon is running")?;
             return Ok(0);
         }
         Err(e) => return Err(e.into()),
@@ -34,7 +35,7 @@ async fn stop(layout: Layout) -> anyhow::Result<i32> {
     // Wait until the socket stops answering so a following command starts afresh.
     for _ in 0..200 {
         if client.health().await.is_err() {
-            println!("banger daemon stopped; running VMs keep running");
+            outln!("banger daemon stopped; running VMs keep running")?;
             return Ok(0);
         }
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
@@ -46,19 +47,22 @@ async fn status(layout: Layout, json: bool) -> anyhow::Result<i32> {
     match connect::existing(&layout).health().await {
         Ok(h) if json => print_json(&h).map(|_| 0),
         Ok(h) => {
-            println!(
+            outln!(
                 "running: pid {}, version {} (build {}), mode {}",
-                h.pid, h.version, h.build, h.mode
-            );
-            println!("state:   {}", h.state_dir);
-            println!("driver:  {} ({})", h.driver, h.driver_reason);
+                h.pid,
+                h.version,
+                h.build,
+                h.mode
+            )?;
+            outln!("state:   {}", h.state_dir)?;
+            outln!("driver:  {} ({})", h.driver, h.driver_reason)?;
             Ok(0)
         }
         Err(e) if e.is_unreachable() => {
             if json {
                 print_json(&serde_json::json!({ "running": false }))?;
             } else {
-                println!("not running (socket {})", layout.daemon_socket().display());
+                outln!("not running (socket {})", layout.daemon_socket().display())?;
             }
             Ok(3)
         }

@@ -8,6 +8,7 @@ use banger_paths::Layout;
 use banger_system::RealRunner;
 
 use crate::cli::HelperArgs;
+use crate::outln;
 
 pub fn run(layout: &Layout, args: HelperArgs) -> anyhow::Result<i32> {
     // SAFETY: geteuid has no preconditions and cannot fail.
@@ -41,10 +42,10 @@ pub fn run(layout: &Layout, args: HelperArgs) -> anyhow::Result<i32> {
     };
     tracing::info!(socket = %socket.display(), owner, "banger helper listening (owner from {from})");
     // Print the readiness line on stdout too: scripts and tests wait for it.
-    println!(
+    outln!(
         "banger helper listening on {} for uid {owner}",
         socket.display()
-    );
+    )?;
     let executor = Arc::new(Executor::new(owner, Arc::new(RealRunner), args.nft));
     server::serve(listener, executor).context("the helper stopped accepting connections")?;
     Ok(0)

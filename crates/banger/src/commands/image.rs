@@ -1,90 +1,218 @@
-//! `banger image ls | build | inspect | rm`
+//! `banger image ls | build | import | pull | import-kernel | inspect | rm` (prune has
+//! its own file).
 
-use banger_api::BuildImageRequest;
+use std::fmt::Write as _;
+use std::io::Write;
+
+use banger_api::{BuildImageRequest, ImageView, ImportImageRequest};
 use banger_paths::Layout;
 
+use crate::cli::output::{DataArgs, ListArgs};
 use crate::connect;
-use crate::output::{format_bytes, print_json, print_table};
+use crate::outln;
+use crate::output::{format_bytes, print_data, print_error, print_table, safe, stdout_is_terminal};
 use crate::progress::Renderer;
 
-pub async fn ls(layout: &Layout, json: bool) -> anyhow::Result<i32> {
+pub async fn ls(layout: &Layout, args: ListArgs) -> anyhow::Result<i32> {
     let images = connect::connect(layout).await?.list_images().await?;
-    if json {
-        print_json(&images)?;
+    if args.quiet {
+        let mut out = std::io::stdout().lock();
+        for image in &images {
+            writeln!(out, "{}", image.name)?;
+        }
         return Ok(0);
     }
-    let rows: Vec<Vec<String>> = images
-        .iter()
-        .map(|i| {
-            vec![
-                i.name.clone(),
-                i.source.clone(),
-                i.kernel_release.clone().unwrap_or_else(|| "-".into()),
-                format_bytes(i.size_bytes),
-                i.created_at.clone(),
-            ]
-        })
-        .collect();
-    print_table(&["NAME", "SOURCE", "KERNEL", "SIZE", "CREATED"], &rows);
+    print_data(&images, true, &args.data, || {
+        let rows: Vec<Vec<String>> = images
+            .iter()
+            .map(|i| {
+                vec![
+                    i.name.clone(),
+                    i.source.clone(),
+                    i.kernel_release.clone().unwrap_or_else(|| "-".into()),
+                    format_bytes(i.size_bytes),
+                    i.created_at.clone(),
+                ]
+            })
+            .collect();
+        print_table(&["NAME", "SOURCE", "KERNEL", "SIZE", "CREATED"], &rows)?;
+        Ok(())
+    })?;
     Ok(0)
 }
 
-pub async fn build(
-    layout: &Layout,
-    recipe: String,
-    name: Option<String>,
-    force: bool,
-) -> anyhow::Result<i32> {
+pub async fn build(layout: &Layout, req: BuildImageRequest) -> anyhow::Result<i32> {
     let client = connect::connect(layout).await?;
     let progress = Renderer::stderr();
-    let image = client
-        .build_image(
-            &BuildImageRequest {
-                recipe,
-                name,
-                force,
-            },
-            &progress,
-        )
-        .await?;
+    let image = client.build_image(&req, &progress).await?;
     progress.finish();
-    println!(
+    outln!(
         "image {} ready: kernel {}, {}",
         image.name,
         image.kernel_release.as_deref().unwrap_or("?"),
         format_bytes(image.size_bytes)
-    );
+    )?;
     Ok(0)
 }
 
-pub async fn inspect(layout: &Layout, name: &str, json: bool) -> anyhow::Result<i32> {
-    let image = connect::connect(layout).await?.get_image(name).await?;
-    if json {
-        print_json(&image)?;
-        return Ok(0);
+pub async fn import(layout: &Layout, mut req: ImportImageRequest) -> anyhow::Result<i32> {
+    // A relative layout or archive path means the caller's directory, not the daemon's.
+    for prefix in ["oci:", "docker-archive:"] {
+        if let Some(rest) = req.reference.strip_prefix(prefix)
+            && !rest.starts_with('/')
+        {
+            let cwd = std::env::current_dir()?;
+            req.reference = format!("{prefix}{}", cwd.join(rest).display());
+        }
     }
-    println!("name:           {}", image.name);
-    println!("source:         {}", image.source);
-    println!(
+    let client = connect::connect(layout).await?;
+    let progress = Renderer::stderr();
+    let image = client.import_image(&req, &progress).await?;
+    progress.finish();
+    let run = image
+        .run
+        .as_ref()
+        .map(|r| {
+            r.entrypoint
+                .iter()
+                .chain(&r.cmd)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .filter(|c| !c.is_empty())
+        .map(|c| format!(", runs `{c}`"))
+        .unwrap_or_default();
+    outln!(
+        "image {} ready: {}{run}",
+        image.name,
+        format_bytes(image.size_bytes)
+    )?;
+    Ok(0)
+}
+
+pub async fn pull(layout: &Layout, name: String, force: bool) -> anyhow::Result<i32> {
+    let client = connect::connect(layout).await?;
+    let progress = Renderer::stderr();
+    let image = client
+        .pull_image(&banger_api::PullImageRequest { name, force }, &progress)
+        .await?;
+    progress.finish();
+    outln!(
+        "image {} ready: kernel {}, {}",
+        image.name,
+        image.kernel_release.as_deref().unwrap_or("?"),
+        format_bytes(image.size_bytes)
+    )?;
+    Ok(0)
+}
+
+pub async fn import_kernel(
+    layout: &Layout,
+    file: std::path::PathBuf,
+    name: Option<String>,
+    initrd: Option<std::path::PathBuf>,
+    force: bool,
+) -> anyhow::Result<i32> {
+    let absolute = |p: std::path::PathBuf| -> anyhow::Result<String> {
+        let p = std::path::absolute(&p)?;
+        p.to_str()
+            .map(str::to_string)
+            .ok_or_else(|| anyhow::anyhow!("path {} is not UTF-8", p.display()))
+    };
+    let req = banger_api::ImportKernelRequest {
+        path: absolute(file)?,
+        name,
+        initrd: initrd.map(absolute).transpose()?,
+        force,
+    };
+    let progress = Renderer::stderr();
+    let image = connect::connect(layout)
+        .await?
+        .import_kernel(&req, &progress)
+        .await?;
+    progress.finish();
+    outln!(
+        "kernel image {} ready: {} ({})",
+        image.name,
+        image.kernel_release.as_deref().unwrap_or("?"),
+        if image.kernel_pvh == Some(true) {
+            "PVH entry: boots directly on QEMU microvm and Firecracker"
+        } else {
+            "no PVH entry: QEMU boots its bzImage on -M pc"
+        }
+    )?;
+    Ok(0)
+}
+
+pub async fn inspect(layout: &Layout, name: &str, args: DataArgs) -> anyhow::Result<i32> {
+    let image = connect::connect(layout).await?.get_image(name).await?;
+    let escape = !args.raw && stdout_is_terminal();
+    print_data(std::slice::from_ref(&image), false, &args, || {
+        std::io::stdout().write_all(describe(&image, escape).as_bytes())?;
+        Ok(())
+    })?;
+    Ok(0)
+}
+
+/// The human form of `image inspect`. What an image's maker controls (its kernel
+/// release, an OCI image's command, directory and environment) is escaped when `escape`.
+fn describe(image: &ImageView, escape: bool) -> String {
+    let text = |t: &str| if escape { safe::line(t) } else { t.to_string() };
+    let mut out = String::new();
+    let _ = writeln!(out, "name:           {}", image.name);
+    let _ = writeln!(out, "source:         {}", text(&image.source));
+    let _ = writeln!(
+        out,
         "kernel:         {} ({})",
         image.kernel_path, image.kernel_format
     );
     if let Some(rel) = &image.kernel_release {
-        println!("kernel release: {rel}");
+        let _ = writeln!(out, "kernel release: {}", text(rel));
     }
     if let Some(initrd) = &image.initrd_path {
-        println!("initrd:         {initrd}");
+        let _ = writeln!(out, "initrd:         {initrd}");
     }
     if let Some(rootfs) = &image.rootfs_path {
-        println!("rootfs:         {rootfs}");
+        let _ = writeln!(out, "rootfs:         {rootfs}");
     }
-    println!("size:           {}", format_bytes(image.size_bytes));
-    println!("created:        {}", image.created_at);
-    Ok(0)
+    if let Some(init) = &image.init {
+        let _ = writeln!(out, "init:           {}", text(init));
+    }
+    if let Some(digest) = &image.digest {
+        let _ = writeln!(out, "digest:         {}", text(digest));
+    }
+    if let Some(run) = &image.run {
+        let argv: Vec<&str> = run
+            .entrypoint
+            .iter()
+            .chain(&run.cmd)
+            .map(String::as_str)
+            .collect();
+        let _ = writeln!(out, "runs:           {}", text(&argv.join(" ")));
+        if let Some(dir) = &run.working_dir {
+            let _ = writeln!(out, "working dir:    {}", text(dir));
+        }
+        for e in &run.env {
+            let _ = writeln!(out, "env:            {}", text(e));
+        }
+    }
+    let _ = writeln!(out, "size:           {}", format_bytes(image.size_bytes));
+    let _ = writeln!(out, "created:        {}", image.created_at);
+    out
 }
 
-pub async fn rm(layout: &Layout, name: &str) -> anyhow::Result<i32> {
-    let image = connect::connect(layout).await?.remove_image(name).await?;
-    println!("removed image {}", image.name);
-    Ok(0)
+pub async fn rm(layout: &Layout, names: &[String]) -> anyhow::Result<i32> {
+    let client = connect::connect(layout).await?;
+    let mut code = 0;
+    for name in names {
+        match client.remove_image(name).await {
+            Ok(image) => outln!("removed image {}", image.name)?,
+            Err(e) => {
+                print_error(&anyhow::Error::new(e).context(format!("cannot remove image {name}")));
+                code = 1;
+            }
+        }
+    }
+    Ok(code)
 }

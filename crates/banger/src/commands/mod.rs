@@ -6,6 +6,7 @@ mod daemon;
 mod doctor;
 mod helper;
 mod image;
+mod image_prune;
 mod ssh_config;
 mod vm_exec;
 mod vm_inspect;
@@ -21,13 +22,23 @@ use crate::cli::{Cli, Command, ImageCommand, VmCommand};
 pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Completions { shell } => completions::completions(shell),
-        Command::Man => completions::man(),
+        Command::Man { command, dir } => completions::man(&command, dir.as_deref()),
         Command::Doctor(args) => doctor::run(&layout()?, args),
         Command::Daemon(args) => daemon::run(layout()?, args),
         Command::Helper(args) => helper::run(&layout()?, args),
         Command::SshConfig(args) => ssh_config::run(&layout()?, args),
         Command::Vm(cmd) => block_on(vm(layout()?, cmd)),
         Command::Image(cmd) => block_on(image(layout()?, cmd)),
+        // Docker-style shortcuts for the everyday commands.
+        Command::Run(args) => block_on(vm(layout()?, VmCommand::Run(args))),
+        Command::Exec(args) => block_on(vm(layout()?, VmCommand::Exec(args))),
+        Command::Ps(args) => block_on(vm(layout()?, VmCommand::Ls(args))),
+        Command::Start(args) => block_on(vm(layout()?, VmCommand::Start(args))),
+        Command::Stop(args) => block_on(vm(layout()?, VmCommand::Stop(args))),
+        Command::Rm(args) => block_on(vm(layout()?, VmCommand::Rm(args))),
+        Command::Logs(args) => block_on(vm(layout()?, VmCommand::Logs(args))),
+        Command::Inspect(args) => block_on(vm(layout()?, VmCommand::Inspect(args))),
+        Command::Images(list) => block_on(image(layout()?, ImageCommand::Ls { list })),
     }
 }
 
@@ -39,33 +50,81 @@ async fn vm(layout: Layout, cmd: VmCommand) -> anyhow::Result<i32> {
     match cmd {
         VmCommand::Run(args) => vm_run::run(&layout, args).await,
         VmCommand::Exec(args) => vm_exec::run(&layout, args).await,
-        VmCommand::Start { name } => vm_lifecycle::start(&layout, &name).await,
-        VmCommand::Stop {
-            name,
-            timeout,
-            force,
-        } => vm_lifecycle::stop(&layout, &name, timeout, force).await,
-        VmCommand::Rm { names, force } => vm_lifecycle::rm(&layout, &names, force).await,
-        VmCommand::Ls { json } => vm_inspect::ls(&layout, json).await,
-        VmCommand::Inspect { name, json } => vm_inspect::inspect(&layout, &name, json).await,
-        VmCommand::Logs { name, follow, json } => vm_logs::run(&layout, &name, follow, json).await,
+        VmCommand::Start(args) => vm_lifecycle::start(&layout, args).await,
+        VmCommand::Stop(args) => vm_lifecycle::stop(&layout, args).await,
+        VmCommand::Rm(args) => vm_lifecycle::rm(&layout, args).await,
+        VmCommand::Ls(args) => vm_inspect::ls(&layout, args).await,
+        VmCommand::Inspect(args) => vm_inspect::inspect(&layout, args).await,
+        VmCommand::Logs(args) => vm_logs::run(&layout, args).await,
     }
 }
 
 async fn image(layout: Layout, cmd: ImageCommand) -> anyhow::Result<i32> {
     match cmd {
-        ImageCommand::Ls { json } => image::ls(&layout, json).await,
+        ImageCommand::Ls { list } => image::ls(&layout, list).await,
         ImageCommand::Build {
             recipe,
             name,
             force,
-        } => image::build(&layout, recipe, name, force).await,
-        ImageCommand::Inspect { name, json } => image::inspect(&layout, &name, json).await,
-        ImageCommand::Rm { name } => image::rm(&layout, &name).await,
+            suite,
+            packages,
+            init,
+        } => {
+            let req = banger_api::BuildImageRequest {
+                recipe,
+                name,
+                force,
+                suite,
+                packages,
+                init,
+            };
+            image::build(&layout, req).await
+        }
+        ImageCommand::Import {
+            reference,
+            name,
+            kernel,
+            insecure,
+            force,
+        } => {
+            let req = banger_api::ImportImageRequest {
+                reference,
+                name,
+                kernel,
+                insecure,
+                force,
+            };
+            image::import(&layout, req).await
+        }
+        ImageCommand::Pull { name, force } => image::pull(&layout, name, force).await,
+        ImageCommand::ImportKernel {
+            file,
+            name,
+            initrd,
+            force,
+        } => image::import_kernel(&layout, file, name, initrd, force).await,
+        ImageCommand::Inspect { name, data } => image::inspect(&layout, &name, data).await,
+        ImageCommand::Rm { names } => image::rm(&layout, &names).await,
+        ImageCommand::Prune {
+            dry_run,
+            all,
+            force,
+            json,
+        } => {
+            let args = image_prune::PruneArgs {
+                dry_run,
+                all,
+                force,
+                json,
+            };
+            image_prune::prune(&layout, args).await
+        }
     }
 }
 
-fn block_on<F: std::future::Future<Output = anyhow::Result<i32>>>(fut: F) -> anyhow::Result<i32> {
+pub fn block_on<F: std::future::Future<Output = anyhow::Result<i32>>>(
+    fut: F,
+) -> anyhow::Result<i32> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?

@@ -8,6 +8,7 @@ use banger_ssh::key::{KeyStatus, ensure_key};
 use banger_system::RealRunner;
 
 use crate::cli::SshConfigArgs;
+use crate::outln;
 
 pub fn run(layout: &Layout, args: SshConfigArgs) -> anyhow::Result<i32> {
     let config = banger_config::load(&layout.config_file())?;
@@ -27,41 +28,41 @@ pub fn run(layout: &Layout, args: SshConfigArgs) -> anyhow::Result<i32> {
             .context("HOME is not set, so ~/.ssh/config cannot be found")
     };
     if args.print {
-        print!("{rendered}");
+        std::io::Write::write_all(&mut std::io::stdout(), rendered.as_bytes())?;
         return Ok(0);
     }
     if args.install {
         if ensure_key(&key, &RealRunner)? == KeyStatus::Created {
-            println!("created SSH key {}", key.display());
+            outln!("created SSH key {}", key.display())?;
         }
         banger_ssh::config::write(&target, &rendered)?;
         let user = user_config()?;
         match include::install(&user, &target, home)? {
             Change::Added { backup } => {
-                println!(
+                outln!(
                     "added `{}` to {}",
                     include::include_line(&target),
                     user.display()
-                );
+                )?;
                 if let Some(backup) = backup {
-                    println!("the previous file is saved as {}", backup.display());
+                    outln!("the previous file is saved as {}", backup.display())?;
                 }
             }
-            _ => println!("{} already includes {}", user.display(), target.display()),
+            _ => outln!("{} already includes {}", user.display(), target.display())?,
         }
-        println!("`ssh NAME.vm` now goes through banger");
+        outln!("`ssh NAME.vm` now goes through banger")?;
         return Ok(0);
     }
     if args.uninstall {
         let user = user_config()?;
         match include::uninstall(&user, &target, home)? {
-            Change::Removed { backup, .. } => println!(
+            Change::Removed { backup, .. } => outln!(
                 "removed the Include of {} from {} (previous file: {})",
                 target.display(),
                 user.display(),
                 backup.display()
-            ),
-            _ => println!("{} does not include {}", user.display(), target.display()),
+            )?,
+            _ => outln!("{} does not include {}", user.display(), target.display())?,
         }
         return Ok(0);
     }
@@ -69,14 +70,14 @@ pub fn run(layout: &Layout, args: SshConfigArgs) -> anyhow::Result<i32> {
     let enabled = std::fs::read_to_string(&user)
         .map(|text| banger_ssh::includes(&text, &target, home))
         .unwrap_or(false);
-    println!("rendered config: {}", target.display());
+    outln!("rendered config: {}", target.display())?;
     if enabled {
-        println!("enabled: {} includes it", user.display());
+        outln!("enabled: {} includes it", user.display())?;
     } else {
-        println!(
+        outln!(
             "not enabled: run `banger ssh-config --install` to add one Include line to {}",
             user.display()
-        );
+        )?;
     }
     Ok(0)
 }

@@ -1,24 +1,32 @@
-//! `banger vm exec NAME [-i] [-t] -- CMD…`
+//! `banger vm exec NAME [-i] [-t] [--] CMD…`
 
 use anyhow::bail;
 use banger_api::ExecRequest;
 use banger_paths::Layout;
 
-use crate::cli::ExecArgs;
+use crate::cli::{ExecArgs, GuestCommandArgs};
 use crate::{connect, exec_io};
 
 pub async fn run(layout: &Layout, args: ExecArgs) -> anyhow::Result<i32> {
+    let req = request(&args.io, args.command)?;
     let client = connect::connect(layout).await?;
-    let env = parse_env(&args.env)?;
-    let req = ExecRequest {
-        argv: args.command,
-        env,
-        cwd: args.workdir,
-        stdin: args.interactive || args.tty,
-        tty: None,
-    };
-    let status = exec_io::run(&client, &args.name, req, args.tty).await?;
+    let status = exec_io::run(&client, &args.name, req, args.io.tty).await?;
     Ok(status.shell_code())
+}
+
+/// The request for `argv` run as `io` says, after the checks that must come before
+/// anything starts (a terminal for -t, well-formed --env).
+pub fn request(io: &GuestCommandArgs, argv: Vec<String>) -> anyhow::Result<ExecRequest> {
+    exec_io::check_tty(io.tty)?;
+    Ok(ExecRequest {
+        argv,
+        env: parse_env(&io.env)?,
+        cwd: io.workdir.clone(),
+        // -t alone still types into the guest's terminal: a terminal without input is
+        // of no use to anyone.
+        stdin: io.interactive || io.tty,
+        tty: None,
+    })
 }
 
 /// `KEY=VALUE` pairs; a bare `KEY` takes the value from this process's environment.

@@ -5,95 +5,173 @@ use std::io::Write;
 use banger_api::VmView;
 use banger_paths::Layout;
 
+use crate::cli::{InspectArgs, LsArgs};
 use crate::connect;
-use crate::output::{format_bytes, print_json, print_table};
+use crate::output::{format_bytes, print_data, print_table, safe, stdout_is_terminal};
 
-pub async fn ls(layout: &Layout, json: bool) -> anyhow::Result<i32> {
+pub async fn ls(layout: &Layout, args: LsArgs) -> anyhow::Result<i32> {
     let vms = connect::connect(layout).await?.list_vms().await?;
-    if json {
-        print_json(&vms)?;
+    if args.list.quiet {
+        let mut out = std::io::stdout().lock();
+        for vm in &vms {
+            writeln!(out, "{}", vm.name)?;
+        }
         return Ok(0);
     }
-    let rows: Vec<Vec<String>> = vms
-        .iter()
-        .map(|vm| {
-            vec![
-                vm.name.clone(),
-                vm.state.clone(),
-                vm.image.clone(),
-                vm.vcpu.to_string(),
-                format!("{} MiB", vm.memory_mib),
-                format_bytes(vm.disk_bytes),
-                vm.driver.clone().unwrap_or_else(|| "-".into()),
-                vm.created_at.clone(),
-            ]
-        })
-        .collect();
-    print_table(
-        &[
-            "NAME", "STATE", "IMAGE", "VCPU", "MEMORY", "DISK", "DRIVER", "CREATED",
-        ],
-        &rows,
-    );
+    print_data(&vms, true, &args.list.data, || {
+        let rows: Vec<Vec<String>> = vms
+            .iter()
+            .map(|vm| {
+                vec![
+                    vm.name.clone(),
+                    vm.state.clone(),
+                    vm.image.clone(),
+                    vm.vcpu.to_string(),
+                    format!("{} MiB", vm.memory_mib),
+                    format_bytes(vm.disk_bytes),
+                    vm.driver.clone().unwrap_or_else(|| "-".into()),
+                    vm.created_at.clone(),
+                ]
+            })
+            .collect();
+        print_table(
+            &[
+                "NAME", "STATE", "IMAGE", "VCPU", "MEMORY", "DISK", "DRIVER", "CREATED",
+            ],
+            &rows,
+        )?;
+        Ok(())
+    })?;
     Ok(0)
 }
 
-pub async fn inspect(layout: &Layout, name: &str, json: bool) -> anyhow::Result<i32> {
-    let vm = connect::connect(layout).await?.get_vm(name).await?;
-    if json {
-        print_json(&vm)?;
-        return Ok(0);
-    }
-    let mut out = std::io::stdout();
-    writeln!(out, "name:        {}", vm.name)?;
-    writeln!(out, "id:          {}", vm.id)?;
-    writeln!(out, "state:       {}", vm.state)?;
-    writeln!(out, "image:       {}", vm.image)?;
-    writeln!(
+pub async fn inspect(layout: &Layout, args: InspectArgs) -> anyhow::Result<i32> {
+    let vm = connect::connect(layout).await?.get_vm(&args.name).await?;
+    let escape = !args.data.raw && stdout_is_terminal();
+    print_data(std::slice::from_ref(&vm), false, &args.data, || {
+        let mut text = String::new();
+        describe(&vm, escape, &mut text);
+        std::io::stdout().write_all(text.as_bytes())?;
+        Ok(())
+    })?;
+    Ok(0)
+}
+
+/// The human form of `vm inspect`. Fields a guest can influence (its boot error, which
+/// quotes the console, and its kernel release) are escaped when `escape`.
+fn describe(vm: &VmView, escape: bool, out: &mut String) {
+    use std::fmt::Write;
+    let guest = |text: &str| {
+        if escape {
+            safe::text(text)
+        } else {
+            text.to_string()
+        }
+    };
+    let _ = writeln!(out, "name:        {}", vm.name);
+    let _ = writeln!(out, "id:          {}", vm.id);
+    let _ = writeln!(out, "state:       {}", vm.state);
+    let _ = writeln!(out, "image:       {}", vm.image);
+    let _ = writeln!(
         out,
         "resources:   {} vCPU, {} MiB memory, {} disk",
         vm.vcpu,
         vm.memory_mib,
         format_bytes(vm.disk_bytes)
-    )?;
+    );
     let driver = match (&vm.driver, &vm.accel) {
         (Some(d), Some(a)) => format!("{d} ({a})"),
         (Some(d), None) => d.clone(),
         _ => "-".into(),
     };
-    writeln!(out, "driver:      {driver}")?;
+    let _ = writeln!(out, "driver:      {driver}");
     if let Some(pid) = vm.pid {
-        writeln!(out, "pid:         {pid}")?;
+        let _ = writeln!(out, "pid:         {pid}");
     }
-    writeln!(out, "created:     {}", vm.created_at)?;
+    let _ = writeln!(out, "created:     {}", vm.created_at);
     if let Some(started) = &vm.started_at {
-        writeln!(out, "started:     {started}")?;
+        let _ = writeln!(out, "started:     {started}");
     }
-    writeln!(out, "dir:         {}", vm.dir)?;
-    writeln!(out, "console log: {}", vm.console_log)?;
+    let _ = writeln!(out, "dir:         {}", vm.dir);
+    let _ = writeln!(out, "console log: {}", vm.console_log);
     if let Some(err) = &vm.last_error {
-        writeln!(out, "last error:  {err}")?;
+        let _ = writeln!(
+            out,
+            "last error:  {}",
+            guest(err).replace('\n', "\n             ")
+        );
     }
-    print_timings(&vm, &mut out)?;
-    Ok(0)
+    for disk in &vm.disks {
+        let used = disk
+            .used_bytes
+            .map(|u| format!(", {} used on the host", format_bytes(u)))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{:<12} {} ({}, {}{used}) {}",
+            format!("{} disk:", disk.role),
+            format_bytes(disk.size_bytes),
+            disk.format,
+            disk.backend,
+            disk.path
+        );
+    }
+    timings(vm, escape, out);
 }
 
 /// The boot phases of the VM's last start.
-pub fn print_timings(vm: &VmView, out: &mut dyn Write) -> std::io::Result<()> {
+fn timings(vm: &VmView, escape: bool, out: &mut String) {
+    use std::fmt::Write;
     let Some(boot) = &vm.boot else {
-        return Ok(());
+        return;
     };
-    writeln!(out, "boot timings (ms since the start request):")?;
-    writeln!(out, "  vmm spawned      {:>8.1}", boot.vmm_spawned_ms)?;
+    let _ = writeln!(out, "boot timings (ms since the start request):");
+    let _ = writeln!(out, "  vmm spawned      {:>8.1}", boot.vmm_spawned_ms);
     if let Some(k) = boot.kernel_started_ms {
-        writeln!(out, "  kernel started   {k:>8.1}")?;
+        let _ = writeln!(out, "  kernel started   {k:>8.1}");
     }
     if let Some(i) = boot.init_started_ms {
-        writeln!(out, "  init started     {i:>8.1}")?;
+        let _ = writeln!(out, "  init started     {i:>8.1}");
     }
-    writeln!(out, "  agent ready      {:>8.1}", boot.agent_ready_ms)?;
+    let _ = writeln!(out, "  agent ready      {:>8.1}", boot.agent_ready_ms);
     if let Some(rel) = &boot.kernel_release {
-        writeln!(out, "  guest kernel     {rel}")?;
+        let rel = if escape { safe::line(rel) } else { rel.clone() };
+        let _ = writeln!(out, "  guest kernel     {rel}");
     }
-    Ok(())
+}
+
+/// Boot timings on stderr (`vm run --timings`); always escaped: stderr is for people.
+pub fn print_timings(vm: &VmView) {
+    let mut text = String::new();
+    timings(vm, true, &mut text);
+    let _ = std::io::stderr().write_all(text.as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vm() -> VmView {
+        serde_json::from_value(serde_json::json!({
+            "id": "0123456789ab", "name": "dev", "image": "minimal", "state": "failed",
+            "vcpu": 1, "memory_mib": 512, "disk_bytes": 8589934592u64, "dir": "/d",
+            "console_log": "/d/console.log", "created_at": "2026-01-01T00:00:00Z",
+            "last_error": "boot failed:\n\x1b]0;pwned\x07\x1b[2J",
+            "boot": {"vmm_spawned_ms": 1.0, "agent_ready_ms": 2.0,
+                     "kernel_release": "6.1\x1b[31m"}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn guest_text_is_inert_when_escaping() {
+        let mut out = String::new();
+        describe(&vm(), true, &mut out);
+        assert!(!out.contains('\x1b') && !out.contains('\x07'), "{out:?}");
+        assert!(out.contains("\\x1b]0;pwned\\x07\\x1b[2J"), "{out}");
+        assert!(out.contains("guest kernel     6.1\\x1b[31m"), "{out}");
+        let mut raw = String::new();
+        describe(&vm(), false, &mut raw);
+        assert!(raw.contains("\x1b]0;pwned\x07"), "{raw:?}");
+    }
 }

@@ -1,30 +1,68 @@
 //! `banger vm run`: create, boot, optionally run a command, optionally delete.
 
 use anyhow::bail;
-use banger_api::{ClientError, CreateVmRequest, ExecRequest};
+use banger_api::{ClientError, CreateVmRequest};
 use banger_paths::Layout;
 
+use super::vm_exec::request;
 use super::vm_inspect::print_timings;
 use crate::cli::RunArgs;
+use crate::output::print_json;
 use crate::progress::Renderer;
-use crate::{connect, exec_io};
+use crate::{connect, exec_io, outln};
 
-pub async fn run(layout: &Layout, args: RunArgs) -> anyhow::Result<i32> {
-    if args.rm && args.command.is_empty() {
-        bail!("--rm needs a command to run, e.g. `banger vm run --rm -- uname -a`");
-    }
+pub async fn run(layout: &Layout, mut args: RunArgs) -> anyhow::Result<i32> {
     if args.detach && !args.command.is_empty() {
         bail!(
-            "-d boots the VM in the background and cannot run a command; drop -d, or run it afterwards with `banger vm exec`"
+            "-d boots the VM in the background and cannot run a command; drop -d, or run it afterwards with `banger exec`"
         );
     }
+    // Before anything boots: a VM must not be created only to fail on the terminal.
+    exec_io::check_tty(args.io.tty)?;
     let client = connect::connect(layout).await?;
+    // An imported image's Entrypoint/Cmd, Env and WorkingDir stand in for a missing
+    // command, as `docker run IMAGE` would run them; -e and -w still win.
+    let mut image_env = Vec::new();
+    if args.command.is_empty()
+        && !args.detach
+        && let Some(image) = &args.image
+        && let Ok(view) = client.get_image(image).await
+        && let Some(run) = view.run
+    {
+        args.command = run.entrypoint.iter().chain(&run.cmd).cloned().collect();
+        image_env = run
+            .env
+            .iter()
+            .filter_map(|e| {
+                e.split_once('=')
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+            })
+            .collect();
+        if args.io.workdir.is_none() {
+            args.io.workdir = run.working_dir;
+        }
+    }
+    if args.rm && args.command.is_empty() {
+        bail!("--rm needs a command to run, e.g. `banger run --rm -- uname -a`");
+    }
+    if args.command.is_empty() && (args.io.interactive || args.io.tty) {
+        bail!("-i and -t apply to a command: add one, e.g. `banger run --rm -it sh`");
+    }
+    let req = match args.command.is_empty() {
+        true => None,
+        false => {
+            let mut req = request(&args.io, args.command.clone())?;
+            req.env = image_env.into_iter().chain(req.env).collect();
+            Some(req)
+        }
+    };
     let request = CreateVmRequest {
         name: args.name,
         image: args.image,
         vcpu: args.vcpu,
         memory_mib: args.memory,
-        disk: args.disk,
+        // The API takes a size string; bytes are exact.
+        disk: args.disk.map(|bytes| bytes.to_string()),
         start: true,
     };
     let progress = Renderer::stderr_quiet();
@@ -37,7 +75,7 @@ pub async fn run(layout: &Layout, args: RunArgs) -> anyhow::Result<i32> {
             vm = &mut create => vm.map_err(rephrase)?,
             _ = tokio::signal::ctrl_c() => {
                 progress.finish();
-                eprintln!("interrupted: removing the VM once it has booted (Ctrl-C again to leave it)");
+                crate::output::warn("interrupted: removing the VM once it has booted (Ctrl-C again to leave it)");
                 let vm = tokio::select! {
                     vm = &mut create => vm?,
                     _ = tokio::signal::ctrl_c() => return Ok(130),
@@ -51,40 +89,34 @@ pub async fn run(layout: &Layout, args: RunArgs) -> anyhow::Result<i32> {
     };
     progress.finish();
     if args.timings {
-        print_timings(&vm, &mut std::io::stderr())?;
+        print_timings(&vm);
     }
 
-    if args.command.is_empty() {
-        if args.detach {
-            println!("{}", vm.name);
+    let Some(req) = req else {
+        if args.json {
+            print_json(&vm)?;
+        } else if args.detach {
+            outln!("{}", vm.name)?;
         } else {
-            println!(
+            outln!(
                 "VM {name} is running ({image}, {vcpu} vCPU, {mem} MiB).\n  \
-                 banger vm exec {name} -- CMD      run a command\n  \
-                 banger vm exec -it {name} -- sh   open a shell\n  \
-                 banger vm logs {name}             serial console\n  \
-                 banger vm rm -f {name}            stop and delete it",
+                 banger exec {name} -- CMD      run a command\n  \
+                 banger exec -it {name} -- sh   open a shell\n  \
+                 banger logs {name}             serial console\n  \
+                 banger rm -f {name}            stop and delete it",
                 name = vm.name,
                 image = vm.image,
                 vcpu = vm.vcpu,
                 mem = vm.memory_mib,
-            );
+            )?;
         }
         return Ok(0);
-    }
-
-    let req = ExecRequest {
-        argv: args.command,
-        env: Vec::new(),
-        cwd: None,
-        stdin: args.interactive || args.tty,
-        tty: None,
     };
-    let result = exec_io::run(&client, &vm.name, req, args.tty).await;
+    let result = exec_io::run(&client, &vm.name, req, args.io.tty).await;
     if args.rm
         && let Err(e) = client.remove_vm(&vm.name, true).await
     {
-        eprintln!("warning: could not remove VM {}: {e}", vm.name);
+        crate::output::warn(&format!("could not remove VM {}: {e}", vm.name));
     }
     Ok(result?.shell_code())
 }

@@ -58,7 +58,7 @@ stdin-eof, signal, resize from the client; stdout, stderr, exit, error from the 
 docs/api.md). The command is killed if the client disconnects before it ends. Generated clients \
 cannot follow the upgrade: use a raw HTTP/1.1 connection.",
     params(
-        ("name" = String, Path, description = "VM name or id"),
+        ("name" = String, Path, description = "VM name, id, or a prefix of the id that only one VM has"),
         ("Connection" = String, Header, description = "Must list `upgrade`"),
         ("Upgrade" = String, Header, description = "Must be `banger-exec/1`"),
     ),

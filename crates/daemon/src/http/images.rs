@@ -1,4 +1,4 @@
-//! `/v1/images`: list, inspect, build, remove. Each handler is one call of the image
+//! `/v1/images`: list, inspect, build, pull, import, import-kernel, remove. Each handler is one call of the image
 //! service (`crate::images`).
 
 use std::sync::Arc;
@@ -7,12 +7,16 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use banger_api::progress::schema::ImageStreamLine;
-use banger_api::{ApiError, BuildImageRequest, ImageView};
+use banger_api::{
+    ApiError, BuildImageRequest, ImageView, ImportImageRequest, ImportKernelRequest,
+    PruneImagesRequest, PruneReport, PullImageRequest,
+};
 
 use super::body::{self, Json, Name};
 use super::operation;
 use crate::error::DaemonError;
 use crate::images;
+use crate::prune;
 use crate::state::Daemon;
 
 /// The URL of image `name`, for `Location`.
@@ -82,6 +86,105 @@ pub async fn build(
 }
 
 #[utoipa::path(
+    post, path = "/v1/images/pull", tag = "images", operation_id = "pull_image",
+    summary = "Fetch (or build) a catalogued image and register it",
+    description = "A download entry is fetched and verified against its pinned SHA-256 (an \
+interrupted download resumes where it stopped); a recipe entry is built. Send \
+`Accept: application/x-ndjson` to receive its phases, with byte counts for downloads.",
+    request_body(content = PullImageRequest),
+    responses(
+        (status = 201, description = "Fetched and registered", body = ImageView,
+            headers(("Location" = String, description = "The image's URL: /v1/images/{name}"))),
+        (status = 200, description = "With `Accept: application/x-ndjson`: progress lines, then \
+one `result` line (status 201, the image) or one `error` line",
+            content_type = "application/x-ndjson", body = ImageStreamLine),
+        (status = 404, description = "No catalog entry of that name", body = ApiError),
+        (status = 409, description = "The image is registered and `force` is not set", body = ApiError),
+        (status = 503, description = "A download failed or did not match its digest; nothing was registered", body = ApiError),
+    )
+)]
+pub async fn pull(
+    State(daemon): State<Arc<Daemon>>,
+    headers: HeaderMap,
+    Json(req): Json<PullImageRequest>,
+) -> Response {
+    operation::run(
+        &daemon,
+        &headers,
+        StatusCode::CREATED,
+        location,
+        move |d, progress| async move { images::pull(&d, req, &*progress).await },
+    )
+    .await
+}
+
+#[utoipa::path(
+    post, path = "/v1/images/import", tag = "images", operation_id = "import_image",
+    summary = "Import an OCI image (registry, OCI layout or docker-archive)",
+    description = "`reference` uses skopeo's syntax: `docker://REGISTRY/REPO:TAG`, \
+`oci:DIR[:TAG]` (a path on the daemon's host) or `docker-archive:FILE`. linux/amd64 is chosen \
+from an index; every blob is checked against its digest; hostile layers are refused, naming \
+the layer and the entry. The image boots with the kernel and initrd of `kernel` (default \
+`minimal`, built on first use). Send `Accept: application/x-ndjson` for progress.",
+    request_body(content = ImportImageRequest),
+    responses(
+        (status = 201, description = "Imported and registered", body = ImageView,
+            headers(("Location" = String, description = "The image's URL: /v1/images/{name}"))),
+        (status = 200, description = "With `Accept: application/x-ndjson`: progress lines, then \
+one `result` line (status 201, the image) or one `error` line",
+            content_type = "application/x-ndjson", body = ImageStreamLine),
+        (status = 400, description = "Bad reference, invalid or hostile image (the message names the layer and entry)", body = ApiError),
+        (status = 409, description = "An image of that name exists and `force` is not set", body = ApiError),
+    )
+)]
+pub async fn import(
+    State(daemon): State<Arc<Daemon>>,
+    headers: HeaderMap,
+    Json(req): Json<ImportImageRequest>,
+) -> Response {
+    operation::run(
+        &daemon,
+        &headers,
+        StatusCode::CREATED,
+        location,
+        move |d, progress| async move { images::import(&d, req, &*progress).await },
+    )
+    .await
+}
+
+#[utoipa::path(
+    post, path = "/v1/images/import-kernel", tag = "images", operation_id = "import_kernel",
+    summary = "Import a kernel (ELF vmlinux or bzImage) as a kernel image",
+    description = "The ELF form is extracted from a bzImage (gzip, xz, zstd or lz4 payload) and \
+its PVH fact recorded once. `path` is on the daemon's host. Without `initrd` the image gets an \
+agent-only initramfs (the kernel then needs its virtio drivers built in).",
+    request_body(content = ImportKernelRequest),
+    responses(
+        (status = 201, description = "Imported and registered", body = ImageView,
+            headers(("Location" = String, description = "The image's URL: /v1/images/{name}"))),
+        (status = 200, description = "With `Accept: application/x-ndjson`: progress lines, then \
+one `result` line (status 201, the image) or one `error` line",
+            content_type = "application/x-ndjson", body = ImageStreamLine),
+        (status = 400, description = "Not a kernel, or a relative path", body = ApiError),
+        (status = 409, description = "An image of that name exists and `force` is not set", body = ApiError),
+    )
+)]
+pub async fn import_kernel(
+    State(daemon): State<Arc<Daemon>>,
+    headers: HeaderMap,
+    Json(req): Json<ImportKernelRequest>,
+) -> Response {
+    operation::run(
+        &daemon,
+        &headers,
+        StatusCode::CREATED,
+        location,
+        move |d, progress| async move { images::import_kernel(&d, req, &*progress).await },
+    )
+    .await
+}
+
+#[utoipa::path(
     delete, path = "/v1/images/{name}", tag = "images", operation_id = "remove_image",
     summary = "Remove an image and its files",
     params(("name" = String, Path, description = "Image name")),
@@ -98,4 +201,27 @@ pub async fn remove(
     let image =
         operation::detached(&daemon, move |d| async move { images::remove(&d, &name) }).await?;
     Ok(body::json(StatusCode::OK, &image))
+}
+
+#[utoipa::path(
+    post, path = "/v1/images/prune", tag = "images", operation_id = "prune_images",
+    summary = "Reclaim disk space: unused images, the download cache, build leftovers",
+    description = "Removes every image no VM uses (except the default image unless `all`), \
+the download cache, and image directories no image refers to; answers what went and how many \
+bytes that freed. With `dry_run`, answers the same without removing anything. Images a VM \
+uses are never removed.",
+    request_body(content = PruneImagesRequest),
+    responses(
+        (status = 200, description = "What was (or, in a dry run, would be) removed", body = PruneReport),
+        (status = 400, description = "An unknown field", body = ApiError),
+        (status = 500, description = "A file could not be removed", body = ApiError),
+    )
+)]
+pub async fn prune(
+    State(daemon): State<Arc<Daemon>>,
+    Json(req): Json<PruneImagesRequest>,
+) -> Result<Response, DaemonError> {
+    let report =
+        operation::detached(&daemon, move |d| async move { prune::prune(&d, req).await }).await?;
+    Ok(body::json(StatusCode::OK, &report))
 }

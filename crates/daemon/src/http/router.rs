@@ -27,6 +27,10 @@ pub fn routes() -> OpenApiRouter<Arc<Daemon>> {
         .routes(routes!(exec::exec))
         .routes(routes!(images::list))
         .routes(routes!(images::build))
+        .routes(routes!(images::pull))
+        .routes(routes!(images::import))
+        .routes(routes!(images::import_kernel))
+        .routes(routes!(images::prune))
         .routes(routes!(images::get, images::remove))
 }
 

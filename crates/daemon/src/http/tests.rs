@@ -32,12 +32,20 @@ fn fixture() -> Fixture {
     banger_system::fsperm::create_private_dir(&layout.state_dir).unwrap();
     let daemon = Daemon::open(layout, banger_config::Config::default()).unwrap();
     // An image record is all `create` without `start` needs: nothing boots it here.
-    let dir = p.join("state/images/fake");
+    register_image(&daemon, "fake", p.join("state/images/fake"));
+    Fixture {
+        daemon,
+        _root: root,
+    }
+}
+
+/// Register image `name` with its files in `dir` (created).
+fn register_image(daemon: &Daemon, name: &str, dir: std::path::PathBuf) {
     std::fs::create_dir_all(&dir).unwrap();
     daemon
         .store()
         .replace_image(&ImageRecord {
-            name: "fake".into(),
+            name: name.into(),
             kernel_path: dir.join("vmlinux"),
             kernel_format: "elf-vmlinux".into(),
             bzimage_path: None,
@@ -48,12 +56,12 @@ fn fixture() -> Fixture {
             dir,
             created_at: banger_store::now_rfc3339(),
             size_bytes: 0,
+            kernel_pvh: Some(true),
+            init: None,
+            config_json: None,
+            digest: None,
         })
         .unwrap();
-    Fixture {
-        daemon,
-        _root: root,
-    }
 }
 
 struct Answer {
@@ -332,4 +340,157 @@ async fn the_served_document_is_the_generated_one() {
     assert_eq!(a.status, StatusCode::OK);
     assert_eq!(a.header(header::CONTENT_TYPE), "application/json");
     assert_eq!(String::from_utf8_lossy(&a.body), crate::openapi_json());
+}
+
+fn insert_vm(f: &Fixture, id: &str, name: &str, image: &str) -> std::path::PathBuf {
+    let dir = f.daemon.layout.state_dir.join("vms").join(id);
+    std::fs::create_dir_all(&dir).unwrap();
+    let now = banger_store::now_rfc3339();
+    f.daemon
+        .store()
+        .insert_vm(&banger_store::VmRecord {
+            id: id.into(),
+            name: name.into(),
+            image_name: image.into(),
+            state: banger_store::VmState::Stopped,
+            vcpu: 1,
+            memory_mib: 128,
+            disk_bytes: 0,
+            dir: dir.clone(),
+            driver: None,
+            runtime_json: None,
+            boot_json: None,
+            last_error: None,
+            created_at: now.clone(),
+            updated_at: now,
+            started_at: None,
+        })
+        .unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn vms_are_found_by_name_id_or_unique_id_prefix() {
+    let f = fixture();
+    insert_vm(&f, "abc111111111", "one", "fake");
+    insert_vm(&f, "abc222222222", "two", "fake");
+    insert_vm(&f, "fed333333333", "abc2", "fake");
+    for (path, name) in [
+        ("/v1/vms/one", "one"),
+        ("/v1/vms/abc222222222", "two"),
+        ("/v1/vms/abc1", "one"),
+        ("/v1/vms/f", "abc2"),
+        // A name wins over an id prefix it also is.
+        ("/v1/vms/abc2", "abc2"),
+    ] {
+        let a = send(&f, empty(Method::GET, path)).await;
+        assert_eq!(a.status, StatusCode::OK, "{path}");
+        assert_eq!(a.json()["name"], name, "{path}");
+    }
+    let a = send(&f, empty(Method::GET, "/v1/vms/abc")).await;
+    assert_error(&a, StatusCode::CONFLICT, "conflict");
+    let message = a.json()["message"].as_str().unwrap().to_string();
+    assert!(
+        message.contains("one") && message.contains("two"),
+        "{message}"
+    );
+    let a = send(&f, empty(Method::GET, "/v1/vms/abd")).await;
+    assert_error(&a, StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test]
+async fn logs_tail_answers_only_the_last_lines() {
+    let f = fixture();
+    let dir = insert_vm(&f, "abc111111111", "one", "fake");
+    let mut log = String::new();
+    for i in 0..5000 {
+        log.push_str(&format!("line {i}\r\n"));
+    }
+    std::fs::write(dir.join("console.log"), &log).unwrap();
+    let a = send(&f, empty(Method::GET, "/v1/vms/one/logs?tail=2")).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.body, b"line 4998\r\nline 4999\r\n");
+    let a = send(&f, empty(Method::GET, "/v1/vms/one/logs")).await;
+    assert_eq!(a.body.len(), log.len());
+    let a = send(&f, empty(Method::GET, "/v1/vms/one/logs?tail=lots")).await;
+    assert_error(&a, StatusCode::BAD_REQUEST, "invalid");
+}
+
+#[tokio::test]
+async fn prune_says_what_it_frees_and_keeps_what_is_used() {
+    let f = fixture();
+    let state = f.daemon.layout.state_dir.clone();
+    let register = |name: &str| {
+        let dir = state.join("images").join(format!("{name}-0001"));
+        register_image(&f.daemon, name, dir.clone());
+        std::fs::write(dir.join("rootfs"), vec![1u8; 100_000]).unwrap();
+    };
+    let default = f.daemon.config.default_image_name_resolved().value;
+    register("used");
+    register(&default);
+    insert_vm(&f, "abc111111111", "vm", "used");
+    std::fs::create_dir_all(state.join("images/interrupted-99")).unwrap();
+    std::fs::write(state.join("images/interrupted-99/part"), [0u8; 5000]).unwrap();
+    std::fs::create_dir_all(state.join("cache")).unwrap();
+    std::fs::write(state.join("cache/kernel.deb"), vec![2u8; 70_000]).unwrap();
+
+    let prune = |body: &'static str| json_req(Method::POST, "/v1/images/prune", body);
+    let a = send(&f, prune(r#"{"dry_run":true}"#)).await;
+    assert_eq!(
+        a.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&a.body)
+    );
+    let plan: banger_api::PruneReport = serde_json::from_slice(&a.body).unwrap();
+    let names: Vec<(&str, &str)> = plan
+        .items
+        .iter()
+        .map(|i| (i.kind.as_str(), i.name.as_str()))
+        .collect();
+    assert!(names.contains(&("image", "fake")), "{names:?}");
+    assert!(
+        names
+            .iter()
+            .any(|(k, n)| *k == "leftover" && n.ends_with("interrupted-99"))
+    );
+    assert!(
+        names
+            .iter()
+            .any(|(k, n)| *k == "cache" && n.ends_with("kernel.deb"))
+    );
+    assert!(!names.iter().any(|(_, n)| n.contains("used")), "{names:?}");
+    assert!(
+        plan.kept.iter().any(|k| k.starts_with(&default)),
+        "{:?}",
+        plan.kept
+    );
+    assert!(plan.reclaimable_bytes >= 75_000, "{plan:?}");
+    assert!(
+        state.join("cache/kernel.deb").exists(),
+        "a dry run removed something"
+    );
+
+    let a = send(&f, prune("")).await;
+    let done: banger_api::PruneReport = serde_json::from_slice(&a.body).unwrap();
+    assert_eq!(done.items.len(), plan.items.len());
+    assert!(!state.join("cache/kernel.deb").exists());
+    assert!(!state.join("images/interrupted-99").exists());
+    assert!(state.join("images/used-0001/rootfs").exists());
+    let a = send(&f, empty(Method::GET, "/v1/images")).await;
+    let left: Vec<String> = a
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(left.len(), 2, "{left:?}");
+
+    let a = send(&f, prune(r#"{"all":true}"#)).await;
+    let all: banger_api::PruneReport = serde_json::from_slice(&a.body).unwrap();
+    assert_eq!(all.items.len(), 1, "{all:?}");
+    assert_eq!(all.items[0].name, default);
+    let a = send(&f, prune(r#"{"al":true}"#)).await;
+    assert_error(&a, StatusCode::BAD_REQUEST, "invalid");
 }

@@ -72,7 +72,7 @@ pub async fn create(
 #[utoipa::path(
     get, path = "/v1/vms/{name}", tag = "vms", operation_id = "get_vm",
     summary = "Inspect a VM",
-    params(("name" = String, Path, description = "VM name or id")),
+    params(("name" = String, Path, description = "VM name, id, or a prefix of the id that only one VM has")),
     responses(
         (status = 200, description = "The VM", body = VmView),
         (status = 404, description = "No such VM", body = ApiError),
@@ -98,7 +98,7 @@ pub struct RemoveQuery {
 #[utoipa::path(
     delete, path = "/v1/vms/{name}", tag = "vms", operation_id = "remove_vm",
     summary = "Remove a VM and its disks",
-    params(("name" = String, Path, description = "VM name or id"), RemoveQuery),
+    params(("name" = String, Path, description = "VM name, id, or a prefix of the id that only one VM has"), RemoveQuery),
     responses(
         (status = 200, description = "The removed VM, with state `removed`", body = VmView),
         (status = 404, description = "No such VM", body = ApiError),
@@ -123,7 +123,7 @@ pub async fn remove(
     summary = "Boot a created, stopped or failed VM",
     description = "Answers once the guest agent is ready; a running VM is returned as it is. \
 Send `Accept: application/x-ndjson` to receive the boot phases as they happen.",
-    params(("name" = String, Path, description = "VM name or id")),
+    params(("name" = String, Path, description = "VM name, id, or a prefix of the id that only one VM has")),
     responses(
         (status = 200, description = "The running VM (or, with `Accept: application/x-ndjson`, \
 progress lines then a `result` line with status 200)", body = VmView,
@@ -156,7 +156,7 @@ pub async fn start(
     summary = "Stop a VM",
     description = "Graceful unless `force`: the agent powers the guest off, then the ACPI power \
 button is pressed, then the VMM is killed. Send `Accept: application/x-ndjson` to follow the steps.",
-    params(("name" = String, Path, description = "VM name or id")),
+    params(("name" = String, Path, description = "VM name, id, or a prefix of the id that only one VM has")),
     request_body(content = StopVmRequest, description = "An empty body stops gracefully with the default timeout"),
     responses(
         (status = 200, description = "The stopped VM (or, with `Accept: application/x-ndjson`, \

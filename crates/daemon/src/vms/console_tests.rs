@@ -86,7 +86,7 @@ fn logs_stream_the_end_and_follow_across_rotations() {
     });
     // Follow while it writes, until the VM stops.
     let followed = inc.block_on(async {
-        let mut chunks = super::logs::stream(&inc.daemon, "chatty", true).expect("logs");
+        let mut chunks = super::logs::stream(&inc.daemon, "chatty", true, None).expect("logs");
         let mut text = Vec::new();
         let started = Instant::now();
         while let Some(chunk) = chunks.recv().await {
@@ -119,7 +119,7 @@ fn logs_stream_the_end_and_follow_across_rotations() {
 
     // Not following: at most the cap, ending with the last line.
     let whole = inc.block_on(async {
-        let mut chunks = super::logs::stream(&inc.daemon, "chatty", false).expect("logs");
+        let mut chunks = super::logs::stream(&inc.daemon, "chatty", false, None).expect("logs");
         let mut whole = Vec::new();
         while let Some(chunk) = chunks.recv().await {
             whole.extend_from_slice(&chunk.expect("chunk"));

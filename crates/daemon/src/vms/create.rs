@@ -6,10 +6,10 @@
 //! intent that reconciliation turns into "remove that directory".
 
 use banger_api::{CreateVmRequest, VmView};
-use banger_store::{IntentOp, StoreError, VmRecord, VmState};
+use banger_store::{ImageRecord, IntentOp, StoreError, VmRecord, VmState};
 use banger_system::progress::Progress;
 
-use super::{WORK_DISK, names, start, view};
+use super::{names, start, view};
 use crate::disks;
 use crate::error::{DaemonError, Result};
 use crate::state::Daemon;
@@ -64,7 +64,7 @@ pub async fn create(
     };
     daemon.store().begin_intent(&id, IntentOp::Create, &dir)?;
     fault_point!(daemon, CreateIntentRecorded);
-    if let Err(e) = lay_out(daemon, &record).await {
+    if let Err(e) = lay_out(daemon, &record, &image).await {
         // Nothing refers to the directory: remove it so a failed create leaves no trace.
         let _ = std::fs::remove_dir_all(&dir);
         let _ = daemon.store().end_intent(&id);
@@ -79,20 +79,26 @@ pub async fn create(
 }
 
 /// The VM's directory and disks, then its row (which ends the `create` intent).
-async fn lay_out(daemon: &Daemon, record: &VmRecord) -> Result<()> {
+async fn lay_out(daemon: &Daemon, record: &VmRecord, image: &ImageRecord) -> Result<()> {
     banger_system::fsperm::create_private_dir(&record.dir)
         .map_err(|e| DaemonError::internal(banger_system::error_chain(&e)))?;
     fault_point!(daemon, CreateDirMade);
-    disks::create_work_disk(
+    let allow_qcow2 = matches!(daemon.driver, banger_vmm::Driver::Qemu(_));
+    let vm_disks = disks::create_vm_disks(
         daemon.runner.as_ref(),
-        &record.dir.join(WORK_DISK),
+        image,
+        &record.dir,
         record.disk_bytes,
+        allow_qcow2,
     )?;
     fault_point!(daemon, CreateDiskMade);
-    daemon.store().insert_vm(record).map_err(|e| match e {
-        StoreError::VmExists(_) => exists(&record.name),
-        other => other.into(),
-    })
+    daemon
+        .store()
+        .insert_vm_with_disks(record, &vm_disks)
+        .map_err(|e| match e {
+            StoreError::VmExists(_) => exists(&record.name),
+            other => other.into(),
+        })
 }
 
 fn exists(name: &str) -> DaemonError {

@@ -5,8 +5,10 @@
 //! last `[logs] console_max` bytes are sent — even a log grown without a cap by an older
 //! banger is read from its end only. Everything is streamed in 64 KiB chunks through a
 //! channel of a few chunks: memory does not depend on the log's size or the client's speed.
+//! With `tail`, the stream starts at the last N lines of `console.log` (found by reading
+//! backwards from its end), within the same cap.
 
-use std::io::SeekFrom;
+use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -17,7 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::mpsc;
 
 use super::{CONSOLE_LOG, lookup};
-use crate::error::Result;
+use crate::error::{DaemonError, Result};
 use crate::state::Daemon;
 
 /// How often a followed log is checked for growth.
@@ -29,21 +31,33 @@ const IN_FLIGHT: usize = 4;
 
 type Chunks = mpsc::Sender<std::io::Result<Bytes>>;
 
-/// The console log of VM `name` as a stream of chunks (see the module's documentation).
-/// Dropping the receiver stops the reader.
+/// The console log of VM `name` as a stream of chunks, from its last `tail` lines when
+/// given (see the module's documentation). Without `follow` the stream ends at the log's
+/// size when the call was made; with `follow`, once the VM is no longer active (after a
+/// last read). Dropping the receiver stops the reader.
 pub fn stream(
     daemon: &Daemon,
     name: &str,
     follow: bool,
+    tail: Option<u64>,
 ) -> Result<mpsc::Receiver<std::io::Result<Bytes>>> {
     let vm = lookup(daemon, name)?;
     let path = vm.dir.join(CONSOLE_LOG);
     let max = daemon.config.logs_resolved().console_max_bytes.value;
+    let tail_start = match tail {
+        Some(lines) => Some(start_of_last_lines(&path, lines).map_err(|e| {
+            DaemonError::internal(format!(
+                "cannot read the console log of VM {}: {e}",
+                vm.name
+            ))
+        })?),
+        None => None,
+    };
     let (tx, rx) = mpsc::channel(IN_FLIGHT);
     let daemon: Option<Arc<Daemon>> = daemon.self_arc();
     let id = vm.id.clone();
     tokio::spawn(async move {
-        let mut position = match send_existing(&path, max, &tx).await {
+        let mut position = match send_existing(&path, max, tail_start, &tx).await {
             Ok(position) => position,
             Err(e) => {
                 let _ = tx.send(Err(e)).await;
@@ -86,14 +100,27 @@ struct Position {
     offset: u64,
 }
 
-/// Send the last `max` bytes of `PATH.1` + `PATH`; returns where `PATH` ends.
-async fn send_existing(path: &Path, max: u64, tx: &Chunks) -> std::io::Result<Position> {
+/// Send the last `max` bytes of `PATH.1` + `PATH` — or, with `tail_start`, of `PATH` from
+/// that offset on; returns where `PATH` ends.
+async fn send_existing(
+    path: &Path,
+    max: u64,
+    tail_start: Option<u64>,
+    tx: &Chunks,
+) -> std::io::Result<Position> {
     let older = banger_system::rotate::rotated_path(path);
     let current = identity(path).await;
     let current_len = current.map_or(0, |(_, len)| len);
     let older_len = identity(&older).await.map_or(0, |(_, len)| len);
-    let from_current = current_len.min(max);
-    let from_older = older_len.min(max - from_current);
+    let from_current = match tail_start {
+        Some(start) => current_len.saturating_sub(start).min(max),
+        None => current_len.min(max),
+    };
+    let from_older = match tail_start {
+        // The last lines come from the current file (a rotation keeps whole files only).
+        Some(_) => 0,
+        None => older_len.min(max - from_current),
+    };
     if from_older > 0 {
         send_range(&older, older_len - from_older, older_len, tx).await?;
     }
@@ -165,4 +192,83 @@ async fn send_range(path: &Path, from: u64, to: u64, tx: &Chunks) -> std::io::Re
         }
     }
     Ok(())
+}
+
+/// How much is read at a time when looking for the last lines from the end.
+const TAIL_BLOCK: u64 = 64 * 1024;
+
+/// The offset where the last `lines` lines of `path` begin (0 when it has fewer; the
+/// size when `lines` is 0). A final line without a newline counts. Reads backwards in
+/// blocks, so a log of any size costs one block of memory.
+fn start_of_last_lines(path: &Path, lines: u64) -> std::io::Result<u64> {
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let len = file.metadata()?.len();
+    if lines == 0 {
+        return Ok(len);
+    }
+    let mut seen = 0u64;
+    let mut end = len;
+    let mut block = vec![0u8; TAIL_BLOCK as usize];
+    while end > 0 {
+        let start = end.saturating_sub(TAIL_BLOCK);
+        let buf = &mut block[..(end - start) as usize];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(buf)?;
+        for (i, byte) in buf.iter().enumerate().rev() {
+            let at = start + i as u64;
+            // The newline that ends the file ends the last line; it starts none.
+            if *byte == b'\n' && at + 1 != len {
+                seen += 1;
+                if seen == lines {
+                    return Ok(at + 1);
+                }
+            }
+        }
+        end = start;
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn start(content: &[u8], lines: u64) -> usize {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("console.log");
+        std::fs::write(&path, content).unwrap();
+        start_of_last_lines(&path, lines).unwrap() as usize
+    }
+
+    #[test]
+    fn tail_finds_where_the_last_lines_begin() {
+        let log = b"one\ntwo\nthree\n";
+        assert_eq!(&log[start(log, 1)..], b"three\n");
+        assert_eq!(&log[start(log, 2)..], b"two\nthree\n");
+        assert_eq!(start(log, 3), 0);
+        assert_eq!(start(log, 99), 0);
+        assert_eq!(start(log, 0), log.len());
+        let open = b"one\ntwo\npartial";
+        assert_eq!(&open[start(open, 1)..], b"partial");
+        assert_eq!(&open[start(open, 2)..], b"two\npartial");
+        assert_eq!(start(b"", 5), 0);
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(start_of_last_lines(&dir.path().join("none"), 3).unwrap(), 0);
+    }
+
+    #[test]
+    fn tail_crosses_block_boundaries() {
+        let mut log = Vec::new();
+        for i in 0..40_000 {
+            log.extend_from_slice(format!("line {i}\n").as_bytes());
+        }
+        assert!(log.len() as u64 > 3 * TAIL_BLOCK);
+        assert_eq!(&log[start(&log, 2)..], b"line 39998\nline 39999\n");
+        let at = start(&log, 30_000);
+        assert!(log[at..].starts_with(b"line 10000\n"));
+    }
 }

@@ -34,7 +34,7 @@ mod deadline_tests;
 #[cfg(test)]
 mod lifecycle_tests;
 
-use banger_api::{BootTimings, VmView};
+use banger_api::{BootTimings, DiskView, VmView};
 use banger_store::VmRecord;
 use banger_vmm::VmRuntime;
 
@@ -55,16 +55,61 @@ pub fn list(daemon: &Daemon) -> Result<Vec<VmView>> {
     Ok(daemon.store().list_vms()?.iter().map(view).collect())
 }
 
+/// One VM, with its disks and what each really costs the host.
 pub fn get(daemon: &Daemon, name: &str) -> Result<VmView> {
-    Ok(view(&lookup(daemon, name)?))
+    let vm = lookup(daemon, name)?;
+    let mut view = view(&vm);
+    view.disks = daemon
+        .store()
+        .vm_disks(&vm.id)?
+        .into_iter()
+        .map(|d| DiskView {
+            used_bytes: banger_images::vmdisk::used_bytes(&d.path).ok(),
+            role: d.role.as_str().to_string(),
+            path: d.path.display().to_string(),
+            format: d.format,
+            backend: d.backend,
+            size_bytes: d.size_bytes,
+        })
+        .collect();
+    Ok(view)
 }
 
-/// The VM called `name` (or with that id), or a not-found error that says what to do.
+/// The VM called `name`, or with that id, or whose id starts with `name` when only one
+/// does (as docker takes an id prefix); else a not-found (or, for a prefix of several
+/// ids, a conflict) error that says what to do.
 pub fn lookup(daemon: &Daemon, name: &str) -> Result<VmRecord> {
-    daemon.store().get_vm(name)?.ok_or_else(|| {
-        DaemonError::not_found(format!("no VM named {name:?}"))
-            .with_hint("`banger vm ls` lists your VMs")
-    })
+    if let Some(vm) = daemon.store().get_vm(name)? {
+        return Ok(vm);
+    }
+    let by_prefix: Vec<VmRecord> = if is_id_prefix(name) {
+        daemon
+            .store()
+            .list_vms()?
+            .into_iter()
+            .filter(|vm| vm.id.starts_with(name))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    match <[VmRecord; 1]>::try_from(by_prefix) {
+        Ok([vm]) => Ok(vm),
+        Err(many) if many.len() > 1 => Err(DaemonError::conflict(format!(
+            "{name:?} is the start of the ids of {} VMs ({}): give more of the id, or a name",
+            many.len(),
+            many.iter()
+                .map(|vm| vm.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+        Err(_) => Err(DaemonError::not_found(format!("no VM named {name:?}"))
+            .with_hint("`banger vm ls` lists your VMs")),
+    }
+}
+
+/// Ids are lowercase hex; a prefix must look like one to be taken as one.
+fn is_id_prefix(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 pub fn runtime_of(vm: &VmRecord) -> Option<VmRuntime> {
@@ -98,9 +143,9 @@ pub fn view(vm: &VmRecord) -> VmView {
             .boot_json
             .as_deref()
             .and_then(|j| serde_json::from_str::<BootTimings>(j).ok()),
+        disks: Vec::new(),
     }
 }
 
 /// File names inside a VM's directory.
 pub const CONSOLE_LOG: &str = "console.log";
-pub const WORK_DISK: &str = "work.ext4";

@@ -3,13 +3,12 @@
 use std::time::{Duration, Instant};
 
 use banger_api::{BootTimings, VmView};
+use banger_store::{GuestInit, ImageRecord};
 use banger_store::{VmRecord, VmState};
 use banger_system::progress::Progress;
-use banger_vmm::{DriveFormat, DriveSpec, LaunchSpec, VmmDriver};
+use banger_vmm::{DriveSpec, LaunchSpec, VmmDriver};
 
-use super::{
-    CONSOLE_LOG, WORK_DISK, agent, console, lock_vm, lookup, release, strays, view, watch,
-};
+use super::{CONSOLE_LOG, agent, console, lock_vm, lookup, release, strays, view, watch};
 use crate::error::{DaemonError, Result};
 use crate::state::Daemon;
 
@@ -68,23 +67,16 @@ pub async fn boot(daemon: &Daemon, id: &str, progress: &dyn Progress) -> Result<
         .update_vm_state(&vm.id, Some(vm.state), VmState::Starting, None)?;
     fault_point!(daemon, StartMarkedStarting);
 
+    let drives = crate::disks::drives(&daemon.store().vm_disks(&vm.id)?, &vm.dir);
     let spec = LaunchSpec {
         vm_id: vm.id.clone(),
         vm_dir: vm.dir.clone(),
         kernel: image.kernel_path.clone(),
+        kernel_pvh: crate::images::kernel_pvh(&image),
         bzimage: image.bzimage_path.clone(),
         initrd: image.initrd_path.clone(),
-        kernel_args: vec![
-            format!("banger.hostname={}", vm.name),
-            "banger.workdisk=/dev/vda".to_string(),
-        ],
-        drives: vec![DriveSpec {
-            id: "work".into(),
-            path: vm.dir.join(WORK_DISK),
-            format: DriveFormat::Raw,
-            read_only: false,
-            root: false,
-        }],
+        kernel_args: guest_args(&vm, &image, &drives),
+        drives,
         nics: Vec::new(),
         user_net: None,
         vcpus: vm.vcpu,
@@ -164,6 +156,24 @@ pub async fn boot(daemon: &Daemon, id: &str, progress: &dyn Progress) -> Result<
     watch::watch_exit(daemon, &vm.id, runtime);
     tracing::info!(vm = %vm.name, ready_ms = agent_ready.as_millis() as u64, "VM running");
     lookup(daemon, id)
+}
+
+/// What the guest's init reads from the kernel command line: its name and id, where the
+/// work disk is (after the root disk, when there is one), and how to start.
+fn guest_args(vm: &VmRecord, image: &ImageRecord, drives: &[DriveSpec]) -> Vec<String> {
+    let work_index = drives.iter().position(|d| d.id == "work").unwrap_or(0);
+    // virtio-blk names devices in attach order; the root drive is attached first.
+    let work_dev = format!("/dev/vd{}", char::from(b'a' + work_index.min(25) as u8));
+    let mut args = vec![
+        format!("banger.hostname={}", vm.name),
+        format!("banger.vm={}", vm.id),
+        format!("banger.workdisk={work_dev}"),
+    ];
+    if drives.iter().any(|d| d.root) {
+        let init = image.init.unwrap_or(GuestInit::Agent);
+        args.push(format!("banger.init={init}"));
+    }
+    args
 }
 
 /// Await `connect`, telling `progress` when the guest kernel starts writing to its

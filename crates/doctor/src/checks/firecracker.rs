@@ -47,8 +47,18 @@ pub struct FirecrackerProbe<'a> {
 }
 
 /// PASS inside [MIN_SUPPORTED, KNOWN_TESTED], WARN above it, FAIL below it, when
-/// `--version` fails, or when the binary is missing.
+/// `--version` fails, or when the binary is missing. While another driver runs VMs
+/// (Firecracker is not `required`), a FAIL here is advisory: it does not stop them.
 pub fn check_firecracker(probe: &FirecrackerProbe<'_>) -> Check {
+    let check = probe_binary(probe);
+    if check.status == crate::report::Status::Fail && !probe.required {
+        check.advisory()
+    } else {
+        check
+    }
+}
+
+fn probe_binary(probe: &FirecrackerProbe<'_>) -> Check {
     let Some(path) = find_executable(probe.bin, probe.search_path) else {
         let hint = "install Firecracker, or set firecracker_bin in config.toml to its full path";
         let lines = firecracker_install_lines(probe.os_release, probe.runner);

@@ -14,3 +14,4 @@ pub mod security;
 pub mod ssh;
 pub mod store;
 pub mod vm_defaults;
+pub mod vm_disks;

@@ -1,6 +1,6 @@
 //! SSH shortcut: is banger's rendered ssh_config included from `~/.ssh/config`?
 //!
-//! The shortcut (`ssh <name>.vm`) is opt-in convenience — `banger vm ssh` works
+//! The shortcut (`ssh <name>.vm`) is opt-in convenience — `banger exec NAME -- CMD` works
 //! without it — so a missing Include is a WARN, never a FAIL, and nothing is
 //! reported until banger has rendered an ssh_config at all.
 
@@ -63,7 +63,7 @@ pub fn check_ssh_shortcut(
                     NAME,
                     format!("cannot read {}: {err}", user_config.display()),
                 )
-                .hint("fix the file's permissions; `banger vm ssh` works either way"),
+                .hint("fix the file's permissions; `banger exec NAME -- CMD` works either way"),
             );
         }
     };

@@ -1,5 +1,6 @@
-//! `make bench`: how much does banger add on top of the boot itself?
+//! `make bench`: the figures banger promises, printed with their goals.
 //!
+//! **boot** — how much does banger add on top of the boot itself?
 //! Interleaves 5 runs each of
 //!   * `banger vm run --rm -- true` (CLI → daemon → create, boot, agent ready,
 //!     exec, remove), timed as a whole process, and
@@ -8,11 +9,21 @@
 //!
 //! and prints the medians and their ratio. The goal is a ratio ≤ 1.05: the control
 //! plane should be invisible next to the boot.
+//!
+//! **disks** (P2) — copy-on-write root disks against full copies, on ext4 and on a
+//! loop-mounted xfs (see `bench/disks.rs`).
+//!
+//! **oci** (P3) — OCI import against `umoci unpack` + `mkfs.ext4 -d`, and re-import on a
+//! shared base (see `bench/oci.rs`).
+//!
+//! **guests** — time to agent-ready and to a listening sshd, debian (lean init) against
+//! minimal (and systemd, when a `debian-systemd` image is registered).
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use banger_e2e::bench::{disks, guests, oci};
 use banger_e2e::direct::{self, ImageFiles};
 use banger_e2e::{Env, stderr};
 use banger_vmm::QemuDriver;
@@ -22,7 +33,136 @@ const RUNS: usize = 5;
 const VCPUS: u32 = 1;
 const MEMORY_MIB: u64 = 512;
 
+/// `banger-bench [boot] [disks] [oci] [guests]` (all by default). `disks-xfs DIR` is the
+/// xfs half of `disks`, re-run inside a private mount namespace.
 fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("disks-xfs") {
+        let dir = args.get(1).context("disks-xfs DIR")?;
+        disks::xfs_inner(std::path::Path::new(dir))?.print();
+        return Ok(());
+    }
+    let all = args.is_empty();
+    let want = |s: &str| all || args.iter().any(|a| a == s);
+    if want("boot") {
+        println!("== boot: banger vm run vs raw QEMU ==");
+        bench_boot()?;
+    }
+    if want("disks") {
+        println!(
+            "\n== P2: {} VM root disks from a 2 GiB image (512 MiB of data) ==",
+            20
+        );
+        bench_disks()?;
+    }
+    if want("oci") {
+        println!(
+            "\n== P3: OCI import vs umoci unpack + mkfs.ext4 -d; re-import on a shared base =="
+        );
+        let env = Env::new()?;
+        let image = env.minimal_image()?;
+        let kernel_dir = image.kernel.parent().context("kernel dir")?.to_path_buf();
+        let agent = env.bin.with_file_name("banger-agent");
+        oci::measure(&oci::work_dir(), &kernel_dir, &agent)?.print();
+    }
+    if want("guests") {
+        println!("\n== time to agent-ready and to sshd: debian (lean init) vs minimal ==");
+        bench_guests()?;
+    }
+    Ok(())
+}
+
+fn bench_disks() -> anyhow::Result<()> {
+    let work = disks::work_dir();
+    disks::measure(
+        "ext4 (this machine), QEMU",
+        &work.join("ext4"),
+        true,
+        false,
+        disks::CLONES,
+    )?
+    .print();
+    // Sparse copies really copy: three show the per-VM cost.
+    disks::measure(
+        "ext4 (this machine), raw (Firecracker)",
+        &work.join("ext4-raw"),
+        false,
+        false,
+        3,
+    )?
+    .print();
+    disks::xfs(&std::env::current_exe()?, &work.join("xfs"))?;
+    Ok(())
+}
+
+fn bench_guests() -> anyhow::Result<()> {
+    let env = Env::debian()?;
+    let systemd = env
+        .run(["image", "inspect", "debian-systemd"])
+        .status
+        .success();
+    let mut minimal = Vec::new();
+    let mut debian = Vec::new();
+    let mut debian_sshd = Vec::new();
+    let mut sd = Vec::new();
+    let mut sd_sshd = Vec::new();
+    for i in 0..guests::RUNS {
+        minimal.push(guests::boot(&env, "minimal", &format!("m{i}"), false)?.agent_ready_ms);
+        let d = guests::boot(&env, "debian", &format!("d{i}"), true)?;
+        debian.push(d.agent_ready_ms);
+        debian_sshd.push(d.sshd_ms.unwrap_or(f64::NAN));
+        let mut line = format!(
+            "run {}: minimal agent ready {:>7.0} ms   debian agent ready {:>7.0} ms, sshd {:>7.0} ms",
+            i + 1,
+            minimal[i],
+            debian[i],
+            debian_sshd[i]
+        );
+        if systemd {
+            let s = guests::boot(&env, "debian-systemd", &format!("s{i}"), true)?;
+            sd.push(s.agent_ready_ms);
+            sd_sshd.push(s.sshd_ms.unwrap_or(f64::NAN));
+            line.push_str(&format!(
+                "   systemd agent ready {:>7.0} ms, sshd {:>7.0} ms",
+                s.agent_ready_ms,
+                s.sshd_ms.unwrap_or(f64::NAN)
+            ));
+        }
+        println!("{line}");
+    }
+    let (m, d, ds) = (
+        guests::median(&mut minimal),
+        guests::median(&mut debian),
+        guests::median(&mut debian_sshd),
+    );
+    println!("median minimal agent ready        : {m:>8.0} ms");
+    println!(
+        "median debian agent ready         : {d:>8.0} ms   ratio {:.2} (goal <= 1.3)",
+        d / m
+    );
+    println!(
+        "median debian sshd listening      : {ds:>8.0} ms   ratio {:.2} (goal <= 1.3)",
+        ds / m
+    );
+    if systemd {
+        let (s, ss) = (guests::median(&mut sd), guests::median(&mut sd_sshd));
+        println!(
+            "median systemd agent ready        : {s:>8.0} ms   ratio {:.2}",
+            s / m
+        );
+        println!(
+            "median systemd sshd listening     : {ss:>8.0} ms   ratio {:.2}",
+            ss / m
+        );
+    } else {
+        println!(
+            "(no debian-systemd image: `banger image build debian --init systemd --name debian-systemd` adds the systemd comparison)"
+        );
+    }
+    Ok(())
+}
+
+fn bench_boot() -> anyhow::Result<()> {
     let env = Env::new()?;
     // Start the daemon and make sure the image is there (not timed).
     let image = env.minimal_image()?;

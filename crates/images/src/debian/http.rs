@@ -1,13 +1,15 @@
-//! Plain-HTTP GETs with timeouts. Integrity never rests on the transport: every
-//! byte fetched is checked against the signed `InRelease` chain.
+//! GETs from the archive. Integrity never rests on the transport: every byte fetched is
+//! checked against the signed `InRelease` chain, so plain-HTTP mirrors are fine and
+//! https mirrors work too.
 
 use std::io::Read;
 use std::time::Duration;
 
 use super::DebianError;
+use crate::http::{HttpClient, HttpError};
 
 pub(crate) struct Http {
-    agent: ureq::Agent,
+    client: HttpClient,
 }
 
 /// A GET that did not produce a body.
@@ -27,39 +29,40 @@ impl GetError {
 
 impl Http {
     pub(crate) fn new(connect_timeout: Duration, read_timeout: Duration) -> Self {
-        let agent = ureq::AgentBuilder::new()
-            .timeout_connect(connect_timeout)
-            .timeout_read(read_timeout)
-            .user_agent(concat!("banger/", env!("CARGO_PKG_VERSION")))
-            .build();
-        Self { agent }
+        Self {
+            client: HttpClient::new(connect_timeout, read_timeout),
+        }
     }
 
     /// Start a GET; the body is streamed by the returned reader.
     pub(crate) fn get(&self, url: &str) -> Result<Box<dyn Read + Send + Sync>, GetError> {
-        if !url.starts_with("http://") {
-            return Err(GetError::Other(DebianError::UnsupportedUrl {
-                url: url.to_string(),
-            }));
+        match self.client.get(url) {
+            Ok(response) => Ok(response.body),
+            Err(e) if e.is_not_found() => Err(GetError::NotFound(convert(e))),
+            Err(e) => Err(GetError::Other(convert(e))),
         }
-        match self.agent.get(url).call() {
-            Ok(response) => Ok(response.into_reader()),
-            Err(ureq::Error::Status(status, response)) => {
-                let err = DebianError::HttpStatus {
-                    url: url.to_string(),
-                    status,
-                    reason: response.status_text().to_string(),
-                };
-                Err(if status == 404 {
-                    GetError::NotFound(err)
-                } else {
-                    GetError::Other(err)
-                })
-            }
-            Err(ureq::Error::Transport(transport)) => Err(GetError::Other(DebianError::Http {
-                url: url.to_string(),
-                reason: transport.to_string(),
-            })),
-        }
+    }
+}
+
+fn convert(e: HttpError) -> DebianError {
+    match e {
+        HttpError::UnsupportedUrl { url } => DebianError::UnsupportedUrl { url },
+        HttpError::Status {
+            url,
+            status,
+            reason,
+        } => DebianError::HttpStatus {
+            url,
+            status,
+            reason,
+        },
+        HttpError::Transport { url, via, reason } => DebianError::Http {
+            url,
+            reason: format!("{reason}{via}"),
+        },
+        HttpError::BadProxy { url, proxy, reason } => DebianError::Http {
+            url,
+            reason: format!("the proxy {proxy:?} from the environment is not usable: {reason}"),
+        },
     }
 }

@@ -32,9 +32,9 @@ const MAX_INRELEASE: u64 = 32 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DebianError {
-    /// Only plain HTTP is built in; integrity comes from the signature chain.
+    /// Not an http:// or https:// URL.
     #[error(
-        "cannot fetch {url}: only http:// mirrors are supported (integrity is checked through the signed InRelease); set {ENV_MIRROR} to an http:// mirror"
+        "cannot fetch {url}: only http:// and https:// mirrors are supported; set {ENV_MIRROR} to one"
     )]
     UnsupportedUrl { url: String },
     /// Connecting or reading failed.
@@ -278,7 +278,7 @@ impl<'a> Archive<'a> {
         self.progress.phase(&format!("read {rel_path}"), None, None);
         let file = std::fs::File::open(&path).map_err(|e| DebianError::io("open", &path, e))?;
         let reader =
-            BufReader::with_capacity(1 << 16, xz2::read::XzDecoder::new(BufReader::new(file)));
+            BufReader::with_capacity(1 << 16, liblzma::read::XzDecoder::new(BufReader::new(file)));
         PackageIndex::parse(reader).map_err(|reason| DebianError::Packages {
             what: rel_path,
             reason,

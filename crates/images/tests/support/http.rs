@@ -95,10 +95,20 @@ fn serve(conn: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut request_line = String::new();
     reader.read_line(&mut request_line)?;
+    let mut range_from: Option<usize> = None;
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line)? == 0 || line == "\r\n" || line == "\n" {
             break;
+        }
+        if let Some((name, value)) = line.split_once(':')
+            && name.eq_ignore_ascii_case("range")
+        {
+            range_from = value
+                .trim()
+                .strip_prefix("bytes=")
+                .and_then(|v| v.strip_suffix('-'))
+                .and_then(|v| v.parse().ok());
         }
     }
     let path = request_line
@@ -113,6 +123,18 @@ fn serve(conn: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
     };
     let mut conn = conn;
     match body {
+        Some(body) if range_from.is_some_and(|from| from > 0 && from < body.len()) => {
+            let from = range_from.unwrap_or(0);
+            write!(
+                conn,
+                "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {}-{}/{}\r\nConnection: close\r\n\r\n",
+                body.len() - from,
+                from,
+                body.len() - 1,
+                body.len()
+            )?;
+            conn.write_all(&body[from..])?;
+        }
         Some(body) => {
             write!(
                 conn,

@@ -152,7 +152,7 @@ pub fn lz4_legacy(data: &[u8]) -> Vec<u8> {
 }
 
 pub fn xz(data: &[u8]) -> Vec<u8> {
-    let mut e = xz2::write::XzEncoder::new(Vec::new(), 6);
+    let mut e = liblzma::write::XzEncoder::new(Vec::new(), 6);
     e.write_all(data).unwrap();
     e.finish().unwrap()
 }

@@ -18,6 +18,10 @@ pub fn image(name: &str) -> ImageRecord {
         dir: format!("/images/{name}").into(),
         created_at: "2024-05-01T10:00:00Z".to_string(),
         size_bytes: 123_456_789,
+        kernel_pvh: Some(true),
+        init: Some(banger_store::GuestInit::Agent),
+        config_json: Some(r#"{"cmd":["sh"]}"#.to_string()),
+        digest: Some(format!("sha256:{}", "ab".repeat(32))),
     }
 }
 

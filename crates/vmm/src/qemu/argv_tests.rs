@@ -8,6 +8,7 @@ fn spec() -> LaunchSpec {
         vm_id: "vm1".into(),
         vm_dir: PathBuf::from("/state/vms/vm1"),
         kernel: PathBuf::from("/img/vmlinux"),
+        kernel_pvh: true,
         bzimage: Some(PathBuf::from("/img/bzImage")),
         initrd: Some(PathBuf::from("/img/initrd.cpio")),
         kernel_args: vec!["banger.hostname=dev".into()],

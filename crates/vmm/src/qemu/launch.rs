@@ -257,6 +257,7 @@ mod tests {
             vm_id: "vm1".into(),
             vm_dir: dir.to_path_buf(),
             kernel: dir.join("vmlinux"),
+            kernel_pvh: true,
             bzimage: None,
             initrd: None,
             kernel_args: vec![],

@@ -12,7 +12,6 @@
 
 mod argv;
 pub(crate) mod launch;
-mod pvh;
 mod validate;
 
 use std::path::PathBuf;
@@ -23,7 +22,6 @@ use banger_system::{CommandRunner, RealRunner};
 use serde::{Deserialize, Serialize};
 
 pub use argv::{ArgvInput, VmPaths, render as render_argv};
-pub use pvh::{XEN_ELFNOTE_PHYS32_ENTRY, has_pvh_note};
 pub use validate::opt_value;
 
 use crate::WaitOutcome;
@@ -162,20 +160,18 @@ impl QemuDriver {
         match self.config.machine {
             MachinePreference::Microvm => Ok((MachineType::Microvm, spec.kernel.clone())),
             MachinePreference::Pc => Ok(pc()),
-            MachinePreference::Auto => match has_pvh_note(&spec.kernel) {
-                Ok(true) => Ok((MachineType::Microvm, spec.kernel.clone())),
-                Ok(false) if spec.bzimage.is_some() => Ok(pc()),
-                Ok(false) => Err(VmmError::InvalidSpec {
-                    vm_id: spec.vm_id.clone(),
-                    problem: format!(
-                        "kernel {:?} has no PVH ELF note (CONFIG_PVH), so -M microvm cannot boot \
-                         it, and no bzImage was given for -M pc",
-                        spec.kernel
-                    ),
-                }),
-                // Unreadable: let QEMU try and report the problem in its own words.
-                Err(_) => Ok((MachineType::Microvm, spec.kernel.clone())),
-            },
+            MachinePreference::Auto if spec.kernel_pvh => {
+                Ok((MachineType::Microvm, spec.kernel.clone()))
+            }
+            MachinePreference::Auto if spec.bzimage.is_some() => Ok(pc()),
+            MachinePreference::Auto => Err(VmmError::InvalidSpec {
+                vm_id: spec.vm_id.clone(),
+                problem: format!(
+                    "kernel {:?} has no PVH ELF note (CONFIG_PVH), so -M microvm cannot boot \
+                     it, and no bzImage was given for -M pc",
+                    spec.kernel
+                ),
+            }),
         }
     }
 
@@ -319,5 +315,43 @@ impl VmmDriver for QemuDriver {
         }
         Self::remove_leftovers(rt);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(pvh: bool, bzimage: Option<&str>) -> LaunchSpec {
+        LaunchSpec {
+            vm_id: "vm".into(),
+            vm_dir: PathBuf::from("/vms/vm"),
+            kernel: PathBuf::from("/img/vmlinux"),
+            kernel_pvh: pvh,
+            bzimage: bzimage.map(PathBuf::from),
+            initrd: None,
+            kernel_args: Vec::new(),
+            drives: Vec::new(),
+            nics: Vec::new(),
+            user_net: None,
+            vcpus: 1,
+            memory_mib: 256,
+            console_log: PathBuf::from("/vms/vm/console.log"),
+        }
+    }
+
+    /// The machine follows the image's stored PVH fact; the kernel file is never read
+    /// (none of these paths exist).
+    #[test]
+    fn auto_machine_follows_the_stored_pvh_fact() {
+        let driver = QemuDriver::new(QemuConfig::new("qemu", Accel::Kvm, None)).unwrap();
+        let plan = driver.plan(&spec(true, Some("/img/bzImage"))).unwrap();
+        assert_eq!(plan.machine, MachineType::Microvm);
+        assert_eq!(plan.kernel, PathBuf::from("/img/vmlinux"));
+        let plan = driver.plan(&spec(false, Some("/img/bzImage"))).unwrap();
+        assert_eq!(plan.machine, MachineType::Pc);
+        assert_eq!(plan.kernel, PathBuf::from("/img/bzImage"));
+        let err = driver.plan(&spec(false, None)).unwrap_err().to_string();
+        assert!(err.contains("no PVH ELF note"), "{err}");
     }
 }

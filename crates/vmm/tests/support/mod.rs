@@ -54,6 +54,7 @@ pub fn spec(vm_dir_name: &str) -> (tempfile::TempDir, LaunchSpec) {
         console_log: vm_dir.join("console.log"),
         vm_dir,
         kernel,
+        kernel_pvh: true,
         bzimage: None,
         initrd: None,
         kernel_args: vec!["banger.hostname=test".into()],

@@ -15,7 +15,8 @@ use banger_store::{IntentOp, VmRecord, VmState};
 use banger_vmm::VmmDriver;
 
 use self::plan::{Facts, Files, Then, Vmm};
-use super::{WORK_DISK, console, release, remove, runtime_of, strays, watch};
+use super::{console, release, remove, runtime_of, strays, watch};
+use crate::disks::WORK_DISK;
 use crate::state::Daemon;
 
 /// Reconcile every VM in the store with the host, then reclaim what no VM owns. Runs before

@@ -100,7 +100,7 @@ fn mode_row(ctx: &DoctorContext, selection: &ModeSelection) -> Check {
                 check
             } else {
                 demote(check).hint(
-                    "for bridge networking (guests reachable by address, faster): run `sudo banger helper`, or install system-wide: sudo banger system install --owner $USER",
+                    "for bridge networking (guests reachable by address, faster): run `sudo banger helper` (see docs/privileges.md)",
                 )
             }
         }

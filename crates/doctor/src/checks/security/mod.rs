@@ -57,6 +57,11 @@ pub struct PostureInputs<'a> {
     pub vmm_binaries: &'a [(String, PathBuf)],
 }
 
+/// Where the system install is described. Hints point here rather than at a command:
+/// `banger system install` is not in this build (a test checks that every command a
+/// hint names exists).
+const SYSTEM_INSTALL_DOC: &str = "docs/privileges.md, \"System install\"";
+
 pub fn posture(inputs: &PostureInputs<'_>) -> Vec<Check> {
     let meta = match load_install_meta(inputs.install_toml) {
         Ok(Some(meta)) => meta,
@@ -68,7 +73,10 @@ pub fn posture(inputs: &PostureInputs<'_>) -> Vec<Check> {
                     "install metadata",
                     crate::error_chain(&err),
                 )
-                .hint("repair the install: sudo banger system install --owner <user>"),
+                .hint(format!(
+                    "repair or remove {} (see {SYSTEM_INSTALL_DOC})",
+                    inputs.install_toml.display()
+                )),
             ];
         }
     };
@@ -128,7 +136,9 @@ fn dev_mode_warning(install_toml: &Path) -> Check {
     .detail("without the system install there is no separate root helper checking callers with SO_PEERCRED")
     .detail("and no systemd hardening (narrow CapabilityBoundingSet, NoNewPrivileges, ProtectSystem=strict)")
     .detail("fine on a single-user development machine; see docs/privileges.md, \"Running outside the system install\"")
-    .hint("for the supported trust model: sudo banger system install --owner $USER")
+    .hint(format!(
+        "the supported trust model is the system install: see {SYSTEM_INSTALL_DOC}"
+    ))
 }
 
 /// `systemctl is-active` prints the state even when it exits non-zero (which it
@@ -197,7 +207,7 @@ fn socket_perms(name: &str, path: &Path, owner_uid: u32, service: &str) -> Check
 }
 
 fn unit_hardening(name: &str, unit: &Path, required: &[String]) -> Check {
-    let reinstall = "refresh the units: sudo banger system install --owner <user>";
+    let reinstall = format!("refresh the units as {SYSTEM_INSTALL_DOC} describes");
     match missing_directives(unit, required) {
         Err(err) => Check::fail(groups::SECURITY, name, err).hint(reinstall),
         Ok(missing) if missing.is_empty() => Check::pass(

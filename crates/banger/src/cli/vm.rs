@@ -1,0 +1,246 @@
+//! `banger vm …`: the VM subcommands and their arguments. The everyday ones are also
+//! top-level shortcuts (`banger run`, `banger ps`, …: see `cli/mod.rs`), sharing these
+//! argument types and help texts.
+
+use clap::{Args, Subcommand};
+
+use super::output::{DataArgs, ListArgs};
+use super::size::{parse_mib, parse_size};
+
+pub const RUN_HELP: &str = "\
+Create and boot a VM, optionally run a command in it.
+
+  banger vm run --rm -- uname -a      run one command in a throwaway VM; exits with its code
+  banger vm run --rm cat /etc/os-release
+  banger vm run --name dev            boot a VM and keep it running
+  banger vm run -d --memory 1g        boot a VM in the background and print its name
+  banger vm run --rm -it sh           an interactive shell in a throwaway VM
+
+The command may follow `--` or simply come last. The image defaults to `default_image_name`
+from config.toml (the built-in default image if unset; it is built on first use). vCPUs,
+memory and disk default to `[vm_defaults]`; `banger doctor` shows the effective values and
+where each comes from. Sizes take binary units: 512m, 1g, 8G; a plain number is MiB.
+
+Exit status: the command's own (128+N when signal N killed it); 125 when banger fails
+before the command runs (a bad flag, the VM did not boot, no daemon); 126 when the command
+cannot be invoked (not executable, permission denied); 127 when it is not found.";
+
+pub const EXEC_HELP: &str = "\
+Run a command in a running VM through the guest agent (no SSH needed).
+
+Output streams as it is produced; the command's exit code becomes banger's. The guest
+command's stdin is empty unless you pass -i; -t gives it a terminal (stdin must be one).
+The command may follow `--` or simply come after the VM name.
+
+  banger vm exec dev -- cat /etc/os-release
+  banger vm exec dev uname -a
+  echo hello | banger vm exec -i dev -- cat
+  tar c Cargo.toml | banger vm exec -i dev -- tar x -C /tmp
+  banger vm exec -it dev -- sh
+  banger vm exec -w /tmp -e GREETING=hi dev -- sh -c 'echo $GREETING from $PWD'
+
+Exit status: the command's own (128+N when signal N killed it); 125 when banger fails
+before the command runs (no such VM, VM not running, a bad flag, no daemon); 126 when the
+command cannot be invoked (not executable, permission denied); 127 when it is not found.";
+
+pub const LS_HELP: &str = "\
+List VMs.
+
+  banger vm ls                                  a table of every VM
+  banger vm ls -q                               names only, one per line
+  banger vm ls --json                           everything, as a JSON array
+  banger vm ls --format '{{.name}} {{.state}}'   a template per VM (see docs/cli.md)
+  banger vm ls --format 'table {{.name}}\\t{{.memory_mib}}'
+
+Also `banger vm ps`, `banger vm list`, `banger ps`.";
+
+pub const INSPECT_HELP: &str = "\
+Show everything banger knows about a VM, including boot timings.
+
+  banger vm inspect dev
+  banger vm inspect dev --json
+  banger vm inspect dev --format '{{.state}}'
+
+Text the guest controls (its boot error, its kernel release) is escaped on a terminal;
+--raw prints it as stored.";
+
+pub const LOGS_HELP: &str = "\
+Print a VM's serial console log.
+
+  banger vm logs dev                 the whole log
+  banger vm logs --tail 20 dev       the last 20 lines
+  banger vm logs -f dev              keep printing until the VM stops (Ctrl-C to quit)
+
+On a terminal, control characters the guest wrote (escape sequences that could retitle,
+clear or query your terminal) are shown as visible text such as \\x1b; --raw passes them
+through. Into a pipe or file the bytes are passed unchanged.";
+
+#[derive(Debug, Subcommand)]
+pub enum VmCommand {
+    /// Create and boot a VM, optionally run a command in it
+    #[command(long_about = RUN_HELP)]
+    Run(RunArgs),
+
+    /// Run a command in a running VM; its exit code becomes banger's
+    #[command(long_about = EXEC_HELP)]
+    Exec(ExecArgs),
+
+    /// Boot stopped VMs
+    Start(StartArgs),
+
+    /// Shut VMs down (gracefully, then by force after a timeout)
+    Stop(StopArgs),
+
+    /// Delete VMs and their disks
+    Rm(RmArgs),
+
+    /// List VMs
+    #[command(visible_aliases = ["ps", "list"], long_about = LS_HELP)]
+    Ls(LsArgs),
+
+    /// Show everything banger knows about a VM, including boot timings
+    #[command(long_about = INSPECT_HELP)]
+    Inspect(InspectArgs),
+
+    /// Print a VM's serial console log
+    #[command(long_about = LOGS_HELP)]
+    Logs(LogsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Name for the VM (a DNS label: lowercase letters, digits, '-'); generated if omitted
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Image to boot (default: `default_image_name` from config, else `debian`)
+    #[arg(long, add = super::complete::images())]
+    pub image: Option<String>,
+    /// Number of vCPUs
+    #[arg(long)]
+    pub vcpu: Option<u32>,
+    /// Memory, e.g. 512m or 1g (a plain number is MiB)
+    #[arg(long, value_name = "SIZE", value_parser = parse_mib)]
+    pub memory: Option<u64>,
+    /// Work disk size, e.g. 8g or 512m (a plain number is MiB)
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub disk: Option<u64>,
+    /// Delete the VM when the command finishes (requires a command)
+    #[arg(long)]
+    pub rm: bool,
+    /// Boot in the background and print the VM's name
+    #[arg(short = 'd', long, conflicts_with = "rm")]
+    pub detach: bool,
+    #[command(flatten)]
+    pub io: GuestCommandArgs,
+    /// Print boot phase timings to stderr
+    #[arg(long)]
+    pub timings: bool,
+    /// Without a command: print the booted VM as JSON
+    #[arg(long)]
+    pub json: bool,
+    /// Command to run in the VM (after `--`, or simply last)
+    #[arg(trailing_var_arg = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+/// How a guest command runs: shared by `run` and `exec`.
+#[derive(Debug, Args)]
+pub struct GuestCommandArgs {
+    /// Forward stdin to the command
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Give the command a terminal (stdin must be one)
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Working directory of the command in the guest
+    #[arg(short = 'w', long, value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// Environment variable for the command (repeatable); a bare KEY takes this shell's value
+    #[arg(short, long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// VM name (or a unique prefix of its id)
+    #[arg(add = super::complete::vms())]
+    pub name: String,
+    #[command(flatten)]
+    pub io: GuestCommandArgs,
+    /// Command to run (after `--`, or simply after the VM name)
+    #[arg(trailing_var_arg = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// VM names (or unique prefixes of their ids)
+    #[arg(required = true, add = super::complete::vms())]
+    pub names: Vec<String>,
+    /// Print the started VMs as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// VM names (or unique prefixes of their ids)
+    #[arg(required = true, add = super::complete::vms())]
+    pub names: Vec<String>,
+    /// Seconds to wait for a clean shutdown before killing the VMM [default: 15]
+    #[arg(short = 't', long, visible_alias = "time", value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+    /// Kill the VMM at once, without a clean shutdown
+    #[arg(short, long)]
+    pub force: bool,
+    /// Print the stopped VMs as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// VM names (or unique prefixes of their ids)
+    #[arg(required = true, add = super::complete::vms())]
+    pub names: Vec<String>,
+    /// Stop running VMs first instead of refusing
+    #[arg(short, long)]
+    pub force: bool,
+    /// Print the removed VMs as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    #[command(flatten)]
+    pub list: ListArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// VM name (or a unique prefix of its id)
+    #[arg(add = super::complete::vms())]
+    pub name: String,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// VM name (or a unique prefix of its id)
+    #[arg(add = super::complete::vms())]
+    pub name: String,
+    /// Keep printing new output until the VM stops (Ctrl-C to quit)
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Start with the last N lines only
+    #[arg(short = 'n', long, value_name = "N")]
+    pub tail: Option<u64>,
+    /// Print JSON: one object, or with --follow one object per line as output arrives
+    #[arg(long)]
+    pub json: bool,
+    /// Pass control characters through to the terminal unescaped
+    #[arg(long)]
+    pub raw: bool,
+}

@@ -1,0 +1,67 @@
+//! Time to agent-ready and to a listening sshd: the `debian` image (lean init) against
+//! `minimal`, and against a systemd-init Debian image when one is registered as
+//! `debian-systemd` (`banger image build debian --init systemd --name debian-systemd`).
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+use crate::{Env, stderr};
+
+pub const RUNS: usize = 3;
+
+/// One boot's figures, in ms since the start request.
+#[derive(Debug, Clone, Copy)]
+pub struct Boot {
+    pub agent_ready_ms: f64,
+    pub sshd_ms: Option<f64>,
+}
+
+/// Boot `image` as a new VM, read its timings, wait for sshd when it has one, remove it.
+pub fn boot(env: &Env, image: &str, name: &str, sshd: bool) -> anyhow::Result<Boot> {
+    let out = env.run([
+        "vm", "run", "-d", "--image", image, "--name", name, "--vcpu", "1", "--memory", "512",
+    ]);
+    if !out.status.success() {
+        bail!(
+            "booting {image} failed: {}\n{}",
+            stderr(&out),
+            env.diagnostics()
+        );
+    }
+    let vm = env.vm_json(name);
+    let boot = &vm["boot"];
+    let agent_ready_ms = boot["agent_ready_ms"]
+        .as_f64()
+        .context("no agent_ready_ms")?;
+    let sshd_ms = if sshd {
+        let kernel = boot["kernel_started_ms"]
+            .as_f64()
+            .context("no kernel_started_ms")?;
+        // Port 22 in LISTEN (state 0A) in /proc/net/tcp, then the guest's uptime.
+        let script = "until grep -q ':0016 00000000:0000 0A' /proc/net/tcp /proc/net/tcp6 2>/dev/null; \
+                      do sleep 0.02; done; cut -d' ' -f1 /proc/uptime";
+        let out = env.run(["vm", "exec", name, "--", "sh", "-c", script]);
+        if !out.status.success() {
+            bail!("waiting for sshd in {image} failed: {}", stderr(&out));
+        }
+        let uptime: f64 = String::from_utf8_lossy(&out.stdout).trim().parse()?;
+        Some(kernel + uptime * 1000.0)
+    } else {
+        None
+    };
+    let _ = env.run(["vm", "rm", "-f", name]);
+    Ok(Boot {
+        agent_ready_ms,
+        sshd_ms,
+    })
+}
+
+pub fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}

@@ -1,0 +1,5 @@
+//! The benchmarks `make bench` prints (`src/bin/banger-bench.rs` runs them).
+
+pub mod disks;
+pub mod guests;
+pub mod oci;

@@ -1,0 +1,118 @@
+//! End to end: the default `debian` image on real guests. It boots from its root disk
+//! (a copy-on-write clone per VM), sshd listens and accepts the real OpenSSH client, each
+//! VM has its own identity, and ten VMs share one image.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashSet;
+
+use banger_e2e::{Env, stderr, stdout};
+
+fn env() -> Env {
+    Env::debian().unwrap_or_else(|e| panic!("cannot set up a debian e2e environment: {e:#}"))
+}
+
+fn exec(env: &Env, vm: &str, script: &str) -> String {
+    let out = env.run(["vm", "exec", vm, "--", "sh", "-c", script]);
+    assert!(
+        out.status.success(),
+        "`{script}` in {vm} failed ({}):\nstdout: {}\nstderr: {}\n{}",
+        out.status,
+        stdout(&out),
+        stderr(&out),
+        env.diagnostics()
+    );
+    stdout(&out)
+}
+
+#[test]
+fn debian_boots_to_sshd_and_the_real_ssh_client_gets_in() {
+    let env = env();
+    env.ok(["vm", "run", "-d", "--name", "deb", "--memory", "512"]);
+    let os = exec(&env, "deb", ". /etc/os-release; echo $ID $VERSION_CODENAME");
+    assert_eq!(os.trim(), "debian bookworm");
+    // The lean init: the agent is PID 1 and started sshd.
+    let pid1 = exec(&env, "deb", "cat /proc/1/comm");
+    assert_eq!(pid1.trim(), "banger-agent");
+    // sshd is listening, and the real OpenSSH client logs in with a key (inside the
+    // guest: the host has no network path to it without the networking work).
+    let who = exec(
+        &env,
+        "deb",
+        "set -e; ssh-keygen -q -t ed25519 -N '' -f /root/k; \
+         mkdir -p /root/.ssh; cat /root/k.pub >> /root/.ssh/authorized_keys; \
+         for i in $(seq 1 100); do \
+           ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new -i /root/k root@127.0.0.1 \
+             'echo $(whoami)@$(hostname)' && exit 0; sleep 0.2; done; exit 1",
+    );
+    assert_eq!(who.trim(), "root@deb");
+
+    // The root disk is a copy-on-write clone, and inspect says how it was made.
+    let vm = env.vm_json("deb");
+    let disks = vm["disks"].as_array().expect("disks in vm inspect");
+    let root = disks
+        .iter()
+        .find(|d| d["role"] == "root")
+        .expect("a root disk");
+    let backend = root["backend"].as_str().unwrap();
+    assert!(
+        ["reflink", "qcow2", "copy"].contains(&backend),
+        "unexpected backend {backend}"
+    );
+    assert!(root["used_bytes"].as_u64().is_some());
+    let work = exec(&env, "deb", "mount | grep ' /work '");
+    assert!(work.contains("/dev/vdb"), "{work}");
+
+    // A restart keeps the identity; only a new VM gets a new one.
+    let before = exec(
+        &env,
+        "deb",
+        "cat /etc/machine-id /etc/ssh/ssh_host_ed25519_key.pub",
+    );
+    env.ok(["vm", "stop", "deb"]);
+    env.ok(["vm", "start", "deb"]);
+    let after = exec(
+        &env,
+        "deb",
+        "cat /etc/machine-id /etc/ssh/ssh_host_ed25519_key.pub",
+    );
+    assert_eq!(before, after, "a restart must keep the VM's identity");
+}
+
+#[test]
+fn ten_vms_from_one_image_each_with_their_own_identity() {
+    let env = env();
+    let mut ids = HashSet::new();
+    let mut keys = HashSet::new();
+    for i in 0..10 {
+        let name = format!("d{i}");
+        env.ok(["vm", "run", "-d", "--name", &name, "--memory", "256"]);
+        let out = exec(
+            &env,
+            &name,
+            "hostname; cat /etc/machine-id; ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub",
+        );
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 3, "{out}");
+        assert_eq!(lines[0], name);
+        assert_eq!(lines[1].len(), 32, "machine-id {:?}", lines[1]);
+        ids.insert(lines[1].to_string());
+        keys.insert(lines[2].to_string());
+    }
+    assert_eq!(ids.len(), 10, "machine-ids are shared: {ids:?}");
+    assert_eq!(keys.len(), 10, "SSH host keys are shared: {keys:?}");
+    let vms: Vec<serde_json::Value> =
+        serde_json::from_str(&env.ok(["vm", "ls", "--json"])).unwrap();
+    assert_eq!(vms.len(), 10);
+    assert!(
+        vms.iter()
+            .all(|v| v["state"] == "running" && v["image"] == "debian")
+    );
+    // The image cannot go while they use it, and the refusal names them.
+    let out = env.run(["image", "rm", "debian"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("d0") && stderr(&out).contains("d9"),
+        "{}",
+        stderr(&out)
+    );
+}

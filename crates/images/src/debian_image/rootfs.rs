@@ -1,0 +1,224 @@
+//! The Debian root filesystem: `mmdebstrap` into a directory, then what makes it a
+//! banger guest — the agent, the kernel's modules, sshd configured for per-VM host keys,
+//! no machine-id or host keys of its own (each VM makes them at first boot), and the
+//! init the image was asked for.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+
+use banger_system::CommandRunner;
+
+use super::{DebianImageError, GuestInitKind};
+use crate::build::{BuildError, io_err};
+
+/// What every Debian image holds besides `minbase`: sshd, the tools a dev VM is
+/// expected to have, and kmod (the image ships the kernel's modules).
+pub const BASE_PACKAGES: &[&str] = &[
+    "openssh-server",
+    "iproute2",
+    "kmod",
+    "ca-certificates",
+    "procps",
+    "less",
+    "netbase",
+];
+
+/// Where the agent lives on the root disk (the initramfs hands PID 1 to it).
+pub const AGENT_IN_ROOT: &str = "usr/lib/banger/banger-agent";
+
+/// `--include` value: the base packages, systemd for a systemd image, and the caller's.
+pub fn include_list(init: GuestInitKind, extra: &[String]) -> String {
+    let mut all: Vec<&str> = BASE_PACKAGES.to_vec();
+    if init == GuestInitKind::Systemd {
+        all.extend(["systemd-sysv", "dbus"]);
+    }
+    all.extend(extra.iter().map(String::as_str));
+    all.join(",")
+}
+
+/// Run mmdebstrap (as root) into `target`, which must not exist yet.
+pub fn bootstrap(
+    runner: &dyn CommandRunner,
+    mmdebstrap: &Path,
+    suite: &str,
+    mirror: &str,
+    include: &str,
+    target: &Path,
+) -> Result<(), BuildError> {
+    let include = format!("--include={include}");
+    let fixed = [
+        "--mode=root",
+        "--format=directory",
+        "--variant=minbase",
+        "--components=main",
+        "--quiet",
+        include.as_str(),
+        // A dev VM needs no manuals or translations; licences stay.
+        "--dpkgopt=path-exclude=/usr/share/man/*",
+        "--dpkgopt=path-exclude=/usr/share/locale/*",
+        "--dpkgopt=path-exclude=/usr/share/doc/*",
+        "--dpkgopt=path-include=/usr/share/doc/*/copyright",
+        "--aptopt=Acquire::Retries \"3\"",
+        suite,
+    ];
+    let args: Vec<&OsStr> = fixed
+        .iter()
+        .map(OsStr::new)
+        .chain([target.as_os_str(), OsStr::new(mirror)])
+        .collect();
+    let out = runner
+        .run(mmdebstrap, &args)
+        .map_err(|source| BuildError::Io {
+            op: "run mmdebstrap for",
+            path: target.to_path_buf(),
+            source,
+        })?;
+    if !out.success() {
+        let stderr = out.stderr_str();
+        let tail: Vec<&str> = stderr.lines().rev().take(15).collect();
+        return Err(DebianImageError::Mmdebstrap {
+            suite: suite.to_string(),
+            mirror: mirror.to_string(),
+            stderr: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// Everything banger adds to a bootstrapped tree.
+pub struct Customize<'a> {
+    pub root: &'a Path,
+    pub agent: &'a Path,
+    pub init: GuestInitKind,
+    pub kernel_release: &'a str,
+    /// The kernel's modules, uncompressed, at their paths below `lib/modules/KVER/`.
+    pub modules_dir: &'a Path,
+    pub runner: &'a dyn CommandRunner,
+}
+
+impl Customize<'_> {
+    pub fn apply(&self) -> Result<Vec<String>, BuildError> {
+        let mut notes = Vec::new();
+        let root = self.root;
+        let agent = root.join(AGENT_IN_ROOT);
+        mkdirs(agent.parent().unwrap_or(root))?;
+        fs::copy(self.agent, &agent).map_err(io_err("copy the agent into", &agent))?;
+        fs::set_permissions(&agent, fs::Permissions::from_mode(0o755))
+            .map_err(io_err("set permissions on", &agent))?;
+
+        notes.extend(self.install_modules()?);
+
+        // Each VM makes its own machine-id and host key at first boot (the agent, from
+        // the initramfs): the image must carry none.
+        write(root, "etc/machine-id", "")?;
+        let _ = fs::remove_file(root.join("var/lib/dbus/machine-id"));
+        let _ = fs::remove_file(root.join("etc/banger/identity"));
+        if let Ok(entries) = fs::read_dir(root.join("etc/ssh")) {
+            for entry in entries.flatten() {
+                if entry.file_name().to_string_lossy().starts_with("ssh_host_") {
+                    fs::remove_file(entry.path()).map_err(io_err("remove", &entry.path()))?;
+                }
+            }
+        }
+        write(
+            root,
+            "etc/ssh/sshd_config.d/banger.conf",
+            "# banger: each VM makes its own ed25519 host key at first boot.\n\
+             HostKey /etc/ssh/ssh_host_ed25519_key\n",
+        )?;
+        write(root, "etc/hostname", "debian\n")?;
+        write(root, "etc/fstab", "/dev/vda / ext4 rw,relatime 0 1\n")?;
+
+        match self.init {
+            GuestInitKind::Agent => {
+                write(
+                    root,
+                    "etc/banger/services",
+                    "# The lean init (banger-agent as PID 1) starts these: NAME PROGRAM [ARG]...\n\
+                     sshd /usr/sbin/sshd -D -e\n",
+                )?;
+            }
+            GuestInitKind::Systemd => {
+                write(
+                    root,
+                    "etc/systemd/system/banger-agent.service",
+                    "[Unit]\nDescription=banger guest agent\nDefaultDependencies=no\n\
+                     After=local-fs.target\n\n[Service]\nExecStart=/usr/lib/banger/banger-agent\n\
+                     Restart=always\nRestartSec=1\n\n[Install]\nWantedBy=multi-user.target\n",
+                )?;
+                let wants = root.join("etc/systemd/system/multi-user.target.wants");
+                mkdirs(&wants)?;
+                let link = wants.join("banger-agent.service");
+                let _ = fs::remove_file(&link);
+                symlink("/etc/systemd/system/banger-agent.service", &link)
+                    .map_err(io_err("link", &link))?;
+            }
+        }
+        Ok(notes)
+    }
+
+    /// The kernel's modules under `/lib/modules/KVER`, indexed by the host's `depmod` so
+    /// `modprobe` works in the guest.
+    fn install_modules(&self) -> Result<Vec<String>, BuildError> {
+        // Merged /usr (bookworm on) makes /lib a link to usr/lib; older suites have both.
+        let lib = if fs::symlink_metadata(self.root.join("lib"))
+            .is_ok_and(|m| m.file_type().is_symlink())
+        {
+            "usr/lib/modules"
+        } else {
+            "lib/modules"
+        };
+        let base = self.root.join(lib).join(self.kernel_release);
+        copy_tree(self.modules_dir, &base)?;
+        let Some(depmod) = banger_system::runner::lookup_executable("depmod") else {
+            return Ok(vec![
+                "depmod not found (install kmod): modprobe will not work in the guest".into(),
+            ]);
+        };
+        let root = self.root.as_os_str();
+        let args = [OsStr::new("-b"), root, OsStr::new(self.kernel_release)];
+        match self.runner.run(&depmod, &args) {
+            Ok(out) if out.success() => Ok(Vec::new()),
+            Ok(out) => Ok(vec![format!(
+                "depmod failed ({}); modprobe may not work in the guest",
+                out.stderr_str().trim()
+            )]),
+            Err(e) => Ok(vec![format!("cannot run depmod: {e}")]),
+        }
+    }
+}
+
+fn mkdirs(dir: &Path) -> Result<(), BuildError> {
+    fs::create_dir_all(dir).map_err(io_err("create", dir))
+}
+
+/// Write `rel` under `root`, replacing a symlink rather than following it.
+fn write(root: &Path, rel: &str, text: &str) -> Result<(), BuildError> {
+    let path = root.join(rel);
+    mkdirs(path.parent().unwrap_or(root))?;
+    if fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+        fs::remove_file(&path).map_err(io_err("replace", &path))?;
+    }
+    fs::write(&path, text).map_err(io_err("write", &path))
+}
+
+fn copy_tree(from: &Path, to: &Path) -> Result<(), BuildError> {
+    let mut stack: Vec<(PathBuf, PathBuf)> = vec![(from.to_path_buf(), to.to_path_buf())];
+    while let Some((src, dst)) = stack.pop() {
+        mkdirs(&dst)?;
+        for entry in fs::read_dir(&src).map_err(io_err("read", &src))? {
+            let entry = entry.map_err(io_err("read", &src))?;
+            let (s, d) = (entry.path(), dst.join(entry.file_name()));
+            let kind = entry.file_type().map_err(io_err("read", &s))?;
+            if kind.is_dir() {
+                stack.push((s, d));
+            } else if kind.is_file() {
+                fs::copy(&s, &d).map_err(io_err("copy into", &d))?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,547 @@
+//! Applying an image layer (a tar stream) onto a directory tree, with the image-spec's
+//! whiteout rules, and without ever letting a hostile layer touch anything outside the
+//! tree.
+//!
+//! Containment rests on three rules:
+//! * entry names are relative paths without `..`; absolute or escaping names are refused;
+//! * parent directories are resolved inside the tree: a symlink met on the way is
+//!   followed with the tree as its root (absolute targets restart at the tree's root, `..`
+//!   stops there), so `etc -> /` in one layer and `etc/passwd` in the next lands in the
+//!   tree's own `/etc`;
+//! * the last component is never followed: an existing entry is removed and the new one
+//!   created with `O_EXCL`, so an existing inode (which may be shared with the layer
+//!   cache through a hard link) is never written in place.
+//!
+//! Device nodes are refused (a guest's /dev is devtmpfs); hard links must name an earlier
+//! entry of the tree; names and PAX headers are bounded.
+
+use std::collections::HashSet;
+use std::ffi::{OsStr, OsString};
+use std::fs;
+use std::io::{self, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+
+use super::pax;
+
+/// Longest entry name accepted (Linux's PATH_MAX).
+const MAX_NAME: usize = 4096;
+/// GNU long-name and PAX extension entries larger than this are refused.
+pub const MAX_EXT_HEADER: u64 = 1 << 20;
+const MAX_SYMLINK_HOPS: usize = 40;
+const WHITEOUT: &str = ".wh.";
+const OPAQUE: &str = ".wh..wh..opq";
+
+#[derive(Debug, thiserror::Error)]
+pub enum LayerError {
+    #[error("layer {layer}: entry {entry:?} {problem}; the image is refused")]
+    Refused {
+        layer: String,
+        entry: String,
+        problem: String,
+    },
+    #[error("layer {layer}: the tar stream is corrupt or truncated (at entry {entry:?})")]
+    Corrupt {
+        layer: String,
+        entry: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("layer {layer}: cannot {op} {entry:?}")]
+    Io {
+        layer: String,
+        entry: String,
+        op: &'static str,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// What applying one layer did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct LayerStats {
+    pub entries: u64,
+    pub bytes: u64,
+    pub whiteouts: u64,
+}
+
+/// Applies layers onto one tree.
+pub struct Applier<'a> {
+    root: &'a Path,
+    /// Set owners and security xattrs (only root can).
+    privileged: bool,
+}
+
+struct Ctx<'a> {
+    layer: &'a str,
+    /// Paths (in the tree) this layer created: whiteouts only hide lower layers.
+    created: HashSet<PathBuf>,
+    /// Directory modes and times, applied at the end so a read-only directory does not
+    /// stop its own entries from being written.
+    dirs: Vec<(PathBuf, u32, u64)>,
+}
+
+impl<'a> Applier<'a> {
+    pub fn new(root: &'a Path) -> Self {
+        // SAFETY: geteuid has no memory effects.
+        let privileged = unsafe { libc::geteuid() } == 0;
+        Self { root, privileged }
+    }
+
+    /// Apply the tar stream `tar` (already decompressed). `layer` names it in errors.
+    pub fn apply(&self, layer: &str, tar: impl Read) -> Result<LayerStats, LayerError> {
+        let mut ctx = Ctx {
+            layer,
+            created: HashSet::new(),
+            dirs: Vec::new(),
+        };
+        let mut stats = LayerStats::default();
+        let mut archive = tar::Archive::new(tar);
+        let corrupt = |entry: &str, source| LayerError::Corrupt {
+            layer: layer.to_string(),
+            entry: entry.to_string(),
+            source,
+        };
+        let entries = archive.entries().map_err(|e| corrupt("(start)", e))?;
+        let mut ext = pax::Pending::default();
+        let mut last = String::from("(start)");
+        for entry in entries.raw(true) {
+            let mut entry = entry.map_err(|e| corrupt(&last, e))?;
+            let kind = entry.header().entry_type();
+            let size = entry.header().size().map_err(|e| corrupt(&last, e))?;
+            if kind.is_gnu_longname()
+                || kind.is_gnu_longlink()
+                || kind.is_pax_local_extensions()
+                || kind.is_pax_global_extensions()
+            {
+                if size > MAX_EXT_HEADER {
+                    return Err(refused(
+                        layer,
+                        &last,
+                        &format!(
+                            "is followed by an oversized header ({size} bytes, limit {MAX_EXT_HEADER})"
+                        ),
+                    ));
+                }
+                let mut data = Vec::with_capacity(size as usize);
+                entry
+                    .by_ref()
+                    .take(size)
+                    .read_to_end(&mut data)
+                    .map_err(|e| corrupt(&last, e))?;
+                ext.absorb(kind, data)
+                    .map_err(|problem| refused(layer, &last, &problem))?;
+                continue;
+            }
+            let pending = std::mem::take(&mut ext);
+            let name = pending
+                .path
+                .clone()
+                .unwrap_or_else(|| entry.header().path_bytes().into_owned());
+            last = String::from_utf8_lossy(&name).into_owned();
+            stats.entries += 1;
+            stats.bytes += size;
+            self.entry(&mut ctx, &mut entry, &name, &pending, &mut stats)?;
+        }
+        // The last entry for a directory wins; children before parents, so setting a
+        // child's time does not disturb its parent's.
+        let mut dirs: std::collections::HashMap<&Path, (u32, u64)> = Default::default();
+        for (path, mode, mtime) in &ctx.dirs {
+            dirs.insert(path, (*mode, *mtime));
+        }
+        let mut dirs: Vec<_> = dirs.into_iter().collect();
+        dirs.sort_by_key(|(p, _)| std::cmp::Reverse(p.components().count()));
+        for (path, (mode, mtime)) in dirs {
+            let _ = fs::set_permissions(path, fs::Permissions::from_mode(mode));
+            set_mtime(path, mtime);
+        }
+        Ok(stats)
+    }
+
+    fn entry(
+        &self,
+        ctx: &mut Ctx<'_>,
+        entry: &mut tar::Entry<'_, impl Read>,
+        raw_name: &[u8],
+        ext: &pax::Pending,
+        stats: &mut LayerStats,
+    ) -> Result<(), LayerError> {
+        let layer = ctx.layer;
+        let shown = String::from_utf8_lossy(raw_name).into_owned();
+        let parts = relative_parts(raw_name).map_err(|p| refused(layer, &shown, &p))?;
+        let Some((name, parents)) = parts.split_last() else {
+            return Ok(()); // "./": the root itself.
+        };
+        let io = |op: &'static str| {
+            let shown = shown.clone();
+            move |source| LayerError::Io {
+                layer: layer.to_string(),
+                entry: shown,
+                op,
+                source,
+            }
+        };
+        let parent = self
+            .resolve_dir(parents, true)
+            .map_err(|e| refused(layer, &shown, &e))?;
+
+        let name_bytes = name.as_bytes();
+        if name_bytes == OPAQUE.as_bytes() {
+            stats.whiteouts += 1;
+            for child in fs::read_dir(&parent).map_err(io("read"))? {
+                let child = child.map_err(io("read"))?.path();
+                if !ctx.created.contains(&child) {
+                    remove_any(&child).map_err(io("clear opaque directory"))?;
+                }
+            }
+            return Ok(());
+        }
+        if let Some(hidden) = name_bytes.strip_prefix(WHITEOUT.as_bytes()) {
+            stats.whiteouts += 1;
+            if hidden.is_empty() || hidden == b"." || hidden == b".." {
+                return Err(refused(layer, &shown, "is a malformed whiteout"));
+            }
+            let target = parent.join(OsStr::from_bytes(hidden));
+            if !ctx.created.contains(&target) {
+                remove_any(&target).map_err(io("apply whiteout to"))?;
+            }
+            return Ok(());
+        }
+
+        let header = entry.header();
+        let kind = header.entry_type();
+        let path = parent.join(name);
+        let mode = header.mode().unwrap_or(0o644) & 0o7777;
+        let mtime = header.mtime().unwrap_or(0);
+        let uid = ext.uid.or_else(|| header.uid().ok()).unwrap_or(0);
+        let gid = ext.gid.or_else(|| header.gid().ok()).unwrap_or(0);
+        let existing = fs::symlink_metadata(&path).ok();
+
+        match kind {
+            tar::EntryType::Directory => {
+                match existing {
+                    Some(m) if m.is_dir() => {}
+                    Some(_) => {
+                        remove_any(&path).map_err(io("replace"))?;
+                        mkdir(&path).map_err(io("create directory"))?;
+                    }
+                    None => mkdir(&path).map_err(io("create directory"))?,
+                }
+                self.own(&path, uid, gid, ext)
+                    .map_err(io("set the owner of"))?;
+                ctx.dirs.push((path.clone(), mode, mtime));
+            }
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                if existing.is_some() {
+                    remove_any(&path).map_err(io("replace"))?;
+                }
+                let mut file = fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .open(&path)
+                    .map_err(io("create"))?;
+                io::copy(entry, &mut file).map_err(|e| LayerError::Corrupt {
+                    layer: layer.to_string(),
+                    entry: shown.clone(),
+                    source: e,
+                })?;
+                drop(file);
+                // Owner first: chown clears set-id bits, chmod then sets them.
+                self.own(&path, uid, gid, ext)
+                    .map_err(io("set the owner of"))?;
+                fs::set_permissions(&path, fs::Permissions::from_mode(mode))
+                    .map_err(io("set the mode of"))?;
+                set_mtime(&path, mtime);
+            }
+            tar::EntryType::Symlink => {
+                let target = ext
+                    .linkpath
+                    .clone()
+                    .or_else(|| header.link_name_bytes().map(|l| l.into_owned()))
+                    .ok_or_else(|| refused(layer, &shown, "is a symlink without a target"))?;
+                if target.is_empty() || target.len() > MAX_NAME || target.contains(&0) {
+                    return Err(refused(layer, &shown, "has an invalid symlink target"));
+                }
+                if existing.is_some() {
+                    remove_any(&path).map_err(io("replace"))?;
+                }
+                std::os::unix::fs::symlink(OsStr::from_bytes(&target), &path)
+                    .map_err(io("create symlink"))?;
+                self.own(&path, uid, gid, ext)
+                    .map_err(io("set the owner of"))?;
+            }
+            tar::EntryType::Link => {
+                let target = ext
+                    .linkpath
+                    .clone()
+                    .or_else(|| header.link_name_bytes().map(|l| l.into_owned()))
+                    .ok_or_else(|| refused(layer, &shown, "is a hard link without a target"))?;
+                let outside = || {
+                    refused(
+                        layer,
+                        &shown,
+                        &format!(
+                            "is a hard link to {:?}, outside the image",
+                            String::from_utf8_lossy(&target)
+                        ),
+                    )
+                };
+                let tparts = relative_parts(&target).map_err(|_| outside())?;
+                let Some((tname, tparents)) = tparts.split_last() else {
+                    return Err(outside());
+                };
+                let tdir = self.resolve_dir(tparents, false).map_err(|_| outside())?;
+                let source = tdir.join(tname);
+                match fs::symlink_metadata(&source) {
+                    Ok(m) if !m.is_dir() => {}
+                    _ => {
+                        return Err(refused(
+                            layer,
+                            &shown,
+                            &format!(
+                                "is a hard link to {:?}, which is not an earlier file of the image",
+                                String::from_utf8_lossy(&target)
+                            ),
+                        ));
+                    }
+                }
+                if source == path {
+                    return Ok(());
+                }
+                if existing.is_some() {
+                    remove_any(&path).map_err(io("replace"))?;
+                }
+                fs::hard_link(&source, &path).map_err(io("create hard link"))?;
+            }
+            tar::EntryType::Fifo => {
+                if existing.is_some() {
+                    remove_any(&path).map_err(io("replace"))?;
+                }
+                nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(mode))
+                    .map_err(|e| io("create fifo")(e.into()))?;
+                self.own(&path, uid, gid, ext)
+                    .map_err(io("set the owner of"))?;
+            }
+            tar::EntryType::Char | tar::EntryType::Block => {
+                return Err(refused(
+                    layer,
+                    &shown,
+                    "is a device node; images may not carry devices (the guest's /dev is devtmpfs)",
+                ));
+            }
+            other => {
+                return Err(refused(
+                    layer,
+                    &shown,
+                    &format!(
+                        "has an unsupported tar entry type {:?}",
+                        other.as_byte() as char
+                    ),
+                ));
+            }
+        }
+        ctx.created.insert(path);
+        Ok(())
+    }
+
+    /// Write `rel` (a relative path) with `data` and `mode`, replacing whatever is there,
+    /// resolved like a layer entry: never outside the tree. Owned by root.
+    pub fn add_file(&self, rel: &str, data: &[u8], mode: u32) -> Result<(), LayerError> {
+        let (parent, name) = self.place(rel)?;
+        let path = parent.join(name);
+        let io = |op: &'static str| {
+            move |source| LayerError::Io {
+                layer: "banger".into(),
+                entry: rel.to_string(),
+                op,
+                source,
+            }
+        };
+        remove_any(&path).map_err(io("replace"))?;
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+            .map_err(io("create"))?;
+        io::Write::write_all(&mut file, data).map_err(io("write"))?;
+        drop(file);
+        self.own(&path, 0, 0, &pax::Pending::default())
+            .map_err(io("set the owner of"))?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).map_err(io("set the mode of"))
+    }
+
+    /// Make sure directory `rel` exists (a symlink to a directory inside the tree counts).
+    pub fn add_dir(&self, rel: &str) -> Result<(), LayerError> {
+        let parts = relative_parts(rel.as_bytes()).map_err(|p| refused("banger", rel, &p))?;
+        self.resolve_dir(&parts, true)
+            .map(drop)
+            .map_err(|p| refused("banger", rel, &p))
+    }
+
+    fn place<'r>(&self, rel: &'r str) -> Result<(PathBuf, &'r OsStr), LayerError> {
+        let parts = relative_parts(rel.as_bytes()).map_err(|p| refused("banger", rel, &p))?;
+        let Some((name, parents)) = parts.split_last() else {
+            return Err(refused("banger", rel, "names the root"));
+        };
+        let parent = self
+            .resolve_dir(parents, true)
+            .map_err(|p| refused("banger", rel, &p))?;
+        Ok((parent, name))
+    }
+
+    /// Owner and (PAX) extended attributes, when running as root.
+    fn own(&self, path: &Path, uid: u64, gid: u64, ext: &pax::Pending) -> io::Result<()> {
+        if !self.privileged {
+            return Ok(());
+        }
+        let (uid, gid) = (
+            u32::try_from(uid).unwrap_or(u32::MAX - 1),
+            u32::try_from(gid).unwrap_or(u32::MAX - 1),
+        );
+        std::os::unix::fs::lchown(path, Some(uid), Some(gid))?;
+        for (name, value) in &ext.xattrs {
+            // Best effort: a filesystem without that namespace just loses the attribute.
+            let _ = pax::set_xattr(path, name, value);
+        }
+        Ok(())
+    }
+
+    /// The real directory for `parts` below the root, following symlinks with the tree
+    /// as their root; missing directories are created when `create`.
+    fn resolve_dir(&self, parts: &[&OsStr], create: bool) -> Result<PathBuf, String> {
+        let mut todo: Vec<OsString> = parts.iter().rev().map(|p| p.to_os_string()).collect();
+        let mut cur = self.root.to_path_buf();
+        let mut depth = 0usize;
+        let mut hops = 0usize;
+        while let Some(part) = todo.pop() {
+            if part == ".." {
+                if depth > 0 {
+                    cur.pop();
+                    depth -= 1;
+                }
+                continue;
+            }
+            if part == "." || part.is_empty() {
+                continue;
+            }
+            let next = cur.join(&part);
+            match fs::symlink_metadata(&next) {
+                Ok(m) if m.is_dir() => {
+                    cur = next;
+                    depth += 1;
+                }
+                Ok(m) if m.file_type().is_symlink() => {
+                    hops += 1;
+                    if hops > MAX_SYMLINK_HOPS {
+                        return Err("has too many levels of symlinks in its path".into());
+                    }
+                    let target = fs::read_link(&next).map_err(|e| e.to_string())?;
+                    if target.is_absolute() {
+                        cur = self.root.to_path_buf();
+                        depth = 0;
+                    }
+                    for c in target.components().rev() {
+                        match c {
+                            Component::Normal(s) => todo.push(s.to_os_string()),
+                            Component::ParentDir => todo.push("..".into()),
+                            _ => {}
+                        }
+                    }
+                }
+                Ok(_) => {
+                    return Err(format!(
+                        "has a parent {:?} that is not a directory",
+                        part.to_string_lossy()
+                    ));
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound && create => {
+                    mkdir(&next).map_err(|e| e.to_string())?;
+                    cur = next;
+                    depth += 1;
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Ok(cur)
+    }
+}
+
+/// The components of an entry name: `./` prefixes dropped; absolute names, `..`, NULs and
+/// over-long names refused.
+fn relative_parts(name: &[u8]) -> Result<Vec<&OsStr>, String> {
+    if name.len() > MAX_NAME {
+        return Err(format!(
+            "has a name of {} bytes (limit {MAX_NAME})",
+            name.len()
+        ));
+    }
+    if name.contains(&0) {
+        return Err("has a NUL byte in its name".into());
+    }
+    if name.first() == Some(&b'/') {
+        return Err("is an absolute path, which would escape the image root".into());
+    }
+    let mut parts = Vec::new();
+    for c in Path::new(OsStr::from_bytes(name)).components() {
+        match c {
+            Component::Normal(s) => parts.push(s),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                return Err("contains '..', which would escape the image root".into());
+            }
+            Component::RootDir | Component::Prefix(_) => {
+                return Err("is an absolute path, which would escape the image root".into());
+            }
+        }
+    }
+    Ok(parts)
+}
+
+fn refused(layer: &str, entry: &str, problem: &str) -> LayerError {
+    LayerError::Refused {
+        layer: layer.to_string(),
+        entry: entry.to_string(),
+        problem: problem.to_string(),
+    }
+}
+
+fn mkdir(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new().mode(0o755).create(path)
+}
+
+/// Remove whatever is at `path` (never following a symlink); absent is fine.
+fn remove_any(path: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => fs::remove_dir_all(path),
+        Ok(_) => fs::remove_file(path),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn set_mtime(path: &Path, mtime: u64) {
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return;
+    };
+    let t = libc::timespec {
+        tv_sec: i64::try_from(mtime).unwrap_or(0),
+        tv_nsec: 0,
+    };
+    let times = [t, t];
+    // SAFETY: `c` is a valid C string and `times` two valid timespecs for the call;
+    // AT_SYMLINK_NOFOLLOW keeps it on the entry itself.
+    unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+}

@@ -1,0 +1,273 @@
+//! `docker://REGISTRY/REPO[:TAG|@DIGEST]` through the `oci-client` crate. Plain HTTP
+//! only for a registry on localhost (or with `--insecure`); credentials from
+//! `~/.docker/config.json` when it has them; every blob checked against its digest.
+
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use banger_system::progress::{Progress, Unit};
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference};
+use sha2::{Digest, Sha256};
+
+use super::layout::short;
+use super::{Resolved, Source, SourceOptions};
+use crate::oci::OciError;
+use crate::oci::cache::{BlobCache, BlobWriter};
+use crate::oci::spec::{self, Document, MANIFEST_TYPES, MAX_JSON};
+
+/// Where credentials come from.
+#[derive(Debug, Clone)]
+pub enum RegistryAuthSource {
+    Anonymous,
+    /// From a docker `config.json` (`auths.<registry>.auth`, base64 `user:password`).
+    DockerConfig(PathBuf),
+}
+
+pub struct Registry {
+    reference: Reference,
+    client: Client,
+    auth: RegistryAuth,
+    runtime: tokio::runtime::Runtime,
+}
+
+fn is_local(registry: &str) -> bool {
+    let host = registry
+        .strip_prefix('[')
+        .and_then(|r| r.split_once(']').map(|(h, _)| h))
+        .unwrap_or_else(|| registry.split(':').next().unwrap_or(registry));
+    host == "localhost" || host == "::1" || host.starts_with("127.")
+}
+
+impl Registry {
+    pub fn open(text: &str, opts: &SourceOptions) -> Result<Self, OciError> {
+        let reference: Reference = text.parse().map_err(|e| OciError::Reference {
+            reference: format!("docker://{text}"),
+            problem: format!("is not a valid registry reference: {e}"),
+        })?;
+        let registry = reference.resolve_registry().to_string();
+        let protocol = if opts.insecure || is_local(&registry) {
+            ClientProtocol::HttpsExcept(vec![registry.clone()])
+        } else {
+            ClientProtocol::Https
+        };
+        let config = ClientConfig {
+            protocol,
+            platform_resolver: None,
+            ..Default::default()
+        };
+        let auth = opts
+            .docker_config
+            .as_deref()
+            .and_then(|p| docker_auth(p, &registry))
+            .unwrap_or(RegistryAuth::Anonymous);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| OciError::Io {
+                op: "start an I/O runtime for",
+                path: PathBuf::from(text),
+                source: e,
+            })?;
+        Ok(Self {
+            reference,
+            client: Client::new(config),
+            auth,
+            runtime,
+        })
+    }
+
+    fn fail(&self, what: &str, e: impl std::fmt::Display) -> OciError {
+        OciError::Registry {
+            reference: self.reference.whole(),
+            problem: format!("{what}: {e}"),
+        }
+    }
+
+    fn blob(&self, digest: &str, writer: BlobWriter) -> Result<BlobWriter, OciError> {
+        let mut adapter = SyncWrite(writer);
+        self.runtime
+            .block_on(self.client.pull_blob(&self.reference, digest, &mut adapter))
+            .map_err(|e| self.fail(&format!("fetching blob {digest}"), e))?;
+        Ok(adapter.0)
+    }
+}
+
+/// Credentials for `registry` in a docker `config.json`; `None` when it has none (then
+/// the pull is anonymous).
+fn docker_auth(path: &Path, registry: &str) -> Option<RegistryAuth> {
+    use base64::Engine;
+    let text = std::fs::read_to_string(path).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let auths = json.get("auths")?.as_object()?;
+    let entry = auths.iter().find_map(|(k, v)| {
+        let k = k
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .trim_end_matches("/v1")
+            .trim_end_matches("/v2");
+        (k == registry || (registry == "docker.io" && k == "index.docker.io")).then_some(v)
+    })?;
+    let encoded = entry.get("auth")?.as_str()?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()?;
+    let (user, password) = std::str::from_utf8(&decoded).ok()?.split_once(':')?;
+    Some(RegistryAuth::Basic(user.to_string(), password.to_string()))
+}
+
+impl Source for Registry {
+    fn resolve(&mut self, progress: &dyn Progress) -> Result<Resolved, OciError> {
+        progress.phase(
+            &format!("fetching the manifest of {}", self.reference.whole()),
+            None,
+            None,
+        );
+        let mut reference = self.reference.clone();
+        for _ in 0..4 {
+            let (bytes, digest) = self
+                .runtime
+                .block_on(
+                    self.client
+                        .pull_manifest_raw(&reference, &self.auth, &MANIFEST_TYPES),
+                )
+                .map_err(|e| self.fail("fetching the manifest", e))?;
+            if bytes.len() as u64 > MAX_JSON {
+                return Err(self.fail("the manifest", "is larger than any manifest should be"));
+            }
+            let actual = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+            if let Some(pinned) = reference.digest()
+                && pinned != actual
+            {
+                return Err(self.fail(
+                    "the manifest",
+                    format!("does not match the digest it was asked by ({pinned}, got {actual})"),
+                ));
+            }
+            match spec::parse_document(&bytes, None).map_err(|e| self.fail("the manifest", e))? {
+                Document::Index(index) => {
+                    let chosen = spec::pick_amd64(&index).map_err(|e| self.fail("the index", e))?;
+                    reference = self.reference.clone_with_digest(chosen.digest.clone());
+                }
+                Document::Manifest(m) => {
+                    if m.config.size > MAX_JSON {
+                        return Err(
+                            self.fail("the image config", "is larger than any config should be")
+                        );
+                    }
+                    let mut config = Vec::new();
+                    self.runtime
+                        .block_on(self.client.pull_blob(
+                            &self.reference,
+                            m.config.digest.as_str(),
+                            &mut config,
+                        ))
+                        .map_err(|e| self.fail("fetching the image config", e))?;
+                    let got = format!("sha256:{}", hex::encode(Sha256::digest(&config)));
+                    if got != m.config.digest {
+                        return Err(self.fail(
+                            "the image config",
+                            format!("does not match its digest {} (got {got})", m.config.digest),
+                        ));
+                    }
+                    let _ = digest;
+                    return Ok(Resolved {
+                        manifest_digest: Some(actual),
+                        config,
+                        config_digest: m.config.digest,
+                        layers: m.layers,
+                    });
+                }
+            }
+        }
+        Err(self.fail("the manifest", "nests indexes too deeply"))
+    }
+
+    fn fetch_layers(
+        &mut self,
+        resolved: &Resolved,
+        cache: &BlobCache,
+        progress: &dyn Progress,
+    ) -> Result<(), OciError> {
+        for layer in &resolved.layers {
+            if cache.get(&layer.digest, Some(layer.size))?.is_some() {
+                continue;
+            }
+            progress.phase(
+                &format!("downloading layer {}", short(&layer.digest)),
+                Some(layer.size),
+                Some(Unit::Bytes),
+            );
+            let writer = self.blob(&layer.digest, cache.writer()?)?;
+            progress.advance(writer.total);
+            writer.finish(Some(&layer.digest), Some(layer.size))?;
+        }
+        Ok(())
+    }
+}
+
+/// Lets oci-client's async `pull_blob` write into our (synchronous, local-file) writer.
+struct SyncWrite<W>(W);
+
+impl<W: std::io::Write + Unpin> tokio::io::AsyncWrite for SyncWrite<W> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Poll::Ready(self.0.write(buf))
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(self.0.flush())
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_local_registries_get_plain_http() {
+        for local in [
+            "127.0.0.1:5000",
+            "localhost:5000",
+            "localhost",
+            "[::1]:5000",
+        ] {
+            assert!(is_local(local), "{local}");
+        }
+        for remote in [
+            "registry.example.com",
+            "10.0.0.1:5000",
+            "localhost.evil.com",
+        ] {
+            assert!(!is_local(remote), "{remote}");
+        }
+    }
+
+    #[test]
+    fn docker_config_credentials() {
+        use base64::Engine;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        let auth = base64::engine::general_purpose::STANDARD.encode("me:s3cret");
+        std::fs::write(
+            &path,
+            format!(r#"{{"auths":{{"https://127.0.0.1:5000/v2/":{{"auth":"{auth}"}}}}}}"#),
+        )
+        .unwrap();
+        assert!(matches!(
+            docker_auth(&path, "127.0.0.1:5000"),
+            Some(RegistryAuth::Basic(u, p)) if u == "me" && p == "s3cret"
+        ));
+        assert!(docker_auth(&path, "other:5000").is_none());
+    }
+}

@@ -1,0 +1,87 @@
+//! A sparse copy: only the source's data ranges are copied (found with `SEEK_DATA` /
+//! `SEEK_HOLE`), so a 4 GiB filesystem image with 300 MiB in use costs 300 MiB.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use super::{DiskError, io_err};
+
+pub fn copy(src_path: &Path, dest: &Path) -> Result<(), DiskError> {
+    let result = copy_inner(src_path, dest);
+    if result.is_err() {
+        let _ = fs::remove_file(dest);
+    }
+    result
+}
+
+fn copy_inner(src_path: &Path, dest: &Path) -> Result<(), DiskError> {
+    let src = File::open(src_path).map_err(io_err("open", src_path))?;
+    let len = src.metadata().map_err(io_err("read", src_path))?.len();
+    let dst = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(dest)
+        .map_err(io_err("create", dest))?;
+    dst.set_len(len).map_err(io_err("size", dest))?;
+    let mut pos: i64 = 0;
+    let end = i64::try_from(len).unwrap_or(i64::MAX);
+    while pos < end {
+        let data = match seek(&src, pos, libc::SEEK_DATA) {
+            Ok(d) => d,
+            // No data after `pos`: the rest is a hole.
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => break,
+            Err(e) => return Err(io_err("find data in", src_path)(e)),
+        };
+        let hole = seek(&src, data, libc::SEEK_HOLE).map_err(io_err("find holes in", src_path))?;
+        copy_range(&src, &dst, data, hole - data).map_err(io_err("copy into", dest))?;
+        pos = hole;
+    }
+    dst.sync_all().map_err(io_err("sync", dest))
+}
+
+fn seek(file: &File, offset: i64, whence: libc::c_int) -> io::Result<i64> {
+    // SAFETY: lseek on an fd we own; no memory is passed.
+    let ret = unsafe { libc::lseek(file.as_raw_fd(), offset, whence) };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// `copy_file_range` the range `[at, at + len)` to the same offset in `dst`.
+fn copy_range(src: &File, dst: &File, at: i64, len: i64) -> io::Result<()> {
+    let mut off_in = at;
+    let mut off_out = at;
+    let mut left = len;
+    while left > 0 {
+        let chunk = usize::try_from(left).unwrap_or(usize::MAX).min(1 << 30);
+        // SAFETY: both fds are open; the offsets are valid, writable i64s the kernel
+        // advances; no buffers of ours are involved.
+        let n = unsafe {
+            libc::copy_file_range(
+                src.as_raw_fd(),
+                &mut off_in,
+                dst.as_raw_fd(),
+                &mut off_out,
+                chunk,
+                0,
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the source ended early",
+            ));
+        }
+        left -= n as i64;
+    }
+    Ok(())
+}

@@ -1,0 +1,106 @@
+//! Root disks on the filesystem the tests run on (ext4 here: no reflinks), with the real
+//! qemu-img. The reflink path is exercised on a loop-mounted xfs by `make bench`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{Seek, SeekFrom, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use banger_images::vmdisk::{self, Backend, DiskOptions};
+use banger_system::{CommandRunner, RealRunner};
+
+/// A 64 MiB sparse "image" with data at 0 and at 40 MiB.
+fn base(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("rootfs.ext4");
+    let mut f = std::fs::File::create(&path).unwrap();
+    f.set_len(64 << 20).unwrap();
+    f.write_all(&[0xAB; 8192]).unwrap();
+    f.seek(SeekFrom::Start(40 << 20)).unwrap();
+    f.write_all(&[0xCD; 4096]).unwrap();
+    f.sync_all().unwrap();
+    path
+}
+
+fn reflinks_here(dir: &Path) -> bool {
+    vmdisk::supports_reflink(dir).unwrap()
+}
+
+#[test]
+fn sparse_copy_keeps_holes_and_content() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = base(tmp.path());
+    let vm = tmp.path().join("vm");
+    std::fs::create_dir(&vm).unwrap();
+    let opts = DiskOptions {
+        allow_qcow2: false,
+        qemu_img: None,
+    };
+    let disk = vmdisk::create_root_disk(&RealRunner, &base, &vm, opts).unwrap();
+    let expected = if reflinks_here(tmp.path()) {
+        Backend::Reflink
+    } else {
+        Backend::Copy
+    };
+    assert_eq!(disk.backend, expected);
+    assert_eq!(disk.size_bytes, 64 << 20);
+    assert_eq!(
+        std::fs::read(&disk.path).unwrap(),
+        std::fs::read(&base).unwrap()
+    );
+    let meta = std::fs::metadata(&disk.path).unwrap();
+    assert!(
+        meta.blocks() * 512 <= 1 << 20,
+        "the copy is not sparse: {} bytes allocated",
+        meta.blocks() * 512
+    );
+    // A second disk in the same place is refused, never overwritten.
+    assert!(vmdisk::create_root_disk(&RealRunner, &base, &vm, opts).is_err());
+    assert!(vmdisk::used_bytes(&disk.path).unwrap() <= 1 << 20);
+}
+
+#[test]
+fn qcow2_overlay_when_there_are_no_reflinks() {
+    let tmp = tempfile::tempdir().unwrap();
+    if reflinks_here(tmp.path()) {
+        eprintln!("this filesystem reflinks: the reflink backend wins, nothing to test here");
+        return;
+    }
+    let qemu_img = banger_system::runner::lookup_executable("qemu-img")
+        .expect("qemu-img is missing: run scripts/install-deps (package qemu-utils)");
+    let base = base(tmp.path());
+    let vm = tmp.path().join("vm");
+    std::fs::create_dir(&vm).unwrap();
+    let opts = DiskOptions {
+        allow_qcow2: true,
+        qemu_img: Some(&qemu_img),
+    };
+    let disk = vmdisk::create_root_disk(&RealRunner, &base, &vm, opts).unwrap();
+    assert_eq!(disk.backend, Backend::Qcow2);
+    assert_eq!(disk.path, vm.join("root.qcow2"));
+    // The overlay reads through to a hard link of the image inside the VM directory.
+    let info = RealRunner
+        .run_str(
+            qemu_img.to_str().unwrap(),
+            &["info", "--output=json", disk.path.to_str().unwrap()],
+        )
+        .unwrap();
+    let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    assert_eq!(info["virtual-size"], 64 << 20);
+    assert_eq!(
+        info["backing-filename"].as_str().unwrap(),
+        vm.join("root.base").to_str().unwrap()
+    );
+    assert_eq!(std::fs::metadata(&base).unwrap().nlink(), 2);
+    assert!(vmdisk::used_bytes(&disk.path).unwrap() < 1 << 20);
+
+    // A failing qemu-img leaves nothing behind.
+    let vm2 = tmp.path().join("vm2");
+    std::fs::create_dir(&vm2).unwrap();
+    let bad = DiskOptions {
+        allow_qcow2: true,
+        qemu_img: Some(Path::new("/bin/false")),
+    };
+    let err = vmdisk::create_root_disk(&RealRunner, &base, &vm2, bad).unwrap_err();
+    assert!(err.to_string().contains("qcow2 overlay"), "{err}");
+    assert_eq!(std::fs::read_dir(&vm2).unwrap().count(), 0);
+}
