@@ -20,6 +20,7 @@ mod faults;
 mod http;
 mod images;
 mod logfile;
+pub mod net;
 mod prune;
 mod server;
 mod state;
@@ -73,6 +74,7 @@ pub fn run(layout: Layout, build: &'static str) -> anyhow::Result<()> {
         );
         images::reclaim(&daemon);
         vms::reconcile::reconcile(&daemon).await;
+        net::release::sweep(&daemon).await;
         server::serve(daemon, &mut bound, server::Limits::default()).await
     })
 }

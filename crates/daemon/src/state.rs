@@ -28,6 +28,8 @@ pub struct Daemon {
     pub driver: Driver,
     pub selection: Selection,
     pub runner: Arc<dyn CommandRunner>,
+    /// VM networking: which mode, and the books of what each VM holds (see `net/`).
+    pub net: crate::net::Net,
     store: Mutex<Store>,
     slots: Mutex<HashMap<String, Arc<VmSlot>>>,
     shutdown: watch::Sender<bool>,
@@ -78,6 +80,7 @@ pub struct Parts {
     pub driver: Driver,
     pub selection: Selection,
     pub runner: Arc<dyn CommandRunner>,
+    pub network: crate::net::NetworkSource,
 }
 
 impl Daemon {
@@ -98,6 +101,7 @@ impl Daemon {
             driver,
             selection,
             runner: Arc::new(RealRunner),
+            network: crate::net::NetworkSource::Host,
         }))
     }
 
@@ -111,6 +115,7 @@ impl Daemon {
             driver,
             selection,
             runner,
+            network,
         } = parts;
         let (shutdown, _) = watch::channel(false);
         Arc::new_cyclic(|me| Daemon {
@@ -121,6 +126,7 @@ impl Daemon {
             driver,
             selection,
             runner,
+            net: crate::net::Net::new(network),
             store: Mutex::new(store),
             slots: Mutex::new(HashMap::new()),
             shutdown,

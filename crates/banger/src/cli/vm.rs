@@ -15,11 +15,16 @@ Create and boot a VM, optionally run a command in it.
   banger vm run --name dev            boot a VM and keep it running
   banger vm run -d --memory 1g        boot a VM in the background and print its name
   banger vm run --rm -it sh           an interactive shell in a throwaway VM
+  banger vm run -d --name web -p 8080:80    publish guest port 80 on host port 8080
 
 The command may follow `--` or simply come last. The image defaults to `default_image_name`
 from config.toml (the built-in default image if unset; it is built on first use). vCPUs,
 memory and disk default to `[vm_defaults]`; `banger doctor` shows the effective values and
 where each comes from. Sizes take binary units: 512m, 1g, 8G; a plain number is MiB.
+
+-p HOST:GUEST publishes a guest port (TCP; add /udp for UDP; prefix an address such as
+127.0.0.1: to listen on it only). It is kept with the VM and forwarded whenever it runs,
+on the bridge or through QEMU's user-mode network (see docs/networking.md).
 
 Exit status: the command's own (128+N when signal N killed it); 125 when banger fails
 before the command runs (a bad flag, the VM did not boot, no daemon); 126 when the command
@@ -124,6 +129,9 @@ pub struct RunArgs {
     /// Work disk size, e.g. 8g or 512m (a plain number is MiB)
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub disk: Option<u64>,
+    /// Publish a guest port on the host: [HOST_ADDR:]HOST_PORT:GUEST_PORT[/udp] (repeatable)
+    #[arg(short = 'p', long = "publish", value_name = "[ADDR:]HOST:GUEST[/udp]")]
+    pub publish: Vec<String>,
     /// Delete the VM when the command finishes (requires a command)
     #[arg(long)]
     pub rm: bool,

@@ -37,6 +37,7 @@ pub async fn create(
 
     let (vcpu, memory_mib, disk_bytes) =
         resources(daemon, req.vcpu, req.memory_mib, req.disk.as_deref())?;
+    let ports = crate::net::parse_ports(&req.publish)?;
     let image_name = req
         .image
         .unwrap_or_else(|| daemon.config.default_image_name_resolved().value);
@@ -64,7 +65,7 @@ pub async fn create(
     };
     daemon.store().begin_intent(&id, IntentOp::Create, &dir)?;
     fault_point!(daemon, CreateIntentRecorded);
-    if let Err(e) = lay_out(daemon, &record, &image).await {
+    if let Err(e) = lay_out(daemon, &record, &image, &ports).await {
         // Nothing refers to the directory: remove it so a failed create leaves no trace.
         let _ = std::fs::remove_dir_all(&dir);
         let _ = daemon.store().end_intent(&id);
@@ -79,7 +80,12 @@ pub async fn create(
 }
 
 /// The VM's directory and disks, then its row (which ends the `create` intent).
-async fn lay_out(daemon: &Daemon, record: &VmRecord, image: &ImageRecord) -> Result<()> {
+async fn lay_out(
+    daemon: &Daemon,
+    record: &VmRecord,
+    image: &ImageRecord,
+    ports: &[String],
+) -> Result<()> {
     banger_system::fsperm::create_private_dir(&record.dir)
         .map_err(|e| DaemonError::internal(banger_system::error_chain(&e)))?;
     fault_point!(daemon, CreateDirMade);
@@ -94,7 +100,7 @@ async fn lay_out(daemon: &Daemon, record: &VmRecord, image: &ImageRecord) -> Res
     fault_point!(daemon, CreateDiskMade);
     daemon
         .store()
-        .insert_vm_with_disks(record, &vm_disks)
+        .insert_vm_with(record, &vm_disks, ports)
         .map_err(|e| match e {
             StoreError::VmExists(_) => exists(&record.name),
             other => other.into(),

@@ -72,6 +72,7 @@ pub fn get(daemon: &Daemon, name: &str) -> Result<VmView> {
             size_bytes: d.size_bytes,
         })
         .collect();
+    view.network = Some(crate::net::view(daemon, &vm)?);
     Ok(view)
 }
 
@@ -144,6 +145,7 @@ pub fn view(vm: &VmRecord) -> VmView {
             .as_deref()
             .and_then(|j| serde_json::from_str::<BootTimings>(j).ok()),
         disks: Vec::new(),
+        network: None,
     }
 }
 
