@@ -16,8 +16,8 @@ pub const SSH_SETUP: &str = "ssh-setup";
 /// `tar-out PATH`: write PATH (a file or directory) to stdout as a tar stream whose one
 /// top-level entry is PATH's last component.
 pub const TAR_OUT: &str = "tar-out";
-/// `tar-in DEST [--as NAME]`: extract the tar stream on stdin into directory DEST; with
-/// `--as`, the stream's one top-level entry is renamed NAME.
+/// `tar-in DEST`: extract a `tar-out` stream as `docker cp` does — into DEST when it is a
+/// directory, else as DEST; `tar-in DEST --dir`: extract any tar stream into directory DEST.
 pub const TAR_IN: &str = "tar-in";
 
 /// Every tool name.
@@ -43,10 +43,11 @@ pub fn tar_out_argv(path: &str) -> Vec<String> {
     argv(TAR_OUT, &[path])
 }
 
-pub fn tar_in_argv(dest: &str, rename: Option<&str>) -> Vec<String> {
-    match rename {
-        Some(name) => argv(TAR_IN, &[dest, "--as", name]),
-        None => argv(TAR_IN, &[dest]),
+pub fn tar_in_argv(dest: &str, into_dir: bool) -> Vec<String> {
+    if into_dir {
+        argv(TAR_IN, &[dest, "--dir"])
+    } else {
+        argv(TAR_IN, &[dest])
     }
 }
 
@@ -58,8 +59,8 @@ mod tests {
     fn argv_starts_with_the_agent_and_the_tool() {
         assert_eq!(connect_argv(22), ["/proc/self/exe", "connect", "22"]);
         assert_eq!(
-            tar_in_argv("/tmp", Some("x")),
-            ["/proc/self/exe", "tar-in", "/tmp", "--as", "x"]
+            tar_in_argv("/tmp", true),
+            ["/proc/self/exe", "tar-in", "/tmp", "--dir"]
         );
         assert!(ALL.contains(&tar_out_argv("/a")[1].as_str()));
     }

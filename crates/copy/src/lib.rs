@@ -93,6 +93,7 @@ pub fn unpack(input: impl Read, dest: &Path, rename: Option<&str>) -> Result<Unp
     archive.set_unpack_xattrs(false);
     archive.set_overwrite(true);
     let mut done = Unpacked::default();
+    let mut top: Option<std::ffi::OsString> = None;
     for entry in archive.entries().map_err(CopyError::Read)? {
         let mut entry = entry.map_err(CopyError::Read)?;
         let raw = entry.path().map_err(CopyError::Read)?.into_owned();
@@ -103,6 +104,22 @@ pub fn unpack(input: impl Read, dest: &Path, rename: Option<&str>) -> Result<Unp
         };
         let relative = relative(&raw, rename)
             .ok_or_else(|| refuse("its name is absolute or has a .. component"))?;
+        if rename.is_some() {
+            // Renaming is for a packed stream: one top-level entry, never several merged.
+            let first = raw.components().find_map(|c| match c {
+                Component::Normal(p) => Some(p.to_os_string()),
+                _ => None,
+            });
+            match (&top, first) {
+                (None, first) => top = first,
+                (Some(seen), Some(first)) if *seen == first => {}
+                _ => {
+                    return Err(refuse(
+                        "a renamed copy holds one top-level entry; this stream has several",
+                    ));
+                }
+            }
+        }
         let kind = entry.header().entry_type();
         if !(kind.is_file() || kind.is_dir() || kind.is_symlink()) {
             return Err(refuse("only files, directories and symlinks are copied"));
@@ -156,6 +173,29 @@ pub fn unpack(input: impl Read, dest: &Path, rename: Option<&str>) -> Result<Unp
         }
     }
     Ok(done)
+}
+
+/// `docker cp`'s rule for where a packed stream goes: into `dest` when it is an existing
+/// directory (keeping the entry's name), else as `dest` itself (into its parent, under its
+/// last component).
+pub fn unpack_to(input: impl Read, dest: &Path) -> Result<Unpacked, CopyError> {
+    if dest.is_dir() {
+        return unpack(input, dest, None);
+    }
+    let (Some(parent), Some(name)) = (dest.parent(), dest.file_name()) else {
+        return Err(CopyError::NoName {
+            path: dest.to_path_buf(),
+        });
+    };
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    let name = name.to_str().ok_or_else(|| CopyError::NoName {
+        path: dest.to_path_buf(),
+    })?;
+    unpack(input, parent, Some(name))
 }
 
 fn plain_name(name: &str) -> Option<&str> {

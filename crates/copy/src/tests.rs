@@ -150,3 +150,24 @@ fn devices_hard_links_and_set_id_bits_are_refused_or_dropped() {
         Err(CopyError::NotADirectory { .. })
     ));
 }
+
+#[test]
+fn docker_cp_rule_into_a_directory_or_as_a_new_name() {
+    let src = tempfile::tempdir().unwrap();
+    fs::create_dir(src.path().join("d")).unwrap();
+    fs::write(src.path().join("d/f"), "x").unwrap();
+    let mut stream = Vec::new();
+    pack(&src.path().join("d"), &mut stream).unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    unpack_to(&stream[..], dst.path()).unwrap();
+    assert!(dst.path().join("d/f").is_file());
+    unpack_to(&stream[..], &dst.path().join("new")).unwrap();
+    assert!(dst.path().join("new/f").is_file());
+    assert!(unpack_to(&stream[..], &dst.path().join("missing/new")).is_err());
+    let two = tar_of(|b| {
+        raw_entry(b, "a", file_header(1, 0o644), b"a");
+        raw_entry(b, "b", file_header(1, 0o644), b"b");
+    });
+    assert!(unpack_to(&two[..], &dst.path().join("merged")).is_err());
+    unpack_to(&two[..], dst.path()).unwrap();
+}

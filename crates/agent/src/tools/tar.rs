@@ -14,16 +14,19 @@ pub fn out(args: &[String]) -> Result<(), String> {
 }
 
 pub fn r#in(args: &[String]) -> Result<(), String> {
-    let (dest, rename) = match args {
-        [dest] => (dest, None),
-        [dest, flag, name] if flag == "--as" => (dest, Some(name.as_str())),
-        _ => return Err("usage: tar-in DEST [--as NAME]".into()),
+    let (dest, into_dir) = match args {
+        [dest] => (dest, false),
+        [dest, flag] if flag == "--dir" => (dest, true),
+        _ => return Err("usage: tar-in DEST [--dir]".into()),
     };
     let dest = absolute(dest)?;
-    let stdin = io::stdin().lock();
-    banger_copy::unpack(io::BufReader::with_capacity(64 * 1024, stdin), dest, rename)
-        .map(drop)
-        .map_err(|e| chain(&e))
+    let input = io::BufReader::with_capacity(64 * 1024, io::stdin().lock());
+    let unpacked = if into_dir {
+        banger_copy::unpack(input, dest, None)
+    } else {
+        banger_copy::unpack_to(input, dest)
+    };
+    unpacked.map(drop).map_err(|e| chain(&e))
 }
 
 fn absolute(path: &str) -> Result<&Path, String> {

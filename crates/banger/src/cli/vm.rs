@@ -110,6 +110,66 @@ pub enum VmCommand {
     /// Print a VM's serial console log
     #[command(long_about = LOGS_HELP)]
     Logs(LogsArgs),
+
+    /// Open an SSH session to a VM (the real ssh, through banger's config)
+    #[command(long_about = SSH_HELP)]
+    Ssh(SshArgs),
+
+    /// Copy files and directories between the host and a VM
+    #[command(long_about = CP_HELP)]
+    Cp(CpArgs),
+}
+
+pub const SSH_HELP: &str = "\
+Open an SSH session to a running VM: runs the real `ssh` with banger's rendered config
+(banger's key, the guest's pinned host key, the agent tunnel as ProxyCommand), so it works
+without `banger ssh-config --install`, with or without a network path to the guest.
+
+  banger vm ssh dev                  an interactive shell
+  banger vm ssh dev -- uname -a      run one command (ssh joins the words with spaces)
+  banger vm ssh dev -- -L 8080:localhost:80 -N    ssh options go after -- too
+
+After `banger ssh-config --install`, `ssh dev.vm`, `scp`, `rsync -e ssh` and editors'
+remote modes reach the same VM by the name NAME.vm.
+
+Exit status: ssh's (the remote command's, or 255 when ssh itself fails).";
+
+pub const CP_HELP: &str = "\
+Copy files and directories between the host and a VM, through the guest agent (no SSH, no
+network, no tools needed in the guest). One side is VM:PATH; modes are kept.
+
+  banger vm cp ./src dev:/work/        into an existing directory, keeping the name
+  banger vm cp notes.txt dev:/tmp/n    as a new name
+  banger vm cp dev:/etc/os-release .   from the guest
+  banger vm cp dev:/var/log logs       a directory, as `logs`
+  tar c dir | banger vm cp - dev:/tmp  a tar stream from stdin, extracted into /tmp
+  banger vm cp dev:/etc - | tar t      a tar stream to stdout
+
+As with docker cp: an existing directory receives the copy under its own name; any other
+destination becomes the copy. What comes from the guest is untrusted: entries that would
+land outside the destination (.., absolute names, through symlinks), devices and hard links
+are refused, and set-user-id bits are dropped.";
+
+#[derive(Debug, Args)]
+pub struct SshArgs {
+    /// VM name
+    #[arg(add = super::complete::vms())]
+    pub name: String,
+    /// A remote command, or ssh options (after `--`)
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "ARGS"
+    )]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CpArgs {
+    /// Source: a host path, `-` (a tar stream on stdin), or VM:PATH
+    pub source: String,
+    /// Destination: a host path, `-` (a tar stream to stdout), or VM:PATH
+    pub dest: String,
 }
 
 #[derive(Debug, Args)]

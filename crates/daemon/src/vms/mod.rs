@@ -20,6 +20,7 @@ pub mod names;
 pub mod reconcile;
 mod release;
 mod remove;
+pub mod ssh;
 mod start;
 mod stop;
 mod strays;

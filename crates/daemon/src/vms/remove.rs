@@ -79,5 +79,6 @@ pub async fn finish(daemon: &Daemon, vm: &VmRecord) -> Result<()> {
     }
     daemon.store().delete_vm(&vm.id)?;
     daemon.forget_slot(&vm.id);
+    super::ssh::forget(daemon, vm);
     Ok(())
 }

@@ -164,6 +164,12 @@ pub async fn boot(daemon: &Daemon, id: &str, progress: &dyn Progress) -> Result<
         }
     };
     let agent_ready = t0.elapsed();
+    // Before the VM is reported running, so `ssh NAME.vm` works the moment `vm run -d`
+    // returns. An image without a root disk (the initramfs-only minimal) has no sshd.
+    if image.rootfs_path.is_some() {
+        progress.phase("authorise the SSH key and pin the host keys", None, None);
+        super::ssh::prepare(daemon, &vm, &client).await;
+    }
 
     let timings = timings(vmm_spawned, agent_ready, &ready);
     let boot_json = serde_json::to_string(&timings).ok();
