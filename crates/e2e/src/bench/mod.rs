@@ -2,4 +2,5 @@
 
 pub mod disks;
 pub mod guests;
+pub mod net;
 pub mod oci;

@@ -18,12 +18,15 @@
 //!
 //! **guests** — time to agent-ready and to a listening sshd, debian (lean init) against
 //! minimal (and systemd, when a `debian-systemd` image is registered).
+//!
+//! **ssh** — `vm run -d` + `ssh NAME.vm true` against `vm run --rm -- true` (goal ≤ 1.2×);
+//! **net** — TCP throughput host → guest over the bridge (see `bench/net.rs`).
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use banger_e2e::bench::{disks, guests, oci};
+use banger_e2e::bench::{disks, guests, net, oci};
 use banger_e2e::direct::{self, ImageFiles};
 use banger_e2e::{Env, stderr};
 use banger_vmm::QemuDriver;
@@ -33,7 +36,7 @@ const RUNS: usize = 5;
 const VCPUS: u32 = 1;
 const MEMORY_MIB: u64 = 512;
 
-/// `banger-bench [boot] [disks] [oci] [guests]` (all by default). `disks-xfs DIR` is the
+/// `banger-bench [boot] [disks] [oci] [guests] [ssh] [net]` (all by default). `disks-xfs DIR` is the
 /// xfs half of `disks`, re-run inside a private mount namespace.
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -68,6 +71,14 @@ fn main() -> anyhow::Result<()> {
     if want("guests") {
         println!("\n== time to agent-ready and to sshd: debian (lean init) vs minimal ==");
         bench_guests()?;
+    }
+    if want("ssh") {
+        println!("\n== ssh: vm run -d + ssh NAME.vm true vs vm run --rm -- true (debian) ==");
+        net::ssh()?;
+    }
+    if want("net") {
+        println!("\n== net: TCP throughput host -> guest over the bridge ==");
+        net::throughput()?;
     }
     Ok(())
 }
