@@ -8,7 +8,7 @@ RELEASE_DIR  := target/release
 AGENT_BIN    := target/$(AGENT_TARGET)/agent/banger-agent
 BANGER       := $(RELEASE_DIR)/banger
 
-.PHONY: all deps build agent image run test lint unit bench clean openapi install uninstall
+.PHONY: all deps build agent image run test lint unit bench clean openapi install uninstall fuzz
 
 # `make install` layout (DESTDIR for packaging): the CLI in bin/, the guest agent where
 # banger looks for it (../lib/banger/ beside bin/), a man page per subcommand, and
@@ -79,6 +79,23 @@ openapi:
 
 bench: deps build
 	BANGER_BIN=$(abspath $(BANGER)) $(CARGO) run --release -p banger-e2e --bin banger-bench
+
+# Fuzz each target for FUZZ_SECONDS: coverage-guided with cargo-fuzz when a nightly toolchain
+# and cargo-fuzz are installed (new inputs land in fuzz/corpus/TARGET; a crash in
+# fuzz/artifacts/TARGET fails the run), otherwise the stable mutation loop over the corpora.
+# `make test` replays the checked-in corpora (crates/fuzz-targets/tests/corpora.rs).
+FUZZ_SECONDS ?= 30
+FUZZ_TARGETS := agent_stream agent_host api_request config catalog deb oci_layer
+
+fuzz:
+	@if $(CARGO) +nightly fuzz --version >/dev/null 2>&1; then \
+		for t in $(FUZZ_TARGETS); do \
+			$(CARGO) +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=1024 -timeout=10 || exit 1; \
+		done; \
+	else \
+		echo "cargo-fuzz on nightly not found: running the stable mutation loop (no coverage feedback)"; \
+		$(CARGO) run --release -p banger-fuzz-targets --bin banger-fuzz-stable -- run --seconds $(FUZZ_SECONDS); \
+	fi
 
 clean:
 	$(CARGO) clean

@@ -72,7 +72,6 @@ pub fn run(layout: Layout, build: &'static str) -> anyhow::Result<()> {
             driver = %daemon.selection_summary(),
             "banger daemon started"
         );
-        images::reclaim(&daemon);
         vms::reconcile::reconcile(&daemon).await;
         net::release::sweep(&daemon).await;
         server::serve(daemon, &mut bound, server::Limits::default()).await

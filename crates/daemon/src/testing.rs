@@ -274,9 +274,8 @@ impl Incarnation {
 pub fn request(name: &str, start: bool) -> CreateVmRequest {
     CreateVmRequest {
         name: Some(name.to_string()),
-        // The fake image (main's default is debian, which would be built).
-        image: Some("minimal".to_string()),
         disk: Some("64M".to_string()),
+        image: Some("minimal".to_string()),
         start,
         ..CreateVmRequest::default()
     }

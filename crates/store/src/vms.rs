@@ -39,9 +39,8 @@ impl Store {
         tx.commit().map_err(|e| classify(e, &self.path))
     }
 
-    /// [`Store::insert_vm`] on `conn`, a transaction on the store's connection. Registering
-    /// a VM completes its creation: its `create` intent ends in the same transaction, so
-    /// there is never a moment with both or neither.
+    /// [`Store::insert_vm`] on `conn`, a transaction the caller commits (the row and the end
+    /// of its `create` intent must land together).
     pub(crate) fn insert_vm_on(
         &self,
         conn: &rusqlite::Connection,
@@ -73,6 +72,8 @@ impl Store {
             ],
         );
         match result.map_err(|e| (extended_code(&e), e)) {
+            // Registering a VM completes its creation: its `create` intent ends in the same
+            // transaction, so there is never a moment with both or neither.
             Ok(_) => conn
                 .execute(
                     "DELETE FROM intents WHERE vm_id = ?1 AND op = 'create'",

@@ -41,8 +41,10 @@ fn escape_char(c: char, out: &mut String) {
 }
 
 /// C0 and C1 controls, DEL, and the invisible characters that reorder or hide text
-/// (bidirectional overrides and isolates, zero-width and other format characters).
-fn is_unsafe(c: char) -> bool {
+/// (bidirectional overrides and isolates, zero-width and other format characters): what
+/// guest text may not carry into a log, an answer or a terminal. The one definition, for
+/// the daemon's escaping here and the CLI's on terminals.
+pub fn is_unsafe(c: char) -> bool {
     c.is_control()
         || matches!(
             c,

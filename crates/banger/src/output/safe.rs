@@ -123,27 +123,13 @@ pub fn line(text: &str) -> String {
 }
 
 fn escape_char(c: char, out: &mut String) {
-    if !is_unsafe(c) {
+    if !banger_system::text::is_unsafe(c) {
         out.push(c);
     } else if c.is_ascii() {
         let _ = write!(out, "\\x{:02x}", c as u32);
     } else {
         let _ = write!(out, "\\u{{{:x}}}", c as u32);
     }
-}
-
-/// C0 and C1 controls, DEL, and the invisible characters that reorder or hide text
-/// (bidirectional overrides and isolates, zero-width and other format characters).
-fn is_unsafe(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{200b}'..='\u{200f}'
-                | '\u{2028}'..='\u{202e}'
-                | '\u{2060}'..='\u{2069}'
-                | '\u{feff}'
-                | '\u{fff9}'..='\u{fffb}'
-        )
 }
 
 #[cfg(test)]

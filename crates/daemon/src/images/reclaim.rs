@@ -31,32 +31,31 @@ pub fn reclaim(daemon: &Daemon) {
             removed += 1;
         }
     }
-    let cache = daemon.layout.cache_dir();
-    for dir in [
-        cache.join("oci/blobs/sha256"),
-        cache.join("oci/trees"),
-        cache.clone(),
-        cache.join("sha256"),
-    ] {
-        for entry in read(&dir) {
-            let name = entry
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let partial = [".partial-", ".new-", ".download-"]
-                .iter()
-                .any(|p| name.starts_with(p));
-            if partial && remove(&entry) {
-                removed += 1;
-            }
-        }
-    }
+    removed += partials(&daemon.layout.cache_dir(), 4);
     if removed > 0 {
         tracing::info!(
             removed,
             "reclaimed work left by interrupted image builds or imports"
         );
     }
+}
+
+/// Partial downloads and half-made entries of the caches (the temporary-name convention,
+/// [`banger_paths::is_temp_name`], or `.partial-`), up to `depth` levels below `dir`.
+fn partials(dir: &Path, depth: usize) -> usize {
+    let mut removed = 0;
+    for entry in read(dir) {
+        let name = entry
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if name.starts_with(".partial-") || banger_paths::is_temp_name(&name) {
+            removed += usize::from(remove(&entry));
+        } else if depth > 1 && fs::symlink_metadata(&entry).is_ok_and(|m| m.is_dir()) {
+            removed += partials(&entry, depth - 1);
+        }
+    }
+    removed
 }
 
 fn read(dir: &Path) -> Vec<PathBuf> {

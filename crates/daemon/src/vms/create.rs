@@ -79,7 +79,8 @@ pub async fn create(
     Ok(view(&record))
 }
 
-/// The VM's directory and disks, then its row (which ends the `create` intent).
+/// The VM's directory and disks, then its row with its disks and published ports (which
+/// ends the `create` intent).
 async fn lay_out(
     daemon: &Daemon,
     record: &VmRecord,

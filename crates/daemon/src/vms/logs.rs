@@ -3,12 +3,12 @@
 //!
 //! The log is `console.log.1` then `console.log` (see `vms/console.rs`), of which at most the
 //! last `[logs] console_max` bytes are sent — even a log grown without a cap by an older
-//! banger is read from its end only. Everything is streamed in 64 KiB chunks through a
+//! banger is read from its end only — and, with `tail`, only the last lines (found by
+//! reading backwards from the end, one block at a time). Without `follow` the stream ends
+//! where the log ended when the call was made (a chatty guest cannot keep it going). Everything is streamed in 64 KiB chunks through a
 //! channel of a few chunks: memory does not depend on the log's size or the client's speed.
-//! With `tail`, the stream starts at the last N lines of `console.log` (found by reading
-//! backwards from its end), within the same cap.
 
-use std::io::{Read, Seek, SeekFrom};
+use std::io::SeekFrom;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -32,9 +32,7 @@ const IN_FLIGHT: usize = 4;
 type Chunks = mpsc::Sender<std::io::Result<Bytes>>;
 
 /// The console log of VM `name` as a stream of chunks, from its last `tail` lines when
-/// given (see the module's documentation). Without `follow` the stream ends at the log's
-/// size when the call was made; with `follow`, once the VM is no longer active (after a
-/// last read). Dropping the receiver stops the reader.
+/// given (see the module's documentation). Dropping the receiver stops the reader.
 pub fn stream(
     daemon: &Daemon,
     name: &str,
@@ -44,20 +42,18 @@ pub fn stream(
     let vm = lookup(daemon, name)?;
     let path = vm.dir.join(CONSOLE_LOG);
     let max = daemon.config.logs_resolved().console_max_bytes.value;
-    let tail_start = match tail {
-        Some(lines) => Some(start_of_last_lines(&path, lines).map_err(|e| {
-            DaemonError::internal(format!(
-                "cannot read the console log of VM {}: {e}",
-                vm.name
-            ))
-        })?),
-        None => None,
-    };
+    let window = window(&path, max, tail).map_err(|e| {
+        DaemonError::caused(
+            crate::error::ErrorKind::Internal,
+            format_args!("cannot read the console log of VM {}", vm.name),
+            &e,
+        )
+    })?;
     let (tx, rx) = mpsc::channel(IN_FLIGHT);
     let daemon: Option<Arc<Daemon>> = daemon.self_arc();
     let id = vm.id.clone();
     tokio::spawn(async move {
-        let mut position = match send_existing(&path, max, tail_start, &tx).await {
+        let mut position = match send_existing(&path, window, &tx).await {
             Ok(position) => position,
             Err(e) => {
                 let _ = tx.send(Err(e)).await;
@@ -100,36 +96,61 @@ struct Position {
     offset: u64,
 }
 
-/// Send the last `max` bytes of `PATH.1` + `PATH` — or, with `tail_start`, of `PATH` from
-/// that offset on; returns where `PATH` ends.
-async fn send_existing(
-    path: &Path,
-    max: u64,
-    tail_start: Option<u64>,
-    tx: &Chunks,
-) -> std::io::Result<Position> {
+/// What of the log exists now is sent: where it starts in `PATH.1` and in `PATH` (`None`:
+/// nothing of that file), and the files' identities and lengths at the time.
+#[derive(Clone, Copy)]
+struct Window {
+    older: Option<(u64, u64)>,
+    current: Option<(u64, u64)>,
+    current_id: Option<(u64, u64)>,
+    current_len: u64,
+}
+
+/// The part of `PATH.1` + `PATH` to send: at most the last `max` bytes, and with `tail`
+/// only from the start of the last `tail` lines.
+fn window(path: &Path, max: u64, tail: Option<u64>) -> std::io::Result<Window> {
     let older = banger_system::rotate::rotated_path(path);
-    let current = identity(path).await;
-    let current_len = current.map_or(0, |(_, len)| len);
-    let older_len = identity(&older).await.map_or(0, |(_, len)| len);
-    let from_current = match tail_start {
-        Some(start) => current_len.saturating_sub(start).min(max),
-        None => current_len.min(max),
+    let len_of = |p: &Path| match std::fs::metadata(p) {
+        Ok(meta) => Ok(Some(meta)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
     };
-    let from_older = match tail_start {
-        // The last lines come from the current file (a rotation keeps whole files only).
-        Some(_) => 0,
-        None => older_len.min(max - from_current),
-    };
-    if from_older > 0 {
-        send_range(&older, older_len - from_older, older_len, tx).await?;
+    let current = len_of(path)?;
+    let current_len = current.as_ref().map_or(0, |m| m.len());
+    let older_len = len_of(&older)?.map_or(0, |m| m.len());
+    let from_current = current_len.min(max);
+    let from_older = older_len.min(max - from_current);
+    let mut current_start = current_len - from_current;
+    let mut older_start = (from_older > 0).then_some(older_len - from_older);
+    if let Some(lines) = tail {
+        let (start, found) = tail_start(path, lines)?;
+        current_start = current_start.max(start);
+        older_start = match older_start {
+            // The current file holds them all: nothing of the older one.
+            Some(_) if found >= lines => None,
+            Some(cap) => Some(cap.max(tail_start(&older, lines - found)?.0)),
+            None => None,
+        };
     }
-    if from_current > 0 {
-        send_range(path, current_len - from_current, current_len, tx).await?;
+    Ok(Window {
+        older: older_start.map(|start| (start, older_len)),
+        current: (current_start < current_len).then_some((current_start, current_len)),
+        current_id: current.map(|m| (m.dev(), m.ino())),
+        current_len,
+    })
+}
+
+/// Send `window`; returns where `PATH` ended.
+async fn send_existing(path: &Path, window: Window, tx: &Chunks) -> std::io::Result<Position> {
+    if let Some((from, to)) = window.older {
+        send_range(&banger_system::rotate::rotated_path(path), from, to, tx).await?;
+    }
+    if let Some((from, to)) = window.current {
+        send_range(path, from, to, tx).await?;
     }
     Ok(Position {
-        file: current.map(|(id, _)| id),
-        offset: current_len,
+        file: window.current_id,
+        offset: window.current_len,
     })
 }
 
@@ -198,17 +219,18 @@ async fn send_range(path: &Path, from: u64, to: u64, tx: &Chunks) -> std::io::Re
 const TAIL_BLOCK: u64 = 64 * 1024;
 
 /// The offset where the last `lines` lines of `path` begin (0 when it has fewer; the
-/// size when `lines` is 0). A final line without a newline counts. Reads backwards in
-/// blocks, so a log of any size costs one block of memory.
-fn start_of_last_lines(path: &Path, lines: u64) -> std::io::Result<u64> {
+/// size when `lines` is 0), and how many lines that is (fewer than `lines` when the file
+/// has fewer). A final line without a newline counts. Reads backwards in blocks, so a log
+/// of any size costs one block of memory.
+fn tail_start(path: &Path, lines: u64) -> std::io::Result<(u64, u64)> {
     let mut file = match std::fs::File::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, 0)),
         Err(e) => return Err(e),
     };
     let len = file.metadata()?.len();
     if lines == 0 {
-        return Ok(len);
+        return Ok((len, 0));
     }
     let mut seen = 0u64;
     let mut end = len;
@@ -216,21 +238,22 @@ fn start_of_last_lines(path: &Path, lines: u64) -> std::io::Result<u64> {
     while end > 0 {
         let start = end.saturating_sub(TAIL_BLOCK);
         let buf = &mut block[..(end - start) as usize];
-        file.seek(SeekFrom::Start(start))?;
-        file.read_exact(buf)?;
+        std::io::Seek::seek(&mut file, SeekFrom::Start(start))?;
+        std::io::Read::read_exact(&mut file, buf)?;
         for (i, byte) in buf.iter().enumerate().rev() {
             let at = start + i as u64;
             // The newline that ends the file ends the last line; it starts none.
             if *byte == b'\n' && at + 1 != len {
                 seen += 1;
                 if seen == lines {
-                    return Ok(at + 1);
+                    return Ok((at + 1, seen));
                 }
             }
         }
         end = start;
     }
-    Ok(0)
+    // The whole file: its first line too, when it has any byte.
+    Ok((0, seen + u64::from(len > 0)))
 }
 
 #[cfg(test)]
@@ -241,7 +264,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("console.log");
         std::fs::write(&path, content).unwrap();
-        start_of_last_lines(&path, lines).unwrap() as usize
+        tail_start(&path, lines).unwrap().0 as usize
     }
 
     #[test]
@@ -257,7 +280,11 @@ mod tests {
         assert_eq!(&open[start(open, 2)..], b"two\npartial");
         assert_eq!(start(b"", 5), 0);
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(start_of_last_lines(&dir.path().join("none"), 3).unwrap(), 0);
+        assert_eq!(tail_start(&dir.path().join("none"), 3).unwrap(), (0, 0));
+        let path = dir.path().join("three");
+        std::fs::write(&path, b"a\nb\nc").unwrap();
+        assert_eq!(tail_start(&path, 9).unwrap(), (0, 3));
+        assert_eq!(tail_start(&path, 2).unwrap(), (2, 2));
     }
 
     #[test]

@@ -302,7 +302,7 @@ fn long_vm_dirs_fail_with_the_socket_limit() {
     s.vm_dir = PathBuf::from(format!("/{}", "d".repeat(100)));
     let err = render_with(&s, Accel::Tcg, MachineType::Microvm).unwrap_err();
     assert!(
-        matches!(err, VmmError::SocketPathTooLong { len: 110, .. }),
+        matches!(err, VmmError::SocketPathTooLong { len: 114, .. }),
         "{err}"
     );
     assert!(err.to_string().contains("BANGER_STATE_DIR"), "{err}");

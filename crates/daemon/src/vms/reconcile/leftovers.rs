@@ -23,9 +23,8 @@ pub async fn reclaim(daemon: &Daemon, vms: &[VmRecord], intents: &[Intent]) {
     // orphans: the intent keeps them on record for the next start.
     let pending: HashSet<&str> = intents.iter().map(|i| i.vm_id.as_str()).collect();
     orphan_dirs(daemon, &rows, &pending).await;
-    for dir in [daemon.layout.images_dir(), daemon.layout.cache_dir()] {
-        temp_files(&dir, 3);
-    }
+    // Image builds, imports and downloads: their owner reclaims them.
+    crate::images::reclaim(daemon);
 }
 
 /// Directories under `vms/` that no row names: left by a create killed before its intent
@@ -63,37 +62,6 @@ pub async fn remove_vm_dir(daemon: &Daemon, dir: &Path) -> bool {
         Err(e) => {
             tracing::error!(dir = %dir.display(), error = %e, "cannot delete directory");
             false
-        }
-    }
-}
-
-/// Temporary files and directories of interrupted work (see [`banger_paths::is_temp_name`]),
-/// up to `depth` levels below `dir`. At daemon start nothing is writing them.
-fn temp_files(dir: &Path, depth: usize) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let Ok(kind) = entry.file_type() else {
-            continue;
-        };
-        let is_temp = entry
-            .file_name()
-            .to_str()
-            .is_some_and(banger_paths::is_temp_name);
-        if is_temp {
-            tracing::info!(path = %path.display(), "removing a leftover temporary file");
-            let removed = if kind.is_dir() {
-                std::fs::remove_dir_all(&path)
-            } else {
-                std::fs::remove_file(&path)
-            };
-            if let Err(e) = removed {
-                tracing::warn!(path = %path.display(), error = %e, "cannot remove leftover");
-            }
-        } else if kind.is_dir() && depth > 1 {
-            temp_files(&path, depth - 1);
         }
     }
 }

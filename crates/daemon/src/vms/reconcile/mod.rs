@@ -43,11 +43,17 @@ pub async fn reconcile(daemon: &Arc<Daemon>) {
     leftovers::reclaim(daemon, &vms, &intents).await;
 }
 
-/// The files a VM needs, as found on the host.
-pub fn files_of(vm: &VmRecord) -> Files {
+/// The files a VM needs, as found on the host: its directory and each disk recorded for it
+/// (`disks`; a VM from before disks were recorded has its work disk only).
+pub fn files_of(vm: &VmRecord, disks: &[banger_store::VmDisk]) -> Files {
+    let missing_disk = if disks.is_empty() {
+        !vm.dir.join(WORK_DISK).is_file()
+    } else {
+        disks.iter().any(|d| !d.path.is_file())
+    };
     if !vm.dir.is_dir() {
         Files::DirGone
-    } else if !vm.dir.join(WORK_DISK).is_file() {
+    } else if missing_disk {
         Files::DiskGone
     } else {
         Files::Present
@@ -69,7 +75,7 @@ async fn reconcile_vm(daemon: &Daemon, vm: &VmRecord, removing: bool) {
         state: vm.state,
         vmm,
         strays: !strays::find(daemon, &vm.dir, keep).is_empty(),
-        files: files_of(vm),
+        files: files_of(vm, &daemon.store().vm_disks(&vm.id).unwrap_or_default()),
         removing,
     };
     let plan = plan::plan(&facts);
