@@ -15,7 +15,7 @@ Create and boot a VM, optionally run a command in it.
   banger vm run --name dev            boot a VM and keep it running
   banger vm run -d --memory 1g        boot a VM in the background and print its name
   banger vm run --rm -it sh           an interactive shell in a throwaway VM
-  banger vm run -d --name web -p 8080:80    publish guest port 80 on host port 8080
+  banger vm run -d -p 8081:80         publish guest port 80 on host port 8081
 
 The command may follow `--` or simply come last. The image defaults to `default_image_name`
 from config.toml (the built-in default image if unset; it is built on first use). vCPUs,
@@ -127,7 +127,8 @@ without `banger ssh-config --install`, with or without a network path to the gue
 
   banger vm ssh dev                  an interactive shell
   banger vm ssh dev -- uname -a      run one command (ssh joins the words with spaces)
-  banger vm ssh dev -- -L 8080:localhost:80 -N    ssh options go after -- too
+
+ssh options go after `--` too, before any command: `-- -L 8080:localhost:80 -N`.
 
 After `banger ssh-config --install`, `ssh dev.vm`, `scp`, `rsync -e ssh` and editors'
 remote modes reach the same VM by the name NAME.vm.
@@ -138,12 +139,12 @@ pub const CP_HELP: &str = "\
 Copy files and directories between the host and a VM, through the guest agent (no SSH, no
 network, no tools needed in the guest). One side is VM:PATH; modes are kept.
 
-  banger vm cp ./src dev:/work/        into an existing directory, keeping the name
-  banger vm cp notes.txt dev:/tmp/n    as a new name
-  banger vm cp dev:/etc/os-release .   from the guest
-  banger vm cp dev:/var/log logs       a directory, as `logs`
-  tar c dir | banger vm cp - dev:/tmp  a tar stream from stdin, extracted into /tmp
-  banger vm cp dev:/etc - | tar t      a tar stream to stdout
+  banger vm cp ./docs dev:/work/             into an existing directory, keeping the name
+  banger vm cp README.md dev:/tmp/readme      as a new name
+  banger vm cp dev:/etc/os-release /tmp/      from the guest
+  banger vm cp dev:/var/log /tmp/guest-logs   a directory, as guest-logs
+  tar c docs | banger vm cp - dev:/tmp        a tar stream from stdin, extracted into /tmp
+  banger vm cp dev:/etc - | tar t             a tar stream to stdout
 
 As with docker cp: an existing directory receives the copy under its own name; any other
 destination becomes the copy. What comes from the guest is untrusted: entries that would
