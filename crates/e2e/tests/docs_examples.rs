@@ -23,6 +23,10 @@ const NOT_RUN: &[(&str, &str)] = &[
         "builds an image from the Debian archive (a download of minutes); the e2e template is built by exactly this command",
     ),
     (
+        "banger vm ssh",
+        "needs sshd in the guest, and this test's image (minimal) has none; tests/ssh.rs runs ssh, vm ssh, scp and rsync on debian",
+    ),
+    (
         "sudo banger firecracker install",
         "downloads a Firecracker release from GitHub, which this test cannot reach; crates/firecracker's install tests serve one locally",
     ),

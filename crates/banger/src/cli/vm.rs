@@ -142,7 +142,7 @@ network, no tools needed in the guest). One side is VM:PATH; modes are kept.
   banger vm cp ./docs dev:/work/             into an existing directory, keeping the name
   banger vm cp README.md dev:/tmp/readme      as a new name
   banger vm cp dev:/etc/os-release /tmp/      from the guest
-  banger vm cp dev:/var/log /tmp/guest-logs   a directory, as guest-logs
+  banger vm cp dev:/etc /tmp/guest-etc        a directory, as guest-etc
   tar c docs | banger vm cp - dev:/tmp        a tar stream from stdin, extracted into /tmp
   banger vm cp dev:/etc - | tar t             a tar stream to stdout
 
