@@ -35,7 +35,7 @@ agent:
 	RUSTFLAGS='-C target-feature=+crt-static' $(CARGO) build --profile agent --target $(AGENT_TARGET) -p banger-agent
 
 build: agent
-	$(CARGO) build --release -p banger
+	$(CARGO) build --release -p banger -p banger-fake-firecracker
 	install -m 0755 $(AGENT_BIN) $(RELEASE_DIR)/banger-agent
 
 # Build and register the default image (debian; mmdebstrap needs root) when it is missing.

@@ -65,5 +65,9 @@ pub const MAX_PAYLOAD: usize = 1 << 20;
 /// Smaller than [`MAX_PAYLOAD`] so one busy exec cannot hold the shared stream for long.
 pub const MAX_DATA_CHUNK: usize = 64 * 1024;
 
+/// The vsock port the agent listens on unless told otherwise (Firecracker's hybrid vsock
+/// reaches it with `CONNECT 1024`). Shared so host and guest name it once.
+pub const DEFAULT_VSOCK_PORT: u32 = 1024;
+
 /// Stream id of the connection itself: `Hello`, `Ready` and connection-level `Error`s.
 pub const CONTROL_STREAM: u32 = 0;

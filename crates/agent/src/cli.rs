@@ -20,7 +20,7 @@ pub enum TransportSpec {
 }
 
 /// The vsock port the agent listens on by default (Firecracker).
-pub const DEFAULT_VSOCK_PORT: u32 = 1024;
+pub use banger_agent_proto::DEFAULT_VSOCK_PORT;
 
 /// The virtio-serial port name the agent looks for by default (QEMU).
 pub const DEFAULT_PORT_NAME: &str = "agent";
@@ -93,6 +93,7 @@ KERNEL COMMAND LINE (read from /proc/cmdline):
     banger.vm=ID             the VM's id: a new id gets a new machine-id and SSH host keys
     banger.init=agent|systemd  with root=DEV, the init to hand over to on the root disk
     banger.workdisk=DEVICE   ext4 device to mount at /work, e.g. /dev/vdb (PID 1 only)
+    banger.poweroff=reboot   end the machine with a reboot (Firecracker exits on one)
 ";
 
 /// Parses the arguments after the program name.

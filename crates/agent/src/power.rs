@@ -14,6 +14,17 @@ const KILL_GRACE: Duration = Duration::from_secs(1);
 
 static POWERING_OFF: AtomicBool = AtomicBool::new(false);
 
+/// `banger.poweroff=reboot`: end the machine with a reboot instead of a power-off. Under
+/// Firecracker a powered-off guest only halts its vCPUs and the VMM keeps running, while a
+/// reboot (with `reboot=k`) makes Firecracker exit, which is what "off" means there.
+static REBOOT_INSTEAD: AtomicBool = AtomicBool::new(false);
+
+/// Read the power-off mode from the kernel command line (PID 1 only).
+pub fn configure(cmdline: &crate::cli::KernelCmdline) {
+    let reboot = cmdline.get("banger.poweroff") == Some("reboot");
+    REBOOT_INSTEAD.store(reboot, Ordering::SeqCst);
+}
+
 /// Stops everything and powers the machine off. Never returns: PID 1 must not exit.
 pub fn poweroff() -> ! {
     if POWERING_OFF.swap(true, Ordering::SeqCst) {
@@ -59,8 +70,13 @@ fn finish() -> ! {
         unsafe { libc::sync() };
     }
     console::drain();
-    let Err(err) = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_POWER_OFF);
-    log!("power-off failed: {err}");
+    let mode = if REBOOT_INSTEAD.load(Ordering::SeqCst) {
+        nix::sys::reboot::RebootMode::RB_AUTOBOOT
+    } else {
+        nix::sys::reboot::RebootMode::RB_POWER_OFF
+    };
+    let Err(err) = nix::sys::reboot::reboot(mode);
+    log!("power-off ({mode:?}) failed: {err}");
     park_forever()
 }
 

@@ -82,6 +82,11 @@ pub struct CreateVmRequest {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schema(example = json!(["8080:80", "127.0.0.1:5353:53/udp"]))]
     pub publish: Vec<String>,
+    /// The VMM for this VM: `auto`, `qemu` or `firecracker`; default: config's `vmm`. The
+    /// VM keeps the driver chosen now for its whole life.
+    #[serde(default)]
+    #[schema(example = "auto")]
+    pub vmm: Option<String>,
 }
 
 /// How to stop a VM. An empty body means a graceful stop with the default timeout.
@@ -124,7 +129,7 @@ pub struct VmView {
     pub name: String,
     /// The image it boots.
     pub image: String,
-    /// `created`, `starting`, `running`, `stopping`, `stopped` or `failed`; `removed` in
+    /// `created`, `starting`, `running`, `paused`, `stopping`, `stopped` or `failed`; `removed` in
     /// the answer to a delete. Clients should expect states added by later versions.
     #[schema(example = "running")]
     pub state: String,
@@ -132,9 +137,12 @@ pub struct VmView {
     pub memory_mib: u64,
     /// Size of the work disk in bytes.
     pub disk_bytes: u64,
-    /// The VMM driver of its last boot (`qemu`, `firecracker`).
+    /// The VMM driver that runs it (`qemu`, `firecracker`), chosen when it was created.
     #[serde(default)]
     pub driver: Option<String>,
+    /// Why the VM got its driver (chosen when it was created).
+    #[serde(default)]
+    pub driver_reason: Option<String>,
     /// The accelerator of its last boot (`kvm`, `tcg`).
     #[serde(default)]
     pub accel: Option<String>,

@@ -37,6 +37,10 @@ use std::str::FromStr;
 
 /// Firecracker binary name looked up on PATH when `firecracker_bin` is not set.
 pub const BUILTIN_FIRECRACKER_BIN: &str = "firecracker";
+/// Where `banger firecracker install` downloads releases from unless
+/// `firecracker_release_url` says otherwise: `<base>/vV/firecracker-vV-ARCH.tgz`.
+pub const BUILTIN_FIRECRACKER_RELEASE_URL: &str =
+    "https://github.com/firecracker-microvm/firecracker/releases/download";
 /// Image used when `default_image_name` is not set.
 pub const BUILTIN_DEFAULT_IMAGE: &str = "debian";
 /// Longest accepted image name (a DNS label).
@@ -93,6 +97,8 @@ pub struct Config {
     pub ssh_key_path: Option<PathBuf>,
     pub default_image_name: Option<String>,
     pub vmm: VmmPreference,
+    /// Release download base for `banger firecracker install` (a mirror, or a test server).
+    pub firecracker_release_url: Option<String>,
     pub vm_defaults: VmDefaultsConfig,
     pub network: NetworkConfig,
     pub logs: LogsConfig,
@@ -114,6 +120,17 @@ impl Config {
         match &self.ssh_key_path {
             Some(p) => Resolved::new(p.clone(), Provenance::Config),
             None => Resolved::new(layout.default_ssh_key(), Provenance::Builtin),
+        }
+    }
+
+    /// `firecracker_release_url` (config) or the upstream GitHub releases (builtin).
+    pub fn firecracker_release_url_resolved(&self) -> Resolved<String> {
+        match &self.firecracker_release_url {
+            Some(url) => Resolved::new(url.clone(), Provenance::Config),
+            None => Resolved::new(
+                BUILTIN_FIRECRACKER_RELEASE_URL.to_string(),
+                Provenance::Builtin,
+            ),
         }
     }
 

@@ -31,6 +31,7 @@ struct RawConfig {
     ssh_key_path: Field,
     default_image_name: Field,
     vmm: Field,
+    firecracker_release_url: Field,
     vm_defaults: Option<RawVmDefaults>,
     network: Option<RawNetwork>,
     logs: Option<RawLogs>,
@@ -59,8 +60,8 @@ struct RawVmDefaults {
     disk: Field,
 }
 
-const TOP_KEYS: &str =
-    "firecracker_bin, ssh_key_path, default_image_name, vmm, [vm_defaults], [network], [logs]";
+const TOP_KEYS: &str = "firecracker_bin, ssh_key_path, default_image_name, vmm, \
+                        firecracker_release_url, [vm_defaults], [network], [logs]";
 const VM_DEFAULTS_KEYS: &str = "vcpu, memory, disk";
 const NETWORK_KEYS: &str = "mode, subnet, dns";
 const LOGS_KEYS: &str = "console_max, daemon_max";
@@ -301,6 +302,20 @@ pub(crate) fn parse_config(
                 format!("`vmm` = {s:?} is not {expected}"),
             )
         })?;
+    }
+    if let Some(v) = &raw.firecracker_release_url {
+        let key = "firecracker_release_url";
+        let expected = "an http:// or https:// URL, such as \"https://github.com/firecracker-microvm/firecracker/releases/download\"";
+        let url = ctx.string(key, v, expected)?;
+        let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
+        if !scheme_ok || url.chars().any(char::is_whitespace) || url.len() < "http://x".len() {
+            return Err(ctx.error(
+                v.span(),
+                Some(key),
+                format!("`{key}` = {url:?} is not {expected}"),
+            ));
+        }
+        cfg.firecracker_release_url = Some(url.trim_end_matches('/').to_string());
     }
     if let Some(table) = &raw.vm_defaults {
         cfg.vm_defaults = vm_defaults(&ctx, table)?;

@@ -424,3 +424,30 @@ fn log_limits_default_and_parse() {
             .contains("out of range")
     );
 }
+
+#[test]
+fn firecracker_release_url_is_a_url_with_a_builtin_default() {
+    let cfg = p("firecracker_release_url = \"http://127.0.0.1:8080/releases/\"\n").unwrap();
+    assert_eq!(
+        cfg.firecracker_release_url.as_deref(),
+        Some("http://127.0.0.1:8080/releases")
+    );
+    let resolved = cfg.firecracker_release_url_resolved();
+    assert_eq!(resolved.source, Provenance::Config);
+    let builtin = p("").unwrap().firecracker_release_url_resolved();
+    assert_eq!(builtin.value, crate::BUILTIN_FIRECRACKER_RELEASE_URL);
+    assert_eq!(builtin.source, Provenance::Builtin);
+    for text in [
+        "firecracker_release_url = \"ftp://mirror/fc\"",
+        "firecracker_release_url = \"https://a b\"",
+        "firecracker_release_url = 3",
+    ] {
+        let (line, _, key, msg) = bad(text);
+        assert_eq!(
+            (line, key.as_deref()),
+            (1, Some("firecracker_release_url")),
+            "{msg}"
+        );
+        assert!(msg.contains("http:// or https:// URL"), "{msg}");
+    }
+}

@@ -10,7 +10,9 @@ use banger_config::{Config, VmDefaults};
 use banger_paths::Layout;
 use banger_store::Store;
 use banger_system::{CommandRunner, RealRunner};
-use banger_vmm::{Driver, Selection};
+use banger_vmm::Selection;
+
+use crate::vms::driver::Drivers;
 use tokio::sync::watch;
 
 /// The build this daemon runs (see [`crate::run`]); empty in tests.
@@ -25,8 +27,12 @@ pub struct Daemon {
     pub layout: Layout,
     pub config: Config,
     pub defaults: VmDefaults,
-    pub driver: Driver,
-    pub selection: Selection,
+    /// The VMM drivers, one per kind, built on first use.
+    pub driver: Drivers,
+    /// The driver a new VM would have got when the daemon started, or why there was none.
+    /// Informational only: each VM's driver is chosen when it is created, so a daemon whose
+    /// host has no usable VMM still starts (and can list, stop and remove VMs).
+    pub selection: Result<Selection, String>,
     pub runner: Arc<dyn CommandRunner>,
     /// VM networking: which mode, and the books of what each VM holds (see `net/`).
     pub net: crate::net::Net,
@@ -77,8 +83,8 @@ pub struct Parts {
     pub config: Config,
     pub defaults: VmDefaults,
     pub store: Store,
-    pub driver: Driver,
-    pub selection: Selection,
+    pub driver: Drivers,
+    pub selection: Result<Selection, String>,
     pub runner: Arc<dyn CommandRunner>,
     pub network: crate::net::NetworkSource,
 }
@@ -92,7 +98,8 @@ impl Daemon {
         let store = Store::open(layout.db_path()).with_context(|| {
             format!("cannot open the state store {}", layout.db_path().display())
         })?;
-        let (driver, selection) = crate::vms::driver::build(&layout, &config)?;
+        let driver = Drivers::new(&layout, &config);
+        let selection = driver.select(config.vmm).map_err(|e| e.to_string());
         Ok(Daemon::with_parts(Parts {
             layout,
             config,
@@ -162,7 +169,10 @@ impl Daemon {
     }
 
     pub fn selection_summary(&self) -> String {
-        format!("{} ({})", self.selection.driver, self.selection.accel)
+        match &self.selection {
+            Ok(s) => format!("{} ({})", s.driver, s.accel),
+            Err(_) => "none".to_string(),
+        }
     }
 
     pub fn health(&self) -> Health {
@@ -173,7 +183,10 @@ impl Daemon {
             mode: self.layout.mode.as_str().to_string(),
             state_dir: self.layout.state_dir.display().to_string(),
             driver: self.selection_summary(),
-            driver_reason: self.selection.reason.clone(),
+            driver_reason: match &self.selection {
+                Ok(s) => s.reason.clone(),
+                Err(why) => why.clone(),
+            },
         }
     }
 

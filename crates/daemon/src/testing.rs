@@ -17,6 +17,7 @@ use banger_vmm::{Accel, Driver, DriverKind, Selection};
 use crate::net::NetworkSource;
 use crate::net::fake::FakePrivileged;
 use crate::state::{Daemon, Parts};
+use crate::vms::driver::Drivers;
 use banger_config::{NetworkMode, Provenance, Resolved};
 use banger_helper::{ModeSelection, Networking, Privileged};
 
@@ -85,17 +86,24 @@ impl Harness {
             .enable_all()
             .build()
             .expect("build a runtime");
+        let selection = Selection {
+            driver: DriverKind::Qemu,
+            accel: Accel::Tcg,
+            reason: "the fake driver of the daemon's tests".into(),
+            caveat: None,
+        };
         let daemon = Daemon::with_parts(Parts {
             layout: self.layout.clone(),
             config: self.config.clone(),
             defaults: self.config.vm_defaults_resolved(None, None),
             store: self.open_store(),
-            driver: Driver::Fake(self.driver.clone()),
-            selection: Selection {
-                driver: DriverKind::Qemu,
-                accel: Accel::Tcg,
-                reason: "the fake driver of the daemon's tests".into(),
-            },
+            driver: Drivers::fixed(
+                &self.layout,
+                &self.config,
+                Driver::Fake(self.driver.clone()),
+                selection.clone(),
+            ),
+            selection: Ok(selection),
             runner: Arc::new(RealRunner),
             network: self.network(),
         });

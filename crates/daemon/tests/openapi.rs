@@ -44,6 +44,8 @@ fn document_is_openapi_3_and_describes_every_route() {
         ("/v1/vms/{name}", &["get", "delete"]),
         ("/v1/vms/{name}/start", &["post"]),
         ("/v1/vms/{name}/stop", &["post"]),
+        ("/v1/vms/{name}/pause", &["post"]),
+        ("/v1/vms/{name}/resume", &["post"]),
         ("/v1/vms/{name}/logs", &["get"]),
         ("/v1/vms/{name}/exec", &["post"]),
         ("/v1/images", &["get"]),
@@ -68,7 +70,7 @@ fn document_is_openapi_3_and_describes_every_route() {
     }
     assert_eq!(
         paths.len(),
-        16,
+        18,
         "a route without a test here: {:?}",
         paths.keys()
     );

@@ -10,13 +10,13 @@ use std::cell::OnceCell;
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use banger_config::{Config, ConfigError, VmmPreference};
+use banger_config::{Config, ConfigError};
 use banger_images::imagecat::{Catalog, EntrySource};
 use banger_paths::Layout;
 use banger_store::{Store, StoreError};
 use banger_system::preflight::find_executable;
 use banger_system::{CommandRunner, HostResources, RealRunner};
-use banger_vmm::{DriverKind, DriverPreference, KvmStatus, SelectError, Selection};
+use banger_vmm::{DriverKind, FirecrackerFound, HostVmms, KvmStatus, SelectError, Selection};
 
 use crate::checks::network::{HostNetworkProbe, NetworkProbe};
 
@@ -136,19 +136,26 @@ impl DoctorContext {
         find_executable(QEMU_BINARY, self.search_path.as_deref())
     }
 
-    /// The VMM driver banger would use on this host, and why.
+    /// The Firecracker binary with what its `--version` says, if it can be found.
+    pub fn firecracker_found(&self) -> Option<FirecrackerFound> {
+        let path = self.firecracker_path()?;
+        let version = banger_firecracker::query_version(self.runner.as_ref(), &path)
+            .map_err(|err| crate::error_chain(&err));
+        Some(FirecrackerFound { path, version })
+    }
+
+    /// The VMM driver banger would use on this host for a new VM, and why.
     pub fn selection(&self) -> &Result<Selection, SelectError> {
         self.selection.get_or_init(|| {
-            let preference = match self.config.vmm {
-                VmmPreference::Auto => DriverPreference::Auto,
-                VmmPreference::Qemu => DriverPreference::Qemu,
-                VmmPreference::Firecracker => DriverPreference::Firecracker,
-            };
+            let firecracker = self.firecracker_found();
+            let qemu = self.qemu_path();
             banger_vmm::select_driver(
-                preference,
-                &self.kvm,
-                self.firecracker_path().as_deref(),
-                self.qemu_path().as_deref(),
+                self.config.vmm,
+                &HostVmms {
+                    kvm: &self.kvm,
+                    firecracker: firecracker.as_ref(),
+                    qemu: qemu.as_deref(),
+                },
             )
         })
     }

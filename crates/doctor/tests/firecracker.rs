@@ -244,3 +244,55 @@ fn fedora_and_missing_os_release_get_only_the_url() {
     // Nothing was asked of apt on a non-Debian host.
     assert!(runner.calls.lock().unwrap().is_empty());
 }
+
+/// A binary the root helper would refuse is reported in any mode (here: dev mode), with the
+/// install command that fixes it.
+#[test]
+fn a_group_writable_or_symlinked_binary_is_reported() {
+    use std::os::unix::fs::PermissionsExt;
+    let host = FakeHost::new();
+    let real = fake_firecracker(&host, "1.14.1");
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o775)).unwrap();
+    let c = probe(&host, &ScriptedRunner::new(), true);
+    assert_eq!(c.status, Status::Warn, "{c:?}");
+    assert!(
+        c.details
+            .iter()
+            .any(|d| d.contains("writable by group or others")),
+        "{c:?}"
+    );
+    assert!(
+        c.hint
+            .as_deref()
+            .unwrap()
+            .contains("sudo banger firecracker install"),
+        "{c:?}"
+    );
+
+    let host = FakeHost::new();
+    let target = host.path("opt/firecracker-real");
+    std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+    let real = fake_firecracker(&host, "1.14.1");
+    std::fs::rename(&real, &target).unwrap();
+    std::os::unix::fs::symlink(&target, &real).unwrap();
+    let c = probe(&host, &ScriptedRunner::new(), true);
+    assert_eq!(c.status, Status::Warn, "{c:?}");
+    assert!(
+        c.details.iter().any(|d| d.contains("symbolic link")),
+        "{c:?}"
+    );
+}
+
+#[test]
+fn a_missing_binary_names_the_install_command() {
+    let host = FakeHost::new();
+    let c = probe(&host, &ScriptedRunner::new(), true);
+    assert_eq!(c.status, Status::Fail, "{c:?}");
+    assert!(
+        c.hint
+            .as_deref()
+            .unwrap()
+            .contains("sudo banger firecracker install"),
+        "{c:?}"
+    );
+}

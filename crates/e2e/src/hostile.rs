@@ -45,14 +45,6 @@ pub fn guest_tool(name: &str) -> anyhow::Result<PathBuf> {
 }
 
 impl Env {
-    /// Write this installation's `config.toml` (before its daemon starts).
-    pub fn write_config(&self, toml: &str) -> anyhow::Result<()> {
-        let dir = self.root.path().join("config");
-        std::fs::create_dir_all(&dir)?;
-        std::fs::write(dir.join("config.toml"), toml)?;
-        Ok(())
-    }
-
     /// Copy `local` to `guest_path` in VM `name`, executable.
     pub fn upload(&self, name: &str, local: &Path, guest_path: &str) -> anyhow::Result<()> {
         let bytes = std::fs::read(local)?;

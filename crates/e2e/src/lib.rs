@@ -217,6 +217,60 @@ impl Env {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Replace this installation's settings with `text`, keeping the default image its
+    /// template set.
+    pub fn write_config(&self, text: &str) -> anyhow::Result<()> {
+        let dir = self.root.path().join("config");
+        std::fs::create_dir_all(&dir)?;
+        let file = dir.join("config.toml");
+        let kept: String = std::fs::read_to_string(&file)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with("default_image_name"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(file, format!("{kept}{text}"))?;
+        Ok(())
+    }
+
+    /// Run this installation's VMs under the fake Firecracker (a test double of the real
+    /// API, whose "guest" is the release `banger-agent` run on the host) impersonating
+    /// release `version`: an executable named `firecracker` that starts the fake, and a
+    /// config selecting it with `vmm = "firecracker"`. Returns the executable's path.
+    pub fn use_fake_firecracker(&self, version: &str) -> anyhow::Result<PathBuf> {
+        let fake = fake_firecracker_bin()?;
+        let dir = self.root.path().join("fc");
+        std::fs::create_dir_all(&dir)?;
+        let wrapper = dir.join("firecracker");
+        let source = dir.join(".firecracker.src");
+        let agent = self.bin.with_file_name("banger-agent");
+        std::fs::write(
+            &source,
+            format!(
+                "#!/bin/sh\nexport FAKE_FIRECRACKER_VERSION='{version}' \
+                 FAKE_FIRECRACKER_AGENT='{}'\nexec '{}' \"$@\"\n",
+                agent.display(),
+                fake.display()
+            ),
+        )?;
+        // install(1) in a child process: this multi-threaded test process never holds a write
+        // descriptor on the executable that another test's fork could inherit (ETXTBSY).
+        let status = Command::new("install")
+            .arg("-m")
+            .arg("0755")
+            .arg(&source)
+            .arg(&wrapper)
+            .status()?;
+        if !status.success() {
+            bail!("install(1) could not write {}", wrapper.display());
+        }
+        self.write_config(&format!(
+            "vmm = \"firecracker\"\nfirecracker_bin = \"{}\"\n",
+            wrapper.display()
+        ))?;
+        Ok(wrapper)
+    }
+
     /// The state of VM `name` as `banger vm inspect --json` reports it.
     pub fn vm_json(&self, name: &str) -> serde_json::Value {
         let out = self.ok(["vm", "inspect", name, "--json"]);
@@ -277,6 +331,45 @@ where
     cmd
 }
 
+/// The fake Firecracker binary (a test double), beside the binaries under test: `make build`
+/// builds it with them (one cargo invocation, so dependencies are shared). When it is
+/// missing it is built here.
+pub fn fake_firecracker_bin() -> anyhow::Result<PathBuf> {
+    static BUILT: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let beside = banger_bin().with_file_name("fake-firecracker");
+            if beside.is_file() {
+                return Ok(beside);
+            }
+            let out = Command::new(env!("CARGO"))
+                .args([
+                    "build",
+                    "--release",
+                    "--quiet",
+                    "-p",
+                    "banger-fake-firecracker",
+                ])
+                .current_dir(workspace_root())
+                .output()
+                .map_err(|e| format!("cannot run cargo to build the fake Firecracker: {e}"))?;
+            if !out.status.success() {
+                return Err(format!(
+                    "cargo build -p banger-fake-firecracker failed:\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+            let bin = workspace_root().join("target/release/fake-firecracker");
+            if bin.is_file() {
+                Ok(bin)
+            } else {
+                Err(format!("{} was not built; run `make build`", bin.display()))
+            }
+        })
+        .clone()
+        .map_err(anyhow::Error::msg)
+}
+
 /// An image the e2e templates hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Recipe {
@@ -314,7 +407,12 @@ fn template(recipe: Recipe) -> anyhow::Result<PathBuf> {
     // The store records absolute paths, so a template copied from another checkout
     // (its stamp names that checkout) must be rebuilt, never reused.
     let want = format!("{}\n{}", binary_stamp(&bin)?, dir.display());
-    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(want.as_str()) {
+    // Installations made from the template share its image files (their stores hold the
+    // template's paths), so a test that removes or re-pulls the image empties them for
+    // everyone: rebuild then too, instead of failing every later test on a missing file.
+    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(want.as_str())
+        && has_entries(&dir.join("state/images"))
+    {
         return Ok(dir);
     }
     // Start over, but keep the download cache (state/cache): the Debian packages
@@ -345,6 +443,12 @@ fn template(recipe: Recipe) -> anyhow::Result<PathBuf> {
     }
     std::fs::write(&stamp, want)?;
     Ok(dir)
+}
+
+fn has_entries(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|mut entries| {
+        entries.any(|e| e.is_ok_and(|e| !e.file_name().to_string_lossy().starts_with('.')))
+    })
 }
 
 /// Identifies the agent a template image was built with: the image embeds it, so

@@ -27,6 +27,26 @@ const NOT_RUN: &[(&str, &str)] = &[
         "needs sshd in the guest, and this test's image (minimal) has none; tests/ssh.rs runs ssh, vm ssh, scp and rsync on debian",
     ),
     (
+        "banger image import docker://registry.example.com",
+        "names a placeholder registry; tests/oci_import.rs imports from a registry it serves on 127.0.0.1",
+    ),
+    (
+        "banger image import oci:./layout",
+        "needs an OCI layout the reader has; tests/oci_import.rs imports layouts made by skopeo and umoci",
+    ),
+    (
+        "banger image import docker-archive:app.tar",
+        "needs a `docker save` tarball the reader has; tests/oci_import.rs imports one",
+    ),
+    (
+        "banger run --rm --image app",
+        "runs the image the placeholder import above would create; tests/oci_import.rs runs imported images' Entrypoint/Cmd",
+    ),
+    (
+        "banger image import-kernel ./vmlinux",
+        "needs a kernel file the reader has; crates/images/tests/import_kernel.rs imports kernels",
+    ),
+    (
         "sudo banger firecracker install",
         "downloads a Firecracker release from GitHub, which this test cannot reach; crates/firecracker's install tests serve one locally",
     ),
@@ -148,7 +168,15 @@ fn prepare(env: &Env, line: &str) {
     let w = words(line);
     let verb = w.first().map(String::as_str).unwrap_or("");
     let names_dev = w.iter().any(|x| x == "dev");
-    if verb == "run" && names_dev {
+    if verb == "create" {
+        // A VM of the example's name must not exist yet.
+        let name = w
+            .iter()
+            .skip_while(|x| *x != "--name")
+            .nth(1)
+            .map_or("dev", String::as_str);
+        let _ = env.run(["rm", "-f", name]);
+    } else if verb == "run" && names_dev {
         let _ = env.run(["rm", "-f", "dev"]);
     } else if verb == "start" && names_dev {
         match state_of(env, "dev").as_deref() {
@@ -156,10 +184,25 @@ fn prepare(env: &Env, line: &str) {
                 env.ok(["run", "-d", "--name", "dev"]);
                 env.ok(["stop", "dev"]);
             }
-            Some("running") => {
+            Some("running" | "paused") => {
                 env.ok(["stop", "dev"]);
             }
             Some(_) => {}
+        }
+    } else if verb == "resume" && names_dev {
+        match state_of(env, "dev").as_deref() {
+            Some("paused") => {}
+            None => {
+                env.ok(["run", "-d", "--name", "dev"]);
+                env.ok(["vm", "pause", "dev"]);
+            }
+            Some("running") => {
+                env.ok(["vm", "pause", "dev"]);
+            }
+            Some(_) => {
+                env.ok(["start", "dev"]);
+                env.ok(["vm", "pause", "dev"]);
+            }
         }
     } else if names_dev {
         match state_of(env, "dev").as_deref() {
@@ -167,6 +210,9 @@ fn prepare(env: &Env, line: &str) {
                 env.ok(["run", "-d", "--name", "dev"]);
             }
             Some("running") => {}
+            Some("paused") => {
+                env.ok(["vm", "resume", "dev"]);
+            }
             Some(_) => {
                 env.ok(["start", "dev"]);
             }

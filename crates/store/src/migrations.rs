@@ -86,7 +86,27 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (vm_id, role)
     ) STRICT;
     "#,
-    // 4 (reliability; independent of every other table, so the lead may renumber it):
+    // 4: the `paused` state, and the reason each VM got its driver. SQLite cannot alter a
+    // CHECK constraint, and rebuilding `vms` would cascade-delete the rows of every table
+    // that references it (ip_leases, vm_disks), so the constraint text is edited in place:
+    // SQLite's documented procedure for loosening a CHECK ("Making Other Kinds Of Table
+    // Schema Changes", lang_altertable.html). `writable_schema = RESET` makes this
+    // connection reload the edited schema (ADD COLUMN works from the parsed text); the temp
+    // table refuses to commit if the edit did not apply; the ALTER TABLE bumps the schema
+    // cookie, so every other connection reloads too. Depends only on entry 1's `vms`.
+    r#"
+    PRAGMA writable_schema = ON;
+    UPDATE sqlite_schema
+       SET sql = replace(sql, '''stopped'', ''failed'')', '''stopped'', ''failed'', ''paused'')')
+     WHERE type = 'table' AND name = 'vms';
+    PRAGMA writable_schema = RESET;
+    CREATE TEMP TABLE paused_state_check (applied INTEGER NOT NULL CHECK (applied = 1));
+    INSERT INTO paused_state_check
+        SELECT instr(sql, '''paused''') > 0 FROM sqlite_schema WHERE type = 'table' AND name = 'vms';
+    DROP TABLE paused_state_check;
+    ALTER TABLE vms ADD COLUMN driver_reason TEXT;
+    "#,
+    // 5 (reliability; independent of every other table, so the lead may renumber it):
     // write-ahead intents of multi-step VM operations (see intents.rs). No foreign key to
     // `vms`: a `create` intent precedes its row and a `remove` intent outlives it.
     r#"
@@ -261,6 +281,34 @@ mod tests {
             ),
             "{err:?}"
         );
+    }
+
+    /// The paused-state step refuses to commit when the CHECK text it edits is not there
+    /// (a schema it does not know), instead of leaving `paused` unstorable.
+    #[test]
+    fn the_paused_step_fails_cleanly_on_an_unexpected_schema() {
+        let conn = Connection::open_in_memory().unwrap();
+        let path = Path::new("/mem");
+        let odd_v1 = "CREATE TABLE vms (id TEXT PRIMARY KEY, state TEXT CHECK (state IN ('x')))";
+        let paused_step = MIGRATIONS
+            .iter()
+            .position(|sql| sql.contains("paused_state_check"))
+            .unwrap();
+        let steps = [odd_v1, MIGRATIONS[paused_step]];
+        let err = migrate_with(&conn, path, &steps).unwrap_err();
+        assert!(
+            matches!(err, StoreError::Migration { version: 2, .. }),
+            "{err:?}"
+        );
+        assert_eq!(user_version(&conn, path).unwrap(), 1);
+        let columns: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM pragma_table_info('vms') WHERE name = 'driver_reason'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(columns, 0, "the step was rolled back");
     }
 
     #[test]

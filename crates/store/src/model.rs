@@ -147,7 +147,10 @@ pub struct VmDisk {
 /// * `Created`  → `Starting` (first boot), `Failed` (provisioning failed before boot)
 /// * `Starting` → `Running` (booted), `Stopping` (stop requested mid-boot), `Failed`
 /// * `Running`  → `Stopping` (stop requested), `Stopped` (the guest powered off or the
-///   VMM exited on its own, seen by the daemon or by reconciliation), `Failed` (crashed)
+///   VMM exited on its own, seen by the daemon or by reconciliation), `Failed` (crashed),
+///   `Paused` (its vCPUs frozen; the VMM keeps running)
+/// * `Paused`   → `Running` (resumed), `Stopping` (stop requested), `Stopped` (the VMM
+///   exited or was killed), `Failed`
 /// * `Stopping` → `Stopped`, `Failed` (could not be stopped cleanly)
 /// * `Stopped`  → `Starting` (restart), `Failed` (its files are gone: it cannot start again)
 /// * `Failed`   → `Starting` (retry), `Stopped` (reconciliation cleaned up after it)
@@ -162,16 +165,18 @@ pub enum VmState {
     Stopping,
     Stopped,
     Failed,
+    Paused,
 }
 
 impl VmState {
-    pub const ALL: [VmState; 6] = [
+    pub const ALL: [VmState; 7] = [
         VmState::Created,
         VmState::Starting,
         VmState::Running,
         VmState::Stopping,
         VmState::Stopped,
         VmState::Failed,
+        VmState::Paused,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -182,6 +187,7 @@ impl VmState {
             VmState::Stopping => "stopping",
             VmState::Stopped => "stopped",
             VmState::Failed => "failed",
+            VmState::Paused => "paused",
         }
     }
 
@@ -192,7 +198,8 @@ impl VmState {
             (self, next),
             (Created, Starting | Failed)
                 | (Starting, Running | Stopping | Failed)
-                | (Running, Stopping | Stopped | Failed)
+                | (Running, Stopping | Stopped | Failed | Paused)
+                | (Paused, Running | Stopping | Stopped | Failed)
                 | (Stopping, Stopped | Failed)
                 | (Stopped, Starting | Failed)
                 | (Failed, Starting | Stopped)
@@ -203,7 +210,7 @@ impl VmState {
     pub fn is_active(self) -> bool {
         matches!(
             self,
-            VmState::Starting | VmState::Running | VmState::Stopping
+            VmState::Starting | VmState::Running | VmState::Paused | VmState::Stopping
         )
     }
 }
@@ -221,7 +228,7 @@ impl FromStr for VmState {
         VmState::ALL
             .into_iter()
             .find(|state| state.as_str() == s)
-            .ok_or_else(|| format!("unknown VM state {s:?}; expected one of created, starting, running, stopping, stopped, failed"))
+            .ok_or_else(|| format!("unknown VM state {s:?}; expected one of created, starting, running, paused, stopping, stopped, failed"))
     }
 }
 
@@ -254,8 +261,12 @@ pub struct VmRecord {
     pub memory_mib: u64,
     pub disk_bytes: u64,
     pub dir: PathBuf,
-    /// The VMM driver that runs it (`qemu`, `firecracker`), once started.
+    /// The VMM driver that runs it (`qemu`, `firecracker`): chosen when the VM is created
+    /// and kept for its life.
     pub driver: Option<String>,
+    /// Why it got that driver (the selection's reason), for `vm inspect`.
+    #[serde(default)]
+    pub driver_reason: Option<String>,
     /// Opaque JSON owned by the daemon: pid, start time, sockets.
     pub runtime_json: Option<String>,
     /// Opaque JSON: boot timings.
@@ -327,6 +338,11 @@ mod tests {
             (Running, Stopping),
             (Running, Stopped),
             (Running, Failed),
+            (Running, Paused),
+            (Paused, Running),
+            (Paused, Stopping),
+            (Paused, Stopped),
+            (Paused, Failed),
             (Stopping, Stopped),
             (Stopping, Failed),
             (Stopped, Starting),

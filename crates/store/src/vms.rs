@@ -8,7 +8,7 @@ use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
 use std::path::PathBuf;
 
 const COLUMNS: &str = "id, name, image_name, state, vcpu, memory_mib, disk_bytes, dir, driver, runtime_json, \
-                       boot_json, last_error, created_at, updated_at, started_at";
+                       boot_json, last_error, created_at, updated_at, started_at, driver_reason";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<VmRecord> {
     Ok(VmRecord {
@@ -27,6 +27,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<VmRecord> {
         created_at: row.get(12)?,
         updated_at: row.get(13)?,
         started_at: row.get(14)?,
+        driver_reason: row.get(15)?,
     })
 }
 
@@ -51,7 +52,7 @@ impl Store {
         sql::json(&object, "boot_json", vm.boot_json.as_deref())?;
         let result = conn.execute(
             &format!(
-                "INSERT INTO vms ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+                "INSERT INTO vms ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
             ),
             params![
                 vm.id,
@@ -69,6 +70,7 @@ impl Store {
                 vm.created_at,
                 vm.updated_at,
                 vm.started_at,
+                vm.driver_reason,
             ],
         );
         match result.map_err(|e| (extended_code(&e), e)) {

@@ -251,6 +251,13 @@ fn state_transitions_follow_the_machine() {
         (Stopping, Stopped),
         (Stopped, Starting),
         (Starting, Running),
+        (Running, Paused),
+        (Paused, Running),
+        (Running, Paused),
+        (Paused, Stopping),
+        (Stopping, Stopped),
+        (Stopped, Starting),
+        (Starting, Running),
     ] {
         store
             .update_vm_state("aaaa00000001", Some(from), to, None)
@@ -278,8 +285,8 @@ fn state_transitions_follow_the_machine() {
         "last_error is replaced, None clears it"
     );
 
-    // Refused moves change nothing.
-    for to in [Created, Starting, Stopped] {
+    // Refused moves change nothing (a VM that is not running cannot be paused).
+    for to in [Created, Starting, Stopped, Paused] {
         let err = store
             .update_vm_state("aaaa00000001", None, to, Some("x"))
             .unwrap_err();

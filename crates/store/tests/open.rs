@@ -174,3 +174,104 @@ fn version_zero_with_tables_is_not_migrated() {
         .unwrap();
     assert_eq!(v, 0);
 }
+
+/// A database written by the first schema (VMs in every old state, and a table that
+/// references `vms` with ON DELETE CASCADE, as networking's leases do) migrates to the
+/// current one without losing a row: the `paused` state becomes storable in place.
+#[test]
+fn the_paused_migration_keeps_every_row_and_referencing_tables() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("state.db");
+    {
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        raw.pragma_update(None, "foreign_keys", true).unwrap();
+        raw.execute_batch(
+            r#"
+            CREATE TABLE images (
+                name           TEXT PRIMARY KEY NOT NULL,
+                kernel_path    TEXT NOT NULL,
+                kernel_format  TEXT NOT NULL CHECK (kernel_format IN ('elf-vmlinux', 'bzimage')),
+                bzimage_path   TEXT,
+                initrd_path    TEXT,
+                rootfs_path    TEXT,
+                source         TEXT NOT NULL,
+                kernel_release TEXT,
+                dir            TEXT NOT NULL,
+                created_at     TEXT NOT NULL,
+                size_bytes     INTEGER NOT NULL CHECK (size_bytes >= 0)
+            ) STRICT;
+            CREATE TABLE vms (
+                id           TEXT PRIMARY KEY NOT NULL,
+                name         TEXT NOT NULL UNIQUE,
+                image_name   TEXT NOT NULL REFERENCES images (name) ON UPDATE RESTRICT ON DELETE RESTRICT,
+                state        TEXT NOT NULL
+                             CHECK (state IN ('created', 'starting', 'running', 'stopping', 'stopped', 'failed')),
+                vcpu         INTEGER NOT NULL CHECK (vcpu > 0),
+                memory_mib   INTEGER NOT NULL CHECK (memory_mib > 0),
+                disk_bytes   INTEGER NOT NULL CHECK (disk_bytes >= 0),
+                dir          TEXT NOT NULL,
+                driver       TEXT,
+                runtime_json TEXT CHECK (runtime_json IS NULL OR json_valid(runtime_json)),
+                boot_json    TEXT CHECK (boot_json IS NULL OR json_valid(boot_json)),
+                last_error   TEXT,
+                created_at   TEXT NOT NULL,
+                updated_at   TEXT NOT NULL,
+                started_at   TEXT
+            ) STRICT;
+            CREATE INDEX vms_by_image ON vms (image_name);
+            CREATE TABLE leases (
+                address TEXT PRIMARY KEY,
+                vm_id   TEXT NOT NULL REFERENCES vms (id) ON DELETE CASCADE
+            ) STRICT;
+            INSERT INTO images VALUES ('base', '/k', 'elf-vmlinux', NULL, NULL, NULL, 'built', NULL, '/i', 't', 1);
+            INSERT INTO vms VALUES ('aaaa00000001', 'dev', 'base', 'running', 1, 64, 0, '/vms/a', 'qemu', NULL, NULL, NULL, 't', 't', NULL);
+            INSERT INTO vms VALUES ('aaaa00000002', 'old', 'base', 'stopped', 1, 64, 0, '/vms/b', NULL, NULL, NULL, NULL, 't', 't', NULL);
+            INSERT INTO leases VALUES ('172.30.0.2', 'aaaa00000001');
+            PRAGMA user_version = 1;
+            "#,
+        )
+        .unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    let vms = store.list_vms().unwrap();
+    assert_eq!(vms.len(), 2);
+    assert_eq!(vms[0].driver_reason, None);
+    store
+        .update_vm_state(
+            "aaaa00000001",
+            Some(banger_store::VmState::Running),
+            banger_store::VmState::Paused,
+            None,
+        )
+        .unwrap();
+    assert_eq!(
+        store.get_vm("dev").unwrap().unwrap().state,
+        banger_store::VmState::Paused
+    );
+    drop(store);
+
+    // A fresh connection sees the same schema; nothing referencing `vms` was touched; the
+    // database is sound.
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    let leases: i64 = raw
+        .query_row("SELECT count(*) FROM leases", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(leases, 1);
+    let check: String = raw
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    let err = raw
+        .execute(
+            "UPDATE vms SET state = 'bogus' WHERE id = 'aaaa00000001'",
+            [],
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("CHECK constraint failed"), "{err}");
+    raw.execute(
+        "UPDATE vms SET state = 'paused' WHERE id = 'aaaa00000002'",
+        [],
+    )
+    .unwrap();
+}

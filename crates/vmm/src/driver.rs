@@ -1,13 +1,12 @@
-//! The [`VmmDriver`] trait and the [`Driver`] enum the daemon holds.
+//! The [`VmmDriver`] trait: what every VMM driver can do.
 //!
 //! The trait uses `-> impl Future + Send` methods (Rust 2024, no `async_trait`): each driver
 //! writes plain `async fn`s and the daemon can still `tokio::spawn` the futures. Such a trait
-//! is not object-safe, so instead of `Box<dyn VmmDriver>` the daemon holds [`Driver`], an enum
-//! with one variant per driver that forwards every call. Adding Firecracker means adding a
-//! variant; callers do not change.
+//! is not object-safe, so the daemon holds [`crate::Driver`] (in `drivers.rs`), an enum with
+//! one variant per driver that forwards every call.
 //!
 //! Liveness, waiting and the agent connection depend only on the [`VmRuntime`] record, not on
-//! the driver, so the trait provides them; drivers override only what differs.
+//! the driver, so the trait's defaults delegate to it; drivers override only what differs.
 
 use std::future::Future;
 use std::path::Path;
@@ -16,10 +15,7 @@ use std::time::Duration;
 use tokio::net::UnixStream;
 
 use crate::error::VmmError;
-#[cfg(feature = "testkit")]
-use crate::fake::FakeDriver;
-use crate::process::{self, ProcessIdentity};
-use crate::qemu::QemuDriver;
+use crate::process::ProcessIdentity;
 use crate::runtime::VmRuntime;
 use crate::spec::{DriverKind, KernelFormat, LaunchSpec};
 
@@ -29,6 +25,15 @@ use crate::spec::{DriverKind, KernelFormat, LaunchSpec};
 pub enum WaitOutcome {
     Exited,
     StillRunning,
+}
+
+/// Whether the guest's vCPUs run, as the VMM itself reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunState {
+    /// The VMM runs but the guest was never started (Firecracker before `InstanceStart`).
+    NotStarted,
+    Running,
+    Paused,
 }
 
 /// What every VMM driver can do.
@@ -53,6 +58,16 @@ pub trait VmmDriver {
     /// Returns once the process is gone; a no-op when it already is.
     fn kill(&self, rt: &VmRuntime) -> impl Future<Output = Result<(), VmmError>> + Send;
 
+    /// Freeze the guest's vCPUs; the VMM process keeps running. A no-op when already paused.
+    fn pause(&self, rt: &VmRuntime) -> impl Future<Output = Result<(), VmmError>> + Send;
+
+    /// Let a paused guest run again. A no-op when it runs.
+    fn resume(&self, rt: &VmRuntime) -> impl Future<Output = Result<(), VmmError>> + Send;
+
+    /// Ask the VMM whether its guest runs, is paused, or was never started: what a restarted
+    /// daemon needs to know about a VM it finds again.
+    fn run_state(&self, rt: &VmRuntime) -> impl Future<Output = Result<RunState, VmmError>> + Send;
+
     /// Open the host end of the guest agent's channel.
     fn connect_agent(
         &self,
@@ -63,7 +78,7 @@ pub trait VmmDriver {
 
     /// Whether the VMM process of `rt` still runs: same boot, same pid, same start time.
     fn is_alive(&self, rt: &VmRuntime) -> bool {
-        runtime_is_alive(rt)
+        rt.is_alive()
     }
 
     /// Processes of this driver's VMM that use `vm_dir`, found on the host rather than in any
@@ -76,145 +91,6 @@ pub trait VmmDriver {
         rt: &VmRuntime,
         timeout: Duration,
     ) -> impl Future<Output = Result<WaitOutcome, VmmError>> + Send {
-        runtime_wait_exit(rt, timeout)
-    }
-}
-
-/// The process identity stored in a runtime record.
-pub(crate) fn identity(rt: &VmRuntime) -> ProcessIdentity {
-    ProcessIdentity {
-        pid: rt.pid,
-        start_time: rt.pid_start_time,
-    }
-}
-
-/// A record from an earlier boot of the host names no process of this boot.
-fn same_boot(rt: &VmRuntime) -> bool {
-    process::boot_id().is_ok_and(|id| id == rt.boot_id)
-}
-
-pub(crate) fn runtime_is_alive(rt: &VmRuntime) -> bool {
-    same_boot(rt) && process::is_running(identity(rt))
-}
-
-pub(crate) async fn runtime_wait_exit(
-    rt: &VmRuntime,
-    timeout: Duration,
-) -> Result<WaitOutcome, VmmError> {
-    if !same_boot(rt) {
-        return Ok(WaitOutcome::Exited);
-    }
-    let exited = process::wait_exit(identity(rt), timeout)
-        .await
-        .map_err(|source| VmmError::io("watch VMM process", format!("/proc/{}", rt.pid), source))?;
-    Ok(if exited {
-        WaitOutcome::Exited
-    } else {
-        WaitOutcome::StillRunning
-    })
-}
-
-/// The driver chosen for this host; forwards to the variant.
-#[derive(Debug)]
-pub enum Driver {
-    Qemu(QemuDriver),
-    /// The test driver (cargo feature `testkit`): a real process, no QEMU.
-    #[cfg(feature = "testkit")]
-    Fake(FakeDriver),
-}
-
-impl VmmDriver for Driver {
-    fn kind(&self) -> DriverKind {
-        match self {
-            Driver::Qemu(d) => d.kind(),
-            #[cfg(feature = "testkit")]
-            Driver::Fake(d) => d.kind(),
-        }
-    }
-
-    fn kernel_format(&self) -> KernelFormat {
-        match self {
-            Driver::Qemu(d) => d.kernel_format(),
-            #[cfg(feature = "testkit")]
-            Driver::Fake(d) => d.kernel_format(),
-        }
-    }
-
-    async fn launch(&self, spec: &LaunchSpec) -> Result<VmRuntime, VmmError> {
-        match self {
-            Driver::Qemu(d) => d.launch(spec).await,
-            #[cfg(feature = "testkit")]
-            Driver::Fake(d) => d.launch(spec).await,
-        }
-    }
-
-    async fn request_shutdown(&self, rt: &VmRuntime) -> Result<(), VmmError> {
-        match self {
-            Driver::Qemu(d) => d.request_shutdown(rt).await,
-            #[cfg(feature = "testkit")]
-            Driver::Fake(d) => d.request_shutdown(rt).await,
-        }
-    }
-
-    async fn kill(&self, rt: &VmRuntime) -> Result<(), VmmError> {
-        match self {
-            Driver::Qemu(d) => d.kill(rt).await,
-            #[cfg(feature = "testkit")]
-            Driver::Fake(d) => d.kill(rt).await,
-        }
-    }
-
-    async fn connect_agent(&self, rt: &VmRuntime) -> Result<UnixStream, VmmError> {
-        match self {
-            Driver::Qemu(d) => d.connect_agent(rt).await,
-            #[cfg(feature = "testkit")]
-            Driver::Fake(d) => d.connect_agent(rt).await,
-        }
-    }
-
-    fn is_alive(&self, rt: &VmRuntime) -> bool {
-        match self {
-            Driver::Qemu(d) => d.is_alive(rt),
-            #[cfg(feature = "testkit")]
-            Driver::Fake(d) => d.is_alive(rt),
-        }
-    }
-
-    fn processes_using(&self, vm_dir: &Path) -> std::io::Result<Vec<ProcessIdentity>> {
-        match self {
-            Driver::Qemu(d) => d.processes_using(vm_dir),
-            #[cfg(feature = "testkit")]
-            Driver::Fake(d) => d.processes_using(vm_dir),
-        }
-    }
-
-    async fn wait_exit(&self, rt: &VmRuntime, timeout: Duration) -> Result<WaitOutcome, VmmError> {
-        match self {
-            Driver::Qemu(d) => d.wait_exit(rt, timeout).await,
-            #[cfg(feature = "testkit")]
-            Driver::Fake(d) => d.wait_exit(rt, timeout).await,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn assert_send_sync<T: Send + Sync>() {}
-    fn assert_send<T: Send>(_: &T) {}
-
-    /// The daemon shares one driver between tasks and spawns its futures: both must be Send.
-    #[test]
-    fn driver_and_its_futures_can_cross_threads() {
-        assert_send_sync::<Driver>();
-        fn futures(driver: &Driver, spec: &LaunchSpec, rt: &VmRuntime) {
-            assert_send(&driver.launch(spec));
-            assert_send(&driver.request_shutdown(rt));
-            assert_send(&driver.kill(rt));
-            assert_send(&driver.connect_agent(rt));
-            assert_send(&driver.wait_exit(rt, Duration::from_secs(1)));
-        }
-        let _ = futures;
+        rt.wait_exit(timeout)
     }
 }

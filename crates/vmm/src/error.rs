@@ -33,6 +33,7 @@ pub enum VmmError {
     Io {
         action: &'static str,
         path: PathBuf,
+        #[source]
         source: std::io::Error,
     },
 
@@ -40,6 +41,7 @@ pub enum VmmError {
     #[error("cannot run {} (check that it is installed and executable)", binary.display())]
     Spawn {
         binary: PathBuf,
+        #[source]
         source: std::io::Error,
     },
 
@@ -91,6 +93,7 @@ pub enum VmmError {
     Qmp {
         vm_id: String,
         socket: PathBuf,
+        #[source]
         source: QmpError,
     },
 
@@ -102,6 +105,7 @@ pub enum VmmError {
     AgentConnect {
         vm_id: String,
         path: PathBuf,
+        #[source]
         source: std::io::Error,
     },
 
@@ -122,6 +126,7 @@ pub enum VmmError {
     Signal {
         vm_id: String,
         pid: u32,
+        #[source]
         source: std::io::Error,
     },
 
@@ -131,6 +136,59 @@ pub enum VmmError {
         vm_id: String,
         pid: u32,
         waited: Duration,
+    },
+
+    /// Firecracker answered an API call with an error.
+    #[error("VM {vm_id}: Firecracker rejected {endpoint} (HTTP {status}): {fault}")]
+    FirecrackerApi {
+        vm_id: String,
+        /// `PUT /drives/root`
+        endpoint: String,
+        status: u16,
+        /// Firecracker's `fault_message`.
+        fault: String,
+    },
+
+    /// Firecracker's API socket did not answer.
+    #[error("VM {vm_id}: no answer from Firecracker's API socket {socket:?} to {endpoint}")]
+    FirecrackerUnreachable {
+        vm_id: String,
+        socket: PathBuf,
+        endpoint: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The Firecracker binary's version could not be read.
+    #[error("cannot tell which Firecracker release {binary:?} is")]
+    FirecrackerVersion {
+        binary: PathBuf,
+        #[source]
+        source: banger_firecracker::VersionError,
+    },
+
+    /// The Firecracker binary is below the supported floor.
+    #[error(transparent)]
+    FirecrackerTooOld(#[from] banger_firecracker::TooOld),
+
+    /// Firecracker exited before the VM was started.
+    #[error(
+        "VM {vm_id}: Firecracker (pid {pid}) exited while it was being configured: {why}; its \
+         log {log:?} may say more"
+    )]
+    FirecrackerExited {
+        vm_id: String,
+        pid: u32,
+        why: String,
+        log: PathBuf,
+    },
+
+    /// The VMM cannot do this in the VM's current state.
+    #[error("VM {vm_id}: cannot {action}: {problem}")]
+    WrongState {
+        vm_id: String,
+        action: &'static str,
+        problem: String,
     },
 
     /// A runtime record of one driver was handed to another.

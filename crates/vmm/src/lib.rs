@@ -1,15 +1,17 @@
 //! banger's VMM drivers.
 //!
-//! * [`driver`] — the [`VmmDriver`] trait every driver implements and the [`Driver`] enum
-//!   the daemon holds (one variant per driver, so no boxed futures are needed).
+//! * [`driver`] — the [`VmmDriver`] trait every driver implements; [`drivers`] — the
+//!   [`Driver`] enum the daemon holds (one variant per driver, so no boxed futures are needed).
 //! * [`spec`] — what the daemon asks for ([`LaunchSpec`]); [`runtime`] — what it stores to find
 //!   a running VM again after a restart ([`VmRuntime`]).
 //! * [`host`] — host probing shared with `banger doctor`: KVM usability, the TSC frequency.
 //! * [`select`] — which driver and accelerator this host gets, and why.
-//! * [`qemu`] — the QEMU driver, with its QMP client in [`qmp`].
+//! * [`qemu`] — the QEMU driver, with its QMP client in [`qmp`]; [`firecracker`] — the
+//!   Firecracker driver (its API client, the boot plan per release, detached launch).
 //! * [`process`] — pid-reuse-safe liveness, waiting for and signalling VMM processes that are
 //!   not our children; [`agent`] — connecting to the guest agent's channel; [`console`] —
 //!   capturing the serial console into a size-capped log.
+//! * [`validate`] — checks on a [`LaunchSpec`]'s values shared by every driver.
 //! * [`testkit`] — a tiny bootable PVH kernel so tests can run real QEMU without a real image;
 //!   `fake` (cargo feature `testkit`) — a driver whose VMM is a real process serving the real
 //!   agent, so daemon tests run every lifecycle path without QEMU.
@@ -17,9 +19,11 @@
 pub mod agent;
 pub mod console;
 pub mod driver;
+pub mod drivers;
 pub mod error;
 #[cfg(feature = "testkit")]
 pub mod fake;
+pub mod firecracker;
 pub mod host;
 pub mod process;
 pub mod qemu;
@@ -28,14 +32,19 @@ pub mod runtime;
 pub mod select;
 pub mod spec;
 pub mod testkit;
+pub mod validate;
 
-pub use driver::{Driver, VmmDriver, WaitOutcome};
+pub use driver::{RunState, VmmDriver, WaitOutcome};
+pub use drivers::Driver;
 pub use error::VmmError;
+pub use firecracker::{FirecrackerConfig, FirecrackerDriver};
 pub use host::kvm::{KvmStatus, probe_kvm};
 pub use host::tsc::{TscFrequency, TscSource, tsc_khz, tsc_khz_cached};
 pub use qemu::{MachinePreference, QemuConfig, QemuDriver};
 pub use runtime::{AgentEndpoint, MachineType, VmRuntime};
-pub use select::{DriverPreference, SelectError, Selection, select_driver};
+pub use select::{
+    FirecrackerFound, HostVmms, SelectError, Selection, VmmPreference, select_driver,
+};
 pub use spec::{
     Accel, DriveFormat, DriveSpec, DriverKind, HostForward, KernelFormat, LaunchSpec, NicSpec,
     UserNetSpec,

@@ -2,9 +2,13 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::driver::WaitOutcome;
+use crate::error::VmmError;
+use crate::process::{self, ProcessIdentity};
 use crate::spec::{Accel, DriverKind};
 
 /// How the host reaches the guest agent.
@@ -73,4 +77,53 @@ pub struct VmRuntime {
     /// way (their VMM appends to `console_log` itself).
     #[serde(default)]
     pub console_socket: Option<PathBuf>,
+    /// The VMM's release as it reported it at launch (Firecracker: `1.14.1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vmm_version: Option<String>,
+}
+
+impl VmRuntime {
+    /// The VMM process, named so that pid reuse cannot fool us.
+    pub fn identity(&self) -> ProcessIdentity {
+        ProcessIdentity {
+            pid: self.pid,
+            start_time: self.pid_start_time,
+        }
+    }
+
+    /// A record from an earlier boot of the host names no process of this boot.
+    fn same_boot(&self) -> bool {
+        process::boot_id().is_ok_and(|id| id == self.boot_id)
+    }
+
+    /// Whether the VMM process still runs: same host boot, same pid, same start time.
+    pub fn is_alive(&self) -> bool {
+        self.same_boot() && process::is_running(self.identity())
+    }
+
+    /// Wait up to `timeout` for the VMM process to exit.
+    pub async fn wait_exit(&self, timeout: Duration) -> Result<WaitOutcome, VmmError> {
+        if !self.same_boot() {
+            return Ok(WaitOutcome::Exited);
+        }
+        let exited = process::wait_exit(self.identity(), timeout)
+            .await
+            .map_err(|source| {
+                VmmError::io("watch VMM process", format!("/proc/{}", self.pid), source)
+            })?;
+        Ok(if exited {
+            WaitOutcome::Exited
+        } else {
+            WaitOutcome::StillRunning
+        })
+    }
+
+    /// Send `signal` to the VMM process if it still runs; `Ok(false)` when it had gone.
+    pub fn signal(&self, signal: libc::c_int) -> Result<bool, VmmError> {
+        process::signal(self.identity(), signal).map_err(|source| VmmError::Signal {
+            vm_id: self.vm_id.clone(),
+            pid: self.pid,
+            source,
+        })
+    }
 }

@@ -1,28 +1,36 @@
-//! Which driver and accelerator a host gets, and why.
+//! Which driver and accelerator a VM gets, and why.
 //!
-//! Firecracker needs KVM that can run ordinary guests; QEMU runs with KVM when it can and
-//! falls back to TCG software emulation. Until the Firecracker driver lands, `auto` always
-//! picks QEMU and says so.
+//! * `auto`: Firecracker when its binary is inside the tested window
+//!   and KVM runs ordinary guests; otherwise QEMU (with KVM when it can, TCG when it cannot).
+//! * `firecracker`: the user asked for it, so it is used whenever it can start at all (a
+//!   supported binary and an openable `/dev/kvm`); doubts (a PVM host, an untested release)
+//!   are named in the reason instead of overriding the choice.
+//! * `qemu`: QEMU, with the accelerator the host allows.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use banger_firecracker::{INSTALL_COMMAND, KNOWN_TESTED, SemVer, Support};
 use serde::{Deserialize, Serialize};
+
+pub use banger_config::VmmPreference;
 
 use crate::host::kvm::KvmStatus;
 use crate::spec::{Accel, DriverKind};
 
-/// Whether this build contains a working Firecracker driver. Selection already handles both
-/// answers, so landing the driver only flips this constant.
-pub const FIRECRACKER_DRIVER_AVAILABLE: bool = false;
+/// A Firecracker binary found on this host, with what `--version` said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirecrackerFound {
+    pub path: PathBuf,
+    /// The parsed version, or why `--version` could not be read.
+    pub version: Result<SemVer, String>,
+}
 
-/// What the user asked for (config `vmm = "auto" | "qemu" | "firecracker"`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DriverPreference {
-    #[default]
-    Auto,
-    Qemu,
-    Firecracker,
+/// What the host offers, as selection needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct HostVmms<'a> {
+    pub kvm: &'a KvmStatus,
+    pub firecracker: Option<&'a FirecrackerFound>,
+    pub qemu: Option<&'a Path>,
 }
 
 /// The decision.
@@ -30,8 +38,11 @@ pub enum DriverPreference {
 pub struct Selection {
     pub driver: DriverKind,
     pub accel: Accel,
-    /// One sentence for `doctor` and logs.
+    /// One sentence for `doctor`, `vm inspect` and logs.
     pub reason: String,
+    /// Something the user should know about this choice (it works, but is not ideal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caveat: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -49,79 +60,126 @@ pub enum SelectError {
     QemuMissing { context: String },
 }
 
-/// Choose a driver for this host.
+/// Choose a driver for a new VM on this host.
 pub fn select_driver(
-    preference: DriverPreference,
-    kvm: &KvmStatus,
-    firecracker_bin: Option<&Path>,
-    qemu_bin: Option<&Path>,
+    preference: VmmPreference,
+    host: &HostVmms<'_>,
 ) -> Result<Selection, SelectError> {
-    let firecracker = firecracker_verdict(kvm, firecracker_bin);
     match preference {
-        DriverPreference::Firecracker => match firecracker {
-            Ok(()) => Ok(firecracker_selection("vmm = firecracker")),
-            Err(missing) => Err(SelectError::FirecrackerUnusable {
-                why: missing.join("; "),
+        VmmPreference::Firecracker => match firecracker_verdict(host, Strictness::Explicit) {
+            Ok(caveat) => Ok(firecracker_selection("vmm = firecracker", caveat)),
+            Err(problems) => Err(SelectError::FirecrackerUnusable {
+                why: problems.join("; "),
             }),
         },
-        DriverPreference::Qemu => match qemu_bin {
-            Some(_) => Ok(qemu_selection(kvm, "vmm = qemu".into())),
+        VmmPreference::Qemu => match host.qemu {
+            Some(_) => Ok(qemu_selection(host.kvm, "vmm = qemu".into())),
             None => Err(SelectError::QemuMissing {
                 context: " (vmm = qemu)".into(),
             }),
         },
-        DriverPreference::Auto => match (firecracker, qemu_bin) {
-            (Ok(()), _) => Ok(firecracker_selection(
-                "KVM is usable and firecracker is installed",
+        VmmPreference::Auto => match (firecracker_verdict(host, Strictness::Auto), host.qemu) {
+            (Ok(caveat), _) => Ok(firecracker_selection(
+                "vmm = auto: KVM runs guests and a tested firecracker is installed",
+                caveat,
             )),
-            (Err(_), Some(_)) => Ok(qemu_selection(
-                kvm,
-                auto_why_not_firecracker(kvm, firecracker_bin),
+            (Err(problems), Some(_)) => Ok(qemu_selection(
+                host.kvm,
+                format!(
+                    "vmm = auto: firecracker is not used because {}",
+                    problems[0]
+                ),
             )),
-            (Err(missing), None) => Err(SelectError::QemuMissing {
-                context: format!(" and firecracker cannot be used ({})", missing.join("; ")),
+            (Err(problems), None) => Err(SelectError::QemuMissing {
+                context: format!(" and firecracker cannot be used ({})", problems.join("; ")),
             }),
         },
     }
 }
 
-/// Everything that keeps Firecracker from running here; empty means it can.
-fn firecracker_verdict(kvm: &KvmStatus, firecracker_bin: Option<&Path>) -> Result<(), Vec<String>> {
-    let mut missing = Vec::new();
-    if !FIRECRACKER_DRIVER_AVAILABLE {
-        missing.push("the firecracker driver is not yet available in this build".to_owned());
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Strictness {
+    /// `auto`: only what is known to work well.
+    Auto,
+    /// `vmm = firecracker`: anything that can start.
+    Explicit,
+}
+
+/// `Ok(caveat)` when Firecracker can be used here, else every reason it cannot (the most
+/// fundamental first).
+fn firecracker_verdict(
+    host: &HostVmms<'_>,
+    strictness: Strictness,
+) -> Result<Option<String>, Vec<String>> {
+    let mut problems = Vec::new();
+    let mut caveats = Vec::new();
+    let kvm = host.kvm;
+    match strictness {
+        Strictness::Auto => {
+            if let Some(problem) = &kvm.problem {
+                problems.push(format!("it needs KVM usable for guests, but {problem}"));
+            }
+        }
+        Strictness::Explicit => {
+            if !kvm.device_present || !kvm.openable {
+                let problem = kvm
+                    .problem
+                    .as_deref()
+                    .unwrap_or("/dev/kvm cannot be opened");
+                problems.push(format!("it needs /dev/kvm, but {problem}"));
+            } else if let Some(problem) = &kvm.problem {
+                caveats.push(format!("guests may crawl or fail: {problem}"));
+            }
+        }
     }
-    if let Some(problem) = &kvm.problem {
-        missing.push(format!("it needs KVM usable for guests, but {problem}"));
+    match host.firecracker {
+        None => problems.push(format!(
+            "no firecracker binary was found (install it with `{INSTALL_COMMAND}`, or set \
+             firecracker_bin)"
+        )),
+        Some(found) => match &found.version {
+            Err(why) => problems.push(format!(
+                "`{} --version` failed: {why}",
+                found.path.display()
+            )),
+            Ok(version) => match banger_firecracker::support(version) {
+                Support::Tested => {}
+                Support::TooOld => problems.push(
+                    banger_firecracker::TooOld {
+                        version: version.clone(),
+                        path: found.path.clone(),
+                    }
+                    .to_string(),
+                ),
+                Support::Newer => {
+                    let newer = format!(
+                        "firecracker {version} at {} is newer than the tested v{KNOWN_TESTED}",
+                        found.path.display()
+                    );
+                    match strictness {
+                        Strictness::Auto => problems.push(format!(
+                            "{newer} (auto picks only tested releases; set vmm = \"firecracker\" \
+                             to use it)"
+                        )),
+                        Strictness::Explicit => caveats.push(newer),
+                    }
+                }
+            },
+        },
     }
-    if firecracker_bin.is_none() {
-        missing.push("no firecracker binary was found (set firecracker_bin)".to_owned());
-    }
-    if missing.is_empty() {
-        Ok(())
+    if problems.is_empty() {
+        Ok((!caveats.is_empty()).then(|| caveats.join("; ")))
     } else {
-        Err(missing)
+        Err(problems)
     }
 }
 
-/// Why `auto` did not pick Firecracker, when KVM's own problem is reported separately.
-fn auto_why_not_firecracker(kvm: &KvmStatus, firecracker_bin: Option<&Path>) -> String {
-    if !FIRECRACKER_DRIVER_AVAILABLE {
-        "the firecracker driver is not yet available in this build".into()
-    } else if !kvm.usable_for_guests {
-        "firecracker needs KVM too".into()
-    } else if firecracker_bin.is_none() {
-        "no firecracker binary was found".into()
-    } else {
-        String::new()
-    }
-}
-
-fn firecracker_selection(why: &str) -> Selection {
+fn firecracker_selection(why: &str, caveat: Option<String>) -> Selection {
     Selection {
         driver: DriverKind::Firecracker,
         accel: Accel::Kvm,
         reason: format!("firecracker with KVM ({why})"),
+        caveat,
     }
 }
 
@@ -131,6 +189,7 @@ fn qemu_selection(kvm: &KvmStatus, why: String) -> Selection {
             driver: DriverKind::Qemu,
             accel: Accel::Kvm,
             reason: format!("QEMU with KVM ({why})"),
+            caveat: None,
         },
         Some(problem) => Selection {
             driver: DriverKind::Qemu,
@@ -138,107 +197,11 @@ fn qemu_selection(kvm: &KvmStatus, why: String) -> Selection {
             reason: format!(
                 "QEMU with TCG software emulation ({why}): KVM is not usable for guests: {problem}"
             ),
+            caveat: None,
         },
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn kvm(usable: bool, pvm: bool) -> KvmStatus {
-        KvmStatus {
-            device_present: true,
-            openable: true,
-            open_error: None,
-            api_version: Some(12),
-            module: Some(if pvm { "kvm_pvm" } else { "kvm_intel" }.into()),
-            pvm,
-            usable_for_guests: usable,
-            problem: (!usable).then(|| "/dev/kvm is provided by kvm_pvm".into()),
-            reason: "(for humans)".into(),
-        }
-    }
-
-    fn fc() -> Option<&'static Path> {
-        Some(Path::new("/usr/bin/firecracker"))
-    }
-
-    fn qemu() -> Option<&'static Path> {
-        Some(Path::new("/usr/bin/qemu-system-x86_64"))
-    }
-
-    /// One row: inputs, then the expected (driver, accel) or `None` for an error.
-    type Row<'a> = (
-        DriverPreference,
-        &'a KvmStatus,
-        bool,
-        bool,
-        Option<(DriverKind, Accel)>,
-    );
-
-    #[test]
-    fn selection_table() {
-        use DriverPreference::*;
-        let good = kvm(true, false);
-        let pvm = kvm(false, true);
-        let qemu_kvm = Some((DriverKind::Qemu, Accel::Kvm));
-        let qemu_tcg = Some((DriverKind::Qemu, Accel::Tcg));
-        // (preference, kvm, firecracker installed, qemu installed, expected)
-        let table: [Row<'_>; 9] = [
-            (Auto, &good, true, true, qemu_kvm),
-            (Auto, &good, false, true, qemu_kvm),
-            (Auto, &pvm, true, true, qemu_tcg),
-            (Auto, &pvm, false, false, None),
-            (Qemu, &good, true, true, qemu_kvm),
-            (Qemu, &pvm, false, true, qemu_tcg),
-            (Qemu, &good, true, false, None),
-            (Firecracker, &good, true, true, None),
-            (Firecracker, &pvm, true, true, None),
-        ];
-        for (pref, k, has_fc, has_qemu, want) in table {
-            let got = select_driver(
-                pref,
-                k,
-                has_fc.then(fc).flatten(),
-                has_qemu.then(qemu).flatten(),
-            );
-            let row = format!("{pref:?} pvm={} fc={has_fc} qemu={has_qemu}", k.pvm);
-            match want {
-                Some(expected) => {
-                    let s = got.unwrap_or_else(|e| panic!("{row}: {e}"));
-                    assert_eq!((s.driver, s.accel), expected, "{row}");
-                }
-                None => assert!(got.is_err(), "{row} should fail: {got:?}"),
-            }
-        }
-    }
-
-    #[test]
-    fn reasons_explain_the_choice() {
-        let s = select_driver(DriverPreference::Auto, &kvm(false, true), None, qemu()).unwrap();
-        assert!(
-            s.reason.contains("TCG") && s.reason.contains("kvm_pvm"),
-            "{}",
-            s.reason
-        );
-        assert!(s.reason.contains("not yet available"), "{}", s.reason);
-
-        let e = select_driver(
-            DriverPreference::Firecracker,
-            &kvm(false, true),
-            None,
-            qemu(),
-        )
-        .unwrap_err();
-        let msg = e.to_string();
-        assert!(
-            msg.contains("not yet available") && msg.contains("kvm_pvm"),
-            "{msg}"
-        );
-        assert!(msg.contains("firecracker_bin"), "{msg}");
-
-        let e = select_driver(DriverPreference::Auto, &kvm(true, false), None, None).unwrap_err();
-        assert!(e.to_string().contains("apt install qemu-system-x86"), "{e}");
-    }
-}
+#[path = "select_tests.rs"]
+mod tests;

@@ -22,6 +22,20 @@ impl DriverKind {
     }
 }
 
+impl std::str::FromStr for DriverKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "qemu" => Ok(DriverKind::Qemu),
+            "firecracker" => Ok(DriverKind::Firecracker),
+            other => Err(format!(
+                "unknown VMM driver {other:?}; expected qemu or firecracker"
+            )),
+        }
+    }
+}
+
 impl fmt::Display for DriverKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -154,4 +168,21 @@ pub struct LaunchSpec {
     /// The log the daemon keeps of the guest's serial console (named in errors; drivers hand
     /// the console itself over as a socket, see `VmRuntime::console_socket`).
     pub console_log: PathBuf,
+}
+
+impl LaunchSpec {
+    /// The VM's directory must exist and be a directory: drivers put sockets and records
+    /// there and never create it (the daemon does, private).
+    pub(crate) fn check_vm_dir(&self) -> Result<(), crate::error::VmmError> {
+        use crate::error::VmmError;
+        match std::fs::metadata(&self.vm_dir) {
+            Ok(m) if m.is_dir() => Ok(()),
+            Ok(_) => Err(VmmError::io(
+                "use as VM directory",
+                &self.vm_dir,
+                std::io::Error::from(std::io::ErrorKind::NotADirectory),
+            )),
+            Err(e) => Err(VmmError::io("open VM directory", &self.vm_dir, e)),
+        }
+    }
 }

@@ -7,8 +7,8 @@ mod support;
 use std::time::Duration;
 
 use banger_vmm::{
-    AgentEndpoint, Driver, DriverKind, MachinePreference, MachineType, VmmDriver, VmmError,
-    WaitOutcome,
+    AgentEndpoint, Driver, DriverKind, MachinePreference, MachineType, RunState, VmmDriver,
+    VmmError, WaitOutcome,
 };
 use serde_json::Value;
 use support::{KillOnDrop, driver, impatient_driver, spec};
@@ -99,7 +99,7 @@ async fn agent_socket_accepts_a_connection() {
             .to_owned()
     };
     let Driver::Qemu(qemu) = &driver else {
-        panic!("driver_for builds a QEMU driver");
+        panic!("a QEMU driver was built");
     };
     let mut qmp = qemu.qmp(&rt).await.unwrap();
     let before = agent_chardev(&qmp.execute("query-chardev", None).await.unwrap());
@@ -304,4 +304,25 @@ async fn missing_binary_is_a_spawn_error() {
         .unwrap_err();
     assert!(matches!(err, VmmError::Spawn { .. }), "{err}");
     assert!(err.to_string().contains("installed"), "{err}");
+}
+
+/// Pause and resume through QMP `stop`/`cont`, as `run_state` (`query-status`) reports them.
+#[tokio::test]
+async fn pause_resume_and_run_state() {
+    let (_tmp, spec) = spec("vm");
+    let driver = driver(MachinePreference::Auto);
+    let rt = driver.launch(&spec).await.unwrap();
+    let _guard = KillOnDrop(rt.clone());
+    assert_eq!(driver.run_state(&rt).await.unwrap(), RunState::Running);
+    driver.pause(&rt).await.unwrap();
+    assert_eq!(driver.run_state(&rt).await.unwrap(), RunState::Paused);
+    let mut qmp = driver.qmp(&rt).await.unwrap();
+    assert_eq!(qmp.query_status().await.unwrap(), "paused");
+    drop(qmp);
+    driver.resume(&rt).await.unwrap();
+    assert_eq!(driver.run_state(&rt).await.unwrap(), RunState::Running);
+    // A paused VM is killed like any other.
+    driver.pause(&rt).await.unwrap();
+    driver.kill(&rt).await.unwrap();
+    assert!(!driver.is_alive(&rt));
 }

@@ -38,6 +38,7 @@ pub fn early() {
 /// The rest of PID 1's setup, driven by the kernel command line. Failures are logged and
 /// skipped: a guest with, say, no hostname is still worth serving.
 pub fn setup(cmdline: &KernelCmdline) -> InitReport {
+    crate::power::configure(cmdline);
     if let Some(device) = switch_root::wanted(cmdline) {
         // The initramfs only brings the root disk up: load its driver, then hand over.
         modules::load_listed(&clock::kernel_release());

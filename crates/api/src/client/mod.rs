@@ -252,6 +252,24 @@ impl Client {
         .await
     }
 
+    pub async fn pause_vm(&self, name: &str) -> Result<VmView, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/vms/{}/pause", encode(name)),
+            None::<&()>,
+        )
+        .await
+    }
+
+    pub async fn resume_vm(&self, name: &str) -> Result<VmView, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/vms/{}/resume", encode(name)),
+            None::<&()>,
+        )
+        .await
+    }
+
     pub async fn stop_vm(
         &self,
         name: &str,

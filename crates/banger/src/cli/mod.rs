@@ -13,8 +13,8 @@ use clap::{Args, Parser, Subcommand};
 
 pub use image::ImageCommand;
 pub use vm::{
-    CpArgs, ExecArgs, GuestCommandArgs, InspectArgs, LogsArgs, LsArgs, RmArgs, RunArgs, SshArgs,
-    StartArgs, StopArgs, VmCommand,
+    CpArgs, CreateArgs, ExecArgs, GuestCommandArgs, InspectArgs, LogsArgs, LsArgs, PauseArgs,
+    RmArgs, RunArgs, SshArgs, StartArgs, StopArgs, VmCommand,
 };
 
 const ABOUT: &str = "Real microVMs in about a second.";
@@ -70,6 +70,10 @@ drop forwarded traffic, printing the exact commands that let the bridge through.
     /// List, build and prune the images VMs boot from
     #[command(subcommand)]
     Image(ImageCommand),
+
+    /// Install Firecracker, banger's primary VMM
+    #[command(subcommand)]
+    Firecracker(FirecrackerCommand),
 
     /// Create and boot a VM, optionally run a command in it (= vm run)
     #[command(long_about = vm::RUN_HELP)]
@@ -213,6 +217,45 @@ pub fn names_guest_command(args: &[std::ffi::OsString]) -> bool {
         Some("vm") => matches!(words.next(), Some("run" | "exec")),
         _ => false,
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FirecrackerCommand {
+    /// Download, verify and install an official Firecracker release (needs root)
+    #[command(
+        disable_version_flag = true,
+        long_about = "\
+Download an official Firecracker release, verify it against its published SHA-256, and
+install `firecracker` and `jailer` root-owned, mode 0755 (what banger requires of a VMM it
+launches). Each binary is replaced atomically, never rewritten in place, so running VMs are
+not disturbed.
+
+  sudo banger firecracker install                  the release banger is tested with
+  sudo banger firecracker install --version 1.13.0
+  sudo banger firecracker install --url https://mirror.example/firecracker/releases/download
+
+The release base URL defaults to `firecracker_release_url` in config.toml, else the upstream
+GitHub releases. `banger doctor` checks the result."
+    )]
+    Install(FirecrackerInstallArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FirecrackerInstallArgs {
+    /// Release to install, e.g. 1.14.1 (default: the release banger is tested with)
+    #[arg(long, value_name = "V")]
+    pub version: Option<String>,
+    /// Release download base URL (releases live under <URL>/vV/)
+    #[arg(long, value_name = "URL", alias = "base-url")]
+    pub url: Option<String>,
+    /// Where to install the binaries
+    #[arg(
+        long,
+        value_name = "DIR",
+        alias = "install-dir",
+        default_value = banger_firecracker::install::DEFAULT_BIN_DIR
+    )]
+    pub bin_dir: std::path::PathBuf,
 }
 
 #[derive(Debug, Args)]

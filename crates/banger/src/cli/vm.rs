@@ -80,6 +80,25 @@ On a terminal, control characters the guest wrote (escape sequences that could r
 clear or query your terminal) are shown as visible text such as \\x1b; --raw passes them
 through. Into a pipe or file the bytes are passed unchanged.";
 
+pub const CREATE_HELP: &str = "\
+Create a VM without booting it: its disks are laid out and its driver chosen; `banger vm
+start NAME` boots it later. Takes the same VM flags as `vm run`.
+
+  banger vm create --name dev --vcpu 2 --memory 1g   lay it out now
+  banger vm start dev                                boot it later
+  banger vm create --name pinned --vmm qemu          keep it on QEMU whatever config.toml says
+
+A VM keeps the driver it was created with (`--vmm`, else `vmm` from config.toml: auto picks
+Firecracker when it can run here, else QEMU); `banger vm inspect` says which and why.";
+
+pub const PAUSE_HELP: &str = "\
+Freeze running VMs: their vCPUs stop, their VMM and memory stay. `banger vm resume` lets
+them run on from where they stopped; commands cannot be run in them meanwhile. `vm stop`
+and `vm rm -f` work on a paused VM.
+
+  banger vm pause dev
+  banger vm resume dev";
+
 #[derive(Debug, Subcommand)]
 pub enum VmCommand {
     /// Create and boot a VM, optionally run a command in it
@@ -90,8 +109,19 @@ pub enum VmCommand {
     #[command(long_about = EXEC_HELP)]
     Exec(ExecArgs),
 
+    /// Create a VM without booting it (`vm start` boots it)
+    #[command(long_about = CREATE_HELP)]
+    Create(CreateArgs),
+
     /// Boot stopped VMs
     Start(StartArgs),
+
+    /// Freeze running VMs' vCPUs (their memory stays allocated)
+    #[command(long_about = PAUSE_HELP)]
+    Pause(PauseArgs),
+
+    /// Let paused VMs run again
+    Resume(PauseArgs),
 
     /// Shut VMs down (gracefully, then by force after a timeout)
     Stop(StopArgs),
@@ -207,9 +237,43 @@ pub struct RunArgs {
     /// Without a command: print the booted VM as JSON
     #[arg(long)]
     pub json: bool,
+    /// VMM for this VM: auto, qemu or firecracker (default: `vmm` from config.toml); the VM
+    /// keeps it for its life
+    #[arg(long, value_name = "VMM", value_parser = ["auto", "qemu", "firecracker"])]
+    pub vmm: Option<String>,
     /// Command to run in the VM (after `--`, or simply last)
     #[arg(trailing_var_arg = true, value_name = "COMMAND")]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Name for the VM (a DNS label: lowercase letters, digits, '-'); generated if omitted
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Image to boot (default: `default_image_name` from config, else `debian`)
+    #[arg(long, add = super::complete::images())]
+    pub image: Option<String>,
+    /// Number of vCPUs
+    #[arg(long)]
+    pub vcpu: Option<u32>,
+    /// Memory, e.g. 512m or 1g (a plain number is MiB)
+    #[arg(long, value_name = "SIZE", value_parser = parse_mib)]
+    pub memory: Option<u64>,
+    /// Work disk size, e.g. 8g or 512m (a plain number is MiB)
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub disk: Option<u64>,
+    /// VMM for this VM: auto, qemu or firecracker (default: `vmm` from config.toml); the VM
+    /// keeps it for its life
+    #[arg(long, value_name = "VMM", value_parser = ["auto", "qemu", "firecracker"])]
+    pub vmm: Option<String>,
+    /// Publish a guest port on the host: [HOST_ADDR:]HOST_PORT:GUEST_PORT[/udp] (repeatable;
+    /// forwarded whenever the VM runs)
+    #[arg(short = 'p', long = "publish", value_name = "[ADDR:]HOST:GUEST[/udp]")]
+    pub publish: Vec<String>,
+    /// Print the created VM as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// How a guest command runs: shared by `run` and `exec`.
@@ -247,6 +311,17 @@ pub struct StartArgs {
     #[arg(required = true, add = super::complete::vms())]
     pub names: Vec<String>,
     /// Print the started VMs as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `vm pause` and `vm resume`.
+#[derive(Debug, Args)]
+pub struct PauseArgs {
+    /// VM names (or unique prefixes of their ids)
+    #[arg(required = true, add = super::complete::vms())]
+    pub names: Vec<String>,
+    /// Print the VMs as JSON
     #[arg(long)]
     pub json: bool,
 }

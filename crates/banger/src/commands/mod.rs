@@ -4,6 +4,7 @@
 mod completions;
 mod daemon;
 mod doctor;
+mod firecracker;
 mod helper;
 mod image;
 mod image_prune;
@@ -18,7 +19,7 @@ mod vm_run;
 
 use banger_paths::Layout;
 
-use crate::cli::{Cli, Command, ImageCommand, VmCommand};
+use crate::cli::{Cli, Command, FirecrackerCommand, ImageCommand, VmCommand};
 
 /// Run the parsed command; returns the process exit code.
 pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
@@ -30,6 +31,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Helper(args) => helper::run(&layout()?, args),
         Command::SshConfig(args) => ssh_config::run(&layout()?, args),
         Command::SshProxy { host, port } => block_on(ssh::proxy(layout()?, host, port)),
+        Command::Firecracker(FirecrackerCommand::Install(args)) => {
+            firecracker::install(&layout()?, args)
+        }
         Command::Vm(cmd) => block_on(vm(layout()?, cmd)),
         Command::Image(cmd) => block_on(image(layout()?, cmd)),
         // Docker-style shortcuts for the everyday commands.
@@ -53,7 +57,10 @@ async fn vm(layout: Layout, cmd: VmCommand) -> anyhow::Result<i32> {
     match cmd {
         VmCommand::Run(args) => vm_run::run(&layout, args).await,
         VmCommand::Exec(args) => vm_exec::run(&layout, args).await,
+        VmCommand::Create(args) => vm_lifecycle::create(&layout, args).await,
         VmCommand::Start(args) => vm_lifecycle::start(&layout, args).await,
+        VmCommand::Pause(args) => vm_lifecycle::pause(&layout, args).await,
+        VmCommand::Resume(args) => vm_lifecycle::resume(&layout, args).await,
         VmCommand::Stop(args) => vm_lifecycle::stop(&layout, args).await,
         VmCommand::Rm(args) => vm_lifecycle::rm(&layout, args).await,
         VmCommand::Ls(args) => vm_inspect::ls(&layout, args).await,

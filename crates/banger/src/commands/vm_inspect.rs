@@ -85,6 +85,9 @@ fn describe(vm: &VmView, escape: bool, out: &mut String) {
         _ => "-".into(),
     };
     let _ = writeln!(out, "driver:      {driver}");
+    if let Some(reason) = &vm.driver_reason {
+        let _ = writeln!(out, "  chosen:     {}", guest(reason));
+    }
     if let Some(pid) = vm.pid {
         let _ = writeln!(out, "pid:         {pid}");
     }

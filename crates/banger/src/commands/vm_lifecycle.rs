@@ -1,17 +1,68 @@
-//! `banger vm start`, `stop`, `rm`: each takes several VMs, like docker. One VM shows
-//! its progress; several run concurrently and report when all are done. A VM that
-//! fails does not stop the others; the exit status is then 1.
+//! `banger vm create`, `start`, `pause`, `resume`, `stop`, `rm`: all but `create` take
+//! several VMs, like docker. One VM shows its progress; several run concurrently and
+//! report when all are done. A VM that fails does not stop the others; the exit status
+//! is then 1.
 
 use std::io::Write;
 
-use banger_api::{Client, ClientError, StopVmRequest, VmView};
+use banger_api::{Client, ClientError, CreateVmRequest, StopVmRequest, VmView};
 use banger_paths::Layout;
 use banger_system::progress::{NoProgress, Progress};
 
-use crate::cli::{RmArgs, StartArgs, StopArgs};
+use crate::cli::{CreateArgs, PauseArgs, RmArgs, StartArgs, StopArgs};
 use crate::connect;
 use crate::output::{print_error, print_json};
 use crate::progress::Renderer;
+
+pub async fn create(layout: &Layout, args: CreateArgs) -> anyhow::Result<i32> {
+    let request = CreateVmRequest {
+        name: args.name,
+        image: args.image,
+        vcpu: args.vcpu,
+        memory_mib: args.memory,
+        disk: args.disk.map(|bytes| bytes.to_string()),
+        start: false,
+        vmm: args.vmm,
+        publish: args.publish,
+    };
+    let client = connect::connect(layout).await?;
+    // Creating may build the image first: show that progress, as `vm run` does.
+    let progress = Renderer::stderr_quiet();
+    let vm = client.create_vm(&request, &progress).await?;
+    progress.finish();
+    if args.json {
+        print_json(&vm)?;
+    } else {
+        println!(
+            "created VM {name} ({driver}); boot it with `banger vm start {name}`",
+            name = vm.name,
+            driver = vm.driver.as_deref().unwrap_or("-"),
+        );
+    }
+    Ok(0)
+}
+
+pub async fn pause(layout: &Layout, args: PauseArgs) -> anyhow::Result<i32> {
+    let client = connect::connect(layout).await?;
+    let results = each(&client, &args.names, |client, name, _| async move {
+        client.pause_vm(&name).await
+    })
+    .await;
+    report(results, args.json, "cannot pause VM", |vm| {
+        format!("{} {}", vm.name, vm.state)
+    })
+}
+
+pub async fn resume(layout: &Layout, args: PauseArgs) -> anyhow::Result<i32> {
+    let client = connect::connect(layout).await?;
+    let results = each(&client, &args.names, |client, name, _| async move {
+        client.resume_vm(&name).await
+    })
+    .await;
+    report(results, args.json, "cannot resume VM", |vm| {
+        format!("{} {}", vm.name, vm.state)
+    })
+}
 
 pub async fn start(layout: &Layout, args: StartArgs) -> anyhow::Result<i32> {
     let client = connect::connect(layout).await?;

@@ -43,7 +43,14 @@ pub async fn run(layout: &Layout, mut args: RunArgs) -> anyhow::Result<i32> {
         }
     }
     if args.rm && args.command.is_empty() {
-        bail!("--rm needs a command to run, e.g. `banger run --rm -- uname -a`");
+        match &args.image {
+            Some(image) => bail!(
+                "--rm needs a command to run, and image {image:?} gives none (it has no \
+                 Entrypoint/Cmd, or is not here yet: `banger images`); add one, e.g. \
+                 `banger run --rm --image {image} -- uname -a`"
+            ),
+            None => bail!("--rm needs a command to run, e.g. `banger run --rm -- uname -a`"),
+        }
     }
     if args.command.is_empty() && (args.io.interactive || args.io.tty) {
         bail!("-i and -t apply to a command: add one, e.g. `banger run --rm -it sh`");
@@ -65,6 +72,7 @@ pub async fn run(layout: &Layout, mut args: RunArgs) -> anyhow::Result<i32> {
         disk: args.disk.map(|bytes| bytes.to_string()),
         start: true,
         publish: args.publish,
+        vmm: args.vmm,
     };
     let progress = Renderer::stderr_quiet();
     let create = client.create_vm(&request, &progress);

@@ -9,6 +9,7 @@ mod images;
 mod logs;
 pub mod openapi;
 mod operation;
+mod pause;
 mod progress_stream;
 mod router;
 mod system;

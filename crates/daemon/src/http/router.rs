@@ -9,7 +9,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::openapi::ApiDoc;
-use super::{exec, images, logs, system, vms};
+use super::{exec, images, logs, pause, system, vms};
 use crate::state::Daemon;
 
 /// The routes with their OpenAPI descriptions (used for both the router and the
@@ -23,6 +23,8 @@ pub fn routes() -> OpenApiRouter<Arc<Daemon>> {
         .routes(routes!(vms::get, vms::remove))
         .routes(routes!(vms::start))
         .routes(routes!(vms::stop))
+        .routes(routes!(pause::pause))
+        .routes(routes!(pause::resume))
         .routes(routes!(logs::logs))
         .routes(routes!(exec::exec))
         .routes(routes!(images::list))

@@ -358,6 +358,7 @@ fn insert_vm(f: &Fixture, id: &str, name: &str, image: &str) -> std::path::PathB
             disk_bytes: 0,
             dir: dir.clone(),
             driver: None,
+            driver_reason: None,
             runtime_json: None,
             boot_json: None,
             last_error: None,

@@ -51,7 +51,7 @@ then one `result` line (status 201, the VM) or one `error` line", content_type =
         (status = 404, description = "No such image, and the catalog cannot build it", body = ApiError),
         (status = 409, description = "The name is taken", body = ApiError),
         (status = 500, description = "Building the image, laying out disks or booting failed", body = ApiError),
-        (status = 503, description = "A host tool or the guest agent is missing", body = ApiError),
+        (status = 503, description = "A host tool or the guest agent is missing, or the requested VMM (`vmm`) cannot run here", body = ApiError),
     )
 )]
 pub async fn create(
@@ -132,7 +132,7 @@ progress lines then a `result` line with status 200)", body = VmView,
                 (VmStreamLine = "application/x-ndjson"),
             )),
         (status = 404, description = "No such VM, or its image is gone", body = ApiError),
-        (status = 409, description = "The VM is stopping or starting", body = ApiError),
+        (status = 409, description = "The VM is stopping, starting or paused", body = ApiError),
         (status = 500, description = "The boot failed; the VM is marked `failed`", body = ApiError),
     )
 )]
@@ -155,7 +155,8 @@ pub async fn start(
     post, path = "/v1/vms/{name}/stop", tag = "vms", operation_id = "stop_vm",
     summary = "Stop a VM",
     description = "Graceful unless `force`: the agent powers the guest off, then the ACPI power \
-button is pressed, then the VMM is killed. Send `Accept: application/x-ndjson` to follow the steps.",
+button is pressed (QEMU) or Ctrl-Alt-Del sent (Firecracker), then the VMM is killed; a paused VM \
+is resumed first. Send `Accept: application/x-ndjson` to follow the steps.",
     params(("name" = String, Path, description = "VM name, id, or a prefix of the id that only one VM has")),
     request_body(content = StopVmRequest, description = "An empty body stops gracefully with the default timeout"),
     responses(

@@ -14,22 +14,23 @@ use crate::error::{DaemonError, Result};
 use crate::state::Daemon;
 
 /// `image pull NAME`: fetch a download entry, or build a recipe entry (the same thing a
-/// first `vm run` would do), replacing a registered image only with `force`.
+/// first `vm run` would do), replacing a registered image only with `force`; an image
+/// already registered is answered as it is.
 pub async fn pull_request(
     daemon: &Daemon,
     req: PullImageRequest,
     progress: &dyn Progress,
 ) -> Result<ImageView> {
     let _guard = daemon.image_lock.lock().await;
-    if !req.force && daemon.store().get_image(&req.name)?.is_some() {
-        return Err(
-            DaemonError::conflict(format!("image {:?} is already here", req.name)).with_hint(
-                format!(
-                    "fetch it again with `banger image pull {} --force`",
-                    req.name
-                ),
-            ),
-        );
+    if !req.force {
+        // Like `docker pull` of an image already present: nothing to do, and not an error.
+        if let Some(existing) = daemon.store().get_image(&req.name)? {
+            progress.note(&format!(
+                "image {:?} is already here; `banger image pull {} --force` fetches it again",
+                req.name, req.name
+            ));
+            return Ok(view(&existing));
+        }
     }
     obtain_locked(daemon, &req.name, progress)
         .await

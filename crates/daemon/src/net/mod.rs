@@ -26,6 +26,7 @@ use banger_helper::{
     select_network_mode,
 };
 use banger_paths::Mode;
+use banger_vmm::DriverKind;
 
 use banger_api::NetworkView;
 use banger_store::VmRecord;
@@ -77,9 +78,10 @@ impl Net {
         }
     }
 
-    /// The networking a VM starting now gets. Blocking (it may knock on the helper's
-    /// socket): call from `spawn_blocking` or accept a short block.
-    pub fn plumbing(&self, daemon: &Daemon) -> Result<Plumbing> {
+    /// The networking a VM starting now with VMM `vmm` gets (`None`: any VMM, for giving
+    /// back, where only the privileged part matters). It may knock on the helper's socket:
+    /// a local round trip.
+    pub fn plumbing(&self, daemon: &Daemon, vmm: Option<DriverKind>) -> Result<Plumbing> {
         match &self.source {
             NetworkSource::Fixed {
                 selection,
@@ -97,14 +99,15 @@ impl Net {
                         HelperProbe::Absent("not consulted".into()),
                     ),
                 };
-                let vmm = daemon.selection.driver.to_string();
+                let vmm_name = vmm.map_or("the VMM".to_string(), |k| k.to_string());
                 let selection = select_network_mode(&ModeInputs {
                     preference: daemon.config.network_mode_resolved(),
                     install: layout.mode,
                     helper_socket: &socket,
                     helper: &probe,
-                    vmm_user_net: daemon.selection.driver != banger_vmm::DriverKind::Firecracker,
-                    vmm: &vmm,
+                    // Only QEMU has user-mode networking.
+                    vmm_user_net: vmm != Some(DriverKind::Firecracker),
+                    vmm: &vmm_name,
                 })
                 .map_err(|e| {
                     DaemonError::unavailable(e.to_string())

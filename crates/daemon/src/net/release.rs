@@ -22,7 +22,7 @@ pub async fn release(daemon: &Daemon, vm_id: &str, name: &str) -> Result<()> {
         daemon.store().clear_vm_network(vm_id)?;
         return Ok(());
     }
-    let plumbing = daemon.net.plumbing(daemon)?;
+    let plumbing = daemon.net.plumbing(daemon, None)?;
     let Some(privileged) = plumbing.privileged else {
         return Err(DaemonError::unavailable(format!(
             "VM {name}'s TAP and port forwards cannot be removed now: {}",
@@ -95,7 +95,7 @@ pub async fn sweep(daemon: &Daemon) {
             tracing::warn!(vm = %name, error = %e.message, "cannot release the network of a stopped VM");
         }
     }
-    let Ok(plumbing) = daemon.net.plumbing(daemon) else {
+    let Ok(plumbing) = daemon.net.plumbing(daemon, None) else {
         return;
     };
     let Some(privileged) = plumbing.privileged else {

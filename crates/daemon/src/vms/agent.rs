@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use banger_agent_client::{AgentClient, CloseReason, ReadyInfo};
 use banger_store::VmRecord;
-use banger_vmm::{VmRuntime, VmmDriver};
+use banger_vmm::VmRuntime;
 
 use crate::error::{DaemonError, Result};
 use crate::state::Daemon;

@@ -38,6 +38,16 @@ pub async fn create(
     let (vcpu, memory_mib, disk_bytes) =
         resources(daemon, req.vcpu, req.memory_mib, req.disk.as_deref())?;
     let ports = crate::net::parse_ports(&req.publish)?;
+    // Chosen now and kept for the VM's life: a VM never moves between VMMs.
+    let preference = match req.vmm.as_deref() {
+        None => daemon.config.vmm,
+        Some(text) => text.parse().map_err(|e: String| {
+            DaemonError::invalid(format!("vmm {text:?}: {e}")).with_field("vmm")
+        })?,
+    };
+    let selection = daemon.driver.select(preference).map_err(|e| {
+        DaemonError::unavailable(e.to_string()).with_hint("`banger doctor` checks the host")
+    })?;
     let image_name = req
         .image
         .unwrap_or_else(|| daemon.config.default_image_name_resolved().value);
@@ -55,7 +65,8 @@ pub async fn create(
         memory_mib,
         disk_bytes,
         dir: dir.clone(),
-        driver: None,
+        driver: Some(selection.driver.as_str().to_string()),
+        driver_reason: Some(selection.reason.clone()),
         runtime_json: None,
         boot_json: None,
         last_error: None,
@@ -65,13 +76,15 @@ pub async fn create(
     };
     daemon.store().begin_intent(&id, IntentOp::Create, &dir)?;
     fault_point!(daemon, CreateIntentRecorded);
-    if let Err(e) = lay_out(daemon, &record, &image, &ports).await {
+    // Firecracker reads only raw images; QEMU may get a qcow2 overlay of the image.
+    let allow_qcow2 = selection.driver == banger_vmm::DriverKind::Qemu;
+    if let Err(e) = lay_out(daemon, &record, &image, allow_qcow2, &ports).await {
         // Nothing refers to the directory: remove it so a failed create leaves no trace.
         let _ = std::fs::remove_dir_all(&dir);
         let _ = daemon.store().end_intent(&id);
         return Err(e);
     }
-    tracing::info!(vm = %name, id = %id, image = %image.name, "created VM");
+    tracing::info!(vm = %name, id = %id, image = %image.name, driver = %selection.driver, reason = %selection.reason, "created VM");
 
     if req.start {
         return start::boot(daemon, &id, progress).await.map(|vm| view(&vm));
@@ -85,12 +98,12 @@ async fn lay_out(
     daemon: &Daemon,
     record: &VmRecord,
     image: &ImageRecord,
+    allow_qcow2: bool,
     ports: &[String],
 ) -> Result<()> {
     banger_system::fsperm::create_private_dir(&record.dir)
         .map_err(|e| DaemonError::internal(banger_system::error_chain(&e)))?;
     fault_point!(daemon, CreateDirMade);
-    let allow_qcow2 = matches!(daemon.driver, banger_vmm::Driver::Qemu(_));
     let vm_disks = disks::create_vm_disks(
         daemon.runner.as_ref(),
         image,

@@ -31,6 +31,14 @@ pub async fn start(daemon: &Daemon, name: &str, req: ExecRequest) -> Result<Star
         );
     }
     let vm = lookup(daemon, name)?;
+    if vm.state == VmState::Paused {
+        return Err(
+            DaemonError::conflict(format!("VM {} is paused", vm.name)).with_hint(format!(
+                "resume it with `banger vm resume {}`, then run the command",
+                vm.name
+            )),
+        );
+    }
     if vm.state != VmState::Running {
         return Err(
             DaemonError::conflict(format!("VM {} is {}, not running", vm.name, vm.state))

@@ -1,7 +1,8 @@
 //! The VM lifecycle service: every `/v1/vms` handler and the machinery behind it.
 //!
 //! States (persisted in the store): `created → starting → running → stopping →
-//! stopped`, with `failed` when a boot does not reach a ready agent. Lifecycle
+//! stopped`, with `failed` when a boot does not reach a ready agent and `paused` (from
+//! and back to `running`) while the vCPUs are frozen. Lifecycle
 //! operations on one VM are serialised by its slot's `op` lock.
 //!
 //! Crash safety: every step that creates something on the host is recorded in the store
@@ -17,6 +18,7 @@ pub mod exec;
 mod lock;
 pub mod logs;
 pub mod names;
+mod pause;
 pub mod reconcile;
 mod release;
 mod remove;
@@ -48,6 +50,7 @@ pub(crate) use agent::client_for;
 pub use console::Capture as ConsoleCapture;
 pub use create::create;
 pub use lock::{VmLock, lock_vm, lock_vm_forced};
+pub use pause::{pause, resume};
 pub use remove::remove;
 pub use start::start;
 pub use stop::stop;
@@ -131,6 +134,7 @@ pub fn view(vm: &VmRecord) -> VmView {
         memory_mib: vm.memory_mib,
         disk_bytes: vm.disk_bytes,
         driver: vm.driver.clone(),
+        driver_reason: vm.driver_reason.clone(),
         accel: runtime.as_ref().map(|r| r.accel.to_string()),
         pid: runtime
             .as_ref()

@@ -6,7 +6,7 @@ use banger_api::{BootTimings, VmView};
 use banger_store::{GuestInit, ImageRecord};
 use banger_store::{VmRecord, VmState};
 use banger_system::progress::Progress;
-use banger_vmm::{DriveSpec, LaunchSpec, VmmDriver};
+use banger_vmm::{DriveSpec, DriverKind, LaunchSpec};
 
 use super::{CONSOLE_LOG, agent, console, lock_vm, lookup, release, strays, view, watch};
 use crate::error::{DaemonError, Result};
@@ -40,6 +40,10 @@ pub async fn boot(daemon: &Daemon, id: &str, progress: &dyn Progress) -> Result<
     match vm.state {
         VmState::Running => return Ok(vm),
         VmState::Created | VmState::Stopped | VmState::Failed => {}
+        VmState::Paused => {
+            return Err(DaemonError::conflict(format!("VM {} is paused", vm.name))
+                .with_hint(format!("resume it with `banger vm resume {}`", vm.name)));
+        }
         other => {
             return Err(DaemonError::conflict(format!(
                 "VM {} is {other}; try again when it settles",
@@ -67,9 +71,10 @@ pub async fn boot(daemon: &Daemon, id: &str, progress: &dyn Progress) -> Result<
         .update_vm_state(&vm.id, Some(vm.state), VmState::Starting, None)?;
     fault_point!(daemon, StartMarkedStarting);
 
+    let kind = driver_of(daemon, &vm)?;
     // Networking is made before the VMM (which opens the TAP) and recorded as it is made:
     // a failure here, or later, is given back by the release of `fail`.
-    let plumbing = daemon.net.plumbing(daemon);
+    let plumbing = daemon.net.plumbing(daemon, Some(kind));
     let attached = match plumbing {
         Ok(plumbing) => crate::net::attach::attach(daemon, &vm, &plumbing).await,
         Err(e) => Err(e),
@@ -110,12 +115,8 @@ pub async fn boot(daemon: &Daemon, id: &str, progress: &dyn Progress) -> Result<
         console_log: vm.dir.join(CONSOLE_LOG),
     };
 
-    progress.phase(
-        &format!("start the VMM ({})", daemon.selection_summary()),
-        None,
-        None,
-    );
-    let launched = op.unless_cancelled(daemon.driver.launch(&spec)).await;
+    progress.phase(&format!("start the VMM ({kind})"), None, None);
+    let launched = op.unless_cancelled(daemon.driver.launch(kind, &spec)).await;
     let runtime = match launched {
         Some(Ok(rt)) => rt,
         None => {
@@ -227,6 +228,23 @@ async fn report_kernel_start<T>(
                 }
             }
         }
+    }
+}
+
+/// The driver VM `vm` was created with. Records from before drivers were recorded at
+/// create time get what this host would choose now.
+fn driver_of(daemon: &Daemon, vm: &VmRecord) -> Result<DriverKind> {
+    match vm.driver.as_deref() {
+        Some(kind) => kind.parse().map_err(|e: String| {
+            DaemonError::internal(format!("VM {} has a bad driver record: {e}", vm.name))
+        }),
+        None => daemon
+            .driver
+            .select(daemon.config.vmm)
+            .map(|selection| selection.driver)
+            .map_err(|e| {
+                DaemonError::unavailable(e.to_string()).with_hint("`banger doctor` checks the host")
+            }),
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use banger_api::{StopVmRequest, VmView};
 use banger_store::{VmRecord, VmState};
 use banger_system::progress::Progress;
-use banger_vmm::{VmRuntime, VmmDriver, WaitOutcome};
+use banger_vmm::{VmRuntime, WaitOutcome};
 
 use super::{VmLock, agent, lock_vm, lock_vm_forced, lookup, release, runtime_of, strays, view};
 use crate::error::{DaemonError, Result};
@@ -39,8 +39,9 @@ pub async fn stop(
 }
 
 /// Bring an active VM to `stopped`. Graceful: ask the agent to power off, then press the ACPI
-/// power button, both within `timeout`; then kill. Not graceful: kill at once. A forced
-/// operation cancels the graceful part. The caller holds the VM's lock (`op`).
+/// power button (Firecracker: Ctrl-Alt-Del), both within `timeout`; then kill. A paused VM is
+/// resumed first. Not graceful: kill at once. A forced operation cancels the graceful part.
+/// The caller holds the VM's lock (`op`).
 pub(super) async fn halt(
     daemon: &Daemon,
     op: &mut VmLock,
@@ -60,7 +61,14 @@ pub(super) async fn halt(
     fault_point!(daemon, StopMarkedStopping);
     let runtime = runtime_of(vm);
     if let Some(runtime) = &runtime {
-        if graceful {
+        // A paused guest cannot shut itself down: let it run first. If that fails, the
+        // kill below still ends it.
+        let can_run = vm.state != VmState::Paused
+            || (graceful
+                && super::pause::resume_runtime(daemon, &vm.name, runtime)
+                    .await
+                    .is_ok());
+        if graceful && can_run {
             let deadline = Instant::now() + timeout;
             let shutdown = graceful_shutdown(daemon, vm, runtime, timeout, deadline, progress);
             if op.unless_cancelled(shutdown).await.is_none() {

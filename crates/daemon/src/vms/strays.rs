@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use banger_vmm::VmmDriver;
+use banger_vmm::DriverKind;
 use banger_vmm::process::{self, ProcessIdentity};
 
 use crate::state::Daemon;
@@ -15,15 +15,25 @@ const ROUNDS: usize = 5;
 /// How long a SIGKILLed process gets to disappear.
 const KILL_WAIT: Duration = Duration::from_secs(5);
 
-/// The driver's processes using `dir`, except `keep` (the recorded, live VMM).
+/// Every driver's VMM processes using `dir`, except `keep` (the recorded, live VMM). Each
+/// kind is asked, since a VMM whose launch was never recorded may be of any kind; a kind
+/// this host cannot build (no binary) has no processes to find.
 pub fn find(daemon: &Daemon, dir: &Path, keep: Option<u32>) -> Vec<ProcessIdentity> {
-    match daemon.driver.processes_using(dir) {
-        Ok(found) => found.into_iter().filter(|p| Some(p.pid) != keep).collect(),
-        Err(e) => {
-            tracing::warn!(dir = %dir.display(), error = %e, "cannot look for VMM processes");
-            Vec::new()
+    let mut found = Vec::new();
+    for kind in [DriverKind::Qemu, DriverKind::Firecracker] {
+        if daemon.driver.get(kind).is_err() {
+            continue;
+        }
+        match daemon.driver.processes_using(kind, dir) {
+            Ok(processes) => found.extend(processes.into_iter().filter(|p| Some(p.pid) != keep)),
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot look for VMM processes")
+            }
         }
     }
+    found.sort_by_key(|p| p.pid);
+    found.dedup_by_key(|p| p.pid);
+    found
 }
 
 /// Kill (SIGKILL) every process [`find`] reports until none is left; returns how many were

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use banger_store::VmState;
-use banger_vmm::{VmRuntime, VmmDriver};
+use banger_vmm::VmRuntime;
 
 use super::{lock_vm, release, runtime_of};
 use crate::state::Daemon;

@@ -19,13 +19,16 @@ impl CapabilityCheck for VmmDriver {
     fn run(&self, ctx: &DoctorContext) -> Vec<Check> {
         let preference = format!("preference: vmm = {}", ctx.config.vmm);
         let check = match ctx.selection() {
-            Ok(selection) => Check::pass(
-                groups::VMM,
-                NAME,
-                format!("{} with {}", selection.driver, selection.accel),
-            )
-            .detail(selection.reason.clone())
-            .detail(preference),
+            Ok(selection) => {
+                let summary = format!("{} with {}", selection.driver, selection.accel);
+                let check = match &selection.caveat {
+                    None => Check::pass(groups::VMM, NAME, summary),
+                    Some(caveat) => Check::warn(groups::VMM, NAME, summary)
+                        .detail(format!("caveat: {caveat}"))
+                        .hint("set vmm = \"auto\" to let banger pick what works best here"),
+                };
+                check.detail(selection.reason.clone()).detail(preference)
+            }
             Err(err) => {
                 let hint = match err {
                     SelectError::FirecrackerUnusable { .. } => format!(

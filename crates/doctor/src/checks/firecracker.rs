@@ -3,14 +3,15 @@
 use std::ffi::OsStr;
 use std::path::Path;
 
-use banger_firecracker::{KNOWN_TESTED, MIN_SUPPORTED, must_parse, query_version};
+use banger_firecracker::{INSTALL_COMMAND, KNOWN_TESTED, MIN_SUPPORTED, must_parse, query_version};
 use banger_system::CommandRunner;
+use banger_system::fsperm::check_root_executable;
 use banger_system::preflight::find_executable;
 
 use super::install_hint::{RELEASES_URL, firecracker_install_lines};
 use crate::context::DoctorContext;
 use crate::registry::CapabilityCheck;
-use crate::report::Check;
+use crate::report::{Check, Status};
 use crate::{error_chain, groups};
 
 pub const NAME: &str = "firecracker binary";
@@ -47,11 +48,14 @@ pub struct FirecrackerProbe<'a> {
 }
 
 /// PASS inside [MIN_SUPPORTED, KNOWN_TESTED], WARN above it, FAIL below it, when
-/// `--version` fails, or when the binary is missing. While another driver runs VMs
-/// (Firecracker is not `required`), a FAIL here is advisory: it does not stop them.
+/// `--version` fails, or when the binary is missing. A binary banger's root helper would
+/// refuse to launch (a symlink, group/world-writable, not root-owned) turns a PASS into a
+/// WARN in any mode; the system install's security posture FAILs it too. While another
+/// driver runs VMs (Firecracker is not `required`), a FAIL here is advisory: it does not
+/// stop them.
 pub fn check_firecracker(probe: &FirecrackerProbe<'_>) -> Check {
     let check = probe_binary(probe);
-    if check.status == crate::report::Status::Fail && !probe.required {
+    if check.status == Status::Fail && !probe.required {
         check.advisory()
     } else {
         check
@@ -59,8 +63,31 @@ pub fn check_firecracker(probe: &FirecrackerProbe<'_>) -> Check {
 }
 
 fn probe_binary(probe: &FirecrackerProbe<'_>) -> Check {
+    let check = check_version_window(probe);
     let Some(path) = find_executable(probe.bin, probe.search_path) else {
-        let hint = "install Firecracker, or set firecracker_bin in config.toml to its full path";
+        return check;
+    };
+    match check_root_executable(&path) {
+        Ok(_) => check,
+        Err(problem) => {
+            let mut check = check.detail(format!("not launchable by the root helper: {problem}"));
+            if check.status == Status::Pass {
+                check.status = Status::Warn;
+                check.hint = Some(format!(
+                    "reinstall it root-owned and not writable by others: {INSTALL_COMMAND}"
+                ));
+            }
+            check
+        }
+    }
+}
+
+fn check_version_window(probe: &FirecrackerProbe<'_>) -> Check {
+    let Some(path) = find_executable(probe.bin, probe.search_path) else {
+        let hint = format!(
+            "install it with `{INSTALL_COMMAND}`, or set firecracker_bin in config.toml to its \
+             full path"
+        );
         let lines = firecracker_install_lines(probe.os_release, probe.runner);
         let mut check = Check::fail(groups::VMM, NAME, format!("not found: {}", probe.bin));
         if !probe.required {
@@ -78,7 +105,7 @@ fn probe_binary(probe: &FirecrackerProbe<'_>) -> Check {
                 format!("`{} --version` failed", path.display()),
             )
             .detail(error_chain(&err))
-            .hint(format!("reinstall Firecracker from {RELEASES_URL}"));
+            .hint(format!("reinstall Firecracker: {INSTALL_COMMAND}"));
         }
     };
     let min = must_parse(MIN_SUPPORTED);
@@ -90,7 +117,9 @@ fn probe_binary(probe: &FirecrackerProbe<'_>) -> Check {
             NAME,
             format!("{version} at {at} is older than the supported minimum {min}"),
         )
-        .hint(format!("upgrade Firecracker: {RELEASES_URL}"))
+        .hint(format!(
+            "upgrade Firecracker: {INSTALL_COMMAND} (or {RELEASES_URL})"
+        ))
     } else if version > tested {
         Check::warn(
             groups::VMM,
@@ -101,7 +130,7 @@ fn probe_binary(probe: &FirecrackerProbe<'_>) -> Check {
             "banger is tested against {tested} and supports {min} and later"
         ))
         .hint(format!(
-            "if VMs misbehave, install {tested} from {RELEASES_URL}"
+            "if VMs misbehave, install the tested release: {INSTALL_COMMAND}"
         ))
     } else {
         Check::pass(

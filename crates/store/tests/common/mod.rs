@@ -42,6 +42,7 @@ pub fn vm(id: &str, name: &str, image: &str) -> VmRecord {
         created_at: "2024-05-01T10:00:00Z".to_string(),
         updated_at: "2024-05-01T10:00:00Z".to_string(),
         started_at: None,
+        driver_reason: None,
     }
 }
 

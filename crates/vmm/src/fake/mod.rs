@@ -30,7 +30,7 @@ use std::time::Duration;
 
 pub use process::{ENV_MODE, maybe_run_fake_vmm};
 
-use crate::driver::{VmmDriver, WaitOutcome, identity, runtime_is_alive, runtime_wait_exit};
+use crate::driver::{RunState, VmmDriver, WaitOutcome};
 use crate::error::VmmError;
 use crate::process::ProcessIdentity;
 use crate::runtime::{AgentEndpoint, MachineType, VmRuntime};
@@ -111,12 +111,12 @@ impl FakeDriver {
     }
 
     async fn signal_and_wait(&self, rt: &VmRuntime, signal: libc::c_int) -> Result<bool, VmmError> {
-        crate::process::signal(identity(rt), signal).map_err(|source| VmmError::Signal {
+        crate::process::signal(rt.identity(), signal).map_err(|source| VmmError::Signal {
             vm_id: rt.vm_id.clone(),
             pid: rt.pid,
             source,
         })?;
-        Ok(runtime_wait_exit(rt, self.config.kill_grace).await? == WaitOutcome::Exited)
+        Ok(rt.wait_exit(self.config.kill_grace).await? == WaitOutcome::Exited)
     }
 }
 
@@ -167,6 +167,7 @@ impl VmmDriver for FakeDriver {
             },
             console_log: spec.console_log.clone(),
             console_socket: Some(spec.vm_dir.join(CONSOLE_SOCKET)),
+            vmm_version: None,
         })
     }
 
@@ -174,8 +175,8 @@ impl VmmDriver for FakeDriver {
     /// execs and exiting. A stopped (hung) fake VMM keeps it pending, as a frozen guest
     /// ignores the button.
     async fn request_shutdown(&self, rt: &VmRuntime) -> Result<(), VmmError> {
-        if runtime_is_alive(rt) {
-            crate::process::signal(identity(rt), libc::SIGTERM).map_err(|source| {
+        if rt.is_alive() {
+            crate::process::signal(rt.identity(), libc::SIGTERM).map_err(|source| {
                 VmmError::Signal {
                     vm_id: rt.vm_id.clone(),
                     pid: rt.pid,
@@ -187,7 +188,7 @@ impl VmmDriver for FakeDriver {
     }
 
     async fn kill(&self, rt: &VmRuntime) -> Result<(), VmmError> {
-        if runtime_is_alive(rt)
+        if rt.is_alive()
             && !self.signal_and_wait(rt, libc::SIGTERM).await?
             && !self.signal_and_wait(rt, libc::SIGKILL).await?
         {
@@ -201,6 +202,30 @@ impl VmmDriver for FakeDriver {
             let _ = std::fs::remove_file(rt.vm_dir.join(leftover));
         }
         Ok(())
+    }
+
+    /// A paused guest is a stopped process (SIGSTOP), as QMP `stop` halts the vCPUs.
+    async fn pause(&self, rt: &VmRuntime) -> Result<(), VmmError> {
+        rt.signal(libc::SIGSTOP).map(drop)
+    }
+
+    async fn resume(&self, rt: &VmRuntime) -> Result<(), VmmError> {
+        rt.signal(libc::SIGCONT).map(drop)
+    }
+
+    /// A stopped process is a paused guest; the fake's guest runs from launch on.
+    async fn run_state(&self, rt: &VmRuntime) -> Result<RunState, VmmError> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", rt.pid))
+            .map_err(|e| VmmError::io("read", format!("/proc/{}/stat", rt.pid), e))?;
+        // The state follows the command name, which is in parentheses and may hold any byte.
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next());
+        Ok(if state == Some("T") {
+            RunState::Paused
+        } else {
+            RunState::Running
+        })
     }
 
     fn processes_using(&self, vm_dir: &Path) -> std::io::Result<Vec<ProcessIdentity>> {

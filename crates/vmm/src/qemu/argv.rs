@@ -8,9 +8,9 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::VmmError;
-use crate::qemu::validate::{self, SocketPathError, opt_value};
 use crate::runtime::MachineType;
 use crate::spec::{Accel, LaunchSpec};
+use crate::validate::{self, SocketPathError, opt_value};
 
 /// Linux's x86 `COMMAND_LINE_SIZE` includes the terminating NUL.
 const MAX_CMDLINE: usize = 2047;

@@ -19,17 +19,7 @@ pub(super) async fn run(
     plan: QemuLaunchPlan,
 ) -> Result<VmRuntime, VmmError> {
     let vm_id = spec.vm_id.clone();
-    match std::fs::metadata(&spec.vm_dir) {
-        Ok(m) if m.is_dir() => {}
-        Ok(_) => {
-            return Err(VmmError::io(
-                "use as VM directory",
-                &spec.vm_dir,
-                std::io::Error::from(std::io::ErrorKind::NotADirectory),
-            ));
-        }
-        Err(e) => return Err(VmmError::io("open VM directory", &spec.vm_dir, e)),
-    }
+    spec.check_vm_dir()?;
     ensure_not_in_use(&vm_id, &plan.paths.pid_file)?;
     // A pid file left by a VMM that was killed would be read as ours if QEMU failed early.
     match std::fs::remove_file(&plan.paths.pid_file) {
@@ -150,6 +140,7 @@ pub(super) async fn run(
         },
         console_log: spec.console_log.clone(),
         console_socket: Some(plan.paths.console_socket.clone()),
+        vmm_version: None,
     })
 }
 

@@ -12,7 +12,6 @@
 
 mod argv;
 pub(crate) mod launch;
-mod validate;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,11 +20,10 @@ use std::time::Duration;
 use banger_system::{CommandRunner, RealRunner};
 use serde::{Deserialize, Serialize};
 
+pub use crate::validate::opt_value;
 pub use argv::{ArgvInput, VmPaths, render as render_argv};
-pub use validate::opt_value;
 
-use crate::WaitOutcome;
-use crate::driver::{VmmDriver, identity, runtime_is_alive, runtime_wait_exit};
+use crate::driver::{RunState, VmmDriver, WaitOutcome};
 use crate::error::VmmError;
 use crate::process;
 use crate::qmp::QmpClient;
@@ -270,7 +268,7 @@ impl VmmDriver for QemuDriver {
 
     async fn request_shutdown(&self, rt: &VmRuntime) -> Result<(), VmmError> {
         self.check_driver(rt)?;
-        if !runtime_is_alive(rt) {
+        if !rt.is_alive() {
             return Ok(());
         }
         let mut qmp = self.qmp(rt).await?;
@@ -287,23 +285,55 @@ impl VmmDriver for QemuDriver {
         process::find_using_dir(&self.config.binary, vm_dir)
     }
 
+    /// QMP `stop`: the vCPUs halt, QEMU keeps serving.
+    async fn pause(&self, rt: &VmRuntime) -> Result<(), VmmError> {
+        self.check_driver(rt)?;
+        let mut qmp = self.qmp(rt).await?;
+        qmp.execute("stop", None)
+            .await
+            .map_err(|e| Self::qmp_error(rt, e))?;
+        Ok(())
+    }
+
+    /// QMP `cont`.
+    async fn resume(&self, rt: &VmRuntime) -> Result<(), VmmError> {
+        self.check_driver(rt)?;
+        let mut qmp = self.qmp(rt).await?;
+        qmp.execute("cont", None)
+            .await
+            .map_err(|e| Self::qmp_error(rt, e))?;
+        Ok(())
+    }
+
+    /// `query-status`: `paused` after `stop`; `prelaunch` before the guest first ran; any
+    /// other status (running, shutdown, …) means the guest is not held by banger.
+    async fn run_state(&self, rt: &VmRuntime) -> Result<RunState, VmmError> {
+        self.check_driver(rt)?;
+        let mut qmp = self.qmp(rt).await?;
+        let status = qmp
+            .query_status()
+            .await
+            .map_err(|e| Self::qmp_error(rt, e))?;
+        Ok(match status.as_str() {
+            "paused" => RunState::Paused,
+            "prelaunch" => RunState::NotStarted,
+            _ => RunState::Running,
+        })
+    }
+
     async fn kill(&self, rt: &VmRuntime) -> Result<(), VmmError> {
         self.check_driver(rt)?;
         let grace = self.config.kill_grace;
-        if runtime_is_alive(rt) {
+        if rt.is_alive() {
             self.try_quit(rt).await;
-            let mut gone = runtime_wait_exit(rt, grace).await? == WaitOutcome::Exited;
+            let mut gone = rt.wait_exit(grace).await? == WaitOutcome::Exited;
             for signal in [libc::SIGTERM, libc::SIGKILL] {
                 if gone {
                     break;
                 }
                 tracing::info!(vm = %rt.vm_id, pid = rt.pid, signal, "signalling VMM process");
-                process::signal(identity(rt), signal).map_err(|source| VmmError::Signal {
-                    vm_id: rt.vm_id.clone(),
-                    pid: rt.pid,
-                    source,
-                })?;
-                gone = runtime_wait_exit(rt, grace).await? == WaitOutcome::Exited;
+                rt.signal(signal)?;
+                gone = rt.wait_exit(grace).await? == WaitOutcome::Exited;
             }
             if !gone {
                 return Err(VmmError::Unkillable {

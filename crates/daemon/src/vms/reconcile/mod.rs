@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use banger_store::{IntentOp, VmRecord, VmState};
-use banger_vmm::VmmDriver;
+use banger_vmm::RunState;
 
 use self::plan::{Facts, Files, Then, Vmm};
 use super::{console, release, remove, runtime_of, strays, watch};
@@ -60,17 +60,44 @@ pub fn files_of(vm: &VmRecord, disks: &[banger_store::VmDisk]) -> Files {
     }
 }
 
+/// What the running VMM says its guest is doing. A VMM that does not answer keeps the
+/// record's word for it.
+async fn guest_of(daemon: &Daemon, vm: &VmRecord, rt: &banger_vmm::VmRuntime) -> Vmm {
+    match daemon.driver.run_state(rt).await {
+        Ok(RunState::Running) => Vmm::Alive,
+        Ok(RunState::Paused) => Vmm::Paused,
+        Ok(RunState::NotStarted) => Vmm::NotStarted,
+        Err(e) => {
+            tracing::warn!(vm = %vm.name, error = %banger_system::error_chain(&e), "cannot ask the VMM for its state");
+            if vm.state == VmState::Paused {
+                Vmm::Paused
+            } else {
+                Vmm::Alive
+            }
+        }
+    }
+}
+
+/// Move `vm` through `states` in order (compare-and-set from its recorded state).
+fn mark(daemon: &Daemon, vm: &VmRecord, states: &[VmState]) -> crate::error::Result<()> {
+    let mut from = vm.state;
+    for &to in states {
+        daemon
+            .store()
+            .update_vm_state(&vm.id, Some(from), to, None)?;
+        from = to;
+    }
+    Ok(())
+}
+
 async fn reconcile_vm(daemon: &Daemon, vm: &VmRecord, removing: bool) {
     let runtime = runtime_of(vm);
     let vmm = match &runtime {
         None => Vmm::Unrecorded,
-        Some(rt) if daemon.driver.is_alive(rt) => Vmm::Alive,
+        Some(rt) if daemon.driver.is_alive(rt) => guest_of(daemon, vm, rt).await,
         Some(_) => Vmm::Gone,
     };
-    let keep = runtime
-        .as_ref()
-        .filter(|_| vmm == Vmm::Alive)
-        .map(|rt| rt.pid);
+    let keep = runtime.as_ref().filter(|_| vmm.is_alive()).map(|rt| rt.pid);
     let facts = Facts {
         state: vm.state,
         vmm,
@@ -93,17 +120,18 @@ async fn reconcile_vm(daemon: &Daemon, vm: &VmRecord, removing: bool) {
     }
     let done = match plan.then {
         Then::Nothing => Ok(()),
-        Then::Adopt | Then::AdoptAsRunning => {
+        Then::Adopt | Then::AdoptAsRunning | Then::AdoptAsPaused => {
             let Some(rt) = runtime else {
                 return;
             };
-            let marked = if plan.then == Then::AdoptAsRunning {
-                daemon
-                    .store()
-                    .update_vm_state(&vm.id, Some(vm.state), VmState::Running, None)
-                    .map_err(Into::into)
-            } else {
-                Ok(())
+            let marked = match plan.then {
+                Then::AdoptAsRunning => mark(daemon, vm, &[VmState::Running]),
+                // A boot cut short reaches `paused` through `running`.
+                Then::AdoptAsPaused if vm.state == VmState::Starting => {
+                    mark(daemon, vm, &[VmState::Running, VmState::Paused])
+                }
+                Then::AdoptAsPaused => mark(daemon, vm, &[VmState::Paused]),
+                _ => Ok(()),
             };
             if marked.is_ok() {
                 tracing::info!(vm = %vm.name, pid = rt.pid, "found running VM");

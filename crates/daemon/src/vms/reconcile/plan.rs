@@ -3,15 +3,27 @@
 
 use banger_store::VmState;
 
-/// The VMM the store records for a VM, as found on the host.
+/// The VMM the store records for a VM, as found on the host (and, when it runs, as it
+/// reports its guest).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Vmm {
     /// No runtime record (never launched, or released).
     Unrecorded,
-    /// Recorded, and that very process (same boot, pid and start time) still runs.
+    /// Recorded, and that very process (same boot, pid and start time) still runs, its guest
+    /// running.
     Alive,
+    /// As `Alive`, with its guest paused (QMP `stop`, Firecracker `Paused`).
+    Paused,
+    /// As `Alive`, but the guest was never started (a boot cut short before it began).
+    NotStarted,
     /// Recorded, and that process is gone.
     Gone,
+}
+
+impl Vmm {
+    pub fn is_alive(self) -> bool {
+        matches!(self, Vmm::Alive | Vmm::Paused | Vmm::NotStarted)
+    }
 }
 
 /// The VM's files, as found on the host.
@@ -75,9 +87,11 @@ pub enum Then {
     Nothing,
     /// The VMM runs: watch it again (and connect to its agent on first use).
     Adopt,
-    /// As `Adopt`, after moving a VM whose boot was cut short (but whose VMM lives) to
-    /// `running`.
+    /// As `Adopt`, after moving a VM whose boot was cut short (but whose VMM lives), or whose
+    /// guest was resumed, to `running`.
     AdoptAsRunning,
+    /// As `Adopt`, after moving the VM to `paused` (its guest is paused).
+    AdoptAsPaused,
     /// The VMM is gone (or was just killed): release the VM into state `to`.
     Release { to: VmState, why: Why },
     /// The VM's runtime record outlived its VMM in a state without one: drop the record.
@@ -101,7 +115,7 @@ pub struct Plan {
 pub fn plan(facts: &Facts) -> Plan {
     use VmState::*;
     let kill_strays = facts.strays;
-    let alive = facts.vmm == Vmm::Alive;
+    let alive = facts.vmm.is_alive();
     if facts.removing {
         return Plan {
             kill_vmm: alive,
@@ -144,7 +158,16 @@ pub fn plan(facts: &Facts) -> Plan {
                 },
             },
         ),
+        // A VMM whose guest never started holds nothing worth keeping.
+        (Starting | Running | Paused, Vmm::NotStarted) => (
+            true,
+            Then::Release {
+                to: Failed,
+                why: Why::BootInterrupted,
+            },
+        ),
         (Starting, Vmm::Alive) => (false, Then::AdoptAsRunning),
+        (Starting, Vmm::Paused) => (false, Then::AdoptAsPaused),
         (Starting, Vmm::Gone) => (
             false,
             Then::Release {
@@ -152,15 +175,17 @@ pub fn plan(facts: &Facts) -> Plan {
                 why: Why::BootInterruptedVmmGone,
             },
         ),
-        (Running, Vmm::Alive) => (false, Then::Adopt),
-        (Running, Vmm::Gone) => (
+        (Running, Vmm::Alive) | (Paused, Vmm::Paused) => (false, Then::Adopt),
+        (Running, Vmm::Paused) => (false, Then::AdoptAsPaused),
+        (Paused, Vmm::Alive) => (false, Then::AdoptAsRunning),
+        (Running | Paused, Vmm::Gone) => (
             false,
             Then::Release {
                 to: Stopped,
                 why: Why::ExitedUnwatched,
             },
         ),
-        (Running, Vmm::Unrecorded) => (
+        (Running | Paused, Vmm::Unrecorded) => (
             false,
             Then::Release {
                 to: Failed,
@@ -240,8 +265,51 @@ mod tests {
             (Failed, Unrecorded, false, Then::Nothing),
             (Failed, Alive, true, Then::ForgetRuntime),
             (Failed, Gone, false, Then::ForgetRuntime),
+            // The guest as the live VMM reports it.
+            (Created, Paused, true, Then::ForgetRuntime),
+            (Created, NotStarted, true, Then::ForgetRuntime),
+            (Starting, Paused, false, Then::AdoptAsPaused),
+            (
+                Starting,
+                NotStarted,
+                true,
+                release(Failed, Why::BootInterrupted),
+            ),
+            (Running, Paused, false, Then::AdoptAsPaused),
+            (
+                Running,
+                NotStarted,
+                true,
+                release(Failed, Why::BootInterrupted),
+            ),
+            (Stopping, Paused, true, release(Stopped, Why::Clean)),
+            (Stopping, NotStarted, true, release(Stopped, Why::Clean)),
+            (Stopped, Paused, true, Then::ForgetRuntime),
+            (Stopped, NotStarted, true, Then::ForgetRuntime),
+            (Failed, Paused, true, Then::ForgetRuntime),
+            (Failed, NotStarted, true, Then::ForgetRuntime),
+            (
+                VmState::Paused,
+                Unrecorded,
+                false,
+                release(Failed, Why::NoVmmRecord),
+            ),
+            (VmState::Paused, Alive, false, Then::AdoptAsRunning),
+            (
+                VmState::Paused,
+                Gone,
+                false,
+                release(Stopped, Why::ExitedUnwatched),
+            ),
+            (VmState::Paused, Paused, false, Then::Adopt),
+            (
+                VmState::Paused,
+                NotStarted,
+                true,
+                release(Failed, Why::BootInterrupted),
+            ),
         ];
-        assert_eq!(table.len(), VmState::ALL.len() * 3, "every pair once");
+        assert_eq!(table.len(), VmState::ALL.len() * 5, "every pair once");
         for (state, vmm, kill_vmm, then) in table {
             let got = plan(&facts(state, vmm));
             let want = Plan {

@@ -1,4 +1,5 @@
-//! Turning caller values into QEMU option syntax safely.
+//! Checking what the daemon asks a driver to launch, before any VMM sees it, and turning
+//! values into QEMU option syntax safely.
 //!
 //! QEMU parses `-drive`, `-chardev`, `-device`, `-netdev` values as `key=value,key=value`; a
 //! literal comma inside a value is written `,,`. Options that take a bare path (`-kernel`,
@@ -26,7 +27,7 @@ pub fn host_path<'a>(what: &str, path: &'a Path) -> Result<&'a str, String> {
     }
     if let Some(c) = text.chars().find(|c| c.is_control()) {
         return Err(format!(
-            "{what} path {text:?} contains the control character {c:?}, which QEMU cannot take; rename it"
+            "{what} path {text:?} contains the control character {c:?}, which a VMM cannot take reliably; rename it"
         ));
     }
     Ok(text)

@@ -1,0 +1,6 @@
+//! `fake-firecracker`: see the library's documentation. A test double only.
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    std::process::exit(banger_fake_firecracker::run(&args))
+}

@@ -1,0 +1,258 @@
+//! banger's real Firecracker driver against the fake, in every personality: launch, the
+//! agent over hybrid vsock (a real banger-agent answers), pause/resume, Ctrl-Alt-Del, kill,
+//! finding a VM again from its record, and the refusals that happen before any launch.
+//!
+//! The driver runs the fake through a one-line wrapper named `firecracker` that sets the
+//! personality, exactly as it would run the real binary.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use banger_agent_client::{AgentClient, ExecRequest};
+use banger_vmm::{
+    DriveFormat, DriveSpec, FirecrackerConfig, FirecrackerDriver, LaunchSpec, RunState, VmRuntime,
+    VmmDriver, VmmError, WaitOutcome,
+};
+
+const LONG: Duration = Duration::from_secs(60);
+
+/// A `firecracker` executable that is the fake in personality `version`. Written by
+/// install(1) in a child process: a write descriptor held by this multi-threaded test process
+/// could leak into another test's fork and make exec fail with ETXTBSY.
+fn wrapper(dir: &Path, version: &str) -> PathBuf {
+    let path = dir.join("firecracker");
+    let source = dir.join(".firecracker.src");
+    std::fs::write(
+        &source,
+        format!(
+            "#!/bin/sh\nFAKE_FIRECRACKER_VERSION={version} FAKE_FIRECRACKER_AGENT='{}' \
+             FAKE_FIRECRACKER_BOOT_MS=100 exec '{}' \"$@\"\n",
+            support::agent_binary().display(),
+            support::FAKE
+        ),
+    )
+    .unwrap();
+    let status = std::process::Command::new("install")
+        .arg("-m")
+        .arg("0755")
+        .arg(&source)
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(status.success(), "install(1) failed");
+    path
+}
+
+struct Vm {
+    _dir: tempfile::TempDir,
+    vm_dir: PathBuf,
+    driver: FirecrackerDriver,
+    spec: LaunchSpec,
+}
+
+fn vm(version: &str) -> Vm {
+    let dir = tempfile::Builder::new()
+        .prefix("fcdrv")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let vm_dir = dir.path().join("vm");
+    std::fs::create_dir(&vm_dir).unwrap();
+    let work = vm_dir.join("work.ext4");
+    std::fs::write(&work, vec![0u8; 1 << 16]).unwrap();
+    let initrd = dir.path().join("initrd.img");
+    std::fs::write(&initrd, b"initrd").unwrap();
+    let mut config = FirecrackerConfig::new(wrapper(dir.path(), version));
+    config.kill_grace = Duration::from_secs(10);
+    let spec = LaunchSpec {
+        vm_id: "0a1b2c3d".into(),
+        vm_dir: vm_dir.clone(),
+        kernel: support::elf_kernel(),
+        kernel_pvh: false,
+        bzimage: None,
+        initrd: Some(initrd),
+        kernel_args: vec!["banger.hostname=dev".into()],
+        drives: vec![DriveSpec {
+            id: "work".into(),
+            path: work,
+            format: DriveFormat::Raw,
+            read_only: false,
+            root: false,
+        }],
+        nics: vec![],
+        user_net: None,
+        vcpus: 2,
+        memory_mib: 256,
+        console_log: vm_dir.join("console.log"),
+    };
+    Vm {
+        _dir: dir,
+        vm_dir,
+        driver: FirecrackerDriver::new(config),
+        spec,
+    }
+}
+
+/// Connect to the agent, retrying while the guest boots (the notes: no answer at all before
+/// the guest is ready, then the agent may not listen yet).
+async fn agent(driver: &FirecrackerDriver, rt: &VmRuntime) -> AgentClient {
+    let deadline = tokio::time::Instant::now() + LONG;
+    loop {
+        if let Ok(stream) = driver.connect_agent(rt).await
+            && let Ok((client, _)) = AgentClient::handshake(stream, LONG).await
+        {
+            return client;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the agent never answered"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn echo(client: &AgentClient, text: &str) -> String {
+    let out = client
+        .exec(ExecRequest::new(["echo", text]))
+        .await
+        .unwrap()
+        .wait_with_output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boot_exec_pause_resume_and_ctrl_alt_del_in_every_personality() {
+    for version in ["1.5.0", "1.13.0", "1.14.1"] {
+        let vm = vm(version);
+        let rt = vm
+            .driver
+            .launch(&vm.spec)
+            .await
+            .unwrap_or_else(|e| panic!("{version}: {}", banger_system::error_chain(&e)));
+        assert_eq!(rt.vmm_version.as_deref(), Some(version));
+        assert!(rt.is_alive());
+        assert_eq!(vm.driver.run_state(&rt).await.unwrap(), RunState::Running);
+
+        let client = agent(&vm.driver, &rt).await;
+        assert_eq!(echo(&client, "hi").await, "hi\n");
+
+        vm.driver.pause(&rt).await.unwrap();
+        assert_eq!(vm.driver.run_state(&rt).await.unwrap(), RunState::Paused);
+        // Nothing in a paused guest answers.
+        let ping = tokio::time::timeout(Duration::from_millis(500), client.ping()).await;
+        assert!(ping.is_err(), "{version}: a paused guest answered a ping");
+        vm.driver.resume(&rt).await.unwrap();
+        assert_eq!(vm.driver.run_state(&rt).await.unwrap(), RunState::Running);
+        assert_eq!(echo(&client, "again").await, "again\n");
+
+        // The console log received the guest's boot lines (Firecracker's stdout).
+        let console = std::fs::read_to_string(&vm.spec.console_log).unwrap();
+        assert!(console.contains("banger.agent=vsock:1024"), "{console}");
+        assert!(console.contains("banger.poweroff=reboot"), "{console}");
+        // No deprecated field was sent.
+        let log = std::fs::read_to_string(vm.vm_dir.join("firecracker.log")).unwrap();
+        assert!(!log.contains("DEPRECATED"), "{log}");
+
+        vm.driver.request_shutdown(&rt).await.unwrap();
+        assert_eq!(rt.wait_exit(LONG).await.unwrap(), WaitOutcome::Exited);
+        vm.driver.kill(&rt).await.unwrap();
+        assert!(!vm.vm_dir.join("firecracker.sock").exists());
+        assert!(!vm.vm_dir.join("firecracker.vsock").exists());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_and_relaunch_in_the_same_directory() {
+    let vm = vm("1.14.1");
+    let rt = vm.driver.launch(&vm.spec).await.unwrap();
+    // A second launch while the first runs is refused, not a takeover of its sockets.
+    let err = vm.driver.launch(&vm.spec).await.unwrap_err();
+    assert!(matches!(err, VmmError::AlreadyRunning { .. }), "{err}");
+    // The record written before the API was driven names the process.
+    let record: VmRuntime =
+        serde_json::from_slice(&std::fs::read(vm.vm_dir.join("firecracker.launch.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        (record.pid, record.pid_start_time),
+        (rt.pid, rt.pid_start_time)
+    );
+
+    vm.driver.kill(&rt).await.unwrap();
+    assert!(!rt.is_alive());
+    assert!(!vm.vm_dir.join("firecracker.launch.json").exists());
+    // Stale sockets of a killed VMM do not stop the next boot; the console log keeps both.
+    let rt2 = vm.driver.launch(&vm.spec).await.unwrap();
+    let client = agent(&vm.driver, &rt2).await;
+    assert_eq!(echo(&client, "second boot").await, "second boot\n");
+    vm.driver.kill(&rt2).await.unwrap();
+    let console = std::fs::read_to_string(&vm.spec.console_log).unwrap();
+    assert_eq!(console.matches("Command line:").count(), 2, "{console}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_binary_below_the_floor_is_refused_before_launch() {
+    let vm = vm("1.4.1");
+    let err = vm.driver.launch(&vm.spec).await.unwrap_err();
+    assert!(matches!(err, VmmError::FirecrackerTooOld(_)), "{err}");
+    assert!(
+        err.to_string()
+            .contains("older than the supported minimum v1.5.0; install a supported release with `sudo banger firecracker install`"),
+        "{err}"
+    );
+    assert!(
+        !vm.vm_dir.join("firecracker.sock").exists(),
+        "it was launched"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejections_name_the_endpoint_and_firecrackers_fault() {
+    let vm = vm("1.14.1");
+    let mut spec = vm.spec.clone();
+    spec.drives[0].path = vm.vm_dir.join("missing.ext4");
+    let err = vm.driver.launch(&spec).await.unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("PUT /drives/work"), "{text}");
+    assert!(
+        text.contains("Error manipulating the backing file: No such file or directory"),
+        "{text}"
+    );
+    // The failed launch left nothing running and no sockets behind.
+    assert!(!vm.vm_dir.join("firecracker.launch.json").exists());
+    assert!(!vm.vm_dir.join("firecracker.sock").exists());
+
+    // A bzImage is not bootable (the fake checks for an x86-64 ELF, like Firecracker).
+    let mut spec = vm.spec.clone();
+    let bz = vm.vm_dir.join("bzImage");
+    std::fs::write(&bz, b"MZ not an elf").unwrap();
+    spec.kernel = bz;
+    let err = vm.driver.launch(&spec).await.unwrap_err().to_string();
+    assert!(
+        err.contains("PUT /actions") && err.contains("invalid kernel image"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_daemon_finds_the_vm_from_its_record() {
+    let vm = vm("1.5.0");
+    let rt = vm.driver.launch(&vm.spec).await.unwrap();
+    vm.driver.pause(&rt).await.unwrap();
+    // What a new daemon has: the stored record, a new driver.
+    let stored: VmRuntime = serde_json::from_str(&serde_json::to_string(&rt).unwrap()).unwrap();
+    let fresh = FirecrackerDriver::new(vm.driver.config().clone());
+    assert!(stored.is_alive());
+    assert_eq!(fresh.run_state(&stored).await.unwrap(), RunState::Paused);
+    fresh.resume(&stored).await.unwrap();
+    let client = agent(&fresh, &stored).await;
+    assert_eq!(echo(&client, "still here").await, "still here\n");
+    fresh.kill(&stored).await.unwrap();
+    // A dead VM is reported as such, not as an API error.
+    let err = fresh.pause(&stored).await.unwrap_err().to_string();
+    assert!(err.contains("is gone"), "{err}");
+}

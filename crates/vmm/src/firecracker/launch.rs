@@ -1,0 +1,324 @@
+//! Starting one Firecracker VM: spawn the process detached, record it, wait for its API,
+//! drive the boot plan. Any failure after the spawn kills the process again, so a failed
+//! launch never leaves a Firecracker running unaccounted for.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use banger_firecracker::SemVer;
+
+use super::FirecrackerConfig;
+use super::api::{ApiCall, ApiClient};
+use super::payloads::{FcPaths, PlanInput, boot_plan};
+use crate::error::{MAX_SOCKET_PATH, VmmError};
+use crate::process::{self, ProcessIdentity};
+use crate::runtime::{AgentEndpoint, MachineType, VmRuntime};
+use crate::spec::{Accel, DriverKind, LaunchSpec};
+
+/// How often the API socket is tried while Firecracker starts.
+const API_POLL: Duration = Duration::from_millis(10);
+
+pub(super) async fn run(
+    config: &FirecrackerConfig,
+    spec: &LaunchSpec,
+    version: &SemVer,
+) -> Result<VmRuntime, VmmError> {
+    let vm_id = spec.vm_id.clone();
+    let paths = FcPaths::in_dir(&spec.vm_dir);
+    let invalid = |problem: String| VmmError::InvalidSpec {
+        vm_id: vm_id.clone(),
+        problem,
+    };
+    // Everything that can be refused is refused before a process exists.
+    let plan = boot_plan(&PlanInput {
+        spec,
+        version,
+        paths: &paths,
+        guest_cid: config.guest_cid,
+        agent_port: config.agent_port,
+    })
+    .map_err(invalid)?;
+    for socket in [&paths.api_socket, &paths.vsock] {
+        let len = socket.as_os_str().len();
+        if len > MAX_SOCKET_PATH {
+            return Err(VmmError::SocketPathTooLong {
+                path: socket.clone(),
+                len,
+            });
+        }
+    }
+    spec.check_vm_dir()?;
+    ensure_not_in_use(&vm_id, &paths)?;
+    // notes: "remove a stale socket file before starting"; "`uds_path` must not exist before
+    // `PUT /vsock`".
+    for stale in [&paths.api_socket, &paths.vsock, &paths.launch_record] {
+        remove_if_present(stale)?;
+    }
+    // notes: "before 1.14.0 the files must already exist".
+    for file in [&paths.log, &paths.metrics] {
+        OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(file)
+            .map_err(|e| VmmError::io("create", file, e))?;
+    }
+
+    let identity = spawn(config, spec, &paths)?;
+    let boot_id = match process::boot_id() {
+        Ok(id) => id,
+        Err(e) => {
+            kill_now(identity);
+            return Err(VmmError::io("read", "/proc/sys/kernel/random/boot_id", e));
+        }
+    };
+    let runtime = VmRuntime {
+        vm_id: vm_id.clone(),
+        vm_dir: spec.vm_dir.clone(),
+        driver: DriverKind::Firecracker,
+        accel: Accel::Kvm,
+        machine: MachineType::Firecracker,
+        pid: identity.pid,
+        pid_start_time: identity.start_time,
+        boot_id,
+        control_socket: paths.api_socket.clone(),
+        agent: AgentEndpoint::HybridVsock {
+            uds_path: paths.vsock.clone(),
+            port: config.agent_port,
+        },
+        console_log: spec.console_log.clone(),
+        // Firecracker writes its serial console to stdout, which appends to the log itself
+        // (not yet capped: see docs/security.md).
+        console_socket: None,
+        vmm_version: Some(format!(
+            "{}.{}.{}",
+            version.major, version.minor, version.patch
+        )),
+    };
+    // Recorded before the API is driven: whoever finds this directory later (a restarted
+    // daemon after a crash mid-launch) can tell the process is ours and stop it.
+    if let Err(e) = write_launch_record(&paths.launch_record, &runtime) {
+        kill_now(identity);
+        return Err(e);
+    }
+    tracing::info!(vm = %vm_id, pid = identity.pid, %version, "launched Firecracker");
+
+    let configured = configure(config, &runtime, &paths, &plan).await;
+    if let Err(e) = configured {
+        kill_now(identity);
+        let _ = runtime.wait_exit(config.kill_grace).await;
+        remove_leftovers(&runtime);
+        return Err(e);
+    }
+    Ok(runtime)
+}
+
+/// Wait for the API socket, then make every call of the plan.
+async fn configure(
+    config: &FirecrackerConfig,
+    runtime: &VmRuntime,
+    paths: &FcPaths,
+    plan: &[ApiCall],
+) -> Result<(), VmmError> {
+    let api = ApiClient::new(&runtime.vm_id, &paths.api_socket, config.api_timeout);
+    let deadline = Instant::now() + config.start_timeout;
+    let probe = ApiCall::get("/");
+    loop {
+        if !runtime.is_alive() {
+            return Err(exited(runtime, paths, "before its API socket answered"));
+        }
+        match api.call(&probe).await {
+            Ok(_) => break,
+            Err(e) if Instant::now() >= deadline => return Err(e),
+            Err(_) => tokio::time::sleep(API_POLL).await,
+        }
+    }
+    for call in plan {
+        tracing::debug!(vm = %runtime.vm_id, endpoint = %call.endpoint(), "Firecracker API call");
+        if let Err(e) = api.call(call).await {
+            if !runtime.is_alive() {
+                return Err(exited(
+                    runtime,
+                    paths,
+                    &format!("during {}", call.endpoint()),
+                ));
+            }
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// Start `firecracker` in its own session with stdio on files: it is nobody's terminal job
+/// and outlives the daemon. Its serial console (stdout) appends to the console log.
+fn spawn(
+    config: &FirecrackerConfig,
+    spec: &LaunchSpec,
+    paths: &FcPaths,
+) -> Result<ProcessIdentity, VmmError> {
+    let console = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&spec.console_log)
+        .map_err(|e| VmmError::io("open console log", &spec.console_log, e))?;
+    let stderr =
+        File::create(&paths.stderr).map_err(|e| VmmError::io("create", &paths.stderr, e))?;
+    let mut command = tokio::process::Command::new(&config.binary);
+    command
+        .arg("--api-sock")
+        .arg(&paths.api_socket)
+        .arg("--id")
+        .arg(instance_id(&spec.vm_id))
+        .stdin(Stdio::null())
+        .stdout(console)
+        .stderr(stderr)
+        .kill_on_drop(false);
+    // SAFETY: setsid(2) is async-signal-safe and only changes the child's own session; it
+    // runs in the forked child before exec and touches no memory shared with the parent.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::setsid() == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    // Dropping the handle leaves the process running; tokio reaps it when it exits while
+    // this daemon lives, and init does after that.
+    let child = command.spawn().map_err(|source| VmmError::Spawn {
+        binary: config.binary.clone(),
+        source,
+    })?;
+    let pid = child.id().ok_or_else(|| VmmError::ExitedAtStart {
+        vm_id: spec.vm_id.clone(),
+        pid: 0,
+        console_log: spec.console_log.clone(),
+    })?;
+    drop(child);
+    let stat = process::read_stat(pid)
+        .map_err(|e| VmmError::io("read process status", format!("/proc/{pid}/stat"), e))?
+        .ok_or_else(|| VmmError::ExitedAtStart {
+            vm_id: spec.vm_id.clone(),
+            pid,
+            console_log: spec.console_log.clone(),
+        })?;
+    Ok(ProcessIdentity {
+        pid,
+        start_time: stat.start_time,
+    })
+}
+
+/// Firecracker's instance id: letters, digits and `-`, at most 64; banger's VM ids are hex.
+fn instance_id(vm_id: &str) -> String {
+    let id: String = vm_id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .take(64)
+        .collect();
+    if id.is_empty() {
+        "banger-vm".to_owned()
+    } else {
+        id
+    }
+}
+
+fn exited(runtime: &VmRuntime, paths: &FcPaths, when: &str) -> VmmError {
+    let stderr = banger_system::tail::tail_lines(&paths.stderr, 5);
+    let log = banger_system::tail::tail_lines(&paths.log, 5);
+    let last = stderr
+        .last()
+        .or(log.last())
+        .map(String::as_str)
+        .unwrap_or("");
+    let why = if last.is_empty() {
+        format!("it exited {when}")
+    } else {
+        format!("it exited {when}, saying {last:?}")
+    };
+    VmmError::FirecrackerExited {
+        vm_id: runtime.vm_id.clone(),
+        pid: runtime.pid,
+        why,
+        log: paths.log.clone(),
+    }
+}
+
+/// Refuse to start a second Firecracker in a directory whose Firecracker still runs: it would
+/// take over the first one's sockets.
+fn ensure_not_in_use(vm_id: &str, paths: &FcPaths) -> Result<(), VmmError> {
+    if let Some(previous) = read_launch_record(&paths.launch_record)
+        && previous.is_alive()
+    {
+        return Err(VmmError::AlreadyRunning {
+            vm_id: vm_id.to_owned(),
+            pid_file: paths.launch_record.clone(),
+            pid: Some(previous.pid),
+        });
+    }
+    Ok(())
+}
+
+/// The runtime record a launch wrote into `path`, if it is readable.
+pub(super) fn read_launch_record(path: &Path) -> Option<VmRuntime> {
+    let text = std::fs::read(path).ok()?;
+    serde_json::from_slice(&text).ok()
+}
+
+/// Written to a temporary name, synced, renamed: a reader sees the whole record or none.
+fn write_launch_record(path: &Path, runtime: &VmRuntime) -> Result<(), VmmError> {
+    let json = serde_json::to_vec(runtime)
+        .map_err(|e| VmmError::io("encode launch record", path, std::io::Error::other(e)))?;
+    let tmp = path.with_extension("json.tmp");
+    let write = || -> std::io::Result<()> {
+        let mut file = File::create(&tmp)?;
+        file.write_all(&json)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().map_err(|e| VmmError::io("write launch record", path, e))
+}
+
+fn remove_if_present(path: &Path) -> Result<(), VmmError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(VmmError::io("remove stale file", path, e)),
+    }
+}
+
+fn kill_now(identity: ProcessIdentity) {
+    if let Err(e) = process::signal(identity, libc::SIGKILL) {
+        tracing::warn!(pid = identity.pid, error = %e, "cannot kill Firecracker after a failed launch");
+    }
+}
+
+/// Remove the sockets and record a dead Firecracker leaves behind — unless the record now
+/// names another live process: a newer Firecracker owns the directory.
+pub(super) fn remove_leftovers(runtime: &VmRuntime) {
+    let paths = FcPaths::in_dir(&runtime.vm_dir);
+    let newer_owner = read_launch_record(&paths.launch_record)
+        .is_some_and(|rec| rec.pid != runtime.pid && rec.is_alive());
+    if newer_owner {
+        return;
+    }
+    for path in [&paths.api_socket, &paths.vsock, &paths.launch_record] {
+        if let Err(e) = remove_if_present(path) {
+            tracing::warn!(error = %banger_system::error_chain(&e), "cannot remove a leftover file");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instance_ids_are_what_firecracker_accepts() {
+        assert_eq!(instance_id("0a1b2c"), "0a1b2c");
+        assert_eq!(instance_id("a b/c"), "abc");
+        assert_eq!(instance_id("///"), "banger-vm");
+        assert_eq!(instance_id(&"a".repeat(100)).len(), 64);
+    }
+}

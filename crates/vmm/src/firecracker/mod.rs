@@ -1,0 +1,258 @@
+//! The Firecracker driver.
+//!
+//! A VM is one `firecracker --api-sock <vm dir>/firecracker.sock` process, started detached
+//! (its own session, stdio to files) so it outlives the daemon like a daemonized QEMU, and
+//! configured through its HTTP API as `shared/notes/firecracker-api.md` prescribes:
+//! [`payloads`] renders the boot sequence, [`api`] talks to the socket, [`launch`] spawns,
+//! records and drives it. The guest agent is reached over hybrid vsock
+//! ([`crate::agent::hybrid_vsock_connect`]).
+//!
+//! Stopping is the daemon's chain (agent poweroff, then [`VmmDriver::request_shutdown`] =
+//! `SendCtrlAltDel`, then [`VmmDriver::kill`] = SIGTERM, SIGKILL); pause and resume are
+//! `PATCH /vm`; a restarted daemon finds a VM again through its pid, start time and
+//! `GET /`.
+
+pub mod api;
+mod launch;
+pub mod payloads;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use banger_firecracker::SemVer;
+use banger_system::{CommandRunner, RealRunner};
+use serde_json::json;
+
+pub use api::{ApiCall, ApiClient};
+
+/// The runtime record a Firecracker launch wrote into `vm_dir` before driving the API, if
+/// there is one: how a daemon that died mid-launch finds the process again.
+pub fn read_launch_record(vm_dir: &std::path::Path) -> Option<VmRuntime> {
+    launch::read_launch_record(&FcPaths::in_dir(vm_dir).launch_record)
+}
+pub use payloads::{FcPaths, PlanInput, boot_plan};
+
+use crate::driver::{RunState, VmmDriver, WaitOutcome};
+use crate::error::VmmError;
+use crate::runtime::VmRuntime;
+use crate::spec::{DriverKind, KernelFormat, LaunchSpec};
+
+/// How the Firecracker driver runs VMs on this host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirecrackerConfig {
+    /// The `firecracker` executable.
+    pub binary: PathBuf,
+    /// Upper bound for each API call.
+    pub api_timeout: Duration,
+    /// Upper bound for the API socket to appear after spawning.
+    pub start_timeout: Duration,
+    /// How long `kill` waits after SIGTERM and after SIGKILL.
+    pub kill_grace: Duration,
+    /// The guest's vsock context id (0-2 are reserved).
+    pub guest_cid: u32,
+    /// The vsock port the guest agent listens on.
+    pub agent_port: u32,
+}
+
+impl FirecrackerConfig {
+    pub fn new(binary: impl Into<PathBuf>) -> FirecrackerConfig {
+        FirecrackerConfig {
+            binary: binary.into(),
+            api_timeout: Duration::from_secs(10),
+            start_timeout: Duration::from_secs(10),
+            kill_grace: Duration::from_secs(5),
+            guest_cid: 3,
+            agent_port: banger_agent_proto::DEFAULT_VSOCK_PORT,
+        }
+    }
+}
+
+/// The Firecracker driver: one per daemon, shared by all VM tasks.
+pub struct FirecrackerDriver {
+    config: FirecrackerConfig,
+    runner: Arc<dyn CommandRunner>,
+}
+
+impl std::fmt::Debug for FirecrackerDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FirecrackerDriver")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FirecrackerDriver {
+    pub fn new(config: FirecrackerConfig) -> FirecrackerDriver {
+        FirecrackerDriver::with_runner(config, Arc::new(RealRunner))
+    }
+
+    /// A driver that asks `runner` for `firecracker --version` (tests).
+    pub fn with_runner(
+        config: FirecrackerConfig,
+        runner: Arc<dyn CommandRunner>,
+    ) -> FirecrackerDriver {
+        FirecrackerDriver { config, runner }
+    }
+
+    pub fn config(&self) -> &FirecrackerConfig {
+        &self.config
+    }
+
+    /// The binary's release, refused below the supported floor (asked at every launch: the
+    /// binary may have been replaced since the daemon started).
+    pub async fn version(&self) -> Result<SemVer, VmmError> {
+        let runner = Arc::clone(&self.runner);
+        let binary = self.config.binary.clone();
+        let query = tokio::task::spawn_blocking(move || {
+            banger_firecracker::query_version(runner.as_ref(), &binary)
+        });
+        let spawn_error = |source: std::io::Error| VmmError::Spawn {
+            binary: self.config.binary.clone(),
+            source,
+        };
+        let version = tokio::time::timeout(self.config.start_timeout, query)
+            .await
+            .map_err(|_| {
+                spawn_error(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "`--version` did not answer",
+                ))
+            })?
+            .map_err(|join| spawn_error(std::io::Error::other(join)))?
+            .map_err(|source| VmmError::FirecrackerVersion {
+                binary: self.config.binary.clone(),
+                source,
+            })?;
+        banger_firecracker::require_supported(&version, &self.config.binary)?;
+        Ok(version)
+    }
+
+    fn api(&self, rt: &VmRuntime) -> ApiClient {
+        ApiClient::new(&rt.vm_id, &rt.control_socket, self.config.api_timeout)
+    }
+
+    fn check_driver(&self, rt: &VmRuntime) -> Result<(), VmmError> {
+        if rt.driver == DriverKind::Firecracker {
+            Ok(())
+        } else {
+            Err(VmmError::WrongDriver {
+                vm_id: rt.vm_id.clone(),
+                expected: DriverKind::Firecracker,
+                found: rt.driver,
+            })
+        }
+    }
+
+    /// A running VM's API, refusing a record of another driver or a VMM that is gone.
+    fn live_api(&self, rt: &VmRuntime, action: &'static str) -> Result<ApiClient, VmmError> {
+        self.check_driver(rt)?;
+        if !rt.is_alive() {
+            return Err(VmmError::WrongState {
+                vm_id: rt.vm_id.clone(),
+                action,
+                problem: format!("its Firecracker process {} is gone", rt.pid),
+            });
+        }
+        Ok(self.api(rt))
+    }
+}
+
+impl VmmDriver for FirecrackerDriver {
+    fn kind(&self) -> DriverKind {
+        DriverKind::Firecracker
+    }
+
+    /// notes: "x86_64 boots only an uncompressed ELF `vmlinux` (not bzImage)".
+    fn kernel_format(&self) -> KernelFormat {
+        KernelFormat::ElfVmlinux
+    }
+
+    async fn launch(&self, spec: &LaunchSpec) -> Result<VmRuntime, VmmError> {
+        let version = self.version().await?;
+        launch::run(&self.config, spec, &version).await
+    }
+
+    /// `SendCtrlAltDel`: the guest's init sees Ctrl-Alt-Del and ends the machine; with
+    /// `reboot=k` Firecracker then exits.
+    async fn request_shutdown(&self, rt: &VmRuntime) -> Result<(), VmmError> {
+        self.check_driver(rt)?;
+        if !rt.is_alive() {
+            return Ok(());
+        }
+        self.api(rt)
+            .call(&ApiCall::put(
+                "/actions",
+                json!({ "action_type": "SendCtrlAltDel" }),
+            ))
+            .await?;
+        Ok(())
+    }
+
+    /// Firecracker has no "quit" call: SIGTERM (it dies at once), then SIGKILL.
+    async fn kill(&self, rt: &VmRuntime) -> Result<(), VmmError> {
+        self.check_driver(rt)?;
+        let grace = self.config.kill_grace;
+        if rt.is_alive() {
+            let mut gone = false;
+            for signal in [libc::SIGTERM, libc::SIGKILL] {
+                tracing::info!(vm = %rt.vm_id, pid = rt.pid, signal, "signalling Firecracker");
+                rt.signal(signal)?;
+                if rt.wait_exit(grace).await? == WaitOutcome::Exited {
+                    gone = true;
+                    break;
+                }
+            }
+            if !gone {
+                return Err(VmmError::Unkillable {
+                    vm_id: rt.vm_id.clone(),
+                    pid: rt.pid,
+                    waited: grace * 2,
+                });
+            }
+        }
+        launch::remove_leftovers(rt);
+        Ok(())
+    }
+
+    /// notes: "Pause/resume: `PATCH /vm {"state":"Paused"|"Resumed"}`".
+    async fn pause(&self, rt: &VmRuntime) -> Result<(), VmmError> {
+        self.live_api(rt, "pause")?
+            .call(&ApiCall::patch("/vm", json!({ "state": "Paused" })))
+            .await?;
+        Ok(())
+    }
+
+    async fn resume(&self, rt: &VmRuntime) -> Result<(), VmmError> {
+        self.live_api(rt, "resume")?
+            .call(&ApiCall::patch("/vm", json!({ "state": "Resumed" })))
+            .await?;
+        Ok(())
+    }
+
+    /// notes: "`GET /` → `{"app_name","id","state","vmm_version"}`; state is "Not started" |
+    /// "Running" | "Paused"."
+    async fn run_state(&self, rt: &VmRuntime) -> Result<RunState, VmmError> {
+        let api = self.live_api(rt, "read the state")?;
+        let call = ApiCall::get("/");
+        let info = api.call(&call).await?.unwrap_or_default();
+        match info.get("state").and_then(|s| s.as_str()) {
+            Some("Running") => Ok(RunState::Running),
+            Some("Paused") => Ok(RunState::Paused),
+            Some("Not started") => Ok(RunState::NotStarted),
+            other => Err(VmmError::FirecrackerApi {
+                vm_id: rt.vm_id.clone(),
+                endpoint: call.endpoint(),
+                status: 200,
+                fault: format!("unexpected instance state {other:?}"),
+            }),
+        }
+    }
+
+    fn processes_using(
+        &self,
+        vm_dir: &std::path::Path,
+    ) -> std::io::Result<Vec<crate::process::ProcessIdentity>> {
+        crate::process::find_using_dir(&self.config.binary, vm_dir)
+    }
+}

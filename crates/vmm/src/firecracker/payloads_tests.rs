@@ -1,0 +1,193 @@
+use super::*;
+use crate::spec::{DriveSpec, NicSpec};
+
+fn spec() -> LaunchSpec {
+    LaunchSpec {
+        vm_id: "vm1".into(),
+        vm_dir: "/vms/vm1".into(),
+        kernel: "/images/minimal/vmlinux".into(),
+        kernel_pvh: true,
+        bzimage: None,
+        initrd: Some("/images/minimal/initrd.img".into()),
+        kernel_args: vec!["banger.hostname=dev".into()],
+        drives: vec![
+            DriveSpec {
+                id: "work".into(),
+                path: "/vms/vm1/work.ext4".into(),
+                format: DriveFormat::Raw,
+                read_only: false,
+                root: false,
+            },
+            DriveSpec {
+                id: "root".into(),
+                path: "/vms/vm1/root.ext4".into(),
+                format: DriveFormat::Raw,
+                read_only: true,
+                root: true,
+            },
+        ],
+        nics: vec![NicSpec {
+            id: "eth0".into(),
+            tap: "bg-vm1".into(),
+            mac: "06:00:ac:10:00:02".into(),
+        }],
+        user_net: None,
+        vcpus: 2,
+        memory_mib: 512,
+        console_log: "/vms/vm1/console.log".into(),
+    }
+}
+
+fn plan_for(spec: &LaunchSpec, version: &str) -> Result<Vec<ApiCall>, String> {
+    let version = SemVer::parse(version).unwrap();
+    let paths = FcPaths::in_dir(&spec.vm_dir);
+    boot_plan(&PlanInput {
+        spec,
+        version: &version,
+        paths: &paths,
+        guest_cid: 3,
+        agent_port: 1024,
+    })
+}
+
+/// The fields each endpoint takes in 1.5.0 (notes, "Boot sequence"): every body banger sends
+/// must stay inside them, because bodies reject unknown fields.
+fn fields_of_1_5(path: &str) -> &'static [&'static str] {
+    match path.split('/').nth(1).unwrap() {
+        "logger" => &["log_path", "level", "show_level", "show_log_origin"],
+        "metrics" => &["metrics_path"],
+        "boot-source" => &["kernel_image_path", "boot_args", "initrd_path"],
+        "drives" => &[
+            "drive_id",
+            "is_root_device",
+            "path_on_host",
+            "is_read_only",
+            "partuuid",
+            "cache_type",
+            "io_engine",
+            "rate_limiter",
+        ],
+        "machine-config" => &["vcpu_count", "mem_size_mib", "smt", "track_dirty_pages"],
+        "network-interfaces" => &[
+            "iface_id",
+            "host_dev_name",
+            "guest_mac",
+            "rx_rate_limiter",
+            "tx_rate_limiter",
+        ],
+        "vsock" => &["guest_cid", "uds_path"],
+        "actions" => &["action_type"],
+        other => panic!("unexpected endpoint {other}"),
+    }
+}
+
+#[test]
+fn the_plan_per_release() {
+    for version in ["1.5.0", "1.13.0", "1.14.1"] {
+        let calls = plan_for(&spec(), version).unwrap();
+        let endpoints: Vec<String> = calls.iter().map(ApiCall::endpoint).collect();
+        assert_eq!(
+            endpoints,
+            [
+                "PUT /logger",
+                "PUT /metrics",
+                "PUT /boot-source",
+                "PUT /drives/root",
+                "PUT /drives/work",
+                "PUT /machine-config",
+                "PUT /network-interfaces/eth0",
+                "PUT /vsock",
+                "PUT /actions",
+            ],
+            "{version}"
+        );
+        for call in &calls {
+            let body = call.body.as_ref().unwrap().as_object().unwrap();
+            let allowed = fields_of_1_5(&call.path);
+            for key in body.keys() {
+                assert!(
+                    allowed.contains(&key.as_str()),
+                    "{version}: {} sends {key}, which 1.5.0 rejects",
+                    call.endpoint()
+                );
+            }
+            if call.path.starts_with("/drives/") {
+                // "always send path_on_host and is_read_only (required in 1.5)"
+                assert!(body.contains_key("path_on_host") && body.contains_key("is_read_only"));
+                assert_eq!(
+                    call.path,
+                    format!("/drives/{}", body["drive_id"].as_str().unwrap())
+                );
+            }
+        }
+        let root = calls[3].body.as_ref().unwrap();
+        assert_eq!(root["is_root_device"], true);
+        assert_eq!(root["is_read_only"], true);
+        let vsock = calls[7].body.as_ref().unwrap();
+        assert_eq!(vsock["guest_cid"], 3);
+        assert_eq!(vsock["uds_path"], "/vms/vm1/firecracker.vsock");
+        assert_eq!(
+            calls[8].body.as_ref().unwrap()["action_type"],
+            "InstanceStart"
+        );
+    }
+}
+
+#[test]
+fn the_kernel_command_line() {
+    let calls = plan_for(&spec(), "1.14.1").unwrap();
+    let boot = calls[2].body.as_ref().unwrap();
+    assert_eq!(boot["kernel_image_path"], "/images/minimal/vmlinux");
+    assert_eq!(boot["initrd_path"], "/images/minimal/initrd.img");
+    assert_eq!(
+        boot["boot_args"],
+        "console=ttyS0 reboot=k panic=1 pci=off i8042.noaux i8042.nomux i8042.dumbkbd \
+         banger.poweroff=reboot banger.agent=vsock:1024 banger.hostname=dev"
+    );
+    let mut no_initrd = spec();
+    no_initrd.initrd = None;
+    let calls = plan_for(&no_initrd, "1.5.0").unwrap();
+    assert!(calls[2].body.as_ref().unwrap().get("initrd_path").is_none());
+}
+
+#[test]
+fn what_firecracker_cannot_take_is_refused_before_launch() {
+    let refused = |change: &dyn Fn(&mut LaunchSpec), version: &str| {
+        let mut s = spec();
+        change(&mut s);
+        plan_for(&s, version).unwrap_err()
+    };
+    assert!(refused(&|_| {}, "1.4.1").contains("older than the supported minimum v1.5.0"));
+    assert!(refused(&|s| s.drives[0].format = DriveFormat::Qcow2, "1.14.1").contains("raw"));
+    assert!(refused(&|s| s.drives[0].root = true, "1.14.1").contains("more than one"));
+    assert!(refused(&|s| s.drives[0].id = "work-1".into(), "1.14.1").contains("letters, digits"));
+    assert!(refused(&|s| s.vcpus = 0, "1.14.1").contains("1 to 32"));
+    assert!(refused(&|s| s.vcpus = 33, "1.14.1").contains("1 to 32"));
+    assert!(refused(&|s| s.memory_mib = 0, "1.14.1").contains("memory"));
+    assert!(refused(&|s| s.kernel = "vmlinux".into(), "1.14.1").contains("absolute"));
+    assert!(refused(&|s| s.kernel_args.push("a b".into()), "1.14.1").contains("whitespace"));
+    assert!(refused(&|s| s.nics[0].tap = "x".repeat(16), "1.14.1").contains("TAP"));
+    let user_net = |s: &mut LaunchSpec| {
+        s.user_net = Some(crate::spec::UserNetSpec {
+            mac: "52:54:00:12:34:56".into(),
+            forwards: vec![],
+        })
+    };
+    assert!(refused(&user_net, "1.14.1").contains("user-mode networking"));
+}
+
+#[test]
+fn a_reserved_guest_cid_is_refused() {
+    let s = spec();
+    let version = SemVer::parse("1.14.1").unwrap();
+    let paths = FcPaths::in_dir(&s.vm_dir);
+    let err = boot_plan(&PlanInput {
+        spec: &s,
+        version: &version,
+        paths: &paths,
+        guest_cid: 2,
+        agent_port: 1024,
+    })
+    .unwrap_err();
+    assert!(err.contains("reserved"), "{err}");
+}
