@@ -229,7 +229,15 @@ impl Env {
             .filter(|l| l.starts_with("default_image_name"))
             .map(|l| format!("{l}\n"))
             .collect();
-        std::fs::write(file, format!("{kept}{text}"))?;
+        // Never bridge networking in the host's own namespace (a root daemon's `auto` would
+        // make a bridge and NAT rules there, shared by every test's daemon): user mode unless
+        // the test sets `[network]` itself (in a namespace of its own, see `netlab`).
+        let network = if text.contains("[network]") {
+            ""
+        } else {
+            "\n[network]\nmode = \"user\"\n"
+        };
+        std::fs::write(file, format!("{kept}{text}{network}"))?;
         Ok(())
     }
 

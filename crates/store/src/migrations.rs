@@ -117,7 +117,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         created_at TEXT NOT NULL
     ) STRICT;
     "#,
-    // 5 (networking; depends only on entry 1's `vms`, so the lead may renumber it): the
+    // 6 (networking; depends only on entry 1's `vms`, so the lead may renumber it): the
     // ports each VM publishes (`-p`, kept across restarts), and the networking a running VM
     // holds (see vm_net.rs). Both go with their VM.
     r#"
