@@ -167,7 +167,8 @@ fn state_of(env: &Env, vm: &str) -> Option<String> {
 fn prepare(env: &Env, line: &str) {
     let w = words(line);
     let verb = w.first().map(String::as_str).unwrap_or("");
-    let names_dev = w.iter().any(|x| x == "dev");
+    // `dev`, or `dev:PATH` as vm cp names a path in it.
+    let names_dev = w.iter().any(|x| x == "dev" || x.starts_with("dev:"));
     if verb == "create" {
         // A VM of the example's name must not exist yet.
         let name = w
