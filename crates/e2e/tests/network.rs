@@ -22,7 +22,7 @@ struct Lab {
 impl Lab {
     fn new() -> Lab {
         let env = Env::new().unwrap_or_else(|e| panic!("cannot set up an e2e environment: {e:#}"));
-        env.write_config("default_image_name = \"minimal\"\n\n[network]\nmode = \"bridge\"\n")
+        env.write_config("[network]\nmode = \"bridge\"\n")
             .expect("write config.toml");
         let net = NetLab::new().unwrap_or_else(|e| panic!("{e:#}"));
         Lab { env, net }

@@ -76,10 +76,8 @@ fn probe(lab: &NetLab, addr: &str, udp_port: u16, tcp_port: u16) -> (String, Str
 fn published_ports_reach_the_guest(mode: &str) {
     let env =
         Env::debian().unwrap_or_else(|e| panic!("cannot set up a debian e2e environment: {e:#}"));
-    env.write_config(&format!(
-        "default_image_name = \"debian\"\n\n[network]\nmode = \"{mode}\"\n"
-    ))
-    .unwrap();
+    env.write_config(&format!("[network]\nmode = \"{mode}\"\n"))
+        .unwrap();
     let lab = NetLab::new().unwrap_or_else(|e| panic!("{e:#}"));
     let ns = lab.inside.clone();
     ok(

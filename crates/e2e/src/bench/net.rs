@@ -80,7 +80,7 @@ pub fn ssh() -> anyhow::Result<()> {
 
 pub fn throughput() -> anyhow::Result<()> {
     let env = Env::debian()?;
-    env.write_config("default_image_name = \"debian\"\n\n[network]\nmode = \"bridge\"\n")?;
+    env.write_config("[network]\nmode = \"bridge\"\n")?;
     let lab = NetLab::new()?;
     let run = |args: &[&str]| -> anyhow::Result<String> {
         let out = env
