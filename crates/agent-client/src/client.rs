@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use banger_agent_proto::{
-    CONTROL_STREAM, Decoder, GetFile, Hello, INPUT_WINDOW, MAX_DATA_CHUNK, MIN_PROTO_VERSION,
-    Message, OUTPUT_WINDOW, PROTO_VERSION, PutFile, Ready, SetTime,
+    CONTROL_STREAM, Decoder, FEATURE_EXEC_USER, GetFile, Hello, INPUT_WINDOW, MAX_DATA_CHUNK,
+    MIN_PROTO_VERSION, Message, OUTPUT_WINDOW, PROTO_VERSION, PutFile, Ready, SetTime,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::mpsc;
@@ -49,6 +49,8 @@ pub struct AgentClient {
 
 struct Inner {
     shared: Arc<Shared>,
+    /// What the agent said it honours in its `Ready`.
+    features: Vec<String>,
     frames: mpsc::Sender<Vec<u8>>,
     reader: AbortHandle,
 }
@@ -109,6 +111,14 @@ impl AgentClient {
         let reader = tokio::spawn(conn::read_loop(reader, decoder, Arc::clone(&shared)));
         let inner = Inner {
             shared,
+            // Guest-supplied: keep only plausible names, a bounded number of them.
+            features: ready
+                .features
+                .iter()
+                .filter(|f| f.len() <= 64)
+                .take(64)
+                .cloned()
+                .collect(),
             frames,
             reader: reader.abort_handle(),
         };
@@ -116,6 +126,11 @@ impl AgentClient {
             inner: Arc::new(inner),
         };
         Ok((client, ready))
+    }
+
+    /// Whether the agent listed `feature` in its `Ready`.
+    pub fn supports(&self, feature: &str) -> bool {
+        self.inner.features.iter().any(|f| f == feature)
     }
 
     /// Whether the connection has died (or been shut down).
@@ -148,6 +163,12 @@ impl AgentClient {
     /// returned session. Many execs may run at once. With protocol version 2 each exec's
     /// output and stdin are flow-controlled (see `conn.rs`).
     pub async fn exec(&self, request: ExecRequest) -> Result<ExecSession, ClientError> {
+        // An older agent would ignore the user and run the command as root.
+        if request.user.is_some() && !self.supports(FEATURE_EXEC_USER) {
+            return Err(ClientError::Unsupported {
+                what: "running a command as another user",
+            });
+        }
         let wants_stdin = request.stdin;
         let v2 = self.proto_version() >= 2;
         let (budget, input) = if v2 {

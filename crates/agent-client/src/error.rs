@@ -24,6 +24,11 @@ pub enum ClientError {
         "the guest agent did not answer {what} within {after:?}; the guest may be hung or overloaded (see the VM's console log)"
     )]
     Timeout { what: &'static str, after: Duration },
+    /// The agent is older than a request needs.
+    #[error(
+        "the guest agent in this VM does not support {what}; rebuild or re-import the VM's image with this banger to get a current agent"
+    )]
+    Unsupported { what: &'static str },
     /// The connection died (or the client was shut down); reconnect and handshake again.
     #[error("the connection to the guest agent is closed; reconnect and handshake again")]
     Closed,

@@ -28,6 +28,9 @@ pub struct ExecRequest {
     pub stdin: bool,
     /// Run on a pseudo-terminal of this size; stderr then arrives merged into stdout.
     pub tty: Option<TtySize>,
+    /// Run as this user (`NAME`, `UID`, `NAME:GROUP`, `UID:GID`, resolved in the guest);
+    /// root when `None`.
+    pub user: Option<String>,
 }
 
 impl ExecRequest {
@@ -42,6 +45,7 @@ impl ExecRequest {
             cwd: None,
             stdin: false,
             tty: None,
+            user: None,
         }
     }
 
@@ -60,6 +64,11 @@ impl ExecRequest {
         self
     }
 
+    pub fn user(mut self, user: impl Into<String>) -> ExecRequest {
+        self.user = Some(user.into());
+        self
+    }
+
     pub fn tty(mut self, rows: u16, cols: u16) -> ExecRequest {
         self.tty = Some(TtySize { rows, cols });
         self
@@ -72,6 +81,7 @@ impl ExecRequest {
             cwd: self.cwd,
             stdin: self.stdin,
             tty: self.tty,
+            user: self.user,
         }
     }
 }

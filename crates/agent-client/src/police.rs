@@ -165,6 +165,7 @@ mod tests {
             kernel_release: "x".into(),
             pid1: false,
             timings: Default::default(),
+            features: Vec::new(),
         };
         assert_eq!(police.control(Message::Ready(ready)), Verdict::Fine);
     }

@@ -20,6 +20,8 @@ fn ready(nonce: u64, proto_version: u32) -> Message {
         kernel_release: "test".into(),
         pid1: false,
         timings: BootTimings::default(),
+        // An agent from before optional features were listed.
+        features: Vec::new(),
     })
 }
 
@@ -83,6 +85,42 @@ async fn handshake_skips_garbage_and_stale_ready_frames() {
     assert_eq!(info.agent_version, "test");
     client.ping().await.unwrap();
     assert!(!client.is_closed());
+    drop(fake.await.unwrap());
+}
+
+/// An agent that does not list `exec-user` would ignore the user and run the command as
+/// root: the client refuses before sending anything.
+#[tokio::test]
+async fn an_exec_as_a_user_is_refused_by_an_agent_that_cannot_honour_it() {
+    let (host, mut agent) = tokio::io::duplex(1 << 16);
+    let fake = tokio::spawn(async move {
+        let mut decoder = Decoder::new();
+        let hello = read_hello(&mut agent, &mut decoder).await;
+        let answer = ready(hello.nonce, PROTO_VERSION).encode(0).unwrap();
+        agent.write_all(&answer).await.unwrap();
+        // The next message must be the ping: no Exec got through.
+        let stream = read_until(&mut agent, &mut decoder, |stream, message| match message {
+            Message::Exec(_) => panic!("an Exec with a user reached an agent without exec-user"),
+            Message::Ping => Some(stream),
+            _ => None,
+        })
+        .await;
+        agent
+            .write_all(&Message::Pong.encode(stream).unwrap())
+            .await
+            .unwrap();
+        agent
+    });
+    let (client, _) = AgentClient::handshake(host, LONG).await.unwrap();
+    assert!(!client.supports(banger_agent_proto::FEATURE_EXEC_USER));
+    let err = client
+        .exec(ExecRequest::new(["id"]).user("app"))
+        .await
+        .err()
+        .expect("refused");
+    assert!(matches!(err, ClientError::Unsupported { .. }), "{err}");
+    assert!(err.to_string().contains("rebuild or re-import"), "{err}");
+    client.ping().await.unwrap();
     drop(fake.await.unwrap());
 }
 

@@ -25,6 +25,7 @@ fn ready(nonce: u64, proto_version: u32, kernel_release: &str) -> Message {
         kernel_release: kernel_release.into(),
         pid1: false,
         timings: BootTimings::default(),
+        features: Vec::new(),
     })
 }
 

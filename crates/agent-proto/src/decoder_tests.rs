@@ -177,6 +177,7 @@ fn random_garbage_mixed_with_frames_never_panics_and_frames_survive() {
         cwd: None,
         stdin: true,
         tty: None,
+        user: None,
     });
     for round in 0..300u32 {
         // Odd rounds also inject fake headers, whose claimed payload may swallow real frames:

@@ -31,7 +31,15 @@ pub struct Ready {
     #[serde(default)]
     pub pid1: bool,
     pub timings: BootTimings,
+    /// Optional request fields this agent honours (e.g. [`FEATURE_EXEC_USER`]). An older
+    /// agent ignores fields it does not know, so a host must not send one the agent does
+    /// not list here when ignoring it would change the outcome.
+    #[serde(default)]
+    pub features: Vec<String>,
 }
+
+/// The agent runs an [`Exec`] as its `user`.
+pub const FEATURE_EXEC_USER: &str = "exec-user";
 
 /// Guest uptime (CLOCK_BOOTTIME, microseconds) at the agent's boot milestones.
 ///
@@ -75,6 +83,11 @@ pub struct Exec {
     /// Run on a new pseudo-terminal of this size (stdout and stderr merge into `Stdout`).
     #[serde(default)]
     pub tty: Option<TtySize>,
+    /// Run as this user, in an OCI image config's `User` syntax: `NAME`, `UID`,
+    /// `NAME:GROUP`, `UID:GID` (names from the guest's `/etc/passwd` and `/etc/group`).
+    /// Root when absent. Only sent to agents listing [`FEATURE_EXEC_USER`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
 }
 
 /// Host→guest: send signal `signo` to the exec's process group.
@@ -330,6 +343,7 @@ mod tests {
                 cwd: Some("/work".into()),
                 stdin: true,
                 tty: Some(TtySize { rows: 24, cols: 80 }),
+                user: Some("app:staff".into()),
             }),
             Message::Stdin(vec![0, 1, 2, 255]),
             Message::StdinClose,
@@ -366,6 +380,7 @@ mod tests {
                     ready_us: 1_990_000,
                     now_us: 2_000_000,
                 },
+                features: vec![FEATURE_EXEC_USER.into()],
             }),
             Message::Started(Started { pid: 42 }),
             Message::Stdout(b"out".to_vec()),

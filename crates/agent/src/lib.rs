@@ -89,6 +89,8 @@ pub fn run(args: &[String]) -> i32 {
         return fatal(pid1, &format!("cannot start the signal thread: {err}"));
     }
     let kernel_release = clock::kernel_release();
+    // `banger.vm=` is on the kernel command line of banger guests only.
+    let systemd_unit = !pid1 && cmdline.get("banger.vm").is_some() && power::under_systemd();
     let mut ready_us = None;
     loop {
         let mut listener = match transport::open(&spec) {
@@ -98,6 +100,7 @@ pub fn run(args: &[String]) -> i32 {
         let agent = Agent {
             writer: Arc::new(FrameWriter::new()),
             pid1,
+            systemd_unit,
             kernel_release: kernel_release.clone(),
             timings: BootTimings {
                 agent_start_us,

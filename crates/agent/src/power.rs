@@ -1,4 +1,5 @@
-//! Powering the guest off as PID 1: stop every process, sync, unmount, power off.
+//! Powering the guest off: as PID 1, stop every process, sync, unmount, power off; under
+//! systemd (`--init systemd` images), ask systemd to do it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
@@ -19,10 +20,45 @@ static POWERING_OFF: AtomicBool = AtomicBool::new(false);
 /// reboot (with `reboot=k`) makes Firecracker exit, which is what "off" means there.
 static REBOOT_INSTEAD: AtomicBool = AtomicBool::new(false);
 
-/// Read the power-off mode from the kernel command line (PID 1 only).
+/// Read the power-off mode from the kernel command line (PID 1, or the systemd unit).
 pub fn configure(cmdline: &crate::cli::KernelCmdline) {
     let reboot = cmdline.get("banger.poweroff") == Some("reboot");
     REBOOT_INSTEAD.store(reboot, Ordering::SeqCst);
+}
+
+/// `SIGRTMIN+4` to systemd starts `poweroff.target`: the same clean shutdown as
+/// `systemctl poweroff`, without needing D-Bus or a `systemctl` binary. With
+/// `banger.poweroff=reboot` (Firecracker), `SIGRTMIN+5`: `reboot.target`, for the same
+/// reason as [`REBOOT_INSTEAD`].
+fn systemd_poweroff_signal() -> libc::c_int {
+    if REBOOT_INSTEAD.load(Ordering::SeqCst) {
+        libc::SIGRTMIN() + 5
+    } else {
+        libc::SIGRTMIN() + 4
+    }
+}
+
+/// Whether systemd is this system's init (`sd_booted()`'s test: the directory exists only
+/// while systemd runs as PID 1).
+pub fn under_systemd() -> bool {
+    std::path::Path::new("/run/systemd/system").is_dir()
+}
+
+/// Asks the init that runs this agent as a service to power the machine off. Only systemd
+/// is supported (the images banger builds use no other); it must be root's request.
+pub fn ask_init_to_power_off() -> std::io::Result<()> {
+    if !under_systemd() {
+        return Err(std::io::Error::other(
+            "the agent is not PID 1 and systemd is not the init; power the VM off from the host",
+        ));
+    }
+    // SAFETY: kill has no memory effects; PID 1 is systemd (checked above) and treats
+    // SIGRTMIN+4 as "start poweroff.target".
+    if unsafe { libc::kill(1, systemd_poweroff_signal()) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    log!("asked systemd to power off");
+    Ok(())
 }
 
 /// Stops everything and powers the machine off. Never returns: PID 1 must not exit.

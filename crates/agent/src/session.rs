@@ -9,8 +9,8 @@ use std::sync::mpsc::{self, Sender};
 use std::time::Duration;
 
 use banger_agent_proto::{
-    BootTimings, Decoder, Exec, Exited, Hello, MAX_DATA_CHUNK, MIN_PROTO_VERSION, Message,
-    OUTPUT_WINDOW, PROTO_VERSION, Ready, Started,
+    BootTimings, Decoder, Exec, Exited, FEATURE_EXEC_USER, Hello, MAX_DATA_CHUNK,
+    MIN_PROTO_VERSION, Message, OUTPUT_WINDOW, PROTO_VERSION, Ready, Started,
 };
 
 use crate::exec::{self, OutputCredit, OutputSources, Route, StdinMsg};
@@ -27,6 +27,10 @@ const RESET_WAIT: Duration = Duration::from_secs(2);
 pub struct Agent {
     pub writer: Arc<FrameWriter>,
     pub pid1: bool,
+    /// A banger guest's agent run by systemd (`--init systemd` images): power-off is
+    /// systemd's job, asked for with a signal. Never set outside a banger guest, so an
+    /// agent a test runs on a host can never power that host off.
+    pub systemd_unit: bool,
     pub kernel_release: String,
     /// Boot milestones; `now_us` is filled in per `Ready`.
     pub timings: BootTimings,
@@ -210,10 +214,7 @@ impl Session {
                 )),
                 None => Ok(()),
             }),
-            Message::Poweroff => {
-                self.reply(agent, stream, Message::Ok);
-                self.poweroff(agent)
-            }
+            Message::Poweroff => self.poweroff(agent, stream),
             Message::PutFile(put) => {
                 self.put_begin(agent, stream, &put.path, put.mode);
                 Ok(())
@@ -274,6 +275,7 @@ impl Session {
                 now_us: clock::boottime_us(),
                 ..agent.timings.clone()
             },
+            features: vec![FEATURE_EXEC_USER.to_owned()],
         };
         self.reply(
             agent,
@@ -462,11 +464,21 @@ impl Session {
         }
     }
 
-    fn poweroff(&mut self, agent: &Agent) -> Result<(), String> {
+    fn poweroff(&mut self, agent: &Agent, stream: u32) -> Result<(), String> {
         if agent.pid1 {
+            self.reply(agent, stream, Message::Ok);
             power::poweroff();
         }
-        // Not init: the VM is someone else's to stop; end this agent (tests, dev).
+        // Under systemd the agent is a unit: systemd stops it (and everything else) on
+        // the way down, so it keeps serving until then.
+        if agent.systemd_unit {
+            power::ask_init_to_power_off()
+                .map_err(|e| format!("poweroff: asking systemd failed: {e}"))?;
+            self.reply(agent, stream, Message::Ok);
+            return Ok(());
+        }
+        // Not init, no systemd: the VM is someone else's to stop; end this agent (tests, dev).
+        self.reply(agent, stream, Message::Ok);
         log!("poweroff requested; not PID 1, so the agent exits instead");
         self.reset();
         std::process::exit(0);

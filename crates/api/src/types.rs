@@ -358,6 +358,12 @@ pub struct ExecRequest {
     /// Allocate a terminal of this size in the guest.
     #[serde(default)]
     pub tty: Option<TtySize>,
+    /// Run as this guest user: `NAME`, `UID`, `NAME:GROUP` or `UID:GID` (an OCI image
+    /// config's `User` syntax, resolved in the guest's `/etc/passwd` and `/etc/group`).
+    /// Root when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "app")]
+    pub user: Option<String>,
 }
 
 /// How a command in the guest ended: `code` when it exited, `signal` when a signal

@@ -10,6 +10,7 @@ use std::path::Path;
 use banger_images::vmdisk::{self, DiskOptions};
 use banger_store::{DiskRole, ImageRecord, VmDisk};
 use banger_system::CommandRunner;
+use banger_system::progress::Progress;
 use banger_vmm::{DriveFormat, DriveSpec};
 
 use crate::error::{DaemonError, ErrorKind, Result};
@@ -25,6 +26,7 @@ pub fn create_vm_disks(
     dir: &Path,
     work_bytes: u64,
     allow_qcow2: bool,
+    progress: &dyn Progress,
 ) -> Result<Vec<VmDisk>> {
     let mut disks = Vec::new();
     if let Some(rootfs) = &image.rootfs_path {
@@ -33,7 +35,7 @@ pub fn create_vm_disks(
             allow_qcow2,
             qemu_img: qemu_img.as_deref(),
         };
-        let root = vmdisk::create_root_disk(runner, rootfs, dir, opts).map_err(|e| {
+        let root = vmdisk::create_root_disk(runner, rootfs, dir, opts, progress).map_err(|e| {
             DaemonError::internal(format!(
                 "cannot make the root disk from image {}: {}",
                 image.name,
@@ -51,6 +53,11 @@ pub fn create_vm_disks(
         });
     }
     let work = dir.join(WORK_DISK);
+    progress.phase(
+        &format!("make the work disk ({} MiB, ext4)", work_bytes >> 20),
+        None,
+        None,
+    );
     create_work_disk(runner, &work, work_bytes)?;
     disks.push(VmDisk {
         role: DiskRole::Work,

@@ -72,6 +72,13 @@ impl Env {
         Self::from_template(Recipe::Debian)
     }
 
+    /// A fresh installation with `debian-systemd` (the debian recipe with `--init
+    /// systemd`) registered and the default. Built like [`Env::debian`], in its own
+    /// template.
+    pub fn debian_systemd() -> anyhow::Result<Env> {
+        Self::from_template(Recipe::DebianSystemd)
+    }
+
     fn from_template(recipe: Recipe) -> anyhow::Result<Env> {
         let bin = check_binaries()?;
         let template = template(recipe)?;
@@ -383,6 +390,7 @@ pub fn fake_firecracker_bin() -> anyhow::Result<PathBuf> {
 pub enum Recipe {
     Minimal,
     Debian,
+    DebianSystemd,
 }
 
 impl Recipe {
@@ -390,6 +398,23 @@ impl Recipe {
         match self {
             Recipe::Minimal => "minimal",
             Recipe::Debian => "debian",
+            Recipe::DebianSystemd => "debian-systemd",
+        }
+    }
+
+    /// The `banger` arguments that build it.
+    fn build_args(self) -> Vec<&'static str> {
+        match self {
+            Recipe::Minimal | Recipe::Debian => vec!["image", "build", self.name()],
+            Recipe::DebianSystemd => vec![
+                "image",
+                "build",
+                "debian",
+                "--init",
+                "systemd",
+                "--name",
+                self.name(),
+            ],
         }
     }
 
@@ -397,6 +422,7 @@ impl Recipe {
         match self {
             Recipe::Minimal => "target/e2e-template",
             Recipe::Debian => "target/e2e-debian",
+            Recipe::DebianSystemd => "target/e2e-debian-systemd",
         }
     }
 }
@@ -435,7 +461,7 @@ fn template(recipe: Recipe) -> anyhow::Result<PathBuf> {
         let p = dir.join(stale);
         let _ = std::fs::remove_dir_all(&p).or_else(|_| std::fs::remove_file(&p));
     }
-    let out = env_command(&bin, &dir, ["image", "build", recipe.name()])
+    let out = env_command(&bin, &dir, recipe.build_args())
         .stdin(Stdio::null())
         .output()
         .with_context(|| format!("running banger image build {}", recipe.name()))?;

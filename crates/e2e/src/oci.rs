@@ -37,11 +37,15 @@ fn s(p: &Path) -> &str {
 }
 
 /// What the fixture image's Cmd prints when the layers were applied right.
-pub const EXPECTED_OUTPUT: [&str; 3] = ["hello from oci in /data", "c", "whiteout-ok"];
+pub const EXPECTED_OUTPUT: [&str; 3] = [
+    "hello from oci in /data as 1000:1000 (app, /home/app)",
+    "c",
+    "whiteout-ok",
+];
 
 /// Build `dir/layout` with image `tag`: busybox (layer 1), `data/old.txt` deleted and
 /// `data/new.txt` added (layer 2: a whiteout), `cache/` made opaque with a new file
-/// (layer 3), and a Cmd, Env and WorkingDir that show all of it.
+/// (layer 3), and a Cmd, Env, WorkingDir and User (`app`, uid 1000) that show all of it.
 pub fn build_layout(dir: &Path, tag: &str) -> anyhow::Result<PathBuf> {
     let layout = dir.join("layout");
     let image = format!("{}:{tag}", s(&layout));
@@ -54,10 +58,16 @@ pub fn build_layout(dir: &Path, tag: &str) -> anyhow::Result<PathBuf> {
         std::fs::create_dir_all(root.join(d))?;
     }
     std::fs::copy(busybox()?, root.join("bin/busybox"))?;
-    for applet in ["sh", "ls", "cat", "echo", "test", "pwd", "sleep", "uname"] {
+    for applet in [
+        "sh", "ls", "cat", "echo", "test", "pwd", "sleep", "uname", "id",
+    ] {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(applet))?;
     }
-    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n")?;
+    std::fs::write(
+        root.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n",
+    )?;
+    std::fs::write(root.join("etc/group"), "root:x:0:\napp:x:1000:\n")?;
     std::fs::write(root.join("data/old.txt"), "old\n")?;
     std::fs::write(root.join("cache/a"), "a\n")?;
     std::fs::write(root.join("cache/b"), "b\n")?;
@@ -87,11 +97,13 @@ pub fn build_layout(dir: &Path, tag: &str) -> anyhow::Result<PathBuf> {
             "--config.cmd",
             "-c",
             "--config.cmd",
-            "echo hello from $GREETING in $(pwd); ls /cache; test ! -e /data/old.txt && echo whiteout-ok",
+            "echo hello from $GREETING in $(pwd) as $(id -u):$(id -g) \\($USER, $HOME\\); ls /cache; test ! -e /data/old.txt && echo whiteout-ok",
             "--config.env",
             "GREETING=oci",
             "--config.workingdir",
             "/data",
+            "--config.user",
+            "app",
         ],
     )?;
     std::fs::remove_dir_all(&bundle)?;

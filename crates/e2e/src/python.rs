@@ -22,7 +22,10 @@ pub fn venv() -> anyhow::Result<PathBuf> {
     let _lock = Flock::lock(lock_file, FlockArg::LockExclusive)
         .map_err(|(_, e)| anyhow::anyhow!("cannot lock the test venv: {e}"))?;
     let stamp = dir.join(".banger-installed");
-    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(GENERATOR) {
+    // A venv bakes its own absolute path into its scripts: one copied or moved with
+    // `target/` does not run, so the stamp names the directory too.
+    let installed = format!("{GENERATOR} in {}", dir.display());
+    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(installed.as_str()) {
         return Ok(dir);
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -40,7 +43,7 @@ pub fn venv() -> anyhow::Result<PathBuf> {
         ]),
         "install the OpenAPI client generator from PyPI (is pypi.org reachable?)",
     )?;
-    std::fs::write(&stamp, GENERATOR)?;
+    std::fs::write(&stamp, installed)?;
     Ok(dir)
 }
 

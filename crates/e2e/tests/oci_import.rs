@@ -39,9 +39,10 @@ fn images_from_a_layout_an_archive_and_a_registry_boot_and_run_their_cmd() {
         assert_eq!(image["init"], "agent");
         assert_eq!(image["run"]["working_dir"], "/data");
         assert_eq!(image["run"]["env"][0], "GREETING=oci");
+        assert_eq!(image["run"]["user"], "app");
         assert!(image["rootfs_path"].is_string());
     }
-    // The registry image boots and runs its own Cmd, Env and WorkingDir.
+    // The registry image boots and runs its own Cmd, Env, WorkingDir and User.
     let out = env.run(["vm", "run", "--rm", "--image", "fromreg"]);
     assert!(
         out.status.success(),
@@ -59,6 +60,14 @@ fn images_from_a_layout_an_archive_and_a_registry_boot_and_run_their_cmd() {
         env.diagnostics()
     );
     assert_fixture_output(&stdout(&out));
+    // -u overrides the image's User for its own command.
+    let out = env.run(["vm", "run", "--rm", "--image", "fromdir", "-u", "0"]);
+    assert!(
+        stdout(&out).starts_with("hello from oci in /data as 0:0 (root, /root)\n"),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
     // An explicit command still wins.
     let out = env.run([
         "vm",

@@ -20,6 +20,7 @@ pub fn all() -> Vec<(&'static str, String, Vec<u8>)> {
             kernel_release: "6.1.0-28-cloud-amd64".into(),
             pid1: true,
             timings: BootTimings::default(),
+            features: vec![banger_agent_proto::FEATURE_EXEC_USER.into()],
         }),
         Message::Exec(Exec {
             argv: vec!["sh".into(), "-c".into(), "echo hi".into()],
@@ -27,6 +28,7 @@ pub fn all() -> Vec<(&'static str, String, Vec<u8>)> {
             cwd: Some("/work".into()),
             stdin: true,
             tty: Some(TtySize { rows: 24, cols: 80 }),
+            user: Some("1000:1000".into()),
         }),
         Message::Started(Started { pid: 42 }),
         Message::Stdout(b"hello\n".to_vec()),

@@ -102,6 +102,7 @@ pub fn agent_host(data: &[u8]) {
                 kernel_release: "fuzz".into(),
                 pid1: false,
                 timings: Default::default(),
+                features: Vec::new(),
             });
             guest.write_all(&ready.encode(0).ok()?).await.ok()?;
             let (mut rd, mut wr) = tokio::io::split(guest);

@@ -28,6 +28,7 @@ mod minimal;
 pub mod modules;
 pub mod oci;
 pub mod pull;
+pub mod share;
 pub mod vmdisk;
 
 pub use debian_image::{DebianImageOptions, GuestInitKind, build_debian};

@@ -7,6 +7,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use banger_images::vmdisk::{self, Backend, DiskOptions};
+use banger_system::progress::{NoProgress, Progress, ProgressEvent};
 use banger_system::{CommandRunner, RealRunner};
 
 /// A 64 MiB sparse "image" with data at 0 and at 40 MiB.
@@ -19,6 +20,16 @@ fn base(dir: &Path) -> std::path::PathBuf {
     f.write_all(&[0xCD; 4096]).unwrap();
     f.sync_all().unwrap();
     path
+}
+
+/// Keeps every progress event.
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<ProgressEvent>>);
+
+impl Progress for Recorder {
+    fn report(&self, event: ProgressEvent) {
+        self.0.lock().unwrap().push(event);
+    }
 }
 
 fn reflinks_here(dir: &Path) -> bool {
@@ -35,13 +46,40 @@ fn sparse_copy_keeps_holes_and_content() {
         allow_qcow2: false,
         qemu_img: None,
     };
-    let disk = vmdisk::create_root_disk(&RealRunner, &base, &vm, opts).unwrap();
+    let events = Recorder::default();
+    let disk = vmdisk::create_root_disk(&RealRunner, &base, &vm, opts, &events).unwrap();
     let expected = if reflinks_here(tmp.path()) {
         Backend::Reflink
     } else {
         Backend::Copy
     };
     assert_eq!(disk.backend, expected);
+    // The user sees which backend ran and, for a copy, how far it got, up to the whole.
+    let events = events.0.lock().unwrap().clone();
+    let phases: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match e {
+            ProgressEvent::Phase { name, .. } => Some(name.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(phases[0], "clone the image's root filesystem (reflink)");
+    if expected == Backend::Copy {
+        assert!(events.contains(&ProgressEvent::Phase {
+            name: "copy the image's root filesystem (sparse)".into(),
+            total: Some(64 << 20),
+            unit: Some(banger_system::progress::Unit::Bytes),
+        }));
+        let done: Vec<u64> = events
+            .iter()
+            .filter_map(|e| match e {
+                ProgressEvent::Advance { done } => Some(*done),
+                _ => None,
+            })
+            .collect();
+        assert!(done.windows(2).all(|w| w[0] <= w[1]), "{done:?}");
+        assert_eq!(done.last(), Some(&(64 << 20)));
+    }
     assert_eq!(disk.size_bytes, 64 << 20);
     assert_eq!(
         std::fs::read(&disk.path).unwrap(),
@@ -54,7 +92,7 @@ fn sparse_copy_keeps_holes_and_content() {
         meta.blocks() * 512
     );
     // A second disk in the same place is refused, never overwritten.
-    assert!(vmdisk::create_root_disk(&RealRunner, &base, &vm, opts).is_err());
+    assert!(vmdisk::create_root_disk(&RealRunner, &base, &vm, opts, &NoProgress).is_err());
     assert!(vmdisk::used_bytes(&disk.path).unwrap() <= 1 << 20);
 }
 
@@ -74,7 +112,7 @@ fn qcow2_overlay_when_there_are_no_reflinks() {
         allow_qcow2: true,
         qemu_img: Some(&qemu_img),
     };
-    let disk = vmdisk::create_root_disk(&RealRunner, &base, &vm, opts).unwrap();
+    let disk = vmdisk::create_root_disk(&RealRunner, &base, &vm, opts, &NoProgress).unwrap();
     assert_eq!(disk.backend, Backend::Qcow2);
     assert_eq!(disk.path, vm.join("root.qcow2"));
     // The overlay reads through to a hard link of the image inside the VM directory.
@@ -100,7 +138,7 @@ fn qcow2_overlay_when_there_are_no_reflinks() {
         allow_qcow2: true,
         qemu_img: Some(Path::new("/bin/false")),
     };
-    let err = vmdisk::create_root_disk(&RealRunner, &base, &vm2, bad).unwrap_err();
+    let err = vmdisk::create_root_disk(&RealRunner, &base, &vm2, bad, &NoProgress).unwrap_err();
     assert!(err.to_string().contains("qcow2 overlay"), "{err}");
     assert_eq!(std::fs::read_dir(&vm2).unwrap().count(), 0);
 }

@@ -17,4 +17,4 @@ pub mod text;
 
 pub use errors::{error_chain, is_storage_full};
 pub use host::{HostResources, read_host_resources};
-pub use runner::{CommandOutput, CommandRunner, RealRunner};
+pub use runner::{CommandOutput, CommandRunner, RealRunner, retry_while_busy};

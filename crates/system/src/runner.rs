@@ -67,10 +67,12 @@ pub struct RealRunner;
 
 impl CommandRunner for RealRunner {
     fn run(&self, program: &Path, args: &[&OsStr]) -> std::io::Result<CommandOutput> {
-        let out = Command::new(program)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()?;
+        let out = retry_while_busy(|| {
+            Command::new(program)
+                .args(args)
+                .stdin(Stdio::null())
+                .output()
+        })?;
         Ok(CommandOutput {
             code: out.status.code(),
             stdout: out.stdout,
@@ -95,12 +97,14 @@ impl RealRunner {
         input: &[u8],
     ) -> std::io::Result<CommandOutput> {
         use std::io::Write;
-        let mut child = Command::new(program)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?;
+        let mut child = retry_while_busy(|| {
+            Command::new(program)
+                .args(args)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+        })?;
         let mut stdin = child
             .stdin
             .take()
@@ -122,6 +126,24 @@ impl RealRunner {
             stdout: out.stdout,
             stderr: out.stderr,
         })
+    }
+}
+
+/// Start a program, retrying for up to 2 s while exec answers ETXTBSY. A file that was
+/// just written (busybox unpacked from a package, an installed binary) is "busy" as long
+/// as any process still holds a write descriptor on it — and a process that another
+/// thread forked while the file was open holds one until its own exec closes it
+/// (close-on-exec). That window is short, so waiting it out is the known remedy.
+pub fn retry_while_busy<T>(mut start: impl FnMut() -> std::io::Result<T>) -> std::io::Result<T> {
+    let mut tries = 0;
+    loop {
+        match start() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
     }
 }
 
@@ -155,6 +177,24 @@ mod tests {
             .unwrap();
         assert!(out.success());
         assert_eq!(out.stdout_str().trim(), "1048576");
+    }
+
+    #[test]
+    fn a_busy_executable_is_waited_for_and_other_errors_are_not() {
+        let mut calls = 0;
+        let busy = || std::io::Error::from_raw_os_error(26); // ETXTBSY
+        let got = retry_while_busy(|| {
+            calls += 1;
+            if calls < 3 { Err(busy()) } else { Ok(calls) }
+        });
+        assert_eq!(got.unwrap(), 3);
+        let mut calls = 0;
+        let got: std::io::Result<()> = retry_while_busy(|| {
+            calls += 1;
+            Err(std::io::Error::from(std::io::ErrorKind::NotFound))
+        });
+        assert_eq!(got.unwrap_err().kind(), std::io::ErrorKind::NotFound);
+        assert_eq!(calls, 1);
     }
 
     #[test]

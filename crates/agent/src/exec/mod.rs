@@ -4,6 +4,7 @@ mod credit;
 mod pump;
 mod spawn;
 mod table;
+pub mod user;
 
 pub use credit::OutputCredit;
 pub use pump::{EXIT_DRAIN_IDLE_MS, OutputSources, Route, StdinMsg, start_output, start_stdin};

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use banger_agent_proto::{Exec, TtySize};
 
 use super::table::{ExecEntry, ExecTable};
+use super::user::{self, Identity};
 
 /// The environment every exec starts from; the request's `env` is added on top.
 pub const DEFAULT_ENV: [(&str, &str); 2] = [
@@ -68,17 +69,32 @@ pub fn spawn(exec: &Exec, table: &ExecTable) -> Result<Spawned, SpawnFailure> {
             format!("exec: working directory {cwd} does not exist or is not a directory"),
         ));
     }
+    let identity = match exec.user.as_deref() {
+        Some(spec) => Some(user::resolve(spec).map_err(|e| failure(126, format!("exec: {e}")))?),
+        None => None,
+    };
     let mut command = Command::new(program);
     command.args(&exec.argv[1..]).env_clear().current_dir(cwd);
     command.envs(DEFAULT_ENV);
+    if let Some(id) = &identity {
+        command.env("HOME", &id.home);
+        if let Some(name) = &id.name {
+            command.env("USER", name).env("LOGNAME", name);
+        }
+    }
     if exec.tty.is_some() {
         command.env("TERM", DEFAULT_TERM);
     }
     command.envs(&exec.env);
     unblock_signals_in_child(&mut command);
+    if let Some(id) = &identity {
+        become_user(&mut command, id);
+    }
     let start = |err: io::Error| failure(126, format!("exec: cannot set up {program}: {err}"));
     let result = match exec.tty {
-        Some(size) => spawn_on_pty(command, size, exec.stdin, table).map_err(start)?,
+        Some(size) => {
+            spawn_on_pty(command, size, exec.stdin, identity.as_ref(), table).map_err(start)?
+        }
         None => spawn_with_pipes(command, exec.stdin, table).map_err(start)?,
     };
     result.map_err(|err| describe_spawn_error(program, &err))
@@ -132,6 +148,7 @@ fn spawn_on_pty(
     mut command: Command,
     size: TtySize,
     stdin: bool,
+    identity: Option<&Identity>,
     table: &ExecTable,
 ) -> SpawnResult {
     let winsize = nix::pty::Winsize {
@@ -143,6 +160,15 @@ fn spawn_on_pty(
     let pty = nix::pty::openpty(&winsize, None)?;
     set_cloexec(&pty.master)?;
     set_cloexec(&pty.slave)?;
+    // The terminal belongs to whoever runs on it (as login does), so programs that reopen
+    // it (`tty`, `ssh`, `sudo`) can.
+    if let Some(id) = identity {
+        nix::unistd::fchown(
+            pty.slave.as_raw_fd(),
+            Some(nix::unistd::Uid::from_raw(id.uid)),
+            None,
+        )?;
+    }
     command
         .stdin(Stdio::from(pty.slave.try_clone()?))
         .stdout(Stdio::from(pty.slave.try_clone()?))
@@ -192,6 +218,27 @@ fn unblock_signals_in_child(command: &mut Command) {
             let mut set: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut set);
             if libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Drop root for `id` in the child: supplementary groups, then the group, then the user
+/// (the order that keeps the right to make each call). Done in one `pre_exec` rather than
+/// with std's `uid`/`gid`, which would clear the supplementary groups.
+fn become_user(command: &mut Command, id: &Identity) {
+    let (uid, gid) = (id.uid, id.gid);
+    let groups: Vec<libc::gid_t> = id.groups.clone();
+    // SAFETY: the closure runs in the child between fork and exec and makes only
+    // async-signal-safe syscalls on memory captured before the fork.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::setgroups(groups.len(), groups.as_ptr()) == -1
+                || libc::setgid(gid) == -1
+                || libc::setuid(uid) == -1
+            {
                 return Err(io::Error::last_os_error());
             }
             Ok(())

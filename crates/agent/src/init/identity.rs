@@ -5,8 +5,8 @@
 
 use std::fs;
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-use std::process::Command;
 
 use crate::log;
 
@@ -30,7 +30,7 @@ pub fn ensure(root: &Path, name: &str, vm_id: &str) {
             log!("setting up the {what} failed: {e}");
         }
     }
-    if let Err(e) = write_atomic(root, &marker, format!("{vm_id}\n").as_bytes()) {
+    if let Err(e) = write_atomic(root, &marker, format!("{vm_id}\n").as_bytes(), 0o644) {
         log!("recording the identity in {} failed: {e}", marker.display());
     }
 }
@@ -40,6 +40,7 @@ fn write_hostname(root: &Path, name: &str) -> io::Result<()> {
         root,
         &root.join("etc/hostname"),
         format!("{name}\n").as_bytes(),
+        0o644,
     )?;
     let hosts_path = root.join("etc/hosts");
     let old = fs::read_to_string(&hosts_path).unwrap_or_else(|_| {
@@ -51,37 +52,35 @@ fn write_hostname(root: &Path, name: &str) -> io::Result<()> {
         .map(|l| format!("{l}\n"))
         .collect();
     hosts.push_str(&format!("127.0.1.1\t{name}\n"));
-    write_atomic(root, &hosts_path, hosts.as_bytes())
+    write_atomic(root, &hosts_path, hosts.as_bytes(), 0o644)
 }
 
 fn write_machine_id(root: &Path) -> io::Result<()> {
     let mut bytes = [0u8; 16];
-    // SAFETY: getrandom writes at most `bytes.len()` bytes into the buffer we own.
-    let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
-    if n != bytes.len() as isize {
-        return Err(io::Error::last_os_error());
-    }
+    fill_random(&mut bytes)?;
     let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     write_atomic(
         root,
         &root.join("etc/machine-id"),
         format!("{id}\n").as_bytes(),
+        0o444,
     )?;
     // D-Bus keeps its own copy on some systems; a symlink to /etc/machine-id is fine.
     let dbus = root.join("var/lib/dbus/machine-id");
     if fs::symlink_metadata(&dbus).is_ok_and(|m| m.is_file()) {
-        write_atomic(root, &dbus, format!("{id}\n").as_bytes())?;
+        write_atomic(root, &dbus, format!("{id}\n").as_bytes(), 0o444)?;
     }
     Ok(())
 }
 
 /// A fresh ed25519 host key (the only one the image's sshd is configured to use), made
-/// by the image's own `ssh-keygen`. `root` is `/` at boot (tests use a temp dir, with no
-/// ssh-keygen in it).
+/// in-process ([`super::hostkey`]). Images without OpenSSH get none.
 fn ssh_host_keys(root: &Path, name: &str) -> io::Result<()> {
-    let keygen = root.join("usr/bin/ssh-keygen");
-    if !keygen.exists() {
-        return Ok(()); // No OpenSSH in this image.
+    let has_openssh = ["usr/sbin/sshd", "sbin/sshd"]
+        .iter()
+        .any(|p| fs::symlink_metadata(root.join(p)).is_ok());
+    if !has_openssh {
+        return Ok(());
     }
     let ssh_dir = root.join("etc/ssh");
     if let Ok(entries) = fs::read_dir(&ssh_dir) {
@@ -91,20 +90,31 @@ fn ssh_host_keys(root: &Path, name: &str) -> io::Result<()> {
             }
         }
     }
-    let out = Command::new(&keygen)
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(ssh_dir.join("ssh_host_ed25519_key"))
-        .arg("-C")
-        .arg(format!("root@{name}"))
-        .env_clear()
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .output()?;
-    if !out.status.success() {
-        return Err(io::Error::other(format!(
-            "ssh-keygen failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
+    let mut seed = [0u8; 32];
+    let mut check = [0u8; 4];
+    fill_random(&mut seed)?;
+    fill_random(&mut check)?;
+    let key = super::hostkey::ed25519(&seed, u32::from_ne_bytes(check), &format!("root@{name}"));
+    write_atomic(
+        root,
+        &ssh_dir.join("ssh_host_ed25519_key"),
+        key.private.as_bytes(),
+        0o600,
+    )?;
+    write_atomic(
+        root,
+        &ssh_dir.join("ssh_host_ed25519_key.pub"),
+        key.public.as_bytes(),
+        0o644,
+    )
+}
+
+/// Fill `buf` from the kernel's CSPRNG (blocking until it is seeded, early in boot).
+fn fill_random(buf: &mut [u8]) -> io::Result<()> {
+    // SAFETY: getrandom writes at most `buf.len()` bytes into the buffer we own.
+    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
+    if n != buf.len() as isize {
+        return Err(io::Error::last_os_error());
     }
     Ok(())
 }
@@ -112,7 +122,7 @@ fn ssh_host_keys(root: &Path, name: &str) -> io::Result<()> {
 /// Write `path` through a temp file in the same directory, fsync, rename: a power cut
 /// never leaves half a file. Refuses a destination that is a symlink leading out of `root`
 /// (the image's files are the image author's, not ours to follow).
-fn write_atomic(root: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
+fn write_atomic(root: &Path, path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     let dir = path.parent().unwrap_or(root);
     fs::create_dir_all(dir)?;
     if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
@@ -125,7 +135,12 @@ fn write_atomic(root: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
             .unwrap_or_default()
     ));
     {
-        let mut f = fs::File::create(&tmp)?;
+        let _ = fs::remove_file(&tmp);
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
     }
@@ -135,6 +150,7 @@ fn write_atomic(root: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::MetadataExt;
 
     #[test]
     fn a_new_vm_id_gets_a_new_identity_and_a_restart_keeps_it() {
@@ -142,6 +158,11 @@ mod tests {
         let etc = root.path().join("etc");
         fs::create_dir_all(&etc).unwrap();
         fs::write(etc.join("machine-id"), "").unwrap();
+        // An image with OpenSSH gets a host key; one shipped in the image goes.
+        fs::create_dir_all(root.path().join("usr/sbin")).unwrap();
+        fs::write(root.path().join("usr/sbin/sshd"), "").unwrap();
+        fs::create_dir_all(etc.join("ssh")).unwrap();
+        fs::write(etc.join("ssh/ssh_host_rsa_key"), "shared").unwrap();
         fs::write(
             etc.join("hosts"),
             "127.0.0.1\tlocalhost\n127.0.1.1\timagehost\n",
@@ -155,12 +176,22 @@ mod tests {
         let hosts = fs::read_to_string(etc.join("hosts")).unwrap();
         assert_eq!(hosts, "127.0.0.1\tlocalhost\n127.0.1.1\tdev\n");
 
+        let key = etc.join("ssh/ssh_host_ed25519_key");
+        let key1 = fs::read_to_string(&key).unwrap();
+        assert!(key1.starts_with("-----BEGIN OPENSSH PRIVATE KEY-----"));
+        assert_eq!(fs::metadata(&key).unwrap().mode() & 0o777, 0o600);
+        let public = fs::read_to_string(etc.join("ssh/ssh_host_ed25519_key.pub")).unwrap();
+        assert!(public.starts_with("ssh-ed25519 ") && public.ends_with(" root@dev\n"));
+        assert!(!etc.join("ssh/ssh_host_rsa_key").exists());
+
         ensure(root.path(), "dev", "aaaa00000001");
         assert_eq!(fs::read_to_string(etc.join("machine-id")).unwrap(), id1);
+        assert_eq!(fs::read_to_string(&key).unwrap(), key1);
 
         ensure(root.path(), "clone", "bbbb00000002");
         let id2 = fs::read_to_string(etc.join("machine-id")).unwrap();
         assert_ne!(id1, id2);
+        assert_ne!(fs::read_to_string(&key).unwrap(), key1);
         assert_eq!(
             fs::read_to_string(root.path().join(MARKER)).unwrap(),
             "bbbb00000002\n"

@@ -1,5 +1,6 @@
 //! PID 1 duties: everything a kernel leaves to init before userspace can work.
 
+mod hostkey;
 pub mod identity;
 mod modules;
 mod mounts;
@@ -60,8 +61,6 @@ pub fn setup(cmdline: &KernelCmdline) -> InitReport {
     if modules::load_listed(&clock::kernel_release()) {
         report.modules_loaded_us = Some(clock::boottime_us());
     }
-    // After the modules (`button`, `evdev`) and before Ready, so no press is lost.
-    power_button::start();
     if let Some(device) = cmdline.get("banger.workdisk")
         && mount_workdisk(device)
     {
@@ -69,7 +68,8 @@ pub fn setup(cmdline: &KernelCmdline) -> InitReport {
     }
     // After the modules (virtio_net) and before the services, which may listen on it.
     configure_network(cmdline);
-    // The lean init of a root disk: the image's few services (sshd).
+    // The lean init of a root disk: the image's few services (sshd), as soon as /work
+    // is there for them: sshd's own start-up is the longest step of a root-disk boot.
     let started = services::start_all();
     if started > 0 {
         log!(
@@ -77,15 +77,27 @@ pub fn setup(cmdline: &KernelCmdline) -> InitReport {
             services::SERVICES_FILE
         );
     }
+    // After the modules (`button`, `evdev`) and before Ready, so no press is lost.
+    power_button::start(|| crate::power::poweroff());
     report
 }
 
 /// Under another init (systemd starts the agent as a unit): the work disk is still the
-/// agent's to mount, when it runs as root and nothing mounted it yet.
+/// agent's to mount, when it runs as root and nothing mounted it yet; and in a banger
+/// guest under systemd, the ACPI power button asks systemd to power off (an image without
+/// udev gives logind no power switch to watch).
 pub fn setup_as_service(cmdline: &KernelCmdline) -> InitReport {
     let mut report = InitReport::default();
+    crate::power::configure(cmdline);
     // SAFETY: geteuid has no memory effects.
     let root = unsafe { libc::geteuid() } == 0;
+    if root && cmdline.get("banger.vm").is_some() && crate::power::under_systemd() {
+        power_button::start(|| {
+            if let Err(e) = crate::power::ask_init_to_power_off() {
+                log!("power button: {e}");
+            }
+        });
+    }
     let mounted = std::fs::read_to_string("/proc/self/mounts")
         .map(|m| {
             m.lines()

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::{log, power};
+use crate::log;
 
 /// Where devtmpfs puts the evdev nodes.
 pub const INPUT_DIR: &str = "/dev/input";
@@ -102,9 +102,10 @@ pub fn open_devices(dir: &Path) -> Vec<(PathBuf, File)> {
 }
 
 /// Opens the input devices now (so no press is lost from here on) and starts the thread that
-/// powers off on a power-button press. If there is no device yet, the thread looks again for
-/// a few seconds. Never blocks the caller for long: only a directory scan and a few opens.
-pub fn start() {
+/// calls `on_press` (which powers off) on a power-button press. If there is no device yet, the
+/// thread looks again for a few seconds. Never blocks the caller for long: only a directory
+/// scan and a few opens.
+pub fn start(on_press: fn()) {
     let devices = open_devices(Path::new(INPUT_DIR));
     let spawned = thread::Builder::new()
         .name("power-button".into())
@@ -124,7 +125,7 @@ pub fn start() {
             }
             watch(devices, || {
                 log!("power button pressed");
-                power::poweroff()
+                on_press()
             });
         });
     if let Err(err) = spawned {

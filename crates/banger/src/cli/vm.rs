@@ -291,6 +291,10 @@ pub struct GuestCommandArgs {
     /// Environment variable for the command (repeatable); a bare KEY takes this shell's value
     #[arg(short, long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
+    /// Guest user to run as: NAME, UID, NAME:GROUP or UID:GID (default root; `run` takes
+    /// an imported image's User when it runs the image's own command)
+    #[arg(short, long, value_name = "USER[:GROUP]")]
+    pub user: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -52,6 +52,8 @@ pub async fn proxy(layout: Layout, host: String, port: u16) -> anyhow::Result<i3
         cwd: None,
         stdin: true,
         tty: None,
+        // The agent's tools run as root (absent means root).
+        user: None,
     };
     let status = exec_io::run(&client, name, req, false).await?;
     Ok(status.shell_code())

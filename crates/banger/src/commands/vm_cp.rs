@@ -162,6 +162,8 @@ async fn relay(
         cwd: None,
         stdin: input.is_some(),
         tty: None,
+        // The agent's tools run as root (absent means root), whatever the image's user.
+        user: None,
     };
     let io = client.exec(vm, &req).await?;
     let (mut rd, mut wr) = tokio::io::split(io);

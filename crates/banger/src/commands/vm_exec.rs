@@ -26,6 +26,7 @@ pub fn request(io: &GuestCommandArgs, argv: Vec<String>) -> anyhow::Result<ExecR
         // of no use to anyone.
         stdin: io.interactive || io.tty,
         tty: None,
+        user: io.user.clone(),
     })
 }
 

@@ -20,8 +20,8 @@ pub async fn run(layout: &Layout, mut args: RunArgs) -> anyhow::Result<i32> {
     // Before anything boots: a VM must not be created only to fail on the terminal.
     exec_io::check_tty(args.io.tty)?;
     let client = connect::connect(layout).await?;
-    // An imported image's Entrypoint/Cmd, Env and WorkingDir stand in for a missing
-    // command, as `docker run IMAGE` would run them; -e and -w still win.
+    // An imported image's Entrypoint/Cmd, Env, WorkingDir and User stand in for a missing
+    // command, as `docker run IMAGE` would run them; -e, -w and -u still win.
     let mut image_env = Vec::new();
     if args.command.is_empty()
         && !args.detach
@@ -40,6 +40,9 @@ pub async fn run(layout: &Layout, mut args: RunArgs) -> anyhow::Result<i32> {
             .collect();
         if args.io.workdir.is_none() {
             args.io.workdir = run.working_dir;
+        }
+        if args.io.user.is_none() {
+            args.io.user = run.user;
         }
     }
     if args.rm && args.command.is_empty() {

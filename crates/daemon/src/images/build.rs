@@ -10,7 +10,7 @@ use banger_store::{GuestInit, ImageRecord};
 
 use banger_system::progress::Progress;
 
-use super::{blocking, catalog, dir_size};
+use super::{blocking, catalog, dir_size, share_identical_files};
 use crate::error::{DaemonError, Result};
 use crate::state::Daemon;
 
@@ -182,6 +182,7 @@ pub async fn build_locked(
 /// Record a built image (replacing an older one of that name, whose files then go).
 fn register(daemon: &Daemon, source: &str, name: &str, built: &BuiltImage) -> Result<ImageRecord> {
     let init = built.init.parse::<GuestInit>().ok();
+    share_identical_files(daemon, built);
     let record = ImageRecord {
         name: name.to_string(),
         kernel_path: built.kernel_path.clone(),

@@ -154,6 +154,45 @@ pub(crate) fn view(image: &ImageRecord) -> ImageView {
     }
 }
 
+/// Store `built`'s kernel, bzImage and initrd once: each that is identical to a
+/// registered image's becomes a hard link to it (`banger_images::share`). Best effort: a
+/// failure only costs the space, so it is logged, never fatal. Call before registering.
+pub(crate) fn share_identical_files(daemon: &Daemon, built: &banger_images::BuiltImage) {
+    let Ok(images) = daemon.store().list_images() else {
+        return;
+    };
+    let candidates: Vec<&std::path::Path> = images
+        .iter()
+        .filter(|i| i.dir != built.dir)
+        .flat_map(|i| {
+            [
+                Some(&i.kernel_path),
+                i.bzimage_path.as_ref(),
+                i.initrd_path.as_ref(),
+            ]
+        })
+        .flatten()
+        .map(|p| p.as_path())
+        .collect();
+    let ours = [
+        Some(&built.kernel_path),
+        built.bzimage_path.as_ref(),
+        Some(&built.initrd_path),
+    ];
+    let mut saved = 0;
+    for file in ours.into_iter().flatten() {
+        match banger_images::share::link_identical(file, &candidates) {
+            Ok(bytes) => saved += bytes,
+            Err(e) => {
+                tracing::warn!(file = %file.display(), "cannot share an identical image file: {e}")
+            }
+        }
+    }
+    if saved > 0 {
+        tracing::info!(dir = %built.dir.display(), saved, "image files shared with registered images");
+    }
+}
+
 pub(crate) fn dir_size(dir: &std::path::Path) -> u64 {
     use std::os::unix::fs::MetadataExt;
     // Allocated bytes: root filesystems are sparse, their apparent size is mostly holes.

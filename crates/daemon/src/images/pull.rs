@@ -9,7 +9,7 @@ use banger_store::{GuestInit, ImageRecord};
 use super::build::{Recipe, build_locked};
 use banger_system::progress::Progress;
 
-use super::{blocking, catalog, dir_size, not_found, view};
+use super::{blocking, catalog, dir_size, not_found, share_identical_files, view};
 use crate::error::{DaemonError, Result};
 use crate::state::Daemon;
 
@@ -76,6 +76,7 @@ pub async fn obtain_locked(
         ))
         .with_hint("an interrupted download resumes when you run the command again")
     })?;
+    share_identical_files(daemon, &built);
     let record = ImageRecord {
         name: name.to_string(),
         kernel_path: built.kernel_path.clone(),

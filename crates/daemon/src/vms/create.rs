@@ -78,7 +78,7 @@ pub async fn create(
     fault_point!(daemon, CreateIntentRecorded);
     // Firecracker reads only raw images; QEMU may get a qcow2 overlay of the image.
     let allow_qcow2 = selection.driver == banger_vmm::DriverKind::Qemu;
-    if let Err(e) = lay_out(daemon, &record, &image, allow_qcow2, &ports).await {
+    if let Err(e) = lay_out(daemon, &record, &image, allow_qcow2, &ports, progress).await {
         // Nothing refers to the directory: remove it so a failed create leaves no trace.
         let _ = std::fs::remove_dir_all(&dir);
         let _ = daemon.store().end_intent(&id);
@@ -100,6 +100,7 @@ async fn lay_out(
     image: &ImageRecord,
     allow_qcow2: bool,
     ports: &[String],
+    progress: &dyn Progress,
 ) -> Result<()> {
     banger_system::fsperm::create_private_dir(&record.dir)
         .map_err(|e| DaemonError::internal(banger_system::error_chain(&e)))?;
@@ -110,6 +111,7 @@ async fn lay_out(
         &record.dir,
         record.disk_bytes,
         allow_qcow2,
+        progress,
     )?;
     fault_point!(daemon, CreateDiskMade);
     daemon

@@ -56,6 +56,11 @@ pub async fn start(daemon: &Daemon, name: &str, req: ExecRequest) -> Result<Star
     .await;
     match started {
         Ok(Ok(started)) => Ok(started),
+        // An agent too old for what was asked (e.g. a user): the request conflicts with
+        // this VM's image, and the message says how to get a current agent.
+        Ok(Err(e @ banger_agent_client::ClientError::Unsupported { .. })) => Err(
+            DaemonError::conflict(format!("cannot run the command in VM {}: {e}", vm.name)),
+        ),
         Ok(Err(e)) => Err(DaemonError::caused(
             crate::error::ErrorKind::Unavailable,
             format_args!("cannot run the command in VM {}", vm.name),
@@ -88,6 +93,7 @@ fn to_agent_request(req: ExecRequest) -> banger_agent_client::ExecRequest {
             rows: t.rows,
             cols: t.cols,
         }),
+        user: req.user,
     }
 }
 

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use banger_images::vmdisk::{self, DiskOptions};
 use banger_system::RealRunner;
+use banger_system::progress::NoProgress;
 
 const IMAGE_BYTES: u64 = 2 << 30;
 /// Real data in the image (a Debian-sized root filesystem uses a few hundred MiB).
@@ -68,7 +69,13 @@ pub fn measure(
     for i in 0..clones {
         let vm = dir.join(format!("vm{i}"));
         fs::create_dir(&vm)?;
-        disks.push(vmdisk::create_root_disk(&RealRunner, &base, &vm, opts)?);
+        disks.push(vmdisk::create_root_disk(
+            &RealRunner,
+            &base,
+            &vm,
+            opts,
+            &NoProgress,
+        )?);
     }
     let clone_total = t0.elapsed();
     sync();

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use banger_images::oci::{self, ImageRef, ImportOptions};
 use banger_system::RealRunner;
+use banger_system::progress::{Progress, ProgressEvent};
 
 use crate::oci::tool;
 
@@ -19,6 +20,23 @@ pub struct Figures {
     pub reimport: Duration,
     pub files: u64,
     pub used_mib: u64,
+    /// The importer's own closing notes (where the time went), first and re-import.
+    pub notes: Vec<String>,
+}
+
+/// Keeps the importer's notes.
+#[derive(Default)]
+struct Notes(std::sync::Mutex<Vec<String>>);
+
+impl Progress for Notes {
+    fn report(&self, event: ProgressEvent) {
+        if let ProgressEvent::Note { message } = event
+            && message.contains(" imported from ")
+            && let Ok(mut notes) = self.0.lock()
+        {
+            notes.push(message);
+        }
+    }
 }
 
 impl Figures {
@@ -41,6 +59,9 @@ impl Figures {
             ms(self.reimport),
             self.import.as_secs_f64() / self.reimport.as_secs_f64()
         );
+        for note in &self.notes {
+            println!("  {note}");
+        }
     }
 }
 
@@ -89,6 +110,7 @@ pub fn measure(work: &Path, kernel_dir: &Path, agent: &Path) -> anyhow::Result<F
     let cache = work.join("cache");
     let images = work.join("images");
     std::fs::create_dir_all(&images)?;
+    let notes = Notes::default();
     let run = |tag: &str, out: &str| -> anyhow::Result<Duration> {
         let reference = ImageRef::parse(&format!("oci:{}:{tag}", s(&layout)?))?;
         let mut opts = ImportOptions::new(
@@ -100,6 +122,7 @@ pub fn measure(work: &Path, kernel_dir: &Path, agent: &Path) -> anyhow::Result<F
             &RealRunner,
         );
         opts.image_name = out.to_string();
+        opts.progress = &notes;
         let t = Instant::now();
         oci::import(&opts)?;
         Ok(t.elapsed())
@@ -129,6 +152,7 @@ pub fn measure(work: &Path, kernel_dir: &Path, agent: &Path) -> anyhow::Result<F
         reimport,
         files,
         used_mib: used >> 20,
+        notes: notes.0.into_inner().unwrap_or_default(),
     })
 }
 

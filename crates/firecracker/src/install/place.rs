@@ -54,16 +54,7 @@ fn run_retrying_busy(
     runner: &dyn CommandRunner,
     binary: &Path,
 ) -> std::io::Result<banger_system::CommandOutput> {
-    let mut tries = 0;
-    loop {
-        match runner.run(binary, &[OsStr::new("--version")]) {
-            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 100 => {
-                tries += 1;
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            result => return result,
-        }
-    }
+    banger_system::retry_while_busy(|| runner.run(binary, &[OsStr::new("--version")]))
 }
 
 /// Copy `source` to `<bin_dir>/<name>`: written under a temporary name, owned by root, mode

@@ -94,6 +94,7 @@ fn junk(round: u64) -> Vec<u8> {
         cwd: None,
         stdin: false,
         tty: None,
+        user: None,
     });
     if let Ok(frame) = exec.encode(1) {
         out.extend(frame);

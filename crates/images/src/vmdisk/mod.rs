@@ -23,6 +23,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use banger_system::CommandRunner;
+use banger_system::progress::Progress;
 
 pub use fiemap::unshared_bytes;
 
@@ -96,15 +97,18 @@ pub struct DiskOptions<'a> {
 }
 
 /// Make `dir/root.ext4` (or `dir/root.qcow2`) from the image's `base`, by the cheapest
-/// backend that works here. Nothing is left behind on failure.
+/// backend that works here; `progress` hears which, and a sparse copy's bytes. Nothing
+/// is left behind on failure.
 pub fn create_root_disk(
     runner: &dyn CommandRunner,
     base: &Path,
     dir: &Path,
     opts: DiskOptions<'_>,
+    progress: &dyn Progress,
 ) -> Result<RootDisk, DiskError> {
     let size_bytes = fs::metadata(base).map_err(io_err("read", base))?.len();
     let raw = dir.join("root.ext4");
+    progress.phase("clone the image's root filesystem (reflink)", None, None);
     match try_reflink(base, &raw) {
         Ok(true) => {
             return Ok(RootDisk {
@@ -120,6 +124,11 @@ pub fn create_root_disk(
         && let Some(qemu_img) = opts.qemu_img
     {
         let path = dir.join("root.qcow2");
+        progress.phase(
+            "make a qcow2 overlay on the image's root filesystem",
+            None,
+            None,
+        );
         qcow2::create_overlay(runner, qemu_img, base, &path, dir)?;
         return Ok(RootDisk {
             path,
@@ -127,7 +136,7 @@ pub fn create_root_disk(
             size_bytes,
         });
     }
-    sparse::copy(base, &raw)?;
+    sparse::copy(base, &raw, progress)?;
     Ok(RootDisk {
         path: raw,
         backend: Backend::Copy,

@@ -1,5 +1,7 @@
 //! A sparse copy: only the source's data ranges are copied (found with `SEEK_DATA` /
-//! `SEEK_HOLE`), so a 4 GiB filesystem image with 300 MiB in use costs 300 MiB.
+//! `SEEK_HOLE`), so a 4 GiB filesystem image with 300 MiB in use costs 300 MiB. The
+//! fallback where neither reflinks nor qcow2 are available, so it reports its progress:
+//! a large image on a slow disk takes a while.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -7,17 +9,22 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
+use banger_system::progress::{Progress, Unit};
+
 use super::{DiskError, io_err};
 
-pub fn copy(src_path: &Path, dest: &Path) -> Result<(), DiskError> {
-    let result = copy_inner(src_path, dest);
+/// Progress is reported at least this often (in bytes copied).
+const REPORT_EVERY: usize = 64 << 20;
+
+pub fn copy(src_path: &Path, dest: &Path, progress: &dyn Progress) -> Result<(), DiskError> {
+    let result = copy_inner(src_path, dest, progress);
     if result.is_err() {
         let _ = fs::remove_file(dest);
     }
     result
 }
 
-fn copy_inner(src_path: &Path, dest: &Path) -> Result<(), DiskError> {
+fn copy_inner(src_path: &Path, dest: &Path, progress: &dyn Progress) -> Result<(), DiskError> {
     let src = File::open(src_path).map_err(io_err("open", src_path))?;
     let len = src.metadata().map_err(io_err("read", src_path))?.len();
     let dst = OpenOptions::new()
@@ -27,6 +34,12 @@ fn copy_inner(src_path: &Path, dest: &Path) -> Result<(), DiskError> {
         .open(dest)
         .map_err(io_err("create", dest))?;
     dst.set_len(len).map_err(io_err("size", dest))?;
+    // The total is the file's length; holes count as done when they are skipped.
+    progress.phase(
+        "copy the image's root filesystem (sparse)",
+        Some(len),
+        Some(Unit::Bytes),
+    );
     let mut pos: i64 = 0;
     let end = i64::try_from(len).unwrap_or(i64::MAX);
     while pos < end {
@@ -37,9 +50,11 @@ fn copy_inner(src_path: &Path, dest: &Path) -> Result<(), DiskError> {
             Err(e) => return Err(io_err("find data in", src_path)(e)),
         };
         let hole = seek(&src, data, libc::SEEK_HOLE).map_err(io_err("find holes in", src_path))?;
-        copy_range(&src, &dst, data, hole - data).map_err(io_err("copy into", dest))?;
+        copy_range(&src, &dst, data, hole - data, progress).map_err(io_err("copy into", dest))?;
         pos = hole;
+        progress.advance(u64::try_from(pos).unwrap_or(0));
     }
+    progress.advance(len);
     dst.sync_all().map_err(io_err("sync", dest))
 }
 
@@ -54,12 +69,20 @@ fn seek(file: &File, offset: i64, whence: libc::c_int) -> io::Result<i64> {
 }
 
 /// `copy_file_range` the range `[at, at + len)` to the same offset in `dst`.
-fn copy_range(src: &File, dst: &File, at: i64, len: i64) -> io::Result<()> {
+fn copy_range(
+    src: &File,
+    dst: &File,
+    at: i64,
+    len: i64,
+    progress: &dyn Progress,
+) -> io::Result<()> {
     let mut off_in = at;
     let mut off_out = at;
     let mut left = len;
     while left > 0 {
-        let chunk = usize::try_from(left).unwrap_or(usize::MAX).min(1 << 30);
+        let chunk = usize::try_from(left)
+            .unwrap_or(usize::MAX)
+            .min(REPORT_EVERY);
         // SAFETY: both fds are open; the offsets are valid, writable i64s the kernel
         // advances; no buffers of ours are involved.
         let n = unsafe {
@@ -82,6 +105,7 @@ fn copy_range(src: &File, dst: &File, at: i64, len: i64) -> io::Result<()> {
             ));
         }
         left -= n as i64;
+        progress.advance(u64::try_from(off_out).unwrap_or(0));
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! `oci:DIR[:TAG]` and `docker-archive:FILE[:REF]`.
 
 mod archive;
+mod credentials;
 mod layout;
 mod registry;
 

@@ -1,17 +1,20 @@
 //! `docker://REGISTRY/REPO[:TAG|@DIGEST]` through the `oci-client` crate. Plain HTTP
 //! only for a registry on localhost (or with `--insecure`); credentials from
-//! `~/.docker/config.json` when it has them; every blob checked against its digest.
+//! `~/.docker/config.json` when it has them (its credential helpers too: `credentials.rs`);
+//! every blob checked against its digest.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use banger_system::progress::{Progress, Unit};
+use banger_system::runner::RealRunner;
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 use sha2::{Digest, Sha256};
 
+use super::credentials::{self, Helpers};
 use super::layout::short;
 use super::{Resolved, Source, SourceOptions};
 use crate::oci::OciError;
@@ -22,7 +25,7 @@ use crate::oci::spec::{self, Document, MANIFEST_TYPES, MAX_JSON};
 #[derive(Debug, Clone)]
 pub enum RegistryAuthSource {
     Anonymous,
-    /// From a docker `config.json` (`auths.<registry>.auth`, base64 `user:password`).
+    /// From a docker `config.json`: its credential helpers, then `auths.<registry>`.
     DockerConfig(PathBuf),
 }
 
@@ -58,11 +61,19 @@ impl Registry {
             platform_resolver: None,
             ..Default::default()
         };
-        let auth = opts
-            .docker_config
-            .as_deref()
-            .and_then(|p| docker_auth(p, &registry))
-            .unwrap_or(RegistryAuth::Anonymous);
+        let helpers = Helpers {
+            runner: &RealRunner,
+            find: &banger_system::runner::lookup_executable,
+        };
+        let auth = match opts.docker_config.as_deref() {
+            Some(config) => credentials::docker_auth(config, &registry, &helpers)
+                .map_err(|problem| OciError::Registry {
+                    reference: reference.whole(),
+                    problem,
+                })?
+                .unwrap_or(RegistryAuth::Anonymous),
+            None => RegistryAuth::Anonymous,
+        };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -93,30 +104,6 @@ impl Registry {
             .map_err(|e| self.fail(&format!("fetching blob {digest}"), e))?;
         Ok(adapter.0)
     }
-}
-
-/// Credentials for `registry` in a docker `config.json`; `None` when it has none (then
-/// the pull is anonymous).
-fn docker_auth(path: &Path, registry: &str) -> Option<RegistryAuth> {
-    use base64::Engine;
-    let text = std::fs::read_to_string(path).ok()?;
-    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let auths = json.get("auths")?.as_object()?;
-    let entry = auths.iter().find_map(|(k, v)| {
-        let k = k
-            .trim_start_matches("https://")
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .trim_end_matches("/v1")
-            .trim_end_matches("/v2");
-        (k == registry || (registry == "docker.io" && k == "index.docker.io")).then_some(v)
-    })?;
-    let encoded = entry.get("auth")?.as_str()?;
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded)
-        .ok()?;
-    let (user, password) = std::str::from_utf8(&decoded).ok()?.split_once(':')?;
-    Some(RegistryAuth::Basic(user.to_string(), password.to_string()))
 }
 
 impl Source for Registry {
@@ -251,23 +238,5 @@ mod tests {
         ] {
             assert!(!is_local(remote), "{remote}");
         }
-    }
-
-    #[test]
-    fn docker_config_credentials() {
-        use base64::Engine;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("config.json");
-        let auth = base64::engine::general_purpose::STANDARD.encode("me:s3cret");
-        std::fs::write(
-            &path,
-            format!(r#"{{"auths":{{"https://127.0.0.1:5000/v2/":{{"auth":"{auth}"}}}}}}"#),
-        )
-        .unwrap();
-        assert!(matches!(
-            docker_auth(&path, "127.0.0.1:5000"),
-            Some(RegistryAuth::Basic(u, p)) if u == "me" && p == "s3cret"
-        ));
-        assert!(docker_auth(&path, "other:5000").is_none());
     }
 }
