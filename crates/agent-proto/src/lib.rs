@@ -18,6 +18,8 @@ mod decoder;
 mod frame;
 mod message;
 
+pub mod tools;
+
 pub use decoder::{DecodeError, Decoder};
 pub use frame::{EncodeError, Frame, Kind, encode_frame};
 pub use message::{

@@ -14,6 +14,7 @@ pub mod init;
 pub mod power;
 pub mod session;
 pub mod signals;
+pub mod tools;
 pub mod transport;
 pub mod util;
 pub mod writer;
@@ -33,6 +34,10 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub fn run(args: &[String]) -> i32 {
     let agent_start_us = clock::boottime_us();
     let pid1 = std::process::id() == 1;
+    // Exec'd by the host as one of its tools (see `tools`): only that, nothing of an agent.
+    if !pid1 && let Some(code) = tools::dispatch(args) {
+        return code;
+    }
     // Before any thread exists, so every thread inherits the mask.
     if let Err(err) = signals::block() {
         log!("blocking signals failed: {err}");

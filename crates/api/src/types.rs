@@ -77,6 +77,11 @@ pub struct CreateVmRequest {
     /// Start the VM and wait until its agent is ready before answering.
     #[serde(default)]
     pub start: bool,
+    /// Ports to publish, each `[HOST_ADDR:]HOST_PORT:GUEST_PORT[/tcp|/udp]` (like
+    /// `docker -p`); kept with the VM and forwarded whenever it runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(example = json!(["8080:80", "127.0.0.1:5353:53/udp"]))]
+    pub publish: Vec<String>,
     /// The VMM for this VM: `auto`, `qemu` or `firecracker`; default: config's `vmm`. The
     /// VM keeps the driver chosen now for its whole life.
     #[serde(default)]
@@ -161,6 +166,27 @@ pub struct VmView {
     /// The VM's disks (filled by `GET /v1/vms/{name}`; empty in lists).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub disks: Vec<DiskView>,
+    /// Its networking (filled by `GET /v1/vms/{name}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkView>,
+}
+
+/// A VM's networking.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+pub struct NetworkView {
+    /// `bridge`, `user` (QEMU user-mode networking) or `none` while the VM runs; absent
+    /// when it is not running.
+    #[serde(default)]
+    pub mode: Option<String>,
+    /// The guest's address, with its prefix (`10.213.0.2/24`), while it runs.
+    #[serde(default)]
+    pub address: Option<String>,
+    /// The guest's gateway (the host side).
+    #[serde(default)]
+    pub gateway: Option<String>,
+    /// Published ports, `[HOST_ADDR:]HOST_PORT:GUEST_PORT/PROTO`.
+    #[serde(default)]
+    pub published: Vec<String>,
 }
 
 /// One disk of a VM.

@@ -23,6 +23,10 @@ use crate::{Config, Provenance, Resolved};
 pub const BUILTIN_DNS: [Ipv4Addr; 2] = [Ipv4Addr::new(1, 1, 1, 1), Ipv4Addr::new(9, 9, 9, 9)];
 /// At most this many resolvers (the guest's resolv.conf reads no more).
 pub const MAX_DNS: usize = 3;
+/// The host's resolver configuration.
+pub const HOST_RESOLV_CONF: &str = "/etc/resolv.conf";
+/// systemd-resolved's list of upstream resolvers (when `/etc/resolv.conf` names its stub).
+pub const RESOLVED_UPSTREAM: &str = "/run/systemd/resolve/resolv.conf";
 
 /// How the user wants guests networked.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,6 +87,14 @@ impl Config {
             Some(mode) => Resolved::new(mode, Provenance::Config),
             None => Resolved::new(NetworkMode::Auto, Provenance::Builtin),
         }
+    }
+
+    /// [`Config::dns_resolved`] from this host's files ([`HOST_RESOLV_CONF`],
+    /// [`RESOLVED_UPSTREAM`]).
+    pub fn guest_dns(&self) -> Resolved<Vec<Ipv4Addr>> {
+        let resolv = std::fs::read_to_string(HOST_RESOLV_CONF).ok();
+        let upstream = std::fs::read_to_string(RESOLVED_UPSTREAM).ok();
+        self.dns_resolved(resolv.as_deref(), upstream.as_deref())
     }
 
     /// The resolvers guests get: `network.dns` (config); else the host's, from the text

@@ -18,6 +18,7 @@ pub enum FaultPoint {
     CreateDirMade,
     CreateDiskMade,
     StartMarkedStarting,
+    StartNetworkAttached,
     StartLaunched,
     StartRecorded,
     StopMarkedStopping,
@@ -29,11 +30,12 @@ pub enum FaultPoint {
 }
 
 impl FaultPoint {
-    pub const ALL: [FaultPoint; 12] = [
+    pub const ALL: [FaultPoint; 13] = [
         FaultPoint::CreateIntentRecorded,
         FaultPoint::CreateDirMade,
         FaultPoint::CreateDiskMade,
         FaultPoint::StartMarkedStarting,
+        FaultPoint::StartNetworkAttached,
         FaultPoint::StartLaunched,
         FaultPoint::StartRecorded,
         FaultPoint::StopMarkedStopping,

@@ -20,6 +20,7 @@ mod faults;
 mod http;
 mod images;
 mod logfile;
+pub mod net;
 mod prune;
 mod server;
 mod state;
@@ -72,6 +73,7 @@ pub fn run(layout: Layout, build: &'static str) -> anyhow::Result<()> {
             "banger daemon started"
         );
         vms::reconcile::reconcile(&daemon).await;
+        net::release::sweep(&daemon).await;
         server::serve(daemon, &mut bound, server::Limits::default()).await
     })
 }

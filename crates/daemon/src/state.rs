@@ -34,6 +34,8 @@ pub struct Daemon {
     /// host has no usable VMM still starts (and can list, stop and remove VMs).
     pub selection: Result<Selection, String>,
     pub runner: Arc<dyn CommandRunner>,
+    /// VM networking: which mode, and the books of what each VM holds (see `net/`).
+    pub net: crate::net::Net,
     store: Mutex<Store>,
     slots: Mutex<HashMap<String, Arc<VmSlot>>>,
     shutdown: watch::Sender<bool>,
@@ -84,6 +86,7 @@ pub struct Parts {
     pub driver: Drivers,
     pub selection: Result<Selection, String>,
     pub runner: Arc<dyn CommandRunner>,
+    pub network: crate::net::NetworkSource,
 }
 
 impl Daemon {
@@ -105,6 +108,7 @@ impl Daemon {
             driver,
             selection,
             runner: Arc::new(RealRunner),
+            network: crate::net::NetworkSource::Host,
         }))
     }
 
@@ -118,6 +122,7 @@ impl Daemon {
             driver,
             selection,
             runner,
+            network,
         } = parts;
         let (shutdown, _) = watch::channel(false);
         Arc::new_cyclic(|me| Daemon {
@@ -128,6 +133,7 @@ impl Daemon {
             driver,
             selection,
             runner,
+            net: crate::net::Net::new(network),
             store: Mutex::new(store),
             slots: Mutex::new(HashMap::new()),
             shutdown,

@@ -14,8 +14,12 @@ use banger_system::RealRunner;
 use banger_vmm::fake::{FakeConfig, FakeDriver};
 use banger_vmm::{Accel, Driver, DriverKind, Selection};
 
+use crate::net::NetworkSource;
+use crate::net::fake::FakePrivileged;
 use crate::state::{Daemon, Parts};
 use crate::vms::driver::Drivers;
+use banger_config::{NetworkMode, Provenance, Resolved};
+use banger_helper::{ModeSelection, Networking, Privileged};
 
 // The fake VMM's entry point lives in this test binary.
 banger_vmm::fake_vmm_hook!();
@@ -30,6 +34,8 @@ pub struct Harness {
     pub layout: Layout,
     pub driver: FakeDriver,
     pub config: Config,
+    /// The host's network side, shared by the daemons a test starts (bridge networking).
+    pub host_net: Arc<FakePrivileged>,
 }
 
 impl Harness {
@@ -59,6 +65,7 @@ impl Harness {
             layout,
             driver: FakeDriver::new(fake),
             config,
+            host_net: Arc::new(FakePrivileged::default()),
         };
         let store = harness.open_store();
         store
@@ -98,9 +105,26 @@ impl Harness {
             ),
             selection: Ok(selection),
             runner: Arc::new(RealRunner),
+            network: self.network(),
         });
-        rt.block_on(crate::vms::reconcile::reconcile(&daemon));
+        rt.block_on(async {
+            crate::vms::reconcile::reconcile(&daemon).await;
+            crate::net::release::sweep(&daemon).await;
+        });
         Incarnation { rt, daemon }
+    }
+
+    /// Bridge networking through the fake host's privileged interface.
+    fn network(&self) -> NetworkSource {
+        let privileged: Arc<dyn Privileged> = self.host_net.clone();
+        NetworkSource::Fixed {
+            selection: ModeSelection {
+                networking: Networking::BridgeInProcess,
+                preference: Resolved::new(NetworkMode::Auto, Provenance::Builtin),
+                reason: "the fake host of the daemon's tests".into(),
+            },
+            privileged: Some(privileged),
+        }
     }
 
     /// Every fake VMM process (or launcher) using this state directory.
@@ -149,6 +173,50 @@ impl Harness {
             if vm.state != VmState::Failed {
                 assert!(vm.dir.is_dir(), "VM {} lost its directory", vm.name);
             }
+        }
+        self.assert_network_consistent(&store, &vms);
+    }
+
+    /// Only active VMs hold networking: a TAP, an address, port forwards; the bridge and
+    /// NAT table exist exactly while some VM is bridged.
+    fn assert_network_consistent(&self, store: &Store, vms: &[banger_store::VmRecord]) {
+        let active: Vec<&banger_store::VmRecord> =
+            vms.iter().filter(|vm| vm.state.is_active()).collect();
+        let host = self.host_net.inventory_now();
+        for tap in &host.taps {
+            assert!(
+                active
+                    .iter()
+                    .any(|vm| banger_helper_proto::TapName::for_vm(&vm.id).as_ref() == Ok(tap)),
+                "TAP {tap} belongs to no active VM (VMs: {vms:?})"
+            );
+        }
+        let leases = store.list_leases().expect("list leases");
+        for lease in &leases {
+            assert!(
+                active.iter().any(|vm| vm.id == lease.vm_id),
+                "address {} is leased to {}, which is not active",
+                lease.address,
+                lease.vm_id
+            );
+        }
+        for publish in &host.publishes {
+            assert!(
+                leases.iter().any(|l| l.address == publish.guest_addr),
+                "port forward {publish} goes to no leased address"
+            );
+        }
+        for (id, mode) in store.list_vm_networks().expect("list networks") {
+            assert!(
+                active.iter().any(|vm| vm.id == id),
+                "VM {id} is recorded holding {mode} networking but is not active"
+            );
+        }
+        if active.is_empty() {
+            assert!(
+                host.bridge.is_none() && !host.nat,
+                "the bridge or NAT table outlived the last VM: {host:?}"
+            );
         }
     }
 }

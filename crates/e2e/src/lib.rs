@@ -15,6 +15,7 @@ use nix::fcntl::{Flock, FlockArg};
 pub mod bench;
 pub mod direct;
 pub mod hostile;
+pub mod netlab;
 pub mod oci;
 pub mod pty;
 pub mod python;
@@ -93,9 +94,15 @@ impl Env {
         }
         let config = env.root.path().join("config");
         std::fs::create_dir_all(&config)?;
+        // User-mode networking: as root, `auto` would make a bridge and NAT rules in the
+        // host's own namespace. Tests of bridge networking run in namespaces of their own
+        // (`netlab`) and set the mode themselves.
         std::fs::write(
             config.join("config.toml"),
-            format!("default_image_name = \"{}\"\n", recipe.name()),
+            format!(
+                "default_image_name = \"{}\"\n\n[network]\nmode = \"user\"\n",
+                recipe.name()
+            ),
         )?;
         Ok(env)
     }
@@ -106,6 +113,34 @@ impl Env {
 
     pub fn runtime_dir(&self) -> PathBuf {
         self.root.path().join("run")
+    }
+
+    /// `program args` with this installation's environment (BANGER_* variables), e.g. ssh,
+    /// whose ProxyCommand runs banger.
+    pub fn tool<I, S>(&self, program: &str, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        env_command(Path::new(program), self.root.path(), args)
+    }
+
+    /// The config directory of this installation (ssh_config, known_hosts, the key).
+    pub fn config_dir(&self) -> PathBuf {
+        self.root.path().join("config")
+    }
+
+    /// A `banger` command bound to this installation, run in network namespace `ns`
+    /// (`ip netns exec`): a daemon it starts lives there.
+    pub fn cmd_in_netns<I, S>(&self, ns: &str, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut argv: Vec<std::ffi::OsString> = vec!["netns".into(), "exec".into(), ns.into()];
+        argv.push(self.bin.clone().into_os_string());
+        argv.extend(args.into_iter().map(|a| a.as_ref().to_os_string()));
+        env_command(Path::new("ip"), self.root.path(), argv)
     }
 
     /// A `banger` command bound to this installation.
@@ -201,7 +236,15 @@ impl Env {
             .filter(|l| l.starts_with("default_image_name"))
             .map(|l| format!("{l}\n"))
             .collect();
-        std::fs::write(file, format!("{kept}{text}"))?;
+        // Never bridge networking in the host's own namespace (a root daemon's `auto` would
+        // make a bridge and NAT rules there, shared by every test's daemon): user mode unless
+        // the test sets `[network]` itself (in a namespace of its own, see `netlab`).
+        let network = if text.contains("[network]") {
+            ""
+        } else {
+            "\n[network]\nmode = \"user\"\n"
+        };
+        std::fs::write(file, format!("{kept}{text}{network}"))?;
         Ok(())
     }
 

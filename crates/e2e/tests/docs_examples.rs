@@ -23,6 +23,10 @@ const NOT_RUN: &[(&str, &str)] = &[
         "builds an image from the Debian archive (a download of minutes); the e2e template is built by exactly this command",
     ),
     (
+        "banger vm ssh",
+        "needs sshd in the guest, and this test's image (minimal) has none; tests/ssh.rs runs ssh, vm ssh, scp and rsync on debian",
+    ),
+    (
         "banger image import docker://registry.example.com",
         "names a placeholder registry; tests/oci_import.rs imports from a registry it serves on 127.0.0.1",
     ),
@@ -163,7 +167,8 @@ fn state_of(env: &Env, vm: &str) -> Option<String> {
 fn prepare(env: &Env, line: &str) {
     let w = words(line);
     let verb = w.first().map(String::as_str).unwrap_or("");
-    let names_dev = w.iter().any(|x| x == "dev");
+    // `dev`, or `dev:PATH` as vm cp names a path in it.
+    let names_dev = w.iter().any(|x| x == "dev" || x.starts_with("dev:"));
     if verb == "create" {
         // A VM of the example's name must not exist yet.
         let name = w

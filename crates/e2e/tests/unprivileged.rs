@@ -10,7 +10,13 @@ use std::process::{Command, Output, Stdio};
 const NOBODY: u32 = 65534;
 
 fn as_nobody(home: &Path, bin: &Path, args: &[&str]) -> Output {
-    Command::new("setpriv")
+    as_nobody_with(home, bin, args, b"")
+}
+
+/// As [`as_nobody`], with `input` on stdin.
+fn as_nobody_with(home: &Path, bin: &Path, args: &[&str], input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = Command::new("setpriv")
         .args([
             "--reuid",
             &NOBODY.to_string(),
@@ -26,9 +32,19 @@ fn as_nobody(home: &Path, bin: &Path, args: &[&str]) -> Output {
         .env("XDG_RUNTIME_DIR", home.join("run"))
         .env("PATH", "/usr/local/bin:/usr/bin:/bin")
         .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .output()
-        .expect("setpriv (util-linux) runs")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("setpriv (util-linux) runs");
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().expect("wait for banger");
+    let _ = writer.join();
+    out
 }
 
 #[test]
@@ -138,6 +154,57 @@ fn an_ordinary_user_runs_a_vm_in_dev_mode() {
     assert_eq!(meta.permissions().mode() & 0o777, 0o600);
     use std::os::unix::fs::MetadataExt;
     assert_eq!(meta.uid(), NOBODY);
+
+    // Networking without privileges: QEMU's user-mode network, and the agent tunnel that
+    // `ssh NAME.vm` uses (`ssh-proxy`), relaying to a server in the guest.
+    let ok = |args: &[&str], input: &[u8]| {
+        let out = as_nobody_with(home, &banger, args, input);
+        assert!(
+            out.status.success(),
+            "banger {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    ok(
+        &[
+            "vm", "run", "-d", "--name", "u", "--image", "minimal", "-p", "18080:80",
+        ],
+        b"",
+    );
+    let vm: serde_json::Value =
+        serde_json::from_str(&ok(&["vm", "inspect", "u", "--json"], b"")).unwrap();
+    assert_eq!(vm["network"]["mode"], "user", "{vm}");
+    assert_eq!(vm["network"]["address"], "10.0.2.15/24");
+    ok(
+        &[
+            "vm",
+            "exec",
+            "u",
+            "--",
+            "sh",
+            "-c",
+            "mkdir -p /w && echo tunnel > /w/index.html && busybox httpd -p 80 -h /w",
+        ],
+        b"",
+    );
+    let answer = ok(
+        &["ssh-proxy", "u.vm", "80"],
+        b"GET /index.html HTTP/1.0\r\n\r\n",
+    );
+    assert!(
+        answer.starts_with("HTTP/1.") && answer.contains(" 200 OK"),
+        "{answer}"
+    );
+    assert!(answer.ends_with("tunnel\n"), "{answer}");
+    // The published port, through QEMU's hostfwd, on the host's loopback.
+    let mut conn = std::net::TcpStream::connect("127.0.0.1:18080").expect("the published port");
+    use std::io::{Read, Write};
+    conn.write_all(b"GET /index.html HTTP/1.0\r\n\r\n").unwrap();
+    let mut page = String::new();
+    conn.read_to_string(&mut page).unwrap();
+    assert!(page.ends_with("tunnel\n"), "{page}");
+    ok(&["vm", "rm", "-f", "u"], b"");
 }
 
 /// Stops the user's daemon when the test ends, passing or failing.
@@ -148,6 +215,8 @@ struct StopDaemon<'a> {
 
 impl Drop for StopDaemon<'_> {
     fn drop(&mut self) {
+        // VMs outlive their daemon: remove the test's first.
+        let _ = as_nobody(self.home, self.banger, &["vm", "rm", "-f", "u"]);
         let _ = as_nobody(self.home, self.banger, &["daemon", "stop"]);
     }
 }

@@ -257,6 +257,11 @@ impl Layout {
         self.config_dir.join("ssh_config")
     }
 
+    /// The per-VM `Host NAME.vm` blocks the daemon keeps current; `ssh_config` includes it.
+    pub fn ssh_config_vms(&self) -> PathBuf {
+        self.config_dir.join("ssh_config.vms")
+    }
+
     /// The guests' pinned SSH host keys (banger-managed; the rendered ssh_config points here).
     pub fn known_hosts(&self) -> PathBuf {
         self.config_dir.join("known_hosts")

@@ -2,9 +2,11 @@
 //!
 //! `Host *.vm` goes through `banger ssh-proxy HOST PORT` (the agent tunnel to the guest's
 //! port, so no network route to the guest is needed), with banger's key and banger's
-//! known_hosts, and host keys *checked*: `StrictHostKeyChecking yes`, never `no`. A VM
-//! whose host keys banger pinned gets its own block first, with `HostKeyAlias` set to its
-//! id, so a re-created VM of the same name never meets the old VM's key.
+//! known_hosts, and host keys *checked*: `StrictHostKeyChecking yes`, never `no`. Each VM
+//! gets its own block first, with `HostKeyAlias banger-<id>`, so a re-created VM of the
+//! same name never meets the old VM's key. Those blocks change as VMs come and go, so the
+//! daemon keeps them in a file of their own ([`render_vms`], `ssh_config.vms`) that the
+//! rendered config includes; the config itself only changes with the key or banger's path.
 
 use std::path::Path;
 
@@ -25,7 +27,8 @@ pub struct SshConfigInputs<'a> {
     pub banger_exe: &'a Path,
     pub identity_file: &'a Path,
     pub known_hosts: &'a Path,
-    pub vms: &'a [PinnedVm],
+    /// The daemon's per-VM blocks ([`render_vms`]), included before `Host *.vm`.
+    pub vm_blocks: &'a Path,
 }
 
 fn checked<'a>(what: &'static str, path: &'a Path) -> Result<&'a str, SshError> {
@@ -66,11 +69,27 @@ pub fn render(inputs: &SshConfigInputs<'_>) -> Result<String, SshError> {
     let exe = checked("the banger executable path", inputs.banger_exe)?.replace('%', "%%");
     let identity = token_path("ssh_key_path", inputs.identity_file)?;
     let known_hosts = token_path("the known_hosts path", inputs.known_hosts)?;
-    let mut out = String::from(
-        "# Rendered by banger: edits are overwritten. Enable `ssh NAME.vm` with\n\
-         # `banger ssh-config --install` (adds one Include line to ~/.ssh/config).\n",
+    // Include takes no `%` tokens: quoted as it is.
+    let vm_blocks = format!(
+        "\"{}\"",
+        checked("the per-VM ssh_config path", inputs.vm_blocks)?
     );
-    for vm in inputs.vms {
+    Ok(format!(
+        "# Rendered by banger: edits are overwritten. Enable `ssh NAME.vm` with\n\
+         # `banger ssh-config --install` (adds one Include line to ~/.ssh/config).\n\
+         \n\
+         # Each VM's HostKeyAlias (kept current by the daemon; absent until a VM exists).\n\
+         Include {vm_blocks}\n\
+         \n\
+         Host *.vm\n    User root\n    ProxyCommand '{exe}' ssh-proxy %h %p\n    IdentityFile {identity}\n    IdentitiesOnly yes\n    UserKnownHostsFile {known_hosts}\n    StrictHostKeyChecking yes\n    CheckHostIP no\n    UpdateHostKeys no\n"
+    ))
+}
+
+/// The per-VM blocks: `Host NAME.vm` with `HostKeyAlias banger-ID`, for each VM.
+pub fn render_vms(vms: &[PinnedVm]) -> Result<String, SshError> {
+    let mut out =
+        String::from("# Written by the banger daemon as VMs come and go: edits are lost.\n");
+    for vm in vms {
         if !label(&vm.name) || !label(&vm.host_key_alias) {
             return Err(SshError::Unquotable {
                 what: "the VM name or id",
@@ -83,9 +102,6 @@ pub fn render(inputs: &SshConfigInputs<'_>) -> Result<String, SshError> {
             vm.name, vm.host_key_alias
         ));
     }
-    out.push_str(&format!(
-        "\nHost *.vm\n    User root\n    ProxyCommand '{exe}' ssh-proxy %h %p\n    IdentityFile {identity}\n    IdentitiesOnly yes\n    UserKnownHostsFile {known_hosts}\n    StrictHostKeyChecking yes\n    CheckHostIP no\n    UpdateHostKeys no\n"
-    ));
     Ok(out)
 }
 
@@ -101,39 +117,41 @@ pub fn write(path: &Path, content: &str) -> Result<(), SshError> {
 mod tests {
     use super::*;
 
-    fn inputs<'a>(exe: &'a Path, vms: &'a [PinnedVm]) -> SshConfigInputs<'a> {
+    fn inputs(exe: &Path) -> SshConfigInputs<'_> {
         SshConfigInputs {
             banger_exe: exe,
             identity_file: Path::new("/home/al/.config/banger/ssh/id_ed25519"),
             known_hosts: Path::new("/home/al/.config/banger/known 100%"),
-            vms,
+            vm_blocks: Path::new("/home/al/.config/banger/ssh_config.vms"),
         }
     }
 
     #[test]
     fn renders_checked_host_keys_and_the_proxy() {
-        let vms = [PinnedVm {
-            name: "dev".into(),
-            host_key_alias: "0123456789ab".into(),
-        }];
-        let text = render(&inputs(Path::new("/usr/bin/banger"), &vms)).unwrap();
-        assert!(text.contains("Host dev.vm\n    HostKeyAlias banger-0123456789ab\n"));
-        assert!(text.find("Host dev.vm").unwrap() < text.find("Host *.vm").unwrap());
+        let text = render(&inputs(Path::new("/usr/bin/banger"))).unwrap();
+        assert!(text.contains("Include \"/home/al/.config/banger/ssh_config.vms\"\n"));
+        assert!(text.find("Include").unwrap() < text.find("Host *.vm").unwrap());
         assert!(text.contains("ProxyCommand '/usr/bin/banger' ssh-proxy %h %p"));
         assert!(text.contains("UserKnownHostsFile \"/home/al/.config/banger/known 100%%\""));
         assert!(text.contains("StrictHostKeyChecking yes"));
         assert!(!text.to_lowercase().contains("stricthostkeychecking no"));
+        let vms = [PinnedVm {
+            name: "dev".into(),
+            host_key_alias: "0123456789ab".into(),
+        }];
+        let blocks = render_vms(&vms).unwrap();
+        assert!(blocks.contains("Host dev.vm\n    HostKeyAlias banger-0123456789ab\n"));
     }
 
     #[test]
     fn refuses_what_it_cannot_quote() {
         for exe in ["/tmp/a'b/banger", "/tmp/a\"b", "/tmp/a\nb"] {
-            assert!(render(&inputs(Path::new(exe), &[])).is_err(), "{exe:?}");
+            assert!(render(&inputs(Path::new(exe))).is_err(), "{exe:?}");
         }
         let bad = [PinnedVm {
             name: "dev\nHost *".into(),
             host_key_alias: "x".into(),
         }];
-        assert!(render(&inputs(Path::new("/b"), &bad)).is_err());
+        assert!(render_vms(&bad).is_err());
     }
 }

@@ -15,6 +15,17 @@ impl Store {
     /// Register a VM together with its disks, in one transaction: either both are
     /// recorded or neither. Errors as [`Store::insert_vm`].
     pub fn insert_vm_with_disks(&self, vm: &VmRecord, disks: &[VmDisk]) -> Result<(), StoreError> {
+        self.insert_vm_with(vm, disks, &[])
+    }
+
+    /// [`Store::insert_vm_with_disks`], with the ports the VM publishes (`-p`, as
+    /// canonical text; see [`Store::vm_ports`]) in the same transaction.
+    pub fn insert_vm_with(
+        &self,
+        vm: &VmRecord,
+        disks: &[VmDisk],
+        ports: &[String],
+    ) -> Result<(), StoreError> {
         let object = format!("VM {:?}", vm.name);
         for disk in disks {
             check(&object, disk)?;
@@ -36,6 +47,7 @@ impl Store {
             )
             .map_err(|e| classify(e, &self.path))?;
         }
+        crate::vm_net::insert_ports(&tx, &vm.id, ports).map_err(|e| classify(e, &self.path))?;
         tx.commit().map_err(|e| classify(e, &self.path))
     }
 

@@ -21,6 +21,7 @@ mod migrations;
 mod model;
 mod readonly;
 mod sql;
+mod vm_net;
 mod vms;
 
 pub use disks::{DISK_BACKENDS, DISK_FORMATS};
@@ -32,6 +33,7 @@ pub use model::{
     DiskRole, GuestInit, ImageRecord, KERNEL_FORMATS, VM_ID_HEX_LEN, VmDisk, VmRecord, VmState,
     is_vm_id, new_vm_id, now_rfc3339,
 };
+pub use vm_net::NETWORK_MODES;
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};

@@ -117,6 +117,21 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         created_at TEXT NOT NULL
     ) STRICT;
     "#,
+    // 6 (networking; depends only on entry 1's `vms`, so the lead may renumber it): the
+    // ports each VM publishes (`-p`, kept across restarts), and the networking a running VM
+    // holds (see vm_net.rs). Both go with their VM.
+    r#"
+    CREATE TABLE vm_ports (
+        vm_id TEXT NOT NULL REFERENCES vms (id) ON DELETE CASCADE,
+        spec  TEXT NOT NULL,
+        PRIMARY KEY (vm_id, spec)
+    ) STRICT;
+
+    CREATE TABLE vm_network (
+        vm_id TEXT PRIMARY KEY NOT NULL REFERENCES vms (id) ON DELETE CASCADE,
+        mode  TEXT NOT NULL CHECK (mode IN ('bridge', 'user', 'none'))
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this build of banger reads and writes.

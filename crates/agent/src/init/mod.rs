@@ -66,6 +66,8 @@ pub fn setup(cmdline: &KernelCmdline) -> InitReport {
     {
         report.disk_mounted_us = Some(clock::boottime_us());
     }
+    // After the modules (virtio_net) and before the services, which may listen on it.
+    configure_network(cmdline);
     // The lean init of a root disk: the image's few services (sshd), as soon as /work
     // is there for them: sshd's own start-up is the longest step of a root-disk boot.
     let started = services::start_all();
@@ -109,7 +111,29 @@ pub fn setup_as_service(cmdline: &KernelCmdline) -> InitReport {
     {
         report.disk_mounted_us = Some(clock::boottime_us());
     }
+    if root {
+        configure_network(cmdline);
+    }
     report
+}
+
+/// The guest's interface from `banger.ip`/`banger.gw`/`banger.dns`, when the host gave
+/// them (a VM without networking has none). Failures are logged: the agent channel does
+/// not need the network.
+fn configure_network(cmdline: &KernelCmdline) {
+    let parsed = net::GuestNet::from_args(
+        cmdline.get("banger.ip"),
+        cmdline.get("banger.gw"),
+        cmdline.get("banger.dns"),
+    );
+    match parsed {
+        None => {}
+        Some(Err(why)) => log!("kernel command line: {why}; the network is not configured"),
+        Some(Ok(guest)) => match net::configure(&guest) {
+            Ok(name) => log!("{name}: {}/{}", guest.address, guest.prefix),
+            Err(err) => log!("configuring the network failed: {err}"),
+        },
+    }
 }
 
 fn set_hostname(name: &str) {

@@ -13,8 +13,8 @@ use clap::{Args, Parser, Subcommand};
 
 pub use image::ImageCommand;
 pub use vm::{
-    CreateArgs, ExecArgs, GuestCommandArgs, InspectArgs, LogsArgs, LsArgs, PauseArgs, RmArgs,
-    RunArgs, StartArgs, StopArgs, VmCommand,
+    CpArgs, CreateArgs, ExecArgs, GuestCommandArgs, InspectArgs, LogsArgs, LsArgs, PauseArgs,
+    RmArgs, RunArgs, SshArgs, StartArgs, StopArgs, VmCommand,
 };
 
 const ABOUT: &str = "Real microVMs in about a second.";
@@ -142,6 +142,20 @@ Enable `ssh NAME.vm` (and scp, rsync -e ssh, VS Code Remote-SSH) for banger VMs.
 Connections go through banger (ProxyCommand), and guests' host keys are checked against the
 keys banger pinned when the VM booted: host-key checking stays on.")]
     SshConfig(SshConfigArgs),
+
+    /// Relay stdin/stdout to a VM's TCP port through its agent (ssh's ProxyCommand)
+    #[command(long_about = "\
+Relay stdin and stdout to TCP port PORT inside VM NAME, through the guest agent: the
+ProxyCommand of banger's ssh_config (`ProxyCommand banger ssh-proxy %h %p`). HOST must be
+NAME.vm for one of your VMs, and the VM must be running; nothing else is accepted.
+
+  ssh -o ProxyCommand='banger ssh-proxy %h %p' root@dev.vm")]
+    SshProxy {
+        /// NAME.vm
+        host: String,
+        /// The guest's TCP port
+        port: u16,
+    },
 
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     #[command(long_about = "\

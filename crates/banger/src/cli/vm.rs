@@ -15,11 +15,16 @@ Create and boot a VM, optionally run a command in it.
   banger vm run --name dev            boot a VM and keep it running
   banger vm run -d --memory 1g        boot a VM in the background and print its name
   banger vm run --rm -it sh           an interactive shell in a throwaway VM
+  banger vm run -d -p 8081:80         publish guest port 80 on host port 8081
 
 The command may follow `--` or simply come last. The image defaults to `default_image_name`
 from config.toml (the built-in default image if unset; it is built on first use). vCPUs,
 memory and disk default to `[vm_defaults]`; `banger doctor` shows the effective values and
 where each comes from. Sizes take binary units: 512m, 1g, 8G; a plain number is MiB.
+
+-p HOST:GUEST publishes a guest port (TCP; add /udp for UDP; prefix an address such as
+127.0.0.1: to listen on it only). It is kept with the VM and forwarded whenever it runs,
+on the bridge or through QEMU's user-mode network (see docs/networking.md).
 
 Exit status: the command's own (128+N when signal N killed it); 125 when banger fails
 before the command runs (a bad flag, the VM did not boot, no daemon); 126 when the command
@@ -135,6 +140,67 @@ pub enum VmCommand {
     /// Print a VM's serial console log
     #[command(long_about = LOGS_HELP)]
     Logs(LogsArgs),
+
+    /// Open an SSH session to a VM (the real ssh, through banger's config)
+    #[command(long_about = SSH_HELP)]
+    Ssh(SshArgs),
+
+    /// Copy files and directories between the host and a VM
+    #[command(long_about = CP_HELP)]
+    Cp(CpArgs),
+}
+
+pub const SSH_HELP: &str = "\
+Open an SSH session to a running VM: runs the real `ssh` with banger's rendered config
+(banger's key, the guest's pinned host key, the agent tunnel as ProxyCommand), so it works
+without `banger ssh-config --install`, with or without a network path to the guest.
+
+  banger vm ssh dev                  an interactive shell
+  banger vm ssh dev -- uname -a      run one command (ssh joins the words with spaces)
+
+ssh options go after `--` too, before any command: `-- -L 8080:localhost:80 -N`.
+
+After `banger ssh-config --install`, `ssh dev.vm`, `scp`, `rsync -e ssh` and editors'
+remote modes reach the same VM by the name NAME.vm.
+
+Exit status: ssh's (the remote command's, or 255 when ssh itself fails).";
+
+pub const CP_HELP: &str = "\
+Copy files and directories between the host and a VM, through the guest agent (no SSH, no
+network, no tools needed in the guest). One side is VM:PATH; modes are kept.
+
+  banger vm cp ./docs dev:/work/             into an existing directory, keeping the name
+  banger vm cp README.md dev:/tmp/readme      as a new name
+  banger vm cp dev:/etc/os-release /tmp/      from the guest
+  banger vm cp dev:/etc /tmp/guest-etc        a directory, as guest-etc
+  tar c docs | banger vm cp - dev:/tmp        a tar stream from stdin, extracted into /tmp
+  banger vm cp dev:/etc - | tar t             a tar stream to stdout
+
+As with docker cp: an existing directory receives the copy under its own name; any other
+destination becomes the copy. What comes from the guest is untrusted: entries that would
+land outside the destination (.., absolute names, through symlinks), devices and hard links
+are refused, and set-user-id bits are dropped.";
+
+#[derive(Debug, Args)]
+pub struct SshArgs {
+    /// VM name
+    #[arg(add = super::complete::vms())]
+    pub name: String,
+    /// A remote command, or ssh options (after `--`)
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "ARGS"
+    )]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CpArgs {
+    /// Source: a host path, `-` (a tar stream on stdin), or VM:PATH
+    pub source: String,
+    /// Destination: a host path, `-` (a tar stream to stdout), or VM:PATH
+    pub dest: String,
 }
 
 #[derive(Debug, Args)]
@@ -154,6 +220,9 @@ pub struct RunArgs {
     /// Work disk size, e.g. 8g or 512m (a plain number is MiB)
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub disk: Option<u64>,
+    /// Publish a guest port on the host: [HOST_ADDR:]HOST_PORT:GUEST_PORT[/udp] (repeatable)
+    #[arg(short = 'p', long = "publish", value_name = "[ADDR:]HOST:GUEST[/udp]")]
+    pub publish: Vec<String>,
     /// Delete the VM when the command finishes (requires a command)
     #[arg(long)]
     pub rm: bool,
@@ -198,6 +267,10 @@ pub struct CreateArgs {
     /// keeps it for its life
     #[arg(long, value_name = "VMM", value_parser = ["auto", "qemu", "firecracker"])]
     pub vmm: Option<String>,
+    /// Publish a guest port on the host: [HOST_ADDR:]HOST_PORT:GUEST_PORT[/udp] (repeatable;
+    /// forwarded whenever the VM runs)
+    #[arg(short = 'p', long = "publish", value_name = "[ADDR:]HOST:GUEST[/udp]")]
+    pub publish: Vec<String>,
     /// Print the created VM as JSON
     #[arg(long)]
     pub json: bool,

@@ -8,7 +8,9 @@ mod firecracker;
 mod helper;
 mod image;
 mod image_prune;
+mod ssh;
 mod ssh_config;
+mod vm_cp;
 mod vm_exec;
 mod vm_inspect;
 mod vm_lifecycle;
@@ -28,6 +30,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Daemon(args) => daemon::run(layout()?, args),
         Command::Helper(args) => helper::run(&layout()?, args),
         Command::SshConfig(args) => ssh_config::run(&layout()?, args),
+        Command::SshProxy { host, port } => block_on(ssh::proxy(layout()?, host, port)),
         Command::Firecracker(FirecrackerCommand::Install(args)) => {
             firecracker::install(&layout()?, args)
         }
@@ -63,6 +66,8 @@ async fn vm(layout: Layout, cmd: VmCommand) -> anyhow::Result<i32> {
         VmCommand::Ls(args) => vm_inspect::ls(&layout, args).await,
         VmCommand::Inspect(args) => vm_inspect::inspect(&layout, args).await,
         VmCommand::Logs(args) => vm_logs::run(&layout, args).await,
+        VmCommand::Ssh(args) => ssh::vm_ssh(&layout, args).await,
+        VmCommand::Cp(args) => vm_cp::run(&layout, args).await,
     }
 }
 

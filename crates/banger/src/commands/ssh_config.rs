@@ -10,7 +10,8 @@ use banger_system::RealRunner;
 use crate::cli::SshConfigArgs;
 use crate::outln;
 
-pub fn run(layout: &Layout, args: SshConfigArgs) -> anyhow::Result<i32> {
+/// The configured key and banger's ssh_config for it, rendered.
+fn rendered(layout: &Layout) -> anyhow::Result<(std::path::PathBuf, String)> {
     let config = banger_config::load(&layout.config_file())?;
     let key = config.ssh_key_path_resolved(layout).value;
     let exe = std::env::current_exe().context("cannot locate the banger executable")?;
@@ -18,8 +19,25 @@ pub fn run(layout: &Layout, args: SshConfigArgs) -> anyhow::Result<i32> {
         banger_exe: &exe,
         identity_file: &key,
         known_hosts: &layout.known_hosts(),
-        vms: &[],
+        vm_blocks: &layout.ssh_config_vms(),
     })?;
+    Ok((key, rendered))
+}
+
+/// Make sure the key exists and the rendered config is current (without touching
+/// ~/.ssh/config); returns the config's path, for `ssh -F`.
+pub fn ensure_rendered(layout: &Layout) -> anyhow::Result<std::path::PathBuf> {
+    let (key, rendered) = rendered(layout)?;
+    ensure_key(&key, &RealRunner)?;
+    let target = layout.ssh_config();
+    if std::fs::read_to_string(&target).ok().as_deref() != Some(rendered.as_str()) {
+        banger_ssh::config::write(&target, &rendered)?;
+    }
+    Ok(target)
+}
+
+pub fn run(layout: &Layout, args: SshConfigArgs) -> anyhow::Result<i32> {
+    let (key, rendered) = rendered(layout)?;
     let target = layout.ssh_config();
     let home = layout.home_dir.as_deref();
     let user_config = || {

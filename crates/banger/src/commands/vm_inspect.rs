@@ -104,6 +104,21 @@ fn describe(vm: &VmView, escape: bool, out: &mut String) {
             guest(err).replace('\n', "\n             ")
         );
     }
+    if let Some(net) = &vm.network {
+        let mode = net.mode.as_deref().unwrap_or("- (not running)");
+        let _ = writeln!(out, "network:     {mode}");
+        if let Some(address) = &net.address {
+            let via = net
+                .gateway
+                .as_deref()
+                .map(|g| format!(" via {g}"))
+                .unwrap_or_default();
+            let _ = writeln!(out, "address:     {address}{via}");
+        }
+        if !net.published.is_empty() {
+            let _ = writeln!(out, "published:   {}", net.published.join(", "));
+        }
+    }
     for disk in &vm.disks {
         let used = disk
             .used_bytes
@@ -164,6 +179,25 @@ mod tests {
                      "kernel_release": "6.1\x1b[31m"}
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn network_lines() {
+        let mut view = vm();
+        view.network = Some(banger_api::NetworkView {
+            mode: Some("bridge".into()),
+            address: Some("10.213.0.2/24".into()),
+            gateway: Some("10.213.0.1".into()),
+            published: vec!["8080:80/tcp".into()],
+        });
+        let mut out = String::new();
+        describe(&view, true, &mut out);
+        assert!(out.contains("network:     bridge\n"), "{out}");
+        assert!(
+            out.contains("address:     10.213.0.2/24 via 10.213.0.1\n"),
+            "{out}"
+        );
+        assert!(out.contains("published:   8080:80/tcp\n"), "{out}");
     }
 
     #[test]

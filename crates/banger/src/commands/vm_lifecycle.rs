@@ -23,6 +23,7 @@ pub async fn create(layout: &Layout, args: CreateArgs) -> anyhow::Result<i32> {
         disk: args.disk.map(|bytes| bytes.to_string()),
         start: false,
         vmm: args.vmm,
+        publish: args.publish,
     };
     let client = connect::connect(layout).await?;
     // Creating may build the image first: show that progress, as `vm run` does.

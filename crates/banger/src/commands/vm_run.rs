@@ -74,6 +74,7 @@ pub async fn run(layout: &Layout, mut args: RunArgs) -> anyhow::Result<i32> {
         // The API takes a size string; bytes are exact.
         disk: args.disk.map(|bytes| bytes.to_string()),
         start: true,
+        publish: args.publish,
         vmm: args.vmm,
     };
     let progress = Renderer::stderr_quiet();

@@ -6,7 +6,7 @@
 //! intent that reconciliation turns into "remove that directory".
 
 use banger_api::{CreateVmRequest, VmView};
-use banger_store::{IntentOp, StoreError, VmRecord, VmState};
+use banger_store::{ImageRecord, IntentOp, StoreError, VmRecord, VmState};
 use banger_system::progress::Progress;
 
 use super::{names, start, view};
@@ -37,6 +37,7 @@ pub async fn create(
 
     let (vcpu, memory_mib, disk_bytes) =
         resources(daemon, req.vcpu, req.memory_mib, req.disk.as_deref())?;
+    let ports = crate::net::parse_ports(&req.publish)?;
     // Chosen now and kept for the VM's life: a VM never moves between VMMs.
     let preference = match req.vmm.as_deref() {
         None => daemon.config.vmm,
@@ -77,7 +78,7 @@ pub async fn create(
     fault_point!(daemon, CreateIntentRecorded);
     // Firecracker reads only raw images; QEMU may get a qcow2 overlay of the image.
     let allow_qcow2 = selection.driver == banger_vmm::DriverKind::Qemu;
-    if let Err(e) = lay_out(daemon, &record, &image, allow_qcow2, progress).await {
+    if let Err(e) = lay_out(daemon, &record, &image, allow_qcow2, &ports, progress).await {
         // Nothing refers to the directory: remove it so a failed create leaves no trace.
         let _ = std::fs::remove_dir_all(&dir);
         let _ = daemon.store().end_intent(&id);
@@ -91,13 +92,14 @@ pub async fn create(
     Ok(view(&record))
 }
 
-/// The VM's directory and disks, then its row with its disks (which ends the `create`
-/// intent).
+/// The VM's directory and disks, then its row with its disks and published ports (which
+/// ends the `create` intent).
 async fn lay_out(
     daemon: &Daemon,
     record: &VmRecord,
-    image: &banger_store::ImageRecord,
+    image: &ImageRecord,
     allow_qcow2: bool,
+    ports: &[String],
     progress: &dyn Progress,
 ) -> Result<()> {
     banger_system::fsperm::create_private_dir(&record.dir)
@@ -114,7 +116,7 @@ async fn lay_out(
     fault_point!(daemon, CreateDiskMade);
     daemon
         .store()
-        .insert_vm_with_disks(record, &vm_disks)
+        .insert_vm_with(record, &vm_disks, ports)
         .map_err(|e| match e {
             StoreError::VmExists(_) => exists(&record.name),
             other => other.into(),

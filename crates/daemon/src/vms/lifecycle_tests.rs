@@ -84,7 +84,9 @@ fn operation_for(point: FaultPoint) -> (&'static str, bool) {
     use FaultPoint::*;
     match point {
         CreateIntentRecorded | CreateDirMade | CreateDiskMade => ("create", false),
-        StartMarkedStarting | StartLaunched | StartRecorded => ("start", false),
+        StartMarkedStarting | StartNetworkAttached | StartLaunched | StartRecorded => {
+            ("start", false)
+        }
         StopMarkedStopping | StopAgentAsked | StopVmmGone => ("stop", true),
         RemoveIntentRecorded | RemoveVmmGone | RemoveDirDeleted => ("rm", true),
     }

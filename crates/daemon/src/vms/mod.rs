@@ -22,6 +22,7 @@ mod pause;
 pub mod reconcile;
 mod release;
 mod remove;
+pub mod ssh;
 mod start;
 mod stop;
 mod strays;
@@ -75,6 +76,7 @@ pub fn get(daemon: &Daemon, name: &str) -> Result<VmView> {
             size_bytes: d.size_bytes,
         })
         .collect();
+    view.network = Some(crate::net::view(daemon, &vm)?);
     Ok(view)
 }
 
@@ -148,6 +150,7 @@ pub fn view(vm: &VmRecord) -> VmView {
             .as_deref()
             .and_then(|j| serde_json::from_str::<BootTimings>(j).ok()),
         disks: Vec::new(),
+        network: None,
     }
 }
 

@@ -3,10 +3,12 @@
 //! running VM holds on the host is given back exactly once per path and none can forget a
 //! piece.
 //!
-//! Today a VM holds its agent connection and its runtime record. Networking adds its TAP
-//! device, its address lease, its NAT and forwarding rules and its port forwarders: release
-//! them here, before the state changes, and make each release idempotent — a daemon that dies
-//! half-way through releases again on reconciliation, since the VM is still recorded active.
+//! A VM holds its agent connection, its runtime record and its networking (TAP, address
+//! lease, published ports; NAT and the bridge with the last bridged VM — see
+//! `net/release.rs`). All are released here, before the state changes, and each release is
+//! idempotent: a daemon that dies half-way through releases again on reconciliation, since
+//! the VM is still recorded active (and `net::release::sweep` finishes a network release
+//! that could not be done).
 
 use banger_store::{VmRecord, VmState};
 
@@ -25,6 +27,11 @@ pub async fn release(
     why: Option<&str>,
 ) -> Result<()> {
     agent::forget(daemon, &vm.id).await;
+    if let Err(e) = crate::net::release::release(daemon, &vm.id, &vm.name).await {
+        // The VMM is gone either way; what could not be given back stays recorded and is
+        // given back by the next release or the daemon's next start.
+        tracing::warn!(vm = %vm.name, error = %e.message, "network not fully released");
+    }
     forget_runtime(daemon, vm)?;
     daemon
         .store()

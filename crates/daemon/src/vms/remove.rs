@@ -72,7 +72,13 @@ pub async fn finish(daemon: &Daemon, vm: &VmRecord) -> Result<()> {
         }
     }
     fault_point!(daemon, RemoveDirDeleted);
+    // Normally released when the VMM went; a release that could not finish then is
+    // retried before the row (and with it the record of what to release) goes.
+    if let Err(e) = crate::net::release::release(daemon, &vm.id, &vm.name).await {
+        tracing::warn!(vm = %vm.name, error = %e.message, "network not fully released; the daemon's next start sweeps it");
+    }
     daemon.store().delete_vm(&vm.id)?;
     daemon.forget_slot(&vm.id);
+    super::ssh::forget(daemon, vm);
     Ok(())
 }

@@ -71,7 +71,34 @@ pub async fn boot(daemon: &Daemon, id: &str, progress: &dyn Progress) -> Result<
         .update_vm_state(&vm.id, Some(vm.state), VmState::Starting, None)?;
     fault_point!(daemon, StartMarkedStarting);
 
+    let kind = driver_of(daemon, &vm)?;
+    // Networking is made before the VMM (which opens the TAP) and recorded as it is made:
+    // a failure here, or later, is given back by the release of `fail`.
+    let plumbing = daemon.net.plumbing(daemon, Some(kind));
+    let attached = match plumbing {
+        Ok(plumbing) => crate::net::attach::attach(daemon, &vm, &plumbing).await,
+        Err(e) => Err(e),
+    };
+    let network = match attached {
+        Ok(network) => network,
+        Err(e) => {
+            tracing::warn!(vm = %vm.name, error = %e.message, "cannot set up the network");
+            let _ = release::release(
+                daemon,
+                &vm,
+                VmState::Starting,
+                VmState::Failed,
+                Some(&e.message),
+            )
+            .await;
+            return Err(e);
+        }
+    };
+    fault_point!(daemon, StartNetworkAttached);
+
     let drives = crate::disks::drives(&daemon.store().vm_disks(&vm.id)?, &vm.dir);
+    let mut kernel_args = guest_args(&vm, &image, &drives);
+    kernel_args.extend(network.kernel_args);
     let spec = LaunchSpec {
         vm_id: vm.id.clone(),
         vm_dir: vm.dir.clone(),
@@ -79,16 +106,15 @@ pub async fn boot(daemon: &Daemon, id: &str, progress: &dyn Progress) -> Result<
         kernel_pvh: crate::images::kernel_pvh(&image),
         bzimage: image.bzimage_path.clone(),
         initrd: image.initrd_path.clone(),
-        kernel_args: guest_args(&vm, &image, &drives),
+        kernel_args,
         drives,
-        nics: Vec::new(),
-        user_net: None,
+        nics: network.nics,
+        user_net: network.user_net,
         vcpus: vm.vcpu,
         memory_mib: vm.memory_mib,
         console_log: vm.dir.join(CONSOLE_LOG),
     };
 
-    let kind = driver_of(daemon, &vm)?;
     progress.phase(&format!("start the VMM ({kind})"), None, None);
     let launched = op.unless_cancelled(daemon.driver.launch(kind, &spec)).await;
     let runtime = match launched {
@@ -139,6 +165,12 @@ pub async fn boot(daemon: &Daemon, id: &str, progress: &dyn Progress) -> Result<
         }
     };
     let agent_ready = t0.elapsed();
+    // Before the VM is reported running, so `ssh NAME.vm` works the moment `vm run -d`
+    // returns. An image without a root disk (the initramfs-only minimal) has no sshd.
+    if image.rootfs_path.is_some() {
+        progress.phase("authorise the SSH key and pin the host keys", None, None);
+        super::ssh::prepare(daemon, &vm, &client).await;
+    }
 
     let timings = timings(vmm_spawned, agent_ready, &ready);
     let boot_json = serde_json::to_string(&timings).ok();

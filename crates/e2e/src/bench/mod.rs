@@ -2,5 +2,6 @@
 
 pub mod disks;
 pub mod guests;
+pub mod net;
 pub mod oci;
 pub mod sandbox;

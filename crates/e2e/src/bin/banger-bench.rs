@@ -21,12 +21,15 @@
 //!
 //! **sandbox** — what the VMM sandbox costs: launch to agent-ready and QEMU's RSS with
 //! the sandbox off against a root daemon's full sandbox (see `bench/sandbox.rs`).
+//!
+//! **ssh** — `vm run -d` + `ssh NAME.vm true` against `vm run --rm -- true` (goal ≤ 1.2×);
+//! **net** — TCP throughput host → guest over the bridge (see `bench/net.rs`).
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use banger_e2e::bench::{disks, guests, oci, sandbox};
+use banger_e2e::bench::{disks, guests, net, oci, sandbox};
 use banger_e2e::direct::{self, ImageFiles};
 use banger_e2e::{Env, stderr};
 use banger_vmm::QemuDriver;
@@ -36,7 +39,7 @@ const RUNS: usize = 5;
 const VCPUS: u32 = 1;
 const MEMORY_MIB: u64 = 512;
 
-/// `banger-bench [boot] [disks] [oci] [guests] [sandbox]` (all by default). `disks-xfs DIR` is the
+/// `banger-bench [boot] [disks] [oci] [guests] [sandbox] [ssh] [net]` (all by default). `disks-xfs DIR` is the
 /// xfs half of `disks`, re-run inside a private mount namespace.
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -75,6 +78,14 @@ fn main() -> anyhow::Result<()> {
     if want("sandbox") {
         println!("\n== VMM sandbox: off vs a root daemon's full sandbox ==");
         sandbox::measure(&Env::new()?, RUNS)?.print();
+    }
+    if want("ssh") {
+        println!("\n== ssh: vm run -d + ssh NAME.vm true vs vm run --rm -- true (debian) ==");
+        net::ssh()?;
+    }
+    if want("net") {
+        println!("\n== net: TCP throughput host -> guest over the bridge ==");
+        net::throughput()?;
     }
     Ok(())
 }

@@ -14,9 +14,12 @@ use super::{DebianImageError, GuestInitKind};
 use crate::build::{BuildError, io_err};
 
 /// What every Debian image holds besides `minbase`: sshd, the tools a dev VM is
-/// expected to have, and kmod (the image ships the kernel's modules).
+/// expected to have (rsync, for `rsync -e ssh` to and from it; iperf3, to measure the
+/// network), and kmod (the image ships the kernel's modules).
 pub const BASE_PACKAGES: &[&str] = &[
     "openssh-server",
+    "rsync",
+    "iperf3",
     "iproute2",
     "kmod",
     "ca-certificates",

@@ -1,0 +1,232 @@
+//! The tar streams of `banger vm cp`, shared by the guest agent (which packs and unpacks
+//! in the guest) and the CLI (which does the same on the host).
+//!
+//! A stream holds one top-level entry: the file or directory copied, under its own name.
+//! [`unpack`] treats every stream as hostile — the host's copy of a guest's files is
+//! written by whatever runs in the guest: entry names with `..`, absolute names, and
+//! paths through a symlink (one already in the destination, or one the stream itself
+//! made) are refused; only regular files, directories and symlinks are made; set-id bits
+//! are dropped; ownership is not applied. Modes and modification times are kept.
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::path::{Component, Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    #[error("{} does not exist or cannot be read", path.display())]
+    Source {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{} names no file (copy a directory's contents by naming the directory)", path.display())]
+    NoName { path: PathBuf },
+    #[error("the destination {} is not a directory", path.display())]
+    NotADirectory { path: PathBuf },
+    #[error("writing the archive failed")]
+    Pack(#[source] io::Error),
+    #[error("reading the archive failed")]
+    Read(#[source] io::Error),
+    #[error("refused archive entry {name:?}: {why}")]
+    Refused { name: String, why: &'static str },
+    #[error("cannot write {}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Write `path` (a file, directory or symlink, not followed) to `out` as a tar stream whose
+/// one top-level entry is named after `path`'s last component.
+pub fn pack(path: &Path, out: impl Write) -> Result<(), CopyError> {
+    let meta = fs::symlink_metadata(path).map_err(|source| CopyError::Source {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let name = path.file_name().ok_or_else(|| CopyError::NoName {
+        path: path.to_path_buf(),
+    })?;
+    let mut builder = tar::Builder::new(out);
+    builder.follow_symlinks(false);
+    builder.mode(tar::HeaderMode::Complete);
+    if meta.is_dir() {
+        builder.append_dir_all(name, path)
+    } else {
+        builder.append_path_with_name(path, name)
+    }
+    .map_err(CopyError::Pack)?;
+    builder.into_inner().map_err(CopyError::Pack)?;
+    Ok(())
+}
+
+/// What [`unpack`] made.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Unpacked {
+    pub files: u64,
+    pub dirs: u64,
+    pub bytes: u64,
+}
+
+/// Extract the tar stream `input` inside the existing directory `dest`; with `rename`, the
+/// stream's top-level entry (and everything under it) is written under that name instead.
+pub fn unpack(input: impl Read, dest: &Path, rename: Option<&str>) -> Result<Unpacked, CopyError> {
+    if !dest.is_dir() {
+        return Err(CopyError::NotADirectory {
+            path: dest.to_path_buf(),
+        });
+    }
+    let root = dest.canonicalize().map_err(|source| CopyError::Write {
+        path: dest.to_path_buf(),
+        source,
+    })?;
+    if let Some(name) = rename {
+        plain_name(name).ok_or(CopyError::Refused {
+            name: name.to_string(),
+            why: "a new name must be one plain path component",
+        })?;
+    }
+    let mut archive = tar::Archive::new(input);
+    archive.set_preserve_permissions(true);
+    archive.set_preserve_mtime(true);
+    archive.set_unpack_xattrs(false);
+    archive.set_overwrite(true);
+    let mut done = Unpacked::default();
+    let mut top: Option<std::ffi::OsString> = None;
+    for entry in archive.entries().map_err(CopyError::Read)? {
+        let mut entry = entry.map_err(CopyError::Read)?;
+        let raw = entry.path().map_err(CopyError::Read)?.into_owned();
+        let shown = raw.display().to_string();
+        let refuse = |why| CopyError::Refused {
+            name: shown.clone(),
+            why,
+        };
+        let relative = relative(&raw, rename)
+            .ok_or_else(|| refuse("its name is absolute or has a .. component"))?;
+        if rename.is_some() {
+            // Renaming is for a packed stream: one top-level entry, never several merged.
+            let first = raw.components().find_map(|c| match c {
+                Component::Normal(p) => Some(p.to_os_string()),
+                _ => None,
+            });
+            match (&top, first) {
+                (None, first) => top = first,
+                (Some(seen), Some(first)) if *seen == first => {}
+                _ => {
+                    return Err(refuse(
+                        "a renamed copy holds one top-level entry; this stream has several",
+                    ));
+                }
+            }
+        }
+        let kind = entry.header().entry_type();
+        if !(kind.is_file() || kind.is_dir() || kind.is_symlink()) {
+            return Err(refuse("only files, directories and symlinks are copied"));
+        }
+        let target = root.join(&relative);
+        // Every directory on the way must be a real directory inside `root`: a symlink
+        // (already there, or made by an earlier entry) could lead anywhere.
+        if let Some(parent) = relative.parent() {
+            let mut at = root.clone();
+            for part in parent.components() {
+                at.push(part);
+                match fs::symlink_metadata(&at) {
+                    Ok(m) if m.is_dir() => {}
+                    Ok(_) => return Err(refuse("a directory on its path is a symlink or a file")),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                        fs::create_dir(&at).map_err(|source| CopyError::Write {
+                            path: at.clone(),
+                            source,
+                        })?;
+                    }
+                    Err(source) => {
+                        return Err(CopyError::Write {
+                            path: at.clone(),
+                            source,
+                        });
+                    }
+                }
+            }
+        }
+        if let Ok(m) = fs::symlink_metadata(&target)
+            && m.file_type().is_symlink()
+        {
+            // Replace a symlink, never write through it.
+            fs::remove_file(&target).map_err(|source| CopyError::Write {
+                path: target.clone(),
+                source,
+            })?;
+        }
+        // Set-user-id and set-group-id bits are never carried over.
+        entry.set_mask(0o6000);
+        let size = entry.size();
+        entry.unpack(&target).map_err(|source| CopyError::Write {
+            path: target.clone(),
+            source,
+        })?;
+        if kind.is_dir() {
+            done.dirs += 1;
+        } else {
+            done.files += 1;
+            done.bytes += size;
+        }
+    }
+    Ok(done)
+}
+
+/// `docker cp`'s rule for where a packed stream goes: into `dest` when it is an existing
+/// directory (keeping the entry's name), else as `dest` itself (into its parent, under its
+/// last component).
+pub fn unpack_to(input: impl Read, dest: &Path) -> Result<Unpacked, CopyError> {
+    if dest.is_dir() {
+        return unpack(input, dest, None);
+    }
+    let (Some(parent), Some(name)) = (dest.parent(), dest.file_name()) else {
+        return Err(CopyError::NoName {
+            path: dest.to_path_buf(),
+        });
+    };
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    let name = name.to_str().ok_or_else(|| CopyError::NoName {
+        path: dest.to_path_buf(),
+    })?;
+    unpack(input, parent, Some(name))
+}
+
+fn plain_name(name: &str) -> Option<&str> {
+    let mut parts = Path::new(name).components();
+    match (parts.next(), parts.next()) {
+        (Some(Component::Normal(_)), None) => Some(name),
+        _ => None,
+    }
+}
+
+/// `name` as a path of normal components (a leading `./` is fine), its first component
+/// replaced by `rename`.
+fn relative(name: &Path, rename: Option<&str>) -> Option<PathBuf> {
+    let mut out = PathBuf::new();
+    for part in name.components() {
+        match part {
+            Component::Normal(p) => {
+                if out.as_os_str().is_empty()
+                    && let Some(new) = rename
+                {
+                    out.push(new);
+                } else {
+                    out.push(p);
+                }
+            }
+            Component::CurDir => {}
+            Component::ParentDir | Component::RootDir | Component::Prefix(_) => return None,
+        }
+    }
+    (!out.as_os_str().is_empty()).then_some(out)
+}
+
+#[cfg(test)]
+mod tests;

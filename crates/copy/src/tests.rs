@@ -1,0 +1,173 @@
+use std::os::unix::fs::{PermissionsExt, symlink};
+
+use super::*;
+
+fn tar_of(build: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    build(&mut b);
+    b.into_inner().unwrap()
+}
+
+fn file_header(size: u64, mode: u32) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_size(size);
+    h.set_mode(mode);
+    h.set_entry_type(tar::EntryType::Regular);
+    h
+}
+
+/// Writes a raw name (bypassing the builder's own checks, as a hostile guest would).
+fn raw_entry(b: &mut tar::Builder<Vec<u8>>, name: &str, mut h: tar::Header, data: &[u8]) {
+    let bytes = name.as_bytes();
+    h.as_old_mut().name[..bytes.len()].copy_from_slice(bytes);
+    h.set_cksum();
+    b.append(&h, data).unwrap();
+}
+
+#[test]
+fn a_directory_round_trips_with_modes_and_links() {
+    let src = tempfile::tempdir().unwrap();
+    let tree = src.path().join("proj");
+    fs::create_dir_all(tree.join("sub")).unwrap();
+    fs::write(tree.join("run.sh"), "#!/bin/sh\n").unwrap();
+    fs::set_permissions(tree.join("run.sh"), fs::Permissions::from_mode(0o750)).unwrap();
+    fs::write(tree.join("sub/data"), vec![7u8; 100_000]).unwrap();
+    symlink("sub/data", tree.join("link")).unwrap();
+    let mut stream = Vec::new();
+    pack(&tree, &mut stream).unwrap();
+
+    let dst = tempfile::tempdir().unwrap();
+    let got = unpack(&stream[..], dst.path(), None).unwrap();
+    assert_eq!((got.files, got.dirs), (3, 2));
+    let out = dst.path().join("proj");
+    assert_eq!(fs::read(out.join("sub/data")).unwrap(), vec![7u8; 100_000]);
+    assert_eq!(
+        fs::metadata(out.join("run.sh"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o750
+    );
+    assert_eq!(
+        fs::read_link(out.join("link")).unwrap(),
+        Path::new("sub/data")
+    );
+
+    // Renamed on the way in.
+    unpack(&stream[..], dst.path(), Some("copy")).unwrap();
+    assert!(dst.path().join("copy/sub/data").is_file());
+}
+
+#[test]
+fn a_single_file_is_packed_under_its_name() {
+    let src = tempfile::tempdir().unwrap();
+    fs::write(src.path().join("notes.txt"), "hi").unwrap();
+    let mut stream = Vec::new();
+    pack(&src.path().join("notes.txt"), &mut stream).unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    unpack(&stream[..], dst.path(), Some("renamed.txt")).unwrap();
+    assert_eq!(
+        fs::read_to_string(dst.path().join("renamed.txt")).unwrap(),
+        "hi"
+    );
+    assert!(matches!(
+        pack(Path::new("/nonexistent/x"), Vec::new()),
+        Err(CopyError::Source { .. })
+    ));
+}
+
+#[test]
+fn hostile_streams_cannot_leave_the_destination() {
+    let outside = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let escape = |name: &str| tar_of(|b| raw_entry(b, name, file_header(3, 0o644), b"bad"));
+    for name in ["../evil", "a/../../evil", "/etc/evil"] {
+        let err = unpack(&escape(name)[..], dst.path(), None).unwrap_err();
+        assert!(matches!(err, CopyError::Refused { .. }), "{name}: {err}");
+    }
+    // A symlink to the outside, then a file through it.
+    let through = tar_of(|b| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        h.set_mode(0o777);
+        b.append_link(&mut h, "x", outside.path()).unwrap();
+        raw_entry(b, "x/evil", file_header(3, 0o644), b"bad");
+    });
+    let err = unpack(&through[..], dst.path(), None).unwrap_err();
+    assert!(matches!(err, CopyError::Refused { .. }), "{err}");
+    // A symlink already in the destination is not followed either.
+    let dst2 = tempfile::tempdir().unwrap();
+    symlink(outside.path(), dst2.path().join("x")).unwrap();
+    assert!(unpack(&escape("x/evil")[..], dst2.path(), None).is_err());
+    // A file over an existing symlink replaces the link, not its target.
+    let target = outside.path().join("victim");
+    fs::write(&target, "safe").unwrap();
+    symlink(&target, dst2.path().join("victim")).unwrap();
+    unpack(&escape("victim")[..], dst2.path(), None).unwrap();
+    assert_eq!(fs::read_to_string(&target).unwrap(), "safe");
+    assert_eq!(
+        fs::read_to_string(dst2.path().join("victim")).unwrap(),
+        "bad"
+    );
+    assert!(
+        fs::read_dir(outside.path()).unwrap().count() == 1,
+        "nothing new outside"
+    );
+}
+
+#[test]
+fn devices_hard_links_and_set_id_bits_are_refused_or_dropped() {
+    let dst = tempfile::tempdir().unwrap();
+    let device = tar_of(|b| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Char);
+        h.set_size(0);
+        raw_entry(b, "null", h, b"");
+    });
+    assert!(unpack(&device[..], dst.path(), None).is_err());
+    let hard = tar_of(|b| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Link);
+        h.set_size(0);
+        b.append_link(&mut h, "passwd", "/etc/passwd").unwrap();
+    });
+    assert!(unpack(&hard[..], dst.path(), None).is_err());
+    let setuid = tar_of(|b| raw_entry(b, "su", file_header(2, 0o4755), b"#!"));
+    unpack(&setuid[..], dst.path(), None).unwrap();
+    assert_eq!(
+        fs::metadata(dst.path().join("su"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777,
+        0o755
+    );
+    assert!(unpack(&setuid[..], dst.path(), Some("a/b")).is_err());
+    assert!(matches!(
+        unpack(&setuid[..], &dst.path().join("su"), None),
+        Err(CopyError::NotADirectory { .. })
+    ));
+}
+
+#[test]
+fn docker_cp_rule_into_a_directory_or_as_a_new_name() {
+    let src = tempfile::tempdir().unwrap();
+    fs::create_dir(src.path().join("d")).unwrap();
+    fs::write(src.path().join("d/f"), "x").unwrap();
+    let mut stream = Vec::new();
+    pack(&src.path().join("d"), &mut stream).unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    unpack_to(&stream[..], dst.path()).unwrap();
+    assert!(dst.path().join("d/f").is_file());
+    unpack_to(&stream[..], &dst.path().join("new")).unwrap();
+    assert!(dst.path().join("new/f").is_file());
+    assert!(unpack_to(&stream[..], &dst.path().join("missing/new")).is_err());
+    let two = tar_of(|b| {
+        raw_entry(b, "a", file_header(1, 0o644), b"a");
+        raw_entry(b, "b", file_header(1, 0o644), b"b");
+    });
+    assert!(unpack_to(&two[..], &dst.path().join("merged")).is_err());
+    unpack_to(&two[..], dst.path()).unwrap();
+}

@@ -1,0 +1,104 @@
+//! End to end: `banger vm cp` between the host and a real guest (minimal image: nothing in
+//! the guest but busybox and the agent, which does the copying). Files and directories both
+//! ways, modes kept, docker cp's naming rule, tar streams on stdin and stdout.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Stdio;
+
+use banger_e2e::{Env, stdout};
+
+#[test]
+fn files_and_directories_both_ways_with_modes() {
+    let env = Env::new().unwrap_or_else(|e| panic!("cannot set up an e2e environment: {e:#}"));
+    env.ok(["vm", "run", "-d", "--name", "box"]);
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("proj");
+    std::fs::create_dir_all(tree.join("bin")).unwrap();
+    std::fs::write(tree.join("bin/run.sh"), "#!/bin/sh\necho ran\n").unwrap();
+    std::fs::set_permissions(
+        tree.join("bin/run.sh"),
+        std::fs::Permissions::from_mode(0o750),
+    )
+    .unwrap();
+    let big: Vec<u8> = (0..2_000_000u32).map(|i| (i % 253) as u8).collect();
+    std::fs::write(tree.join("big.bin"), &big).unwrap();
+
+    // Into an existing directory, keeping the name; the mode survives.
+    env.ok(["vm", "cp", tree.to_str().unwrap(), "box:/tmp"]);
+    let guest = |script: &str| env.ok(["vm", "exec", "box", "--", "sh", "-c", script]);
+    assert_eq!(guest("/tmp/proj/bin/run.sh"), "ran\n");
+    assert_eq!(guest("stat -c %a /tmp/proj/bin/run.sh").trim(), "750");
+    assert_eq!(guest("wc -c < /tmp/proj/big.bin").trim(), "2000000");
+    // As a new name.
+    env.ok([
+        "vm",
+        "cp",
+        tree.join("big.bin").to_str().unwrap(),
+        "box:/tmp/renamed.bin",
+    ]);
+    assert_eq!(
+        guest("cmp /tmp/renamed.bin /tmp/proj/big.bin && echo same"),
+        "same\n"
+    );
+
+    // Back to the host.
+    let back = dir.path().join("back");
+    env.ok(["vm", "cp", "box:/tmp/proj", back.to_str().unwrap()]);
+    assert_eq!(std::fs::read(back.join("big.bin")).unwrap(), big);
+    let mode = std::fs::metadata(back.join("bin/run.sh"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o750);
+    guest("hostname > /tmp/name");
+    env.ok(["vm", "cp", "box:/tmp/name", dir.path().to_str().unwrap()]);
+    let name = std::fs::read_to_string(dir.path().join("name")).unwrap();
+    assert_eq!(name.trim(), "box");
+
+    // Tar streams: `-` on either side.
+    let out = env
+        .cmd(["vm", "cp", "box:/tmp/proj/bin", "-"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let listed = tar_list(&out.stdout);
+    assert!(
+        listed.iter().any(|n| n.ends_with("bin/run.sh")),
+        "{listed:?}"
+    );
+    let stream = env.run_with_stdin(["vm", "cp", "-", "box:/root"], &out.stdout);
+    assert!(
+        stream.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stream.stderr)
+    );
+    assert_eq!(guest("/root/bin/run.sh"), "ran\n");
+
+    // Errors name what is wrong.
+    let missing = env.run([
+        "vm",
+        "cp",
+        "box:/no/such/file",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(!missing.status.success());
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("/no/such/file"),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
+    let relative = env.run(["vm", "cp", "box:etc", dir.path().to_str().unwrap()]);
+    assert!(!relative.status.success());
+    let _ = stdout(&relative);
+}
+
+fn tar_list(stream: &[u8]) -> Vec<String> {
+    let mut archive = tar::Archive::new(stream);
+    archive
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect()
+}

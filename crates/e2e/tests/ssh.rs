@@ -1,0 +1,181 @@
+//! End to end: SSH into a real Debian guest with the real OpenSSH client, through banger's
+//! rendered config — the agent tunnel as ProxyCommand (user-mode networking here: no route
+//! to the guest is needed), banger's key injected at boot, the guest's host key pinned and
+//! checked. `ssh`, `scp` both ways, `rsync -e ssh`, `banger vm ssh`, and a changed host key
+//! refused.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Output, Stdio};
+
+use banger_e2e::{Env, stderr, stdout};
+
+fn env() -> Env {
+    Env::debian().unwrap_or_else(|e| panic!("cannot set up a debian e2e environment: {e:#}"))
+}
+
+fn tool(env: &Env, program: &str, args: &[&str]) -> Output {
+    env.tool(program, args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"))
+}
+
+fn tool_ok(env: &Env, program: &str, args: &[&str]) -> String {
+    let out = tool(env, program, args);
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed ({}):\nstdout: {}\nstderr: {}\n{}",
+        out.status,
+        stdout(&out),
+        stderr(&out),
+        env.diagnostics()
+    );
+    stdout(&out)
+}
+
+#[test]
+fn the_real_ssh_client_scp_and_rsync_reach_the_guest_with_host_keys_checked() {
+    let env = env();
+    env.ok(["vm", "run", "-d", "--name", "dev", "--memory", "512"]);
+    // `banger vm ssh` renders the config (without touching ~/.ssh/config) and runs ssh.
+    let out = env.ok(["vm", "ssh", "dev", "--", "echo", "via-vm-ssh"]);
+    assert_eq!(out.trim(), "via-vm-ssh");
+
+    let config = env.config_dir().join("ssh_config");
+    let cfg = config.to_str().unwrap();
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains("StrictHostKeyChecking yes"), "{text}");
+    let id = env.vm_json("dev")["id"].as_str().unwrap().to_string();
+    let known = std::fs::read_to_string(env.config_dir().join("known_hosts")).unwrap();
+    assert!(
+        known.contains(&format!("banger-{id} ssh-ed25519 ")),
+        "{known}"
+    );
+
+    assert_eq!(
+        tool_ok(
+            &env,
+            "ssh",
+            &["-F", cfg, "-o", "BatchMode=yes", "dev.vm", "true"]
+        ),
+        ""
+    );
+    let who = tool_ok(
+        &env,
+        "ssh",
+        &[
+            "-F",
+            cfg,
+            "-o",
+            "BatchMode=yes",
+            "dev.vm",
+            "echo $(whoami)@$(hostname)",
+        ],
+    );
+    assert_eq!(who.trim(), "root@dev");
+
+    // scp both ways.
+    let dir = tempfile::tempdir().unwrap();
+    let up = dir.path().join("up.bin");
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(&up, &data).unwrap();
+    tool_ok(
+        &env,
+        "scp",
+        &[
+            "-F",
+            cfg,
+            "-o",
+            "BatchMode=yes",
+            up.to_str().unwrap(),
+            "dev.vm:/tmp/up.bin",
+        ],
+    );
+    let down = dir.path().join("down.bin");
+    tool_ok(
+        &env,
+        "scp",
+        &[
+            "-F",
+            cfg,
+            "-o",
+            "BatchMode=yes",
+            "dev.vm:/tmp/up.bin",
+            down.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(std::fs::read(&down).unwrap(), data);
+
+    // rsync -e ssh, a directory both ways.
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(tree.join("sub")).unwrap();
+    std::fs::write(tree.join("sub/file"), "rsynced\n").unwrap();
+    let rsh = format!("ssh -F {cfg} -o BatchMode=yes");
+    tool_ok(
+        &env,
+        "rsync",
+        &[
+            "-a",
+            "-e",
+            &rsh,
+            &format!("{}/", tree.display()),
+            "dev.vm:/tmp/tree/",
+        ],
+    );
+    let back = dir.path().join("back");
+    tool_ok(
+        &env,
+        "rsync",
+        &[
+            "-a",
+            "-e",
+            &rsh,
+            "dev.vm:/tmp/tree/",
+            &format!("{}/", back.display()),
+        ],
+    );
+    assert_eq!(
+        std::fs::read_to_string(back.join("sub/file")).unwrap(),
+        "rsynced\n"
+    );
+
+    // A guest whose host key changed is refused: checking is really on.
+    let pinned = env.config_dir().join("known_hosts");
+    let original = std::fs::read_to_string(&pinned).unwrap();
+    let forged = original.replace(&format!("banger-{id} ssh-ed25519 "), &format!("banger-{id} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOvHwbNOw7S0Ff6qFVhRSGWc+Y7NRIxnR2hUGGjQqK6Z"));
+    let forged: String = forged
+        .lines()
+        .map(|l| match l.strip_prefix(&format!("banger-{id} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOvHwbNOw7S0Ff6qFVhRSGWc+Y7NRIxnR2hUGGjQqK6Z")) {
+            Some(_) => format!("banger-{id} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOvHwbNOw7S0Ff6qFVhRSGWc+Y7NRIxnR2hUGGjQqK6Z\n"),
+            None => format!("{l}\n"),
+        })
+        .collect();
+    std::fs::write(&pinned, forged).unwrap();
+    let out = tool(
+        &env,
+        "ssh",
+        &["-F", cfg, "-o", "BatchMode=yes", "dev.vm", "true"],
+    );
+    assert!(
+        !out.status.success(),
+        "ssh accepted a host key that is not the pinned one"
+    );
+    assert!(
+        stderr(&out).contains("IDENTIFICATION HAS CHANGED")
+            || stderr(&out).contains("verification failed"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::write(&pinned, original).unwrap();
+
+    // ssh-proxy takes NAME.vm of an existing VM and nothing else.
+    for host in ["dev", "dev.vm.example.com", "nope.vm", "DEV.vm"] {
+        let out = env.run(["ssh-proxy", host, "22"]);
+        assert!(!out.status.success(), "ssh-proxy accepted {host:?}");
+    }
+
+    // rm forgets the pinned key.
+    env.ok(["vm", "rm", "-f", "dev"]);
+    let known = std::fs::read_to_string(&pinned).unwrap();
+    assert!(!known.contains(&format!("banger-{id}")), "{known}");
+}
