@@ -99,6 +99,42 @@ fn outside_python(lab: &Lab, code: &str) -> Output {
         .expect("python3 in the outside namespace")
 }
 
+/// A root daemon's bridged QEMU is sandboxed all the same: its own uid of the reserved
+/// range, seccomp filtering, no capabilities — and on the bridge through a TAP the daemon
+/// opened for it (QEMU holds a /dev/net/tun queue; the daemon no longer does).
+fn assert_bridged_qemu_is_sandboxed(lab: &Lab, vm: &serde_json::Value) {
+    use banger_vmm::sandbox::{IdRange, posture};
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "bridge networking tests run the daemon as root (CI does); run them as root"
+    );
+    let pid = u32::try_from(vm["pid"].as_i64().expect("a running VM has a pid")).unwrap();
+    let p = posture::read(pid).unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(
+        IdRange::default().is_vm_id(p.uids[0]) && p.uids == [p.uids[0]; 4],
+        "a bridged QEMU runs as a VM uid of the reserved range:\n{status}"
+    );
+    assert_eq!(p.seccomp, Some(2), "Seccomp: 2 (filtering)\n{status}");
+    assert_eq!(p.cap_eff, Some(0), "{status}");
+    let tun_fds = |pid: i32| {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|dir| {
+                dir.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                    .filter(|target| target.as_os_str() == "/dev/net/tun")
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    assert_eq!(
+        tun_fds(i32::try_from(pid).unwrap()),
+        1,
+        "QEMU holds its TAP's queue"
+    );
+    let daemon = lab.env.daemon_pid().expect("the daemon's pid file");
+    assert_eq!(tun_fds(daemon), 0, "the daemon closed the TAP after the spawn");
+}
+
 #[test]
 fn bridge_networking_reaches_out_publishes_in_and_leaves_nothing() {
     let lab = Lab::new();
@@ -145,6 +181,7 @@ fn bridge_networking_reaches_out_publishes_in_and_leaves_nothing() {
         serde_json::json!(["8080:80/tcp", "5353:5353/udp"])
     );
     assert_eq!(lab.taps().len(), 2);
+    assert_bridged_qemu_is_sandboxed(&lab, &a);
 
     // The guest has its address, and reaches the outside through NAT.
     let shown = lab.sh(

@@ -4,8 +4,12 @@
 //! that uses the `/dev/net/tun` ioctls: `TUNSETIFF` (create), `TUNSETOWNER` (the owner may
 //! attach without privileges) and `TUNSETPERSIST` (the device outlives this fd, until it
 //! is deleted). Attaching to the bridge and bringing it up is netlink's job.
+//!
+//! [`open_queue`] attaches to an existing TAP and returns the descriptor, for a VMM that
+//! cannot open it itself (a sandboxed QEMU: no `CAP_NET_ADMIN`, a uid that is not the
+//! TAP's owner, no `/dev/net/tun` in its jail) — the way libvirt hands QEMU `fd=N`.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use crate::NetError;
 
@@ -25,13 +29,49 @@ nix::ioctl_write_int_bad!(tunsetowner, nix::request_code_write!(b'T', 204, 4));
 /// Create (or take over, if it exists with the same flags) the persistent TAP `name`,
 /// owned by `owner_uid`. The caller validated `name` (at most 15 bytes).
 pub fn create_persistent(name: &str, owner_uid: u32) -> Result<(), NetError> {
-    let err = |what: &'static str| {
-        move |source: std::io::Error| NetError::Tap {
-            name: name.to_string(),
-            what,
-            source,
-        }
-    };
+    let err = tap_error(name);
+    let file = attach(name, "TUNSETIFF (create)")?;
+    let fd = file.as_raw_fd();
+    let uid = libc::c_int::try_from(owner_uid)
+        .map_err(|_| err("TUNSETOWNER")(std::io::ErrorKind::InvalidInput.into()))?;
+    // SAFETY: fd is attached to the device just created; the argument is a plain integer.
+    unsafe { tunsetowner(fd, uid) }.map_err(|e| err("TUNSETOWNER")(e.into()))?;
+    // SAFETY: as above.
+    unsafe { tunsetpersist(fd, 1) }.map_err(|e| err("TUNSETPERSIST")(e.into()))?;
+    Ok(())
+}
+
+/// Attach to the existing TAP `name` and return its queue: the descriptor a VMM reads and
+/// writes frames on (close-on-exec; the launcher decides which child inherits it). Needs
+/// `CAP_NET_ADMIN` or to be the TAP's owner. Opened with the flags the TAP was created with
+/// (`IFF_VNET_HDR` included, which QEMU detects on the descriptor). Fails if no such
+/// device exists: a persistent TAP is only taken over, never created here — the helper
+/// or the in-process owner made it, and only it removes it.
+pub fn open_queue(name: &str) -> Result<OwnedFd, NetError> {
+    // TUNSETIFF would create a missing device; the VMM must get the one the network
+    // step made (a name with '/' never reaches sysfs: attach refuses it as a name).
+    if !name.contains('/') && !std::path::Path::new("/sys/class/net").join(name).exists() {
+        return Err(tap_error(name)("finding the device")(
+            std::io::ErrorKind::NotFound.into(),
+        ));
+    }
+    Ok(attach(name, "TUNSETIFF (attach)")?.into())
+}
+
+/// `err(step)(io_error)`: the [`NetError::Tap`] for `step` on the TAP `name`.
+fn tap_error(name: &str) -> impl Fn(&'static str) -> Box<dyn FnOnce(std::io::Error) -> NetError> {
+    let name = name.to_string();
+    move |what| {
+        let name = name.clone();
+        Box::new(move |source| NetError::Tap { name, what, source })
+    }
+}
+
+/// Open `/dev/net/tun` and `TUNSETIFF` it to `name` as a TAP without packet information,
+/// with virtio-net headers: the flags banger's TAPs are created with, so a VMM attaches.
+fn attach(name: &str, step: &'static str) -> Result<std::fs::File, NetError> {
+    let err = tap_error(name);
+    // std opens with O_CLOEXEC.
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -40,7 +80,7 @@ pub fn create_persistent(name: &str, owner_uid: u32) -> Result<(), NetError> {
     // SAFETY: ifreq is plain old data; all-zero is a valid value.
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
     let bytes = name.as_bytes();
-    if bytes.is_empty() || bytes.len() >= req.ifr_name.len() {
+    if bytes.is_empty() || bytes.len() >= req.ifr_name.len() || bytes.contains(&0) {
         return Err(err("naming")(std::io::ErrorKind::InvalidInput.into()));
     }
     for (dst, src) in req.ifr_name.iter_mut().zip(bytes) {
@@ -48,15 +88,8 @@ pub fn create_persistent(name: &str, owner_uid: u32) -> Result<(), NetError> {
     }
     // Same flags Firecracker and QEMU open with, so they can attach to it.
     req.ifr_ifru.ifru_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
-    let fd = file.as_raw_fd();
-    // SAFETY: fd is an open /dev/net/tun; req is a valid, NUL-terminated ifreq that lives
-    // across the call.
-    unsafe { tunsetiff(fd, &req) }.map_err(|e| err("TUNSETIFF (create)")(e.into()))?;
-    let uid = libc::c_int::try_from(owner_uid)
-        .map_err(|_| err("TUNSETOWNER")(std::io::ErrorKind::InvalidInput.into()))?;
-    // SAFETY: fd is attached to the device just created; the argument is a plain integer.
-    unsafe { tunsetowner(fd, uid) }.map_err(|e| err("TUNSETOWNER")(e.into()))?;
-    // SAFETY: as above.
-    unsafe { tunsetpersist(fd, 1) }.map_err(|e| err("TUNSETPERSIST")(e.into()))?;
-    Ok(())
+    // SAFETY: the fd is an open /dev/net/tun; req is a valid, NUL-terminated ifreq that
+    // lives across the call.
+    unsafe { tunsetiff(file.as_raw_fd(), &req) }.map_err(|e| err(step)(e.into()))?;
+    Ok(file)
 }

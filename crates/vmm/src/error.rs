@@ -45,6 +45,18 @@ pub enum VmmError {
         source: std::io::Error,
     },
 
+    /// The daemon could not open a VM's TAP for its sandboxed VMM.
+    #[error(
+        "cannot open TAP device {tap} for VM {vm_id}'s VMM; check that the VM's network was \
+         set up (banger doctor) and that this daemon owns the TAP or runs as root"
+    )]
+    OpenTap {
+        vm_id: String,
+        tap: String,
+        #[source]
+        source: banger_net::NetError,
+    },
+
     /// The VMM's sandbox could not be prepared (ids, file ownership, jail plan).
     #[error("cannot sandbox the VMM of VM {vm_id}")]
     Sandbox {

@@ -55,6 +55,10 @@ pub struct ArgvInput<'a> {
     /// `-daemonize`: only without seccomp, whose `spawn=deny` forbids the daemonizing fork
     /// (a sandboxed QEMU is started detached by the driver instead).
     pub daemonize: bool,
+    /// The NICs' TAP queues, opened by the daemon and inherited by QEMU at these numbers
+    /// (one per NIC, in order): `-netdev tap,fd=N`. `None`: QEMU opens each TAP by name,
+    /// which only a process with `CAP_NET_ADMIN` or the TAP owner's uid may do.
+    pub tap_fds: Option<&'a [i32]>,
 }
 
 /// Render the arguments (without the program name).
@@ -219,7 +223,16 @@ pub fn render(input: &ArgvInput<'_>) -> Result<Vec<String>, VmmError> {
         ]);
     }
 
-    for nic in &spec.nics {
+    if let Some(fds) = input.tap_fds
+        && fds.len() != spec.nics.len()
+    {
+        return Err(invalid(format!(
+            "{} TAP descriptors were opened for {} network interfaces",
+            fds.len(),
+            spec.nics.len()
+        )));
+    }
+    for (i, nic) in spec.nics.iter().enumerate() {
         validate::object_id("network interface", &nic.id).map_err(invalid)?;
         validate::tap_name(&nic.tap).map_err(invalid)?;
         validate::mac_address(&nic.mac).map_err(invalid)?;
@@ -229,13 +242,15 @@ pub fn render(input: &ArgvInput<'_>) -> Result<Vec<String>, VmmError> {
                 nic.id
             )));
         }
-        push(&[
-            "-netdev",
-            &format!(
+        // QEMU refuses ifname=/script= beside fd=; it reads IFF_VNET_HDR off the descriptor.
+        let netdev = match input.tap_fds {
+            Some(fds) => format!("tap,id=net-{},fd={}", nic.id, fds[i]),
+            None => format!(
                 "tap,id=net-{},ifname={},script=no,downscript=no",
                 nic.id, nic.tap
             ),
-        ]);
+        };
+        push(&["-netdev", &netdev]);
         push(&[
             "-device",
             &format!("{},netdev=net-{},mac={}", dev("net"), nic.id, nic.mac),

@@ -56,6 +56,7 @@ fn render_with(
         paths: &paths,
         seccomp: true,
         daemonize: false,
+        tap_fds: None,
     })
 }
 
@@ -181,6 +182,7 @@ fn microvm_tcg_without_tsc_is_an_error() {
         paths: &paths,
         seccomp: true,
         daemonize: false,
+        tap_fds: None,
     };
     assert!(render(&input).unwrap_err().to_string().contains("TSC"));
 }
@@ -378,8 +380,56 @@ fn seccomp_off_leaves_no_sandbox_flag() {
         paths: &paths,
         seccomp: false,
         daemonize: true,
+        tap_fds: None,
     })
     .unwrap();
     assert!(values(&args, "-sandbox").is_empty());
     assert!(args.iter().any(|a| a == "-daemonize"));
+}
+
+#[test]
+fn inherited_tap_descriptors_replace_ifname_and_must_match_the_nics() {
+    let mut s = spec();
+    for (id, tap) in [("eth0", "tap-vm1"), ("eth1", "tap-vm2")] {
+        s.nics.push(NicSpec {
+            id: id.into(),
+            tap: tap.into(),
+            mac: "52:54:00:00:00:01".into(),
+        });
+    }
+    let paths = VmPaths::in_dir(&s.vm_dir);
+    let input = |fds: &'static [i32]| ArgvInput {
+        spec: &s,
+        accel: Accel::Tcg,
+        machine: MachineType::Microvm,
+        kernel: &s.kernel,
+        tsc_khz: Some(2_100_000),
+        paths: &paths,
+        seccomp: true,
+        daemonize: false,
+        tap_fds: Some(fds),
+    };
+    let args = render(&input(&[37, 41])).unwrap();
+    // No ifname=, script= or vnet_hdr= beside fd=: QEMU refuses them together.
+    assert_eq!(
+        values(&args, "-netdev"),
+        ["tap,id=net-eth0,fd=37", "tap,id=net-eth1,fd=41"]
+    );
+    let err = render(&input(&[37])).unwrap_err().to_string();
+    assert!(err.contains("1 TAP descriptors") && err.contains("2 network"), "{err}");
+    // The TAP name is still checked: it is what the descriptor was opened on.
+    s.nics[1].tap = "tap/../x".into();
+    let paths = VmPaths::in_dir(&s.vm_dir);
+    let bad = render(&ArgvInput {
+        spec: &s,
+        accel: Accel::Tcg,
+        machine: MachineType::Microvm,
+        kernel: &s.kernel,
+        tsc_khz: Some(2_100_000),
+        paths: &paths,
+        seccomp: true,
+        daemonize: false,
+        tap_fds: Some(&[37, 41]),
+    });
+    assert!(bad.is_err());
 }

@@ -10,6 +10,7 @@
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
+use std::os::fd::RawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::process::Stdio;
@@ -29,7 +30,8 @@ const POLL: Duration = Duration::from_millis(10);
 /// At most this much of QEMU's stderr goes into an error.
 const MAX_STDERR: u64 = 4096;
 
-/// Spawn `binary args` confined by `confinement` and wait until its QMP monitor answers.
+/// Spawn `binary args` confined by `confinement`, inheriting the descriptors `inherit` at
+/// their numbers, and wait until its QMP monitor answers.
 pub(super) async fn launch(
     config: &QemuConfig,
     binary: &Path,
@@ -37,6 +39,7 @@ pub(super) async fn launch(
     vm_id: &str,
     vm_dir: &Path,
     qmp_socket: &Path,
+    inherit: &[RawFd],
     confinement: Arc<Confinement>,
 ) -> Result<ProcessIdentity, VmmError> {
     let stderr_path = vm_dir.join(STDERR_FILE);
@@ -56,13 +59,20 @@ pub(super) async fn launch(
         .stderr(stderr)
         .kill_on_drop(false);
     let setup = Arc::clone(&confinement);
-    // SAFETY: setsid(2) is async-signal-safe and changes only the child's session;
-    // `Confinement::in_child` is async-signal-safe (it only makes system calls on memory
-    // prepared before the fork).
+    let inherit = inherit.to_vec();
+    // SAFETY: setsid(2) and fcntl(2) are async-signal-safe and change only the child's
+    // session and descriptor flags (the descriptors stay close-on-exec in the daemon, so no
+    // other child gets them); `Confinement::in_child` is async-signal-safe (it only makes
+    // system calls on memory prepared before the fork).
     unsafe {
         command.pre_exec(move || {
             if libc::setsid() == -1 {
                 return Err(std::io::Error::last_os_error());
+            }
+            for &fd in &inherit {
+                if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
             }
             setup.in_child()
         });

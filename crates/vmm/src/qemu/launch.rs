@@ -1,6 +1,7 @@
 //! Running the QEMU launcher and turning its pid file into a [`VmRuntime`].
 
 use std::ffi::OsStr;
+use std::os::fd::{OwnedFd, RawFd};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -12,12 +13,14 @@ use crate::process::{self, ProcessIdentity};
 use crate::runtime::{AgentEndpoint, VmRuntime};
 use crate::sandbox::{self, SandboxPolicy, SandboxRequest};
 use crate::spec::{DriverKind, LaunchSpec};
+use crate::validate;
 
 pub(super) async fn run(
     config: &QemuConfig,
     runner: &Arc<dyn CommandRunner>,
     spec: &LaunchSpec,
     plan: QemuLaunchPlan,
+    inherit: &[RawFd],
 ) -> Result<VmRuntime, VmmError> {
     let vm_id = spec.vm_id.clone();
     spec.check_vm_dir()?;
@@ -68,6 +71,7 @@ pub(super) async fn run(
                     &vm_id,
                     &spec.vm_dir,
                     &plan.paths.qmp_socket,
+                    inherit,
                     confinement,
                 )
             };
@@ -138,6 +142,25 @@ pub(super) async fn run(
         console_socket: Some(plan.paths.console_socket.clone()),
         vmm_version: None,
     })
+}
+
+/// Open the TAP queue of each of `spec`'s NICs, in order, for QEMU to inherit.
+pub(super) fn open_taps(spec: &LaunchSpec) -> Result<Vec<OwnedFd>, VmmError> {
+    spec.nics
+        .iter()
+        .map(|nic| {
+            // The name reaches an ioctl: the same rule as on QEMU's command line.
+            validate::tap_name(&nic.tap).map_err(|problem| VmmError::InvalidSpec {
+                vm_id: spec.vm_id.clone(),
+                problem,
+            })?;
+            banger_net::tap::open_queue(&nic.tap).map_err(|source| VmmError::OpenTap {
+                vm_id: spec.vm_id.clone(),
+                tap: nic.tap.clone(),
+                source,
+            })
+        })
+        .collect()
 }
 
 /// Run QEMU with `-daemonize` through the runner (unsandboxed QEMU only); its launcher
@@ -257,11 +280,8 @@ fn sandbox_request<'a>(
             .filter(|d| !d.read_only)
             .map(|d| d.path.clone())
             .collect(),
-        devices: if spec.nics.is_empty() {
-            Vec::new()
-        } else {
-            vec!["/dev/net/tun".into()]
-        },
+        // TAPs arrive as descriptors (`open_taps`): no /dev/net/tun in the jail.
+        devices: Vec::new(),
         kvm: config.accel == crate::spec::Accel::Kvm,
         user_net: spec.user_net.is_some(),
     }

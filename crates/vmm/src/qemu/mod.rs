@@ -16,6 +16,7 @@ mod argv;
 mod detached;
 pub(crate) mod launch;
 
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -136,8 +137,19 @@ impl QemuDriver {
         &self.config
     }
 
-    /// Choose the machine type and kernel image and render the command line.
+    /// Choose the machine type and kernel image and render the command line (QEMU opening
+    /// its TAPs by name).
     pub fn plan(&self, spec: &LaunchSpec) -> Result<QemuLaunchPlan, VmmError> {
+        self.plan_with_taps(spec, None)
+    }
+
+    /// [`QemuDriver::plan`], with the NICs' TAPs passed as the inherited descriptors
+    /// `tap_fds` (see [`ArgvInput::tap_fds`]).
+    pub fn plan_with_taps(
+        &self,
+        spec: &LaunchSpec,
+        tap_fds: Option<&[i32]>,
+    ) -> Result<QemuLaunchPlan, VmmError> {
         let (machine, kernel) = self.choose_machine(spec)?;
         let paths = VmPaths::in_dir(&spec.vm_dir);
         let args = argv::render(&ArgvInput {
@@ -149,6 +161,7 @@ impl QemuDriver {
             paths: &paths,
             seccomp: self.config.sandbox.seccomp(),
             daemonize: !self.config.sandbox.seccomp(),
+            tap_fds,
         })?;
         Ok(QemuLaunchPlan {
             machine,
@@ -272,8 +285,17 @@ impl VmmDriver for QemuDriver {
     }
 
     async fn launch(&self, spec: &LaunchSpec) -> Result<VmRuntime, VmmError> {
-        let plan = self.plan(spec)?;
-        launch::run(&self.config, &self.runner, spec, plan).await
+        // A sandboxed QEMU cannot open its TAPs (no CAP_NET_ADMIN, a uid that is not the
+        // TAPs' owner, no /dev/net/tun in its jail): the daemon opens them and QEMU
+        // inherits the descriptors, as libvirt does. They close here once QEMU has them.
+        let taps = if self.config.sandbox.seccomp() {
+            launch::open_taps(spec)?
+        } else {
+            Vec::new()
+        };
+        let fds: Vec<i32> = taps.iter().map(AsRawFd::as_raw_fd).collect();
+        let plan = self.plan_with_taps(spec, (!taps.is_empty()).then_some(&fds[..]))?;
+        launch::run(&self.config, &self.runner, spec, plan, &fds).await
     }
 
     async fn request_shutdown(&self, rt: &VmRuntime) -> Result<(), VmmError> {

@@ -115,7 +115,8 @@ pub struct SandboxRequest<'a> {
     pub read_only: Vec<PathBuf>,
     /// Drives the VMM writes.
     pub writable: Vec<PathBuf>,
-    /// `/dev/net/tun` when the VM has TAP interfaces.
+    /// Device nodes the VMM opens besides `/dev/kvm` (none for QEMU today: its TAPs are
+    /// opened by the daemon and inherited as descriptors).
     pub devices: Vec<PathBuf>,
     /// The VMM opens `/dev/kvm`.
     pub kvm: bool,
