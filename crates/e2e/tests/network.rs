@@ -132,7 +132,11 @@ fn assert_bridged_qemu_is_sandboxed(lab: &Lab, vm: &serde_json::Value) {
         "QEMU holds its TAP's queue"
     );
     let daemon = lab.env.daemon_pid().expect("the daemon's pid file");
-    assert_eq!(tun_fds(daemon), 0, "the daemon closed the TAP after the spawn");
+    assert_eq!(
+        tun_fds(daemon),
+        0,
+        "the daemon closed the TAP after the spawn"
+    );
 }
 
 #[test]

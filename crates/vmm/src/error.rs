@@ -53,8 +53,9 @@ pub enum VmmError {
     OpenTap {
         vm_id: String,
         tap: String,
+        // Boxed: NetError is large, and VmmError is returned everywhere.
         #[source]
-        source: banger_net::NetError,
+        source: Box<banger_net::NetError>,
     },
 
     /// The VMM's sandbox could not be prepared (ids, file ownership, jail plan).

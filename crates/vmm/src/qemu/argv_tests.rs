@@ -416,7 +416,10 @@ fn inherited_tap_descriptors_replace_ifname_and_must_match_the_nics() {
         ["tap,id=net-eth0,fd=37", "tap,id=net-eth1,fd=41"]
     );
     let err = render(&input(&[37])).unwrap_err().to_string();
-    assert!(err.contains("1 TAP descriptors") && err.contains("2 network"), "{err}");
+    assert!(
+        err.contains("1 TAP descriptors") && err.contains("2 network"),
+        "{err}"
+    );
     // The TAP name is still checked: it is what the descriptor was opened on.
     s.nics[1].tap = "tap/../x".into();
     let paths = VmPaths::in_dir(&s.vm_dir);

@@ -17,7 +17,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::QemuConfig;
+use super::{QemuConfig, QemuLaunchPlan};
 use crate::error::VmmError;
 use crate::process::{self, ProcessIdentity};
 use crate::qmp::QmpClient;
@@ -30,18 +30,18 @@ const POLL: Duration = Duration::from_millis(10);
 /// At most this much of QEMU's stderr goes into an error.
 const MAX_STDERR: u64 = 4096;
 
-/// Spawn `binary args` confined by `confinement`, inheriting the descriptors `inherit` at
+/// Spawn `binary` with `plan`'s arguments, confined by `confinement`, inheriting the descriptors `inherit` at
 /// their numbers, and wait until its QMP monitor answers.
 pub(super) async fn launch(
     config: &QemuConfig,
     binary: &Path,
-    args: &[String],
+    plan: &QemuLaunchPlan,
     vm_id: &str,
     vm_dir: &Path,
-    qmp_socket: &Path,
     inherit: &[RawFd],
     confinement: Arc<Confinement>,
 ) -> Result<ProcessIdentity, VmmError> {
+    let qmp_socket = &plan.paths.qmp_socket;
     let stderr_path = vm_dir.join(STDERR_FILE);
     // Never through a link: the VM directory belonged to a VMM before.
     let stderr = std::fs::OpenOptions::new()
@@ -53,7 +53,7 @@ pub(super) async fn launch(
         .map_err(|e| VmmError::io("create", &stderr_path, e))?;
     let mut command = tokio::process::Command::new(binary);
     command
-        .args(args)
+        .args(&plan.args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(stderr)

@@ -67,10 +67,9 @@ pub(super) async fn run(
                 detached::launch(
                     config,
                     &binary,
-                    &plan.args,
+                    &plan,
                     &vm_id,
                     &spec.vm_dir,
-                    &plan.paths.qmp_socket,
                     inherit,
                     confinement,
                 )
@@ -157,7 +156,7 @@ pub(super) fn open_taps(spec: &LaunchSpec) -> Result<Vec<OwnedFd>, VmmError> {
             banger_net::tap::open_queue(&nic.tap).map_err(|source| VmmError::OpenTap {
                 vm_id: spec.vm_id.clone(),
                 tap: nic.tap.clone(),
-                source,
+                source: Box::new(source),
             })
         })
         .collect()
