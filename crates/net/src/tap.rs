@@ -17,10 +17,17 @@ const TUN_PATH: &str = "/dev/net/tun";
 const IFF_TAP: libc::c_short = 0x0002;
 const IFF_NO_PI: libc::c_short = 0x1000;
 const IFF_VNET_HDR: libc::c_short = 0x4000;
+const IFF_PERSIST: libc::c_short = 0x0800;
 
 nix::ioctl_write_ptr_bad!(
     tunsetiff,
     nix::request_code_write!(b'T', 202, 4),
+    libc::ifreq
+);
+// TUNGETIFF is declared _IOR('T', 210, unsigned int) but fills a whole ifreq.
+nix::ioctl_read_bad!(
+    tungetiff,
+    nix::request_code_read!(b'T', 210, 4),
     libc::ifreq
 );
 nix::ioctl_write_int_bad!(tunsetpersist, nix::request_code_write!(b'T', 203, 4));
@@ -48,14 +55,24 @@ pub fn create_persistent(name: &str, owner_uid: u32) -> Result<(), NetError> {
 /// device exists: a persistent TAP is only taken over, never created here — the helper
 /// or the in-process owner made it, and only it removes it.
 pub fn open_queue(name: &str) -> Result<OwnedFd, NetError> {
-    // TUNSETIFF would create a missing device; the VMM must get the one the network
-    // step made (a name with '/' never reaches sysfs: attach refuses it as a name).
-    if !name.contains('/') && !std::path::Path::new("/sys/class/net").join(name).exists() {
+    let file = attach(name, "TUNSETIFF (attach)")?;
+    // TUNSETIFF creates a missing device: one that is not persistent was just made here
+    // (not by the network step, or removed since), is on no bridge, and goes with `file`.
+    // Asking after the attach, not before, leaves no window for a removal to slip in.
+    // SAFETY: ifreq is plain old data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    // SAFETY: the fd is attached to a TAP; TUNGETIFF writes one ifreq into `req`, which
+    // lives across the call.
+    unsafe { tungetiff(file.as_raw_fd(), &mut req) }
+        .map_err(|e| tap_error(name)("TUNGETIFF")(e.into()))?;
+    // SAFETY: TUNGETIFF filled the flags member of the union.
+    let flags = unsafe { req.ifr_ifru.ifru_flags };
+    if flags & IFF_PERSIST == 0 {
         return Err(tap_error(name)("finding the device")(
             std::io::ErrorKind::NotFound.into(),
         ));
     }
-    Ok(attach(name, "TUNSETIFF (attach)")?.into())
+    Ok(file.into())
 }
 
 /// `err(step)(io_error)`: the [`NetError::Tap`] for `step` on the TAP `name`.
@@ -92,4 +109,64 @@ fn attach(name: &str, step: &'static str) -> Result<std::fs::File, NetError> {
     // lives across the call.
     unsafe { tunsetiff(file.as_raw_fd(), &req) }.map_err(|e| err(step)(e.into()))?;
     Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    /// In a network namespace of its own (root only, as CI runs): the host is never touched.
+    fn in_own_netns(f: impl FnOnce() + Send + 'static) {
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "TAP tests create devices in a private network namespace: run them as root (CI does)"
+        );
+        std::thread::spawn(move || {
+            // Only this thread moves to the new namespace; it ends with the test.
+            // SAFETY: unshare has no memory preconditions; it moves only this thread.
+            let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+            assert_eq!(
+                rc,
+                0,
+                "unshare a network namespace: {}",
+                std::io::Error::last_os_error()
+            );
+            f();
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn open_queue_attaches_to_a_persistent_tap_and_never_creates_one() {
+        in_own_netns(|| {
+            let missing = open_queue("bgtmissing").unwrap_err();
+            assert!(matches!(
+                &missing,
+                NetError::Tap {
+                    what: "finding the device",
+                    ..
+                }
+            ));
+            // The refused attach took nothing with it and left nothing behind.
+            // SAFETY: the name is a NUL-terminated literal.
+            assert_eq!(unsafe { libc::if_nametoindex(c"bgtmissing".as_ptr()) }, 0);
+
+            create_persistent("bgtq0", 4242).unwrap();
+            let fd = open_queue("bgtq0").unwrap();
+            // SAFETY: F_GETFD on an open descriptor only reads its flags.
+            let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFD) };
+            assert_ne!(
+                flags & libc::FD_CLOEXEC,
+                0,
+                "only the VMM's launch inherits it"
+            );
+            drop(fd);
+            // Closing the queue leaves the persistent device.
+            // SAFETY: as above.
+            assert_ne!(unsafe { libc::if_nametoindex(c"bgtq0".as_ptr()) }, 0);
+            assert!(open_queue("bad/name").is_err());
+        });
+    }
 }
