@@ -91,7 +91,7 @@ pub(super) fn launch(
             problem,
         })?;
     match crate::process::read_stat(pid) {
-        Ok(Some(stat)) if !stat.has_exited() => Ok(Launched {
+        Ok(Some(stat)) if !crate::process::process_exited(pid, &stat) => Ok(Launched {
             pid,
             start_time: stat.start_time,
         }),

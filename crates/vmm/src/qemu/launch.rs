@@ -103,7 +103,7 @@ pub(super) async fn run(
     })?;
     let stat = process::read_stat(pid)
         .map_err(|e| VmmError::io("read process status", format!("/proc/{pid}/stat"), e))?;
-    let Some(stat) = stat.filter(|s| !s.has_exited()) else {
+    let Some(stat) = stat.filter(|s| !process::process_exited(pid, s)) else {
         return Err(VmmError::ExitedAtStart {
             vm_id,
             pid,
