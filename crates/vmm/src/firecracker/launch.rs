@@ -4,6 +4,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -12,10 +13,10 @@ use banger_firecracker::SemVer;
 
 use super::FirecrackerConfig;
 use super::api::{ApiCall, ApiClient};
-use super::payloads::{FcPaths, PlanInput, boot_plan};
+use super::payloads::{FcPaths, PlanInput, boot_plan, has_serial_out};
 use crate::error::{MAX_SOCKET_PATH, VmmError};
 use crate::process::{self, ProcessIdentity};
-use crate::runtime::{AgentEndpoint, MachineType, VmRuntime};
+use crate::runtime::{AgentEndpoint, ConsoleSource, MachineType, VmRuntime};
 use crate::spec::{Accel, DriverKind, LaunchSpec};
 
 /// How often the API socket is tried while Firecracker starts.
@@ -54,9 +55,15 @@ pub(super) async fn run(
     ensure_not_in_use(&vm_id, &paths)?;
     // notes: "remove a stale socket file before starting"; "`uds_path` must not exist before
     // `PUT /vsock`".
-    for stale in [&paths.api_socket, &paths.vsock, &paths.launch_record] {
+    for stale in [
+        &paths.api_socket,
+        &paths.vsock,
+        &paths.launch_record,
+        &paths.console_fifo,
+    ] {
         remove_if_present(stale)?;
     }
+    make_fifo(&paths.console_fifo)?;
     // notes: "before 1.14.0 the files must already exist".
     for file in [&paths.log, &paths.metrics] {
         OpenOptions::new()
@@ -66,7 +73,7 @@ pub(super) async fn run(
             .map_err(|e| VmmError::io("create", file, e))?;
     }
 
-    let identity = spawn(config, spec, &paths)?;
+    let identity = spawn(config, spec, &paths, has_serial_out(version))?;
     let boot_id = match process::boot_id() {
         Ok(id) => id,
         Err(e) => {
@@ -89,9 +96,7 @@ pub(super) async fn run(
             port: config.agent_port,
         },
         console_log: spec.console_log.clone(),
-        // Firecracker writes its serial console to stdout, which appends to the log itself
-        // (not yet capped: see docs/security.md).
-        console_socket: None,
+        console: Some(ConsoleSource::Fifo(paths.console_fifo.clone())),
         vmm_version: Some(format!(
             "{}.{}.{}",
             version.major, version.minor, version.patch
@@ -152,27 +157,44 @@ async fn configure(
 }
 
 /// Start `firecracker` in its own session with stdio on files: it is nobody's terminal job
-/// and outlives the daemon. Its serial console (stdout) appends to the console log.
+/// and outlives the daemon.
+///
+/// The console pipe is opened read-write here and handed to Firecracker, which so holds a
+/// read end of its own for its whole life: its open of `serial_out_path` (write-only,
+/// non-blocking, which fails with `ENXIO` on a pipe without a reader) succeeds, and its writes
+/// never fail with `EPIPE` while no daemon is draining (a restart). Below 1.13 the pipe is
+/// stdout, where Firecracker writes the serial. From 1.13 the serial goes to `serial_out_path`
+/// (`PUT /serial`) and the pipe is stdin, which Firecracker leaves unread once an output path
+/// is set (its serial then has no input); stdout joins stderr in `firecracker.stderr`.
 fn spawn(
     config: &FirecrackerConfig,
     spec: &LaunchSpec,
     paths: &FcPaths,
+    serial_out: bool,
 ) -> Result<ProcessIdentity, VmmError> {
-    let console = OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(&spec.console_log)
-        .map_err(|e| VmmError::io("open console log", &spec.console_log, e))?;
+    let pipe = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&paths.console_fifo)
+        .map_err(|e| VmmError::io("open console pipe", &paths.console_fifo, e))?;
     let stderr =
         File::create(&paths.stderr).map_err(|e| VmmError::io("create", &paths.stderr, e))?;
+    let (stdin, stdout) = if serial_out {
+        let stdout = stderr
+            .try_clone()
+            .map_err(|e| VmmError::io("duplicate", &paths.stderr, e))?;
+        (Stdio::from(pipe), Stdio::from(stdout))
+    } else {
+        (Stdio::null(), Stdio::from(pipe))
+    };
     let mut command = tokio::process::Command::new(&config.binary);
     command
         .arg("--api-sock")
         .arg(&paths.api_socket)
         .arg("--id")
         .arg(instance_id(&spec.vm_id))
-        .stdin(Stdio::null())
-        .stdout(console)
+        .stdin(stdin)
+        .stdout(stdout)
         .stderr(stderr)
         .kill_on_drop(false);
     // SAFETY: setsid(2) is async-signal-safe and only changes the child's own session; it
@@ -288,6 +310,27 @@ fn remove_if_present(path: &Path) -> Result<(), VmmError> {
     }
 }
 
+/// Create the named pipe at `path`, readable and writable by its owner only.
+fn make_fifo(path: &Path) -> Result<(), VmmError> {
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| {
+        VmmError::io(
+            "create console pipe",
+            path,
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "the path holds a NUL byte"),
+        )
+    })?;
+    // SAFETY: `c_path` is a valid NUL-terminated string that outlives the call; mkfifo(3)
+    // reads it and touches no other memory.
+    if unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) } == -1 {
+        return Err(VmmError::io(
+            "create console pipe",
+            path,
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
+}
+
 fn kill_now(identity: ProcessIdentity) {
     if let Err(e) = process::signal(identity, libc::SIGKILL) {
         tracing::warn!(pid = identity.pid, error = %e, "cannot kill Firecracker after a failed launch");
@@ -303,7 +346,12 @@ pub(super) fn remove_leftovers(runtime: &VmRuntime) {
     if newer_owner {
         return;
     }
-    for path in [&paths.api_socket, &paths.vsock, &paths.launch_record] {
+    for path in [
+        &paths.api_socket,
+        &paths.vsock,
+        &paths.launch_record,
+        &paths.console_fifo,
+    ] {
         if let Err(e) = remove_if_present(path) {
             tracing::warn!(error = %banger_system::error_chain(&e), "cannot remove a leftover file");
         }
