@@ -49,10 +49,12 @@ impl ConsoleSource {
             LegacySocket(PathBuf),
             Source(ConsoleSource),
         }
-        Ok(Option::<Stored>::deserialize(d)?.map(|stored| match stored {
-            Stored::LegacySocket(path) => ConsoleSource::Socket(path),
-            Stored::Source(source) => source,
-        }))
+        Ok(
+            Option::<Stored>::deserialize(d)?.map(|stored| match stored {
+                Stored::LegacySocket(path) => ConsoleSource::Socket(path),
+                Stored::Source(source) => source,
+            }),
+        )
     }
 }
 
@@ -197,7 +199,10 @@ mod tests {
         }
         // Written before FIFOs existed: a bare socket path, or null, or nothing.
         let old: Holder = serde_json::from_str(r#"{"console_socket":"/vms/a/c.sock"}"#).unwrap();
-        assert_eq!(old.console, Some(ConsoleSource::Socket("/vms/a/c.sock".into())));
+        assert_eq!(
+            old.console,
+            Some(ConsoleSource::Socket("/vms/a/c.sock".into()))
+        );
         let none: Holder = serde_json::from_str(r#"{"console_socket":null}"#).unwrap();
         assert_eq!(none.console, None);
         let absent: Holder = serde_json::from_str("{}").unwrap();

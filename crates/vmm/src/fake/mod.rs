@@ -166,7 +166,9 @@ impl VmmDriver for FakeDriver {
                 socket: spec.vm_dir.join(AGENT_SOCKET),
             },
             console_log: spec.console_log.clone(),
-            console: Some(crate::runtime::ConsoleSource::Socket(spec.vm_dir.join(CONSOLE_SOCKET))),
+            console: Some(crate::runtime::ConsoleSource::Socket(
+                spec.vm_dir.join(CONSOLE_SOCKET),
+            )),
             vmm_version: None,
         })
     }

@@ -316,7 +316,10 @@ fn make_fifo(path: &Path) -> Result<(), VmmError> {
         VmmError::io(
             "create console pipe",
             path,
-            std::io::Error::new(std::io::ErrorKind::InvalidInput, "the path holds a NUL byte"),
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "the path holds a NUL byte",
+            ),
         )
     })?;
     // SAFETY: `c_path` is a valid NUL-terminated string that outlives the call; mkfifo(3)
