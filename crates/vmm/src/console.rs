@@ -26,6 +26,11 @@ use tokio::net::UnixStream;
 
 use crate::runtime::{ConsoleSource, VmRuntime};
 
+/// The cap of a VMM's own log drained by [`capture_vmm_log`] (with its `.1`): Firecracker
+/// logs a few lines per lifecycle event; a flood of lines means a guest flooding the console
+/// with nobody draining it, and only the latest lines matter.
+pub const VMM_LOG_MAX_BYTES: u64 = 1 << 20;
+
 /// How long [`capture`] keeps trying to connect while the VMM creates its socket.
 const CONNECT_PATIENCE: Duration = Duration::from_secs(10);
 
@@ -36,6 +41,18 @@ pub async fn capture(rt: &VmRuntime, log_path: &Path, max_bytes: u64) -> io::Res
     match &rt.console {
         None => Ok(0),
         Some(source) => capture_source(source, log_path, max_bytes).await,
+    }
+}
+
+/// Copy the VMM's own log (`rt.vmm_log`) into its capped file beside the VM until the VMM
+/// exits. A VMM that keeps its own log returns at once.
+pub async fn capture_vmm_log(rt: &VmRuntime) -> io::Result<u64> {
+    match &rt.vmm_log {
+        None => Ok(0),
+        Some(source) => {
+            let log = crate::firecracker::FcPaths::in_dir(&rt.vm_dir).log;
+            capture_source(source, &log, VMM_LOG_MAX_BYTES).await
+        }
     }
 }
 

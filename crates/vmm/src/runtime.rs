@@ -119,6 +119,11 @@ pub struct VmRuntime {
         deserialize_with = "ConsoleSource::deserialize_field"
     )]
     pub console: Option<ConsoleSource>,
+    /// Where the VMM writes its own log for the daemon to drain into a capped file
+    /// (Firecracker: `firecracker.log.fifo`, see `crate::console::capture_vmm_log`); `None`
+    /// when the VMM keeps its own log (QEMU) or for VMs launched before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vmm_log: Option<ConsoleSource>,
     /// The VMM's release as it reported it at launch (Firecracker: `1.14.1`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vmm_version: Option<String>,

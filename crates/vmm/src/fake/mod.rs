@@ -169,6 +169,7 @@ impl VmmDriver for FakeDriver {
             console: Some(crate::runtime::ConsoleSource::Socket(
                 spec.vm_dir.join(CONSOLE_SOCKET),
             )),
+            vmm_log: None,
             vmm_version: None,
         })
     }

@@ -3,17 +3,20 @@
 //! launch never leaves a Firecracker running unaccounted for.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use banger_firecracker::SemVer;
+use banger_system::rotate::RotatingFile;
 
 use super::FirecrackerConfig;
 use super::api::{ApiCall, ApiClient};
 use super::payloads::{FcPaths, PlanInput, boot_plan, has_serial_out};
+use crate::console::VMM_LOG_MAX_BYTES;
 use crate::error::{MAX_SOCKET_PATH, VmmError};
 use crate::process::{self, ProcessIdentity};
 use crate::runtime::{AgentEndpoint, ConsoleSource, MachineType, VmRuntime};
@@ -60,18 +63,27 @@ pub(super) async fn run(
         &paths.vsock,
         &paths.launch_record,
         &paths.console_fifo,
+        &paths.log_fifo,
     ] {
         remove_if_present(stale)?;
     }
     make_fifo(&paths.console_fifo)?;
-    // notes: "before 1.14.0 the files must already exist".
-    for file in [&paths.log, &paths.metrics] {
-        OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(file)
-            .map_err(|e| VmmError::io("create", file, e))?;
-    }
+    // notes: "before 1.14.0 the files must already exist": the log pipe does, the metrics
+    // file is created here.
+    make_fifo(&paths.log_fifo)?;
+    OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&paths.metrics)
+        .map_err(|e| VmmError::io("create", &paths.metrics, e))?;
+    // Firecracker opens its log read-write and non-blocking (its `open_file_nonblock`), so it
+    // holds a reader itself and never waits on the pipe. This reader is the launcher's: what
+    // Firecracker logs while being configured lands in its capped log, failures included.
+    let log_reader = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&paths.log_fifo)
+        .map_err(|e| VmmError::io("open log pipe", &paths.log_fifo, e))?;
 
     let identity = spawn(config, spec, &paths, has_serial_out(version))?;
     let boot_id = match process::boot_id() {
@@ -97,6 +109,7 @@ pub(super) async fn run(
         },
         console_log: spec.console_log.clone(),
         console: Some(ConsoleSource::Fifo(paths.console_fifo.clone())),
+        vmm_log: Some(ConsoleSource::Fifo(paths.log_fifo.clone())),
         vmm_version: Some(format!(
             "{}.{}.{}",
             version.major, version.minor, version.patch
@@ -110,7 +123,10 @@ pub(super) async fn run(
     }
     tracing::info!(vm = %vm_id, pid = identity.pid, %version, "launched Firecracker");
 
-    let configured = configure(config, &runtime, &paths, &plan).await;
+    let configured = configure(config, &runtime, &paths, &plan, &log_reader).await;
+    // What Firecracker logged while being configured, kept in its capped log (the reason
+    // of a failure is among it).
+    drain_log(&log_reader, &paths);
     if let Err(e) = configured {
         kill_now(identity);
         let _ = runtime.wait_exit(config.kill_grace).await;
@@ -126,13 +142,19 @@ async fn configure(
     runtime: &VmRuntime,
     paths: &FcPaths,
     plan: &[ApiCall],
+    log_reader: &File,
 ) -> Result<(), VmmError> {
     let api = ApiClient::new(&runtime.vm_id, &paths.api_socket, config.api_timeout);
     let deadline = Instant::now() + config.start_timeout;
     let probe = ApiCall::get("/");
     loop {
         if !runtime.is_alive() {
-            return Err(exited(runtime, paths, "before its API socket answered"));
+            return Err(exited(
+                runtime,
+                paths,
+                log_reader,
+                "before its API socket answered",
+            ));
         }
         match api.call(&probe).await {
             Ok(_) => break,
@@ -147,6 +169,7 @@ async fn configure(
                 return Err(exited(
                     runtime,
                     paths,
+                    log_reader,
                     &format!("during {}", call.endpoint()),
                 ));
             }
@@ -246,7 +269,29 @@ fn instance_id(vm_id: &str) -> String {
     }
 }
 
-fn exited(runtime: &VmRuntime, paths: &FcPaths, when: &str) -> VmmError {
+/// Copy what the log pipe holds now into Firecracker's capped log, without waiting.
+fn drain_log(mut reader: &File, paths: &FcPaths) {
+    let mut log = match RotatingFile::open(&paths.log, VMM_LOG_MAX_BYTES) {
+        Ok(log) => log,
+        Err(e) => {
+            tracing::warn!(path = %paths.log.display(), error = %e, "cannot open Firecracker's log");
+            return;
+        }
+    };
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => log.append(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            // `WouldBlock`: the pipe is empty for now.
+            Err(_) => break,
+        }
+    }
+}
+
+fn exited(runtime: &VmRuntime, paths: &FcPaths, log_reader: &File, when: &str) -> VmmError {
+    drain_log(log_reader, paths);
     let stderr = banger_system::tail::tail_lines(&paths.stderr, 5);
     let log = banger_system::tail::tail_lines(&paths.log, 5);
     let last = stderr
@@ -354,6 +399,7 @@ pub(super) fn remove_leftovers(runtime: &VmRuntime) {
         &paths.vsock,
         &paths.launch_record,
         &paths.console_fifo,
+        &paths.log_fifo,
     ] {
         if let Err(e) = remove_if_present(path) {
             tracing::warn!(error = %banger_system::error_chain(&e), "cannot remove a leftover file");

@@ -8,7 +8,8 @@
 //!   (1.5.0) does not know, and everything 1.5.0 requires is always sent (`path_on_host`
 //!   and `is_read_only` on every drive);
 //! * `vsock_id` is deprecated and never sent; the guest CID is at least 3;
-//! * logger and metrics files exist before they are configured (1.5.0 requires it);
+//! * logger and metrics files exist before they are configured (1.5.0 requires it); the
+//!   logger writes into the named pipe `firecracker.log.fifo`, drained into a capped log;
 //! * the serial console goes into the named pipe `console.fifo` that the daemon drains into
 //!   the capped console log (`crate::console`): 1.13+ is told so with `PUT /serial
 //!   {serial_out_path}`; older releases (where that endpoint answers 400) write the serial to
@@ -29,8 +30,11 @@ pub struct FcPaths {
     pub api_socket: PathBuf,
     /// The hybrid-vsock Unix socket (`uds_path`).
     pub vsock: PathBuf,
-    /// Firecracker's own log (`PUT /logger`).
+    /// Firecracker's own log as the daemon keeps it (capped, rotated), drained from `log_fifo`.
     pub log: PathBuf,
+    /// The named pipe Firecracker logs into (`PUT /logger`): a guest can make Firecracker
+    /// log a line per console byte it loses, so its log must be capped like the console.
+    pub log_fifo: PathBuf,
     pub metrics: PathBuf,
     /// Firecracker's stderr (panics, argument errors).
     pub stderr: PathBuf,
@@ -46,6 +50,7 @@ impl FcPaths {
             api_socket: dir.join("firecracker.sock"),
             vsock: dir.join("firecracker.vsock"),
             log: dir.join("firecracker.log"),
+            log_fifo: dir.join("firecracker.log.fifo"),
             metrics: dir.join("firecracker.metrics"),
             stderr: dir.join("firecracker.stderr"),
             launch_record: dir.join("firecracker.launch.json"),
@@ -107,7 +112,7 @@ pub fn boot_plan(input: &PlanInput<'_>) -> Result<Vec<ApiCall>, String> {
         ApiCall::put(
             "/logger",
             json!({
-                "log_path": path("Firecracker log", &input.paths.log)?,
+                "log_path": path("Firecracker log pipe", &input.paths.log_fifo)?,
                 "level": "Info",
                 "show_level": true,
                 "show_log_origin": false,

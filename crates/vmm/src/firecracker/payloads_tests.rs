@@ -138,6 +138,10 @@ fn the_plan_per_release() {
         let root = at("PUT /drives/root");
         assert_eq!(root["is_root_device"], true);
         assert_eq!(root["is_read_only"], true);
+        assert_eq!(
+            at("PUT /logger")["log_path"],
+            "/vms/vm1/firecracker.log.fifo"
+        );
         let vsock = at("PUT /vsock");
         assert_eq!(vsock["guest_cid"], 3);
         assert_eq!(vsock["uds_path"], "/vms/vm1/firecracker.vsock");

@@ -140,6 +140,7 @@ pub(super) async fn run(
         },
         console_log: spec.console_log.clone(),
         console: Some(ConsoleSource::Socket(plan.paths.console_socket.clone())),
+        vmm_log: None,
         vmm_version: None,
     })
 }
