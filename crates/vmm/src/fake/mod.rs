@@ -171,7 +171,10 @@ impl VmmDriver for FakeDriver {
                 socket: spec.vm_dir.join(AGENT_SOCKET),
             },
             console_log: spec.console_log.clone(),
-            console_socket: Some(spec.vm_dir.join(CONSOLE_SOCKET)),
+            console: Some(crate::runtime::ConsoleSource::Socket(
+                spec.vm_dir.join(CONSOLE_SOCKET),
+            )),
+            vmm_log: None,
             vmm_version: None,
         })
     }

@@ -9,7 +9,7 @@ use banger_system::CommandRunner;
 use super::{QemuConfig, QemuLaunchPlan};
 use crate::error::VmmError;
 use crate::process::{self, ProcessIdentity};
-use crate::runtime::{AgentEndpoint, VmRuntime};
+use crate::runtime::{AgentEndpoint, ConsoleSource, VmRuntime};
 use crate::spec::{DriverKind, LaunchSpec};
 
 pub(super) async fn run(
@@ -139,7 +139,8 @@ pub(super) async fn run(
             socket: plan.paths.agent_socket.clone(),
         },
         console_log: spec.console_log.clone(),
-        console_socket: Some(plan.paths.console_socket.clone()),
+        console: Some(ConsoleSource::Socket(plan.paths.console_socket.clone())),
+        vmm_log: None,
         vmm_version: None,
     })
 }
