@@ -311,3 +311,128 @@ fn doctor_reports_a_group_writable_or_symlinked_binary() {
     assert_eq!(c["status"], "warn", "{c}");
     assert!(c.to_string().contains("symbolic link"), "{c}");
 }
+
+/// The console files of VM `name` (`console.log` + `console.log.1`) and Firecracker's own
+/// log files, in bytes.
+fn console_and_log_bytes(env: &Env, name: &str) -> (u64, u64) {
+    let dir = std::path::PathBuf::from(env.vm_json(name)["dir"].as_str().unwrap().to_string());
+    let size = |f: &str| std::fs::metadata(dir.join(f)).map_or(0, |m| m.len());
+    (
+        size("console.log") + size("console.log.1"),
+        size("firecracker.log") + size("firecracker.log.1"),
+    )
+}
+
+/// Wait until `vm logs` shows `needle`; what it showed last.
+fn wait_for_log(env: &Env, name: &str, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let logs = env.ok(["vm", "logs", name]);
+        if logs.contains(needle) {
+            return logs;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "`vm logs {name}` never showed {needle:?}; its end: {:?}\n{}",
+            &logs[logs.len().saturating_sub(300)..],
+            env.diagnostics()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The guest writes `bytes` to its serial port (the fake's `ttyS0`, paced like a UART).
+fn write_serial(env: &Env, name: &str, script: &str) {
+    let dir = env.vm_json(name)["dir"].as_str().unwrap().to_string();
+    let tty = format!("{dir}/fake-guest/ttyS0");
+    env.ok([
+        "vm",
+        "exec",
+        name,
+        "--",
+        "sh",
+        "-c",
+        &format!("{{ {script}; }} > \"$0\""),
+        &tty,
+    ]);
+}
+
+/// Firecracker's serial console reaches `vm logs` through the console pipe, a flood stays
+/// under `[logs] console_max` (and Firecracker's own log under its cap), and after a daemon
+/// SIGKILL the new daemon goes on draining the same pipe.
+fn console_capture(version: &str) {
+    let env = Env::new().unwrap_or_else(|e| panic!("cannot set up an e2e environment: {e:#}"));
+    let wrapper = env
+        .use_fake_firecracker(version)
+        .unwrap_or_else(|e| panic!("cannot set up the fake Firecracker: {e:#}"));
+    env.write_config(&format!(
+        "vmm = \"firecracker\"\nfirecracker_bin = \"{}\"\n\n[logs]\nconsole_max = \"64K\"\n",
+        wrapper.display()
+    ))
+    .unwrap();
+    env.ok(["vm", "run", "-d", "--name", "fc"]);
+    // The boot lines the guest writes to its serial.
+    wait_for_log(&env, "fc", "Command line:");
+
+    // 2 MiB through a 64 KiB cap (at the UART's ~1 MiB/s).
+    write_serial(
+        &env,
+        "fc",
+        "head -c 2097152 /dev/zero | tr '\\0' y; echo; echo flood-done",
+    );
+    let logs = wait_for_log(&env, "fc", "flood-done");
+    let ys = logs.matches('y').count();
+    assert!(
+        logs.contains(&"y".repeat(1000)),
+        "{ys} y in {} bytes: {}",
+        logs.len(),
+        &logs[logs.len().saturating_sub(2000)..]
+    );
+    let (console, fc_log) = console_and_log_bytes(&env, "fc");
+    eprintln!(
+        "{version}: after a 2 MiB flood: console files {console} B, firecracker.log {fc_log} B"
+    );
+    assert!(
+        console <= 64 * 1024,
+        "console files hold {console} bytes, over the 64 KiB cap"
+    );
+    assert!(
+        fc_log <= 1 << 20,
+        "firecracker.log holds {fc_log} bytes, over its 1 MiB cap"
+    );
+
+    // No daemon: the guest floods on; what the pipe cannot hold is lost, the disk untouched.
+    // (The flood is written into the guest's ttyS0 from the host side: any `banger` command
+    // would start a daemon.)
+    let dir = std::path::PathBuf::from(env.vm_json("fc")["dir"].as_str().unwrap().to_string());
+    let size = |f: &str| std::fs::metadata(dir.join(f)).map_or(0, |m| m.len());
+    let files = [
+        "console.log",
+        "console.log.1",
+        "firecracker.log",
+        "firecracker.log.1",
+    ];
+    kill_daemon(&env);
+    let before: Vec<u64> = files.iter().map(|f| size(f)).collect();
+    std::fs::write(dir.join("fake-guest/ttyS0"), vec![b'z'; 512 * 1024]).unwrap();
+    let after: Vec<u64> = files.iter().map(|f| size(f)).collect();
+    assert_eq!(before, after, "{files:?} grew with no daemon running");
+
+    // A new daemon adopts the VM and drains the same pipe again.
+    write_serial(&env, "fc", "echo after-the-restart");
+    wait_for_log(&env, "fc", "after-the-restart");
+    let (console, fc_log) = console_and_log_bytes(&env, "fc");
+    assert!(console <= 64 * 1024, "console files hold {console} bytes");
+    assert!(fc_log <= 1 << 20, "firecracker.log holds {fc_log} bytes");
+    env.ok(["vm", "rm", "-f", "fc"]);
+}
+
+#[test]
+fn console_is_captured_capped_and_resumed_on_1_5_0() {
+    console_capture("1.5.0");
+}
+
+#[test]
+fn console_is_captured_capped_and_resumed_on_1_14_1() {
+    console_capture("1.14.1");
+}

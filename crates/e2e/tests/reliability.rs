@@ -120,7 +120,7 @@ fn a_paused_guest_is_stopped_within_the_timeout() {
     assert_eq!(env.vm_json("frozen")["state"], "stopped");
     let gone = match banger_vmm::process::read_stat(pid as u32) {
         Ok(None) => true,
-        Ok(Some(stat)) => stat.has_exited(),
+        Ok(Some(stat)) => banger_vmm::process::process_exited(pid as u32, &stat),
         Err(_) => false,
     };
     assert!(gone, "QEMU {pid} still runs");

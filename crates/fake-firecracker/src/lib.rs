@@ -9,6 +9,15 @@
 //! hybrid-vsock handshake. Its "guest" is a real `banger-agent` run on the host, so a driver
 //! under test really execs commands through it.
 //!
+//! Beyond the notes, from Firecracker's source (`guest::serial`, `api::observability`): the
+//! serial's output is opened and written as Firecracker does (`serial_out_path` write-only,
+//! created, non-blocking, no append; stdout made non-blocking; a lost byte is a log line),
+//! the logger and metrics files are opened read-write and non-blocking, and the guest's
+//! `ttyS0` (a pipe in its directory) lets a test flood the console at a UART's pace.
+//! Not verified against the real binaries (no KVM for a stock guest here): the exact
+//! `fault_message` of an InstanceStart whose `serial_out_path` cannot be opened, and the
+//! UART's real throughput under Firecracker (~1 MiB/s is assumed from QEMU's measurement).
+//!
 //! Personality: [`personality::VERSION_ENV`] (`1.5.0`, `1.13.0`, `1.14.1`; default 1.14.1)
 //! picks the release impersonated, down to the bytes of `--version`.
 

@@ -47,12 +47,16 @@ fn connection(stream: UnixStream, vmm: &Mutex<Vmm>, max_payload: usize) {
                 return;
             }
         };
-        let (response, exit) = {
+        // The answer is written under the lock: a guest that powers off in reaction (as
+        // after `SendCtrlAltDel`) ends the process only once the answer is out, as
+        // Firecracker answers before its guest reacts.
+        let (written, exit) = {
             let mut vmm = lock(vmm);
             let response = api::handle(&mut vmm, &request);
-            (response, vmm.exit_after_response)
+            let written = http::write_response(&mut out, &response).is_ok();
+            (written, vmm.exit_after_response)
         };
-        if http::write_response(&mut out, &response).is_err() {
+        if !written {
             return;
         }
         if let Some(code) = exit {

@@ -96,6 +96,14 @@ impl FcLog {
         }
     }
 
+    /// A second handle on the same log, for the guest's serial to report lost bytes.
+    pub fn try_clone(&self) -> FcLog {
+        FcLog {
+            instance_id: self.instance_id.clone(),
+            file: self.file.as_ref().and_then(|f| f.try_clone().ok()),
+        }
+    }
+
     pub fn set_file(&mut self, file: File) {
         self.file = Some(file);
     }

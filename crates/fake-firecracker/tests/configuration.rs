@@ -274,6 +274,108 @@ fn serial_endpoint_exists_from_1_13() {
     new13.ok("PUT", "/serial", r#"{}"#);
 }
 
+/// Firecracker's source (`open_file_write_nonblock`, used for `serial_out_path` by the
+/// 1.13+ device manager): `O_WRONLY | O_CREAT | O_NONBLOCK`, neither `O_APPEND` nor
+/// `O_TRUNC`. So a regular file is overwritten from its start, and a named pipe without a
+/// reader cannot be opened (`ENXIO`), which fails InstanceStart.
+#[test]
+fn serial_out_path_is_opened_as_firecracker_opens_it() {
+    let fake = Fake::start("1.14.1");
+    let console = fake.path("console.log");
+    std::fs::write(&console, vec![b'Z'; 64 * 1024]).unwrap();
+    fake.ok(
+        "PUT",
+        "/serial",
+        &json(serde_json::json!({ "serial_out_path": console })),
+    );
+    fake.boot();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = std::fs::read(&console).unwrap();
+        if text.starts_with(b"[    0.000000] Linux version") {
+            assert_eq!(text.len(), 64 * 1024, "not truncated, not appended");
+            assert_eq!(text.last(), Some(&b'Z'));
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let fake = Fake::start("1.14.1");
+    let fifo = fake.path("console.fifo");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    fake.ok(
+        "PUT",
+        "/serial",
+        &json(serde_json::json!({ "serial_out_path": fifo })),
+    );
+    fake.configure();
+    let msg = fake.fault("PUT", "/actions", r#"{"action_type":"InstanceStart"}"#);
+    assert!(msg.contains("(os error 6)"), "{msg}");
+}
+
+/// Firecracker's serial (`devices/legacy/serial.rs`): the UART is written without blocking;
+/// a byte the output does not take is lost, with `Failed the write to serial: …` in the log,
+/// and the guest goes on. Here the console pipe has a reader that never reads.
+#[test]
+fn a_full_console_pipe_drops_the_guests_output_and_logs_it() {
+    use std::os::unix::fs::OpenOptionsExt;
+    let fake = Fake::start("1.14.1");
+    let fifo = fake.path("console.fifo");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let _reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .unwrap();
+    let log = fake.path("fc.log");
+    fake.ok(
+        "PUT",
+        "/logger",
+        &json(serde_json::json!({ "log_path": log, "level": "Info" })),
+    );
+    fake.ok(
+        "PUT",
+        "/serial",
+        &json(serde_json::json!({ "serial_out_path": fifo })),
+    );
+    fake.boot();
+    // The guest floods its ttyS0 with more than a pipe holds (64 KiB).
+    let tty = fake.path("fake-guest/ttyS0");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !tty.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no ttyS0 in the guest"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::fs::write(&tty, vec![b'y'; 128 * 1024]).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("Failed the write to serial: IOError(Os { code: 11") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "log: {text}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The guest (and the API) go on.
+    assert_eq!(fake.state(), "Running");
+}
+
 #[test]
 fn vsock_socket_rules() {
     for v in BOTH {

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use banger_agent_client::{AgentClient, ExecRequest};
 use banger_vmm::{
-    DriveFormat, DriveSpec, FirecrackerConfig, FirecrackerDriver, LaunchSpec, RunState, VmRuntime,
-    VmmDriver, VmmError, WaitOutcome,
+    ConsoleSource, DriveFormat, DriveSpec, FirecrackerConfig, FirecrackerDriver, LaunchSpec,
+    RunState, VmRuntime, VmmDriver, VmmError, WaitOutcome,
 };
 
 const LONG: Duration = Duration::from_secs(60);
@@ -113,6 +113,14 @@ async fn agent(driver: &FirecrackerDriver, rt: &VmRuntime) -> AgentClient {
     }
 }
 
+/// The daemon's part: drain the VM's console into its capped log until the VMM exits.
+fn capture(rt: &VmRuntime) -> tokio::task::JoinHandle<std::io::Result<u64>> {
+    let rt = rt.clone();
+    tokio::spawn(async move {
+        banger_vmm::console::capture(&rt, &rt.console_log.clone(), 1 << 20).await
+    })
+}
+
 async fn echo(client: &AgentClient, text: &str) -> String {
     let out = client
         .exec(ExecRequest::new(["echo", text]))
@@ -136,6 +144,12 @@ async fn boot_exec_pause_resume_and_ctrl_alt_del_in_every_personality() {
             .unwrap_or_else(|e| panic!("{version}: {}", banger_system::error_chain(&e)));
         assert_eq!(rt.vmm_version.as_deref(), Some(version));
         assert!(rt.is_alive());
+        // The serial goes into the console pipe (1.13+: `PUT /serial`; older: stdout).
+        assert_eq!(
+            rt.console,
+            Some(ConsoleSource::Fifo(vm.vm_dir.join("console.fifo")))
+        );
+        let captured = capture(&rt);
         assert_eq!(vm.driver.run_state(&rt).await.unwrap(), RunState::Running);
 
         let client = agent(&vm.driver, &rt).await;
@@ -150,19 +164,44 @@ async fn boot_exec_pause_resume_and_ctrl_alt_del_in_every_personality() {
         assert_eq!(vm.driver.run_state(&rt).await.unwrap(), RunState::Running);
         assert_eq!(echo(&client, "again").await, "again\n");
 
-        // The console log received the guest's boot lines (Firecracker's stdout).
-        let console = std::fs::read_to_string(&vm.spec.console_log).unwrap();
-        assert!(console.contains("banger.agent=vsock:1024"), "{console}");
-        assert!(console.contains("banger.poweroff=reboot"), "{console}");
+        // The console log received the guest's boot lines, through the pipe.
+        let deadline = std::time::Instant::now() + LONG;
+        let console = loop {
+            let console = std::fs::read_to_string(&vm.spec.console_log).unwrap_or_default();
+            if console.contains("banger.poweroff=reboot") || std::time::Instant::now() > deadline {
+                break console;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert!(
+            console.contains("banger.agent=vsock:1024"),
+            "{version}: {console}"
+        );
+        assert!(
+            console.contains("banger.poweroff=reboot"),
+            "{version}: {console}"
+        );
         // No deprecated field was sent.
         let log = std::fs::read_to_string(vm.vm_dir.join("firecracker.log")).unwrap();
         assert!(!log.contains("DEPRECATED"), "{log}");
 
         vm.driver.request_shutdown(&rt).await.unwrap();
         assert_eq!(rt.wait_exit(LONG).await.unwrap(), WaitOutcome::Exited);
+        // The capture ends with the VMM, its last words included.
+        tokio::time::timeout(LONG, captured)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let console = std::fs::read_to_string(&vm.spec.console_log).unwrap();
+        assert!(
+            console.contains("reboot: Restarting system"),
+            "{version}: {console}"
+        );
         vm.driver.kill(&rt).await.unwrap();
         assert!(!vm.vm_dir.join("firecracker.sock").exists());
         assert!(!vm.vm_dir.join("firecracker.vsock").exists());
+        assert!(!vm.vm_dir.join("console.fifo").exists());
     }
 }
 
@@ -170,6 +209,7 @@ async fn boot_exec_pause_resume_and_ctrl_alt_del_in_every_personality() {
 async fn kill_and_relaunch_in_the_same_directory() {
     let vm = vm("1.14.1");
     let rt = vm.driver.launch(&vm.spec).await.unwrap();
+    let first = capture(&rt);
     // A second launch while the first runs is refused, not a takeover of its sockets.
     let err = vm.driver.launch(&vm.spec).await.unwrap_err();
     assert!(matches!(err, VmmError::AlreadyRunning { .. }), "{err}");
@@ -186,10 +226,21 @@ async fn kill_and_relaunch_in_the_same_directory() {
     assert!(!rt.is_alive());
     assert!(!vm.vm_dir.join("firecracker.launch.json").exists());
     // Stale sockets of a killed VMM do not stop the next boot; the console log keeps both.
+    tokio::time::timeout(LONG, first)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     let rt2 = vm.driver.launch(&vm.spec).await.unwrap();
+    let second = capture(&rt2);
     let client = agent(&vm.driver, &rt2).await;
     assert_eq!(echo(&client, "second boot").await, "second boot\n");
     vm.driver.kill(&rt2).await.unwrap();
+    tokio::time::timeout(LONG, second)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     let console = std::fs::read_to_string(&vm.spec.console_log).unwrap();
     assert_eq!(console.matches("Command line:").count(), 2, "{console}");
 }

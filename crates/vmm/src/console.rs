@@ -1,34 +1,87 @@
-//! Capturing a VM's serial console: the VMM offers it as a listening socket
-//! ([`VmRuntime::console_socket`]); [`capture`] connects and copies it into a size-capped log
+//! Capturing a VM's serial console: the VMM offers it as a [`ConsoleSource`]
+//! ([`VmRuntime::console`]); [`capture`] reads it and copies it into a size-capped log
 //! (`console.log` and `console.log.1`, see `banger_system::rotate`) until the VMM closes it.
 //!
-//! Why a socket and not a file the VMM appends to: a guest can write its console as fast as
-//! the emulated UART goes (over 1 MB/s), forever. A file would grow without bound — even while
-//! no daemon runs to rotate it. With a socket, the VMM discards the output while nobody is
-//! connected (the guest never blocks, the disk is untouched), and the daemon that is
-//! connected writes it through the cap. A daemon reading slowly makes the guest's UART wait.
+//! Why not a file the VMM appends to: a guest can write its console as fast as the emulated
+//! UART goes (over 1 MB/s), forever. A file would grow without bound — even while no daemon
+//! runs to rotate it. So the VMM writes into something with a fixed buffer that the daemon
+//! drains through the cap:
+//! * QEMU: a socket chardev. While nobody is connected QEMU discards the output; a daemon
+//!   reading slowly makes the guest's UART wait.
+//! * Firecracker: a named pipe (`console.fifo`) whose read end Firecracker itself also holds
+//!   (see `firecracker::launch`), so its writes never fail for want of a reader. Firecracker
+//!   writes the serial without blocking (its stdout is set `O_NONBLOCK`, `serial_out_path` is
+//!   opened `O_NONBLOCK`): once the pipe's 64 KiB are full, the bytes are dropped and the guest
+//!   goes on. A restarted daemon reopens the pipe and drains from there.
+//!
+//! Either way the host's disk holds at most the cap, whoever runs.
 
 use std::io;
 use std::path::Path;
 use std::time::Duration;
 
 use banger_system::rotate::RotatingFile;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::UnixStream;
 
-use crate::runtime::VmRuntime;
+use crate::runtime::{ConsoleSource, VmRuntime};
+
+/// The cap of a VMM's own log drained by [`capture_vmm_log`] (with its `.1`): Firecracker
+/// logs a few lines per lifecycle event; a flood of lines means a guest flooding the console
+/// with nobody draining it, and only the latest lines matter.
+pub const VMM_LOG_MAX_BYTES: u64 = 1 << 20;
 
 /// How long [`capture`] keeps trying to connect while the VMM creates its socket.
 const CONNECT_PATIENCE: Duration = Duration::from_secs(10);
 
 /// Copy the console of `rt` into the capped log at `log_path` (`max_bytes` for it and its
 /// predecessor together) until the VMM closes it; returns the bytes captured. A VM without a
-/// console socket (launched by an older banger) returns at once.
+/// console source (launched by an older banger) returns at once.
 pub async fn capture(rt: &VmRuntime, log_path: &Path, max_bytes: u64) -> io::Result<u64> {
-    let Some(socket) = &rt.console_socket else {
-        return Ok(0);
-    };
-    let mut stream = connect(socket).await?;
+    match &rt.console {
+        None => Ok(0),
+        Some(source) => capture_source(source, log_path, max_bytes).await,
+    }
+}
+
+/// Copy the VMM's own log (`rt.vmm_log`) into its capped file beside the VM until the VMM
+/// exits. A VMM that keeps its own log returns at once.
+pub async fn capture_vmm_log(rt: &VmRuntime) -> io::Result<u64> {
+    match &rt.vmm_log {
+        None => Ok(0),
+        Some(source) => {
+            let log = crate::firecracker::FcPaths::in_dir(&rt.vm_dir).log;
+            capture_source(source, &log, VMM_LOG_MAX_BYTES).await
+        }
+    }
+}
+
+/// Copy `source` into the capped log at `log_path` until its writer closes it.
+pub async fn capture_source(
+    source: &ConsoleSource,
+    log_path: &Path,
+    max_bytes: u64,
+) -> io::Result<u64> {
+    match source {
+        ConsoleSource::Socket(socket) => {
+            let stream = connect(socket).await?;
+            copy_capped(stream, log_path, max_bytes).await
+        }
+        ConsoleSource::Fifo(fifo) => {
+            // Read-only and non-blocking: the open never waits for a writer, and the reader
+            // sees end-of-file once the VMM (the last writer) exits. Refuses anything that is
+            // not a FIFO.
+            let pipe = tokio::net::unix::pipe::OpenOptions::new().open_receiver(fifo)?;
+            copy_capped(pipe, log_path, max_bytes).await
+        }
+    }
+}
+
+async fn copy_capped(
+    mut reader: impl AsyncRead + Unpin,
+    log_path: &Path,
+    max_bytes: u64,
+) -> io::Result<u64> {
     let path = log_path.to_path_buf();
     let mut log = tokio::task::spawn_blocking(move || RotatingFile::open(&path, max_bytes))
         .await
@@ -36,7 +89,7 @@ pub async fn capture(rt: &VmRuntime, log_path: &Path, max_bytes: u64) -> io::Res
     let mut buf = vec![0u8; 64 * 1024];
     let mut total = 0u64;
     loop {
-        let n = match stream.read(&mut buf).await {
+        let n = match reader.read(&mut buf).await {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

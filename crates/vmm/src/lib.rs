@@ -43,7 +43,7 @@ pub use firecracker::{FirecrackerConfig, FirecrackerDriver};
 pub use host::kvm::{KvmStatus, probe_kvm};
 pub use host::tsc::{TscFrequency, TscSource, tsc_khz, tsc_khz_cached};
 pub use qemu::{MachinePreference, QemuConfig, QemuDriver};
-pub use runtime::{AgentEndpoint, MachineType, VmRuntime};
+pub use runtime::{AgentEndpoint, ConsoleSource, MachineType, VmRuntime};
 pub use select::{
     FirecrackerFound, HostVmms, SelectError, Selection, VmmPreference, select_driver,
 };

@@ -8,7 +8,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use tokio::io::Interest;
@@ -32,9 +32,40 @@ pub struct ProcStat {
 }
 
 impl ProcStat {
-    /// A zombie has exited; only its parent has not collected it yet.
+    /// Whether the thread this line describes has exited (a zombie its parent has not
+    /// collected yet). For `/proc/<pid>/stat` that is the *main* thread only: a process whose
+    /// main thread has ended runs on while any other thread does, holding its files and their
+    /// locks. Whether the process is gone is [`process_exited`].
     pub fn has_exited(&self) -> bool {
         matches!(self.state, 'Z' | 'X' | 'x')
+    }
+}
+
+/// Whether process `pid`, whose `/proc/<pid>/stat` read `stat`, has exited as a whole: its
+/// main thread is a zombie *and* no other thread is left. A VMM's main thread can end first
+/// (QEMU's or any multi-threaded process's, when SIGKILL tears its threads down one by one,
+/// or when it calls `pthread_exit`); until its last thread is gone its files stay open, so
+/// its pid file stays locked and its sockets stay bound. Declaring it gone earlier lets the
+/// next launch find the pid file locked.
+pub fn process_exited(pid: u32, stat: &ProcStat) -> bool {
+    process_exited_at(Path::new("/proc"), pid, stat)
+}
+
+fn process_exited_at(proc_root: &Path, pid: u32, stat: &ProcStat) -> bool {
+    stat.has_exited() && !has_other_threads(proc_root, pid)
+}
+
+/// Whether `/proc/<pid>/task` lists a thread other than the main one. A thread is listed until
+/// it is released, which is after it has closed its share of the files: none listed means none
+/// holds anything.
+fn has_other_threads(proc_root: &Path, pid: u32) -> bool {
+    let main = pid.to_string();
+    match std::fs::read_dir(proc_root.join(&main).join("task")) {
+        Ok(entries) => entries
+            .flatten()
+            .any(|entry| entry.file_name().to_str() != Some(main.as_str())),
+        // The process vanished (reaped) meanwhile: no thread is left.
+        Err(_) => false,
     }
 }
 
@@ -78,9 +109,10 @@ pub fn boot_id() -> io::Result<String> {
         .to_owned())
 }
 
-/// Whether the identified process still runs (exists, same start time, not a zombie).
+/// Whether the identified process still runs: it exists with the same start time, and has a
+/// thread that has not exited (see [`process_exited`]).
 pub fn is_running(id: ProcessIdentity) -> bool {
-    matches!(read_stat(id.pid), Ok(Some(st)) if st.start_time == id.start_time && !st.has_exited())
+    matches!(read_stat(id.pid), Ok(Some(st)) if st.start_time == id.start_time && !process_exited(id.pid, &st))
 }
 
 /// A pidfd for a process whose identity was verified after the fd was opened.
@@ -142,8 +174,10 @@ impl PidFd {
         }
     }
 
-    /// Wait until the process exits. A pidfd becomes readable when the process terminates,
-    /// whether or not its parent has reaped it. `Ok(false)` on timeout.
+    /// Wait until the process exits. A pidfd becomes readable when the process has
+    /// terminated — its main thread a zombie and every other thread gone, so its files are
+    /// closed and their locks released — whether or not its parent has reaped it. `Ok(false)`
+    /// on timeout.
     pub async fn wait(self, timeout: Duration) -> io::Result<bool> {
         // SAFETY: `self.fd` is an open OwnedFd moved into the AsyncFd, which owns it (and so
         // keeps the same descriptor open) until it is dropped.
@@ -248,7 +282,7 @@ fn find_using_dir_at(
         if pid == me {
             continue;
         }
-        let Ok(exe) = std::fs::read_link(entry.path().join("exe")) else {
+        let Some((task, exe)) = executable_of(&entry.path()) else {
             continue;
         };
         let exe = exe.as_os_str().as_encoded_bytes();
@@ -256,7 +290,7 @@ fn find_using_dir_at(
         if exe != binary.as_os_str().as_encoded_bytes() {
             continue;
         }
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+        let Ok(cmdline) = std::fs::read(task.join("cmdline")) else {
             continue;
         };
         if !cmdline
@@ -266,7 +300,7 @@ fn find_using_dir_at(
             continue;
         }
         if let Ok(Some(stat)) = read_stat_at(proc_root, pid)
-            && !stat.has_exited()
+            && !process_exited_at(proc_root, pid, &stat)
         {
             found.push(ProcessIdentity {
                 pid,
@@ -275,6 +309,22 @@ fn find_using_dir_at(
         }
     }
     Ok(found)
+}
+
+/// The executable of the process at `/proc/<pid>` (`process`), and the directory to read its
+/// other facts from. A zombie main thread has no memory map, so its `exe` and `cmdline` are
+/// gone: they are read from a thread still running (`task/<tid>`), if any.
+fn executable_of(process: &Path) -> Option<(PathBuf, PathBuf)> {
+    if let Ok(exe) = std::fs::read_link(process.join("exe")) {
+        return Some((process.to_path_buf(), exe));
+    }
+    std::fs::read_dir(process.join("task"))
+        .ok()?
+        .flatten()
+        .find_map(|thread| {
+            let exe = std::fs::read_link(thread.path().join("exe")).ok()?;
+            Some((thread.path(), exe))
+        })
 }
 
 /// Whether `arg` mentions `dir` itself or a path below it (`dir/…`), anywhere in the
@@ -333,6 +383,27 @@ mod tests {
             .unwrap()
             .is_none()
         );
+    }
+
+    #[test]
+    fn a_zombie_main_thread_with_threads_left_is_still_running() {
+        let proc_root = tempfile::tempdir().unwrap();
+        let tasks = proc_root.path().join("4242/task");
+        std::fs::create_dir_all(tasks.join("4242")).unwrap();
+        let zombie = ProcStat {
+            state: 'Z',
+            start_time: 7,
+        };
+        let running = ProcStat {
+            state: 'S',
+            start_time: 7,
+        };
+        assert!(process_exited_at(proc_root.path(), 4242, &zombie));
+        assert!(!process_exited_at(proc_root.path(), 4242, &running));
+        std::fs::create_dir(tasks.join("4243")).unwrap();
+        assert!(!process_exited_at(proc_root.path(), 4242, &zombie));
+        // Reaped meanwhile: its task directory is gone with it.
+        assert!(process_exited_at(proc_root.path(), 1, &zombie));
     }
 
     #[test]

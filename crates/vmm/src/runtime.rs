@@ -1,7 +1,7 @@
 //! [`VmRuntime`]: what the daemon stores (as JSON) to find a running VM again after it restarts.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -19,6 +19,43 @@ pub enum AgentEndpoint {
     VirtioSerial { socket: PathBuf },
     /// Firecracker's hybrid vsock: connect to `uds_path`, send `CONNECT <port>\n`, read `OK <n>\n`.
     HybridVsock { uds_path: PathBuf, port: u32 },
+}
+
+/// Where a VMM offers the guest's serial console for the daemon to drain (`crate::console`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "path", rename_all = "snake_case")]
+pub enum ConsoleSource {
+    /// A listening Unix socket (QEMU's socket chardev): connect to read.
+    Socket(PathBuf),
+    /// A named pipe whose write end the VMM holds (Firecracker's serial): open to read.
+    Fifo(PathBuf),
+}
+
+impl ConsoleSource {
+    pub fn path(&self) -> &Path {
+        match self {
+            ConsoleSource::Socket(p) | ConsoleSource::Fifo(p) => p,
+        }
+    }
+
+    /// `VmRuntime::console` as stored: a tagged source, or (records from before FIFOs) the
+    /// bare path of a socket.
+    fn deserialize_field<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<ConsoleSource>, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Stored {
+            LegacySocket(PathBuf),
+            Source(ConsoleSource),
+        }
+        Ok(
+            Option::<Stored>::deserialize(d)?.map(|stored| match stored {
+                Stored::LegacySocket(path) => ConsoleSource::Socket(path),
+                Stored::Source(source) => source,
+            }),
+        )
+    }
 }
 
 /// The emulated machine a VM runs on.
@@ -72,11 +109,21 @@ pub struct VmRuntime {
     pub agent: AgentEndpoint,
     /// The log the daemon keeps of the guest's serial console (capped, rotated).
     pub console_log: PathBuf,
-    /// Where the VMM offers the serial console, for the daemon to drain into `console_log`:
-    /// a listening Unix socket. `None` for VMs launched before banger captured consoles this
-    /// way (their VMM appends to `console_log` itself).
-    #[serde(default)]
-    pub console_socket: Option<PathBuf>,
+    /// Where the VMM offers the serial console, for the daemon to drain into `console_log`
+    /// (see `crate::console`). `None` for VMs launched before banger captured consoles this
+    /// way (their VMM appends to `console_log` itself). Records written before FIFOs existed
+    /// name a socket as `console_socket`: a bare path.
+    #[serde(
+        default,
+        alias = "console_socket",
+        deserialize_with = "ConsoleSource::deserialize_field"
+    )]
+    pub console: Option<ConsoleSource>,
+    /// Where the VMM writes its own log for the daemon to drain into a capped file
+    /// (Firecracker: `firecracker.log.fifo`, see `crate::console::capture_vmm_log`); `None`
+    /// when the VMM keeps its own log (QEMU) or for VMs launched before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vmm_log: Option<ConsoleSource>,
     /// The VMM's release as it reported it at launch (Firecracker: `1.14.1`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vmm_version: Option<String>,
@@ -125,5 +172,45 @@ impl VmRuntime {
             pid: self.pid,
             source,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize, Serialize)]
+    struct Holder {
+        #[serde(
+            default,
+            alias = "console_socket",
+            deserialize_with = "ConsoleSource::deserialize_field"
+        )]
+        console: Option<ConsoleSource>,
+    }
+
+    #[test]
+    fn console_sources_round_trip_and_old_records_still_read() {
+        for source in [
+            ConsoleSource::Socket("/vms/a/console.sock".into()),
+            ConsoleSource::Fifo("/vms/a/console.fifo".into()),
+        ] {
+            let json = serde_json::to_string(&Holder {
+                console: Some(source.clone()),
+            })
+            .unwrap();
+            let back: Holder = serde_json::from_str(&json).unwrap();
+            assert_eq!(back.console, Some(source));
+        }
+        // Written before FIFOs existed: a bare socket path, or null, or nothing.
+        let old: Holder = serde_json::from_str(r#"{"console_socket":"/vms/a/c.sock"}"#).unwrap();
+        assert_eq!(
+            old.console,
+            Some(ConsoleSource::Socket("/vms/a/c.sock".into()))
+        );
+        let none: Holder = serde_json::from_str(r#"{"console_socket":null}"#).unwrap();
+        assert_eq!(none.console, None);
+        let absent: Holder = serde_json::from_str("{}").unwrap();
+        assert_eq!(absent.console, None);
     }
 }

@@ -166,7 +166,7 @@ pub struct LaunchSpec {
     pub vcpus: u32,
     pub memory_mib: u64,
     /// The log the daemon keeps of the guest's serial console (named in errors; drivers hand
-    /// the console itself over as a socket, see `VmRuntime::console_socket`).
+    /// the console itself over as a socket or pipe, see `VmRuntime::console`).
     pub console_log: PathBuf,
 }
 

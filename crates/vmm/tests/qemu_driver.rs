@@ -31,7 +31,7 @@ async fn launches_a_microvm_that_runs_and_answers_qmp() {
     assert!(driver.is_alive(&rt));
     assert!(rt.control_socket.exists());
     // The console is offered as a socket for the daemon to capture (never a file QEMU grows).
-    assert!(rt.console_socket.as_ref().is_some_and(|s| s.exists()));
+    assert!(rt.console.as_ref().is_some_and(|s| s.path().exists()));
     assert!(!spec.console_log.exists());
     // The record survives a round trip through JSON, as the daemon stores it.
     let json = serde_json::to_string(&rt).unwrap();

@@ -13,10 +13,12 @@ use tokio::task::AbortHandle;
 use super::CONSOLE_LOG;
 use crate::state::Daemon;
 
-/// The capture task of one VM.
+/// The capture tasks of one VM: its console, and the VMM's own log where the VMM hands it
+/// over too (Firecracker).
 #[derive(Default)]
 pub struct Capture {
     running: Mutex<Option<(AbortHandle, watch::Receiver<bool>)>>,
+    vmm_log: Mutex<Option<AbortHandle>>,
 }
 
 /// Start capturing the console of VM `id` (whose VMM is `runtime`), replacing any earlier
@@ -27,6 +29,7 @@ pub fn attach(daemon: &Daemon, id: &str, runtime: &VmRuntime) {
     };
     let slot = daemon.slot(id);
     let runtime = runtime.clone();
+    let log_runtime = runtime.clone();
     let log = runtime.vm_dir.join(CONSOLE_LOG);
     let max = daemon.config.logs_resolved().console_max_bytes.value;
     let (done_tx, done) = watch::channel(false);
@@ -48,6 +51,21 @@ pub fn attach(daemon: &Daemon, id: &str, runtime: &VmRuntime) {
         .lock()
         .unwrap_or_else(|p| p.into_inner());
     if let Some((previous, _)) = running.replace((task.abort_handle(), done)) {
+        previous.abort();
+    }
+    drop(running);
+
+    let vmm_log = tokio::spawn(async move {
+        if let Err(e) = banger_vmm::console::capture_vmm_log(&log_runtime).await {
+            tracing::warn!(vm = %log_runtime.vm_id, error = %e, "cannot capture the VMM's log");
+        }
+    });
+    let mut running = slot
+        .console
+        .vmm_log
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if let Some(previous) = running.replace(vmm_log.abort_handle()) {
         previous.abort();
     }
 }

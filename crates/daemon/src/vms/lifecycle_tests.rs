@@ -3,6 +3,7 @@
 
 use banger_api::StopVmRequest;
 use banger_store::VmState;
+use banger_vmm::fake::FakeFaults;
 
 use crate::faults::FaultPoint;
 use crate::testing::{Harness, Incarnation, WAIT, request, wait_for};
@@ -54,6 +55,49 @@ fn create_exec_stop_start_and_remove() {
     harness.assert_consistent();
 }
 
+/// A VMM is gone when its last thread is, not its main one: `stop` waits until then, so the
+/// next start does not find the pid file still locked, and no process outlives the VM.
+#[test]
+fn stop_waits_for_every_thread_of_the_vmm() {
+    let harness = Harness::new();
+    harness.driver.set_faults(FakeFaults {
+        main_thread_exits: true,
+        ..FakeFaults::default()
+    });
+    let inc = harness.start();
+    let vm = inc.create("threads", true);
+    assert_eq!(vm.state, "running");
+    assert_eq!(harness.vmm_processes().len(), 1, "the running VMM is found");
+    assert_eq!(inc.exec_stdout("threads", &["echo", "up"]), "up\n");
+    for _ in 0..2 {
+        let stopped = inc
+            .block_on(crate::vms::stop(
+                &inc.daemon,
+                "threads",
+                StopVmRequest::default(),
+                &banger_system::progress::NoProgress,
+            ))
+            .expect("stop");
+        assert_eq!(stopped.state, "stopped");
+        assert!(
+            harness.vmm_processes().is_empty(),
+            "a stopped VM's VMM runs"
+        );
+        let started = inc
+            .block_on(crate::vms::start(
+                &inc.daemon,
+                "threads",
+                &banger_system::progress::NoProgress,
+            ))
+            .unwrap_or_else(|e| panic!("start after stop: {}", e.message));
+        assert_eq!(started.state, "running");
+    }
+    inc.block_on(crate::vms::remove(&inc.daemon, "threads", true))
+        .expect("rm -f");
+    assert!(harness.vmm_processes().is_empty());
+    harness.assert_consistent();
+}
+
 #[test]
 fn a_guest_powering_itself_off_is_recorded_as_stopped() {
     let harness = Harness::new();
@@ -97,8 +141,24 @@ fn operation_for(point: FaultPoint) -> (&'static str, bool) {
 /// with a VMM or a directory nobody owns.
 #[test]
 fn a_daemon_killed_at_any_point_leaves_nothing_behind() {
+    killed_at_each_point(FakeFaults::default());
+}
+
+/// The same with VMMs whose main thread has exited while they run, as a VMM looks while
+/// SIGKILL takes its threads down one by one: one that is still up must be found and waited
+/// for until its last thread is gone (its pid file unlocked), or the next start fails.
+#[test]
+fn a_vmm_outliving_its_main_thread_is_killed_before_the_next_start() {
+    killed_at_each_point(FakeFaults {
+        main_thread_exits: true,
+        ..FakeFaults::default()
+    });
+}
+
+fn killed_at_each_point(faults: FakeFaults) {
     for point in FaultPoint::ALL {
         let harness = Harness::new();
+        harness.driver.set_faults(faults.clone());
         let (op, running_before) = operation_for(point);
         let first = harness.start();
         if op != "create" {
@@ -185,9 +245,11 @@ fn a_daemon_killed_at_any_point_leaves_nothing_behind() {
                 | FaultPoint::RemoveDirDeleted
         );
         assert_eq!(after.is_none(), expected_gone, "{point:?}: {after:?}");
-        second
-            .block_on(crate::vms::remove(&second.daemon, "vm", true))
-            .ok();
+        if after.is_some() {
+            second
+                .block_on(crate::vms::remove(&second.daemon, "vm", true))
+                .unwrap_or_else(|e| panic!("{point:?}: rm -f after reconcile: {}", e.message));
+        }
         harness.assert_consistent();
         second.kill();
     }

@@ -50,7 +50,7 @@ pub async fn remove(daemon: &Daemon, name: &str, force: bool) -> Result<VmView> 
 /// anything else still using its directory is killed first. Also used by reconciliation to
 /// finish an interrupted removal.
 pub async fn finish(daemon: &Daemon, vm: &VmRecord) -> Result<()> {
-    strays::kill(daemon, &vm.dir, None).await;
+    strays::kill(daemon, &vm.dir, None).await?;
     fault_point!(daemon, RemoveVmmGone);
     if vm.dir.parent() != Some(daemon.layout.vms_dir().as_path()) {
         return Err(DaemonError::internal(format!(

@@ -63,7 +63,7 @@ pub async fn boot(daemon: &Daemon, id: &str, progress: &dyn Progress) -> Result<
     })?;
     // Nothing may use the directory of a VM that is not running: a VMM found there was
     // started by a daemon that died before recording it, and would make the launch fail.
-    strays::kill(daemon, &vm.dir, None).await;
+    strays::kill(daemon, &vm.dir, None).await?;
     // Recorded before the VMM can exist: a daemon killed from here on leaves a `starting`
     // VM, whose directory reconciliation searches for the VMM it may have started.
     daemon
@@ -120,12 +120,13 @@ pub async fn boot(daemon: &Daemon, id: &str, progress: &dyn Progress) -> Result<
     let runtime = match launched {
         Some(Ok(rt)) => rt,
         None => {
-            strays::kill(daemon, &vm.dir, None).await;
+            // One that survives is named when the next start refuses to launch.
+            let _ = strays::kill(daemon, &vm.dir, None).await;
             return Err(fail(daemon, &vm, CANCELLED.to_string()).await);
         }
         Some(Err(e)) => {
             // A launch that timed out may have left its launcher or a half-started VMM.
-            strays::kill(daemon, &vm.dir, None).await;
+            let _ = strays::kill(daemon, &vm.dir, None).await;
             let message = format!("cannot start the VMM: {}", banger_system::error_chain(&e));
             return Err(fail(daemon, &vm, message).await);
         }

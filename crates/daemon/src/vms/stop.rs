@@ -87,7 +87,7 @@ pub(super) async fn halt(
         }
     }
     // A VM stopped mid-boot may have a VMM that was never recorded.
-    strays::kill(daemon, &vm.dir, None).await;
+    strays::kill(daemon, &vm.dir, None).await?;
     fault_point!(daemon, StopVmmGone);
     release::release(daemon, vm, VmState::Stopping, VmState::Stopped, None).await?;
     tracing::info!(vm = %vm.name, graceful, "VM stopped");

@@ -7,6 +7,7 @@ use std::time::Duration;
 use banger_vmm::DriverKind;
 use banger_vmm::process::{self, ProcessIdentity};
 
+use crate::error::{DaemonError, Result};
 use crate::state::Daemon;
 
 /// How many times to look again: a launcher killed mid-fork can leave a child that shows up
@@ -36,28 +37,42 @@ pub fn find(daemon: &Daemon, dir: &Path, keep: Option<u32>) -> Vec<ProcessIdenti
     found
 }
 
-/// Kill (SIGKILL) every process [`find`] reports until none is left; returns how many were
-/// killed. They never started properly, so there is nothing to shut down gracefully.
-pub async fn kill(daemon: &Daemon, dir: &Path, keep: Option<u32>) -> usize {
+/// Kill (SIGKILL) every process [`find`] reports and wait until each is gone — its last
+/// thread, so its files are closed and its pid file unlocked; returns how many were killed.
+/// They never started properly, so there is nothing to shut down gracefully. Fails, naming
+/// them, if any is still there after [`KILL_WAIT`]: the caller must not declare the VM's VMM
+/// gone, nor launch another one in `dir`.
+pub async fn kill(daemon: &Daemon, dir: &Path, keep: Option<u32>) -> Result<usize> {
     let mut killed = 0;
     for _ in 0..ROUNDS {
         let found = find(daemon, dir, keep);
         if found.is_empty() {
-            break;
+            return Ok(killed);
         }
         for id in found {
             tracing::warn!(pid = id.pid, dir = %dir.display(), "killing an unrecorded VMM process");
             match process::signal(id, libc::SIGKILL) {
-                Ok(true) => {
-                    killed += 1;
-                    if !matches!(process::wait_exit(id, KILL_WAIT).await, Ok(true)) {
-                        tracing::warn!(pid = id.pid, "process did not exit after SIGKILL");
-                    }
-                }
+                Ok(true) => killed += 1,
                 Ok(false) => {}
                 Err(e) => tracing::warn!(pid = id.pid, error = %e, "cannot kill process"),
             }
+            if !matches!(process::wait_exit(id, KILL_WAIT).await, Ok(true)) {
+                tracing::warn!(pid = id.pid, "process did not exit after SIGKILL");
+            }
         }
     }
-    killed
+    let left = find(daemon, dir, keep);
+    if left.is_empty() {
+        return Ok(killed);
+    }
+    let pids: Vec<String> = left.iter().map(|p| p.pid.to_string()).collect();
+    Err(DaemonError::internal(format!(
+        "VMM process {} using {} did not exit within {KILL_WAIT:?} of SIGKILL",
+        pids.join(", "),
+        dir.display()
+    ))
+    .with_hint(format!(
+        "it may be stuck in the kernel (`ps -o pid,stat,wchan -p {}` shows where); try again once it is gone",
+        pids.join(",")
+    )))
 }

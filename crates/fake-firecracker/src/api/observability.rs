@@ -1,6 +1,7 @@
 //! `PUT /logger`, `PUT /metrics`, `PUT /serial`.
 
 use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -70,10 +71,15 @@ pub(super) fn put_logger(vmm: &mut Vmm, body: &[u8]) -> Answer {
 }
 
 /// Open a log or metrics file the way the personality does: created by 1.14+, required to
-/// exist before.
+/// exist before. Firecracker's source (`open_file_nonblock`): read-write and `O_NONBLOCK`,
+/// no `O_APPEND` — "In case we open a FIFO, we need all READ, WRITE and O_NONBLOCK in order
+/// to not block the process if nobody is consuming the message"; a line a full pipe does not
+/// take is lost (counted in `missed_log_count`).
 fn open_target(vmm: &Vmm, path: &Path) -> std::io::Result<File> {
     OpenOptions::new()
-        .append(true)
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
         .create(vmm.personality.creates_log_files())
         .open(path)
 }

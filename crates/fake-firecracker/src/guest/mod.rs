@@ -10,11 +10,12 @@
 //! Ctrl-Alt-Del for PID 1.
 
 pub mod procs;
+mod serial;
 mod vsock;
 
-use std::fs::OpenOptions;
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::OpenOptionsExt;
+pub use serial::Console;
+
+use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -22,7 +23,8 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::vmm::{BootSource, Vmm};
+use crate::vmm::{BootSource, FcLog, Vmm};
+use serial::{Serial, SerialPort};
 
 /// Environment variable naming the `banger-agent` binary the guest runs; default: the one
 /// beside the fake's own executable.
@@ -35,16 +37,6 @@ pub const BOOT_DELAY_ENV: &str = "FAKE_FIRECRACKER_BOOT_MS";
 /// (the real agent's default).
 const DEFAULT_AGENT_PORT: u32 = 1024;
 
-/// Where the guest's serial console goes.
-#[derive(Debug, Clone)]
-pub enum Console {
-    /// Firecracker's stdout (the default).
-    Stdout,
-    /// notes: "`PUT /serial {serial_out_path}` (1.13+)". Opened as Firecracker opens it:
-    /// created if missing, read-write, no `O_APPEND`, no `O_TRUNC`.
-    File(PathBuf),
-}
-
 /// What the guest is started with.
 #[derive(Debug)]
 pub struct GuestConfig {
@@ -54,6 +46,8 @@ pub struct GuestConfig {
     pub vsock: Option<UnixListener>,
     pub scratch_dir: PathBuf,
     pub boot_delay: Duration,
+    /// Firecracker's log, where the serial reports the bytes it loses.
+    pub log: FcLog,
 }
 
 impl GuestConfig {
@@ -72,6 +66,7 @@ impl GuestConfig {
                 .and_then(|v| v.parse().ok())
                 .map(Duration::from_millis)
                 .unwrap_or(Duration::from_millis(150)),
+            log: vmm.log.try_clone(),
         }
     }
 }
@@ -164,7 +159,8 @@ impl Guest {
                 config.scratch_dir.display()
             )
         })?;
-        let console = open_console(&config.console)?;
+        let console = Serial::open(&config.console, config.log)?;
+        serial::relay_tty(&config.scratch_dir, console.clone())?;
         let shared = Arc::new(Shared {
             paused: Mutex::new(false),
             resumed: Condvar::new(),
@@ -175,12 +171,11 @@ impl Guest {
         });
         {
             let mut out = console.lock().unwrap_or_else(|p| p.into_inner());
-            let _ = writeln!(
-                out,
+            out.line(&format!(
                 "[    0.000000] Linux version fake-firecracker guest (banger-agent on the host, \
                  instance {instance_id})"
-            );
-            let _ = writeln!(out, "[    0.000000] Command line: {}", config.cmdline);
+            ));
+            out.line(&format!("[    0.000000] Command line: {}", config.cmdline));
         }
         if let Some(listener) = config.vsock {
             vsock::serve(listener, shared.clone());
@@ -235,24 +230,6 @@ impl Guest {
     }
 }
 
-type ConsoleOut = Arc<Mutex<Box<dyn Write + Send>>>;
-
-fn open_console(console: &Console) -> Result<ConsoleOut, String> {
-    let out: Box<dyn Write + Send> = match console {
-        Console::Stdout => Box::new(std::io::stdout()),
-        Console::File(path) => Box::new(
-            OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .custom_flags(libc::O_NONBLOCK)
-                .open(path)
-                .map_err(|e| format!("cannot open serial_out_path {}: {e}", path.display()))?,
-        ),
-    };
-    Ok(Arc::new(Mutex::new(out)))
-}
-
 fn agent_binary() -> Result<PathBuf, String> {
     if let Some(path) = std::env::var_os(AGENT_ENV) {
         return Ok(PathBuf::from(path));
@@ -277,7 +254,7 @@ fn run_guest(
     scratch: &Path,
     boot_delay: Duration,
     shared: &Arc<Shared>,
-    console: ConsoleOut,
+    console: SerialPort,
 ) {
     let mut command = Command::new(agent_bin);
     command
@@ -310,11 +287,10 @@ fn run_guest(
         Ok(child) => child,
         Err(e) => {
             let mut out = console.lock().unwrap_or_else(|p| p.into_inner());
-            let _ = writeln!(
-                out,
+            out.line(&format!(
                 "Kernel panic - not syncing: fake-firecracker: cannot run the guest agent {}: {e}",
                 agent_bin.display()
-            );
+            ));
             drop(out);
             crate::server::guest_exited(None);
             return;
@@ -338,9 +314,10 @@ fn run_guest(
         let console = console.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                let mut out = console.lock().unwrap_or_else(|p| p.into_inner());
-                let _ = writeln!(out, "{line}");
-                let _ = out.flush();
+                console
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .line(&line);
             }
         })
     })
@@ -350,9 +327,10 @@ fn run_guest(
         let _ = relay.join();
     }
     {
-        let mut out = console.lock().unwrap_or_else(|p| p.into_inner());
-        let _ = writeln!(out, "reboot: Restarting system");
-        let _ = out.flush();
+        console
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .line("reboot: Restarting system");
     }
     crate::server::guest_exited(status.ok().and_then(|s| s.code()));
 }

@@ -53,6 +53,11 @@ pub struct FakeFaults {
     /// The guest never answers: its agent socket accepts connections and reads nothing (a
     /// kernel that hangs before its agent starts).
     pub silent_guest: bool,
+    /// The VMM's main thread ends once the VMM is up, and other threads run the guest: to
+    /// `/proc` the process's main thread is a zombie while the VMM runs, holds its pid file
+    /// lock and answers its agent — as a multi-threaded VMM looks while SIGKILL tears it down
+    /// thread by thread. Whoever declares it gone on the main thread's word is wrong.
+    pub main_thread_exits: bool,
 }
 
 /// How the fake driver runs.
@@ -166,7 +171,10 @@ impl VmmDriver for FakeDriver {
                 socket: spec.vm_dir.join(AGENT_SOCKET),
             },
             console_log: spec.console_log.clone(),
-            console_socket: Some(spec.vm_dir.join(CONSOLE_SOCKET)),
+            console: Some(crate::runtime::ConsoleSource::Socket(
+                spec.vm_dir.join(CONSOLE_SOCKET),
+            )),
+            vmm_log: None,
             vmm_version: None,
         })
     }

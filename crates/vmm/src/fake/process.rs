@@ -21,6 +21,7 @@ const ENV_REFUSE: &str = "BANGER_FAKE_VMM_REFUSE";
 const ENV_EXIT_AT_START: &str = "BANGER_FAKE_VMM_EXIT_AT_START";
 const ENV_HANG: &str = "BANGER_FAKE_VMM_HANG";
 const ENV_SILENT: &str = "BANGER_FAKE_VMM_SILENT";
+const ENV_MAIN_EXITS: &str = "BANGER_FAKE_VMM_MAIN_EXITS";
 /// The first argument, so a fake VMM is recognisable in `ps`.
 const ARG0: &str = "banger-fake-vmm";
 /// How long the launcher waits for the VMM to come up.
@@ -70,6 +71,9 @@ pub(super) fn launch(
     if faults.silent_guest {
         launcher.env(ENV_SILENT, "1");
     }
+    if faults.main_thread_exits {
+        launcher.env(ENV_MAIN_EXITS, "1");
+    }
     let output = launcher.output().map_err(|source| VmmError::Spawn {
         binary: program.to_path_buf(),
         source,
@@ -91,7 +95,7 @@ pub(super) fn launch(
             problem,
         })?;
     match crate::process::read_stat(pid) {
-        Ok(Some(stat)) if !stat.has_exited() => Ok(Launched {
+        Ok(Some(stat)) if !crate::process::process_exited(pid, &stat) => Ok(Launched {
             pid,
             start_time: stat.start_time,
         }),
@@ -238,6 +242,24 @@ fn run_vmm(vm_dir: &Path) -> i32 {
     if std::env::var_os(ENV_EXIT_AT_START).is_some() {
         return 1;
     }
+    if std::env::var_os(ENV_MAIN_EXITS).is_some() {
+        let vm_dir = vm_dir.to_path_buf();
+        // The VMM goes on in a thread of its own, which inherits the blocked signals and
+        // ends the whole process when the guest powers off.
+        std::thread::spawn(move || std::process::exit(serve(&vm_dir, pid_file)));
+        // SAFETY: SYS_exit ends only the calling (main) thread; the process lives on in the
+        // thread spawned above, which owns everything it uses. Nothing of this thread's stack
+        // is shared with it.
+        unsafe { libc::syscall(libc::SYS_exit, 0) };
+        // SYS_exit does not return.
+        unreachable!("the main thread outlived SYS_exit");
+    }
+    serve(vm_dir, pid_file)
+}
+
+/// The VMM once its pid file is written and locked: offer the console and serve the agent
+/// until the guest powers off; the exit code.
+fn serve(vm_dir: &Path, pid_file: std::fs::File) -> i32 {
     if let Err(e) = serve_console(&vm_dir.join(CONSOLE_SOCKET)) {
         eprintln!("banger-fake-vmm: cannot offer its console: {e}");
         return 1;

@@ -3,19 +3,23 @@
 //! launch never leaves a Firecracker running unaccounted for.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use banger_firecracker::SemVer;
+use banger_system::rotate::RotatingFile;
 
 use super::FirecrackerConfig;
 use super::api::{ApiCall, ApiClient};
-use super::payloads::{FcPaths, PlanInput, boot_plan};
+use super::payloads::{FcPaths, PlanInput, boot_plan, has_serial_out};
+use crate::console::VMM_LOG_MAX_BYTES;
 use crate::error::{MAX_SOCKET_PATH, VmmError};
 use crate::process::{self, ProcessIdentity};
-use crate::runtime::{AgentEndpoint, MachineType, VmRuntime};
+use crate::runtime::{AgentEndpoint, ConsoleSource, MachineType, VmRuntime};
 use crate::spec::{Accel, DriverKind, LaunchSpec};
 
 /// How often the API socket is tried while Firecracker starts.
@@ -54,19 +58,34 @@ pub(super) async fn run(
     ensure_not_in_use(&vm_id, &paths)?;
     // notes: "remove a stale socket file before starting"; "`uds_path` must not exist before
     // `PUT /vsock`".
-    for stale in [&paths.api_socket, &paths.vsock, &paths.launch_record] {
+    for stale in [
+        &paths.api_socket,
+        &paths.vsock,
+        &paths.launch_record,
+        &paths.console_fifo,
+        &paths.log_fifo,
+    ] {
         remove_if_present(stale)?;
     }
-    // notes: "before 1.14.0 the files must already exist".
-    for file in [&paths.log, &paths.metrics] {
-        OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(file)
-            .map_err(|e| VmmError::io("create", file, e))?;
-    }
+    make_fifo(&paths.console_fifo)?;
+    // notes: "before 1.14.0 the files must already exist": the log pipe does, the metrics
+    // file is created here.
+    make_fifo(&paths.log_fifo)?;
+    OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&paths.metrics)
+        .map_err(|e| VmmError::io("create", &paths.metrics, e))?;
+    // Firecracker opens its log read-write and non-blocking (its `open_file_nonblock`), so it
+    // holds a reader itself and never waits on the pipe. This reader is the launcher's: what
+    // Firecracker logs while being configured lands in its capped log, failures included.
+    let log_reader = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&paths.log_fifo)
+        .map_err(|e| VmmError::io("open log pipe", &paths.log_fifo, e))?;
 
-    let identity = spawn(config, spec, &paths)?;
+    let identity = spawn(config, spec, &paths, has_serial_out(version))?;
     let boot_id = match process::boot_id() {
         Ok(id) => id,
         Err(e) => {
@@ -89,9 +108,8 @@ pub(super) async fn run(
             port: config.agent_port,
         },
         console_log: spec.console_log.clone(),
-        // Firecracker writes its serial console to stdout, which appends to the log itself
-        // (not yet capped: see docs/security.md).
-        console_socket: None,
+        console: Some(ConsoleSource::Fifo(paths.console_fifo.clone())),
+        vmm_log: Some(ConsoleSource::Fifo(paths.log_fifo.clone())),
         vmm_version: Some(format!(
             "{}.{}.{}",
             version.major, version.minor, version.patch
@@ -105,7 +123,10 @@ pub(super) async fn run(
     }
     tracing::info!(vm = %vm_id, pid = identity.pid, %version, "launched Firecracker");
 
-    let configured = configure(config, &runtime, &paths, &plan).await;
+    let configured = configure(config, &runtime, &paths, &plan, &log_reader).await;
+    // What Firecracker logged while being configured, kept in its capped log (the reason
+    // of a failure is among it).
+    drain_log(&log_reader, &paths);
     if let Err(e) = configured {
         kill_now(identity);
         let _ = runtime.wait_exit(config.kill_grace).await;
@@ -121,13 +142,19 @@ async fn configure(
     runtime: &VmRuntime,
     paths: &FcPaths,
     plan: &[ApiCall],
+    log_reader: &File,
 ) -> Result<(), VmmError> {
     let api = ApiClient::new(&runtime.vm_id, &paths.api_socket, config.api_timeout);
     let deadline = Instant::now() + config.start_timeout;
     let probe = ApiCall::get("/");
     loop {
         if !runtime.is_alive() {
-            return Err(exited(runtime, paths, "before its API socket answered"));
+            return Err(exited(
+                runtime,
+                paths,
+                log_reader,
+                "before its API socket answered",
+            ));
         }
         match api.call(&probe).await {
             Ok(_) => break,
@@ -142,6 +169,7 @@ async fn configure(
                 return Err(exited(
                     runtime,
                     paths,
+                    log_reader,
                     &format!("during {}", call.endpoint()),
                 ));
             }
@@ -152,27 +180,44 @@ async fn configure(
 }
 
 /// Start `firecracker` in its own session with stdio on files: it is nobody's terminal job
-/// and outlives the daemon. Its serial console (stdout) appends to the console log.
+/// and outlives the daemon.
+///
+/// The console pipe is opened read-write here and handed to Firecracker, which so holds a
+/// read end of its own for its whole life: its open of `serial_out_path` (write-only,
+/// non-blocking, which fails with `ENXIO` on a pipe without a reader) succeeds, and its writes
+/// never fail with `EPIPE` while no daemon is draining (a restart). Below 1.13 the pipe is
+/// stdout, where Firecracker writes the serial. From 1.13 the serial goes to `serial_out_path`
+/// (`PUT /serial`) and the pipe is stdin, which Firecracker leaves unread once an output path
+/// is set (its serial then has no input); stdout joins stderr in `firecracker.stderr`.
 fn spawn(
     config: &FirecrackerConfig,
     spec: &LaunchSpec,
     paths: &FcPaths,
+    serial_out: bool,
 ) -> Result<ProcessIdentity, VmmError> {
-    let console = OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(&spec.console_log)
-        .map_err(|e| VmmError::io("open console log", &spec.console_log, e))?;
+    let pipe = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&paths.console_fifo)
+        .map_err(|e| VmmError::io("open console pipe", &paths.console_fifo, e))?;
     let stderr =
         File::create(&paths.stderr).map_err(|e| VmmError::io("create", &paths.stderr, e))?;
+    let (stdin, stdout) = if serial_out {
+        let stdout = stderr
+            .try_clone()
+            .map_err(|e| VmmError::io("duplicate", &paths.stderr, e))?;
+        (Stdio::from(pipe), Stdio::from(stdout))
+    } else {
+        (Stdio::null(), Stdio::from(pipe))
+    };
     let mut command = tokio::process::Command::new(&config.binary);
     command
         .arg("--api-sock")
         .arg(&paths.api_socket)
         .arg("--id")
         .arg(instance_id(&spec.vm_id))
-        .stdin(Stdio::null())
-        .stdout(console)
+        .stdin(stdin)
+        .stdout(stdout)
         .stderr(stderr)
         .kill_on_drop(false);
     // SAFETY: setsid(2) is async-signal-safe and only changes the child's own session; it
@@ -224,7 +269,29 @@ fn instance_id(vm_id: &str) -> String {
     }
 }
 
-fn exited(runtime: &VmRuntime, paths: &FcPaths, when: &str) -> VmmError {
+/// Copy what the log pipe holds now into Firecracker's capped log, without waiting.
+fn drain_log(mut reader: &File, paths: &FcPaths) {
+    let mut log = match RotatingFile::open(&paths.log, VMM_LOG_MAX_BYTES) {
+        Ok(log) => log,
+        Err(e) => {
+            tracing::warn!(path = %paths.log.display(), error = %e, "cannot open Firecracker's log");
+            return;
+        }
+    };
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => log.append(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            // `WouldBlock`: the pipe is empty for now.
+            Err(_) => break,
+        }
+    }
+}
+
+fn exited(runtime: &VmRuntime, paths: &FcPaths, log_reader: &File, when: &str) -> VmmError {
+    drain_log(log_reader, paths);
     let stderr = banger_system::tail::tail_lines(&paths.stderr, 5);
     let log = banger_system::tail::tail_lines(&paths.log, 5);
     let last = stderr
@@ -288,6 +355,30 @@ fn remove_if_present(path: &Path) -> Result<(), VmmError> {
     }
 }
 
+/// Create the named pipe at `path`, readable and writable by its owner only.
+fn make_fifo(path: &Path) -> Result<(), VmmError> {
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| {
+        VmmError::io(
+            "create console pipe",
+            path,
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "the path holds a NUL byte",
+            ),
+        )
+    })?;
+    // SAFETY: `c_path` is a valid NUL-terminated string that outlives the call; mkfifo(3)
+    // reads it and touches no other memory.
+    if unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) } == -1 {
+        return Err(VmmError::io(
+            "create console pipe",
+            path,
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
+}
+
 fn kill_now(identity: ProcessIdentity) {
     if let Err(e) = process::signal(identity, libc::SIGKILL) {
         tracing::warn!(pid = identity.pid, error = %e, "cannot kill Firecracker after a failed launch");
@@ -303,7 +394,13 @@ pub(super) fn remove_leftovers(runtime: &VmRuntime) {
     if newer_owner {
         return;
     }
-    for path in [&paths.api_socket, &paths.vsock, &paths.launch_record] {
+    for path in [
+        &paths.api_socket,
+        &paths.vsock,
+        &paths.launch_record,
+        &paths.console_fifo,
+        &paths.log_fifo,
+    ] {
         if let Err(e) = remove_if_present(path) {
             tracing::warn!(error = %banger_system::error_chain(&e), "cannot remove a leftover file");
         }

@@ -2,17 +2,18 @@
 //! API calls, in order, with their bodies (table-tested per release in `payloads_tests.rs`).
 //!
 //! Rules from `shared/notes/firecracker-api.md`:
-//! * order: logger, metrics, boot source, drives, machine config, network interfaces, vsock,
+//! * order: logger, metrics, serial (1.13+), boot source, drives, machine config, network interfaces, vsock,
 //!   then `InstanceStart`;
 //! * bodies reject unknown fields, so nothing is sent that the oldest supported release
 //!   (1.5.0) does not know, and everything 1.5.0 requires is always sent (`path_on_host`
 //!   and `is_read_only` on every drive);
 //! * `vsock_id` is deprecated and never sent; the guest CID is at least 3;
-//! * logger and metrics files exist before they are configured (1.5.0 requires it);
-//! * the serial console stays on Firecracker's stdout on every release. 1.13+ offers
-//!   `PUT /serial {serial_out_path}`, but Firecracker opens that file read-write without
-//!   `O_APPEND`, so each boot would overwrite the start of the log holding earlier boots;
-//!   stdout is a file banger opens with `O_APPEND`.
+//! * logger and metrics files exist before they are configured (1.5.0 requires it); the
+//!   logger writes into the named pipe `firecracker.log.fifo`, drained into a capped log;
+//! * the serial console goes into the named pipe `console.fifo` that the daemon drains into
+//!   the capped console log (`crate::console`): 1.13+ is told so with `PUT /serial
+//!   {serial_out_path}`; older releases (where that endpoint answers 400) write the serial to
+//!   stdout, which the launcher makes that same pipe.
 
 use std::path::{Path, PathBuf};
 
@@ -29,13 +30,18 @@ pub struct FcPaths {
     pub api_socket: PathBuf,
     /// The hybrid-vsock Unix socket (`uds_path`).
     pub vsock: PathBuf,
-    /// Firecracker's own log (`PUT /logger`).
+    /// Firecracker's own log as the daemon keeps it (capped, rotated), drained from `log_fifo`.
     pub log: PathBuf,
+    /// The named pipe Firecracker logs into (`PUT /logger`): a guest can make Firecracker
+    /// log a line per console byte it loses, so its log must be capped like the console.
+    pub log_fifo: PathBuf,
     pub metrics: PathBuf,
     /// Firecracker's stderr (panics, argument errors).
     pub stderr: PathBuf,
     /// The runtime record written right after spawning, before the API is driven.
     pub launch_record: PathBuf,
+    /// The named pipe the guest's serial console is written into.
+    pub console_fifo: PathBuf,
 }
 
 impl FcPaths {
@@ -44,9 +50,11 @@ impl FcPaths {
             api_socket: dir.join("firecracker.sock"),
             vsock: dir.join("firecracker.vsock"),
             log: dir.join("firecracker.log"),
+            log_fifo: dir.join("firecracker.log.fifo"),
             metrics: dir.join("firecracker.metrics"),
             stderr: dir.join("firecracker.stderr"),
             launch_record: dir.join("firecracker.launch.json"),
+            console_fifo: dir.join("console.fifo"),
         }
     }
 }
@@ -80,6 +88,15 @@ const BASE_ARGS: &[&str] = &[
     "banger.poweroff=reboot",
 ];
 
+/// The first release with `PUT /serial` (notes: "`PUT /serial {serial_out_path}` (1.13+)";
+/// "1.5.0 answers 400 `Invalid request method and/or path: PUT serial.`").
+pub const SERIAL_OUT_SINCE: (u64, u64) = (1, 13);
+
+/// Whether `version` takes `PUT /serial`; older releases write the serial to stdout.
+pub fn has_serial_out(version: &SemVer) -> bool {
+    (version.major, version.minor) >= SERIAL_OUT_SINCE
+}
+
 /// Firecracker takes at most 32 vCPUs.
 pub const MAX_VCPUS: u32 = 32;
 
@@ -95,7 +112,7 @@ pub fn boot_plan(input: &PlanInput<'_>) -> Result<Vec<ApiCall>, String> {
         ApiCall::put(
             "/logger",
             json!({
-                "log_path": path("Firecracker log", &input.paths.log)?,
+                "log_path": path("Firecracker log pipe", &input.paths.log_fifo)?,
                 "level": "Info",
                 "show_level": true,
                 "show_log_origin": false,
@@ -106,6 +123,13 @@ pub fn boot_plan(input: &PlanInput<'_>) -> Result<Vec<ApiCall>, String> {
             json!({ "metrics_path": path("Firecracker metrics", &input.paths.metrics)? }),
         ),
     ];
+
+    if has_serial_out(input.version) {
+        calls.push(ApiCall::put(
+            "/serial",
+            json!({ "serial_out_path": path("console pipe", &input.paths.console_fifo)? }),
+        ));
+    }
 
     let mut boot = json!({
         "kernel_image_path": path("kernel", &spec.kernel)?,

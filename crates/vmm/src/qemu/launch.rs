@@ -10,7 +10,7 @@ use banger_system::CommandRunner;
 use super::{QemuConfig, QemuLaunchPlan, detached};
 use crate::error::VmmError;
 use crate::process::{self, ProcessIdentity};
-use crate::runtime::{AgentEndpoint, VmRuntime};
+use crate::runtime::{AgentEndpoint, ConsoleSource, VmRuntime};
 use crate::sandbox::{self, SandboxPolicy, SandboxRequest};
 use crate::spec::{DriverKind, LaunchSpec};
 use crate::validate;
@@ -99,7 +99,7 @@ pub(super) async fn run(
     };
     let stat = process::read_stat(pid)
         .map_err(|e| VmmError::io("read process status", format!("/proc/{pid}/stat"), e))?;
-    let Some(stat) = stat.filter(|s| !s.has_exited()) else {
+    let Some(stat) = stat.filter(|s| !process::process_exited(pid, s)) else {
         return Err(VmmError::ExitedAtStart {
             vm_id,
             pid,
@@ -138,7 +138,8 @@ pub(super) async fn run(
             socket: plan.paths.agent_socket.clone(),
         },
         console_log: spec.console_log.clone(),
-        console_socket: Some(plan.paths.console_socket.clone()),
+        console: Some(ConsoleSource::Socket(plan.paths.console_socket.clone())),
+        vmm_log: None,
         vmm_version: None,
     })
 }

@@ -256,7 +256,7 @@ impl QemuDriver {
         for path in [
             Some(rt.control_socket.clone()),
             agent_socket,
-            rt.console_socket.clone(),
+            rt.console.as_ref().map(|c| c.path().to_path_buf()),
             Some(paths.pid_file),
         ]
         .into_iter()

@@ -55,7 +55,10 @@ pub async fn remove_vm_dir(daemon: &Daemon, dir: &Path) -> bool {
         tracing::error!(dir = %dir.display(), "refusing to delete a directory outside the VM directory");
         return false;
     }
-    strays::kill(daemon, dir, None).await;
+    if let Err(e) = strays::kill(daemon, dir, None).await {
+        tracing::error!(dir = %dir.display(), error = %e.message, "not deleting a directory still in use");
+        return false;
+    }
     match std::fs::remove_dir_all(dir) {
         Ok(()) => true,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,

@@ -108,8 +108,16 @@ async fn reconcile_vm(daemon: &Daemon, vm: &VmRecord, removing: bool) {
     let plan = plan::plan(&facts);
     tracing::debug!(vm = %vm.name, ?facts, ?plan, "reconciling");
     if plan.kill_strays {
-        let killed = strays::kill(daemon, &vm.dir, keep).await;
-        tracing::info!(vm = %vm.name, killed, "stopped VMM processes the store had no record of");
+        match strays::kill(daemon, &vm.dir, keep).await {
+            Ok(killed) => {
+                tracing::info!(vm = %vm.name, killed, "stopped VMM processes the store had no record of")
+            }
+            // Not released while a VMM may still use its files: the next daemon tries again.
+            Err(e) => {
+                tracing::error!(vm = %vm.name, error = %e.message, "cannot stop a VMM the store had no record of");
+                return;
+            }
+        }
     }
     if plan.kill_vmm
         && let Some(rt) = &runtime
