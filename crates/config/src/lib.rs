@@ -26,7 +26,10 @@ pub use install::{InstallMeta, InstallMetaError, load_install_meta};
 pub use logs::{
     BUILTIN_CONSOLE_MAX_BYTES, BUILTIN_DAEMON_MAX_BYTES, LOG_MAX_RANGE, LogLimits, LogsConfig,
 };
-pub use network::{BUILTIN_DNS, MAX_DNS, NetworkConfig, NetworkMode, nameservers, usable_resolver};
+pub use network::{
+    BUILTIN_DNS, HOST_RESOLV_CONF, MAX_DNS, NetworkConfig, NetworkMode, RESOLVED_UPSTREAM,
+    nameservers, usable_resolver,
+};
 pub use parse::{DISK_MAX_BYTES, DISK_MIN_BYTES, MEMORY_MIB_RANGE, VCPU_RANGE};
 pub use sandbox::{
     BUILTIN_VMM_ID_BASE, BUILTIN_VMM_ID_COUNT, SandboxConfig, VMM_ID_BASE_RANGE, VMM_ID_COUNT_RANGE,

@@ -10,7 +10,7 @@ use std::cell::OnceCell;
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use banger_config::{Config, ConfigError};
+use banger_config::{Config, ConfigError, HOST_RESOLV_CONF, RESOLVED_UPSTREAM};
 use banger_images::imagecat::{Catalog, EntrySource};
 use banger_paths::Layout;
 use banger_store::{Store, StoreError};
@@ -26,9 +26,6 @@ pub const SYSTEMD_SYSTEM_DIR: &str = "/etc/systemd/system";
 pub const VHOST_VSOCK_DEVICE: &str = "/dev/vhost-vsock";
 /// The QEMU binary the QEMU driver runs.
 pub const QEMU_BINARY: &str = "qemu-system-x86_64";
-/// The host's resolver configuration, and systemd-resolved's list of upstream servers.
-pub const RESOLV_CONF: &str = "/etc/resolv.conf";
-pub const RESOLVED_UPSTREAM: &str = "/run/systemd/resolve/resolv.conf";
 /// The state store as doctor sees it. Doctor checks the path first and only then
 /// opens the database read-only, so a missing store is never created.
 pub enum StoreState {
@@ -95,7 +92,7 @@ impl DoctorContext {
             // SAFETY: geteuid has no preconditions and cannot fail.
             euid: unsafe { libc::geteuid() },
             network: Box::new(HostNetworkProbe),
-            resolv_conf: PathBuf::from(RESOLV_CONF),
+            resolv_conf: PathBuf::from(HOST_RESOLV_CONF),
             resolved_upstream: PathBuf::from(RESOLVED_UPSTREAM),
             store: OnceCell::new(),
             selection: OnceCell::new(),
