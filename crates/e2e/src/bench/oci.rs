@@ -142,6 +142,8 @@ pub fn measure(work: &Path, kernel_dir: &Path, agent: &Path) -> anyhow::Result<F
         &work.join("baseline.ext4"),
         size,
         "root",
+        // umoci unpacked as root, owners included: the baseline copies them as is.
+        &banger_images::ext4::Owners::AsInTree,
     )?;
     let baseline = t.elapsed();
 

@@ -293,6 +293,8 @@ pub fn build_debian(opts: &DebianImageOptions<'_>) -> Result<BuiltImage, BuildEr
         &stage.path().join(ROOTFS_FILE),
         size,
         "root",
+        // mmdebstrap ran as root (checked above): the tree's owners are the image's.
+        &ext4::Owners::AsInTree,
     )
     .map_err(DebianImageError::from)?;
     drop(work);

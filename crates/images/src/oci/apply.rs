@@ -15,13 +15,14 @@
 //! Device nodes are refused (a guest's /dev is devtmpfs); hard links must name an earlier
 //! entry of the tree; names and PAX headers are bounded.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
+use std::sync::Mutex;
 
 use super::pax;
 
@@ -71,6 +72,9 @@ pub struct Applier<'a> {
     root: &'a Path,
     /// Set owners and security xattrs (only root can).
     privileged: bool,
+    /// Unprivileged: the entries the layers give an owner other than root, by path in
+    /// the tree (the last layer to write a path decides), set later inside the image.
+    foreign: Mutex<BTreeMap<PathBuf, (u32, u32)>>,
 }
 
 struct Ctx<'a> {
@@ -86,7 +90,36 @@ impl<'a> Applier<'a> {
     pub fn new(root: &'a Path) -> Self {
         // SAFETY: geteuid has no memory effects.
         let privileged = unsafe { libc::geteuid() } == 0;
-        Self { root, privileged }
+        Self {
+            root,
+            privileged,
+            foreign: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// An applier that never sets owners, as an ordinary user's would be (tests).
+    pub fn unprivileged(root: &'a Path) -> Self {
+        Self {
+            privileged: false,
+            ..Self::new(root)
+        }
+    }
+
+    /// How the tree's owners must become the image's: as they are when this applier
+    /// could set them, otherwise the caller's files are root's and the entries the layers
+    /// gave someone else (still present in the tree) are listed.
+    pub fn owners(&self) -> crate::ext4::Owners {
+        use crate::ext4::{OwnerFix, Owners};
+        if self.privileged {
+            return Owners::AsInTree;
+        }
+        let foreign = self.foreign.lock().map(|m| m.clone()).unwrap_or_default();
+        let fixes = foreign
+            .into_iter()
+            .filter(|(rel, _)| fs::symlink_metadata(self.root.join(rel)).is_ok())
+            .map(|(path, (uid, gid))| OwnerFix { path, uid, gid })
+            .collect();
+        Owners::CallerIsRoot { fixes }
     }
 
     /// Apply the tar stream `tar` (already decompressed). `layer` names it in errors.
@@ -315,6 +348,13 @@ impl<'a> Applier<'a> {
                     remove_any(&path).map_err(io("replace"))?;
                 }
                 fs::hard_link(&source, &path).map_err(io("create hard link"))?;
+                // The link is the source's inode: the source's owner (recorded under the
+                // source's path, if foreign) is the one to restore, not what this path had.
+                if let (Ok(rel), Ok(mut foreign)) =
+                    (path.strip_prefix(self.root), self.foreign.lock())
+                {
+                    foreign.remove(rel);
+                }
             }
             tar::EntryType::Fifo => {
                 if existing.is_some() {
@@ -396,13 +436,21 @@ impl<'a> Applier<'a> {
 
     /// Owner and (PAX) extended attributes, when running as root.
     fn own(&self, path: &Path, uid: u64, gid: u64, ext: &pax::Pending) -> io::Result<()> {
-        if !self.privileged {
-            return Ok(());
-        }
         let (uid, gid) = (
             u32::try_from(uid).unwrap_or(u32::MAX - 1),
             u32::try_from(gid).unwrap_or(u32::MAX - 1),
         );
+        if !self.privileged {
+            if let (Ok(rel), Ok(mut foreign)) = (path.strip_prefix(self.root), self.foreign.lock())
+            {
+                if (uid, gid) == (0, 0) {
+                    foreign.remove(rel);
+                } else {
+                    foreign.insert(rel.to_path_buf(), (uid, gid));
+                }
+            }
+            return Ok(());
+        }
         std::os::unix::fs::lchown(path, Some(uid), Some(gid))?;
         for (name, value) in &ext.xattrs {
             // Best effort: a filesystem without that namespace just loses the attribute.

@@ -195,14 +195,18 @@ pub fn import(opts: &ImportOptions<'_>) -> Result<Imported, OciError> {
         None,
         None,
     );
-    ext4::make_image(
+    let owners = ext4::make_image(
         opts.runner,
         &tree,
         &stage.path().join(ROOTFS_FILE),
         size,
         "root",
+        &applier.owners(),
     )
     .map_err(|e| OciError::Rootfs(Box::new(e)))?;
+    for note in owners.notes() {
+        progress.note(&note);
+    }
     took.mark("mkfs");
     drop(work);
 

@@ -1,5 +1,6 @@
 //! A root filesystem image from a directory tree: `mkfs.ext4 -d` (no loop mount, no
-//! root needed for the formatting itself; ownership and modes come from the tree).
+//! root needed for the formatting itself; modes come from the tree, owners from the tree
+//! or, for an unprivileged build, as [`owners`] explains).
 //!
 //! The image is sized from the tree (used bytes plus headroom the guest can write
 //! into) and made sparse: unused space costs nothing on the host, and inode tables and
@@ -11,6 +12,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use banger_system::CommandRunner;
+
+pub mod owners;
+pub use owners::{OwnerFix, OwnerReport, Owners};
 
 /// Free space a new image offers its guests beyond what the tree uses.
 pub const DEFAULT_HEADROOM: u64 = 1 << 30;
@@ -31,6 +35,16 @@ pub enum Ext4Error {
     Mkfs {
         tree: PathBuf,
         image: PathBuf,
+        stderr: String,
+    },
+    #[error(
+        "debugfs was not found: it sets owners inside images built without root; install e2fsprogs"
+    )]
+    DebugfsMissing,
+    #[error("debugfs could not set the owners of {count} entries in {image:?}: {stderr}")]
+    Debugfs {
+        image: PathBuf,
+        count: usize,
         stderr: String,
     },
 }
@@ -62,14 +76,16 @@ pub fn image_size(used: u64, headroom: u64) -> u64 {
     size.div_ceil(MIB) * MIB
 }
 
-/// Make `image` (which must not exist) an ext4 filesystem of `size` bytes holding `tree`.
+/// Make `image` (which must not exist) an ext4 filesystem of `size` bytes holding `tree`,
+/// with owners as `owners` says.
 pub fn make_image(
     runner: &dyn CommandRunner,
     tree: &Path,
     image: &Path,
     size: u64,
     label: &str,
-) -> Result<(), Ext4Error> {
+    owners: &Owners,
+) -> Result<OwnerReport, Ext4Error> {
     let mkfs =
         banger_system::runner::lookup_executable("mkfs.ext4").ok_or(Ext4Error::MkfsMissing)?;
     let io = |op: &'static str| {
@@ -104,7 +120,28 @@ pub fn make_image(
         .map(OsStr::new)
         .chain([tree.as_os_str(), image.as_os_str()])
         .collect();
-    let out = runner.run(&mkfs, &args).map_err(|e| Ext4Error::Mkfs {
+    let mut report = OwnerReport::default();
+    let result = match owners {
+        Owners::AsInTree => runner.run(&mkfs, &args),
+        Owners::CallerIsRoot { .. } => match owners::unshare_program() {
+            Some(unshare) => {
+                let out = runner.run(&unshare, &owners::as_namespace_root(&mkfs, &args));
+                match out {
+                    Ok(out) if !out.success() && owners::no_user_namespace(&out.stderr_str()) => {
+                        report.not_mapped = Some(out.stderr_str().trim().to_string());
+                        recreate(image, size).map_err(io("recreate"))?;
+                        runner.run(&mkfs, &args)
+                    }
+                    other => other,
+                }
+            }
+            None => {
+                report.not_mapped = Some("unshare (util-linux) was not found".to_string());
+                runner.run(&mkfs, &args)
+            }
+        },
+    };
+    let out = result.map_err(|e| Ext4Error::Mkfs {
         tree: tree.to_path_buf(),
         image: image.to_path_buf(),
         stderr: e.to_string(),
@@ -117,9 +154,66 @@ pub fn make_image(
             stderr: out.stderr_str().trim().to_string(),
         });
     }
+    if let Owners::CallerIsRoot { fixes } = owners
+        && let Err(e) = set_owners(runner, image, fixes, &mut report)
+    {
+        let _ = fs::remove_file(image);
+        return Err(e);
+    }
     fs::File::open(image)
         .and_then(|f| f.sync_all())
-        .map_err(io("sync"))
+        .map_err(io("sync"))?;
+    Ok(report)
+}
+
+/// An empty sparse file again, after a failed attempt may have written to it.
+fn recreate(image: &Path, size: u64) -> std::io::Result<()> {
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(image)?;
+    file.set_len(size)
+}
+
+/// Give `fixes` their owners inside `image` (one debugfs run for all of them).
+fn set_owners(
+    runner: &dyn CommandRunner,
+    image: &Path,
+    fixes: &[OwnerFix],
+    report: &mut OwnerReport,
+) -> Result<(), Ext4Error> {
+    let (script, skipped) = owners::debugfs_script(fixes);
+    report.skipped = skipped;
+    if script.is_empty() {
+        return Ok(());
+    }
+    let debugfs =
+        banger_system::runner::lookup_executable("debugfs").ok_or(Ext4Error::DebugfsMissing)?;
+    let count = fixes.len() - skipped;
+    let failed = |stderr: String| Ext4Error::Debugfs {
+        image: image.to_path_buf(),
+        count,
+        stderr,
+    };
+    let out = runner
+        .run_with_input(
+            &debugfs,
+            &[
+                OsStr::new("-w"),
+                OsStr::new("-f"),
+                OsStr::new("-"),
+                image.as_os_str(),
+            ],
+            &script,
+        )
+        .map_err(|e| failed(e.to_string()))?;
+    if let Some(errors) = owners::debugfs_errors(&out.stderr_str())
+        .or_else(|| (!out.success()).then(|| format!("exit status {:?}", out.code)))
+    {
+        return Err(failed(errors));
+    }
+    report.restored = count;
+    Ok(())
 }
 
 #[cfg(test)]
