@@ -105,19 +105,39 @@ impl<'a> Applier<'a> {
         }
     }
 
+    /// Whether this applier sets owners on the tree (it runs as root).
+    pub fn is_privileged(&self) -> bool {
+        self.privileged
+    }
+
+    /// The foreign owners recorded so far (unfiltered), for the layer cache.
+    pub fn foreign_owners(&self) -> Vec<crate::ext4::OwnerFix> {
+        let foreign = self.foreign.lock().map(|m| m.clone()).unwrap_or_default();
+        foreign
+            .into_iter()
+            .map(|(path, (uid, gid))| crate::ext4::OwnerFix { path, uid, gid })
+            .collect()
+    }
+
+    /// Start from the owners recorded with a cached tree this tree was copied from.
+    pub fn seed_owners(&self, owners: &[crate::ext4::OwnerFix]) {
+        if let Ok(mut foreign) = self.foreign.lock() {
+            foreign.extend(owners.iter().map(|f| (f.path.clone(), (f.uid, f.gid))));
+        }
+    }
+
     /// How the tree's owners must become the image's: as they are when this applier
     /// could set them, otherwise the caller's files are root's and the entries the layers
     /// gave someone else (still present in the tree) are listed.
     pub fn owners(&self) -> crate::ext4::Owners {
-        use crate::ext4::{OwnerFix, Owners};
+        use crate::ext4::Owners;
         if self.privileged {
             return Owners::AsInTree;
         }
-        let foreign = self.foreign.lock().map(|m| m.clone()).unwrap_or_default();
-        let fixes = foreign
+        let fixes = self
+            .foreign_owners()
             .into_iter()
-            .filter(|(rel, _)| fs::symlink_metadata(self.root.join(rel)).is_ok())
-            .map(|(path, (uid, gid))| OwnerFix { path, uid, gid })
+            .filter(|f| fs::symlink_metadata(self.root.join(&f.path)).is_ok())
             .collect();
         Owners::CallerIsRoot { fixes }
     }

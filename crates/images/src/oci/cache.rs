@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::spec::sha256_hex;
+use crate::ext4::OwnerFix;
 
 /// Unpacked trees kept; older ones are deleted when a new one is added.
 const KEEP_TREES: usize = 6;
@@ -124,16 +125,25 @@ impl BlobCache {
         })
     }
 
-    /// The cached tree for chain id `chain`, if any.
-    pub fn tree(&self, chain: &str) -> Option<PathBuf> {
+    /// The cached tree for chain id `chain`, if any, with the owners an unprivileged
+    /// import recorded for it (see [`Self::keep_tree`]).
+    pub fn tree(&self, chain: &str) -> Option<CachedTree> {
         let hex = sha256_hex(chain).ok()?;
         let path = self.trees().join(hex);
-        path.is_dir().then_some(path)
+        if !path.is_dir() {
+            return None;
+        }
+        let owners = fs::read(owners_file(&path))
+            .ok()
+            .and_then(|b| decode_owners(&b));
+        Some(CachedTree { path, owners })
     }
 
-    /// Keep a hard-linked copy of `tree` as chain `chain`. Best effort: a cache that
-    /// cannot be written only costs the next import time.
-    pub fn keep_tree(&self, tree: &Path, chain: &str) {
+    /// Keep a hard-linked copy of `tree` as chain `chain`. An unprivileged import passes
+    /// the owners its tree could not carry (`Some`, possibly empty): they are written
+    /// beside the tree before it is put in place, so such a tree is never found without
+    /// them. Best effort: a cache that cannot be written only costs the next import time.
+    pub fn keep_tree(&self, tree: &Path, chain: &str, owners: Option<&[OwnerFix]>) {
         let Ok(hex) = sha256_hex(chain) else { return };
         let dir = self.trees();
         let dest = dir.join(hex);
@@ -143,7 +153,23 @@ impl BlobCache {
         let Ok(tmp) = tempfile::Builder::new().prefix(".new-").tempdir_in(&dir) else {
             return;
         };
-        if link_tree(tree, tmp.path()).is_ok() && fs::rename(tmp.path(), &dest).is_ok() {
+        if link_tree(tree, tmp.path()).is_err() {
+            return;
+        }
+        if let Some(owners) = owners {
+            let written = tempfile::Builder::new()
+                .prefix(".owners-")
+                .tempfile_in(&dir)
+                .and_then(|mut f| {
+                    f.write_all(&encode_owners(owners))?;
+                    f.as_file().sync_all()?;
+                    f.persist(owners_file(&dest)).map_err(|e| e.error)
+                });
+            if written.is_err() {
+                return;
+            }
+        }
+        if fs::rename(tmp.path(), &dest).is_ok() {
             let _ = tmp.keep();
             self.prune_trees();
         }
@@ -156,14 +182,64 @@ impl BlobCache {
         let mut trees: Vec<(std::time::SystemTime, PathBuf)> = entries
             .flatten()
             .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
             .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
             .collect();
         trees.sort();
         while trees.len() > KEEP_TREES {
             let (_, old) = trees.remove(0);
+            let _ = fs::remove_file(owners_file(&old));
             let _ = fs::remove_dir_all(old);
         }
     }
+}
+
+/// A cached tree and, when an unprivileged import kept it, the owners it could not carry.
+#[derive(Debug, Clone)]
+pub struct CachedTree {
+    pub path: PathBuf,
+    pub owners: Option<Vec<OwnerFix>>,
+}
+
+fn owners_file(tree: &Path) -> PathBuf {
+    tree.with_extension("owners")
+}
+
+/// One entry a line: `UID GID HEX-OF-PATH` (paths may hold any byte but `/`-free NUL).
+fn encode_owners(owners: &[OwnerFix]) -> Vec<u8> {
+    use std::os::unix::ffi::OsStrExt;
+    owners
+        .iter()
+        .flat_map(|f| {
+            format!(
+                "{} {} {}\n",
+                f.uid,
+                f.gid,
+                hex::encode(f.path.as_os_str().as_bytes())
+            )
+            .into_bytes()
+        })
+        .collect()
+}
+
+/// `None` when the file is damaged: the tree is then not reused.
+fn decode_owners(bytes: &[u8]) -> Option<Vec<OwnerFix>> {
+    use std::os::unix::ffi::OsStringExt;
+    std::str::from_utf8(bytes)
+        .ok()?
+        .lines()
+        .map(|line| {
+            let mut words = line.split(' ');
+            let uid = words.next()?.parse().ok()?;
+            let gid = words.next()?.parse().ok()?;
+            let path = hex::decode(words.next()?).ok()?;
+            Some(OwnerFix {
+                path: PathBuf::from(std::ffi::OsString::from_vec(path)),
+                uid,
+                gid,
+            })
+        })
+        .collect()
 }
 
 /// A blob being written: hashed and counted as it goes.
@@ -270,4 +346,29 @@ pub fn chain_ids(diff_ids: &[String]) -> Vec<String> {
         out.push(next);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owners_survive_the_sidecar_file_whatever_their_names() {
+        use std::os::unix::ffi::OsStrExt;
+        let owners = vec![
+            OwnerFix {
+                path: "home/node".into(),
+                uid: 1000,
+                gid: 1000,
+            },
+            OwnerFix {
+                path: PathBuf::from(std::ffi::OsStr::from_bytes(b"a b\nc\xff")),
+                uid: 7,
+                gid: 8,
+            },
+        ];
+        assert_eq!(decode_owners(&encode_owners(&owners)), Some(owners));
+        assert_eq!(decode_owners(b""), Some(vec![]));
+        assert_eq!(decode_owners(b"1 2 zz\n"), None, "damaged: not reused");
+    }
 }

@@ -4,6 +4,7 @@
 
 use std::fs;
 use std::io::{self, BufReader, Read};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -139,11 +140,18 @@ pub fn import(opts: &ImportOptions<'_>) -> Result<Imported, OciError> {
 
     // Start from the longest prefix of this image's layers already unpacked.
     let chains = chain_ids(diff_ids);
-    let reused = (1..=chains.len())
-        .rev()
-        .find_map(|k| cache.tree(&chains[k - 1]).map(|t| (k, t)));
+    let applier = Applier::new(&tree);
+    // An unprivileged import reuses only trees kept with their owners.
+    let reused = (1..=chains.len()).rev().find_map(|k| {
+        cache
+            .tree(&chains[k - 1])
+            .filter(|t| applier.is_privileged() || t.owners.is_some())
+            .map(|t| (k, t))
+    });
     let first = match reused {
         Some((k, cached)) => {
+            applier.seed_owners(cached.owners.as_deref().unwrap_or_default());
+            let cached = cached.path;
             progress.note(&format!(
                 "reusing {k} of {} layers already unpacked",
                 chains.len()
@@ -157,7 +165,9 @@ pub fn import(opts: &ImportOptions<'_>) -> Result<Imported, OciError> {
             0
         }
     };
-    let applier = Applier::new(&tree);
+    // `/` of the guest: what every image has, whatever the daemon's umask.
+    fs::set_permissions(&tree, fs::Permissions::from_mode(0o755))
+        .map_err(io_err("set the mode of", &tree))?;
     let total = resolved.layers.len();
     for i in first..total {
         let layer = &resolved.layers[i];
@@ -176,7 +186,8 @@ pub fn import(opts: &ImportOptions<'_>) -> Result<Imported, OciError> {
         // Keep the image's own tree, and the one below its top layer (the usual shared
         // base of images built FROM the same parent).
         if i + 2 >= total {
-            cache.keep_tree(&tree, &chains[i]);
+            let owners = (!applier.is_privileged()).then(|| applier.foreign_owners());
+            cache.keep_tree(&tree, &chains[i], owners.as_deref());
         }
     }
 
