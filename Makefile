@@ -38,7 +38,7 @@ build: agent
 	$(CARGO) build --release -p banger -p banger-fake-firecracker
 	install -m 0755 $(AGENT_BIN) $(RELEASE_DIR)/banger-agent
 
-# Build and register the default image (debian; mmdebstrap needs root) when it is missing.
+# Build and register the default image (debian) when it is missing.
 image: build
 	@if ! $(BANGER) image inspect debian >/dev/null 2>&1; then $(BANGER) image build debian; fi
 

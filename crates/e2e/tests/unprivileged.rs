@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 const NOBODY: u32 = 65534;
@@ -47,40 +47,53 @@ fn as_nobody_with(home: &Path, bin: &Path, args: &[&str], input: &[u8]) -> Outpu
     out
 }
 
+/// A home directory for uid 65534 holding private copies of the binaries (the build
+/// tree may not be reachable by other users); its daemon is stopped on drop.
+struct UserHome {
+    dir: tempfile::TempDir,
+    banger: PathBuf,
+}
+
+impl UserHome {
+    fn new() -> UserHome {
+        let bin = banger_e2e::banger_bin();
+        let dir = tempfile::Builder::new()
+            .prefix("bgu")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let home = dir.path();
+        std::fs::create_dir_all(home.join("run")).unwrap();
+        for name in ["banger", "banger-agent"] {
+            std::fs::copy(bin.with_file_name(name), home.join(name)).unwrap();
+        }
+        for path in [
+            home.to_path_buf(),
+            home.join("run"),
+            home.join("banger"),
+            home.join("banger-agent"),
+        ] {
+            std::os::unix::fs::chown(&path, Some(NOBODY), Some(NOBODY)).unwrap();
+        }
+        std::fs::set_permissions(home.join("run"), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let banger = home.join("banger");
+        UserHome { dir, banger }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
 #[test]
 fn an_ordinary_user_runs_a_vm_in_dev_mode() {
-    let bin = banger_e2e::banger_bin();
-    let root = tempfile::Builder::new()
-        .prefix("bgu")
-        .tempdir_in("/tmp")
-        .unwrap();
-    let home = root.path();
-    std::fs::create_dir_all(home.join("run")).unwrap();
-    // The user gets private copies of the binaries: the build tree may not be
-    // reachable by other users.
-    for name in ["banger", "banger-agent"] {
-        std::fs::copy(bin.with_file_name(name), home.join(name)).unwrap();
-    }
-    for path in [
-        home.to_path_buf(),
-        home.join("run"),
-        home.join("banger"),
-        home.join("banger-agent"),
-    ] {
-        std::os::unix::fs::chown(&path, Some(NOBODY), Some(NOBODY)).unwrap();
-    }
-    std::fs::set_permissions(home.join("run"), std::fs::Permissions::from_mode(0o700)).unwrap();
-    let banger = home.join("banger");
-    let _stop = StopDaemon {
-        home,
-        banger: &banger,
-    };
+    let user = UserHome::new();
+    let (home, banger) = (user.path(), user.banger.clone());
 
     let out = as_nobody(
         home,
         &banger,
-        // `minimal`: the default debian image needs root to build (mmdebstrap), and an
-        // ordinary user is told so; minimal builds unprivileged.
+        // `minimal`, the fastest (the default debian image built by an ordinary user has
+        // a test of its own).
         &[
             "vm",
             "run",
@@ -207,16 +220,54 @@ fn an_ordinary_user_runs_a_vm_in_dev_mode() {
     ok(&["vm", "rm", "-f", "u"], b"");
 }
 
-/// Stops the user's daemon when the test ends, passing or failing.
-struct StopDaemon<'a> {
-    home: &'a Path,
-    banger: &'a Path,
+/// The default image, Debian, built on first use by an ordinary user (mmdebstrap in an
+/// unprivileged mode, owners set inside the image), boots with the owners a root build
+/// would give: root's system files, set-uid root programs, a service account's directory.
+#[test]
+fn an_ordinary_user_builds_and_boots_the_default_debian_image() {
+    let user = UserHome::new();
+    let (home, banger) = (user.path(), user.banger.clone());
+    let out = as_nobody(
+        home,
+        &banger,
+        &[
+            "vm",
+            "run",
+            "--rm",
+            "--",
+            "stat",
+            "-c",
+            "%u:%g %a %n",
+            "/",
+            "/etc/shadow",
+            "/usr/bin/passwd",
+            "/var/cache/apt/archives/partial",
+            "/usr/lib/banger/banger-agent",
+        ],
+    );
+    let log =
+        std::fs::read_to_string(home.join(".local/state/banger/daemon.log")).unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "stderr: {}\ndaemon log:\n{log}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // _apt is uid 42 in Debian; shadow is group 42 there too.
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "0:0 755 /\n\
+         0:42 640 /etc/shadow\n\
+         0:0 4755 /usr/bin/passwd\n\
+         42:0 700 /var/cache/apt/archives/partial\n\
+         0:0 755 /usr/lib/banger/banger-agent\n"
+    );
 }
 
-impl Drop for StopDaemon<'_> {
+/// Stops the user's daemon when the test ends, passing or failing.
+impl Drop for UserHome {
     fn drop(&mut self) {
         // VMs outlive their daemon: remove the test's first.
-        let _ = as_nobody(self.home, self.banger, &["vm", "rm", "-f", "u"]);
-        let _ = as_nobody(self.home, self.banger, &["daemon", "stop"]);
+        let _ = as_nobody(self.path(), &self.banger, &["vm", "rm", "-f", "u"]);
+        let _ = as_nobody(self.path(), &self.banger, &["daemon", "stop"]);
     }
 }

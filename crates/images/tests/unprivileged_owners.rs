@@ -25,8 +25,7 @@ fn build_as_nobody(inner: &str) -> tempfile::TempDir {
     // SAFETY: geteuid has no memory effects.
     let euid = unsafe { libc::geteuid() };
     assert_eq!(
-        euid,
-        0,
+        euid, 0,
         "these tests drop to uid 65534 with setpriv to build as an ordinary user would: run them as root (CI does)"
     );
     let work = tempfile::Builder::new()

@@ -26,7 +26,8 @@ Build an image from a recipe and register it.
 
 Kernels and packages come from the Debian archive (BANGER_DEBIAN_MIRROR overrides the
 mirror); downloads are verified against the archive's signed checksums. The debian recipe
-runs mmdebstrap, which needs root: run it with a daemon started as root.")]
+runs mmdebstrap: as root directly, as an ordinary user in its unshare or fakechroot mode
+(packages uidmap, or fakechroot and fakeroot), with the same owners in the image.")]
     Build {
         /// Recipe: `debian` or `minimal`
         recipe: String,

@@ -152,22 +152,12 @@ pub async fn build_locked(
     })
     .await?
     .map_err(|e| {
-        use banger_images::BuildError;
-        use banger_images::debian_image::DebianImageError;
         let error = DaemonError::caused(
             crate::error::ErrorKind::Internal,
             format_args!("building image {name} failed"),
             &e,
         );
         match e {
-            BuildError::DebianImage(DebianImageError::NeedsRoot) => DaemonError::caused(
-                crate::error::ErrorKind::Unavailable,
-                format_args!("building image {name} failed"),
-                &e,
-            )
-            .with_hint(
-                "run the daemon as root to build it (`banger daemon stop`, then `sudo banger daemon run`), or boot `--image minimal`",
-            ),
             // A full disk or a broken package is not a network problem: only a failed
             // download gets the network hint (mmdebstrap's own message names the network).
             _ if error.is_no_space() || !e.is_network() => error,

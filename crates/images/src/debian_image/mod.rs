@@ -11,8 +11,9 @@
 //! The init is the lean one by default (the agent as PID 1 starting sshd: measured faster
 //! than systemd, see docs/images.md), or systemd (`--init systemd`).
 //!
-//! mmdebstrap needs root here (`--mode=root`). An ordinary user gets a clear error; see
-//! docs/images.md for what works without root.
+//! As root mmdebstrap writes the tree directly (`--mode=root`); an ordinary user's build
+//! goes through a tarball in an unprivileged mode, and the owners it names are set inside
+//! the image (`rootfs::bootstrap`, `ext4::owners`).
 
 mod rootfs;
 
@@ -69,10 +70,11 @@ impl GuestInitKind {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DebianImageError {
-    #[error(
-        "building the debian image needs root: mmdebstrap runs in root mode here. Build it with a daemon running as root (CI, or `sudo banger daemon run` in dev mode), or use the `minimal` image"
-    )]
-    NeedsRoot,
+    #[error("cannot unpack the Debian root filesystem mmdebstrap made")]
+    Unpack {
+        #[source]
+        source: crate::oci::apply::LayerError,
+    },
     #[error(
         "mmdebstrap was not found: it builds the Debian root filesystem; install it with `apt-get install mmdebstrap`"
     )]
@@ -87,6 +89,14 @@ pub enum DebianImageError {
         "mmdebstrap could not build Debian {suite} from {mirror} (check the suite, the package names and the network, or set BANGER_DEBIAN_MIRROR):\n{stderr}"
     )]
     Mmdebstrap {
+        suite: String,
+        mirror: String,
+        stderr: String,
+    },
+    #[error(
+        "mmdebstrap could not build Debian {suite} from {mirror} as an ordinary user: it needs the fakechroot and fakeroot packages (`apt-get install fakechroot fakeroot`) or a sub-uid range for your user in /etc/subuid (unshare mode); or build as root. Its output:\n{stderr}"
+    )]
+    MmdebstrapUnprivileged {
         suite: String,
         mirror: String,
         stderr: String,
@@ -191,10 +201,6 @@ pub fn build_debian(opts: &DebianImageOptions<'_>) -> Result<BuiltImage, BuildEr
     };
     validate(opts)?;
     initramfs::check_agent(&opts.agent_path)?;
-    // SAFETY: geteuid has no memory effects.
-    if unsafe { libc::geteuid() } != 0 {
-        return Err(DebianImageError::NeedsRoot.into());
-    }
     let mmdebstrap = banger_system::runner::lookup_executable("mmdebstrap")
         .ok_or(DebianImageError::MmdebstrapMissing)?;
 
@@ -254,7 +260,7 @@ pub fn build_debian(opts: &DebianImageOptions<'_>) -> Result<BuiltImage, BuildEr
         None,
     );
     let tree = work.path().join("rootfs");
-    rootfs::bootstrap(
+    let owners = rootfs::bootstrap(
         opts.runner,
         &mmdebstrap,
         &opts.debian.suite,
@@ -287,16 +293,18 @@ pub fn build_debian(opts: &DebianImageOptions<'_>) -> Result<BuiltImage, BuildEr
         None,
         None,
     );
-    ext4::make_image(
+    let report = ext4::make_image(
         opts.runner,
         &tree,
         &stage.path().join(ROOTFS_FILE),
         size,
         "root",
-        // mmdebstrap ran as root (checked above): the tree's owners are the image's.
-        &ext4::Owners::AsInTree,
+        &owners,
     )
     .map_err(DebianImageError::from)?;
+    for note in report.notes() {
+        progress.note(&note);
+    }
     drop(work);
 
     progress.phase("recording the image", None, None);

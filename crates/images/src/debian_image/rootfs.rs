@@ -1,4 +1,5 @@
-//! The Debian root filesystem: `mmdebstrap` into a directory, then what makes it a
+//! The Debian root filesystem: `mmdebstrap` into a directory (or, for an ordinary user, a
+//! tarball unpacked into one), then what makes it a
 //! banger guest — the agent, the kernel's modules, sshd configured for per-VM host keys,
 //! no machine-id or host keys of its own (each VM makes them at first boot), and the
 //! init the image was asked for.
@@ -12,6 +13,8 @@ use banger_system::CommandRunner;
 
 use super::{DebianImageError, GuestInitKind};
 use crate::build::{BuildError, io_err};
+use crate::ext4::Owners;
+use crate::oci::apply::Applier;
 
 /// What every Debian image holds besides `minbase`: sshd, the tools a dev VM is
 /// expected to have (rsync, for `rsync -e ssh` to and from it; iperf3, to measure the
@@ -41,7 +44,15 @@ pub fn include_list(init: GuestInitKind, extra: &[String]) -> String {
     all.join(",")
 }
 
-/// Run mmdebstrap (as root) into `target`, which must not exist yet.
+/// Run mmdebstrap into `target` (which must not exist yet) and say how the tree's owners
+/// become the image's.
+///
+/// As root it writes the directory itself (`--mode=root`): the tree carries the owners.
+/// An ordinary user cannot create root-owned files, so mmdebstrap runs in the first mode
+/// that works without privilege (`--mode=auto`: unshare with the user's sub-uid range,
+/// else fakechroot) and writes a tarball, whose headers carry the real owners; the layer
+/// applier unpacks it (contained, like an OCI layer) and lists the entries that are not
+/// root's, for `mkfs` to set inside the image.
 pub fn bootstrap(
     runner: &dyn CommandRunner,
     mmdebstrap: &Path,
@@ -49,11 +60,18 @@ pub fn bootstrap(
     mirror: &str,
     include: &str,
     target: &Path,
-) -> Result<(), BuildError> {
+) -> Result<Owners, BuildError> {
+    // SAFETY: geteuid has no memory effects.
+    let as_root = unsafe { libc::geteuid() } == 0;
     let include = format!("--include={include}");
+    let mode: &[&str] = if as_root {
+        &["--mode=root", "--format=directory"]
+    } else {
+        // The guest's /dev is devtmpfs: the tarball needs no device nodes (which only
+        // root could create, and the applier refuses).
+        &["--mode=auto", "--format=tar", "--skip=output/dev"]
+    };
     let fixed = [
-        "--mode=root",
-        "--format=directory",
         "--variant=minbase",
         "--components=main",
         "--quiet",
@@ -66,10 +84,17 @@ pub fn bootstrap(
         "--aptopt=Acquire::Retries \"3\"",
         suite,
     ];
-    let args: Vec<&OsStr> = fixed
+    let tarball = target.with_extension("tar");
+    let output = if as_root {
+        target.as_os_str()
+    } else {
+        tarball.as_os_str()
+    };
+    let args: Vec<&OsStr> = mode
         .iter()
+        .chain(fixed.iter())
         .map(OsStr::new)
-        .chain([target.as_os_str(), OsStr::new(mirror)])
+        .chain([output, OsStr::new(mirror)])
         .collect();
     let out = runner
         .run(mmdebstrap, &args)
@@ -79,16 +104,48 @@ pub fn bootstrap(
             source,
         })?;
     if !out.success() {
+        let _ = fs::remove_file(&tarball);
         let stderr = out.stderr_str();
         let tail: Vec<&str> = stderr.lines().rev().take(15).collect();
-        return Err(DebianImageError::Mmdebstrap {
-            suite: suite.to_string(),
-            mirror: mirror.to_string(),
-            stderr: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
-        }
-        .into());
+        let (suite, mirror) = (suite.to_string(), mirror.to_string());
+        let stderr = tail.into_iter().rev().collect::<Vec<_>>().join("\n");
+        // No unprivileged mode works (mmdebstrap's words): say what would make one work.
+        let error = if stderr.contains("unable to pick chroot mode") {
+            DebianImageError::MmdebstrapUnprivileged {
+                suite,
+                mirror,
+                stderr,
+            }
+        } else {
+            DebianImageError::Mmdebstrap {
+                suite,
+                mirror,
+                stderr,
+            }
+        };
+        return Err(error.into());
     }
-    Ok(())
+    if as_root {
+        return Ok(Owners::AsInTree);
+    }
+    let unpacked = unpack(&tarball, target);
+    let _ = fs::remove_file(&tarball);
+    unpacked
+}
+
+/// Unpack mmdebstrap's tarball into `target` as an ordinary user: the owners it names
+/// are listed for the image instead of set on the tree.
+fn unpack(tarball: &Path, target: &Path) -> Result<Owners, BuildError> {
+    fs::create_dir(target).map_err(io_err("create", target))?;
+    // `/` of the guest (mmdebstrap's tarball names `./`, which the applier leaves alone).
+    fs::set_permissions(target, fs::Permissions::from_mode(0o755))
+        .map_err(io_err("set the mode of", target))?;
+    let file = fs::File::open(tarball).map_err(io_err("open", tarball))?;
+    let applier = Applier::new(target);
+    applier
+        .apply("mmdebstrap's tarball", std::io::BufReader::new(file))
+        .map_err(|source| DebianImageError::Unpack { source })?;
+    Ok(applier.owners())
 }
 
 /// Everything banger adds to a bootstrapped tree.
