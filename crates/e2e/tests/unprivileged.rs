@@ -222,45 +222,52 @@ fn an_ordinary_user_runs_a_vm_in_dev_mode() {
 
 /// The default image, Debian, built on first use by an ordinary user (mmdebstrap in an
 /// unprivileged mode, owners set inside the image), boots with the owners a root build
-/// would give: root's system files, set-uid root programs, a service account's directory.
+/// would give (root's system files, set-uid root programs, a service account's
+/// directory), and the user reaches it with the real ssh client.
 #[test]
 fn an_ordinary_user_builds_and_boots_the_default_debian_image() {
     let user = UserHome::new();
     let (home, banger) = (user.path(), user.banger.clone());
-    let out = as_nobody(
-        home,
-        &banger,
-        &[
-            "vm",
-            "run",
-            "--rm",
-            "--",
-            "stat",
-            "-c",
-            "%u:%g %a %n",
-            "/",
-            "/etc/shadow",
-            "/usr/bin/passwd",
-            "/var/cache/apt/archives/partial",
-            "/usr/lib/banger/banger-agent",
-        ],
-    );
-    let log =
-        std::fs::read_to_string(home.join(".local/state/banger/daemon.log")).unwrap_or_default();
-    assert!(
-        out.status.success(),
-        "stderr: {}\ndaemon log:\n{log}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let ok = |args: &[&str]| {
+        let out = as_nobody(home, &banger, args);
+        let log = std::fs::read_to_string(home.join(".local/state/banger/daemon.log"))
+            .unwrap_or_default();
+        assert!(
+            out.status.success(),
+            "banger {args:?}: {}\ndaemon log:\n{log}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // No --image: the default, built on demand.
+    ok(&["vm", "run", "-d", "--name", "u"]);
+    let owners = ok(&[
+        "vm",
+        "exec",
+        "u",
+        "--",
+        "stat",
+        "-c",
+        "%u:%g %a %n",
+        "/",
+        "/etc/shadow",
+        "/usr/bin/passwd",
+        "/var/cache/apt/archives/partial",
+        "/usr/lib/banger/banger-agent",
+    ]);
     // _apt is uid 42 in Debian; shadow is group 42 there too.
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
+        owners,
         "0:0 755 /\n\
          0:42 640 /etc/shadow\n\
          0:0 4755 /usr/bin/passwd\n\
          42:0 700 /var/cache/apt/archives/partial\n\
          0:0 755 /usr/lib/banger/banger-agent\n"
     );
+    // The real OpenSSH client, as the ordinary user, through the agent tunnel: sshd's
+    // StrictModes accepts root's keys only because / and /root are root's in the image.
+    let who = ok(&["vm", "ssh", "u", "--", "echo", "$(whoami)@$(hostname)"]);
+    assert_eq!(who.trim(), "root@u");
 }
 
 /// Stops the user's daemon when the test ends, passing or failing.
