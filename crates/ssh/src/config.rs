@@ -63,6 +63,15 @@ fn label(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
+/// OpenSSH's default key exchanges without the post-quantum hybrid (sntrup761, or
+/// ML-KEM in newer clients) that it tries first: curve25519 first, then what FIPS-only
+/// servers offer. Every name here is known to OpenSSH 7.4 and later, so an older client
+/// still parses the file.
+const KEX: &str = "curve25519-sha256,curve25519-sha256@libssh.org,\
+                   ecdh-sha2-nistp256,ecdh-sha2-nistp384,ecdh-sha2-nistp521,\
+                   diffie-hellman-group-exchange-sha256,diffie-hellman-group16-sha512,\
+                   diffie-hellman-group18-sha512,diffie-hellman-group14-sha256";
+
 pub fn render(inputs: &SshConfigInputs<'_>) -> Result<String, SshError> {
     // ProxyCommand runs through the user's shell: single-quote the path (quotes were
     // refused above) and double its `%` (ssh's tokens).
@@ -81,7 +90,10 @@ pub fn render(inputs: &SshConfigInputs<'_>) -> Result<String, SshError> {
          # Each VM's HostKeyAlias (kept current by the daemon; absent until a VM exists).\n\
          Include {vm_blocks}\n\
          \n\
-         Host *.vm\n    User root\n    ProxyCommand '{exe}' ssh-proxy %h %p\n    IdentityFile {identity}\n    IdentitiesOnly yes\n    UserKnownHostsFile {known_hosts}\n    StrictHostKeyChecking yes\n    CheckHostIP no\n    UpdateHostKeys no\n"
+         Host *.vm\n    User root\n    ProxyCommand '{exe}' ssh-proxy %h %p\n    IdentityFile {identity}\n    IdentitiesOnly yes\n    UserKnownHostsFile {known_hosts}\n    StrictHostKeyChecking yes\n    CheckHostIP no\n    UpdateHostKeys no\n    \
+         # The link never leaves this host (banger's tunnel to the guest): skip the\n    \
+         # post-quantum hybrid key exchange, the slowest step in an emulated guest.\n    \
+         KexAlgorithms {KEX}\n"
     ))
 }
 
@@ -141,6 +153,34 @@ mod tests {
         }];
         let blocks = render_vms(&vms).unwrap();
         assert!(blocks.contains("Host dev.vm\n    HostKeyAlias banger-0123456789ab\n"));
+    }
+
+    /// The real client parses the file and takes curve25519 first, for `*.vm` only.
+    #[test]
+    fn the_real_ssh_client_reads_it_and_prefers_curve25519() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ssh_config");
+        std::fs::write(&file, render(&inputs(Path::new("/usr/bin/banger"))).unwrap()).unwrap();
+        let effective = |host: &str| {
+            let out = std::process::Command::new("ssh")
+                .arg("-G")
+                .arg("-F")
+                .arg(&file)
+                .arg(host)
+                .output()
+                .expect("the OpenSSH client (openssh-client) runs");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            text.lines()
+                .find_map(|l| l.strip_prefix("kexalgorithms ").map(str::to_string))
+                .unwrap_or_else(|| panic!("no kexalgorithms in:\n{text}"))
+        };
+        assert_eq!(effective("dev.vm"), KEX);
+        assert_ne!(effective("example.org"), KEX, "other hosts keep the defaults");
     }
 
     #[test]
