@@ -160,7 +160,11 @@ mod tests {
     fn the_real_ssh_client_reads_it_and_prefers_curve25519() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("ssh_config");
-        std::fs::write(&file, render(&inputs(Path::new("/usr/bin/banger"))).unwrap()).unwrap();
+        std::fs::write(
+            &file,
+            render(&inputs(Path::new("/usr/bin/banger"))).unwrap(),
+        )
+        .unwrap();
         let effective = |host: &str| {
             let out = std::process::Command::new("ssh")
                 .arg("-G")
@@ -180,7 +184,11 @@ mod tests {
                 .unwrap_or_else(|| panic!("no kexalgorithms in:\n{text}"))
         };
         assert_eq!(effective("dev.vm"), KEX);
-        assert_ne!(effective("example.org"), KEX, "other hosts keep the defaults");
+        assert_ne!(
+            effective("example.org"),
+            KEX,
+            "other hosts keep the defaults"
+        );
     }
 
     #[test]
