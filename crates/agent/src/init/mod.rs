@@ -2,6 +2,7 @@
 
 mod hostkey;
 pub mod identity;
+mod listen;
 mod modules;
 mod mounts;
 mod net;

@@ -2,10 +2,18 @@
 //! listed in `/etc/banger/services`, started after the agent's own setup and restarted
 //! when they exit.
 //!
-//! One service a line: `NAME PROGRAM [ARG]...`, split on whitespace (no shell, no
-//! quoting); `#` starts a comment. Before starting, `/run/NAME` is created (like systemd's
-//! `RuntimeDirectory=`: sshd needs `/run/sshd`); output is appended to
+//! One service a line: `NAME [listen=tcp:PORT] PROGRAM [ARG]...`, split on whitespace (no
+//! shell, no quoting); `#` starts a comment. Before starting, `/run/NAME` is created (like
+//! systemd's `RuntimeDirectory=`: sshd needs `/run/sshd`); output is appended to
 //! `/var/log/banger/NAME.log`.
+//!
+//! A plain service is one long-running process, restarted when it exits. A `listen=`
+//! service is socket-activated, like inetd or systemd's `Accept=yes` sockets
+//! (`listen.rs`): PID 1 listens on the port before the guest reports ready and starts
+//! PROGRAM for each connection with the connection as its stdin and stdout (`sshd -i`).
+//! So the port is open as soon as the agent is, instead of after the server's own
+//! start-up (the longest step of a root-disk boot under emulation), and per connection it
+//! costs what sshd's own re-exec per connection costs anyway.
 
 use std::fs::{self, OpenOptions};
 use std::os::unix::fs::DirBuilderExt;
@@ -25,6 +33,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Service {
     pub name: String,
+    /// Socket-activated on this TCP port (all addresses).
+    pub listen: Option<u16>,
     pub argv: Vec<String>,
 }
 
@@ -36,19 +46,37 @@ pub fn parse(text: &str) -> Vec<Service> {
             let line = line.split('#').next().unwrap_or("").trim();
             let mut words = line.split_whitespace().map(str::to_string);
             let name = words.next()?;
-            let argv: Vec<String> = words.collect();
+            let mut argv: Vec<String> = words.collect();
+            let listen = match argv.first().and_then(|w| w.strip_prefix("listen=")) {
+                Some(spec) => {
+                    let port = spec
+                        .strip_prefix("tcp:")
+                        .and_then(|p| p.parse::<u16>().ok())
+                        .filter(|&p| p != 0);
+                    if port.is_none() {
+                        log!(
+                            "{SERVICES_FILE} line {}: want `listen=tcp:PORT` (1-65535); skipped",
+                            i + 1
+                        );
+                        return None;
+                    }
+                    argv.remove(0);
+                    port
+                }
+                None => None,
+            };
             let valid_name = name
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
                 && !name.starts_with('.');
             if !valid_name || argv.is_empty() || !argv[0].starts_with('/') {
                 log!(
-                    "{SERVICES_FILE} line {}: want `NAME /ABSOLUTE/PROGRAM [ARG]...`; skipped",
+                    "{SERVICES_FILE} line {}: want `NAME [listen=tcp:PORT] /ABSOLUTE/PROGRAM [ARG]...`; skipped",
                     i + 1
                 );
                 return None;
             }
-            Some(Service { name, argv })
+            Some(Service { name, listen, argv })
         })
         .collect()
 }
@@ -66,10 +94,28 @@ pub fn start_all() -> usize {
         .create(LOG_DIR);
     for service in &services {
         let service = service.clone();
+        let thread_name = format!("svc-{}", service.name);
+        // The socket is bound here, before the agent reports ready: the port is open from
+        // the first moment the host may use it.
+        let run: Box<dyn FnOnce() + Send> = match service.listen {
+            Some(port) => match super::listen::bind(port) {
+                Ok(listener) => {
+                    Box::new(move || super::listen::serve(&service, listener, &Dirs::guest()))
+                }
+                Err(e) => {
+                    log!(
+                        "service {}: cannot listen on port {port}: {e}",
+                        service.name
+                    );
+                    continue;
+                }
+            },
+            None => Box::new(move || supervise(&service)),
+        };
         let spawned = thread::Builder::new()
-            .name(format!("svc-{}", service.name))
+            .name(thread_name)
             .stack_size(64 * 1024)
-            .spawn(move || supervise(&service));
+            .spawn(run);
         if let Err(e) = spawned {
             log!("cannot start a thread for a service: {e}");
         }
@@ -99,42 +145,72 @@ fn supervise(service: &Service) -> ! {
 }
 
 fn spawn(service: &Service) -> std::io::Result<i32> {
+    let log = prepare(service, &Dirs::guest())?;
+    command(service)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .map(|child| child.id() as i32)
+}
+
+/// Where services get their runtime directory and their log.
+#[derive(Debug, Clone)]
+pub struct Dirs {
+    pub run: std::path::PathBuf,
+    pub log: std::path::PathBuf,
+}
+
+impl Dirs {
+    /// The guest's: `/run/NAME`, `/var/log/banger/NAME.log`.
+    pub fn guest() -> Dirs {
+        Dirs {
+            run: "/run".into(),
+            log: LOG_DIR.into(),
+        }
+    }
+}
+
+/// `RUN/NAME` made, and the service's log opened for appending.
+pub(super) fn prepare(service: &Service, dirs: &Dirs) -> std::io::Result<fs::File> {
     let _ = fs::DirBuilder::new()
         .recursive(true)
         .mode(0o755)
-        .create(format!("/run/{}", service.name));
-    let log = OpenOptions::new()
+        .create(dirs.run.join(&service.name));
+    OpenOptions::new()
         .create(true)
         .append(true)
-        .open(format!("{LOG_DIR}/{}.log", service.name))?;
-    let child = Command::new(&service.argv[0])
-        .args(&service.argv[1..])
+        .open(dirs.log.join(format!("{}.log", service.name)))
+}
+
+/// The service's program with a clean environment. PID 1's signal thread reaps every
+/// child (it waits on P_ALL), so a child's status is never ours to collect: callers watch
+/// its pid instead.
+pub(super) fn command(service: &Service) -> Command {
+    let mut cmd = Command::new(&service.argv[0]);
+    cmd.args(&service.argv[1..])
         .env_clear()
         .env(
             "PATH",
             "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
         )
         .env("LANG", "C.UTF-8")
-        .current_dir("/")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()?;
-    // PID 1's signal thread reaps every child (it waits on P_ALL), so the status is not
-    // ours to collect: watch the pid instead.
-    Ok(child.id() as i32)
+        .current_dir("/");
+    cmd
 }
 
 /// Block until `pid` is gone (reaped by PID 1's reaper).
 fn wait_gone(pid: i32) {
-    loop {
-        // SAFETY: kill with signal 0 only checks for existence; no memory effects.
-        let alive = unsafe { libc::kill(pid, 0) } == 0;
-        if !alive {
-            return;
-        }
+    while alive(pid) {
         thread::sleep(Duration::from_millis(500));
     }
+}
+
+/// Whether `pid` still exists (a reused pid counts: callers only over-count).
+pub(super) fn alive(pid: i32) -> bool {
+    // SAFETY: kill with signal 0 only checks for existence; no memory effects.
+    let status = unsafe { libc::kill(pid, 0) };
+    status == 0
 }
 
 #[cfg(test)]
@@ -144,18 +220,27 @@ mod tests {
     #[test]
     fn lines_become_services() {
         let got = parse(
-            "# services\nsshd /usr/sbin/sshd -D -e  # the SSH server\n\nbad\nrel bin/x\n../x /bin/true\ncron /usr/sbin/cron -f\n",
+            "# services\nsshd /usr/sbin/sshd -D -e  # the SSH server\n\nbad\nrel bin/x\n../x /bin/true\ncron /usr/sbin/cron -f\n\
+             ssh2 listen=tcp:2222 /usr/sbin/sshd -i -e\nx listen=tcp:0 /bin/true\ny listen=udp:1 /bin/true\n\
+             z listen=tcp:22\n",
         );
         assert_eq!(
             got,
             vec![
                 Service {
                     name: "sshd".into(),
+                    listen: None,
                     argv: vec!["/usr/sbin/sshd".into(), "-D".into(), "-e".into()],
                 },
                 Service {
                     name: "cron".into(),
+                    listen: None,
                     argv: vec!["/usr/sbin/cron".into(), "-f".into()],
+                },
+                Service {
+                    name: "ssh2".into(),
+                    listen: Some(2222),
+                    argv: vec!["/usr/sbin/sshd".into(), "-i".into(), "-e".into()],
                 },
             ]
         );

@@ -1,4 +1,4 @@
-//! Time to agent-ready and to a listening sshd: the `debian` image (lean init) against
+//! Time to agent-ready and to sshd's banner: the `debian` image (lean init) against
 //! `minimal`, and against a systemd-init Debian image when one is registered as
 //! `debian-systemd` (`banger image build debian --init systemd --name debian-systemd`).
 
@@ -10,16 +10,19 @@ use crate::{Env, stderr};
 
 pub const RUNS: usize = 3;
 
-/// Prints the guest's uptime once port 22 is in LISTEN (state `0A`) in `/proc/net/tcp`.
-/// Bash builtins only, so the probe takes next to no CPU from the single vCPU sshd is
-/// starting on (a `grep`/`sleep` loop forks twice per round, which under TCG slows the
-/// very thing it measures): `read -t` on a pipe nobody writes to is the pause.
-pub const SSHD_PROBE: &str = r#"exec 3<> <(:)
+/// Prints the guest's uptime once sshd answers on port 22 with its banner (`SSH-…`): the
+/// moment a client can start, whether sshd listens itself or is socket-activated (then
+/// the first connection pays sshd's start). Bash builtins only, so the probe takes next
+/// to no CPU from the single vCPU sshd is starting on (a `grep`/`sleep` loop forks twice
+/// per round, which under TCG slows the very thing it measures): `read -t` on a pipe
+/// nobody writes to is the pause.
+pub const SSHD_PROBE: &str = r#"exec 4<> <(:)
 while :; do
-  while read -r _ local _ state _; do
-    if [[ $state == 0A && $local == *:0016 ]]; then read -r up _ < /proc/uptime; echo "$up"; exit 0; fi
-  done < /proc/net/tcp
-  read -r -t 0.01 -u 3 _
+  if { exec 3<>/dev/tcp/127.0.0.1/22; } 2>/dev/null && read -r -t 60 banner <&3 && [[ $banner == SSH-* ]]; then
+    read -r up _ < /proc/uptime; echo "$up"; exit 0
+  fi
+  exec 3<&-
+  read -r -t 0.01 -u 4 _
 done"#;
 
 /// One boot's figures, in ms since the start request.

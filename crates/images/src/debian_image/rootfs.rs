@@ -197,8 +197,9 @@ impl Customize<'_> {
                 write(
                     root,
                     "etc/banger/services",
-                    "# The lean init (banger-agent as PID 1) starts these: NAME PROGRAM [ARG]...\n\
-                     sshd /usr/sbin/sshd -D -e\n",
+                    "# The lean init (banger-agent as PID 1) starts these:\n\
+                     # NAME [listen=tcp:PORT] PROGRAM [ARG]...\n\
+                     sshd listen=tcp:22 /usr/sbin/sshd -i -e\n",
                 )?;
             }
             GuestInitKind::Systemd => {

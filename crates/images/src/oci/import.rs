@@ -389,10 +389,13 @@ fn add_banger_files(applier: &Applier<'_>, agent: &Path, tree: &Path) -> Result<
         .into_iter()
         .find(|p| fs::symlink_metadata(tree.join(p)).is_ok_and(|m| m.is_file()));
     let mut services = String::from(
-        "# The lean init (banger-agent as PID 1) starts these: NAME PROGRAM [ARG]...\n",
+        "# The lean init (banger-agent as PID 1) starts these:\n\
+         # NAME [listen=tcp:PORT] PROGRAM [ARG]...\n",
     );
     if let Some(sshd) = sshd {
-        services.push_str(&format!("sshd /{sshd} -D -e\n"));
+        // Socket-activated: port 22 is open as soon as the agent is (see the
+        // agent's `init/services.rs`).
+        services.push_str(&format!("sshd listen=tcp:22 /{sshd} -i -e\n"));
         applier.add_file(
             "etc/ssh/sshd_config.d/banger.conf",
             b"# banger: each VM makes its own ed25519 host key at first boot.\nHostKey /etc/ssh/ssh_host_ed25519_key\n",
