@@ -182,8 +182,7 @@ impl AgentClient {
             (Budget::Backpressure, None)
         };
         let (route, events) = self.inner.shared.register(budget, input.clone())?;
-        self.send(route.stream, &Message::Exec(request.into_message()))
-            .await?;
+        self.send(route.stream, &Message::Exec(request)).await?;
         Ok(ExecSession::new(
             self.clone(),
             route,

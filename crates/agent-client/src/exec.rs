@@ -1,11 +1,10 @@
 //! Exec sessions: a program running in the guest, its stdin, its events.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use std::sync::Arc;
 
-use banger_agent_proto::{Credit, Exec, MAX_DATA_CHUNK, Message, OUTPUT_WINDOW, Signal, TtySize};
+use banger_agent_proto::{Credit, MAX_DATA_CHUNK, Message, OUTPUT_WINDOW, Signal, TtySize};
 use bytes::Bytes;
 
 use crate::ClientError;
@@ -16,75 +15,10 @@ use crate::conn::{Delivery, Inbox, InputCredit, RouteGuard};
 /// window keeps three quarters in flight: the guest never waits on a busy host).
 const GRANT_BATCH: u64 = OUTPUT_WINDOW / 4;
 
-/// What to run. The guest starts from a default environment (`PATH`, `HOME=/root`, and
-/// `TERM` on a terminal); `env` is added on top.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExecRequest {
-    pub argv: Vec<String>,
-    pub env: BTreeMap<String, String>,
-    /// Working directory; `/` when `None`.
-    pub cwd: Option<String>,
-    /// Whether the session will send stdin; otherwise the program reads `/dev/null`.
-    pub stdin: bool,
-    /// Run on a pseudo-terminal of this size; stderr then arrives merged into stdout.
-    pub tty: Option<TtySize>,
-    /// Run as this user (`NAME`, `UID`, `NAME:GROUP`, `UID:GID`, resolved in the guest);
-    /// root when `None`.
-    pub user: Option<String>,
-}
-
-impl ExecRequest {
-    pub fn new<I, S>(argv: I) -> ExecRequest
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        ExecRequest {
-            argv: argv.into_iter().map(Into::into).collect(),
-            env: BTreeMap::new(),
-            cwd: None,
-            stdin: false,
-            tty: None,
-            user: None,
-        }
-    }
-
-    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> ExecRequest {
-        self.env.insert(key.into(), value.into());
-        self
-    }
-
-    pub fn cwd(mut self, cwd: impl Into<String>) -> ExecRequest {
-        self.cwd = Some(cwd.into());
-        self
-    }
-
-    pub fn stdin(mut self, stdin: bool) -> ExecRequest {
-        self.stdin = stdin;
-        self
-    }
-
-    pub fn user(mut self, user: impl Into<String>) -> ExecRequest {
-        self.user = Some(user.into());
-        self
-    }
-
-    pub fn tty(mut self, rows: u16, cols: u16) -> ExecRequest {
-        self.tty = Some(TtySize { rows, cols });
-        self
-    }
-
-    pub(crate) fn into_message(self) -> Exec {
-        Exec {
-            argv: self.argv,
-            env: self.env,
-            cwd: self.cwd,
-            stdin: self.stdin,
-            tty: self.tty,
-            user: self.user,
-        }
-    }
-}
+/// What to run: the protocol's own [`Exec`] message (the guest starts from a default
+/// environment — `PATH`, `HOME=/root`, and `TERM` on a terminal — and `env` is added on
+/// top), built with its builder methods and sent as is.
+pub use banger_agent_proto::Exec as ExecRequest;
 
 /// How an exec ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -90,6 +90,50 @@ pub struct Exec {
     pub user: Option<String>,
 }
 
+impl Exec {
+    /// Run `argv` as root in `/`, stdin `/dev/null`, no terminal; the builder methods
+    /// below change that.
+    pub fn new<I, S>(argv: I) -> Exec
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Exec {
+            argv: argv.into_iter().map(Into::into).collect(),
+            env: BTreeMap::new(),
+            cwd: None,
+            stdin: false,
+            tty: None,
+            user: None,
+        }
+    }
+
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Exec {
+        self.env.insert(key.into(), value.into());
+        self
+    }
+
+    pub fn cwd(mut self, cwd: impl Into<String>) -> Exec {
+        self.cwd = Some(cwd.into());
+        self
+    }
+
+    pub fn stdin(mut self, stdin: bool) -> Exec {
+        self.stdin = stdin;
+        self
+    }
+
+    pub fn user(mut self, user: impl Into<String>) -> Exec {
+        self.user = Some(user.into());
+        self
+    }
+
+    pub fn tty(mut self, rows: u16, cols: u16) -> Exec {
+        self.tty = Some(TtySize { rows, cols });
+        self
+    }
+}
+
 /// Host→guest: send signal `signo` to the exec's process group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Signal {
