@@ -28,13 +28,8 @@ fn build_as_nobody(inner: &str) -> tempfile::TempDir {
         euid, 0,
         "these tests drop to uid 65534 with setpriv to build as an ordinary user would: run them as root (CI does)"
     );
-    let work = tempfile::Builder::new()
-        .prefix("bgown")
-        .tempdir_in("/tmp")
-        .unwrap();
-    std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
-    let exe = work.path().join("test-binary");
-    std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
+    let work = world_writable_dir();
+    let exe = test_binary_copy();
     let out = Command::new("setpriv")
         .args([
             "--reuid",
@@ -43,7 +38,7 @@ fn build_as_nobody(inner: &str) -> tempfile::TempDir {
             &NOBODY.to_string(),
         ])
         .args(["--clear-groups", "--"])
-        .arg(&exe)
+        .arg(exe)
         .args([
             "--exact",
             inner,
@@ -62,6 +57,29 @@ fn build_as_nobody(inner: &str) -> tempfile::TempDir {
         String::from_utf8_lossy(&out.stderr)
     );
     work
+}
+
+fn world_writable_dir() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("bgown")
+        .tempdir_in("/tmp")
+        .unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    dir
+}
+
+/// This binary, copied once where uid 65534 can run it. Once per process, under a lock:
+/// a copy written while another test thread forks would leave that child holding the
+/// file open for writing, and exec of it then fails with ETXTBSY.
+fn test_binary_copy() -> &'static Path {
+    static COPY: std::sync::OnceLock<(tempfile::TempDir, PathBuf)> = std::sync::OnceLock::new();
+    let (_, exe) = COPY.get_or_init(|| {
+        let dir = world_writable_dir();
+        let exe = dir.path().join("test-binary");
+        std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
+        (dir, exe)
+    });
+    exe
 }
 
 /// The shared work directory, in the half that runs as 65534.
