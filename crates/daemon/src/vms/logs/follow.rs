@@ -231,6 +231,21 @@ mod tests {
         );
     }
 
+    /// Two rotations between reads (a burst of more than half the cap at once): the file in
+    /// between is sent too.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_follower_reads_the_file_between_two_rotations() {
+        // 50 lines (700 bytes) per append into 512-byte files, each once the follower has read
+        // everything before it: rotations come in pairs.
+        let numbers = follow_while_writing(1024, 10_000, 0, 50).await;
+        let expected: Vec<u64> = (0..10_000).collect();
+        assert!(
+            numbers == expected,
+            "lines lost or repeated: {}",
+            first_gap(&numbers)
+        );
+    }
+
     fn first_gap(numbers: &[u64]) -> String {
         match numbers.iter().enumerate().find(|(i, n)| **n != *i as u64) {
             Some((i, n)) => format!("line {i} is {n}"),
