@@ -14,6 +14,9 @@
 //!
 //! A reader of our stdout that goes away (`banger exec dev -- yes | head -1`) ends the
 //! session like SIGPIPE ends a local command: status 141, no error message.
+//!
+//! `ssh-proxy` is a tunnel, not a command: it ends at once on a signal or when its client
+//! stops reading (see [`Ending::Tunnel`]).
 
 use std::time::Duration;
 
@@ -22,12 +25,24 @@ use banger_api::stream::{StreamFrame, read_frame, write_frame};
 use banger_api::{Client, ExecRequest, ExitStatus, TtySize};
 use tokio::io::AsyncWriteExt;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::terminal::{self, RawMode};
 
 /// How long the guest command gets to end after a forwarded signal before the CLI gives up.
 pub const SIGNAL_GRACE: Duration = Duration::from_secs(10);
+
+/// How a session ends besides its command's exit.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Ending {
+    /// `vm exec`, `vm run`: signals are forwarded as the module's documentation says.
+    Command,
+    /// `ssh-proxy`: the client on our stdio is the only reason to go on. A signal (ssh
+    /// sends SIGHUP as it exits) or a reader of our stdout that went away (the client
+    /// exited, however it ended) ends the session at once and quietly — the client's
+    /// terminal is the user's — and the daemon kills the guest end.
+    Tunnel,
+}
 
 /// Run `req` in VM `name`, wiring it to this process's stdio; with `tty`, the local
 /// terminal (which the caller has checked stdin is) drives a terminal in the guest.
@@ -35,8 +50,24 @@ pub const SIGNAL_GRACE: Duration = Duration::from_secs(10);
 pub async fn run(
     client: &Client,
     name: &str,
+    req: ExecRequest,
+    tty: bool,
+) -> anyhow::Result<ExitStatus> {
+    session(client, name, req, tty, Ending::Command).await
+}
+
+/// Relay this process's stdio to `req` (a guest tool with stdin) in VM `name`, for as long
+/// as the client on our stdio is there (see [`Ending::Tunnel`]).
+pub async fn tunnel(client: &Client, name: &str, req: ExecRequest) -> anyhow::Result<ExitStatus> {
+    session(client, name, req, false, Ending::Tunnel).await
+}
+
+async fn session(
+    client: &Client,
+    name: &str,
     mut req: ExecRequest,
     tty: bool,
+    ending: Ending,
 ) -> anyhow::Result<ExitStatus> {
     let _raw = if tty {
         req.tty = Some(terminal::size().unwrap_or(TtySize { rows: 24, cols: 80 }));
@@ -45,7 +76,7 @@ pub async fn run(
         None
     };
     let io = client.exec(name, &req).await?;
-    let (mut rd, mut wr) = tokio::io::split(io);
+    let (rd, mut wr) = tokio::io::split(io);
 
     let (tx, mut rx) = mpsc::channel::<StreamFrame>(16);
     let writer = tokio::spawn(async move {
@@ -64,22 +95,19 @@ pub async fn run(
         spawn_resize_forwarding(tx.clone())?;
     }
     let mut signals = Signals::new()?;
-    // Frames are read by a task of their own: a half-read frame must never be abandoned
-    // when a signal wins the race below.
-    let (frames_tx, mut frames) = mpsc::channel(16);
-    let reader = tokio::spawn(async move {
-        loop {
-            let frame = read_frame(&mut rd).await;
-            let last = !matches!(frame, Ok(Some(_)));
-            if frames_tx.send(frame).await.is_err() || last {
-                break;
-            }
-        }
+    let mut reader_gone = match ending {
+        Ending::Tunnel => Some(terminal::stdout_gone::watch().context("cannot watch stdout")?),
+        Ending::Command => None,
+    };
+    // The command's output is read and written by a task of its own: a half-read frame
+    // must never be abandoned when a signal wins the race below, and a write into a pipe
+    // nobody reads must not keep the loop from counting the grace or a second signal.
+    let (end_tx, mut end) = oneshot::channel();
+    let output = tokio::spawn(async move {
+        let _ = end_tx.send(relay_output(rd).await);
     });
 
     let mut forwarded: Option<(i32, tokio::time::Instant)> = None;
-    let mut stdout = tokio::io::stdout();
-    let mut stderr = tokio::io::stderr();
     let outcome = loop {
         let grace_over = async {
             match forwarded {
@@ -87,54 +115,82 @@ pub async fn run(
                 None => std::future::pending().await,
             }
         };
-        let frame = tokio::select! {
-            frame = frames.recv() => frame.unwrap_or(Ok(None)),
+        let gone = async {
+            match reader_gone.as_mut() {
+                Some(gone) => gone.wait().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            outcome = &mut end => {
+                break outcome.unwrap_or_else(|_| Err(anyhow::anyhow!("the command's output stopped unexpectedly")));
+            }
             signo = signals.next() => {
+                if ending == Ending::Tunnel {
+                    break Ok(ExitStatus { code: None, signal: Some(signo) });
+                }
                 if forwarded.is_some() {
                     break Ok(give_up(signo, "a second signal arrived"));
                 }
-                let _ = tx.send(StreamFrame::Signal(signo)).await;
+                // Not awaited here: a daemon that reads no more (a frozen guest) would keep
+                // the loop from counting the grace.
+                let tx = tx.clone();
+                tokio::spawn(async move { let _ = tx.send(StreamFrame::Signal(signo)).await; });
                 forwarded = Some((signo, tokio::time::Instant::now() + SIGNAL_GRACE));
-                continue;
             }
             () = grace_over => {
                 let signo = forwarded.map_or(libc::SIGTERM, |(signo, _)| signo);
                 let why = format!("the command did not end within {}s of the signal", SIGNAL_GRACE.as_secs());
                 break Ok(give_up(signo, &why));
             }
-        };
-        let written = match frame.context("reading the command's output from the daemon") {
-            Err(e) => break Err(e),
-            Ok(Some(StreamFrame::Stdout(data))) => write_all(&mut stdout, &data).await,
-            Ok(Some(StreamFrame::Stderr(data))) => write_all(&mut stderr, &data).await,
-            Ok(Some(StreamFrame::Exit(status))) => break Ok(status),
-            Ok(Some(StreamFrame::Error(message))) => {
-                break Err(anyhow::anyhow!(crate::output::safe::text(&message)));
-            }
-            Ok(Some(_)) => Ok(()),
-            Ok(None) => {
-                break Err(anyhow::anyhow!(
-                    "the daemon closed the connection before the command finished"
-                ));
-            }
-        };
-        match written {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-                break Ok(ExitStatus {
-                    code: None,
-                    signal: Some(libc::SIGPIPE),
-                });
-            }
-            Err(e) => break Err(e).context("writing the command's output"),
+            () = gone => break Ok(broken_pipe()),
         }
     };
     // Stop reading stdin before anything else: the next key belongs to the shell.
     drop(stdin);
     drop(tx);
     writer.abort();
-    reader.abort();
+    output.abort();
     outcome
+}
+
+/// Write the command's stdout and stderr here until its exit status (or the end of the
+/// stream) arrives, and say how it ended.
+async fn relay_output(mut rd: impl tokio::io::AsyncRead + Unpin) -> anyhow::Result<ExitStatus> {
+    let mut stdout = tokio::io::stdout();
+    let mut stderr = tokio::io::stderr();
+    loop {
+        let written = match read_frame(&mut rd)
+            .await
+            .context("reading the command's output from the daemon")?
+        {
+            Some(StreamFrame::Stdout(data)) => write_all(&mut stdout, &data).await,
+            Some(StreamFrame::Stderr(data)) => write_all(&mut stderr, &data).await,
+            Some(StreamFrame::Exit(status)) => return Ok(status),
+            Some(StreamFrame::Error(message)) => {
+                return Err(anyhow::anyhow!(crate::output::safe::text(&message)));
+            }
+            Some(_) => Ok(()),
+            None => {
+                return Err(anyhow::anyhow!(
+                    "the daemon closed the connection before the command finished"
+                ));
+            }
+        };
+        match written {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(broken_pipe()),
+            Err(e) => return Err(e).context("writing the command's output"),
+        }
+    }
+}
+
+/// How a session ends whose output nobody reads any more: as SIGPIPE ends a local command.
+fn broken_pipe() -> ExitStatus {
+    ExitStatus {
+        code: None,
+        signal: Some(libc::SIGPIPE),
+    }
 }
 
 async fn write_all(out: &mut (impl AsyncWriteExt + Unpin), data: &[u8]) -> std::io::Result<()> {

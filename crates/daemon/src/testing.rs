@@ -26,6 +26,9 @@ banger_vmm::fake_vmm_hook!();
 
 /// Generous: the machine is shared and loaded.
 pub const WAIT: Duration = Duration::from_secs(60);
+/// How long a killed incarnation's threads get to leave the code they are in (see
+/// [`Incarnation::kill`]); only a blocking task (a key generation, an image copy) takes long.
+const KILL_PATIENCE: Duration = Duration::from_secs(60);
 
 /// One state directory, shared by the daemons a test starts one after another.
 pub struct Harness {
@@ -241,11 +244,17 @@ impl Incarnation {
         self.rt.block_on(future)
     }
 
-    /// Die as a SIGKILL would: no more of this daemon's code runs (its tasks are dropped
-    /// where they stand). Its VMMs, being other processes, live on.
+    /// Die as a SIGKILL would: no more of this daemon's code runs once this returns (its
+    /// tasks are dropped where they stand). Its VMMs, being other processes, live on.
+    ///
+    /// Not `shutdown_background`: that returns while a worker is still in the middle of a
+    /// poll, whose synchronous part (a store write, `remove_dir_all`) then ran alongside the
+    /// next incarnation's reconciliation — two daemons at once, which the real one's lock
+    /// rules out — and left a `remove` intent or a VM without its directory (chaos test,
+    /// 2 in 40 runs). Waiting for the workers is the same as a kill a moment later.
     pub fn kill(self) {
         let Incarnation { rt, daemon } = self;
-        rt.shutdown_background();
+        rt.shutdown_timeout(KILL_PATIENCE);
         drop(daemon);
     }
 

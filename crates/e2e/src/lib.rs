@@ -19,6 +19,7 @@ pub mod netlab;
 pub mod oci;
 pub mod pty;
 pub mod python;
+pub mod within;
 
 /// The banger binary under test: `$BANGER_BIN`, else `target/release/banger`
 /// (the Makefile builds it, with the static agent beside it).

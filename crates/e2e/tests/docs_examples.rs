@@ -221,9 +221,50 @@ fn prepare(env: &Env, line: &str) {
     }
 }
 
+/// `line` with each `-p` host port that is busy on this host replaced by a free one: the
+/// examples publish fixed ports (8080), which another program on a shared machine may hold,
+/// and banger rightly refuses those.
+fn with_free_ports(line: &str) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut publish_next = false;
+    for word in line.split(' ') {
+        if !publish_next {
+            publish_next = word == "-p" || word == "--publish";
+            out.push(word.to_string());
+            continue;
+        }
+        publish_next = false;
+        let (ports, proto) = word.split_once('/').unwrap_or((word, "tcp"));
+        let parts: Vec<&str> = ports.split(':').collect();
+        let host_at = parts.len().saturating_sub(2);
+        let busy = |port: u16| match proto {
+            "udp" => std::net::UdpSocket::bind(("0.0.0.0", port)).is_err(),
+            _ => std::net::TcpListener::bind(("0.0.0.0", port)).is_err(),
+        };
+        match parts.get(host_at).and_then(|p| p.parse::<u16>().ok()) {
+            Some(port) if parts.len() >= 2 && busy(port) => {
+                let free = std::net::TcpListener::bind("0.0.0.0:0")
+                    .and_then(|l| l.local_addr())
+                    .map(|a| a.port())
+                    .unwrap();
+                eprintln!("host port {port} is busy here: the example runs with {free}");
+                let mut parts: Vec<String> = parts.iter().map(|p| p.to_string()).collect();
+                parts[host_at] = free.to_string();
+                let mapped = parts.join(":");
+                out.push(match word.split_once('/') {
+                    Some((_, proto)) => format!("{mapped}/{proto}"),
+                    None => mapped,
+                });
+            }
+            _ => out.push(word.to_string()),
+        }
+    }
+    out.join(" ")
+}
+
 fn run_example(env: &Env, home: &std::path::Path, ex: &Example) -> Result<(), String> {
     let w = words(&ex.line);
-    let mut cmd = env.shell(&ex.line);
+    let mut cmd = env.shell(&with_free_ports(&ex.line));
     cmd.current_dir(workspace_root())
         .env("HOME", home)
         .env("MANPAGER", "cat")

@@ -134,3 +134,40 @@ fn published_udp_and_tcp_reach_the_guest_on_the_bridge() {
 fn published_udp_and_tcp_reach_the_guest_through_user_mode() {
     published_ports_reach_the_guest("user");
 }
+
+/// A host port another program holds is refused before anything is made, naming the port
+/// and the program: `vm run` leaves no VM, `vm start` leaves the VM as it was, and once the
+/// port is free the VM starts.
+#[test]
+fn a_busy_host_port_is_named_before_the_vm_starts() {
+    let env = Env::new().unwrap_or_else(|e| panic!("cannot set up an e2e environment: {e:#}"));
+    let holder = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = holder.local_addr().unwrap().port();
+    let publish = format!("{port}:80");
+    let me = format!("in use by pid {}", std::process::id());
+
+    let out = env.run(["vm", "run", "-d", "--name", "busy", "-p", &publish]);
+    assert!(!out.status.success(), "vm run with a busy port succeeded");
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("host port {port}/tcp")) && err.contains(&me),
+        "{err}"
+    );
+    assert!(err.contains("-p OTHER:GUEST"), "says what to do: {err}");
+    assert!(
+        !stdout(&env.run(["vm", "ls"])).contains("busy"),
+        "vm run left a VM behind"
+    );
+
+    env.ok(["vm", "create", "--name", "later", "-p", &publish]);
+    let out = env.run(["vm", "start", "later"]);
+    assert!(!out.status.success(), "vm start with a busy port succeeded");
+    assert!(stderr(&out).contains(&me), "{}", stderr(&out));
+    let state = env.vm_json("later")["state"].as_str().unwrap().to_string();
+    assert_ne!(state, "running");
+
+    drop(holder);
+    env.ok(["vm", "start", "later"]);
+    assert_eq!(env.vm_json("later")["state"], "running");
+    env.ok(["vm", "rm", "-f", "later"]);
+}

@@ -244,3 +244,89 @@ fn another_users_state_directory_is_refused() {
     );
     std::os::unix::fs::chown(&state, Some(0), Some(0)).unwrap();
 }
+
+/// Wait for `child` within `limit`; a hang fails naming `what`.
+fn exit_within(child: &mut std::process::Child, limit: Duration, what: &str) -> (i32, String) {
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what}: still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut err = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        std::io::Read::read_to_string(&mut pipe, &mut err).unwrap();
+    }
+    (status.code().unwrap_or(-1), err)
+}
+
+/// `ssh-proxy` (ssh's ProxyCommand) ends as soon as its client is gone — the client's pipes
+/// closed (ssh exited, even by SIGKILL, which sends no SIGHUP), or SIGHUP (what ssh sends
+/// as it exits) while the guest is frozen — without a word on the client's terminal, even
+/// when the guest's server neither answers nor closes the connection.
+#[test]
+fn ssh_proxy_ends_when_its_client_goes_away() {
+    let env = env();
+    env.ok(["vm", "run", "-d", "--name", "tun"]);
+    // Each connection gets a `sleep`: it never answers and never closes.
+    let mut server = env
+        .cmd([
+            "vm", "exec", "tun", "--", "busybox", "nc", "-ll", "-p", "7000", "-e", "sleep", "1000",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let connected = |count: usize| {
+        let check = format!("test $(pidof sleep | wc -w) -ge {count}");
+        env.ok_within(
+            &["vm", "exec", "tun", "--", "sh", "-c", &check],
+            Duration::from_secs(90),
+        );
+    };
+    let proxy = || {
+        env.cmd(["ssh-proxy", "tun.vm", "7000"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+
+    let mut first = proxy();
+    connected(1);
+    drop(first.stdin.take());
+    drop(first.stdout.take());
+    let (code, err) = exit_within(
+        &mut first,
+        Duration::from_secs(30),
+        "ssh-proxy after its client closed both pipes",
+    );
+    assert_eq!(code, 141, "ends as SIGPIPE ends a relay: {err}");
+    assert_eq!(err, "", "nothing on the client's terminal");
+
+    let mut second = proxy();
+    connected(2);
+    env.ok(["vm", "pause", "tun"]);
+    let pid = nix::unistd::Pid::from_raw(second.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+    let (code, err) = exit_within(
+        &mut second,
+        Duration::from_secs(30),
+        "ssh-proxy after SIGHUP with the guest frozen",
+    );
+    assert_eq!(code, 129, "{err}");
+    assert_eq!(err, "", "nothing on the client's terminal");
+
+    env.ok(["vm", "resume", "tun"]);
+    let _ = server.kill();
+    let _ = server.wait();
+    env.ok(["vm", "rm", "-f", "tun"]);
+}

@@ -6,18 +6,40 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::{Output, Stdio};
+use std::time::Duration;
 
+use banger_e2e::within::output_within;
 use banger_e2e::{Env, stderr, stdout};
 
 fn env() -> Env {
     Env::debian().unwrap_or_else(|e| panic!("cannot set up a debian e2e environment: {e:#}"))
 }
 
+/// ssh's own deadlines: a connection that cannot be made, or a guest that stops answering,
+/// ends ssh within minutes instead of never.
+const SSH_DEADLINES: [&str; 6] = [
+    "-o",
+    "ConnectTimeout=60",
+    "-o",
+    "ServerAliveInterval=15",
+    "-o",
+    "ServerAliveCountMax=8",
+];
+
+/// And the test's: a hang (of ssh, or of the ProxyCommand holding its output) fails here.
+const TOOL_LIMIT: Duration = Duration::from_secs(300);
+
 fn tool(env: &Env, program: &str, args: &[&str]) -> Output {
-    env.tool(program, args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"))
+    let mut argv: Vec<&str> = Vec::new();
+    if program != "rsync" {
+        argv.extend(SSH_DEADLINES);
+    }
+    argv.extend(args);
+    output_within(
+        env.tool(program, &argv).stdin(Stdio::null()),
+        TOOL_LIMIT,
+        &format!("{program} {args:?}"),
+    )
 }
 
 fn tool_ok(env: &Env, program: &str, args: &[&str]) -> String {
@@ -110,7 +132,7 @@ fn the_real_ssh_client_scp_and_rsync_reach_the_guest_with_host_keys_checked() {
     let tree = dir.path().join("tree");
     std::fs::create_dir_all(tree.join("sub")).unwrap();
     std::fs::write(tree.join("sub/file"), "rsynced\n").unwrap();
-    let rsh = format!("ssh -F {cfg} -o BatchMode=yes");
+    let rsh = format!("ssh {} -F {cfg} -o BatchMode=yes", SSH_DEADLINES.join(" "));
     tool_ok(
         &env,
         "rsync",

@@ -463,6 +463,32 @@ fn malformed_and_foreign_requests_are_refused_over_the_wire() {
     assert!(out.contains("larger than"), "{out}");
 }
 
+/// When re-run by [`stale_socket`]: bind a socket at the path and exit.
+#[test]
+fn stale_socket_child() {
+    let Ok(path) = std::env::var("BANGER_TEST_STALE_SOCKET") else {
+        return;
+    };
+    drop(std::os::unix::net::UnixListener::bind(path).unwrap());
+}
+
+/// A socket file nothing listens behind, bound by a process of its own. One bound and
+/// dropped here is not stale at once: a process another thread is forking holds a copy of
+/// every descriptor until its exec closes it, and meanwhile the listener accepts (and then
+/// resets) connections — a probe then saw a helper that failed, not one that is absent.
+fn stale_socket(path: &Path) {
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "stale_socket_child", "--test-threads=1"])
+        .env("BANGER_TEST_STALE_SOCKET", path)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(
+        status.success() && path.exists(),
+        "cannot make a stale socket"
+    );
+}
+
 #[test]
 fn probing_the_helper_socket_tells_answers_refusals_and_absence() {
     use banger_helper::{HelperProbe, probe_helper, probe_helpers};
@@ -473,10 +499,30 @@ fn probing_the_helper_socket_tells_answers_refusals_and_absence() {
         matches!(probe_helper(&missing), HelperProbe::Absent(m) if m.contains("no helper socket"))
     );
 
-    // A stale socket file: nothing listens behind it.
-    let stale = dir.path().join("stale.sock");
-    drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
-    assert!(matches!(probe_helper(&stale), HelperProbe::Absent(m) if m.contains("cannot reach")));
+    // A stale socket file: nothing listens behind it — even while this process forks (as
+    // the other tests here do, running commands), which once made one answer.
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let forking = Arc::new(AtomicBool::new(true));
+    let forker = {
+        let forking = forking.clone();
+        std::thread::spawn(move || {
+            while forking.load(Ordering::Relaxed) {
+                let _ = std::process::Command::new("true").status();
+            }
+        })
+    };
+    let mut stale = PathBuf::new();
+    for i in 0..100 {
+        stale = dir.path().join(format!("stale-{i}.sock"));
+        stale_socket(&stale);
+        let probe = probe_helper(&stale);
+        assert!(
+            matches!(&probe, HelperProbe::Absent(m) if m.contains("cannot reach")),
+            "{probe:?}"
+        );
+    }
+    forking.store(false, Ordering::Relaxed);
+    forker.join().unwrap();
 
     let serve = |owner: u32, name: &str| {
         let socket = dir.path().join(name);

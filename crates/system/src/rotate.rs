@@ -68,10 +68,25 @@ impl RotatingFile {
     }
 
     /// Append `data`, rotating first if it would not fit. Output larger than half the limit
-    /// keeps only its end. Never fails: a failed write is counted and reported in the log
-    /// once writing works again.
+    /// is written in halves (rotating between them), so one large write keeps as much of its
+    /// end as the limit holds, as the same bytes written a line at a time would. Never fails:
+    /// a failed write is counted and reported in the log once writing works again.
     pub fn append(&mut self, data: &[u8]) {
-        let data = &data[data.len().saturating_sub(self.half as usize)..];
+        let half = usize::try_from(self.half).unwrap_or(usize::MAX);
+        let data = &data[data.len().saturating_sub(half.saturating_mul(2))..];
+        // The first piece is the remainder, so the last one is a whole half.
+        let first = match data.len() % half {
+            0 => half.min(data.len()),
+            partial => partial,
+        };
+        let (head, rest) = data.split_at(first);
+        self.append_piece(head);
+        for piece in rest.chunks(half) {
+            self.append_piece(piece);
+        }
+    }
+
+    fn append_piece(&mut self, data: &[u8]) {
         if self.lost_bytes > 0 {
             let note = format!(
                 "[banger: {} bytes of this log were lost: {}]\n",
@@ -164,9 +179,27 @@ mod tests {
             "the predecessor keeps about half: {}",
             older.len()
         );
-        // A single write bigger than half the limit keeps its end.
-        log.append(&[b'x'; 5000]);
+        // A single write bigger than the limit keeps its end, as much as the limit holds.
+        let mut big: Vec<u8> = (0..5000u32).flat_map(|i| (i as u8).to_le_bytes()).collect();
+        big.extend_from_slice(b"end");
+        log.append(&big);
         assert_eq!(size(&path), 500);
+        assert_eq!(size(&rotated_path(&path)), 500);
+        let kept = [
+            std::fs::read(rotated_path(&path)).unwrap(),
+            std::fs::read(&path).unwrap(),
+        ]
+        .concat();
+        assert_eq!(
+            kept,
+            big[big.len() - 1000..],
+            "the last 1000 bytes, in order"
+        );
+        // A write of one and a half halves: rotated once before and once between.
+        log.append(&[b'y'; 750]);
+        assert_eq!(std::fs::read(&path).unwrap(), [b'y'; 500]);
+        let older = std::fs::read(rotated_path(&path)).unwrap();
+        assert_eq!(older, [b'y'; 250], "a new file for the first piece");
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);

@@ -148,6 +148,8 @@ keys banger pinned when the VM booted: host-key checking stays on.")]
 Relay stdin and stdout to TCP port PORT inside VM NAME, through the guest agent: the
 ProxyCommand of banger's ssh_config (`ProxyCommand banger ssh-proxy %h %p`). HOST must be
 NAME.vm for one of your VMs, and the VM must be running; nothing else is accepted.
+It ends at once and quietly when its client is gone: on SIGHUP, SIGTERM or SIGINT, or
+when nothing reads its output any more.
 
   ssh -o ProxyCommand='banger ssh-proxy %h %p' root@dev.vm")]
     SshProxy {

@@ -137,8 +137,12 @@ async fn image(layout: Layout, cmd: ImageCommand) -> anyhow::Result<i32> {
 pub fn block_on<F: std::future::Future<Output = anyhow::Result<i32>>>(
     fut: F,
 ) -> anyhow::Result<i32> {
-    tokio::runtime::Builder::new_current_thread()
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()?
-        .block_on(fut)
+        .build()?;
+    let result = runtime.block_on(fut);
+    // Dropping the runtime would wait for its blocking threads: a write into a pipe nobody
+    // reads, which the command stopped waiting for, would then hang the CLI's exit.
+    runtime.shutdown_background();
+    result
 }

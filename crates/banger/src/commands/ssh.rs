@@ -55,7 +55,7 @@ pub async fn proxy(layout: Layout, host: String, port: u16) -> anyhow::Result<i3
         // The agent's tools run as root (absent means root).
         user: None,
     };
-    let status = exec_io::run(&client, name, req, false).await?;
+    let status = exec_io::tunnel(&client, name, req).await?;
     Ok(status.shell_code())
 }
 

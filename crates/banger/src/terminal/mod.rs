@@ -3,6 +3,7 @@
 //! the moment the session ends instead of waiting for one more key.
 
 pub mod stdin;
+pub mod stdout_gone;
 
 use std::io::IsTerminal;
 use std::os::fd::{AsFd, BorrowedFd};

@@ -54,9 +54,13 @@ pub fn parse_ports(specs: &[String]) -> Result<Vec<String>> {
 
 /// The mappings stored for VM `vm`.
 pub fn stored_ports(daemon: &Daemon, vm_id: &str) -> Result<Vec<PortMapping>> {
-    let specs = daemon.store().vm_ports(vm_id)?;
-    // Stored by `parse_ports`: they parse; one that does not is skipped, not fatal.
-    Ok(specs.iter().filter_map(|s| s.parse().ok()).collect())
+    Ok(mappings(&daemon.store().vm_ports(vm_id)?))
+}
+
+/// Mappings as `parse_ports` stored them: they parse; one that does not is skipped, not
+/// fatal.
+pub fn mappings(specs: &[String]) -> Vec<PortMapping> {
+    specs.iter().filter_map(|s| s.parse().ok()).collect()
 }
 
 /// Make VM `vm`'s networking as `plumbing` says. On error, what was made stays recorded
@@ -64,6 +68,9 @@ pub fn stored_ports(daemon: &Daemon, vm_id: &str) -> Result<Vec<PortMapping>> {
 pub async fn attach(daemon: &Daemon, vm: &VmRecord, plumbing: &Plumbing) -> Result<Attachment> {
     let ports = stored_ports(daemon, &vm.id)?;
     let mode = mode_name(&plumbing.selection.networking);
+    if mode != "none" {
+        daemon.net.check_ports(&vm.name, &ports)?;
+    }
     daemon.store().set_vm_network(&vm.id, mode)?;
     match (&plumbing.privileged, mode) {
         (Some(privileged), "bridge") => bridge(daemon, vm, privileged.clone(), &ports).await,

@@ -15,6 +15,7 @@
 pub mod attach;
 #[cfg(test)]
 pub mod fake;
+pub mod ports;
 pub mod release;
 #[cfg(test)]
 mod tests;
@@ -29,6 +30,7 @@ use banger_paths::Mode;
 use banger_vmm::DriverKind;
 
 use banger_api::NetworkView;
+use banger_helper_proto::PortMapping;
 use banger_store::VmRecord;
 
 use crate::error::{DaemonError, Result};
@@ -75,6 +77,16 @@ impl Net {
         Net {
             source,
             lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Refuse VM `vm`'s start when a host port of `mappings` is in use on this host
+    /// ([`ports::check_free`]). A fixed source's host is the tests' fake, where no other
+    /// program runs.
+    pub fn check_ports(&self, vm: &str, mappings: &[PortMapping]) -> Result<()> {
+        match &self.source {
+            NetworkSource::Host => ports::check_free(vm, mappings),
+            NetworkSource::Fixed { .. } => Ok(()),
         }
     }
 

@@ -75,7 +75,8 @@ pub async fn release(daemon: &Daemon, vm_id: &str, name: &str) -> Result<()> {
 /// At daemon start, after reconciliation: release the networking of every VM that holds
 /// some but is not active (a release that could not finish before), and delete the
 /// owner's TAPs and port forwards that belong to no active VM (a daemon killed between
-/// making them and recording anything, a VM removed while no helper answered).
+/// making them and recording anything, a VM removed while no helper answered), and the
+/// bridge and NAT table when no VM is bridged.
 pub async fn sweep(daemon: &Daemon) {
     let held = match daemon.store().list_vm_networks() {
         Ok(held) => held,
@@ -115,6 +116,13 @@ pub async fn sweep(daemon: &Daemon) {
         .map(|lease| lease.address)
         .collect();
     let _bridge = daemon.net.lock.lock().await;
+    // A release forgets the last bridged VM's network before it removes the bridge: a
+    // daemon killed in between leaves a bridge nothing records. (Read under the lock: an
+    // attach records its network before it takes it.)
+    let bridged = match daemon.store().list_vm_networks() {
+        Ok(held) => held.iter().any(|(_, mode)| mode == "bridge"),
+        Err(_) => return,
+    };
     let swept = blocking(move || -> Result<Vec<String>> {
         let inventory = privileged.inventory().map_err(helper_error)?;
         let mut gone = Vec::new();
@@ -133,12 +141,17 @@ pub async fn sweep(daemon: &Daemon) {
                 gone.push(tap.as_str().to_string());
             }
         }
+        if !bridged && (inventory.nat || inventory.bridge.is_some()) {
+            privileged.remove_nat().map_err(helper_error)?;
+            privileged.remove_bridge().map_err(helper_error)?;
+            gone.push("the bridge and NAT table".to_string());
+        }
         Ok(gone)
     })
     .await;
     match swept {
         Ok(gone) if !gone.is_empty() => {
-            tracing::info!(removed = ?gone, "removed TAPs and port forwards of no VM")
+            tracing::info!(removed = ?gone, "removed networking no VM uses")
         }
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e.message, "cannot sweep the owner's TAPs"),

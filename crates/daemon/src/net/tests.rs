@@ -140,6 +140,32 @@ fn a_tap_nobody_records_is_swept_at_start() {
     assert!(harness.host_net.inventory_now().taps.is_empty());
 }
 
+/// A daemon killed while releasing the last bridged VM, between forgetting its network and
+/// removing the bridge: nothing records the bridge any more, and the next start removes it
+/// and the NAT table (the chaos test found this).
+#[test]
+fn a_bridge_and_nat_no_vm_uses_are_swept_at_start() {
+    let harness = Harness::new();
+    {
+        use banger_helper::Privileged;
+        let host = &harness.host_net;
+        host.ensure_bridge("10.213.0.0/24".parse().unwrap())
+            .unwrap();
+        host.ensure_nat().unwrap();
+    }
+    let inc = harness.start();
+    let host = harness.host_net.inventory_now();
+    assert!(host.bridge.is_none() && !host.nat, "{host:?}");
+    harness.assert_consistent();
+
+    // While a VM is bridged, its bridge stays.
+    create(&inc, "web", &[]);
+    inc.kill();
+    let _inc = harness.start();
+    let host = harness.host_net.inventory_now();
+    assert!(host.bridge.is_some() && host.nat, "{host:?}");
+}
+
 #[test]
 fn bad_and_clashing_ports_are_refused_before_anything_is_made() {
     let harness = Harness::new();

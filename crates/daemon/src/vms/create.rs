@@ -38,6 +38,12 @@ pub async fn create(
     let (vcpu, memory_mib, disk_bytes) =
         resources(daemon, req.vcpu, req.memory_mib, req.disk.as_deref())?;
     let ports = crate::net::parse_ports(&req.publish)?;
+    if req.start {
+        // Before anything is made: a busy port leaves no VM behind.
+        daemon
+            .net
+            .check_ports(&name, &crate::net::attach::mappings(&ports))?;
+    }
     // Chosen now and kept for the VM's life: a VM never moves between VMMs.
     let preference = match req.vmm.as_deref() {
         None => daemon.config.vmm,

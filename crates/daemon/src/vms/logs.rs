@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::mpsc;
 
 use super::{CONSOLE_LOG, lookup};
@@ -30,6 +29,9 @@ const CHUNK: usize = 64 * 1024;
 const IN_FLIGHT: usize = 4;
 
 type Chunks = mpsc::Sender<std::io::Result<Bytes>>;
+
+mod follow;
+use follow::{Followed, Follower};
 
 /// The console log of VM `name` as a stream of chunks, from its last `tail` lines when
 /// given (see the module's documentation). Dropping the receiver stops the reader.
@@ -53,8 +55,8 @@ pub fn stream(
     let daemon: Option<Arc<Daemon>> = daemon.self_arc();
     let id = vm.id.clone();
     tokio::spawn(async move {
-        let mut position = match send_existing(&path, window, &tx).await {
-            Ok(position) => position,
+        let mut follower = match send_existing(&path, window, &tx).await {
+            Ok(follower) => follower,
             Err(e) => {
                 let _ = tx.send(Err(e)).await;
                 return;
@@ -64,7 +66,7 @@ pub fn stream(
             return;
         }
         loop {
-            match position.send_new(&path, &tx).await {
+            match follower.send_new(&tx).await {
                 Ok(true) => continue,
                 Ok(false) => {}
                 Err(e) => {
@@ -78,7 +80,7 @@ pub fn stream(
                 .and_then(|d| d.store().get_vm(&id).ok().flatten())
                 .is_some_and(|vm| vm.state.is_active());
             if !running {
-                while let Ok(true) = position.send_new(&path, &tx).await {}
+                while let Ok(true) = follower.send_new(&tx).await {}
                 return;
             }
             tokio::select! {
@@ -90,129 +92,92 @@ pub fn stream(
     Ok(rx)
 }
 
-/// Where a follower is in `console.log`: which file (device, inode) and how far.
-struct Position {
-    file: Option<(u64, u64)>,
-    offset: u64,
+/// What of the log exists now is sent: the files open when the call was made (so a
+/// rotation meanwhile cannot swap one for another) and the range of each to send.
+struct Window {
+    older: Option<(Opened, u64)>,
+    current: Option<Opened>,
+    current_start: u64,
 }
 
-/// What of the log exists now is sent: where it starts in `PATH.1` and in `PATH` (`None`:
-/// nothing of that file), and the files' identities and lengths at the time.
-#[derive(Clone, Copy)]
-struct Window {
-    older: Option<(u64, u64)>,
-    current: Option<(u64, u64)>,
-    current_id: Option<(u64, u64)>,
-    current_len: u64,
+/// An open file with its identity and its length when opened.
+struct Opened {
+    file: std::fs::File,
+    id: (u64, u64),
+    len: u64,
+}
+
+fn open_if_present(path: &Path) -> std::io::Result<Option<Opened>> {
+    match std::fs::File::open(path) {
+        Ok(file) => {
+            let meta = file.metadata()?;
+            Ok(Some(Opened {
+                file,
+                id: (meta.dev(), meta.ino()),
+                len: meta.len(),
+            }))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// The part of `PATH.1` + `PATH` to send: at most the last `max` bytes, and with `tail`
 /// only from the start of the last `tail` lines.
 fn window(path: &Path, max: u64, tail: Option<u64>) -> std::io::Result<Window> {
-    let older = banger_system::rotate::rotated_path(path);
-    let len_of = |p: &Path| match std::fs::metadata(p) {
-        Ok(meta) => Ok(Some(meta)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    };
-    let current = len_of(path)?;
-    let current_len = current.as_ref().map_or(0, |m| m.len());
-    let older_len = len_of(&older)?.map_or(0, |m| m.len());
+    // `PATH` first: a rotation between the two opens then shows as both being one file
+    // (dropped as the older), never as a file skipped between them.
+    let mut current = open_if_present(path)?;
+    let mut older = open_if_present(&banger_system::rotate::rotated_path(path))?
+        .filter(|older| current.as_ref().is_none_or(|c| c.id != older.id));
+    let current_len = current.as_ref().map_or(0, |c| c.len);
+    let older_len = older.as_ref().map_or(0, |o| o.len);
     let from_current = current_len.min(max);
     let from_older = older_len.min(max - from_current);
     let mut current_start = current_len - from_current;
     let mut older_start = (from_older > 0).then_some(older_len - from_older);
     if let Some(lines) = tail {
-        let (start, found) = tail_start(path, lines)?;
+        let (start, found) = match current.as_mut() {
+            Some(c) => tail_start(&mut c.file, c.len, lines)?,
+            None => (0, 0),
+        };
         current_start = current_start.max(start);
-        older_start = match older_start {
+        older_start = match (older_start, older.as_mut()) {
             // The current file holds them all: nothing of the older one.
-            Some(_) if found >= lines => None,
-            Some(cap) => Some(cap.max(tail_start(&older, lines - found)?.0)),
-            None => None,
+            (Some(_), _) if found >= lines => None,
+            (Some(cap), Some(o)) => Some(cap.max(tail_start(&mut o.file, o.len, lines - found)?.0)),
+            _ => None,
         };
     }
     Ok(Window {
-        older: older_start.map(|start| (start, older_len)),
-        current: (current_start < current_len).then_some((current_start, current_len)),
-        current_id: current.map(|m| (m.dev(), m.ino())),
-        current_len,
+        older: older.zip(older_start),
+        current,
+        current_start,
     })
 }
 
-/// Send `window`; returns where `PATH` ended.
-async fn send_existing(path: &Path, window: Window, tx: &Chunks) -> std::io::Result<Position> {
-    if let Some((from, to)) = window.older {
-        send_range(&banger_system::rotate::rotated_path(path), from, to, tx).await?;
-    }
-    if let Some((from, to)) = window.current {
-        send_range(path, from, to, tx).await?;
-    }
-    Ok(Position {
-        file: window.current_id,
-        offset: window.current_len,
-    })
-}
-
-impl Position {
-    /// Send what was appended since the last call. `Ok(true)` when something was sent.
-    async fn send_new(&mut self, path: &Path, tx: &Chunks) -> std::io::Result<bool> {
-        let Some((id, len)) = identity(path).await else {
-            return Ok(false);
-        };
-        if self.file.is_some_and(|old| old != id) && self.offset > 0 {
-            // Rotated: the rest of the file we followed is now PATH.1.
-            let older = banger_system::rotate::rotated_path(path);
-            if let Some((older_id, older_len)) = identity(&older).await
-                && self.file == Some(older_id)
-                && older_len > self.offset
-            {
-                send_range(&older, self.offset, older_len, tx).await?;
-            }
-            self.file = Some(id);
-            self.offset = 0;
+/// Send `window`; returns the follower that goes on from where it ended.
+async fn send_existing(path: &Path, window: Window, tx: &Chunks) -> std::io::Result<Follower> {
+    let mut older = match window.older {
+        Some((o, from)) => {
+            let mut older = Followed::new(o.file, o.id, from);
+            older.send(Some(o.len), tx).await?;
+            Some(older)
         }
-        self.file = Some(id);
-        if len <= self.offset {
-            // Truncated by hand, or nothing new.
-            self.offset = self.offset.min(len);
-            return Ok(false);
-        }
-        send_range(path, self.offset, len, tx).await?;
-        self.offset = len;
-        Ok(true)
-    }
-}
-
-/// Device and inode of `path`, and its length.
-async fn identity(path: &Path) -> Option<((u64, u64), u64)> {
-    let meta = tokio::fs::metadata(path).await.ok()?;
-    Some(((meta.dev(), meta.ino()), meta.len()))
-}
-
-/// Send bytes `from..to` of `path` in chunks (fewer if the file shrank meanwhile).
-async fn send_range(path: &Path, from: u64, to: u64, tx: &Chunks) -> std::io::Result<()> {
-    let mut file = match tokio::fs::File::open(path).await {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
+        None => None,
     };
-    file.seek(SeekFrom::Start(from)).await?;
-    let mut left = to - from;
-    while left > 0 {
-        let mut buf = vec![0u8; CHUNK.min(usize::try_from(left).unwrap_or(CHUNK))];
-        let n = file.read(&mut buf).await?;
-        if n == 0 {
-            break;
+    let current = match window.current {
+        Some(c) => {
+            let mut current = Followed::new(c.file, c.id, window.current_start);
+            current.send(Some(c.len), tx).await?;
+            Some(current)
         }
-        buf.truncate(n);
-        left -= n as u64;
-        if tx.send(Ok(Bytes::from(buf))).await.is_err() {
-            // The client went away.
-            return Ok(());
-        }
-    }
-    Ok(())
+        // Caught between a rotation's rename and its new file: the older file is the one to
+        // follow on from (its successor is proven as usual). Without either, whatever appears
+        // is followed from its start.
+        None => older.take(),
+    };
+    Ok(Follower::new(path, current))
 }
 
 /// How much is read at a time when looking for the last lines from the end.
@@ -222,13 +187,7 @@ const TAIL_BLOCK: u64 = 64 * 1024;
 /// size when `lines` is 0), and how many lines that is (fewer than `lines` when the file
 /// has fewer). A final line without a newline counts. Reads backwards in blocks, so a log
 /// of any size costs one block of memory.
-fn tail_start(path: &Path, lines: u64) -> std::io::Result<(u64, u64)> {
-    let mut file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, 0)),
-        Err(e) => return Err(e),
-    };
-    let len = file.metadata()?.len();
+fn tail_start(file: &mut std::fs::File, len: u64, lines: u64) -> std::io::Result<(u64, u64)> {
     if lines == 0 {
         return Ok((len, 0));
     }
@@ -238,8 +197,8 @@ fn tail_start(path: &Path, lines: u64) -> std::io::Result<(u64, u64)> {
     while end > 0 {
         let start = end.saturating_sub(TAIL_BLOCK);
         let buf = &mut block[..(end - start) as usize];
-        std::io::Seek::seek(&mut file, SeekFrom::Start(start))?;
-        std::io::Read::read_exact(&mut file, buf)?;
+        std::io::Seek::seek(file, SeekFrom::Start(start))?;
+        std::io::Read::read_exact(file, buf)?;
         for (i, byte) in buf.iter().enumerate().rev() {
             let at = start + i as u64;
             // The newline that ends the file ends the last line; it starts none.
@@ -264,7 +223,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("console.log");
         std::fs::write(&path, content).unwrap();
-        tail_start(&path, lines).unwrap().0 as usize
+        tail_of(&path, lines).0 as usize
+    }
+
+    fn tail_of(path: &Path, lines: u64) -> (u64, u64) {
+        let mut file = std::fs::File::open(path).unwrap();
+        let len = file.metadata().unwrap().len();
+        tail_start(&mut file, len, lines).unwrap()
     }
 
     #[test]
@@ -280,11 +245,10 @@ mod tests {
         assert_eq!(&open[start(open, 2)..], b"two\npartial");
         assert_eq!(start(b"", 5), 0);
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(tail_start(&dir.path().join("none"), 3).unwrap(), (0, 0));
         let path = dir.path().join("three");
         std::fs::write(&path, b"a\nb\nc").unwrap();
-        assert_eq!(tail_start(&path, 9).unwrap(), (0, 3));
-        assert_eq!(tail_start(&path, 2).unwrap(), (2, 2));
+        assert_eq!(tail_of(&path, 9), (0, 3));
+        assert_eq!(tail_of(&path, 2), (2, 2));
     }
 
     #[test]

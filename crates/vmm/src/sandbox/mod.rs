@@ -42,6 +42,9 @@ pub const QEMU_SANDBOX: &str =
 /// mount namespace only).
 pub const JAIL_MOUNTPOINT: &str = ".jail";
 
+/// The KVM device, which a VMM that uses it opens.
+const KVM: &str = "/dev/kvm";
+
 /// How VMM processes are confined; decided once per daemon from its privileges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SandboxPolicy {
@@ -182,16 +185,6 @@ pub fn prepare(
     req: &SandboxRequest<'_>,
 ) -> Result<Option<Prepared>, SandboxError> {
     let vm_id = req.vm_id.to_owned();
-    let io = |action: &'static str, path: &Path| {
-        let vm_id = vm_id.clone();
-        let path = path.to_path_buf();
-        move |source| SandboxError::Io {
-            vm_id,
-            action,
-            path,
-            source,
-        }
-    };
     let range = match policy {
         SandboxPolicy::Off => return Ok(None),
         SandboxPolicy::AsOwner => return prepare_as_owner(req).map(Some),
@@ -200,14 +193,12 @@ pub fn prepare(
 
     let reservation = reserve(range, req.vm_id)?;
     let mut groups = vec![range.inputs_gid()];
-    let mut devices = req.devices.clone();
     if req.kvm {
-        let kvm = Path::new("/dev/kvm");
-        let meta = std::fs::metadata(kvm).map_err(io("inspect", kvm))?;
+        let kvm = Path::new(KVM);
+        let meta = std::fs::metadata(kvm).map_err(io(req, "inspect", kvm))?;
         if meta.gid() != 0 {
             groups.push(meta.gid());
         }
-        devices.push(kvm.to_path_buf());
     }
     let identity = Identity {
         uid: reservation.0,
@@ -215,17 +206,8 @@ pub fn prepare(
         groups,
     };
 
-    // A missing input is left out of the jail, so QEMU itself reports it by name (as
-    // unsandboxed QEMU would).
-    let present = |p: &&PathBuf| std::fs::symlink_metadata(p).is_ok();
-    let writable: Vec<PathBuf> = req.writable.iter().filter(present).cloned().collect();
-    let mut read_only = Vec::new();
-    for file in req.read_only.iter().filter(present).chain(writable.iter()) {
-        let chain = qcow2::backing_chain(file).map_err(io("read the qcow2 header of", file))?;
-        read_only.extend(chain);
-    }
-    read_only.extend(req.read_only.iter().filter(present).cloned());
-    for file in &writable {
+    let inputs = jail_inputs(req)?;
+    for file in &inputs.writable {
         if !file.starts_with(req.vm_dir) {
             return Err(SandboxError::WritableOutside {
                 vm_id,
@@ -243,30 +225,20 @@ pub fn prepare(
             source,
         },
     )?;
-    for file in read_only.iter().filter(|f| !f.starts_with(req.vm_dir)) {
+    for file in inputs
+        .read_only
+        .iter()
+        .filter(|f| !f.starts_with(req.vm_dir))
+    {
         owner::share_input(file, range.inputs_gid()).map_err(|source| SandboxError::Ownership {
             vm_id: vm_id.clone(),
             source,
         })?;
     }
 
-    let entries = jail::plan(
-        &jail::JailInputs {
-            binary: req.binary.to_path_buf(),
-            vm_dir: req.vm_dir.to_path_buf(),
-            read_only,
-            writable,
-            devices,
-            resolv_conf: req.user_net,
-        },
-        &jail::RealHost,
-    )
-    .map_err(|problem| SandboxError::Jail {
-        vm_id: vm_id.clone(),
-        problem,
-    })?;
+    let entries = plan_jail(req, &inputs)?;
     let confinement = Confinement::new(Some((&mountpoint, entries)), Some(identity.clone()))
-        .map_err(io("prepare the jail of", req.vm_dir))?;
+        .map_err(io(req, "prepare the jail of", req.vm_dir))?;
     Ok(Some(Prepared {
         confinement: Arc::new(confinement),
         identity: Some(identity),
@@ -279,22 +251,13 @@ pub fn prepare(
 /// allowed it gets the same jail, built inside a user namespace that maps only the owner's
 /// own ids (so its access to every file is exactly the owner's).
 fn prepare_as_owner(req: &SandboxRequest<'_>) -> Result<Prepared, SandboxError> {
-    let io = |action: &'static str, path: &Path| {
-        let vm_id = req.vm_id.to_owned();
-        let path = path.to_path_buf();
-        move |source| SandboxError::Io {
-            vm_id,
-            action,
-            path,
-            source,
-        }
-    };
     let unjailed = || -> Result<Prepared, SandboxError> {
         Ok(Prepared {
-            confinement: Arc::new(
-                Confinement::new(None, None)
-                    .map_err(io("prepare the confinement of", req.binary))?,
-            ),
+            confinement: Arc::new(Confinement::new(None, None).map_err(io(
+                req,
+                "prepare the confinement of",
+                req.binary,
+            ))?),
             identity: None,
             userns_jail: false,
             _reservation: None,
@@ -305,34 +268,13 @@ fn prepare_as_owner(req: &SandboxRequest<'_>) -> Result<Prepared, SandboxError> 
     if root || posture::user_namespaces().is_err() {
         return unjailed();
     }
-    let present = |p: &&PathBuf| std::fs::symlink_metadata(p).is_ok();
-    let writable: Vec<PathBuf> = req.writable.iter().filter(present).cloned().collect();
-    let mut read_only: Vec<PathBuf> = req.read_only.iter().filter(present).cloned().collect();
-    for file in read_only.clone().iter().chain(writable.iter()) {
-        read_only.extend(qcow2::backing_chain(file).map_err(io("read the qcow2 header of", file))?);
-    }
-    let mut devices = req.devices.clone();
-    if req.kvm {
-        devices.push("/dev/kvm".into());
-    }
-    let entries = jail::plan(
-        &jail::JailInputs {
-            binary: req.binary.to_path_buf(),
-            vm_dir: req.vm_dir.to_path_buf(),
-            read_only,
-            writable,
-            devices,
-            resolv_conf: req.user_net,
-        },
-        &jail::RealHost,
-    )
-    .map_err(|problem| SandboxError::Jail {
-        vm_id: req.vm_id.to_owned(),
-        problem,
-    })?;
+    let entries = plan_jail(req, &jail_inputs(req)?)?;
     let mountpoint = make_mountpoint(req)?;
-    let confinement = Confinement::in_user_namespace(&mountpoint, entries)
-        .map_err(io("prepare the jail of", req.vm_dir))?;
+    let confinement = Confinement::in_user_namespace(&mountpoint, entries).map_err(io(
+        req,
+        "prepare the jail of",
+        req.vm_dir,
+    ))?;
     Ok(Prepared {
         confinement: Arc::new(confinement),
         identity: None,
@@ -343,25 +285,112 @@ fn prepare_as_owner(req: &SandboxRequest<'_>) -> Result<Prepared, SandboxError> 
 
 /// `.jail` in the VM directory: a real directory (a link or file there is replaced).
 fn make_mountpoint(req: &SandboxRequest<'_>) -> Result<PathBuf, SandboxError> {
-    let io = |action: &'static str, path: &Path| {
-        let vm_id = req.vm_id.to_owned();
-        let path = path.to_path_buf();
-        move |source| SandboxError::Io {
-            vm_id,
-            action,
-            path,
-            source,
-        }
-    };
     let mountpoint = req.vm_dir.join(JAIL_MOUNTPOINT);
     match std::fs::symlink_metadata(&mountpoint) {
         Ok(m) if m.is_dir() => {}
-        Ok(_) => std::fs::remove_file(&mountpoint).map_err(io("remove", &mountpoint))?,
+        Ok(_) => std::fs::remove_file(&mountpoint).map_err(io(req, "remove", &mountpoint))?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io("inspect", &mountpoint)(e)),
+        Err(e) => return Err(io(req, "inspect", &mountpoint)(e)),
     }
     if !mountpoint.exists() {
-        std::fs::create_dir(&mountpoint).map_err(io("create", &mountpoint))?;
+        std::fs::create_dir(&mountpoint).map_err(io(req, "create", &mountpoint))?;
     }
     Ok(mountpoint)
+}
+
+/// What the jail of `req`'s VMM holds, whoever it runs as: the inputs that exist (a missing
+/// one is left out, so QEMU itself reports it by name, as unsandboxed QEMU would), the
+/// backing files of their qcow2 images, and the devices it opens.
+fn jail_inputs(req: &SandboxRequest<'_>) -> Result<jail::JailInputs, SandboxError> {
+    let present = |p: &&PathBuf| std::fs::symlink_metadata(p).is_ok();
+    let writable: Vec<PathBuf> = req.writable.iter().filter(present).cloned().collect();
+    let mut read_only: Vec<PathBuf> = req.read_only.iter().filter(present).cloned().collect();
+    let mut backing = Vec::new();
+    for file in read_only.iter().chain(writable.iter()) {
+        let chain =
+            qcow2::backing_chain(file).map_err(io(req, "read the qcow2 header of", file))?;
+        backing.extend(chain);
+    }
+    read_only.extend(backing);
+    let mut devices = req.devices.clone();
+    if req.kvm {
+        devices.push(KVM.into());
+    }
+    Ok(jail::JailInputs {
+        binary: req.binary.to_path_buf(),
+        vm_dir: req.vm_dir.to_path_buf(),
+        read_only,
+        writable,
+        devices,
+        resolv_conf: req.user_net,
+    })
+}
+
+/// The jail's entries for `inputs`, as this host has them.
+fn plan_jail(
+    req: &SandboxRequest<'_>,
+    inputs: &jail::JailInputs,
+) -> Result<Vec<jail::Entry>, SandboxError> {
+    jail::plan(inputs, &jail::RealHost).map_err(|problem| SandboxError::Jail {
+        vm_id: req.vm_id.to_owned(),
+        problem,
+    })
+}
+
+/// The error for a failed `action` on `path` while preparing `req`'s sandbox.
+fn io(
+    req: &SandboxRequest<'_>,
+    action: &'static str,
+    path: &Path,
+) -> impl FnOnce(std::io::Error) -> SandboxError + use<> {
+    let vm_id = req.vm_id.to_owned();
+    let path = path.to_path_buf();
+    move |source| SandboxError::Io {
+        vm_id,
+        action,
+        path,
+        source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The inputs either policy jails: present files only, qcow2 backing files found (an
+    /// image made by qemu-img itself), KVM among the devices.
+    #[test]
+    fn jail_inputs_keep_present_files_their_backing_files_and_kvm() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let vm_dir = dir.path().join("vm");
+        std::fs::create_dir(&vm_dir).expect("vm dir");
+        let kernel = dir.path().join("vmlinux");
+        std::fs::write(&kernel, b"kernel").expect("kernel");
+        let base = dir.path().join("base.raw");
+        std::fs::write(&base, vec![0u8; 4096]).expect("base");
+        let work = vm_dir.join("work.qcow2");
+        let made = std::process::Command::new("qemu-img")
+            .args(["create", "-q", "-f", "qcow2", "-F", "raw", "-b"])
+            .arg(&base)
+            .arg(&work)
+            .status()
+            .expect("qemu-img (apt install qemu-utils)");
+        assert!(made.success());
+        let req = SandboxRequest {
+            vm_id: "0123456789ab",
+            binary: Path::new("/usr/bin/qemu-system-x86_64"),
+            vm_dir: &vm_dir,
+            read_only: vec![kernel.clone(), dir.path().join("missing-initrd")],
+            writable: vec![work.clone(), vm_dir.join("missing.ext4")],
+            devices: vec![],
+            kvm: true,
+            user_net: true,
+        };
+        let inputs = jail_inputs(&req).expect("inputs");
+        assert_eq!(inputs.read_only, vec![kernel, base]);
+        assert_eq!(inputs.writable, vec![work]);
+        assert_eq!(inputs.devices, vec![PathBuf::from(KVM)]);
+        assert!(inputs.resolv_conf);
+        assert_eq!(inputs.vm_dir, vm_dir);
+    }
 }
