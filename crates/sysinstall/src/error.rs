@@ -4,9 +4,10 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SysInstallError {
-    #[error("`banger system {verb}` must run as root (it writes {what}); run it with sudo")]
+    /// `command` is the whole command, quoted.
+    #[error("{command} must run as root (it writes {what}); run it with sudo")]
     NotRoot {
-        verb: &'static str,
+        command: &'static str,
         what: &'static str,
     },
     #[error(

@@ -63,6 +63,7 @@ pub fn put_file(
     let dir = path.parent().ok_or_else(|| {
         SysInstallError::io("write", path, std::io::Error::other("no parent directory"))
     })?;
+    create_root_dirs(dir)?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
