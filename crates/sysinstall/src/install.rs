@@ -33,9 +33,6 @@ pub struct InstallReport {
     pub upgrade: bool,
 }
 
-/// How long the services get to bring their sockets up.
-const SOCKET_TIMEOUT: Duration = Duration::from_secs(60);
-
 pub fn install(
     plan: &InstallPlan,
     sources: &Sources,
@@ -54,7 +51,7 @@ pub fn install(
         });
     }
     let mut report = InstallReport {
-        live: plan.is_live(),
+        live: plan.manage_services,
         upgrade: existing.is_some(),
         ..InstallReport::default()
     };
@@ -119,8 +116,19 @@ pub fn install(
         if report.upgrade && !report.changes.is_empty() {
             systemctl(runner, &["restart", services[0], services[1]])?;
         }
-        wait_for_socket(HELPER_SERVICE, &plan.helper_socket(), plan.owner_uid)?;
-        wait_for_socket(DAEMON_SERVICE, &plan.daemon_socket(), plan.owner_uid)?;
+        let deadline = Instant::now() + plan.socket_timeout;
+        wait_for_socket(
+            HELPER_SERVICE,
+            &plan.helper_socket(),
+            plan.owner_uid,
+            deadline,
+        )?;
+        wait_for_socket(
+            DAEMON_SERVICE,
+            &plan.daemon_socket(),
+            plan.owner_uid,
+            deadline,
+        )?;
     }
     Ok(report)
 }
@@ -189,9 +197,14 @@ fn ensure_owner_dir(
     Ok(Some(Change::Created))
 }
 
-/// Wait until `path` is a socket, mode 0600, owned by the owner.
-fn wait_for_socket(service: &'static str, path: &Path, owner: u32) -> Result<(), SysInstallError> {
-    let deadline = Instant::now() + SOCKET_TIMEOUT;
+/// Wait until `path` is a socket, mode 0600, owned by the owner (a service may create it
+/// and then set its owner, so a wrong one counts only at the deadline).
+fn wait_for_socket(
+    service: &'static str,
+    path: &Path,
+    owner: u32,
+    deadline: Instant,
+) -> Result<(), SysInstallError> {
     loop {
         let problem = match FileFacts::lstat(path) {
             Ok(f) if f.kind == FileKind::Socket && f.mode == 0o600 && f.uid == owner => {
@@ -201,7 +214,7 @@ fn wait_for_socket(service: &'static str, path: &Path, owner: u32) -> Result<(),
                 "is {} with mode {:#o} owned by uid {}, not a socket 0600 owned by uid {owner}",
                 f.kind, f.mode, f.uid
             ),
-            Err(_) => format!("did not appear within {}s", SOCKET_TIMEOUT.as_secs()),
+            Err(_) => "did not appear in time".to_string(),
         };
         if Instant::now() > deadline {
             return Err(SysInstallError::SocketNotReady {

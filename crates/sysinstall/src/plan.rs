@@ -30,7 +30,17 @@ pub struct InstallPlan {
     /// The owner's banger config directory (`~/.config/banger`): config.toml, the SSH key,
     /// the rendered ssh_config. The daemon may write only this part of the owner's home.
     pub owner_config_dir: PathBuf,
+    /// Whether systemd is asked to act (reload, enable, start, restart) and the sockets
+    /// waited for: [`InstallPlan::resolve`] sets it only for the real system, never under
+    /// a moved root.
+    pub manage_services: bool,
+    /// How long the services get to bring their sockets up.
+    pub socket_timeout: std::time::Duration,
 }
+
+/// The default of [`InstallPlan::socket_timeout`]: generous, a loaded host may take a while
+/// to start a daemon that reconciles its VMs first.
+pub const SOCKET_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// What the command line chose.
 #[derive(Debug, Clone)]
@@ -86,6 +96,12 @@ impl InstallPlan {
             state_dir: layout.state_dir,
             runtime_dir: layout.runtime_dir,
             owner_config_dir,
+            manage_services: false,
+            socket_timeout: SOCKET_TIMEOUT,
+        };
+        let plan = InstallPlan {
+            manage_services: plan.is_real_system(),
+            ..plan
         };
         plan.validate()?;
         Ok(plan)
@@ -122,10 +138,9 @@ impl InstallPlan {
         self.runtime_dir.join("bangerd.sock")
     }
 
-    /// Whether this plan targets the real system: only then is systemd asked to act. Any
-    /// moved root (a fake root for tests or packaging) means the files are written and
-    /// nothing is started.
-    pub fn is_live(&self) -> bool {
+    /// Whether this plan targets the real system. Any moved root (a fake root for tests or
+    /// packaging) means the files are written and nothing is started.
+    pub fn is_real_system(&self) -> bool {
         self.etc_dir == Path::new("/etc/banger")
             && self.unit_dir == Path::new(banger_paths::SYSTEMD_SYSTEM_DIR)
     }
@@ -224,13 +239,15 @@ pub(crate) mod tests {
             runtime_dir: "/run/banger".into(),
             helper_runtime_dir: "/run/banger-helper".into(),
             owner_config_dir: "/home/al/.config/banger".into(),
+            manage_services: true,
+            socket_timeout: SOCKET_TIMEOUT,
         }
     }
 
     #[test]
     fn names_and_paths_that_would_need_escaping_are_refused() {
         assert!(plan().validate().is_ok());
-        assert!(plan().is_live());
+        assert!(plan().is_real_system());
         for name in ["", "-x", "1000", "a b", "al%i", "a\"b", "a/b"] {
             let mut p = plan();
             p.owner_user = name.into();
@@ -255,9 +272,9 @@ pub(crate) mod tests {
     fn a_moved_root_is_never_live() {
         let mut p = plan();
         p.etc_dir = "/tmp/root/etc/banger".into();
-        assert!(!p.is_live());
+        assert!(!p.is_real_system());
         let mut p = plan();
         p.unit_dir = "/tmp/root/systemd".into();
-        assert!(!p.is_live());
+        assert!(!p.is_real_system());
     }
 }
