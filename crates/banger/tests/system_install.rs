@@ -251,6 +251,16 @@ fn install_run_check_drift_and_round_trip() {
         "{err}"
     );
 
+    let status = root.banger(&["system", "status", "--json"]);
+    assert!(status.status.success(), "{}", text(&status));
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["owner_user"], OWNER, "{status}");
+    assert_eq!(
+        status["helper_service"],
+        serde_json::Value::Null,
+        "a moved root asks no systemctl"
+    );
+
     // The rendered units pass systemd's own checker.
     let units_dir = root.path("etc/systemd/system");
     let verify = Command::new("systemd-analyze")

@@ -23,7 +23,7 @@ pub enum SysInstallError {
         source: nix::Error,
     },
     #[error(
-        "{what} {} cannot be written into a unit file as is (white space, quotes, '%', '$', '\\\\', ';' or '..'); choose a path without them",
+        "{what} {} must be an absolute path without white space, quotes, '%', '$', '\\', ';' or '..', which a unit file would read specially; choose another",
         path.display()
     )]
     BadPath { what: &'static str, path: PathBuf },

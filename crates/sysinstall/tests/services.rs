@@ -182,3 +182,39 @@ fn a_failing_systemctl_and_a_wrong_socket_are_errors_that_say_where_to_look() {
     assert!(err.contains("journalctl -u bangerd.service"), "{err}");
     assert!(started.elapsed() >= plan.socket_timeout, "gave up early");
 }
+
+#[test]
+fn uninstall_stops_and_disables_then_removes_and_keeps_the_state() {
+    let host = host();
+    let runner = Recorder::default();
+    install(&host.plan, &sources(&host), &runner).unwrap();
+    runner.take();
+    std::fs::create_dir_all(host.plan.state_dir.join("images")).unwrap();
+
+    // A moved root never reaches systemctl, whatever the plan said at install time.
+    let report = banger_sysinstall::uninstall(&host.plan.etc_dir, false, &runner).unwrap();
+    assert!(!report.live);
+    assert_eq!(runner.take(), Vec::<String>::new());
+    assert_eq!(
+        report.kept_state.as_deref(),
+        Some(host.plan.state_dir.as_path())
+    );
+    for gone in [
+        host.plan.install_toml(),
+        host.plan.helper_unit(),
+        host.plan.daemon_unit(),
+        host.plan.banger_bin(),
+    ] {
+        assert!(!gone.exists(), "{} is still there", gone.display());
+    }
+    assert!(host.plan.state_dir.join("images").is_dir());
+    assert!(
+        host.plan.owner_config_dir.is_dir(),
+        "the owner's config stays"
+    );
+
+    let err = banger_sysinstall::uninstall(&host.plan.etc_dir, false, &runner)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no system install"), "{err}");
+}
