@@ -129,22 +129,10 @@ impl Layout {
 
     /// Resolve from an explicit environment (tests).
     pub fn resolve_with(env: &dyn EnvSource) -> Result<Layout, PathsError> {
-        Self::resolve_inner(env, None)
-    }
-
-    /// The layout a system install uses on this host, whether or not one exists yet
-    /// (for `banger system install`, which creates it). The overrides still apply.
-    pub fn resolve_system_with(env: &dyn EnvSource) -> Result<Layout, PathsError> {
-        Self::resolve_inner(env, Some(Mode::SystemInstall))
-    }
-
-    fn resolve_inner(env: &dyn EnvSource, forced: Option<Mode>) -> Result<Layout, PathsError> {
         let home = env.var("HOME").map(PathBuf::from);
         let etc_dir =
             override_dir(env, ENV_ETC_DIR)?.unwrap_or_else(|| PathBuf::from("/etc/banger"));
-        let mode = if let Some(mode) = forced {
-            mode
-        } else if env.exists(&etc_dir.join("install.toml")) {
+        let mode = if env.exists(&etc_dir.join("install.toml")) {
             Mode::SystemInstall
         } else if env.uid() == 0 {
             Mode::DevRoot
@@ -306,6 +294,33 @@ impl Layout {
         self.home_dir
             .as_ref()
             .map(|h| h.join(".ssh").join("config"))
+    }
+}
+
+/// The roots of a system install on this host, whether or not one exists yet (for
+/// `banger system install`, which creates it), with the overrides applied. Unlike a
+/// [`Layout`] it needs no home directory: root's own config plays no part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SystemRoots {
+    pub etc_dir: PathBuf,
+    pub state_dir: PathBuf,
+    pub runtime_dir: PathBuf,
+}
+
+impl SystemRoots {
+    pub fn resolve_with(env: &dyn EnvSource) -> Result<SystemRoots, PathsError> {
+        Ok(SystemRoots {
+            etc_dir: override_dir(env, ENV_ETC_DIR)?
+                .unwrap_or_else(|| PathBuf::from("/etc/banger")),
+            state_dir: override_dir(env, ENV_STATE_DIR)?
+                .unwrap_or_else(|| PathBuf::from("/var/lib/banger")),
+            runtime_dir: override_dir(env, ENV_RUNTIME_DIR)?
+                .unwrap_or_else(|| PathBuf::from(SYSTEM_RUNTIME_DIR)),
+        })
+    }
+
+    pub fn helper_runtime_dir(&self) -> PathBuf {
+        system_helper_runtime_dir(&self.runtime_dir)
     }
 }
 
@@ -476,6 +491,20 @@ mod tests {
             "the helper's directory is its own, beside the owner's"
         );
         assert_eq!(l.helper_socket_candidates(), [l.helper_socket()]);
+    }
+
+    #[test]
+    fn system_roots_need_no_home_and_take_the_overrides() {
+        let roots = SystemRoots::resolve_with(&env(0, &[])).unwrap();
+        assert_eq!(roots.etc_dir, PathBuf::from("/etc/banger"));
+        assert_eq!(roots.state_dir, PathBuf::from("/var/lib/banger"));
+        assert_eq!(
+            roots.helper_runtime_dir(),
+            PathBuf::from("/run/banger-helper")
+        );
+        let moved = SystemRoots::resolve_with(&env(0, &[(ENV_RUNTIME_DIR, "/t/run/b")])).unwrap();
+        assert_eq!(moved.helper_runtime_dir(), PathBuf::from("/t/run/b-helper"));
+        assert!(SystemRoots::resolve_with(&env(0, &[(ENV_ETC_DIR, "rel")])).is_err());
     }
 
     #[test]

@@ -64,6 +64,10 @@ pub fn install(
         }
     };
 
+    // First what can fail for reasons outside this install (the owner's home must exist),
+    // so that such a refusal leaves nothing behind.
+    note(&plan.owner_config_dir, ensure_owner_dir(plan, runner)?);
+
     // Binaries: root will run them, so everything above them must be root's too.
     let mut binaries = vec![(sources.banger.as_path(), plan.banger_bin())];
     if let Some(agent) = &sources.agent {
@@ -96,8 +100,6 @@ pub fn install(
             note(dir, ensure_dir(dir, mode, uid, gid)?);
         }
     }
-    note(&plan.owner_config_dir, ensure_owner_dir(plan, runner)?);
-
     let mut units_changed = false;
     for file in render_all(plan)? {
         let change = put_file(&file.path, file.text.as_bytes(), 0o644, 0, 0)?;

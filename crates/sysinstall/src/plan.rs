@@ -73,7 +73,7 @@ impl InstallPlan {
             .ok_or_else(|| SysInstallError::UnknownUser {
                 name: req.owner.to_string(),
             })?;
-        let layout = banger_paths::Layout::resolve_system_with(env)
+        let roots = banger_paths::SystemRoots::resolve_with(env)
             .map_err(|source| SysInstallError::Layout { source })?;
         let unit_dir = env
             .var(banger_paths::ENV_SYSTEMD_DIR)
@@ -90,11 +90,11 @@ impl InstallPlan {
             version: req.version.to_string(),
             build: req.build.to_string(),
             prefix: req.prefix.to_path_buf(),
-            helper_runtime_dir: layout.helper_runtime_dir(),
-            etc_dir: layout.etc_dir,
+            helper_runtime_dir: roots.helper_runtime_dir(),
+            etc_dir: roots.etc_dir,
             unit_dir,
-            state_dir: layout.state_dir,
-            runtime_dir: layout.runtime_dir,
+            state_dir: roots.state_dir,
+            runtime_dir: roots.runtime_dir,
             owner_config_dir,
             manage_services: false,
             socket_timeout: SOCKET_TIMEOUT,

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::Context;
-use banger_paths::{DAEMON_SERVICE, HELPER_SERVICE, Layout, ProcessEnv};
+use banger_paths::{DAEMON_SERVICE, HELPER_SERVICE, ProcessEnv, SystemRoots};
 use banger_sysinstall::plan::PlanRequest;
 use banger_sysinstall::{FileChange, InstallPlan, Sources, render};
 use banger_system::RealRunner;
@@ -97,8 +97,8 @@ fn dry_run(plan: &InstallPlan, out: Option<&Path>) -> anyhow::Result<i32> {
 
 fn uninstall(args: SystemUninstallArgs) -> anyhow::Result<i32> {
     require_root("`banger system uninstall`", "/etc/banger and systemd units")?;
-    let layout = Layout::resolve_system_with(&ProcessEnv)?;
-    let report = banger_sysinstall::uninstall(&layout.etc_dir, args.purge, &RealRunner)?;
+    let roots = SystemRoots::resolve_with(&ProcessEnv)?;
+    let report = banger_sysinstall::uninstall(&roots.etc_dir, args.purge, &RealRunner)?;
     print_changes(&report.changes)?;
     outln!(
         "banger system install for {} removed{}",
