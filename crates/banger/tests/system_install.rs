@@ -240,7 +240,7 @@ fn install_run_check_drift_and_round_trip() {
         "system",
         "install",
         "--owner",
-        "root",
+        "daemon",
         "--prefix",
         "/usr/local",
     ]);
@@ -480,6 +480,17 @@ fn dry_run_renders_into_a_directory_without_touching_the_system() {
     assert!(
         daemon.lines().any(|l| l == "StateDirectory=banger"),
         "{daemon}"
+    );
+
+    let root_owner = Command::new(env!("CARGO_BIN_EXE_banger"))
+        .args(["system", "install", "--owner", "root", "--dry-run"])
+        .output()
+        .unwrap();
+    assert!(!root_owner.status.success());
+    assert!(
+        String::from_utf8_lossy(&root_owner.stderr).contains("ordinary user"),
+        "{}",
+        text(&root_owner)
     );
 
     let bad = Command::new(env!("CARGO_BIN_EXE_banger"))

@@ -14,6 +14,10 @@ pub enum SysInstallError {
         "--owner {name:?} is not a user name banger can write into a unit file; use a name of letters, digits, '.', '_' and '-'"
     )]
     BadOwnerName { name: String },
+    #[error(
+        "--owner {name} is root (uid 0): the system install runs the daemon as an ordinary user, so that only the helper holds privileges; pass the user who will run VMs"
+    )]
+    RootOwner { name: String },
     #[error("no user named {name:?} on this host; pass an existing user to --owner")]
     UnknownUser { name: String },
     #[error("cannot look up the user {name:?}")]

@@ -73,6 +73,12 @@ impl InstallPlan {
             .ok_or_else(|| SysInstallError::UnknownUser {
                 name: req.owner.to_string(),
             })?;
+        // The point of the install is a daemon that is not root; root has dev mode.
+        if user.uid.is_root() {
+            return Err(SysInstallError::RootOwner {
+                name: req.owner.to_string(),
+            });
+        }
         let roots = banger_paths::SystemRoots::resolve_with(env)
             .map_err(|source| SysInstallError::Layout { source })?;
         let unit_dir = env
