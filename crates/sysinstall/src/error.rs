@@ -51,6 +51,11 @@ pub enum SysInstallError {
         wanted: String,
         state_dir: PathBuf,
     },
+    #[error(
+        "a dev-mode banger daemon answers on {}; stop it first with `sudo banger daemon stop` (its VMs keep running; remove them with `banger vm rm` if the owner's daemon should not find root's VMs)",
+        socket.display()
+    )]
+    DevDaemonRunning { socket: PathBuf },
     #[error("cannot {action} {}", path.display())]
     Io {
         action: &'static str,

@@ -69,6 +69,8 @@ pub fn put_file(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    // A leftover of a crashed run with the same pid: ours, in a root-owned directory.
+    let _ = std::fs::remove_file(&tmp);
     let written = (|| {
         let mut file = std::fs::OpenOptions::new()
             .write(true)

@@ -50,6 +50,16 @@ pub fn install(
             state_dir: meta.state_dir.clone().unwrap_or(plan.state_dir.clone()),
         });
     }
+    // A dev-mode daemon (root's, in the same runtime directory) would hold the lock the
+    // service's daemon needs, and its VMs would be root's, not the owner's.
+    if existing.is_none()
+        && plan.manage_services
+        && std::os::unix::net::UnixStream::connect(plan.daemon_socket()).is_ok()
+    {
+        return Err(SysInstallError::DevDaemonRunning {
+            socket: plan.daemon_socket(),
+        });
+    }
     let mut report = InstallReport {
         live: plan.manage_services,
         upgrade: existing.is_some(),

@@ -8,7 +8,7 @@
 use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use banger_sysinstall::{InstallPlan, Sources, install};
@@ -18,11 +18,33 @@ use banger_system::{CommandOutput, CommandRunner};
 struct Recorder {
     calls: Mutex<Vec<String>>,
     fail: Option<&'static str>,
+    /// Sockets `enable --now` brings up, as the started services would: real sockets,
+    /// 0600, the owner's.
+    services: Vec<PathBuf>,
+    listeners: Mutex<Vec<UnixListener>>,
 }
 
 impl Recorder {
+    fn starting(plan: &InstallPlan) -> Recorder {
+        Recorder {
+            services: vec![plan.helper_socket(), plan.daemon_socket()],
+            ..Recorder::default()
+        }
+    }
+
     fn take(&self) -> Vec<String> {
         std::mem::take(&mut *self.calls.lock().unwrap())
+    }
+
+    fn start_services(&self) {
+        let mut listeners = self.listeners.lock().unwrap();
+        if !listeners.is_empty() {
+            return;
+        }
+        for sock in &self.services {
+            listeners.push(UnixListener::bind(sock).unwrap());
+            std::fs::set_permissions(sock, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
     }
 }
 
@@ -35,6 +57,9 @@ impl CommandRunner for Recorder {
             .join(" ");
         assert!(line.starts_with("systemctl "), "unexpected command: {line}");
         let failed = self.fail.is_some_and(|f| line.contains(f));
+        if !failed && line.contains(" enable --now ") {
+            self.start_services();
+        }
         self.calls.lock().unwrap().push(line);
         Ok(CommandOutput {
             code: Some(if failed { 1 } else { 0 }),
@@ -51,7 +76,6 @@ impl CommandRunner for Recorder {
 struct Host {
     dir: tempfile::TempDir,
     plan: InstallPlan,
-    _sockets: Vec<UnixListener>,
 }
 
 fn host() -> Host {
@@ -81,22 +105,7 @@ fn host() -> Host {
     };
     std::fs::create_dir_all(&plan.owner_config_dir).unwrap();
     std::fs::write(p("banger"), b"\x7fELF banger").unwrap();
-    // The services' sockets, as they would come up: real sockets, 0600, the owner's.
-    let mut sockets = Vec::new();
-    for (dir, mode, sock) in [
-        (&plan.runtime_dir, 0o700, plan.daemon_socket()),
-        (&plan.helper_runtime_dir, 0o755, plan.helper_socket()),
-    ] {
-        std::fs::create_dir_all(dir).unwrap();
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).unwrap();
-        sockets.push(UnixListener::bind(&sock).unwrap());
-        std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
-    Host {
-        plan,
-        _sockets: sockets,
-        dir,
-    }
+    Host { plan, dir }
 }
 
 fn sources(host: &Host) -> Sources {
@@ -113,7 +122,7 @@ const RESTART: &str = "systemctl restart banger-helper.service bangerd.service";
 #[test]
 fn systemd_is_asked_for_exactly_what_changed() {
     let host = host();
-    let runner = Recorder::default();
+    let runner = Recorder::starting(&host.plan);
 
     // Fresh: reload (new units), enable and start; nothing to restart.
     let report = install(&host.plan, &sources(&host), &runner).unwrap();
@@ -162,6 +171,13 @@ fn a_failing_systemctl_and_a_wrong_socket_are_errors_that_say_where_to_look() {
     );
 
     // The daemon's socket world-readable: the install does not call that success.
+    let _helper = UnixListener::bind(host.plan.helper_socket()).unwrap();
+    let _daemon = UnixListener::bind(host.plan.daemon_socket()).unwrap();
+    std::fs::set_permissions(
+        host.plan.helper_socket(),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
     std::fs::set_permissions(
         host.plan.daemon_socket(),
         std::fs::Permissions::from_mode(0o644),
@@ -186,7 +202,7 @@ fn a_failing_systemctl_and_a_wrong_socket_are_errors_that_say_where_to_look() {
 #[test]
 fn uninstall_stops_and_disables_then_removes_and_keeps_the_state() {
     let host = host();
-    let runner = Recorder::default();
+    let runner = Recorder::starting(&host.plan);
     install(&host.plan, &sources(&host), &runner).unwrap();
     runner.take();
     std::fs::create_dir_all(host.plan.state_dir.join("images")).unwrap();
@@ -217,4 +233,17 @@ fn uninstall_stops_and_disables_then_removes_and_keeps_the_state() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("no system install"), "{err}");
+}
+
+#[test]
+fn a_dev_mode_daemon_in_the_way_is_refused_before_anything_is_written() {
+    let host = host();
+    std::fs::create_dir_all(&host.plan.runtime_dir).unwrap();
+    let _dev_daemon = UnixListener::bind(host.plan.daemon_socket()).unwrap();
+    let err = install(&host.plan, &sources(&host), &Recorder::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("sudo banger daemon stop"), "{err}");
+    assert!(!host.plan.install_toml().exists());
+    assert!(!host.plan.banger_bin().exists());
 }
