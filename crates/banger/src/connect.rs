@@ -146,6 +146,9 @@ fn spawn_daemon(log_path: &std::path::Path) -> anyhow::Result<std::process::Chil
     let exe = std::env::current_exe().context("cannot locate the banger executable")?;
     let mut cmd = Command::new(exe);
     cmd.args(["daemon", "run"])
+        // A CLI run inside some service manager's unit must not hand its readiness socket
+        // to the dev daemon, which would report itself ready to a manager not its own.
+        .env_remove(banger_system::notify::NOTIFY_SOCKET)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);

@@ -37,10 +37,18 @@ pub fn mismatch(daemon: &Health, layout: &Layout) -> Option<String> {
         }
     };
     let fix = match layout.mode {
-        Mode::SystemInstall => format!(
-            "restart the service so it runs this banger: `sudo systemctl restart {}`",
-            banger_paths::DAEMON_SERVICE
-        ),
+        // The service runs the installed binary, so restarting it alone changes nothing
+        // when this CLI is another build: installing this one replaces and restarts both.
+        Mode::SystemInstall => {
+            let owner = banger_config::load_install_meta(&layout.install_toml())
+                .ok()
+                .flatten()
+                .map_or_else(|| "<owner>".to_string(), |m| m.owner_user);
+            format!(
+                "install this banger as the system's: `sudo banger system install --owner \
+                 {owner}` (running VMs keep running), or use the installed one"
+            )
+        }
         Mode::DevRoot | Mode::DevUser => "run `banger daemon stop`: the next banger command \
              starts this build's daemon, and running VMs keep running"
             .to_string(),
@@ -95,7 +103,7 @@ mod tests {
         let system = layout(Mode::SystemInstall);
         let other = mismatch(&health("0.0.1", "x"), &system).unwrap();
         assert!(other.contains("older version"), "{other}");
-        assert!(other.contains("systemctl restart"), "{other}");
+        assert!(other.contains("banger system install"), "{other}");
         let newer = mismatch(&health("99.0.0", "x"), &dev).unwrap();
         assert!(newer.contains("newer version"), "{newer}");
         let bogus = mismatch(&health("not-a-version", "x"), &dev).unwrap();

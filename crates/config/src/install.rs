@@ -7,12 +7,55 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-/// The fields banger needs. The installer may record more; unknown keys are ignored so an
-/// older banger still reads a newer file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What a system install recorded. `banger system install` writes every field; only the
+/// owner is required, so a hand-written or older file still reads. Unknown keys are
+/// ignored so an older banger still reads a newer file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstallMeta {
     pub owner_user: String,
     pub owner_uid: u32,
+    /// The banger version and build that wrote the install.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<String>,
+    /// The installed `banger` binary the units run, and its guest agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub banger_bin: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_bin: Option<PathBuf>,
+    /// Where the two unit files were written (`/etc/systemd/system`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit_dir: Option<PathBuf>,
+    /// The daemon's state and runtime roots: the layout of a system install.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_dir: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_dir: Option<PathBuf>,
+}
+
+impl InstallMeta {
+    /// The install's layout: the roots it recorded replace the ones resolved from the
+    /// environment, so every command finds the daemon, its socket and its state where the
+    /// installer put them.
+    pub fn apply_to(&self, layout: &mut banger_paths::Layout) {
+        if let Some(dir) = &self.state_dir {
+            layout.state_dir = dir.clone();
+        }
+        if let Some(dir) = &self.runtime_dir {
+            layout.runtime_dir = dir.clone();
+        }
+    }
+
+    /// The file's text, as the installer writes it.
+    /// Fails only for a path that is not UTF-8.
+    pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
+        let body = toml::to_string(self)?;
+        Ok(format!(
+            "# Written by `banger system install`; read by the root helper (who it serves), the\n\
+             # daemon, the CLI and `banger doctor`. Change it only by installing again.\n{body}"
+        ))
+    }
 }
 
 /// Why `install.toml` exists but cannot be used.
@@ -68,7 +111,8 @@ mod tests {
             meta,
             InstallMeta {
                 owner_user: "al".into(),
-                owner_uid: 1000
+                owner_uid: 1000,
+                ..InstallMeta::default()
             }
         );
 
@@ -78,5 +122,21 @@ mod tests {
 
         std::fs::write(&path, "owner_user = \"al\"\nowner_uid = -1\n").unwrap();
         assert!(load_install_meta(&path).is_err());
+    }
+
+    #[test]
+    fn written_text_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("install.toml");
+        let meta = InstallMeta {
+            owner_user: "al".into(),
+            owner_uid: 1000,
+            version: Some("1.2.3".into()),
+            state_dir: Some("/var/lib/banger".into()),
+            runtime_dir: Some("/run/banger".into()),
+            ..InstallMeta::default()
+        };
+        std::fs::write(&path, meta.to_toml().unwrap()).unwrap();
+        assert_eq!(load_install_meta(&path).unwrap(), Some(meta));
     }
 }

@@ -20,8 +20,7 @@ use banger_vmm::{DriverKind, FirecrackerFound, HostVmms, KvmStatus, SelectError,
 
 use crate::checks::network::{HostNetworkProbe, NetworkProbe};
 
-/// Where systemd reads enabled units from.
-pub const SYSTEMD_SYSTEM_DIR: &str = "/etc/systemd/system";
+pub use banger_paths::SYSTEMD_SYSTEM_DIR;
 /// The host device for vhost-vsock, needed only by drivers that use kernel vsock.
 pub const VHOST_VSOCK_DEVICE: &str = "/dev/vhost-vsock";
 /// The QEMU binary the QEMU driver runs.

@@ -11,17 +11,35 @@ use std::path::{Path, PathBuf};
 use banger_config::Config;
 use banger_doctor::checks::security::{PostureInputs, posture};
 use banger_doctor::{Check, Status, groups};
+use banger_sysinstall::{InstallPlan, render};
 use common::{FakeHost, ScriptedRunner};
 
-const HELPER_UNIT: &str = "[Unit]\nDescription=banger root helper\n[Service]\nExecStart=/usr/bin/banger helper\n\
-NoNewPrivileges=yes\nProtectSystem=strict\nProtectHome=yes\nRestrictSUIDSGID=yes\nLockPersonality=yes\n\
-CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW\n";
+/// The units exactly as `banger system install` renders them for `user`.
+fn plan(user: &str) -> InstallPlan {
+    InstallPlan {
+        owner_user: user.into(),
+        owner_uid: uid(),
+        owner_gid: 0,
+        version: "0.1.0".into(),
+        build: "test".into(),
+        prefix: "/usr/local".into(),
+        etc_dir: "/etc/banger".into(),
+        unit_dir: "/etc/systemd/system".into(),
+        state_dir: "/var/lib/banger".into(),
+        runtime_dir: "/run/banger".into(),
+        helper_runtime_dir: "/run/banger-helper".into(),
+        owner_config_dir: format!("/home/{user}/.config/banger").into(),
+        manage_services: true,
+        socket_timeout: banger_sysinstall::plan::SOCKET_TIMEOUT,
+    }
+}
+
+fn helper_unit() -> String {
+    render::helper_unit(&plan("al"))
+}
 
 fn daemon_unit(user: &str) -> String {
-    format!(
-        "[Service]\nUser={user}\nExecStart=/usr/bin/banger daemon\nNoNewPrivileges=yes\nProtectSystem=strict\n\
-         ProtectHome=read-only\nRestrictSUIDSGID=yes\nLockPersonality=yes\n"
-    )
+    render::daemon_unit(&plan(user))
 }
 
 fn uid() -> u32 {
@@ -37,7 +55,7 @@ fn install(host: &FakeHost) -> (UnixListener, UnixListener) {
         format!("owner_user = \"al\"\nowner_uid = {}\n", uid()),
     )
     .unwrap();
-    std::fs::write(host.path("systemd/banger-helper.service"), HELPER_UNIT).unwrap();
+    std::fs::write(host.path("systemd/banger-helper.service"), helper_unit()).unwrap();
     std::fs::write(host.path("systemd/bangerd.service"), daemon_unit("al")).unwrap();
     let helper = socket(&host.path("run/helper.sock"), 0o600);
     let daemon = socket(&host.path("run/bangerd.sock"), 0o600);
@@ -263,7 +281,7 @@ fn unit_missing_a_directive_fails_naming_it() {
     let _sockets = install(&host);
     std::fs::write(
         host.path("systemd/banger-helper.service"),
-        HELPER_UNIT.replace("ProtectHome=yes\n", ""),
+        helper_unit().replace("ProtectHome=yes\n", ""),
     )
     .unwrap();
     std::fs::write(host.path("systemd/bangerd.service"), daemon_unit("root")).unwrap();

@@ -47,6 +47,14 @@ const NOT_RUN: &[(&str, &str)] = &[
         "needs a kernel file the reader has; crates/images/tests/import_kernel.rs imports kernels",
     ),
     (
+        "sudo banger system ",
+        "installs or removes systemd units on the host, which no test may do; crates/banger/tests/system_install.rs runs install, status and uninstall under a fake root, scripts/sysinstall-lab under a real systemd in a container",
+    ),
+    (
+        "banger system ",
+        "reports on (or renders into DIR, a placeholder) a system install, and this test runs in dev mode; crates/banger/tests/system_install.rs runs status and --dry-run --out against one",
+    ),
+    (
         "sudo banger firecracker install",
         "downloads a Firecracker release from GitHub, which this test cannot reach; crates/firecracker's install tests serve one locally",
     ),

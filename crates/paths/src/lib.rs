@@ -18,6 +18,12 @@ pub const ENV_STATE_DIR: &str = "BANGER_STATE_DIR";
 pub const ENV_RUNTIME_DIR: &str = "BANGER_RUNTIME_DIR";
 pub const ENV_CONFIG_DIR: &str = "BANGER_CONFIG_DIR";
 pub const ENV_ETC_DIR: &str = "BANGER_ETC_DIR";
+/// Where `banger system install` writes its unit files (a fake root for tests and
+/// packaging); the install records it, so nothing else reads this variable.
+pub const ENV_SYSTEMD_DIR: &str = "BANGER_SYSTEMD_DIR";
+
+/// Where a system install's unit files live.
+pub const SYSTEMD_SYSTEM_DIR: &str = "/etc/systemd/system";
 
 /// Name of the guest agent binary shipped beside `banger`.
 pub const AGENT_BINARY_NAME: &str = "banger-agent";
@@ -220,7 +226,18 @@ impl Layout {
     }
 
     pub fn helper_socket(&self) -> PathBuf {
-        self.runtime_dir.join("helper.sock")
+        self.helper_runtime_dir().join("helper.sock")
+    }
+
+    /// Where the helper's socket lives. A system install gives the helper a runtime
+    /// directory of its own beside the daemon's (`/run/banger-helper`): the daemon's belongs
+    /// to the owner, the helper holds no capability to write there, and root should not
+    /// create files in a directory another user controls. In dev mode both share one.
+    pub fn helper_runtime_dir(&self) -> PathBuf {
+        match self.mode {
+            Mode::SystemInstall => system_helper_runtime_dir(&self.runtime_dir),
+            Mode::DevRoot | Mode::DevUser => self.runtime_dir.clone(),
+        }
     }
 
     /// Where a helper serving this user may listen, in the order to try: this layout's
@@ -277,6 +294,46 @@ impl Layout {
         self.home_dir
             .as_ref()
             .map(|h| h.join(".ssh").join("config"))
+    }
+}
+
+/// The roots of a system install on this host, whether or not one exists yet (for
+/// `banger system install`, which creates it), with the overrides applied. Unlike a
+/// [`Layout`] it needs no home directory: root's own config plays no part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SystemRoots {
+    pub etc_dir: PathBuf,
+    pub state_dir: PathBuf,
+    pub runtime_dir: PathBuf,
+}
+
+impl SystemRoots {
+    pub fn resolve_with(env: &dyn EnvSource) -> Result<SystemRoots, PathsError> {
+        Ok(SystemRoots {
+            etc_dir: override_dir(env, ENV_ETC_DIR)?
+                .unwrap_or_else(|| PathBuf::from("/etc/banger")),
+            state_dir: override_dir(env, ENV_STATE_DIR)?
+                .unwrap_or_else(|| PathBuf::from("/var/lib/banger")),
+            runtime_dir: override_dir(env, ENV_RUNTIME_DIR)?
+                .unwrap_or_else(|| PathBuf::from(SYSTEM_RUNTIME_DIR)),
+        })
+    }
+
+    pub fn helper_runtime_dir(&self) -> PathBuf {
+        system_helper_runtime_dir(&self.runtime_dir)
+    }
+}
+
+/// The helper's runtime directory of a system install whose daemon uses `runtime_dir`:
+/// its sibling with `-helper` appended (`/run/banger` → `/run/banger-helper`).
+pub fn system_helper_runtime_dir(runtime_dir: &Path) -> PathBuf {
+    match runtime_dir.file_name() {
+        Some(name) => {
+            let mut sibling = name.to_os_string();
+            sibling.push("-helper");
+            runtime_dir.with_file_name(sibling)
+        }
+        None => runtime_dir.join("helper"),
     }
 }
 
@@ -427,6 +484,27 @@ mod tests {
         let l = Layout::resolve_with(&e).unwrap();
         assert_eq!(l.mode, Mode::SystemInstall);
         assert_eq!(l.state_dir, PathBuf::from("/var/lib/banger"));
+        assert_eq!(l.daemon_socket(), PathBuf::from("/run/banger/bangerd.sock"));
+        assert_eq!(
+            l.helper_socket(),
+            PathBuf::from("/run/banger-helper/helper.sock"),
+            "the helper's directory is its own, beside the owner's"
+        );
+        assert_eq!(l.helper_socket_candidates(), [l.helper_socket()]);
+    }
+
+    #[test]
+    fn system_roots_need_no_home_and_take_the_overrides() {
+        let roots = SystemRoots::resolve_with(&env(0, &[])).unwrap();
+        assert_eq!(roots.etc_dir, PathBuf::from("/etc/banger"));
+        assert_eq!(roots.state_dir, PathBuf::from("/var/lib/banger"));
+        assert_eq!(
+            roots.helper_runtime_dir(),
+            PathBuf::from("/run/banger-helper")
+        );
+        let moved = SystemRoots::resolve_with(&env(0, &[(ENV_RUNTIME_DIR, "/t/run/b")])).unwrap();
+        assert_eq!(moved.helper_runtime_dir(), PathBuf::from("/t/run/b-helper"));
+        assert!(SystemRoots::resolve_with(&env(0, &[(ENV_ETC_DIR, "rel")])).is_err());
     }
 
     #[test]

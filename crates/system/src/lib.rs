@@ -7,6 +7,7 @@
 pub mod errors;
 pub mod fsperm;
 pub mod host;
+pub mod notify;
 pub mod osrelease;
 pub mod preflight;
 pub mod progress;

@@ -7,11 +7,13 @@ mod image;
 mod named_commands;
 pub mod output;
 mod size;
+mod system;
 mod vm;
 
 use clap::{Args, Parser, Subcommand};
 
 pub use image::ImageCommand;
+pub use system::{SystemCommand, SystemInstallArgs, SystemUninstallArgs};
 pub use vm::{
     CpArgs, CreateArgs, ExecArgs, GuestCommandArgs, InspectArgs, LogsArgs, LsArgs, PauseArgs,
     RmArgs, RunArgs, SshArgs, StartArgs, StopArgs, VmCommand,
@@ -74,6 +76,10 @@ drop forwarded traffic, printing the exact commands that let the bridge through.
     /// Install Firecracker, banger's primary VMM
     #[command(subcommand)]
     Firecracker(FirecrackerCommand),
+
+    /// Install, inspect or remove the hardened system install (systemd units)
+    #[command(subcommand)]
+    System(SystemCommand),
 
     /// Create and boot a VM, optionally run a command in it (= vm run)
     #[command(long_about = vm::RUN_HELP)]

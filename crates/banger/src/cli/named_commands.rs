@@ -160,7 +160,8 @@ fn the_resolver_catches_what_it_should() {
     assert!(problem("banger logs -n 5 -f dev").is_none());
     assert!(problem("banger vm ssh dev").is_none());
     assert!(problem("banger vm teleport dev").is_some());
-    assert!(problem("sudo banger system install --owner $USER").is_some());
+    assert!(problem("sudo banger system install --owner $USER").is_none());
+    assert!(problem("sudo banger system reinstall").is_some());
     assert!(problem("banger vm run --memry 1g").is_some());
     assert!(problem("banger exec -x dev true").is_some());
     assert_eq!(

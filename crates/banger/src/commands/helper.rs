@@ -47,6 +47,10 @@ pub fn run(layout: &Layout, args: HelperArgs) -> anyhow::Result<i32> {
         socket.display()
     )?;
     let executor = Arc::new(Executor::new(owner, Arc::new(RealRunner), args.nft));
+    // Under systemd (`Type=notify`): the socket listens, mode 0600, owned by the owner.
+    if let Err(e) = banger_system::notify::notify_ready() {
+        tracing::warn!("cannot tell systemd the helper is ready: {e}");
+    }
     server::serve(listener, executor).context("the helper stopped accepting connections")?;
     Ok(0)
 }

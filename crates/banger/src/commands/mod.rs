@@ -10,6 +10,7 @@ mod image;
 mod image_prune;
 mod ssh;
 mod ssh_config;
+mod system;
 mod vm_cp;
 mod vm_exec;
 mod vm_inspect;
@@ -34,6 +35,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Firecracker(FirecrackerCommand::Install(args)) => {
             firecracker::install(&layout()?, args)
         }
+        Command::System(cmd) => system::run(cmd),
         Command::Vm(cmd) => block_on(vm(layout()?, cmd)),
         Command::Image(cmd) => block_on(image(layout()?, cmd)),
         // Docker-style shortcuts for the everyday commands.
@@ -50,7 +52,16 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
 }
 
 fn layout() -> anyhow::Result<Layout> {
-    Ok(Layout::resolve()?)
+    let mut layout = Layout::resolve()?;
+    if layout.mode.is_system_install() {
+        // A system install's record says where its daemon and state live. A record that
+        // cannot be read leaves the resolved layout: doctor reports it, and the helper
+        // refuses to start on it.
+        if let Ok(Some(meta)) = banger_config::load_install_meta(&layout.install_toml()) {
+            meta.apply_to(&mut layout);
+        }
+    }
+    Ok(layout)
 }
 
 async fn vm(layout: Layout, cmd: VmCommand) -> anyhow::Result<i32> {

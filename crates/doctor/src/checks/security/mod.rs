@@ -13,12 +13,13 @@ mod units;
 use std::path::{Path, PathBuf};
 
 use banger_paths::{DAEMON_SERVICE, HELPER_SERVICE};
+use banger_sysinstall::hardening;
 use banger_system::CommandRunner;
 use banger_system::fsperm::{FileFacts, FileKind, check_root_executable};
 
 pub use banger_config::{InstallMeta, load_install_meta};
 pub use sandbox::VmmSandbox;
-pub use units::{DAEMON_HARDENING, HELPER_HARDENING, missing_directives};
+pub use units::missing_directives;
 
 use crate::context::DoctorContext;
 use crate::groups;
@@ -51,7 +52,7 @@ impl CapabilityCheck for SecurityPosture {
 pub struct PostureInputs<'a> {
     pub runner: &'a dyn CommandRunner,
     pub install_toml: &'a Path,
-    /// Where the unit files live (`/etc/systemd/system`).
+    /// Where the unit files live when install.toml does not say (`/etc/systemd/system`).
     pub systemd_dir: &'a Path,
     pub helper_socket: &'a Path,
     pub daemon_socket: &'a Path,
@@ -59,9 +60,7 @@ pub struct PostureInputs<'a> {
     pub vmm_binaries: &'a [(String, PathBuf)],
 }
 
-/// Where the system install is described. Hints point here rather than at a command:
-/// `banger system install` is not in this build (a test checks that every command a
-/// hint names exists).
+/// Where the system install is described.
 const SYSTEM_INSTALL_DOC: &str = "docs/privileges.md, \"System install\"";
 
 pub fn posture(inputs: &PostureInputs<'_>) -> Vec<Check> {
@@ -82,6 +81,8 @@ pub fn posture(inputs: &PostureInputs<'_>) -> Vec<Check> {
             ];
         }
     };
+    // The install records where it wrote its units; older records did not.
+    let unit_dir = meta.unit_dir.as_deref().unwrap_or(inputs.systemd_dir);
     let mut checks = vec![
         Check::pass(
             groups::SECURITY,
@@ -108,16 +109,15 @@ pub fn posture(inputs: &PostureInputs<'_>) -> Vec<Check> {
         ),
         unit_hardening(
             "helper unit hardening",
-            &inputs.systemd_dir.join(HELPER_SERVICE),
-            &HELPER_HARDENING
-                .iter()
-                .map(|d| d.to_string())
-                .collect::<Vec<_>>(),
+            &unit_dir.join(HELPER_SERVICE),
+            &hardening::helper_required(),
+            &meta.owner_user,
         ),
         unit_hardening(
             "daemon unit hardening",
-            &inputs.systemd_dir.join(DAEMON_SERVICE),
-            &units::daemon_hardening(&meta.owner_user),
+            &unit_dir.join(DAEMON_SERVICE),
+            &hardening::daemon_required(&meta.owner_user),
+            &meta.owner_user,
         ),
     ];
     for (name, path) in inputs.vmm_binaries {
@@ -139,7 +139,7 @@ fn dev_mode_warning(install_toml: &Path) -> Check {
     .detail("and no systemd hardening (narrow CapabilityBoundingSet, NoNewPrivileges, ProtectSystem=strict)")
     .detail("fine on a single-user development machine; see docs/privileges.md, \"Running outside the system install\"")
     .hint(format!(
-        "the supported trust model is the system install: see {SYSTEM_INSTALL_DOC}"
+        "the supported trust model is the system install: `sudo banger system install --owner $USER` (see {SYSTEM_INSTALL_DOC})"
     ))
 }
 
@@ -208,8 +208,10 @@ fn socket_perms(name: &str, path: &Path, owner_uid: u32, service: &str) -> Check
     .hint(restart)
 }
 
-fn unit_hardening(name: &str, unit: &Path, required: &[String]) -> Check {
-    let reinstall = format!("refresh the units as {SYSTEM_INSTALL_DOC} describes");
+fn unit_hardening(name: &str, unit: &Path, required: &[String], owner: &str) -> Check {
+    let reinstall = format!(
+        "`sudo banger system install --owner {owner}` rewrites the units (and remove any drop-in that weakens them)"
+    );
     match missing_directives(unit, required) {
         Err(err) => Check::fail(groups::SECURITY, name, err).hint(reinstall),
         Ok(missing) if missing.is_empty() => Check::pass(

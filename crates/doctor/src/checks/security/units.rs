@@ -1,39 +1,22 @@
-//! Hardening directives the systemd units must carry, and reading a unit the way
-//! systemd does (main file, then drop-ins; the last assignment wins).
+//! Reading a unit the way systemd does (main file, then drop-ins) to find which of the
+//! hardening directives the installer writes (`banger_sysinstall::hardening`, the one
+//! list) are not in effect.
 
 use std::path::{Path, PathBuf};
 
-/// Required in the root helper's unit. `CapabilityBoundingSet=` must be set (to
-/// the narrow list the installer writes); its value is not pinned here.
-pub const HELPER_HARDENING: [&str; 6] = [
-    "NoNewPrivileges=yes",
-    "ProtectSystem=strict",
-    "ProtectHome=yes",
-    "RestrictSUIDSGID=yes",
-    "LockPersonality=yes",
-    "CapabilityBoundingSet=",
+/// Keys whose assignments add up (an empty assignment resets the list) rather than the
+/// last one winning: a drop-in `CapabilityBoundingSet=CAP_SYS_ADMIN` widens the set.
+const LIST_KEYS: [&str; 4] = [
+    "CapabilityBoundingSet",
+    "AmbientCapabilities",
+    "RestrictAddressFamilies",
+    "SystemCallFilter",
 ];
 
-/// Required in the owner daemon's unit, besides `User=<owner>`.
-pub const DAEMON_HARDENING: [&str; 5] = [
-    "NoNewPrivileges=yes",
-    "ProtectSystem=strict",
-    "ProtectHome=read-only",
-    "RestrictSUIDSGID=yes",
-    "LockPersonality=yes",
-];
-
-/// The daemon's full list: it must run as the owner, never as root.
-pub fn daemon_hardening(owner_user: &str) -> Vec<String> {
-    std::iter::once(format!("User={owner_user}"))
-        .chain(DAEMON_HARDENING.iter().map(|d| d.to_string()))
-        .collect()
-}
-
-/// Which of `required` are not in effect in `unit` (plus its `<unit>.d/*.conf`
-/// drop-ins). A `Key=` entry only requires the key to be set; `Key=value` requires
-/// the effective (last) assignment to be exactly `value`, so a later
-/// `NoNewPrivileges=no` or a commented-out line counts as missing.
+/// Which of `required` (`Key=value` lines) are not in effect in `unit` (plus its
+/// `<unit>.d/*.conf` drop-ins). The effective value must be exactly `value`: a later
+/// `NoNewPrivileges=no`, a commented-out line, or a list widened anywhere counts as
+/// missing. List keys compare as sets of words.
 pub fn missing_directives(unit: &Path, required: &[String]) -> Result<Vec<String>, String> {
     let mut assignments: Vec<(String, String)> = Vec::new();
     for file in unit_files(unit)? {
@@ -41,27 +24,42 @@ pub fn missing_directives(unit: &Path, required: &[String]) -> Result<Vec<String
             .map_err(|err| format!("cannot read {}: {err}", file.display()))?;
         assignments.extend(parse_assignments(&text));
     }
-    let effective = |key: &str| {
-        assignments
-            .iter()
-            .rev()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    };
     Ok(required
         .iter()
         .filter(|directive| {
             let (key, want) = directive
                 .split_once('=')
                 .unwrap_or((directive.as_str(), ""));
-            match (effective(key), want) {
-                (None, _) => true,
-                (Some(_), "") => false,
-                (Some(value), want) => value != want,
+            match effective(&assignments, key) {
+                None => true,
+                Some(value) if LIST_KEYS.contains(&key) => words(&value) != words(want),
+                Some(value) => value != want,
             }
         })
         .cloned()
         .collect())
+}
+
+/// The value systemd ends up with for `key`, `None` when never assigned.
+fn effective(assignments: &[(String, String)], key: &str) -> Option<String> {
+    let mut values = assignments.iter().filter(|(k, _)| k == key).map(|(_, v)| v);
+    if !LIST_KEYS.contains(&key) {
+        return values.next_back().cloned();
+    }
+    let mut acc: Option<Vec<&str>> = None;
+    for value in values {
+        let list = acc.get_or_insert_with(Vec::new);
+        if value.is_empty() {
+            list.clear();
+        } else {
+            list.extend(value.split_whitespace());
+        }
+    }
+    acc.map(|list| list.join(" "))
+}
+
+fn words(text: &str) -> std::collections::BTreeSet<&str> {
+    text.split_whitespace().collect()
 }
 
 /// The unit file, then its drop-ins in name order, as systemd applies them.
@@ -104,41 +102,71 @@ mod tests {
     use super::*;
 
     fn required() -> Vec<String> {
-        HELPER_HARDENING.iter().map(|d| d.to_string()).collect()
+        [
+            "NoNewPrivileges=yes",
+            "ProtectSystem=strict",
+            "LockPersonality=yes",
+            "CapabilityBoundingSet=CAP_NET_ADMIN CAP_CHOWN",
+            "AmbientCapabilities=",
+        ]
+        .map(String::from)
+        .to_vec()
     }
 
     const GOOD: &str = "[Unit]\nDescription=x\n[Service]\nNoNewPrivileges=yes\nProtectSystem=strict\n\
-                        ProtectHome=yes\nRestrictSUIDSGID=yes\nLockPersonality=yes\n\
-                        CapabilityBoundingSet=CAP_NET_ADMIN\n";
+                        LockPersonality=yes\nCapabilityBoundingSet=CAP_NET_ADMIN CAP_CHOWN\n\
+                        AmbientCapabilities=\n";
 
-    #[test]
-    fn complete_unit_passes() {
+    fn missing(text: &str) -> Vec<String> {
         let dir = tempfile::tempdir().unwrap();
         let unit = dir.path().join("banger-helper.service");
-        std::fs::write(&unit, GOOD).unwrap();
-        assert_eq!(
-            missing_directives(&unit, &required()).unwrap(),
-            Vec::<String>::new()
-        );
+        std::fs::write(&unit, text).unwrap();
+        missing_directives(&unit, &required()).unwrap()
     }
 
     #[test]
-    fn commented_overridden_and_absent_directives_are_missing() {
-        let dir = tempfile::tempdir().unwrap();
-        let unit = dir.path().join("banger-helper.service");
-        let text = GOOD
-            .replace("LockPersonality=yes", "#LockPersonality=yes")
-            .replace("CapabilityBoundingSet=CAP_NET_ADMIN\n", "");
-        std::fs::write(&unit, text + "NoNewPrivileges=no\n").unwrap();
-        let missing = missing_directives(&unit, &required()).unwrap();
-        assert_eq!(
-            missing,
-            [
-                "NoNewPrivileges=yes",
-                "LockPersonality=yes",
-                "CapabilityBoundingSet="
-            ]
-        );
+    fn effective_values_table() {
+        let cases: &[(&str, &[&str])] = &[
+            (GOOD, &[]),
+            (
+                "",
+                &[
+                    "NoNewPrivileges=yes",
+                    "ProtectSystem=strict",
+                    "LockPersonality=yes",
+                    "CapabilityBoundingSet=CAP_NET_ADMIN CAP_CHOWN",
+                    "AmbientCapabilities=",
+                ],
+            ),
+            // A later assignment wins for plain keys; a commented line does not count.
+            (
+                &format!("{GOOD}NoNewPrivileges=no\n"),
+                &["NoNewPrivileges=yes"],
+            ),
+            (
+                &GOOD.replace("LockPersonality=yes", "#LockPersonality=yes"),
+                &["LockPersonality=yes"],
+            ),
+            // List keys add up: a line before or after ours widens the set.
+            (
+                &format!("CapabilityBoundingSet=CAP_SYS_ADMIN\n{GOOD}"),
+                &["CapabilityBoundingSet=CAP_NET_ADMIN CAP_CHOWN"],
+            ),
+            (
+                &format!("{GOOD}AmbientCapabilities=CAP_NET_ADMIN\n"),
+                &["AmbientCapabilities="],
+            ),
+            // ...unless an empty assignment resets it first; word order does not matter.
+            (
+                &format!(
+                    "CapabilityBoundingSet=CAP_SYS_ADMIN\n{GOOD}CapabilityBoundingSet=\nCapabilityBoundingSet=CAP_CHOWN CAP_NET_ADMIN\n"
+                ),
+                &[],
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(missing(text), *want, "{text}");
+        }
     }
 
     #[test]
@@ -153,7 +181,7 @@ mod tests {
             "[Service]\nProtectSystem=full\n",
         )
         .unwrap();
-        std::fs::write(dropins.join("ignored.txt"), "ProtectHome=no\n").unwrap();
+        std::fs::write(dropins.join("ignored.txt"), "LockPersonality=no\n").unwrap();
         assert_eq!(
             missing_directives(&unit, &required()).unwrap(),
             ["ProtectSystem=strict"]
@@ -165,11 +193,5 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let err = missing_directives(&dir.path().join("x.service"), &required()).unwrap_err();
         assert!(err.contains("does not exist"), "{err}");
-    }
-
-    #[test]
-    fn daemon_list_pins_the_owner() {
-        assert_eq!(daemon_hardening("al")[0], "User=al");
-        assert_eq!(daemon_hardening("al").len(), 6);
     }
 }

@@ -1,0 +1,286 @@
+//! What an install consists of: who owns it and where every file goes. Built once from
+//! the command line and the environment, then rendered and applied.
+
+use std::path::{Path, PathBuf};
+
+use banger_config::InstallMeta;
+
+use crate::SysInstallError;
+
+/// Everything `banger system install` decides before it writes anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstallPlan {
+    pub owner_user: String,
+    pub owner_uid: u32,
+    pub owner_gid: u32,
+    /// The banger version and build being installed.
+    pub version: String,
+    pub build: String,
+    /// Where the installed binaries go: `PREFIX/bin/banger`, `PREFIX/lib/banger/banger-agent`.
+    pub prefix: PathBuf,
+    /// `/etc/banger` (install.toml lives here).
+    pub etc_dir: PathBuf,
+    /// `/etc/systemd/system`.
+    pub unit_dir: PathBuf,
+    /// The daemon's state and runtime roots (`/var/lib/banger`, `/run/banger`).
+    pub state_dir: PathBuf,
+    pub runtime_dir: PathBuf,
+    /// The helper's own runtime directory (`/run/banger-helper`).
+    pub helper_runtime_dir: PathBuf,
+    /// The owner's banger config directory (`~/.config/banger`): config.toml, the SSH key,
+    /// the rendered ssh_config. The daemon may write only this part of the owner's home.
+    pub owner_config_dir: PathBuf,
+    /// Whether systemd is asked to act (reload, enable, start, restart) and the sockets
+    /// waited for: [`InstallPlan::resolve`] sets it only for the real system, never under
+    /// a moved root.
+    pub manage_services: bool,
+    /// How long the services get to bring their sockets up.
+    pub socket_timeout: std::time::Duration,
+}
+
+/// The default of [`InstallPlan::socket_timeout`]: generous, a loaded host may take a while
+/// to start a daemon that reconciles its VMs first.
+pub const SOCKET_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// What the command line chose.
+#[derive(Debug, Clone)]
+pub struct PlanRequest<'a> {
+    pub owner: &'a str,
+    pub prefix: &'a Path,
+    pub version: &'a str,
+    pub build: &'a str,
+}
+
+impl InstallPlan {
+    /// The plan for this host: the owner looked up in the user database, the system
+    /// layout with its overrides (`BANGER_ETC_DIR`, `BANGER_STATE_DIR`,
+    /// `BANGER_RUNTIME_DIR`, `BANGER_SYSTEMD_DIR`, and `BANGER_CONFIG_DIR` for the
+    /// owner's config directory), validated.
+    pub fn resolve(
+        req: &PlanRequest<'_>,
+        env: &dyn banger_paths::EnvSource,
+    ) -> Result<InstallPlan, SysInstallError> {
+        if !valid_user_name(req.owner) {
+            return Err(SysInstallError::BadOwnerName {
+                name: req.owner.to_string(),
+            });
+        }
+        let user = nix::unistd::User::from_name(req.owner)
+            .map_err(|source| SysInstallError::LookupUser {
+                name: req.owner.to_string(),
+                source,
+            })?
+            .ok_or_else(|| SysInstallError::UnknownUser {
+                name: req.owner.to_string(),
+            })?;
+        // The point of the install is a daemon that is not root; root has dev mode.
+        if user.uid.is_root() {
+            return Err(SysInstallError::RootOwner {
+                name: req.owner.to_string(),
+            });
+        }
+        let roots = banger_paths::SystemRoots::resolve_with(env)
+            .map_err(|source| SysInstallError::Layout { source })?;
+        let unit_dir = env
+            .var(banger_paths::ENV_SYSTEMD_DIR)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(banger_paths::SYSTEMD_SYSTEM_DIR));
+        let owner_config_dir = env
+            .var(banger_paths::ENV_CONFIG_DIR)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| user.dir.join(".config").join("banger"));
+        let plan = InstallPlan {
+            owner_user: user.name,
+            owner_uid: user.uid.as_raw(),
+            owner_gid: user.gid.as_raw(),
+            version: req.version.to_string(),
+            build: req.build.to_string(),
+            prefix: req.prefix.to_path_buf(),
+            helper_runtime_dir: roots.helper_runtime_dir(),
+            etc_dir: roots.etc_dir,
+            unit_dir,
+            state_dir: roots.state_dir,
+            runtime_dir: roots.runtime_dir,
+            owner_config_dir,
+            manage_services: false,
+            socket_timeout: SOCKET_TIMEOUT,
+        };
+        let plan = InstallPlan {
+            manage_services: plan.is_real_system(),
+            ..plan
+        };
+        plan.validate()?;
+        Ok(plan)
+    }
+
+    pub fn banger_bin(&self) -> PathBuf {
+        self.prefix.join("bin").join("banger")
+    }
+
+    pub fn agent_bin(&self) -> PathBuf {
+        self.prefix
+            .join("lib")
+            .join("banger")
+            .join(banger_paths::AGENT_BINARY_NAME)
+    }
+
+    pub fn install_toml(&self) -> PathBuf {
+        self.etc_dir.join("install.toml")
+    }
+
+    pub fn helper_unit(&self) -> PathBuf {
+        self.unit_dir.join(banger_paths::HELPER_SERVICE)
+    }
+
+    pub fn daemon_unit(&self) -> PathBuf {
+        self.unit_dir.join(banger_paths::DAEMON_SERVICE)
+    }
+
+    pub fn helper_socket(&self) -> PathBuf {
+        self.helper_runtime_dir.join("helper.sock")
+    }
+
+    pub fn daemon_socket(&self) -> PathBuf {
+        self.runtime_dir.join("bangerd.sock")
+    }
+
+    /// Whether this plan targets the real system. Any moved root (a fake root for tests or
+    /// packaging) means the files are written and nothing is started.
+    pub fn is_real_system(&self) -> bool {
+        self.etc_dir == Path::new("/etc/banger")
+            && self.unit_dir == Path::new(banger_paths::SYSTEMD_SYSTEM_DIR)
+    }
+
+    /// The install record this plan writes.
+    pub fn meta(&self) -> InstallMeta {
+        InstallMeta {
+            owner_user: self.owner_user.clone(),
+            owner_uid: self.owner_uid,
+            version: Some(self.version.clone()),
+            build: Some(self.build.clone()),
+            banger_bin: Some(self.banger_bin()),
+            agent_bin: Some(self.agent_bin()),
+            unit_dir: Some(self.unit_dir.clone()),
+            state_dir: Some(self.state_dir.clone()),
+            runtime_dir: Some(self.runtime_dir.clone()),
+        }
+    }
+
+    /// Refuse what cannot be written into a unit file verbatim. systemd gives `%`, `$`,
+    /// `\`, quotes and white space meanings of their own; rather than escape them (and get
+    /// it subtly wrong), the installer accepts only paths and names without them.
+    pub fn validate(&self) -> Result<(), SysInstallError> {
+        if !valid_user_name(&self.owner_user) {
+            return Err(SysInstallError::BadOwnerName {
+                name: self.owner_user.clone(),
+            });
+        }
+        for (what, path) in [
+            ("--prefix", &self.prefix),
+            ("the etc directory", &self.etc_dir),
+            ("the unit directory", &self.unit_dir),
+            ("the state directory", &self.state_dir),
+            ("the runtime directory", &self.runtime_dir),
+            ("the helper's runtime directory", &self.helper_runtime_dir),
+            ("the owner's config directory", &self.owner_config_dir),
+        ] {
+            check_unit_path(what, path)?;
+        }
+        Ok(())
+    }
+}
+
+/// A user name systemd's `User=` accepts and that needs no quoting: the portable POSIX
+/// set, not starting with a dash or digit-only.
+pub fn valid_user_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 32
+        && !name.starts_with('-')
+        && !name.chars().all(|c| c.is_ascii_digit())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+fn check_unit_path(what: &'static str, path: &Path) -> Result<(), SysInstallError> {
+    let text = path.to_str();
+    let bad = match text {
+        None => true,
+        Some(text) => {
+            !path.is_absolute()
+                || text.chars().any(|c| {
+                    c.is_whitespace()
+                        || c.is_control()
+                        || matches!(c, '%' | '$' | '\\' | '"' | '\'' | ';')
+                })
+                || path
+                    .components()
+                    .any(|c| matches!(c, std::path::Component::ParentDir))
+        }
+    };
+    if bad {
+        return Err(SysInstallError::BadPath {
+            what,
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn plan() -> InstallPlan {
+        InstallPlan {
+            owner_user: "al".into(),
+            owner_uid: 1000,
+            owner_gid: 1000,
+            version: "0.1.0".into(),
+            build: "abc123".into(),
+            prefix: "/usr/local".into(),
+            etc_dir: "/etc/banger".into(),
+            unit_dir: "/etc/systemd/system".into(),
+            state_dir: "/var/lib/banger".into(),
+            runtime_dir: "/run/banger".into(),
+            helper_runtime_dir: "/run/banger-helper".into(),
+            owner_config_dir: "/home/al/.config/banger".into(),
+            manage_services: true,
+            socket_timeout: SOCKET_TIMEOUT,
+        }
+    }
+
+    #[test]
+    fn names_and_paths_that_would_need_escaping_are_refused() {
+        assert!(plan().validate().is_ok());
+        assert!(plan().is_real_system());
+        for name in ["", "-x", "1000", "a b", "al%i", "a\"b", "a/b"] {
+            let mut p = plan();
+            p.owner_user = name.into();
+            assert!(p.validate().is_err(), "{name:?}");
+        }
+        for prefix in [
+            "usr/local",
+            "/opt/my dir",
+            "/opt/50%",
+            "/opt/$HOME",
+            "/opt/../etc",
+            "/opt/a\nb",
+        ] {
+            let mut p = plan();
+            p.prefix = prefix.into();
+            let err = p.validate().unwrap_err().to_string();
+            assert!(err.contains("--prefix"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_moved_root_is_never_live() {
+        let mut p = plan();
+        p.etc_dir = "/tmp/root/etc/banger".into();
+        assert!(!p.is_real_system());
+        let mut p = plan();
+        p.unit_dir = "/tmp/root/systemd".into();
+        assert!(!p.is_real_system());
+    }
+}

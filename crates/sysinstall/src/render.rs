@@ -1,0 +1,271 @@
+//! The unit files and install.toml as pure functions of an [`InstallPlan`].
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::hardening::{Directive, daemon_hardening, helper_hardening};
+use crate::plan::InstallPlan;
+
+/// One file the install consists of, rendered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub path: PathBuf,
+    pub text: String,
+}
+
+/// Everything an install writes besides the binaries, in the order it is written:
+/// install.toml last, since it is what marks the host as a system install.
+pub fn render_all(plan: &InstallPlan) -> Result<Vec<Rendered>, crate::SysInstallError> {
+    plan.validate()?;
+    let meta = plan
+        .meta()
+        .to_toml()
+        .map_err(|source| crate::SysInstallError::Serialize { source })?;
+    Ok(vec![
+        Rendered {
+            path: plan.helper_unit(),
+            text: helper_unit(plan),
+        },
+        Rendered {
+            path: plan.daemon_unit(),
+            text: daemon_unit(plan),
+        },
+        Rendered {
+            path: plan.install_toml(),
+            text: meta,
+        },
+    ])
+}
+
+/// A directory a unit writes to, and who creates it: systemd, when it lies under the
+/// base it manages for that kind (`RuntimeDirectory=` under `/run`, `StateDirectory=`
+/// under `/var/lib`); otherwise (a moved root) the installer, and the unit names it in
+/// `ReadWritePaths=`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ManagedDir {
+    /// `Kind=relative` plus `KindMode=`.
+    Systemd {
+        kind: &'static str,
+        relative: String,
+    },
+    /// Created by the installer with this owner and mode.
+    Installer,
+}
+
+pub fn managed_dir(kind: &'static str, path: &Path) -> ManagedDir {
+    let base = match kind {
+        "RuntimeDirectory" => "/run",
+        _ => "/var/lib",
+    };
+    match path.strip_prefix(base) {
+        Ok(rel) if !rel.as_os_str().is_empty() => ManagedDir::Systemd {
+            kind,
+            relative: rel.display().to_string(),
+        },
+        _ => ManagedDir::Installer,
+    }
+}
+
+fn dir_lines(out: &mut String, kind: &'static str, path: &Path, mode: &str, preserve: bool) {
+    match managed_dir(kind, path) {
+        ManagedDir::Systemd { kind, relative } => {
+            let _ = writeln!(out, "{kind}={relative}");
+            let _ = writeln!(out, "{kind}Mode={mode}");
+            if preserve {
+                // A restart keeps the directory (the daemon's lock and socket are remade).
+                let _ = writeln!(out, "{kind}Preserve=restart");
+            }
+        }
+        ManagedDir::Installer => {
+            let _ = writeln!(out, "ReadWritePaths={}", path.display());
+        }
+    }
+}
+
+fn hardening_lines(out: &mut String, list: &[Directive]) {
+    out.push_str("\n# Hardening (banger doctor checks every line below)\n");
+    for d in list {
+        let _ = writeln!(out, "# {}\n{}", d.why, d.line());
+    }
+}
+
+const HEADER: &str = "# Written by `banger system install`; the next install overwrites changes here.\n\
+                      # What each part may do: docs/privileges.md, \"System install\".\n";
+
+pub fn helper_unit(plan: &InstallPlan) -> String {
+    let mut out = String::from(HEADER);
+    let _ = write!(
+        out,
+        "[Unit]\n\
+         Description=banger root helper: network plumbing for {owner}'s VMs\n\
+         After=network.target\n\
+         \n\
+         [Service]\n\
+         Type=notify\n\
+         NotifyAccess=main\n\
+         ExecStart={bin} helper --socket {socket}\n\
+         # The helper takes its one admitted uid from install.toml here.\n\
+         Environment=BANGER_ETC_DIR={etc}\n\
+         Environment=HOME=/root\n\
+         Restart=on-failure\n\
+         RestartSec=1s\n",
+        owner = plan.owner_user,
+        bin = plan.banger_bin().display(),
+        socket = plan.helper_socket().display(),
+        etc = plan.etc_dir.display(),
+    );
+    // Root-owned and world-searchable: the socket inside is the owner's, mode 0600.
+    dir_lines(
+        &mut out,
+        "RuntimeDirectory",
+        &plan.helper_runtime_dir,
+        "0755",
+        false,
+    );
+    hardening_lines(&mut out, &helper_hardening());
+    out.push_str("\n[Install]\nWantedBy=multi-user.target\n");
+    out
+}
+
+pub fn daemon_unit(plan: &InstallPlan) -> String {
+    let mut out = String::from(HEADER);
+    let _ = write!(
+        out,
+        "[Unit]\n\
+         Description=banger owner daemon: {owner}'s VMs\n\
+         Wants={helper}\n\
+         After={helper} network.target\n\
+         \n\
+         [Service]\n\
+         Type=notify\n\
+         NotifyAccess=main\n\
+         User={owner}\n\
+         ExecStart={bin} daemon run\n\
+         Environment=BANGER_ETC_DIR={etc}\n\
+         Environment=BANGER_STATE_DIR={state}\n\
+         Environment=BANGER_RUNTIME_DIR={runtime}\n\
+         Environment=BANGER_CONFIG_DIR={config}\n\
+         UMask=0077\n\
+         # VMs outlive the daemon: stopping or restarting it leaves the VMMs running, and the\n\
+         # next daemon finds them again.\n\
+         KillMode=process\n\
+         Restart=on-failure\n\
+         RestartSec=1s\n",
+        owner = plan.owner_user,
+        helper = banger_paths::HELPER_SERVICE,
+        bin = plan.banger_bin().display(),
+        etc = plan.etc_dir.display(),
+        state = plan.state_dir.display(),
+        runtime = plan.runtime_dir.display(),
+        config = plan.owner_config_dir.display(),
+    );
+    dir_lines(&mut out, "StateDirectory", &plan.state_dir, "0700", false);
+    dir_lines(
+        &mut out,
+        "RuntimeDirectory",
+        &plan.runtime_dir,
+        "0700",
+        true,
+    );
+    // The one writable part of the owner's home; `-`: it need not exist yet.
+    let _ = writeln!(out, "ReadWritePaths=-{}", plan.owner_config_dir.display());
+    hardening_lines(&mut out, &daemon_hardening());
+    out.push_str("\n[Install]\nWantedBy=multi-user.target\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::tests::plan;
+
+    fn has(text: &str, line: &str) -> bool {
+        text.lines().any(|l| l == line)
+    }
+
+    #[test]
+    fn units_carry_exactly_the_planned_lines() {
+        let p = plan();
+        let helper = helper_unit(&p);
+        let daemon = daemon_unit(&p);
+        let cases: &[(&str, &str, bool)] = &[
+            (&helper, "Type=notify", true),
+            (
+                &helper,
+                "ExecStart=/usr/local/bin/banger helper --socket /run/banger-helper/helper.sock",
+                true,
+            ),
+            (&helper, "RuntimeDirectory=banger-helper", true),
+            (&helper, "RuntimeDirectoryMode=0755", true),
+            (
+                &helper,
+                "CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_CHOWN",
+                true,
+            ),
+            (&helper, "ProtectHome=yes", true),
+            (&helper, "User=al", false),
+            (&daemon, "Type=notify", true),
+            (&daemon, "User=al", true),
+            (&daemon, "ExecStart=/usr/local/bin/banger daemon run", true),
+            (&daemon, "StateDirectory=banger", true),
+            (&daemon, "StateDirectoryMode=0700", true),
+            (&daemon, "RuntimeDirectory=banger", true),
+            (&daemon, "RuntimeDirectoryPreserve=restart", true),
+            (&daemon, "ReadWritePaths=-/home/al/.config/banger", true),
+            (&daemon, "KillMode=process", true),
+            (&daemon, "ProtectHome=read-only", true),
+            (&daemon, "CapabilityBoundingSet=", true),
+            (&daemon, "MemoryDenyWriteExecute=yes", false),
+        ];
+        for (text, line, want) in cases {
+            assert_eq!(has(text, line), *want, "{line}");
+        }
+        for d in helper_hardening() {
+            assert!(has(&helper, &d.line()), "{}", d.line());
+        }
+        for d in daemon_hardening() {
+            assert!(has(&daemon, &d.line()), "{}", d.line());
+        }
+    }
+
+    #[test]
+    fn a_moved_root_names_its_directories_instead() {
+        let mut p = plan();
+        p.state_dir = "/srv/x/state".into();
+        p.runtime_dir = "/srv/x/run/banger".into();
+        p.helper_runtime_dir = "/srv/x/run/banger-helper".into();
+        let daemon = daemon_unit(&p);
+        assert!(has(&daemon, "ReadWritePaths=/srv/x/state"));
+        assert!(has(&daemon, "ReadWritePaths=/srv/x/run/banger"));
+        assert!(!daemon.contains("StateDirectory="));
+        assert!(has(
+            &helper_unit(&p),
+            "ReadWritePaths=/srv/x/run/banger-helper"
+        ));
+        assert_eq!(
+            managed_dir("StateDirectory", Path::new("/var/lib")),
+            ManagedDir::Installer
+        );
+    }
+
+    #[test]
+    fn install_toml_is_written_last_and_reads_back() {
+        let files = render_all(&plan()).unwrap();
+        assert_eq!(
+            files.last().unwrap().path,
+            PathBuf::from("/etc/banger/install.toml")
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("install.toml");
+        std::fs::write(&path, &files[2].text).unwrap();
+        let meta = banger_config::load_install_meta(&path).unwrap().unwrap();
+        assert_eq!(meta, plan().meta());
+    }
+
+    #[test]
+    fn rendering_refuses_a_plan_it_cannot_write_verbatim() {
+        let mut p = plan();
+        p.owner_config_dir = "/home/a b/.config/banger".into();
+        assert!(render_all(&p).is_err());
+    }
+}
