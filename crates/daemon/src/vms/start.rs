@@ -112,6 +112,8 @@ pub async fn boot(daemon: &Daemon, id: &str, progress: &dyn Progress) -> Result<
         user_net: network.user_net,
         vcpus: vm.vcpu,
         memory_mib: vm.memory_mib,
+        memory: Default::default(),
+        restore: None,
         console_log: vm.dir.join(CONSOLE_LOG),
     };
 
