@@ -238,6 +238,14 @@ impl Session {
                 self.reply(agent, stream, reply);
                 Ok(())
             }
+            Message::Reidentify(req) => {
+                let reply = match crate::reidentify::apply(&req) {
+                    Ok(()) => Message::Ok,
+                    Err(why) => Message::error(format!("reidentify: {why}")),
+                };
+                self.reply(agent, stream, reply);
+                Ok(())
+            }
             other => Err(format!(
                 "unexpected {:?} frame from the host: it is a guest-to-host message",
                 other.kind()
@@ -275,7 +283,10 @@ impl Session {
                 now_us: clock::boottime_us(),
                 ..agent.timings.clone()
             },
-            features: vec![FEATURE_EXEC_USER.to_owned()],
+            features: vec![
+                FEATURE_EXEC_USER.to_owned(),
+                banger_agent_proto::FEATURE_REIDENTIFY.to_owned(),
+            ],
         };
         self.reply(
             agent,
