@@ -7,11 +7,13 @@ mod image;
 mod named_commands;
 pub mod output;
 mod size;
+mod snapshot;
 mod vm;
 
 use clap::{Args, Parser, Subcommand};
 
 pub use image::ImageCommand;
+pub use snapshot::{CloneArgs, SnapshotArgs, SnapshotCommand};
 pub use vm::{
     CpArgs, CreateArgs, ExecArgs, GuestCommandArgs, InspectArgs, LogsArgs, LsArgs, PauseArgs,
     RmArgs, RunArgs, SshArgs, StartArgs, StopArgs, VmCommand,
@@ -70,6 +72,10 @@ drop forwarded traffic, printing the exact commands that let the bridge through.
     /// List, build and prune the images VMs boot from
     #[command(subcommand)]
     Image(ImageCommand),
+
+    /// List, inspect and remove snapshots of VMs (take one with `vm snapshot`)
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
 
     /// Install Firecracker, banger's primary VMM
     #[command(subcommand)]

@@ -243,7 +243,15 @@ impl VmmDriver for FakeDriver {
 
     /// A paused guest is a stopped process (SIGSTOP), as QMP `stop` halts the vCPUs.
     async fn pause(&self, rt: &VmRuntime) -> Result<(), VmmError> {
-        rt.signal(libc::SIGSTOP).map(drop)
+        rt.signal(libc::SIGSTOP)?;
+        // A signal is delivered asynchronously; QMP `stop` returns once the vCPUs halted.
+        for _ in 0..200 {
+            if self.run_state(rt).await? == RunState::Paused {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Ok(())
     }
 
     async fn resume(&self, rt: &VmRuntime) -> Result<(), VmmError> {
