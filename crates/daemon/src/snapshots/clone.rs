@@ -123,7 +123,17 @@ pub async fn create(
     }
     tracing::info!(vm = %name, id = %id, snapshot = %snap.name, "created a clone");
     if req.start {
-        return vms::start(daemon, &id, progress).await;
+        return match vms::start(daemon, &id, progress).await {
+            Ok(vm) => Ok(vm),
+            Err(e) => {
+                // A clone that could not be restored is of no use: it goes, and the error
+                // says why (the snapshot is untouched).
+                if let Err(rm) = vms::remove(daemon, &id, true).await {
+                    tracing::warn!(vm = %name, error = %rm.message, "cannot remove a clone whose restore failed");
+                }
+                Err(e)
+            }
+        };
     }
     vms::get(daemon, &id)
 }

@@ -153,8 +153,9 @@ fn a_clone_whose_agent_cannot_reidentify_never_runs() {
         .block_on(crate::vms::create(&inc.daemon, req, &NoProgress))
         .unwrap_err();
     assert!(err.message.contains("own identity"), "{}", err.message);
-    let vm = inc.daemon.store().get_vm("c").unwrap().unwrap();
-    assert_eq!(vm.state, VmState::Failed);
+    // A clone that could not be restored is not left registered.
+    assert!(inc.daemon.store().get_vm("c").unwrap().is_none());
+    assert!(super::get(&inc.daemon, "s").unwrap().clones.is_empty());
     // Only the parent's VMM runs.
     assert_eq!(harness.vmm_processes().len(), 1);
     harness.assert_consistent();

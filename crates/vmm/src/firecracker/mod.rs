@@ -174,6 +174,18 @@ impl VmmDriver for FirecrackerDriver {
     }
 
     async fn launch(&self, spec: &LaunchSpec) -> Result<VmRuntime, VmmError> {
+        // `PUT /snapshot/load` reopens the drives at the paths they had when the snapshot was
+        // taken (the parent's directory), and a clone's must be its own: until the launch
+        // relocates them (jailer paths or drive overrides), refuse rather than boot cold.
+        if let Some(files) = &spec.restore {
+            return Err(VmmError::RestoreFailed {
+                vm_id: spec.vm_id.clone(),
+                state: files.state.clone(),
+                reason: "restoring Firecracker snapshots is not supported yet (a clone's \
+                         drives must be relocated from its parent's)"
+                    .into(),
+            });
+        }
         let version = self.version().await?;
         launch::run(&self.config, spec, &version).await
     }
