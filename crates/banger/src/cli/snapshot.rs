@@ -13,7 +13,7 @@ snapshot in a fraction of a boot, each with its own disks (copy-on-write on the 
 hostname, machine-id, SSH host keys, clock and a reseeded RNG:
 
   banger vm snapshot dev --name dev-ready
-  banger vm run --from dev-ready --rm -- make test
+  banger vm run --from dev-ready --rm -- uname -n
   banger vm clone dev-ready --name try-1
 
 Not yet supported: VMs on the bridge network (a clone would keep its parent's address) and
