@@ -283,10 +283,39 @@ impl AgentClient {
             .await
     }
 
+    /// Make a guest restored from a snapshot a machine of its own (see
+    /// [`banger_agent_proto::Reidentify`]): `entropy` fresh host random bytes, the host's
+    /// clock now, the identity of VM `vm_id` named `hostname`. An agent that does not
+    /// offer it is an error: a clone must never keep its parent's identity.
+    pub async fn reidentify(
+        &self,
+        vm_id: &str,
+        hostname: &str,
+        entropy: Vec<u8>,
+    ) -> Result<(), ClientError> {
+        if !self.supports(banger_agent_proto::FEATURE_REIDENTIFY) {
+            return Err(ClientError::Unsupported {
+                what: "giving a guest restored from a snapshot its own identity",
+            });
+        }
+        let since_epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let unix_nanos = i64::try_from(since_epoch.as_nanos()).unwrap_or(i64::MAX);
+        self.simple_request(&Message::Reidentify(banger_agent_proto::Reidentify {
+            vm_id: vm_id.to_owned(),
+            hostname: hostname.to_owned(),
+            unix_nanos,
+            entropy,
+        }))
+        .await
+    }
+
     async fn simple_request(&self, message: &Message) -> Result<(), ClientError> {
         let what = match message.kind() {
             banger_agent_proto::Kind::Poweroff => "Poweroff",
             banger_agent_proto::Kind::SetTime => "SetTime",
+            banger_agent_proto::Kind::Reidentify => "Reidentify",
             _ => "a request",
         };
         within(what, async {

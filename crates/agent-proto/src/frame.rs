@@ -35,6 +35,9 @@ pub enum Kind {
     /// Host→guest (version 2), JSON [`crate::Credit`]: the exec on this stream may send this
     /// many more bytes of output.
     Credit = 0x0e,
+    /// Host→guest, JSON [`crate::Reidentify`]: a VM restored from a snapshot becomes its
+    /// own machine (RNG, clock, hostname, machine-id, SSH host keys). Answered `Ok`/`Error`.
+    Reidentify = 0x0f,
     /// Guest→host, JSON [`crate::Ready`]: the answer to `Hello`.
     Ready = 0x81,
     /// Guest→host, JSON [`crate::Started`]: the exec's process runs.
@@ -63,7 +66,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, for exhaustive tests and lookups.
-    pub const ALL: [Kind; 25] = [
+    pub const ALL: [Kind; 26] = [
         Kind::Hello,
         Kind::Exec,
         Kind::Stdin,
@@ -78,6 +81,7 @@ impl Kind {
         Kind::Ping,
         Kind::SetTime,
         Kind::Credit,
+        Kind::Reidentify,
         Kind::Ready,
         Kind::Started,
         Kind::Stdout,

@@ -23,8 +23,9 @@ pub mod tools;
 pub use decoder::{DecodeError, Decoder};
 pub use frame::{EncodeError, Frame, Kind, encode_frame};
 pub use message::{
-    BootTimings, Credit, ErrorReply, Exec, Exited, FEATURE_EXEC_USER, FileEnd, GetFile, Hello,
-    Message, PutFile, Ready, SetTime, Signal, Started, TtySize,
+    BootTimings, Credit, ErrorReply, Exec, Exited, FEATURE_EXEC_USER, FEATURE_REIDENTIFY, FileEnd,
+    GetFile, Hello, MAX_REIDENTIFY_ENTROPY, Message, PutFile, Ready, Reidentify, SetTime, Signal,
+    Started, TtySize,
 };
 
 /// The four bytes every frame starts with; the decoder scans for them to resynchronise.

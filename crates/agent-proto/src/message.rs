@@ -160,6 +160,28 @@ pub struct SetTime {
     pub unix_nanos: i64,
 }
 
+/// The agent honours [`Reidentify`].
+pub const FEATURE_REIDENTIFY: &str = "reidentify";
+
+/// Most entropy bytes a [`Reidentify`] may carry (the kernel credits at most 256 bits per
+/// add anyway; more only wastes the frame).
+pub const MAX_REIDENTIFY_ENTROPY: usize = 512;
+
+/// Host→guest: this guest was restored from a snapshot and must stop looking like the VM
+/// it was saved from. The agent, in this order: mixes `entropy` into the kernel RNG and
+/// forces a reseed (no vmgenid on our guest kernels), sets the wall clock (frozen at save
+/// time), then makes the identity of VM `vm_id` named `hostname` (hostname, machine-id,
+/// SSH host keys) from the reseeded RNG.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reidentify {
+    pub vm_id: String,
+    pub hostname: String,
+    /// Nanoseconds since the Unix epoch.
+    pub unix_nanos: i64,
+    /// Fresh random bytes from the host, at most [`MAX_REIDENTIFY_ENTROPY`].
+    pub entropy: Vec<u8>,
+}
+
 /// Either way (version 2): the peer may send `bytes` more bytes of data on this exec stream —
 /// output (host→guest `Credit`) or stdin (guest→host `InputCredit`). Windows start at
 /// [`crate::OUTPUT_WINDOW`] and [`crate::INPUT_WINDOW`] bytes per exec.
@@ -214,6 +236,7 @@ pub enum Message {
     GetFile(GetFile),
     Ping,
     SetTime(SetTime),
+    Reidentify(Reidentify),
     Credit(Credit),
     Ready(Ready),
     Started(Started),
@@ -259,6 +282,7 @@ impl Message {
             Message::GetFile(_) => Kind::GetFile,
             Message::Ping => Kind::Ping,
             Message::SetTime(_) => Kind::SetTime,
+            Message::Reidentify(_) => Kind::Reidentify,
             Message::Credit(_) => Kind::Credit,
             Message::Ready(_) => Kind::Ready,
             Message::Started(_) => Kind::Started,
@@ -294,6 +318,7 @@ impl Message {
             Message::PutFile(m) => Body::Json(serde_json::to_vec(m)),
             Message::GetFile(m) => Body::Json(serde_json::to_vec(m)),
             Message::SetTime(m) => Body::Json(serde_json::to_vec(m)),
+            Message::Reidentify(m) => Body::Json(serde_json::to_vec(m)),
             Message::Credit(m) | Message::InputCredit(m) => Body::Json(serde_json::to_vec(m)),
             Message::Ready(m) => Body::Json(serde_json::to_vec(m)),
             Message::Started(m) => Body::Json(serde_json::to_vec(m)),
@@ -345,6 +370,7 @@ impl Message {
             Kind::GetFile => Message::GetFile(parse(kind, stream, &payload)?),
             Kind::Ping => Message::Ping,
             Kind::SetTime => Message::SetTime(parse(kind, stream, &payload)?),
+            Kind::Reidentify => Message::Reidentify(parse(kind, stream, &payload)?),
             Kind::Credit => Message::Credit(parse(kind, stream, &payload)?),
             Kind::Ready => Message::Ready(parse(kind, stream, &payload)?),
             Kind::Started => Message::Started(parse(kind, stream, &payload)?),
@@ -411,6 +437,12 @@ mod tests {
                 unix_nanos: 1_700_000_000_123_456_789,
             }),
             Message::Credit(Credit { bytes: 65_536 }),
+            Message::Reidentify(Reidentify {
+                vm_id: "0123abcd".into(),
+                hostname: "clone-1".into(),
+                unix_nanos: 1_700_000_000_000_000_000,
+                entropy: vec![7; 64],
+            }),
             Message::Ready(Ready {
                 nonce: 7,
                 proto_version: 1,

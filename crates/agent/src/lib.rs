@@ -12,6 +12,7 @@ pub mod exec;
 pub mod files;
 pub mod init;
 pub mod power;
+pub mod reidentify;
 pub mod session;
 pub mod signals;
 pub mod tools;

@@ -38,6 +38,15 @@ pub struct Agent {
 
 /// Serves hosts one connection at a time, forever. A host that connects while another is
 /// connected waits until the first one hangs up.
+/// What this agent offers beyond the base protocol.
+fn features(agent: &Agent) -> Vec<String> {
+    let mut features = vec![FEATURE_EXEC_USER.to_owned()];
+    if agent.pid1 || agent.systemd_unit {
+        features.push(banger_agent_proto::FEATURE_REIDENTIFY.to_owned());
+    }
+    features
+}
+
 pub fn serve(listener: &mut dyn Listener, agent: &Agent) -> io::Error {
     let mut failures = 0u32;
     loop {
@@ -238,6 +247,22 @@ impl Session {
                 self.reply(agent, stream, reply);
                 Ok(())
             }
+            Message::Reidentify(req) => {
+                // Only a banger guest's agent changes its machine's identity: one a test
+                // runs on a host must never reseed, re-clock or rename that host.
+                let in_guest = agent.pid1 || agent.systemd_unit;
+                let applied = if in_guest {
+                    crate::reidentify::apply(&req)
+                } else {
+                    Err("this agent does not run a banger guest; nothing was changed".into())
+                };
+                let reply = match applied {
+                    Ok(()) => Message::Ok,
+                    Err(why) => Message::error(format!("reidentify: {why}")),
+                };
+                self.reply(agent, stream, reply);
+                Ok(())
+            }
             other => Err(format!(
                 "unexpected {:?} frame from the host: it is a guest-to-host message",
                 other.kind()
@@ -275,7 +300,7 @@ impl Session {
                 now_us: clock::boottime_us(),
                 ..agent.timings.clone()
             },
-            features: vec![FEATURE_EXEC_USER.to_owned()],
+            features: features(agent),
         };
         self.reply(
             agent,

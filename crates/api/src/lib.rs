@@ -9,10 +9,12 @@
 
 pub mod client;
 pub mod progress;
+pub mod snapshots;
 pub mod stream;
 pub mod types;
 
 pub use client::{Client, ClientError};
+pub use snapshots::*;
 pub use types::*;
 
 /// The API version prefix every route lives under.

@@ -87,6 +87,13 @@ pub struct CreateVmRequest {
     #[serde(default)]
     #[schema(example = "auto")]
     pub vmm: Option<String>,
+    /// Make the VM a clone of this snapshot (name or id): it resumes the snapshot's guest
+    /// instead of booting, with copy-on-write copies of its disks and an identity of its
+    /// own. `image`, `vcpu`, `memory_mib`, `disk` and `vmm` are then the snapshot's and
+    /// must be omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "dev-ready")]
+    pub from: Option<String>,
 }
 
 /// How to stop a VM. An empty body means a graceful stop with the default timeout.
@@ -169,6 +176,10 @@ pub struct VmView {
     /// Its networking (filled by `GET /v1/vms/{name}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<NetworkView>,
+    /// The snapshot this VM is a clone of, and whether its first start restored it
+    /// (filled by `GET /v1/vms/{name}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<crate::snapshots::VmOriginView>,
 }
 
 /// A VM's networking.

@@ -39,6 +39,8 @@ pub struct Harness {
     pub config: Config,
     /// The host's network side, shared by the daemons a test starts (bridge networking).
     pub host_net: Arc<FakePrivileged>,
+    /// Start daemons with no networking instead of the bridge (snapshots refuse bridged VMs).
+    pub no_network: bool,
 }
 
 impl Harness {
@@ -69,6 +71,7 @@ impl Harness {
             driver: FakeDriver::new(fake),
             config,
             host_net: Arc::new(FakePrivileged::default()),
+            no_network: false,
         };
         let store = harness.open_store();
         store
@@ -119,6 +122,16 @@ impl Harness {
 
     /// Bridge networking through the fake host's privileged interface.
     fn network(&self) -> NetworkSource {
+        if self.no_network {
+            return NetworkSource::Fixed {
+                selection: ModeSelection {
+                    networking: Networking::None,
+                    preference: Resolved::new(NetworkMode::None, Provenance::Config),
+                    reason: "the daemon's tests without a network".into(),
+                },
+                privileged: None,
+            };
+        }
         let privileged: Arc<dyn Privileged> = self.host_net.clone();
         NetworkSource::Fixed {
             selection: ModeSelection {

@@ -55,6 +55,9 @@ fn document_is_openapi_3_and_describes_every_route() {
         ("/v1/images/import-kernel", &["post"]),
         ("/v1/images/prune", &["post"]),
         ("/v1/images/{name}", &["get", "delete"]),
+        ("/v1/vms/{name}/snapshot", &["post"]),
+        ("/v1/snapshots", &["get"]),
+        ("/v1/snapshots/{name}", &["get", "delete"]),
     ] {
         let item = paths
             .get(path)
@@ -70,7 +73,7 @@ fn document_is_openapi_3_and_describes_every_route() {
     }
     assert_eq!(
         paths.len(),
-        18,
+        21,
         "a route without a test here: {:?}",
         paths.keys()
     );

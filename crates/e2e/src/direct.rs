@@ -100,6 +100,8 @@ pub fn launch_spec(
         user_net: None,
         vcpus,
         memory_mib,
+        memory: Default::default(),
+        restore: None,
         console_log: dir.join("console.log"),
     })
 }

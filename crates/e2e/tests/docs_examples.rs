@@ -171,9 +171,70 @@ fn state_of(env: &Env, vm: &str) -> Option<String> {
         .then(|| stdout(&out).trim().to_string())
 }
 
+/// The value after `flag` in `w`.
+fn flag_value<'a>(w: &'a [String], flag: &str) -> Option<&'a str> {
+    w.iter()
+        .skip_while(|x| *x != flag)
+        .nth(1)
+        .map(String::as_str)
+}
+
+/// Remove snapshot `name` and the VMs cloned from it, if there are any.
+fn drop_snapshot(env: &Env, name: &str) {
+    let out = env.run(["snapshot", "inspect", name, "--json"]);
+    if !out.status.success() {
+        return;
+    }
+    let snap: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap_or_default();
+    for clone in snap["clones"].as_array().into_iter().flatten() {
+        let _ = env.run(["rm", "-f", clone.as_str().unwrap_or_default()]);
+    }
+    let _ = env.run(["snapshot", "rm", name]);
+}
+
+/// Take snapshot `name` of a running `dev` unless it exists.
+fn ensure_snapshot(env: &Env, name: &str) {
+    if env.run(["snapshot", "inspect", name]).status.success() {
+        return;
+    }
+    prepare(env, "banger inspect dev");
+    env.ok(["vm", "snapshot", "dev", "--name", name]);
+}
+
+/// Snapshots the example names: a name it takes is free, one it uses exists.
+fn prepare_snapshots(env: &Env, w: &[String]) {
+    let verb = w.first().map(String::as_str).unwrap_or("");
+    let sub = w.get(1).map(String::as_str).unwrap_or("");
+    if verb == "snapshot" && !matches!(sub, "ls" | "list" | "inspect" | "rm") {
+        if let Some(name) = flag_value(w, "--name") {
+            drop_snapshot(env, name);
+        }
+    } else if verb == "snapshot" && matches!(sub, "inspect" | "rm") {
+        for name in w.iter().skip(2).filter(|x| !x.starts_with('-')) {
+            ensure_snapshot(env, name);
+            if sub == "rm" {
+                let out = env.run(["snapshot", "inspect", name, "--json"]);
+                let snap: serde_json::Value =
+                    serde_json::from_str(&stdout(&out)).unwrap_or_default();
+                for clone in snap["clones"].as_array().into_iter().flatten() {
+                    let _ = env.run(["rm", "-f", clone.as_str().unwrap_or_default()]);
+                }
+            }
+        }
+    }
+    let from = flag_value(w, "--from").or((verb == "clone").then_some(sub));
+    if let Some(snapshot) = from {
+        ensure_snapshot(env, snapshot);
+        if let Some(name) = flag_value(w, "--name") {
+            let _ = env.run(["rm", "-f", name]);
+        }
+    }
+}
+
 /// Put VM `dev` in the state the example expects.
 fn prepare(env: &Env, line: &str) {
     let w = words(line);
+    prepare_snapshots(env, &w);
     let verb = w.first().map(String::as_str).unwrap_or("");
     // `dev`, or `dev:PATH` as vm cp names a path in it.
     let names_dev = w.iter().any(|x| x == "dev" || x.starts_with("dev:"));

@@ -85,6 +85,8 @@ fn vm(version: &str) -> Vm {
         user_net: None,
         vcpus: 2,
         memory_mib: 256,
+        memory: Default::default(),
+        restore: None,
         console_log: vm_dir.join("console.log"),
     };
     Vm {
@@ -306,4 +308,51 @@ async fn a_restarted_daemon_finds_the_vm_from_its_record() {
     // A dead VM is reported as such, not as an API error.
     let err = fresh.pause(&stored).await.unwrap_err().to_string();
     assert!(err.contains("is gone"), "{err}");
+}
+
+/// notes: "Create (VM must be Paused): `PUT /snapshot/create`"; the driver refuses a running
+/// guest itself, writes both files complete under their final names, and refuses to restore
+/// until a clone's drives can be relocated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_of_a_paused_guest_in_every_personality() {
+    for version in ["1.5.0", "1.14.1"] {
+        let vm = vm(version);
+        let rt = vm.driver.launch(&vm.spec).await.unwrap();
+        let snap_dir = vm.vm_dir.parent().unwrap().join("snap");
+        std::fs::create_dir(&snap_dir).unwrap();
+        let err = vm.driver.save_snapshot(&rt, &snap_dir).await.unwrap_err();
+        assert!(
+            matches!(err, VmmError::WrongState { .. }),
+            "{version}: {err}"
+        );
+
+        vm.driver.pause(&rt).await.unwrap();
+        let files = vm.driver.save_snapshot(&rt, &snap_dir).await.unwrap();
+        let memory = files
+            .memory
+            .clone()
+            .expect("Firecracker keeps memory apart");
+        assert_eq!(
+            std::fs::metadata(&memory).unwrap().len(),
+            256 << 20,
+            "{version}"
+        );
+        assert!(std::fs::metadata(&files.state).unwrap().len() > 0);
+        let mut names: Vec<_> = std::fs::read_dir(&snap_dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["memory", "vmstate"], "{version}");
+        assert_eq!(vm.driver.run_state(&rt).await.unwrap(), RunState::Paused);
+        vm.driver.kill(&rt).await.unwrap();
+
+        let mut clone = vm.spec.clone();
+        clone.restore = Some(files);
+        let err = vm.driver.launch(&clone).await.unwrap_err();
+        assert!(
+            matches!(err, VmmError::RestoreFailed { .. }),
+            "{version}: {err}"
+        );
+    }
 }

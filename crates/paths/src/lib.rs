@@ -215,6 +215,15 @@ impl Layout {
     }
 
     /// Log file of a daemon started by the CLI in dev mode.
+    /// Snapshots of VMs, one directory per snapshot id.
+    pub fn snapshots_dir(&self) -> PathBuf {
+        self.state_dir.join("snapshots")
+    }
+
+    pub fn snapshot_dir(&self, snapshot_id: &str) -> PathBuf {
+        self.snapshots_dir().join(snapshot_id)
+    }
+
     pub fn daemon_log(&self) -> PathBuf {
         self.state_dir.join("daemon.log")
     }

@@ -32,6 +32,23 @@ impl Store {
         }
         let tx = self.transaction(TransactionBehavior::Immediate)?;
         self.insert_vm_on(&tx, vm)?;
+        self.insert_disks_on(&tx, vm, disks)?;
+        crate::vm_net::insert_ports(&tx, &vm.id, ports).map_err(|e| classify(e, &self.path))?;
+        tx.commit().map_err(|e| classify(e, &self.path))
+    }
+
+    /// VM `vm`'s disks on `conn`, a transaction the caller commits.
+    pub(crate) fn insert_disks_on(
+        &self,
+        conn: &rusqlite::Connection,
+        vm: &VmRecord,
+        disks: &[VmDisk],
+    ) -> Result<(), StoreError> {
+        let object = format!("VM {:?}", vm.name);
+        for disk in disks {
+            check(&object, disk)?;
+        }
+        let tx = conn;
         for disk in disks {
             tx.execute(
                 "INSERT INTO vm_disks (vm_id, role, path, format, backend, size_bytes) \
@@ -47,8 +64,7 @@ impl Store {
             )
             .map_err(|e| classify(e, &self.path))?;
         }
-        crate::vm_net::insert_ports(&tx, &vm.id, ports).map_err(|e| classify(e, &self.path))?;
-        tx.commit().map_err(|e| classify(e, &self.path))
+        Ok(())
     }
 
     /// The disks of VM `id`, root first. Empty for VMs created before disks were recorded.

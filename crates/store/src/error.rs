@@ -66,6 +66,10 @@ pub enum StoreError {
     ImageNotFound(String),
     #[error("image {name:?} is used by VM(s) {}; remove those VMs first", vms.join(", "))]
     ImageInUse { name: String, vms: Vec<String> },
+    #[error("a snapshot named {0:?} already exists; choose another name or remove it")]
+    SnapshotExists(String),
+    #[error("snapshot {name:?} has clones: VM(s) {}; remove those VMs first", vms.join(", "))]
+    SnapshotInUse { name: String, vms: Vec<String> },
     #[error("a VM named {0:?} already exists; choose another name or remove that VM")]
     VmExists(String),
     /// An operation on this VM is already recorded as begun (see [`crate::Intent`]).

@@ -132,6 +132,32 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         mode  TEXT NOT NULL CHECK (mode IN ('bridge', 'user', 'none'))
     ) STRICT;
     "#,
+    // 7 (snapshots; depends only on entry 1's `images` and `vms`, so the lead may renumber
+    // it): snapshots of VMs (see snapshots.rs), and which snapshot a clone was made from.
+    // RESTRICT: a clone's disks are overlays on its snapshot's, so the snapshot outlives it.
+    r#"
+    CREATE TABLE snapshots (
+        id          TEXT PRIMARY KEY NOT NULL,
+        name        TEXT NOT NULL UNIQUE,
+        source_vm   TEXT NOT NULL,
+        image_name  TEXT NOT NULL REFERENCES images (name) ON UPDATE RESTRICT ON DELETE RESTRICT,
+        driver      TEXT NOT NULL,
+        vcpu        INTEGER NOT NULL CHECK (vcpu > 0),
+        memory_mib  INTEGER NOT NULL CHECK (memory_mib > 0),
+        disk_bytes  INTEGER NOT NULL CHECK (disk_bytes >= 0),
+        dir         TEXT NOT NULL,
+        detail_json TEXT NOT NULL CHECK (json_valid(detail_json)),
+        size_bytes  INTEGER NOT NULL CHECK (size_bytes >= 0),
+        created_at  TEXT NOT NULL
+    ) STRICT;
+
+    CREATE TABLE vm_origins (
+        vm_id       TEXT PRIMARY KEY NOT NULL REFERENCES vms (id) ON DELETE CASCADE,
+        snapshot_id TEXT NOT NULL REFERENCES snapshots (id) ON DELETE RESTRICT,
+        restored_at TEXT
+    ) STRICT;
+    CREATE INDEX vm_origins_by_snapshot ON vm_origins (snapshot_id);
+    "#,
 ];
 
 /// The schema version this build of banger reads and writes.

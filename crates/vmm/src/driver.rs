@@ -17,7 +17,7 @@ use tokio::net::UnixStream;
 use crate::error::VmmError;
 use crate::process::ProcessIdentity;
 use crate::runtime::VmRuntime;
-use crate::spec::{DriverKind, KernelFormat, LaunchSpec};
+use crate::spec::{DriverKind, KernelFormat, LaunchSpec, SnapshotFiles};
 
 /// Result of [`VmmDriver::wait_exit`]. A VMM is not our child, so its exit status is unknown:
 /// the guest's console log and the driver's logs tell what happened.
@@ -63,6 +63,16 @@ pub trait VmmDriver {
 
     /// Let a paused guest run again. A no-op when it runs.
     fn resume(&self, rt: &VmRuntime) -> impl Future<Output = Result<(), VmmError>> + Send;
+
+    /// Save the paused guest's device state and memory into new files in `dir` (an existing
+    /// directory), complete and fsynced when this returns. The guest stays paused, its
+    /// disks flushed: the caller may copy them before it resumes. Refused when the guest
+    /// runs. A VMM launched with [`LaunchSpec::restore`] of these files continues it.
+    fn save_snapshot(
+        &self,
+        rt: &VmRuntime,
+        dir: &Path,
+    ) -> impl Future<Output = Result<SnapshotFiles, VmmError>> + Send;
 
     /// Ask the VMM whether its guest runs, is paused, or was never started: what a restarted
     /// daemon needs to know about a VM it finds again.

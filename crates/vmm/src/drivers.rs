@@ -13,7 +13,7 @@ use crate::firecracker::FirecrackerDriver;
 use crate::process::ProcessIdentity;
 use crate::qemu::QemuDriver;
 use crate::runtime::VmRuntime;
-use crate::spec::{DriverKind, KernelFormat, LaunchSpec};
+use crate::spec::{DriverKind, KernelFormat, LaunchSpec, SnapshotFiles};
 
 /// The driver chosen for this host; forwards to the variant.
 #[derive(Debug)]
@@ -89,6 +89,19 @@ impl VmmDriver for Driver {
         }
     }
 
+    async fn save_snapshot(
+        &self,
+        rt: &VmRuntime,
+        dir: &std::path::Path,
+    ) -> Result<SnapshotFiles, VmmError> {
+        match self {
+            Driver::Qemu(d) => d.save_snapshot(rt, dir).await,
+            Driver::Firecracker(d) => d.save_snapshot(rt, dir).await,
+            #[cfg(feature = "testkit")]
+            Driver::Fake(d) => d.save_snapshot(rt, dir).await,
+        }
+    }
+
     async fn run_state(&self, rt: &VmRuntime) -> Result<RunState, VmmError> {
         match self {
             Driver::Qemu(d) => d.run_state(rt).await,
@@ -153,6 +166,7 @@ mod tests {
             assert_send(&driver.pause(rt));
             assert_send(&driver.resume(rt));
             assert_send(&driver.run_state(rt));
+            assert_send(&driver.save_snapshot(rt, std::path::Path::new("/")));
             assert_send(&driver.connect_agent(rt));
             assert_send(&driver.wait_exit(rt, Duration::from_secs(1)));
         }

@@ -233,6 +233,17 @@ pub enum VmmError {
         problem: String,
     },
 
+    /// A VMM could not load a snapshot; the VM was stopped. `reason` is the VMM's own.
+    #[error(
+        "VM {vm_id}: cannot restore the snapshot {state:?}: {reason}; the snapshot may come \
+         from another VMM version or device set: take it again"
+    )]
+    RestoreFailed {
+        vm_id: String,
+        state: PathBuf,
+        reason: String,
+    },
+
     /// A runtime record of one driver was handed to another.
     #[error("VM {vm_id} runs under the {found} driver, not {expected}")]
     WrongDriver {

@@ -25,6 +25,7 @@ pub mod error;
 #[cfg(feature = "testkit")]
 pub mod fake;
 pub mod firecracker;
+mod fsutil;
 pub mod host;
 pub mod process;
 pub mod qemu;
@@ -48,8 +49,8 @@ pub use select::{
     FirecrackerFound, HostVmms, SelectError, Selection, VmmPreference, select_driver,
 };
 pub use spec::{
-    Accel, DriveFormat, DriveSpec, DriverKind, HostForward, KernelFormat, LaunchSpec, NicSpec,
-    UserNetSpec,
+    Accel, DriveFormat, DriveSpec, DriverKind, GuestMemory, HostForward, KernelFormat, LaunchSpec,
+    NicSpec, SnapshotFiles, UserNetSpec,
 };
 
 /// Result alias for this crate.

@@ -9,6 +9,7 @@
 //! The snapshot work needs `stop`, `cont`, `migrate`, `query-migrate`, `migrate-incoming`:
 //! all are plain [`QmpClient::execute`] calls.
 
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::path::Path;
 use std::time::Duration;
 
@@ -112,6 +113,25 @@ impl QmpClient {
         command: &str,
         arguments: Option<Value>,
     ) -> Result<Value, QmpError> {
+        self.execute_passing(command, arguments, None).await
+    }
+
+    /// Hand QEMU the descriptor `fd` under `name` (`getfd`: SCM_RIGHTS on the monitor
+    /// socket), for a later `fd:NAME` URI. QEMU gets its own copy; the caller keeps `fd`.
+    /// This is how a sandboxed QEMU (no `open` outside its jail, no `exec:` children under
+    /// `spawn=deny`) writes a file the daemon chose.
+    pub async fn pass_fd(&mut self, name: &str, fd: BorrowedFd<'_>) -> Result<(), QmpError> {
+        self.execute_passing("getfd", Some(json!({ "fdname": name })), Some(fd))
+            .await
+            .map(drop)
+    }
+
+    async fn execute_passing(
+        &mut self,
+        command: &str,
+        arguments: Option<Value>,
+        fd: Option<BorrowedFd<'_>>,
+    ) -> Result<Value, QmpError> {
         let id = self.next_id;
         self.next_id += 1;
         let mut request = Map::new();
@@ -122,10 +142,16 @@ impl QmpClient {
         request.insert("id".into(), json!(id));
         let mut line = Value::Object(request).to_string();
         line.push('\n');
-        self.writer
-            .write_all(line.as_bytes())
-            .await
-            .map_err(QmpError::Io)?;
+        match fd {
+            None => self
+                .writer
+                .write_all(line.as_bytes())
+                .await
+                .map_err(QmpError::Io)?,
+            Some(fd) => send_with_fd(&self.writer, line.as_bytes(), fd)
+                .await
+                .map_err(QmpError::Io)?,
+        }
 
         loop {
             let message = self.read_message(command).await?;
@@ -152,6 +178,37 @@ impl QmpClient {
             return Err(QmpError::Protocol(format!(
                 "answer without return or error: {message}"
             )));
+        }
+    }
+
+    /// Poll `query-migrate` until the migration (in or out) ends; `Ok` once it completed,
+    /// the error QEMU reports when it failed or was cancelled. `within` bounds the whole wait.
+    pub async fn wait_migration(&mut self, within: Duration) -> Result<(), QmpError> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let info = self.execute("query-migrate", None).await?;
+            match info.get("status").and_then(Value::as_str).unwrap_or("none") {
+                "completed" => return Ok(()),
+                status @ ("failed" | "cancelled") => {
+                    let desc = info
+                        .get("error-desc")
+                        .and_then(Value::as_str)
+                        .unwrap_or("QEMU gave no reason");
+                    return Err(QmpError::Command {
+                        command: "migrate".into(),
+                        class: status.to_owned(),
+                        desc: desc.to_owned(),
+                    });
+                }
+                _ => {}
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(QmpError::Timeout {
+                    waiting_for: "the migration to complete".into(),
+                    waited: within,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 
@@ -204,6 +261,72 @@ impl QmpClient {
             ));
         }
         Ok(read)
+    }
+}
+
+/// Write `bytes` with `fd` attached as SCM_RIGHTS ancillary data. QEMU reads the descriptor
+/// with the first bytes of the command, so everything goes in one `sendmsg` (the command is
+/// a short line; a partial write is finished without the descriptor).
+async fn send_with_fd(
+    writer: &OwnedWriteHalf,
+    bytes: &[u8],
+    fd: BorrowedFd<'_>,
+) -> std::io::Result<()> {
+    let stream: &UnixStream = writer.as_ref();
+    let sent = loop {
+        stream.writable().await?;
+        match stream.try_io(tokio::io::Interest::WRITABLE, || {
+            sendmsg_fd(stream.as_raw_fd(), bytes, fd.as_raw_fd())
+        }) {
+            Ok(n) => break n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        }
+    };
+    let mut rest = &bytes[sent..];
+    while !rest.is_empty() {
+        stream.writable().await?;
+        match stream.try_write(rest) {
+            Ok(n) => rest = &rest[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// One `sendmsg(2)` of `bytes` carrying `fd`.
+fn sendmsg_fd(socket: i32, bytes: &[u8], fd: i32) -> std::io::Result<usize> {
+    // SAFETY: CMSG_SPACE is a pure size computation.
+    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<i32>() as u32) } as usize;
+    // u64 elements keep the control buffer aligned for cmsghdr.
+    let mut control = vec![0u64; space.div_ceil(8)];
+    let mut iov = libc::iovec {
+        iov_base: bytes.as_ptr() as *mut libc::c_void,
+        iov_len: bytes.len(),
+    };
+    // SAFETY: msghdr is plain old data; all-zero is valid before the fields are set.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = space;
+    // SAFETY: `msg` points at `control`, which is CMSG_SPACE(sizeof(int)) bytes and
+    // aligned, so CMSG_FIRSTHDR is non-null and its data has room for one int.
+    unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<i32>() as u32) as usize;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<i32>(), fd);
+    }
+    // SAFETY: `msg` and everything it points to (iov over `bytes`, `control`) outlive the
+    // call; MSG_NOSIGNAL turns a closed peer into EPIPE instead of a signal.
+    let n = unsafe { libc::sendmsg(socket, &msg, libc::MSG_NOSIGNAL) };
+    if n < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
     }
 }
 

@@ -137,6 +137,27 @@ pub struct UserNetSpec {
     pub forwards: Vec<HostForward>,
 }
 
+/// What backs the guest's RAM: the one place a launch decides it (QEMU's argv renders it in
+/// `qemu/argv.rs::memory`; Firecracker always uses anonymous memory).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum GuestMemory {
+    /// Private anonymous memory of the VMM process (QEMU's default `-m`).
+    #[default]
+    Anonymous,
+}
+
+/// Files a driver wrote for one snapshot of a paused VM, and reads back to restore it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotFiles {
+    /// The device state: QEMU's migration stream (memory included), Firecracker's
+    /// `snapshot_path`.
+    pub state: PathBuf,
+    /// The guest memory, when the driver keeps it apart (Firecracker's `mem_file_path`).
+    #[serde(default)]
+    pub memory: Option<PathBuf>,
+}
+
 /// Everything a driver needs to boot one VM.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LaunchSpec {
@@ -165,6 +186,15 @@ pub struct LaunchSpec {
     pub user_net: Option<UserNetSpec>,
     pub vcpus: u32,
     pub memory_mib: u64,
+    /// What backs the guest's RAM.
+    #[serde(default)]
+    pub memory: GuestMemory,
+    /// Resume a saved guest from these files instead of booting the kernel. The device set
+    /// (drives, NICs, vCPUs, memory, machine) must be the one the snapshot was taken with;
+    /// the files behind the drives may differ (a clone's own copies). [`crate::VmmDriver::launch`]
+    /// returns the VM paused, its state loaded; `resume` runs it.
+    #[serde(default)]
+    pub restore: Option<SnapshotFiles>,
     /// The log the daemon keeps of the guest's serial console (named in errors; drivers hand
     /// the console itself over as a socket or pipe, see `VmRuntime::console`).
     pub console_log: PathBuf,

@@ -137,7 +137,7 @@ fn configure_network(cmdline: &KernelCmdline) {
     }
 }
 
-fn set_hostname(name: &str) {
+pub(crate) fn set_hostname(name: &str) {
     // SAFETY: the pointer and length describe `name`'s bytes, valid for the call.
     let ret = unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) };
     if ret != 0 {

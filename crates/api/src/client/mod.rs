@@ -295,6 +295,44 @@ impl Client {
         .await
     }
 
+    /// Snapshot VM `name`; `progress` hears the pause, save and disk copies.
+    pub async fn snapshot_vm(
+        &self,
+        name: &str,
+        req: &crate::CreateSnapshotRequest,
+        progress: &dyn Progress,
+    ) -> Result<crate::SnapshotView, ClientError> {
+        self.call_with_progress(
+            Method::POST,
+            &format!("/vms/{}/snapshot", encode(name)),
+            Some(req),
+            progress,
+        )
+        .await
+    }
+
+    pub async fn list_snapshots(&self) -> Result<Vec<crate::SnapshotView>, ClientError> {
+        self.call(Method::GET, "/snapshots", None::<&()>).await
+    }
+
+    pub async fn get_snapshot(&self, name: &str) -> Result<crate::SnapshotView, ClientError> {
+        self.call(
+            Method::GET,
+            &format!("/snapshots/{}", encode(name)),
+            None::<&()>,
+        )
+        .await
+    }
+
+    pub async fn remove_snapshot(&self, name: &str) -> Result<crate::SnapshotView, ClientError> {
+        self.call(
+            Method::DELETE,
+            &format!("/snapshots/{}", encode(name)),
+            None::<&()>,
+        )
+        .await
+    }
+
     pub async fn list_images(&self) -> Result<Vec<ImageView>, ClientError> {
         self.call(Method::GET, "/images", None::<&()>).await
     }

@@ -7,12 +7,14 @@ mod image;
 mod named_commands;
 pub mod output;
 mod size;
+mod snapshot;
 mod system;
 mod vm;
 
 use clap::{Args, Parser, Subcommand};
 
 pub use image::ImageCommand;
+pub use snapshot::{CloneArgs, SnapshotArgs, SnapshotCommand};
 pub use system::{SystemCommand, SystemInstallArgs, SystemUninstallArgs};
 pub use vm::{
     CpArgs, CreateArgs, ExecArgs, GuestCommandArgs, InspectArgs, LogsArgs, LsArgs, PauseArgs,
@@ -72,6 +74,10 @@ drop forwarded traffic, printing the exact commands that let the bridge through.
     /// List, build and prune the images VMs boot from
     #[command(subcommand)]
     Image(ImageCommand),
+
+    /// List, inspect and remove snapshots of VMs (take one with `vm snapshot`)
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
 
     /// Install Firecracker, banger's primary VMM
     #[command(subcommand)]

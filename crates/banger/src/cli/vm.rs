@@ -123,6 +123,14 @@ pub enum VmCommand {
     /// Let paused VMs run again
     Resume(PauseArgs),
 
+    /// Snapshot a running VM (memory, devices, disks); clones resume from it
+    #[command(long_about = super::snapshot::SNAPSHOT_HELP)]
+    Snapshot(super::SnapshotArgs),
+
+    /// Create and start a VM that resumes from a snapshot (= vm run --from SNAP -d)
+    #[command(long_about = super::snapshot::SNAPSHOT_HELP)]
+    Clone(super::CloneArgs),
+
     /// Shut VMs down (gracefully, then by force after a timeout)
     Stop(StopArgs),
 
@@ -241,6 +249,10 @@ pub struct RunArgs {
     /// keeps it for its life
     #[arg(long, value_name = "VMM", value_parser = ["auto", "qemu", "firecracker"])]
     pub vmm: Option<String>,
+    /// Resume a clone of this snapshot instead of booting (its image and resources are
+    /// the snapshot's); see `banger vm snapshot --help`
+    #[arg(long, value_name = "SNAPSHOT", conflicts_with_all = ["image", "vcpu", "memory", "disk", "vmm"])]
+    pub from: Option<String>,
     /// Command to run in the VM (after `--`, or simply last)
     #[arg(trailing_var_arg = true, value_name = "COMMAND")]
     pub command: Vec<String>,

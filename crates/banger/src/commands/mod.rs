@@ -8,6 +8,7 @@ mod firecracker;
 mod helper;
 mod image;
 mod image_prune;
+mod snapshot;
 mod ssh;
 mod ssh_config;
 mod system;
@@ -20,7 +21,7 @@ mod vm_run;
 
 use banger_paths::Layout;
 
-use crate::cli::{Cli, Command, FirecrackerCommand, ImageCommand, VmCommand};
+use crate::cli::{Cli, Command, FirecrackerCommand, ImageCommand, SnapshotCommand, VmCommand};
 
 /// Run the parsed command; returns the process exit code.
 pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
@@ -38,6 +39,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::System(cmd) => system::run(cmd),
         Command::Vm(cmd) => block_on(vm(layout()?, cmd)),
         Command::Image(cmd) => block_on(image(layout()?, cmd)),
+        Command::Snapshot(cmd) => block_on(snapshots(layout()?, cmd)),
         // Docker-style shortcuts for the everyday commands.
         Command::Run(args) => block_on(vm(layout()?, VmCommand::Run(args))),
         Command::Exec(args) => block_on(vm(layout()?, VmCommand::Exec(args))),
@@ -72,6 +74,8 @@ async fn vm(layout: Layout, cmd: VmCommand) -> anyhow::Result<i32> {
         VmCommand::Start(args) => vm_lifecycle::start(&layout, args).await,
         VmCommand::Pause(args) => vm_lifecycle::pause(&layout, args).await,
         VmCommand::Resume(args) => vm_lifecycle::resume(&layout, args).await,
+        VmCommand::Snapshot(args) => snapshot::take(&layout, args).await,
+        VmCommand::Clone(args) => snapshot::clone(&layout, args).await,
         VmCommand::Stop(args) => vm_lifecycle::stop(&layout, args).await,
         VmCommand::Rm(args) => vm_lifecycle::rm(&layout, args).await,
         VmCommand::Ls(args) => vm_inspect::ls(&layout, args).await,
@@ -79,6 +83,14 @@ async fn vm(layout: Layout, cmd: VmCommand) -> anyhow::Result<i32> {
         VmCommand::Logs(args) => vm_logs::run(&layout, args).await,
         VmCommand::Ssh(args) => ssh::vm_ssh(&layout, args).await,
         VmCommand::Cp(args) => vm_cp::run(&layout, args).await,
+    }
+}
+
+async fn snapshots(layout: Layout, cmd: SnapshotCommand) -> anyhow::Result<i32> {
+    match cmd {
+        SnapshotCommand::Ls { list } => snapshot::ls(&layout, list).await,
+        SnapshotCommand::Inspect { name, data } => snapshot::inspect(&layout, &name, data).await,
+        SnapshotCommand::Rm { names } => snapshot::rm(&layout, &names).await,
     }
 }
 

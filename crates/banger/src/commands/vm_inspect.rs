@@ -72,6 +72,13 @@ fn describe(vm: &VmView, escape: bool, out: &mut String) {
     let _ = writeln!(out, "id:          {}", vm.id);
     let _ = writeln!(out, "state:       {}", vm.state);
     let _ = writeln!(out, "image:       {}", vm.image);
+    if let Some(origin) = &vm.origin {
+        let how = match &origin.restored_at {
+            Some(at) => format!("restored {at}"),
+            None => "restores on its first start".into(),
+        };
+        let _ = writeln!(out, "clone of:    snapshot {} ({how})", origin.snapshot);
+    }
     let _ = writeln!(
         out,
         "resources:   {} vCPU, {} MiB memory, {} disk",

@@ -23,6 +23,7 @@ pub async fn create(layout: &Layout, args: CreateArgs) -> anyhow::Result<i32> {
         disk: args.disk.map(|bytes| bytes.to_string()),
         start: false,
         vmm: args.vmm,
+        from: None,
         publish: args.publish,
     };
     let client = connect::connect(layout).await?;

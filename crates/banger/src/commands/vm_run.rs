@@ -76,6 +76,7 @@ pub async fn run(layout: &Layout, mut args: RunArgs) -> anyhow::Result<i32> {
         start: true,
         publish: args.publish,
         vmm: args.vmm,
+        from: args.from,
     };
     let progress = Renderer::stderr_quiet();
     let create = client.create_vm(&request, &progress);

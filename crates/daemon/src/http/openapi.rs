@@ -25,6 +25,7 @@ unknown fields are refused. Long operations stream NDJSON progress to clients th
         (name = "vms", description = "VM lifecycle"),
         (name = "exec", description = "Commands in running VMs"),
         (name = "images", description = "Images VMs boot from"),
+        (name = "snapshots", description = "Snapshots of VMs, which clones resume from"),
         (name = "daemon", description = "The daemon itself"),
     )
 )]

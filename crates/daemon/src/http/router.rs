@@ -9,7 +9,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::openapi::ApiDoc;
-use super::{exec, images, logs, pause, system, vms};
+use super::{exec, images, logs, pause, snapshots, system, vms};
 use crate::state::Daemon;
 
 /// The routes with their OpenAPI descriptions (used for both the router and the
@@ -34,6 +34,9 @@ pub fn routes() -> OpenApiRouter<Arc<Daemon>> {
         .routes(routes!(images::import_kernel))
         .routes(routes!(images::prune))
         .routes(routes!(images::get, images::remove))
+        .routes(routes!(snapshots::take))
+        .routes(routes!(snapshots::list))
+        .routes(routes!(snapshots::get, snapshots::remove))
 }
 
 /// The service the daemon's connections run: the routes, JSON answers for unknown

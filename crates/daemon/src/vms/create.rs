@@ -21,6 +21,9 @@ pub async fn create(
     req: CreateVmRequest,
     progress: &dyn Progress,
 ) -> Result<VmView> {
+    if req.from.is_some() {
+        return crate::snapshots::clone::create(daemon, req, progress).await;
+    }
     let name = match req.name {
         Some(name) => {
             names::validate(&name)?;

@@ -191,6 +191,14 @@ impl Drivers {
         self.get(rt.driver)?.resume(rt).await
     }
 
+    pub async fn save_snapshot(
+        &self,
+        rt: &VmRuntime,
+        dir: &std::path::Path,
+    ) -> Result<banger_vmm::SnapshotFiles, VmmError> {
+        self.get(rt.driver)?.save_snapshot(rt, dir).await
+    }
+
     pub async fn run_state(&self, rt: &VmRuntime) -> Result<RunState, VmmError> {
         self.get(rt.driver)?.run_state(rt).await
     }

@@ -61,6 +61,8 @@ pub async fn boot(daemon: &Daemon, id: &str, progress: &dyn Progress) -> Result<
             vm.image_name
         ))
     })?;
+    // A clone's first start resumes its snapshot instead of booting.
+    let restore = crate::snapshots::restore::plan(daemon, &vm)?;
     // Nothing may use the directory of a VM that is not running: a VMM found there was
     // started by a daemon that died before recording it, and would make the launch fail.
     strays::kill(daemon, &vm.dir, None).await?;
@@ -95,6 +97,19 @@ pub async fn boot(daemon: &Daemon, id: &str, progress: &dyn Progress) -> Result<
         }
     };
     fault_point!(daemon, StartNetworkAttached);
+    if let Some(plan) = &restore
+        && let Err(e) = plan.check_devices(&vm.name, network.nics.len(), network.user_net.is_some())
+    {
+        let _ = release::release(
+            daemon,
+            &vm,
+            VmState::Starting,
+            VmState::Failed,
+            Some(&e.message),
+        )
+        .await;
+        return Err(e);
+    }
 
     let drives = crate::disks::drives(&daemon.store().vm_disks(&vm.id)?, &vm.dir);
     let mut kernel_args = guest_args(&vm, &image, &drives);
@@ -112,10 +127,19 @@ pub async fn boot(daemon: &Daemon, id: &str, progress: &dyn Progress) -> Result<
         user_net: network.user_net,
         vcpus: vm.vcpu,
         memory_mib: vm.memory_mib,
+        memory: Default::default(),
+        restore: restore.as_ref().map(|plan| plan.files.clone()),
         console_log: vm.dir.join(CONSOLE_LOG),
     };
 
-    progress.phase(&format!("start the VMM ({kind})"), None, None);
+    match &restore {
+        Some(plan) => progress.phase(
+            &format!("restore snapshot {} ({kind})", plan.snapshot),
+            None,
+            None,
+        ),
+        None => progress.phase(&format!("start the VMM ({kind})"), None, None),
+    }
     let launched = op.unless_cancelled(daemon.driver.launch(kind, &spec)).await;
     let runtime = match launched {
         Some(Ok(rt)) => rt,
@@ -145,6 +169,17 @@ pub async fn boot(daemon: &Daemon, id: &str, progress: &dyn Progress) -> Result<
         None,
     )?;
     fault_point!(daemon, StartRecorded);
+    // A restored guest waits paused until it is let go; its agent answers after that.
+    if restore.is_some()
+        && let Err(e) = daemon.driver.resume(&runtime).await
+    {
+        let _ = daemon.driver.kill(&runtime).await;
+        let message = format!(
+            "cannot resume the restored guest: {}",
+            banger_system::error_chain(&e)
+        );
+        return Err(fail(daemon, &vm, message).await);
+    }
 
     let connect = agent::connect(daemon, &vm.name, &runtime, t0 + boot_timeout());
     let connected = op
@@ -165,6 +200,13 @@ pub async fn boot(daemon: &Daemon, id: &str, progress: &dyn Progress) -> Result<
             return Err(fail(daemon, &vm, message).await);
         }
     };
+    if restore.is_some()
+        && let Err(e) = crate::snapshots::restore::reidentify(&vm, &client).await
+    {
+        // A clone must never run with its parent's identity.
+        let _ = daemon.driver.kill(&runtime).await;
+        return Err(fail(daemon, &vm, e.message).await);
+    }
     let agent_ready = t0.elapsed();
     // Before the VM is reported running, so `ssh NAME.vm` works the moment `vm run -d`
     // returns. An image without a root disk (the initramfs-only minimal) has no sshd.
@@ -173,7 +215,15 @@ pub async fn boot(daemon: &Daemon, id: &str, progress: &dyn Progress) -> Result<
         super::ssh::prepare(daemon, &vm, &client).await;
     }
 
-    let timings = timings(vmm_spawned, agent_ready, &ready);
+    let mut timings = timings(vmm_spawned, agent_ready, &ready);
+    if restore.is_some() {
+        // The guest's uptime counters are its parent's: no kernel started here.
+        timings.kernel_started_ms = None;
+        timings.init_started_ms = None;
+        daemon
+            .store()
+            .mark_restored(&vm.id, &banger_store::now_rfc3339())?;
+    }
     let boot_json = serde_json::to_string(&timings).ok();
     {
         let store = daemon.store();

@@ -144,6 +144,16 @@ pub fn create_root_disk(
     })
 }
 
+/// A private copy of `src` at `dest` (which must not exist): a reflink where the filesystem
+/// shares extents, else a sparse copy. Snapshots copy a paused VM's disks this way.
+pub fn clone_file(src: &Path, dest: &Path, progress: &dyn Progress) -> Result<Backend, DiskError> {
+    if try_reflink(src, dest)? {
+        return Ok(Backend::Reflink);
+    }
+    sparse::copy(src, dest, progress)?;
+    Ok(Backend::Copy)
+}
+
 /// `Ok(false)` when this filesystem cannot share extents (the caller falls back).
 fn try_reflink(base: &Path, dest: &Path) -> Result<bool, DiskError> {
     let src = File::open(base).map_err(io_err("open", base))?;

@@ -34,7 +34,7 @@ use crate::driver::{RunState, VmmDriver, WaitOutcome};
 use crate::error::VmmError;
 use crate::process::ProcessIdentity;
 use crate::runtime::{AgentEndpoint, MachineType, VmRuntime};
-use crate::spec::{Accel, DriverKind, KernelFormat, LaunchSpec};
+use crate::spec::{Accel, DriverKind, KernelFormat, LaunchSpec, SnapshotFiles};
 
 /// File names in the VM directory, as the fake VMM uses them.
 pub const PID_FILE: &str = "fake-vmm.pid";
@@ -135,6 +135,9 @@ impl VmmDriver for FakeDriver {
     }
 
     async fn launch(&self, spec: &LaunchSpec) -> Result<VmRuntime, VmmError> {
+        if let Some(files) = &spec.restore {
+            check_snapshot(spec, files)?;
+        }
         let faults = self.faults();
         let config = self.config.clone();
         let spec_owned = spec.clone();
@@ -156,7 +159,7 @@ impl VmmDriver for FakeDriver {
             }
             Ok(Ok(result)) => result?,
         };
-        Ok(VmRuntime {
+        let rt = VmRuntime {
             vm_id: spec.vm_id.clone(),
             vm_dir: spec.vm_dir.clone(),
             driver: self.config.kind,
@@ -176,6 +179,32 @@ impl VmmDriver for FakeDriver {
             )),
             vmm_log: None,
             vmm_version: None,
+        };
+        if spec.restore.is_some() {
+            // A restored guest comes back paused.
+            self.pause(&rt).await?;
+        }
+        Ok(rt)
+    }
+
+    /// A record naming the VM, written only while it is paused (as QEMU and Firecracker
+    /// refuse a running guest).
+    async fn save_snapshot(&self, rt: &VmRuntime, dir: &Path) -> Result<SnapshotFiles, VmmError> {
+        if self.run_state(rt).await? != RunState::Paused {
+            return Err(VmmError::WrongState {
+                vm_id: rt.vm_id.clone(),
+                action: "save a snapshot",
+                problem: "the guest runs; pause it first".into(),
+            });
+        }
+        let state = dir.join(SNAPSHOT_FILE);
+        let temp = dir.join(format!(".{SNAPSHOT_FILE}.tmp"));
+        std::fs::write(&temp, format!("{SNAPSHOT_MAGIC} {}\n", rt.vm_id))
+            .map_err(|e| VmmError::io("write snapshot", &temp, e))?;
+        crate::fsutil::commit(&temp, &state)?;
+        Ok(SnapshotFiles {
+            state,
+            memory: None,
         })
     }
 
@@ -214,7 +243,15 @@ impl VmmDriver for FakeDriver {
 
     /// A paused guest is a stopped process (SIGSTOP), as QMP `stop` halts the vCPUs.
     async fn pause(&self, rt: &VmRuntime) -> Result<(), VmmError> {
-        rt.signal(libc::SIGSTOP).map(drop)
+        rt.signal(libc::SIGSTOP)?;
+        // A signal is delivered asynchronously; QMP `stop` returns once the vCPUs halted.
+        for _ in 0..200 {
+            if self.run_state(rt).await? == RunState::Paused {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Ok(())
     }
 
     async fn resume(&self, rt: &VmRuntime) -> Result<(), VmmError> {
@@ -239,6 +276,24 @@ impl VmmDriver for FakeDriver {
     fn processes_using(&self, vm_dir: &Path) -> std::io::Result<Vec<ProcessIdentity>> {
         crate::process::find_using_dir(&self.config.program, vm_dir)
     }
+}
+
+/// The fake's snapshot file and its first word.
+pub const SNAPSHOT_FILE: &str = "fake-vmstate";
+const SNAPSHOT_MAGIC: &str = "banger-fake-vmm-snapshot";
+
+/// A restore must name a snapshot the fake wrote, as a real VMM refuses any other stream.
+fn check_snapshot(spec: &LaunchSpec, files: &SnapshotFiles) -> Result<(), VmmError> {
+    let text = std::fs::read_to_string(&files.state)
+        .map_err(|e| VmmError::io("open snapshot state file", &files.state, e))?;
+    if text.split_whitespace().next() != Some(SNAPSHOT_MAGIC) {
+        return Err(VmmError::RestoreFailed {
+            vm_id: spec.vm_id.clone(),
+            state: files.state.clone(),
+            reason: "not a fake VMM snapshot".into(),
+        });
+    }
+    Ok(())
 }
 
 /// Installs the fake VMM's entry point in a test binary. Expand it once, at the top level

@@ -36,7 +36,12 @@ pub use payloads::{FcPaths, PlanInput, boot_plan};
 use crate::driver::{RunState, VmmDriver, WaitOutcome};
 use crate::error::VmmError;
 use crate::runtime::VmRuntime;
-use crate::spec::{DriverKind, KernelFormat, LaunchSpec};
+use crate::spec::{DriverKind, KernelFormat, LaunchSpec, SnapshotFiles};
+
+/// Firecracker's `snapshot_path` in a snapshot directory.
+pub const STATE_FILE: &str = "vmstate";
+/// Firecracker's `mem_file_path` in a snapshot directory.
+pub const MEMORY_FILE: &str = "memory";
 
 /// How the Firecracker driver runs VMs on this host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,6 +174,18 @@ impl VmmDriver for FirecrackerDriver {
     }
 
     async fn launch(&self, spec: &LaunchSpec) -> Result<VmRuntime, VmmError> {
+        // `PUT /snapshot/load` reopens the drives at the paths they had when the snapshot was
+        // taken (the parent's directory), and a clone's must be its own: until the launch
+        // relocates them (jailer paths or drive overrides), refuse rather than boot cold.
+        if let Some(files) = &spec.restore {
+            return Err(VmmError::RestoreFailed {
+                vm_id: spec.vm_id.clone(),
+                state: files.state.clone(),
+                reason: "restoring Firecracker snapshots is not supported yet (a clone's \
+                         drives must be relocated from its parent's)"
+                    .into(),
+            });
+        }
         let version = self.version().await?;
         launch::run(&self.config, spec, &version).await
     }
@@ -228,6 +245,55 @@ impl VmmDriver for FirecrackerDriver {
             .call(&ApiCall::patch("/vm", json!({ "state": "Resumed" })))
             .await?;
         Ok(())
+    }
+
+    /// notes: "Create (VM must be Paused): `PUT /snapshot/create {snapshot_path*,
+    /// mem_file_path*, snapshot_type Full|Diff}`. Never send `version`". Both files are
+    /// written under temp names, fsynced and renamed.
+    async fn save_snapshot(
+        &self,
+        rt: &VmRuntime,
+        dir: &std::path::Path,
+    ) -> Result<SnapshotFiles, VmmError> {
+        let api = self.live_api(rt, "save a snapshot")?;
+        if self.run_state(rt).await? != RunState::Paused {
+            return Err(VmmError::WrongState {
+                vm_id: rt.vm_id.clone(),
+                action: "save a snapshot",
+                problem: "the guest runs; pause it first".into(),
+            });
+        }
+        let files = SnapshotFiles {
+            state: dir.join(STATE_FILE),
+            memory: Some(dir.join(MEMORY_FILE)),
+        };
+        let temp = |p: &std::path::Path| {
+            dir.join(format!(
+                ".{}.tmp",
+                p.file_name().unwrap_or_default().to_string_lossy()
+            ))
+        };
+        let (state_tmp, memory_tmp) = (temp(&files.state), temp(&dir.join(MEMORY_FILE)));
+        let result = api
+            .call(&ApiCall::put(
+                "/snapshot/create",
+                json!({
+                    "snapshot_type": "Full",
+                    "snapshot_path": state_tmp,
+                    "mem_file_path": memory_tmp,
+                }),
+            ))
+            .await
+            .and_then(|_| {
+                crate::fsutil::commit(&state_tmp, &files.state)?;
+                crate::fsutil::commit(&memory_tmp, &dir.join(MEMORY_FILE))
+            });
+        if let Err(e) = result {
+            let _ = std::fs::remove_file(&state_tmp);
+            let _ = std::fs::remove_file(&memory_tmp);
+            return Err(e);
+        }
+        Ok(files)
     }
 
     /// notes: "`GET /` → `{"app_name","id","state","vmm_version"}`; state is "Not started" |

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::VmmError;
 use crate::runtime::MachineType;
-use crate::spec::{Accel, LaunchSpec};
+use crate::spec::{Accel, GuestMemory, LaunchSpec};
 use crate::validate::{self, SocketPathError, opt_value};
 
 /// Linux's x86 `COMMAND_LINE_SIZE` includes the terminating NUL.
@@ -59,6 +59,9 @@ pub struct ArgvInput<'a> {
     /// (one per NIC, in order): `-netdev tap,fd=N`. `None`: QEMU opens each TAP by name,
     /// which only a process with `CAP_NET_ADMIN` or the TAP owner's uid may do.
     pub tap_fds: Option<&'a [i32]>,
+    /// Restore instead of boot: the saved migration stream, inherited at this number
+    /// (`-incoming fd:N`); QEMU loads it and leaves the guest paused.
+    pub incoming_fd: Option<i32>,
 }
 
 /// Render the arguments (without the program name).
@@ -124,12 +127,9 @@ pub fn render(input: &ArgvInput<'_>) -> Result<Vec<String>, VmmError> {
         // Multi-threaded TCG is QEMU 7.2's default for x86 on x86; spelled out so it stays so.
         Accel::Tcg => push(&["-accel", "tcg,thread=multi"]),
     }
-    push(&[
-        "-smp",
-        &spec.vcpus.to_string(),
-        "-m",
-        &format!("{}M", spec.memory_mib),
-    ]);
+    push(&["-smp", &spec.vcpus.to_string()]);
+    a.extend(memory(spec));
+    let mut push = |items: &[&str]| a.extend(items.iter().map(|s| (*s).to_owned()));
     push(&[
         "-nodefaults",
         "-no-user-config",
@@ -273,12 +273,23 @@ pub fn render(input: &ArgvInput<'_>) -> Result<Vec<String>, VmmError> {
         push(&["-sandbox", crate::sandbox::QEMU_SANDBOX]);
     }
 
+    if let Some(fd) = input.incoming_fd {
+        push(&["-incoming", &format!("fd:{fd}")]);
+    }
+
     let pid_file = validate::host_path("pid file", &input.paths.pid_file).map_err(invalid)?;
     if input.daemonize {
         push(&["-daemonize"]);
     }
     push(&["-pidfile", pid_file]);
     Ok(a)
+}
+
+/// The guest's RAM: its size and what backs it ([`GuestMemory`]), decided here only.
+fn memory(spec: &LaunchSpec) -> Vec<String> {
+    match spec.memory {
+        GuestMemory::Anonymous => vec!["-m".into(), format!("{}M", spec.memory_mib)],
+    }
 }
 
 /// `user,id=net-user,net=10.0.2.0/24[,hostfwd=PROTO:[ADDR]:HOSTPORT-:GUESTPORT…]`.

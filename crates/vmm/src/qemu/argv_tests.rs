@@ -32,6 +32,8 @@ fn spec() -> LaunchSpec {
         user_net: None,
         vcpus: 2,
         memory_mib: 512,
+        memory: Default::default(),
+        restore: None,
         console_log: PathBuf::from("/state/vms/vm1/console.log"),
     }
 }
@@ -57,6 +59,7 @@ fn render_with(
         seccomp: true,
         daemonize: false,
         tap_fds: None,
+        incoming_fd: None,
     })
 }
 
@@ -183,6 +186,7 @@ fn microvm_tcg_without_tsc_is_an_error() {
         seccomp: true,
         daemonize: false,
         tap_fds: None,
+        incoming_fd: None,
     };
     assert!(render(&input).unwrap_err().to_string().contains("TSC"));
 }
@@ -381,6 +385,7 @@ fn seccomp_off_leaves_no_sandbox_flag() {
         seccomp: false,
         daemonize: true,
         tap_fds: None,
+        incoming_fd: None,
     })
     .unwrap();
     assert!(values(&args, "-sandbox").is_empty());
@@ -408,6 +413,7 @@ fn inherited_tap_descriptors_replace_ifname_and_must_match_the_nics() {
         seccomp: true,
         daemonize: false,
         tap_fds: Some(fds),
+        incoming_fd: None,
     };
     let args = render(&input(&[37, 41])).unwrap();
     // No ifname=, script= or vnet_hdr= beside fd=: QEMU refuses them together.
@@ -433,6 +439,36 @@ fn inherited_tap_descriptors_replace_ifname_and_must_match_the_nics() {
         seccomp: true,
         daemonize: false,
         tap_fds: Some(&[37, 41]),
+        incoming_fd: None,
     });
     assert!(bad.is_err());
+}
+
+/// A restore names the inherited stream once, after every device, and changes nothing else.
+#[test]
+fn restore_loads_the_inherited_stream() {
+    let s = spec();
+    let paths = VmPaths::in_dir(&s.vm_dir);
+    let input = |incoming_fd| ArgvInput {
+        spec: &s,
+        accel: Accel::Tcg,
+        machine: MachineType::Microvm,
+        kernel: &s.kernel,
+        tsc_khz: Some(2_100_000),
+        paths: &paths,
+        seccomp: true,
+        daemonize: false,
+        tap_fds: None,
+        incoming_fd,
+    };
+    let cold = render(&input(None)).unwrap();
+    assert!(values(&cold, "-incoming").is_empty());
+    let warm = render(&input(Some(9))).unwrap();
+    assert_eq!(values(&warm, "-incoming"), ["fd:9"]);
+    let without: Vec<_> = warm
+        .iter()
+        .filter(|a| *a != "-incoming" && *a != "fd:9")
+        .cloned()
+        .collect();
+    assert_eq!(without, cold, "the device set must be the snapshot's");
 }

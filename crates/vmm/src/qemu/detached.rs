@@ -140,7 +140,7 @@ pub(super) async fn launch(
 }
 
 /// The end of QEMU's stderr, one line per message.
-fn stderr_text(path: &Path) -> String {
+pub(super) fn stderr_text(path: &Path) -> String {
     let mut text = Vec::new();
     if let Ok(mut f) = File::open(path) {
         let len = f.metadata().map(|m| m.len()).unwrap_or(0);

@@ -418,6 +418,8 @@ mod tests {
             user_net: None,
             vcpus: 1,
             memory_mib: 64,
+            memory: Default::default(),
+            restore: None,
             console_log: dir.join("console.log"),
         }
     }

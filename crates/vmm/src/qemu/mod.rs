@@ -15,6 +15,7 @@
 mod argv;
 mod detached;
 pub(crate) mod launch;
+mod snapshot;
 
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
@@ -26,6 +27,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::validate::opt_value;
 pub use argv::{ArgvInput, VmPaths, render as render_argv};
+pub use snapshot::STATE_FILE;
 
 use crate::driver::{RunState, VmmDriver, WaitOutcome};
 use crate::error::VmmError;
@@ -150,6 +152,17 @@ impl QemuDriver {
         spec: &LaunchSpec,
         tap_fds: Option<&[i32]>,
     ) -> Result<QemuLaunchPlan, VmmError> {
+        self.plan_with_fds(spec, tap_fds, None)
+    }
+
+    /// [`QemuDriver::plan_with_taps`], restoring the migration stream inherited at
+    /// `incoming_fd` when there is one.
+    pub fn plan_with_fds(
+        &self,
+        spec: &LaunchSpec,
+        tap_fds: Option<&[i32]>,
+        incoming_fd: Option<i32>,
+    ) -> Result<QemuLaunchPlan, VmmError> {
         let (machine, kernel) = self.choose_machine(spec)?;
         let paths = VmPaths::in_dir(&spec.vm_dir);
         let args = argv::render(&ArgvInput {
@@ -162,6 +175,7 @@ impl QemuDriver {
             seccomp: self.config.sandbox.seccomp(),
             daemonize: !self.config.sandbox.seccomp(),
             tap_fds,
+            incoming_fd,
         })?;
         Ok(QemuLaunchPlan {
             machine,
@@ -293,9 +307,50 @@ impl VmmDriver for QemuDriver {
         } else {
             Vec::new()
         };
-        let fds: Vec<i32> = taps.iter().map(AsRawFd::as_raw_fd).collect();
-        let plan = self.plan_with_taps(spec, (!taps.is_empty()).then_some(&fds[..]))?;
-        launch::run(&self.config, &self.runner, spec, plan, &fds).await
+        let mut fds: Vec<i32> = taps.iter().map(AsRawFd::as_raw_fd).collect();
+        let tap_fds = (!taps.is_empty()).then(|| fds.clone());
+        // The stream is inherited like the TAPs: the jail need not see the snapshot.
+        let state = spec
+            .restore
+            .as_ref()
+            .map(|files| snapshot::open_state(spec, files))
+            .transpose()?;
+        let incoming_fd = state.as_ref().map(AsRawFd::as_raw_fd);
+        fds.extend(incoming_fd);
+        let plan = self.plan_with_fds(spec, tap_fds.as_deref(), incoming_fd)?;
+        let rt = match launch::run(&self.config, &self.runner, spec, plan, &fds).await {
+            // A stream QEMU cannot load may fail before QMP ever answers.
+            Err(VmmError::QemuRefused { stderr, .. }) if spec.restore.is_some() => {
+                return Err(VmmError::RestoreFailed {
+                    vm_id: spec.vm_id.clone(),
+                    state: spec
+                        .restore
+                        .as_ref()
+                        .map(|f| f.state.clone())
+                        .unwrap_or_default(),
+                    reason: stderr,
+                });
+            }
+            other => other?,
+        };
+        if let Some(files) = &spec.restore
+            && let Err(e) = snapshot::wait_loaded(self, &rt, files).await
+        {
+            if let Err(kill) = self.kill(&rt).await {
+                tracing::warn!(vm = %rt.vm_id, error = %kill, "cannot stop QEMU after a failed restore");
+            }
+            return Err(e);
+        }
+        Ok(rt)
+    }
+
+    async fn save_snapshot(
+        &self,
+        rt: &VmRuntime,
+        dir: &std::path::Path,
+    ) -> Result<crate::spec::SnapshotFiles, VmmError> {
+        self.check_driver(rt)?;
+        snapshot::save(self, rt, dir).await
     }
 
     async fn request_shutdown(&self, rt: &VmRuntime) -> Result<(), VmmError> {
@@ -347,7 +402,8 @@ impl VmmDriver for QemuDriver {
             .await
             .map_err(|e| Self::qmp_error(rt, e))?;
         Ok(match status.as_str() {
-            "paused" => RunState::Paused,
+            // After a snapshot was saved the guest stays stopped in `postmigrate`.
+            "paused" | "postmigrate" => RunState::Paused,
             "prelaunch" => RunState::NotStarted,
             _ => RunState::Running,
         })
@@ -398,6 +454,8 @@ mod tests {
             user_net: None,
             vcpus: 1,
             memory_mib: 256,
+            memory: Default::default(),
+            restore: None,
             console_log: PathBuf::from("/vms/vm/console.log"),
         }
     }

@@ -25,6 +25,7 @@ pub async fn reclaim(daemon: &Daemon, vms: &[VmRecord], intents: &[Intent]) {
     orphan_dirs(daemon, &rows, &pending).await;
     // Image builds, imports and downloads: their owner reclaims them.
     crate::images::reclaim(daemon);
+    crate::snapshots::reclaim(daemon);
 }
 
 /// Directories under `vms/` that no row names: left by a create killed before its intent

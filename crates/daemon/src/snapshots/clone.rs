@@ -1,0 +1,147 @@
+//! A VM made from a snapshot (`vm run --from`, `vm clone`): the snapshot's image and
+//! resources, disks copy-on-write on the snapshot's, and a first start that restores.
+
+use banger_api::{CreateVmRequest, VmView};
+use banger_store::{IntentOp, StoreError, VmRecord, VmState};
+use banger_system::progress::Progress;
+use banger_vmm::DriverKind;
+
+use super::{Detail, disks, lookup};
+use crate::error::{DaemonError, Result};
+use crate::state::Daemon;
+use crate::vms::{self, names};
+
+/// Create a clone of snapshot `req.from`; with `req.start`, start (restore) it too.
+pub async fn create(
+    daemon: &Daemon,
+    req: CreateVmRequest,
+    progress: &dyn Progress,
+) -> Result<VmView> {
+    let Some(from) = req.from.as_deref() else {
+        return Err(DaemonError::internal("a clone needs a snapshot"));
+    };
+    let snap = lookup(daemon, from)?;
+    for (field, given) in [
+        ("image", req.image.is_some()),
+        ("vcpu", req.vcpu.is_some()),
+        ("memory_mib", req.memory_mib.is_some()),
+        ("disk", req.disk.is_some()),
+        ("vmm", req.vmm.is_some()),
+    ] {
+        if given {
+            return Err(DaemonError::invalid(format!(
+                "{field} cannot be chosen for a clone: it is snapshot {}'s",
+                snap.name
+            ))
+            .with_field(field)
+            .with_hint("omit it; `banger snapshot inspect` shows the snapshot's"));
+        }
+    }
+    let detail = Detail::parse(&snap)?;
+    let driver: DriverKind = snap.driver.parse().map_err(|e: String| {
+        DaemonError::internal(format!("snapshot {} names a bad driver: {e}", snap.name))
+    })?;
+    daemon.driver.get(driver).map_err(|e| {
+        DaemonError::unavailable(format!(
+            "snapshot {} was taken under {driver}, which this host cannot run: {}",
+            snap.name,
+            banger_system::error_chain(&e)
+        ))
+        .with_hint("`banger doctor` checks the host")
+    })?;
+    let name = match req.name {
+        Some(name) => {
+            names::validate(&name)?;
+            if daemon.store().get_vm(&name)?.is_some() {
+                return Err(exists(&name));
+            }
+            name
+        }
+        None => {
+            let store = daemon.store();
+            names::generate(|candidate| matches!(store.get_vm(candidate), Ok(Some(_))))
+        }
+    };
+    let ports = crate::net::parse_ports(&req.publish)?;
+    if !ports.is_empty() {
+        return Err(DaemonError::invalid(
+            "a clone cannot publish ports yet: snapshots are of VMs without bridge networking",
+        )
+        .with_field("publish"));
+    }
+
+    let id = banger_store::new_vm_id()
+        .map_err(|e| DaemonError::internal(format!("cannot draw a VM id: {e}")))?;
+    let dir = daemon.layout.vm_dir(&id);
+    let now = banger_store::now_rfc3339();
+    let record = VmRecord {
+        id: id.clone(),
+        name: name.clone(),
+        image_name: snap.image_name.clone(),
+        state: VmState::Created,
+        vcpu: snap.vcpu,
+        memory_mib: snap.memory_mib,
+        disk_bytes: snap.disk_bytes,
+        dir: dir.clone(),
+        driver: Some(snap.driver.clone()),
+        driver_reason: Some(format!(
+            "a clone of snapshot {}, which {} wrote",
+            snap.name, snap.driver
+        )),
+        runtime_json: None,
+        boot_json: None,
+        last_error: None,
+        created_at: now.clone(),
+        updated_at: now,
+        started_at: None,
+    };
+    daemon.store().begin_intent(&id, IntentOp::Create, &dir)?;
+    let laid_out = async {
+        banger_system::fsperm::create_private_dir(&dir)
+            .map_err(|e| DaemonError::internal(banger_system::error_chain(&e)))?;
+        progress.phase("make copy-on-write disks on the snapshot's", None, None);
+        let vm_disks = disks::make_clone_disks(
+            daemon.runner.as_ref(),
+            driver,
+            &detail.disks,
+            &dir,
+            progress,
+        )?;
+        daemon
+            .store()
+            .insert_clone(&record, &vm_disks, &snap.id)
+            .map_err(|e| match e {
+                StoreError::VmExists(_) => exists(&name),
+                other => other.into(),
+            })
+    }
+    .await;
+    if let Err(e) = laid_out {
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = daemon.store().end_intent(&id);
+        return Err(e);
+    }
+    tracing::info!(vm = %name, id = %id, snapshot = %snap.name, "created a clone");
+    if req.start {
+        return match vms::start(daemon, &id, progress).await {
+            Ok(vm) => Ok(vm),
+            Err(e) => {
+                // A clone that could not be restored is of no use: it goes, and the error
+                // says why (the snapshot is untouched).
+                if let Err(rm) = vms::remove(daemon, &id, true).await {
+                    tracing::warn!(vm = %name, error = %rm.message, "cannot remove a clone whose restore failed");
+                }
+                Err(e)
+            }
+        };
+    }
+    vms::get(daemon, &id)
+}
+
+fn exists(name: &str) -> DaemonError {
+    DaemonError::conflict(format!("a VM named {name:?} already exists"))
+        .with_field("name")
+        .with_hint(format!(
+            "pick another name, or remove that VM with `banger vm rm -f {name}`"
+        ))
+}

@@ -1,0 +1,162 @@
+//! Snapshots and clones against the fake driver: the service's rules, the files it keeps,
+//! and a clone whose agent cannot take an identity of its own never running.
+
+use banger_api::{CreateSnapshotRequest, CreateVmRequest};
+use banger_store::VmState;
+use banger_system::progress::NoProgress;
+
+use crate::testing::Harness;
+
+#[test]
+fn a_bridged_vm_is_refused_with_the_reason() {
+    let harness = Harness::new();
+    let inc = harness.start();
+    inc.create("dev", true);
+    let err = snapshot(&inc, "dev", "s").unwrap_err();
+    assert!(err.message.contains("bridge"), "{}", err.message);
+    assert!(super::list(&inc.daemon).unwrap().is_empty());
+    assert_eq!(
+        std::fs::read_dir(inc.daemon.layout.snapshots_dir())
+            .map(|d| d.count())
+            .unwrap_or(0),
+        0
+    );
+}
+
+fn snapshot(
+    inc: &crate::testing::Incarnation,
+    vm: &str,
+    name: &str,
+) -> crate::error::Result<banger_api::SnapshotView> {
+    let req = CreateSnapshotRequest {
+        name: Some(name.into()),
+        stop: false,
+    };
+    inc.block_on(super::take(&inc.daemon, vm, req, &NoProgress))
+}
+
+#[test]
+fn a_snapshot_is_kept_whole_survives_restarts_and_outlives_no_clone() {
+    let mut harness = Harness::new();
+    harness.no_network = true;
+    let inc = harness.start();
+    inc.create("dev", true);
+    let snap = snapshot(&inc, "dev", "ready").expect("snapshot");
+    assert_eq!(snap.source_vm, "dev");
+    // The VM runs on, and its files are complete in the snapshot's directory.
+    assert_eq!(
+        inc.daemon.store().get_vm("dev").unwrap().unwrap().state,
+        VmState::Running
+    );
+    assert_eq!(inc.exec_stdout("dev", &["echo", "on"]), "on\n");
+    let dir = std::path::PathBuf::from(&snap.dir);
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.iter().any(|n| n == banger_vmm::fake::SNAPSHOT_FILE),
+        "{names:?}"
+    );
+    assert!(names.iter().any(|n| n.starts_with("work.")), "{names:?}");
+    assert!(!names.iter().any(|n| n.starts_with('.')), "{names:?}");
+
+    // Same name again: refused, nothing new on disk.
+    let err = snapshot(&inc, "dev", "ready").unwrap_err();
+    assert_eq!(
+        err.kind,
+        crate::error::ErrorKind::Conflict,
+        "{}",
+        err.message
+    );
+    assert_eq!(
+        std::fs::read_dir(inc.daemon.layout.snapshots_dir())
+            .unwrap()
+            .count(),
+        1
+    );
+
+    // A clone is registered with disks of its own built on the snapshot's.
+    let req = CreateVmRequest {
+        name: Some("c1".into()),
+        from: Some("ready".into()),
+        ..Default::default()
+    };
+    let clone = inc
+        .block_on(crate::vms::create(&inc.daemon, req, &NoProgress))
+        .expect("clone");
+    assert_eq!(clone.state, "created");
+    assert_eq!(clone.origin.as_ref().unwrap().snapshot, "ready");
+    assert_eq!(clone.vcpu, snap.vcpu);
+    for disk in &clone.disks {
+        assert!(disk.path.starts_with(&clone.dir), "{disk:?}");
+    }
+    // Resources are the snapshot's.
+    let req = CreateVmRequest {
+        from: Some("ready".into()),
+        vcpu: Some(4),
+        ..Default::default()
+    };
+    let err = inc
+        .block_on(crate::vms::create(&inc.daemon, req, &NoProgress))
+        .unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("vcpu"));
+
+    // Survives a daemon restart.
+    drop(inc);
+    let inc = harness.start();
+    let err = inc
+        .block_on(async { super::remove(&inc.daemon, "ready") })
+        .unwrap_err();
+    assert!(err.message.contains("c1"), "{}", err.message);
+    assert!(dir.exists());
+    inc.block_on(crate::vms::remove(&inc.daemon, "c1", true))
+        .expect("remove the clone");
+    super::remove(&inc.daemon, "ready").expect("remove the snapshot");
+    assert!(!dir.exists());
+    assert!(super::list(&inc.daemon).unwrap().is_empty());
+}
+
+#[test]
+fn a_stopped_vm_cannot_be_snapshotted() {
+    let mut harness = Harness::new();
+    harness.no_network = true;
+    let inc = harness.start();
+    inc.create("cold", false);
+    let err = snapshot(&inc, "cold", "s").unwrap_err();
+    assert_eq!(
+        err.kind,
+        crate::error::ErrorKind::Conflict,
+        "{}",
+        err.message
+    );
+    assert!(err.message.contains("not running"), "{}", err.message);
+    assert!(super::list(&inc.daemon).unwrap().is_empty());
+}
+
+/// The fake's agent runs on the host, so it refuses to change an identity: exactly the
+/// agent a clone must never run with. The restore is undone and the VM marked failed.
+#[test]
+fn a_clone_whose_agent_cannot_reidentify_never_runs() {
+    let mut harness = Harness::new();
+    harness.no_network = true;
+    let inc = harness.start();
+    inc.create("dev", true);
+    snapshot(&inc, "dev", "s").expect("snapshot");
+    let req = CreateVmRequest {
+        name: Some("c".into()),
+        from: Some("s".into()),
+        start: true,
+        ..Default::default()
+    };
+    let err = inc
+        .block_on(crate::vms::create(&inc.daemon, req, &NoProgress))
+        .unwrap_err();
+    assert!(err.message.contains("own identity"), "{}", err.message);
+    // A clone that could not be restored is not left registered.
+    assert!(inc.daemon.store().get_vm("c").unwrap().is_none());
+    assert!(super::get(&inc.daemon, "s").unwrap().clones.is_empty());
+    // Only the parent's VMM runs.
+    assert_eq!(harness.vmm_processes().len(), 1);
+    harness.assert_consistent();
+}
