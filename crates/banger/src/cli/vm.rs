@@ -2,6 +2,7 @@
 //! top-level shortcuts (`banger run`, `banger ps`, …: see `cli/mod.rs`), sharing these
 //! argument types and help texts.
 
+use banger_api::CreateVmRequest;
 use clap::{Args, Subcommand};
 
 use super::output::{DataArgs, ListArgs};
@@ -203,8 +204,9 @@ pub struct CpArgs {
     pub dest: String,
 }
 
+/// What a VM is made of: the flags `vm run` and `vm create` share, defined once.
 #[derive(Debug, Args)]
-pub struct RunArgs {
+pub struct VmSpecArgs {
     /// Name for the VM (a DNS label: lowercase letters, digits, '-'); generated if omitted
     #[arg(long)]
     pub name: Option<String>,
@@ -220,9 +222,37 @@ pub struct RunArgs {
     /// Work disk size, e.g. 8g or 512m (a plain number is MiB)
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub disk: Option<u64>,
-    /// Publish a guest port on the host: [HOST_ADDR:]HOST_PORT:GUEST_PORT[/udp] (repeatable)
+    /// Publish a guest port on the host: [HOST_ADDR:]HOST_PORT:GUEST_PORT[/udp] (repeatable;
+    /// forwarded whenever the VM runs)
     #[arg(short = 'p', long = "publish", value_name = "[ADDR:]HOST:GUEST[/udp]")]
     pub publish: Vec<String>,
+    /// VMM for this VM: auto, qemu or firecracker (default: `vmm` from config.toml); the VM
+    /// keeps it for its life
+    #[arg(long, value_name = "VMM", value_parser = ["auto", "qemu", "firecracker"])]
+    pub vmm: Option<String>,
+}
+
+impl VmSpecArgs {
+    /// The daemon's create request for this spec; `start` boots it too.
+    pub fn into_request(self, start: bool) -> CreateVmRequest {
+        CreateVmRequest {
+            name: self.name,
+            image: self.image,
+            vcpu: self.vcpu,
+            memory_mib: self.memory,
+            // The API takes a size string; bytes are exact.
+            disk: self.disk.map(|bytes| bytes.to_string()),
+            start,
+            publish: self.publish,
+            vmm: self.vmm,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub spec: VmSpecArgs,
     /// Delete the VM when the command finishes (requires a command)
     #[arg(long)]
     pub rm: bool,
@@ -237,10 +267,6 @@ pub struct RunArgs {
     /// Without a command: print the booted VM as JSON
     #[arg(long)]
     pub json: bool,
-    /// VMM for this VM: auto, qemu or firecracker (default: `vmm` from config.toml); the VM
-    /// keeps it for its life
-    #[arg(long, value_name = "VMM", value_parser = ["auto", "qemu", "firecracker"])]
-    pub vmm: Option<String>,
     /// Command to run in the VM (after `--`, or simply last)
     #[arg(trailing_var_arg = true, value_name = "COMMAND")]
     pub command: Vec<String>,
@@ -248,29 +274,8 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct CreateArgs {
-    /// Name for the VM (a DNS label: lowercase letters, digits, '-'); generated if omitted
-    #[arg(long)]
-    pub name: Option<String>,
-    /// Image to boot (default: `default_image_name` from config, else `debian`)
-    #[arg(long, add = super::complete::images())]
-    pub image: Option<String>,
-    /// Number of vCPUs
-    #[arg(long)]
-    pub vcpu: Option<u32>,
-    /// Memory, e.g. 512m or 1g (a plain number is MiB)
-    #[arg(long, value_name = "SIZE", value_parser = parse_mib)]
-    pub memory: Option<u64>,
-    /// Work disk size, e.g. 8g or 512m (a plain number is MiB)
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
-    pub disk: Option<u64>,
-    /// VMM for this VM: auto, qemu or firecracker (default: `vmm` from config.toml); the VM
-    /// keeps it for its life
-    #[arg(long, value_name = "VMM", value_parser = ["auto", "qemu", "firecracker"])]
-    pub vmm: Option<String>,
-    /// Publish a guest port on the host: [HOST_ADDR:]HOST_PORT:GUEST_PORT[/udp] (repeatable;
-    /// forwarded whenever the VM runs)
-    #[arg(short = 'p', long = "publish", value_name = "[ADDR:]HOST:GUEST[/udp]")]
-    pub publish: Vec<String>,
+    #[command(flatten)]
+    pub spec: VmSpecArgs,
     /// Print the created VM as JSON
     #[arg(long)]
     pub json: bool,
