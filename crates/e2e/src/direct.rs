@@ -100,6 +100,8 @@ pub fn launch_spec(
         user_net: None,
         vcpus,
         memory_mib,
+        memory: Default::default(),
+        shares: Vec::new(),
         console_log: dir.join("console.log"),
     })
 }

@@ -85,6 +85,8 @@ fn vm(version: &str) -> Vm {
         user_net: None,
         vcpus: 2,
         memory_mib: 256,
+        memory: Default::default(),
+        shares: Vec::new(),
         console_log: vm_dir.join("console.log"),
     };
     Vm {

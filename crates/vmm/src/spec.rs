@@ -137,6 +137,19 @@ pub struct UserNetSpec {
     pub forwards: Vec<HostForward>,
 }
 
+/// How guest RAM is backed. [`LaunchSpec::memory_backing`] is the one place that decides
+/// what a launch really gets; the QEMU command line renders only that.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GuestMemory {
+    /// Anonymous memory private to the VMM (QEMU's default).
+    #[default]
+    Private,
+    /// A memfd the VMM maps shared (`memory-backend-memfd,share=on`): what a vhost-user
+    /// device such as virtio-fs needs, since its daemon maps guest memory too.
+    SharedMemfd,
+}
+
 /// Everything a driver needs to boot one VM.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LaunchSpec {
@@ -165,12 +178,27 @@ pub struct LaunchSpec {
     pub user_net: Option<UserNetSpec>,
     pub vcpus: u32,
     pub memory_mib: u64,
+    /// How guest RAM is backed, as asked; see [`LaunchSpec::memory_backing`].
+    #[serde(default)]
+    pub memory: GuestMemory,
+    /// Host directories shared with the guest over virtio-fs (QEMU only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shares: Vec<crate::virtiofs::ShareSpec>,
     /// The log the daemon keeps of the guest's serial console (named in errors; drivers hand
     /// the console itself over as a socket or pipe, see `VmRuntime::console`).
     pub console_log: PathBuf,
 }
 
 impl LaunchSpec {
+    /// The memory backing this launch gets: as asked, except that shares need guest memory
+    /// the VMM maps shared (vhost-user), so private memory becomes a shared memfd.
+    pub fn memory_backing(&self) -> GuestMemory {
+        match &self.memory {
+            GuestMemory::Private if !self.shares.is_empty() => GuestMemory::SharedMemfd,
+            other => other.clone(),
+        }
+    }
+
     /// The VM's directory must exist and be a directory: drivers put sockets and records
     /// there and never create it (the daemon does, private).
     pub(crate) fn check_vm_dir(&self) -> Result<(), crate::error::VmmError> {

@@ -6,6 +6,7 @@ mod image;
 #[cfg(test)]
 mod named_commands;
 pub mod output;
+mod share;
 mod size;
 mod system;
 mod vm;

@@ -2,7 +2,7 @@
 //! top-level shortcuts (`banger run`, `banger ps`, …: see `cli/mod.rs`), sharing these
 //! argument types and help texts.
 
-use banger_api::CreateVmRequest;
+use banger_api::{CreateVmRequest, ShareRequest};
 use clap::{Args, Subcommand};
 
 use super::output::{DataArgs, ListArgs};
@@ -17,6 +17,7 @@ Create and boot a VM, optionally run a command in it.
   banger vm run -d --memory 1g        boot a VM in the background and print its name
   banger vm run --rm -it sh           an interactive shell in a throwaway VM
   banger vm run -d -p 8081:80         publish guest port 80 on host port 8081
+  banger vm run --rm -v .:/src -w /src -- make test    share this directory as /src
 
 The command may follow `--` or simply come last. The image defaults to `default_image_name`
 from config.toml (the built-in default image if unset; it is built on first use). vCPUs,
@@ -26,6 +27,13 @@ where each comes from. Sizes take binary units: 512m, 1g, 8G; a plain number is 
 -p HOST:GUEST publishes a guest port (TCP; add /udp for UDP; prefix an address such as
 127.0.0.1: to listen on it only). It is kept with the VM and forwarded whenever it runs,
 on the bridge or through QEMU's user-mode network (see docs/networking.md).
+
+-v HOST:GUEST[:ro] (or --mount type=bind,src=HOST,dst=GUEST[,ro]) shares a host directory,
+kept with the VM and mounted by the guest at every boot before any command runs. Under QEMU
+it is live both ways (virtio-fs; needs virtiofsd, see `banger doctor`): what the guest's
+root writes belongs to you on the host, and :ro is enforced by the host. Firecracker cannot
+share directories: such a VM is refused, use --vmm qemu or `banger vm cp`. See
+docs/shares.md.
 
 Exit status: the command's own (128+N when signal N killed it); 125 when banger fails
 before the command runs (a bad flag, the VM did not boot, no daemon); 126 when the command
@@ -88,6 +96,7 @@ start NAME` boots it later. Takes the same VM flags as `vm run`.
   banger vm create --name dev --vcpu 2 --memory 1g   lay it out now
   banger vm start dev                                boot it later
   banger vm create --name pinned --vmm qemu          keep it on QEMU whatever config.toml says
+  banger vm create --name dev -v ~/src/app:/src      share a directory at every boot
 
 A VM keeps the driver it was created with (`--vmm`, else `vmm` from config.toml: auto picks
 Firecracker when it can run here, else QEMU); `banger vm inspect` says which and why.";
@@ -230,6 +239,13 @@ pub struct VmSpecArgs {
     /// keeps it for its life
     #[arg(long, value_name = "VMM", value_parser = ["auto", "qemu", "firecracker"])]
     pub vmm: Option<String>,
+    /// Share a host directory with the guest: HOST:GUEST[:ro] (repeatable; kept with the VM,
+    /// live over virtio-fs under QEMU)
+    #[arg(short = 'v', long = "volume", value_name = "HOST:GUEST[:ro]", value_parser = super::share::parse_volume)]
+    pub volumes: Vec<ShareRequest>,
+    /// Share a host directory, long form: type=bind,src=HOST,dst=GUEST[,ro] (repeatable)
+    #[arg(long = "mount", value_name = "type=bind,src=HOST,dst=GUEST[,ro]", value_parser = super::share::parse_mount)]
+    pub mounts: Vec<ShareRequest>,
 }
 
 impl VmSpecArgs {
@@ -245,6 +261,7 @@ impl VmSpecArgs {
             start,
             publish: self.publish,
             vmm: self.vmm,
+            shares: self.volumes.into_iter().chain(self.mounts).collect(),
         }
     }
 }

@@ -77,6 +77,7 @@ pub fn get(daemon: &Daemon, name: &str) -> Result<VmView> {
         })
         .collect();
     view.network = Some(crate::net::view(daemon, &vm)?);
+    view.shares = crate::shares::views(daemon, &vm)?;
     Ok(view)
 }
 
@@ -151,6 +152,7 @@ pub fn view(vm: &VmRecord) -> VmView {
             .and_then(|j| serde_json::from_str::<BootTimings>(j).ok()),
         disks: Vec::new(),
         network: None,
+        shares: Vec::new(),
     }
 }
 

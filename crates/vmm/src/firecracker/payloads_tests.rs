@@ -34,6 +34,8 @@ fn spec() -> LaunchSpec {
         user_net: None,
         vcpus: 2,
         memory_mib: 512,
+        memory: Default::default(),
+        shares: Vec::new(),
         console_log: "/vms/vm1/console.log".into(),
     }
 }

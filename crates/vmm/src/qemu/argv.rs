@@ -9,13 +9,15 @@ use std::path::{Path, PathBuf};
 
 use crate::error::VmmError;
 use crate::runtime::MachineType;
-use crate::spec::{Accel, LaunchSpec};
+use crate::spec::{Accel, GuestMemory, LaunchSpec};
 use crate::validate::{self, SocketPathError, opt_value};
 
 /// Linux's x86 `COMMAND_LINE_SIZE` includes the terminating NUL.
 const MAX_CMDLINE: usize = 2047;
 const MAX_VCPUS: u32 = 64;
 const MIN_MEMORY_MIB: u64 = 16;
+/// virtio-fs tags are at most 36 bytes (the device's config space).
+const MAX_FS_TAG: usize = 36;
 
 /// Files QEMU creates in the VM directory. Short names keep socket paths far from the
 /// 107-byte limit.
@@ -117,7 +119,14 @@ pub fn render(input: &ArgvInput<'_>) -> Result<Vec<String>, VmmError> {
             opt_value(&spec.vm_id)
         ),
     ]);
-    push(&["-M", input.machine.as_str()]);
+    let memory = spec.memory_backing();
+    match memory {
+        GuestMemory::Private => push(&["-M", input.machine.as_str()]),
+        GuestMemory::SharedMemfd => push(&[
+            "-M",
+            &format!("{},memory-backend=mem", input.machine.as_str()),
+        ]),
+    }
     match input.accel {
         // The vCPU model the host has; QEMU's default (qemu64) hides most CPU features.
         Accel::Kvm => push(&["-accel", "kvm", "-cpu", "host"]),
@@ -130,6 +139,15 @@ pub fn render(input: &ArgvInput<'_>) -> Result<Vec<String>, VmmError> {
         "-m",
         &format!("{}M", spec.memory_mib),
     ]);
+    if memory == GuestMemory::SharedMemfd {
+        push(&[
+            "-object",
+            &format!(
+                "memory-backend-memfd,id=mem,size={}M,share=on",
+                spec.memory_mib
+            ),
+        ]);
+    }
     push(&[
         "-nodefaults",
         "-no-user-config",
@@ -262,6 +280,30 @@ pub fn render(input: &ArgvInput<'_>) -> Result<Vec<String>, VmmError> {
         push(&[
             "-device",
             &format!("{},netdev=net-user,mac={}", dev("net"), user.mac),
+        ]);
+    }
+
+    // Shared host directories: vhost-user devices served by the VM's virtiofsd processes.
+    let fs_device = match input.machine {
+        MachineType::Pc => "vhost-user-fs-pci",
+        _ => "vhost-user-fs-device",
+    };
+    for share in &spec.shares {
+        validate::object_id("share tag", &share.tag).map_err(invalid)?;
+        if share.tag.len() > MAX_FS_TAG || !ids.insert(format!("fs-{}", share.tag)) {
+            return Err(invalid(format!(
+                "share tag {:?} is used twice or longer than {MAX_FS_TAG} bytes",
+                share.tag
+            )));
+        }
+        let path = socket("virtio-fs socket", &share.socket(&spec.vm_dir))?;
+        push(&[
+            "-chardev",
+            &format!("socket,id=fs-{},path={}", share.tag, opt_value(&path)),
+        ]);
+        push(&[
+            "-device",
+            &format!("{fs_device},chardev=fs-{},tag={}", share.tag, share.tag),
         ]);
     }
 

@@ -418,6 +418,8 @@ mod tests {
             user_net: None,
             vcpus: 1,
             memory_mib: 64,
+            memory: Default::default(),
+            shares: Vec::new(),
             console_log: dir.join("console.log"),
         }
     }

@@ -34,6 +34,7 @@ use crate::qmp::QmpClient;
 use crate::runtime::{MachineType, VmRuntime};
 use crate::sandbox::{IdRange, SandboxPolicy};
 use crate::spec::{Accel, DriverKind, KernelFormat, LaunchSpec};
+use crate::virtiofs;
 
 /// Which QEMU machine type to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -64,6 +65,9 @@ pub struct QemuConfig {
     /// How QEMU is confined ([`crate::sandbox`]); by default what this process's
     /// privileges call for, with the default id range.
     pub sandbox: SandboxPolicy,
+    /// `virtiofsd`, for VMs that share host directories ([`crate::virtiofs`]); `None` when
+    /// this host has none (such VMs then fail to start, saying what to install).
+    pub virtiofsd: Option<PathBuf>,
 }
 
 impl QemuConfig {
@@ -77,6 +81,7 @@ impl QemuConfig {
             qmp_timeout: Duration::from_secs(5),
             kill_grace: Duration::from_secs(5),
             sandbox: SandboxPolicy::for_this_process(IdRange::default()),
+            virtiofsd: crate::virtiofs::find_binary(),
         }
     }
 }
@@ -295,7 +300,36 @@ impl VmmDriver for QemuDriver {
         };
         let fds: Vec<i32> = taps.iter().map(AsRawFd::as_raw_fd).collect();
         let plan = self.plan_with_taps(spec, (!taps.is_empty()).then_some(&fds[..]))?;
-        launch::run(&self.config, &self.runner, spec, plan, &fds).await
+        // Each share's virtiofsd listens before QEMU connects to it (and before the sandbox
+        // gives the VM directory, its sockets included, to QEMU's uid).
+        let file_server = match (spec.shares.is_empty(), &self.config.virtiofsd) {
+            (true, _) => None,
+            (false, None) => {
+                return Err(VmmError::NoVirtiofsd {
+                    vm_id: spec.vm_id.clone(),
+                });
+            }
+            (false, Some(binary)) => {
+                virtiofs::spawn::start(
+                    binary,
+                    &spec.vm_id,
+                    &spec.vm_dir,
+                    &spec.shares,
+                    virtiofs::Owner::of_this_process(),
+                    self.config.launch_timeout,
+                )
+                .await?;
+                Some(binary)
+            }
+        };
+        let launched = launch::run(&self.config, &self.runner, spec, plan, &fds).await;
+        if launched.is_err()
+            && let Some(binary) = file_server
+        {
+            // Nothing will ever connect to them.
+            virtiofs::spawn::reap(binary, &spec.vm_dir, &[], self.config.kill_grace).await;
+        }
+        launched
     }
 
     async fn request_shutdown(&self, rt: &VmRuntime) -> Result<(), VmmError> {
@@ -314,7 +348,12 @@ impl VmmDriver for QemuDriver {
         &self,
         vm_dir: &std::path::Path,
     ) -> std::io::Result<Vec<process::ProcessIdentity>> {
-        process::find_using_dir(&self.config.binary, vm_dir)
+        let mut found = process::find_using_dir(&self.config.binary, vm_dir)?;
+        // A VM's virtiofsd processes belong to it as much as its QEMU does.
+        if let Some(binary) = &self.config.virtiofsd {
+            found.extend(virtiofs::spawn::find(binary, vm_dir)?);
+        }
+        Ok(found)
     }
 
     /// QMP `stop`: the vCPUs halt, QEMU keeps serving.
@@ -376,6 +415,10 @@ impl VmmDriver for QemuDriver {
             }
         }
         Self::remove_leftovers(rt);
+        // A virtiofsd quits when QEMU disconnects; one that has not yet is stopped here.
+        if let Some(binary) = &self.config.virtiofsd {
+            virtiofs::spawn::reap(binary, &rt.vm_dir, &[], grace).await;
+        }
         Ok(())
     }
 }
@@ -398,6 +441,8 @@ mod tests {
             user_net: None,
             vcpus: 1,
             memory_mib: 256,
+            memory: Default::default(),
+            shares: Vec::new(),
             console_log: PathBuf::from("/vms/vm/console.log"),
         }
     }

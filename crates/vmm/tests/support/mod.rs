@@ -78,6 +78,8 @@ pub fn spec(vm_dir_name: &str) -> (tempfile::TempDir, LaunchSpec) {
         user_net: None,
         vcpus: 1,
         memory_mib: 64,
+        memory: Default::default(),
+        shares: Vec::new(),
     };
     (tmp, spec)
 }
