@@ -17,7 +17,7 @@ Create and boot a VM, optionally run a command in it.
   banger vm run -d --memory 1g        boot a VM in the background and print its name
   banger vm run --rm -it sh           an interactive shell in a throwaway VM
   banger vm run -d -p 8081:80         publish guest port 80 on host port 8081
-  banger vm run --rm -v .:/src -w /src -- make test    share this directory as /src
+  banger vm run --rm -v .:/src -w /src -- ls   share this directory as /src, live
 
 The command may follow `--` or simply come last. The image defaults to `default_image_name`
 from config.toml (the built-in default image if unset; it is built on first use). vCPUs,
@@ -96,7 +96,7 @@ start NAME` boots it later. Takes the same VM flags as `vm run`.
   banger vm create --name dev --vcpu 2 --memory 1g   lay it out now
   banger vm start dev                                boot it later
   banger vm create --name pinned --vmm qemu          keep it on QEMU whatever config.toml says
-  banger vm create --name dev -v ~/src/app:/src      share a directory at every boot
+  banger vm create --name dev -v \"$PWD:/src:ro\"   share a directory at every boot
 
 A VM keeps the driver it was created with (`--vmm`, else `vmm` from config.toml: auto picks
 Firecracker when it can run here, else QEMU); `banger vm inspect` says which and why.";

@@ -5,3 +5,4 @@ pub mod guests;
 pub mod net;
 pub mod oci;
 pub mod sandbox;
+pub mod shares;

@@ -24,12 +24,15 @@
 //!
 //! **ssh** — `vm run -d` + `ssh NAME.vm true` against `vm run --rm -- true` (goal ≤ 1.2×);
 //! **net** — TCP throughput host → guest over the bridge (see `bench/net.rs`).
+//!
+//! **shares** — a virtio-fs shared directory against the guest's disk: `find | wc -l` over
+//! 10,000 small files and a 256 MiB sequential read (see `bench/shares.rs`).
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use banger_e2e::bench::{disks, guests, net, oci, sandbox};
+use banger_e2e::bench::{disks, guests, net, oci, sandbox, shares};
 use banger_e2e::direct::{self, ImageFiles};
 use banger_e2e::{Env, stderr};
 use banger_vmm::QemuDriver;
@@ -39,7 +42,7 @@ const RUNS: usize = 5;
 const VCPUS: u32 = 1;
 const MEMORY_MIB: u64 = 512;
 
-/// `banger-bench [boot] [disks] [oci] [guests] [sandbox] [ssh] [net]` (all by default). `disks-xfs DIR` is the
+/// `banger-bench [boot] [disks] [oci] [guests] [sandbox] [ssh] [net] [shares]` (all by default). `disks-xfs DIR` is the
 /// xfs half of `disks`, re-run inside a private mount namespace.
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -86,6 +89,10 @@ fn main() -> anyhow::Result<()> {
     if want("net") {
         println!("\n== net: TCP throughput host -> guest over the bridge ==");
         net::throughput()?;
+    }
+    if want("shares") {
+        println!("\n== shares: virtio-fs vs the guest's own disk (minimal, TCG) ==");
+        shares::measure()?;
     }
     Ok(())
 }

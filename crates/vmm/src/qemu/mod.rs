@@ -348,12 +348,9 @@ impl VmmDriver for QemuDriver {
         &self,
         vm_dir: &std::path::Path,
     ) -> std::io::Result<Vec<process::ProcessIdentity>> {
-        let mut found = process::find_using_dir(&self.config.binary, vm_dir)?;
-        // A VM's virtiofsd processes belong to it as much as its QEMU does.
-        if let Some(binary) = &self.config.virtiofsd {
-            found.extend(virtiofs::spawn::find(binary, vm_dir)?);
-        }
-        Ok(found)
+        // Only QEMU: a VM's virtiofsd processes are not strays while its QEMU lives (a
+        // restarted daemon adopting the VM must keep them); release reaps them with it.
+        process::find_using_dir(&self.config.binary, vm_dir)
     }
 
     /// QMP `stop`: the vCPUs halt, QEMU keeps serving.

@@ -5,8 +5,9 @@
 //! tag. The daemon starts every share's `virtiofsd` before QEMU ([`spawn::start`]), as the
 //! daemon's own user (the owner), sandboxed by `virtiofsd` itself into a namespace whose
 //! root is the shared directory. It exits by itself when QEMU disconnects; every path that
-//! ends a VM still reaps it ([`spawn::reap`]), and one whose pid was never recorded is found
-//! by its command line, which names the VM's directory ([`spawn::find`]).
+//! ends a VM still reaps it ([`spawn::reap`]), finding it by its command line, which names
+//! the VM's directory ([`spawn::find`]): no pid needs recording. They are not the driver's
+//! `processes_using` strays: a restarted daemon that adopts a running VM keeps them.
 //!
 //! QEMU 7.2 cannot migrate a live `vhost-user-fs` device: a VM with shares cannot be
 //! snapshotted as is.
@@ -33,24 +34,20 @@ pub const SEARCH_PATHS: &[&str] = &[
 pub const INSTALL_HINT: &str = "install virtiofsd: `make deps`, or `sudo apt-get install \
      libseccomp-dev libcap-ng-dev && sudo cargo install virtiofsd --locked --root /usr/local`";
 
-/// The first `virtiofsd` of [`SEARCH_PATHS`] that is an executable file, then `PATH`'s.
+/// The `virtiofsd` this host offers: the first of [`SEARCH_PATHS`] that is an executable
+/// file, else the first on the host's search path (`PATH` plus the sbin directories).
 pub fn find_binary() -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let executable = |p: &Path| {
-        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    };
-    let from_path = std::env::var_os("PATH")
-        .map(|path| {
-            std::env::split_paths(&path)
-                .map(|dir| dir.join("virtiofsd"))
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default();
+    find_binary_in(Some(&banger_system::preflight::host_search_path()))
+}
+
+/// [`find_binary`] with `search_path` (`PATH`-style) after [`SEARCH_PATHS`]; `doctor`
+/// passes the one it inspects.
+pub fn find_binary_in(search_path: Option<&std::ffi::OsStr>) -> Option<PathBuf> {
+    use banger_system::preflight::find_executable;
     SEARCH_PATHS
         .iter()
-        .map(PathBuf::from)
-        .chain(from_path)
-        .find(|p| executable(p))
+        .find_map(|p| find_executable(p, None))
+        .or_else(|| find_executable("virtiofsd", search_path))
 }
 
 /// One shared directory, as the driver launches it.

@@ -28,6 +28,8 @@ pub async fn start(
     owner: Owner,
     timeout: Duration,
 ) -> Result<Vec<ProcessIdentity>, VmmError> {
+    // One left by a daemon killed between its virtiofsd and its QEMU serves nobody.
+    reap(binary, vm_dir, &[], Duration::from_secs(2)).await;
     let mut started = Vec::new();
     for share in shares {
         match start_one(binary, vm_id, vm_dir, share, owner, timeout).await {
