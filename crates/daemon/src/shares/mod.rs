@@ -8,6 +8,8 @@
 //! never silently degraded.
 
 pub mod guest;
+#[cfg(test)]
+mod tests;
 mod validate;
 
 use banger_api::ShareView;
