@@ -94,6 +94,26 @@ pub struct CreateVmRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(example = "dev-ready")]
     pub from: Option<String>,
+    /// Host directories to share with the guest (`-v HOST:GUEST[:ro]`); kept with the VM,
+    /// mounted by the guest at every boot before any command runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shares: Vec<ShareRequest>,
+}
+
+/// A host directory to share with a VM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShareRequest {
+    /// An existing directory on the host, absolute; symbolic links are resolved. It must be
+    /// readable by the daemon's user and outside banger's own state.
+    #[schema(example = "/home/me/src/app")]
+    pub host: String,
+    /// Where the guest mounts it: an absolute path.
+    #[schema(example = "/src")]
+    pub guest: String,
+    /// The guest may read but not write; enforced on the host side.
+    #[serde(default)]
+    pub read_only: bool,
 }
 
 /// How to stop a VM. An empty body means a graceful stop with the default timeout.
@@ -180,6 +200,26 @@ pub struct VmView {
     /// (filled by `GET /v1/vms/{name}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<crate::snapshots::VmOriginView>,
+    /// The host directories it shares (filled by `GET /v1/vms/{name}`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shares: Vec<ShareView>,
+}
+
+/// A host directory a VM shares, and how it reaches the guest.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+pub struct ShareView {
+    /// The host directory (links resolved when the VM was created).
+    pub host: String,
+    /// Where the guest mounts it.
+    pub guest: String,
+    pub read_only: bool,
+    /// `virtio-fs` (live, both ways), or `unavailable` when this host cannot serve it now
+    /// (`problem` says why and what to do).
+    #[schema(example = "virtio-fs")]
+    pub mode: String,
+    /// Why the share cannot be served, and what to do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
 /// A VM's networking.

@@ -23,6 +23,7 @@ mod logfile;
 pub mod net;
 mod prune;
 mod server;
+mod shares;
 mod snapshots;
 mod state;
 #[cfg(test)]

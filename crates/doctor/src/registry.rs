@@ -29,6 +29,7 @@ pub fn builtin_checks() -> Vec<Box<dyn CapabilityCheck>> {
         Box::new(checks::runtime::HostRuntime),
         Box::new(checks::lifecycle::LifecycleTools),
         Box::new(checks::vm_disks::VmDisks),
+        Box::new(checks::shares::SharedDirectories),
         Box::new(checks::agent::GuestAgent),
         Box::new(checks::vm_defaults::VmDefaultsCheck),
         Box::new(checks::ssh::SshShortcut),

@@ -102,6 +102,7 @@ pub fn launch_spec(
         memory_mib,
         memory: Default::default(),
         restore: None,
+        shares: Vec::new(),
         console_log: dir.join("console.log"),
     })
 }

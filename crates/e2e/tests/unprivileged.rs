@@ -3,7 +3,7 @@
 //! tools outside the user's PATH (mkfs.ext4 lives in /sbin) are still found.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -116,11 +116,21 @@ fn an_ordinary_user_runs_a_vm_in_dev_mode() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "guest-root=0\n");
 
     // The user's QEMU is sandboxed too: seccomp and no_new_privs, as the user (a root
-    // daemon's per-VM uid and jail are not available to an ordinary user).
+    // daemon's per-VM uid and jail are not available to an ordinary user). It shares a
+    // directory: the user's virtiofsd runs as the user, in a user namespace.
+    let proj = home.join("proj");
+    std::fs::create_dir(&proj).unwrap();
+    std::fs::write(proj.join("in.txt"), "mine\n").unwrap();
+    for path in [proj.clone(), proj.join("in.txt")] {
+        std::os::unix::fs::chown(&path, Some(NOBODY), Some(NOBODY)).unwrap();
+    }
+    let share = format!("{}:/src", proj.display());
     let out = as_nobody(
         home,
         &banger,
-        &["vm", "run", "-d", "--name", "u1", "--image", "minimal"],
+        &[
+            "vm", "run", "-d", "--name", "u1", "--image", "minimal", "-v", &share,
+        ],
     );
     assert!(
         out.status.success(),
@@ -148,6 +158,35 @@ fn an_ordinary_user_runs_a_vm_in_dev_mode() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The guest's root reads the user's files and what it writes belongs to the user.
+    let out = as_nobody(
+        home,
+        &banger,
+        &[
+            "vm",
+            "exec",
+            "u1",
+            "--",
+            "sh",
+            "-c",
+            "cat /src/in.txt && echo guest > /src/out.txt && mkdir /src/d",
+        ],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "mine\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for path in [proj.join("out.txt"), proj.join("d")] {
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(
+            (meta.uid(), meta.gid()),
+            (NOBODY, NOBODY),
+            "{} belongs to the owner",
+            path.display()
+        );
+    }
     let out = as_nobody(home, &banger, &["vm", "rm", "-f", "u1"]);
     assert!(
         out.status.success(),
@@ -165,7 +204,6 @@ fn an_ordinary_user_runs_a_vm_in_dev_mode() {
     let socket = home.join("run/banger/bangerd.sock");
     let meta = std::fs::metadata(&socket).unwrap();
     assert_eq!(meta.permissions().mode() & 0o777, 0o600);
-    use std::os::unix::fs::MetadataExt;
     assert_eq!(meta.uid(), NOBODY);
 
     // Networking without privileges: QEMU's user-mode network, and the agent tunnel that

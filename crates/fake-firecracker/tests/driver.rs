@@ -87,6 +87,7 @@ fn vm(version: &str) -> Vm {
         memory_mib: 256,
         memory: Default::default(),
         restore: None,
+        shares: Vec::new(),
         console_log: vm_dir.join("console.log"),
     };
     Vm {

@@ -14,8 +14,9 @@ use crate::elf;
 /// What the guest loads: virtio transports (mmio for `-M microvm`/Firecracker,
 /// pci for `-M pc`), disk, network, console/serial ports, entropy, vsock, and the
 /// ACPI power button with the evdev interface the agent reads it through (so QMP
-/// `system_powerdown` powers the guest off cleanly). Debian's cloud kernel builds
-/// `button` and `evdev` as modules; a kernel with them built in skips them.
+/// `system_powerdown` powers the guest off cleanly), and virtio-fs for shared host
+/// directories. Debian's cloud kernel builds `button`, `evdev`, `fuse` and `virtiofs` as
+/// modules; a kernel with them built in skips them.
 pub const GUEST_MODULES: &[&str] = &[
     "virtio_ring",
     "virtio",
@@ -32,6 +33,9 @@ pub const GUEST_MODULES: &[&str] = &[
     "vmw_vsock_virtio_transport",
     "button",
     "evdev",
+    // Shared host directories (virtio-fs); loaded only by a guest that mounts a share.
+    "fuse",
+    "virtiofs",
 ];
 
 #[derive(Debug, thiserror::Error)]

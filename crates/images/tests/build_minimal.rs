@@ -105,6 +105,8 @@ const MODULES: &[(&str, &str, &[&str], bool)] = &[
         false,
     ),
     ("kernel/drivers/acpi/button.ko", "button", &[], false),
+    ("kernel/fs/fuse/virtiofs.ko", "virtiofs", &["fuse"], false),
+    ("kernel/fs/fuse/fuse.ko", "fuse", &[], false),
     ("kernel/fs/ext4/unneeded.ko", "unneeded", &[], false),
 ];
 
@@ -124,6 +126,8 @@ const EXPECTED_ORDER: &[&str] = &[
     "kernel/net/vmw_vsock/vmw_vsock_virtio_transport_common.ko",
     "kernel/net/vmw_vsock/vmw_vsock_virtio_transport.ko",
     "kernel/drivers/acpi/button.ko",
+    "kernel/fs/fuse/fuse.ko",
+    "kernel/fs/fuse/virtiofs.ko",
 ];
 
 fn fixture(with_kernel: bool) -> Fixture {

@@ -26,6 +26,18 @@ impl Store {
         disks: &[VmDisk],
         ports: &[String],
     ) -> Result<(), StoreError> {
+        self.insert_vm_sharing(vm, disks, ports, &[])
+    }
+
+    /// [`Store::insert_vm_with`], with the host directories the VM shares (`-v`) in the
+    /// same transaction. A guest path given twice is refused and nothing is recorded.
+    pub fn insert_vm_sharing(
+        &self,
+        vm: &VmRecord,
+        disks: &[VmDisk],
+        ports: &[String],
+        shares: &[crate::VmShare],
+    ) -> Result<(), StoreError> {
         let object = format!("VM {:?}", vm.name);
         for disk in disks {
             check(&object, disk)?;
@@ -34,6 +46,7 @@ impl Store {
         self.insert_vm_on(&tx, vm)?;
         self.insert_disks_on(&tx, vm, disks)?;
         crate::vm_net::insert_ports(&tx, &vm.id, ports).map_err(|e| classify(e, &self.path))?;
+        crate::shares::insert_shares(&tx, &self.path, &object, &vm.id, shares)?;
         tx.commit().map_err(|e| classify(e, &self.path))
     }
 

@@ -158,6 +158,20 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX vm_origins_by_snapshot ON vm_origins (snapshot_id);
     "#,
+    // 8 (host directories; depends only on entry 1's `vms`):
+    // the host directories a VM shares (`-v HOST:GUEST[:ro]`), chosen at create and kept
+    // across restarts (see shares.rs). They go with their VM.
+    r#"
+    CREATE TABLE vm_shares (
+        vm_id      TEXT NOT NULL REFERENCES vms (id) ON DELETE CASCADE,
+        position   INTEGER NOT NULL CHECK (position >= 0),
+        host_path  TEXT NOT NULL CHECK (host_path LIKE '/%'),
+        guest_path TEXT NOT NULL CHECK (guest_path LIKE '/%'),
+        read_only  INTEGER NOT NULL CHECK (read_only IN (0, 1)),
+        PRIMARY KEY (vm_id, position),
+        UNIQUE (vm_id, guest_path)
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this build of banger reads and writes.

@@ -87,6 +87,33 @@ pub enum VmmError {
         found: u32,
     },
 
+    /// `virtiofsd` exited before serving a share; `stderr` is its own explanation.
+    #[error("virtiofsd refused to share {dir:?} with VM {vm_id} (exit status {status}): {stderr}")]
+    ShareRefused {
+        vm_id: String,
+        dir: PathBuf,
+        status: String,
+        stderr: String,
+    },
+
+    /// `virtiofsd` did not open its socket in time.
+    #[error(
+        "virtiofsd did not start serving {dir:?} for VM {vm_id} within {waited:?}; the host \
+         may be overloaded: try again"
+    )]
+    ShareTimeout {
+        vm_id: String,
+        dir: PathBuf,
+        waited: std::time::Duration,
+    },
+
+    /// The VM shares host directories but this host has no `virtiofsd`.
+    #[error(
+        "VM {vm_id} shares host directories, which need virtiofsd, and none was found; {}",
+        crate::virtiofs::INSTALL_HINT
+    )]
+    NoVirtiofsd { vm_id: String },
+
     /// QEMU exited with an error before the VM started; `stderr` is QEMU's own explanation.
     #[error("QEMU refused to start VM {vm_id} (exit status {status}): {stderr}")]
     QemuRefused {

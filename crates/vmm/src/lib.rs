@@ -13,6 +13,7 @@
 //!   capturing the serial console into a size-capped log.
 //! * [`validate`] — checks on a [`LaunchSpec`]'s values shared by every driver.
 //! * [`sandbox`] — what a VMM process may reach: seccomp, its own uid, a jail; its posture.
+//! * [`virtiofs`] — host directories shared with a guest: one `virtiofsd` per share.
 //! * [`testkit`] — a tiny bootable PVH kernel so tests can run real QEMU without a real image;
 //!   `fake` (cargo feature `testkit`) — a driver whose VMM is a real process serving the real
 //!   agent, so daemon tests run every lifecycle path without QEMU.
@@ -36,6 +37,7 @@ pub mod select;
 pub mod spec;
 pub mod testkit;
 pub mod validate;
+pub mod virtiofs;
 
 pub use driver::{RunState, VmmDriver, WaitOutcome};
 pub use drivers::Driver;

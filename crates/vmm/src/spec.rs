@@ -137,14 +137,18 @@ pub struct UserNetSpec {
     pub forwards: Vec<HostForward>,
 }
 
-/// What backs the guest's RAM: the one place a launch decides it (QEMU's argv renders it in
-/// `qemu/argv.rs::memory`; Firecracker always uses anonymous memory).
+/// What backs the guest's RAM. [`LaunchSpec::memory_backing`] is the one place that decides
+/// what a launch really gets; QEMU's argv renders only that (`qemu/argv.rs::memory`);
+/// Firecracker always uses anonymous memory (and refuses shares).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum GuestMemory {
-    /// Private anonymous memory of the VMM process (QEMU's default `-m`).
+    /// Anonymous memory private to the VMM (QEMU's default `-m`).
     #[default]
-    Anonymous,
+    Private,
+    /// A memfd the VMM maps shared (`memory-backend-memfd,share=on`): what a vhost-user
+    /// device such as virtio-fs needs, since its daemon maps guest memory too.
+    SharedMemfd,
 }
 
 /// Files a driver wrote for one snapshot of a paused VM, and reads back to restore it.
@@ -186,7 +190,7 @@ pub struct LaunchSpec {
     pub user_net: Option<UserNetSpec>,
     pub vcpus: u32,
     pub memory_mib: u64,
-    /// What backs the guest's RAM.
+    /// How guest RAM is backed, as asked; see [`LaunchSpec::memory_backing`].
     #[serde(default)]
     pub memory: GuestMemory,
     /// Resume a saved guest from these files instead of booting the kernel. The device set
@@ -195,12 +199,24 @@ pub struct LaunchSpec {
     /// returns the VM paused, its state loaded; `resume` runs it.
     #[serde(default)]
     pub restore: Option<SnapshotFiles>,
+    /// Host directories shared with the guest over virtio-fs (QEMU only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shares: Vec<crate::virtiofs::ShareSpec>,
     /// The log the daemon keeps of the guest's serial console (named in errors; drivers hand
     /// the console itself over as a socket or pipe, see `VmRuntime::console`).
     pub console_log: PathBuf,
 }
 
 impl LaunchSpec {
+    /// The memory backing this launch gets: as asked, except that shares need guest memory
+    /// the VMM maps shared (vhost-user), so private memory becomes a shared memfd.
+    pub fn memory_backing(&self) -> GuestMemory {
+        match &self.memory {
+            GuestMemory::Private if !self.shares.is_empty() => GuestMemory::SharedMemfd,
+            other => other.clone(),
+        }
+    }
+
     /// The VM's directory must exist and be a directory: drivers put sockets and records
     /// there and never create it (the daemon does, private).
     pub(crate) fn check_vm_dir(&self) -> Result<(), crate::error::VmmError> {

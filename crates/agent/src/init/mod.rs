@@ -8,6 +8,7 @@ mod mounts;
 mod net;
 mod power_button;
 pub mod services;
+mod shares;
 pub mod switch_root;
 
 use std::path::Path;
@@ -67,6 +68,8 @@ pub fn setup(cmdline: &KernelCmdline) -> InitReport {
     {
         report.disk_mounted_us = Some(clock::boottime_us());
     }
+    // After the work disk (a share may be mounted below /work) and before anything runs.
+    mount_shares(cmdline);
     // After the modules (virtio_net) and before the services, which may listen on it.
     configure_network(cmdline);
     // The lean init of a root disk: the image's few services (sshd), as soon as /work
@@ -113,9 +116,18 @@ pub fn setup_as_service(cmdline: &KernelCmdline) -> InitReport {
         report.disk_mounted_us = Some(clock::boottime_us());
     }
     if root {
+        mount_shares(cmdline);
         configure_network(cmdline);
     }
     report
+}
+
+/// The VM's shared host directories (`banger.shares`), when it has any.
+fn mount_shares(cmdline: &KernelCmdline) {
+    if let Some(value) = cmdline.get("banger.shares") {
+        let mounted = shares::mount_all(value);
+        log!("mounted {mounted} shared director(ies)");
+    }
 }
 
 /// The guest's interface from `banger.ip`/`banger.gw`/`banger.dns`, when the host gave

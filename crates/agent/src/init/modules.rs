@@ -10,6 +10,10 @@ use crate::log;
 /// One module per line, relative to `/lib/modules/$(uname -r)/`, in dependency order.
 pub const MODULE_LIST: &str = "/etc/banger/modules";
 
+/// Listed modules a guest loads only when it needs them ([`load_on_demand`]): virtio-fs
+/// for shared host directories. Most VMs share nothing; their boot skips these.
+pub const ON_DEMAND: &[&str] = &["fuse", "virtiofs"];
+
 /// finit_module flag: the file is compressed and the kernel should decompress it.
 const MODULE_INIT_COMPRESSED_FILE: libc::c_uint = 4;
 
@@ -26,7 +30,7 @@ pub fn load_listed(release: &str) -> bool {
     };
     let dir = Path::new("/lib/modules").join(release);
     for line in list.lines().map(str::trim) {
-        if line.is_empty() || line.starts_with('#') {
+        if line.is_empty() || line.starts_with('#') || ON_DEMAND.contains(&module_name(line)) {
             continue;
         }
         let path = dir.join(line);
@@ -38,6 +42,31 @@ pub fn load_listed(release: &str) -> bool {
         }
     }
     true
+}
+
+/// Load the listed modules called `names` (from [`ON_DEMAND`]), in list order. An error
+/// names the first that could not be loaded; a name the list lacks is taken as built in.
+pub fn load_on_demand(release: &str, names: &[&str]) -> Result<(), String> {
+    let list = match std::fs::read_to_string(MODULE_LIST) {
+        Ok(list) => list,
+        // No list: an image whose kernel has what it needs built in.
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(err) => return Err(format!("reading {MODULE_LIST} failed: {err}")),
+    };
+    let dir = Path::new("/lib/modules").join(release);
+    for line in list.lines().map(str::trim) {
+        if names.contains(&module_name(line)) {
+            let path = dir.join(line);
+            load(&path).map_err(|e| format!("loading module {} failed: {e}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// `kernel/fs/fuse/virtiofs.ko.xz` -> `virtiofs`.
+fn module_name(line: &str) -> &str {
+    let file = line.rsplit('/').next().unwrap_or(line);
+    file.split_once(".ko").map_or(file, |(name, _)| name)
 }
 
 fn load(path: &Path) -> io::Result<()> {
@@ -69,4 +98,16 @@ fn load(path: &Path) -> io::Result<()> {
         return Ok(());
     }
     Err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn module_names_come_from_their_files() {
+        assert_eq!(module_name("kernel/fs/fuse/virtiofs.ko.xz"), "virtiofs");
+        assert_eq!(module_name("kernel/fs/fuse/fuse.ko"), "fuse");
+        assert_eq!(module_name("evdev.ko.zst"), "evdev");
+    }
 }

@@ -2,6 +2,7 @@
 //! top-level shortcuts (`banger run`, `banger ps`, …: see `cli/mod.rs`), sharing these
 //! argument types and help texts.
 
+use banger_api::{CreateVmRequest, ShareRequest};
 use clap::{Args, Subcommand};
 
 use super::output::{DataArgs, ListArgs};
@@ -16,6 +17,7 @@ Create and boot a VM, optionally run a command in it.
   banger vm run -d --memory 1g        boot a VM in the background and print its name
   banger vm run --rm -it sh           an interactive shell in a throwaway VM
   banger vm run -d -p 8081:80         publish guest port 80 on host port 8081
+  banger vm run --rm -v .:/src -w /src -- ls   share this directory as /src, live
 
 The command may follow `--` or simply come last. The image defaults to `default_image_name`
 from config.toml (the built-in default image if unset; it is built on first use). vCPUs,
@@ -25,6 +27,13 @@ where each comes from. Sizes take binary units: 512m, 1g, 8G; a plain number is 
 -p HOST:GUEST publishes a guest port (TCP; add /udp for UDP; prefix an address such as
 127.0.0.1: to listen on it only). It is kept with the VM and forwarded whenever it runs,
 on the bridge or through QEMU's user-mode network (see docs/networking.md).
+
+-v HOST:GUEST[:ro] (or --mount type=bind,src=HOST,dst=GUEST[,ro]) shares a host directory,
+kept with the VM and mounted by the guest at every boot before any command runs. Under QEMU
+it is live both ways (virtio-fs; needs virtiofsd, see `banger doctor`): what the guest's
+root writes belongs to you on the host, and :ro is enforced by the host. Firecracker cannot
+share directories: such a VM is refused, use --vmm qemu or `banger vm cp`. See
+docs/shares.md.
 
 Exit status: the command's own (128+N when signal N killed it); 125 when banger fails
 before the command runs (a bad flag, the VM did not boot, no daemon); 126 when the command
@@ -87,6 +96,7 @@ start NAME` boots it later. Takes the same VM flags as `vm run`.
   banger vm create --name dev --vcpu 2 --memory 1g   lay it out now
   banger vm start dev                                boot it later
   banger vm create --name pinned --vmm qemu          keep it on QEMU whatever config.toml says
+  banger vm create --name dev -v \"$PWD:/src:ro\"   share a directory at every boot
 
 A VM keeps the driver it was created with (`--vmm`, else `vmm` from config.toml: auto picks
 Firecracker when it can run here, else QEMU); `banger vm inspect` says which and why.";
@@ -211,8 +221,9 @@ pub struct CpArgs {
     pub dest: String,
 }
 
+/// What a VM is made of: the flags `vm run` and `vm create` share, defined once.
 #[derive(Debug, Args)]
-pub struct RunArgs {
+pub struct VmSpecArgs {
     /// Name for the VM (a DNS label: lowercase letters, digits, '-'); generated if omitted
     #[arg(long)]
     pub name: Option<String>,
@@ -228,9 +239,46 @@ pub struct RunArgs {
     /// Work disk size, e.g. 8g or 512m (a plain number is MiB)
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub disk: Option<u64>,
-    /// Publish a guest port on the host: [HOST_ADDR:]HOST_PORT:GUEST_PORT[/udp] (repeatable)
+    /// Publish a guest port on the host: [HOST_ADDR:]HOST_PORT:GUEST_PORT[/udp] (repeatable;
+    /// forwarded whenever the VM runs)
     #[arg(short = 'p', long = "publish", value_name = "[ADDR:]HOST:GUEST[/udp]")]
     pub publish: Vec<String>,
+    /// VMM for this VM: auto, qemu or firecracker (default: `vmm` from config.toml); the VM
+    /// keeps it for its life
+    #[arg(long, value_name = "VMM", value_parser = ["auto", "qemu", "firecracker"])]
+    pub vmm: Option<String>,
+    /// Share a host directory with the guest: HOST:GUEST[:ro] (repeatable; kept with the VM,
+    /// live over virtio-fs under QEMU)
+    #[arg(short = 'v', long = "volume", value_name = "HOST:GUEST[:ro]", value_parser = super::share::parse_volume)]
+    pub volumes: Vec<ShareRequest>,
+    /// Share a host directory, long form: type=bind,src=HOST,dst=GUEST[,ro] (repeatable)
+    #[arg(long = "mount", value_name = "type=bind,src=HOST,dst=GUEST[,ro]", value_parser = super::share::parse_mount)]
+    pub mounts: Vec<ShareRequest>,
+}
+
+impl VmSpecArgs {
+    /// The daemon's create request for this spec; `start` boots it too.
+    pub fn into_request(self, start: bool) -> CreateVmRequest {
+        CreateVmRequest {
+            name: self.name,
+            image: self.image,
+            vcpu: self.vcpu,
+            memory_mib: self.memory,
+            // The API takes a size string; bytes are exact.
+            disk: self.disk.map(|bytes| bytes.to_string()),
+            start,
+            publish: self.publish,
+            vmm: self.vmm,
+            from: None,
+            shares: self.volumes.into_iter().chain(self.mounts).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub spec: VmSpecArgs,
     /// Delete the VM when the command finishes (requires a command)
     #[arg(long)]
     pub rm: bool,
@@ -245,13 +293,9 @@ pub struct RunArgs {
     /// Without a command: print the booted VM as JSON
     #[arg(long)]
     pub json: bool,
-    /// VMM for this VM: auto, qemu or firecracker (default: `vmm` from config.toml); the VM
-    /// keeps it for its life
-    #[arg(long, value_name = "VMM", value_parser = ["auto", "qemu", "firecracker"])]
-    pub vmm: Option<String>,
     /// Resume a clone of this snapshot instead of booting (its image and resources are
     /// the snapshot's); see `banger vm snapshot --help`
-    #[arg(long, value_name = "SNAPSHOT", conflicts_with_all = ["image", "vcpu", "memory", "disk", "vmm"])]
+    #[arg(long, value_name = "SNAPSHOT", conflicts_with_all = ["image", "vcpu", "memory", "disk", "vmm", "volumes", "mounts"])]
     pub from: Option<String>,
     /// Command to run in the VM (after `--`, or simply last)
     #[arg(trailing_var_arg = true, value_name = "COMMAND")]
@@ -260,29 +304,8 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct CreateArgs {
-    /// Name for the VM (a DNS label: lowercase letters, digits, '-'); generated if omitted
-    #[arg(long)]
-    pub name: Option<String>,
-    /// Image to boot (default: `default_image_name` from config, else `debian`)
-    #[arg(long, add = super::complete::images())]
-    pub image: Option<String>,
-    /// Number of vCPUs
-    #[arg(long)]
-    pub vcpu: Option<u32>,
-    /// Memory, e.g. 512m or 1g (a plain number is MiB)
-    #[arg(long, value_name = "SIZE", value_parser = parse_mib)]
-    pub memory: Option<u64>,
-    /// Work disk size, e.g. 8g or 512m (a plain number is MiB)
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
-    pub disk: Option<u64>,
-    /// VMM for this VM: auto, qemu or firecracker (default: `vmm` from config.toml); the VM
-    /// keeps it for its life
-    #[arg(long, value_name = "VMM", value_parser = ["auto", "qemu", "firecracker"])]
-    pub vmm: Option<String>,
-    /// Publish a guest port on the host: [HOST_ADDR:]HOST_PORT:GUEST_PORT[/udp] (repeatable;
-    /// forwarded whenever the VM runs)
-    #[arg(short = 'p', long = "publish", value_name = "[ADDR:]HOST:GUEST[/udp]")]
-    pub publish: Vec<String>,
+    #[command(flatten)]
+    pub spec: VmSpecArgs,
     /// Print the created VM as JSON
     #[arg(long)]
     pub json: bool,

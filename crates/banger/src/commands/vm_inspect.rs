@@ -126,6 +126,20 @@ fn describe(vm: &VmView, escape: bool, out: &mut String) {
             let _ = writeln!(out, "published:   {}", net.published.join(", "));
         }
     }
+    for share in &vm.shares {
+        // Paths are the owner's, but a directory name can still hold escape sequences.
+        let ro = if share.read_only { ", read-only" } else { "" };
+        let _ = writeln!(
+            out,
+            "share:       {} -> {} ({}{ro})",
+            guest(&share.host),
+            guest(&share.guest),
+            share.mode
+        );
+        if let Some(problem) = &share.problem {
+            let _ = writeln!(out, "  problem:    {problem}");
+        }
+    }
     for disk in &vm.disks {
         let used = disk
             .used_bytes
@@ -186,6 +200,36 @@ mod tests {
                      "kernel_release": "6.1\x1b[31m"}
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn share_lines() {
+        let mut view = vm();
+        view.shares = vec![
+            banger_api::ShareView {
+                host: "/home/me/my project".into(),
+                guest: "/src".into(),
+                read_only: false,
+                mode: "virtio-fs".into(),
+                problem: None,
+            },
+            banger_api::ShareView {
+                host: "/etc/\x1b[2Jssl".into(),
+                guest: "/ssl".into(),
+                read_only: true,
+                mode: "unavailable".into(),
+                problem: Some("install virtiofsd".into()),
+            },
+        ];
+        let mut out = String::new();
+        describe(&view, true, &mut out);
+        assert!(
+            out.contains("share:       /home/me/my project -> /src (virtio-fs)\n"),
+            "{out}"
+        );
+        assert!(out.contains("-> /ssl (unavailable, read-only)\n"), "{out}");
+        assert!(out.contains("  problem:    install virtiofsd\n"), "{out}");
+        assert!(!out.contains('\x1b'), "escaped: {out}");
     }
 
     #[test]

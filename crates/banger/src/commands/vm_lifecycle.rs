@@ -5,7 +5,7 @@
 
 use std::io::Write;
 
-use banger_api::{Client, ClientError, CreateVmRequest, StopVmRequest, VmView};
+use banger_api::{Client, ClientError, StopVmRequest, VmView};
 use banger_paths::Layout;
 use banger_system::progress::{NoProgress, Progress};
 
@@ -15,17 +15,7 @@ use crate::output::{print_error, print_json};
 use crate::progress::Renderer;
 
 pub async fn create(layout: &Layout, args: CreateArgs) -> anyhow::Result<i32> {
-    let request = CreateVmRequest {
-        name: args.name,
-        image: args.image,
-        vcpu: args.vcpu,
-        memory_mib: args.memory,
-        disk: args.disk.map(|bytes| bytes.to_string()),
-        start: false,
-        vmm: args.vmm,
-        from: None,
-        publish: args.publish,
-    };
+    let request = args.spec.into_request(false);
     let client = connect::connect(layout).await?;
     // Creating may build the image first: show that progress, as `vm run` does.
     let progress = Renderer::stderr_quiet();

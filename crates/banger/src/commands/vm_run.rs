@@ -1,7 +1,7 @@
 //! `banger vm run`: create, boot, optionally run a command, optionally delete.
 
 use anyhow::bail;
-use banger_api::{ClientError, CreateVmRequest};
+use banger_api::ClientError;
 use banger_paths::Layout;
 
 use super::vm_exec::request;
@@ -25,7 +25,7 @@ pub async fn run(layout: &Layout, mut args: RunArgs) -> anyhow::Result<i32> {
     let mut image_env = Vec::new();
     if args.command.is_empty()
         && !args.detach
-        && let Some(image) = &args.image
+        && let Some(image) = &args.spec.image
         && let Ok(view) = client.get_image(image).await
         && let Some(run) = view.run
     {
@@ -46,7 +46,7 @@ pub async fn run(layout: &Layout, mut args: RunArgs) -> anyhow::Result<i32> {
         }
     }
     if args.rm && args.command.is_empty() {
-        match &args.image {
+        match &args.spec.image {
             Some(image) => bail!(
                 "--rm needs a command to run, and image {image:?} gives none (it has no \
                  Entrypoint/Cmd, or is not here yet: `banger images`); add one, e.g. \
@@ -66,17 +66,9 @@ pub async fn run(layout: &Layout, mut args: RunArgs) -> anyhow::Result<i32> {
             Some(req)
         }
     };
-    let request = CreateVmRequest {
-        name: args.name,
-        image: args.image,
-        vcpu: args.vcpu,
-        memory_mib: args.memory,
-        // The API takes a size string; bytes are exact.
-        disk: args.disk.map(|bytes| bytes.to_string()),
-        start: true,
-        publish: args.publish,
-        vmm: args.vmm,
+    let request = banger_api::CreateVmRequest {
         from: args.from,
+        ..args.spec.into_request(true)
     };
     let progress = Renderer::stderr_quiet();
     let create = client.create_vm(&request, &progress);

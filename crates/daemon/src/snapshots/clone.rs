@@ -27,6 +27,8 @@ pub async fn create(
         ("memory_mib", req.memory_mib.is_some()),
         ("disk", req.disk.is_some()),
         ("vmm", req.vmm.is_some()),
+        // A restore needs the snapshot's exact device set: no new virtio-fs devices.
+        ("shares", !req.shares.is_empty()),
     ] {
         if given {
             return Err(DaemonError::invalid(format!(

@@ -95,6 +95,16 @@ pub(crate) fn preconditions(daemon: &Daemon, vm: &VmRecord) -> Result<VmRuntime>
         ))
         .with_hint("use a VM with user-mode or no networking (config `[network] mode`)"));
     }
+    // QEMU 7.2 cannot migrate a vhost-user-fs device (`migrate` answers "State blocked by
+    // non-migratable device"), and a clone would need the parent's virtiofsd state too.
+    if daemon.store().vm_has_shares(&vm.id)? {
+        return Err(DaemonError::conflict(format!(
+            "VM {} shares host directories (-v); snapshots of VMs with shared directories \
+             are not supported (QEMU cannot save a virtio-fs device)",
+            vm.name
+        ))
+        .with_hint("snapshot a VM without -v, and copy files in with `banger vm cp`"));
+    }
     for disk in daemon.store().vm_disks(&vm.id)? {
         disks::check_snapshottable(&vm.name, &disk)?;
     }

@@ -57,6 +57,7 @@ pub async fn create(
     let selection = daemon.driver.select(preference).map_err(|e| {
         DaemonError::unavailable(e.to_string()).with_hint("`banger doctor` checks the host")
     })?;
+    let shares = crate::shares::validate(daemon, &req.shares, selection.driver)?;
     let image_name = req
         .image
         .unwrap_or_else(|| daemon.config.default_image_name_resolved().value);
@@ -87,7 +88,11 @@ pub async fn create(
     fault_point!(daemon, CreateIntentRecorded);
     // Firecracker reads only raw images; QEMU may get a qcow2 overlay of the image.
     let allow_qcow2 = selection.driver == banger_vmm::DriverKind::Qemu;
-    if let Err(e) = lay_out(daemon, &record, &image, allow_qcow2, &ports, progress).await {
+    let extras = Extras {
+        ports: &ports,
+        shares: &shares,
+    };
+    if let Err(e) = lay_out(daemon, &record, &image, allow_qcow2, &extras, progress).await {
         // Nothing refers to the directory: remove it so a failed create leaves no trace.
         let _ = std::fs::remove_dir_all(&dir);
         let _ = daemon.store().end_intent(&id);
@@ -101,14 +106,20 @@ pub async fn create(
     Ok(view(&record))
 }
 
-/// The VM's directory and disks, then its row with its disks and published ports (which
-/// ends the `create` intent).
+/// What a VM is registered with besides its disks.
+struct Extras<'a> {
+    ports: &'a [String],
+    shares: &'a [banger_store::VmShare],
+}
+
+/// The VM's directory and disks, then its row with its disks, published ports and shared
+/// directories (which ends the `create` intent).
 async fn lay_out(
     daemon: &Daemon,
     record: &VmRecord,
     image: &ImageRecord,
     allow_qcow2: bool,
-    ports: &[String],
+    extras: &Extras<'_>,
     progress: &dyn Progress,
 ) -> Result<()> {
     banger_system::fsperm::create_private_dir(&record.dir)
@@ -125,7 +136,7 @@ async fn lay_out(
     fault_point!(daemon, CreateDiskMade);
     daemon
         .store()
-        .insert_vm_with(record, &vm_disks, ports)
+        .insert_vm_sharing(record, &vm_disks, extras.ports, extras.shares)
         .map_err(|e| match e {
             StoreError::VmExists(_) => exists(&record.name),
             other => other.into(),

@@ -78,6 +78,7 @@ pub fn get(daemon: &Daemon, name: &str) -> Result<VmView> {
         .collect();
     view.network = Some(crate::net::view(daemon, &vm)?);
     view.origin = crate::snapshots::origin_view(daemon, &vm.id)?;
+    view.shares = crate::shares::views(daemon, &vm)?;
     Ok(view)
 }
 
@@ -153,6 +154,7 @@ pub fn view(vm: &VmRecord) -> VmView {
         disks: Vec::new(),
         network: None,
         origin: None,
+        shares: Vec::new(),
     }
 }
 

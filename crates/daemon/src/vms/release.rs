@@ -3,9 +3,9 @@
 //! running VM holds on the host is given back exactly once per path and none can forget a
 //! piece.
 //!
-//! A VM holds its agent connection, its runtime record and its networking (TAP, address
+//! A VM holds its agent connection, its runtime record, its networking (TAP, address
 //! lease, published ports; NAT and the bridge with the last bridged VM — see
-//! `net/release.rs`). All are released here, before the state changes, and each release is
+//! `net/release.rs`) and the `virtiofsd` serving each of its shared directories. All are released here, before the state changes, and each release is
 //! idempotent: a daemon that dies half-way through releases again on reconciliation, since
 //! the VM is still recorded active (and `net::release::sweep` finishes a network release
 //! that could not be done).
@@ -15,6 +15,9 @@ use banger_store::{VmRecord, VmState};
 use super::agent;
 use crate::error::Result;
 use crate::state::Daemon;
+
+/// How long a `virtiofsd` gets after SIGTERM (and again after SIGKILL).
+const FILE_SERVER_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Give back what VM `vm` holds and move it from `from` to `to` (compare-and-set: if someone
 /// else changed the state meanwhile, the store refuses and nothing is recorded), with `why`
@@ -31,6 +34,13 @@ pub async fn release(
         // The VMM is gone either way; what could not be given back stays recorded and is
         // given back by the next release or the daemon's next start.
         tracing::warn!(vm = %vm.name, error = %e.message, "network not fully released");
+    }
+    // Each virtiofsd quits when its QEMU disconnects; one that did not (its QEMU never
+    // connected, or it hangs) must not outlive the VM.
+    if daemon.store().vm_has_shares(&vm.id).unwrap_or(true)
+        && let Some(binary) = banger_vmm::virtiofs::find_binary()
+    {
+        banger_vmm::virtiofs::spawn::reap(&binary, &vm.dir, &[], FILE_SERVER_GRACE).await;
     }
     forget_runtime(daemon, vm)?;
     daemon

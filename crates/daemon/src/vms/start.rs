@@ -114,6 +114,13 @@ pub async fn boot(daemon: &Daemon, id: &str, progress: &dyn Progress) -> Result<
     let drives = crate::disks::drives(&daemon.store().vm_disks(&vm.id)?, &vm.dir);
     let mut kernel_args = guest_args(&vm, &image, &drives);
     kernel_args.extend(network.kernel_args);
+    let stored_shares = daemon.store().vm_shares(&vm.id)?;
+    let shares = crate::shares::specs(&stored_shares);
+    let guest_paths: Vec<&str> = stored_shares
+        .iter()
+        .map(|s| s.guest_path.as_str())
+        .collect();
+    kernel_args.extend(crate::shares::guest::kernel_arg(&shares, &guest_paths));
     let spec = LaunchSpec {
         vm_id: vm.id.clone(),
         vm_dir: vm.dir.clone(),
@@ -127,8 +134,11 @@ pub async fn boot(daemon: &Daemon, id: &str, progress: &dyn Progress) -> Result<
         user_net: network.user_net,
         vcpus: vm.vcpu,
         memory_mib: vm.memory_mib,
-        memory: Default::default(),
+        // Shares ask for shared memory themselves (`LaunchSpec::memory_backing`); a restore
+        // must get what the snapshot had, and a VM with shares is never snapshotted.
+        memory: banger_vmm::GuestMemory::Private,
         restore: restore.as_ref().map(|plan| plan.files.clone()),
+        shares: shares.clone(),
         console_log: vm.dir.join(CONSOLE_LOG),
     };
 

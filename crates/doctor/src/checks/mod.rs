@@ -11,6 +11,7 @@ pub mod lifecycle;
 pub mod network;
 pub mod runtime;
 pub mod security;
+pub mod shares;
 pub mod ssh;
 pub mod store;
 pub mod vm_defaults;

@@ -5,4 +5,5 @@ pub mod guests;
 pub mod net;
 pub mod oci;
 pub mod sandbox;
+pub mod shares;
 pub mod snapshots;

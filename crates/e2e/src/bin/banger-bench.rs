@@ -28,12 +28,14 @@
 //! **snapshots** (P6) — `vm run --from SNAP --rm -- true` against a cold `vm run --rm --
 //! true`, and 10 clones against 10 cold boots: time and QEMU memory (see
 //! `bench/snapshots.rs`).
+//! **shares** — a virtio-fs shared directory against the guest's disk: `find | wc -l` over
+//! 10,000 small files and a 256 MiB sequential read (see `bench/shares.rs`).
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use banger_e2e::bench::{disks, guests, net, oci, sandbox, snapshots};
+use banger_e2e::bench::{disks, guests, net, oci, sandbox, shares, snapshots};
 use banger_e2e::direct::{self, ImageFiles};
 use banger_e2e::{Env, stderr};
 use banger_vmm::QemuDriver;
@@ -43,7 +45,7 @@ const RUNS: usize = 5;
 const VCPUS: u32 = 1;
 const MEMORY_MIB: u64 = 512;
 
-/// `banger-bench [boot] [disks] [oci] [guests] [sandbox] [ssh] [net] [snapshots]` (all by default). `disks-xfs DIR` is the
+/// `banger-bench [boot] [disks] [oci] [guests] [sandbox] [ssh] [net] [snapshots] [shares]` (all by default). `disks-xfs DIR` is the
 /// xfs half of `disks`, re-run inside a private mount namespace.
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -94,6 +96,10 @@ fn main() -> anyhow::Result<()> {
     if want("snapshots") {
         println!("\n== P6: restore from a snapshot vs cold boot; 10 clones vs 10 cold boots ==");
         snapshots::measure(&Env::new()?, RUNS, 10, MEMORY_MIB)?.print();
+    }
+    if want("shares") {
+        println!("\n== shares: virtio-fs vs the guest's own disk (minimal, TCG) ==");
+        shares::measure()?;
     }
     Ok(())
 }

@@ -185,6 +185,13 @@ pub fn boot_plan(input: &PlanInput<'_>) -> Result<Vec<ApiCall>, String> {
             "Firecracker has no user-mode networking; give the VM a TAP interface instead".into(),
         );
     }
+    if !spec.shares.is_empty() {
+        return Err(
+            "Firecracker has neither virtio-fs nor 9p, so it cannot share host \
+                    directories; run the VM under QEMU, or copy files with `banger vm cp`"
+                .into(),
+        );
+    }
     for nic in &spec.nics {
         resource_id("network interface", &nic.id)?;
         validate::tap_name(&nic.tap)?;

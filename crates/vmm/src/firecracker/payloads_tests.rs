@@ -36,6 +36,7 @@ fn spec() -> LaunchSpec {
         memory_mib: 512,
         memory: Default::default(),
         restore: None,
+        shares: Vec::new(),
         console_log: "/vms/vm1/console.log".into(),
     }
 }
@@ -219,6 +220,14 @@ fn what_firecracker_cannot_take_is_refused_before_launch() {
         })
     };
     assert!(refused(&user_net, "1.14.1").contains("user-mode networking"));
+    let shares = |s: &mut LaunchSpec| {
+        s.shares = vec![crate::virtiofs::ShareSpec {
+            tag: "bangerfs0".into(),
+            host_dir: "/src".into(),
+            read_only: false,
+        }]
+    };
+    assert!(refused(&shares, "1.14.1").contains("virtio-fs"));
 }
 
 #[test]

@@ -16,6 +16,8 @@ use crate::validate::{self, SocketPathError, opt_value};
 const MAX_CMDLINE: usize = 2047;
 const MAX_VCPUS: u32 = 64;
 const MIN_MEMORY_MIB: u64 = 16;
+/// virtio-fs tags are at most 36 bytes (the device's config space).
+const MAX_FS_TAG: usize = 36;
 
 /// Files QEMU creates in the VM directory. Short names keep socket paths far from the
 /// 107-byte limit.
@@ -120,7 +122,13 @@ pub fn render(input: &ArgvInput<'_>) -> Result<Vec<String>, VmmError> {
             opt_value(&spec.vm_id)
         ),
     ]);
-    push(&["-M", input.machine.as_str()]);
+    match spec.memory_backing() {
+        GuestMemory::Private => push(&["-M", input.machine.as_str()]),
+        GuestMemory::SharedMemfd => push(&[
+            "-M",
+            &format!("{},memory-backend=mem", input.machine.as_str()),
+        ]),
+    }
     match input.accel {
         // The vCPU model the host has; QEMU's default (qemu64) hides most CPU features.
         Accel::Kvm => push(&["-accel", "kvm", "-cpu", "host"]),
@@ -265,6 +273,30 @@ pub fn render(input: &ArgvInput<'_>) -> Result<Vec<String>, VmmError> {
         ]);
     }
 
+    // Shared host directories: vhost-user devices served by the VM's virtiofsd processes.
+    let fs_device = match input.machine {
+        MachineType::Pc => "vhost-user-fs-pci",
+        _ => "vhost-user-fs-device",
+    };
+    for share in &spec.shares {
+        validate::object_id("share tag", &share.tag).map_err(invalid)?;
+        if share.tag.len() > MAX_FS_TAG || !ids.insert(format!("fs-{}", share.tag)) {
+            return Err(invalid(format!(
+                "share tag {:?} is used twice or longer than {MAX_FS_TAG} bytes",
+                share.tag
+            )));
+        }
+        let path = socket("virtio-fs socket", &share.socket(&spec.vm_dir))?;
+        push(&[
+            "-chardev",
+            &format!("socket,id=fs-{},path={}", share.tag, opt_value(&path)),
+        ]);
+        push(&[
+            "-device",
+            &format!("{fs_device},chardev=fs-{},tag={}", share.tag, share.tag),
+        ]);
+    }
+
     // Entropy for early boot (ssh host keys, getrandom) without waiting on jitter.
     push(&["-object", "rng-random,id=rng0,filename=/dev/urandom"]);
     push(&["-device", &format!("{},rng=rng0", dev("rng"))]);
@@ -287,9 +319,19 @@ pub fn render(input: &ArgvInput<'_>) -> Result<Vec<String>, VmmError> {
 
 /// The guest's RAM: its size and what backs it ([`GuestMemory`]), decided here only.
 fn memory(spec: &LaunchSpec) -> Vec<String> {
-    match spec.memory {
-        GuestMemory::Anonymous => vec!["-m".into(), format!("{}M", spec.memory_mib)],
+    let mut a = vec!["-m".to_owned(), format!("{}M", spec.memory_mib)];
+    match spec.memory_backing() {
+        GuestMemory::Private => {}
+        // Named by `-M …,memory-backend=mem` above.
+        GuestMemory::SharedMemfd => a.extend([
+            "-object".to_owned(),
+            format!(
+                "memory-backend-memfd,id=mem,size={}M,share=on",
+                spec.memory_mib
+            ),
+        ]),
     }
+    a
 }
 
 /// `user,id=net-user,net=10.0.2.0/24[,hostfwd=PROTO:[ADDR]:HOSTPORT-:GUESTPORT…]`.

@@ -420,6 +420,7 @@ mod tests {
             memory_mib: 64,
             memory: Default::default(),
             restore: None,
+            shares: Vec::new(),
             console_log: dir.join("console.log"),
         }
     }

@@ -36,6 +36,7 @@ use crate::qmp::QmpClient;
 use crate::runtime::{MachineType, VmRuntime};
 use crate::sandbox::{IdRange, SandboxPolicy};
 use crate::spec::{Accel, DriverKind, KernelFormat, LaunchSpec};
+use crate::virtiofs;
 
 /// Which QEMU machine type to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -66,6 +67,9 @@ pub struct QemuConfig {
     /// How QEMU is confined ([`crate::sandbox`]); by default what this process's
     /// privileges call for, with the default id range.
     pub sandbox: SandboxPolicy,
+    /// `virtiofsd`, for VMs that share host directories ([`crate::virtiofs`]); `None` when
+    /// this host has none (such VMs then fail to start, saying what to install).
+    pub virtiofsd: Option<PathBuf>,
 }
 
 impl QemuConfig {
@@ -79,6 +83,7 @@ impl QemuConfig {
             qmp_timeout: Duration::from_secs(5),
             kill_grace: Duration::from_secs(5),
             sandbox: SandboxPolicy::for_this_process(IdRange::default()),
+            virtiofsd: crate::virtiofs::find_binary(),
         }
     }
 }
@@ -318,7 +323,36 @@ impl VmmDriver for QemuDriver {
         let incoming_fd = state.as_ref().map(AsRawFd::as_raw_fd);
         fds.extend(incoming_fd);
         let plan = self.plan_with_fds(spec, tap_fds.as_deref(), incoming_fd)?;
-        let rt = match launch::run(&self.config, &self.runner, spec, plan, &fds).await {
+        // Each share's virtiofsd listens before QEMU connects to it (and before the sandbox
+        // gives the VM directory, its sockets included, to QEMU's uid).
+        let file_server = match (spec.shares.is_empty(), &self.config.virtiofsd) {
+            (true, _) => None,
+            (false, None) => {
+                return Err(VmmError::NoVirtiofsd {
+                    vm_id: spec.vm_id.clone(),
+                });
+            }
+            (false, Some(binary)) => {
+                virtiofs::spawn::start(
+                    binary,
+                    &spec.vm_id,
+                    &spec.vm_dir,
+                    &spec.shares,
+                    virtiofs::Owner::of_this_process(),
+                    self.config.launch_timeout,
+                )
+                .await?;
+                Some(binary)
+            }
+        };
+        let launched = launch::run(&self.config, &self.runner, spec, plan, &fds).await;
+        if launched.is_err()
+            && let Some(binary) = file_server
+        {
+            // Nothing will ever connect to them.
+            virtiofs::spawn::reap(binary, &spec.vm_dir, &[], self.config.kill_grace).await;
+        }
+        let rt = match launched {
             // A stream QEMU cannot load may fail before QMP ever answers.
             Err(VmmError::QemuRefused { stderr, .. }) if spec.restore.is_some() => {
                 return Err(VmmError::RestoreFailed {
@@ -369,6 +403,8 @@ impl VmmDriver for QemuDriver {
         &self,
         vm_dir: &std::path::Path,
     ) -> std::io::Result<Vec<process::ProcessIdentity>> {
+        // Only QEMU: a VM's virtiofsd processes are not strays while its QEMU lives (a
+        // restarted daemon adopting the VM must keep them); release reaps them with it.
         process::find_using_dir(&self.config.binary, vm_dir)
     }
 
@@ -432,6 +468,10 @@ impl VmmDriver for QemuDriver {
             }
         }
         Self::remove_leftovers(rt);
+        // A virtiofsd quits when QEMU disconnects; one that has not yet is stopped here.
+        if let Some(binary) = &self.config.virtiofsd {
+            virtiofs::spawn::reap(binary, &rt.vm_dir, &[], grace).await;
+        }
         Ok(())
     }
 }
@@ -456,6 +496,7 @@ mod tests {
             memory_mib: 256,
             memory: Default::default(),
             restore: None,
+            shares: Vec::new(),
             console_log: PathBuf::from("/vms/vm/console.log"),
         }
     }

@@ -80,6 +80,7 @@ pub fn spec(vm_dir_name: &str) -> (tempfile::TempDir, LaunchSpec) {
         memory_mib: 64,
         memory: Default::default(),
         restore: None,
+        shares: Vec::new(),
     };
     (tmp, spec)
 }

@@ -1,0 +1,101 @@
+//! Shares through the lifecycle, against the fake driver: stored at create, listed by
+//! inspect, kept across stop/start; refused before anything is made when wrong.
+
+use banger_api::{CreateVmRequest, ShareRequest, StopVmRequest};
+use banger_system::progress::NoProgress;
+
+use crate::testing::{Harness, request};
+
+fn share(host: &std::path::Path, guest: &str, read_only: bool) -> ShareRequest {
+    ShareRequest {
+        host: host.to_str().unwrap().to_string(),
+        guest: guest.to_string(),
+        read_only,
+    }
+}
+
+#[test]
+fn shares_are_stored_listed_and_kept_across_a_restart() {
+    let harness = Harness::new();
+    let inc = harness.start();
+    let host = tempfile::Builder::new()
+        .prefix("bgsh")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let link = host.path().join("link");
+    std::os::unix::fs::symlink(host.path(), &link).unwrap();
+    let req = CreateVmRequest {
+        shares: vec![
+            share(&link, "/src/", false),
+            share(host.path(), "/ro", true),
+        ],
+        ..request("s", true)
+    };
+    inc.block_on(crate::vms::create(&inc.daemon, req, &NoProgress))
+        .unwrap_or_else(|e| panic!("create: {} ({:?})", e.message, e.hint));
+    let listed =
+        |inc: &crate::testing::Incarnation| crate::vms::get(&inc.daemon, "s").unwrap().shares;
+    let shares = listed(&inc);
+    let real = std::fs::canonicalize(host.path()).unwrap();
+    assert_eq!(shares.len(), 2);
+    assert_eq!(shares[0].host, real.to_str().unwrap(), "links resolved");
+    assert_eq!(shares[0].guest, "/src", "normalised");
+    assert!(!shares[0].read_only && shares[1].read_only);
+    assert_eq!(shares[0].mode, "virtio-fs");
+    let id = crate::vms::lookup(&inc.daemon, "s").unwrap().id;
+    assert!(inc.daemon.store().vm_has_shares(&id).unwrap());
+
+    inc.block_on(crate::vms::stop(
+        &inc.daemon,
+        "s",
+        StopVmRequest::default(),
+        &NoProgress,
+    ))
+    .unwrap();
+    drop(inc);
+    let inc = harness.start();
+    inc.block_on(crate::vms::start(&inc.daemon, "s", &NoProgress))
+        .unwrap();
+    assert_eq!(listed(&inc), shares);
+}
+
+#[test]
+fn bad_shares_create_nothing() {
+    let harness = Harness::new();
+    let inc = harness.start();
+    let host = tempfile::Builder::new()
+        .prefix("bgsh")
+        .tempdir_in("/tmp")
+        .unwrap();
+    for (shares, wanted) in [
+        (vec![share(host.path(), "relative", false)], "not absolute"),
+        (
+            vec![share(&harness.layout.state_dir, "/s", false)],
+            "banger's own directory",
+        ),
+        (
+            vec![
+                share(host.path(), "/a", false),
+                share(host.path(), "/a/", true),
+            ],
+            "shared twice",
+        ),
+        (
+            (0..9)
+                .map(|i| share(host.path(), &format!("/s{i}"), false))
+                .collect(),
+            "at most 8",
+        ),
+    ] {
+        let req = CreateVmRequest {
+            shares,
+            ..request("bad", false)
+        };
+        let err = inc
+            .block_on(crate::vms::create(&inc.daemon, req, &NoProgress))
+            .expect_err("refused");
+        assert!(err.message.contains(wanted), "{wanted}: {}", err.message);
+        assert_eq!(err.field.as_deref(), Some("shares"));
+    }
+    assert!(crate::vms::list(&inc.daemon).unwrap().is_empty());
+}

@@ -1,0 +1,99 @@
+//! The host directories a VM shares (`-v HOST:GUEST[:ro]`): chosen at create, registered
+//! with the VM in one transaction, and read back at every start and by `vm inspect`.
+//!
+//! The store keeps what was asked, already validated by the daemon (absolute, canonical
+//! host directory; absolute guest path); how a share reaches the guest (virtio-fs, a copy)
+//! is decided per start by the driver and is not stored.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::params;
+
+use crate::error::StoreError;
+use crate::migrations::classify;
+use crate::{Store, sql};
+
+/// One host directory shared with a VM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmShare {
+    /// The host directory, absolute with symbolic links resolved.
+    pub host_path: PathBuf,
+    /// Where the guest mounts it: an absolute path.
+    pub guest_path: String,
+    /// The guest may read but not write (enforced on the host side).
+    pub read_only: bool,
+}
+
+pub(crate) fn insert_shares(
+    conn: &rusqlite::Connection,
+    db: &Path,
+    object: &str,
+    vm_id: &str,
+    shares: &[VmShare],
+) -> Result<(), StoreError> {
+    for (position, share) in shares.iter().enumerate() {
+        let host = sql::path(object, "share host_path", &share.host_path)?;
+        conn.execute(
+            "INSERT INTO vm_shares (vm_id, position, host_path, guest_path, read_only) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                vm_id,
+                position as i64,
+                host,
+                share.guest_path,
+                share.read_only
+            ],
+        )
+        .map_err(|e| {
+            if crate::error::extended_code(&e) == Some(sql::CONSTRAINT_UNIQUE) {
+                StoreError::InvalidValue {
+                    object: object.to_string(),
+                    field: "shares",
+                    reason: format!(
+                        "guest path {:?} is shared twice; give each share its own guest path",
+                        share.guest_path
+                    ),
+                }
+            } else {
+                classify(e, db)
+            }
+        })?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// The directories VM `vm_id` shares, in the order given at create.
+    pub fn vm_shares(&self, vm_id: &str) -> Result<Vec<VmShare>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT host_path, guest_path, read_only FROM vm_shares WHERE vm_id = ?1 \
+                 ORDER BY position",
+            )
+            .map_err(|e| classify(e, &self.path))?;
+        let rows = stmt
+            .query_map([vm_id], |r| {
+                Ok(VmShare {
+                    host_path: PathBuf::from(r.get::<_, String>(0)?),
+                    guest_path: r.get(1)?,
+                    read_only: r.get(2)?,
+                })
+            })
+            .map_err(|e| classify(e, &self.path))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(|e| classify(e, &self.path))
+    }
+
+    /// Whether VM `vm_id` shares any host directory: a live virtio-fs device cannot be
+    /// migrated by QEMU 7.2, so snapshots ask this first.
+    pub fn vm_has_shares(&self, vm_id: &str) -> Result<bool, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM vm_shares WHERE vm_id = ?1)",
+                [vm_id],
+                |r| r.get(0),
+            )
+            .map_err(|e| classify(e, &self.path))
+    }
+}

@@ -1,0 +1,71 @@
+//! A VM's shared host directories are registered with it, in order, and go away with it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use banger_store::{StoreError, VmShare};
+use common::{store_with_image, vm};
+
+fn share(host: &str, guest: &str, read_only: bool) -> VmShare {
+    VmShare {
+        host_path: host.into(),
+        guest_path: guest.into(),
+        read_only,
+    }
+}
+
+#[test]
+fn shares_live_and_die_with_their_vm() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, _) = store_with_image(tmp.path());
+    let shares = vec![
+        share("/home/me/my project", "/src", false),
+        share("/etc/ssl", "/mnt/ssl", true),
+    ];
+    store
+        .insert_vm_sharing(&vm("aaaa00000001", "dev", "base"), &[], &[], &shares)
+        .unwrap();
+    assert_eq!(store.vm_shares("aaaa00000001").unwrap(), shares);
+    assert!(store.vm_has_shares("aaaa00000001").unwrap());
+    store
+        .insert_vm_with(&vm("bbbb00000002", "plain", "base"), &[], &[])
+        .unwrap();
+    assert!(!store.vm_has_shares("bbbb00000002").unwrap());
+    store.delete_vm("aaaa00000001").unwrap();
+    assert!(store.vm_shares("aaaa00000001").unwrap().is_empty());
+    assert!(!store.vm_has_shares("aaaa00000001").unwrap());
+}
+
+#[test]
+fn a_guest_path_shared_twice_records_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, _) = store_with_image(tmp.path());
+    let shares = vec![share("/a", "/src", false), share("/b", "/src", true)];
+    let err = store
+        .insert_vm_sharing(&vm("aaaa00000001", "dev", "base"), &[], &[], &shares)
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::InvalidValue { reason, .. } if reason.contains("\"/src\"")),
+        "{err:?}"
+    );
+    assert!(
+        store.get_vm("dev").unwrap().is_none(),
+        "the VM row rolled back too"
+    );
+}
+
+#[test]
+fn relative_paths_are_refused_by_the_schema() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, _) = store_with_image(tmp.path());
+    let err = store
+        .insert_vm_sharing(
+            &vm("aaaa00000001", "dev", "base"),
+            &[],
+            &[],
+            &[share("relative", "/src", false)],
+        )
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Sqlite(_)), "{err:?}");
+    assert!(store.get_vm("dev").unwrap().is_none());
+}
