@@ -32,6 +32,15 @@ pub async fn prune(daemon: &Daemon, req: PruneImagesRequest) -> Result<PruneRepo
         if !users.is_empty() {
             continue;
         }
+        let snapshots = crate::images::snapshots_using(daemon, &image.name)?;
+        if !snapshots.is_empty() {
+            kept.push(format!(
+                "{}: snapshot(s) {} use it (`banger snapshot rm` first)",
+                image.name,
+                snapshots.join(", ")
+            ));
+            continue;
+        }
         if image.name == default && !req.all {
             kept.push(format!(
                 "{}: the default image (`image prune --all` removes it too)",

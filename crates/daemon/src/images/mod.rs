@@ -98,11 +98,30 @@ pub fn remove(daemon: &Daemon, name: &str) -> Result<ImageView> {
         ))
         .with_hint("remove those VMs first with `banger vm rm -f NAME`"));
     }
+    let snapshots = snapshots_using(daemon, name)?;
+    if !snapshots.is_empty() {
+        return Err(DaemonError::conflict(format!(
+            "image {name:?} is used by snapshot(s): {}",
+            snapshots.join(", ")
+        ))
+        .with_hint("remove those snapshots first with `banger snapshot rm NAME`"));
+    }
     daemon.store().delete_image(name)?;
     if let Err(e) = std::fs::remove_dir_all(&image.dir) {
         tracing::warn!(dir = %image.dir.display(), error = %e, "cannot delete image files");
     }
     Ok(view(&image))
+}
+
+/// The snapshots taken of VMs of image `name` (they keep its kernel and disks' bases).
+pub(crate) fn snapshots_using(daemon: &Daemon, name: &str) -> Result<Vec<String>> {
+    Ok(daemon
+        .store()
+        .list_snapshots()?
+        .into_iter()
+        .filter(|s| s.image_name == name)
+        .map(|s| s.name)
+        .collect())
 }
 
 /// The embedded catalog, with the entries of the file `BANGER_CATALOG` names added

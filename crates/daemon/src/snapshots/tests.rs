@@ -160,3 +160,34 @@ fn a_clone_whose_agent_cannot_reidentify_never_runs() {
     assert_eq!(harness.vmm_processes().len(), 1);
     harness.assert_consistent();
 }
+
+/// A snapshot keeps its image: `image rm` names the snapshot, `image prune` keeps the
+/// image and says why, even once no VM uses it.
+#[test]
+fn an_image_a_snapshot_uses_is_kept_and_the_snapshot_named() {
+    let mut harness = Harness::new();
+    harness.no_network = true;
+    let inc = harness.start();
+    let vm = inc.create("dev", true);
+    snapshot(&inc, "dev", "keep").expect("snapshot");
+    inc.block_on(crate::vms::remove(&inc.daemon, "dev", true))
+        .expect("vm rm -f");
+    let image = vm.image;
+    let err = crate::images::remove(&inc.daemon, &image).unwrap_err();
+    assert!(err.message.contains("snapshot(s): keep"), "{}", err.message);
+    assert!(inc.daemon.store().get_image(&image).unwrap().is_some());
+    let report = inc
+        .block_on(crate::prune::prune(
+            &inc.daemon,
+            banger_api::PruneImagesRequest {
+                all: true,
+                dry_run: false,
+            },
+        ))
+        .expect("prune");
+    assert!(
+        report.kept.iter().any(|k| k.contains("snapshot(s) keep")),
+        "{report:?}"
+    );
+    assert!(inc.daemon.store().get_image(&image).unwrap().is_some());
+}
