@@ -9,7 +9,7 @@ use banger_vmm::DriverKind;
 use super::{Detail, disks, lookup};
 use crate::error::{DaemonError, Result};
 use crate::state::Daemon;
-use crate::vms::{self, names};
+use crate::vms;
 
 /// Create a clone of snapshot `req.from`; with `req.start`, start (restore) it too.
 pub async fn create(
@@ -51,19 +51,7 @@ pub async fn create(
         ))
         .with_hint("`banger doctor` checks the host")
     })?;
-    let name = match req.name {
-        Some(name) => {
-            names::validate(&name)?;
-            if daemon.store().get_vm(&name)?.is_some() {
-                return Err(exists(&name));
-            }
-            name
-        }
-        None => {
-            let store = daemon.store();
-            names::generate(|candidate| matches!(store.get_vm(candidate), Ok(Some(_))))
-        }
-    };
+    let name = vms::choose_name(daemon, req.name)?;
     let ports = crate::net::parse_ports(&req.publish)?;
     if !ports.is_empty() {
         return Err(DaemonError::invalid(
@@ -113,7 +101,7 @@ pub async fn create(
             .store()
             .insert_clone(&record, &vm_disks, &snap.id)
             .map_err(|e| match e {
-                StoreError::VmExists(_) => exists(&name),
+                StoreError::VmExists(_) => vms::exists(&name),
                 other => other.into(),
             })
     }
@@ -138,12 +126,4 @@ pub async fn create(
         };
     }
     vms::get(daemon, &id)
-}
-
-fn exists(name: &str) -> DaemonError {
-    DaemonError::conflict(format!("a VM named {name:?} already exists"))
-        .with_field("name")
-        .with_hint(format!(
-            "pick another name, or remove that VM with `banger vm rm -f {name}`"
-        ))
 }

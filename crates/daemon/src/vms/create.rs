@@ -24,19 +24,7 @@ pub async fn create(
     if req.from.is_some() {
         return crate::snapshots::clone::create(daemon, req, progress).await;
     }
-    let name = match req.name {
-        Some(name) => {
-            names::validate(&name)?;
-            if daemon.store().get_vm(&name)?.is_some() {
-                return Err(exists(&name));
-            }
-            name
-        }
-        None => {
-            let store = daemon.store();
-            names::generate(|candidate| matches!(store.get_vm(candidate), Ok(Some(_))))
-        }
-    };
+    let name = choose_name(daemon, req.name)?;
 
     let (vcpu, memory_mib, disk_bytes) =
         resources(daemon, req.vcpu, req.memory_mib, req.disk.as_deref())?;
@@ -143,7 +131,27 @@ async fn lay_out(
         })
 }
 
-fn exists(name: &str) -> DaemonError {
+/// The new VM's name: the one asked for, valid and free, or a generated free one.
+pub(crate) fn choose_name(daemon: &Daemon, asked: Option<String>) -> Result<String> {
+    match asked {
+        Some(name) => {
+            names::validate(&name)?;
+            if daemon.store().get_vm(&name)?.is_some() {
+                return Err(exists(&name));
+            }
+            Ok(name)
+        }
+        None => {
+            let store = daemon.store();
+            Ok(names::generate(|candidate| {
+                matches!(store.get_vm(candidate), Ok(Some(_)))
+            }))
+        }
+    }
+}
+
+/// A VM of that name is already registered.
+pub(crate) fn exists(name: &str) -> DaemonError {
     DaemonError::conflict(format!("a VM named {name:?} already exists"))
         .with_field("name")
         .with_hint(format!(

@@ -49,6 +49,7 @@ pub use agent::Backoff as AgentBackoff;
 pub(crate) use agent::client_for;
 pub use console::Capture as ConsoleCapture;
 pub use create::create;
+pub(crate) use create::{choose_name, exists};
 pub use lock::{VmLock, lock_vm, lock_vm_forced};
 pub use pause::{pause, resume};
 pub use remove::remove;
