@@ -22,6 +22,19 @@ pub struct ProcessIdentity {
     pub start_time: u64,
 }
 
+impl ProcessIdentity {
+    /// The identity of a child just spawned (`pid` from `Child::id`, 0 when it has already
+    /// been reaped): its start time read now, 0 when it cannot be read.
+    pub fn of_child(pid: u32) -> ProcessIdentity {
+        let start_time = read_stat(pid)
+            .ok()
+            .flatten()
+            .map(|s| s.start_time)
+            .unwrap_or(0);
+        ProcessIdentity { pid, start_time }
+    }
+}
+
 /// The fields of `/proc/<pid>/stat` banger uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProcStat {

@@ -92,13 +92,7 @@ pub(super) async fn launch(
             }
         }
     })?;
-    let pid = child.id().unwrap_or(0);
-    let start_time = process::read_stat(pid)
-        .ok()
-        .flatten()
-        .map(|s| s.start_time)
-        .unwrap_or(0);
-    let identity = ProcessIdentity { pid, start_time };
+    let identity = ProcessIdentity::of_child(child.id().unwrap_or(0));
 
     let deadline = Instant::now() + config.launch_timeout;
     loop {

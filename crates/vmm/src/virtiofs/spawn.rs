@@ -89,13 +89,7 @@ async fn start_one(
         binary: binary.to_path_buf(),
         source,
     })?;
-    let pid = child.id().unwrap_or(0);
-    let start_time = process::read_stat(pid)
-        .ok()
-        .flatten()
-        .map(|s| s.start_time)
-        .unwrap_or(0);
-    let identity = ProcessIdentity { pid, start_time };
+    let identity = ProcessIdentity::of_child(child.id().unwrap_or(0));
     let deadline = Instant::now() + timeout;
     loop {
         if let Ok(Some(status)) = child.try_wait() {
