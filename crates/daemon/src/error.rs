@@ -102,6 +102,17 @@ impl DaemonError {
         }
     }
 
+    /// `err` itself is the whole story (a parse error, a refusal with its reason): its chain
+    /// of causes becomes the message, never just its outermost line.
+    pub fn from_error(kind: ErrorKind, err: &(dyn std::error::Error + 'static)) -> DaemonError {
+        let error = DaemonError::new(kind, banger_system::error_chain(err));
+        if banger_system::is_storage_full(err) {
+            error.with_hint(NO_SPACE_HINT)
+        } else {
+            error
+        }
+    }
+
     pub fn with_no_space_hint(self) -> DaemonError {
         self.with_hint(NO_SPACE_HINT)
     }
@@ -146,3 +157,28 @@ impl From<banger_store::StoreError> for DaemonError {
 }
 
 pub type Result<T> = std::result::Result<T, DaemonError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot resolve the subnet for bridge banger0")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn from_error_keeps_every_cause_and_the_full_disk_hint() {
+        let plain = Outer(std::io::Error::other("route table unreadable"));
+        let e = DaemonError::from_error(ErrorKind::Unavailable, &plain);
+        assert_eq!(
+            e.message,
+            "cannot resolve the subnet for bridge banger0: route table unreadable"
+        );
+        assert_eq!(e.kind, ErrorKind::Unavailable);
+        assert!(e.hint.is_none());
+
+        let full = Outer(std::io::Error::from_raw_os_error(libc::ENOSPC));
+        let e = DaemonError::from_error(ErrorKind::Internal, &full);
+        assert!(e.is_no_space(), "{e:?}");
+    }
+}

@@ -99,7 +99,9 @@ impl Daemon {
             format!("cannot open the state store {}", layout.db_path().display())
         })?;
         let driver = Drivers::new(&layout, &config);
-        let selection = driver.select(config.vmm).map_err(|e| e.to_string());
+        let selection = driver
+            .select(config.vmm)
+            .map_err(|e| banger_system::error_chain(&e));
         Ok(Daemon::with_parts(Parts {
             layout,
             config,

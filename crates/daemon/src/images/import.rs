@@ -8,7 +8,7 @@ use banger_store::{GuestInit, ImageRecord};
 use banger_system::progress::Progress;
 
 use super::{blocking, dir_size, ensure, view};
-use crate::error::{DaemonError, Result};
+use crate::error::{DaemonError, ErrorKind, Result};
 use crate::state::Daemon;
 
 /// The kernel an import boots when none is named: the `minimal` image's (it is the
@@ -21,7 +21,7 @@ pub async fn import(
     progress: &dyn Progress,
 ) -> Result<ImageView> {
     let reference = ImageRef::parse(req.reference.trim()).map_err(|e| {
-        DaemonError::invalid(e.to_string())
+        DaemonError::from_error(ErrorKind::Invalid, &e)
             .with_hint("use docker://REGISTRY/REPO:TAG, oci:DIR[:TAG] or docker-archive:FILE")
     })?;
     let name = match &req.name {

@@ -32,7 +32,7 @@ pub fn parse_ports(specs: &[String]) -> Result<Vec<String>> {
         let mapping: PortMapping =
             spec.parse()
                 .map_err(|e: banger_helper_proto::PublishError| {
-                    DaemonError::invalid(e.to_string()).with_field("publish")
+                    DaemonError::from_error(ErrorKind::Invalid, &e).with_field("publish")
                 })?;
         if let Some(other) = seen.iter().find(|o| {
             o.protocol == mapping.protocol
@@ -129,7 +129,7 @@ async fn bridge(
             .ok();
         let subnet =
             banger_helper::subnet::resolve_subnet(&config, existing, routes.as_deref(), None)
-                .map_err(|e| DaemonError::unavailable(e.to_string()))?
+                .map_err(|e| DaemonError::from_error(ErrorKind::Unavailable, &e))?
                 .value;
         p.ensure_bridge(subnet).map_err(helper_error)?;
         p.ensure_nat().map_err(helper_error)?;

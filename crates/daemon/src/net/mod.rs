@@ -33,7 +33,7 @@ use banger_api::NetworkView;
 use banger_helper_proto::PortMapping;
 use banger_store::VmRecord;
 
-use crate::error::{DaemonError, Result};
+use crate::error::{DaemonError, ErrorKind, Result};
 use crate::state::Daemon;
 
 pub use attach::{Attachment, parse_ports};
@@ -122,7 +122,7 @@ impl Net {
                     vmm: &vmm_name,
                 })
                 .map_err(|e| {
-                    DaemonError::unavailable(e.to_string())
+                    DaemonError::from_error(ErrorKind::Unavailable, &e)
                         .with_hint("`banger doctor` shows the networking mode and why")
                 })?;
                 let privileged = selection

@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use banger_helper_proto::{Publish, TapName};
 
 use super::attach::{blocking, helper_error, stored_ports};
-use crate::error::{DaemonError, Result};
+use crate::error::{DaemonError, ErrorKind, Result};
 use crate::state::Daemon;
 
 /// Give back everything VM `vm_id` (called `name`) holds. When the privileged part cannot
@@ -42,7 +42,8 @@ pub async fn release(daemon: &Daemon, vm_id: &str, name: &str) -> Result<()> {
             .collect(),
         None => Vec::new(),
     };
-    let tap = TapName::for_vm(vm_id).map_err(|e| DaemonError::internal(e.to_string()))?;
+    let tap =
+        TapName::for_vm(vm_id).map_err(|e| DaemonError::from_error(ErrorKind::Internal, &e))?;
     let last = {
         let store = daemon.store();
         !store

@@ -42,9 +42,7 @@ pub async fn create(
             DaemonError::invalid(format!("vmm {text:?}: {e}")).with_field("vmm")
         })?,
     };
-    let selection = daemon.driver.select(preference).map_err(|e| {
-        DaemonError::unavailable(e.to_string()).with_hint("`banger doctor` checks the host")
-    })?;
+    let selection = daemon.driver.select_for_request(preference)?;
     let shares = crate::shares::validate(daemon, &req.shares, selection.driver)?;
     let image_name = req
         .image

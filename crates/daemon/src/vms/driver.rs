@@ -78,6 +78,18 @@ impl Drivers {
         )
     }
 
+    /// [`Drivers::select`] for a request: no usable driver is the host's problem, and doctor
+    /// says which part is missing.
+    pub fn select_for_request(
+        &self,
+        preference: VmmPreference,
+    ) -> Result<Selection, crate::error::DaemonError> {
+        self.select(preference).map_err(|e| {
+            crate::error::DaemonError::from_error(crate::error::ErrorKind::Unavailable, &e)
+                .with_hint("`banger doctor` checks the host")
+        })
+    }
+
     /// The Firecracker binary and its `--version`. A binary that does not answer within
     /// [`VERSION_TIMEOUT`] counts as broken rather than holding up the caller.
     fn firecracker_found(&self) -> Option<FirecrackerFound> {

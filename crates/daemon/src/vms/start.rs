@@ -301,11 +301,8 @@ fn driver_of(daemon: &Daemon, vm: &VmRecord) -> Result<DriverKind> {
         }),
         None => daemon
             .driver
-            .select(daemon.config.vmm)
-            .map(|selection| selection.driver)
-            .map_err(|e| {
-                DaemonError::unavailable(e.to_string()).with_hint("`banger doctor` checks the host")
-            }),
+            .select_for_request(daemon.config.vmm)
+            .map(|selection| selection.driver),
     }
 }
 

@@ -107,10 +107,9 @@ async fn graceful_shutdown(
     let acpi_at = deadline - ACPI_GRACE.min(timeout / 3);
     let asked = tokio::time::timeout_at(acpi_at.into(), async {
         let client = agent::client_for(daemon, vm).await?;
-        client
-            .poweroff()
-            .await
-            .map_err(|e| crate::error::DaemonError::unavailable(e.to_string()))
+        client.poweroff().await.map_err(|e| {
+            crate::error::DaemonError::from_error(crate::error::ErrorKind::Unavailable, &e)
+        })
     })
     .await;
     match asked {
