@@ -10,6 +10,7 @@ pub mod host;
 pub mod notify;
 pub mod osrelease;
 pub mod preflight;
+pub mod procfs;
 pub mod progress;
 pub mod rotate;
 pub mod runner;

@@ -83,15 +83,9 @@ fn holder(protocol: Protocol, port: u16) -> Option<String> {
     if inodes.is_empty() {
         return None;
     }
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+    for pid in banger_system::procfs::pids().ok()? {
+        let dir = std::path::PathBuf::from(format!("/proc/{pid}"));
+        let Ok(fds) = std::fs::read_dir(dir.join("fd")) else {
             continue;
         };
         let holds = fds.flatten().any(|fd| {
@@ -99,7 +93,7 @@ fn holder(protocol: Protocol, port: u16) -> Option<String> {
                 .is_ok_and(|target| inodes.iter().any(|i| target.as_os_str() == i.as_str()))
         });
         if holds {
-            let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+            let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
             return Some(format!("pid {pid} ({})", comm.trim()));
         }
     }

@@ -99,14 +99,9 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 /// Every uid and gid (real, effective, saved, filesystem) any live process holds.
 pub fn ids_in_use() -> io::Result<HashSet<u32>> {
     let mut ids = HashSet::new();
-    for entry in std::fs::read_dir("/proc")? {
-        let entry = entry?;
-        let name = entry.file_name();
-        if !name.as_encoded_bytes().iter().all(u8::is_ascii_digit) {
-            continue;
-        }
+    for pid in banger_system::procfs::pids()? {
         // A process may exit between the listing and the read: skip it.
-        let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else {
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
             continue;
         };
         for line in status.lines() {
