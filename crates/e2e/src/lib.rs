@@ -225,6 +225,11 @@ impl Env {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Run `script` with `sh -c` in VM `vm` through `vm exec`, insist on success; its stdout.
+    pub fn sh(&self, vm: &str, script: &str) -> String {
+        self.ok(["vm", "exec", vm, "--", "sh", "-c", script])
+    }
+
     /// Replace this installation's settings with `text`, keeping the default image its
     /// template set.
     pub fn write_config(&self, text: &str) -> anyhow::Result<()> {
@@ -494,6 +499,16 @@ fn binary_stamp(bin: &Path) -> anyhow::Result<String> {
 }
 
 /// Lowercase hex SHA-256.
+/// A guest script: make a key for root, then log in over the guest's own loopback with the
+/// real OpenSSH client, checking sshd's host key against the per-VM key the agent made,
+/// retrying while sshd starts; prints `USER@HOSTNAME`.
+pub const GUEST_LOOPBACK_SSH: &str = "set -e; ssh-keygen -q -t ed25519 -N '' -f /root/k; \
+     mkdir -p /root/.ssh; cat /root/k.pub >> /root/.ssh/authorized_keys; \
+     echo \"127.0.0.1 $(cut -d' ' -f1,2 /etc/ssh/ssh_host_ed25519_key.pub)\" > /root/known; \
+     for i in $(seq 1 150); do \
+       ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=/root/known \
+         -i /root/k root@127.0.0.1 'echo $(whoami)@$(hostname)' && exit 0; sleep 0.2; done; exit 1";
+
 pub fn sha256_hex(data: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(data))

@@ -5,45 +5,24 @@
 
 use std::collections::HashSet;
 
-use banger_e2e::{Env, stderr, stdout};
+use banger_e2e::{Env, GUEST_LOOPBACK_SSH, stderr};
 
 fn env() -> Env {
     Env::debian().unwrap_or_else(|e| panic!("cannot set up a debian e2e environment: {e:#}"))
-}
-
-fn exec(env: &Env, vm: &str, script: &str) -> String {
-    let out = env.run(["vm", "exec", vm, "--", "sh", "-c", script]);
-    assert!(
-        out.status.success(),
-        "`{script}` in {vm} failed ({}):\nstdout: {}\nstderr: {}\n{}",
-        out.status,
-        stdout(&out),
-        stderr(&out),
-        env.diagnostics()
-    );
-    stdout(&out)
 }
 
 #[test]
 fn debian_boots_to_sshd_and_the_real_ssh_client_gets_in() {
     let env = env();
     env.ok(["vm", "run", "-d", "--name", "deb", "--memory", "512"]);
-    let os = exec(&env, "deb", ". /etc/os-release; echo $ID $VERSION_CODENAME");
+    let os = env.sh("deb", ". /etc/os-release; echo $ID $VERSION_CODENAME");
     assert_eq!(os.trim(), "debian bookworm");
     // The lean init: the agent is PID 1 and started sshd.
-    let pid1 = exec(&env, "deb", "cat /proc/1/comm");
+    let pid1 = env.sh("deb", "cat /proc/1/comm");
     assert_eq!(pid1.trim(), "banger-agent");
     // sshd is listening, and the real OpenSSH client logs in with a key (inside the
     // guest: the host has no network path to it without the networking work).
-    let who = exec(
-        &env,
-        "deb",
-        "set -e; ssh-keygen -q -t ed25519 -N '' -f /root/k; \
-         mkdir -p /root/.ssh; cat /root/k.pub >> /root/.ssh/authorized_keys; \
-         for i in $(seq 1 100); do \
-           ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new -i /root/k root@127.0.0.1 \
-             'echo $(whoami)@$(hostname)' && exit 0; sleep 0.2; done; exit 1",
-    );
+    let who = env.sh("deb", GUEST_LOOPBACK_SSH);
     assert_eq!(who.trim(), "root@deb");
 
     // The root disk is a copy-on-write clone, and inspect says how it was made.
@@ -59,19 +38,17 @@ fn debian_boots_to_sshd_and_the_real_ssh_client_gets_in() {
         "unexpected backend {backend}"
     );
     assert!(root["used_bytes"].as_u64().is_some());
-    let work = exec(&env, "deb", "mount | grep ' /work '");
+    let work = env.sh("deb", "mount | grep ' /work '");
     assert!(work.contains("/dev/vdb"), "{work}");
 
     // A restart keeps the identity; only a new VM gets a new one.
-    let before = exec(
-        &env,
+    let before = env.sh(
         "deb",
         "cat /etc/machine-id /etc/ssh/ssh_host_ed25519_key.pub",
     );
     env.ok(["vm", "stop", "deb"]);
     env.ok(["vm", "start", "deb"]);
-    let after = exec(
-        &env,
+    let after = env.sh(
         "deb",
         "cat /etc/machine-id /etc/ssh/ssh_host_ed25519_key.pub",
     );
@@ -86,8 +63,7 @@ fn ten_vms_from_one_image_each_with_their_own_identity() {
     for i in 0..10 {
         let name = format!("d{i}");
         env.ok(["vm", "run", "-d", "--name", &name, "--memory", "256"]);
-        let out = exec(
-            &env,
+        let out = env.sh(
             &name,
             "hostname; cat /etc/machine-id; ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub",
         );

@@ -4,20 +4,7 @@
 //! disk is mounted, and `vm stop` is a clean systemd power-off (no ACPI button, no kill).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use banger_e2e::{Env, stderr, stdout};
-
-fn exec(env: &Env, vm: &str, script: &str) -> String {
-    let out = env.run(["vm", "exec", vm, "--", "sh", "-c", script]);
-    assert!(
-        out.status.success(),
-        "`{script}` in {vm} failed ({}):\nstdout: {}\nstderr: {}\n{}",
-        out.status,
-        stdout(&out),
-        stderr(&out),
-        env.diagnostics()
-    );
-    stdout(&out)
-}
+use banger_e2e::{Env, GUEST_LOOPBACK_SSH, stderr, stdout};
 
 #[test]
 fn a_systemd_image_boots_serves_exec_and_ssh_and_stops_cleanly() {
@@ -25,15 +12,14 @@ fn a_systemd_image_boots_serves_exec_and_ssh_and_stops_cleanly() {
         .unwrap_or_else(|e| panic!("cannot set up a debian --init systemd environment: {e:#}"));
     env.ok(["vm", "run", "-d", "--name", "sysd", "--memory", "512"]);
 
-    let pid1 = exec(&env, "sysd", "cat /proc/1/comm");
+    let pid1 = env.sh("sysd", "cat /proc/1/comm");
     assert_eq!(pid1.trim(), "systemd");
     // The agent is a unit of that systemd, not an orphan of the initramfs.
-    let unit = exec(&env, "sysd", "systemctl is-active banger-agent.service");
+    let unit = env.sh("sysd", "systemctl is-active banger-agent.service");
     assert_eq!(unit.trim(), "active");
 
     // Per-VM identity, made by the agent in the initramfs before systemd started.
-    let id = exec(
-        &env,
+    let id = env.sh(
         "sysd",
         "hostname; cat /etc/machine-id; cat /etc/banger/identity; \
          ls /etc/ssh | grep '^ssh_host_' | sort | tr '\\n' ' '",
@@ -54,21 +40,12 @@ fn a_systemd_image_boots_serves_exec_and_ssh_and_stops_cleanly() {
     );
 
     // The work disk: under systemd the agent mounts it itself.
-    let work = exec(&env, "sysd", "mount | grep ' /work '");
+    let work = env.sh("sysd", "mount | grep ' /work '");
     assert!(work.contains("/dev/vdb"), "{work}");
 
     // sshd listens and the real OpenSSH client logs in with a key, checking the host
     // key against the one the agent made.
-    let who = exec(
-        &env,
-        "sysd",
-        "set -e; ssh-keygen -q -t ed25519 -N '' -f /root/k; \
-         mkdir -p /root/.ssh; cat /root/k.pub >> /root/.ssh/authorized_keys; \
-         echo \"127.0.0.1 $(cut -d' ' -f1,2 /etc/ssh/ssh_host_ed25519_key.pub)\" > /root/known; \
-         for i in $(seq 1 150); do \
-           ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=/root/known \
-             -i /root/k root@127.0.0.1 'echo $(whoami)@$(hostname)' && exit 0; sleep 0.2; done; exit 1",
-    );
+    let who = env.sh("sysd", GUEST_LOOPBACK_SSH);
     assert_eq!(who.trim(), "root@sysd");
 
     // `-u`: the agent under systemd runs a command as another user too.
@@ -90,9 +67,9 @@ fn a_systemd_image_boots_serves_exec_and_ssh_and_stops_cleanly() {
     // The next boot keeps the identity and finds the root filesystem cleanly unmounted
     // by systemd on the way down (no journal recovery).
     env.ok(["vm", "start", "sysd"]);
-    let again = exec(&env, "sysd", "hostname; cat /etc/machine-id");
+    let again = env.sh("sysd", "hostname; cat /etc/machine-id");
     assert_eq!(again.lines().nth(1), Some(lines[1]), "{again}");
-    let dmesg = exec(&env, "sysd", "dmesg | grep -i 'EXT4-fs (vda)' || true");
+    let dmesg = env.sh("sysd", "dmesg | grep -i 'EXT4-fs (vda)' || true");
     assert!(
         !dmesg.contains("recovery"),
         "the root filesystem needed recovery after the stop:\n{dmesg}"
