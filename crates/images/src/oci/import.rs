@@ -211,6 +211,7 @@ pub fn import(opts: &ImportOptions<'_>) -> Result<Imported, OciError> {
         &tree,
         &stage.path().join(ROOTFS_FILE),
         size,
+        entries,
         "root",
         &applier.owners(),
     )
