@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 
 use banger_system::CommandRunner;
 
+pub mod incremental;
 pub mod owners;
+pub mod snapshot;
 pub use owners::{OwnerFix, OwnerReport, Owners};
 
 /// Free space a new image offers beyond [`image_size`]'s slack. None: VMs get their
@@ -49,6 +51,8 @@ pub enum Ext4Error {
         "debugfs was not found: it sets owners inside images built without root; install e2fsprogs"
     )]
     DebugfsMissing,
+    #[error("debugfs could not apply the changed entries to {image:?}: {stderr}")]
+    Incremental { image: PathBuf, stderr: String },
     #[error("debugfs could not set the owners of {count} entries in {image:?}: {stderr}")]
     Debugfs {
         image: PathBuf,
