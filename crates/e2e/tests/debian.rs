@@ -145,6 +145,13 @@ fn the_root_filesystem_fills_the_vm_disk_size_and_keeps_it() {
     assert_eq!(kept.trim(), (1200u64 << 20).to_string());
     assert_eq!(df(&env).0, size, "a restart must keep the grown size");
     let console = std::fs::read_to_string(vm["console_log"].as_str().unwrap()).unwrap();
+    // What growing cost this boot (for the record; timing is the bench's job).
+    if let Some(line) = console
+        .lines()
+        .find(|l| l.contains("root filesystem grown"))
+    {
+        eprintln!("{line}");
+    }
     assert_eq!(
         console.matches("root filesystem grown").count(),
         1,

@@ -195,6 +195,7 @@ pub fn import(opts: &ImportOptions<'_>) -> Result<Imported, OciError> {
     took.mark("unpack");
     progress.phase("adding the banger agent", None, None);
     add_banger_files(&applier, &opts.agent_path, &tree)?;
+    took.mark("agent");
 
     let agent = {
         let (sha256, size) =
@@ -217,7 +218,7 @@ pub fn import(opts: &ImportOptions<'_>) -> Result<Imported, OciError> {
         added: &BANGER_FILES.map(str::as_bytes),
         progress,
     })?;
-    match made {
+    match &made {
         rootfs::Made::Full(owners) => {
             for note in owners.notes() {
                 progress.note(&note);
@@ -227,8 +228,12 @@ pub fn import(opts: &ImportOptions<'_>) -> Result<Imported, OciError> {
             "root filesystem made from a recent import sharing {shared} of {total} layers ({written} entries written)"
         )),
     }
-    took.mark("mkfs");
+    took.mark(match made {
+        rootfs::Made::Full(_) => "mkfs",
+        rootfs::Made::Incremental { .. } => "debugfs",
+    });
     drop(work);
+    took.mark("cleanup");
 
     // The kernel half comes from the kernel image, linked (or copied) in.
     let files = &kernel.files;
@@ -271,7 +276,7 @@ pub fn import(opts: &ImportOptions<'_>) -> Result<Imported, OciError> {
         .map_err(|e| OciError::Build(Box::new(e)))?;
     took.mark("hash");
     install(stage, out_dir, parent, &name).map_err(|e| OciError::Build(Box::new(e)))?;
-    took.mark("install");
+    took.mark("fsync+rename");
     progress.note(&format!(
         "image {} imported from {} in {:.1} s ({took})",
         opts.image_name,
