@@ -232,7 +232,7 @@ pub fn import(opts: &ImportOptions<'_>) -> Result<Imported, OciError> {
         rootfs::Made::Full(_) => "mkfs",
         rootfs::Made::Incremental { .. } => "debugfs",
     });
-    drop(work);
+    remove_in_background(work);
     took.mark("cleanup");
 
     // The kernel half comes from the kernel image, linked (or copied) in.
@@ -288,6 +288,17 @@ pub fn import(opts: &ImportOptions<'_>) -> Result<Imported, OciError> {
         run: config.run_config(),
         manifest_digest: resolved.manifest_digest,
     })
+}
+
+/// Remove the scratch tree without waiting: unlinking thousands of entries cost as much
+/// as all the rest of a re-import (1.9 of 3.9 s in the P3 bench), and nothing needs it
+/// gone. A process that exits first leaves a `.NAME.work-` directory beside the images,
+/// which the daemon's next start reclaims (`daemon/src/images/reclaim.rs`).
+fn remove_in_background(work: tempfile::TempDir) {
+    // Without a thread the closure, and with it the directory, is dropped right here.
+    let _ = std::thread::Builder::new()
+        .name("import-cleanup".into())
+        .spawn(move || drop(work));
 }
 
 /// Where an import's time went, for its closing note (and the P3 benchmark).
