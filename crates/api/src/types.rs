@@ -162,7 +162,9 @@ pub struct VmView {
     pub state: String,
     pub vcpu: u32,
     pub memory_mib: u64,
-    /// Size of the work disk in bytes.
+    /// The VM's disk size in bytes: its work disk's, and its root disk's (the root
+    /// filesystem is grown to fill it at first boot; a root disk is never smaller than its
+    /// image, see `disks`).
     pub disk_bytes: u64,
     /// The VMM driver that runs it (`qemu`, `firecracker`), chosen when it was created.
     #[serde(default)]

@@ -19,12 +19,14 @@ use crate::error::{DaemonError, ErrorKind, Result};
 pub const WORK_DISK: &str = "work.ext4";
 
 /// Make every disk of a new VM in `dir`: the root clone (when the image has a root
-/// filesystem) and the work disk. On error the caller removes `dir`.
+/// filesystem) and the work disk, each of `disk_bytes` (the VM's `--disk`; a root disk is
+/// never smaller than its image, and the guest agent grows its filesystem to fill it at
+/// boot). On error the caller removes `dir`.
 pub fn create_vm_disks(
     runner: &dyn CommandRunner,
     image: &ImageRecord,
     dir: &Path,
-    work_bytes: u64,
+    disk_bytes: u64,
     allow_qcow2: bool,
     progress: &dyn Progress,
 ) -> Result<Vec<VmDisk>> {
@@ -34,6 +36,7 @@ pub fn create_vm_disks(
         let opts = DiskOptions {
             allow_qcow2,
             qemu_img: qemu_img.as_deref(),
+            size_bytes: disk_bytes,
         };
         let root = vmdisk::create_root_disk(runner, rootfs, dir, opts, progress).map_err(|e| {
             DaemonError::internal(format!(
@@ -54,17 +57,17 @@ pub fn create_vm_disks(
     }
     let work = dir.join(WORK_DISK);
     progress.phase(
-        &format!("make the work disk ({} MiB, ext4)", work_bytes >> 20),
+        &format!("make the work disk ({} MiB, ext4)", disk_bytes >> 20),
         None,
         None,
     );
-    create_work_disk(runner, &work, work_bytes)?;
+    create_work_disk(runner, &work, disk_bytes)?;
     disks.push(VmDisk {
         role: DiskRole::Work,
         path: work,
         format: "raw".into(),
         backend: "fresh".into(),
-        size_bytes: work_bytes,
+        size_bytes: disk_bytes,
     });
     Ok(disks)
 }

@@ -92,3 +92,69 @@ fn ten_vms_from_one_image_each_with_their_own_identity() {
         stderr(&out)
     );
 }
+
+/// Images carry no headroom: each VM's root disk has the VM's `--disk` size and the agent
+/// grows the filesystem to fill it at first boot, so a guest writes far beyond what the
+/// image holds, and keeps it across a restart.
+#[test]
+fn the_root_filesystem_fills_the_vm_disk_size_and_keeps_it() {
+    let env = env();
+    let image: serde_json::Value =
+        serde_json::from_str(&env.ok(["image", "inspect", "debian", "--json"])).unwrap();
+    let rootfs = image["rootfs_path"].as_str().expect("debian has a rootfs");
+    let image_bytes = std::fs::metadata(rootfs).unwrap().len();
+    assert!(
+        image_bytes < 768 << 20,
+        "the debian rootfs is {image_bytes} bytes: images should carry no headroom"
+    );
+    let disk: u64 = 3 << 30;
+    env.ok([
+        "vm", "run", "-d", "--name", "big", "--memory", "512", "--disk", "3g",
+    ]);
+    let vm = env.vm_json("big");
+    let root = vm["disks"]
+        .as_array()
+        .expect("disks in vm inspect")
+        .iter()
+        .find(|d| d["role"] == "root")
+        .expect("a root disk")
+        .clone();
+    assert_eq!(root["size_bytes"].as_u64(), Some(disk), "{root}");
+    let df = |env: &Env| -> (u64, u64) {
+        let out = env.sh("big", "df -B1 --output=size,avail / | tail -1");
+        let mut nums = out.split_whitespace().map(|n| n.parse::<u64>().unwrap());
+        (nums.next().unwrap(), nums.next().unwrap())
+    };
+    let (size, avail) = df(&env);
+    // ext4's own metadata (inode tables, journal) takes a few percent of the disk.
+    assert!(
+        size > disk * 9 / 10 && size <= disk,
+        "the guest's / is {size} bytes on a {disk}-byte disk: it was not grown"
+    );
+    assert!(avail > image_bytes + (1 << 30), "only {avail} bytes free");
+    // More than the whole image, written past its end.
+    let wrote = env.sh(
+        "big",
+        "head -c 1200M /dev/zero > /big && sync && stat -c %s /big",
+    );
+    assert_eq!(wrote.trim(), (1200u64 << 20).to_string());
+    assert!(1200 << 20 > image_bytes);
+    env.ok(["vm", "stop", "big"]);
+    env.ok(["vm", "start", "big"]);
+    let kept = env.sh("big", "stat -c %s /big && rm /big");
+    assert_eq!(kept.trim(), (1200u64 << 20).to_string());
+    assert_eq!(df(&env).0, size, "a restart must keep the grown size");
+    let console = std::fs::read_to_string(vm["console_log"].as_str().unwrap()).unwrap();
+    // What growing cost this boot (for the record; timing is the bench's job).
+    if let Some(line) = console
+        .lines()
+        .find(|l| l.contains("root filesystem grown"))
+    {
+        eprintln!("{line}");
+    }
+    assert_eq!(
+        console.matches("root filesystem grown").count(),
+        1,
+        "the first boot grows the filesystem, the second finds it grown:\n{console}"
+    );
+}

@@ -182,6 +182,7 @@ fn build_a_tree_with_foreign_owners() {
         &tree,
         &work.join("rootfs.ext4"),
         64 << 20,
+        100,
         "root",
         &Owners::CallerIsRoot { fixes },
     )
@@ -265,6 +266,7 @@ fn apply_layers_and_make_the_image() {
         &tree,
         &work.join("rootfs.ext4"),
         64 << 20,
+        100,
         "root",
         &owners,
     )

@@ -45,6 +45,7 @@ fn sparse_copy_keeps_holes_and_content() {
     let opts = DiskOptions {
         allow_qcow2: false,
         qemu_img: None,
+        size_bytes: 0,
     };
     let events = Recorder::default();
     let disk = vmdisk::create_root_disk(&RealRunner, &base, &vm, opts, &events).unwrap();
@@ -111,6 +112,7 @@ fn qcow2_overlay_when_there_are_no_reflinks() {
     let opts = DiskOptions {
         allow_qcow2: true,
         qemu_img: Some(&qemu_img),
+        size_bytes: 0,
     };
     let disk = vmdisk::create_root_disk(&RealRunner, &base, &vm, opts, &NoProgress).unwrap();
     assert_eq!(disk.backend, Backend::Qcow2);
@@ -137,8 +139,63 @@ fn qcow2_overlay_when_there_are_no_reflinks() {
     let bad = DiskOptions {
         allow_qcow2: true,
         qemu_img: Some(Path::new("/bin/false")),
+        size_bytes: 0,
     };
     let err = vmdisk::create_root_disk(&RealRunner, &base, &vm2, bad, &NoProgress).unwrap_err();
     assert!(err.to_string().contains("qcow2 overlay"), "{err}");
     assert_eq!(std::fs::read_dir(&vm2).unwrap().count(), 0);
+}
+
+/// Every backend gives the guest the VM's size: the image's bytes, then zeros (a sparse
+/// tail for raw disks, the overlay's virtual size for qcow2), costing no host bytes.
+#[test]
+fn disks_have_the_vm_size_beyond_the_image() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = base(tmp.path());
+    let qemu_img = banger_system::runner::lookup_executable("qemu-img")
+        .expect("qemu-img is missing: run scripts/install-deps (package qemu-utils)");
+    let want = 1u64 << 30;
+    for (i, allow_qcow2) in [false, true].into_iter().enumerate() {
+        let vm = tmp.path().join(format!("vm{i}"));
+        std::fs::create_dir(&vm).unwrap();
+        let opts = DiskOptions {
+            allow_qcow2,
+            qemu_img: Some(&qemu_img),
+            size_bytes: want,
+        };
+        let disk = vmdisk::create_root_disk(&RealRunner, &base, &vm, opts, &NoProgress).unwrap();
+        assert_eq!(disk.size_bytes, want);
+        if disk.backend == Backend::Qcow2 {
+            let info = RealRunner
+                .run_str(
+                    qemu_img.to_str().unwrap(),
+                    &["info", "--output=json", disk.path.to_str().unwrap()],
+                )
+                .unwrap();
+            let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+            assert_eq!(info["virtual-size"], want);
+        } else {
+            let bytes = std::fs::read(&disk.path).unwrap();
+            assert_eq!(bytes.len() as u64, want);
+            let image = std::fs::read(&base).unwrap();
+            assert_eq!(&bytes[..image.len()], &image[..]);
+            assert!(bytes[image.len()..].iter().all(|b| *b == 0));
+        }
+        assert!(
+            vmdisk::used_bytes(&disk.path).unwrap() <= 1 << 20,
+            "{:?} costs host bytes beyond the image",
+            disk.backend
+        );
+    }
+    // A disk never shrinks below its image: an old image with headroom keeps its size.
+    let vm = tmp.path().join("small");
+    std::fs::create_dir(&vm).unwrap();
+    let opts = DiskOptions {
+        allow_qcow2: false,
+        qemu_img: None,
+        size_bytes: 1 << 20,
+    };
+    let disk = vmdisk::create_root_disk(&RealRunner, &base, &vm, opts, &NoProgress).unwrap();
+    assert_eq!(disk.size_bytes, 64 << 20);
+    assert_eq!(std::fs::metadata(&disk.path).unwrap().len(), 64 << 20);
 }

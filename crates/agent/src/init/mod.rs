@@ -1,5 +1,6 @@
 //! PID 1 duties: everything a kernel leaves to init before userspace can work.
 
+mod grow_root;
 mod hostkey;
 pub mod identity;
 mod listen;

@@ -61,6 +61,8 @@ pub fn switch(cmdline: &KernelCmdline, device: &str) -> String {
     if let Err(e) = mount(Some(device), NEW_ROOT, Some("ext4"), flags, None::<&str>) {
         return format!("mounting the root disk {device} (ext4) on {NEW_ROOT} failed: {e}");
     }
+    // Before any init or user command: the VM's whole disk, not the image's size.
+    super::grow_root::grow(device, NEW_ROOT);
     for fs in ["/dev", "/proc", "/sys"] {
         let target = format!("{NEW_ROOT}{fs}");
         let _ = fs::create_dir_all(&target);

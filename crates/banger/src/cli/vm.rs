@@ -236,7 +236,9 @@ pub struct VmSpecArgs {
     /// Memory, e.g. 512m or 1g (a plain number is MiB)
     #[arg(long, value_name = "SIZE", value_parser = parse_mib)]
     pub memory: Option<u64>,
-    /// Work disk size, e.g. 8g or 512m (a plain number is MiB)
+    /// Disk size, e.g. 8g or 512m (a plain number is MiB): the work disk, and the root disk
+    /// of an image with one (its filesystem grown to fill it at first boot; never smaller
+    /// than the image)
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub disk: Option<u64>,
     /// Publish a guest port on the host: [HOST_ADDR:]HOST_PORT:GUEST_PORT[/udp] (repeatable;

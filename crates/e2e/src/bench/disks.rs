@@ -61,6 +61,8 @@ pub fn measure(
     let opts = DiskOptions {
         allow_qcow2,
         qemu_img: qemu_img.as_deref(),
+        // The image's own size: the figures compare clones of the same bytes.
+        size_bytes: 0,
     };
     sync();
     let free_before = free_bytes(dir)?;

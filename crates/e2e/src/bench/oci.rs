@@ -141,6 +141,7 @@ pub fn measure(work: &Path, kernel_dir: &Path, agent: &Path) -> anyhow::Result<F
         &tree,
         &work.join("baseline.ext4"),
         size,
+        files,
         "root",
         // umoci unpacked as root, owners included: the baseline copies them as is.
         &banger_images::ext4::Owners::AsInTree,

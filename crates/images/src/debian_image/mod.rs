@@ -298,6 +298,7 @@ pub fn build_debian(opts: &DebianImageOptions<'_>) -> Result<BuiltImage, BuildEr
         &tree,
         &stage.path().join(ROOTFS_FILE),
         size,
+        entries,
         "root",
         &owners,
     )

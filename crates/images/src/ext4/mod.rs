@@ -2,9 +2,12 @@
 //! root needed for the formatting itself; modes come from the tree, owners from the tree
 //! or, for an unprivileged build, as [`owners`] explains).
 //!
-//! The image is sized from the tree (used bytes plus headroom the guest can write
-//! into) and made sparse: unused space costs nothing on the host, and inode tables and
-//! the journal are zeroed by mkfs (as holes) instead of by every VM's kernel later.
+//! The image is sized from the tree: its used bytes, a quarter more for ext4's own
+//! metadata, and a 64 MiB slack — no headroom for the guest's files. Each VM's root disk
+//! has the VM's size instead (`vmdisk`), and the guest agent grows the filesystem online to
+//! fill it at boot, so an image costs what its content costs to make, hash and copy. The
+//! file is sparse, and inode tables and the journal are zeroed by mkfs (as holes) instead
+//! of by every VM's kernel later.
 
 use std::ffi::OsStr;
 use std::fs;
@@ -13,11 +16,18 @@ use std::path::{Path, PathBuf};
 
 use banger_system::CommandRunner;
 
+pub mod incremental;
 pub mod owners;
+pub mod snapshot;
 pub use owners::{OwnerFix, OwnerReport, Owners};
 
-/// Free space a new image offers its guests beyond what the tree uses.
-pub const DEFAULT_HEADROOM: u64 = 1 << 30;
+/// Free space a new image offers beyond [`image_size`]'s slack. None: VMs get their
+/// space from their own disk size (the guest grows its root filesystem at boot). Images
+/// built before that carried 1 GiB here, and still boot (a disk never shrinks below its
+/// image).
+pub const DEFAULT_HEADROOM: u64 = 0;
+/// Bytes of data per inode `mkfs.ext4` gives an image by default (its `inode_ratio`).
+const BYTES_PER_INODE: u64 = 16 << 10;
 const MIB: u64 = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +51,8 @@ pub enum Ext4Error {
         "debugfs was not found: it sets owners inside images built without root; install e2fsprogs"
     )]
     DebugfsMissing,
+    #[error("debugfs could not apply the changed entries to {image:?}: {stderr}")]
+    Incremental { image: PathBuf, stderr: String },
     #[error("debugfs could not set the owners of {count} entries in {image:?}: {stderr}")]
     Debugfs {
         image: PathBuf,
@@ -69,20 +81,30 @@ pub fn tree_usage(dir: &Path) -> std::io::Result<(u64, u64)> {
     Ok((bytes, entries))
 }
 
-/// The image size for a tree: used bytes plus a quarter for ext4's own metadata, plus
-/// `headroom`, rounded up to a MiB.
+/// The image size for a tree: used bytes plus a quarter for ext4's own metadata, plus a
+/// 64 MiB slack (the journal, directories a guest's first boot writes) and `headroom`,
+/// rounded up to a MiB.
 pub fn image_size(used: u64, headroom: u64) -> u64 {
     let size = used + used / 4 + 64 * MIB + headroom;
     size.div_ceil(MIB) * MIB
 }
 
-/// Make `image` (which must not exist) an ext4 filesystem of `size` bytes holding `tree`,
-/// with owners as `owners` says.
+/// Inodes an image of `size` bytes needs for `entries` files: mkfs's default for the size,
+/// or, for a tree of many small files (which a tight image would run out of inodes for),
+/// the entries plus a quarter. `None` leaves mkfs its default.
+pub fn inode_count(size: u64, entries: u64) -> Option<u64> {
+    let wanted = entries + entries / 4 + 1024;
+    (wanted > size / BYTES_PER_INODE).then_some(wanted)
+}
+
+/// Make `image` (which must not exist) an ext4 filesystem of `size` bytes holding `tree`
+/// (of `entries` files, see [`tree_usage`]), with owners as `owners` says.
 pub fn make_image(
     runner: &dyn CommandRunner,
     tree: &Path,
     image: &Path,
     size: u64,
+    entries: u64,
     label: &str,
     owners: &Owners,
 ) -> Result<OwnerReport, Ext4Error> {
@@ -115,9 +137,11 @@ pub fn make_image(
         "lazy_itable_init=0,lazy_journal_init=0,nodiscard",
         "-d",
     ];
-    let args: Vec<&OsStr> = fixed
+    let inodes = inode_count(size, entries).map(|n| n.to_string());
+    let args: Vec<&OsStr> = inodes
         .iter()
-        .map(OsStr::new)
+        .flat_map(|n| [OsStr::new("-N"), OsStr::new(n)])
+        .chain(fixed.iter().map(OsStr::new))
         .chain([tree.as_os_str(), image.as_os_str()])
         .collect();
     let mut report = OwnerReport::default();
@@ -223,7 +247,16 @@ mod tests {
     #[test]
     fn sizes_leave_room_and_round_to_mib() {
         assert_eq!(image_size(0, 0), 64 * MIB);
-        assert_eq!(image_size(400 * MIB, DEFAULT_HEADROOM), (564 + 1024) * MIB);
+        assert_eq!(image_size(400 * MIB, DEFAULT_HEADROOM), 564 * MIB);
+        assert_eq!(image_size(400 * MIB, 1 << 30), (564 + 1024) * MIB);
         assert_eq!(image_size(1, 0) % MIB, 0);
+    }
+
+    #[test]
+    fn many_small_files_get_enough_inodes() {
+        // 300 MiB of ordinary files: mkfs's default (19 200 inodes) is plenty.
+        assert_eq!(inode_count(300 * MIB, 8_600), None);
+        // 100 000 tiny files in 200 MiB: the default (12 800) would run out.
+        assert_eq!(inode_count(200 * MIB, 100_000), Some(126_024));
     }
 }

@@ -3,9 +3,11 @@
 //! ([`apply`]) and the import itself ([`import`]). See docs/images.md.
 
 pub mod apply;
+mod bases;
 pub mod cache;
 mod import;
 mod pax;
+mod rootfs;
 pub mod source;
 pub mod spec;
 

@@ -9,6 +9,12 @@
 //! 3. **copy** — a sparse copy (only the image's data extents are copied; holes stay
 //!    holes): works everywhere, costs the image's used bytes and their copy time.
 //!
+//! Every backend gives the guest a disk of the VM's size, not the image's: images are
+//! built at their content size plus a little slack (`ext4::image_size`), a raw clone is
+//! extended with a sparse tail (`ftruncate`) and a qcow2 overlay gets the VM's virtual size;
+//! the guest agent grows the filesystem online to fill the disk at boot (agent
+//! `init/grow_root.rs`). Neither costs host bytes until the guest writes.
+//!
 //! [`used_bytes`] reports what a disk really costs the host: for a reflink clone only the
 //! extents it no longer shares.
 
@@ -94,6 +100,10 @@ pub struct DiskOptions<'a> {
     pub allow_qcow2: bool,
     /// `qemu-img`, when installed.
     pub qemu_img: Option<&'a Path>,
+    /// The size the guest sees. An image larger than this (one built with headroom
+    /// before images were grown per VM) keeps its own size: a disk never shrinks below
+    /// its filesystem.
+    pub size_bytes: u64,
 }
 
 /// Make `dir/root.ext4` (or `dir/root.qcow2`) from the image's `base`, by the cheapest
@@ -106,11 +116,13 @@ pub fn create_root_disk(
     opts: DiskOptions<'_>,
     progress: &dyn Progress,
 ) -> Result<RootDisk, DiskError> {
-    let size_bytes = fs::metadata(base).map_err(io_err("read", base))?.len();
+    let image_bytes = fs::metadata(base).map_err(io_err("read", base))?.len();
+    let size_bytes = opts.size_bytes.max(image_bytes);
     let raw = dir.join("root.ext4");
     progress.phase("clone the image's root filesystem (reflink)", None, None);
     match try_reflink(base, &raw) {
         Ok(true) => {
+            extend(&raw, size_bytes)?;
             return Ok(RootDisk {
                 path: raw,
                 backend: Backend::Reflink,
@@ -129,7 +141,7 @@ pub fn create_root_disk(
             None,
             None,
         );
-        qcow2::create_overlay(runner, qemu_img, base, &path, dir)?;
+        qcow2::create_overlay(runner, qemu_img, base, &path, dir, size_bytes)?;
         return Ok(RootDisk {
             path,
             backend: Backend::Qcow2,
@@ -137,10 +149,28 @@ pub fn create_root_disk(
         });
     }
     sparse::copy(base, &raw, progress)?;
+    extend(&raw, size_bytes)?;
     Ok(RootDisk {
         path: raw,
         backend: Backend::Copy,
         size_bytes,
+    })
+}
+
+/// Give the raw disk at `path` a sparse tail up to `size_bytes` (the guest's filesystem
+/// is grown into it at boot). Removes the disk on failure, as its callers promise.
+fn extend(path: &Path, size_bytes: u64) -> Result<(), DiskError> {
+    let grow = || -> io::Result<()> {
+        let file = OpenOptions::new().write(true).open(path)?;
+        if file.metadata()?.len() < size_bytes {
+            file.set_len(size_bytes)?;
+            file.sync_all()?;
+        }
+        Ok(())
+    };
+    grow().map_err(|e| {
+        let _ = fs::remove_file(path);
+        io_err("extend to the VM's disk size", path)(e)
     })
 }
 

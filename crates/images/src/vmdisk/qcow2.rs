@@ -18,6 +18,7 @@ pub fn create_overlay(
     base: &Path,
     overlay: &Path,
     vm_dir: &Path,
+    size_bytes: u64,
 ) -> Result<(), DiskError> {
     let link = vm_dir.join("root.base");
     // Across filesystems a link is impossible: refer to the image itself (`image rm`
@@ -27,6 +28,8 @@ pub fn create_overlay(
         Err(e) if e.raw_os_error() == Some(libc::EXDEV) => base.to_path_buf(),
         Err(e) => return Err(io_err("link the image into", &link)(e)),
     };
+    // The VM's size, not the backing file's: reads past the image's end are zeros.
+    let size = size_bytes.to_string();
     let args: Vec<&OsStr> = vec![
         OsStr::new("create"),
         OsStr::new("-q"),
@@ -37,6 +40,7 @@ pub fn create_overlay(
         OsStr::new("-b"),
         backing.as_os_str(),
         overlay.as_os_str(),
+        OsStr::new(&size),
     ];
     let cleanup = || {
         let _ = fs::remove_file(overlay);
