@@ -120,12 +120,17 @@ pub fn remove(daemon: &Daemon, name: &str) -> Result<ImageView> {
 
 /// The snapshots taken of VMs of image `name` (they keep its kernel and disks' bases).
 pub(crate) fn snapshots_using(daemon: &Daemon, name: &str) -> Result<Vec<String>> {
-    Ok(daemon
+    // Its warm states are not: they go with it (`remove`).
+    let warm: Vec<String> = daemon
         .store()
-        .list_snapshots()?
+        .warm_states()?
         .into_iter()
-        .filter(|s| s.image_name == name)
-        .filter(|s| !matches!(crate::warm::is_warm_state(daemon, &s.id), Ok(true)))
+        .map(|w| w.snapshot.id)
+        .collect();
+    let snapshots = daemon.store().list_snapshots()?;
+    Ok(snapshots
+        .into_iter()
+        .filter(|s| s.image_name == name && !warm.contains(&s.id))
         .map(|s| s.name)
         .collect())
 }

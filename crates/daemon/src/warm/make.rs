@@ -87,9 +87,8 @@ pub async fn warm(daemon: &Daemon, image: &str, progress: &dyn Progress) -> Resu
         Err(e) => Err(e),
     };
     // The helper goes whatever happened; a failed create left nothing behind.
-    if daemon.store().get_vm(&helper)?.is_some()
-        && let Err(e) = vms::remove(daemon, &helper, true).await
-    {
+    let helper_left = daemon.store().get_vm(&helper)?.is_some();
+    if helper_left && let Err(e) = vms::remove(daemon, &helper, true).await {
         tracing::warn!(vm = %helper, error = %e.message, "cannot remove the VM booted to warm an image");
     }
     result?;

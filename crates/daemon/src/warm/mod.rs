@@ -189,7 +189,9 @@ pub fn sweep(daemon: &Daemon) {
 /// Remove every warm state of image `image` (before the image itself goes). Errors when a
 /// VM is still built on one (then a VM uses the image, and its removal is refused anyway).
 pub fn remove_for_image(daemon: &Daemon, image: &str) -> Result<()> {
-    for state in daemon.store().warm_states()? {
+    // Listed first: the store's lock must not be held while each is removed.
+    let states = daemon.store().warm_states()?;
+    for state in states {
         if state.image_name == image {
             crate::snapshots::remove(daemon, &state.snapshot.id)?;
         }
@@ -218,8 +220,5 @@ pub fn view(daemon: &Daemon, image: &str) -> Result<Option<ImageWarmView>> {
     }))
 }
 
-/// Whether snapshot `id` is a warm state (hidden from `snapshot ls`).
-pub fn is_warm_state(daemon: &Daemon, id: &str) -> Result<bool> {
-    Ok(daemon.store().warm_image_of(id)?.is_some())
-}
-
+#[cfg(test)]
+mod tests;
