@@ -43,9 +43,7 @@ pub fn in_background(daemon: &Daemon, image: &str) {
 pub async fn warm(daemon: &Daemon, image: &str, progress: &dyn Progress) -> Result<ImageView> {
     let _one = WARMING.lock().await;
     let image = crate::images::ensure(daemon, image, progress).await?;
-    let selection = daemon.driver.select(daemon.config.vmm).map_err(|e| {
-        DaemonError::unavailable(e.to_string()).with_hint("`banger doctor` checks the host")
-    })?;
+    let selection = daemon.driver.select_for_request(daemon.config.vmm)?;
     if selection.driver == DriverKind::Firecracker {
         return Err(DaemonError::unavailable(format!(
             "image {} cannot be warmed under Firecracker yet: its snapshots are written but \
