@@ -172,6 +172,7 @@ mod tests {
             init: None,
             digest: None,
             run: None,
+            warm: None,
         };
         let text = serde_json::to_string(&Outcome::Result {
             status: 201,

@@ -52,4 +52,25 @@ pub struct VmOriginView {
     /// When the VM's first start resumed the snapshot (RFC 3339); absent until then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restored_at: Option<String>,
+    /// The image whose warm state the snapshot is, when the VM was made from one (`vm run`
+    /// of a warm image) rather than from a user's snapshot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm_image: Option<String>,
+}
+
+/// An image's warm state: a snapshot of the image booted once to agent-ready with
+/// default resources, which `vm run` of that image with the same resources restores.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+pub struct ImageWarmView {
+    /// The snapshot's name (`warm-<id>`; not listed by `snapshot ls`).
+    pub snapshot: String,
+    pub driver: String,
+    pub vcpu: u32,
+    pub memory_mib: u64,
+    pub disk_bytes: u64,
+    /// The network mode it was taken with (`user` or `none`).
+    pub network: String,
+    /// Bytes its files take on the host.
+    pub size_bytes: u64,
+    pub created_at: String,
 }

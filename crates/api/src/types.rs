@@ -98,6 +98,9 @@ pub struct CreateVmRequest {
     /// mounted by the guest at every boot before any command runs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shares: Vec<ShareRequest>,
+    /// Boot the kernel even when the image has a matching warm state (`vm run --cold`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cold: bool,
 }
 
 /// A host directory to share with a VM.
@@ -202,6 +205,10 @@ pub struct VmView {
     /// (filled by `GET /v1/vms/{name}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<crate::snapshots::VmOriginView>,
+    /// Why this VM booted cold although its image had a warm state (filled by
+    /// `GET /v1/vms/{name}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cold_reason: Option<String>,
     /// The host directories it shares (filled by `GET /v1/vms/{name}`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shares: Vec<ShareView>,
@@ -293,6 +300,9 @@ pub struct ImageView {
     /// given no command.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<ImageRunConfig>,
+    /// Its warm state, when it has one (`banger image warm`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm: Option<crate::snapshots::ImageWarmView>,
 }
 
 /// How `vm run IMAGE` with no command runs an imported image.

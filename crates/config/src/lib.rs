@@ -9,6 +9,7 @@
 
 mod defaults;
 mod error;
+mod images;
 pub mod install;
 mod logs;
 mod network;
@@ -22,6 +23,7 @@ pub use defaults::{
     VmDefaultsConfig, resolve_vm_defaults,
 };
 pub use error::ConfigError;
+pub use images::{ImagesConfig, WarmPolicy};
 pub use install::{InstallMeta, InstallMetaError, load_install_meta};
 pub use logs::{
     BUILTIN_CONSOLE_MAX_BYTES, BUILTIN_DAEMON_MAX_BYTES, LOG_MAX_RANGE, LogLimits, LogsConfig,
@@ -110,6 +112,7 @@ pub struct Config {
     pub network: NetworkConfig,
     pub sandbox: SandboxConfig,
     pub logs: LogsConfig,
+    pub images: ImagesConfig,
     /// The file this was read from; `None` when no file exists (all defaults).
     pub source: Option<PathBuf>,
 }

@@ -37,6 +37,13 @@ struct RawConfig {
     network: Option<RawNetwork>,
     sandbox: Option<RawSandbox>,
     logs: Option<RawLogs>,
+    images: Option<RawImages>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawImages {
+    warm: Field,
 }
 
 #[derive(Deserialize)]
@@ -70,11 +77,12 @@ struct RawVmDefaults {
 }
 
 const TOP_KEYS: &str = "firecracker_bin, ssh_key_path, default_image_name, vmm, \
-                        firecracker_release_url, [vm_defaults], [network], [logs], [sandbox]";
+                        firecracker_release_url, [vm_defaults], [network], [logs], [sandbox], [images]";
 const VM_DEFAULTS_KEYS: &str = "vcpu, memory, disk";
 const NETWORK_KEYS: &str = "mode, subnet, dns";
 const LOGS_KEYS: &str = "console_max, daemon_max";
 const SANDBOX_KEYS: &str = "vmm_id_base, vmm_id_count";
+const IMAGES_KEYS: &str = "warm";
 
 /// Parses one file; carries what every error needs.
 struct Ctx<'a> {
@@ -112,6 +120,8 @@ impl Ctx<'_> {
                 (format!("network.{name}"), NETWORK_KEYS, "in [network]")
             } else if rest.contains("`console_max`") {
                 (format!("logs.{name}"), LOGS_KEYS, "in [logs]")
+            } else if rest.contains("`warm`") && !rest.contains("`vcpu`") {
+                (format!("images.{name}"), IMAGES_KEYS, "in [images]")
             } else if rest.contains("`vmm_id_base`") {
                 (format!("sandbox.{name}"), SANDBOX_KEYS, "in [sandbox]")
             } else {
@@ -130,6 +140,7 @@ impl Ctx<'_> {
             .replace("struct RawNetwork", "a table ([network])")
             .replace("struct RawLogs", "a table ([logs])")
             .replace("struct RawSandbox", "a table ([sandbox])")
+            .replace("struct RawImages", "a table ([images])")
             .replace("struct RawConfig", "a table");
         self.error(span, None, format!("invalid TOML: {message}"))
     }
@@ -341,6 +352,17 @@ pub(crate) fn parse_config(
     }
     if let Some(table) = &raw.sandbox {
         cfg.sandbox = sandbox(&ctx, table)?;
+    }
+    if let Some(v) = raw.images.as_ref().and_then(|t| t.warm.as_ref()) {
+        let expected = "one of \"off\", \"on-first-use\"";
+        let s = ctx.string("images.warm", v, expected)?;
+        cfg.images.warm = s.parse().map_err(|()| {
+            ctx.error(
+                v.span(),
+                Some("images.warm"),
+                format!("`images.warm` = {s:?} is not {expected}"),
+            )
+        })?;
     }
     Ok(cfg)
 }

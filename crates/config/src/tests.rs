@@ -475,3 +475,26 @@ fn sandbox_id_range() {
     assert_eq!(key.as_deref(), Some("sandbox.vmm_uid"));
     assert!(msg.contains("vmm_id_base, vmm_id_count"), "{msg}");
 }
+
+#[test]
+fn images_warm_policy() {
+    assert_eq!(p("").unwrap().images.warm, crate::WarmPolicy::Off);
+    let c = p("[images]\nwarm = \"on-first-use\"\n").unwrap();
+    assert_eq!(c.images.warm, crate::WarmPolicy::OnFirstUse);
+    assert_eq!(c.images.warm.as_str(), "on-first-use");
+    assert_eq!(
+        p("[images]\nwarm = \"off\"\n").unwrap().images.warm,
+        crate::WarmPolicy::Off
+    );
+
+    let (line, _, key, msg) = bad("[images]\nwarm = \"always\"\n");
+    assert_eq!(line, 2);
+    assert_eq!(key.as_deref(), Some("images.warm"));
+    assert!(msg.contains("\"off\", \"on-first-use\""), "{msg}");
+    let (_, _, key, msg) = bad("[images]\nwarm = true\n");
+    assert_eq!(key.as_deref(), Some("images.warm"));
+    assert!(msg.contains("on-first-use"), "{msg}");
+    let (_, _, key, msg) = bad("[images]\nhot = 1\n");
+    assert_eq!(key.as_deref(), Some("images.hot"));
+    assert!(msg.contains("in [images]"), "{msg}");
+}

@@ -29,6 +29,7 @@ mod state;
 #[cfg(test)]
 mod testing;
 pub mod vms;
+pub(crate) mod warm;
 
 use anyhow::Context;
 use banger_paths::Layout;

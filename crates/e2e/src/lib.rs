@@ -299,6 +299,18 @@ impl Env {
             .unwrap_or_else(|e| panic!("bad JSON from vm inspect: {e}: {out}"))
     }
 
+    /// What makes guest `vm` a machine of its own: its hostname, its machine-id and 16
+    /// bytes from its RNG (hex), in that order.
+    pub fn guest_identity(&self, vm: &str) -> Vec<String> {
+        self.sh(
+            vm,
+            "hostname; cat /etc/machine-id; head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \\n'",
+        )
+        .lines()
+        .map(str::to_string)
+        .collect()
+    }
+
     /// Pid of this installation's daemon, from its pid file.
     pub fn daemon_pid(&self) -> Option<i32> {
         std::fs::read_to_string(self.runtime_dir().join("bangerd.pid"))
@@ -512,6 +524,14 @@ pub const GUEST_LOOPBACK_SSH: &str = "set -e; ssh-keygen -q -t ed25519 -N '' -f 
 pub fn sha256_hex(data: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(data))
+}
+
+/// Seconds since the Unix epoch on the host (to compare a guest's clock with).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 pub fn stdout(out: &Output) -> String {

@@ -3,27 +3,14 @@
 //! machine of its own (hostname, machine-id, RNG, clock).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use banger_e2e::{Env, stderr};
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-fn sh(env: &Env, vm: &str, script: &str) -> String {
-    env.ok(["vm", "exec", vm, "--", "sh", "-c", script])
-}
+use banger_e2e::{Env, stderr, unix_now as now};
 
 #[test]
 fn clones_resume_the_snapshot_and_are_machines_of_their_own() {
     let env = Env::new().unwrap_or_else(|e| panic!("cannot set up an e2e environment: {e:#}"));
     env.write_config("vmm = \"qemu\"\n").unwrap();
     env.ok(["vm", "run", "-d", "--name", "parent"]);
-    sh(&env, "parent", "echo before > /work/before && sync");
+    env.sh("parent", "echo before > /work/before && sync");
 
     let snap: serde_json::Value =
         serde_json::from_str(&env.ok(["vm", "snapshot", "parent", "--name", "s1", "--json"]))
@@ -32,7 +19,7 @@ fn clones_resume_the_snapshot_and_are_machines_of_their_own() {
     assert_eq!(snap["driver"], "qemu");
     // The parent runs on, and what it writes now is its own.
     assert_eq!(env.vm_json("parent")["state"], "running");
-    sh(&env, "parent", "echo after > /work/after-parent && sync");
+    env.sh("parent", "echo after > /work/after-parent && sync");
 
     env.ok(["vm", "run", "--from", "s1", "-d", "--name", "c1"]);
     assert_eq!(env.ok(["vm", "clone", "s1", "--name", "c2"]).trim(), "c2");
@@ -42,47 +29,35 @@ fn clones_resume_the_snapshot_and_are_machines_of_their_own() {
         assert_eq!(vm["origin"]["snapshot"], "s1", "{vm}");
         assert!(vm["origin"]["restored_at"].is_string(), "{vm}");
         // The parent's file from before the snapshot is there; its later one is not.
-        assert_eq!(sh(&env, clone, "cat /work/before"), "before\n");
+        assert_eq!(env.sh(clone, "cat /work/before"), "before\n");
         assert_eq!(
-            sh(
-                &env,
-                clone,
-                "test -e /work/after-parent && echo yes || echo no"
-            ),
+            env.sh(clone, "test -e /work/after-parent && echo yes || echo no"),
             "no\n"
         );
     }
     // A clone's writes are its own.
-    sh(&env, "c1", "echo mine > /work/c1-only && sync");
+    env.sh("c1", "echo mine > /work/c1-only && sync");
     for other in ["c2", "parent"] {
         assert_eq!(
-            sh(&env, other, "test -e /work/c1-only && echo yes || echo no"),
+            env.sh(other, "test -e /work/c1-only && echo yes || echo no"),
             "no\n",
             "{other} sees c1's file"
         );
     }
 
     // Each clone is a machine of its own.
-    let ident = |vm: &str| {
-        sh(
-            &env,
-            vm,
-            "hostname; cat /etc/machine-id; head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \\n'",
-        )
-    };
-    let (a, b) = (ident("c1"), ident("c2"));
-    let (a, b): (Vec<&str>, Vec<&str>) = (a.lines().collect(), b.lines().collect());
+    let (a, b) = (env.guest_identity("c1"), env.guest_identity("c2"));
     assert_eq!(a[0], "c1");
     assert_eq!(b[0], "c2");
     assert_eq!(a[1].len(), 32, "machine-id {a:?}");
     assert_ne!(a[1], b[1], "the clones share a machine-id");
     assert_ne!(a[2], b[2], "the clones' RNGs gave the same bytes");
-    let parent_id = sh(&env, "parent", "cat /etc/machine-id 2>/dev/null || true");
+    let parent_id = env.sh("parent", "cat /etc/machine-id 2>/dev/null || true");
     assert_ne!(parent_id.trim(), a[1]);
 
     // The clock was set at restore (it is frozen at snapshot time otherwise).
     let before = now();
-    let guest: u64 = sh(&env, "c2", "date +%s").trim().parse().unwrap();
+    let guest: u64 = env.sh("c2", "date +%s").trim().parse().unwrap();
     let after = now();
     assert!(
         guest + 2 >= before && guest <= after + 2,

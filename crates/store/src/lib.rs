@@ -25,6 +25,7 @@ mod snapshots;
 mod sql;
 mod vm_net;
 mod vms;
+mod warm;
 
 pub use disks::{DISK_BACKENDS, DISK_FORMATS};
 pub use error::StoreError;
@@ -38,6 +39,7 @@ pub use model::{
 pub use shares::VmShare;
 pub use snapshots::{SnapshotRecord, VmOrigin};
 pub use vm_net::NETWORK_MODES;
+pub use warm::WarmState;
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};

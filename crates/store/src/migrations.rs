@@ -172,6 +172,24 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         UNIQUE (vm_id, guest_path)
     ) STRICT;
     "#,
+    // 9 (warm images; depends only on entry 7's `snapshots` and entry 1's `images` and
+    // `vms`, so the lead may renumber it): which snapshot is an image's warm state and the
+    // key it was taken under (see warm.rs); and why a VM that could have been restored
+    // from one booted cold. A retired state (current = 0) waits for its last clone.
+    r#"
+    CREATE TABLE image_warm (
+        snapshot_id TEXT PRIMARY KEY NOT NULL REFERENCES snapshots (id) ON DELETE CASCADE,
+        image_name  TEXT NOT NULL REFERENCES images (name) ON UPDATE RESTRICT ON DELETE RESTRICT,
+        key_json    TEXT NOT NULL CHECK (json_valid(key_json)),
+        current     INTEGER NOT NULL CHECK (current IN (0, 1))
+    ) STRICT;
+    CREATE UNIQUE INDEX image_warm_current ON image_warm (image_name) WHERE current = 1;
+
+    CREATE TABLE vm_cold_reasons (
+        vm_id  TEXT PRIMARY KEY NOT NULL REFERENCES vms (id) ON DELETE CASCADE,
+        reason TEXT NOT NULL
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this build of banger reads and writes.

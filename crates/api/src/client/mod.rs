@@ -382,6 +382,21 @@ impl Client {
             .await
     }
 
+    /// Boot image `name` once and keep the agent-ready guest as its warm state; the image.
+    pub async fn warm_image(
+        &self,
+        name: &str,
+        progress: &dyn Progress,
+    ) -> Result<ImageView, ClientError> {
+        self.call_with_progress(
+            Method::POST,
+            &format!("/images/{}/warm", encode(name)),
+            None::<&()>,
+            progress,
+        )
+        .await
+    }
+
     pub async fn remove_image(&self, name: &str) -> Result<ImageView, ClientError> {
         self.call(
             Method::DELETE,

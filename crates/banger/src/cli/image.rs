@@ -125,6 +125,30 @@ kernel needs its virtio drivers (virtio_blk, virtio_console or vsock) built in."
         #[command(flatten)]
         data: DataArgs,
     },
+    /// Boot an image once and keep the ready guest, so `vm run` of it restores instead of booting
+    #[command(long_about = "\
+Boot an image once and keep the ready guest as the image's warm state.
+
+  banger image warm debian
+  banger run --image debian --rm -- true      restores the warm state: no kernel boot
+  banger run --image debian --cold --rm -- true   boots the kernel anyway
+
+The image is booted with the default resources (vcpu, memory, disk from config.toml), saved
+as soon as its agent answers, and that VM removed. A VM of the image with the same
+resources, driver and network mode then resumes the saved guest and is given its own
+identity at once (clock, RNG reseed, hostname, machine-id, SSH host key). Any other VM
+boots cold; `banger vm inspect` says which and why. The state is dropped when the image,
+its agent, the VMM or banger changes (the next VM boots cold), and goes with `image rm`.
+It costs the saved memory and disk copies on disk (`image inspect` shows the size), no RAM
+while no VM runs. Needs QEMU and `[network] mode` user or none.")]
+    Warm {
+        /// Image name (a catalogued image is built first)
+        #[arg(add = super::complete::images())]
+        name: String,
+        /// Print the image as JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove images no VM uses
     Rm {
         /// Image names

@@ -256,6 +256,9 @@ pub struct VmSpecArgs {
     /// Share a host directory, long form: type=bind,src=HOST,dst=GUEST[,ro] (repeatable)
     #[arg(long = "mount", value_name = "type=bind,src=HOST,dst=GUEST[,ro]", value_parser = super::share::parse_mount)]
     pub mounts: Vec<ShareRequest>,
+    /// Boot the kernel even when the image is warm (`banger image warm`)
+    #[arg(long)]
+    pub cold: bool,
 }
 
 impl VmSpecArgs {
@@ -273,6 +276,7 @@ impl VmSpecArgs {
             vmm: self.vmm,
             from: None,
             shares: self.volumes.into_iter().chain(self.mounts).collect(),
+            cold: self.cold,
         }
     }
 }
@@ -297,7 +301,7 @@ pub struct RunArgs {
     pub json: bool,
     /// Resume a clone of this snapshot instead of booting (its image and resources are
     /// the snapshot's); see `banger vm snapshot --help`
-    #[arg(long, value_name = "SNAPSHOT", conflicts_with_all = ["image", "vcpu", "memory", "disk", "vmm", "volumes", "mounts"])]
+    #[arg(long, value_name = "SNAPSHOT", conflicts_with_all = ["image", "vcpu", "memory", "disk", "vmm", "volumes", "mounts", "cold"])]
     pub from: Option<String>,
     /// Command to run in the VM (after `--`, or simply last)
     #[arg(trailing_var_arg = true, value_name = "COMMAND")]

@@ -197,9 +197,44 @@ fn describe(image: &ImageView, escape: bool) -> String {
             let _ = writeln!(out, "env:            {}", text(e));
         }
     }
+    if let Some(warm) = &image.warm {
+        let _ = writeln!(
+            out,
+            "warm state:     {} vCPU, {} MiB, disk {}, {} network, {} ({}; {} on disk)",
+            warm.vcpu,
+            warm.memory_mib,
+            format_bytes(warm.disk_bytes),
+            warm.network,
+            warm.driver,
+            warm.created_at,
+            format_bytes(warm.size_bytes)
+        );
+    }
     let _ = writeln!(out, "size:           {}", format_bytes(image.size_bytes));
     let _ = writeln!(out, "created:        {}", image.created_at);
     out
+}
+
+pub async fn warm(layout: &Layout, name: &str, json: bool) -> anyhow::Result<i32> {
+    let progress = Renderer::stderr();
+    let image = connect::connect(layout)
+        .await?
+        .warm_image(name, &progress)
+        .await?;
+    progress.finish();
+    if json {
+        outln!("{}", serde_json::to_string_pretty(&image)?)?;
+    } else if let Some(warm) = &image.warm {
+        outln!(
+            "image {} is warm: {} vCPU, {} MiB, {} network ({} on disk)",
+            image.name,
+            warm.vcpu,
+            warm.memory_mib,
+            warm.network,
+            format_bytes(warm.size_bytes)
+        )?;
+    }
+    Ok(0)
 }
 
 pub async fn rm(layout: &Layout, names: &[String]) -> anyhow::Result<i32> {

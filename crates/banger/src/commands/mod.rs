@@ -139,6 +139,7 @@ async fn image(layout: Layout, cmd: ImageCommand) -> anyhow::Result<i32> {
             force,
         } => image::import_kernel(&layout, file, name, initrd, force).await,
         ImageCommand::Inspect { name, data } => image::inspect(&layout, &name, data).await,
+        ImageCommand::Warm { name, json } => image::warm(&layout, &name, json).await,
         ImageCommand::Rm { names } => image::rm(&layout, &names).await,
         ImageCommand::Prune {
             dry_run,

@@ -77,7 +77,17 @@ fn describe(vm: &VmView, escape: bool, out: &mut String) {
             Some(at) => format!("restored {at}"),
             None => "restores on its first start".into(),
         };
-        let _ = writeln!(out, "clone of:    snapshot {} ({how})", origin.snapshot);
+        match &origin.warm_image {
+            Some(image) => {
+                let _ = writeln!(out, "warm start:  image {image}'s warm state ({how})");
+            }
+            None => {
+                let _ = writeln!(out, "clone of:    snapshot {} ({how})", origin.snapshot);
+            }
+        }
+    }
+    if let Some(reason) = &vm.cold_reason {
+        let _ = writeln!(out, "cold boot:   {reason}");
     }
     let _ = writeln!(
         out,
@@ -165,6 +175,20 @@ fn timings(vm: &VmView, escape: bool, out: &mut String) {
         return;
     };
     let _ = writeln!(out, "boot timings (ms since the start request):");
+    match &vm.origin {
+        Some(origin) => match &origin.warm_image {
+            Some(image) => {
+                let _ = writeln!(out, "  restored from    image {image}'s warm state");
+            }
+            None => {
+                let _ = writeln!(out, "  restored from    snapshot {}", origin.snapshot);
+            }
+        },
+        None => {
+            let how = vm.cold_reason.as_deref().unwrap_or("no warm state");
+            let _ = writeln!(out, "  booted cold      {how}");
+        }
+    }
     let _ = writeln!(out, "  vmm spawned      {:>8.1}", boot.vmm_spawned_ms);
     if let Some(k) = boot.kernel_started_ms {
         let _ = writeln!(out, "  kernel started   {k:>8.1}");

@@ -1,4 +1,4 @@
-//! `/v1/images`: list, inspect, build, pull, import, import-kernel, remove. Each handler is one call of the image
+//! `/v1/images`: list, inspect, build, pull, import, import-kernel, warm, remove. Each handler is one call of the image
 //! service (`crate::images`).
 
 use std::sync::Arc;
@@ -18,6 +18,7 @@ use crate::error::DaemonError;
 use crate::images;
 use crate::prune;
 use crate::state::Daemon;
+use crate::warm;
 
 /// The URL of image `name`, for `Location`.
 fn location(image: &ImageView) -> Option<String> {
@@ -180,6 +181,42 @@ pub async fn import_kernel(
         StatusCode::CREATED,
         location,
         move |d, progress| async move { images::import_kernel(&d, req, &*progress).await },
+    )
+    .await
+}
+
+#[utoipa::path(
+    post, path = "/v1/images/{name}/warm", tag = "images", operation_id = "warm_image",
+    summary = "Boot the image once and keep the agent-ready guest as its warm state",
+    description = "Boots a VM of the image with default resources (building a catalogued image \
+first), snapshots it once its agent answers, and removes that VM. `vm run` of the image with the \
+same resources, driver and network mode then restores the warm state instead of booting (each \
+such VM gets its own clock, RNG state, hostname, machine-id and SSH host key). A warm state that \
+no longer matches the image, its agent, the VMM or banger is retired and the VM boots cold. \
+Refused on the bridge network and under Firecracker.",
+    params(("name" = String, Path, description = "Image name")),
+    responses(
+        (status = 201, description = "The image, with its warm state", body = ImageView,
+            headers(("Location" = String, description = "The image's URL: /v1/images/{name}"))),
+        (status = 200, description = "With `Accept: application/x-ndjson`: progress lines, then \
+one `result` line (status 201, the image) or one `error` line",
+            content_type = "application/x-ndjson", body = ImageStreamLine),
+        (status = 404, description = "No such image", body = ApiError),
+        (status = 409, description = "The network mode is `bridge`", body = ApiError),
+        (status = 503, description = "No VMM that can restore (Firecracker)", body = ApiError),
+    )
+)]
+pub async fn warm_image(
+    State(daemon): State<Arc<Daemon>>,
+    headers: HeaderMap,
+    Name(name): Name,
+) -> Response {
+    operation::run(
+        &daemon,
+        &headers,
+        StatusCode::CREATED,
+        location,
+        move |d, progress| async move { warm::warm(&d, &name, &*progress).await },
     )
     .await
 }

@@ -25,12 +25,15 @@ pub fn list(daemon: &Daemon) -> Result<Vec<ImageView>> {
     Ok(daemon.store().list_images()?.iter().map(view).collect())
 }
 
+/// One image, with its warm state.
 pub fn get(daemon: &Daemon, name: &str) -> Result<ImageView> {
-    daemon
+    let image = daemon
         .store()
         .get_image(name)?
-        .map(|i| view(&i))
-        .ok_or_else(|| not_found(name))
+        .ok_or_else(|| not_found(name))?;
+    let mut view = view(&image);
+    view.warm = crate::warm::view(daemon, &image.name)?;
+    Ok(view)
 }
 
 /// Build image `req.recipe` (as `req.name`); `progress` hears each phase.
@@ -106,6 +109,8 @@ pub fn remove(daemon: &Daemon, name: &str) -> Result<ImageView> {
         ))
         .with_hint("remove those snapshots first with `banger snapshot rm NAME`"));
     }
+    // Its warm states are its own: they go with it (no VM is built on them now).
+    crate::warm::remove_for_image(daemon, name)?;
     daemon.store().delete_image(name)?;
     if let Err(e) = std::fs::remove_dir_all(&image.dir) {
         tracing::warn!(dir = %image.dir.display(), error = %e, "cannot delete image files");
@@ -115,11 +120,17 @@ pub fn remove(daemon: &Daemon, name: &str) -> Result<ImageView> {
 
 /// The snapshots taken of VMs of image `name` (they keep its kernel and disks' bases).
 pub(crate) fn snapshots_using(daemon: &Daemon, name: &str) -> Result<Vec<String>> {
-    Ok(daemon
+    // Its warm states are not: they go with it (`remove`).
+    let warm: Vec<String> = daemon
         .store()
-        .list_snapshots()?
+        .warm_states()?
         .into_iter()
-        .filter(|s| s.image_name == name)
+        .map(|w| w.snapshot.id)
+        .collect();
+    let snapshots = daemon.store().list_snapshots()?;
+    Ok(snapshots
+        .into_iter()
+        .filter(|s| s.image_name == name && !warm.contains(&s.id))
         .map(|s| s.name)
         .collect())
 }
@@ -170,6 +181,7 @@ pub(crate) fn view(image: &ImageRecord) -> ImageView {
             .config_json
             .as_deref()
             .and_then(|j| serde_json::from_str(j).ok()),
+        warm: None,
     }
 }
 

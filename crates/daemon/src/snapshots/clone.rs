@@ -2,7 +2,7 @@
 //! resources, disks copy-on-write on the snapshot's, and a first start that restores.
 
 use banger_api::{CreateVmRequest, VmView};
-use banger_store::{IntentOp, StoreError, VmRecord, VmState};
+use banger_store::{IntentOp, SnapshotRecord, StoreError, VmRecord, VmState};
 use banger_system::progress::Progress;
 use banger_vmm::DriverKind;
 
@@ -39,7 +39,58 @@ pub async fn create(
             .with_hint("omit it; `banger snapshot inspect` shows the snapshot's"));
         }
     }
-    let detail = Detail::parse(&snap)?;
+    let name = vms::choose_name(daemon, req.name)?;
+    let ports = crate::net::parse_ports(&req.publish)?;
+    if !ports.is_empty() {
+        return Err(DaemonError::invalid(
+            "a clone cannot publish ports yet: snapshots are of VMs without bridge networking",
+        )
+        .with_field("publish"));
+    }
+    let reason = format!(
+        "a clone of snapshot {}, which {} wrote",
+        snap.name, snap.driver
+    );
+    let made = make(daemon, &snap, name, reason, progress).await?;
+    if req.start {
+        return start_or_remove(daemon, &made, progress)
+            .await
+            .map_err(|e| e.0);
+    }
+    vms::get(daemon, &made)
+}
+
+/// Start (restore) clone `id`; a clone that could not be restored is of no use: it is
+/// removed, and the error says why (the snapshot is untouched).
+pub(crate) async fn start_or_remove(
+    daemon: &Daemon,
+    id: &str,
+    progress: &dyn Progress,
+) -> std::result::Result<VmView, RestoreFailed> {
+    match vms::start(daemon, id, progress).await {
+        Ok(vm) => Ok(vm),
+        Err(e) => {
+            if let Err(rm) = vms::remove(daemon, id, true).await {
+                tracing::warn!(vm = %id, error = %rm.message, "cannot remove a clone whose restore failed");
+            }
+            Err(RestoreFailed(e))
+        }
+    }
+}
+
+/// A clone's first start failed; the clone is gone.
+pub(crate) struct RestoreFailed(pub DaemonError);
+
+/// Register VM `name` as a clone of `snap` (not started), with `reason` as its driver's
+/// reason; its id.
+pub(crate) async fn make(
+    daemon: &Daemon,
+    snap: &SnapshotRecord,
+    name: String,
+    reason: String,
+    progress: &dyn Progress,
+) -> Result<String> {
+    let detail = Detail::parse(snap)?;
     let driver: DriverKind = snap.driver.parse().map_err(|e: String| {
         DaemonError::internal(format!("snapshot {} names a bad driver: {e}", snap.name))
     })?;
@@ -51,15 +102,6 @@ pub async fn create(
         ))
         .with_hint("`banger doctor` checks the host")
     })?;
-    let name = vms::choose_name(daemon, req.name)?;
-    let ports = crate::net::parse_ports(&req.publish)?;
-    if !ports.is_empty() {
-        return Err(DaemonError::invalid(
-            "a clone cannot publish ports yet: snapshots are of VMs without bridge networking",
-        )
-        .with_field("publish"));
-    }
-
     let id = banger_store::new_vm_id()
         .map_err(|e| DaemonError::internal(format!("cannot draw a VM id: {e}")))?;
     let dir = daemon.layout.vm_dir(&id);
@@ -74,10 +116,7 @@ pub async fn create(
         disk_bytes: snap.disk_bytes,
         dir: dir.clone(),
         driver: Some(snap.driver.clone()),
-        driver_reason: Some(format!(
-            "a clone of snapshot {}, which {} wrote",
-            snap.name, snap.driver
-        )),
+        driver_reason: Some(reason),
         runtime_json: None,
         boot_json: None,
         last_error: None,
@@ -112,18 +151,5 @@ pub async fn create(
         return Err(e);
     }
     tracing::info!(vm = %name, id = %id, snapshot = %snap.name, "created a clone");
-    if req.start {
-        return match vms::start(daemon, &id, progress).await {
-            Ok(vm) => Ok(vm),
-            Err(e) => {
-                // A clone that could not be restored is of no use: it goes, and the error
-                // says why (the snapshot is untouched).
-                if let Err(rm) = vms::remove(daemon, &id, true).await {
-                    tracing::warn!(vm = %name, error = %rm.message, "cannot remove a clone whose restore failed");
-                }
-                Err(e)
-            }
-        };
-    }
-    vms::get(daemon, &id)
+    Ok(id)
 }

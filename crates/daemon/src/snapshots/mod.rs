@@ -29,6 +29,7 @@ use crate::error::{DaemonError, Result};
 use crate::state::Daemon;
 
 pub use take::take;
+pub(crate) use take::{Register, take_as};
 
 /// What the daemon keeps about a snapshot besides its row (`detail_json`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -111,8 +112,21 @@ pub(crate) fn preconditions(daemon: &Daemon, vm: &VmRecord) -> Result<VmRuntime>
     Ok(runtime)
 }
 
+/// The user's snapshots (images' warm states are shown by `image inspect`).
 pub fn list(daemon: &Daemon) -> Result<Vec<SnapshotView>> {
-    Ok(daemon.store().list_snapshots()?.iter().map(view).collect())
+    let warm: Vec<String> = daemon
+        .store()
+        .warm_states()?
+        .into_iter()
+        .map(|w| w.snapshot.id)
+        .collect();
+    Ok(daemon
+        .store()
+        .list_snapshots()?
+        .iter()
+        .filter(|s| !warm.contains(&s.id))
+        .map(view)
+        .collect())
 }
 
 /// One snapshot with the VMs made from it.
@@ -159,6 +173,7 @@ pub fn origin_view(daemon: &Daemon, vm_id: &str) -> Result<Option<VmOriginView>>
     let Some(origin) = daemon.store().vm_origin(vm_id)? else {
         return Ok(None);
     };
+    let warm_image = daemon.store().warm_image_of(&origin.snapshot_id)?;
     let snapshot = daemon
         .store()
         .get_snapshot(&origin.snapshot_id)?
@@ -167,6 +182,7 @@ pub fn origin_view(daemon: &Daemon, vm_id: &str) -> Result<Option<VmOriginView>>
     Ok(Some(VmOriginView {
         snapshot,
         restored_at: origin.restored_at,
+        warm_image,
     }))
 }
 

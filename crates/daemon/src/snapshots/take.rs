@@ -21,20 +21,41 @@ pub async fn take(
     req: CreateSnapshotRequest,
     progress: &dyn Progress,
 ) -> Result<SnapshotView> {
+    take_as(daemon, name, req, Register::User, progress).await
+}
+
+/// How a finished snapshot is registered.
+pub(crate) enum Register {
+    /// A user's snapshot, named as asked.
+    User,
+    /// Its image's warm state (named `warm-<id>`, not listed as a user snapshot), taken
+    /// under this key (JSON).
+    Warm { key_json: String },
+}
+
+/// [`take`], registered as `register` says.
+pub(crate) async fn take_as(
+    daemon: &Daemon,
+    name: &str,
+    req: CreateSnapshotRequest,
+    register_as: Register,
+    progress: &dyn Progress,
+) -> Result<SnapshotView> {
     let (op, vm) = lock_vm(daemon, name).await?;
     let runtime = preconditions(daemon, &vm)?;
-    let snap_name = match req.name {
-        Some(n) => {
+    let id = banger_store::new_vm_id()
+        .map_err(|e| DaemonError::internal(format!("cannot draw a snapshot id: {e}")))?;
+    let snap_name = match (&register_as, req.name) {
+        (Register::Warm { .. }, _) => format!("warm-{id}"),
+        (Register::User, Some(n)) => {
             names::validate(&n).map_err(|e| e.with_field("name"))?;
             n
         }
-        None => default_name(&vm.name),
+        (Register::User, None) => default_name(&vm.name),
     };
     if daemon.store().get_snapshot(&snap_name)?.is_some() {
         return Err(exists(&snap_name));
     }
-    let id = banger_store::new_vm_id()
-        .map_err(|e| DaemonError::internal(format!("cannot draw a snapshot id: {e}")))?;
     let root = daemon.layout.snapshots_dir();
     std::fs::create_dir_all(&root)
         .map_err(|e| DaemonError::internal(format!("cannot create {}: {e}", root.display())))?;
@@ -67,7 +88,15 @@ pub async fn take(
             return Err(e);
         }
     };
-    let registered = register(daemon, &vm, &id, &snap_name, &temp_dir, &final_dir, &detail);
+    let registered = register(
+        daemon,
+        &vm,
+        (&id, &snap_name),
+        &temp_dir,
+        &final_dir,
+        &detail,
+        &register_as,
+    );
     if let Err(e) = registered {
         let _ = std::fs::remove_dir_all(&temp_dir);
         let _ = std::fs::remove_dir_all(&final_dir);
@@ -124,11 +153,11 @@ async fn save(
 fn register(
     daemon: &Daemon,
     vm: &banger_store::VmRecord,
-    id: &str,
-    name: &str,
+    (id, name): (&str, &str),
     temp_dir: &Path,
     final_dir: &Path,
     detail: &Detail,
+    register_as: &Register,
 ) -> Result<()> {
     let mut detail = detail.clone();
     let moved = |p: &Path| final_dir.join(p.file_name().unwrap_or_default());
@@ -162,13 +191,15 @@ fn register(
         size_bytes,
         created_at: banger_store::now_rfc3339(),
     };
-    daemon
-        .store()
-        .insert_snapshot(&record)
-        .map_err(|e| match e {
-            StoreError::SnapshotExists(n) => exists(&n),
-            other => other.into(),
-        })
+    let store = daemon.store();
+    let inserted = match register_as {
+        Register::User => store.insert_snapshot(&record),
+        Register::Warm { key_json } => store.insert_warm_state(&record, key_json),
+    };
+    inserted.map_err(|e| match e {
+        StoreError::SnapshotExists(n) => exists(&n),
+        other => other.into(),
+    })
 }
 
 /// Bytes the files in `dir` take on the host.

@@ -24,7 +24,7 @@ pub async fn create(
     if req.from.is_some() {
         return crate::snapshots::clone::create(daemon, req, progress).await;
     }
-    let name = choose_name(daemon, req.name)?;
+    let name = choose_name(daemon, req.name.clone())?;
 
     let (vcpu, memory_mib, disk_bytes) =
         resources(daemon, req.vcpu, req.memory_mib, req.disk.as_deref())?;
@@ -46,8 +46,29 @@ pub async fn create(
     let shares = crate::shares::validate(daemon, &req.shares, selection.driver)?;
     let image_name = req
         .image
+        .clone()
         .unwrap_or_else(|| daemon.config.default_image_name_resolved().value);
     let image = crate::images::ensure(daemon, &image_name, progress).await?;
+    let mut warm_later = false;
+    let cold_reason = match warm_or_cold(
+        daemon,
+        &req,
+        (&image, &selection),
+        (vcpu, memory_mib, disk_bytes),
+        (&shares, &ports),
+    )? {
+        crate::warm::Choice::Cold(None) => {
+            warm_later = first_use_warms(daemon, &req, &shares, &ports);
+            None
+        }
+        crate::warm::Choice::Cold(reason) => reason,
+        crate::warm::Choice::Restore(state) => {
+            match restore_warm(daemon, &state, &image.name, &name, req.start, progress).await {
+                Ok(vm) => return Ok(vm),
+                Err(reason) => Some(reason),
+            }
+        }
+    };
 
     let id = banger_store::new_vm_id()
         .map_err(|e| DaemonError::internal(format!("cannot draw a VM id: {e}")))?;
@@ -85,11 +106,109 @@ pub async fn create(
         return Err(e);
     }
     tracing::info!(vm = %name, id = %id, image = %image.name, driver = %selection.driver, reason = %selection.reason, "created VM");
+    if let Some(reason) = &cold_reason {
+        tracing::info!(vm = %name, reason = %reason, "booting cold although the image is warm");
+        daemon.store().set_cold_reason(&id, reason)?;
+    }
 
     if req.start {
-        return start::boot(daemon, &id, progress).await.map(|vm| view(&vm));
+        let vm = start::boot(daemon, &id, progress).await;
+        // After this VM's boot, never before it: the warm-up is a boot of its own.
+        if warm_later {
+            crate::warm::in_background(daemon, &image.name);
+        }
+        return Ok(VmView {
+            cold_reason,
+            ..view(&vm?)
+        });
     }
-    Ok(view(&record))
+    Ok(VmView {
+        cold_reason,
+        ..view(&record)
+    })
+}
+
+/// Whether this VM, booting cold because its image has no warm state, should warm the
+/// image (`[images] warm = "on-first-use"`): only a VM whose key a warm state would match
+/// (default resources, no shares, no published ports) does.
+fn first_use_warms(
+    daemon: &Daemon,
+    req: &CreateVmRequest,
+    shares: &[banger_store::VmShare],
+    ports: &[String],
+) -> bool {
+    daemon.config.images.warm == banger_config::WarmPolicy::OnFirstUse
+        && !req.cold
+        && shares.is_empty()
+        && ports.is_empty()
+        && req.vcpu.is_none_or(|v| v == daemon.defaults.vcpu.value)
+        && req
+            .memory_mib
+            .is_none_or(|m| m == daemon.defaults.memory_mib.value)
+        && req.disk.is_none()
+}
+
+/// Whether a new VM restores from its image's warm state, or boots cold (with the reason
+/// when the image had one).
+fn warm_or_cold(
+    daemon: &Daemon,
+    req: &CreateVmRequest,
+    (image, selection): (&ImageRecord, &banger_vmm::Selection),
+    (vcpu, memory_mib, disk_bytes): (u32, u64, u64),
+    (shares, ports): (&[banger_store::VmShare], &[String]),
+) -> Result<crate::warm::Choice> {
+    if req.cold {
+        let had = daemon.store().current_warm_state(&image.name)?.is_some();
+        return Ok(crate::warm::Choice::Cold(
+            had.then(|| "a cold boot was asked for (--cold)".to_string()),
+        ));
+    }
+    let ineligible = if !shares.is_empty() {
+        Some("it shares host directories (-v), which a saved guest has no device for".into())
+    } else if !ports.is_empty() {
+        Some("it publishes ports (-p), which restored VMs cannot do yet".into())
+    } else {
+        None
+    };
+    let wanted = crate::warm::Wanted {
+        image,
+        driver: selection.driver,
+        vcpu,
+        memory_mib,
+        disk_bytes,
+        ineligible,
+    };
+    crate::warm::choose(daemon, &wanted)
+}
+
+/// VM `name` made from image `image`'s warm state (and started, with `start`). `Err` is
+/// why it could not be: the state is then retired and the caller boots cold.
+async fn restore_warm(
+    daemon: &Daemon,
+    state: &banger_store::WarmState,
+    image: &str,
+    name: &str,
+    start: bool,
+    progress: &dyn Progress,
+) -> std::result::Result<VmView, String> {
+    use crate::snapshots::clone;
+    let reason = format!("restored from image {image}'s warm state");
+    let failed = |e: DaemonError| format!("restoring the warm state failed: {}", e.message);
+    let id = clone::make(daemon, &state.snapshot, name.to_string(), reason, progress)
+        .await
+        .map_err(failed)?;
+    // The whole view, with its origin: `vm run --timings` tells a restore from a boot.
+    let made = match start {
+        true => clone::start_or_remove(daemon, &id, progress)
+            .await
+            .map_err(|e| failed(e.0))
+            .and_then(|_| super::get(daemon, &id).map_err(failed)),
+        false => super::get(daemon, &id).map_err(failed),
+    };
+    if let Err(why) = &made {
+        crate::warm::retire(daemon, state, why);
+    }
+    made
 }
 
 /// What a VM is registered with besides its disks.

@@ -90,6 +90,17 @@ impl Drivers {
         })
     }
 
+    /// The VMM binary VMs of `kind` would run now, if this host has one (what a warm
+    /// state's key identifies the VMM by).
+    pub fn binary(&self, kind: DriverKind) -> Option<PathBuf> {
+        match kind {
+            DriverKind::Qemu => qemu_binary(),
+            DriverKind::Firecracker => {
+                banger_system::runner::lookup_executable(&self.firecracker_bin.to_string_lossy())
+            }
+        }
+    }
+
     /// The Firecracker binary and its `--version`. A binary that does not answer within
     /// [`VERSION_TIMEOUT`] counts as broken rather than holding up the caller.
     fn firecracker_found(&self) -> Option<FirecrackerFound> {

@@ -79,6 +79,7 @@ pub fn get(daemon: &Daemon, name: &str) -> Result<VmView> {
         .collect();
     view.network = Some(crate::net::view(daemon, &vm)?);
     view.origin = crate::snapshots::origin_view(daemon, &vm.id)?;
+    view.cold_reason = daemon.store().cold_reason(&vm.id)?;
     view.shares = crate::shares::views(daemon, &vm)?;
     Ok(view)
 }
@@ -155,6 +156,7 @@ pub fn view(vm: &VmRecord) -> VmView {
         disks: Vec::new(),
         network: None,
         origin: None,
+        cold_reason: None,
         shares: Vec::new(),
     }
 }

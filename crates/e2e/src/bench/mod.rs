@@ -7,3 +7,4 @@ pub mod oci;
 pub mod sandbox;
 pub mod shares;
 pub mod snapshots;
+pub mod warm;

@@ -28,6 +28,11 @@
 //! **snapshots** (P6) — `vm run --from SNAP --rm -- true` against a cold `vm run --rm --
 //! true`, and 10 clones against 10 cold boots: time and QEMU memory (see
 //! `bench/snapshots.rs`).
+//!
+//! **warm** (P6 from a warm image) — `vm run --rm -- true` restoring `image warm`'s state vs
+//! `vm run --cold --rm -- true`, medians of 5, and the warm run split into phases
+//! (`bench/warm.rs`).
+//!
 //! **shares** — a virtio-fs shared directory against the guest's disk: `find | wc -l` over
 //! 10,000 small files and a 256 MiB sequential read (see `bench/shares.rs`).
 
@@ -35,7 +40,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use banger_e2e::bench::{disks, guests, net, oci, sandbox, shares, snapshots};
+use banger_e2e::bench::{disks, guests, net, oci, sandbox, shares, snapshots, warm};
 use banger_e2e::direct::{self, ImageFiles};
 use banger_e2e::{Env, stderr};
 use banger_vmm::QemuDriver;
@@ -45,7 +50,7 @@ const RUNS: usize = 5;
 const VCPUS: u32 = 1;
 const MEMORY_MIB: u64 = 512;
 
-/// `banger-bench [boot] [disks] [oci] [guests] [sandbox] [ssh] [net] [snapshots] [shares]` (all by default). `disks-xfs DIR` is the
+/// `banger-bench [boot] [disks] [oci] [guests] [sandbox] [ssh] [net] [snapshots] [warm] [shares]` (all by default). `disks-xfs DIR` is the
 /// xfs half of `disks`, re-run inside a private mount namespace.
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -96,6 +101,10 @@ fn main() -> anyhow::Result<()> {
     if want("snapshots") {
         println!("\n== P6: restore from a snapshot vs cold boot; 10 clones vs 10 cold boots ==");
         snapshots::measure(&Env::new()?, RUNS, 10, MEMORY_MIB)?.print();
+    }
+    if want("warm") {
+        println!("\n== P6 (warm image): vm run --rm -- true restored vs cold; its phases ==");
+        warm::measure(&Env::new()?, RUNS)?.print();
     }
     if want("shares") {
         println!("\n== shares: virtio-fs vs the guest's own disk (minimal, TCG) ==");

@@ -26,6 +26,7 @@ pub async fn reclaim(daemon: &Daemon, vms: &[VmRecord], intents: &[Intent]) {
     // Image builds, imports and downloads: their owner reclaims them.
     crate::images::reclaim(daemon);
     crate::snapshots::reclaim(daemon);
+    crate::warm::sweep(daemon);
 }
 
 /// Directories under `vms/` that no row names: left by a create killed before its intent
