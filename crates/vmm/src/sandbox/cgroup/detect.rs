@@ -137,8 +137,16 @@ pub fn detect(mountinfo: &str, self_cgroup: &str, pid: u32) -> Result<Layout, St
 
 fn detect_v2(mount: &Mount, self_cgroup: &str, pid: u32) -> Result<Layout, String> {
     let path = own_path(self_cgroup, "").ok_or("this process is in no cgroup v2 group")?;
-    let group = group_dir(mount, path)
+    let own = group_dir(mount, path)
         .ok_or_else(|| format!("this process's group {path} is outside the mounted hierarchy"))?;
+    // Already in the leaf (systemd ≥ 254 with `DelegateSubgroup=daemon`, or an earlier
+    // setup): the delegated group is its parent, and systemd starts every later daemon in
+    // the leaf too.
+    let in_leaf = own.file_name().is_some_and(|n| n == super::DAEMON_LEAF) && own != mount.point;
+    let group = match own.parent() {
+        Some(parent) if in_leaf => parent.to_path_buf(),
+        _ => own.clone(),
+    };
     let controllers = std::fs::read_to_string(group.join("cgroup.controllers"))
         .map_err(|e| format!("cannot read {:?}: {e}", group.join("cgroup.controllers")))?;
     let missing: Vec<&str> = ["memory", "pids"]
@@ -160,7 +168,7 @@ fn detect_v2(mount: &Mount, self_cgroup: &str, pid: u32) -> Result<Layout, Strin
             group.display()
         ));
     }
-    let move_self = group != mount.point;
+    let move_self = !in_leaf && group != mount.point;
     if move_self {
         // Moving the daemon into a leaf is only ours to do if the group holds nobody else.
         let procs = std::fs::read_to_string(group.join("cgroup.procs")).unwrap_or_default();
@@ -176,6 +184,16 @@ fn detect_v2(mount: &Mount, self_cgroup: &str, pid: u32) -> Result<Layout, Strin
                 others.join(" ")
             ));
         }
+    }
+    if move_self && group.extension().is_some_and(|e| e == "service") {
+        // systemd before 254 starts a service in its unit's own group; once that group has
+        // controlled children, v2 refuses the next daemon there and the restart fails.
+        return Err(format!(
+            "systemd started the daemon in its unit's own group {} (systemd before 254 has \
+             no DelegateSubgroup=); enabling controllers there would make the next restart \
+             fail while VMs run",
+            group.display()
+        ));
     }
     Ok(Layout::V2 { group, move_self })
 }
@@ -273,10 +291,28 @@ mod tests {
         let why = detect(&info, own, 77).unwrap_err();
         assert!(why.contains("other processes (78)"), "{why}");
         std::fs::write(group.join("cgroup.procs"), "77\n").unwrap();
+        // A systemd < 254 unit's own group: refused (the restart would fail).
+        let why = detect(&info, own, 77).unwrap_err();
+        assert!(why.contains("DelegateSubgroup"), "{why}");
+        // systemd ≥ 254 put the daemon in the leaf: its parent is the group.
+        let leaf = group.join("daemon");
+        std::fs::create_dir(&leaf).unwrap();
         assert_eq!(
-            detect(&info, own, 77).unwrap(),
+            detect(&info, "0::/system.slice/bangerd.service/daemon\n", 77).unwrap(),
             Layout::V2 {
                 group: group.clone(),
+                move_self: false
+            }
+        );
+        // A delegated scope (`systemd-run --scope -p Delegate=yes`): the daemon moves.
+        let scope = root.join("user.slice/run-1.scope");
+        std::fs::create_dir_all(&scope).unwrap();
+        std::fs::write(scope.join("cgroup.controllers"), "memory pids").unwrap();
+        std::fs::write(scope.join("cgroup.procs"), "77\n").unwrap();
+        assert_eq!(
+            detect(&info, "0::/user.slice/run-1.scope\n", 77).unwrap(),
+            Layout::V2 {
+                group: scope,
                 move_self: true
             }
         );

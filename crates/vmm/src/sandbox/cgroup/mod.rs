@@ -38,7 +38,7 @@ pub const TCG_CACHE_MIB: u64 = 1024;
 pub const DEFAULT_PIDS_MAX: u64 = 512;
 
 /// The leaf a v2 daemon moves itself into.
-const DAEMON_LEAF: &str = "daemon";
+pub(crate) const DAEMON_LEAF: &str = "daemon";
 /// How long an exiting VMM may keep its group busy before its leftover tasks are killed.
 const REMOVE_WAIT: Duration = Duration::from_secs(3);
 
