@@ -6,7 +6,7 @@
 //! leftover swept), after `vm rm`, and the daemon's parent groups after it stops.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use banger_e2e::Env;
@@ -49,6 +49,18 @@ fn kill9(pid: u32) {
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
+}
+
+/// SIGKILL the daemon and wait until it is gone (it is not our child: poll /proc).
+fn kill_daemon(env: &Env) {
+    let daemon = env.daemon_pid().expect("daemon pid file");
+    kill9(daemon as u32);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::read_to_string(format!("/proc/{daemon}/stat")).is_ok_and(|s| !s.contains(") Z "))
+    {
+        assert!(Instant::now() < deadline, "daemon {daemon} did not die");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]
@@ -103,11 +115,21 @@ fn a_vms_qemu_is_limited_by_its_own_cgroup_which_goes_with_the_vm() {
     kill9(qemu);
     wait_gone(&dirs, "after kill -9 of QEMU", &env);
 
-    // QEMU killed while no daemon runs: the next daemon's reconcile releases it, and an
-    // empty leftover group of an unknown VM is swept.
+    // A daemon killed while the VM runs: the next one adopts the VM and keeps its group.
     env.ok(["vm", "start", "lim"]);
     let qemu = pid(&env, "lim");
     let dirs = groups(qemu);
+    kill_daemon(&env);
+    assert_eq!(env.vm_json("lim")["state"], "running");
+    assert_eq!(pid(&env, "lim"), qemu);
+    assert!(
+        dirs.iter().all(|d| d.exists()),
+        "an adopted VM keeps its group"
+    );
+    assert_eq!(groups(qemu), dirs);
+
+    // QEMU killed while no daemon runs: the next daemon's reconcile releases it, and an
+    // empty leftover group of an unknown VM is swept.
     let leftovers: Vec<PathBuf> = dirs
         .iter()
         .map(|d| d.parent().unwrap().join("0000deadbeef"))
@@ -115,13 +137,8 @@ fn a_vms_qemu_is_limited_by_its_own_cgroup_which_goes_with_the_vm() {
     for l in &leftovers {
         std::fs::create_dir(l).unwrap();
     }
-    let daemon = env.daemon_pid().unwrap();
-    kill9(daemon as u32);
+    kill_daemon(&env);
     kill9(qemu);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Path::new(&format!("/proc/{daemon}")).exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
     assert_eq!(env.vm_json("lim")["state"], "stopped");
     wait_gone(&dirs, "after a daemon restart", &env);
     wait_gone(&leftovers, "leftover after a daemon restart", &env);
