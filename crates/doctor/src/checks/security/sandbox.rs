@@ -368,6 +368,55 @@ mod tests {
         assert!(c.summary.contains("jailer"));
     }
 
+    /// A VMM's cgroup shows in its row: limited, or plainly not.
+    #[test]
+    fn a_vmms_cgroup_limits_are_reported() {
+        let uid = IdRange::default().base() + 7;
+        let limits = ProcessCgroups {
+            version: Some("v1"),
+            memory_dir: Some("/sys/fs/cgroup/memory/banger-x/abc".into()),
+            pids_dir: Some("/sys/fs/cgroup/pids/banger-x/abc".into()),
+            memory_max: Some(1792 << 20),
+            memory_current: Some(100 << 20),
+            pids_max: Some(512),
+            pids_current: Some(9),
+        };
+        let range = Some(IdRange::default());
+        let c = vm_row(
+            "dev",
+            &rt(DriverKind::Qemu),
+            Some(Ok(confined(uid))),
+            Some(limits),
+            range,
+        );
+        assert_eq!(c.status, Status::Pass);
+        assert!(
+            c.summary
+                .ends_with("memory and tasks limited by its cgroup"),
+            "{}",
+            c.summary
+        );
+        assert!(
+            c.details.iter().any(|d| d
+                == "cgroup v1 /sys/fs/cgroup/memory/banger-x/abc: memory ≤ 1792 MiB (100 MiB used), tasks ≤ 512 (9)"),
+            "{:?}",
+            c.details
+        );
+        let c = vm_row(
+            "dev",
+            &rt(DriverKind::Qemu),
+            Some(Ok(confined(uid))),
+            Some(ProcessCgroups::default()),
+            range,
+        );
+        assert!(c.summary.ends_with("no cgroup limits"), "{}", c.summary);
+        assert!(
+            c.details
+                .iter()
+                .any(|d| d.starts_with("cgroup: no per-VM limits"))
+        );
+    }
+
     #[test]
     fn host_rows() {
         let c = host_row(0, Some(IdRange::default()));
