@@ -129,7 +129,12 @@ async fn a_process_placed_before_exec_is_in_its_vm_group_with_its_limits() {
         memory_max: 96 << 20,
         pids_max: 40,
     };
+    let t0 = Instant::now();
     let (id, vm) = s.vm(limits);
+    eprintln!(
+        "making a VM's groups with their limits took {:?}",
+        t0.elapsed()
+    );
     let mut child = spawn_in(&vm, "exec sleep 60");
     let pid = child.id();
     let text = proc_cgroup(pid);
