@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use banger_e2e::Env;
+use banger_vmm::sandbox::cgroup::instance_name;
 use banger_vmm::sandbox::cgroup::read::of_process;
 
 fn env() -> Env {
@@ -81,8 +82,13 @@ fn a_vms_qemu_is_limited_by_its_own_cgroup_which_goes_with_the_vm() {
     let dirs = groups(qemu);
     for d in &dirs {
         assert!(d.ends_with(&id), "{d:?}");
+        // banger-<instance>, the daemon's state directory hashed (what Env's cleanup uses).
         let parent = d.parent().unwrap().file_name().unwrap().to_string_lossy();
-        assert!(parent.starts_with("banger-"), "{d:?}");
+        assert_eq!(
+            parent,
+            format!("banger-{}", instance_name(&env.state_dir())),
+            "{d:?}"
+        );
     }
     let text = std::fs::read_to_string(format!("/proc/{qemu}/cgroup")).unwrap();
     assert!(

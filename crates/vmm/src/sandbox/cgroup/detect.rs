@@ -20,6 +20,18 @@ pub enum Layout {
     V1 { memory: PathBuf, pids: PathBuf },
 }
 
+impl Layout {
+    /// The groups daemon `instance` makes its VM groups in: `banger-<instance>` below the
+    /// delegated group (v2) or below the daemon's group in each hierarchy (v1).
+    pub fn parents(&self, instance: &str) -> Vec<PathBuf> {
+        let name = format!("banger-{instance}");
+        match self {
+            Layout::V2 { group, .. } => vec![group.join(&name)],
+            Layout::V1 { memory, pids } => vec![memory.join(&name), pids.join(&name)],
+        }
+    }
+}
+
 /// A mounted cgroup hierarchy, from one line of `/proc/self/mountinfo`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Mount {

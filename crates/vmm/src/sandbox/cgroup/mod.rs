@@ -238,8 +238,8 @@ impl Cgroups {
     /// Make the parent groups of `layout` (v2: the daemon moved into its leaf first, memory
     /// and pids enabled for the VM groups). Idempotent: a restarted daemon runs it again.
     pub fn setup(layout: Layout, instance: &str) -> Result<Cgroups, CgroupError> {
-        let name = format!("banger-{instance}");
-        let parents = match &layout {
+        let parents = layout.parents(instance);
+        match &layout {
             Layout::V2 { group, move_self } => {
                 if *move_self {
                     let leaf = group.join(DAEMON_LEAF);
@@ -248,20 +248,18 @@ impl Cgroups {
                     std::fs::write(&procs, std::process::id().to_string())
                         .map_err(io_err("move the daemon into", &procs))?;
                 }
-                let parent = group.join(&name);
                 enable_controllers(group)?;
-                mkdir(&parent)?;
-                enable_controllers(&parent)?;
-                vec![parent]
+                for parent in &parents {
+                    mkdir(parent)?;
+                    enable_controllers(parent)?;
+                }
             }
-            Layout::V1 { memory, pids } => {
-                let parents = vec![memory.join(&name), pids.join(&name)];
+            Layout::V1 { .. } => {
                 for p in &parents {
                     mkdir(p)?;
                 }
-                parents
             }
-        };
+        }
         Ok(Cgroups { layout, parents })
     }
 
