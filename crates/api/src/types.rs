@@ -212,6 +212,33 @@ pub struct VmView {
     /// The host directories it shares (filled by `GET /v1/vms/{name}`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shares: Vec<ShareView>,
+    /// The host resources its running VMM may take (filled by `GET /v1/vms/{name}` while
+    /// the VM is active).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<LimitsView>,
+}
+
+/// A running VM's cgroup limits, read back from the kernel.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+pub struct LimitsView {
+    /// `v1` or `v2` when the VMM is in a cgroup of its own with limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
+    /// Its cgroup directories (memory, then pids on cgroup v1).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dirs: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_max_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_used_bytes: Option<u64>,
+    /// Tasks (processes and threads) allowed, and in use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks_max: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<u64>,
+    /// Why no limits apply, when none do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unlimited_because: Option<String>,
 }
 
 /// A host directory a VM shares, and how it reaches the guest.

@@ -34,7 +34,8 @@ pub use network::{
 };
 pub use parse::{DISK_MAX_BYTES, DISK_MIN_BYTES, MEMORY_MIB_RANGE, VCPU_RANGE};
 pub use sandbox::{
-    BUILTIN_VMM_ID_BASE, BUILTIN_VMM_ID_COUNT, SandboxConfig, VMM_ID_BASE_RANGE, VMM_ID_COUNT_RANGE,
+    BUILTIN_VMM_ID_BASE, BUILTIN_VMM_ID_COUNT, SandboxConfig, VMM_ID_BASE_RANGE,
+    VMM_ID_COUNT_RANGE, VMM_MEMORY_OVERHEAD_RANGE, VMM_PIDS_MAX_RANGE,
 };
 pub use size::{MIB, format_size, parse_size, parse_size_with_unit};
 

@@ -3,7 +3,10 @@
 //! point at the value's line and column (each value is read as `Spanned<toml::Value>`).
 
 use crate::network::{MAX_DNS, NetworkConfig, usable_resolver};
-use crate::sandbox::{SandboxConfig, VMM_ID_BASE_RANGE, VMM_ID_COUNT_RANGE};
+use crate::sandbox::{
+    SandboxConfig, VMM_ID_BASE_RANGE, VMM_ID_COUNT_RANGE, VMM_MEMORY_OVERHEAD_RANGE,
+    VMM_PIDS_MAX_RANGE,
+};
 use crate::size::{format_size, parse_size};
 use crate::{
     Config, ConfigError, LOG_MAX_RANGE, LogsConfig, VmDefaultsConfig, error::line_col,
@@ -58,6 +61,8 @@ struct RawLogs {
 struct RawSandbox {
     vmm_id_base: Field,
     vmm_id_count: Field,
+    vmm_memory_overhead_mib: Field,
+    vmm_pids_max: Field,
 }
 
 #[derive(Deserialize)]
@@ -81,7 +86,7 @@ const TOP_KEYS: &str = "firecracker_bin, ssh_key_path, default_image_name, vmm, 
 const VM_DEFAULTS_KEYS: &str = "vcpu, memory, disk";
 const NETWORK_KEYS: &str = "mode, subnet, dns";
 const LOGS_KEYS: &str = "console_max, daemon_max";
-const SANDBOX_KEYS: &str = "vmm_id_base, vmm_id_count";
+const SANDBOX_KEYS: &str = "vmm_id_base, vmm_id_count, vmm_memory_overhead_mib, vmm_pids_max";
 const IMAGES_KEYS: &str = "warm";
 
 /// Parses one file; carries what every error needs.
@@ -377,6 +382,18 @@ fn sandbox(ctx: &Ctx<'_>, raw: &RawSandbox) -> Result<SandboxConfig, ConfigError
     if let Some(v) = &raw.vmm_id_count {
         let n = ctx.bounded("sandbox.vmm_id_count", v, VMM_ID_COUNT_RANGE, "")?;
         out.vmm_id_count = Some(n as u32);
+    }
+    if let Some(v) = &raw.vmm_memory_overhead_mib {
+        let n = ctx.bounded(
+            "sandbox.vmm_memory_overhead_mib",
+            v,
+            VMM_MEMORY_OVERHEAD_RANGE,
+            " (MiB)",
+        )?;
+        out.vmm_memory_overhead_mib = Some(n);
+    }
+    if let Some(v) = &raw.vmm_pids_max {
+        out.vmm_pids_max = Some(ctx.bounded("sandbox.vmm_pids_max", v, VMM_PIDS_MAX_RANGE, "")?);
     }
     let (base, count) = out.id_range();
     if u64::from(base) + u64::from(count) > 1 << 31 {

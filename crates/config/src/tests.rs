@@ -498,3 +498,20 @@ fn images_warm_policy() {
     assert_eq!(key.as_deref(), Some("images.hot"));
     assert!(msg.contains("in [images]"), "{msg}");
 }
+
+#[test]
+fn sandbox_cgroup_allowances() {
+    let c = p("").unwrap();
+    assert_eq!(c.sandbox.vmm_memory_overhead_mib, None);
+    assert_eq!(c.sandbox.vmm_pids_max, None);
+    let c = p("[sandbox]\nvmm_memory_overhead_mib = 0\nvmm_pids_max = 64\n").unwrap();
+    assert_eq!(c.sandbox.vmm_memory_overhead_mib, Some(0));
+    assert_eq!(c.sandbox.vmm_pids_max, Some(64));
+    let (line, _, key, msg) = bad("[sandbox]\nvmm_pids_max = 8\n");
+    assert_eq!(line, 2);
+    assert_eq!(key.as_deref(), Some("sandbox.vmm_pids_max"));
+    assert!(msg.contains("from 32 to"), "{msg}");
+    let (_, _, key, msg) = bad("[sandbox]\nvmm_memory_overhead_mib = -1\n");
+    assert_eq!(key.as_deref(), Some("sandbox.vmm_memory_overhead_mib"));
+    assert!(msg.contains("(MiB)"), "{msg}");
+}

@@ -77,12 +77,15 @@ pub fn run(layout: Layout, build: &'static str) -> anyhow::Result<()> {
         );
         vms::reconcile::reconcile(&daemon).await;
         net::release::sweep(&daemon).await;
+        vms::cgroup::sweep(&daemon);
         // Under systemd (`Type=notify`): the socket listens and the store agrees with the
         // host, so clients may come.
         if let Err(e) = banger_system::notify::notify_ready() {
             tracing::warn!("cannot tell systemd the daemon is ready: {e}");
         }
-        server::serve(daemon, &mut bound, server::Limits::default()).await
+        let served = server::serve(daemon.clone(), &mut bound, server::Limits::default()).await;
+        vms::cgroup::retire(&daemon);
+        served
     })
 }
 

@@ -116,6 +116,7 @@ impl Harness {
         rt.block_on(async {
             crate::vms::reconcile::reconcile(&daemon).await;
             crate::net::release::sweep(&daemon).await;
+            crate::vms::cgroup::sweep(&daemon);
         });
         Incarnation { rt, daemon }
     }

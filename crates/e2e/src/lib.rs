@@ -332,11 +332,13 @@ impl Env {
 }
 
 impl Drop for Env {
-    /// Remove every VM and stop the daemon, so no QEMU outlives the test.
+    /// Remove every VM and stop the daemon, so no QEMU outlives the test, and remove the
+    /// daemon's cgroup parents (a daemon a test SIGKILLed last never removed them itself).
     fn drop(&mut self) {
         if self.daemon_pid().is_none() {
             return;
         }
+        let _cgroups = CgroupParents(self.state_dir());
         let out = self.run(["vm", "ls", "--json"]);
         if let Ok(vms) = serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout) {
             for vm in vms {
@@ -346,6 +348,22 @@ impl Drop for Env {
             }
         }
         let _ = self.run(["daemon", "stop"]);
+    }
+}
+
+/// On drop, removes the (empty) cgroup parents a daemon with state in `.0` made: it ran
+/// in this process's groups, so they are found from ours. Runs after the daemon is stopped.
+struct CgroupParents(PathBuf);
+
+impl Drop for CgroupParents {
+    fn drop(&mut self) {
+        let Ok(layout) = banger_vmm::sandbox::posture::cgroup_support() else {
+            return;
+        };
+        let instance = banger_vmm::sandbox::cgroup::instance_name(&self.0);
+        for parent in layout.parents(&instance) {
+            let _ = std::fs::remove_dir(parent);
+        }
     }
 }
 

@@ -27,7 +27,7 @@ const fn d(key: &'static str, value: &'static str, why: &'static str) -> Directi
 }
 
 /// The directives both units carry.
-const COMMON: [Directive; 11] = [
+const COMMON: [Directive; 10] = [
     d(
         "NoNewPrivileges",
         "yes",
@@ -59,11 +59,6 @@ const COMMON: [Directive; 11] = [
         "yes",
         "no reading or writing the kernel log",
     ),
-    d(
-        "ProtectControlGroups",
-        "yes",
-        "the cgroup tree is read-only",
-    ),
     d("ProtectClock", "yes", "no setting the clock"),
     d("RestrictRealtime", "yes", "no realtime scheduling"),
     d(
@@ -74,8 +69,13 @@ const COMMON: [Directive; 11] = [
 ];
 
 /// The root helper's own directives, after [`COMMON`].
-const HELPER_ONLY: [Directive; 8] = [
+const HELPER_ONLY: [Directive; 9] = [
     d("ProtectHome", "yes", "it never reads a home directory"),
+    d(
+        "ProtectControlGroups",
+        "yes",
+        "the cgroup tree is read-only",
+    ),
     // CAP_NET_ADMIN: bridges, TAPs (TUNSETIFF, TUNSETOWNER), addresses, nftables, and the
     //   net sysctls (ip_forward, route_localnet).
     // CAP_NET_RAW: the read-only `firewall` verb runs `iptables-legacy -S`, which reads the
@@ -121,7 +121,7 @@ const HELPER_ONLY: [Directive; 8] = [
 /// `/dev/kvm` and `/dev/net/tun`), `MemoryDenyWriteExecute` (QEMU's TCG is a JIT),
 /// `RestrictNamespaces` (the VMM sandbox) and `SystemCallFilter` (QEMU applies its own
 /// seccomp filter) are left out.
-const DAEMON_ONLY: [Directive; 6] = [
+const DAEMON_ONLY: [Directive; 9] = [
     d(
         "ProtectHome",
         "read-only",
@@ -143,6 +143,24 @@ const DAEMON_ONLY: [Directive; 6] = [
         "/proc/sys and /sys are read-only",
     ),
     d("ProtectHostname", "yes", "no changing the host name"),
+    // Per-VM limits (cgroup v2): the kernel's delegation rules confine it to its own
+    // subtree, which systemd hands to the owner; the rest of the tree stays the kernel's
+    // permissions (root's).
+    d(
+        "Delegate",
+        "yes",
+        "its own cgroup is the owner's: each VM's VMM gets a group below it with memory and tasks limits (cgroup v2)",
+    ),
+    d(
+        "DelegateSubgroup",
+        "daemon",
+        "systemd 254 and later start it in the leaf daemon/, so a restart works while VMs keep their groups (older systemd ignores the key, and banger then sets no limits)",
+    ),
+    d(
+        "ProtectControlGroups",
+        "no",
+        "it writes its delegated cgroup subtree (and nothing else: the rest is root's)",
+    ),
     d(
         "RestrictAddressFamilies",
         "AF_UNIX AF_INET AF_INET6 AF_NETLINK AF_VSOCK",
@@ -202,6 +220,23 @@ mod tests {
         assert_eq!(daemon[0], "User=al");
         assert!(daemon.contains(&"ProtectHome=read-only".to_string()));
         assert!(daemon.contains(&"CapabilityBoundingSet=".to_string()));
+    }
+
+    /// The daemon writes only its delegated cgroup subtree; the helper none.
+    #[test]
+    fn only_the_daemon_gets_a_writable_delegated_cgroup() {
+        let daemon = daemon_required("al");
+        for line in [
+            "Delegate=yes",
+            "DelegateSubgroup=daemon",
+            "ProtectControlGroups=no",
+        ] {
+            assert!(daemon.contains(&line.to_string()), "{line}");
+        }
+        assert!(!daemon.contains(&"ProtectControlGroups=yes".to_string()));
+        let helper = helper_required();
+        assert!(helper.contains(&"ProtectControlGroups=yes".to_string()));
+        assert!(!helper.iter().any(|l| l.starts_with("Delegate")));
     }
 
     #[test]

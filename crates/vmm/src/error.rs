@@ -58,6 +58,14 @@ pub enum VmmError {
         source: Box<banger_net::NetError>,
     },
 
+    /// The VM's cgroup could not be made or given its limits.
+    #[error("cannot make VM {vm_id}'s cgroup with its memory and tasks limits")]
+    Cgroup {
+        vm_id: String,
+        #[source]
+        source: crate::sandbox::cgroup::CgroupError,
+    },
+
     /// The VMM's sandbox could not be prepared (ids, file ownership, jail plan).
     #[error("cannot sandbox the VMM of VM {vm_id}")]
     Sandbox {

@@ -127,6 +127,10 @@ pub struct VmRuntime {
     /// The VMM's release as it reported it at launch (Firecracker: `1.14.1`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vmm_version: Option<String>,
+    /// The VM's cgroup directories (one per hierarchy) its VMM was placed in; empty when
+    /// no limits applied. Removed by the VM's release.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cgroup: Vec<PathBuf>,
 }
 
 impl VmRuntime {

@@ -150,6 +150,12 @@ fn describe(vm: &VmView, escape: bool, out: &mut String) {
             let _ = writeln!(out, "  problem:    {problem}");
         }
     }
+    if let Some(limits) = &vm.limits {
+        let _ = writeln!(out, "limits:      {}", limits_line(limits));
+        for dir in &limits.dirs {
+            let _ = writeln!(out, "  cgroup:     {dir}");
+        }
+    }
     for disk in &vm.disks {
         let used = disk
             .used_bytes
@@ -210,6 +216,40 @@ pub fn print_timings(vm: &VmView) {
     let _ = std::io::stderr().write_all(text.as_bytes());
 }
 
+/// `memory ≤ 1.8 GiB (212 MiB used), tasks ≤ 512 (14)`, or why there are no limits.
+fn limits_line(l: &banger_api::LimitsView) -> String {
+    if let Some(why) = &l.unlimited_because {
+        return format!("none: {why}");
+    }
+    let pair = |max: Option<u64>, used: Option<String>| match (max, used) {
+        (Some(_), Some(u)) => format!(" ({u})"),
+        _ => String::new(),
+    };
+    let memory = match l.memory_max_bytes {
+        Some(max) => format!(
+            "memory ≤ {}{}",
+            format_bytes(max),
+            pair(
+                l.memory_max_bytes,
+                l.memory_used_bytes
+                    .map(|u| format!("{} used", format_bytes(u)))
+            )
+        ),
+        None => "memory unlimited".into(),
+    };
+    let tasks = match l.tasks_max {
+        Some(max) => format!(
+            "tasks ≤ {max}{}",
+            pair(l.tasks_max, l.tasks.map(|t| t.to_string()))
+        ),
+        None => "tasks unlimited".into(),
+    };
+    format!(
+        "{memory}, {tasks} (cgroup {})",
+        l.cgroup.as_deref().unwrap_or("?")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,6 +264,42 @@ mod tests {
                      "kernel_release": "6.1\x1b[31m"}
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn limit_lines() {
+        let mut view = vm();
+        view.limits = Some(banger_api::LimitsView {
+            cgroup: Some("v1".into()),
+            dirs: vec!["/sys/fs/cgroup/memory/banger-x/0123456789ab".into()],
+            memory_max_bytes: Some(1792 << 20),
+            memory_used_bytes: Some(212 << 20),
+            tasks_max: Some(512),
+            tasks: Some(14),
+            unlimited_because: None,
+        });
+        let mut out = String::new();
+        describe(&view, true, &mut out);
+        assert!(
+            out.contains(
+                "limits:      memory ≤ 1.8 GiB (212 MiB used), tasks ≤ 512 (14) (cgroup v1)\n"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains("  cgroup:     /sys/fs/cgroup/memory/banger-x/0123456789ab\n"),
+            "{out}"
+        );
+        view.limits = Some(banger_api::LimitsView {
+            unlimited_because: Some("cgroup v1: not writable".into()),
+            ..Default::default()
+        });
+        let mut out = String::new();
+        describe(&view, true, &mut out);
+        assert!(
+            out.contains("limits:      none: cgroup v1: not writable\n"),
+            "{out}"
+        );
     }
 
     #[test]

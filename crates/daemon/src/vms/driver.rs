@@ -6,11 +6,12 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use banger_config::{Config, VmmPreference};
 use banger_paths::Layout;
+use banger_vmm::sandbox::cgroup::{self, CgroupPolicy, Overhead};
 use banger_vmm::{
     Accel, Driver, DriverKind, FirecrackerConfig, FirecrackerDriver, FirecrackerFound, HostVmms,
     LaunchSpec, QemuConfig, QemuDriver, RunState, SelectError, Selection, VmRuntime, VmmDriver,
@@ -27,6 +28,12 @@ pub struct Drivers {
     firecracker_bin: PathBuf,
     /// `[sandbox]`'s id range, checked when the QEMU driver is built.
     vmm_ids: (u32, u32),
+    /// Names this daemon's VM cgroups (`banger-<instance>`): its state directory, hashed.
+    cgroup_instance: String,
+    /// `[sandbox]`'s allowances on top of a VM's own resources.
+    cgroup_overhead: Overhead,
+    /// Per-VM cgroup limits, set up on first use (a v2 daemon moves itself into a leaf).
+    cgroups: OnceLock<CgroupPolicy>,
     built: Mutex<HashMap<DriverKind, Arc<Driver>>>,
     /// Tests: this one driver serves every kind, and selection always picks it.
     #[cfg(test)]
@@ -39,6 +46,18 @@ impl Drivers {
             runtime_dir: layout.runtime_dir.clone(),
             firecracker_bin: config.firecracker_bin_resolved().value,
             vmm_ids: config.sandbox.id_range(),
+            cgroup_instance: cgroup::instance_name(&layout.state_dir),
+            cgroup_overhead: Overhead {
+                memory_mib: config
+                    .sandbox
+                    .vmm_memory_overhead_mib
+                    .unwrap_or(cgroup::DEFAULT_MEMORY_OVERHEAD_MIB),
+                pids_max: config
+                    .sandbox
+                    .vmm_pids_max
+                    .unwrap_or(cgroup::DEFAULT_PIDS_MAX),
+            },
+            cgroups: OnceLock::new(),
             built: Mutex::new(HashMap::new()),
             #[cfg(test)]
             fixed: None,
@@ -53,10 +72,35 @@ impl Drivers {
         driver: Driver,
         selection: Selection,
     ) -> Drivers {
+        // Unit tests make no cgroups on the machine running them.
+        let cgroups = OnceLock::new();
+        let _ = cgroups.set(CgroupPolicy::Unavailable {
+            reason: "unit test".into(),
+        });
         Drivers {
             fixed: Some((Arc::new(driver), selection)),
+            cgroups,
             ..Drivers::new(layout, config)
         }
+    }
+
+    /// Whether and where this daemon limits its VMs ([`cgroup`]), set up on first use.
+    pub fn cgroups(&self) -> &CgroupPolicy {
+        self.cgroups.get_or_init(|| {
+            let policy =
+                CgroupPolicy::for_this_process(&self.cgroup_instance, self.cgroup_overhead);
+            match &policy {
+                CgroupPolicy::Limit { cgroups, overhead } => tracing::info!(
+                    backend = %cgroups.describe(),
+                    ?overhead,
+                    "VMs get cgroups with memory and tasks limits"
+                ),
+                CgroupPolicy::Unavailable { reason } => {
+                    tracing::warn!(%reason, "VMs run without cgroup limits")
+                }
+            }
+            policy
+        })
     }
 
     /// Probe the host now and choose the driver for a new VM.
@@ -173,6 +217,7 @@ impl Drivers {
                 // A root daemon's QEMU drops to its own uid in a jail; an ordinary user's
                 // keeps that user, with seccomp either way (docs/security.md).
                 config.sandbox = banger_vmm::sandbox::SandboxPolicy::for_this_process(ids);
+                config.cgroups = self.cgroups().clone();
                 Ok(Driver::Qemu(QemuDriver::new(config)?))
             }
             DriverKind::Firecracker => {
@@ -187,9 +232,9 @@ impl Drivers {
                         banger_firecracker::INSTALL_COMMAND
                     ))
                 })?;
-                Ok(Driver::Firecracker(FirecrackerDriver::new(
-                    FirecrackerConfig::new(binary),
-                )))
+                let mut config = FirecrackerConfig::new(binary);
+                config.cgroups = self.cgroups().clone();
+                Ok(Driver::Firecracker(FirecrackerDriver::new(config)))
             }
         }
     }

@@ -11,6 +11,7 @@
 //! whatever a killed daemon left half-done.
 
 mod agent;
+pub mod cgroup;
 mod console;
 mod create;
 pub mod driver;
@@ -81,6 +82,7 @@ pub fn get(daemon: &Daemon, name: &str) -> Result<VmView> {
     view.origin = crate::snapshots::origin_view(daemon, &vm.id)?;
     view.cold_reason = daemon.store().cold_reason(&vm.id)?;
     view.shares = crate::shares::views(daemon, &vm)?;
+    view.limits = cgroup::view(daemon, &vm);
     Ok(view)
 }
 
@@ -158,6 +160,7 @@ pub fn view(vm: &VmRecord) -> VmView {
         origin: None,
         cold_reason: None,
         shares: Vec::new(),
+        limits: None,
     }
 }
 

@@ -5,7 +5,8 @@
 //!
 //! A VM holds its agent connection, its runtime record, its networking (TAP, address
 //! lease, published ports; NAT and the bridge with the last bridged VM — see
-//! `net/release.rs`) and the `virtiofsd` serving each of its shared directories. All are released here, before the state changes, and each release is
+//! `net/release.rs`), the `virtiofsd` serving each of its shared directories and its cgroup
+//! (`cgroup.rs`). All are released here, before the state changes, and each release is
 //! idempotent: a daemon that dies half-way through releases again on reconciliation, since
 //! the VM is still recorded active (and `net::release::sweep` finishes a network release
 //! that could not be done).
@@ -42,6 +43,8 @@ pub async fn release(
     {
         banger_vmm::virtiofs::spawn::reap(&binary, &vm.dir, &[], FILE_SERVER_GRACE).await;
     }
+    // Last of the processes' things: the group is empty only once they are all gone.
+    super::cgroup::release(daemon, vm).await;
     forget_runtime(daemon, vm)?;
     daemon
         .store()

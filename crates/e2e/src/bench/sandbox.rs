@@ -1,10 +1,14 @@
 //! What the VMM sandbox costs: launch to the agent's Ready, and QEMU's resident memory once
 //! ready, for the same guest with the sandbox off and with a root daemon's full sandbox
-//! (seccomp, the per-VM uid hand-over, the jail). Interleaved runs; medians and ratios.
+//! (seccomp, the per-VM uid hand-over, the jail, the per-VM cgroup where the host allows
+//! one). Interleaved runs; medians and ratios, and what the VM's cgroup charged against its
+//! limit once the guest was ready.
 
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use banger_vmm::sandbox::cgroup::read::of_process;
+use banger_vmm::sandbox::cgroup::{CgroupPolicy, Overhead};
 use banger_vmm::sandbox::{IdRange, SandboxPolicy};
 use banger_vmm::{AgentEndpoint, QemuDriver, VmmDriver};
 
@@ -16,6 +20,9 @@ use crate::direct;
 pub struct Figures {
     pub ready: Duration,
     pub rss_kib: u64,
+    /// The VM's cgroup: memory charged once ready, and its limit (sandboxed runs where the
+    /// host allows cgroups).
+    pub cgroup: Option<(u64, u64)>,
 }
 
 /// Medians for the unsandboxed and the sandboxed launches.
@@ -45,6 +52,15 @@ impl Report {
             self.on.rss_kib as f64 / self.off.rss_kib.max(1) as f64,
             self.runs
         );
+        match self.on.cgroup {
+            Some((used, max)) => println!(
+                "VM cgroup once ready (512 MiB guest): {} MiB charged of a {} MiB limit ({:.1}%)",
+                used >> 20,
+                max >> 20,
+                100.0 * used as f64 / max.max(1) as f64
+            ),
+            None => println!("VM cgroup: none (this host gives this process no cgroup backend)"),
+        }
     }
 }
 
@@ -59,6 +75,10 @@ pub fn measure(env: &Env, runs: usize) -> anyhow::Result<Report> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let cgroups = CgroupPolicy::for_this_process(
+        &format!("bench{}", std::process::id()),
+        Overhead::default(),
+    );
     let (mut off, mut on) = (Vec::new(), Vec::new());
     for run in 0..runs {
         for sandboxed in [false, true] {
@@ -68,6 +88,9 @@ pub fn measure(env: &Env, runs: usize) -> anyhow::Result<Report> {
             } else {
                 SandboxPolicy::Off
             };
+            if sandboxed {
+                config.cgroups = cgroups.clone();
+            }
             let driver = QemuDriver::new(config)?;
             let name = format!("sbx{run}{}", if sandboxed { "on" } else { "off" });
             let dir = env.root.path().join(&name);
@@ -94,17 +117,25 @@ pub fn measure(env: &Env, runs: usize) -> anyhow::Result<Report> {
                         tokio::time::sleep(Duration::from_millis(5)).await;
                     }
                     let ready = t0.elapsed();
+                    let charged = of_process(vm.pid).ok().filter(|c| c.limited());
                     Ok(Figures {
                         ready,
                         rss_kib: rss_kib(vm.pid).context("QEMU's VmRSS")?,
+                        cgroup: charged.and_then(|c| Some((c.memory_current?, c.memory_max?))),
                     })
                 }
                 .await;
                 driver.kill(&vm).await?;
+                if let CgroupPolicy::Limit { cgroups, .. } = &cgroups {
+                    cgroups.remove(&spec.vm_id).await?;
+                }
                 result
             })?;
             if sandboxed { &mut on } else { &mut off }.push(figures);
         }
+    }
+    if let CgroupPolicy::Limit { cgroups, .. } = &cgroups {
+        cgroups.retire();
     }
     Ok(Report {
         off: median(&mut off),
@@ -117,9 +148,12 @@ fn median(v: &mut [Figures]) -> Figures {
     v.sort_by_key(|f| f.ready);
     let ready = v[v.len() / 2].ready;
     v.sort_by_key(|f| f.rss_kib);
+    let rss_kib = v[v.len() / 2].rss_kib;
+    v.sort_by_key(|f| f.cgroup.map(|c| c.0));
     Figures {
         ready,
-        rss_kib: v[v.len() / 2].rss_kib,
+        rss_kib,
+        cgroup: v[v.len() / 2].cgroup,
     }
 }
 

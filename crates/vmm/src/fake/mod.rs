@@ -179,6 +179,7 @@ impl VmmDriver for FakeDriver {
             )),
             vmm_log: None,
             vmm_version: None,
+            cgroup: Vec::new(),
         };
         if spec.restore.is_some() {
             // A restored guest comes back paused.

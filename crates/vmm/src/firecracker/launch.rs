@@ -2,6 +2,7 @@
 //! drive the boot plan. Any failure after the spawn kills the process again, so a failed
 //! launch never leaves a Firecracker running unaccounted for.
 
+use crate::sandbox::cgroup::{Placement, VmCgroup};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -29,6 +30,7 @@ pub(super) async fn run(
     config: &FirecrackerConfig,
     spec: &LaunchSpec,
     version: &SemVer,
+    cgroup: Option<&VmCgroup>,
 ) -> Result<VmRuntime, VmmError> {
     let vm_id = spec.vm_id.clone();
     let paths = FcPaths::in_dir(&spec.vm_dir);
@@ -85,7 +87,13 @@ pub(super) async fn run(
         .open(&paths.log_fifo)
         .map_err(|e| VmmError::io("open log pipe", &paths.log_fifo, e))?;
 
-    let identity = spawn(config, spec, &paths, has_serial_out(version))?;
+    let identity = spawn(
+        config,
+        spec,
+        &paths,
+        has_serial_out(version),
+        cgroup.map(|c| &c.placement),
+    )?;
     let boot_id = match process::boot_id() {
         Ok(id) => id,
         Err(e) => {
@@ -114,6 +122,7 @@ pub(super) async fn run(
             "{}.{}.{}",
             version.major, version.minor, version.patch
         )),
+        cgroup: cgroup.map(|c| c.dirs.clone()).unwrap_or_default(),
     };
     // Recorded before the API is driven: whoever finds this directory later (a restarted
     // daemon after a crash mid-launch) can tell the process is ours and stop it.
@@ -194,6 +203,7 @@ fn spawn(
     spec: &LaunchSpec,
     paths: &FcPaths,
     serial_out: bool,
+    cgroup: Option<&Placement>,
 ) -> Result<ProcessIdentity, VmmError> {
     let pipe = OpenOptions::new()
         .read(true)
@@ -220,14 +230,20 @@ fn spawn(
         .stdout(stdout)
         .stderr(stderr)
         .kill_on_drop(false);
+    let cgroup = cgroup.cloned();
     // SAFETY: setsid(2) is async-signal-safe and only changes the child's own session; it
     // runs in the forked child before exec and touches no memory shared with the parent.
+    // `Placement::enter` is async-signal-safe (writes to paths prepared before the fork).
     unsafe {
-        command.pre_exec(|| {
+        command.pre_exec(move || {
             if libc::setsid() == -1 {
                 return Err(std::io::Error::last_os_error());
             }
-            Ok(())
+            // Before exec: no guest code runs outside the VM's group.
+            match &cgroup {
+                Some(placement) => placement.enter(),
+                None => Ok(()),
+            }
         });
     }
     // Dropping the handle leaves the process running; tokio reaps it when it exits while

@@ -58,6 +58,8 @@ pub struct FirecrackerConfig {
     pub guest_cid: u32,
     /// The vsock port the guest agent listens on.
     pub agent_port: u32,
+    /// Per-VM cgroup limits ([`crate::sandbox::cgroup`]); the daemon sets them up once.
+    pub cgroups: crate::sandbox::cgroup::CgroupPolicy,
 }
 
 impl FirecrackerConfig {
@@ -69,6 +71,9 @@ impl FirecrackerConfig {
             kill_grace: Duration::from_secs(5),
             guest_cid: 3,
             agent_port: banger_agent_proto::DEFAULT_VSOCK_PORT,
+            cgroups: crate::sandbox::cgroup::CgroupPolicy::Unavailable {
+                reason: "this driver was configured without cgroup limits".into(),
+            },
         }
     }
 }
@@ -187,7 +192,15 @@ impl VmmDriver for FirecrackerDriver {
             });
         }
         let version = self.version().await?;
-        launch::run(&self.config, spec, &version).await
+        let cgroup = self
+            .config
+            .cgroups
+            .make(&spec.vm_id, spec.memory_mib, false)?;
+        let launched = launch::run(&self.config, spec, &version, cgroup.as_ref()).await;
+        if launched.is_err() && cgroup.is_some() {
+            self.config.cgroups.discard(&spec.vm_id).await;
+        }
+        launched
     }
 
     /// `SendCtrlAltDel`: the guest's init sees Ctrl-Alt-Del and ends the machine; with

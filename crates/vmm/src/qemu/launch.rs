@@ -11,6 +11,7 @@ use super::{QemuConfig, QemuLaunchPlan, detached};
 use crate::error::VmmError;
 use crate::process::{self, ProcessIdentity};
 use crate::runtime::{AgentEndpoint, ConsoleSource, VmRuntime};
+use crate::sandbox::cgroup::VmCgroup;
 use crate::sandbox::{self, SandboxPolicy, SandboxRequest};
 use crate::spec::{DriverKind, LaunchSpec};
 use crate::validate;
@@ -21,6 +22,7 @@ pub(super) async fn run(
     spec: &LaunchSpec,
     plan: QemuLaunchPlan,
     inherit: &[RawFd],
+    cgroup: Option<&VmCgroup>,
 ) -> Result<VmRuntime, VmmError> {
     let vm_id = spec.vm_id.clone();
     spec.check_vm_dir()?;
@@ -46,7 +48,7 @@ pub(super) async fn run(
     };
     let sandbox = sandbox::prepare(
         config.sandbox,
-        &sandbox_request(config, spec, &plan, &binary),
+        &sandbox_request(config, spec, &plan, &binary, cgroup),
     )
     .map_err(|source| VmmError::Sandbox {
         vm_id: vm_id.clone(),
@@ -84,12 +86,12 @@ pub(super) async fn run(
                         error = %banger_system::error_chain(&e),
                         "cannot jail QEMU in a user namespace; starting it without the jail"
                     );
-                    let plain = sandbox::Confinement::new(None, None).map_err(|source| {
-                        VmmError::Spawn {
+                    let plain = sandbox::Confinement::new(None, None)
+                        .map_err(|source| VmmError::Spawn {
                             binary: binary.clone(),
                             source,
-                        }
-                    })?;
+                        })?
+                        .in_cgroup(cgroup.map(|c| c.placement.clone()));
                     launch(Arc::new(plain)).await?.pid
                 }
                 other => other?.pid,
@@ -141,6 +143,7 @@ pub(super) async fn run(
         console: Some(ConsoleSource::Socket(plan.paths.console_socket.clone())),
         vmm_log: None,
         vmm_version: None,
+        cgroup: cgroup.map(|c| c.dirs.clone()).unwrap_or_default(),
     })
 }
 
@@ -260,6 +263,7 @@ fn sandbox_request<'a>(
     spec: &'a LaunchSpec,
     plan: &QemuLaunchPlan,
     binary: &'a Path,
+    cgroup: Option<&VmCgroup>,
 ) -> SandboxRequest<'a> {
     let mut read_only = vec![plan.kernel.clone()];
     read_only.extend(spec.initrd.iter().cloned());
@@ -284,6 +288,7 @@ fn sandbox_request<'a>(
         devices: Vec::new(),
         kvm: config.accel == crate::spec::Accel::Kvm,
         user_net: spec.user_net.is_some(),
+        cgroup: cgroup.map(|c| c.placement.clone()),
     }
 }
 

@@ -34,6 +34,7 @@ use crate::error::VmmError;
 use crate::process;
 use crate::qmp::QmpClient;
 use crate::runtime::{MachineType, VmRuntime};
+use crate::sandbox::cgroup::{CgroupPolicy, VmCgroup};
 use crate::sandbox::{IdRange, SandboxPolicy};
 use crate::spec::{Accel, DriverKind, KernelFormat, LaunchSpec};
 use crate::virtiofs;
@@ -70,6 +71,9 @@ pub struct QemuConfig {
     /// `virtiofsd`, for VMs that share host directories ([`crate::virtiofs`]); `None` when
     /// this host has none (such VMs then fail to start, saying what to install).
     pub virtiofsd: Option<PathBuf>,
+    /// Per-VM cgroup limits ([`crate::sandbox::cgroup`]); the daemon sets them up once.
+    /// Only sandboxed launches are placed (an unsandboxed QEMU daemonizes itself).
+    pub cgroups: CgroupPolicy,
 }
 
 impl QemuConfig {
@@ -84,6 +88,9 @@ impl QemuConfig {
             kill_grace: Duration::from_secs(5),
             sandbox: SandboxPolicy::for_this_process(IdRange::default()),
             virtiofsd: crate::virtiofs::find_binary(),
+            cgroups: CgroupPolicy::Unavailable {
+                reason: "this driver was configured without cgroup limits".into(),
+            },
         }
     }
 }
@@ -188,6 +195,70 @@ impl QemuDriver {
             paths,
             args,
         })
+    }
+
+    /// The launch proper: `virtiofsd`s, then QEMU, both placed in `cgroup`.
+    async fn launch_in(
+        &self,
+        spec: &LaunchSpec,
+        plan: QemuLaunchPlan,
+        fds: &[i32],
+        cgroup: Option<&VmCgroup>,
+    ) -> Result<VmRuntime, VmmError> {
+        // Each share's virtiofsd listens before QEMU connects to it (and before the sandbox
+        // gives the VM directory, its sockets included, to QEMU's uid).
+        let file_server = match (spec.shares.is_empty(), &self.config.virtiofsd) {
+            (true, _) => None,
+            (false, None) => {
+                return Err(VmmError::NoVirtiofsd {
+                    vm_id: spec.vm_id.clone(),
+                });
+            }
+            (false, Some(binary)) => {
+                virtiofs::spawn::start(
+                    binary,
+                    &spec.vm_id,
+                    &spec.vm_dir,
+                    &spec.shares,
+                    virtiofs::Owner::of_this_process(),
+                    self.config.launch_timeout,
+                    cgroup.map(|c| &c.placement),
+                )
+                .await?;
+                Some(binary)
+            }
+        };
+        let launched = launch::run(&self.config, &self.runner, spec, plan, fds, cgroup).await;
+        if launched.is_err()
+            && let Some(binary) = file_server
+        {
+            // Nothing will ever connect to them.
+            virtiofs::spawn::reap(binary, &spec.vm_dir, &[], self.config.kill_grace).await;
+        }
+        let rt = match launched {
+            // A stream QEMU cannot load may fail before QMP ever answers.
+            Err(VmmError::QemuRefused { stderr, .. }) if spec.restore.is_some() => {
+                return Err(VmmError::RestoreFailed {
+                    vm_id: spec.vm_id.clone(),
+                    state: spec
+                        .restore
+                        .as_ref()
+                        .map(|f| f.state.clone())
+                        .unwrap_or_default(),
+                    reason: stderr,
+                });
+            }
+            other => other?,
+        };
+        if let Some(files) = &spec.restore
+            && let Err(e) = snapshot::wait_loaded(self, &rt, files).await
+        {
+            if let Err(kill) = self.kill(&rt).await {
+                tracing::warn!(vm = %rt.vm_id, error = %kill, "cannot stop QEMU after a failed restore");
+            }
+            return Err(e);
+        }
+        Ok(rt)
     }
 
     fn choose_machine(&self, spec: &LaunchSpec) -> Result<(MachineType, PathBuf), VmmError> {
@@ -323,61 +394,21 @@ impl VmmDriver for QemuDriver {
         let incoming_fd = state.as_ref().map(AsRawFd::as_raw_fd);
         fds.extend(incoming_fd);
         let plan = self.plan_with_fds(spec, tap_fds.as_deref(), incoming_fd)?;
-        // Each share's virtiofsd listens before QEMU connects to it (and before the sandbox
-        // gives the VM directory, its sockets included, to QEMU's uid).
-        let file_server = match (spec.shares.is_empty(), &self.config.virtiofsd) {
-            (true, _) => None,
-            (false, None) => {
-                return Err(VmmError::NoVirtiofsd {
-                    vm_id: spec.vm_id.clone(),
-                });
-            }
-            (false, Some(binary)) => {
-                virtiofs::spawn::start(
-                    binary,
-                    &spec.vm_id,
-                    &spec.vm_dir,
-                    &spec.shares,
-                    virtiofs::Owner::of_this_process(),
-                    self.config.launch_timeout,
-                )
-                .await?;
-                Some(binary)
-            }
+        // Only a sandboxed QEMU can be placed: an unsandboxed one daemonizes itself.
+        let cgroup = match self.config.sandbox {
+            SandboxPolicy::Off => None,
+            _ => self.config.cgroups.make(
+                &spec.vm_id,
+                spec.memory_mib,
+                self.config.accel == Accel::Tcg,
+            )?,
         };
-        let launched = launch::run(&self.config, &self.runner, spec, plan, &fds).await;
-        if launched.is_err()
-            && let Some(binary) = file_server
-        {
-            // Nothing will ever connect to them.
-            virtiofs::spawn::reap(binary, &spec.vm_dir, &[], self.config.kill_grace).await;
+        let launched = self.launch_in(spec, plan, &fds, cgroup.as_ref()).await;
+        if launched.is_err() && cgroup.is_some() {
+            self.config.cgroups.discard(&spec.vm_id).await;
         }
-        let rt = match launched {
-            // A stream QEMU cannot load may fail before QMP ever answers.
-            Err(VmmError::QemuRefused { stderr, .. }) if spec.restore.is_some() => {
-                return Err(VmmError::RestoreFailed {
-                    vm_id: spec.vm_id.clone(),
-                    state: spec
-                        .restore
-                        .as_ref()
-                        .map(|f| f.state.clone())
-                        .unwrap_or_default(),
-                    reason: stderr,
-                });
-            }
-            other => other?,
-        };
-        if let Some(files) = &spec.restore
-            && let Err(e) = snapshot::wait_loaded(self, &rt, files).await
-        {
-            if let Err(kill) = self.kill(&rt).await {
-                tracing::warn!(vm = %rt.vm_id, error = %kill, "cannot stop QEMU after a failed restore");
-            }
-            return Err(e);
-        }
-        Ok(rt)
+        launched
     }
-
     async fn save_snapshot(
         &self,
         rt: &VmRuntime,

@@ -97,6 +97,8 @@ pub struct Confinement {
     userns: Option<UserNs>,
     jail: Option<Jail>,
     identity: Option<Identity>,
+    /// The VM's cgroup, entered first.
+    cgroup: Option<super::cgroup::Placement>,
     step: StepPage,
 }
 
@@ -116,6 +118,7 @@ impl std::fmt::Debug for Confinement {
         f.debug_struct("Confinement")
             .field("jail", &self.jail.as_ref().map(|j| &j.entries))
             .field("identity", &self.identity)
+            .field("cgroup", &self.cgroup)
             .finish()
     }
 }
@@ -130,6 +133,7 @@ const STEP_NO_NEW_PRIVS: u32 = 6;
 const STEP_IDENTITY: u32 = 7;
 const STEP_USERNS: u32 = 8;
 const STEP_ID_MAPS: u32 = 9;
+const STEP_CGROUP: u32 = 10;
 const FIRST_ENTRY: u32 = 100;
 
 fn cstr(path: &Path) -> io::Result<CString> {
@@ -156,6 +160,12 @@ impl Confinement {
     /// uid and gid (they keep exactly their own access to every file).
     pub fn in_user_namespace(root: &Path, entries: Vec<Entry>) -> io::Result<Confinement> {
         Confinement::build(Some((root, entries)), None, true)
+    }
+
+    /// Enter `placement` (the VM's cgroup) before anything else.
+    pub fn in_cgroup(mut self, placement: Option<super::cgroup::Placement>) -> Confinement {
+        self.cgroup = placement;
+        self
     }
 
     fn build(
@@ -221,6 +231,7 @@ impl Confinement {
             userns,
             jail,
             identity,
+            cgroup: None,
             step: StepPage::new()?,
         })
     }
@@ -238,6 +249,7 @@ impl Confinement {
             STEP_IDENTITY => "drop to the VM's uid and gid".into(),
             STEP_USERNS => "create a user namespace".into(),
             STEP_ID_MAPS => "map its own uid and gid in the user namespace".into(),
+            STEP_CGROUP => "enter the VM's cgroup".into(),
             n if n >= FIRST_ENTRY => {
                 let entry = self
                     .jail
@@ -436,7 +448,7 @@ fn source_flags(path: &Path) -> libc::c_ulong {
 }
 
 /// Write `text` to the file `path` with nothing but system calls.
-fn write_file(path: &std::ffi::CStr, text: &std::ffi::CStr) -> io::Result<()> {
+pub(super) fn write_file(path: &std::ffi::CStr, text: &std::ffi::CStr) -> io::Result<()> {
     // SAFETY: `path` is NUL-terminated; the descriptor is closed below.
     let fd = unsafe { libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
     check(fd)?;
@@ -465,6 +477,12 @@ impl Confinement {
     /// Run in the forked child before `exec`. Async-signal-safe: it only makes system calls
     /// on what [`Confinement::new`] prepared (no allocation, no locks, no panics).
     pub fn in_child(&self) -> io::Result<()> {
+        // First, while still root and in the daemon's namespaces: everything after, the
+        // guest included, is charged to the VM's group.
+        if let Some(cgroup) = &self.cgroup {
+            self.mark(STEP_CGROUP);
+            cgroup.enter()?;
+        }
         if let Some(ns) = &self.userns {
             self.mark(STEP_USERNS);
             // SAFETY: unshare takes only flags.

@@ -10,6 +10,8 @@
 //!   runs as a per-VM id from a reserved range, with no capabilities and only the inputs
 //!   group, and owns only its VM's files ([`owner`]). Under an ordinary user's daemon it runs
 //!   as that user (who owns the VM anyway).
+//! * **a cgroup** ([`cgroup`]) — memory and tasks bounded per VM, entered by the VMM's
+//!   child before anything else, where the host lets this daemon make cgroups.
 //! * **a jail** ([`jail`]) — when the daemon is root, a private mount namespace whose root
 //!   holds only the VMM's binaries, a few devices, its VM directory and its read-only
 //!   inputs.
@@ -18,6 +20,7 @@
 //! fork and exec; [`posture`] reads back what a running VMM really has, for `banger doctor`
 //! and the tests.
 
+pub mod cgroup;
 mod child;
 pub mod ids;
 pub mod jail;
@@ -125,6 +128,8 @@ pub struct SandboxRequest<'a> {
     pub kvm: bool,
     /// The VM uses QEMU's user-mode network (its DNS forwarder reads the host's resolvers).
     pub user_net: bool,
+    /// The VM's cgroup, which the VMM enters before anything else; `None` without limits.
+    pub cgroup: Option<cgroup::Placement>,
 }
 
 /// A prepared sandbox: hand [`Prepared::confinement`] to the launcher; keep the value
@@ -238,7 +243,8 @@ pub fn prepare(
 
     let entries = plan_jail(req, &inputs)?;
     let confinement = Confinement::new(Some((&mountpoint, entries)), Some(identity.clone()))
-        .map_err(io(req, "prepare the jail of", req.vm_dir))?;
+        .map_err(io(req, "prepare the jail of", req.vm_dir))?
+        .in_cgroup(req.cgroup.clone());
     Ok(Some(Prepared {
         confinement: Arc::new(confinement),
         identity: Some(identity),
@@ -253,11 +259,11 @@ pub fn prepare(
 fn prepare_as_owner(req: &SandboxRequest<'_>) -> Result<Prepared, SandboxError> {
     let unjailed = || -> Result<Prepared, SandboxError> {
         Ok(Prepared {
-            confinement: Arc::new(Confinement::new(None, None).map_err(io(
-                req,
-                "prepare the confinement of",
-                req.binary,
-            ))?),
+            confinement: Arc::new(
+                Confinement::new(None, None)
+                    .map_err(io(req, "prepare the confinement of", req.binary))?
+                    .in_cgroup(req.cgroup.clone()),
+            ),
             identity: None,
             userns_jail: false,
             _reservation: None,
@@ -270,11 +276,9 @@ fn prepare_as_owner(req: &SandboxRequest<'_>) -> Result<Prepared, SandboxError> 
     }
     let entries = plan_jail(req, &jail_inputs(req)?)?;
     let mountpoint = make_mountpoint(req)?;
-    let confinement = Confinement::in_user_namespace(&mountpoint, entries).map_err(io(
-        req,
-        "prepare the jail of",
-        req.vm_dir,
-    ))?;
+    let confinement = Confinement::in_user_namespace(&mountpoint, entries)
+        .map_err(io(req, "prepare the jail of", req.vm_dir))?
+        .in_cgroup(req.cgroup.clone());
     Ok(Prepared {
         confinement: Arc::new(confinement),
         identity: None,
@@ -385,6 +389,7 @@ mod tests {
             devices: vec![],
             kvm: true,
             user_net: true,
+            cgroup: None,
         };
         let inputs = jail_inputs(&req).expect("inputs");
         assert_eq!(inputs.read_only, vec![kernel, base]);

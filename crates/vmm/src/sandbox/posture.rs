@@ -3,7 +3,6 @@
 
 use std::io;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
 
 /// A process's confinement as the kernel reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -84,65 +83,14 @@ fn differs(a: &str, b: &str) -> Option<bool> {
     Some((a.dev(), a.ino()) != (b.dev(), b.ino()))
 }
 
-/// Whether per-VM cgroup v2 limits are possible here, and why not.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CgroupSupport {
-    /// A cgroup v2 hierarchy where this process may create children with the memory and
-    /// pids controllers.
-    Delegated { path: String },
-    /// No way to place VMMs in limited cgroups; the reason says why.
-    Unavailable { reason: String },
-}
-
-/// What cgroup v2 offers this process.
-pub fn cgroup_support() -> CgroupSupport {
-    cgroup_support_at(Path::new("/sys/fs/cgroup"), Path::new("/proc/self/cgroup"))
-}
-
-fn cgroup_support_at(root: &Path, self_cgroup: &Path) -> CgroupSupport {
-    let unavailable = |reason: String| CgroupSupport::Unavailable { reason };
-    if !root.join("cgroup.controllers").exists() {
-        let hybrid = root.join("unified/cgroup.controllers").exists();
-        return unavailable(if hybrid {
-            "the host runs cgroup v1 (hybrid: v2 is mounted at /sys/fs/cgroup/unified with no \
-             controllers), so memory and pids limits per VM cannot be set; boot with \
-             systemd.unified_cgroup_hierarchy=1 to get them"
-                .into()
-        } else {
-            "the host has no cgroup v2 hierarchy at /sys/fs/cgroup, so memory and pids limits \
-             per VM cannot be set"
-                .into()
-        });
-    }
-    let own = std::fs::read_to_string(self_cgroup).unwrap_or_default();
-    let Some(rel) = own.lines().find_map(|l| l.strip_prefix("0::")) else {
-        return unavailable("this process is not in a cgroup v2 group".into());
-    };
-    let dir = root.join(rel.trim_start_matches('/'));
-    let controllers = std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
-    let missing: Vec<&str> = ["memory", "pids"]
-        .into_iter()
-        .filter(|c| !controllers.split_whitespace().any(|x| x == *c))
-        .collect();
-    if !missing.is_empty() {
-        return unavailable(format!(
-            "the {} controller(s) are not enabled for banger's cgroup {}",
-            missing.join(" and "),
-            dir.display()
-        ));
-    }
-    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap_or_default();
-    // SAFETY: `c` is a valid NUL-terminated path; access only checks permissions.
-    let writable = unsafe { libc::access(c.as_ptr(), libc::W_OK) } == 0;
-    if !writable {
-        return unavailable(format!(
-            "banger's cgroup {} is not delegated to it (not writable)",
-            dir.display()
-        ));
-    }
-    CgroupSupport::Delegated {
-        path: dir.display().to_string(),
-    }
+/// Which per-VM cgroup backend this process could use ([`super::cgroup::detect`]), and why
+/// none when none; read-only (the daemon sets the backend up when it starts).
+pub fn cgroup_support() -> Result<super::cgroup::Layout, String> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| format!("cannot read /proc/self/mountinfo: {e}"))?;
+    let own = std::fs::read_to_string("/proc/self/cgroup")
+        .map_err(|e| format!("cannot read /proc/self/cgroup: {e}"))?;
+    super::cgroup::detect(&mountinfo, &own, std::process::id())
 }
 
 /// Whether unprivileged user namespaces are allowed (what an ordinary user's daemon would
@@ -185,35 +133,5 @@ mod tests {
         let p = read(std::process::id()).unwrap();
         assert_eq!(p.own_root, Some(false));
         assert_eq!(p.own_mount_ns, Some(false));
-    }
-
-    #[test]
-    fn cgroup_layouts() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        std::fs::create_dir_all(root.join("unified")).unwrap();
-        std::fs::write(root.join("unified/cgroup.controllers"), "").unwrap();
-        let self_cg = root.join("self");
-        std::fs::write(&self_cg, "0::/user.slice\n").unwrap();
-        match cgroup_support_at(root, &self_cg) {
-            CgroupSupport::Unavailable { reason } => {
-                assert!(reason.contains("v1 (hybrid"), "{reason}")
-            }
-            other => panic!("{other:?}"),
-        }
-        std::fs::write(root.join("cgroup.controllers"), "cpu memory pids").unwrap();
-        std::fs::create_dir_all(root.join("user.slice")).unwrap();
-        std::fs::write(root.join("user.slice/cgroup.controllers"), "cpu").unwrap();
-        match cgroup_support_at(root, &self_cg) {
-            CgroupSupport::Unavailable { reason } => {
-                assert!(reason.contains("memory and pids"), "{reason}")
-            }
-            other => panic!("{other:?}"),
-        }
-        std::fs::write(root.join("user.slice/cgroup.controllers"), "memory pids").unwrap();
-        assert!(matches!(
-            cgroup_support_at(root, &self_cg),
-            CgroupSupport::Delegated { .. }
-        ));
     }
 }

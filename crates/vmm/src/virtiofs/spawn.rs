@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use super::{Owner, ShareSpec};
 use crate::error::VmmError;
 use crate::process::{self, ProcessIdentity};
+use crate::sandbox::cgroup::Placement;
 
 /// How often the socket is looked for while `virtiofsd` starts.
 const POLL: Duration = Duration::from_millis(10);
@@ -27,12 +28,13 @@ pub async fn start(
     shares: &[ShareSpec],
     owner: Owner,
     timeout: Duration,
+    cgroup: Option<&Placement>,
 ) -> Result<Vec<ProcessIdentity>, VmmError> {
     // One left by a daemon killed between its virtiofsd and its QEMU serves nobody.
     reap(binary, vm_dir, &[], Duration::from_secs(2)).await;
     let mut started = Vec::new();
     for share in shares {
-        match start_one(binary, vm_id, vm_dir, share, owner, timeout).await {
+        match start_one(binary, vm_id, vm_dir, share, owner, timeout, cgroup).await {
             Ok(id) => started.push(id),
             Err(e) => {
                 reap(binary, vm_dir, &started, Duration::from_secs(2)).await;
@@ -50,6 +52,7 @@ async fn start_one(
     share: &ShareSpec,
     owner: Owner,
     timeout: Duration,
+    cgroup: Option<&Placement>,
 ) -> Result<ProcessIdentity, VmmError> {
     let socket = share.socket(vm_dir);
     // A socket left by an earlier run would make it look ready at once.
@@ -76,13 +79,19 @@ async fn start_one(
         .stdout(Stdio::null())
         .stderr(log)
         .kill_on_drop(false);
-    // SAFETY: setsid(2) is async-signal-safe and changes only the child's session.
+    let cgroup = cgroup.cloned();
+    // SAFETY: setsid(2) is async-signal-safe and changes only the child's session;
+    // `Placement::enter` is async-signal-safe (writes to paths prepared before the fork).
     unsafe {
-        command.pre_exec(|| {
+        command.pre_exec(move || {
             if libc::setsid() == -1 {
                 return Err(std::io::Error::last_os_error());
             }
-            Ok(())
+            // The VM's group bounds its file servers too: they map guest memory.
+            match &cgroup {
+                Some(placement) => placement.enter(),
+                None => Ok(()),
+            }
         });
     }
     let mut child = command.spawn().map_err(|source| VmmError::Spawn {

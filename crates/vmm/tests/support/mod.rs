@@ -21,9 +21,14 @@ pub fn qemu_binary() -> PathBuf {
 }
 
 pub fn driver(machine: MachinePreference) -> QemuDriver {
+    QemuDriver::new(config(machine)).unwrap()
+}
+
+/// The configuration [`driver`] uses, for tests that change more of it.
+pub fn config(machine: MachinePreference) -> QemuConfig {
     let mut config = QemuConfig::new(qemu_binary(), Accel::Tcg, Some(TSC_KHZ));
     config.machine = machine;
-    QemuDriver::new(config).unwrap()
+    config
 }
 
 /// A driver with short timeouts, for the kill-escalation test.

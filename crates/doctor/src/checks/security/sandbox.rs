@@ -6,7 +6,9 @@
 
 use banger_store::{VmRecord, VmState};
 use banger_vmm::process::{ProcessIdentity, is_running};
-use banger_vmm::sandbox::posture::{self, CgroupSupport, ProcessPosture};
+use banger_vmm::sandbox::cgroup::Layout;
+use banger_vmm::sandbox::cgroup::read::{self as cgroup_read, ProcessCgroups};
+use banger_vmm::sandbox::posture::{self, ProcessPosture};
 use banger_vmm::sandbox::{IdRange, QEMU_SANDBOX};
 use banger_vmm::{DriverKind, VmRuntime};
 
@@ -32,11 +34,13 @@ impl CapabilityCheck for VmmSandbox {
         if let StoreState::Open(store) = ctx.store()
             && let Ok(vms) = store.list_vms()
         {
-            checks.extend(
-                vms.iter()
-                    .filter_map(running_vmm)
-                    .map(|(vm, rt)| vm_row(&vm.name, &rt, observe(&rt), range)),
-            );
+            checks.extend(vms.iter().filter_map(running_vmm).map(|(vm, rt)| {
+                let seen = observe(&rt);
+                let limits = seen
+                    .as_ref()
+                    .and_then(|_| cgroup_read::of_process(rt.pid).ok());
+                vm_row(&vm.name, &rt, seen, limits, range)
+            }));
         }
         checks
     }
@@ -86,21 +90,38 @@ pub fn host_row(euid: u32, range: Option<IdRange>) -> Check {
     check
 }
 
-/// Per-VM cgroup limits: say plainly when the host cannot have them.
-pub fn cgroup_row(support: &CgroupSupport) -> Check {
+/// Per-VM cgroup limits as a daemon running like this doctor would have them; say plainly
+/// when the host cannot have them. (Each running VM's row shows what its VMM really has.)
+pub fn cgroup_row(support: &Result<Layout, String>) -> Check {
+    const ROW: &str = "VMM cgroup limits";
+    let how = "each VM's VMM (and its virtiofsd) runs in a cgroup of its own, its memory \
+               bounded by the VM's RAM plus [sandbox] vmm_memory_overhead_mib and its tasks by \
+               vmm_pids_max";
     match support {
-        CgroupSupport::Delegated { path } => Check::warn(
+        Ok(Layout::V2 { group, .. }) => Check::pass(
             groups::SECURITY,
-            "VMM cgroup limits",
+            ROW,
+            format!("{how} (cgroup v2, delegated group {})", group.display()),
+        ),
+        Ok(Layout::V1 { memory, pids }) => Check::pass(
+            groups::SECURITY,
+            ROW,
             format!(
-                "cgroup v2 is delegated ({path}), but banger does not place VMMs in limited \
-                 cgroups yet: a VM's memory and processes are bounded only by its -m and -smp"
+                "{how} (cgroup v1, below {} and {})",
+                memory.display(),
+                pids.display()
             ),
         ),
-        CgroupSupport::Unavailable { reason } => Check::warn(
+        Err(reason) => Check::warn(
             groups::SECURITY,
-            "VMM cgroup limits",
-            format!("no memory or pids limits per VM: {reason}"),
+            ROW,
+            format!(
+                "a daemon running as you sets no memory or tasks limits per VM (VMs still \
+                 run): {reason}"
+            ),
+        )
+        .hint(
+            "run banger as root or from its system install, or on a host with cgroup v2 delegation",
         ),
     }
 }
@@ -131,6 +152,7 @@ pub fn vm_row(
     name: &str,
     rt: &VmRuntime,
     seen: Option<Result<ProcessPosture, String>>,
+    limits: Option<ProcessCgroups>,
     range: Option<IdRange>,
 ) -> Check {
     let row = format!("VMM sandbox: {name}");
@@ -159,8 +181,22 @@ pub fn vm_row(
         Some(false) => "the host's /",
         None => "unknown (another user's process: run doctor as root to see)",
     };
+    let limited = limits.as_ref().is_some_and(ProcessCgroups::limited);
+    let cgroup = match &limits {
+        Some(l) if l.limited() => format!(
+            "cgroup {} {}: {}",
+            l.version.unwrap_or("?"),
+            l.memory_dir
+                .as_ref()
+                .map_or(String::new(), |d| d.display().to_string()),
+            l.summary()
+        ),
+        Some(l) => format!("cgroup: no per-VM limits ({})", l.summary()),
+        None => "cgroup: unknown (cannot read its /proc/PID/cgroup)".to_owned(),
+    };
     let details = vec![
         format!("pid {}, {}", rt.pid, rt.driver),
+        cgroup,
         format!("uid {uid}{}", if dropped { " (its own)" } else { "" }),
         format!(
             "seccomp {}",
@@ -206,6 +242,11 @@ pub fn vm_row(
         .details(details)
         .hint(restart);
     }
+    let limits_note = if limited {
+        "; memory and tasks limited by its cgroup"
+    } else {
+        "; no cgroup limits"
+    };
     if rt.driver == DriverKind::Firecracker {
         return Check::warn(
             groups::SECURITY,
@@ -224,7 +265,8 @@ pub fn vm_row(
              does not allow unprivileged user namespaces)"
         }
     }
-    .to_owned();
+    .to_owned()
+        + limits_note;
     Check::pass(groups::SECURITY, &row, summary).details(details)
 }
 
@@ -261,14 +303,20 @@ mod tests {
     fn a_confined_qemu_passes_and_each_missing_layer_fails() {
         let range = Some(IdRange::default());
         let uid = IdRange::default().base() + 7;
-        let c = vm_row("dev", &rt(DriverKind::Qemu), Some(Ok(confined(uid))), range);
+        let c = vm_row(
+            "dev",
+            &rt(DriverKind::Qemu),
+            Some(Ok(confined(uid))),
+            None,
+            range,
+        );
         assert_eq!(c.status, Status::Pass, "{c:?}");
         assert!(c.summary.contains("a jail"));
 
         let mut root = confined(0);
         root.cap_eff = Some(0x1ff_ffff_ffff);
         root.seccomp = Some(0);
-        let c = vm_row("dev", &rt(DriverKind::Qemu), Some(Ok(root)), range);
+        let c = vm_row("dev", &rt(DriverKind::Qemu), Some(Ok(root)), None, range);
         assert_eq!(c.status, Status::Fail);
         assert!(
             c.summary.contains("runs as root")
@@ -281,7 +329,13 @@ mod tests {
 
         let mut unjailed = confined(uid);
         unjailed.own_root = Some(false);
-        let c = vm_row("dev", &rt(DriverKind::Qemu), Some(Ok(unjailed)), range);
+        let c = vm_row(
+            "dev",
+            &rt(DriverKind::Qemu),
+            Some(Ok(unjailed)),
+            None,
+            range,
+        );
         assert_eq!(c.status, Status::Fail);
         assert!(c.summary.contains("whole filesystem"));
     }
@@ -294,22 +348,73 @@ mod tests {
             "dev",
             &rt(DriverKind::Qemu),
             Some(Ok(owner)),
+            None,
             Some(IdRange::default()),
         );
         assert_eq!(c.status, Status::Pass);
         assert!(c.summary.contains("as the owner") && c.summary.contains("without a jail"));
         assert!(c.details.iter().any(|d| d.contains("root: unknown")));
 
-        let c = vm_row("dev", &rt(DriverKind::Qemu), None, None);
+        let c = vm_row("dev", &rt(DriverKind::Qemu), None, None, None);
         assert_eq!(c.status, Status::Warn);
         let c = vm_row(
             "fc",
             &rt(DriverKind::Firecracker),
             Some(Ok(confined(1000))),
             None,
+            None,
         );
         assert_eq!(c.status, Status::Warn);
         assert!(c.summary.contains("jailer"));
+    }
+
+    /// A VMM's cgroup shows in its row: limited, or plainly not.
+    #[test]
+    fn a_vmms_cgroup_limits_are_reported() {
+        let uid = IdRange::default().base() + 7;
+        let limits = ProcessCgroups {
+            version: Some("v1"),
+            memory_dir: Some("/sys/fs/cgroup/memory/banger-x/abc".into()),
+            pids_dir: Some("/sys/fs/cgroup/pids/banger-x/abc".into()),
+            memory_max: Some(1792 << 20),
+            memory_current: Some(100 << 20),
+            pids_max: Some(512),
+            pids_current: Some(9),
+        };
+        let range = Some(IdRange::default());
+        let c = vm_row(
+            "dev",
+            &rt(DriverKind::Qemu),
+            Some(Ok(confined(uid))),
+            Some(limits),
+            range,
+        );
+        assert_eq!(c.status, Status::Pass);
+        assert!(
+            c.summary
+                .ends_with("memory and tasks limited by its cgroup"),
+            "{}",
+            c.summary
+        );
+        assert!(
+            c.details.iter().any(|d| d
+                == "cgroup v1 /sys/fs/cgroup/memory/banger-x/abc: memory ≤ 1792 MiB (100 MiB used), tasks ≤ 512 (9)"),
+            "{:?}",
+            c.details
+        );
+        let c = vm_row(
+            "dev",
+            &rt(DriverKind::Qemu),
+            Some(Ok(confined(uid))),
+            Some(ProcessCgroups::default()),
+            range,
+        );
+        assert!(c.summary.ends_with("no cgroup limits"), "{}", c.summary);
+        assert!(
+            c.details
+                .iter()
+                .any(|d| d.starts_with("cgroup: no per-VM limits"))
+        );
     }
 
     #[test]
@@ -319,11 +424,24 @@ mod tests {
         assert!(c.summary.contains("1900000001"), "{}", c.summary);
         assert_eq!(host_row(0, None).status, Status::Fail);
         assert!(host_row(1000, None).summary.contains("needs a root daemon"));
-        let c = cgroup_row(&CgroupSupport::Unavailable {
-            reason: "the host runs cgroup v1".into(),
-        });
+        let c = cgroup_row(&Err(
+            "cgroup v1: /sys/fs/cgroup/memory is not writable".into()
+        ));
         assert_eq!(c.status, Status::Warn);
-        assert!(c.summary.contains("cgroup v1"));
+        assert!(
+            c.summary.contains("no memory or tasks limits") && c.summary.contains("not writable")
+        );
+        let c = cgroup_row(&Ok(Layout::V1 {
+            memory: "/sys/fs/cgroup/memory/x".into(),
+            pids: "/sys/fs/cgroup/pids".into(),
+        }));
+        assert_eq!(c.status, Status::Pass);
+        assert!(
+            c.summary
+                .contains("cgroup v1, below /sys/fs/cgroup/memory/x"),
+            "{}",
+            c.summary
+        );
     }
 
     /// The real thing: this test process, read as doctor reads a VMM.

@@ -1,0 +1,149 @@
+//! A VM's cgroup on the daemon's side: given back by the VM's release, swept when the daemon
+//! starts, and reported by `vm inspect`. The groups themselves are made by the driver
+//! (`banger_vmm::sandbox::cgroup`), in the VMM's child before it runs guest code.
+
+use std::path::{Path, PathBuf};
+
+use banger_api::LimitsView;
+use banger_store::VmRecord;
+use banger_vmm::VmRuntime;
+use banger_vmm::sandbox::cgroup::{self, CgroupPolicy};
+
+use crate::state::Daemon;
+
+/// Remove VM `vm`'s cgroup: the directories its runtime record names (made by whichever
+/// daemon launched it) and those this daemon would make for it (a launch that died before
+/// it was recorded). Failures are logged: the next start sweeps an empty group.
+pub async fn release(daemon: &Daemon, vm: &VmRecord) {
+    let mut dirs = recorded(vm);
+    if let CgroupPolicy::Limit { cgroups, .. } = daemon.driver.cgroups() {
+        dirs.extend(cgroups.dirs(&vm.id));
+    }
+    dirs.sort();
+    dirs.dedup();
+    if dirs.is_empty() {
+        return;
+    }
+    if let Err(e) = cgroup::remove_dirs(&vm.id, &dirs).await {
+        tracing::warn!(vm = %vm.name, error = %banger_system::error_chain(&e), "cannot remove the VM's cgroup");
+    }
+}
+
+/// The cgroup directories in `vm`'s runtime record that are really a VM group of `vm`
+/// (`…/banger-<instance>/<vm-id>`): the record is the daemon's own, but a directory removed
+/// on its word must never be anything else.
+fn recorded(vm: &VmRecord) -> Vec<PathBuf> {
+    let Some(rt) = vm
+        .runtime_json
+        .as_deref()
+        .and_then(|j| serde_json::from_str::<VmRuntime>(j).ok())
+    else {
+        return Vec::new();
+    };
+    rt.cgroup
+        .into_iter()
+        .filter(|d| is_vm_group(d, &vm.id))
+        .collect()
+}
+
+fn is_vm_group(dir: &Path, vm_id: &str) -> bool {
+    dir.is_absolute()
+        && dir.starts_with("/sys/fs/cgroup")
+        && dir.file_name().is_some_and(|n| n == vm_id)
+        && dir
+            .parent()
+            .and_then(Path::file_name)
+            .is_some_and(|n| n.to_string_lossy().starts_with("banger-"))
+        && !dir
+            .components()
+            .any(|c| c == std::path::Component::ParentDir)
+}
+
+/// What VM `vm`'s running VMM may take, read back from its cgroups; `None` when it is not
+/// running.
+pub fn view(daemon: &Daemon, vm: &VmRecord) -> Option<LimitsView> {
+    let rt = super::runtime_of(vm).filter(|_| vm.state.is_active())?;
+    if !rt.is_alive() {
+        return None;
+    }
+    let seen = cgroup::read::of_process(rt.pid).ok()?;
+    if seen.limited() {
+        return Some(LimitsView {
+            cgroup: seen.version.map(str::to_owned),
+            dirs: [seen.memory_dir, seen.pids_dir]
+                .into_iter()
+                .flatten()
+                .map(|d| d.display().to_string())
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect(),
+            memory_max_bytes: seen.memory_max,
+            memory_used_bytes: seen.memory_current,
+            tasks_max: seen.pids_max,
+            tasks: seen.pids_current,
+            unlimited_because: None,
+        });
+    }
+    let why = match daemon.driver.cgroups() {
+        CgroupPolicy::Unavailable { reason } => reason.clone(),
+        CgroupPolicy::Limit { .. } => "its VMM was started without a cgroup of its own (by an \
+             older banger or an unsandboxed launch); restart the VM to limit it"
+            .to_owned(),
+    };
+    Some(LimitsView {
+        unlimited_because: Some(why),
+        ..LimitsView::default()
+    })
+}
+
+/// At the daemon's exit: remove this daemon's parent groups when no VM is left in them (a
+/// running VM keeps them; the next start uses them again).
+pub fn retire(daemon: &Daemon) {
+    if let CgroupPolicy::Limit { cgroups, .. } = daemon.driver.cgroups() {
+        cgroups.retire();
+    }
+}
+
+/// At the daemon's start: remove the empty groups of VMs that are not active (ended while
+/// no daemon ran). The active ones are released, with their groups, by reconciliation.
+pub fn sweep(daemon: &Daemon) {
+    let CgroupPolicy::Limit { cgroups, .. } = daemon.driver.cgroups() else {
+        return;
+    };
+    let active: Vec<String> = match daemon.store().list_vms() {
+        Ok(vms) => vms
+            .into_iter()
+            .filter(|v| v.state.is_active())
+            .map(|v| v.id)
+            .collect(),
+        // Without the store nothing can be proven dead.
+        Err(_) => return,
+    };
+    let removed = cgroups.sweep(&|id| active.iter().any(|a| a == id));
+    if !removed.is_empty() {
+        tracing::info!(vms = ?removed, "removed the cgroups of VMs that ended while no daemon ran");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_vm_group_of_this_vm_is_removed_on_the_records_word() {
+        let id = "0123456789ab";
+        assert!(is_vm_group(
+            Path::new("/sys/fs/cgroup/memory/x/banger-abc/0123456789ab"),
+            id
+        ));
+        for bad in [
+            "/sys/fs/cgroup/memory/x/banger-abc/ffffffffffff",
+            "/sys/fs/cgroup/memory/x/other/0123456789ab",
+            "/etc/banger-abc/0123456789ab",
+            "/sys/fs/cgroup/memory/banger-abc/../../banger-abc/0123456789ab",
+            "sys/fs/cgroup/banger-abc/0123456789ab",
+        ] {
+            assert!(!is_vm_group(Path::new(bad), id), "{bad}");
+        }
+    }
+}
