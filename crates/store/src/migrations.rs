@@ -172,6 +172,13 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         UNIQUE (vm_id, guest_path)
     ) STRICT;
     "#,
+    // how each share reaches the guest, chosen at create: live over virtio-fs (every share
+    // made before this step) or copied in at every boot (Firecracker, or QEMU without
+    // virtiofsd, or asked for). See shares.rs.
+    r#"
+    ALTER TABLE vm_shares ADD COLUMN delivery TEXT NOT NULL DEFAULT 'virtio-fs'
+        CHECK (delivery IN ('virtio-fs', 'copy'));
+    "#,
 ];
 
 /// The schema version this build of banger reads and writes.

@@ -137,7 +137,10 @@ fn describe(vm: &VmView, escape: bool, out: &mut String) {
             share.mode
         );
         if let Some(problem) = &share.problem {
-            let _ = writeln!(out, "  problem:    {problem}");
+            let _ = writeln!(out, "  problem:    {}", guest(problem));
+        }
+        if let Some(note) = &share.note {
+            let _ = writeln!(out, "  note:       {}", guest(note));
         }
     }
     for disk in &vm.disks {
@@ -212,6 +215,7 @@ mod tests {
                 read_only: false,
                 mode: "virtio-fs".into(),
                 problem: None,
+                note: None,
             },
             banger_api::ShareView {
                 host: "/etc/\x1b[2Jssl".into(),
@@ -219,6 +223,15 @@ mod tests {
                 read_only: true,
                 mode: "unavailable".into(),
                 problem: Some("install virtiofsd".into()),
+                note: None,
+            },
+            banger_api::ShareView {
+                host: "/data".into(),
+                guest: "/data".into(),
+                read_only: false,
+                mode: "copy".into(),
+                problem: None,
+                note: Some("copied in at every boot".into()),
             },
         ];
         let mut out = String::new();
@@ -229,6 +242,11 @@ mod tests {
         );
         assert!(out.contains("-> /ssl (unavailable, read-only)\n"), "{out}");
         assert!(out.contains("  problem:    install virtiofsd\n"), "{out}");
+        assert!(out.contains("/data -> /data (copy)\n"), "{out}");
+        assert!(
+            out.contains("  note:       copied in at every boot\n"),
+            "{out}"
+        );
         assert!(!out.contains('\x1b'), "escaped: {out}");
     }
 

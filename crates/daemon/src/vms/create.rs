@@ -86,10 +86,14 @@ pub async fn create(
     }
     tracing::info!(vm = %name, id = %id, image = %image.name, driver = %selection.driver, reason = %selection.reason, "created VM");
 
-    if req.start {
-        return start::boot(daemon, &id, progress).await.map(|vm| view(&vm));
-    }
-    Ok(view(&record))
+    let record = match req.start {
+        true => start::boot(daemon, &id, progress).await?,
+        false => record,
+    };
+    // The caller says how each share reaches the guest (live, or a copy and why).
+    let mut created = view(&record);
+    created.shares = crate::shares::views(daemon, &record)?;
+    Ok(created)
 }
 
 /// What a VM is registered with besides its disks.
