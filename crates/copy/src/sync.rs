@@ -6,7 +6,7 @@
 //! anything in the destination touched. So a refused stream changes nothing.
 //!
 //! Applying, directory by directory: a file the host has with the same size and
-//! modification time is left alone; any other file is moved into place by `rename` from
+//! modification time (a symlink with the same target) is left alone; any other file is moved into place by `rename` from
 //! the staging directory (its temporary name, on the same filesystem, written and synced
 //! first), so a reader sees the old or the new file, never half of one. Files only the
 //! host has are kept, unless `delete` is set. A host directory where the guest has a file
@@ -86,7 +86,7 @@ pub fn receive(input: impl Read, dest: &Path, opts: &SyncOptions) -> Result<Sync
         }
         Err(source) => return Err(CopyError::Read(source)),
     }
-    check_links(&tree, &tree)?;
+    check_links(&tree, &tree, dest)?;
     let mut report = SyncReport::default();
     let skip = staging.path.file_name().map(|n| n.to_os_string());
     apply(
@@ -148,27 +148,24 @@ impl<R: Read> Read for Limited<'_, R> {
     }
 }
 
-/// Refuse any symlink under `dir` whose target is absolute or climbs out of `root`.
-fn check_links(root: &Path, dir: &Path) -> Result<(), CopyError> {
+/// Refuse any symlink under `dir` whose target is absolute or climbs out of `root`, unless
+/// the host already has that very link at that place in `dest` (the copy carried the host's
+/// own link in and back: the guest did not make it).
+fn check_links(root: &Path, dir: &Path, dest: &Path) -> Result<(), CopyError> {
     let read = |source| CopyError::Read(source);
     for entry in fs::read_dir(dir).map_err(read)? {
         let path = entry.map_err(read)?.path();
         let meta = fs::symlink_metadata(&path).map_err(read)?;
         if meta.is_dir() {
-            check_links(root, &path)?;
+            check_links(root, &path, dest)?;
         } else if meta.file_type().is_symlink() {
             let target = fs::read_link(&path).map_err(read)?;
-            let from = path
-                .parent()
-                .and_then(|p| p.strip_prefix(root).ok())
-                .unwrap_or(Path::new(""));
-            if !stays_inside(from, &target) {
+            let rel = path.strip_prefix(root).unwrap_or(&path);
+            let from = rel.parent().unwrap_or(Path::new(""));
+            let the_hosts_own = fs::read_link(dest.join(rel)).is_ok_and(|t| t == target);
+            if !stays_inside(from, &target) && !the_hosts_own {
                 return Err(CopyError::Refused {
-                    name: path
-                        .strip_prefix(root)
-                        .unwrap_or(&path)
-                        .display()
-                        .to_string(),
+                    name: rel.display().to_string(),
                     why: "a symlink pointing outside the shared directory",
                 });
             }
@@ -258,6 +255,14 @@ fn apply(
                     && theirs.is_file()
                     && m.len() == theirs.len()
                     && m.mtime() == theirs.mtime() =>
+            {
+                report.unchanged += 1;
+                continue;
+            }
+            Some(m)
+                if m.file_type().is_symlink()
+                    && theirs.file_type().is_symlink()
+                    && fs::read_link(&to).ok() == fs::read_link(&from).ok() =>
             {
                 report.unchanged += 1;
                 continue;
