@@ -16,7 +16,7 @@ mod tests;
 mod validate;
 
 use banger_api::ShareView;
-use banger_store::{Delivery, VmRecord, VmShare};
+use banger_store::{Delivery, VmRecord, VmShare, VmState};
 use banger_vmm::virtiofs::{self, ShareSpec};
 use banger_vmm::{DriveSpec, DriverKind};
 
@@ -92,17 +92,26 @@ pub fn plan(daemon: &Daemon, vm: &VmRecord, shares: &[VmShare]) -> Result<Plan> 
     Ok(plan)
 }
 
-/// `vm inspect`'s lines for VM `vm`.
+/// `vm inspect`'s lines for VM `vm`. A live share of a running VM whose `virtiofsd` has
+/// died is `down`, with its last words (also logged: the daemon hears of it here).
 pub fn views(daemon: &Daemon, vm: &VmRecord) -> Result<Vec<ShareView>> {
     let shares = daemon.store().vm_shares(&vm.id)?;
     let problem = live_problem(driver_of(vm));
+    let binary = (vm.state == VmState::Running)
+        .then(virtiofs::find_binary)
+        .flatten();
     Ok(shares
         .into_iter()
-        .map(|s| {
+        .enumerate()
+        .map(|(position, s)| {
             let (mode, problem) = match s.delivery {
-                Delivery::VirtioFs => match &problem {
-                    None => ("virtio-fs", None),
-                    Some(why) => ("unavailable", Some(why.clone())),
+                Delivery::VirtioFs => match (&problem, &binary) {
+                    (Some(why), _) => ("unavailable", Some(why.clone())),
+                    (None, Some(binary)) => match down(binary, vm, position, &s) {
+                        Some(why) => ("down", Some(why)),
+                        None => ("virtio-fs", None),
+                    },
+                    (None, None) => ("virtio-fs", None),
                 },
                 Delivery::Copy => ("copy", None),
             };
@@ -117,4 +126,31 @@ pub fn views(daemon: &Daemon, vm: &VmRecord) -> Result<Vec<ShareView>> {
             }
         })
         .collect())
+}
+
+/// Why live share `position` of running VM `vm` is down, when its `virtiofsd` is gone.
+fn down(
+    binary: &std::path::Path,
+    vm: &VmRecord,
+    position: usize,
+    share: &VmShare,
+) -> Option<String> {
+    let spec = ShareSpec {
+        tag: ShareSpec::tag_for(position),
+        host_dir: share.host_path.clone(),
+        read_only: share.read_only,
+    };
+    // No log: no virtiofsd was started for this VM (a driver that serves shares otherwise).
+    if !spec.log(&vm.dir).exists() || virtiofs::spawn::serving(binary, &vm.dir, &spec) {
+        return None;
+    }
+    let last = virtiofs::spawn::last_words(&vm.dir, &spec);
+    tracing::warn!(vm = %vm.name, share = %share.guest_path, last_words = %last, "a share's virtiofsd is gone");
+    Some(format!(
+        "its virtiofsd exited ({last}); guest processes touching {} hang until the VM stops. \
+         virtio-fs cannot reconnect a new virtiofsd to a running guest: restart the VM \
+         (`banger vm stop {name}` then `banger vm start {name}`) to serve it again",
+        share.guest_path,
+        name = vm.name
+    ))
 }
