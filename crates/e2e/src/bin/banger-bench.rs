@@ -28,7 +28,7 @@
 //! **snapshots** (P6) — `vm run --from SNAP --rm -- true` against a cold `vm run --rm --
 //! true`, and 10 clones against 10 cold boots: time and QEMU memory (see
 //! `bench/snapshots.rs`).
-//! **shares** — a virtio-fs shared directory against the guest's disk: `find | wc -l` over
+//! **shares** — a virtio-fs shared directory and a copy-in share against the guest's disk: `find | wc -l` over
 //! 10,000 small files and a 256 MiB sequential read (see `bench/shares.rs`).
 
 use std::process::{Command, Stdio};
@@ -98,7 +98,7 @@ fn main() -> anyhow::Result<()> {
         snapshots::measure(&Env::new()?, RUNS, 10, MEMORY_MIB)?.print();
     }
     if want("shares") {
-        println!("\n== shares: virtio-fs vs the guest's own disk (minimal, TCG) ==");
+        println!("\n== shares: virtio-fs and copy-in vs the guest's own disk (minimal, TCG) ==");
         shares::measure()?;
     }
     Ok(())
