@@ -259,6 +259,14 @@ fn prepare(env: &Env, line: &str) {
     let verb = w.first().map(String::as_str).unwrap_or("");
     // `dev`, or `dev:PATH` as vm cp names a path in it.
     let names_dev = w.iter().any(|x| x == "dev" || x.starts_with("dev:"));
+    if verb != "sync" && names_dev {
+        // The `vm sync` examples' `dev` has a share, which other examples (snapshots) refuse.
+        let out = env.run(["vm", "inspect", "dev", "--json"]);
+        let vm: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap_or_default();
+        if vm["shares"].as_array().is_some_and(|s| !s.is_empty()) {
+            env.ok(["rm", "-f", "dev"]);
+        }
+    }
     if verb == "create" {
         // A VM of the example's name must not exist yet.
         let name = w
