@@ -166,6 +166,7 @@ mod tests {
             pid1: false,
             timings: Default::default(),
             features: Vec::new(),
+            share_errors: Vec::new(),
         };
         assert_eq!(police.control(Message::Ready(ready)), Verdict::Fine);
     }

@@ -22,6 +22,7 @@ fn ready(nonce: u64, proto_version: u32) -> Message {
         timings: BootTimings::default(),
         // An agent from before optional features were listed.
         features: Vec::new(),
+        share_errors: Vec::new(),
     })
 }
 

@@ -26,6 +26,7 @@ fn ready(nonce: u64, proto_version: u32, kernel_release: &str) -> Message {
         pid1: false,
         timings: BootTimings::default(),
         features: Vec::new(),
+        share_errors: Vec::new(),
     })
 }
 

@@ -36,6 +36,11 @@ pub struct Ready {
     /// not list here when ignoring it would change the outcome.
     #[serde(default)]
     pub features: Vec<String>,
+    /// The shared directories the agent could not mount at boot, each as `PATH: reason`.
+    /// The host fails the start with them: a command must never run against an empty
+    /// mountpoint. An older agent sends none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub share_errors: Vec<String>,
 }
 
 /// The agent runs an [`Exec`] as its `user`.
@@ -457,6 +462,7 @@ mod tests {
                     now_us: 2_000_000,
                 },
                 features: vec![FEATURE_EXEC_USER.into()],
+                share_errors: Vec::new(),
             }),
             Message::Started(Started { pid: 42 }),
             Message::Stdout(b"out".to_vec()),

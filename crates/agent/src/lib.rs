@@ -110,6 +110,7 @@ pub fn run(args: &[String]) -> i32 {
                 ready_us: *ready_us.get_or_insert_with(clock::boottime_us),
                 now_us: 0,
             },
+            share_errors: report.share_errors.clone(),
         };
         log!("serving on {}", listener.describe());
         let err = session::serve(listener.as_mut(), &agent);

@@ -34,6 +34,9 @@ pub struct Agent {
     pub kernel_release: String,
     /// Boot milestones; `now_us` is filled in per `Ready`.
     pub timings: BootTimings,
+    /// Shared directories that could not be mounted at boot (`PATH: reason`), sent in
+    /// every `Ready`.
+    pub share_errors: Vec<String>,
 }
 
 /// Serves hosts one connection at a time, forever. A host that connects while another is
@@ -301,6 +304,7 @@ impl Session {
                 ..agent.timings.clone()
             },
             features: features(agent),
+            share_errors: agent.share_errors.clone(),
         };
         self.reply(
             agent,

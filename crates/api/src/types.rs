@@ -117,6 +117,53 @@ pub struct ShareRequest {
     /// The guest may read but not write; enforced on the host side.
     #[serde(default)]
     pub read_only: bool,
+    /// How the directory reaches the guest: `auto` (live where the VMM can, else a copy
+    /// when `[shares] fallback` allows it), `live` (virtio-fs or an error) or `copy` (copied
+    /// in at every boot; `banger vm sync` copies changes back).
+    #[serde(default, skip_serializing_if = "ShareMode::is_auto")]
+    pub mode: ShareMode,
+}
+
+/// How a share was asked to reach the guest.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ShareMode {
+    /// Live where possible, else a copy when the configuration accepts one.
+    #[default]
+    Auto,
+    /// Live (virtio-fs) or nothing.
+    Live,
+    /// Copied in at boot.
+    Copy,
+}
+
+impl ShareMode {
+    pub fn is_auto(&self) -> bool {
+        *self == ShareMode::Auto
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShareMode::Auto => "auto",
+            ShareMode::Live => "live",
+            ShareMode::Copy => "copy",
+        }
+    }
+}
+
+impl std::str::FromStr for ShareMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(ShareMode::Auto),
+            "live" => Ok(ShareMode::Live),
+            "copy" => Ok(ShareMode::Copy),
+            other => Err(format!(
+                "unknown share mode {other:?}; expected auto, live or copy"
+            )),
+        }
+    }
 }
 
 /// How to stop a VM. An empty body means a graceful stop with the default timeout.
@@ -249,13 +296,19 @@ pub struct ShareView {
     /// Where the guest mounts it.
     pub guest: String,
     pub read_only: bool,
-    /// `virtio-fs` (live, both ways), or `unavailable` when this host cannot serve it now
+    /// `virtio-fs` (live, both ways), `copy` (copied in at every boot; `banger vm sync`
+    /// copies the guest's changes back), or `unavailable` when this host cannot serve it now
     /// (`problem` says why and what to do).
     #[schema(example = "virtio-fs")]
     pub mode: String,
     /// Why the share cannot be served, and what to do.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
+    /// Why a copy was chosen where a live share was asked for (`-v` without a mode), or
+    /// what a running guest reported about the share (it could not be mounted, its server
+    /// died).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// A VM's networking.

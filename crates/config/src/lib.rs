@@ -15,6 +15,7 @@ mod logs;
 mod network;
 mod parse;
 mod sandbox;
+mod shares;
 mod size;
 
 pub use defaults::{
@@ -36,6 +37,9 @@ pub use parse::{DISK_MAX_BYTES, DISK_MIN_BYTES, MEMORY_MIB_RANGE, VCPU_RANGE};
 pub use sandbox::{
     BUILTIN_VMM_ID_BASE, BUILTIN_VMM_ID_COUNT, SandboxConfig, VMM_ID_BASE_RANGE,
     VMM_ID_COUNT_RANGE, VMM_MEMORY_OVERHEAD_RANGE, VMM_PIDS_MAX_RANGE,
+};
+pub use shares::{
+    BUILTIN_COPY_MAX_BYTES, COPY_MAX_RANGE, ShareFallback, ShareSettings, SharesConfig,
 };
 pub use size::{MIB, format_size, parse_size, parse_size_with_unit};
 
@@ -114,6 +118,7 @@ pub struct Config {
     pub sandbox: SandboxConfig,
     pub logs: LogsConfig,
     pub images: ImagesConfig,
+    pub shares: SharesConfig,
     /// The file this was read from; `None` when no file exists (all defaults).
     pub source: Option<PathBuf>,
 }
@@ -157,6 +162,10 @@ impl Config {
     /// How large banger's logs may grow (console logs per VM, the daemon's log).
     pub fn logs_resolved(&self) -> LogLimits {
         self.logs.resolved()
+    }
+
+    pub fn shares_resolved(&self) -> ShareSettings {
+        self.shares.resolved()
     }
 
     /// The VM defaults for a host with `host_cpus` CPUs and `host_memory_bytes` of RAM.

@@ -7,6 +7,7 @@ use crate::sandbox::{
     SandboxConfig, VMM_ID_BASE_RANGE, VMM_ID_COUNT_RANGE, VMM_MEMORY_OVERHEAD_RANGE,
     VMM_PIDS_MAX_RANGE,
 };
+use crate::shares::{COPY_MAX_RANGE, SharesConfig};
 use crate::size::{format_size, parse_size};
 use crate::{
     Config, ConfigError, LOG_MAX_RANGE, LogsConfig, VmDefaultsConfig, error::line_col,
@@ -41,12 +42,20 @@ struct RawConfig {
     sandbox: Option<RawSandbox>,
     logs: Option<RawLogs>,
     images: Option<RawImages>,
+    shares: Option<RawShares>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawImages {
     warm: Field,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawShares {
+    fallback: Field,
+    copy_max: Field,
 }
 
 #[derive(Deserialize)]
@@ -82,12 +91,13 @@ struct RawVmDefaults {
 }
 
 const TOP_KEYS: &str = "firecracker_bin, ssh_key_path, default_image_name, vmm, \
-                        firecracker_release_url, [vm_defaults], [network], [logs], [sandbox], [images]";
+                        firecracker_release_url, [vm_defaults], [network], [logs], [sandbox], [images], [shares]";
 const VM_DEFAULTS_KEYS: &str = "vcpu, memory, disk";
 const NETWORK_KEYS: &str = "mode, subnet, dns";
 const LOGS_KEYS: &str = "console_max, daemon_max";
 const SANDBOX_KEYS: &str = "vmm_id_base, vmm_id_count, vmm_memory_overhead_mib, vmm_pids_max";
 const IMAGES_KEYS: &str = "warm";
+const SHARES_KEYS: &str = "fallback, copy_max";
 
 /// Parses one file; carries what every error needs.
 struct Ctx<'a> {
@@ -127,6 +137,8 @@ impl Ctx<'_> {
                 (format!("logs.{name}"), LOGS_KEYS, "in [logs]")
             } else if rest.contains("`warm`") && !rest.contains("`vcpu`") {
                 (format!("images.{name}"), IMAGES_KEYS, "in [images]")
+            } else if rest.contains("`copy_max`") {
+                (format!("shares.{name}"), SHARES_KEYS, "in [shares]")
             } else if rest.contains("`vmm_id_base`") {
                 (format!("sandbox.{name}"), SANDBOX_KEYS, "in [sandbox]")
             } else {
@@ -146,6 +158,7 @@ impl Ctx<'_> {
             .replace("struct RawLogs", "a table ([logs])")
             .replace("struct RawSandbox", "a table ([sandbox])")
             .replace("struct RawImages", "a table ([images])")
+            .replace("struct RawShares", "a table ([shares])")
             .replace("struct RawConfig", "a table");
         self.error(span, None, format!("invalid TOML: {message}"))
     }
@@ -369,6 +382,9 @@ pub(crate) fn parse_config(
             )
         })?;
     }
+    if let Some(table) = &raw.shares {
+        cfg.shares = shares(&ctx, table)?;
+    }
     Ok(cfg)
 }
 
@@ -493,6 +509,27 @@ fn element_span(text: &str, array: Range<usize>, value: &str) -> Range<usize> {
         .map_or(array.clone(), |i| {
             array.start + i..array.start + i + value.len() + 2
         })
+}
+
+/// `[shares]`: the fallback of `-v` where live sharing is impossible, the copy-in cap.
+fn shares(ctx: &Ctx<'_>, raw: &RawShares) -> Result<SharesConfig, ConfigError> {
+    let mut out = SharesConfig::default();
+    if let Some(v) = &raw.fallback {
+        let key = "shares.fallback";
+        let expected = "one of \"copy\", \"refuse\"";
+        let s = ctx.string(key, v, expected)?;
+        out.fallback = Some(s.parse().map_err(|()| {
+            ctx.error(
+                v.span(),
+                Some(key),
+                format!("`{key}` = {s:?} is not {expected}"),
+            )
+        })?);
+    }
+    if let Some(v) = &raw.copy_max {
+        out.copy_max_bytes = Some(ctx.size("shares.copy_max", v, COPY_MAX_RANGE, "\"2G\"")?);
+    }
+    Ok(out)
 }
 
 fn logs(ctx: &Ctx<'_>, raw: &RawLogs) -> Result<LogsConfig, ConfigError> {

@@ -515,3 +515,27 @@ fn sandbox_cgroup_allowances() {
     assert_eq!(key.as_deref(), Some("sandbox.vmm_memory_overhead_mib"));
     assert!(msg.contains("(MiB)"), "{msg}");
 }
+
+#[test]
+fn shares_fallback_and_copy_cap() {
+    let c = p("").unwrap();
+    let r = c.shares_resolved();
+    assert_eq!(r.fallback.value, ShareFallback::Copy);
+    assert_eq!(r.copy_max_bytes.value, BUILTIN_COPY_MAX_BYTES);
+    assert_eq!(r.copy_max_bytes.source, Provenance::Builtin);
+    let c = p("[shares]\nfallback = \"refuse\"\ncopy_max = \"512M\"\n").unwrap();
+    let r = c.shares_resolved();
+    assert_eq!(r.fallback.value, ShareFallback::Refuse);
+    assert_eq!(r.copy_max_bytes.value, 512 * 1024 * 1024);
+    assert_eq!(r.fallback.source, Provenance::Config);
+
+    let (line, _, key, msg) = bad("[shares]\nfallback = \"9p\"\n");
+    assert_eq!(line, 2);
+    assert_eq!(key.as_deref(), Some("shares.fallback"));
+    assert!(msg.contains("\"copy\", \"refuse\""), "{msg}");
+    let (_, _, key, _) = bad("[shares]\ncopy_max = \"1k\"\n");
+    assert_eq!(key.as_deref(), Some("shares.copy_max"));
+    let (_, _, key, msg) = bad("[shares]\nmode = \"copy\"\n");
+    assert_eq!(key.as_deref(), Some("shares.mode"));
+    assert!(msg.contains("fallback, copy_max"), "{msg}");
+}

@@ -12,6 +12,9 @@ use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Component, Path, PathBuf};
 
+pub mod sync;
+pub use sync::{SyncOptions, SyncReport};
+
 #[derive(Debug, thiserror::Error)]
 pub enum CopyError {
     #[error("{} does not exist or cannot be read", path.display())]
@@ -28,6 +31,8 @@ pub enum CopyError {
     Pack(#[source] io::Error),
     #[error("reading the archive failed")]
     Read(#[source] io::Error),
+    #[error("the guest's tree is larger than {max} bytes, the most a sync takes")]
+    TooLarge { max: u64 },
     #[error("refused archive entry {name:?}: {why}")]
     Refused { name: String, why: &'static str },
     #[error("cannot write {}", path.display())]

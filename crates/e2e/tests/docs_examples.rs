@@ -231,6 +231,27 @@ fn prepare_snapshots(env: &Env, w: &[String]) {
     }
 }
 
+/// VM `dev` running with a read-write copy-in share at /src holding /src/build, as the
+/// `vm sync` examples expect.
+fn prepare_sync(env: &Env) {
+    let out = env.run(["vm", "inspect", "dev", "--json"]);
+    let vm: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap_or_default();
+    let ready = vm["state"] == "running"
+        && vm["shares"].as_array().is_some_and(|s| {
+            s.iter()
+                .any(|s| s["guest"] == "/src" && s["mode"] == "copy")
+        });
+    if ready {
+        return;
+    }
+    let src = env.state_dir().with_file_name("sync-src");
+    std::fs::create_dir_all(&src).unwrap();
+    let _ = env.run(["rm", "-f", "dev"]);
+    let share = format!("{}:/src:copy", src.display());
+    env.ok(["run", "-d", "--name", "dev", "-v", &share]);
+    env.ok(["exec", "dev", "--", "mkdir", "-p", "/src/build"]);
+}
+
 /// Put VM `dev` in the state the example expects.
 fn prepare(env: &Env, line: &str) {
     let w = words(line);
@@ -238,6 +259,14 @@ fn prepare(env: &Env, line: &str) {
     let verb = w.first().map(String::as_str).unwrap_or("");
     // `dev`, or `dev:PATH` as vm cp names a path in it.
     let names_dev = w.iter().any(|x| x == "dev" || x.starts_with("dev:"));
+    if verb != "sync" && names_dev {
+        // The `vm sync` examples' `dev` has a share, which other examples (snapshots) refuse.
+        let out = env.run(["vm", "inspect", "dev", "--json"]);
+        let vm: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap_or_default();
+        if vm["shares"].as_array().is_some_and(|s| !s.is_empty()) {
+            env.ok(["rm", "-f", "dev"]);
+        }
+    }
     if verb == "create" {
         // A VM of the example's name must not exist yet.
         let name = w
@@ -248,6 +277,8 @@ fn prepare(env: &Env, line: &str) {
         let _ = env.run(["rm", "-f", name]);
     } else if verb == "run" && names_dev {
         let _ = env.run(["rm", "-f", "dev"]);
+    } else if verb == "sync" && names_dev {
+        prepare_sync(env);
     } else if verb == "start" && names_dev {
         match state_of(env, "dev").as_deref() {
             None => {

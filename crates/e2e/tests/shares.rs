@@ -1,8 +1,8 @@
 //! End to end: host directories shared with a real guest over virtio-fs (`-v`), under
 //! QEMU/TCG with the minimal image. Both directions live, ownership on the host, `:ro`
 //! enforced by the host even against the guest's root, paths with spaces and symlinked
-//! directories, shares kept across stop/start and a daemon restart, and no `virtiofsd`
-//! left behind by stop, rm or a killed daemon.
+//! directories, shares kept across stop/start and a daemon restart, a `virtiofsd` killed
+//! mid-run reported as down, and no `virtiofsd` left behind by stop, rm or a killed daemon.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::os::unix::fs::MetadataExt;
@@ -167,6 +167,21 @@ fn live_shares_both_ways_read_only_enforced_and_never_orphaned() {
     kill_daemon(&env);
     assert_eq!(env.vm_json("box")["state"], "running");
     assert_eq!(guest("cat /src/sub/y"), "x\n");
+
+    // A virtiofsd that dies mid-run is noticed: inspect says the share is down, with its
+    // last words and the way back (a restart of the VM).
+    for pid in file_servers(&vm_dir) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    assert_no_file_servers(&vm_dir, "after killing them");
+    let vm = env.vm_json("box");
+    assert_eq!(vm["shares"][0]["mode"], "down", "{vm}");
+    let problem = vm["shares"][0]["problem"].as_str().unwrap_or_default();
+    assert!(problem.contains("virtiofsd exited"), "{problem}");
+    assert!(problem.contains("banger vm start box"), "{problem}");
 
     env.ok(["vm", "rm", "-f", "box"]);
     assert_no_file_servers(&vm_dir, "after vm rm");

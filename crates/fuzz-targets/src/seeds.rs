@@ -21,6 +21,7 @@ pub fn all() -> Vec<(&'static str, String, Vec<u8>)> {
             pid1: true,
             timings: BootTimings::default(),
             features: vec![banger_agent_proto::FEATURE_EXEC_USER.into()],
+            share_errors: Vec::new(),
         }),
         Message::Exec(Exec {
             argv: vec!["sh".into(), "-c".into(), "echo hi".into()],

@@ -103,6 +103,7 @@ pub fn agent_host(data: &[u8]) {
                 pid1: false,
                 timings: Default::default(),
                 features: Vec::new(),
+                share_errors: Vec::new(),
             });
             guest.write_all(&ready.encode(0).ok()?).await.ok()?;
             let (mut rd, mut wr) = tokio::io::split(guest);

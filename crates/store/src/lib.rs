@@ -36,7 +36,7 @@ pub use model::{
     DiskRole, GuestInit, ImageRecord, KERNEL_FORMATS, VM_ID_HEX_LEN, VmDisk, VmRecord, VmState,
     is_vm_id, new_vm_id, now_rfc3339,
 };
-pub use shares::VmShare;
+pub use shares::{Delivery, VmShare};
 pub use snapshots::{SnapshotRecord, VmOrigin};
 pub use vm_net::NETWORK_MODES;
 pub use warm::WarmState;

@@ -190,6 +190,13 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         reason TEXT NOT NULL
     ) STRICT;
     "#,
+    // 10 (host directories, second step; independent of entry 9): how each share reaches the guest, chosen at create: live over virtio-fs (every share
+    // made before this step) or copied in at every boot (Firecracker, or QEMU without
+    // virtiofsd, or asked for). See shares.rs.
+    r#"
+    ALTER TABLE vm_shares ADD COLUMN delivery TEXT NOT NULL DEFAULT 'virtio-fs'
+        CHECK (delivery IN ('virtio-fs', 'copy'));
+    "#,
 ];
 
 /// The schema version this build of banger reads and writes.

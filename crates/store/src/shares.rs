@@ -2,8 +2,8 @@
 //! with the VM in one transaction, and read back at every start and by `vm inspect`.
 //!
 //! The store keeps what was asked, already validated by the daemon (absolute, canonical
-//! host directory; absolute guest path); how a share reaches the guest (virtio-fs, a copy)
-//! is decided per start by the driver and is not stored.
+//! host directory; absolute guest path), and how the share reaches the guest
+//! ([`Delivery`]), chosen once at create so a VM never changes it behind its user's back.
 
 use std::path::{Path, PathBuf};
 
@@ -22,6 +22,34 @@ pub struct VmShare {
     pub guest_path: String,
     /// The guest may read but not write (enforced on the host side).
     pub read_only: bool,
+    pub delivery: Delivery,
+}
+
+/// How a share reaches the guest.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Delivery {
+    /// Live both ways, served by a `virtiofsd` (QEMU only).
+    #[default]
+    VirtioFs,
+    /// Copied into an ext4 drive at every boot; `vm sync` copies the guest's changes back.
+    Copy,
+}
+
+impl Delivery {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Delivery::VirtioFs => "virtio-fs",
+            Delivery::Copy => "copy",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        match text {
+            "virtio-fs" => Some(Delivery::VirtioFs),
+            "copy" => Some(Delivery::Copy),
+            _ => None,
+        }
+    }
 }
 
 pub(crate) fn insert_shares(
@@ -34,14 +62,15 @@ pub(crate) fn insert_shares(
     for (position, share) in shares.iter().enumerate() {
         let host = sql::path(object, "share host_path", &share.host_path)?;
         conn.execute(
-            "INSERT INTO vm_shares (vm_id, position, host_path, guest_path, read_only) \
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO vm_shares (vm_id, position, host_path, guest_path, read_only, delivery) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![
                 vm_id,
                 position as i64,
                 host,
                 share.guest_path,
-                share.read_only
+                share.read_only,
+                share.delivery.as_str()
             ],
         )
         .map_err(|e| {
@@ -68,16 +97,19 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT host_path, guest_path, read_only FROM vm_shares WHERE vm_id = ?1 \
-                 ORDER BY position",
+                "SELECT host_path, guest_path, read_only, delivery FROM vm_shares \
+                 WHERE vm_id = ?1 ORDER BY position",
             )
             .map_err(|e| classify(e, &self.path))?;
         let rows = stmt
             .query_map([vm_id], |r| {
+                let delivery: String = r.get(3)?;
                 Ok(VmShare {
                     host_path: PathBuf::from(r.get::<_, String>(0)?),
                     guest_path: r.get(1)?,
                     read_only: r.get(2)?,
+                    // The column's CHECK admits only the names `Delivery::parse` knows.
+                    delivery: Delivery::parse(&delivery).unwrap_or_default(),
                 })
             })
             .map_err(|e| classify(e, &self.path))?;
@@ -86,7 +118,8 @@ impl Store {
     }
 
     /// Whether VM `vm_id` shares any host directory: a live virtio-fs device cannot be
-    /// migrated by QEMU 7.2, so snapshots ask this first.
+    /// migrated by QEMU 7.2, and a copy-in drive is rebuilt at every boot, so snapshots
+    /// ask this first.
     pub fn vm_has_shares(&self, vm_id: &str) -> Result<bool, StoreError> {
         self.conn
             .query_row(

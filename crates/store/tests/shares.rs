@@ -3,7 +3,7 @@
 
 mod common;
 
-use banger_store::{StoreError, VmShare};
+use banger_store::{Delivery, StoreError, VmShare};
 use common::{store_with_image, vm};
 
 fn share(host: &str, guest: &str, read_only: bool) -> VmShare {
@@ -11,6 +11,7 @@ fn share(host: &str, guest: &str, read_only: bool) -> VmShare {
         host_path: host.into(),
         guest_path: guest.into(),
         read_only,
+        delivery: Delivery::VirtioFs,
     }
 }
 
@@ -21,6 +22,10 @@ fn shares_live_and_die_with_their_vm() {
     let shares = vec![
         share("/home/me/my project", "/src", false),
         share("/etc/ssl", "/mnt/ssl", true),
+        VmShare {
+            delivery: Delivery::Copy,
+            ..share("/home/me/data", "/data", false)
+        },
     ];
     store
         .insert_vm_sharing(&vm("aaaa00000001", "dev", "base"), &[], &[], &shares)

@@ -30,6 +30,8 @@ const WORKDISK_WAIT: Duration = Duration::from_secs(5);
 pub struct InitReport {
     pub modules_loaded_us: Option<u64>,
     pub disk_mounted_us: Option<u64>,
+    /// Shared directories that could not be mounted (`PATH: reason`).
+    pub share_errors: Vec<String>,
 }
 
 /// First thing as PID 1: `/dev` (so there is a console to talk to), stdio on the console,
@@ -70,7 +72,7 @@ pub fn setup(cmdline: &KernelCmdline) -> InitReport {
         report.disk_mounted_us = Some(clock::boottime_us());
     }
     // After the work disk (a share may be mounted below /work) and before anything runs.
-    mount_shares(cmdline);
+    report.share_errors = mount_shares(cmdline);
     // After the modules (virtio_net) and before the services, which may listen on it.
     configure_network(cmdline);
     // The lean init of a root disk: the image's few services (sshd), as soon as /work
@@ -117,18 +119,23 @@ pub fn setup_as_service(cmdline: &KernelCmdline) -> InitReport {
         report.disk_mounted_us = Some(clock::boottime_us());
     }
     if root {
-        mount_shares(cmdline);
+        report.share_errors = mount_shares(cmdline);
         configure_network(cmdline);
     }
     report
 }
 
-/// The VM's shared host directories (`banger.shares`), when it has any.
-fn mount_shares(cmdline: &KernelCmdline) {
-    if let Some(value) = cmdline.get("banger.shares") {
-        let mounted = shares::mount_all(value);
-        log!("mounted {mounted} shared director(ies)");
+/// The VM's shared host directories (`banger.shares`), when it has any; the ones that
+/// could not be mounted, for the host.
+fn mount_shares(cmdline: &KernelCmdline) -> Vec<String> {
+    let Some(value) = cmdline.get("banger.shares") else {
+        return Vec::new();
+    };
+    let failed = shares::mount_all(value);
+    if failed.is_empty() {
+        log!("mounted the shared directories");
     }
+    failed
 }
 
 /// The guest's interface from `banger.ip`/`banger.gw`/`banger.dns`, when the host gave

@@ -19,7 +19,7 @@ pub use snapshot::{CloneArgs, SnapshotArgs, SnapshotCommand};
 pub use system::{SystemCommand, SystemInstallArgs, SystemUninstallArgs};
 pub use vm::{
     CpArgs, CreateArgs, ExecArgs, GuestCommandArgs, InspectArgs, LogsArgs, LsArgs, PauseArgs,
-    RmArgs, RunArgs, SshArgs, StartArgs, StopArgs, VmCommand,
+    RmArgs, RunArgs, SshArgs, StartArgs, StopArgs, SyncArgs, VmCommand,
 };
 
 const ABOUT: &str = "Real microVMs in about a second.";

@@ -1,18 +1,35 @@
-//! The shared-directory flags of `vm run`/`vm create`: `-v HOST:GUEST[:ro]` and its long
-//! form `--mount type=bind,src=HOST,dst=GUEST[,ro]`. Only the syntax is checked here; the
+//! The shared-directory flags of `vm run`/`vm create`: `-v HOST:GUEST[:OPTS]` (`OPTS` a
+//! comma-separated list of `ro`, `rw`, `copy`, `live`) and its long form
+//! `--mount type=bind|copy,src=HOST,dst=GUEST[,ro][,mode=auto|live|copy]`. Only the syntax is checked here; the
 //! daemon checks the paths themselves. A relative host path is taken from the current
 //! directory (`-v .:/src`), which only the CLI knows.
 
-use banger_api::ShareRequest;
+use banger_api::{ShareMode, ShareRequest};
 
-/// `HOST:GUEST[:ro|:rw]`. The guest path starts at the last `:/`, so a host path may
-/// contain colons.
+/// `HOST:GUEST[:OPTS]`, `OPTS` being `ro`, `rw`, `copy`, `live`, comma-separated. The guest
+/// path starts at the last `:/`, so a host path may contain colons.
 pub fn parse_volume(text: &str) -> Result<ShareRequest, String> {
-    let usage = "expected HOST:GUEST[:ro], e.g. -v ~/src/app:/src or -v .:/src:ro";
-    let (rest, read_only) = match text.rsplit_once(':') {
-        Some((rest, "ro")) => (rest, true),
-        Some((rest, "rw")) => (rest, false),
-        _ => (text, false),
+    let usage = "expected HOST:GUEST[:ro][,copy|,live], e.g. -v ~/src/app:/src or -v .:/src:ro";
+    let (mut read_only, mut mode) = (false, ShareMode::Auto);
+    let rest = match text.rsplit_once(':') {
+        Some((rest, opts)) if !opts.starts_with('/') && !opts.is_empty() => {
+            for opt in opts.split(',') {
+                match opt {
+                    "ro" => read_only = true,
+                    "rw" => read_only = false,
+                    "copy" => mode = ShareMode::Copy,
+                    "live" => mode = ShareMode::Live,
+                    other => {
+                        return Err(format!(
+                            "{text:?}: unknown option {other:?}; the options after the guest \
+                             path are ro, rw, copy and live ({usage})"
+                        ));
+                    }
+                }
+            }
+            rest
+        }
+        _ => text,
     };
     let split = rest
         .match_indices(":/")
@@ -25,13 +42,16 @@ pub fn parse_volume(text: &str) -> Result<ShareRequest, String> {
         host: absolute(host)?,
         guest: guest.to_string(),
         read_only,
+        mode,
     })
 }
 
-/// `type=bind,src=HOST,dst=GUEST[,ro[=true|false]]` (also `source`, `destination`,
-/// `target`, `readonly`), as docker's `--mount`.
+/// `type=bind|copy,src=HOST,dst=GUEST[,ro[=true|false]][,mode=auto|live|copy]` (also
+/// `source`, `destination`, `target`, `readonly`), as docker's `--mount`; `type=copy` is
+/// `mode=copy`.
 pub fn parse_mount(text: &str) -> Result<ShareRequest, String> {
     let (mut kind, mut src, mut dst, mut read_only) = (None, None, None, false);
+    let mut mode = None;
     for field in text.split(',') {
         let (key, value) = match field.split_once('=') {
             Some((k, v)) => (k, Some(v)),
@@ -43,23 +63,37 @@ pub fn parse_mount(text: &str) -> Result<ShareRequest, String> {
             ("dst" | "destination" | "target", Some(v)) => dst = Some(v),
             ("ro" | "readonly", None | Some("true" | "1")) => read_only = true,
             ("ro" | "readonly", Some("false" | "0")) => read_only = false,
+            ("mode", Some(v)) => {
+                mode = Some(
+                    v.parse::<ShareMode>()
+                        .map_err(|e| format!("--mount {text:?}: {e}"))?,
+                )
+            }
             _ => {
                 return Err(format!(
                     "--mount {text:?}: unknown or malformed field {field:?}; expected \
-                     type=bind,src=HOST,dst=GUEST[,ro] (paths cannot contain commas here: use -v)"
+                     type=bind|copy,src=HOST,dst=GUEST[,ro][,mode=auto|live|copy] (paths \
+                     cannot contain commas here: use -v)"
                 ));
             }
         }
     }
-    match kind {
-        Some("bind") | None => {}
-        Some(other) => {
+    let mode = match (kind, mode) {
+        (Some("bind") | None, mode) => mode.unwrap_or_default(),
+        (Some("copy"), None | Some(ShareMode::Copy)) => ShareMode::Copy,
+        (Some("copy"), Some(other)) => {
             return Err(format!(
-                "--mount {text:?}: type {other:?} is not supported; banger shares host \
-                 directories only (type=bind)"
+                "--mount {text:?}: type=copy contradicts mode={}",
+                other.as_str()
             ));
         }
-    }
+        (Some(other), _) => {
+            return Err(format!(
+                "--mount {text:?}: type {other:?} is not supported; banger shares host \
+                 directories (type=bind, live where possible) or copies them in (type=copy)"
+            ));
+        }
+    };
     let (Some(src), Some(dst)) = (src, dst) else {
         return Err(format!("--mount {text:?}: src= and dst= are both required"));
     };
@@ -67,6 +101,7 @@ pub fn parse_mount(text: &str) -> Result<ShareRequest, String> {
         host: absolute(src)?,
         guest: dst.to_string(),
         read_only,
+        mode,
     })
 }
 
@@ -91,7 +126,12 @@ mod tests {
             host: host.into(),
             guest: guest.into(),
             read_only,
+            mode: ShareMode::Auto,
         }
+    }
+
+    fn with(mode: ShareMode, r: ShareRequest) -> ShareRequest {
+        ShareRequest { mode, ..r }
     }
 
     #[test]
@@ -105,6 +145,19 @@ mod tests {
             ("/my dir:/my src", Some(req("/my dir", "/my src", false))),
             ("/odd:name:/src", Some(req("/odd:name", "/src", false))),
             ("app:/src", Some(req(&here("app"), "/src", false))),
+            (
+                "/a:/b:copy",
+                Some(with(ShareMode::Copy, req("/a", "/b", false))),
+            ),
+            (
+                "/a:/b:ro,copy",
+                Some(with(ShareMode::Copy, req("/a", "/b", true))),
+            ),
+            (
+                "/a:/b:live",
+                Some(with(ShareMode::Live, req("/a", "/b", false))),
+            ),
+            ("/a:/b:ro,fast", None),
             ("/a", None),
             ("/a:b", None),
             (":/b", None),
@@ -120,6 +173,16 @@ mod tests {
             ("source=/a,target=/b,readonly", Some(req("/a", "/b", true))),
             ("src=/a,dst=/b,ro=true", Some(req("/a", "/b", true))),
             ("src=/a,dst=/b,ro=false", Some(req("/a", "/b", false))),
+            (
+                "type=copy,src=/a,dst=/b,ro",
+                Some(with(ShareMode::Copy, req("/a", "/b", true))),
+            ),
+            (
+                "src=/a,dst=/b,mode=live",
+                Some(with(ShareMode::Live, req("/a", "/b", false))),
+            ),
+            ("type=copy,src=/a,dst=/b,mode=live", None),
+            ("src=/a,dst=/b,mode=fast", None),
             ("type=volume,src=x,dst=/b", None),
             ("src=/a", None),
             ("src=/a,dst=/b,color=red", None),

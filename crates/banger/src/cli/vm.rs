@@ -31,8 +31,10 @@ on the bridge or through QEMU's user-mode network (see docs/networking.md).
 -v HOST:GUEST[:ro] (or --mount type=bind,src=HOST,dst=GUEST[,ro]) shares a host directory,
 kept with the VM and mounted by the guest at every boot before any command runs. Under QEMU
 it is live both ways (virtio-fs; needs virtiofsd, see `banger doctor`): what the guest's
-root writes belongs to you on the host, and :ro is enforced by the host. Firecracker cannot
-share directories: such a VM is refused, use --vmm qemu or `banger vm cp`. See
+root writes belongs to you on the host, and :ro is enforced by the host. Where a live share
+is impossible (Firecracker; QEMU without virtiofsd) the directory is copied in at every
+boot and `banger vm sync` copies the guest's changes back; -v HOST:GUEST:copy (or
+--mount type=copy,…) asks for a copy, :live refuses one. Each share's mode is printed. See
 docs/shares.md.
 
 Exit status: the command's own (128+N when signal N killed it); 125 when banger fails
@@ -166,6 +168,41 @@ pub enum VmCommand {
     /// Copy files and directories between the host and a VM
     #[command(long_about = CP_HELP)]
     Cp(CpArgs),
+
+    /// Copy a VM's copy-in shares back to their host directories
+    #[command(long_about = SYNC_HELP)]
+    Sync(SyncArgs),
+}
+
+pub const SYNC_HELP: &str = "\
+Copy the guest's content of a running VM's copy-in shares back to their host directories.
+A share is copied in (instead of shared live) on Firecracker, on QEMU without virtiofsd when
+[shares] fallback allows it, or when asked with -v HOST:GUEST:copy; `banger vm inspect`
+says which. Live (virtio-fs) shares need no sync; read-only ones are refused.
+
+  banger vm sync dev                 every read-write copy-in share of dev
+  banger vm sync dev /src/build      one directory inside a share
+  banger vm sync --delete dev /src   also delete host files the guest no longer has
+
+Files the guest changed (other size or modification time) replace the host's, each written
+under a temporary name and renamed into place; files only the host has are kept unless
+--delete. What the guest sends is untrusted: entries with .. or absolute names, symlinks
+pointing outside the share, devices and hard links refuse the whole sync before anything is
+written, and it is capped at [shares] copy_max. Sync before `vm stop`: the next start copies
+the host directory in afresh, replacing what the guest wrote.";
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// VM name
+    #[arg(add = super::complete::vms())]
+    pub name: String,
+    /// Guest directories to sync: copy-in shares or directories inside them (default: every
+    /// read-write copy-in share)
+    #[arg(value_name = "GUEST_PATH")]
+    pub paths: Vec<String>,
+    /// Also delete host files and directories the guest does not have
+    #[arg(long)]
+    pub delete: bool,
 }
 
 pub const SSH_HELP: &str = "\
@@ -249,11 +286,12 @@ pub struct VmSpecArgs {
     /// keeps it for its life
     #[arg(long, value_name = "VMM", value_parser = ["auto", "qemu", "firecracker"])]
     pub vmm: Option<String>,
-    /// Share a host directory with the guest: HOST:GUEST[:ro] (repeatable; kept with the VM,
-    /// live over virtio-fs under QEMU)
+    /// Share a host directory with the guest: HOST:GUEST[:ro][,copy|,live] (repeatable; kept
+    /// with the VM; live over virtio-fs under QEMU, else copied in at boot)
     #[arg(short = 'v', long = "volume", value_name = "HOST:GUEST[:ro]", value_parser = super::share::parse_volume)]
     pub volumes: Vec<ShareRequest>,
-    /// Share a host directory, long form: type=bind,src=HOST,dst=GUEST[,ro] (repeatable)
+    /// Share a host directory, long form: type=bind|copy,src=HOST,dst=GUEST[,ro][,mode=…]
+    /// (repeatable)
     #[arg(long = "mount", value_name = "type=bind,src=HOST,dst=GUEST[,ro]", value_parser = super::share::parse_mount)]
     pub mounts: Vec<ShareRequest>,
     /// Boot the kernel even when the image is warm (`banger image warm`)

@@ -18,6 +18,7 @@ mod vm_inspect;
 mod vm_lifecycle;
 mod vm_logs;
 mod vm_run;
+mod vm_sync;
 
 use banger_paths::Layout;
 
@@ -83,6 +84,7 @@ async fn vm(layout: Layout, cmd: VmCommand) -> anyhow::Result<i32> {
         VmCommand::Logs(args) => vm_logs::run(&layout, args).await,
         VmCommand::Ssh(args) => ssh::vm_ssh(&layout, args).await,
         VmCommand::Cp(args) => vm_cp::run(&layout, args).await,
+        VmCommand::Sync(args) => vm_sync::run(&layout, args).await,
     }
 }
 

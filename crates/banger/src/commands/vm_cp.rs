@@ -115,36 +115,52 @@ async fn to_guest(client: &Client, vm: &str, src: End, dest: &str) -> anyhow::Re
 }
 
 async fn from_guest(client: &Client, vm: &str, src: &str, dst: End) -> anyhow::Result<i32> {
+    let (status, ()) = read_from_guest(client, vm, src, move |input| {
+        match dst {
+            End::Stream => {
+                let mut stdout = io::stdout().lock();
+                io::copy(input, &mut stdout).context("writing the tar stream to stdout")?;
+                stdout.flush()?;
+            }
+            End::Host(path) => {
+                banger_copy::unpack_to(&mut *input, &path)
+                    .with_context(|| format!("cannot copy into {}", path.display()))?;
+            }
+            End::Guest { .. } => unreachable!("checked by the caller"),
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(status)
+}
+
+/// Pack `src` in `vm` and hand the tar stream to `consume`, run in a blocking thread (what
+/// it leaves unread is drained). Returns the guest's exit status and what `consume` made;
+/// `consume`'s error (the host's verdict on what the guest sent) comes first.
+pub(crate) async fn read_from_guest<T: Send + 'static>(
+    client: &Client,
+    vm: &str,
+    src: &str,
+    consume: impl FnOnce(&mut dyn Read) -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<(i32, T)> {
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(IN_FLIGHT);
-    let consumer = std::thread::spawn(move || -> anyhow::Result<()> {
+    let consumer = std::thread::spawn(move || -> anyhow::Result<T> {
         let mut input = ChunkReader {
             rx,
             chunk: Vec::new(),
             at: 0,
         };
-        match dst {
-            End::Stream => {
-                let mut stdout = io::stdout().lock();
-                io::copy(&mut input, &mut stdout).context("writing the tar stream to stdout")?;
-                stdout.flush()?;
-            }
-            End::Host(path) => {
-                banger_copy::unpack_to(&mut input, &path)
-                    .with_context(|| format!("cannot copy into {}", path.display()))?;
-                // Drain what the guest may still send after the archive's end.
-                io::copy(&mut input, &mut io::sink())?;
-            }
-            End::Guest { .. } => unreachable!("checked by the caller"),
-        }
-        Ok(())
+        let made = consume(&mut input)?;
+        // Drain what the guest may still send after the archive's end.
+        io::copy(&mut input, &mut io::sink())?;
+        Ok(made)
     });
     let status = relay(client, vm, tools::tar_out_argv(src), None, Some(tx)).await;
     let consumed = consumer
         .join()
         .map_err(|_| anyhow::anyhow!("the unpacking thread panicked"))?;
-    // A refused entry is the host's verdict on what the guest sent: it comes first.
-    consumed?;
-    status
+    let made = consumed?;
+    Ok((status?, made))
 }
 
 /// Run `argv` in `vm`; feed it `input`'s chunks, hand its stdout to `output`, pass its

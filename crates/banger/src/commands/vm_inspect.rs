@@ -147,7 +147,10 @@ fn describe(vm: &VmView, escape: bool, out: &mut String) {
             share.mode
         );
         if let Some(problem) = &share.problem {
-            let _ = writeln!(out, "  problem:    {problem}");
+            let _ = writeln!(out, "  problem:    {}", guest(problem));
+        }
+        if let Some(note) = &share.note {
+            let _ = writeln!(out, "  note:       {}", guest(note));
         }
     }
     if let Some(limits) = &vm.limits {
@@ -312,6 +315,7 @@ mod tests {
                 read_only: false,
                 mode: "virtio-fs".into(),
                 problem: None,
+                note: None,
             },
             banger_api::ShareView {
                 host: "/etc/\x1b[2Jssl".into(),
@@ -319,6 +323,15 @@ mod tests {
                 read_only: true,
                 mode: "unavailable".into(),
                 problem: Some("install virtiofsd".into()),
+                note: None,
+            },
+            banger_api::ShareView {
+                host: "/data".into(),
+                guest: "/data".into(),
+                read_only: false,
+                mode: "copy".into(),
+                problem: None,
+                note: Some("copied in at every boot".into()),
             },
         ];
         let mut out = String::new();
@@ -329,6 +342,11 @@ mod tests {
         );
         assert!(out.contains("-> /ssl (unavailable, read-only)\n"), "{out}");
         assert!(out.contains("  problem:    install virtiofsd\n"), "{out}");
+        assert!(out.contains("/data -> /data (copy)\n"), "{out}");
+        assert!(
+            out.contains("  note:       copied in at every boot\n"),
+            "{out}"
+        );
         assert!(!out.contains('\x1b'), "escaped: {out}");
     }
 

@@ -24,6 +24,7 @@ pub async fn create(layout: &Layout, args: CreateArgs) -> anyhow::Result<i32> {
     if args.json {
         print_json(&vm)?;
     } else {
+        crate::output::print_shares(&vm);
         println!(
             "created VM {name} ({driver}); boot it with `banger vm start {name}`",
             name = vm.name,

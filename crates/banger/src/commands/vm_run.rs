@@ -93,6 +93,9 @@ pub async fn run(layout: &Layout, mut args: RunArgs) -> anyhow::Result<i32> {
         create.await.map_err(rephrase)?
     };
     progress.finish();
+    if !args.json {
+        crate::output::print_shares(&vm);
+    }
     if args.timings {
         print_timings(&vm);
     }

@@ -54,6 +54,22 @@ pub fn warn(message: &str) {
     );
 }
 
+/// Say on stderr how each of `vm`'s shares reaches the guest (`vm create`, `vm run`): a
+/// copy is never a silent stand-in for a live share.
+pub fn print_shares(vm: &banger_api::VmView) {
+    for share in &vm.shares {
+        let ro = if share.read_only { ", read-only" } else { "" };
+        let mut line = format!(
+            "share {} -> {}: {}{ro}",
+            share.host, share.guest, share.mode
+        );
+        if let Some(note) = share.note.as_ref().or(share.problem.as_ref()) {
+            line.push_str(&format!(" ({note})"));
+        }
+        let _ = writeln!(std::io::stderr(), "{}", safe::text(&line));
+    }
+}
+
 /// Print rows as left-aligned columns under a header. Cells are escaped to one line
 /// each: a table is for people, and a tab or newline from a guest would break it.
 pub fn print_table(header: &[&str], rows: &[Vec<String>]) -> std::io::Result<()> {

@@ -1,26 +1,55 @@
 //! What the guest's agent reads to mount a VM's shares: one kernel argument,
-//! `banger.shares=TAG:MODE:PATH,…`, in the order given at create. `MODE` is `rw` or `ro`;
-//! `PATH` is percent-encoded (every byte outside `A-Z a-z 0-9 / _ . - +`), so spaces,
-//! commas and colons survive the command line. The agent's parser is its mirror
-//! (`agent/src/init/shares.rs`).
+//! `banger.shares=TAG:MODE:PATH,…`, in the order given at create. `MODE` is `rw` or `ro`
+//! for a virtio-fs share (`TAG` its device tag), `copy-rw` or `copy-ro` for a copy-in
+//! drive (`TAG` the ext4 label the agent finds it by); `PATH` is percent-encoded (every byte
+//! outside `A-Z a-z 0-9 / _ . - +`), so spaces, commas and colons survive the command
+//! line. The agent's parser is its mirror (`agent/src/init/shares.rs`).
 
-use banger_vmm::virtiofs::ShareSpec;
+use banger_store::VmShare;
 
 /// The kernel argument's name.
 pub const KERNEL_ARG: &str = "banger.shares";
 
-/// The argument for `specs` mounted at `guest_paths` (same order); `None` without shares.
-pub fn kernel_arg(specs: &[ShareSpec], guest_paths: &[&str]) -> Option<String> {
-    if specs.is_empty() {
+/// One share as the guest mounts it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    tag: String,
+    mode: &'static str,
+    path: String,
+}
+
+impl Entry {
+    /// A virtio-fs share with device tag `tag`.
+    pub fn live(tag: &str, share: &VmShare) -> Self {
+        Entry {
+            tag: tag.to_string(),
+            mode: if share.read_only { "ro" } else { "rw" },
+            path: share.guest_path.clone(),
+        }
+    }
+
+    /// A copy-in drive whose filesystem is labelled `label`.
+    pub fn copy(label: &str, share: &VmShare) -> Self {
+        Entry {
+            tag: label.to_string(),
+            mode: if share.read_only {
+                "copy-ro"
+            } else {
+                "copy-rw"
+            },
+            path: share.guest_path.clone(),
+        }
+    }
+}
+
+/// The argument for `entries`; `None` without shares.
+pub fn kernel_arg(entries: &[Entry]) -> Option<String> {
+    if entries.is_empty() {
         return None;
     }
-    let entries: Vec<String> = specs
+    let entries: Vec<String> = entries
         .iter()
-        .zip(guest_paths)
-        .map(|(spec, path)| {
-            let mode = if spec.read_only { "ro" } else { "rw" };
-            format!("{}:{mode}:{}", spec.tag, encode(path))
-        })
+        .map(|e| format!("{}:{}:{}", e.tag, e.mode, encode(&e.path)))
         .collect();
     Some(format!("{KERNEL_ARG}={}", entries.join(",")))
 }
@@ -42,25 +71,30 @@ pub fn encode(path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use banger_store::Delivery;
+
+    fn share(guest: &str, read_only: bool) -> VmShare {
+        VmShare {
+            host_path: "/a".into(),
+            guest_path: guest.into(),
+            read_only,
+            delivery: Delivery::VirtioFs,
+        }
+    }
 
     #[test]
     fn paths_with_spaces_commas_and_colons_are_encoded() {
-        let specs = [
-            ShareSpec {
-                tag: "bangerfs0".into(),
-                host_dir: "/a".into(),
-                read_only: false,
-            },
-            ShareSpec {
-                tag: "bangerfs1".into(),
-                host_dir: "/b".into(),
-                read_only: true,
-            },
+        let entries = [
+            Entry::live("bangerfs0", &share("/src", false)),
+            Entry::live("bangerfs1", &share("/my dir,1:x%é", true)),
+            Entry::copy("bangercp2", &share("/data", false)),
+            Entry::copy("bangercp3", &share("/etc/x", true)),
         ];
         assert_eq!(
-            kernel_arg(&specs, &["/src", "/my dir,1:x%é"]).unwrap(),
-            "banger.shares=bangerfs0:rw:/src,bangerfs1:ro:/my%20dir%2C1%3Ax%25%C3%A9"
+            kernel_arg(&entries).unwrap(),
+            "banger.shares=bangerfs0:rw:/src,bangerfs1:ro:/my%20dir%2C1%3Ax%25%C3%A9,\
+             bangercp2:copy-rw:/data,bangercp3:copy-ro:/etc/x"
         );
-        assert_eq!(kernel_arg(&[], &[]), None);
+        assert_eq!(kernel_arg(&[]), None);
     }
 }

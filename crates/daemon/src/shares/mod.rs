@@ -1,43 +1,46 @@
-//! Host directories shared with VMs (`-v HOST:GUEST[:ro]`): checked at create
-//! ([`validate`]), stored with the VM, turned into the driver's share specs and the guest's
-//! mount list at every start, and described by `vm inspect`.
+//! Host directories shared with VMs (`-v HOST:GUEST[:OPTS]`): checked at create
+//! ([`validate`]), stored with the VM with how each reaches the guest ([`Delivery`]),
+//! turned into the driver's share specs, copy-in drives and the guest's mount list at every
+//! start ([`plan`]), and described by `vm inspect`.
 //!
-//! QEMU serves each share live over virtio-fs (one `virtiofsd` per share, see
+//! QEMU serves a share live over virtio-fs (one `virtiofsd` per share, see
 //! `banger_vmm::virtiofs`). Firecracker has neither virtio-fs nor 9p, and Debian's cloud
-//! kernel has no 9p either: such shares are refused at create with what to do instead,
-//! never silently degraded.
+//! kernel has no 9p either: there a share is copied in at every boot ([`copy`]) and
+//! `banger vm sync` copies the guest's changes back. Which one a share got is said at
+//! create and by inspect, never silently degraded.
 
+pub mod copy;
 pub mod guest;
 #[cfg(test)]
 mod tests;
 mod validate;
 
 use banger_api::ShareView;
-use banger_store::{VmRecord, VmShare};
-use banger_vmm::DriverKind;
+use banger_store::{Delivery, VmRecord, VmShare, VmState};
 use banger_vmm::virtiofs::{self, ShareSpec};
+use banger_vmm::{DriveSpec, DriverKind};
 
 use crate::error::Result;
 use crate::state::Daemon;
 
 pub use validate::validate;
 
-/// At most this many shares per VM: each costs a `virtiofsd` process and a device.
+/// At most this many shares per VM: each costs a `virtiofsd` process or a drive.
 pub const MAX_SHARES: usize = 8;
 
-/// How a share reaches the guest of a VM run by `driver` on this host: `Ok(mode)`, or
-/// why it cannot and what to do.
-pub fn mode(driver: DriverKind) -> std::result::Result<&'static str, String> {
+/// Why a VM run by `driver` cannot share a directory live on this host, and what to do;
+/// `None` when it can.
+pub fn live_problem(driver: DriverKind) -> Option<String> {
     match driver {
-        DriverKind::Firecracker => Err(
-            "Firecracker has neither virtio-fs nor 9p, so it cannot share host directories; \
-             create the VM with `--vmm qemu`, or copy files in with `banger vm cp`"
+        DriverKind::Firecracker => Some(
+            "Firecracker has neither virtio-fs nor 9p, so it cannot share a directory live; \
+             create the VM with `--vmm qemu` for a live share"
                 .to_string(),
         ),
         DriverKind::Qemu => match virtiofs::find_binary() {
-            Some(_) => Ok("virtio-fs"),
-            None => Err(format!(
-                "sharing host directories with QEMU needs virtiofsd (Debian's cloud kernel has \
+            Some(_) => None,
+            None => Some(format!(
+                "sharing a directory live with QEMU needs virtiofsd (Debian's cloud kernel has \
                  no 9p to fall back on); {}",
                 virtiofs::INSTALL_HINT
             )),
@@ -45,39 +48,109 @@ pub fn mode(driver: DriverKind) -> std::result::Result<&'static str, String> {
     }
 }
 
-/// The driver's view of VM `vm`'s shares: tags by position.
-pub fn specs(shares: &[VmShare]) -> Vec<ShareSpec> {
-    shares
-        .iter()
-        .enumerate()
-        .map(|(i, s)| ShareSpec {
-            tag: ShareSpec::tag_for(i),
-            host_dir: s.host_path.clone(),
-            read_only: s.read_only,
-        })
-        .collect()
-}
-
-/// `vm inspect`'s lines for VM `vm`.
-pub fn views(daemon: &Daemon, vm: &VmRecord) -> Result<Vec<ShareView>> {
-    let shares = daemon.store().vm_shares(&vm.id)?;
-    if shares.is_empty() {
-        return Ok(Vec::new());
-    }
-    let driver = vm
-        .driver
+/// The driver a stored VM runs on.
+pub fn driver_of(vm: &VmRecord) -> DriverKind {
+    vm.driver
         .as_deref()
         .and_then(|d| d.parse().ok())
-        .unwrap_or(DriverKind::Qemu);
-    let mode = mode(driver);
+        .unwrap_or(DriverKind::Qemu)
+}
+
+/// What a boot of a VM with `shares` needs: the live shares for the driver, the copy-in
+/// drives (appended after the VM's own), and the guest's mount list.
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub live: Vec<ShareSpec>,
+    pub drives: Vec<DriveSpec>,
+    pub kernel_arg: Option<String>,
+}
+
+/// Prepare VM `vm`'s shares for a boot: copy each copy-in share into its drive (fresh from
+/// the host directory, see [`copy`]). An error names the share and what to do.
+pub fn plan(daemon: &Daemon, vm: &VmRecord, shares: &[VmShare]) -> Result<Plan> {
+    let mut plan = Plan::default();
+    let mut entries = Vec::new();
+    for (position, share) in shares.iter().enumerate() {
+        match share.delivery {
+            Delivery::VirtioFs => {
+                let spec = ShareSpec {
+                    tag: ShareSpec::tag_for(position),
+                    host_dir: share.host_path.clone(),
+                    read_only: share.read_only,
+                };
+                entries.push(guest::Entry::live(&spec.tag, share));
+                plan.live.push(spec);
+            }
+            Delivery::Copy => {
+                let drive = copy::build(daemon, vm, position, share)?;
+                entries.push(guest::Entry::copy(&copy::label(position), share));
+                plan.drives.push(drive);
+            }
+        }
+    }
+    plan.kernel_arg = guest::kernel_arg(&entries);
+    Ok(plan)
+}
+
+/// `vm inspect`'s lines for VM `vm`. A live share of a running VM whose `virtiofsd` has
+/// died is `down`, with its last words (also logged: the daemon hears of it here).
+pub fn views(daemon: &Daemon, vm: &VmRecord) -> Result<Vec<ShareView>> {
+    let shares = daemon.store().vm_shares(&vm.id)?;
+    let problem = live_problem(driver_of(vm));
+    let binary = (vm.state == VmState::Running)
+        .then(virtiofs::find_binary)
+        .flatten();
     Ok(shares
         .into_iter()
-        .map(|s| ShareView {
-            host: s.host_path.display().to_string(),
-            guest: s.guest_path,
-            read_only: s.read_only,
-            mode: mode.clone().unwrap_or("unavailable").to_string(),
-            problem: mode.clone().err(),
+        .enumerate()
+        .map(|(position, s)| {
+            let (mode, problem) = match s.delivery {
+                Delivery::VirtioFs => match (&problem, &binary) {
+                    (Some(why), _) => ("unavailable", Some(why.clone())),
+                    (None, Some(binary)) => match down(binary, vm, position, &s) {
+                        Some(why) => ("down", Some(why)),
+                        None => ("virtio-fs", None),
+                    },
+                    (None, None) => ("virtio-fs", None),
+                },
+                Delivery::Copy => ("copy", None),
+            };
+            let note = (s.delivery == Delivery::Copy).then(|| copy::note(&vm.name, s.read_only));
+            ShareView {
+                host: s.host_path.display().to_string(),
+                guest: s.guest_path,
+                read_only: s.read_only,
+                mode: mode.to_string(),
+                problem,
+                note,
+            }
         })
         .collect())
+}
+
+/// Why live share `position` of running VM `vm` is down, when its `virtiofsd` is gone.
+fn down(
+    binary: &std::path::Path,
+    vm: &VmRecord,
+    position: usize,
+    share: &VmShare,
+) -> Option<String> {
+    let spec = ShareSpec {
+        tag: ShareSpec::tag_for(position),
+        host_dir: share.host_path.clone(),
+        read_only: share.read_only,
+    };
+    // No log: no virtiofsd was started for this VM (a driver that serves shares otherwise).
+    if !spec.log(&vm.dir).exists() || virtiofs::spawn::serving(binary, &vm.dir, &spec) {
+        return None;
+    }
+    let last = virtiofs::spawn::last_words(&vm.dir, &spec);
+    tracing::warn!(vm = %vm.name, share = %share.guest_path, last_words = %last, "a share's virtiofsd is gone");
+    Some(format!(
+        "its virtiofsd exited ({last}); guest processes touching {} hang until the VM stops. \
+         virtio-fs cannot reconnect a new virtiofsd to a running guest: restart the VM \
+         (`banger vm stop {name}` then `banger vm start {name}`) to serve it again",
+        share.guest_path,
+        name = vm.name
+    ))
 }

@@ -11,6 +11,7 @@ fn share(host: &std::path::Path, guest: &str, read_only: bool) -> ShareRequest {
         host: host.to_str().unwrap().to_string(),
         guest: guest.to_string(),
         read_only,
+        mode: banger_api::ShareMode::Auto,
     }
 }
 
@@ -97,5 +98,105 @@ fn bad_shares_create_nothing() {
         assert!(err.message.contains(wanted), "{wanted}: {}", err.message);
         assert_eq!(err.field.as_deref(), Some("shares"));
     }
+    assert!(crate::vms::list(&inc.daemon).unwrap().is_empty());
+}
+
+#[test]
+fn copy_shares_are_copied_into_a_drive_at_every_start() {
+    let harness = Harness::new();
+    let inc = harness.start();
+    let host = tempfile::Builder::new()
+        .prefix("bgcp")
+        .tempdir_in("/tmp")
+        .unwrap();
+    std::fs::write(host.path().join("hello.txt"), b"from the host\n").unwrap();
+    let req = CreateVmRequest {
+        shares: vec![ShareRequest {
+            mode: banger_api::ShareMode::Copy,
+            ..share(host.path(), "/src", true)
+        }],
+        ..request("c", true)
+    };
+    let created = inc
+        .block_on(crate::vms::create(&inc.daemon, req, &NoProgress))
+        .unwrap_or_else(|e| panic!("create: {} ({:?})", e.message, e.hint));
+    assert_eq!(
+        created.shares.len(),
+        1,
+        "create says how each share is served"
+    );
+    assert_eq!(created.shares[0].mode, "copy");
+    assert!(
+        created.shares[0]
+            .note
+            .as_deref()
+            .unwrap()
+            .contains("read-only")
+    );
+    let vm = crate::vms::lookup(&inc.daemon, "c").unwrap();
+    let image = super::copy::image_path(&vm.dir, 0);
+    let listing = std::process::Command::new("debugfs")
+        .args(["-R", "cat /hello.txt"])
+        .arg(&image)
+        .output()
+        .expect("debugfs (e2fsprogs) is installed");
+    assert_eq!(String::from_utf8_lossy(&listing.stdout), "from the host\n");
+    assert!(!vm.dir.join("share0.ext4.tmp").exists());
+
+    // A host edit reaches the next boot's copy.
+    std::fs::write(host.path().join("hello.txt"), b"edited\n").unwrap();
+    inc.block_on(crate::vms::stop(
+        &inc.daemon,
+        "c",
+        StopVmRequest::default(),
+        &NoProgress,
+    ))
+    .unwrap();
+    inc.block_on(crate::vms::start(&inc.daemon, "c", &NoProgress))
+        .unwrap();
+    let listing = std::process::Command::new("debugfs")
+        .args(["-R", "cat /hello.txt"])
+        .arg(&image)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&listing.stdout), "edited\n");
+}
+
+#[test]
+fn copies_over_the_cap_are_refused_naming_the_directory() {
+    let config = banger_config::Config {
+        shares: banger_config::SharesConfig {
+            copy_max_bytes: Some(1 << 20),
+            fallback: None,
+        },
+        ..Default::default()
+    };
+    let harness = Harness::with_config(config);
+    let inc = harness.start();
+    let host = tempfile::Builder::new()
+        .prefix("bgcp")
+        .tempdir_in("/tmp")
+        .unwrap();
+    std::fs::write(host.path().join("big"), vec![1u8; 2 << 20]).unwrap();
+    let req = CreateVmRequest {
+        shares: vec![ShareRequest {
+            mode: banger_api::ShareMode::Copy,
+            ..share(host.path(), "/src", false)
+        }],
+        ..request("big", false)
+    };
+    let err = inc
+        .block_on(crate::vms::create(&inc.daemon, req, &NoProgress))
+        .expect_err("refused");
+    assert!(
+        err.message.contains("over the copy-in limit"),
+        "{}",
+        err.message
+    );
+    assert!(
+        err.message.contains(host.path().to_str().unwrap()),
+        "{}",
+        err.message
+    );
     assert!(crate::vms::list(&inc.daemon).unwrap().is_empty());
 }

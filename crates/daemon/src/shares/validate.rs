@@ -4,12 +4,15 @@
 //! the real directory), readable and searchable by the daemon's user (the owner), and
 //! neither inside nor around banger's own state and runtime directories — a guest must
 //! never reach VM disks, keys, the store or sockets. The guest side: an absolute, plain
-//! path that is not the root, not a kernel filesystem and not the work disk.
+//! path that is not the root, not a kernel filesystem and not the work disk. How it
+//! reaches the guest ([`delivery`]): live where the VMM can and the request allows, else a
+//! copy when asked for or when `[shares] fallback` accepts one — never silently.
 
 use std::path::{Path, PathBuf};
 
-use banger_api::ShareRequest;
-use banger_store::VmShare;
+use banger_api::{ShareMode, ShareRequest};
+use banger_config::ShareFallback;
+use banger_store::{Delivery, VmShare};
 use banger_vmm::DriverKind;
 
 use super::MAX_SHARES;
@@ -41,10 +44,8 @@ pub fn validate(
         ))
         .with_hint("share a common parent directory instead"));
     }
-    super::mode(driver).map_err(|why| {
-        DaemonError::unavailable(format!("cannot share host directories: {why}"))
-            .with_field("shares")
-    })?;
+    let settings = daemon.config.shares_resolved();
+    let live_problem = super::live_problem(driver);
     let private = [&daemon.layout.state_dir, &daemon.layout.runtime_dir];
     let mut shares: Vec<VmShare> = Vec::new();
     for req in requests {
@@ -57,13 +58,52 @@ pub fn validate(
             ))
             .with_hint("give each share its own guest path"));
         }
+        let delivery = delivery(
+            req.mode,
+            live_problem.as_deref(),
+            settings.fallback.value,
+            &guest_path,
+        )?;
+        if delivery == Delivery::Copy {
+            // Refused now rather than at the first boot.
+            super::copy::measure(&host_path, settings.copy_max_bytes.value)?;
+        }
         shares.push(VmShare {
             host_path,
             guest_path,
             read_only: req.read_only,
+            delivery,
         });
     }
     Ok(shares)
+}
+
+/// How a share asked for with `mode` reaches the guest, given why a live share is
+/// impossible here (`None`: it is possible) and the configured fallback.
+fn delivery(
+    mode: ShareMode,
+    live_problem: Option<&str>,
+    fallback: ShareFallback,
+    guest: &str,
+) -> Result<Delivery> {
+    match (mode, live_problem) {
+        (ShareMode::Copy, _) => Ok(Delivery::Copy),
+        (ShareMode::Auto | ShareMode::Live, None) => Ok(Delivery::VirtioFs),
+        (ShareMode::Auto, Some(_)) if fallback == ShareFallback::Copy => Ok(Delivery::Copy),
+        (ShareMode::Live, Some(why)) => Err(DaemonError::unavailable(format!(
+            "cannot share {guest} live: {why}"
+        ))
+        .with_field("shares")
+        .with_hint("or copy it in at boot instead: -v HOST:GUEST:copy")),
+        (ShareMode::Auto, Some(why)) => Err(DaemonError::unavailable(format!(
+            "cannot share {guest} live: {why}"
+        ))
+        .with_field("shares")
+        .with_hint(
+            "copy it in at boot instead (-v HOST:GUEST:copy), or accept copies for -v with \
+             `fallback = \"copy\"` under [shares] in config.toml",
+        )),
+    }
 }
 
 fn bad(message: String) -> DaemonError {
@@ -173,6 +213,32 @@ fn guest_path(text: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn delivery_is_live_where_possible_and_never_silently_a_copy() {
+        use ShareFallback::{Copy, Refuse};
+        let why = Some("no virtiofsd");
+        for (mode, problem, fallback, want) in [
+            (ShareMode::Auto, None, Refuse, Some(Delivery::VirtioFs)),
+            (ShareMode::Live, None, Copy, Some(Delivery::VirtioFs)),
+            (ShareMode::Copy, None, Refuse, Some(Delivery::Copy)),
+            (ShareMode::Copy, why, Refuse, Some(Delivery::Copy)),
+            (ShareMode::Auto, why, Copy, Some(Delivery::Copy)),
+            (ShareMode::Auto, why, Refuse, None),
+            (ShareMode::Live, why, Copy, None),
+        ] {
+            let got = delivery(mode, problem, fallback, "/src");
+            assert_eq!(
+                got.as_ref().ok(),
+                want.as_ref(),
+                "{mode:?} {problem:?} {fallback:?}"
+            );
+            if let Err(e) = got {
+                assert!(e.message.contains("no virtiofsd"), "{}", e.message);
+                assert!(e.hint.unwrap_or_default().contains(":copy"));
+            }
+        }
+    }
 
     #[test]
     fn guest_paths_are_plain_absolute_and_not_reserved() {

@@ -101,7 +101,8 @@ pub(crate) fn preconditions(daemon: &Daemon, vm: &VmRecord) -> Result<VmRuntime>
     if daemon.store().vm_has_shares(&vm.id)? {
         return Err(DaemonError::conflict(format!(
             "VM {} shares host directories (-v); snapshots of VMs with shared directories \
-             are not supported (QEMU cannot save a virtio-fs device)",
+             are not supported (QEMU cannot save a virtio-fs device, and a copy-in share is \
+             copied afresh at every boot)",
             vm.name
         ))
         .with_hint("snapshot a VM without -v, and copy files in with `banger vm cp`"));

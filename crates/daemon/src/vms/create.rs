@@ -111,19 +111,21 @@ pub async fn create(
         daemon.store().set_cold_reason(&id, reason)?;
     }
 
-    if req.start {
-        let vm = start::boot(daemon, &id, progress).await;
-        // After this VM's boot, never before it: the warm-up is a boot of its own.
-        if warm_later {
-            crate::warm::in_background(daemon, &image.name);
+    let record = match req.start {
+        true => {
+            let vm = start::boot(daemon, &id, progress).await;
+            // After this VM's boot, never before it: the warm-up is a boot of its own.
+            if warm_later {
+                crate::warm::in_background(daemon, &image.name);
+            }
+            vm?
         }
-        return Ok(VmView {
-            cold_reason,
-            ..view(&vm?)
-        });
-    }
+        false => record,
+    };
+    // The caller says how each share reaches the guest (live, or a copy and why).
     Ok(VmView {
         cold_reason,
+        shares: crate::shares::views(daemon, &record)?,
         ..view(&record)
     })
 }

@@ -111,16 +111,14 @@ pub async fn boot(daemon: &Daemon, id: &str, progress: &dyn Progress) -> Result<
         return Err(e);
     }
 
-    let drives = crate::disks::drives(&daemon.store().vm_disks(&vm.id)?, &vm.dir);
+    let mut drives = crate::disks::drives(&daemon.store().vm_disks(&vm.id)?, &vm.dir);
     let mut kernel_args = guest_args(&vm, &image, &drives);
     kernel_args.extend(network.kernel_args);
-    let stored_shares = daemon.store().vm_shares(&vm.id)?;
-    let shares = crate::shares::specs(&stored_shares);
-    let guest_paths: Vec<&str> = stored_shares
-        .iter()
-        .map(|s| s.guest_path.as_str())
-        .collect();
-    kernel_args.extend(crate::shares::guest::kernel_arg(&shares, &guest_paths));
+    let shares = shares_plan(daemon, &vm, progress).await?;
+    // After the VM's own disks, which keep their device names.
+    drives.extend(shares.drives);
+    kernel_args.extend(shares.kernel_arg);
+    let shares = shares.live;
     let spec = LaunchSpec {
         vm_id: vm.id.clone(),
         vm_dir: vm.dir.clone(),
@@ -217,6 +215,16 @@ pub async fn boot(daemon: &Daemon, id: &str, progress: &dyn Progress) -> Result<
         let _ = daemon.driver.kill(&runtime).await;
         return Err(fail(daemon, &vm, e.message).await);
     }
+    if !ready.share_errors.is_empty() {
+        // The user's command must never run against an empty mountpoint.
+        let _ = daemon.driver.kill(&runtime).await;
+        let message = format!(
+            "VM {} could not mount its shared directories: {}",
+            vm.name,
+            ready.share_errors.join("; ")
+        );
+        return Err(fail(daemon, &vm, message).await);
+    }
     let agent_ready = t0.elapsed();
     // Before the VM is reported running, so `ssh NAME.vm` works the moment `vm run -d`
     // returns. An image without a root disk (the initramfs-only minimal) has no sshd.
@@ -250,6 +258,36 @@ pub async fn boot(daemon: &Daemon, id: &str, progress: &dyn Progress) -> Result<
     watch::watch_exit(daemon, &vm.id, runtime);
     tracing::info!(vm = %vm.name, ready_ms = agent_ready.as_millis() as u64, "VM running");
     lookup(daemon, id)
+}
+
+/// The VM's shares for this boot (copy-in shares are copied now); a failure releases what
+/// the start made and fails the VM with the share's reason.
+async fn shares_plan(
+    daemon: &Daemon,
+    vm: &VmRecord,
+    progress: &dyn Progress,
+) -> Result<crate::shares::Plan> {
+    let stored = daemon.store().vm_shares(&vm.id)?;
+    if stored
+        .iter()
+        .any(|s| s.delivery == banger_store::Delivery::Copy)
+    {
+        progress.phase("copy shared directories in", None, None);
+    }
+    match crate::shares::plan(daemon, vm, &stored) {
+        Ok(plan) => Ok(plan),
+        Err(e) => {
+            let _ = release::release(
+                daemon,
+                vm,
+                VmState::Starting,
+                VmState::Failed,
+                Some(&e.message),
+            )
+            .await;
+            Err(e)
+        }
+    }
 }
 
 /// What the guest's init reads from the kernel command line: its name and id, where the

@@ -1,6 +1,7 @@
-//! Whether `-v` (host directories shared with VMs) works here: QEMU serves shares live over
+//! How `-v` (host directories shared with VMs) works here: QEMU serves shares live over
 //! virtio-fs with `virtiofsd`; Debian's cloud kernel has no 9p to fall back on, so without
-//! `virtiofsd` such VMs are refused; Firecracker has neither. Reads only: the filesystem.
+//! `virtiofsd`, and on Firecracker (which has neither), shares are copied in at boot
+//! (docs/shares.md). Reads only: the filesystem.
 
 use banger_vmm::DriverKind;
 use banger_vmm::virtiofs;
@@ -26,11 +27,11 @@ impl CapabilityCheck for SharedDirectories {
                 groups::LIFECYCLE,
                 NAME,
                 Status::Warn,
-                "Firecracker (this host's driver) has neither virtio-fs nor 9p: VMs on it \
-                 cannot share host directories (-v is refused)"
+                "Firecracker (this host's driver) has neither virtio-fs nor 9p: -v copies \
+                 host directories in at every boot (`banger vm sync` copies changes back)"
                     .to_string(),
             )
-            .hint("create VMs that need -v with `--vmm qemu`, or copy files with `banger vm cp`"),
+            .hint("create VMs that need live sharing with `--vmm qemu` (and virtiofsd)"),
             (_, Some(path)) => Check::new(
                 groups::LIFECYCLE,
                 NAME,
@@ -44,8 +45,8 @@ impl CapabilityCheck for SharedDirectories {
                 groups::LIFECYCLE,
                 NAME,
                 Status::Warn,
-                "virtiofsd not found: QEMU VMs cannot share host directories (-v is refused; \
-                 Debian's cloud kernel has no 9p to fall back on)"
+                "virtiofsd not found: QEMU VMs cannot share host directories live; -v copies \
+                 them in at every boot instead (Debian's cloud kernel has no 9p to fall back on)"
                     .to_string(),
             )
             .hint(virtiofs::INSTALL_HINT),

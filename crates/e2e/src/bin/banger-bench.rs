@@ -33,8 +33,8 @@
 //! `vm run --cold --rm -- true`, medians of 5, and the warm run split into phases
 //! (`bench/warm.rs`).
 //!
-//! **shares** — a virtio-fs shared directory against the guest's disk: `find | wc -l` over
-//! 10,000 small files and a 256 MiB sequential read (see `bench/shares.rs`).
+//! **shares** — a virtio-fs shared directory and a copy-in share against the guest's disk:
+//! `find | wc -l` over 10,000 small files and a 256 MiB sequential read (see `bench/shares.rs`).
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -107,7 +107,7 @@ fn main() -> anyhow::Result<()> {
         warm::measure(&Env::new()?, RUNS)?.print();
     }
     if want("shares") {
-        println!("\n== shares: virtio-fs vs the guest's own disk (minimal, TCG) ==");
+        println!("\n== shares: virtio-fs and copy-in vs the guest's own disk (minimal, TCG) ==");
         shares::measure()?;
     }
     Ok(())

@@ -136,6 +136,17 @@ pub fn find(binary: &Path, vm_dir: &Path) -> std::io::Result<Vec<ProcessIdentity
     process::find_using_dir(binary, vm_dir)
 }
 
+/// Whether `share` of the VM in `vm_dir` still has a `virtiofsd` serving it (found by its
+/// socket on the command line). A scan that fails says yes: only a sure "gone" is news.
+pub fn serving(binary: &Path, vm_dir: &Path, share: &ShareSpec) -> bool {
+    process::find_using_dir(binary, &share.socket(vm_dir)).map_or(true, |found| !found.is_empty())
+}
+
+/// The last lines `share`'s `virtiofsd` wrote to its log, joined on one line.
+pub fn last_words(vm_dir: &Path, share: &ShareSpec) -> String {
+    stderr_text(&share.log(vm_dir))
+}
+
 /// Stop the `virtiofsd` processes of the VM in `vm_dir`: those recorded (`known`) and any
 /// other found by [`find`]; SIGTERM, then SIGKILL after `grace`. Best effort: a process
 /// that is gone already is what was wanted.
