@@ -13,6 +13,7 @@
 //! without the PVH note, or on request.
 
 mod argv;
+mod config;
 mod detached;
 pub(crate) mod launch;
 mod snapshot;
@@ -20,13 +21,12 @@ mod snapshot;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use banger_system::{CommandRunner, RealRunner};
-use serde::{Deserialize, Serialize};
 
 pub use crate::validate::opt_value;
 pub use argv::{ArgvInput, VmPaths, render as render_argv};
+pub use config::{MachinePreference, QemuConfig};
 pub use snapshot::STATE_FILE;
 
 use crate::driver::{RunState, VmmDriver, WaitOutcome};
@@ -34,66 +34,10 @@ use crate::error::VmmError;
 use crate::process;
 use crate::qmp::QmpClient;
 use crate::runtime::{MachineType, VmRuntime};
-use crate::sandbox::cgroup::{CgroupPolicy, VmCgroup};
-use crate::sandbox::{IdRange, SandboxPolicy};
+use crate::sandbox::SandboxPolicy;
+use crate::sandbox::cgroup::VmCgroup;
 use crate::spec::{Accel, DriverKind, KernelFormat, LaunchSpec};
 use crate::virtiofs;
-
-/// Which QEMU machine type to use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MachinePreference {
-    /// microvm when the vmlinux has a PVH note, else pc with the bzImage.
-    #[default]
-    Auto,
-    Microvm,
-    Pc,
-}
-
-/// How the QEMU driver runs VMs on this host.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QemuConfig {
-    /// `qemu-system-x86_64`.
-    pub binary: PathBuf,
-    pub accel: Accel,
-    pub machine: MachinePreference,
-    /// Host TSC frequency in kHz: required for microvm under TCG (see [`crate::host::tsc`]).
-    pub tsc_khz: Option<u64>,
-    /// Upper bound for QEMU to initialise (not for the guest to boot).
-    pub launch_timeout: Duration,
-    /// Upper bound for each QMP step.
-    pub qmp_timeout: Duration,
-    /// How long `kill` waits after each of quit, SIGTERM and SIGKILL.
-    pub kill_grace: Duration,
-    /// How QEMU is confined ([`crate::sandbox`]); by default what this process's
-    /// privileges call for, with the default id range.
-    pub sandbox: SandboxPolicy,
-    /// `virtiofsd`, for VMs that share host directories ([`crate::virtiofs`]); `None` when
-    /// this host has none (such VMs then fail to start, saying what to install).
-    pub virtiofsd: Option<PathBuf>,
-    /// Per-VM cgroup limits ([`crate::sandbox::cgroup`]); the daemon sets them up once.
-    /// Only sandboxed launches are placed (an unsandboxed QEMU daemonizes itself).
-    pub cgroups: CgroupPolicy,
-}
-
-impl QemuConfig {
-    pub fn new(binary: impl Into<PathBuf>, accel: Accel, tsc_khz: Option<u64>) -> QemuConfig {
-        QemuConfig {
-            binary: binary.into(),
-            accel,
-            machine: MachinePreference::Auto,
-            tsc_khz,
-            launch_timeout: Duration::from_secs(30),
-            qmp_timeout: Duration::from_secs(5),
-            kill_grace: Duration::from_secs(5),
-            sandbox: SandboxPolicy::for_this_process(IdRange::default()),
-            virtiofsd: crate::virtiofs::find_binary(),
-            cgroups: CgroupPolicy::Unavailable {
-                reason: "this driver was configured without cgroup limits".into(),
-            },
-        }
-    }
-}
 
 /// The QEMU driver: one per daemon, shared by all VM tasks (it is `Send + Sync`).
 pub struct QemuDriver {
