@@ -235,32 +235,35 @@ impl Cgroups {
         })
     }
 
-    /// Make the parent groups of `layout` (v2: the daemon moved into its leaf first, memory
-    /// and pids enabled for the VM groups). Idempotent: a restarted daemon runs it again.
+    /// Prepare `layout` (v2: the daemon moved into its leaf, memory and pids enabled below
+    /// its group). The parent groups are made by the first VM's [`Cgroups::create`], so a
+    /// daemon that never runs a VM leaves nothing in the hierarchy however it ends.
+    /// Idempotent: a restarted daemon runs it again.
     pub fn setup(layout: Layout, instance: &str) -> Result<Cgroups, CgroupError> {
         let parents = layout.parents(instance);
-        match &layout {
-            Layout::V2 { group, move_self } => {
-                if *move_self {
-                    let leaf = group.join(DAEMON_LEAF);
-                    mkdir(&leaf)?;
-                    let procs = leaf.join("cgroup.procs");
-                    std::fs::write(&procs, std::process::id().to_string())
-                        .map_err(io_err("move the daemon into", &procs))?;
-                }
-                enable_controllers(group)?;
-                for parent in &parents {
-                    mkdir(parent)?;
-                    enable_controllers(parent)?;
-                }
+        if let Layout::V2 { group, move_self } = &layout {
+            if *move_self {
+                let leaf = group.join(DAEMON_LEAF);
+                mkdir(&leaf)?;
+                let procs = leaf.join("cgroup.procs");
+                std::fs::write(&procs, std::process::id().to_string())
+                    .map_err(io_err("move the daemon into", &procs))?;
             }
-            Layout::V1 { .. } => {
-                for p in &parents {
-                    mkdir(p)?;
-                }
-            }
+            enable_controllers(group)?;
         }
         Ok(Cgroups { layout, parents })
+    }
+
+    /// Make the parent groups (again: [`Cgroups::retire`] removes them once empty), with
+    /// memory and pids enabled for the VM groups on v2.
+    fn ensure_parents(&self) -> Result<(), CgroupError> {
+        for parent in &self.parents {
+            mkdir(parent)?;
+            if let Layout::V2 { .. } = self.layout {
+                enable_controllers(parent)?;
+            }
+        }
+        Ok(())
     }
 
     pub fn layout(&self) -> &Layout {
@@ -288,6 +291,7 @@ impl Cgroups {
     /// Make VM `vm_id`'s group with `limits` (a group left from its last run is reused:
     /// the limits are written again).
     pub fn create(&self, vm_id: &str, limits: Limits) -> Result<VmCgroup, CgroupError> {
+        self.ensure_parents()?;
         let dirs = self.dirs(vm_id);
         let mut procs = Vec::new();
         for dir in &dirs {

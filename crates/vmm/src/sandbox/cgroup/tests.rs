@@ -66,16 +66,18 @@ fn v2_setup_and_create_write_the_right_files() {
         std::process::id().to_string()
     );
     assert_eq!(read(&group.join("cgroup.subtree_control")), "+memory +pids");
-    assert_eq!(
-        read(&group.join("banger-abc/cgroup.subtree_control")),
-        "+memory +pids"
-    );
+    // No parent until a VM needs one: a daemon that runs none leaves nothing behind.
+    assert!(!group.join("banger-abc").exists());
     let vm = cgroups
         .create(
             "0123456789ab",
             Limits::for_vm(512, true, Overhead::default()),
         )
         .unwrap();
+    assert_eq!(
+        read(&group.join("banger-abc/cgroup.subtree_control")),
+        "+memory +pids"
+    );
     let g = group.join("banger-abc/0123456789ab");
     assert_eq!(vm.dirs, vec![g.clone()]);
     assert_eq!(cgroups.dirs("0123456789ab"), vec![g.clone()]);
@@ -124,6 +126,7 @@ fn v1_layout_on_a_tree() {
         "abc",
     )
     .unwrap();
+    assert!(!memory.join("banger-abc").exists() && !pids.join("banger-abc").exists());
     let vm = cgroups
         .create(
             "0123456789ab",
