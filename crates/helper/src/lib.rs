@@ -24,7 +24,7 @@ pub mod server;
 pub mod subnet;
 
 pub use client::HelperClient;
-pub use error::HelperError;
+pub use error::{HelperError, StartError};
 pub use executor::Executor;
 pub use mode::{
     HelperProbe, ModeError, ModeInputs, ModeSelection, Networking, probe_helper, probe_helpers,

@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 
 use banger_system::fsperm::{FileFacts, FileKind};
 
+use crate::error::StartError;
+
 /// Where the admitted uid came from (logged at start).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OwnerSource {
@@ -26,35 +28,38 @@ pub fn resolve_owner(
     flag: Option<u32>,
     sudo_uid: Option<&str>,
     caller_uid: u32,
-) -> Result<(u32, OwnerSource), String> {
+) -> Result<(u32, OwnerSource), StartError> {
+    let path = install_toml.to_path_buf();
     match FileFacts::lstat(install_toml) {
         Ok(facts) => {
-            let path = install_toml.display();
             if facts.kind != FileKind::Regular {
-                return Err(format!(
-                    "{path} is {}, not a regular file; replace it as docs/privileges.md, \"System install\" describes",
-                    facts.kind
-                ));
+                return Err(StartError::InstallTomlKind {
+                    path,
+                    kind: facts.kind.to_string(),
+                });
             }
             if facts.uid != 0 || facts.mode & 0o022 != 0 {
-                return Err(format!(
-                    "{path} (owner uid {}, mode {:#o}) must be owned by root and writable by nobody else, since it names who the helper serves; run `sudo chown root:root {path} && sudo chmod 0644 {path}`",
-                    facts.uid, facts.mode
-                ));
+                return Err(StartError::InstallTomlPerms {
+                    path,
+                    uid: facts.uid,
+                    mode: facts.mode,
+                });
             }
             let meta = banger_config::load_install_meta(install_toml)
-                .map_err(|e| banger_system::error_chain(&e))?
-                .ok_or_else(|| format!("{path} disappeared while the helper started"))?;
-            if let Some(uid) = flag.filter(|uid| *uid != meta.owner_uid) {
-                return Err(format!(
-                    "--owner-uid {uid} contradicts {path}, which names uid {} ({}); drop the flag",
-                    meta.owner_uid, meta.owner_user
-                ));
+                .map_err(|source| StartError::InstallToml {
+                    path: path.clone(),
+                    source,
+                })?
+                .ok_or_else(|| StartError::InstallTomlGone { path: path.clone() })?;
+            if let Some(flag) = flag.filter(|uid| *uid != meta.owner_uid) {
+                return Err(StartError::OwnerContradicted {
+                    flag,
+                    path,
+                    uid: meta.owner_uid,
+                    user: meta.owner_user,
+                });
             }
-            Ok((
-                meta.owner_uid,
-                OwnerSource::InstallToml(install_toml.to_path_buf()),
-            ))
+            Ok((meta.owner_uid, OwnerSource::InstallToml(path)))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if let Some(uid) = flag {
@@ -63,12 +68,16 @@ pub fn resolve_owner(
             if let Some(text) = sudo_uid.filter(|s| !s.is_empty()) {
                 let uid = text
                     .parse()
-                    .map_err(|_| format!("SUDO_UID={text:?} is not a uid; pass --owner-uid"))?;
+                    .map_err(|_| StartError::SudoUid(text.to_string()))?;
                 return Ok((uid, OwnerSource::Sudo));
             }
             Ok((caller_uid, OwnerSource::Caller))
         }
-        Err(e) => Err(format!("cannot inspect {}: {e}", install_toml.display())),
+        Err(source) => Err(StartError::Io {
+            action: "inspect",
+            path,
+            source,
+        }),
     }
 }
 
@@ -102,7 +111,7 @@ mod tests {
         let path = dir.path().join("install.toml");
         std::fs::write(&path, "owner_user = \"al\"\nowner_uid = 1000\n").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
-        let err = resolve_owner(&path, None, None, 0).unwrap_err();
+        let err = resolve_owner(&path, None, None, 0).unwrap_err().to_string();
         assert!(err.contains("writable by nobody else"), "{err}");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         // SAFETY: getuid has no preconditions and cannot fail.
@@ -110,10 +119,12 @@ mod tests {
             let (uid, source) = resolve_owner(&path, None, None, 0).unwrap();
             assert_eq!(uid, 1000);
             assert!(matches!(source, OwnerSource::InstallToml(_)));
-            let err = resolve_owner(&path, Some(5), None, 0).unwrap_err();
+            let err = resolve_owner(&path, Some(5), None, 0)
+                .unwrap_err()
+                .to_string();
             assert!(err.contains("contradicts"), "{err}");
             std::os::unix::fs::chown(&path, Some(1000), None).unwrap();
-            let err = resolve_owner(&path, None, None, 0).unwrap_err();
+            let err = resolve_owner(&path, None, None, 0).unwrap_err().to_string();
             assert!(err.contains("owned by root"), "{err}");
         }
     }

@@ -20,6 +20,7 @@ use banger_system::fsperm::{FileFacts, FileKind};
 use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 
 use crate::Executor;
+use crate::error::StartError;
 
 /// At most this many connections are served at once; more are refused.
 const MAX_CONNECTIONS: usize = 16;
@@ -29,30 +30,35 @@ const IDLE: Duration = Duration::from_secs(60);
 /// Create the listening socket at `path`: mode 0600 from the start, owned by `owner_uid`.
 /// A stale socket file is replaced; a live one (another helper answers) or any other kind
 /// of file is an error.
-pub fn bind(path: &Path, owner_uid: u32) -> Result<UnixListener, String> {
-    let shown = path.display();
+pub fn bind(path: &Path, owner_uid: u32) -> Result<UnixListener, StartError> {
+    let io = |action: &'static str, at: &Path| {
+        let path = at.to_path_buf();
+        move |source| StartError::Io {
+            action,
+            path,
+            source,
+        }
+    };
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        std::fs::create_dir_all(parent).map_err(io("create", parent))?;
     }
     match FileFacts::lstat(path) {
         Ok(facts) if facts.kind == FileKind::Socket => {
             if UnixStream::connect(path).is_ok() {
-                return Err(format!(
-                    "another helper is already listening on {shown}; stop it first"
-                ));
+                return Err(StartError::AlreadyListening {
+                    path: path.to_path_buf(),
+                });
             }
-            std::fs::remove_file(path)
-                .map_err(|e| format!("cannot remove the stale socket {shown}: {e}"))?;
+            std::fs::remove_file(path).map_err(io("remove the stale socket", path))?;
         }
         Ok(facts) => {
-            return Err(format!(
-                "{shown} exists and is {}, not a socket; remove it",
-                facts.kind
-            ));
+            return Err(StartError::NotASocket {
+                path: path.to_path_buf(),
+                kind: facts.kind.to_string(),
+            });
         }
         Err(e) if e.kind() == ErrorKind::NotFound => {}
-        Err(e) => return Err(format!("cannot inspect {shown}: {e}")),
+        Err(e) => return Err(io("inspect", path)(e)),
     }
     // SAFETY: umask only swaps the process's file-creation mask; nothing else runs yet
     // in this process that creates files concurrently.
@@ -60,11 +66,14 @@ pub fn bind(path: &Path, owner_uid: u32) -> Result<UnixListener, String> {
     let bound = UnixListener::bind(path);
     // SAFETY: as above, restoring the previous mask.
     unsafe { libc::umask(old) };
-    let listener = bound.map_err(|e| format!("cannot listen on {shown}: {e}"))?;
+    let listener = bound.map_err(io("listen on", path))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| format!("cannot chmod {shown}: {e}"))?;
-    std::os::unix::fs::chown(path, Some(owner_uid), None)
-        .map_err(|e| format!("cannot give {shown} to uid {owner_uid}: {e}"))?;
+        .map_err(io("chmod 0600", path))?;
+    std::os::unix::fs::chown(path, Some(owner_uid), None).map_err(|source| StartError::Chown {
+        path: path.to_path_buf(),
+        uid: owner_uid,
+        source,
+    })?;
     Ok(listener)
 }
 

@@ -400,6 +400,7 @@ fn the_socket_admits_only_the_owner() {
     assert!(
         server::bind(&socket, owner)
             .unwrap_err()
+            .to_string()
             .contains("already listening")
     );
 

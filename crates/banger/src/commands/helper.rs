@@ -26,10 +26,9 @@ pub fn run(layout: &Layout, args: HelperArgs) -> anyhow::Result<i32> {
         sudo_uid.as_deref(),
         caller,
     )
-    .map_err(anyhow::Error::msg)
     .context("cannot decide which uid the helper serves")?;
     let socket = args.socket.unwrap_or_else(|| layout.helper_socket());
-    let listener = server::bind(&socket, owner).map_err(anyhow::Error::msg)?;
+    let listener = server::bind(&socket, owner)?;
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_target(false)
