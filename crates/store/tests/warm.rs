@@ -5,23 +5,10 @@
 mod common;
 
 use banger_store::SnapshotRecord;
-use common::{store_with_image, vm};
+use common::{snapshot_record, store_with_image, vm};
 
 fn snap(id: &str) -> SnapshotRecord {
-    SnapshotRecord {
-        id: id.into(),
-        name: format!("warm-{id}"),
-        source_vm: "warm-helper".into(),
-        image_name: "base".into(),
-        driver: "qemu".into(),
-        vcpu: 1,
-        memory_mib: 256,
-        disk_bytes: 1 << 30,
-        dir: format!("/state/snapshots/{id}").into(),
-        detail_json: r#"{"files":{}}"#.into(),
-        size_bytes: 4096,
-        created_at: banger_store::now_rfc3339(),
-    }
+    snapshot_record(id, &format!("warm-{id}"), "warm-helper")
 }
 
 #[test]

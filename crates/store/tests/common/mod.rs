@@ -1,7 +1,7 @@
 //! Fixtures shared by the store's integration tests.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use banger_store::{ImageRecord, Store, VmRecord, VmState};
+use banger_store::{ImageRecord, SnapshotRecord, Store, VmRecord, VmState};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -71,4 +71,23 @@ pub fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 
 pub fn names(snap: &BTreeMap<String, Vec<u8>>) -> Vec<&str> {
     snap.keys().map(String::as_str).collect()
+}
+
+/// A snapshot record `name` of a 1-vCPU, 256 MiB VM of image "base" taken from VM
+/// `source_vm`, with no files behind it.
+pub fn snapshot_record(id: &str, name: &str, source_vm: &str) -> SnapshotRecord {
+    SnapshotRecord {
+        id: id.into(),
+        name: name.into(),
+        source_vm: source_vm.into(),
+        image_name: "base".into(),
+        driver: "qemu".into(),
+        vcpu: 1,
+        memory_mib: 256,
+        disk_bytes: 1 << 30,
+        dir: format!("/state/snapshots/{id}").into(),
+        detail_json: r#"{"files":{}}"#.into(),
+        size_bytes: 4096,
+        created_at: banger_store::now_rfc3339(),
+    }
 }
