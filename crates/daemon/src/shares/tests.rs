@@ -15,14 +15,27 @@ fn share(host: &std::path::Path, guest: &str, read_only: bool) -> ShareRequest {
     }
 }
 
+/// [`share`] copied in at every start (`mode=copy`).
+fn copy_share(host: &std::path::Path, guest: &str, read_only: bool) -> ShareRequest {
+    ShareRequest {
+        mode: banger_api::ShareMode::Copy,
+        ..share(host, guest, read_only)
+    }
+}
+
+/// A host directory to share, under /tmp (short paths: the share's socket lives beside it).
+fn host_dir(prefix: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in("/tmp")
+        .unwrap()
+}
+
 #[test]
 fn shares_are_stored_listed_and_kept_across_a_restart() {
     let harness = Harness::new();
     let inc = harness.start();
-    let host = tempfile::Builder::new()
-        .prefix("bgsh")
-        .tempdir_in("/tmp")
-        .unwrap();
+    let host = host_dir("bgsh");
     let link = host.path().join("link");
     std::os::unix::fs::symlink(host.path(), &link).unwrap();
     let req = CreateVmRequest {
@@ -64,10 +77,7 @@ fn shares_are_stored_listed_and_kept_across_a_restart() {
 fn bad_shares_create_nothing() {
     let harness = Harness::new();
     let inc = harness.start();
-    let host = tempfile::Builder::new()
-        .prefix("bgsh")
-        .tempdir_in("/tmp")
-        .unwrap();
+    let host = host_dir("bgsh");
     for (shares, wanted) in [
         (vec![share(host.path(), "relative", false)], "not absolute"),
         (
@@ -105,16 +115,10 @@ fn bad_shares_create_nothing() {
 fn copy_shares_are_copied_into_a_drive_at_every_start() {
     let harness = Harness::new();
     let inc = harness.start();
-    let host = tempfile::Builder::new()
-        .prefix("bgcp")
-        .tempdir_in("/tmp")
-        .unwrap();
+    let host = host_dir("bgcp");
     std::fs::write(host.path().join("hello.txt"), b"from the host\n").unwrap();
     let req = CreateVmRequest {
-        shares: vec![ShareRequest {
-            mode: banger_api::ShareMode::Copy,
-            ..share(host.path(), "/src", true)
-        }],
+        shares: vec![copy_share(host.path(), "/src", true)],
         ..request("c", true)
     };
     let created = inc
@@ -173,16 +177,10 @@ fn copies_over_the_cap_are_refused_naming_the_directory() {
     };
     let harness = Harness::with_config(config);
     let inc = harness.start();
-    let host = tempfile::Builder::new()
-        .prefix("bgcp")
-        .tempdir_in("/tmp")
-        .unwrap();
+    let host = host_dir("bgcp");
     std::fs::write(host.path().join("big"), vec![1u8; 2 << 20]).unwrap();
     let req = CreateVmRequest {
-        shares: vec![ShareRequest {
-            mode: banger_api::ShareMode::Copy,
-            ..share(host.path(), "/src", false)
-        }],
+        shares: vec![copy_share(host.path(), "/src", false)],
         ..request("big", false)
     };
     let err = inc
