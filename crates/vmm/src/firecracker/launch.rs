@@ -230,22 +230,8 @@ fn spawn(
         .stdout(stdout)
         .stderr(stderr)
         .kill_on_drop(false);
-    let cgroup = cgroup.cloned();
-    // SAFETY: setsid(2) is async-signal-safe and only changes the child's own session; it
-    // runs in the forked child before exec and touches no memory shared with the parent.
-    // `Placement::enter` is async-signal-safe (writes to paths prepared before the fork).
-    unsafe {
-        command.pre_exec(move || {
-            if libc::setsid() == -1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // Before exec: no guest code runs outside the VM's group.
-            match &cgroup {
-                Some(placement) => placement.enter(),
-                None => Ok(()),
-            }
-        });
-    }
+    // Before exec: no guest code runs outside the VM's group.
+    crate::sandbox::cgroup::detach_into(&mut command, cgroup);
     // Dropping the handle leaves the process running; tokio reaps it when it exits while
     // this daemon lives, and init does after that.
     let child = command.spawn().map_err(|source| VmmError::Spawn {

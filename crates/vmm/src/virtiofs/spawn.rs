@@ -79,21 +79,8 @@ async fn start_one(
         .stdout(Stdio::null())
         .stderr(log)
         .kill_on_drop(false);
-    let cgroup = cgroup.cloned();
-    // SAFETY: setsid(2) is async-signal-safe and changes only the child's session;
-    // `Placement::enter` is async-signal-safe (writes to paths prepared before the fork).
-    unsafe {
-        command.pre_exec(move || {
-            if libc::setsid() == -1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The VM's group bounds its file servers too: they map guest memory.
-            match &cgroup {
-                Some(placement) => placement.enter(),
-                None => Ok(()),
-            }
-        });
-    }
+    // The VM's group bounds its file servers too: they map guest memory.
+    crate::sandbox::cgroup::detach_into(&mut command, cgroup);
     let mut child = command.spawn().map_err(|source| VmmError::Spawn {
         binary: binary.to_path_buf(),
         source,

@@ -210,6 +210,28 @@ impl Placement {
     }
 }
 
+/// Make `command`'s child a detached VM process: a session of its own (it outlives the
+/// daemon and never gets the daemon's terminal signals) and, with `placement`, the VM's
+/// cgroup entered before `exec`, so none of its code runs outside the group. For the VMM
+/// processes spawned without the sandbox's own fork (Firecracker, virtiofsd).
+pub fn detach_into(command: &mut tokio::process::Command, placement: Option<&Placement>) {
+    let placement = placement.cloned();
+    // SAFETY: setsid(2) is async-signal-safe and only changes the child's own session; it
+    // runs in the forked child before exec and touches no memory shared with the parent.
+    // `Placement::enter` is async-signal-safe (writes to paths prepared before the fork).
+    unsafe {
+        command.pre_exec(move || {
+            if libc::setsid() == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            match &placement {
+                Some(placement) => placement.enter(),
+                None => Ok(()),
+            }
+        });
+    }
+}
+
 /// A VM's group, made with its limits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VmCgroup {
