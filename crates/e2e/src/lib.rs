@@ -320,6 +320,27 @@ impl Env {
             .ok()
     }
 
+    /// SIGKILL this installation's daemon (a crash: no clean-up runs) and wait until it is
+    /// gone. It is not our child, so its end is read from /proc (gone, or a zombie).
+    pub fn kill_daemon(&self) {
+        let daemon = self.daemon_pid().expect("daemon pid file");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(daemon),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap_or_else(|e| panic!("cannot kill daemon {daemon}: {e}"));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::fs::read_to_string(format!("/proc/{daemon}/stat"))
+            .is_ok_and(|s| !s.contains(") Z "))
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "daemon {daemon} did not die"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// The daemon log, for assertion messages.
     pub fn diagnostics(&self) -> String {
         let log = std::fs::read_to_string(self.state_dir().join("daemon.log")).unwrap_or_default();

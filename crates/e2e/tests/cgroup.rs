@@ -52,18 +52,6 @@ fn kill9(pid: u32) {
     .unwrap();
 }
 
-/// SIGKILL the daemon and wait until it is gone (it is not our child: poll /proc).
-fn kill_daemon(env: &Env) {
-    let daemon = env.daemon_pid().expect("daemon pid file");
-    kill9(daemon as u32);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::fs::read_to_string(format!("/proc/{daemon}/stat")).is_ok_and(|s| !s.contains(") Z "))
-    {
-        assert!(Instant::now() < deadline, "daemon {daemon} did not die");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn a_vms_qemu_is_limited_by_its_own_cgroup_which_goes_with_the_vm() {
     assert!(
@@ -125,7 +113,7 @@ fn a_vms_qemu_is_limited_by_its_own_cgroup_which_goes_with_the_vm() {
     env.ok(["vm", "start", "lim"]);
     let qemu = pid(&env, "lim");
     let dirs = groups(qemu);
-    kill_daemon(&env);
+    env.kill_daemon();
     assert_eq!(env.vm_json("lim")["state"], "running");
     assert_eq!(pid(&env, "lim"), qemu);
     assert!(
@@ -143,7 +131,7 @@ fn a_vms_qemu_is_limited_by_its_own_cgroup_which_goes_with_the_vm() {
     for l in &leftovers {
         std::fs::create_dir(l).unwrap();
     }
-    kill_daemon(&env);
+    env.kill_daemon();
     kill9(qemu);
     assert_eq!(env.vm_json("lim")["state"], "stopped");
     wait_gone(&dirs, "after a daemon restart", &env);

@@ -176,28 +176,13 @@ fn create_start_pause_resume_stop_rm_on_1_14_1() {
     lifecycle("1.14.1");
 }
 
-fn kill_daemon(env: &Env) {
-    let daemon = env.daemon_pid().expect("daemon pid file");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(daemon),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::fs::read_to_string(format!("/proc/{daemon}/stat")).is_ok_and(|s| !s.contains(") Z "))
-    {
-        assert!(Instant::now() < deadline, "daemon {daemon} did not die");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 fn daemon_restart(version: &str) {
     let env = env(version);
     env.ok(["vm", "run", "-d", "--name", "survivor"]);
     env.ok(["vm", "run", "-d", "--name", "sleeper"]);
     env.ok(["vm", "pause", "sleeper"]);
     let pid = env.vm_json("survivor")["pid"].as_i64().unwrap();
-    kill_daemon(&env);
+    env.kill_daemon();
     // A new daemon finds both through their records and Firecracker's `GET /`.
     let vm = env.vm_json("survivor");
     assert_eq!(vm["state"], "running", "{vm}");
@@ -412,7 +397,7 @@ fn console_capture(version: &str) {
         "firecracker.log",
         "firecracker.log.1",
     ];
-    kill_daemon(&env);
+    env.kill_daemon();
     let before: Vec<u64> = files.iter().map(|f| size(f)).collect();
     std::fs::write(dir.join("fake-guest/ttyS0"), vec![b'z'; 512 * 1024]).unwrap();
     let after: Vec<u64> = files.iter().map(|f| size(f)).collect();

@@ -56,21 +56,6 @@ fn assert_no_file_servers(vm_dir: &str, when: &str) {
     }
 }
 
-fn kill_daemon(env: &Env) {
-    let daemon = env.daemon_pid().expect("daemon pid file");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(daemon),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::fs::read_to_string(format!("/proc/{daemon}/stat")).is_ok_and(|s| !s.contains(") Z "))
-    {
-        assert!(Instant::now() < deadline, "daemon {daemon} did not die");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn live_shares_both_ways_read_only_enforced_and_never_orphaned() {
     let env = Env::new().unwrap_or_else(|e| panic!("cannot set up an e2e environment: {e:#}"));
@@ -164,7 +149,7 @@ fn live_shares_both_ways_read_only_enforced_and_never_orphaned() {
     assert_eq!(guest("cat /src/out.txt"), "from the guest\n");
 
     // A killed daemon: the next one finds the VM and its shares still serving.
-    kill_daemon(&env);
+    env.kill_daemon();
     assert_eq!(env.vm_json("box")["state"], "running");
     assert_eq!(guest("cat /src/sub/y"), "x\n");
 
