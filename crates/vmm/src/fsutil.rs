@@ -1,4 +1,5 @@
-//! Making a file a VMM wrote durable under its final name.
+//! Files a VMM (or its helper processes) wrote: made durable under their final name, or
+//! read back for the error a user sees.
 
 use std::fs::File;
 use std::path::Path;
@@ -25,4 +26,28 @@ pub(crate) fn commit(temp: &Path, path: &Path) -> Result<(), VmmError> {
             .map_err(|e| VmmError::io("sync directory", dir, e))?;
     }
     Ok(())
+}
+
+/// The last `max` bytes of the stderr file of `program` at `path`, one message per line
+/// joined with "; " (a file that keeps growing is never read whole), or a note that it
+/// printed nothing.
+pub(crate) fn stderr_tail(path: &Path, max: u64, program: &str) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut text = Vec::new();
+    if let Ok(mut f) = File::open(path) {
+        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+        let _ = f.seek(SeekFrom::Start(len.saturating_sub(max)));
+        let _ = f.take(max).read_to_end(&mut text);
+    }
+    let joined = String::from_utf8_lossy(&text)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
+    if joined.is_empty() {
+        format!("({program} printed no error)")
+    } else {
+        joined
+    }
 }

@@ -8,8 +8,6 @@
 //! loop, which starts only once the machine is built — the moment `-daemonize` would have
 //! returned. A QEMU that exits before that failed, and its stderr file says why.
 
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::os::fd::RawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
@@ -135,21 +133,5 @@ pub(super) async fn launch(
 
 /// The end of QEMU's stderr, one line per message.
 pub(super) fn stderr_text(path: &Path) -> String {
-    let mut text = Vec::new();
-    if let Ok(mut f) = File::open(path) {
-        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-        let _ = f.seek(SeekFrom::Start(len.saturating_sub(MAX_STDERR)));
-        let _ = f.take(MAX_STDERR).read_to_end(&mut text);
-    }
-    let joined = String::from_utf8_lossy(&text)
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join("; ");
-    if joined.is_empty() {
-        "(QEMU printed no error)".to_owned()
-    } else {
-        joined
-    }
+    crate::fsutil::stderr_tail(path, MAX_STDERR, "QEMU")
 }

@@ -17,7 +17,7 @@ use crate::sandbox::cgroup::Placement;
 /// How often the socket is looked for while `virtiofsd` starts.
 const POLL: Duration = Duration::from_millis(10);
 /// At most this much of `virtiofsd`'s stderr goes into an error.
-const MAX_STDERR: usize = 2048;
+const MAX_STDERR: u64 = 2048;
 
 /// Start one `virtiofsd` per share of the VM in `vm_dir`, in order, each ready for QEMU
 /// when this returns. On any failure the ones already started are stopped again.
@@ -156,17 +156,5 @@ pub async fn reap(binary: &Path, vm_dir: &Path, known: &[ProcessIdentity], grace
 
 /// The end of `virtiofsd`'s stderr, one line per message.
 fn stderr_text(path: &Path) -> String {
-    let text = std::fs::read(path).unwrap_or_default();
-    let tail = &text[text.len().saturating_sub(MAX_STDERR)..];
-    let joined = String::from_utf8_lossy(tail)
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join("; ");
-    if joined.is_empty() {
-        "(virtiofsd printed no error)".to_owned()
-    } else {
-        joined
-    }
+    crate::fsutil::stderr_tail(path, MAX_STDERR, "virtiofsd")
 }
