@@ -220,30 +220,13 @@ fn has_xattrs(path: &Path) -> bool {
 /// Run `script` against `image` with `debugfs -w`. Any error debugfs reports fails the
 /// whole change (the caller then builds the image in full).
 pub fn apply(runner: &dyn CommandRunner, image: &Path, script: &[u8]) -> Result<(), Ext4Error> {
-    let debugfs =
-        banger_system::runner::lookup_executable("debugfs").ok_or(Ext4Error::DebugfsMissing)?;
-    let failed = |stderr: String| Ext4Error::Incremental {
-        image: image.to_path_buf(),
-        stderr,
-    };
-    let out = runner
-        .run_with_input(
-            &debugfs,
-            &[
-                OsStr::new("-w"),
-                OsStr::new("-f"),
-                OsStr::new("-"),
-                image.as_os_str(),
-            ],
-            script,
-        )
-        .map_err(|e| failed(e.to_string()))?;
-    if let Some(errors) = super::owners::debugfs_errors(&out.stderr_str())
-        .or_else(|| (!out.success()).then(|| format!("exit status {:?}", out.code)))
-    {
-        return Err(failed(errors));
-    }
-    Ok(())
+    super::run_debugfs(runner, image, script).map_err(|e| match e {
+        super::DebugfsFailure::Missing => Ext4Error::DebugfsMissing,
+        super::DebugfsFailure::Failed(stderr) => Ext4Error::Incremental {
+            image: image.to_path_buf(),
+            stderr,
+        },
+    })
 }
 
 #[cfg(test)]

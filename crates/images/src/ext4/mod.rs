@@ -211,14 +211,35 @@ fn set_owners(
     if script.is_empty() {
         return Ok(());
     }
-    let debugfs =
-        banger_system::runner::lookup_executable("debugfs").ok_or(Ext4Error::DebugfsMissing)?;
     let count = fixes.len() - skipped;
-    let failed = |stderr: String| Ext4Error::Debugfs {
-        image: image.to_path_buf(),
-        count,
-        stderr,
-    };
+    run_debugfs(runner, image, &script).map_err(|e| match e {
+        DebugfsFailure::Missing => Ext4Error::DebugfsMissing,
+        DebugfsFailure::Failed(stderr) => Ext4Error::Debugfs {
+            image: image.to_path_buf(),
+            count,
+            stderr,
+        },
+    })?;
+    report.restored = count;
+    Ok(())
+}
+
+/// Why a `debugfs -w` script run failed.
+enum DebugfsFailure {
+    Missing,
+    /// debugfs's error lines, or its exit status.
+    Failed(String),
+}
+
+/// Run `script` against `image` with `debugfs -w -f -`. debugfs exits 0 even when commands
+/// fail, so its stderr is read for errors too: any one fails the run.
+fn run_debugfs(
+    runner: &dyn CommandRunner,
+    image: &Path,
+    script: &[u8],
+) -> Result<(), DebugfsFailure> {
+    let debugfs =
+        banger_system::runner::lookup_executable("debugfs").ok_or(DebugfsFailure::Missing)?;
     let out = runner
         .run_with_input(
             &debugfs,
@@ -228,16 +249,15 @@ fn set_owners(
                 OsStr::new("-"),
                 image.as_os_str(),
             ],
-            &script,
+            script,
         )
-        .map_err(|e| failed(e.to_string()))?;
-    if let Some(errors) = owners::debugfs_errors(&out.stderr_str())
+        .map_err(|e| DebugfsFailure::Failed(e.to_string()))?;
+    match owners::debugfs_errors(&out.stderr_str())
         .or_else(|| (!out.success()).then(|| format!("exit status {:?}", out.code)))
     {
-        return Err(failed(errors));
+        Some(errors) => Err(DebugfsFailure::Failed(errors)),
+        None => Ok(()),
     }
-    report.restored = count;
-    Ok(())
 }
 
 #[cfg(test)]
