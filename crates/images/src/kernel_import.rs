@@ -15,7 +15,6 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::build::{BuildError, install, io_err, write_synced};
 use crate::elf;
-use crate::fsutil;
 use crate::initramfs::{self, InitramfsSpec};
 use crate::kernel;
 use crate::manifest::{
@@ -128,8 +127,7 @@ pub fn import_kernel(opts: &KernelImportOptions<'_>) -> Result<BuiltImage, Build
 
     let record =
         |file: &str| FileRecord::of(stage.path(), file).map_err(io_err("hash", stage.path()));
-    let (sha256, size) =
-        fsutil::sha256_file(&opts.agent_path).map_err(io_err("hash", &opts.agent_path))?;
+    let agent = FileRecord::of_path(&opts.agent_path).map_err(io_err("hash", &opts.agent_path))?;
     let manifest = Manifest {
         format: MANIFEST_FORMAT,
         image: opts.image_name.clone(),
@@ -149,11 +147,7 @@ pub fn import_kernel(opts: &KernelImportOptions<'_>) -> Result<BuiltImage, Build
         },
         packages: Vec::new(),
         modules: Vec::new(),
-        agent: FileRecord {
-            path: opts.agent_path.to_string_lossy().into_owned(),
-            size,
-            sha256,
-        },
+        agent,
         debian: ManifestDebian {
             mirror: String::new(),
             suite: String::new(),

@@ -73,6 +73,17 @@ impl FileRecord {
             sha256,
         })
     }
+
+    /// Hash the file at `path` and describe it under its whole path (the agent binary an
+    /// image was made with, recorded where it came from).
+    pub fn of_path(path: &Path) -> std::io::Result<Self> {
+        let (sha256, size) = fsutil::sha256_file(path)?;
+        Ok(Self {
+            path: path.to_string_lossy().into_owned(),
+            size,
+            sha256,
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -16,7 +16,6 @@ pub use crate::build::BuildError;
 use crate::build::{install, io_err, write_synced};
 use crate::deb::DebFile;
 use crate::debian::{Archive, DebianOptions, Package};
-use crate::fsutil;
 use crate::initramfs::{self, InitramfsSpec};
 use crate::kernel_bundle;
 use crate::manifest::{
@@ -179,15 +178,8 @@ pub fn build_minimal(opts: &MinimalOptions<'_>) -> Result<BuiltImage, BuildError
 
     let record =
         |file: &str| FileRecord::of(stage.path(), file).map_err(io_err("hash", stage.path()));
-    let agent_record = {
-        let (sha256, size) =
-            fsutil::sha256_file(&opts.agent_path).map_err(io_err("hash", &opts.agent_path))?;
-        FileRecord {
-            path: opts.agent_path.to_string_lossy().into_owned(),
-            size,
-            sha256,
-        }
-    };
+    let agent_record =
+        FileRecord::of_path(&opts.agent_path).map_err(io_err("hash", &opts.agent_path))?;
     let manifest = Manifest {
         format: MANIFEST_FORMAT,
         image: opts.image_name.clone(),

@@ -28,7 +28,6 @@ use time::format_description::well_known::Rfc3339;
 use crate::build::{BuildError, install, io_err, write_synced};
 use crate::debian::{Archive, DebianOptions, Package};
 use crate::ext4;
-use crate::fsutil;
 use crate::initramfs::{self, InitramfsSpec};
 use crate::kernel_bundle;
 use crate::manifest::{
@@ -311,15 +310,8 @@ pub fn build_debian(opts: &DebianImageOptions<'_>) -> Result<BuiltImage, BuildEr
     progress.phase("recording the image", None, None);
     let record =
         |file: &str| FileRecord::of(stage.path(), file).map_err(io_err("hash", stage.path()));
-    let agent_record = {
-        let (sha256, size) =
-            fsutil::sha256_file(&opts.agent_path).map_err(io_err("hash", &opts.agent_path))?;
-        FileRecord {
-            path: opts.agent_path.to_string_lossy().into_owned(),
-            size,
-            sha256,
-        }
-    };
+    let agent_record =
+        FileRecord::of_path(&opts.agent_path).map_err(io_err("hash", &opts.agent_path))?;
     let manifest = Manifest {
         format: MANIFEST_FORMAT,
         image: opts.image_name.clone(),

@@ -22,7 +22,6 @@ use super::spec::{ImageConfig, RunConfig};
 use crate::build::{install, write_synced};
 use crate::debian_image::{AGENT_IN_ROOT, ROOTFS_FILE};
 use crate::ext4;
-use crate::fsutil;
 use crate::initramfs;
 use crate::manifest::{FileRecord, MANIFEST_FILE, Manifest, ManifestFiles};
 use crate::minimal::BuiltImage;
@@ -197,15 +196,7 @@ pub fn import(opts: &ImportOptions<'_>) -> Result<Imported, OciError> {
     add_banger_files(&applier, &opts.agent_path, &tree)?;
     took.mark("agent");
 
-    let agent = {
-        let (sha256, size) =
-            fsutil::sha256_file(&opts.agent_path).map_err(io_err("hash", &opts.agent_path))?;
-        FileRecord {
-            path: opts.agent_path.to_string_lossy().into_owned(),
-            size,
-            sha256,
-        }
-    };
+    let agent = FileRecord::of_path(&opts.agent_path).map_err(io_err("hash", &opts.agent_path))?;
     let made = rootfs::make(&rootfs::Job {
         runner: opts.runner,
         cache_dir: &opts.cache_dir,
