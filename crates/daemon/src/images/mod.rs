@@ -121,16 +121,9 @@ pub fn remove(daemon: &Daemon, name: &str) -> Result<ImageView> {
 /// The snapshots taken of VMs of image `name` (they keep its kernel and disks' bases).
 pub(crate) fn snapshots_using(daemon: &Daemon, name: &str) -> Result<Vec<String>> {
     // Its warm states are not: they go with it (`remove`).
-    let warm: Vec<String> = daemon
-        .store()
-        .warm_states()?
+    Ok(crate::snapshots::user_snapshots(daemon)?
         .into_iter()
-        .map(|w| w.snapshot.id)
-        .collect();
-    let snapshots = daemon.store().list_snapshots()?;
-    Ok(snapshots
-        .into_iter()
-        .filter(|s| s.image_name == name && !warm.contains(&s.id))
+        .filter(|s| s.image_name == name)
         .map(|s| s.name)
         .collect())
 }

@@ -115,19 +115,20 @@ pub(crate) fn preconditions(daemon: &Daemon, vm: &VmRecord) -> Result<VmRuntime>
 
 /// The user's snapshots (images' warm states are shown by `image inspect`).
 pub fn list(daemon: &Daemon) -> Result<Vec<SnapshotView>> {
+    Ok(user_snapshots(daemon)?.iter().map(view).collect())
+}
+
+/// Every snapshot but the images' warm states (those are the images', hidden from users).
+pub(crate) fn user_snapshots(daemon: &Daemon) -> Result<Vec<SnapshotRecord>> {
     let warm: Vec<String> = daemon
         .store()
         .warm_states()?
         .into_iter()
         .map(|w| w.snapshot.id)
         .collect();
-    Ok(daemon
-        .store()
-        .list_snapshots()?
-        .iter()
-        .filter(|s| !warm.contains(&s.id))
-        .map(view)
-        .collect())
+    let mut snapshots = daemon.store().list_snapshots()?;
+    snapshots.retain(|s| !warm.contains(&s.id));
+    Ok(snapshots)
 }
 
 /// One snapshot with the VMs made from it.
