@@ -85,30 +85,14 @@ pub async fn boot(daemon: &Daemon, id: &str, progress: &dyn Progress) -> Result<
         Ok(network) => network,
         Err(e) => {
             tracing::warn!(vm = %vm.name, error = %e.message, "cannot set up the network");
-            let _ = release::release(
-                daemon,
-                &vm,
-                VmState::Starting,
-                VmState::Failed,
-                Some(&e.message),
-            )
-            .await;
-            return Err(e);
+            return Err(refused(daemon, &vm, e).await);
         }
     };
     fault_point!(daemon, StartNetworkAttached);
     if let Some(plan) = &restore
         && let Err(e) = plan.check_devices(&vm.name, network.nics.len(), network.user_net.is_some())
     {
-        let _ = release::release(
-            daemon,
-            &vm,
-            VmState::Starting,
-            VmState::Failed,
-            Some(&e.message),
-        )
-        .await;
-        return Err(e);
+        return Err(refused(daemon, &vm, e).await);
     }
 
     let mut drives = crate::disks::drives(&daemon.store().vm_disks(&vm.id)?, &vm.dir);
@@ -276,17 +260,7 @@ async fn shares_plan(
     }
     match crate::shares::plan(daemon, vm, &stored) {
         Ok(plan) => Ok(plan),
-        Err(e) => {
-            let _ = release::release(
-                daemon,
-                vm,
-                VmState::Starting,
-                VmState::Failed,
-                Some(&e.message),
-            )
-            .await;
-            Err(e)
-        }
+        Err(e) => Err(refused(daemon, vm, e).await),
     }
 }
 
@@ -345,6 +319,20 @@ fn driver_of(daemon: &Daemon, vm: &VmRecord) -> Result<DriverKind> {
 }
 
 /// Release the VM (its VMM is gone) as failed with `message`, and return the error to report.
+/// A start refused before the VMM exists: what was made is given back (the VM is marked
+/// failed with the reason) and `e` goes to the caller as it is.
+async fn refused(daemon: &Daemon, vm: &VmRecord, e: DaemonError) -> DaemonError {
+    let _ = release::release(
+        daemon,
+        vm,
+        VmState::Starting,
+        VmState::Failed,
+        Some(&e.message),
+    )
+    .await;
+    e
+}
+
 async fn fail(daemon: &Daemon, vm: &VmRecord, message: String) -> DaemonError {
     tracing::warn!(vm = %vm.name, %message, "boot failed");
     let _ = release::release(
