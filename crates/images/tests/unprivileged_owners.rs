@@ -68,14 +68,26 @@ fn world_writable_dir() -> tempfile::TempDir {
     dir
 }
 
+/// The directory holding [`test_binary_copy`]'s copy; removed when this process exits.
+static COPY: std::sync::OnceLock<(PathBuf, PathBuf)> = std::sync::OnceLock::new();
+
+extern "C" fn remove_binary_copy() {
+    if let Some((dir, _)) = COPY.get() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
 /// This binary, copied once where uid 65534 can run it. Once per process, under a lock:
 /// a copy written while another test thread forks would leave that child holding the
-/// file open for writing, and exec of it then fails with ETXTBSY.
+/// file open for writing, and exec of it then fails with ETXTBSY. A `TempDir` in a static
+/// is never dropped, so the copy is removed at exit instead.
 fn test_binary_copy() -> &'static Path {
-    static COPY: std::sync::OnceLock<(tempfile::TempDir, PathBuf)> = std::sync::OnceLock::new();
     let (_, exe) = COPY.get_or_init(|| {
-        let dir = world_writable_dir();
-        let exe = dir.path().join("test-binary");
+        let dir = world_writable_dir().keep();
+        // SAFETY: atexit only records the function; remove_binary_copy reads a OnceLock
+        // that is set by then and touches nothing else.
+        unsafe { libc::atexit(remove_binary_copy) };
+        let exe = dir.join("test-binary");
         std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
         (dir, exe)
     });
