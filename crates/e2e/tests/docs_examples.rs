@@ -9,8 +9,12 @@ use std::io::Read;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+#[path = "docs_examples/prepare.rs"]
+mod prepare;
+
 use banger_e2e::pty::Pty;
 use banger_e2e::{Env, stderr, stdout, workspace_root};
+use prepare::prepare;
 
 /// Examples not run, by prefix, and why.
 const NOT_RUN: &[(&str, &str)] = &[
@@ -164,166 +168,9 @@ fn words(line: &str) -> Vec<String> {
     words
 }
 
-fn state_of(env: &Env, vm: &str) -> Option<String> {
-    let out = env.run(["inspect", vm, "--format", "{{.state}}"]);
-    out.status
-        .success()
-        .then(|| stdout(&out).trim().to_string())
-}
-
-/// The value after `flag` in `w`.
-fn flag_value<'a>(w: &'a [String], flag: &str) -> Option<&'a str> {
-    w.iter()
-        .skip_while(|x| *x != flag)
-        .nth(1)
-        .map(String::as_str)
-}
-
-/// Remove snapshot `name` and the VMs cloned from it, if there are any.
-fn drop_snapshot(env: &Env, name: &str) {
-    let out = env.run(["snapshot", "inspect", name, "--json"]);
-    if !out.status.success() {
-        return;
-    }
-    let snap: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap_or_default();
-    for clone in snap["clones"].as_array().into_iter().flatten() {
-        let _ = env.run(["rm", "-f", clone.as_str().unwrap_or_default()]);
-    }
-    let _ = env.run(["snapshot", "rm", name]);
-}
-
-/// Take snapshot `name` of a running `dev` unless it exists.
-fn ensure_snapshot(env: &Env, name: &str) {
-    if env.run(["snapshot", "inspect", name]).status.success() {
-        return;
-    }
-    prepare(env, "banger inspect dev");
-    env.ok(["vm", "snapshot", "dev", "--name", name]);
-}
-
-/// Snapshots the example names: a name it takes is free, one it uses exists.
-fn prepare_snapshots(env: &Env, w: &[String]) {
-    let verb = w.first().map(String::as_str).unwrap_or("");
-    let sub = w.get(1).map(String::as_str).unwrap_or("");
-    if verb == "snapshot" && !matches!(sub, "ls" | "list" | "inspect" | "rm") {
-        if let Some(name) = flag_value(w, "--name") {
-            drop_snapshot(env, name);
-        }
-    } else if verb == "snapshot" && matches!(sub, "inspect" | "rm") {
-        for name in w.iter().skip(2).filter(|x| !x.starts_with('-')) {
-            ensure_snapshot(env, name);
-            if sub == "rm" {
-                let out = env.run(["snapshot", "inspect", name, "--json"]);
-                let snap: serde_json::Value =
-                    serde_json::from_str(&stdout(&out)).unwrap_or_default();
-                for clone in snap["clones"].as_array().into_iter().flatten() {
-                    let _ = env.run(["rm", "-f", clone.as_str().unwrap_or_default()]);
-                }
-            }
-        }
-    }
-    let from = flag_value(w, "--from").or((verb == "clone").then_some(sub));
-    if let Some(snapshot) = from {
-        ensure_snapshot(env, snapshot);
-        if let Some(name) = flag_value(w, "--name") {
-            let _ = env.run(["rm", "-f", name]);
-        }
-    }
-}
-
-/// VM `dev` running with a read-write copy-in share at /src holding /src/build, as the
-/// `vm sync` examples expect.
-fn prepare_sync(env: &Env) {
-    let out = env.run(["vm", "inspect", "dev", "--json"]);
-    let vm: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap_or_default();
-    let ready = vm["state"] == "running"
-        && vm["shares"].as_array().is_some_and(|s| {
-            s.iter()
-                .any(|s| s["guest"] == "/src" && s["mode"] == "copy")
-        });
-    if ready {
-        return;
-    }
-    let src = env.state_dir().with_file_name("sync-src");
-    std::fs::create_dir_all(&src).unwrap();
-    let _ = env.run(["rm", "-f", "dev"]);
-    let share = format!("{}:/src:copy", src.display());
-    env.ok(["run", "-d", "--name", "dev", "-v", &share]);
-    env.ok(["exec", "dev", "--", "mkdir", "-p", "/src/build"]);
-}
-
-/// Put VM `dev` in the state the example expects.
-fn prepare(env: &Env, line: &str) {
-    let w = words(line);
-    prepare_snapshots(env, &w);
-    let verb = w.first().map(String::as_str).unwrap_or("");
-    // `dev`, or `dev:PATH` as vm cp names a path in it.
-    let names_dev = w.iter().any(|x| x == "dev" || x.starts_with("dev:"));
-    if verb != "sync" && names_dev {
-        // The `vm sync` examples' `dev` has a share, which other examples (snapshots) refuse.
-        let out = env.run(["vm", "inspect", "dev", "--json"]);
-        let vm: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap_or_default();
-        if vm["shares"].as_array().is_some_and(|s| !s.is_empty()) {
-            env.ok(["rm", "-f", "dev"]);
-        }
-    }
-    if verb == "create" {
-        // A VM of the example's name must not exist yet.
-        let name = w
-            .iter()
-            .skip_while(|x| *x != "--name")
-            .nth(1)
-            .map_or("dev", String::as_str);
-        let _ = env.run(["rm", "-f", name]);
-    } else if verb == "run" && names_dev {
-        let _ = env.run(["rm", "-f", "dev"]);
-    } else if verb == "sync" && names_dev {
-        prepare_sync(env);
-    } else if verb == "start" && names_dev {
-        match state_of(env, "dev").as_deref() {
-            None => {
-                env.ok(["run", "-d", "--name", "dev"]);
-                env.ok(["stop", "dev"]);
-            }
-            Some("running" | "paused") => {
-                env.ok(["stop", "dev"]);
-            }
-            Some(_) => {}
-        }
-    } else if verb == "resume" && names_dev {
-        match state_of(env, "dev").as_deref() {
-            Some("paused") => {}
-            None => {
-                env.ok(["run", "-d", "--name", "dev"]);
-                env.ok(["vm", "pause", "dev"]);
-            }
-            Some("running") => {
-                env.ok(["vm", "pause", "dev"]);
-            }
-            Some(_) => {
-                env.ok(["start", "dev"]);
-                env.ok(["vm", "pause", "dev"]);
-            }
-        }
-    } else if names_dev {
-        match state_of(env, "dev").as_deref() {
-            None => {
-                env.ok(["run", "-d", "--name", "dev"]);
-            }
-            Some("running") => {}
-            Some("paused") => {
-                env.ok(["vm", "resume", "dev"]);
-            }
-            Some(_) => {
-                env.ok(["start", "dev"]);
-            }
-        }
-    }
-}
-
-/// `line` with each `-p` host port that is busy on this host replaced by a free one: the
-/// examples publish fixed ports (8080), which another program on a shared machine may hold,
-/// and banger rightly refuses those.
+/// `line` with each `-p` host port replaced by a free one: the examples publish fixed ports
+/// (8080), which another program on a shared machine, or the other shard of this test
+/// running at the same time, may hold — and banger rightly refuses those.
 fn with_free_ports(line: &str) -> String {
     let mut out: Vec<String> = Vec::new();
     let mut publish_next = false;
@@ -337,17 +184,15 @@ fn with_free_ports(line: &str) -> String {
         let (ports, proto) = word.split_once('/').unwrap_or((word, "tcp"));
         let parts: Vec<&str> = ports.split(':').collect();
         let host_at = parts.len().saturating_sub(2);
-        let busy = |port: u16| match proto {
-            "udp" => std::net::UdpSocket::bind(("0.0.0.0", port)).is_err(),
-            _ => std::net::TcpListener::bind(("0.0.0.0", port)).is_err(),
-        };
         match parts.get(host_at).and_then(|p| p.parse::<u16>().ok()) {
-            Some(port) if parts.len() >= 2 && busy(port) => {
-                let free = std::net::TcpListener::bind("0.0.0.0:0")
-                    .and_then(|l| l.local_addr())
-                    .map(|a| a.port())
-                    .unwrap();
-                eprintln!("host port {port} is busy here: the example runs with {free}");
+            Some(port) if parts.len() >= 2 => {
+                let free = match proto {
+                    "udp" => std::net::UdpSocket::bind("0.0.0.0:0").and_then(|s| s.local_addr()),
+                    _ => std::net::TcpListener::bind("0.0.0.0:0").and_then(|l| l.local_addr()),
+                }
+                .map(|a| a.port())
+                .unwrap();
+                eprintln!("host port {port} of the example runs as {free}");
                 let mut parts: Vec<String> = parts.iter().map(|p| p.to_string()).collect();
                 parts[host_at] = free.to_string();
                 let mapped = parts.join(":");
@@ -430,41 +275,99 @@ fn run_example(env: &Env, home: &std::path::Path, ex: &Example) -> Result<(), St
     })
 }
 
-#[test]
-fn every_readme_and_help_example_runs_as_written() {
-    let env = Env::new().unwrap_or_else(|e| panic!("cannot set up an e2e environment: {e:#}"));
-    let home = tempfile::tempdir().unwrap();
+/// The command of an example line, without its trailing comment: README and help texts
+/// show some commands twice with different comments, and each runs once.
+fn command_of(line: &str) -> String {
+    let command = line.split("  #").next().unwrap_or(line);
+    command.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The examples to run, deduplicated, in two shards that run at once (each with its own
+/// daemon and guests: the test is the suite's longest, and the examples are independent
+/// because `prepare` puts `dev` in the state each one needs). Every example that names the
+/// `debian` image goes to shard 0, so only one shard pulls it (a build from the Debian
+/// archive: the longest step); the other sources (README, one help text each) stay whole
+/// and in order and go to the lighter shard.
+fn shards(env: &Env) -> [Vec<Example>; 2] {
     let mut examples = readme_examples();
     assert!(
         examples.len() >= 10,
         "README examples not found: {examples:?}"
     );
-    examples.extend(help_examples(&env));
+    examples.extend(help_examples(env));
     let mut done = BTreeSet::new();
+    examples.retain(|ex| done.insert(command_of(&ex.line)));
+    let (debian, rest): (Vec<Example>, Vec<Example>) = examples
+        .into_iter()
+        .partition(|ex| words(&ex.line).iter().any(|w| w == "debian"));
+    // The first debian example builds the image (a minute or more), then each costs about
+    // a boot of its own; most others reuse a running `dev`.
+    const DEBIAN_WEIGHT: usize = 15;
+    let mut weight = [debian.len() * DEBIAN_WEIGHT, 0];
+    let mut shards: [Vec<Example>; 2] = [debian, Vec::new()];
+    let mut groups: Vec<Vec<Example>> = Vec::new();
+    for ex in rest {
+        match groups.last_mut() {
+            Some(group) if group[0].source == ex.source => group.push(ex),
+            _ => groups.push(vec![ex]),
+        }
+    }
+    for group in groups {
+        let lighter = usize::from(weight[1] < weight[0]);
+        weight[lighter] += group.len();
+        shards[lighter].extend(group);
+    }
+    shards
+}
+
+/// Runs one shard's examples; returns how many ran.
+fn run_shard(shard: usize) -> usize {
+    let env = Env::new().unwrap_or_else(|e| panic!("cannot set up an e2e environment: {e:#}"));
+    let home = tempfile::tempdir().unwrap();
+    let examples = std::mem::take(&mut shards(&env)[shard]);
     let (mut ran, mut skipped, mut failures) = (0, Vec::new(), Vec::new());
     for ex in &examples {
-        if !done.insert(ex.line.clone()) {
-            continue;
-        }
         if let Some((_, why)) = NOT_RUN.iter().find(|(p, _)| ex.line.starts_with(p)) {
             skipped.push(format!("{}  ({}): {why}", ex.line, ex.source));
             continue;
         }
+        let started = Instant::now();
         prepare(&env, &ex.line);
         ran += 1;
-        if let Err(e) = run_example(&env, home.path(), ex) {
+        let result = run_example(&env, home.path(), ex);
+        eprintln!(
+            "shard {shard}: {:>6.1} s  {}",
+            started.elapsed().as_secs_f64(),
+            ex.line
+        );
+        if let Err(e) = result {
             failures.push(format!("{} ({}):\n{e}", ex.line, ex.source));
         }
     }
     eprintln!(
-        "ran {ran} examples; not run, with reasons:\n  {}",
+        "shard {shard} ran {ran} examples; not run, with reasons:\n  {}",
         skipped.join("\n  ")
     );
-    assert!(ran >= 25, "only {ran} examples found");
     assert!(
         failures.is_empty(),
         "examples that do not run as written:\n\n{}\n\n{}",
         failures.join("\n\n"),
         env.diagnostics()
     );
+    ran
+}
+
+#[test]
+fn readme_and_help_examples_run_as_written_shard_0() {
+    let ran = run_shard(0);
+    assert!(
+        ran >= 3,
+        "only {ran} examples found in shard 0 (the debian ones)"
+    );
+}
+
+#[test]
+fn readme_and_help_examples_run_as_written_shard_1() {
+    let ran = run_shard(1);
+    assert!(ran >= 25, "only {ran} examples found in shard 1");
 }
