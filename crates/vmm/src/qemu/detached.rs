@@ -56,39 +56,9 @@ pub(super) async fn launch(
         .stdout(Stdio::null())
         .stderr(stderr)
         .kill_on_drop(false);
-    let setup = Arc::clone(&confinement);
-    let inherit = inherit.to_vec();
-    // SAFETY: setsid(2) and fcntl(2) are async-signal-safe and change only the child's
-    // session and descriptor flags (the descriptors stay close-on-exec in the daemon, so no
-    // other child gets them); `Confinement::in_child` is async-signal-safe (it only makes
-    // system calls on memory prepared before the fork).
-    unsafe {
-        command.pre_exec(move || {
-            if libc::setsid() == -1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            for &fd in &inherit {
-                if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            setup.in_child()
-        });
-    }
+    crate::sandbox::spawn::confine(&mut command, Arc::clone(&confinement), inherit);
     let mut child = command.spawn().map_err(|source| {
-        let step = confinement.failed_step();
-        if step.starts_with("start") {
-            VmmError::Spawn {
-                binary: binary.to_path_buf(),
-                source,
-            }
-        } else {
-            VmmError::Confine {
-                vm_id: vm_id.to_owned(),
-                step,
-                source,
-            }
-        }
+        crate::sandbox::spawn::spawn_error(&confinement, binary, vm_id, source)
     })?;
     let identity = ProcessIdentity::of_child(child.id().unwrap_or(0));
 

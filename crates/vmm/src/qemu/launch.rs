@@ -44,7 +44,7 @@ pub(super) async fn run(
     // (/etc/alternatives…).
     let binary = match config.sandbox {
         SandboxPolicy::Off => config.binary.clone(),
-        _ => resolve_binary(&config.binary)?,
+        _ => sandbox::spawn::resolve_binary(&config.binary)?,
     };
     let sandbox = sandbox::prepare(
         config.sandbox,
@@ -109,7 +109,7 @@ pub(super) async fn run(
         });
     };
     if let Some(expected) = sandbox.as_ref().and_then(|s| s.identity.as_ref()) {
-        check_identity(&vm_id, pid, stat.start_time, expected.uid)?;
+        sandbox::spawn::check_identity(&vm_id, pid, stat.start_time, expected.uid)?;
     }
     let boot_id = match process::boot_id() {
         Ok(id) => id,
@@ -239,24 +239,6 @@ async fn daemonized(
     })
 }
 
-/// `binary` as the absolute path of the file itself: a bare name is looked up as a shell
-/// would, then links are resolved.
-fn resolve_binary(binary: &Path) -> Result<std::path::PathBuf, VmmError> {
-    let not_found = || VmmError::Spawn {
-        binary: binary.to_path_buf(),
-        source: std::io::Error::from(std::io::ErrorKind::NotFound),
-    };
-    let found = if binary.components().count() == 1 {
-        banger_system::runner::lookup_executable(&binary.to_string_lossy()).ok_or_else(not_found)?
-    } else {
-        binary.to_path_buf()
-    };
-    std::fs::canonicalize(&found).map_err(|source| VmmError::Spawn {
-        binary: binary.to_path_buf(),
-        source,
-    })
-}
-
 /// What the sandbox needs to know about this launch.
 fn sandbox_request<'a>(
     config: &QemuConfig,
@@ -290,23 +272,6 @@ fn sandbox_request<'a>(
         user_net: spec.user_net.is_some(),
         cgroup: cgroup.map(|c| c.placement.clone()),
     }
-}
-
-/// The pid file is written by the VMM itself: before trusting the pid, check the process
-/// behind it runs as the uid the sandbox gave it (and stop it if not).
-fn check_identity(vm_id: &str, pid: u32, start_time: u64, uid: u32) -> Result<(), VmmError> {
-    let posture = sandbox::posture::read(pid)
-        .map_err(|e| VmmError::io("read process status", format!("/proc/{pid}/status"), e))?;
-    if posture.uids.iter().all(|u| *u == uid) {
-        return Ok(());
-    }
-    let _ = process::signal(ProcessIdentity { pid, start_time }, libc::SIGKILL);
-    Err(VmmError::SandboxEscaped {
-        vm_id: vm_id.to_owned(),
-        pid,
-        expected: uid,
-        found: posture.uids[1],
-    })
 }
 
 /// Refuse to start a second QEMU in a directory whose VMM still runs: it would unlink and

@@ -27,6 +27,7 @@ pub mod jail;
 pub mod owner;
 pub mod posture;
 pub mod qcow2;
+pub mod spawn;
 
 use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
