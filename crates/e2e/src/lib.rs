@@ -259,12 +259,16 @@ impl Env {
     /// release `version`: an executable named `firecracker` that starts the fake, and a
     /// config selecting it with `vmm = "firecracker"`. Returns the executable's path.
     pub fn use_fake_firecracker(&self, version: &str) -> anyhow::Result<PathBuf> {
-        let fake = fake_firecracker_bin()?;
         let dir = self.root.path().join("fc");
         std::fs::create_dir_all(&dir)?;
+        // A root daemon jails Firecracker: its jail binds this directory and no build tree,
+        // and it runs as a per-VM uid. So the fake and its guest's agent are linked here,
+        // where that uid may enter.
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+        let fake = link_into(&dir, &fake_firecracker_bin()?)?;
+        let agent = link_into(&dir, &self.bin.with_file_name("banger-agent"))?;
         let wrapper = dir.join("firecracker");
         let source = dir.join(".firecracker.src");
-        let agent = self.bin.with_file_name("banger-agent");
         std::fs::write(
             &source,
             format!(
@@ -401,6 +405,26 @@ where
         .env("BANGER_ETC_DIR", root.join("etc"))
         .env("NO_COLOR", "1");
     cmd
+}
+
+/// `binary` hard-linked into `dir` (copied by cp(1) across file systems).
+fn link_into(dir: &Path, binary: &Path) -> anyhow::Result<PathBuf> {
+    let name = binary
+        .file_name()
+        .ok_or_else(|| anyhow::anyhow!("{} names no file", binary.display()))?;
+    let to = dir.join(name);
+    // A second call replaces the link (unlinking never disturbs a running copy).
+    match std::fs::remove_file(&to) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+        _ => {}
+    }
+    if std::fs::hard_link(binary, &to).is_err() {
+        let status = Command::new("cp").arg(binary).arg(&to).status()?;
+        if !status.success() {
+            bail!("cp {} {} failed", binary.display(), to.display());
+        }
+    }
+    Ok(to)
 }
 
 /// The fake Firecracker binary (a test double), beside the binaries under test: `make build`

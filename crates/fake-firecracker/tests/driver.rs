@@ -22,7 +22,16 @@ const LONG: Duration = Duration::from_secs(60);
 /// A `firecracker` executable that is the fake in personality `version`. Written by
 /// install(1) in a child process: a write descriptor held by this multi-threaded test process
 /// could leak into another test's fork and make exec fail with ETXTBSY.
+///
+/// As root the driver jails Firecracker: its jail holds the wrapper's directory and no
+/// build tree, and it runs as a per-VM uid. So the fake and the agent its guest runs are
+/// linked into a directory of their own (the jail binds it whole), which that uid may enter.
 fn wrapper(dir: &Path, version: &str) -> PathBuf {
+    let dir = &dir.join("bin");
+    std::fs::create_dir(dir).unwrap();
+    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let fake = beside(dir, Path::new(support::FAKE));
+    let agent = beside(dir, &support::agent_binary());
     let path = dir.join("firecracker");
     let source = dir.join(".firecracker.src");
     std::fs::write(
@@ -30,8 +39,8 @@ fn wrapper(dir: &Path, version: &str) -> PathBuf {
         format!(
             "#!/bin/sh\nFAKE_FIRECRACKER_VERSION={version} FAKE_FIRECRACKER_AGENT='{}' \
              FAKE_FIRECRACKER_BOOT_MS=100 exec '{}' \"$@\"\n",
-            support::agent_binary().display(),
-            support::FAKE
+            agent.display(),
+            fake.display()
         ),
     )
     .unwrap();
@@ -44,6 +53,20 @@ fn wrapper(dir: &Path, version: &str) -> PathBuf {
         .unwrap();
     assert!(status.success(), "install(1) failed");
     path
+}
+
+/// `binary` hard-linked into `dir` (copied by cp(1) across file systems).
+fn beside(dir: &Path, binary: &Path) -> PathBuf {
+    let to = dir.join(binary.file_name().unwrap());
+    if std::fs::hard_link(binary, &to).is_err() {
+        let status = std::process::Command::new("cp")
+            .arg(binary)
+            .arg(&to)
+            .status()
+            .unwrap();
+        assert!(status.success(), "cp {} failed", binary.display());
+    }
+    to
 }
 
 struct Vm {
@@ -356,4 +379,83 @@ async fn snapshots_of_a_paused_guest_in_every_personality() {
             "{version}: {err}"
         );
     }
+}
+
+/// Under a root daemon Firecracker gets QEMU's sandbox: it runs as its own unprivileged uid
+/// with no capabilities and `no_new_privs`, in a private mount namespace whose root holds
+/// only the system directories, its binary's directory, its devices, its VM directory and
+/// its inputs — and the daemon still drives it (API, agent, kill) as root.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_root_it_runs_jailed_as_its_own_uid() {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    assert!(
+        euid == 0,
+        "this test checks the sandbox a root daemon gives Firecracker: run it as root (CI does)"
+    );
+    let vm = vm("1.14.1");
+    let rt = vm
+        .driver
+        .launch(&vm.spec)
+        .await
+        .unwrap_or_else(|e| panic!("{}", banger_system::error_chain(&e)));
+    let posture = banger_vmm::sandbox::posture::read(rt.pid).unwrap();
+    let base = banger_vmm::sandbox::ids::DEFAULT_ID_BASE;
+    assert!(
+        posture.uids.iter().all(|u| *u > base) && posture.gids.iter().all(|g| *g > base),
+        "{posture:?}"
+    );
+    assert_eq!(posture.no_new_privs, Some(true), "{posture:?}");
+    assert_eq!(posture.cap_eff, Some(0), "{posture:?}");
+    assert_eq!(posture.own_root, Some(true), "{posture:?}");
+    assert_eq!(posture.own_mount_ns, Some(true), "{posture:?}");
+    // The VM directory and its files are the VMM's, nobody else's.
+    let meta = std::fs::metadata(&vm.vm_dir).unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), posture.uids[0]);
+
+    // What it sees: only what the jail holds.
+    let mountinfo = std::fs::read_to_string(format!("/proc/{}/mountinfo", rt.pid)).unwrap();
+    let points: Vec<&str> = mountinfo
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .collect();
+    let bin_dir = vm.driver.config().binary.parent().unwrap();
+    let allowed = |p: &str| {
+        let p = Path::new(p);
+        p == Path::new("/")
+            || [
+                "/usr", "/lib", "/lib64", "/lib32", "/libx32", "/bin", "/sbin", "/dev",
+            ]
+            .iter()
+            .any(|d| p.starts_with(d))
+            || p == Path::new("/etc/ld.so.cache")
+            || p == bin_dir
+            || p.starts_with(&vm.vm_dir)
+            || p == vm.spec.kernel
+            || Some(p) == vm.spec.initrd.as_deref()
+    };
+    for point in &points {
+        assert!(
+            allowed(point),
+            "{point} is mounted in the jail:\n{mountinfo}"
+        );
+    }
+    for needed in [vm.vm_dir.as_path(), Path::new("/dev/kvm")] {
+        if needed.exists() {
+            assert!(
+                points.contains(&needed.to_str().unwrap()),
+                "{} is not in the jail:\n{mountinfo}",
+                needed.display()
+            );
+        }
+    }
+
+    // The root daemon still reaches its API and its agent, and stops it.
+    assert_eq!(vm.driver.run_state(&rt).await.unwrap(), RunState::Running);
+    let client = agent(&vm.driver, &rt).await;
+    assert_eq!(echo(&client, "jailed").await, "jailed\n");
+    vm.driver.kill(&rt).await.unwrap();
+    assert!(!rt.is_alive());
+    assert!(!vm.vm_dir.join("firecracker.sock").exists());
+    std::fs::remove_dir_all(&vm.vm_dir).unwrap();
 }

@@ -75,6 +75,19 @@ pub fn open_queue(name: &str) -> Result<OwnedFd, NetError> {
     Ok(file.into())
 }
 
+/// Give the existing persistent TAP `name` to `owner_uid`: a VMM that opens its TAP by name
+/// itself (Firecracker) and runs as its own unprivileged uid may then attach to it, and no
+/// other uid but root may. Needs `CAP_NET_ADMIN` or to be the TAP's current owner.
+pub fn give_to(name: &str, owner_uid: u32) -> Result<(), NetError> {
+    let queue = open_queue(name)?;
+    let uid = libc::c_int::try_from(owner_uid)
+        .map_err(|_| tap_error(name)("TUNSETOWNER")(std::io::ErrorKind::InvalidInput.into()))?;
+    // SAFETY: the fd is attached to the TAP `name`; the argument is a plain integer.
+    unsafe { tunsetowner(queue.as_raw_fd(), uid) }
+        .map_err(|e| tap_error(name)("TUNSETOWNER")(e.into()))?;
+    Ok(())
+}
+
 /// `err(step)(io_error)`: the [`NetError::Tap`] for `step` on the TAP `name`.
 fn tap_error(name: &str) -> impl Fn(&'static str) -> Box<dyn FnOnce(std::io::Error) -> NetError> {
     let name = name.to_string();

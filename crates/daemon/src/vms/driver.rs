@@ -232,7 +232,12 @@ impl Drivers {
                         banger_firecracker::INSTALL_COMMAND
                     ))
                 })?;
+                let (base, count) = self.vmm_ids;
+                let ids = banger_vmm::sandbox::IdRange::new(base, count)
+                    .map_err(|e| unusable(format!("[sandbox] in config.toml: {e}")))?;
                 let mut config = FirecrackerConfig::new(binary);
+                // The same sandbox as QEMU's (docs/security.md).
+                config.sandbox = banger_vmm::sandbox::SandboxPolicy::for_this_process(ids);
                 config.cgroups = self.cgroups().clone();
                 Ok(Driver::Firecracker(FirecrackerDriver::new(config)))
             }

@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use banger_firecracker::SemVer;
 use banger_system::rotate::RotatingFile;
 
-use super::FirecrackerConfig;
 use super::api::{ApiCall, ApiClient};
 use super::payloads::{FcPaths, PlanInput, boot_plan, has_serial_out};
+use super::{FirecrackerConfig, confine};
 use crate::console::VMM_LOG_MAX_BYTES;
 use crate::error::{MAX_SOCKET_PATH, VmmError};
 use crate::process::{self, ProcessIdentity};
@@ -87,13 +87,36 @@ pub(super) async fn run(
         .open(&paths.log_fifo)
         .map_err(|e| VmmError::io("open log pipe", &paths.log_fifo, e))?;
 
-    let identity = spawn(
+    // After the pipes and files above exist: the sandbox gives them to the VMM's uid.
+    let sandbox = confine::prepare(config.sandbox, &config.binary, spec, cgroup)?;
+    let serial_out = has_serial_out(version);
+    let placement = cgroup.map(|c| &c.placement);
+    let identity = match spawn(
         config,
         spec,
         &paths,
-        has_serial_out(version),
-        cgroup.map(|c| &c.placement),
-    )?;
+        serial_out,
+        placement,
+        sandbox.as_ref(),
+    ) {
+        // A host whose policy refuses what user namespaces normally allow (an LSM
+        // restricting them) still runs the owner's Firecracker, unjailed; doctor then
+        // shows its root is the host's.
+        Err(e @ VmmError::Confine { .. })
+            if sandbox.as_ref().is_some_and(|s| s.prepared.userns_jail) =>
+        {
+            tracing::warn!(
+                vm = %vm_id,
+                error = %banger_system::error_chain(&e),
+                "cannot jail Firecracker in a user namespace; starting it without the jail"
+            );
+            spawn(config, spec, &paths, serial_out, placement, None)?
+        }
+        other => other?,
+    };
+    if let Some(uid) = sandbox.as_ref().and_then(confine::Sandbox::uid) {
+        crate::sandbox::spawn::check_identity(&vm_id, identity.pid, identity.start_time, uid)?;
+    }
     let boot_id = match process::boot_id() {
         Ok(id) => id,
         Err(e) => {
@@ -204,6 +227,7 @@ fn spawn(
     paths: &FcPaths,
     serial_out: bool,
     cgroup: Option<&Placement>,
+    sandbox: Option<&confine::Sandbox>,
 ) -> Result<ProcessIdentity, VmmError> {
     let pipe = OpenOptions::new()
         .read(true)
@@ -220,7 +244,8 @@ fn spawn(
     } else {
         (Stdio::null(), Stdio::from(pipe))
     };
-    let mut command = tokio::process::Command::new(&config.binary);
+    let binary = sandbox.map_or(config.binary.as_path(), |s| s.binary.as_path());
+    let mut command = tokio::process::Command::new(binary);
     command
         .arg("--api-sock")
         .arg(&paths.api_socket)
@@ -230,13 +255,26 @@ fn spawn(
         .stdout(stdout)
         .stderr(stderr)
         .kill_on_drop(false);
-    // Before exec: no guest code runs outside the VM's group.
-    crate::sandbox::cgroup::detach_into(&mut command, cgroup);
+    // Before exec: no guest code runs outside the VM's group (the confinement enters it
+    // first).
+    match sandbox {
+        Some(s) => crate::sandbox::spawn::confine(
+            &mut command,
+            std::sync::Arc::clone(&s.prepared.confinement),
+            &[],
+        ),
+        None => crate::sandbox::cgroup::detach_into(&mut command, cgroup),
+    }
     // Dropping the handle leaves the process running; tokio reaps it when it exits while
     // this daemon lives, and init does after that.
-    let child = command.spawn().map_err(|source| VmmError::Spawn {
-        binary: config.binary.clone(),
-        source,
+    let child = command.spawn().map_err(|source| match sandbox {
+        Some(s) => {
+            crate::sandbox::spawn::spawn_error(&s.prepared.confinement, binary, &spec.vm_id, source)
+        }
+        None => VmmError::Spawn {
+            binary: config.binary.clone(),
+            source,
+        },
     })?;
     let pid = child.id().ok_or_else(|| VmmError::ExitedAtStart {
         vm_id: spec.vm_id.clone(),

@@ -13,6 +13,7 @@
 //! `GET /`.
 
 pub mod api;
+mod confine;
 mod launch;
 pub mod payloads;
 
@@ -60,6 +61,9 @@ pub struct FirecrackerConfig {
     pub agent_port: u32,
     /// Per-VM cgroup limits ([`crate::sandbox::cgroup`]); the daemon sets them up once.
     pub cgroups: crate::sandbox::cgroup::CgroupPolicy,
+    /// How Firecracker is confined ([`crate::sandbox`], `confine`); by default what this
+    /// process's privileges call for, with the default id range.
+    pub sandbox: crate::sandbox::SandboxPolicy,
 }
 
 impl FirecrackerConfig {
@@ -74,6 +78,9 @@ impl FirecrackerConfig {
             cgroups: crate::sandbox::cgroup::CgroupPolicy::Unavailable {
                 reason: "this driver was configured without cgroup limits".into(),
             },
+            sandbox: crate::sandbox::SandboxPolicy::for_this_process(
+                crate::sandbox::IdRange::default(),
+            ),
         }
     }
 }
@@ -280,8 +287,10 @@ impl VmmDriver for FirecrackerDriver {
             state: dir.join(STATE_FILE),
             memory: Some(dir.join(MEMORY_FILE)),
         };
+        // Written inside the VM directory, the only place a jailed Firecracker can write,
+        // then renamed into `dir` (the same file system: both are under banger's state).
         let temp = |p: &std::path::Path| {
-            dir.join(format!(
+            rt.vm_dir.join(format!(
                 ".{}.tmp",
                 p.file_name().unwrap_or_default().to_string_lossy()
             ))

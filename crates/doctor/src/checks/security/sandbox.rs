@@ -51,21 +51,22 @@ pub fn host_row(euid: u32, range: Option<IdRange>) -> Check {
     let summary = if euid == 0 {
         match range {
             Some(r) => format!(
-                "QEMU runs with seccomp and no_new_privs, as a uid of its own ({}–{}) with no \
-                 capabilities, in a mount-namespace jail holding only its VM's files",
+                "each VMM runs with no_new_privs (QEMU also with its seccomp sandbox), as a uid \
+                 of its own ({}–{}) with no capabilities, in a mount-namespace jail holding only \
+                 its VM's files",
                 r.base() + 1,
                 r.base() + r.count() - 1
             ),
-            None => "[sandbox] in config.toml is invalid: QEMU will not start".to_owned(),
+            None => "[sandbox] in config.toml is invalid: no VMM will start".to_owned(),
         }
     } else {
         match posture::user_namespaces() {
-            Ok(()) => "QEMU runs as you with seccomp and no_new_privs, in a jail built in a user \
-                       namespace; a uid of its own per VM needs a root daemon"
+            Ok(()) => "each VMM runs as you with no_new_privs (QEMU also with seccomp), in a jail \
+                       built in a user namespace; a uid of its own per VM needs a root daemon"
                 .to_owned(),
-            Err(_) => "QEMU runs as you with seccomp and no_new_privs, without a jail (no \
-                       unprivileged user namespaces here); a uid of its own per VM needs a root \
-                       daemon"
+            Err(_) => "each VMM runs as you with no_new_privs (QEMU also with seccomp), without a \
+                       jail (no unprivileged user namespaces here); a uid of its own per VM \
+                       needs a root daemon"
                 .to_owned(),
         }
     };
@@ -79,8 +80,8 @@ pub fn host_row(euid: u32, range: Option<IdRange>) -> Check {
             Err(why) => format!("unprivileged user namespaces: not allowed ({why})"),
         })
         .detail(
-            "Firecracker VMs: not sandboxed by banger yet (the jailer is not wired in); \
-             Firecracker's own seccomp filters apply",
+            "Firecracker VMs: the same sandbox as QEMU's (uid, jail, no_new_privs, cgroup) \
+             around Firecracker's own seccomp filters; not through Firecracker's jailer",
         );
     if range.is_none() && euid == 0 {
         check = Check::fail(groups::SECURITY, "VMM sandbox", check.summary.clone())
@@ -194,7 +195,7 @@ pub fn vm_row(
         Some(l) => format!("cgroup: no per-VM limits ({})", l.summary()),
         None => "cgroup: unknown (cannot read its /proc/PID/cgroup)".to_owned(),
     };
-    let details = vec![
+    let mut details = vec![
         format!("pid {}, {}", rt.pid, rt.driver),
         cgroup,
         format!("uid {uid}{}", if dropped { " (its own)" } else { "" }),
@@ -218,6 +219,10 @@ pub fn vm_row(
         ),
         format!("root: {root}"),
     ];
+    if rt.driver == DriverKind::Firecracker {
+        // Which way it was started: banger's own sandbox (the jailer is not used yet).
+        details.push("started by: banger's sandbox (not Firecracker's jailer)".to_owned());
+    }
     let restart =
         format!("restart it to sandbox it: `banger vm stop {name} && banger vm start {name}`");
     let mut problems = Vec::new();
@@ -247,14 +252,6 @@ pub fn vm_row(
     } else {
         "; no cgroup limits"
     };
-    if rt.driver == DriverKind::Firecracker {
-        return Check::warn(
-            groups::SECURITY,
-            &row,
-            "Firecracker runs without its jailer: no chroot, no uid of its own",
-        )
-        .details(details);
-    }
     let summary = match (dropped, p.own_root) {
         (true, _) => "seccomp, no_new_privs, no capabilities, a uid of its own, a jail",
         (false, Some(true)) => {
@@ -364,8 +361,16 @@ mod tests {
             None,
             None,
         );
-        assert_eq!(c.status, Status::Warn);
-        assert!(c.summary.contains("jailer"));
+        assert_eq!(c.status, Status::Pass);
+        assert!(c.details.iter().any(|d| d.contains("banger's sandbox")));
+        let c = vm_row(
+            "fc",
+            &rt(DriverKind::Firecracker),
+            Some(Ok(confined(0))),
+            None,
+            None,
+        );
+        assert_eq!(c.status, Status::Fail, "a root Firecracker fails");
     }
 
     /// A VMM's cgroup shows in its row: limited, or plainly not.

@@ -1,0 +1,103 @@
+//! Firecracker in the VMM sandbox ([`crate::sandbox`]), as QEMU is: under a root daemon its
+//! own per-VM uid and gid, a private mount namespace holding only its binary, its devices,
+//! its VM directory and its read-only inputs, `no_new_privs`, and the VM's cgroup; under an
+//! ordinary user's daemon the same jail in a user namespace where the host allows one.
+//! Firecracker's own seccomp filters stay on (banger never passes `--no-seccomp`).
+//!
+//! Unlike QEMU, Firecracker opens its TAPs itself, by name (`host_dev_name`), through
+//! `/dev/net/tun`: the node is in its jail, and each TAP is given to its uid
+//! (`TUNSETOWNER`) so it may attach without `CAP_NET_ADMIN`.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::VmmError;
+use crate::sandbox::cgroup::VmCgroup;
+use crate::sandbox::{self, Prepared, SandboxPolicy, SandboxRequest};
+use crate::spec::LaunchSpec;
+
+/// The KVM device; a host without it runs no real Firecracker, but the jail is still built
+/// (the VMM then says itself that it is missing).
+const KVM: &str = "/dev/kvm";
+/// The TUN/TAP clone device Firecracker attaches to its TAPs through.
+const TUN: &str = "/dev/net/tun";
+
+/// A prepared sandbox and the binary as the jail holds it.
+#[derive(Debug)]
+pub(super) struct Sandbox {
+    pub binary: PathBuf,
+    pub prepared: Prepared,
+}
+
+impl Sandbox {
+    /// The uid the VMM must run as, when it drops from root.
+    pub fn uid(&self) -> Option<u32> {
+        self.prepared.identity.as_ref().map(|i| i.uid)
+    }
+}
+
+/// Prepare the sandbox of `spec`'s Firecracker under `policy`; `None` when it is off. Runs
+/// after the launcher made the VM directory's pipes and files, so they are given to the
+/// VMM's uid with the rest.
+pub(super) fn prepare(
+    policy: SandboxPolicy,
+    binary: &Path,
+    spec: &LaunchSpec,
+    cgroup: Option<&VmCgroup>,
+) -> Result<Option<Sandbox>, VmmError> {
+    if policy == SandboxPolicy::Off {
+        return Ok(None);
+    }
+    let binary = sandbox::spawn::resolve_binary(binary)?;
+    let mut read_only = vec![spec.kernel.clone()];
+    read_only.extend(spec.initrd.iter().cloned());
+    read_only.extend(
+        spec.drives
+            .iter()
+            .filter(|d| d.read_only)
+            .map(|d| d.path.clone()),
+    );
+    let devices = if spec.nics.is_empty() {
+        Vec::new()
+    } else {
+        vec![PathBuf::from(TUN)]
+    };
+    let request = SandboxRequest {
+        vm_id: &spec.vm_id,
+        binary: &binary,
+        vm_dir: &spec.vm_dir,
+        read_only,
+        writable: spec
+            .drives
+            .iter()
+            .filter(|d| !d.read_only)
+            .map(|d| d.path.clone())
+            .collect(),
+        devices,
+        kvm: Path::new(KVM).exists(),
+        user_net: false,
+        cgroup: cgroup.map(|c| c.placement.clone()),
+    };
+    let prepared = sandbox::prepare(policy, &request).map_err(|source| VmmError::Sandbox {
+        vm_id: spec.vm_id.clone(),
+        source,
+    })?;
+    let Some(prepared) = prepared else {
+        return Ok(None);
+    };
+    if let Some(identity) = &prepared.identity {
+        for nic in &spec.nics {
+            crate::validate::tap_name(&nic.tap).map_err(|problem| VmmError::InvalidSpec {
+                vm_id: spec.vm_id.clone(),
+                problem,
+            })?;
+            banger_net::tap::give_to(&nic.tap, identity.uid).map_err(|source| {
+                VmmError::OpenTap {
+                    vm_id: spec.vm_id.clone(),
+                    tap: nic.tap.clone(),
+                    source: Box::new(source),
+                }
+            })?;
+        }
+    }
+    Ok(Some(Sandbox { binary, prepared }))
+}
