@@ -29,12 +29,18 @@ fn parse(args: &[String]) -> Result<Args, String> {
     let mut out = Args::default();
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
+        // `--name=value` is `--name value` (the jailer execs `firecracker --id=<id>`).
+        let (arg, mut inline) = match arg.split_once('=') {
+            Some((name, v)) if name.starts_with("--") => (name, Some(v.to_owned())),
+            _ => (arg.as_str(), None),
+        };
         let mut value = |name: &str| {
-            iter.next()
-                .cloned()
+            inline
+                .take()
+                .or_else(|| iter.next().cloned())
                 .ok_or_else(|| format!("Argument '{name}' requires a value."))
         };
-        match arg.as_str() {
+        match arg {
             "--api-sock" => out.api_sock = Some(PathBuf::from(value("api-sock")?)),
             "--id" => out.id = Some(value("id")?),
             "--version" => out.version = true,

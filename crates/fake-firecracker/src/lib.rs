@@ -25,6 +25,7 @@ pub mod api;
 pub mod cli;
 pub mod guest;
 pub mod http;
+pub mod jailer;
 pub mod personality;
 pub mod server;
 pub mod vmm;
