@@ -14,12 +14,17 @@
 
 mod addr;
 mod frame;
+mod jail;
 mod message;
 mod names;
 mod publish;
 
 pub use addr::{MacAddr, Subnet, SubnetError};
 pub use frame::{FrameError, read_frame, write_frame};
+pub use jail::{
+    CleanPath, ConsoleOn, JAIL_MEMORY_RANGE, JAIL_PIDS_RANGE, JailArgError, JailFile, JailFileName,
+    JailId, JailLaunch, JailLimits, Jailed, MAX_JAIL_FILES, MAX_JAIL_ID,
+};
 pub use message::{
     Backend, Blocking, BridgeInfo, Failure, FailureKind, FirewallManager, FirewallReport,
     ForeignChain, Inventory, LegacyScan, Reply, Request, Response, TapInfo, Verb,

@@ -4,7 +4,7 @@ use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{PROTOCOL_VERSION, Publish, Subnet, TapName};
+use crate::{JailId, JailLaunch, Jailed, PROTOCOL_VERSION, Publish, Subnet, TapName};
 
 /// One request: the protocol version and one verb.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,6 +50,12 @@ pub enum Verb {
     Inventory,
     /// Read-only firewall findings for doctor.
     Firewall,
+    /// Start the owner's Firecracker through its `jailer`: validated binaries, the
+    /// owner's uid and gid, a chroot under the helper's jail root holding the given files
+    /// of the owner's, a new pid namespace, the given cgroup limits.
+    LaunchJailed { launch: JailLaunch },
+    /// Remove a jail's chroot and cgroups once its Firecracker is gone.
+    ReleaseJail { id: JailId },
 }
 
 impl Verb {
@@ -67,6 +73,8 @@ impl Verb {
             Verb::RemovePublish { .. } => "remove_publish",
             Verb::Inventory => "inventory",
             Verb::Firewall => "firewall",
+            Verb::LaunchJailed { .. } => "launch_jailed",
+            Verb::ReleaseJail { .. } => "release_jail",
         }
     }
 }
@@ -211,6 +219,7 @@ pub enum Reply {
     Tap(TapInfo),
     Inventory(Inventory),
     Firewall(FirewallReport),
+    Jailed(Jailed),
     /// The verb was carried out (or there was nothing to do).
     Done,
 }

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use banger_helper_proto::{
-    BridgeInfo, FirewallReport, Inventory, Publish, Reply, Subnet, TapInfo, TapName, Verb,
+    BridgeInfo, FirewallReport, Inventory, JailId, JailLaunch, Jailed, Publish, Reply, Subnet,
+    TapInfo, TapName, Verb,
 };
 
 use crate::{Executor, HelperError};
@@ -50,6 +51,26 @@ pub trait Privileged: Send + Sync {
             Reply::Tap(info) => Ok(info),
             _ => Err(HelperError::Unexpected { verb: "create_tap" }),
         }
+    }
+
+    /// Start the owner's Firecracker through its jailer (docs/privileges.md).
+    fn launch_jailed(&self, launch: &JailLaunch) -> Result<Jailed, HelperError> {
+        match self.call(Verb::LaunchJailed {
+            launch: launch.clone(),
+        })? {
+            Reply::Jailed(jailed) => Ok(jailed),
+            _ => Err(HelperError::Unexpected {
+                verb: "launch_jailed",
+            }),
+        }
+    }
+
+    /// Remove a jail once its Firecracker is gone.
+    fn release_jail(&self, id: &JailId) -> Result<(), HelperError> {
+        done(
+            self.call(Verb::ReleaseJail { id: id.clone() })?,
+            "release_jail",
+        )
     }
 
     fn delete_tap(&self, tap: &TapName) -> Result<(), HelperError> {

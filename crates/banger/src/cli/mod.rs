@@ -305,6 +305,13 @@ pub struct HelperArgs {
     /// The nft binary to run [default: nft from PATH or the sbin directories]
     #[arg(long, value_name = "PATH")]
     pub nft: Option<std::path::PathBuf>,
+    /// Jail the owner's Firecracker VMs through this `jailer` (root-owned, not writable by
+    /// others) [default: none; Firecracker is then not launched through the helper]
+    #[arg(long, value_name = "PATH", requires = "firecracker")]
+    pub jailer: Option<std::path::PathBuf>,
+    /// The `firecracker` binary the jailer runs (root-owned, not writable by others)
+    #[arg(long, value_name = "PATH", requires = "jailer")]
+    pub firecracker: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use banger_helper::{Executor, OwnerSource, resolve_owner, server};
+use banger_helper::{Executor, JailSetup, OwnerSource, resolve_owner, server};
 use banger_paths::Layout;
 use banger_system::RealRunner;
 
@@ -45,11 +45,33 @@ pub fn run(layout: &Layout, args: HelperArgs) -> anyhow::Result<i32> {
         "banger helper listening on {} for uid {owner}",
         socket.display()
     )?;
-    let executor = Arc::new(Executor::new(owner, Arc::new(RealRunner), args.nft));
+    let mut executor = Executor::new(owner, Arc::new(RealRunner), args.nft);
+    if let (Some(jailer), Some(firecracker)) = (args.jailer, args.firecracker) {
+        // Chroots are built beside the state directory, root-owned: the owner owns the
+        // state directory and must not be able to redirect what root writes.
+        let jail_root = jail_root(&layout.state_dir);
+        tracing::info!(jailer = %jailer.display(), jail_root = %jail_root.display(), "jailing Firecracker");
+        executor = executor.with_jail(JailSetup {
+            jailer,
+            firecracker,
+            jail_root,
+            state_dir: layout.state_dir.clone(),
+        });
+    }
+    let executor = Arc::new(executor);
     // Under systemd (`Type=notify`): the socket listens, mode 0600, owned by the owner.
     if let Err(e) = banger_system::notify::notify_ready() {
         tracing::warn!("cannot tell systemd the helper is ready: {e}");
     }
     server::serve(listener, executor).context("the helper stopped accepting connections")?;
     Ok(0)
+}
+
+/// `/var/lib/banger` → `/var/lib/banger-jail`: on the same file system as the state (the
+/// helper hard-links the owner's files into chroots), outside the owner's directory.
+fn jail_root(state_dir: &std::path::Path) -> std::path::PathBuf {
+    let name = state_dir
+        .file_name()
+        .map_or_else(|| "banger".into(), |n| n.to_string_lossy().into_owned());
+    state_dir.with_file_name(format!("{name}-jail"))
 }

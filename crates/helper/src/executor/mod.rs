@@ -21,14 +21,21 @@ use banger_net::nft::Nft;
 use banger_system::CommandRunner;
 
 mod bridge;
+mod jail;
 mod nat;
 mod report;
+
+pub use jail::{
+    API_SOCKET as JAIL_API_SOCKET, JailSetup, STDERR_FILE as JAIL_STDERR_FILE, jail_parent_cgroup,
+};
 
 pub struct Executor {
     owner_uid: u32,
     runner: Arc<dyn CommandRunner>,
     /// The `nft` to run; `None` looks it up in PATH and the sbin directories.
     nft_binary: Option<PathBuf>,
+    /// How Firecracker is jailed; `None`: `launch_jailed` is refused.
+    jail: Option<JailSetup>,
     lock: Mutex<()>,
 }
 
@@ -46,8 +53,15 @@ impl Executor {
             owner_uid,
             runner,
             nft_binary,
+            jail: None,
             lock: Mutex::new(()),
         }
+    }
+
+    /// This executor jails the owner's Firecracker as `setup` says.
+    pub fn with_jail(mut self, setup: JailSetup) -> Executor {
+        self.jail = Some(setup);
+        self
     }
 
     pub fn owner_uid(&self) -> u32 {
@@ -89,6 +103,8 @@ impl Executor {
             Verb::RemovePublish { publish } => self.remove_publish(&publish).map(|()| Reply::Done),
             Verb::Inventory => self.inventory().map(Reply::Inventory),
             Verb::Firewall => self.firewall().map(Reply::Firewall),
+            Verb::LaunchJailed { launch } => self.launch_jailed(&launch).map(Reply::Jailed),
+            Verb::ReleaseJail { id } => self.release_jail(&id).map(|()| Reply::Done),
         }
     }
 
