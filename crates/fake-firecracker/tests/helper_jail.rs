@@ -5,86 +5,23 @@
 //! it all. Over the wire, a uid other than the owner is refused.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/jail_lab.rs"]
+mod jail_lab;
 mod support;
 
+use jail_lab::{Lab, OWNER};
+
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use banger_helper::{Executor, HelperClient, JailSetup, Privileged, server};
+use banger_helper::{Executor, HelperClient, Privileged, server};
 use banger_helper_proto::{
     CleanPath, ConsoleOn, Failure, FailureKind, JailFile, JailFileName, JailId, JailLaunch,
     JailLimits, Reply, Verb,
 };
 use banger_system::RealRunner;
-
-const JAILER: &str = env!("CARGO_BIN_EXE_fake-jailer");
-/// The owner: `nobody`, which has a passwd entry (the jailer needs its group).
-const OWNER: u32 = 65534;
-
-struct Lab {
-    dir: tempfile::TempDir,
-    setup: JailSetup,
-}
-
-impl Lab {
-    fn new() -> Lab {
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        let euid = unsafe { libc::geteuid() };
-        assert_eq!(
-            euid, 0,
-            "the helper runs as root: run this test as root (CI does)"
-        );
-        let dir = tempfile::Builder::new()
-            .prefix("helperjail")
-            .tempdir_in("/tmp")
-            .unwrap();
-        std::fs::set_permissions(dir.path(), PermissionsExt::from_mode(0o755)).unwrap();
-        let bin = dir.path().join("bin");
-        std::fs::create_dir(&bin).unwrap();
-        std::fs::set_permissions(&bin, PermissionsExt::from_mode(0o755)).unwrap();
-        let jailer = bin.join("jailer");
-        let firecracker = bin.join("firecracker");
-        for (from, to) in [(JAILER, &jailer), (support::FAKE, &firecracker)] {
-            std::fs::copy(from, to).unwrap();
-            std::fs::set_permissions(to, PermissionsExt::from_mode(0o755)).unwrap();
-        }
-        let state = dir.path().join("state");
-        std::fs::create_dir(&state).unwrap();
-        std::os::unix::fs::chown(&state, Some(OWNER), Some(OWNER)).unwrap();
-        Lab {
-            setup: JailSetup {
-                jailer,
-                firecracker,
-                jail_root: dir.path().join("jail"),
-                state_dir: state,
-            },
-            dir,
-        }
-    }
-
-    fn executor(&self) -> Executor {
-        Executor::new(OWNER, Arc::new(RealRunner), None).with_jail(self.setup.clone())
-    }
-
-    /// A file of the owner's in its state directory.
-    fn owned(&self, name: &str) -> PathBuf {
-        let path = self.setup.state_dir.join(name);
-        std::fs::write(&path, b"kernel").unwrap();
-        std::os::unix::fs::chown(&path, Some(OWNER), Some(OWNER)).unwrap();
-        path
-    }
-
-    fn fifo(&self, name: &str) -> PathBuf {
-        let path = self.setup.state_dir.join(name);
-        let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
-        // SAFETY: a valid path string and a mode.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-        std::os::unix::fs::chown(&path, Some(OWNER), Some(OWNER)).unwrap();
-        path
-    }
-}
 
 fn file(name: &str, source: &Path) -> JailFile {
     JailFile {

@@ -7,6 +7,14 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+/// Firecracker's API socket in a jail's chroot (its default `/run/firecracker.socket`).
+pub const JAIL_API_SOCKET: &str = "run/firecracker.socket";
+/// The jailer's and Firecracker's stderr, in a jail's chroot.
+pub const JAIL_STDERR: &str = "firecracker.stderr";
+/// The jailed Firecracker's hybrid-vsock socket in the chroot (the daemon names it
+/// `/firecracker.vsock` in `PUT /vsock`).
+pub const JAIL_VSOCK: &str = "firecracker.vsock";
+
 /// The jailer's own limit on `--id`.
 pub const MAX_JAIL_ID: usize = 64;
 /// Most files one jail may be given.

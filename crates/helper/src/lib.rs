@@ -25,7 +25,7 @@ pub mod subnet;
 
 pub use client::HelperClient;
 pub use error::{HelperError, StartError};
-pub use executor::{Executor, JAIL_API_SOCKET, JAIL_STDERR_FILE, JailSetup, jail_parent_cgroup};
+pub use executor::{Executor, JailSetup, jail_parent_cgroup};
 pub use mode::{
     HelperProbe, ModeError, ModeInputs, ModeSelection, Networking, probe_helper, probe_helpers,
     select_network_mode,

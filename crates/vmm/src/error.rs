@@ -83,6 +83,16 @@ pub enum VmmError {
         source: std::io::Error,
     },
 
+    /// The privileged launcher (the root helper) could not start or release a jailed
+    /// Firecracker; its own reason is the cause.
+    #[error("cannot {action} VM {vm_id}'s Firecracker jail through the root helper")]
+    Jailer {
+        vm_id: String,
+        action: &'static str,
+        #[source]
+        source: crate::firecracker::jailed::LaunchError,
+    },
+
     /// The VMM runs under another identity than the sandbox gave it.
     #[error(
         "VM {vm_id}: the VMM process {pid} runs as uid {found}, not the sandbox's uid {expected}; \

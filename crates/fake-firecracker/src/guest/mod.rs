@@ -234,8 +234,15 @@ fn agent_binary() -> Result<PathBuf, String> {
     if let Some(path) = std::env::var_os(AGENT_ENV) {
         return Ok(PathBuf::from(path));
     }
+    // In a jail without /proc (the jailer's chroot) `current_exe` fails: argv[0] then,
+    // which the jailer makes `./firecracker`.
     let beside = std::env::current_exe()
         .ok()
+        .or_else(|| {
+            let argv0 = PathBuf::from(std::env::args_os().next()?);
+            // Absolute: the agent runs in another working directory.
+            Some(std::env::current_dir().ok()?.join(argv0))
+        })
         .and_then(|exe| exe.parent().map(|dir| dir.join("banger-agent")));
     match beside {
         Some(path) if path.is_file() => Ok(path),
@@ -267,7 +274,8 @@ fn run_guest(
             "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
         )
         .env("HOME", scratch)
-        .stdin(Stdio::null())
+        // A pipe closed at once, not /dev/null: the jailer's chroot has no /dev/null.
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     // SAFETY: prctl(PR_SET_PDEATHSIG) only sets a flag of the child; it is async-signal-safe
@@ -284,7 +292,10 @@ fn run_guest(
     std::thread::sleep(boot_delay);
     shared.wait_running();
     let mut child = match command.spawn() {
-        Ok(child) => child,
+        Ok(mut child) => {
+            drop(child.stdin.take());
+            child
+        }
         Err(e) => {
             let mut out = console.lock().unwrap_or_else(|p| p.into_inner());
             out.line(&format!(

@@ -43,6 +43,13 @@ pub(super) fn enter_and_exec(args: &Args) -> Result<i32, String> {
             inside.display()
         )
     })?;
+    // The concession's guest: a `banger-agent` beside the exec file goes beside its copy,
+    // where the fake Firecracker looks for its guest's agent.
+    let agent = args.exec_file.with_file_name("banger-agent");
+    if agent.is_file() {
+        std::fs::copy(&agent, chroot.join("banger-agent"))
+            .map_err(|e| format!("Failed to copy {}: {e}", agent.display()))?;
+    }
     enter_cgroups(args)?;
     // Opened before the jail, which has no /dev/null.
     let null = if args.daemonize {

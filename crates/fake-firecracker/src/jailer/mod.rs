@@ -20,9 +20,10 @@
 //! dropped, and `exec ./<exec name> --id=<id> --start-time-us=… --start-time-cpu-us=…`
 //! followed by the arguments after `--`.
 //!
-//! Two concessions, because the fake Firecracker is not the real static binary: the
+//! Three concessions, because the fake Firecracker is not the real static binary: the
 //! environment keeps the `FAKE_FIRECRACKER_*` variables (its personality and its guest),
-//! and the host's system directories (`/usr`, `/lib*`, `/bin`, `/sbin`) and the directory
+//! a `banger-agent` beside the exec file is copied beside its copy in the chroot (the fake's
+//! guest), and the host's system directories (`/usr`, `/lib*`, `/bin`, `/sbin`) and the directory
 //! of the fake guest's agent are bound read-only into the chroot, inside the jail's own
 //! mount namespace only, so the dynamically linked fake and its agent can run.
 

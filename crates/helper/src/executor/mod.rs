@@ -25,9 +25,7 @@ mod jail;
 mod nat;
 mod report;
 
-pub use jail::{
-    API_SOCKET as JAIL_API_SOCKET, JailSetup, STDERR_FILE as JAIL_STDERR_FILE, jail_parent_cgroup,
-};
+pub use jail::{JailSetup, jail_parent_cgroup};
 
 pub struct Executor {
     owner_uid: u32,

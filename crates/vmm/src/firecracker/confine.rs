@@ -10,7 +10,10 @@
 
 use std::path::{Path, PathBuf};
 
+use super::FirecrackerConfig;
+use super::payloads::FcPaths;
 use crate::error::VmmError;
+use crate::process::ProcessIdentity;
 use crate::sandbox::cgroup::VmCgroup;
 use crate::sandbox::{self, Prepared, SandboxPolicy, SandboxRequest};
 use crate::spec::LaunchSpec;
@@ -100,4 +103,38 @@ pub(super) fn prepare(
         }
     }
     Ok(Some(Sandbox { binary, prepared }))
+}
+
+/// Spawn Firecracker in banger's own sandbox (this module), after the pipes and files exist
+/// (the sandbox gives them to the VMM's uid).
+pub(super) fn spawn(
+    config: &FirecrackerConfig,
+    spec: &LaunchSpec,
+    paths: &FcPaths,
+    serial_out: bool,
+    cgroup: Option<&VmCgroup>,
+) -> Result<ProcessIdentity, VmmError> {
+    let sandbox = prepare(config.sandbox, &config.binary, spec, cgroup)?;
+    let placement = cgroup.map(|c| &c.placement);
+    let identity =
+        match super::launch::spawn(config, spec, paths, serial_out, placement, sandbox.as_ref()) {
+            // A host whose policy refuses what user namespaces normally allow (an LSM
+            // restricting them) still runs the owner's Firecracker, unjailed; doctor then
+            // shows its root is the host's.
+            Err(e @ VmmError::Confine { .. })
+                if sandbox.as_ref().is_some_and(|s| s.prepared.userns_jail) =>
+            {
+                tracing::warn!(
+                    vm = %spec.vm_id,
+                    error = %banger_system::error_chain(&e),
+                    "cannot jail Firecracker in a user namespace; starting it without the jail"
+                );
+                super::launch::spawn(config, spec, paths, serial_out, placement, None)?
+            }
+            other => other?,
+        };
+    if let Some(uid) = sandbox.as_ref().and_then(Sandbox::uid) {
+        crate::sandbox::spawn::check_identity(&spec.vm_id, identity.pid, identity.start_time, uid)?;
+    }
+    Ok(identity)
 }

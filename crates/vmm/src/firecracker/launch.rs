@@ -15,6 +15,7 @@ use banger_firecracker::SemVer;
 use banger_system::rotate::RotatingFile;
 
 use super::api::{ApiCall, ApiClient};
+use super::jailed::{self, JailLauncher};
 use super::payloads::{FcPaths, PlanInput, boot_plan, has_serial_out};
 use super::{FirecrackerConfig, confine};
 use crate::console::VMM_LOG_MAX_BYTES;
@@ -22,6 +23,7 @@ use crate::error::{MAX_SOCKET_PATH, VmmError};
 use crate::process::{self, ProcessIdentity};
 use crate::runtime::{AgentEndpoint, ConsoleSource, MachineType, VmRuntime};
 use crate::spec::{Accel, DriverKind, LaunchSpec};
+use std::sync::Arc;
 
 /// How often the API socket is tried while Firecracker starts.
 const API_POLL: Duration = Duration::from_millis(10);
@@ -31,6 +33,7 @@ pub(super) async fn run(
     spec: &LaunchSpec,
     version: &SemVer,
     cgroup: Option<&VmCgroup>,
+    jailer: Option<&Arc<dyn JailLauncher>>,
 ) -> Result<VmRuntime, VmmError> {
     let vm_id = spec.vm_id.clone();
     let paths = FcPaths::in_dir(&spec.vm_dir);
@@ -87,36 +90,18 @@ pub(super) async fn run(
         .open(&paths.log_fifo)
         .map_err(|e| VmmError::io("open log pipe", &paths.log_fifo, e))?;
 
-    // After the pipes and files above exist: the sandbox gives them to the VMM's uid.
-    let sandbox = confine::prepare(config.sandbox, &config.binary, spec, cgroup)?;
     let serial_out = has_serial_out(version);
-    let placement = cgroup.map(|c| &c.placement);
-    let identity = match spawn(
-        config,
-        spec,
-        &paths,
-        serial_out,
-        placement,
-        sandbox.as_ref(),
-    ) {
-        // A host whose policy refuses what user namespaces normally allow (an LSM
-        // restricting them) still runs the owner's Firecracker, unjailed; doctor then
-        // shows its root is the host's.
-        Err(e @ VmmError::Confine { .. })
-            if sandbox.as_ref().is_some_and(|s| s.prepared.userns_jail) =>
-        {
-            tracing::warn!(
-                vm = %vm_id,
-                error = %banger_system::error_chain(&e),
-                "cannot jail Firecracker in a user namespace; starting it without the jail"
-            );
-            spawn(config, spec, &paths, serial_out, placement, None)?
+    let (identity, paths, plan) = match jailer {
+        Some(launcher) => {
+            let (identity, jailed_paths, jailed_plan) =
+                jailed::start(config, spec, version, &paths, launcher).await?;
+            (identity, jailed_paths, jailed_plan)
         }
-        other => other?,
+        None => {
+            let identity = confine::spawn(config, spec, &paths, serial_out, cgroup)?;
+            (identity, paths, plan)
+        }
     };
-    if let Some(uid) = sandbox.as_ref().and_then(confine::Sandbox::uid) {
-        crate::sandbox::spawn::check_identity(&vm_id, identity.pid, identity.start_time, uid)?;
-    }
     let boot_id = match process::boot_id() {
         Ok(id) => id,
         Err(e) => {
@@ -221,7 +206,7 @@ async fn configure(
 /// stdout, where Firecracker writes the serial. From 1.13 the serial goes to `serial_out_path`
 /// (`PUT /serial`) and the pipe is stdin, which Firecracker leaves unread once an output path
 /// is set (its serial then has no input); stdout joins stderr in `firecracker.stderr`.
-fn spawn(
+pub(super) fn spawn(
     config: &FirecrackerConfig,
     spec: &LaunchSpec,
     paths: &FcPaths,

@@ -14,6 +14,7 @@
 
 pub mod api;
 mod confine;
+pub mod jailed;
 mod launch;
 pub mod payloads;
 
@@ -89,6 +90,9 @@ impl FirecrackerConfig {
 pub struct FirecrackerDriver {
     config: FirecrackerConfig,
     runner: Arc<dyn CommandRunner>,
+    /// Who starts Firecracker through its jailer (the root helper in a system install);
+    /// `None`: the daemon spawns it in banger's own sandbox.
+    jailer: Option<Arc<dyn jailed::JailLauncher>>,
 }
 
 impl std::fmt::Debug for FirecrackerDriver {
@@ -109,7 +113,38 @@ impl FirecrackerDriver {
         config: FirecrackerConfig,
         runner: Arc<dyn CommandRunner>,
     ) -> FirecrackerDriver {
-        FirecrackerDriver { config, runner }
+        FirecrackerDriver {
+            config,
+            runner,
+            jailer: None,
+        }
+    }
+
+    /// Start every Firecracker through its jailer, by `launcher` ([`jailed`]).
+    pub fn with_jailer(mut self, launcher: Arc<dyn jailed::JailLauncher>) -> FirecrackerDriver {
+        self.jailer = Some(launcher);
+        self
+    }
+
+    /// Remove VM `vm_id`'s jail, if it was started through the jailer (its one release).
+    async fn release_jail(&self, vm_id: &str) -> Result<(), VmmError> {
+        let Some(launcher) = &self.jailer else {
+            return Ok(());
+        };
+        let id = jailed::jail_id(vm_id).map_err(|problem| VmmError::InvalidSpec {
+            vm_id: vm_id.to_owned(),
+            problem,
+        })?;
+        let launcher = Arc::clone(launcher);
+        let jailer = |source| VmmError::Jailer {
+            vm_id: vm_id.to_owned(),
+            action: "release",
+            source,
+        };
+        tokio::task::spawn_blocking(move || launcher.release(&id))
+            .await
+            .map_err(|e| jailer(Box::new(e)))?
+            .map_err(jailer)
     }
 
     pub fn config(&self) -> &FirecrackerConfig {
@@ -203,7 +238,20 @@ impl VmmDriver for FirecrackerDriver {
             .config
             .cgroups
             .make(&spec.vm_id, spec.memory_mib, false)?;
-        let launched = launch::run(&self.config, spec, &version, cgroup.as_ref()).await;
+        let launched = launch::run(
+            &self.config,
+            spec,
+            &version,
+            cgroup.as_ref(),
+            self.jailer.as_ref(),
+        )
+        .await;
+        if launched.is_err() {
+            // A jail the launch made goes with it (nothing to do when none was made).
+            if let Err(e) = self.release_jail(&spec.vm_id).await {
+                tracing::warn!(vm = %spec.vm_id, error = %banger_system::error_chain(&e), "cannot release a failed launch's jail");
+            }
+        }
         if launched.is_err() && cgroup.is_some() {
             self.config.cgroups.discard(&spec.vm_id).await;
         }
@@ -226,13 +274,21 @@ impl VmmDriver for FirecrackerDriver {
         Ok(())
     }
 
-    /// Firecracker has no "quit" call: SIGTERM (it dies at once), then SIGKILL.
+    /// Firecracker has no "quit" call: SIGTERM (it dies at once), then SIGKILL; then the
+    /// VM's jail, when it has one, is released.
     async fn kill(&self, rt: &VmRuntime) -> Result<(), VmmError> {
         self.check_driver(rt)?;
         let grace = self.config.kill_grace;
         if rt.is_alive() {
             let mut gone = false;
-            for signal in [libc::SIGTERM, libc::SIGKILL] {
+            // A jailed Firecracker is pid 1 of its own pid namespace, where the kernel drops
+            // a SIGTERM it has no handler for; it dies at once of either, so SIGKILL.
+            let signals: &[i32] = if self.jailer.is_some() {
+                &[libc::SIGKILL]
+            } else {
+                &[libc::SIGTERM, libc::SIGKILL]
+            };
+            for &signal in signals {
                 tracing::info!(vm = %rt.vm_id, pid = rt.pid, signal, "signalling Firecracker");
                 rt.signal(signal)?;
                 if rt.wait_exit(grace).await? == WaitOutcome::Exited {
@@ -249,7 +305,7 @@ impl VmmDriver for FirecrackerDriver {
             }
         }
         launch::remove_leftovers(rt);
-        Ok(())
+        self.release_jail(&rt.vm_id).await
     }
 
     /// notes: "Pause/resume: `PATCH /vm {"state":"Paused"|"Resumed"}`".

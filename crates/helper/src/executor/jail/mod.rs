@@ -45,10 +45,7 @@ use host::{
 
 /// The name the chroot's parent gets from the exec file (`<base>/firecracker/<id>/root`).
 const EXEC_NAME: &str = "firecracker";
-/// Firecracker's default API socket, inside the chroot.
-pub const API_SOCKET: &str = "run/firecracker.socket";
-/// Where the jailer's and Firecracker's stderr go, inside the chroot.
-pub const STDERR_FILE: &str = "firecracker.stderr";
+use banger_helper_proto::{JAIL_API_SOCKET as API_SOCKET, JAIL_STDERR as STDERR_FILE};
 /// How long the jailer may take to set up and fork.
 const JAILER_TIMEOUT: Duration = Duration::from_secs(30);
 
