@@ -237,7 +237,7 @@ fn binaries_and_files_that_fail_the_rules_are_refused_with_their_reason() {
     assert_eq!(left, 0, "refused launches left jails behind");
     // A helper without a jailer refuses the verb.
     let plain = Executor::new(OWNER, Arc::new(RealRunner), None);
-    assert_eq!(refused(&plain, good()).kind, FailureKind::NotFound);
+    assert_eq!(refused(&plain, good()).kind, FailureKind::Unsupported);
 }
 
 #[test]

@@ -28,8 +28,8 @@ use jail_lab::{Lab, OWNER};
 struct Helper(HelperClient);
 
 impl JailLauncher for Helper {
-    fn launch(&self, launch: &JailLaunch) -> Result<Jailed, LaunchError> {
-        Ok(self.0.launch_jailed(launch)?)
+    fn launch(&self, launch: &JailLaunch) -> Result<Option<Jailed>, LaunchError> {
+        Ok(Some(self.0.launch_jailed(launch)?))
     }
     fn release(&self, id: &JailId) -> Result<(), LaunchError> {
         Ok(self.0.release_jail(id)?)

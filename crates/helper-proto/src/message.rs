@@ -241,6 +241,9 @@ pub enum FailureKind {
     NotFound,
     /// The host failed: netlink, nft, a sysctl.
     System,
+    /// This helper does not offer the verb as it was started (`launch_jailed` without
+    /// `--jailer`): the caller does the work its own way.
+    Unsupported,
 }
 
 /// A refusal or failure: the kind, and a sentence saying what failed and what to do.

@@ -135,6 +135,12 @@ impl Privileged for FakePrivileged {
                 forward_drop: Vec::new(),
                 legacy: Default::default(),
             })),
+            // Network plumbing only: like a helper started without a jailer.
+            Verb::LaunchJailed { .. } | Verb::ReleaseJail { .. } => Err(refuse(
+                name,
+                FailureKind::Unsupported,
+                "the fake helper has no jailer".into(),
+            )),
         }
     }
 }

@@ -26,6 +26,9 @@ const VERSION_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Drivers {
     runtime_dir: PathBuf,
     firecracker_bin: PathBuf,
+    /// A system install's helper socket: Firecracker is started through the helper's
+    /// jailer when it has one ([`super::jailer`]).
+    jail_helper: Option<PathBuf>,
     /// `[sandbox]`'s id range, checked when the QEMU driver is built.
     vmm_ids: (u32, u32),
     /// Names this daemon's VM cgroups (`banger-<instance>`): its state directory, hashed.
@@ -45,6 +48,10 @@ impl Drivers {
         Drivers {
             runtime_dir: layout.runtime_dir.clone(),
             firecracker_bin: config.firecracker_bin_resolved().value,
+            jail_helper: layout
+                .mode
+                .is_system_install()
+                .then(|| layout.helper_socket()),
             vmm_ids: config.sandbox.id_range(),
             cgroup_instance: cgroup::instance_name(&layout.state_dir),
             cgroup_overhead: Overhead {
@@ -239,7 +246,12 @@ impl Drivers {
                 // The same sandbox as QEMU's (docs/security.md).
                 config.sandbox = banger_vmm::sandbox::SandboxPolicy::for_this_process(ids);
                 config.cgroups = self.cgroups().clone();
-                Ok(Driver::Firecracker(FirecrackerDriver::new(config)))
+                let mut driver = FirecrackerDriver::new(config);
+                if let Some(socket) = &self.jail_helper {
+                    driver = driver
+                        .with_jailer(Arc::new(super::jailer::HelperJailer::new(socket.clone())));
+                }
+                Ok(Driver::Firecracker(driver))
             }
         }
     }

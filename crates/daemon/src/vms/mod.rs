@@ -16,6 +16,7 @@ mod console;
 mod create;
 pub mod driver;
 pub mod exec;
+mod jailer;
 mod lock;
 pub mod logs;
 pub mod names;

@@ -33,8 +33,10 @@ pub type LaunchError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Who runs the jailer: the root helper in a system install.
 pub trait JailLauncher: Send + Sync {
-    /// Start `launch`'s Firecracker in its jail.
-    fn launch(&self, launch: &JailLaunch) -> Result<Jailed, LaunchError>;
+    /// Start `launch`'s Firecracker in its jail; `None` when this launcher does not jail
+    /// (a helper started without a jailer): the driver then spawns Firecracker in banger's
+    /// own sandbox.
+    fn launch(&self, launch: &JailLaunch) -> Result<Option<Jailed>, LaunchError>;
     /// Remove VM `id`'s jail once its Firecracker is gone (nothing to do is not an error).
     fn release(&self, id: &JailId) -> Result<(), LaunchError>;
 }
@@ -133,7 +135,7 @@ pub(super) async fn start(
     version: &SemVer,
     paths: &FcPaths,
     launcher: &Arc<dyn JailLauncher>,
-) -> Result<(ProcessIdentity, FcPaths, Vec<ApiCall>), VmmError> {
+) -> Result<Option<(ProcessIdentity, FcPaths, Vec<ApiCall>)>, VmmError> {
     let console_on = if has_serial_out(version) {
         ConsoleOn::Stdin
     } else {
@@ -164,9 +166,12 @@ pub(super) async fn start(
         .await
         .map_err(|e| failed(Box::new(e)))?
         .map_err(failed)?;
+    let Some(jailed) = jailed else {
+        return Ok(None);
+    };
     let identity = ProcessIdentity {
         pid: jailed.pid,
         start_time: jailed.start_time,
     };
-    Ok((identity, host_paths(paths, &jailed), plan))
+    Ok(Some((identity, host_paths(paths, &jailed), plan)))
 }

@@ -91,12 +91,12 @@ pub(super) async fn run(
         .map_err(|e| VmmError::io("open log pipe", &paths.log_fifo, e))?;
 
     let serial_out = has_serial_out(version);
-    let (identity, paths, plan) = match jailer {
-        Some(launcher) => {
-            let (identity, jailed_paths, jailed_plan) =
-                jailed::start(config, spec, version, &paths, launcher).await?;
-            (identity, jailed_paths, jailed_plan)
-        }
+    let through_jailer = match jailer {
+        Some(launcher) => jailed::start(config, spec, version, &paths, launcher).await?,
+        None => None,
+    };
+    let (identity, paths, plan) = match through_jailer {
+        Some(started) => started,
         None => {
             let identity = confine::spawn(config, spec, &paths, serial_out, cgroup)?;
             (identity, paths, plan)

@@ -220,8 +220,20 @@ pub fn vm_row(
         format!("root: {root}"),
     ];
     if rt.driver == DriverKind::Firecracker {
-        // Which way it was started: banger's own sandbox (the jailer is not used yet).
-        details.push("started by: banger's sandbox (not Firecracker's jailer)".to_owned());
+        // Which way it was started: its API socket lies in the jailer's chroot when the root
+        // helper started it through the jailer.
+        let chroot = rt
+            .control_socket
+            .ends_with(banger_helper_proto::JAIL_API_SOCKET)
+            .then(|| rt.control_socket.parent().and_then(|p| p.parent()))
+            .flatten();
+        details.push(match chroot {
+            Some(root) => format!(
+                "started by: the root helper through Firecracker's jailer (chroot {})",
+                root.display()
+            ),
+            None => "started by: banger's sandbox (not Firecracker's jailer)".to_owned(),
+        });
     }
     let restart =
         format!("restart it to sandbox it: `banger vm stop {name} && banger vm start {name}`");
@@ -371,6 +383,18 @@ mod tests {
             None,
         );
         assert_eq!(c.status, Status::Fail, "a root Firecracker fails");
+        let mut jailed = rt(DriverKind::Firecracker);
+        jailed.control_socket =
+            "/var/lib/banger-jail/1000/firecracker/abc/root/run/firecracker.socket".into();
+        let c = vm_row("fc", &jailed, Some(Ok(confined(1000))), None, None);
+        assert!(
+            c.details
+                .iter()
+                .any(|d| d.contains("through Firecracker's jailer")
+                    && d.contains("/var/lib/banger-jail/1000/firecracker/abc/root")),
+            "{:?}",
+            c.details
+        );
     }
 
     /// A VMM's cgroup shows in its row: limited, or plainly not.

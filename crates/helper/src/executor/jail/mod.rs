@@ -74,7 +74,7 @@ impl Executor {
     fn jail_setup(&self) -> Result<&JailSetup, Failure> {
         self.jail.as_ref().ok_or_else(|| {
             fail(
-                FailureKind::NotFound,
+                FailureKind::Unsupported,
                 "this helper was started without a jailer (banger helper --jailer PATH \
                  --firecracker PATH); Firecracker cannot be jailed through it",
             )
