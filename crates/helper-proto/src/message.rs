@@ -4,7 +4,7 @@ use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{JailId, JailLaunch, Jailed, PROTOCOL_VERSION, Publish, Subnet, TapName};
+use crate::{JailId, JailLaunch, JailLimits, Jailed, PROTOCOL_VERSION, Publish, Subnet, TapName};
 
 /// One request: the protocol version and one verb.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +56,12 @@ pub enum Verb {
     LaunchJailed { launch: JailLaunch },
     /// Remove a jail's chroot and cgroups once its Firecracker is gone.
     ReleaseJail { id: JailId },
+    /// On a cgroup v1 host: make VM `id`'s groups in the memory and pids hierarchies below
+    /// `banger-<owner uid>`, with `limits`, and let the owner move its VMM in (its
+    /// `cgroup.procs` and `tasks` are the owner's; the limit files stay root's).
+    EnsureVmCgroup { id: JailId, limits: JailLimits },
+    /// Remove VM `id`'s groups (refused while a task is in them).
+    RemoveVmCgroup { id: JailId },
 }
 
 impl Verb {
@@ -75,6 +81,8 @@ impl Verb {
             Verb::Firewall => "firewall",
             Verb::LaunchJailed { .. } => "launch_jailed",
             Verb::ReleaseJail { .. } => "release_jail",
+            Verb::EnsureVmCgroup { .. } => "ensure_vm_cgroup",
+            Verb::RemoveVmCgroup { .. } => "remove_vm_cgroup",
         }
     }
 }
@@ -220,6 +228,10 @@ pub enum Reply {
     Inventory(Inventory),
     Firewall(FirewallReport),
     Jailed(Jailed),
+    /// A VM's group directories, one per hierarchy.
+    VmCgroup {
+        dirs: Vec<std::path::PathBuf>,
+    },
     /// The verb was carried out (or there was nothing to do).
     Done,
 }

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use banger_helper_proto::{
-    BridgeInfo, FirewallReport, Inventory, JailId, JailLaunch, Jailed, Publish, Reply, Subnet,
-    TapInfo, TapName, Verb,
+    BridgeInfo, FirewallReport, Inventory, JailId, JailLaunch, JailLimits, Jailed, Publish, Reply,
+    Subnet, TapInfo, TapName, Verb,
 };
 
 use crate::{Executor, HelperError};
@@ -70,6 +70,31 @@ pub trait Privileged: Send + Sync {
         done(
             self.call(Verb::ReleaseJail { id: id.clone() })?,
             "release_jail",
+        )
+    }
+
+    /// A VM's v1 groups with `limits`, whose membership files are the owner's.
+    fn ensure_vm_cgroup(
+        &self,
+        id: &JailId,
+        limits: JailLimits,
+    ) -> Result<Vec<std::path::PathBuf>, HelperError> {
+        match self.call(Verb::EnsureVmCgroup {
+            id: id.clone(),
+            limits,
+        })? {
+            Reply::VmCgroup { dirs } => Ok(dirs),
+            _ => Err(HelperError::Unexpected {
+                verb: "ensure_vm_cgroup",
+            }),
+        }
+    }
+
+    /// Remove a VM's v1 groups.
+    fn remove_vm_cgroup(&self, id: &JailId) -> Result<(), HelperError> {
+        done(
+            self.call(Verb::RemoveVmCgroup { id: id.clone() })?,
+            "remove_vm_cgroup",
         )
     }
 

@@ -136,10 +136,13 @@ impl Privileged for FakePrivileged {
                 legacy: Default::default(),
             })),
             // Network plumbing only: like a helper started without a jailer.
-            Verb::LaunchJailed { .. } | Verb::ReleaseJail { .. } => Err(refuse(
+            Verb::LaunchJailed { .. }
+            | Verb::ReleaseJail { .. }
+            | Verb::EnsureVmCgroup { .. }
+            | Verb::RemoveVmCgroup { .. } => Err(refuse(
                 name,
                 FailureKind::Unsupported,
-                "the fake helper has no jailer".into(),
+                "the fake helper has no jailer and makes no cgroups".into(),
             )),
         }
     }

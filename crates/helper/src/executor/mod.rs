@@ -21,6 +21,7 @@ use banger_net::nft::Nft;
 use banger_system::CommandRunner;
 
 mod bridge;
+mod cgroup;
 mod jail;
 mod nat;
 mod report;
@@ -103,6 +104,10 @@ impl Executor {
             Verb::Firewall => self.firewall().map(Reply::Firewall),
             Verb::LaunchJailed { launch } => self.launch_jailed(&launch).map(Reply::Jailed),
             Verb::ReleaseJail { id } => self.release_jail(&id).map(|()| Reply::Done),
+            Verb::EnsureVmCgroup { id, limits } => self
+                .ensure_vm_cgroup(&id, limits)
+                .map(|dirs| Reply::VmCgroup { dirs }),
+            Verb::RemoveVmCgroup { id } => self.remove_vm_cgroup(&id).map(|()| Reply::Done),
         }
     }
 

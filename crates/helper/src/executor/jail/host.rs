@@ -16,7 +16,7 @@ use super::{fail, system};
 pub(super) const DROP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The v1 memory and pids hierarchies' mount points, when this host has both.
-fn v1_mounts() -> Option<(PathBuf, PathBuf)> {
+pub(in crate::executor) fn v1_mounts() -> Option<(PathBuf, PathBuf)> {
     let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
     let find = |controller: &str| {
         mounts.lines().find_map(|line| {
@@ -35,7 +35,7 @@ pub fn jail_parent_cgroup(owner_uid: u32) -> String {
     format!("banger-{owner_uid}")
 }
 
-pub(super) fn v1_dirs(owner_uid: u32, id: &JailId) -> Option<[PathBuf; 2]> {
+pub(in crate::executor) fn v1_dirs(owner_uid: u32, id: &JailId) -> Option<[PathBuf; 2]> {
     let (memory, pids) = v1_mounts()?;
     let parent = jail_parent_cgroup(owner_uid);
     Some([

@@ -35,7 +35,7 @@ use banger_system::fsperm::open_root_executable;
 
 use super::Executor;
 
-mod host;
+pub(super) mod host;
 
 pub use host::jail_parent_cgroup;
 use host::{
@@ -62,11 +62,11 @@ pub struct JailSetup {
     pub state_dir: PathBuf,
 }
 
-fn fail(kind: FailureKind, message: impl Into<String>) -> Failure {
+pub(super) fn fail(kind: FailureKind, message: impl Into<String>) -> Failure {
     Failure::new(kind, message)
 }
 
-fn system(what: String, e: std::io::Error) -> Failure {
+pub(super) fn system(what: String, e: std::io::Error) -> Failure {
     fail(FailureKind::System, format!("{what}: {e}"))
 }
 
