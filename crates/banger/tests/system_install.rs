@@ -147,7 +147,17 @@ fn install_run_check_drift_and_round_trip() {
 
     // A VMM binary as the install would require it: root-owned, 0755.
     let vmm = root.path("usr/local/bin/firecracker");
-    std::fs::copy("/bin/true", &vmm).unwrap();
+    // cp(1) in a child, not std::fs::copy: a write descriptor held by this multi-threaded
+    // process could be inherited by another test's fork, and exec'ing the copy would then
+    // fail with ETXTBSY.
+    assert!(
+        std::process::Command::new("cp")
+            .arg("/bin/true")
+            .arg(&vmm)
+            .status()
+            .unwrap()
+            .success()
+    );
     std::fs::set_permissions(&vmm, std::fs::Permissions::from_mode(0o755)).unwrap();
 
     let checks = root.posture(&live, &vmm);

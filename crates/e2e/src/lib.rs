@@ -278,17 +278,7 @@ impl Env {
                 fake.display()
             ),
         )?;
-        // install(1) in a child process: this multi-threaded test process never holds a write
-        // descriptor on the executable that another test's fork could inherit (ETXTBSY).
-        let status = Command::new("install")
-            .arg("-m")
-            .arg("0755")
-            .arg(&source)
-            .arg(&wrapper)
-            .status()?;
-        if !status.success() {
-            bail!("install(1) could not write {}", wrapper.display());
-        }
+        install_executable(&source, &wrapper)?;
         self.write_config(&format!(
             "vmm = \"firecracker\"\nfirecracker_bin = \"{}\"\n",
             wrapper.display()
@@ -603,4 +593,26 @@ pub fn stdout(out: &Output) -> String {
 
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Copies `source` to `dest` as an executable (mode 0755) with install(1) in a child
+/// process, so this multi-threaded test process never holds a write descriptor on an
+/// executable that another test's fork could inherit: exec'ing it would then fail with
+/// ETXTBSY ("Text file busy") for as long as that child lives.
+pub fn install_executable(source: &Path, dest: &Path) -> anyhow::Result<()> {
+    let status = Command::new("install")
+        .arg("-m")
+        .arg("0755")
+        .arg(source)
+        .arg(dest)
+        .status()
+        .context("install(1) (coreutils)")?;
+    if !status.success() {
+        bail!(
+            "install(1) could not copy {} to {}",
+            source.display(),
+            dest.display()
+        );
+    }
+    Ok(())
 }

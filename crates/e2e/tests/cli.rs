@@ -143,11 +143,23 @@ fn logs_tail_follow_closed_pipes_and_name_completion() {
         "-c",
         "i=0; while [ $i -lt 3000 ]; do echo console-line-$i-padding-padding-padding; i=$((i+1)); done > /dev/console",
     ]);
-    let tail = env.ok(["logs", "--tail", "2", "logs"]);
-    assert_eq!(
-        tail.replace('\r', ""),
-        "console-line-2998-padding-padding-padding\nconsole-line-2999-padding-padding-padding\n"
-    );
+    // The guest's write to /dev/console returns once the bytes are in its tty buffer; the
+    // serial port drains them to the host after that, so the last lines may arrive a moment
+    // after `exec` returns: wait for them (a deadline, not a sleep).
+    let want =
+        "console-line-2998-padding-padding-padding\nconsole-line-2999-padding-padding-padding\n";
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let tail = env.ok(["logs", "--tail", "2", "logs"]).replace('\r', "");
+        if tail == want {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the console's last two lines never arrived; the tail is {tail:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 
     // A reader that goes away ends banger quietly: `banger logs logs | head -c 100`.
     let mut child = env

@@ -64,7 +64,8 @@ impl UserHome {
         let home = dir.path();
         std::fs::create_dir_all(home.join("run")).unwrap();
         for name in ["banger", "banger-agent"] {
-            std::fs::copy(bin.with_file_name(name), home.join(name)).unwrap();
+            // Not std::fs::copy: see install_executable (ETXTBSY).
+            banger_e2e::install_executable(&bin.with_file_name(name), &home.join(name)).unwrap();
         }
         for path in [
             home.to_path_buf(),

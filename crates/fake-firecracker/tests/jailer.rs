@@ -57,7 +57,17 @@ fn it_jails_the_fake_as_the_real_one_would() {
     std::fs::create_dir(&base).unwrap();
     // The exec file: the fake itself under a name with `firecracker` in it.
     let exec = dir.path().join("firecracker");
-    std::fs::copy(support::FAKE, &exec).unwrap();
+    // cp(1) in a child, not std::fs::copy: a write descriptor held by this multi-threaded
+    // process could be inherited by another test's fork, and exec'ing the copy would then
+    // fail with ETXTBSY.
+    assert!(
+        std::process::Command::new("cp")
+            .arg(support::FAKE)
+            .arg(&exec)
+            .status()
+            .unwrap()
+            .success()
+    );
     let id = format!("t{}", std::process::id());
     let parent = format!("banger-fakejail-{}", std::process::id());
     let _groups = Groups(vec![pids_v1.join(&parent).join(&id), pids_v1.join(&parent)]);

@@ -321,7 +321,17 @@ fn an_nft_binary_that_fails_the_ownership_rule_is_refused_with_its_reason() {
         banger_system::runner::lookup_executable("nft").expect("nft is installed (nftables)");
     let copy = |name: &str, mode: u32| {
         let path = dir.path().join(name);
-        std::fs::copy(&real, &path).unwrap();
+        // cp(1) in a child, not std::fs::copy: a write descriptor held by this multi-threaded
+        // process could be inherited by another test's fork, and exec'ing the copy would then
+        // fail with ETXTBSY.
+        assert!(
+            std::process::Command::new("cp")
+                .arg(&real)
+                .arg(&path)
+                .status()
+                .unwrap()
+                .success()
+        );
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
         path
     };

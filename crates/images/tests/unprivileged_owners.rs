@@ -88,7 +88,17 @@ fn test_binary_copy() -> &'static Path {
         // that is set by then and touches nothing else.
         unsafe { libc::atexit(remove_binary_copy) };
         let exe = dir.join("test-binary");
-        std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
+        // cp(1) in a child, not std::fs::copy: a write descriptor held by this multi-threaded
+        // process could be inherited by another test's fork, and exec'ing the copy would then
+        // fail with ETXTBSY.
+        assert!(
+            std::process::Command::new("cp")
+                .arg(std::env::current_exe().unwrap())
+                .arg(&exe)
+                .status()
+                .unwrap()
+                .success()
+        );
         (dir, exe)
     });
     exe

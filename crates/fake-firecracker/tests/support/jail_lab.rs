@@ -46,7 +46,17 @@ impl Lab {
             (Path::new(support::FAKE), &firecracker),
             (agent.as_path(), &guest),
         ] {
-            std::fs::copy(from, to).unwrap();
+            // cp(1) in a child, not std::fs::copy: a write descriptor held by this multi-threaded
+            // process could be inherited by another test's fork, and exec'ing the copy would then
+            // fail with ETXTBSY.
+            assert!(
+                std::process::Command::new("cp")
+                    .arg(from)
+                    .arg(to)
+                    .status()
+                    .unwrap()
+                    .success()
+            );
             std::fs::set_permissions(to, PermissionsExt::from_mode(0o755)).unwrap();
         }
         let state = dir.path().join("state");
