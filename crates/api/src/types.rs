@@ -259,6 +259,10 @@ pub struct VmView {
     /// The host directories it shares (filled by `GET /v1/vms/{name}`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shares: Vec<ShareView>,
+    /// The guest paths of its live shares whose `virtiofsd` died while it runs (in lists
+    /// too): they stay down until the VM restarts (`shares` says why).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shares_down: Vec<String>,
     /// The host resources its running VMM may take (filled by `GET /v1/vms/{name}` while
     /// the VM is active).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -309,6 +313,19 @@ pub struct ShareView {
     /// died).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// A read-write copy the guest changed since the VM started or since its last
+    /// `banger vm sync` (its filesystem journal shows new transactions): the next start
+    /// replaces those changes with the host directory.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unsynced: bool,
+}
+
+/// Copies whose guest content was just brought back to the host (`banger vm sync`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SharesSyncedRequest {
+    /// The guest paths of the read-write copy-in shares synced whole.
+    pub guest_paths: Vec<String>,
 }
 
 /// A VM's networking.

@@ -46,6 +46,7 @@ fn document_is_openapi_3_and_describes_every_route() {
         ("/v1/vms/{name}/stop", &["post"]),
         ("/v1/vms/{name}/pause", &["post"]),
         ("/v1/vms/{name}/resume", &["post"]),
+        ("/v1/vms/{name}/shares/synced", &["post"]),
         ("/v1/vms/{name}/logs", &["get"]),
         ("/v1/vms/{name}/exec", &["post"]),
         ("/v1/images", &["get"]),
@@ -74,7 +75,7 @@ fn document_is_openapi_3_and_describes_every_route() {
     }
     assert_eq!(
         paths.len(),
-        22,
+        23,
         "a route without a test here: {:?}",
         paths.keys()
     );

@@ -29,6 +29,7 @@ fn plan(user: &str) -> InstallPlan {
         runtime_dir: "/run/banger".into(),
         helper_runtime_dir: "/run/banger-helper".into(),
         owner_config_dir: format!("/home/{user}/.config/banger").into(),
+        owner_home: Some(format!("/home/{user}").into()),
         manage_services: true,
         socket_timeout: banger_sysinstall::plan::SOCKET_TIMEOUT,
     }

@@ -147,6 +147,10 @@ fn live_shares_both_ways_read_only_enforced_and_never_orphaned() {
     assert_no_file_servers(&vm_dir, "after vm stop");
     env.ok(["vm", "start", "box"]);
     assert_eq!(guest("cat /src/out.txt"), "from the guest\n");
+    // A stop reaps the file servers on purpose: that is no share going down.
+    let vm = env.vm_json("box");
+    assert!(vm.get("shares_down").is_none(), "{vm}");
+    assert_eq!(vm["shares"][0]["mode"], "virtio-fs", "{vm}");
 
     // A killed daemon: the next one finds the VM and its shares still serving.
     env.kill_daemon();
@@ -162,6 +166,34 @@ fn live_shares_both_ways_read_only_enforced_and_never_orphaned() {
         );
     }
     assert_no_file_servers(&vm_dir, "after killing them");
+    // Noticed at once, by the daemon's watcher (re-armed by the daemon that adopted the
+    // VM), not by an inspect: `vm ls` reads only what the daemon recorded.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let listed = loop {
+        let list: serde_json::Value =
+            serde_json::from_str(&env.ok(["vm", "ls", "--json"])).unwrap();
+        let down = list[0]["shares_down"].clone();
+        if down.as_array().is_some_and(|d| d.len() == 2) {
+            break down;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "vm ls never showed the shares down: {list}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(listed, serde_json::json!(["/src", "/ro dir"]));
+    let table = env.run(["vm", "ls"]);
+    assert!(
+        stdout(&table).contains("running (2 shares down)"),
+        "{}",
+        stdout(&table)
+    );
+    assert!(
+        stderr(&table).contains("banger vm stop box"),
+        "{}",
+        stderr(&table)
+    );
     let vm = env.vm_json("box");
     assert_eq!(vm["shares"][0]["mode"], "down", "{vm}");
     let problem = vm["shares"][0]["problem"].as_str().unwrap_or_default();

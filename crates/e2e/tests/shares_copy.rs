@@ -11,7 +11,7 @@ use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use banger_e2e::{Env, stderr};
+use banger_e2e::{Env, stderr, stdout};
 
 /// Everything under `dir` (names and contents), sorted: what "untouched" compares.
 fn listing(dir: &Path) -> Vec<String> {
@@ -108,12 +108,16 @@ fn copy_shares_reach_a_real_guest_and_sync_brings_changes_back() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("read-only"), "{}", stderr(&out));
 
+    // Reading changes nothing: the copy is not "unsynced" (the guest mounts it noatime).
+    assert_eq!(unsynced(&env), Some(false), "{}", env.vm_json("cp"));
+
     // Guest -> host with `vm sync`: changed and new files come back, owned by the owner;
     // what only the host has stays (no --delete).
     guest(
         "echo changed > /src/hello.txt && mkdir -p /src/sub && echo made > /src/sub/new.txt \
          && rm '/src/host-only.txt'",
     );
+    wait_unsynced(&env, true, "after the guest wrote");
     assert_eq!(
         std::fs::read_to_string(project.join("hello.txt")).unwrap(),
         "from the host\n",
@@ -121,6 +125,7 @@ fn copy_shares_reach_a_real_guest_and_sync_brings_changes_back() {
     );
     let synced = env.ok(["vm", "sync", "cp"]);
     assert!(synced.contains("/src -> "), "{synced}");
+    assert_eq!(unsynced(&env), Some(false), "a whole sync clears it");
     assert_eq!(
         std::fs::read_to_string(project.join("hello.txt")).unwrap(),
         "changed\n"
@@ -169,18 +174,92 @@ fn copy_shares_reach_a_real_guest_and_sync_brings_changes_back() {
         assert_eq!(listing(host.path()), before, "{script}: the host changed");
     }
 
-    // The next start copies the host directory in afresh.
+    // The next start copies the host directory in afresh: a stop with changes nobody
+    // synced back says so, naming the share and the sync command.
     guest("rm /src/disk");
     std::fs::write(project.join("hello.txt"), "edited on the host\n").unwrap();
-    env.ok(["vm", "stop", "cp"]);
+    let stopped = env.run(["vm", "stop", "cp"]);
+    assert!(stopped.status.success(), "{}", stderr(&stopped));
+    let warned = stderr(&stopped);
+    assert!(
+        warned.contains("copy-in share /src") && warned.contains("banger vm sync cp"),
+        "{warned}"
+    );
+    assert!(
+        !warned.contains("/ro"),
+        "read-only copies never warn: {warned}"
+    );
     env.ok(["vm", "start", "cp"]);
+    assert_eq!(unsynced(&env), Some(false), "a start is a fresh copy");
     assert_eq!(guest("cat /src/hello.txt"), "edited on the host\n");
     assert_eq!(guest("test -e /src/innocent.txt || echo gone"), "gone\n");
-    env.ok(["vm", "rm", "-f", "cp"]);
+    // A stop after a clean sync does not warn.
+    guest("echo again > /src/again.txt");
+    env.ok(["vm", "sync", "cp"]);
+    let stopped = env.run(["vm", "stop", "cp"]);
+    assert!(
+        !stderr(&stopped).contains("warning"),
+        "{}",
+        stderr(&stopped)
+    );
+    env.ok(["vm", "start", "cp"]);
+    // rm of a VM whose copy the guest changed warns too.
+    guest("echo late > /src/late.txt");
+    wait_unsynced(&env, true, "before rm");
+    let removed = env.run(["vm", "rm", "-f", "cp"]);
+    assert!(removed.status.success(), "{}", stderr(&removed));
+    assert!(
+        stderr(&removed).contains("copy-in share /src"),
+        "{}",
+        stderr(&removed)
+    );
     assert!(
         project.join("hello.txt").exists(),
         "rm never touches a share"
     );
+    assert!(!project.join("late.txt").exists());
+
+    // `vm run --rm --sync` brings the guest's changes back before removing the VM.
+    let out = env.run([
+        "vm",
+        "run",
+        "--rm",
+        "--sync",
+        "-v",
+        &format!("{}:/src:copy", project.display()),
+        "--",
+        "sh",
+        "-c",
+        "echo from the run > /src/run.txt",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(project.join("run.txt")).unwrap(),
+        "from the run\n"
+    );
+    assert_eq!(stdout(&env.run(["vm", "ls", "-q"])).trim(), "", "removed");
+}
+
+/// Whether VM `cp`'s first share (`/src`) is reported unsynced.
+fn unsynced(env: &Env) -> Option<bool> {
+    let vm = env.vm_json("cp");
+    let share = &vm["shares"][0];
+    (share["guest"] == "/src").then(|| share["unsynced"] == true)
+}
+
+/// Wait (the guest's kernel commits its journal every 5 seconds) until `/src`'s unsynced
+/// flag is `want`.
+fn wait_unsynced(env: &Env, want: bool, when: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while unsynced(env) != Some(want) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{when}: /src never became unsynced={want}: {}",
+            env.vm_json("cp")
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
 }
 
 /// `GET /vm/config` from the (fake) Firecracker API socket `socket` (the server keeps the

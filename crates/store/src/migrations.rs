@@ -197,6 +197,15 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ALTER TABLE vm_shares ADD COLUMN delivery TEXT NOT NULL DEFAULT 'virtio-fs'
         CHECK (delivery IN ('virtio-fs', 'copy'));
     "#,
+    // 11 (share state of a run; depends only on entry 8's `vm_shares`): why a live share's
+    // `virtiofsd` is gone while its VM runs (NULL: serving), set by the daemon's watcher
+    // the moment it exits; and the journal position a read-write copy had when the guest's
+    // content was last synced back (NULL: not since boot). Both cleared at every start.
+    // See shares.rs.
+    r#"
+    ALTER TABLE vm_shares ADD COLUMN down TEXT;
+    ALTER TABLE vm_shares ADD COLUMN synced_at INTEGER CHECK (synced_at >= 0);
+    "#,
 ];
 
 /// The schema version this build of banger reads and writes.

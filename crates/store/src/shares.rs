@@ -117,6 +117,90 @@ impl Store {
             .map_err(|e| classify(e, &self.path))
     }
 
+    /// Record that share `position` of VM `vm_id` is down (`Some(why)`), or serving again
+    /// (`None`).
+    pub fn set_share_down(
+        &self,
+        vm_id: &str,
+        position: usize,
+        why: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE vm_shares SET down = ?3 WHERE vm_id = ?1 AND position = ?2",
+                params![vm_id, position as i64, why],
+            )
+            .map(drop)
+            .map_err(|e| classify(e, &self.path))
+    }
+
+    /// Forget what VM `vm_id`'s last run recorded of its shares (failures, syncs): a start
+    /// serves them afresh and copies the host directories in again.
+    pub fn clear_share_run(&self, vm_id: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE vm_shares SET down = NULL, synced_at = NULL WHERE vm_id = ?1 \
+                 AND (down IS NOT NULL OR synced_at IS NOT NULL)",
+                [vm_id],
+            )
+            .map(drop)
+            .map_err(|e| classify(e, &self.path))
+    }
+
+    /// Record that copy `position` of VM `vm_id` was synced back at journal position `at`.
+    pub fn set_share_synced(
+        &self,
+        vm_id: &str,
+        position: usize,
+        at: u64,
+    ) -> Result<(), StoreError> {
+        let at = i64::try_from(at).unwrap_or(i64::MAX);
+        self.conn
+            .execute(
+                "UPDATE vm_shares SET synced_at = ?3 WHERE vm_id = ?1 AND position = ?2",
+                params![vm_id, position as i64, at],
+            )
+            .map(drop)
+            .map_err(|e| classify(e, &self.path))
+    }
+
+    /// The journal positions VM `vm_id`'s copies were last synced back at, by position.
+    pub fn shares_synced(&self, vm_id: &str) -> Result<Vec<(usize, u64)>, StoreError> {
+        let marks: Vec<(usize, i64)> = self.set_per_share(vm_id, RunColumn::SyncedAt)?;
+        Ok(marks
+            .into_iter()
+            .map(|(p, at)| (p, at.max(0) as u64))
+            .collect())
+    }
+
+    /// The shares of VM `vm_id` recorded as down: position and why, in order.
+    pub fn shares_down(&self, vm_id: &str) -> Result<Vec<(usize, String)>, StoreError> {
+        self.set_per_share(vm_id, RunColumn::Down)
+    }
+
+    /// The shares of VM `vm_id` whose `column` is set: position and value, in order.
+    fn set_per_share<T: rusqlite::types::FromSql>(
+        &self,
+        vm_id: &str,
+        column: RunColumn,
+    ) -> Result<Vec<(usize, T)>, StoreError> {
+        let name = column.name();
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT position, {name} FROM vm_shares \
+                 WHERE vm_id = ?1 AND {name} IS NOT NULL ORDER BY position"
+            ))
+            .map_err(|e| classify(e, &self.path))?;
+        let rows = stmt
+            .query_map([vm_id], |r| {
+                Ok((r.get::<_, i64>(0)? as usize, r.get::<_, T>(1)?))
+            })
+            .map_err(|e| classify(e, &self.path))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(|e| classify(e, &self.path))
+    }
+
     /// Whether VM `vm_id` shares any host directory: a live virtio-fs device cannot be
     /// migrated by QEMU 7.2, and a copy-in drive is rebuilt at every boot, so snapshots
     /// ask this first.
@@ -128,5 +212,21 @@ impl Store {
                 |r| r.get(0),
             )
             .map_err(|e| classify(e, &self.path))
+    }
+}
+
+/// The columns of `vm_shares` a run sets (a fixed name each: never text from outside).
+#[derive(Clone, Copy)]
+enum RunColumn {
+    Down,
+    SyncedAt,
+}
+
+impl RunColumn {
+    fn name(self) -> &'static str {
+        match self {
+            RunColumn::Down => "down",
+            RunColumn::SyncedAt => "synced_at",
+        }
     }
 }

@@ -74,3 +74,31 @@ fn relative_paths_are_refused_by_the_schema() {
     assert!(matches!(err, StoreError::Sqlite(_)), "{err:?}");
     assert!(store.get_vm("dev").unwrap().is_none());
 }
+
+#[test]
+fn a_run_s_share_state_stays_until_the_next_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, _) = store_with_image(tmp.path());
+    let shares = vec![share("/a", "/src", false), share("/b", "/data", true)];
+    store
+        .insert_vm_sharing(&vm("aaaa00000001", "dev", "base"), &[], &[], &shares)
+        .unwrap();
+    assert!(store.shares_down("aaaa00000001").unwrap().is_empty());
+    store
+        .set_share_down("aaaa00000001", 1, Some("virtiofsd exited"))
+        .unwrap();
+    assert_eq!(
+        store.shares_down("aaaa00000001").unwrap(),
+        vec![(1, "virtiofsd exited".to_string())]
+    );
+    assert_eq!(
+        store.vm_shares("aaaa00000001").unwrap(),
+        shares,
+        "unchanged"
+    );
+    store.set_share_synced("aaaa00000001", 0, 7).unwrap();
+    assert_eq!(store.shares_synced("aaaa00000001").unwrap(), vec![(0, 7)]);
+    store.clear_share_run("aaaa00000001").unwrap();
+    assert!(store.shares_down("aaaa00000001").unwrap().is_empty());
+    assert!(store.shares_synced("aaaa00000001").unwrap().is_empty());
+}

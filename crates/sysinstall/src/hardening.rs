@@ -125,7 +125,7 @@ const DAEMON_ONLY: [Directive; 9] = [
     d(
         "ProtectHome",
         "read-only",
-        "it reads the owner's config and SSH key; only the owner's banger config directory is writable (below)",
+        "other users' homes and /root stay read-only; of the owner's home it writes its config directory and, for read-write shares (-v), the rest (below)",
     ),
     d(
         "CapabilityBoundingSet",

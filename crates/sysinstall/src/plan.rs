@@ -28,8 +28,13 @@ pub struct InstallPlan {
     /// The helper's own runtime directory (`/run/banger-helper`).
     pub helper_runtime_dir: PathBuf,
     /// The owner's banger config directory (`~/.config/banger`): config.toml, the SSH key,
-    /// the rendered ssh_config. The daemon may write only this part of the owner's home.
+    /// the rendered ssh_config.
     pub owner_config_dir: PathBuf,
+    /// The owner's home directory, when the daemon may write it ([`shareable_home`]): a
+    /// read-write share of a project in it is written by the owner's `virtiofsd`, which
+    /// runs in the daemon's sandbox. `None` leaves the whole home read-only (then only
+    /// the config directory above is writable, and read-write live shares are refused).
+    pub owner_home: Option<PathBuf>,
     /// Whether systemd is asked to act (reload, enable, start, restart) and the sockets
     /// waited for: [`InstallPlan::resolve`] sets it only for the real system, never under
     /// a moved root.
@@ -89,6 +94,7 @@ impl InstallPlan {
             .var(banger_paths::ENV_CONFIG_DIR)
             .map(PathBuf::from)
             .unwrap_or_else(|| user.dir.join(".config").join("banger"));
+        let owner_home = shareable_home(&user.dir, &[req.prefix, &roots.etc_dir, &unit_dir]);
         let plan = InstallPlan {
             owner_user: user.name,
             owner_uid: user.uid.as_raw(),
@@ -102,6 +108,7 @@ impl InstallPlan {
             state_dir: roots.state_dir,
             runtime_dir: roots.runtime_dir,
             owner_config_dir,
+            owner_home,
             manage_services: false,
             socket_timeout: SOCKET_TIMEOUT,
         };
@@ -186,8 +193,38 @@ impl InstallPlan {
         ] {
             check_unit_path(what, path)?;
         }
+        if let Some(home) = &self.owner_home {
+            check_unit_path("the owner's home directory", home)?;
+        }
         Ok(())
     }
+}
+
+/// The owner's home `home` as a path the daemon's unit may make writable, or `None` when
+/// it must stay read-only: it has to be an ordinary directory path (no characters the
+/// unit would need escaped), not `/` and not in a system tree, and must not hold any of
+/// the root-owned install paths in `install` (binaries the helper runs, its config, the
+/// units): a daemon able to rewrite those would reach root.
+pub fn shareable_home(home: &Path, install: &[&Path]) -> Option<PathBuf> {
+    const SYSTEM: [&str; 12] = [
+        "/usr",
+        "/etc",
+        "/boot",
+        "/proc",
+        "/sys",
+        "/dev",
+        "/run",
+        "/bin",
+        "/sbin",
+        "/lib",
+        "/lib64",
+        "/nonexistent",
+    ];
+    let ordinary = check_unit_path("the owner's home directory", home).is_ok()
+        && home.components().count() > 1
+        && !SYSTEM.iter().any(|s| home.starts_with(s))
+        && !install.iter().any(|p| p.starts_with(home));
+    ordinary.then(|| home.to_path_buf())
 }
 
 /// A user name systemd's `User=` accepts and that needs no quoting: the portable POSIX
@@ -245,6 +282,7 @@ pub(crate) mod tests {
             runtime_dir: "/run/banger".into(),
             helper_runtime_dir: "/run/banger-helper".into(),
             owner_config_dir: "/home/al/.config/banger".into(),
+            owner_home: Some("/home/al".into()),
             manage_services: true,
             socket_timeout: SOCKET_TIMEOUT,
         }
@@ -271,6 +309,27 @@ pub(crate) mod tests {
             p.prefix = prefix.into();
             let err = p.validate().unwrap_err().to_string();
             assert!(err.contains("--prefix"), "{err}");
+        }
+    }
+
+    #[test]
+    fn only_an_ordinary_home_holding_no_install_path_becomes_writable() {
+        let install = [Path::new("/opt/banger"), Path::new("/etc/banger")];
+        let ok = shareable_home(Path::new("/home/al"), &install);
+        assert_eq!(ok.as_deref(), Some(Path::new("/home/al")));
+        for home in [
+            "/",
+            "/opt",
+            "/opt/banger",
+            "/etc/al",
+            "/usr/local/al",
+            "/nonexistent",
+            "/run/al",
+            "home/al",
+            "/home/a b",
+            "/home/../etc",
+        ] {
+            assert_eq!(shareable_home(Path::new(home), &install), None, "{home}");
         }
     }
 

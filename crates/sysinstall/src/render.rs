@@ -167,8 +167,14 @@ pub fn daemon_unit(plan: &InstallPlan) -> String {
         "0700",
         true,
     );
-    // The one writable part of the owner's home; `-`: it need not exist yet.
+    // The owner's config directory; `-`: it need not exist yet.
     let _ = writeln!(out, "ReadWritePaths=-{}", plan.owner_config_dir.display());
+    if let Some(home) = &plan.owner_home {
+        // Read-write shares of the owner's projects: each virtiofsd runs in this unit's
+        // mount namespace, where ProtectHome=read-only would fail every guest write.
+        out.push_str("# The owner's home: read-write shares (-v) write to it.\n");
+        let _ = writeln!(out, "ReadWritePaths=-{}", home.display());
+    }
     hardening_lines(&mut out, &daemon_hardening());
     out.push_str("\n[Install]\nWantedBy=multi-user.target\n");
     out
@@ -212,6 +218,7 @@ mod tests {
             (&daemon, "RuntimeDirectory=banger", true),
             (&daemon, "RuntimeDirectoryPreserve=restart", true),
             (&daemon, "ReadWritePaths=-/home/al/.config/banger", true),
+            (&daemon, "ReadWritePaths=-/home/al", true),
             (&daemon, "KillMode=process", true),
             (&daemon, "ProtectHome=read-only", true),
             (&daemon, "CapabilityBoundingSet=", true),

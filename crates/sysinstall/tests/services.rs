@@ -100,6 +100,7 @@ fn host() -> Host {
         runtime_dir: p("run/banger"),
         helper_runtime_dir: p("run/banger-helper"),
         owner_config_dir: p("home/root/.config/banger"),
+        owner_home: None,
         manage_services: true,
         socket_timeout: std::time::Duration::from_secs(2),
     };

@@ -9,8 +9,23 @@ pub fn out(args: &[String]) -> Result<(), String> {
         return Err("usage: tar-out PATH".into());
     };
     let path = absolute(path)?;
+    // Commit what was written before the copy first: the host reads a copy-in share's
+    // journal to tell changes made after a `vm sync` from those it brought back, and a
+    // commit still pending from before would look like a later change.
+    commit(path);
     let stdout = io::stdout().lock();
     banger_copy::pack(path, io::BufWriter::with_capacity(64 * 1024, stdout)).map_err(|e| chain(&e))
+}
+
+/// Commit the filesystem holding `path` (best effort: a failure only makes the host's
+/// "changed since the sync" answer err on the side of a warning).
+fn commit(path: &Path) {
+    if let Ok(file) = std::fs::File::open(path) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: syncfs takes an open descriptor (`file` lives across the call) and
+        // touches no memory of ours.
+        unsafe { libc::syncfs(file.as_raw_fd()) };
+    }
 }
 
 pub fn r#in(args: &[String]) -> Result<(), String> {

@@ -261,6 +261,21 @@ impl Client {
         .await
     }
 
+    /// Tell the daemon that VM `name`'s read-write copies at `guest_paths` were just
+    /// synced back whole.
+    pub async fn shares_synced(
+        &self,
+        name: &str,
+        guest_paths: Vec<String>,
+    ) -> Result<VmView, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/vms/{}/shares/synced", encode(name)),
+            Some(&crate::SharesSyncedRequest { guest_paths }),
+        )
+        .await
+    }
+
     pub async fn resume_vm(&self, name: &str) -> Result<VmView, ClientError> {
         self.call(
             Method::POST,

@@ -326,6 +326,10 @@ pub struct RunArgs {
     /// Delete the VM when the command finishes (requires a command)
     #[arg(long)]
     pub rm: bool,
+    /// With --rm: copy the guest's changes to read-write copy-in shares back to the host
+    /// (as `banger vm sync`) before the VM is removed; a failed sync keeps the VM
+    #[arg(long, requires = "rm")]
+    pub sync: bool,
     /// Boot in the background and print the VM's name
     #[arg(short = 'd', long, conflicts_with = "rm")]
     pub detach: bool,

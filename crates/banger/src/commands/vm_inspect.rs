@@ -24,7 +24,7 @@ pub async fn ls(layout: &Layout, args: LsArgs) -> anyhow::Result<i32> {
             .map(|vm| {
                 vec![
                     vm.name.clone(),
-                    vm.state.clone(),
+                    state_column(vm),
                     vm.image.clone(),
                     vm.vcpu.to_string(),
                     format!("{} MiB", vm.memory_mib),
@@ -40,9 +40,30 @@ pub async fn ls(layout: &Layout, args: LsArgs) -> anyhow::Result<i32> {
             ],
             &rows,
         )?;
+        // The way back, once per VM whose shares are down (stderr: the table stays a table).
+        for vm in vms.iter().filter(|vm| !vm.shares_down.is_empty()) {
+            eprintln!(
+                "{}: the virtiofsd serving {} exited; restart the VM to share again: \
+                 banger vm stop {} && banger vm start {} (details: banger vm inspect {})",
+                vm.name,
+                vm.shares_down.join(", "),
+                vm.name,
+                vm.name,
+                vm.name
+            );
+        }
         Ok(())
     })?;
     Ok(0)
+}
+
+/// `vm ls`'s STATE: the state, and which live shares are down while it runs.
+fn state_column(vm: &VmView) -> String {
+    match vm.shares_down.as_slice() {
+        [] => vm.state.clone(),
+        [one] => format!("{} (share {one} down)", vm.state),
+        many => format!("{} ({} shares down)", vm.state, many.len()),
+    }
 }
 
 pub async fn inspect(layout: &Layout, args: InspectArgs) -> anyhow::Result<i32> {
@@ -270,6 +291,17 @@ mod tests {
     }
 
     #[test]
+    fn ls_says_which_shares_are_down() {
+        let mut view = vm();
+        view.state = "running".into();
+        assert_eq!(state_column(&view), "running");
+        view.shares_down = vec!["/src".into()];
+        assert_eq!(state_column(&view), "running (share /src down)");
+        view.shares_down.push("/data".into());
+        assert_eq!(state_column(&view), "running (2 shares down)");
+    }
+
+    #[test]
     fn limit_lines() {
         let mut view = vm();
         view.limits = Some(banger_api::LimitsView {
@@ -316,6 +348,7 @@ mod tests {
                 mode: "virtio-fs".into(),
                 problem: None,
                 note: None,
+                unsynced: false,
             },
             banger_api::ShareView {
                 host: "/etc/\x1b[2Jssl".into(),
@@ -324,6 +357,7 @@ mod tests {
                 mode: "unavailable".into(),
                 problem: Some("install virtiofsd".into()),
                 note: None,
+                unsynced: false,
             },
             banger_api::ShareView {
                 host: "/data".into(),
@@ -332,6 +366,7 @@ mod tests {
                 mode: "copy".into(),
                 problem: None,
                 note: Some("copied in at every boot".into()),
+                unsynced: false,
             },
         ];
         let mut out = String::new();

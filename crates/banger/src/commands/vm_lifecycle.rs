@@ -76,7 +76,14 @@ pub async fn stop(layout: &Layout, args: StopArgs) -> anyhow::Result<i32> {
     let client = connect::connect(layout).await?;
     let results = each(&client, &args.names, |client, name, progress| {
         let req = req.clone();
-        async move { client.stop_vm(&name, &req, progress.as_ref()).await }
+        async move {
+            let vm = client.stop_vm(&name, &req, progress.as_ref()).await?;
+            // Read once the guest is down: its last writes are committed by then.
+            if let Ok(stopped) = client.get_vm(&vm.id).await {
+                super::vm_sync::warn_unsynced(&stopped, "stopped");
+            }
+            Ok(vm)
+        }
     })
     .await;
     report(results, args.json, "cannot stop VM", |vm| {
@@ -88,7 +95,12 @@ pub async fn rm(layout: &Layout, args: RmArgs) -> anyhow::Result<i32> {
     let client = connect::connect(layout).await?;
     let force = args.force;
     let results = each(&client, &args.names, |client, name, _| async move {
-        client.remove_vm(&name, force).await
+        let before = client.get_vm(&name).await.ok();
+        let removed = client.remove_vm(&name, force).await?;
+        if let Some(before) = before {
+            super::vm_sync::warn_unsynced(&before, "removed");
+        }
+        Ok(removed)
     })
     .await;
     report(results, args.json, "cannot remove VM", |vm| {

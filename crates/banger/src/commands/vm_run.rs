@@ -121,12 +121,46 @@ pub async fn run(layout: &Layout, mut args: RunArgs) -> anyhow::Result<i32> {
         return Ok(0);
     };
     let result = exec_io::run(&client, &vm.name, req, args.io.tty).await;
-    if args.rm
-        && let Err(e) = client.remove_vm(&vm.name, true).await
-    {
-        crate::output::warn(&format!("could not remove VM {}: {e}", vm.name));
+    if args.rm {
+        remove_after_run(layout, &client, &vm.name, args.sync).await;
     }
     Ok(result?.shell_code())
+}
+
+/// `--rm`'s end: sync the read-write copies back first when `sync` (a sync that fails
+/// keeps the VM, so nothing the guest wrote is lost), else warn about what the guest
+/// changed in them; then remove the VM.
+async fn remove_after_run(layout: &Layout, client: &banger_api::Client, name: &str, sync: bool) {
+    let vm = match client.get_vm(name).await {
+        Ok(vm) => vm,
+        Err(e) => {
+            crate::output::warn(&format!("could not read VM {name} before removing it: {e}"));
+            return;
+        }
+    };
+    let copies = vm.shares.iter().any(|s| s.mode == "copy" && !s.read_only);
+    if sync && copies {
+        let synced = match banger_config::load(&layout.config_file()) {
+            Ok(config) => {
+                let max_bytes = config.shares_resolved().copy_max_bytes.value;
+                super::vm_sync::sync_vm(client, &vm, &[], false, max_bytes).await
+            }
+            Err(e) => Err(e.into()),
+        };
+        if !matches!(synced, Ok(0)) {
+            let why = synced.err().map(|e| format!(": {e:#}")).unwrap_or_default();
+            crate::output::warn(&format!(
+                "--sync failed{why}; VM {name} is kept so the guest's changes are not lost: \
+                 `banger vm sync {name}`, then `banger rm -f {name}`"
+            ));
+            return;
+        }
+    } else {
+        super::vm_sync::warn_unsynced(&vm, "removed");
+    }
+    if let Err(e) = client.remove_vm(name, true).await {
+        crate::output::warn(&format!("could not remove VM {name}: {e}"));
+    }
 }
 
 /// The API names its fields (`memory_mib 99999 is out of range`); a CLI user typed

@@ -21,6 +21,20 @@ pub async fn run(layout: &Layout, args: SyncArgs) -> anyhow::Result<i32> {
     let max_bytes = config.shares_resolved().copy_max_bytes.value;
     let client = connect::connect(layout).await?;
     let vm = client.get_vm(&args.name).await?;
+    sync_vm(&client, &vm, &args.paths, args.delete, max_bytes).await
+}
+
+/// Sync the guest's content of running VM `vm`'s copy-in shares at `paths` (all its
+/// read-write ones when empty) back to the host; the exit status (1 when one failed).
+/// Shares synced whole and cleanly are reported to the daemon, which stops calling them
+/// unsynced until the guest changes them again.
+pub(crate) async fn sync_vm(
+    client: &banger_api::Client,
+    vm: &VmView,
+    paths: &[String],
+    delete: bool,
+    max_bytes: u64,
+) -> anyhow::Result<i32> {
     if vm.state != "running" {
         bail!(
             "VM {} is {}: its copies live in the running guest; start it with `banger vm \
@@ -31,17 +45,15 @@ pub async fn run(layout: &Layout, args: SyncArgs) -> anyhow::Result<i32> {
             vm.name
         );
     }
-    let targets = targets(&vm, &args.paths)?;
+    let targets = targets(vm, paths)?;
     let mut status = 0;
+    let mut whole = Vec::new();
     for target in targets {
-        let opts = SyncOptions {
-            delete: args.delete,
-            max_bytes,
-        };
+        let opts = SyncOptions { delete, max_bytes };
         let host = target.host.clone();
         let shown = target.guest.clone();
         let (code, report) =
-            super::vm_cp::read_from_guest(&client, &vm.name, &target.guest, move |input| {
+            super::vm_cp::read_from_guest(client, &vm.name, &target.guest, move |input| {
                 banger_copy::sync::receive(input, &host, &opts)
                     .with_context(|| format!("cannot sync {shown} into {}", host.display()))
             })
@@ -55,8 +67,51 @@ pub async fn run(layout: &Layout, args: SyncArgs) -> anyhow::Result<i32> {
             continue;
         }
         say(&target, &report);
+        let is_share = vm
+            .shares
+            .iter()
+            .any(|s| Path::new(&s.guest) == Path::new(&target.guest));
+        if is_share && report.skipped.is_empty() {
+            whole.push(target.guest.clone());
+        }
+    }
+    if !whole.is_empty()
+        && let Err(e) = client.shares_synced(&vm.name, whole).await
+    {
+        crate::output::warn(&format!(
+            "synced, but the daemon could not record it ({e}): `vm stop` may still warn about \
+             these shares"
+        ));
     }
     Ok(status)
+}
+
+/// Warn about VM `vm`'s read-write copies the guest changed and nobody synced back, once
+/// `what` (`stopped`, `removed`) happened to it.
+pub(crate) fn warn_unsynced(vm: &VmView, what: &str) {
+    let unsynced: Vec<&ShareView> = vm.shares.iter().filter(|s| s.unsynced).collect();
+    if unsynced.is_empty() {
+        return;
+    }
+    let list = unsynced
+        .iter()
+        .map(|s| format!("{} ({})", s.guest, s.host))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let fate = if what == "removed" {
+        "they are gone with it".to_string()
+    } else {
+        format!(
+            "they stay in the stopped VM's copy until `banger vm start {}` replaces it with \
+             the host directory",
+            vm.name
+        )
+    };
+    crate::output::warn(&format!(
+        "VM {} {what}: the guest changed copy-in share {list} since it was last synced, and \
+         {fate}; bring a running guest's changes back with `banger vm sync {}` first",
+        vm.name, vm.name
+    ));
 }
 
 /// One guest directory to bring back, and where.
@@ -193,6 +248,7 @@ mod tests {
             mode: mode.into(),
             problem: None,
             note: None,
+            unsynced: false,
         }
     }
 

@@ -12,6 +12,7 @@ mod operation;
 mod pause;
 mod progress_stream;
 mod router;
+mod shares;
 mod snapshots;
 mod system;
 mod vms;

@@ -9,7 +9,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::openapi::ApiDoc;
-use super::{exec, images, logs, pause, snapshots, system, vms};
+use super::{exec, images, logs, pause, shares, snapshots, system, vms};
 use crate::state::Daemon;
 
 /// The routes with their OpenAPI descriptions (used for both the router and the
@@ -25,6 +25,7 @@ pub fn routes() -> OpenApiRouter<Arc<Daemon>> {
         .routes(routes!(vms::stop))
         .routes(routes!(pause::pause))
         .routes(routes!(pause::resume))
+        .routes(routes!(shares::synced))
         .routes(routes!(logs::logs))
         .routes(routes!(exec::exec))
         .routes(routes!(images::list))

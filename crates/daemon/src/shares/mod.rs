@@ -13,7 +13,9 @@ pub mod copy;
 pub mod guest;
 #[cfg(test)]
 mod tests;
+pub mod unsynced;
 mod validate;
+pub mod watch;
 
 use banger_api::ShareView;
 use banger_store::{Delivery, VmRecord, VmShare, VmState};
@@ -93,25 +95,39 @@ pub fn plan(daemon: &Daemon, vm: &VmRecord, shares: &[VmShare]) -> Result<Plan> 
 }
 
 /// `vm inspect`'s lines for VM `vm`. A live share of a running VM whose `virtiofsd` has
-/// died is `down`, with its last words (also logged: the daemon hears of it here).
+/// died is `down`, with its last words: as the watcher recorded it ([`watch`]), or as found
+/// now (a VM adopted from a daemon that did not watch), then recorded too.
 pub fn views(daemon: &Daemon, vm: &VmRecord) -> Result<Vec<ShareView>> {
     let shares = daemon.store().vm_shares(&vm.id)?;
+    let active = matches!(vm.state, VmState::Running | VmState::Paused);
+    let recorded = if active {
+        daemon.store().shares_down(&vm.id)?
+    } else {
+        Vec::new()
+    };
     let problem = live_problem(driver_of(vm));
-    let binary = (vm.state == VmState::Running)
-        .then(virtiofs::find_binary)
-        .flatten();
+    let binary = active.then(virtiofs::find_binary).flatten();
+    let unsynced = unsynced::unsynced(daemon, vm, &shares)?;
     Ok(shares
         .into_iter()
         .enumerate()
         .map(|(position, s)| {
+            let known = recorded
+                .iter()
+                .find(|(p, _)| *p == position)
+                .map(|(_, why)| why.clone());
             let (mode, problem) = match s.delivery {
-                Delivery::VirtioFs => match (&problem, &binary) {
-                    (Some(why), _) => ("unavailable", Some(why.clone())),
-                    (None, Some(binary)) => match down(binary, vm, position, &s) {
-                        Some(why) => ("down", Some(why)),
+                Delivery::VirtioFs => match (&problem, &binary, known) {
+                    (_, _, Some(why)) => ("down", Some(why)),
+                    (Some(why), _, None) => ("unavailable", Some(why.clone())),
+                    (None, Some(binary), None) => match down(binary, vm, position, &s) {
+                        Some(why) => {
+                            let _ = daemon.store().set_share_down(&vm.id, position, Some(&why));
+                            ("down", Some(why))
+                        }
                         None => ("virtio-fs", None),
                     },
-                    (None, None) => ("virtio-fs", None),
+                    (None, None, None) => ("virtio-fs", None),
                 },
                 Delivery::Copy => ("copy", None),
             };
@@ -123,8 +139,26 @@ pub fn views(daemon: &Daemon, vm: &VmRecord) -> Result<Vec<ShareView>> {
                 mode: mode.to_string(),
                 problem,
                 note,
+                unsynced: unsynced.get(position).copied().unwrap_or(false),
             }
         })
+        .collect())
+}
+
+/// The guest paths of VM `vm`'s shares recorded as down (for `vm ls`); empty unless the
+/// VM runs.
+pub fn down_paths(daemon: &Daemon, vm: &VmRecord) -> Result<Vec<String>> {
+    if !matches!(vm.state, VmState::Running | VmState::Paused) {
+        return Ok(Vec::new());
+    }
+    let down = daemon.store().shares_down(&vm.id)?;
+    if down.is_empty() {
+        return Ok(Vec::new());
+    }
+    let shares = daemon.store().vm_shares(&vm.id)?;
+    Ok(down
+        .iter()
+        .filter_map(|(p, _)| shares.get(*p).map(|s| s.guest_path.clone()))
         .collect())
 }
 
@@ -146,11 +180,16 @@ fn down(
     }
     let last = virtiofs::spawn::last_words(&vm.dir, &spec);
     tracing::warn!(vm = %vm.name, share = %share.guest_path, last_words = %last, "a share's virtiofsd is gone");
-    Some(format!(
-        "its virtiofsd exited ({last}); guest processes touching {} hang until the VM stops. \
-         virtio-fs cannot reconnect a new virtiofsd to a running guest: restart the VM \
-         (`banger vm stop {name}` then `banger vm start {name}`) to serve it again",
-        share.guest_path,
-        name = vm.name
-    ))
+    Some(down_reason(&vm.name, &share.guest_path, &last))
+}
+
+/// What `vm inspect` says of share `guest` of VM `name` whose `virtiofsd` exited with
+/// `last` as its last words, and the way back.
+fn down_reason(name: &str, guest: &str, last: &str) -> String {
+    format!(
+        "its virtiofsd exited ({last}); guest processes touching {guest} hang until the VM \
+         stops. virtio-fs cannot reconnect a new virtiofsd to a running guest (QEMU 7.2): \
+         restart the VM (`banger vm stop {name}` then `banger vm start {name}`; \
+         `vm stop -f` if the guest hangs on the share) to serve it again"
+    )
 }

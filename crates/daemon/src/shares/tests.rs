@@ -198,3 +198,48 @@ fn copies_over_the_cap_are_refused_naming_the_directory() {
     );
     assert!(crate::vms::list(&inc.daemon).unwrap().is_empty());
 }
+
+/// A fresh copy is not unsynced (its journal is where mkfs left it); only read-write
+/// copies can be marked synced, and a mark sticks until the next start.
+#[test]
+fn sync_marks_apply_to_read_write_copies_only() {
+    let harness = Harness::new();
+    let inc = harness.start();
+    let host = host_dir("bgsy");
+    let req = CreateVmRequest {
+        shares: vec![
+            copy_share(host.path(), "/src", false),
+            copy_share(host.path(), "/ro", true),
+            share(host.path(), "/live", false),
+        ],
+        ..request("y", true)
+    };
+    inc.block_on(crate::vms::create(&inc.daemon, req, &NoProgress))
+        .unwrap_or_else(|e| panic!("create: {} ({:?})", e.message, e.hint));
+    let shares = crate::vms::get(&inc.daemon, "y").unwrap().shares;
+    assert!(shares.iter().all(|s| !s.unsynced), "{shares:?}");
+    let vm = crate::vms::lookup(&inc.daemon, "y").unwrap();
+    for bad in ["/ro", "/live", "/nowhere"] {
+        let err = super::unsynced::mark_synced(&inc.daemon, &vm, &[bad.to_string()]).unwrap_err();
+        assert!(
+            err.message.contains("no read-write copy-in share"),
+            "{bad}: {}",
+            err.message
+        );
+    }
+    super::unsynced::mark_synced(&inc.daemon, &vm, &["/src".to_string()]).unwrap();
+    assert_eq!(
+        inc.daemon.store().shares_synced(&vm.id).unwrap(),
+        vec![(0, banger_images::ext4::journal::FRESH)]
+    );
+    inc.block_on(crate::vms::stop(
+        &inc.daemon,
+        "y",
+        StopVmRequest::default(),
+        &NoProgress,
+    ))
+    .unwrap();
+    inc.block_on(crate::vms::start(&inc.daemon, "y", &NoProgress))
+        .unwrap();
+    assert!(inc.daemon.store().shares_synced(&vm.id).unwrap().is_empty());
+}

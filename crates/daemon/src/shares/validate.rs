@@ -64,6 +64,9 @@ pub fn validate(
             settings.fallback.value,
             &guest_path,
         )?;
+        if delivery == Delivery::VirtioFs && !req.read_only {
+            writable_mount(&host_path)?;
+        }
         if delivery == Delivery::Copy {
             // Refused now rather than at the first boot.
             super::copy::measure(&host_path, settings.copy_max_bytes.value)?;
@@ -168,6 +171,32 @@ fn host_dir(text: &str, private: &[&PathBuf]) -> Result<PathBuf> {
         }
     }
     Ok(real)
+}
+
+/// Refuse a read-write live share of `dir` when it lies on a mount that is read-only as
+/// the daemon sees it: its `virtiofsd` runs in the daemon's mount namespace, so every guest
+/// write would fail. Under a system install that is the daemon unit's sandbox
+/// (`ProtectSystem=strict`, `ProtectHome=read-only`), which leaves only banger's own
+/// directories and the owner's home writable.
+fn writable_mount(dir: &Path) -> Result<()> {
+    let Ok(stat) = nix::sys::statvfs::statvfs(dir) else {
+        // Unknown: the share is served, and a read-only mount shows as guest write errors.
+        return Ok(());
+    };
+    if !stat.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY) {
+        return Ok(());
+    }
+    Err(bad(format!(
+        "host path {} is on a mount banger's daemon sees read-only, so the guest could \
+         not write to the share",
+        dir.display()
+    ))
+    .with_hint(
+        "share it read-only (-v HOST:GUEST:ro) or copy it in (-v HOST:GUEST:copy); under a \
+         system install the daemon's unit leaves only the owner's home writable \
+         (ProtectSystem=strict, ProtectHome=read-only, ReadWritePaths=): share a directory \
+         there",
+    ))
 }
 
 /// `text` as a plain absolute guest path.

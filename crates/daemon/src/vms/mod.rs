@@ -59,7 +59,15 @@ pub use start::start;
 pub use stop::stop;
 
 pub fn list(daemon: &Daemon) -> Result<Vec<VmView>> {
-    Ok(daemon.store().list_vms()?.iter().map(view).collect())
+    // Released before the per-VM reads below take the store again.
+    let vms = daemon.store().list_vms()?;
+    vms.iter()
+        .map(|vm| {
+            let mut view = view(vm);
+            view.shares_down = crate::shares::down_paths(daemon, vm)?;
+            Ok(view)
+        })
+        .collect()
 }
 
 /// One VM, with its disks and what each really costs the host.
@@ -83,6 +91,7 @@ pub fn get(daemon: &Daemon, name: &str) -> Result<VmView> {
     view.origin = crate::snapshots::origin_view(daemon, &vm.id)?;
     view.cold_reason = daemon.store().cold_reason(&vm.id)?;
     view.shares = crate::shares::views(daemon, &vm)?;
+    view.shares_down = crate::shares::down_paths(daemon, &vm)?;
     view.limits = cgroup::view(daemon, &vm);
     Ok(view)
 }
@@ -161,6 +170,7 @@ pub fn view(vm: &VmRecord) -> VmView {
         origin: None,
         cold_reason: None,
         shares: Vec::new(),
+        shares_down: Vec::new(),
         limits: None,
     }
 }

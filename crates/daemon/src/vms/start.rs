@@ -236,12 +236,16 @@ pub async fn boot(daemon: &Daemon, id: &str, progress: &dyn Progress) -> Result<
             boot_json.as_deref(),
         )?;
         store.set_vm_started(&vm.id, &banger_store::now_rfc3339())?;
+        // This boot serves every share afresh.
+        store.clear_share_run(&vm.id)?;
         store.update_vm_state(&vm.id, Some(VmState::Starting), VmState::Running, None)?;
     }
     *daemon.slot(id).agent.lock().await = Some(client);
     watch::watch_exit(daemon, &vm.id, runtime);
+    let started = lookup(daemon, id)?;
+    crate::shares::watch::watch(daemon, &started);
     tracing::info!(vm = %vm.name, ready_ms = agent_ready.as_millis() as u64, "VM running");
-    lookup(daemon, id)
+    Ok(started)
 }
 
 /// The VM's shares for this boot (copy-in shares are copied now); a failure releases what

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use banger_system::CommandRunner;
 
 pub mod incremental;
+pub mod journal;
 pub mod owners;
 pub mod snapshot;
 pub use owners::{OwnerFix, OwnerReport, Owners};
@@ -51,6 +52,8 @@ pub enum Ext4Error {
         "debugfs was not found: it sets owners inside images built without root; install e2fsprogs"
     )]
     DebugfsMissing,
+    #[error("debugfs could not read the journal of {image:?}: {stderr}")]
+    Journal { image: PathBuf, stderr: String },
     #[error("debugfs could not apply the changed entries to {image:?}: {stderr}")]
     Incremental { image: PathBuf, stderr: String },
     #[error("debugfs could not set the owners of {count} entries in {image:?}: {stderr}")]

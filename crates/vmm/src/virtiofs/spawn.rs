@@ -123,10 +123,20 @@ pub fn find(binary: &Path, vm_dir: &Path) -> std::io::Result<Vec<ProcessIdentity
     process::find_using_dir(binary, vm_dir)
 }
 
-/// Whether `share` of the VM in `vm_dir` still has a `virtiofsd` serving it (found by its
-/// socket on the command line). A scan that fails says yes: only a sure "gone" is news.
+/// The `virtiofsd` processes serving `share` of the VM in `vm_dir`, found by its socket on
+/// their command line (a sandboxed one is a launcher and its child).
+pub fn find_serving(
+    binary: &Path,
+    vm_dir: &Path,
+    share: &ShareSpec,
+) -> std::io::Result<Vec<ProcessIdentity>> {
+    process::find_using_dir(binary, &share.socket(vm_dir))
+}
+
+/// Whether `share` of the VM in `vm_dir` still has a `virtiofsd` serving it. A scan that
+/// fails says yes: only a sure "gone" is news.
 pub fn serving(binary: &Path, vm_dir: &Path, share: &ShareSpec) -> bool {
-    process::find_using_dir(binary, &share.socket(vm_dir)).map_or(true, |found| !found.is_empty())
+    find_serving(binary, vm_dir, share).map_or(true, |found| !found.is_empty())
 }
 
 /// The last lines `share`'s `virtiofsd` wrote to its log, joined on one line.

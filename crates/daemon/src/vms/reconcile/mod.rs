@@ -145,6 +145,7 @@ async fn reconcile_vm(daemon: &Daemon, vm: &VmRecord, removing: bool) {
                 tracing::info!(vm = %vm.name, pid = rt.pid, "found running VM");
                 console::attach(daemon, &vm.id, &rt);
                 watch::watch_exit(daemon, &vm.id, rt);
+                crate::shares::watch::watch(daemon, vm);
             }
             marked
         }

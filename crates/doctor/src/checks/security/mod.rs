@@ -19,7 +19,7 @@ use banger_system::fsperm::{FileFacts, FileKind, check_root_executable};
 
 pub use banger_config::{InstallMeta, load_install_meta};
 pub use sandbox::VmmSandbox;
-pub use units::missing_directives;
+pub use units::{effective, missing_directives, unit_assignments};
 
 use crate::context::DoctorContext;
 use crate::groups;

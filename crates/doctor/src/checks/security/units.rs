@@ -18,12 +18,7 @@ const LIST_KEYS: [&str; 4] = [
 /// `NoNewPrivileges=no`, a commented-out line, or a list widened anywhere counts as
 /// missing. List keys compare as sets of words.
 pub fn missing_directives(unit: &Path, required: &[String]) -> Result<Vec<String>, String> {
-    let mut assignments: Vec<(String, String)> = Vec::new();
-    for file in unit_files(unit)? {
-        let text = std::fs::read_to_string(&file)
-            .map_err(|err| format!("cannot read {}: {err}", file.display()))?;
-        assignments.extend(parse_assignments(&text));
-    }
+    let assignments = unit_assignments(unit)?;
     Ok(required
         .iter()
         .filter(|directive| {
@@ -40,8 +35,19 @@ pub fn missing_directives(unit: &Path, required: &[String]) -> Result<Vec<String
         .collect())
 }
 
+/// Every `Key=value` assignment of `unit` and its drop-ins, in the order systemd reads them.
+pub fn unit_assignments(unit: &Path) -> Result<Vec<(String, String)>, String> {
+    let mut assignments: Vec<(String, String)> = Vec::new();
+    for file in unit_files(unit)? {
+        let text = std::fs::read_to_string(&file)
+            .map_err(|err| format!("cannot read {}: {err}", file.display()))?;
+        assignments.extend(parse_assignments(&text));
+    }
+    Ok(assignments)
+}
+
 /// The value systemd ends up with for `key`, `None` when never assigned.
-fn effective(assignments: &[(String, String)], key: &str) -> Option<String> {
+pub fn effective(assignments: &[(String, String)], key: &str) -> Option<String> {
     let mut values = assignments.iter().filter(|(k, _)| k == key).map(|(_, v)| v);
     if !LIST_KEYS.contains(&key) {
         return values.next_back().cloned();
