@@ -146,11 +146,10 @@ fn supervise(service: &Service) -> ! {
 
 fn spawn(service: &Service) -> std::io::Result<i32> {
     let log = prepare(service, &Dirs::guest())?;
-    command(service)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()
+    let mut command = command(service);
+    command.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
+    crate::exec::table()
+        .spawn_guarded(|| command.spawn())
         .map(|child| child.id() as i32)
 }
 
