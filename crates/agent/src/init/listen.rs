@@ -92,6 +92,7 @@ mod tests {
         Service {
             name: "listen-test".into(),
             listen: Some(1),
+            prestart: false,
             argv: argv.iter().map(|s| s.to_string()).collect(),
         }
     }
