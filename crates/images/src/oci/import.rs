@@ -407,12 +407,13 @@ fn add_banger_files(applier: &Applier<'_>, agent: &Path, tree: &Path) -> Result<
         .find(|p| fs::symlink_metadata(tree.join(p)).is_ok_and(|m| m.is_file()));
     let mut services = String::from(
         "# The lean init (banger-agent as PID 1) starts these:\n\
-         # NAME [listen=tcp:PORT] PROGRAM [ARG]...\n",
+         # NAME [listen=tcp:PORT [prestart]] PROGRAM [ARG]...\n",
     );
     if let Some(sshd) = sshd {
         // Socket-activated: port 22 is open as soon as the agent is (see the
-        // agent's `init/services.rs`).
-        services.push_str(&format!("sshd listen=tcp:22 /{sshd} -i -e\n"));
+        // agent's `init/services.rs`); one sshd kept started for the next tunnel
+        // (`init/prestart.rs`).
+        services.push_str(&format!("sshd listen=tcp:22 prestart /{sshd} -i -e\n"));
         applier.add_file(
             SSHD_DROP_IN,
             b"# banger: each VM makes its own ed25519 host key at first boot.\nHostKey /etc/ssh/ssh_host_ed25519_key\n",
