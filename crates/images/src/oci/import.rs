@@ -215,14 +215,18 @@ pub fn import(opts: &ImportOptions<'_>) -> Result<Imported, OciError> {
                 progress.note(&note);
             }
         }
-        rootfs::Made::Incremental { shared, written } => progress.note(&format!(
+        rootfs::Made::Incremental {
+            shared, written, ..
+        } => progress.note(&format!(
             "root filesystem made from a recent import sharing {shared} of {total} layers ({written} entries written)"
         )),
     }
-    took.mark(match made {
-        rootfs::Made::Full(_) => "mkfs",
-        rootfs::Made::Incremental { .. } => "debugfs",
-    });
+    // An incremental build hashed its image while syncing it.
+    let (rootfs_record, step) = match made {
+        rootfs::Made::Full(_) => (None, "mkfs"),
+        rootfs::Made::Incremental { record, .. } => (Some(record), "debugfs"),
+    };
+    took.mark(step);
     remove_in_background(work);
     took.mark("cleanup");
 
@@ -247,7 +251,10 @@ pub fn import(opts: &ImportOptions<'_>) -> Result<Imported, OciError> {
             kernel: files.kernel.clone(),
             bzimage: files.bzimage.clone(),
             initrd: files.initrd.clone(),
-            rootfs: Some(record(ROOTFS_FILE)?),
+            rootfs: Some(match rootfs_record {
+                Some(made) => made,
+                None => record(ROOTFS_FILE)?,
+            }),
         },
         agent,
         init: Some("agent".into()),
