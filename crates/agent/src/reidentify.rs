@@ -30,6 +30,8 @@ pub fn apply(req: &Reidentify) -> Result<(), String> {
     })?;
     init::set_hostname(&req.hostname);
     init::identity::ensure(Path::new("/"), &req.hostname, &req.vm_id);
+    // A waiting pre-started sshd loaded the host keys this machine no longer has.
+    init::prestart::renew_all();
     Ok(())
 }
 

@@ -311,6 +311,8 @@ impl Session {
             banger_agent_proto::CONTROL_STREAM,
             Message::Ready(ready),
         );
+        // The host knows we are up: pre-started servers may now take the vCPU.
+        crate::init::prestart::release();
     }
 
     /// The exec on `stream`: `Ok(None)` if it already finished (late frames are ignored).
@@ -329,7 +331,17 @@ impl Session {
         }
         self.execs
             .retain(|_, running| !running.finished.load(Ordering::SeqCst));
-        let spawned = match exec::spawn(request, exec::table()) {
+        // A tunnel to a port with a pre-started server (sshd) adopts it: see
+        // `init::prestart`. Only the plain `connect` tool qualifies, as the host sends it.
+        let plain = request.stdin
+            && request.tty.is_none()
+            && request.user.is_none()
+            && request.cwd.is_none()
+            && request.env.is_empty();
+        let adopted = plain
+            .then(|| crate::init::prestart::take(&request.argv))
+            .flatten();
+        let spawned = match adopted.map_or_else(|| exec::spawn(request, exec::table()), Ok) {
             Ok(spawned) => spawned,
             Err(failure) => {
                 self.reply(agent, stream, Message::error(failure.message));

@@ -55,6 +55,15 @@ fn tool_ok(env: &Env, program: &str, args: &[&str]) -> String {
     stdout(&out)
 }
 
+/// `ssh dev.vm COMMAND` through the rendered config `cfg`; its stdout.
+fn ssh_dev(env: &Env, cfg: &str, command: &str) -> String {
+    tool_ok(
+        env,
+        "ssh",
+        &["-F", cfg, "-o", "BatchMode=yes", "dev.vm", command],
+    )
+}
+
 #[test]
 fn the_real_ssh_client_scp_and_rsync_reach_the_guest_with_host_keys_checked() {
     let env = env();
@@ -82,18 +91,7 @@ fn the_real_ssh_client_scp_and_rsync_reach_the_guest_with_host_keys_checked() {
         ),
         ""
     );
-    let who = tool_ok(
-        &env,
-        "ssh",
-        &[
-            "-F",
-            cfg,
-            "-o",
-            "BatchMode=yes",
-            "dev.vm",
-            "echo $(whoami)@$(hostname)",
-        ],
-    );
+    let who = ssh_dev(&env, cfg, "echo $(whoami)@$(hostname)");
     assert_eq!(who.trim(), "root@dev");
 
     // scp both ways.
@@ -200,4 +198,97 @@ fn the_real_ssh_client_scp_and_rsync_reach_the_guest_with_host_keys_checked() {
     env.ok(["vm", "rm", "-f", "dev"]);
     let known = std::fs::read_to_string(&pinned).unwrap();
     assert!(!known.contains(&format!("banger-{id}")), "{known}");
+}
+
+/// The pids of the lean init's waiting pre-started sshd (`init/prestart.rs`): an sshd
+/// child of PID 1 whose connection is a pair of pipes, not a socket (sshd itself moves its
+/// connection off fds 0 and 1), and of sshd zombies.
+const WAITING_SSHD: &str = r#"for p in /proc/[0-9]*; do
+  read -r pid comm state ppid rest < $p/stat 2>/dev/null || continue
+  [ "$comm" = "(sshd)" ] || continue
+  if [ "$state" = Z ]; then echo "zombie-$pid"; continue; fi
+  [ "$ppid" = 1 ] || continue
+  fds=$(ls -l $p/fd 2>/dev/null)
+  case "$fds" in *socket:*) continue;; esac
+  case "$fds" in *pipe:*) echo "$pid";; esac
+done"#;
+
+/// The one waiting pre-started sshd once it is there and is none of `not`; fails on two at
+/// once (a pile-up) or a zombie.
+fn next_waiting(env: &Env, not: &[String]) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    loop {
+        let found: Vec<String> = env
+            .sh("dev", WAITING_SSHD)
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        assert!(
+            found.len() <= 1,
+            "more than one pre-started sshd, or a zombie: {found:?}"
+        );
+        if let Some(pid) = found.first().filter(|p| !not.contains(p)) {
+            return pid.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no new pre-started sshd within 180 s (still {found:?})\n{}",
+            env.diagnostics()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// `ssh dev.vm` prints how sshd sees its peer: `UNKNOWN` over a pipe (the pre-started
+/// instance), an address over TCP (the per-connection listener).
+fn ssh_peer(env: &Env, cfg: &str) -> String {
+    ssh_dev(env, cfg, "echo ${SSH_CONNECTION%% *}")
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn a_pre_started_sshd_serves_each_tunnel_and_is_replaced_without_piling_up() {
+    let env = env();
+    env.ok(["vm", "run", "-d", "--name", "dev", "--memory", "512"]);
+    env.ok(["vm", "ssh", "dev", "--", "true"]);
+    let cfg_path = env.config_dir().join("ssh_config");
+    let cfg = cfg_path.to_str().unwrap();
+
+    // Two connections in a row, each served by the instance waiting before it.
+    let first = next_waiting(&env, &[]);
+    assert_eq!(ssh_peer(&env, cfg), "UNKNOWN");
+    let second = next_waiting(&env, std::slice::from_ref(&first));
+    assert_eq!(ssh_peer(&env, cfg), "UNKNOWN");
+    let third = next_waiting(&env, &[first, second.clone()]);
+
+    // An unused instance ends at sshd's LoginGraceTime and is replaced, twice, one at a time.
+    env.sh(
+        "dev",
+        &format!("echo 'LoginGraceTime 4' > /etc/ssh/sshd_config.d/zz-test.conf && kill {third}"),
+    );
+    let short = next_waiting(&env, &[second, third.clone()]);
+    let after_grace = next_waiting(&env, &[third, short.clone()]);
+    let again = next_waiting(&env, &[short, after_grace.clone()]);
+    env.sh(
+        "dev",
+        &format!("rm /etc/ssh/sshd_config.d/zz-test.conf && kill {again}"),
+    );
+    let current = next_waiting(&env, &[after_grace, again]);
+
+    // Without sshd nothing answers (fail closed), and with it back ssh works again.
+    env.sh(
+        "dev",
+        &format!("mv /usr/sbin/sshd /usr/sbin/sshd.away && kill {current}"),
+    );
+    let out = tool(
+        &env,
+        "ssh",
+        &["-F", cfg, "-o", "BatchMode=yes", "dev.vm", "true"],
+    );
+    assert!(!out.status.success(), "ssh succeeded without sshd");
+    env.sh("dev", "mv /usr/sbin/sshd.away /usr/sbin/sshd");
+    next_waiting(&env, &[current]);
+    assert_eq!(ssh_peer(&env, cfg), "UNKNOWN");
+    env.ok(["vm", "rm", "-f", "dev"]);
 }

@@ -95,7 +95,7 @@ pub fn spawn(exec: &Exec, table: &ExecTable) -> Result<Spawned, SpawnFailure> {
         Some(size) => {
             spawn_on_pty(command, size, exec.stdin, identity.as_ref(), table).map_err(start)?
         }
-        None => spawn_with_pipes(command, exec.stdin, table).map_err(start)?,
+        None => spawn_with_pipes(command, exec.stdin, None, table).map_err(start)?,
     };
     result.map_err(|err| describe_spawn_error(program, &err))
 }
@@ -115,11 +115,17 @@ fn describe_spawn_error(program: &str, err: &io::Error) -> SpawnFailure {
 /// Outer error: setting up failed; inner error: the spawn itself failed.
 type SpawnResult = io::Result<io::Result<Spawned>>;
 
-fn spawn_with_pipes(mut command: Command, stdin: bool, table: &ExecTable) -> SpawnResult {
+/// Stderr goes to `log` when given, else to a pipe for the host.
+fn spawn_with_pipes(
+    mut command: Command,
+    stdin: bool,
+    log: Option<File>,
+    table: &ExecTable,
+) -> SpawnResult {
     command
         .stdin(if stdin { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(log.map_or_else(Stdio::piped, Stdio::from))
         // Its own process group, so a signal or a session reset reaches its children too.
         .process_group(0);
     let spawned = table.spawn_registered(|| {
@@ -142,6 +148,14 @@ fn spawn_with_pipes(mut command: Command, stdin: bool, table: &ExecTable) -> Spa
             pty: None,
         })
     }))
+}
+
+/// Starts `command` with pipes for stdin and stdout and `log` as its stderr, in its own
+/// process group, registered in `table`: a process an exec adopts later (a pre-started
+/// server, `init::prestart`), whose stderr is its log rather than the host's.
+pub fn spawn_piped(mut command: Command, log: File, table: &ExecTable) -> io::Result<Spawned> {
+    unblock_signals_in_child(&mut command);
+    spawn_with_pipes(command, true, Some(log), table).and_then(|spawned| spawned)
 }
 
 fn spawn_on_pty(

@@ -64,6 +64,15 @@ impl ExecTable {
         Ok((entry, done_rx, spawned))
     }
 
+    /// Runs `spawn` with the table locked, without registering the child: for processes
+    /// whose status nobody collects (services). std's `spawn` waits for a child whose
+    /// `exec` failed (a missing program) and panics if that child is gone; the reaper takes
+    /// this lock before it reaps, so it cannot take that child first.
+    pub fn spawn_guarded<T>(&self, spawn: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
+        let _map = lock(&self.map);
+        spawn()
+    }
+
     /// Reaps every child that has exited, recording the status of registered execs.
     pub fn reap(&self) {
         loop {

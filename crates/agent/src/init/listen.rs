@@ -71,11 +71,13 @@ pub fn serve(service: &Service, listener: TcpListener, dirs: &Dirs) {
 fn start(service: &Service, conn: OwnedFd, dirs: &Dirs) -> io::Result<i32> {
     let log = prepare(service, dirs)?;
     let out = conn.try_clone()?;
-    command(service)
+    let mut command = command(service);
+    command
         .stdin(Stdio::from(conn))
         .stdout(Stdio::from(out))
-        .stderr(log)
-        .spawn()
+        .stderr(log);
+    crate::exec::table()
+        .spawn_guarded(|| command.spawn())
         .map(|child| child.id() as i32)
 }
 
@@ -90,6 +92,7 @@ mod tests {
         Service {
             name: "listen-test".into(),
             listen: Some(1),
+            prestart: false,
             argv: argv.iter().map(|s| s.to_string()).collect(),
         }
     }

@@ -8,6 +8,7 @@ mod modules;
 mod mounts;
 mod net;
 mod power_button;
+pub mod prestart;
 pub mod services;
 mod shares;
 pub mod switch_root;

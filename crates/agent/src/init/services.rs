@@ -2,7 +2,7 @@
 //! listed in `/etc/banger/services`, started after the agent's own setup and restarted
 //! when they exit.
 //!
-//! One service a line: `NAME [listen=tcp:PORT] PROGRAM [ARG]...`, split on whitespace (no
+//! One service a line: `NAME [listen=tcp:PORT [prestart]] PROGRAM [ARG]...`, split on whitespace (no
 //! shell, no quoting); `#` starts a comment. Before starting, `/run/NAME` is created (like
 //! systemd's `RuntimeDirectory=`: sshd needs `/run/sshd`); output is appended to
 //! `/var/log/banger/NAME.log`.
@@ -13,7 +13,9 @@
 //! PROGRAM for each connection with the connection as its stdin and stdout (`sshd -i`).
 //! So the port is open as soon as the agent is, instead of after the server's own
 //! start-up (the longest step of a root-disk boot under emulation), and per connection it
-//! costs what sshd's own re-exec per connection costs anyway.
+//! costs what sshd's own re-exec per connection costs anyway. With `prestart`, one
+//! instance is also kept started ahead for the host's next tunnel to the port
+//! (`prestart.rs`: `ssh NAME.vm` then finds sshd loaded instead of starting it).
 
 use std::fs::{self, OpenOptions};
 use std::os::unix::fs::DirBuilderExt;
@@ -35,6 +37,9 @@ pub struct Service {
     pub name: String,
     /// Socket-activated on this TCP port (all addresses).
     pub listen: Option<u16>,
+    /// With `listen`: one instance kept started for the host's next tunnel to the port
+    /// (`prestart.rs`).
+    pub prestart: bool,
     pub argv: Vec<String>,
 }
 
@@ -65,18 +70,27 @@ pub fn parse(text: &str) -> Vec<Service> {
                 }
                 None => None,
             };
+            let prestart = listen.is_some() && argv.first().is_some_and(|w| w == "prestart");
+            if prestart {
+                argv.remove(0);
+            }
             let valid_name = name
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
                 && !name.starts_with('.');
             if !valid_name || argv.is_empty() || !argv[0].starts_with('/') {
                 log!(
-                    "{SERVICES_FILE} line {}: want `NAME [listen=tcp:PORT] /ABSOLUTE/PROGRAM [ARG]...`; skipped",
+                    "{SERVICES_FILE} line {}: want `NAME [listen=tcp:PORT [prestart]] /ABSOLUTE/PROGRAM [ARG]...`; skipped",
                     i + 1
                 );
                 return None;
             }
-            Some(Service { name, listen, argv })
+            Some(Service {
+                name,
+                listen,
+                prestart,
+                argv,
+            })
         })
         .collect()
 }
@@ -100,6 +114,14 @@ pub fn start_all() -> usize {
         let run: Box<dyn FnOnce() + Send> = match service.listen {
             Some(port) => match super::listen::bind(port) {
                 Ok(listener) => {
+                    if service.prestart
+                        && let Err(e) = super::prestart::start(service.clone(), port, Dirs::guest())
+                    {
+                        log!(
+                            "service {}: cannot start its pre-start thread: {e}",
+                            service.name
+                        );
+                    }
                     Box::new(move || super::listen::serve(&service, listener, &Dirs::guest()))
                 }
                 Err(e) => {
@@ -146,11 +168,13 @@ fn supervise(service: &Service) -> ! {
 
 fn spawn(service: &Service) -> std::io::Result<i32> {
     let log = prepare(service, &Dirs::guest())?;
-    command(service)
+    let mut command = command(service);
+    command
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()
+        .stderr(log);
+    crate::exec::table()
+        .spawn_guarded(|| command.spawn())
         .map(|child| child.id() as i32)
 }
 
@@ -222,7 +246,8 @@ mod tests {
         let got = parse(
             "# services\nsshd /usr/sbin/sshd -D -e  # the SSH server\n\nbad\nrel bin/x\n../x /bin/true\ncron /usr/sbin/cron -f\n\
              ssh2 listen=tcp:2222 /usr/sbin/sshd -i -e\nx listen=tcp:0 /bin/true\ny listen=udp:1 /bin/true\n\
-             z listen=tcp:22\n",
+             z listen=tcp:22\nssh3 listen=tcp:22 prestart /usr/sbin/sshd -i\nw prestart /bin/true\n\
+             v listen=tcp:22 prestart\n",
         );
         assert_eq!(
             got,
@@ -230,17 +255,26 @@ mod tests {
                 Service {
                     name: "sshd".into(),
                     listen: None,
+                    prestart: false,
                     argv: vec!["/usr/sbin/sshd".into(), "-D".into(), "-e".into()],
                 },
                 Service {
                     name: "cron".into(),
                     listen: None,
+                    prestart: false,
                     argv: vec!["/usr/sbin/cron".into(), "-f".into()],
                 },
                 Service {
                     name: "ssh2".into(),
                     listen: Some(2222),
+                    prestart: false,
                     argv: vec!["/usr/sbin/sshd".into(), "-i".into(), "-e".into()],
+                },
+                Service {
+                    name: "ssh3".into(),
+                    listen: Some(22),
+                    prestart: true,
+                    argv: vec!["/usr/sbin/sshd".into(), "-i".into()],
                 },
             ]
         );

@@ -1,8 +1,11 @@
-//! Time to agent-ready and to sshd's banner: the `debian` image (lean init) against
+//! Time to agent-ready and to sshd's banner (through the tunnel `ssh NAME.vm` uses): the
+//! `debian` image (lean init) against
 //! `minimal`, and against a systemd-init Debian image when one is registered as
 //! `debian-systemd` (`banger image build debian --init systemd --name debian-systemd`).
 
-use std::time::Duration;
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
@@ -10,20 +13,40 @@ use crate::{Env, stderr};
 
 pub const RUNS: usize = 3;
 
-/// Prints the guest's uptime once sshd answers on port 22 with its banner (`SSH-…`): the
-/// moment a client can start, whether sshd listens itself or is socket-activated (then
-/// the first connection pays sshd's start). Bash builtins only, so the probe takes next
-/// to no CPU from the single vCPU sshd is starting on (a `grep`/`sleep` loop forks twice
-/// per round, which under TCG slows the very thing it measures): `read -t` on a pipe
-/// nobody writes to is the pause.
-pub const SSHD_PROBE: &str = r#"exec 4<> <(:)
-while :; do
-  if { exec 3<>/dev/tcp/127.0.0.1/22; } 2>/dev/null && read -r -t 60 banner <&3 && [[ $banner == SSH-* ]]; then
-    read -r up _ < /proc/uptime; echo "$up"; exit 0
-  fi
-  exec 3<&-
-  read -r -t 0.01 -u 4 _
-done"#;
+/// How long after `vm run -d` returned sshd's banner (`SSH-…`) reaches a client through
+/// the tunnel `ssh NAME.vm` uses (`banger ssh-proxy NAME.vm 22`, its ProxyCommand): the
+/// moment the user's ssh can start its key exchange. It includes what the user's side
+/// pays (starting the proxy, the daemon's lookup, the agent's tunnel) and, whatever the
+/// guest does — sshd listening under systemd, socket-activated per connection, or
+/// pre-started by the lean init — the rest of sshd's own start.
+pub fn banner_after_run(env: &Env, name: &str) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let mut proxy = env
+        .cmd(["ssh-proxy", &format!("{name}.vm"), "22"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting banger ssh-proxy")?;
+    let mut line = String::new();
+    let read = proxy
+        .stdout
+        .take()
+        .context("ssh-proxy's stdout")
+        .and_then(|out| Ok(BufReader::new(out).read_line(&mut line)?));
+    let took = started.elapsed();
+    drop(proxy.stdin.take());
+    let _ = proxy.kill();
+    let out = proxy.wait_with_output()?;
+    read?;
+    if !line.starts_with("SSH-") {
+        bail!(
+            "no SSH banner through the tunnel to {name}: got {line:?}; ssh-proxy said: {}",
+            stderr(&out)
+        );
+    }
+    Ok(took)
+}
 
 /// One boot's figures, in ms since the start request.
 #[derive(Debug, Clone, Copy)]
@@ -50,15 +73,8 @@ pub fn boot(env: &Env, image: &str, name: &str, sshd: bool) -> anyhow::Result<Bo
         .as_f64()
         .context("no agent_ready_ms")?;
     let sshd_ms = if sshd {
-        let kernel = boot["kernel_started_ms"]
-            .as_f64()
-            .context("no kernel_started_ms")?;
-        let out = env.run(["vm", "exec", name, "--", "bash", "-c", SSHD_PROBE]);
-        if !out.status.success() {
-            bail!("waiting for sshd in {image} failed: {}", stderr(&out));
-        }
-        let uptime: f64 = String::from_utf8_lossy(&out.stdout).trim().parse()?;
-        Some(kernel + uptime * 1000.0)
+        // `vm run -d` returns once the agent is ready: the banner's wait comes on top.
+        Some(agent_ready_ms + ms(banner_after_run(env, name)?))
     } else {
         None
     };

@@ -189,6 +189,10 @@ impl Customize<'_> {
             "# banger: each VM makes its own ed25519 host key at first boot.\n\
              HostKey /etc/ssh/ssh_host_ed25519_key\n",
         )?;
+        let pam_sshd = root.join("etc/pam.d/sshd");
+        if let Ok(text) = fs::read_to_string(&pam_sshd) {
+            write(root, "etc/pam.d/sshd", &without_dynamic_motd(&text))?;
+        }
         write(root, "etc/hostname", "debian\n")?;
         write(root, "etc/fstab", "/dev/vda / ext4 rw,relatime 0 1\n")?;
 
@@ -198,8 +202,10 @@ impl Customize<'_> {
                     root,
                     "etc/banger/services",
                     "# The lean init (banger-agent as PID 1) starts these:\n\
-                     # NAME [listen=tcp:PORT] PROGRAM [ARG]...\n\
-                     sshd listen=tcp:22 /usr/sbin/sshd -i -e\n",
+                     # NAME [listen=tcp:PORT [prestart]] PROGRAM [ARG]...\n\
+                     # sshd: one per connection on port 22; one kept started ahead for\n\
+                     # the next `ssh NAME.vm` through banger's tunnel.\n\
+                     sshd listen=tcp:22 prestart /usr/sbin/sshd -i -e\n",
                 )?;
             }
             GuestInitKind::Systemd => {
@@ -257,6 +263,30 @@ fn mkdirs(dir: &Path) -> Result<(), BuildError> {
 }
 
 /// Write `rel` under `root`, replacing a symlink rather than following it.
+/// Debian's `/etc/pam.d/sshd` with the dynamic motd switched off: for every login,
+/// `pam_motd.so motd=/run/motd.dynamic` runs `sh`, `env`, `run-parts` and
+/// `/etc/update-motd.d/10-uname` (`uname`) to print the kernel's name — four programs
+/// started per session, a third of `ssh NAME.vm true` in an emulated guest. The static
+/// `/etc/motd` (`pam_motd.so noupdate`) is still shown; nothing about authentication or
+/// the session's limits and environment changes.
+pub fn without_dynamic_motd(pam: &str) -> String {
+    let mut out = String::with_capacity(pam.len() + 128);
+    for line in pam.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let dynamic = !line.trim_start().starts_with('#')
+            && words.contains(&"pam_motd.so")
+            && words
+                .iter()
+                .any(|w| w.starts_with("motd=/run/motd.dynamic"));
+        if dynamic {
+            out.push_str("# banger: no dynamic motd (it starts four programs per login).\n# ");
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
 fn write(root: &Path, rel: &str, text: &str) -> Result<(), BuildError> {
     let path = root.join(rel);
     mkdirs(path.parent().unwrap_or(root))?;
@@ -282,4 +312,33 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), BuildError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_dynamic_motd_line_is_switched_off() {
+        let pam = "@include common-auth\n\
+                   session    optional     pam_motd.so  motd=/run/motd.dynamic\n\
+                   session    optional     pam_motd.so noupdate\n\
+                   # session optional pam_motd.so motd=/run/motd.dynamic\n\
+                   session    required     pam_limits.so\n";
+        let got = without_dynamic_motd(pam);
+        let live: Vec<&str> = got
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .collect();
+        assert_eq!(
+            live,
+            vec![
+                "@include common-auth",
+                "session    optional     pam_motd.so noupdate",
+                "session    required     pam_limits.so",
+            ]
+        );
+        // Applying it twice changes nothing more.
+        assert_eq!(without_dynamic_motd(&got), got);
+    }
 }

@@ -215,14 +215,18 @@ pub fn import(opts: &ImportOptions<'_>) -> Result<Imported, OciError> {
                 progress.note(&note);
             }
         }
-        rootfs::Made::Incremental { shared, written } => progress.note(&format!(
+        rootfs::Made::Incremental {
+            shared, written, ..
+        } => progress.note(&format!(
             "root filesystem made from a recent import sharing {shared} of {total} layers ({written} entries written)"
         )),
     }
-    took.mark(match made {
-        rootfs::Made::Full(_) => "mkfs",
-        rootfs::Made::Incremental { .. } => "debugfs",
-    });
+    // An incremental build hashed its image while syncing it.
+    let (rootfs_record, step) = match made {
+        rootfs::Made::Full(_) => (None, "mkfs"),
+        rootfs::Made::Incremental { record, .. } => (Some(record), "debugfs"),
+    };
+    took.mark(step);
     remove_in_background(work);
     took.mark("cleanup");
 
@@ -247,7 +251,10 @@ pub fn import(opts: &ImportOptions<'_>) -> Result<Imported, OciError> {
             kernel: files.kernel.clone(),
             bzimage: files.bzimage.clone(),
             initrd: files.initrd.clone(),
-            rootfs: Some(record(ROOTFS_FILE)?),
+            rootfs: Some(match rootfs_record {
+                Some(made) => made,
+                None => record(ROOTFS_FILE)?,
+            }),
         },
         agent,
         init: Some("agent".into()),
@@ -407,12 +414,13 @@ fn add_banger_files(applier: &Applier<'_>, agent: &Path, tree: &Path) -> Result<
         .find(|p| fs::symlink_metadata(tree.join(p)).is_ok_and(|m| m.is_file()));
     let mut services = String::from(
         "# The lean init (banger-agent as PID 1) starts these:\n\
-         # NAME [listen=tcp:PORT] PROGRAM [ARG]...\n",
+         # NAME [listen=tcp:PORT [prestart]] PROGRAM [ARG]...\n",
     );
     if let Some(sshd) = sshd {
         // Socket-activated: port 22 is open as soon as the agent is (see the
-        // agent's `init/services.rs`).
-        services.push_str(&format!("sshd listen=tcp:22 /{sshd} -i -e\n"));
+        // agent's `init/services.rs`); one sshd kept started for the next tunnel
+        // (`init/prestart.rs`).
+        services.push_str(&format!("sshd listen=tcp:22 prestart /{sshd} -i -e\n"));
         applier.add_file(
             SSHD_DROP_IN,
             b"# banger: each VM makes its own ed25519 host key at first boot.\nHostKey /etc/ssh/ssh_host_ed25519_key\n",

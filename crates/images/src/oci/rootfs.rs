@@ -8,6 +8,7 @@
 //! that a full build is as cheap and sized for its content.
 
 use std::path::Path;
+use std::time::Instant;
 
 use banger_system::CommandRunner;
 use banger_system::progress::{NoProgress, Progress};
@@ -18,6 +19,7 @@ use super::cache::BlobCache;
 use crate::ext4::incremental;
 use crate::ext4::snapshot::Snapshot;
 use crate::ext4::{self, OwnerReport, Owners};
+use crate::manifest::FileRecord;
 
 /// What [`make`] needs.
 pub(super) struct Job<'a> {
@@ -43,6 +45,8 @@ pub(super) enum Made {
     Incremental {
         shared: usize,
         written: usize,
+        /// The image file described (its SHA-256 taken while it was being synced).
+        record: FileRecord,
     },
 }
 
@@ -134,29 +138,60 @@ fn incremental(
         None,
         None,
     );
-    let applied = crate::vmdisk::clone_file(&base.rootfs(), job.image, &NoProgress)
+    // Not synced here: the copy is synced once, after debugfs, below.
+    let started = Instant::now();
+    let mut copied = None;
+    let applied = crate::vmdisk::clone_file_unsynced(&base.rootfs(), job.image, &NoProgress)
         .map_err(|e| e.to_string())
         .and_then(|_| {
+            copied = Some(started.elapsed());
             incremental::apply(job.runner, job.image, &script)
                 .map_err(|e| banger_system::error_chain(&e))
         });
+    let applied_at = started.elapsed();
     if let Err(why) = applied {
         let _ = std::fs::remove_file(job.image);
         return skip(why);
     }
     // A clone is private (0600); an image file is readable like one mkfs made.
-    let sync = std::fs::set_permissions(
-        job.image,
-        std::os::unix::fs::PermissionsExt::from_mode(0o644),
-    )
-    .and_then(|()| std::fs::File::open(job.image))
-    .and_then(|f| f.sync_all());
-    if let Err(e) = sync {
-        let _ = std::fs::remove_file(job.image);
-        return skip(format!("cannot sync {:?}: {e}", job.image));
-    }
+    // The file is final now: its SHA-256 (CPU, from the page cache) is taken while its
+    // data is written back (the disk), instead of after.
+    let name = job
+        .image
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let dir = job.image.parent().unwrap_or(Path::new("."));
+    let (sync, record) = std::thread::scope(|s| {
+        let hashing = s.spawn(|| FileRecord::of(dir, name));
+        let sync = std::fs::set_permissions(
+            job.image,
+            std::os::unix::fs::PermissionsExt::from_mode(0o644),
+        )
+        .and_then(|()| std::fs::File::open(job.image))
+        .and_then(|f| f.sync_all());
+        let record = hashing
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("the hashing thread panicked")));
+        (sync, record)
+    });
+    let record = match sync.and(record) {
+        Ok(record) => record,
+        Err(e) => {
+            let _ = std::fs::remove_file(job.image);
+            return skip(format!("cannot sync and hash {:?}: {e}", job.image));
+        }
+    };
+    let copy = copied.unwrap_or_default();
+    job.progress.note(&format!(
+        "root filesystem from its base: copy {:.1} s, debugfs {:.1} s, SHA-256 while syncing {:.1} s",
+        copy.as_secs_f64(),
+        (applied_at - copy).as_secs_f64(),
+        (started.elapsed() - applied_at).as_secs_f64()
+    ));
     Some(Made::Incremental {
         shared: base.shared,
         written,
+        record,
     })
 }

@@ -184,6 +184,21 @@ pub fn clone_file(src: &Path, dest: &Path, progress: &dyn Progress) -> Result<Ba
     Ok(Backend::Copy)
 }
 
+/// [`clone_file`] for a caller that goes on writing into the copy and fsyncs it itself
+/// when done: a sparse copy is not synced here (its data is written back once, by the
+/// caller's sync, instead of twice).
+pub fn clone_file_unsynced(
+    src: &Path,
+    dest: &Path,
+    progress: &dyn Progress,
+) -> Result<Backend, DiskError> {
+    if try_reflink(src, dest)? {
+        return Ok(Backend::Reflink);
+    }
+    sparse::copy_unsynced(src, dest, progress)?;
+    Ok(Backend::Copy)
+}
+
 /// `Ok(false)` when this filesystem cannot share extents (the caller falls back).
 fn try_reflink(base: &Path, dest: &Path) -> Result<bool, DiskError> {
     let src = File::open(base).map_err(io_err("open", base))?;

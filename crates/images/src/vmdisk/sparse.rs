@@ -17,14 +17,38 @@ use super::{DiskError, io_err};
 const REPORT_EVERY: usize = 64 << 20;
 
 pub fn copy(src_path: &Path, dest: &Path, progress: &dyn Progress) -> Result<(), DiskError> {
-    let result = copy_inner(src_path, dest, progress);
+    copy_then(src_path, dest, progress, true)
+}
+
+/// [`copy`] without the final fsync, for a caller that writes more into the copy and syncs
+/// once when it is done (syncing twice would write the copied data back twice as early).
+pub fn copy_unsynced(
+    src_path: &Path,
+    dest: &Path,
+    progress: &dyn Progress,
+) -> Result<(), DiskError> {
+    copy_then(src_path, dest, progress, false)
+}
+
+fn copy_then(
+    src_path: &Path,
+    dest: &Path,
+    progress: &dyn Progress,
+    sync: bool,
+) -> Result<(), DiskError> {
+    let result = copy_inner(src_path, dest, progress, sync);
     if result.is_err() {
         let _ = fs::remove_file(dest);
     }
     result
 }
 
-fn copy_inner(src_path: &Path, dest: &Path, progress: &dyn Progress) -> Result<(), DiskError> {
+fn copy_inner(
+    src_path: &Path,
+    dest: &Path,
+    progress: &dyn Progress,
+    sync: bool,
+) -> Result<(), DiskError> {
     let src = File::open(src_path).map_err(io_err("open", src_path))?;
     let len = src.metadata().map_err(io_err("read", src_path))?.len();
     let dst = OpenOptions::new()
@@ -55,6 +79,9 @@ fn copy_inner(src_path: &Path, dest: &Path, progress: &dyn Progress) -> Result<(
         progress.advance(u64::try_from(pos).unwrap_or(0));
     }
     progress.advance(len);
+    if !sync {
+        return Ok(());
+    }
     dst.sync_all().map_err(io_err("sync", dest))
 }
 
