@@ -117,8 +117,9 @@ pub async fn boot(daemon: &Daemon, id: &str, progress: &dyn Progress) -> Result<
         vcpus: vm.vcpu,
         memory_mib: vm.memory_mib,
         // Shares ask for shared memory themselves (`LaunchSpec::memory_backing`); a restore
-        // must get what the snapshot had, and a VM with shares is never snapshotted.
-        memory: banger_vmm::GuestMemory::Private,
+        // gets what the snapshot had (its RAM file, if it has one); a warm-up's helper keeps
+        // its RAM in a file for its snapshot (`warm::guest_memory`).
+        memory: crate::warm::guest_memory(&vm.name),
         restore: restore.as_ref().map(|plan| plan.files.clone()),
         shares: shares.clone(),
         console_log: vm.dir.join(CONSOLE_LOG),

@@ -1,4 +1,4 @@
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::*;
 use crate::spec::{DriveFormat, DriveSpec, NicSpec};
@@ -61,6 +61,7 @@ fn render_with(
         daemonize: false,
         tap_fds: None,
         incoming_fd: None,
+        restore_ram: None,
     })
 }
 
@@ -188,6 +189,7 @@ fn microvm_tcg_without_tsc_is_an_error() {
         daemonize: false,
         tap_fds: None,
         incoming_fd: None,
+        restore_ram: None,
     };
     assert!(render(&input).unwrap_err().to_string().contains("TSC"));
 }
@@ -387,6 +389,7 @@ fn seccomp_off_leaves_no_sandbox_flag() {
         daemonize: true,
         tap_fds: None,
         incoming_fd: None,
+        restore_ram: None,
     })
     .unwrap();
     assert!(values(&args, "-sandbox").is_empty());
@@ -415,6 +418,7 @@ fn inherited_tap_descriptors_replace_ifname_and_must_match_the_nics() {
         daemonize: false,
         tap_fds: Some(fds),
         incoming_fd: None,
+        restore_ram: None,
     };
     let args = render(&input(&[37, 41])).unwrap();
     // No ifname=, script= or vnet_hdr= beside fd=: QEMU refuses them together.
@@ -441,8 +445,31 @@ fn inherited_tap_descriptors_replace_ifname_and_must_match_the_nics() {
         daemonize: false,
         tap_fds: Some(&[37, 41]),
         incoming_fd: None,
+        restore_ram: None,
     });
     assert!(bad.is_err());
+}
+
+/// The input of a sandboxed microvm launch of `s` under TCG, restoring as asked.
+fn restoring<'a>(
+    s: &'a LaunchSpec,
+    paths: &'a VmPaths,
+    incoming_fd: Option<i32>,
+    restore_ram: Option<&'a Path>,
+) -> ArgvInput<'a> {
+    ArgvInput {
+        spec: s,
+        accel: Accel::Tcg,
+        machine: MachineType::Microvm,
+        kernel: &s.kernel,
+        tsc_khz: Some(2_100_000),
+        paths,
+        seccomp: true,
+        daemonize: false,
+        tap_fds: None,
+        incoming_fd,
+        restore_ram,
+    }
 }
 
 /// A restore names the inherited stream once, after every device, and changes nothing else.
@@ -450,18 +477,7 @@ fn inherited_tap_descriptors_replace_ifname_and_must_match_the_nics() {
 fn restore_loads_the_inherited_stream() {
     let s = spec();
     let paths = VmPaths::in_dir(&s.vm_dir);
-    let input = |incoming_fd| ArgvInput {
-        spec: &s,
-        accel: Accel::Tcg,
-        machine: MachineType::Microvm,
-        kernel: &s.kernel,
-        tsc_khz: Some(2_100_000),
-        paths: &paths,
-        seccomp: true,
-        daemonize: false,
-        tap_fds: None,
-        incoming_fd,
-    };
+    let input = |incoming_fd| restoring(&s, &paths, incoming_fd, None);
     let cold = render(&input(None)).unwrap();
     assert!(values(&cold, "-incoming").is_empty());
     let warm = render(&input(Some(9))).unwrap();
@@ -472,6 +488,55 @@ fn restore_loads_the_inherited_stream() {
         .cloned()
         .collect();
     assert_eq!(without, cold, "the device set must be the snapshot's");
+}
+
+/// A warm-up boot maps its RAM file shared; a restore from it maps the snapshot's file
+/// copy-on-write, waits for the state over QMP, and keeps every device of the save.
+#[test]
+fn ram_files_are_mapped_shared_to_save_and_privately_to_restore() {
+    use crate::spec::GuestMemory;
+    let mut s = spec();
+    s.memory = GuestMemory::SharedFile;
+    let paths = VmPaths::in_dir(&s.vm_dir);
+    let input = |restore_ram| restoring(&s, &paths, None, restore_ram);
+    let saved = render(&input(None)).unwrap();
+    assert_eq!(values(&saved, "-M"), ["microvm,memory-backend=mem"]);
+    assert!(
+        values(&saved, "-object")
+            .contains(&"memory-backend-file,id=mem,size=512M,mem-path=/state/vms/vm1/ram,share=on")
+    );
+    assert!(values(&saved, "-incoming").is_empty());
+
+    let ram = PathBuf::from("/proc/self/fd/7");
+    let restored = render(&input(Some(&ram))).unwrap();
+    assert_eq!(values(&restored, "-M"), ["microvm,memory-backend=mem"]);
+    assert!(
+        values(&restored, "-object")
+            .contains(&"memory-backend-file,id=mem,size=512M,mem-path=/proc/self/fd/7,share=off")
+    );
+    assert_eq!(values(&restored, "-incoming"), ["defer"]);
+    let strip = |args: &[String]| -> Vec<String> {
+        args.iter()
+            .filter(|a| !a.starts_with("memory-backend-file") && *a != "-incoming" && *a != "defer")
+            .cloned()
+            .collect()
+    };
+    assert_eq!(
+        strip(&restored),
+        strip(&saved),
+        "the device set must be the snapshot's"
+    );
+
+    // A path QEMU would split at a comma is escaped; a relative one is refused.
+    let odd = PathBuf::from("/snaps/a,b/ram");
+    let args = render(&input(Some(&odd))).unwrap();
+    assert!(
+        values(&args, "-object")
+            .iter()
+            .any(|o| o.contains("mem-path=/snaps/a,,b/ram,"))
+    );
+    let relative = PathBuf::from("snaps/ram");
+    assert!(render(&input(Some(&relative))).is_err());
 }
 
 #[test]

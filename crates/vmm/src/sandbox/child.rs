@@ -44,6 +44,10 @@ enum Op {
         /// Flags of the read-only/nosuid/nodev remount that follows the bind.
         flags: libc::c_ulong,
     },
+    /// Make `dir` and mount a procfs of the VMM's own there ([`Entry::Proc`]).
+    Proc {
+        dir: CString,
+    },
 }
 
 /// A page shared between the parent and the forked child: the step the child reached.
@@ -218,6 +222,9 @@ impl Confinement {
                                 flags,
                             }
                         }
+                        Entry::Proc => Op::Proc {
+                            dir: under(Path::new("/proc"))?,
+                        },
                     });
                 }
                 Some(Jail {
@@ -259,6 +266,7 @@ impl Confinement {
                     Some(Entry::Dir(p)) => format!("create {p:?} in the jail"),
                     Some(Entry::Symlink { path, .. }) => format!("link {path:?} in the jail"),
                     Some(Entry::Bind { path, .. }) => format!("bind {path:?} into the jail"),
+                    Some(Entry::Proc) => "mount a procfs in the jail".into(),
                     None => format!("step {n}"),
                 }
             }
@@ -306,6 +314,20 @@ impl Confinement {
             match op {
                 // SAFETY: see above.
                 Op::Mkdir(p) => check(unsafe { libc::mkdir(p.as_ptr(), 0o755) })?,
+                Op::Proc { dir } => {
+                    // SAFETY: see above.
+                    check(unsafe { libc::mkdir(dir.as_ptr(), 0o555) })?;
+                    // SAFETY: see above.
+                    check(unsafe {
+                        libc::mount(
+                            c"proc".as_ptr(),
+                            dir.as_ptr(),
+                            c"proc".as_ptr(),
+                            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                            c"hidepid=invisible,subset=pid".as_ptr().cast(),
+                        )
+                    })?;
+                }
                 Op::Symlink { target, path } => {
                     // SAFETY: see above.
                     check(unsafe { libc::symlink(target.as_ptr(), path.as_ptr()) })?
