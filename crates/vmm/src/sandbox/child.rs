@@ -44,9 +44,11 @@ enum Op {
         /// Flags of the read-only/nosuid/nodev remount that follows the bind.
         flags: libc::c_ulong,
     },
-    /// Make `dir` and mount a procfs of the VMM's own there ([`Entry::Proc`]).
+    /// Make `dir` (`/proc`) and `own` (`/proc/self`) and bind this process's own `/proc`
+    /// entry on `own` ([`Entry::Proc`]).
     Proc {
         dir: CString,
+        own: CString,
     },
 }
 
@@ -224,6 +226,7 @@ impl Confinement {
                         }
                         Entry::Proc => Op::Proc {
                             dir: under(Path::new("/proc"))?,
+                            own: under(Path::new("/proc/self"))?,
                         },
                     });
                 }
@@ -266,7 +269,7 @@ impl Confinement {
                     Some(Entry::Dir(p)) => format!("create {p:?} in the jail"),
                     Some(Entry::Symlink { path, .. }) => format!("link {path:?} in the jail"),
                     Some(Entry::Bind { path, .. }) => format!("bind {path:?} into the jail"),
-                    Some(Entry::Proc) => "mount a procfs in the jail".into(),
+                    Some(Entry::Proc) => "bind its own /proc entry into the jail".into(),
                     None => format!("step {n}"),
                 }
             }
@@ -314,17 +317,36 @@ impl Confinement {
             match op {
                 // SAFETY: see above.
                 Op::Mkdir(p) => check(unsafe { libc::mkdir(p.as_ptr(), 0o755) })?,
-                Op::Proc { dir } => {
+                Op::Proc { dir, own } => {
                     // SAFETY: see above.
                     check(unsafe { libc::mkdir(dir.as_ptr(), 0o555) })?;
                     // SAFETY: see above.
+                    check(unsafe { libc::mkdir(own.as_ptr(), 0o555) })?;
+                    // `/proc/self` resolves now, in this very process, which the VMM becomes
+                    // at exec (same pid): only its own entry is bound, not the host's list.
+                    // SAFETY: see above.
                     check(unsafe {
                         libc::mount(
-                            c"proc".as_ptr(),
-                            dir.as_ptr(),
-                            c"proc".as_ptr(),
-                            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-                            c"hidepid=invisible,subset=pid".as_ptr().cast(),
+                            c"/proc/self".as_ptr(),
+                            own.as_ptr(),
+                            std::ptr::null(),
+                            libc::MS_BIND,
+                            std::ptr::null(),
+                        )
+                    })?;
+                    // SAFETY: see above.
+                    check(unsafe {
+                        libc::mount(
+                            std::ptr::null(),
+                            own.as_ptr(),
+                            std::ptr::null(),
+                            libc::MS_BIND
+                                | libc::MS_REMOUNT
+                                | libc::MS_RDONLY
+                                | libc::MS_NOSUID
+                                | libc::MS_NODEV
+                                | libc::MS_NOEXEC,
+                            std::ptr::null(),
                         )
                     })?;
                 }

@@ -25,9 +25,10 @@ pub enum Entry {
         /// Device nodes keep device access; everything else is mounted `nodev`.
         device: bool,
     },
-    /// A procfs of its own at `/proc` (`hidepid=invisible,subset=pid`: the VMM sees only
-    /// its own uid's processes, no `/proc/sys`), for a VMM that opens an inherited
-    /// descriptor by path (`/proc/self/fd/N`).
+    /// The VMM's own `/proc/<pid>` entry at `/proc/self` (read-only, nothing else of
+    /// `/proc`), for a VMM that opens an inherited descriptor by path (`/proc/self/fd/N`).
+    /// Bound rather than mounted: a procfs cannot be mounted in a user namespace without a
+    /// pid namespace of its own, and would show other processes.
     Proc,
 }
 

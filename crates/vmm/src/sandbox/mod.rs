@@ -130,8 +130,8 @@ pub struct SandboxRequest<'a> {
     pub user_net: bool,
     /// The VM's cgroup, which the VMM enters before anything else; `None` without limits.
     pub cgroup: Option<cgroup::Placement>,
-    /// The VMM opens an inherited descriptor by path (`/proc/self/fd/N`): the jail gets a
-    /// procfs of its own ([`jail::Entry::Proc`]).
+    /// The VMM opens an inherited descriptor by path (`/proc/self/fd/N`): the jail gets its
+    /// own `/proc` entry ([`jail::Entry::Proc`]).
     pub proc_self: bool,
 }
 
