@@ -65,7 +65,11 @@ pub async fn boot(daemon: &Daemon, id: &str, progress: &dyn Progress) -> Result<
     let restore = crate::snapshots::restore::plan(daemon, &vm)?;
     // Nothing may use the directory of a VM that is not running: a VMM found there was
     // started by a daemon that died before recording it, and would make the launch fail.
-    strays::kill(daemon, &vm.dir, None).await?;
+    // A VM still `created` never had one: it is marked `starting` before any VMM exists and
+    // never goes back, so its first start skips the scan of every process on the host.
+    if vm.state != VmState::Created {
+        strays::kill(daemon, &vm.dir, None).await?;
+    }
     // Recorded before the VMM can exist: a daemon killed from here on leaves a `starting`
     // VM, whose directory reconciliation searches for the VMM it may have started.
     daemon
