@@ -116,6 +116,20 @@ fn a_warm_image_restores_with_fresh_identities_and_boots_cold_when_it_does_not_m
             "absent"
         );
     }
+    // A snapshot of a restored VM keeps its RAM in the stream, and its clones load it.
+    env.ok(["vm", "snapshot", "w1", "--name", "of-warm"]);
+    let out = env.ok([
+        "vm",
+        "run",
+        "--from",
+        "of-warm",
+        "--rm",
+        "--",
+        "cat",
+        "/root/only-w1",
+    ]);
+    assert_eq!(out.trim(), "mine");
+    env.ok(["snapshot", "rm", "of-warm"]);
     // The image cannot go while VMs are built on its warm state.
     let out = env.run(["image", "rm", "minimal"]);
     assert!(!out.status.success());

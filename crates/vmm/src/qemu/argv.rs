@@ -127,14 +127,14 @@ pub fn render(input: &ArgvInput<'_>) -> Result<Vec<String>, VmmError> {
             opt_value(&spec.vm_id)
         ),
     ]);
+    // Guest RAM is always the backend `mem`, whatever backs it: a saved stream names its RAM
+    // blocks, so a guest saved with one backing (a warm state's file) loads into another
+    // (anonymous memory) only if the name is the same.
     let backing = backing(input).map_err(invalid)?;
-    match backing {
-        Backing::Anonymous => push(&["-M", input.machine.as_str()]),
-        _ => push(&[
-            "-M",
-            &format!("{},memory-backend=mem", input.machine.as_str()),
-        ]),
-    }
+    push(&[
+        "-M",
+        &format!("{},memory-backend=mem", input.machine.as_str()),
+    ]);
     match input.accel {
         // The vCPU model the host has; QEMU's default (qemu64) hides most CPU features.
         Accel::Kvm => push(&["-accel", "kvm", "-cpu", "host"]),
@@ -327,7 +327,7 @@ pub fn render(input: &ArgvInput<'_>) -> Result<Vec<String>, VmmError> {
 
 /// What backs the guest's RAM on this command line.
 enum Backing {
-    /// QEMU's own anonymous memory.
+    /// Anonymous memory (`memory-backend-ram`).
     Anonymous,
     /// `memory-backend-memfd,share=on` (vhost-user shares).
     Memfd,
@@ -360,7 +360,7 @@ fn memory(spec: &LaunchSpec, backing: &Backing) -> Vec<String> {
     let size = spec.memory_mib;
     // Named by `-M …,memory-backend=mem` above.
     let object = match backing {
-        Backing::Anonymous => return a,
+        Backing::Anonymous => format!("memory-backend-ram,id=mem,size={size}M"),
         Backing::Memfd => format!("memory-backend-memfd,id=mem,size={size}M,share=on"),
         Backing::File { path, shared } => format!(
             "memory-backend-file,id=mem,size={size}M,mem-path={path},share={}",

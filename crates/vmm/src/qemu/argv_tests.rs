@@ -76,7 +76,9 @@ fn values<'a>(args: &'a [String], flag: &str) -> Vec<&'a str> {
 #[test]
 fn microvm_tcg_command_line() {
     let args = render_with(&spec(), Accel::Tcg, MachineType::Microvm).unwrap();
-    assert_eq!(values(&args, "-M"), ["microvm"]);
+    // RAM is always the backend `mem` (anonymous here), so streams load whatever backs it.
+    assert_eq!(values(&args, "-M"), ["microvm,memory-backend=mem"]);
+    assert!(values(&args, "-object").contains(&"memory-backend-ram,id=mem,size=512M"));
     assert_eq!(values(&args, "-accel"), ["tcg,thread=multi"]);
     assert!(values(&args, "-cpu").is_empty());
     assert_eq!(values(&args, "-smp"), ["2"]);
@@ -143,7 +145,7 @@ fn pc_kvm_command_line_uses_pci_devices_and_no_tsc_hint() {
     let mut s = spec();
     s.drives[1].read_only = false;
     let args = render_with(&s, Accel::Kvm, MachineType::Pc).unwrap();
-    assert_eq!(values(&args, "-M"), ["pc"]);
+    assert_eq!(values(&args, "-M"), ["pc,memory-backend=mem"]);
     assert_eq!(values(&args, "-accel"), ["kvm"]);
     assert_eq!(values(&args, "-cpu"), ["host"]);
     assert_eq!(values(&args, "-kernel"), ["/img/bzImage"]);
@@ -562,7 +564,7 @@ fn shares_need_shared_memory_and_one_vhost_user_device_each() {
             MachineType::Microvm,
             vec![],
             GuestMemory::Private,
-            "microvm",
+            "microvm,memory-backend=mem",
             false,
             "",
         ),

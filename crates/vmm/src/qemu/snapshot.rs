@@ -66,9 +66,9 @@ pub(super) async fn save(
             Some(json!({ "max-bandwidth": MAX_BANDWIDTH })),
         )
         .await?;
-        if ram.is_some() {
-            set_ignore_shared(&mut qmp).await?;
-        }
+        // Set either way: a guest restored from a RAM file has it on from its load, and
+        // its own snapshots (RAM in the stream) must not carry it.
+        set_ignore_shared(&mut qmp, ram.is_some()).await?;
         qmp.pass_fd(FD_NAME, file.as_fd()).await?;
         qmp.execute("migrate", Some(json!({ "uri": format!("fd:{FD_NAME}") })))
             .await?;
@@ -102,11 +102,15 @@ async fn ram_file(qmp: &mut crate::qmp::QmpClient, rt: &VmRuntime) -> Option<Pat
     (path.as_str() == ours.to_str() && shared.as_bool() == Some(true)).then_some(ours)
 }
 
-/// Migrate shared RAM blocks by reference, not content (both to save and to load).
-async fn set_ignore_shared(qmp: &mut crate::qmp::QmpClient) -> Result<(), crate::qmp::QmpError> {
+/// Whether shared RAM blocks migrate by reference, not content (on both to save and to load
+/// a RAM-file snapshot; the stream records it, and a load refuses a mismatch).
+async fn set_ignore_shared(
+    qmp: &mut crate::qmp::QmpClient,
+    on: bool,
+) -> Result<(), crate::qmp::QmpError> {
     qmp.execute(
         "migrate-set-capabilities",
-        Some(json!({ "capabilities": [{ "capability": "x-ignore-shared", "state": true }] })),
+        Some(json!({ "capabilities": [{ "capability": "x-ignore-shared", "state": on }] })),
     )
     .await
     .map(drop)
@@ -170,7 +174,7 @@ pub(super) async fn load(
     if let Some(state) = deferred {
         let mut qmp = driver.qmp(rt).await?;
         let started = async {
-            set_ignore_shared(&mut qmp).await?;
+            set_ignore_shared(&mut qmp, true).await?;
             qmp.pass_fd(FD_NAME, state.as_fd()).await?;
             qmp.execute(
                 "migrate-incoming",
