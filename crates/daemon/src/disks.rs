@@ -38,7 +38,7 @@ pub fn create_vm_disks(
             qemu_img: qemu_img.as_deref(),
             size_bytes: disk_bytes,
         };
-        let root = vmdisk::create_root_disk(runner, rootfs, dir, opts, progress).map_err(|e| {
+        let root = vmdisk::create_root_disk(rootfs, dir, opts, progress).map_err(|e| {
             DaemonError::internal(format!(
                 "cannot make the root disk from image {}: {}",
                 image.name,

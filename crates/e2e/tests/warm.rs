@@ -71,11 +71,70 @@ fn a_warm_image_restores_with_fresh_identities_and_boots_cold_when_it_does_not_m
         guest + 2 >= before && guest <= after + 2,
         "guest clock {guest}, host {before}..{after}"
     );
+    // Five VMs of the warm state at once map its one RAM copy privately: the same sealed
+    // memfd in every QEMU (not the state's file itself, which a sandboxed QEMU could write);
+    // what one writes, no other sees.
+    let clones = ["w1", "w2", "w3", "w4", "w5"];
+    for vm in &clones[2..] {
+        env.ok(["vm", "run", "-d", "--name", vm]);
+    }
+    let mut ram = Vec::new();
+    for vm in clones {
+        let pid = env.vm_json(vm)["pid"].as_i64().unwrap();
+        let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+        let mapped: Vec<(String, String)> = maps
+            .lines()
+            .filter(|l| l.contains("/memfd:banger-guest-ram"))
+            .map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f[1].to_string(), f[4].to_string())
+            })
+            .collect();
+        assert!(
+            !mapped.is_empty(),
+            "{vm}'s QEMU does not map the shared RAM:\n{maps}"
+        );
+        assert!(
+            mapped.iter().all(|(perms, _)| perms.ends_with('p')),
+            "{vm} maps the shared RAM shared: {mapped:?}"
+        );
+        assert!(
+            !maps.contains("/snapshots/"),
+            "{vm}'s QEMU maps a snapshot file itself:\n{maps}"
+        );
+        ram.push(mapped[0].1.clone());
+    }
+    assert!(
+        ram.iter().all(|ino| *ino == ram[0]),
+        "the clones map different copies: {ram:?}"
+    );
+    env.sh("w1", "echo mine > /root/only-w1 && sync");
+    for vm in &clones[1..] {
+        assert_eq!(
+            env.sh(vm, "ls /root/only-w1 2>/dev/null || echo absent")
+                .trim(),
+            "absent"
+        );
+    }
+    // A snapshot of a restored VM keeps its RAM in the stream, and its clones load it.
+    env.ok(["vm", "snapshot", "w1", "--name", "of-warm"]);
+    let out = env.ok([
+        "vm",
+        "run",
+        "--from",
+        "of-warm",
+        "--rm",
+        "--",
+        "cat",
+        "/root/only-w1",
+    ]);
+    assert_eq!(out.trim(), "mine");
+    env.ok(["snapshot", "rm", "of-warm"]);
     // The image cannot go while VMs are built on its warm state.
     let out = env.run(["image", "rm", "minimal"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("w1"), "{}", stderr(&out));
-    env.ok(["vm", "rm", "-f", "w1", "w2"]);
+    env.ok(["vm", "rm", "-f", "w1", "w2", "w3", "w4", "w5"]);
 
     // Other resources boot cold, and say why; the warm state stays.
     let memory = warm["memory_mib"].as_u64().unwrap();

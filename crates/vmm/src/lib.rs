@@ -52,7 +52,7 @@ pub use select::{
 };
 pub use spec::{
     Accel, DriveFormat, DriveSpec, DriverKind, GuestMemory, HostForward, KernelFormat, LaunchSpec,
-    NicSpec, SnapshotFiles, UserNetSpec,
+    NicSpec, RAM_FILE, SnapshotFiles, UserNetSpec,
 };
 
 /// Result alias for this crate.

@@ -149,7 +149,16 @@ pub enum GuestMemory {
     /// A memfd the VMM maps shared (`memory-backend-memfd,share=on`): what a vhost-user
     /// device such as virtio-fs needs, since its daemon maps guest memory too.
     SharedMemfd,
+    /// A file in the VM's directory ([`RAM_FILE`]) the VMM maps shared (QEMU only). A
+    /// snapshot of such a VM saves device state only and keeps the file as the guest's
+    /// memory, which restores map privately: what warm states are made with, so that every
+    /// VM restored from one shares its pages.
+    SharedFile,
 }
+
+/// The name of the guest-RAM file of a [`GuestMemory::SharedFile`] VM, in its directory, and
+/// of the same file in a snapshot's directory.
+pub const RAM_FILE: &str = "ram";
 
 /// Files a driver wrote for one snapshot of a paused VM, and reads back to restore it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -157,7 +166,10 @@ pub struct SnapshotFiles {
     /// The device state: QEMU's migration stream (memory included), Firecracker's
     /// `snapshot_path`.
     pub state: PathBuf,
-    /// The guest memory, when the driver keeps it apart (Firecracker's `mem_file_path`).
+    /// The guest memory, when the driver keeps it apart: Firecracker's `mem_file_path`;
+    /// under QEMU the RAM file of a [`GuestMemory::SharedFile`] VM ([`RAM_FILE`]), which the
+    /// state (saved with `x-ignore-shared`) does not repeat and every restore maps
+    /// copy-on-write. The file is never written after the save.
     #[serde(default)]
     pub memory: Option<PathBuf>,
 }

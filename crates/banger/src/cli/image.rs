@@ -140,7 +140,8 @@ identity at once (clock, RNG reseed, hostname, machine-id, SSH host key). Any ot
 boots cold; `banger vm inspect` says which and why. The state is dropped when the image,
 its agent, the VMM or banger changes (the next VM boots cold), and goes with `image rm`.
 It costs the saved memory and disk copies on disk (`image inspect` shows the size), no RAM
-while no VM runs. Needs QEMU and `[network] mode` user or none.")]
+while no VM runs; the VMs restored from it map that memory copy-on-write and share one copy of
+every page none of them has written. Needs QEMU and `[network] mode` user or none.")]
     Warm {
         /// Image name (a catalogued image is built first)
         #[arg(add = super::complete::images())]

@@ -129,13 +129,7 @@ pub(crate) async fn make(
         banger_system::fsperm::create_private_dir(&dir)
             .map_err(|e| DaemonError::internal(banger_system::error_chain(&e)))?;
         progress.phase("make copy-on-write disks on the snapshot's", None, None);
-        let vm_disks = disks::make_clone_disks(
-            daemon.runner.as_ref(),
-            driver,
-            &detail.disks,
-            &dir,
-            progress,
-        )?;
+        let vm_disks = disks::make_clone_disks(driver, &detail.disks, &dir, progress)?;
         daemon
             .store()
             .insert_clone(&record, &vm_disks, &snap.id)

@@ -117,7 +117,6 @@ pub fn copy_into_snapshot(
 
 /// The disks of a clone in its directory `dir`, copy-on-write on the snapshot's `disks`.
 pub fn make_clone_disks(
-    runner: &dyn CommandRunner,
     driver: DriverKind,
     disks: &[SnapDisk],
     dir: &Path,
@@ -132,20 +131,11 @@ pub fn make_clone_disks(
         let (path, format, backend) = match driver {
             DriverKind::Qemu => {
                 let path = dir.join(format!("{}.qcow2", disk.role));
-                qemu_img(
-                    runner,
-                    &[
-                        OsStr::new("create"),
-                        OsStr::new("-q"),
-                        OsStr::new("-f"),
-                        OsStr::new("qcow2"),
-                        OsStr::new("-F"),
-                        OsStr::new(&disk.format),
-                        OsStr::new("-b"),
-                        disk.path.as_os_str(),
-                        path.as_os_str(),
-                    ],
-                )?;
+                // Written natively (no `qemu-img create` spawned on a clone's start), the
+                // size the snapshot's disk has.
+                vmdisk::virtual_size(&disk.path)
+                    .and_then(|size| vmdisk::write_overlay(&path, &disk.path, &disk.format, size))
+                    .map_err(|e| disk_error(&disk.role, &e))?;
                 (path, "qcow2", "qcow2")
             }
             DriverKind::Firecracker => {

@@ -4,8 +4,6 @@
 //! transaction: a daemon killed half-way leaves the intent, and reconciliation finishes the
 //! removal instead of showing a VM whose directory is half gone.
 
-use std::time::Duration;
-
 use banger_api::VmView;
 use banger_store::{IntentOp, VmRecord};
 use banger_system::progress::NoProgress;
@@ -33,7 +31,7 @@ pub async fn remove(daemon: &Daemon, name: &str, force: bool) -> Result<VmView> 
                 ),
             );
         }
-        stop::halt(daemon, &mut op, &vm, false, Duration::ZERO, &NoProgress).await?;
+        stop::halt(daemon, &mut op, &vm, stop::Halt::Discard, &NoProgress).await?;
     }
     daemon
         .store()

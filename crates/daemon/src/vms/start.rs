@@ -65,7 +65,11 @@ pub async fn boot(daemon: &Daemon, id: &str, progress: &dyn Progress) -> Result<
     let restore = crate::snapshots::restore::plan(daemon, &vm)?;
     // Nothing may use the directory of a VM that is not running: a VMM found there was
     // started by a daemon that died before recording it, and would make the launch fail.
-    strays::kill(daemon, &vm.dir, None).await?;
+    // A VM still `created` never had one: it is marked `starting` before any VMM exists and
+    // never goes back, so its first start skips the scan of every process on the host.
+    if vm.state != VmState::Created {
+        strays::kill(daemon, &vm.dir, None).await?;
+    }
     // Recorded before the VMM can exist: a daemon killed from here on leaves a `starting`
     // VM, whose directory reconciliation searches for the VMM it may have started.
     daemon
@@ -117,8 +121,9 @@ pub async fn boot(daemon: &Daemon, id: &str, progress: &dyn Progress) -> Result<
         vcpus: vm.vcpu,
         memory_mib: vm.memory_mib,
         // Shares ask for shared memory themselves (`LaunchSpec::memory_backing`); a restore
-        // must get what the snapshot had, and a VM with shares is never snapshotted.
-        memory: banger_vmm::GuestMemory::Private,
+        // gets what the snapshot had (its RAM file, if it has one); a warm-up's helper keeps
+        // its RAM in a file for its snapshot (`warm::guest_memory`).
+        memory: crate::warm::guest_memory(&vm.name),
         restore: restore.as_ref().map(|plan| plan.files.clone()),
         shares: shares.clone(),
         console_log: vm.dir.join(CONSOLE_LOG),

@@ -34,9 +34,28 @@ pub async fn stop(
         .timeout_secs
         .map(Duration::from_secs)
         .unwrap_or(DEFAULT_STOP_TIMEOUT);
-    halt(daemon, &mut op, &vm, !req.force, timeout, progress).await?;
+    let how = match req.force {
+        true => Halt::Kill,
+        false => Halt::Graceful(timeout),
+    };
+    halt(daemon, &mut op, &vm, how, progress).await?;
     lookup(daemon, &vm.id).map(|vm| view(&vm))
 }
+
+/// How [`halt`] ends a VM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Halt {
+    /// Agent power-off, then the ACPI power button, within this time; then kill.
+    Graceful(Duration),
+    /// Kill at once, through the driver (QEMU is asked to quit first, flushing its disks).
+    Kill,
+    /// The VM is being removed: SIGKILL its VMM at once (its disks are deleted next, there
+    /// is nothing to flush), and leave the search for unrecorded VMMs to the removal.
+    Discard,
+}
+
+/// How long a SIGKILLed VMM gets to disappear before the driver's own kill takes over.
+const DISCARD_WAIT: Duration = Duration::from_secs(5);
 
 /// Bring an active VM to `stopped`. Graceful: ask the agent to power off, then press the ACPI
 /// power button (Firecracker: Ctrl-Alt-Del), both within `timeout`; then kill. A paused VM is
@@ -46,10 +65,10 @@ pub(super) async fn halt(
     daemon: &Daemon,
     op: &mut VmLock,
     vm: &VmRecord,
-    graceful: bool,
-    timeout: Duration,
+    how: Halt,
     progress: &dyn Progress,
 ) -> Result<()> {
+    let graceful = matches!(how, Halt::Graceful(_));
     if !vm.state.is_active() {
         return Ok(());
     }
@@ -68,14 +87,27 @@ pub(super) async fn halt(
                 && super::pause::resume_runtime(daemon, &vm.name, runtime)
                     .await
                     .is_ok());
-        if graceful && can_run {
+        if let Halt::Graceful(timeout) = how
+            && can_run
+        {
             let deadline = Instant::now() + timeout;
             let shutdown = graceful_shutdown(daemon, vm, runtime, timeout, deadline, progress);
             if op.unless_cancelled(shutdown).await.is_none() {
                 tracing::info!(vm = %vm.name, "a forced operation cut the graceful stop short");
             }
         }
-        if daemon.driver.is_alive(runtime) {
+        if how == Halt::Discard && daemon.driver.is_alive(runtime) {
+            progress.phase("kill the VMM", None, None);
+            match runtime.signal(libc::SIGKILL) {
+                Ok(_) => {
+                    let _ = runtime.wait_exit(DISCARD_WAIT).await;
+                }
+                Err(e) => tracing::warn!(vm = %vm.name, error = %e, "cannot SIGKILL the VMM"),
+            }
+        }
+        // After a discard too: the driver removes what its VMM leaves behind (helpers such as
+        // virtiofsd, sockets), and kills it its own way if the SIGKILL did not.
+        if how == Halt::Discard || daemon.driver.is_alive(runtime) {
             progress.phase("kill the VMM", None, None);
             daemon.driver.kill(runtime).await.map_err(|e| {
                 DaemonError::internal(format!(
@@ -86,8 +118,11 @@ pub(super) async fn halt(
             })?;
         }
     }
-    // A VM stopped mid-boot may have a VMM that was never recorded.
-    strays::kill(daemon, &vm.dir, None).await?;
+    // A VM stopped mid-boot may have a VMM that was never recorded (a removal looks for
+    // one itself, right after).
+    if how != Halt::Discard {
+        strays::kill(daemon, &vm.dir, None).await?;
+    }
     fault_point!(daemon, StopVmmGone);
     release::release(daemon, vm, VmState::Stopping, VmState::Stopped, None).await?;
     tracing::info!(vm = %vm.name, graceful, "VM stopped");

@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 
 /// Bumped when what banger puts into a guest's device set or boot changes in a way a
 /// saved guest cannot follow; the daemon's version is in the key as well.
-pub const KEY_FORMAT: u32 = 1;
+/// 2: the state keeps the guest's RAM in a file of its own (`x-ignore-shared`), which
+/// restores map copy-on-write; format-1 states (RAM in the stream) are retired.
+pub const KEY_FORMAT: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WarmKey {

@@ -14,6 +14,43 @@ use crate::vms;
 /// One warm-up at a time: each boots a guest, which is what this host has least of.
 static WARMING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// The name of the helper VM booting for the warm-up under way, if any.
+static HELPER: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// How VM `name`'s guest RAM is backed: a warm-up's helper keeps it in a file of its VM
+/// directory, mapped shared, so its snapshot saves device state only and the file becomes
+/// the warm state's memory, which every VM restored from it maps copy-on-write (sharing the
+/// pages). Every other VM gets anonymous memory (its snapshots keep RAM in the stream).
+pub fn guest_memory(name: &str) -> banger_vmm::GuestMemory {
+    let helper = HELPER
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    match helper.as_deref() {
+        Some(h) if h == name => banger_vmm::GuestMemory::SharedFile,
+        _ => banger_vmm::GuestMemory::Private,
+    }
+}
+
+/// Marks the helper VM for [`guest_memory`] while it lives.
+struct HelperMark;
+
+impl HelperMark {
+    fn set(name: &str) -> HelperMark {
+        *HELPER
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(name.to_string());
+        HelperMark
+    }
+}
+
+impl Drop for HelperMark {
+    fn drop(&mut self) {
+        *HELPER
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+    }
+}
+
 /// `[images] warm = "on-first-use"`: warm image `image` in the background, unless a
 /// warm-up is already under way (it is then warmed by the next VM that finds none).
 pub fn in_background(daemon: &Daemon, image: &str) {
@@ -79,6 +116,8 @@ pub async fn warm(daemon: &Daemon, image: &str, progress: &dyn Progress) -> Resu
         cold: true,
         ..CreateVmRequest::default()
     };
+    // Held under WARMING: one helper at a time.
+    let _mark = HelperMark::set(&helper);
     let booted = vms::create(daemon, req, progress).await;
     let result = match booted {
         Ok(vm) => snapshot(daemon, &image, &vm, progress).await,

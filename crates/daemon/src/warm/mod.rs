@@ -27,7 +27,7 @@ use crate::error::Result;
 use crate::state::Daemon;
 use key::{ImagePrint, KEY_FORMAT, WarmKey};
 
-pub use make::{in_background, warm};
+pub use make::{guest_memory, in_background, warm};
 
 /// What a new VM asks for, as far as its warm state is concerned.
 pub struct Wanted<'a> {

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use banger_images::vmdisk::{self, DiskOptions};
-use banger_system::RealRunner;
 use banger_system::progress::NoProgress;
 
 const IMAGE_BYTES: u64 = 2 << 30;
@@ -71,13 +70,7 @@ pub fn measure(
     for i in 0..clones {
         let vm = dir.join(format!("vm{i}"));
         fs::create_dir(&vm)?;
-        disks.push(vmdisk::create_root_disk(
-            &RealRunner,
-            &base,
-            &vm,
-            opts,
-            &NoProgress,
-        )?);
+        disks.push(vmdisk::create_root_disk(&base, &vm, opts, &NoProgress)?);
     }
     let clone_total = t0.elapsed();
     sync();

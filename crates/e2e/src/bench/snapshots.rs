@@ -14,7 +14,26 @@ use crate::{Env, stderr};
 #[derive(Debug, Clone, Copy)]
 pub struct Fleet {
     pub all_ready: Duration,
+    /// Sum of the QEMUs' resident memory: pages they share counted once per QEMU.
     pub rss_kib: u64,
+    /// Sum of their proportional set sizes: a page shared by N counted 1/N each, so this
+    /// is what the N VMs cost the host together.
+    pub pss_kib: u64,
+    /// Host disk the VMs' directories took (allocated bytes under `state/vms`).
+    pub disk_kib: u64,
+}
+
+impl Fleet {
+    /// One line of figures for `count` VMs started by `what`.
+    pub fn print(&self, count: usize, what: &str) {
+        println!(
+            "{count} {what} at once: all agent-ready in {:>8.1} ms, QEMU RSS {:>8} KiB, PSS {:>8} KiB, disk {:>7} KiB",
+            self.all_ready.as_secs_f64() * 1000.0,
+            self.rss_kib,
+            self.pss_kib,
+            self.disk_kib
+        );
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -44,18 +63,8 @@ impl Report {
             ms(self.restore) / ms(self.cold),
             self.runs
         );
-        println!(
-            "{} clones at once: all agent-ready in {:>8.1} ms, QEMU RSS {:>8} KiB",
-            self.count,
-            ms(self.clones.all_ready),
-            self.clones.rss_kib
-        );
-        println!(
-            "{} cold boots at once: all agent-ready in {:>8.1} ms, QEMU RSS {:>8} KiB",
-            self.count,
-            ms(self.cold_fleet.all_ready),
-            self.cold_fleet.rss_kib
-        );
+        self.clones.print(self.count, "clones");
+        self.cold_fleet.print(self.count, "cold boots");
         println!(
             "ratio clones/cold: time {:.3}, memory {:.3}; the snapshot takes {} KiB on disk",
             ms(self.clones.all_ready) / ms(self.cold_fleet.all_ready),
@@ -140,9 +149,15 @@ pub fn measure(env: &Env, runs: usize, count: usize, memory_mib: u64) -> anyhow:
     })
 }
 
-/// Start `count` VMs at once with the commands `args(i)`; wait for every one; sum their
-/// QEMUs' RSS; remove them.
-fn fleet(env: &Env, count: usize, args: impl Fn(usize) -> Vec<String>) -> anyhow::Result<Fleet> {
+/// Start `count` VMs at once with the commands `args(i)`; wait for every one; measure their
+/// QEMUs' memory and their directories' disk; remove them.
+pub(crate) fn fleet(
+    env: &Env,
+    count: usize,
+    args: impl Fn(usize) -> Vec<String>,
+) -> anyhow::Result<Fleet> {
+    let vms_dir = env.state_dir().join("vms");
+    let disk_before = allocated_kib(&vms_dir);
     let t0 = Instant::now();
     let children: Vec<_> = (0..count)
         .map(|i| {
@@ -160,27 +175,50 @@ fn fleet(env: &Env, count: usize, args: impl Fn(usize) -> Vec<String>) -> anyhow
         }
     }
     let all_ready = t0.elapsed();
+    let disk_kib = allocated_kib(&vms_dir).saturating_sub(disk_before);
     let vms: Vec<serde_json::Value> = serde_json::from_str(&env.ok(["vm", "ls", "--json"]))?;
-    let mut rss_kib = 0;
+    let (mut rss_kib, mut pss_kib) = (0, 0);
     let mut names = Vec::new();
     for vm in vms.iter().filter(|vm| vm["state"] == "running") {
         names.push(vm["name"].as_str().unwrap_or_default().to_string());
         if let Some(pid) = vm["pid"].as_i64() {
-            rss_kib += rss(pid).unwrap_or(0);
+            rss_kib += kib_field(&format!("/proc/{pid}/status"), "VmRSS:").unwrap_or(0);
+            pss_kib += kib_field(&format!("/proc/{pid}/smaps_rollup"), "Pss:").unwrap_or(0);
         }
     }
     let mut rm = vec!["vm".to_string(), "rm".into(), "-f".into()];
     rm.extend(names);
     env.ok(rm);
-    Ok(Fleet { all_ready, rss_kib })
+    Ok(Fleet {
+        all_ready,
+        rss_kib,
+        pss_kib,
+        disk_kib,
+    })
 }
 
-fn rss(pid: i64) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+/// A `NAME:   123 kB` line of a /proc file.
+fn kib_field(path: &str, name: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// KiB allocated to the files under `dir`.
+fn allocated_kib(dir: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => allocated_kib(&e.path()),
+            Ok(m) => m.blocks() / 2,
+            Err(_) => 0,
+        })
+        .sum()
 }
 
 fn median(v: &mut [Duration]) -> Duration {

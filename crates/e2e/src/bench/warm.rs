@@ -2,7 +2,9 @@
 //! `vm run --cold --rm -- true` of the same image and resources (interleaved, medians,
 //! their ratio); then where a warm run's time goes, phase by phase: `vm run -d` (create +
 //! restore + reidentify, with the daemon's own VMM-spawned and agent-ready marks), `vm exec
-//! true`, and `vm rm -f`.
+//! true`, and `vm rm -f`; then N VMs of the warm state at once against N cold boots at
+//! once: time until all answer, their QEMUs' RSS and PSS (the warm ones map one copy of the
+//! state's RAM), and the disk their directories take.
 
 use std::time::{Duration, Instant};
 
@@ -22,6 +24,10 @@ pub struct Report {
     pub exec: Duration,
     pub rm: Duration,
     pub warm_bytes: u64,
+    /// N VMs of the warm state at once, and N cold boots at once.
+    pub count: usize,
+    pub warm_fleet: super::snapshots::Fleet,
+    pub cold_fleet: super::snapshots::Fleet,
 }
 
 impl Report {
@@ -65,10 +71,20 @@ impl Report {
             "the warm state takes {} KiB on disk",
             self.warm_bytes / 1024
         );
+        self.warm_fleet.print(self.count, "warm VMs");
+        self.cold_fleet.print(self.count, "cold boots");
+        println!(
+            "ratio warm/cold for {} VMs: time {:.3}, PSS {:.3}, RSS {:.3}, disk {:.3}",
+            self.count,
+            ms(self.warm_fleet.all_ready) / ms(self.cold_fleet.all_ready),
+            self.warm_fleet.pss_kib as f64 / self.cold_fleet.pss_kib.max(1) as f64,
+            self.warm_fleet.rss_kib as f64 / self.cold_fleet.rss_kib.max(1) as f64,
+            self.warm_fleet.disk_kib as f64 / self.cold_fleet.disk_kib.max(1) as f64,
+        );
     }
 }
 
-pub fn measure(env: &Env, runs: usize) -> anyhow::Result<Report> {
+pub fn measure(env: &Env, runs: usize, count: usize) -> anyhow::Result<Report> {
     env.write_config("vmm = \"qemu\"\n")?;
     let image: serde_json::Value =
         serde_json::from_str(&env.ok(["image", "warm", "minimal", "--json"]))?;
@@ -108,8 +124,23 @@ pub fn measure(env: &Env, runs: usize) -> anyhow::Result<Report> {
         exec.push(timed(&["vm", "exec", &name, "--", "true"])?.0);
         rm.push(timed(&["vm", "rm", "-f", &name])?.0);
     }
+    let run_d_args = |prefix: &'static str, cold: bool| {
+        move |i: usize| {
+            let mut args: Vec<String> = vec!["vm".into(), "run".into(), "-d".into()];
+            if cold {
+                args.push("--cold".into());
+            }
+            args.extend(["--name".into(), format!("{prefix}-{i}")]);
+            args
+        }
+    };
+    let warm_fleet = super::snapshots::fleet(env, count, run_d_args("warm-fleet", false))?;
+    let cold_fleet = super::snapshots::fleet(env, count, run_d_args("cold-fleet", true))?;
     Ok(Report {
         runs,
+        count,
+        warm_fleet,
+        cold_fleet,
         warm: median(&mut warm),
         cold: median(&mut cold),
         run_d: median(&mut run_d),

@@ -30,8 +30,9 @@
 //! `bench/snapshots.rs`).
 //!
 //! **warm** (P6 from a warm image) — `vm run --rm -- true` restoring `image warm`'s state vs
-//! `vm run --cold --rm -- true`, medians of 5, and the warm run split into phases
-//! (`bench/warm.rs`).
+//! `vm run --cold --rm -- true`, medians of 5, the warm run split into phases, and 5 VMs of
+//! the warm state at once against 5 cold boots at once: time, QEMU RSS and PSS (the warm
+//! ones share the state's RAM), disk (`bench/warm.rs`).
 //!
 //! **shares** — a virtio-fs shared directory and a copy-in share against the guest's disk:
 //! `find | wc -l` over 10,000 small files and a 256 MiB sequential read (see `bench/shares.rs`).
@@ -104,7 +105,7 @@ fn main() -> anyhow::Result<()> {
     }
     if want("warm") {
         println!("\n== P6 (warm image): vm run --rm -- true restored vs cold; its phases ==");
-        warm::measure(&Env::new()?, RUNS)?.print();
+        warm::measure(&Env::new()?, RUNS, 5)?.print();
     }
     if want("shares") {
         println!("\n== shares: virtio-fs and copy-in vs the guest's own disk (minimal, TCG) ==");

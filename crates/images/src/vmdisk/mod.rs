@@ -20,6 +20,7 @@
 
 mod fiemap;
 mod qcow2;
+pub use qcow2::{virtual_size, write_overlay};
 mod sparse;
 
 use std::fs::{self, File, OpenOptions};
@@ -28,7 +29,6 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use banger_system::CommandRunner;
 use banger_system::progress::Progress;
 
 pub use fiemap::unshared_bytes;
@@ -77,11 +77,11 @@ pub enum DiskError {
         #[source]
         source: io::Error,
     },
-    #[error("cannot make a qcow2 overlay {path:?} on {base:?}: qemu-img failed: {stderr}")]
-    QemuImg {
+    #[error("cannot make a qcow2 overlay {path:?} on {base:?}: {problem}")]
+    Overlay {
         path: PathBuf,
         base: PathBuf,
-        stderr: String,
+        problem: String,
     },
 }
 
@@ -98,7 +98,8 @@ fn io_err<'p>(op: &'static str, path: &'p Path) -> impl FnOnce(io::Error) -> Dis
 pub struct DiskOptions<'a> {
     /// The VM's driver reads qcow2 (QEMU). Firecracker boots raw files only.
     pub allow_qcow2: bool,
-    /// `qemu-img`, when installed.
+    /// `qemu-img`, when installed: QEMU's disk tools come with QEMU, so a host without
+    /// them gets raw disks (the overlay itself is written natively, `qcow2::write_overlay`).
     pub qemu_img: Option<&'a Path>,
     /// The size the guest sees. An image larger than this (one built with headroom
     /// before images were grown per VM) keeps its own size: a disk never shrinks below
@@ -110,7 +111,6 @@ pub struct DiskOptions<'a> {
 /// backend that works here; `progress` hears which, and a sparse copy's bytes. Nothing
 /// is left behind on failure.
 pub fn create_root_disk(
-    runner: &dyn CommandRunner,
     base: &Path,
     dir: &Path,
     opts: DiskOptions<'_>,
@@ -132,16 +132,14 @@ pub fn create_root_disk(
         Ok(false) => {}
         Err(e) => return Err(e),
     }
-    if opts.allow_qcow2
-        && let Some(qemu_img) = opts.qemu_img
-    {
+    if opts.allow_qcow2 && opts.qemu_img.is_some() {
         let path = dir.join("root.qcow2");
         progress.phase(
             "make a qcow2 overlay on the image's root filesystem",
             None,
             None,
         );
-        qcow2::create_overlay(runner, qemu_img, base, &path, dir, size_bytes)?;
+        qcow2::create_overlay(base, &path, dir, size_bytes)?;
         return Ok(RootDisk {
             path,
             backend: Backend::Qcow2,

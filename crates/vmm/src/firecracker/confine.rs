@@ -79,6 +79,9 @@ pub(super) fn prepare(
         kvm: Path::new(KVM).exists(),
         user_net: false,
         cgroup: cgroup.map(|c| c.placement.clone()),
+        // Firecracker opens its files by path; it inherits no descriptor it must reopen
+        // through /proc/self/fd (QEMU's restores do, for the sealed RAM copy).
+        proc_self: false,
     };
     let prepared = sandbox::prepare(policy, &request).map_err(|source| VmmError::Sandbox {
         vm_id: spec.vm_id.clone(),

@@ -64,6 +64,11 @@ pub struct ArgvInput<'a> {
     /// Restore instead of boot: the saved migration stream, inherited at this number
     /// (`-incoming fd:N`); QEMU loads it and leaves the guest paused.
     pub incoming_fd: Option<i32>,
+    /// Restore with the guest's RAM mapped copy-on-write from this file (a snapshot of a
+    /// [`GuestMemory::SharedFile`] VM): QEMU waits (`-incoming defer`) for the device state,
+    /// which the driver hands it over QMP with `x-ignore-shared` set
+    /// ([`super::snapshot::start_incoming`]).
+    pub restore_ram: Option<&'a Path>,
 }
 
 /// Render the arguments (without the program name).
@@ -122,13 +127,14 @@ pub fn render(input: &ArgvInput<'_>) -> Result<Vec<String>, VmmError> {
             opt_value(&spec.vm_id)
         ),
     ]);
-    match spec.memory_backing() {
-        GuestMemory::Private => push(&["-M", input.machine.as_str()]),
-        GuestMemory::SharedMemfd => push(&[
-            "-M",
-            &format!("{},memory-backend=mem", input.machine.as_str()),
-        ]),
-    }
+    // Guest RAM is always the backend `mem`, whatever backs it: a saved stream names its RAM
+    // blocks, so a guest saved with one backing (a warm state's file) loads into another
+    // (anonymous memory) only if the name is the same.
+    let backing = backing(input).map_err(invalid)?;
+    push(&[
+        "-M",
+        &format!("{},memory-backend=mem", input.machine.as_str()),
+    ]);
     match input.accel {
         // The vCPU model the host has; QEMU's default (qemu64) hides most CPU features.
         Accel::Kvm => push(&["-accel", "kvm", "-cpu", "host"]),
@@ -136,7 +142,7 @@ pub fn render(input: &ArgvInput<'_>) -> Result<Vec<String>, VmmError> {
         Accel::Tcg => push(&["-accel", "tcg,thread=multi"]),
     }
     push(&["-smp", &spec.vcpus.to_string()]);
-    a.extend(memory(spec));
+    a.extend(memory(spec, &backing));
     let mut push = |items: &[&str]| a.extend(items.iter().map(|s| (*s).to_owned()));
     push(&[
         "-nodefaults",
@@ -305,7 +311,9 @@ pub fn render(input: &ArgvInput<'_>) -> Result<Vec<String>, VmmError> {
         push(&["-sandbox", crate::sandbox::QEMU_SANDBOX]);
     }
 
-    if let Some(fd) = input.incoming_fd {
+    if input.restore_ram.is_some() {
+        push(&["-incoming", "defer"]);
+    } else if let Some(fd) = input.incoming_fd {
         push(&["-incoming", &format!("fd:{fd}")]);
     }
 
@@ -317,20 +325,49 @@ pub fn render(input: &ArgvInput<'_>) -> Result<Vec<String>, VmmError> {
     Ok(a)
 }
 
-/// The guest's RAM: its size and what backs it ([`GuestMemory`]), decided here only.
-fn memory(spec: &LaunchSpec) -> Vec<String> {
-    let mut a = vec!["-m".to_owned(), format!("{}M", spec.memory_mib)];
-    match spec.memory_backing() {
-        GuestMemory::Private => {}
-        // Named by `-M …,memory-backend=mem` above.
-        GuestMemory::SharedMemfd => a.extend([
-            "-object".to_owned(),
-            format!(
-                "memory-backend-memfd,id=mem,size={}M,share=on",
-                spec.memory_mib
-            ),
-        ]),
+/// What backs the guest's RAM on this command line.
+enum Backing {
+    /// Anonymous memory (`memory-backend-ram`).
+    Anonymous,
+    /// `memory-backend-memfd,share=on` (vhost-user shares).
+    Memfd,
+    /// `memory-backend-file` on this (validated) path, mapped shared or copy-on-write.
+    File { path: String, shared: bool },
+}
+
+/// The backing a launch gets: a restore from a RAM file maps that file copy-on-write,
+/// whatever the spec asks (the snapshot fixed it); otherwise [`LaunchSpec::memory_backing`].
+fn backing(input: &ArgvInput<'_>) -> Result<Backing, String> {
+    let file = |path: &Path, shared| {
+        validate::host_path("guest RAM file", path).map(|p| Backing::File {
+            path: opt_value(p),
+            shared,
+        })
+    };
+    if let Some(ram) = input.restore_ram {
+        return file(ram, false);
     }
+    match input.spec.memory_backing() {
+        GuestMemory::Private => Ok(Backing::Anonymous),
+        GuestMemory::SharedMemfd => Ok(Backing::Memfd),
+        GuestMemory::SharedFile => file(&input.spec.vm_dir.join(crate::spec::RAM_FILE), true),
+    }
+}
+
+/// The guest's RAM: its size and what backs it ([`GuestMemory`]), decided here only.
+fn memory(spec: &LaunchSpec, backing: &Backing) -> Vec<String> {
+    let mut a = vec!["-m".to_owned(), format!("{}M", spec.memory_mib)];
+    let size = spec.memory_mib;
+    // Named by `-M …,memory-backend=mem` above.
+    let object = match backing {
+        Backing::Anonymous => format!("memory-backend-ram,id=mem,size={size}M"),
+        Backing::Memfd => format!("memory-backend-memfd,id=mem,size={size}M,share=on"),
+        Backing::File { path, shared } => format!(
+            "memory-backend-file,id=mem,size={size}M,mem-path={path},share={}",
+            if *shared { "on" } else { "off" }
+        ),
+    };
+    a.extend(["-object".to_owned(), object]);
     a
 }
 

@@ -1,4 +1,4 @@
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::*;
 use crate::spec::{DriveFormat, DriveSpec, NicSpec};
@@ -61,6 +61,7 @@ fn render_with(
         daemonize: false,
         tap_fds: None,
         incoming_fd: None,
+        restore_ram: None,
     })
 }
 
@@ -75,7 +76,9 @@ fn values<'a>(args: &'a [String], flag: &str) -> Vec<&'a str> {
 #[test]
 fn microvm_tcg_command_line() {
     let args = render_with(&spec(), Accel::Tcg, MachineType::Microvm).unwrap();
-    assert_eq!(values(&args, "-M"), ["microvm"]);
+    // RAM is always the backend `mem` (anonymous here), so streams load whatever backs it.
+    assert_eq!(values(&args, "-M"), ["microvm,memory-backend=mem"]);
+    assert!(values(&args, "-object").contains(&"memory-backend-ram,id=mem,size=512M"));
     assert_eq!(values(&args, "-accel"), ["tcg,thread=multi"]);
     assert!(values(&args, "-cpu").is_empty());
     assert_eq!(values(&args, "-smp"), ["2"]);
@@ -142,7 +145,7 @@ fn pc_kvm_command_line_uses_pci_devices_and_no_tsc_hint() {
     let mut s = spec();
     s.drives[1].read_only = false;
     let args = render_with(&s, Accel::Kvm, MachineType::Pc).unwrap();
-    assert_eq!(values(&args, "-M"), ["pc"]);
+    assert_eq!(values(&args, "-M"), ["pc,memory-backend=mem"]);
     assert_eq!(values(&args, "-accel"), ["kvm"]);
     assert_eq!(values(&args, "-cpu"), ["host"]);
     assert_eq!(values(&args, "-kernel"), ["/img/bzImage"]);
@@ -188,6 +191,7 @@ fn microvm_tcg_without_tsc_is_an_error() {
         daemonize: false,
         tap_fds: None,
         incoming_fd: None,
+        restore_ram: None,
     };
     assert!(render(&input).unwrap_err().to_string().contains("TSC"));
 }
@@ -387,6 +391,7 @@ fn seccomp_off_leaves_no_sandbox_flag() {
         daemonize: true,
         tap_fds: None,
         incoming_fd: None,
+        restore_ram: None,
     })
     .unwrap();
     assert!(values(&args, "-sandbox").is_empty());
@@ -415,6 +420,7 @@ fn inherited_tap_descriptors_replace_ifname_and_must_match_the_nics() {
         daemonize: false,
         tap_fds: Some(fds),
         incoming_fd: None,
+        restore_ram: None,
     };
     let args = render(&input(&[37, 41])).unwrap();
     // No ifname=, script= or vnet_hdr= beside fd=: QEMU refuses them together.
@@ -441,8 +447,31 @@ fn inherited_tap_descriptors_replace_ifname_and_must_match_the_nics() {
         daemonize: false,
         tap_fds: Some(&[37, 41]),
         incoming_fd: None,
+        restore_ram: None,
     });
     assert!(bad.is_err());
+}
+
+/// The input of a sandboxed microvm launch of `s` under TCG, restoring as asked.
+fn restoring<'a>(
+    s: &'a LaunchSpec,
+    paths: &'a VmPaths,
+    incoming_fd: Option<i32>,
+    restore_ram: Option<&'a Path>,
+) -> ArgvInput<'a> {
+    ArgvInput {
+        spec: s,
+        accel: Accel::Tcg,
+        machine: MachineType::Microvm,
+        kernel: &s.kernel,
+        tsc_khz: Some(2_100_000),
+        paths,
+        seccomp: true,
+        daemonize: false,
+        tap_fds: None,
+        incoming_fd,
+        restore_ram,
+    }
 }
 
 /// A restore names the inherited stream once, after every device, and changes nothing else.
@@ -450,18 +479,7 @@ fn inherited_tap_descriptors_replace_ifname_and_must_match_the_nics() {
 fn restore_loads_the_inherited_stream() {
     let s = spec();
     let paths = VmPaths::in_dir(&s.vm_dir);
-    let input = |incoming_fd| ArgvInput {
-        spec: &s,
-        accel: Accel::Tcg,
-        machine: MachineType::Microvm,
-        kernel: &s.kernel,
-        tsc_khz: Some(2_100_000),
-        paths: &paths,
-        seccomp: true,
-        daemonize: false,
-        tap_fds: None,
-        incoming_fd,
-    };
+    let input = |incoming_fd| restoring(&s, &paths, incoming_fd, None);
     let cold = render(&input(None)).unwrap();
     assert!(values(&cold, "-incoming").is_empty());
     let warm = render(&input(Some(9))).unwrap();
@@ -472,6 +490,55 @@ fn restore_loads_the_inherited_stream() {
         .cloned()
         .collect();
     assert_eq!(without, cold, "the device set must be the snapshot's");
+}
+
+/// A warm-up boot maps its RAM file shared; a restore from it maps the snapshot's file
+/// copy-on-write, waits for the state over QMP, and keeps every device of the save.
+#[test]
+fn ram_files_are_mapped_shared_to_save_and_privately_to_restore() {
+    use crate::spec::GuestMemory;
+    let mut s = spec();
+    s.memory = GuestMemory::SharedFile;
+    let paths = VmPaths::in_dir(&s.vm_dir);
+    let input = |restore_ram| restoring(&s, &paths, None, restore_ram);
+    let saved = render(&input(None)).unwrap();
+    assert_eq!(values(&saved, "-M"), ["microvm,memory-backend=mem"]);
+    assert!(
+        values(&saved, "-object")
+            .contains(&"memory-backend-file,id=mem,size=512M,mem-path=/state/vms/vm1/ram,share=on")
+    );
+    assert!(values(&saved, "-incoming").is_empty());
+
+    let ram = PathBuf::from("/proc/self/fd/7");
+    let restored = render(&input(Some(&ram))).unwrap();
+    assert_eq!(values(&restored, "-M"), ["microvm,memory-backend=mem"]);
+    assert!(
+        values(&restored, "-object")
+            .contains(&"memory-backend-file,id=mem,size=512M,mem-path=/proc/self/fd/7,share=off")
+    );
+    assert_eq!(values(&restored, "-incoming"), ["defer"]);
+    let strip = |args: &[String]| -> Vec<String> {
+        args.iter()
+            .filter(|a| !a.starts_with("memory-backend-file") && *a != "-incoming" && *a != "defer")
+            .cloned()
+            .collect()
+    };
+    assert_eq!(
+        strip(&restored),
+        strip(&saved),
+        "the device set must be the snapshot's"
+    );
+
+    // A path QEMU would split at a comma is escaped; a relative one is refused.
+    let odd = PathBuf::from("/snaps/a,b/ram");
+    let args = render(&input(Some(&odd))).unwrap();
+    assert!(
+        values(&args, "-object")
+            .iter()
+            .any(|o| o.contains("mem-path=/snaps/a,,b/ram,"))
+    );
+    let relative = PathBuf::from("snaps/ram");
+    assert!(render(&input(Some(&relative))).is_err());
 }
 
 #[test]
@@ -497,7 +564,7 @@ fn shares_need_shared_memory_and_one_vhost_user_device_each() {
             MachineType::Microvm,
             vec![],
             GuestMemory::Private,
-            "microvm",
+            "microvm,memory-backend=mem",
             false,
             "",
         ),

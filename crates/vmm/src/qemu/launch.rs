@@ -271,6 +271,8 @@ fn sandbox_request<'a>(
         kvm: config.accel == crate::spec::Accel::Kvm,
         user_net: spec.user_net.is_some(),
         cgroup: cgroup.map(|c| c.placement.clone()),
+        // A restore maps the sealed copy of its RAM file as `/proc/self/fd/N` (`qemu/ram.rs`).
+        proc_self: spec.restore.as_ref().is_some_and(|f| f.memory.is_some()),
     }
 }
 

@@ -16,10 +16,11 @@ mod argv;
 mod config;
 mod detached;
 pub(crate) mod launch;
+mod ram;
 mod snapshot;
 
 use std::os::fd::AsRawFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use banger_system::{CommandRunner, RealRunner};
@@ -43,6 +44,8 @@ use crate::virtiofs;
 pub struct QemuDriver {
     config: QemuConfig,
     runner: Arc<dyn CommandRunner>,
+    /// The sealed copies of snapshot RAM files restores map ([`ram`]).
+    shared_ram: ram::SharedRam,
 }
 
 impl std::fmt::Debug for QemuDriver {
@@ -88,7 +91,11 @@ impl QemuDriver {
         if config.tsc_khz == Some(0) {
             return Err(bad("tsc_khz must not be 0"));
         }
-        Ok(QemuDriver { config, runner })
+        Ok(QemuDriver {
+            config,
+            runner,
+            shared_ram: ram::SharedRam::default(),
+        })
     }
 
     pub fn config(&self) -> &QemuConfig {
@@ -119,6 +126,18 @@ impl QemuDriver {
         tap_fds: Option<&[i32]>,
         incoming_fd: Option<i32>,
     ) -> Result<QemuLaunchPlan, VmmError> {
+        self.plan_restoring(spec, tap_fds, incoming_fd, None)
+    }
+
+    /// [`QemuDriver::plan_with_fds`], mapping the guest's RAM copy-on-write from
+    /// `restore_ram` (see [`ArgvInput::restore_ram`]).
+    fn plan_restoring(
+        &self,
+        spec: &LaunchSpec,
+        tap_fds: Option<&[i32]>,
+        incoming_fd: Option<i32>,
+        restore_ram: Option<&Path>,
+    ) -> Result<QemuLaunchPlan, VmmError> {
         let (machine, kernel) = self.choose_machine(spec)?;
         let paths = VmPaths::in_dir(&spec.vm_dir);
         let args = argv::render(&ArgvInput {
@@ -132,6 +151,7 @@ impl QemuDriver {
             daemonize: !self.config.sandbox.seccomp(),
             tap_fds,
             incoming_fd,
+            restore_ram,
         })?;
         Ok(QemuLaunchPlan {
             machine,
@@ -148,6 +168,7 @@ impl QemuDriver {
         plan: QemuLaunchPlan,
         fds: &[i32],
         cgroup: Option<&VmCgroup>,
+        deferred_state: Option<&std::fs::File>,
     ) -> Result<VmRuntime, VmmError> {
         // Each share's virtiofsd listens before QEMU connects to it (and before the sandbox
         // gives the VM directory, its sockets included, to QEMU's uid).
@@ -195,7 +216,7 @@ impl QemuDriver {
             other => other?,
         };
         if let Some(files) = &spec.restore
-            && let Err(e) = snapshot::wait_loaded(self, &rt, files).await
+            && let Err(e) = snapshot::load(self, &rt, files, deferred_state).await
         {
             if let Err(kill) = self.kill(&rt).await {
                 tracing::warn!(vm = %rt.vm_id, error = %kill, "cannot stop QEMU after a failed restore");
@@ -335,9 +356,27 @@ impl VmmDriver for QemuDriver {
             .as_ref()
             .map(|files| snapshot::open_state(spec, files))
             .transpose()?;
-        let incoming_fd = state.as_ref().map(AsRawFd::as_raw_fd);
+        // A snapshot with a RAM file: QEMU maps the RAM copy-on-write and is handed the
+        // device state over QMP once it is up (`x-ignore-shared` must be set first). A
+        // sandboxed QEMU maps the sealed shared copy (`ram.rs`), inherited; an unsandboxed
+        // one (scripted tests) runs as the daemon's user and maps the file itself.
+        let ram_file = spec.restore.as_ref().and_then(|f| f.memory.as_deref());
+        let sealed = match ram_file {
+            Some(path) if self.config.sandbox.seccomp() => Some(self.shared_ram.sealed(path)?),
+            _ => None,
+        };
+        fds.extend(sealed.as_ref().map(|fd| fd.as_raw_fd()));
+        let ram_path = match (&sealed, ram_file) {
+            (Some(fd), _) => Some(PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))),
+            (None, path) => path.map(Path::to_path_buf),
+        };
+        let (incoming_fd, deferred) = match ram_path {
+            Some(_) => (None, state.as_ref()),
+            None => (state.as_ref().map(AsRawFd::as_raw_fd), None),
+        };
         fds.extend(incoming_fd);
-        let plan = self.plan_with_fds(spec, tap_fds.as_deref(), incoming_fd)?;
+        let plan =
+            self.plan_restoring(spec, tap_fds.as_deref(), incoming_fd, ram_path.as_deref())?;
         // Only a sandboxed QEMU can be placed: an unsandboxed one daemonizes itself.
         let cgroup = match self.config.sandbox {
             SandboxPolicy::Off => None,
@@ -347,7 +386,9 @@ impl VmmDriver for QemuDriver {
                 self.config.accel == Accel::Tcg,
             )?,
         };
-        let launched = self.launch_in(spec, plan, &fds, cgroup.as_ref()).await;
+        let launched = self
+            .launch_in(spec, plan, &fds, cgroup.as_ref(), deferred)
+            .await;
         if launched.is_err() && cgroup.is_some() {
             self.config.cgroups.discard(&spec.vm_id).await;
         }

@@ -9,8 +9,8 @@
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::AsFd;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::json;
@@ -19,7 +19,7 @@ use super::QemuDriver;
 use crate::driver::WaitOutcome;
 use crate::error::VmmError;
 use crate::runtime::VmRuntime;
-use crate::spec::{LaunchSpec, SnapshotFiles};
+use crate::spec::{LaunchSpec, RAM_FILE, SnapshotFiles};
 
 /// Name of the migration stream in a snapshot directory.
 pub const STATE_FILE: &str = "vmstate";
@@ -57,12 +57,18 @@ pub(super) async fn save(
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(&temp)
         .map_err(|e| VmmError::io("create snapshot state file", &temp, e))?;
+    // A guest whose RAM is a shared file (a warm-up boot) is saved without it: the file is
+    // the snapshot's memory, moved in below.
+    let ram = ram_file(&mut qmp, rt).await;
     let result = async {
         qmp.execute(
             "migrate-set-parameters",
             Some(json!({ "max-bandwidth": MAX_BANDWIDTH })),
         )
         .await?;
+        // Set either way: a guest restored from a RAM file has it on from its load, and
+        // its own snapshots (RAM in the stream) must not carry it.
+        set_ignore_shared(&mut qmp, ram.is_some()).await?;
         qmp.pass_fd(FD_NAME, file.as_fd()).await?;
         qmp.execute("migrate", Some(json!({ "uri": format!("fd:{FD_NAME}") })))
             .await?;
@@ -74,10 +80,66 @@ pub(super) async fn save(
         return Err(qmp_err(e));
     }
     finish(file, &temp, &final_path)?;
+    let memory = match ram {
+        Some(path) => Some(keep_ram_file(rt, &path, dir)?),
+        None => None,
+    };
     Ok(SnapshotFiles {
         state: final_path,
-        memory: None,
+        memory,
     })
+}
+
+/// The RAM file QEMU maps shared for `rt`'s guest (`memory-backend-file`, `share=on`), when
+/// it has one: the VM's own [`RAM_FILE`], as `GuestMemory::SharedFile` launched it. Asked of
+/// QEMU, so a file merely lying in the directory never counts.
+async fn ram_file(qmp: &mut crate::qmp::QmpClient, rt: &VmRuntime) -> Option<PathBuf> {
+    let get = |property: &str| json!({ "path": "/objects/mem", "property": property });
+    // Anonymous memory has no such object; a memfd has no `mem-path`.
+    let path = qmp.execute("qom-get", Some(get("mem-path"))).await.ok()?;
+    let shared = qmp.execute("qom-get", Some(get("share"))).await.ok()?;
+    let ours = rt.vm_dir.join(RAM_FILE);
+    (path.as_str() == ours.to_str() && shared.as_bool() == Some(true)).then_some(ours)
+}
+
+/// Whether shared RAM blocks migrate by reference, not content (on both to save and to load
+/// a RAM-file snapshot; the stream records it, and a load refuses a mismatch).
+async fn set_ignore_shared(
+    qmp: &mut crate::qmp::QmpClient,
+    on: bool,
+) -> Result<(), crate::qmp::QmpError> {
+    qmp.execute(
+        "migrate-set-capabilities",
+        Some(json!({ "capabilities": [{ "capability": "x-ignore-shared", "state": on }] })),
+    )
+    .await
+    .map(drop)
+}
+
+/// Move the saved guest's RAM file into the snapshot directory `dir`: synced, owned by the
+/// daemon and private to it (the sandboxed VMM that wrote it had its own uid, which a later
+/// VM may be given). The paused guest never runs again, so the file no longer changes.
+fn keep_ram_file(rt: &VmRuntime, path: &Path, dir: &Path) -> Result<PathBuf, VmmError> {
+    let target = dir.join(RAM_FILE);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| VmmError::io("open the guest's RAM file", path, e))?;
+    // SAFETY: geteuid/getegid have no preconditions.
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    std::os::unix::fs::fchown(&file, Some(uid), Some(gid))
+        .and_then(|()| file.set_permissions(std::fs::Permissions::from_mode(0o600)))
+        .and_then(|()| file.sync_all())
+        .map_err(|e| VmmError::io("take over the guest's RAM file", path, e))?;
+    std::fs::rename(path, &target).map_err(|e| {
+        tracing::warn!(vm = %rt.vm_id, "cannot move the RAM file into the snapshot");
+        VmmError::io("move the guest's RAM file into", &target, e)
+    })?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| VmmError::io("sync directory", dir, e))?;
+    Ok(target)
 }
 
 /// fsync the file, rename it into place, fsync the directory.
@@ -90,16 +152,9 @@ fn finish(mut file: File, temp: &Path, path: &Path) -> Result<(), VmmError> {
     crate::fsutil::commit(temp, path)
 }
 
-/// Open the stream a restoring QEMU inherits (read-only, close-on-exec in the daemon).
-pub(super) fn open_state(spec: &LaunchSpec, files: &SnapshotFiles) -> Result<File, VmmError> {
-    if files.memory.is_some() {
-        return Err(VmmError::InvalidSpec {
-            vm_id: spec.vm_id.clone(),
-            problem: "the snapshot keeps its memory in a separate file, which only \
-                      Firecracker writes; restore it with the driver that took it"
-                .into(),
-        });
-    }
+/// Open the saved state a restoring QEMU loads (read-only, close-on-exec in the daemon): the
+/// whole stream, or the device state alongside a RAM file (`files.memory`).
+pub(super) fn open_state(_spec: &LaunchSpec, files: &SnapshotFiles) -> Result<File, VmmError> {
     std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
@@ -107,9 +162,40 @@ pub(super) fn open_state(spec: &LaunchSpec, files: &SnapshotFiles) -> Result<Fil
         .map_err(|e| VmmError::io("open snapshot state file", &files.state, e))
 }
 
+/// Load the saved guest into the QEMU of `rt`: a QEMU waiting with `-incoming defer` is
+/// handed `deferred` (the device state of a RAM-file snapshot, `x-ignore-shared` set
+/// first); then wait until the state is loaded.
+pub(super) async fn load(
+    driver: &QemuDriver,
+    rt: &VmRuntime,
+    files: &SnapshotFiles,
+    deferred: Option<&File>,
+) -> Result<(), VmmError> {
+    if let Some(state) = deferred {
+        let mut qmp = driver.qmp(rt).await?;
+        let started = async {
+            set_ignore_shared(&mut qmp, true).await?;
+            qmp.pass_fd(FD_NAME, state.as_fd()).await?;
+            qmp.execute(
+                "migrate-incoming",
+                Some(json!({ "uri": format!("fd:{FD_NAME}") })),
+            )
+            .await
+            .map(drop)
+        }
+        .await;
+        started.map_err(|e| VmmError::RestoreFailed {
+            vm_id: rt.vm_id.clone(),
+            state: files.state.clone(),
+            reason: format!("QEMU refused the saved state: {e}"),
+        })?;
+    }
+    wait_loaded(driver, rt, files).await
+}
+
 /// Wait until the QEMU of `rt`, launched with `-incoming`, has loaded its state: the guest
 /// is then paused. A QEMU that fails the load exits; its stderr is the reason.
-pub(super) async fn wait_loaded(
+async fn wait_loaded(
     driver: &QemuDriver,
     rt: &VmRuntime,
     files: &SnapshotFiles,

@@ -44,6 +44,12 @@ enum Op {
         /// Flags of the read-only/nosuid/nodev remount that follows the bind.
         flags: libc::c_ulong,
     },
+    /// Make `dir` (`/proc`) and `own` (`/proc/self`) and bind this process's own `/proc`
+    /// entry on `own` ([`Entry::Proc`]).
+    Proc {
+        dir: CString,
+        own: CString,
+    },
 }
 
 /// A page shared between the parent and the forked child: the step the child reached.
@@ -218,6 +224,10 @@ impl Confinement {
                                 flags,
                             }
                         }
+                        Entry::Proc => Op::Proc {
+                            dir: under(Path::new("/proc"))?,
+                            own: under(Path::new("/proc/self"))?,
+                        },
                     });
                 }
                 Some(Jail {
@@ -259,6 +269,7 @@ impl Confinement {
                     Some(Entry::Dir(p)) => format!("create {p:?} in the jail"),
                     Some(Entry::Symlink { path, .. }) => format!("link {path:?} in the jail"),
                     Some(Entry::Bind { path, .. }) => format!("bind {path:?} into the jail"),
+                    Some(Entry::Proc) => "bind its own /proc entry into the jail".into(),
                     None => format!("step {n}"),
                 }
             }
@@ -306,6 +317,39 @@ impl Confinement {
             match op {
                 // SAFETY: see above.
                 Op::Mkdir(p) => check(unsafe { libc::mkdir(p.as_ptr(), 0o755) })?,
+                Op::Proc { dir, own } => {
+                    // SAFETY: see above.
+                    check(unsafe { libc::mkdir(dir.as_ptr(), 0o555) })?;
+                    // SAFETY: see above.
+                    check(unsafe { libc::mkdir(own.as_ptr(), 0o555) })?;
+                    // `/proc/self` resolves now, in this very process, which the VMM becomes
+                    // at exec (same pid): only its own entry is bound, not the host's list.
+                    // SAFETY: see above.
+                    check(unsafe {
+                        libc::mount(
+                            c"/proc/self".as_ptr(),
+                            own.as_ptr(),
+                            std::ptr::null(),
+                            libc::MS_BIND,
+                            std::ptr::null(),
+                        )
+                    })?;
+                    // SAFETY: see above.
+                    check(unsafe {
+                        libc::mount(
+                            std::ptr::null(),
+                            own.as_ptr(),
+                            std::ptr::null(),
+                            libc::MS_BIND
+                                | libc::MS_REMOUNT
+                                | libc::MS_RDONLY
+                                | libc::MS_NOSUID
+                                | libc::MS_NODEV
+                                | libc::MS_NOEXEC,
+                            std::ptr::null(),
+                        )
+                    })?;
+                }
                 Op::Symlink { target, path } => {
                     // SAFETY: see above.
                     check(unsafe { libc::symlink(target.as_ptr(), path.as_ptr()) })?

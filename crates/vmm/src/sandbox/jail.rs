@@ -25,6 +25,11 @@ pub enum Entry {
         /// Device nodes keep device access; everything else is mounted `nodev`.
         device: bool,
     },
+    /// The VMM's own `/proc/<pid>` entry at `/proc/self` (read-only, nothing else of
+    /// `/proc`), for a VMM that opens an inherited descriptor by path (`/proc/self/fd/N`).
+    /// Bound rather than mounted: a procfs cannot be mounted in a user namespace without a
+    /// pid namespace of its own, and would show other processes.
+    Proc,
 }
 
 /// What the jail must contain besides the system parts.
@@ -43,6 +48,8 @@ pub struct JailInputs {
     /// The host's resolver configuration, for QEMU's user-mode network (slirp reads
     /// `/etc/resolv.conf` to forward the guest's DNS queries).
     pub resolv_conf: bool,
+    /// The VMM opens inherited descriptors as `/proc/self/fd/N` ([`Entry::Proc`]).
+    pub proc_self: bool,
 }
 
 /// Where the host's resolvers are named.
@@ -145,6 +152,9 @@ pub fn plan(inputs: &JailInputs, host: &dyn HostView) -> Result<Vec<Entry>, Stri
             plan.bind(file, false, true, false)?;
         }
     }
+    if inputs.proc_self {
+        plan.entries.push(Entry::Proc);
+    }
     Ok(plan.entries)
 }
 
@@ -229,6 +239,7 @@ impl Plan {
             && self.entries.iter().any(|e| match e {
                 Entry::Bind { path: p, .. } | Entry::Dir(p) => p.starts_with(path),
                 Entry::Symlink { path: p, .. } => p.starts_with(path),
+                Entry::Proc => Path::new("/proc").starts_with(path),
             })
         {
             return Err(format!(
@@ -303,6 +314,7 @@ mod tests {
             writable: vec![],
             devices: vec!["/dev/kvm".into(), "/dev/net/tun".into()],
             resolv_conf: false,
+            proc_self: false,
         }
     }
 

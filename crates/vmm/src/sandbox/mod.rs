@@ -131,6 +131,9 @@ pub struct SandboxRequest<'a> {
     pub user_net: bool,
     /// The VM's cgroup, which the VMM enters before anything else; `None` without limits.
     pub cgroup: Option<cgroup::Placement>,
+    /// The VMM opens an inherited descriptor by path (`/proc/self/fd/N`): the jail gets its
+    /// own `/proc` entry ([`jail::Entry::Proc`]).
+    pub proc_self: bool,
 }
 
 /// A prepared sandbox: hand [`Prepared::confinement`] to the launcher; keep the value
@@ -328,6 +331,7 @@ fn jail_inputs(req: &SandboxRequest<'_>) -> Result<jail::JailInputs, SandboxErro
         writable,
         devices,
         resolv_conf: req.user_net,
+        proc_self: req.proc_self,
     })
 }
 
@@ -391,6 +395,7 @@ mod tests {
             kvm: true,
             user_net: true,
             cgroup: None,
+            proc_self: false,
         };
         let inputs = jail_inputs(&req).expect("inputs");
         assert_eq!(inputs.read_only, vec![kernel, base]);
