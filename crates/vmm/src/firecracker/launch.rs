@@ -59,7 +59,7 @@ pub(super) async fn run(
                 reason,
             };
             let layout = Layout::read(&vm_id, files)?;
-            let overrides = layout.overrides_for(spec).map_err(failed)?;
+            let overrides = layout.overrides_for(spec, version).map_err(failed)?;
             relocate::restore_plan(&input, files, &overrides).map_err(failed)?
         }
     };

@@ -335,14 +335,15 @@ impl VmmDriver for FirecrackerDriver {
             .await?
             .unwrap_or_default();
         let layout =
-            relocate::Layout::from_vm_config(&config).map_err(|why| VmmError::WrongState {
-                vm_id: rt.vm_id.clone(),
-                action: "save a snapshot",
-                problem: format!(
-                    "{why}: it was started by an older banger; stop and start it, then take \
+            relocate::Layout::from_vm_config(&config, rt.vmm_version.as_deref().unwrap_or(""))
+                .map_err(|why| VmmError::WrongState {
+                    vm_id: rt.vm_id.clone(),
+                    action: "save a snapshot",
+                    problem: format!(
+                        "{why}: it was started by an older banger; stop and start it, then take \
                      the snapshot again"
-                ),
-            })?;
+                    ),
+                })?;
         layout.write(dir)?;
         let files = SnapshotFiles {
             state: dir.join(STATE_FILE),

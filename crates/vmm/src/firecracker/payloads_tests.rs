@@ -259,6 +259,7 @@ fn a_restore_configures_only_logger_and_metrics_then_loads_paused() {
     };
     let layout = Layout {
         layout: 1,
+        firecracker: "1.14.1".into(),
         drives: spec
             .drives
             .iter()
@@ -273,7 +274,9 @@ fn a_restore_configures_only_logger_and_metrics_then_loads_paused() {
             tap: "bg-parent".into(),
         }],
     };
-    let overrides = layout.overrides_for(&spec).unwrap();
+    let overrides = layout
+        .overrides_for(&spec, &SemVer::parse("1.14.1").unwrap())
+        .unwrap();
     assert_eq!(overrides.len(), 1, "the clone's TAP replaces the parent's");
     for version in ["1.12.0", "1.14.1"] {
         let v = SemVer::parse(version).unwrap();
@@ -321,5 +324,11 @@ fn a_restore_configures_only_logger_and_metrics_then_loads_paused() {
     // A clone with other drives than the snapshot is refused.
     let mut other = spec.clone();
     other.drives.pop();
-    assert!(layout.overrides_for(&other).is_err());
+    let v = SemVer::parse("1.14.1").unwrap();
+    assert!(layout.overrides_for(&other, &v).is_err());
+    // Nor is a snapshot another release wrote.
+    let err = layout
+        .overrides_for(&spec, &SemVer::parse("1.14.2").unwrap())
+        .unwrap_err();
+    assert!(err.contains("1.14.1"), "{err}");
 }

@@ -48,6 +48,9 @@ pub fn drive_link(id: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Layout {
     pub layout: u32,
+    /// The release that wrote the snapshot (notes: "Snapshot files do not move between
+    /// Firecracker versions").
+    pub firecracker: String,
     pub drives: Vec<LayoutDrive>,
     pub nics: Vec<LayoutNic>,
 }
@@ -68,7 +71,7 @@ pub struct LayoutNic {
 impl Layout {
     /// The layout of a running VM, read from its `GET /vm/config`; `Err` names what is not
     /// relocatable (a VM launched by an older banger with absolute paths).
-    pub fn from_vm_config(config: &serde_json::Value) -> Result<Layout, String> {
+    pub fn from_vm_config(config: &serde_json::Value, firecracker: &str) -> Result<Layout, String> {
         let list = |key: &str| {
             config
                 .get(key)
@@ -115,6 +118,7 @@ impl Layout {
         }
         Ok(Layout {
             layout: LAYOUT_VERSION,
+            firecracker: firecracker.to_owned(),
             drives,
             nics,
         })
@@ -163,7 +167,19 @@ impl Layout {
 
     /// The `network_overrides` that give `spec`'s interfaces their own TAPs, checked
     /// against the snapshot's drives and interfaces.
-    pub fn overrides_for(&self, spec: &LaunchSpec) -> Result<Vec<LayoutNic>, String> {
+    pub fn overrides_for(
+        &self,
+        spec: &LaunchSpec,
+        version: &banger_firecracker::SemVer,
+    ) -> Result<Vec<LayoutNic>, String> {
+        let running = format!("{}.{}.{}", version.major, version.minor, version.patch);
+        if self.firecracker != running {
+            return Err(format!(
+                "it was written by Firecracker {} and this is {running}, which cannot read it \
+                 (snapshot files do not move between Firecracker versions)",
+                self.firecracker
+            ));
+        }
         let saved: BTreeSet<_> = self.drives.iter().map(|d| d.id.as_str()).collect();
         let given: BTreeSet<_> = spec.drives.iter().map(|d| d.id.as_str()).collect();
         if saved != given {
