@@ -89,7 +89,10 @@ fn clones(version: &str) {
     // A restored clone survives a daemon restart.
     env.kill_daemon();
     assert_eq!(env.vm_json("c1")["state"], "running");
-    assert_eq!(env.ok(["vm", "exec", "c1", "--", "echo", "alive"]), "alive\n");
+    assert_eq!(
+        env.ok(["vm", "exec", "c1", "--", "echo", "alive"]),
+        "alive\n"
+    );
 
     // A load Firecracker refuses (a damaged memory file) leaves no VM and says why.
     let snap: serde_json::Value =

@@ -209,7 +209,10 @@ async fn configure(
     for call in plan {
         tracing::debug!(vm = %runtime.vm_id, endpoint = %call.endpoint(), "Firecracker API call");
         if let Err(e) = api.call(call).await {
-            if !runtime.is_alive() {
+            // An answer is Firecracker's own reason (a failed load answers, then exits):
+            // only a call that got none is explained by the process's end.
+            let answered = matches!(e, VmmError::FirecrackerApi { .. });
+            if !answered && !runtime.is_alive() {
                 return Err(exited(
                     runtime,
                     paths,
