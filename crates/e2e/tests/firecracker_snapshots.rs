@@ -126,3 +126,30 @@ fn clones_restore_their_own_disks_and_identity_on_1_5_0() {
 fn clones_restore_their_own_disks_and_identity_on_1_14_1() {
     clones("1.14.1");
 }
+
+/// A warm image under Firecracker: `image warm` saves the agent-ready guest and a default
+/// `vm run` restores it, with an identity of its own.
+#[test]
+fn a_warm_image_restores_under_firecracker() {
+    let env = env("1.14.1");
+    let warmed: serde_json::Value =
+        serde_json::from_str(&env.ok(["image", "warm", "minimal", "--json"])).unwrap();
+    assert_eq!(warmed["warm"]["driver"], "firecracker", "{warmed}");
+    let out = env.run(["vm", "run", "--rm", "--timings", "--", "true"]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        stderr(&out),
+        env.diagnostics()
+    );
+    assert!(
+        stderr(&out).contains("restored from    image minimal's warm state"),
+        "{}",
+        stderr(&out)
+    );
+    env.ok(["vm", "run", "-d", "--name", "w1"]);
+    let view = env.vm_json("w1");
+    assert_eq!(view["origin"]["warm_image"], "minimal", "{view}");
+    assert_eq!(guest_file(&view, "etc/hostname").trim(), "w1");
+    env.ok(["vm", "rm", "-f", "w1"]);
+}
