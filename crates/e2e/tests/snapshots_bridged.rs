@@ -5,11 +5,10 @@
 //! outside; the parent keeps working; `vm rm` leaves no TAP, lease or rule behind.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use banger_e2e::bridgelab::BridgeLab;
-use banger_e2e::netlab::{NetLab, OUTSIDE};
+use banger_e2e::netlab::OUTSIDE;
 use banger_e2e::{stderr, stdout};
 
 const PATIENCE: Duration = Duration::from_secs(60);
