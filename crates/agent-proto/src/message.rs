@@ -470,13 +470,6 @@ mod tests {
                 hostname: "clone-1".into(),
                 unix_nanos: 1_700_000_000_000_000_000,
                 entropy: vec![7; 64],
-                network: None,
-            }),
-            Message::Reidentify(Reidentify {
-                vm_id: "0123abce".into(),
-                hostname: "clone-2".into(),
-                unix_nanos: 1_700_000_000_000_000_000,
-                entropy: vec![7; 64],
                 network: Some(NetIdentity {
                     mac: "06:00:0a:00:00:07".into(),
                     address: std::net::Ipv4Addr::new(10, 0, 0, 7),
