@@ -86,7 +86,8 @@ pub(super) async fn run(
         remove_if_present(stale)?;
     }
     make_fifo(&paths.console_fifo)?;
-    relocate::link_drives(spec)?;
+    // Made again once the sandbox gave the directory away (`confine::spawn`).
+    relocate::clear_drive_links(spec)?;
     // notes: "before 1.14.0 the files must already exist": the log pipe does, the metrics
     // file is created here.
     make_fifo(&paths.log_fifo)?;

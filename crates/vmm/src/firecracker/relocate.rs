@@ -10,7 +10,15 @@
 //! relative names, and the same names resolve to the clone's own files in the clone's
 //! directory. This works on every supported release (no drive update after load, which
 //! would need the guest to be paused with the wrong disks already open) and keeps working
-//! under the jailer, whose chroot is the working directory.
+//! in banger's sandbox: its child enters the VM's directory (bound at its own path) after
+//! `pivot_root`, and every drive's target is bound at its own path too.
+//!
+//! The sandbox refuses symlinks among a VM's files when it gives them to the VMM's uid (a
+//! link there could make root change a file outside). So the links are removed before
+//! that walk ([`clear_drive_links`]) and made after it ([`link_drives`]), by the launcher,
+//! in a directory it owns: the VMM's uid may read them but not change them. Hard links
+//! would not do: a regular file with several links is a shared base to the sandbox, made
+//! read-only for the VMM, and a disk elsewhere or on another filesystem cannot be linked.
 //!
 //! Beside the snapshot's files, [`LAYOUT_FILE`] records what the restore needs to check:
 //! that layout, the drive ids and the TAP each interface had.
@@ -223,15 +231,29 @@ impl Layout {
     }
 }
 
-/// Make `fc-drives/<id>` in the VM's directory point at each drive of `spec` (replacing
-/// what a previous launch left).
-pub fn link_drives(spec: &LaunchSpec) -> Result<(), VmmError> {
+/// Remove what a previous launch left in `fc-drives` (before the sandbox walks the VM's
+/// directory, which refuses symlinks).
+pub fn clear_drive_links(spec: &LaunchSpec) -> Result<(), VmmError> {
     let dir = spec.vm_dir.join(DRIVE_LINK_DIR);
-    match std::fs::remove_dir_all(&dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(VmmError::io("remove old drive links", &dir, e)),
+    // Never follows a link: a link at `fc-drives` itself is removed, not its target.
+    let result = match std::fs::symlink_metadata(&dir) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(&dir),
+        Ok(_) => std::fs::remove_file(&dir),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(VmmError::io("remove old drive links", &dir, e)),
     }
+}
+
+/// Make `fc-drives/<id>` in the VM's directory point at each drive of `spec` (replacing
+/// what a previous launch left). After the sandbox gave the VM's directory away: the
+/// directory and its links stay the launcher's.
+pub fn link_drives(spec: &LaunchSpec) -> Result<(), VmmError> {
+    clear_drive_links(spec)?;
+    let dir = spec.vm_dir.join(DRIVE_LINK_DIR);
     std::fs::create_dir(&dir).map_err(|e| VmmError::io("create", &dir, e))?;
     for drive in &spec.drives {
         let link = spec.vm_dir.join(drive_link(&drive.id));
