@@ -370,11 +370,16 @@ impl VmmDriver for FirecrackerDriver {
             .await
             .and_then(|_| {
                 crate::fsutil::commit(&state_tmp, &files.state)?;
-                crate::fsutil::commit(&memory_tmp, &dir.join(MEMORY_FILE))
+                crate::fsutil::commit(&memory_tmp, &dir.join(MEMORY_FILE))?;
+                // A jailed Firecracker wrote them as the VM's uid, readable by it alone.
+                crate::fsutil::reclaim(&files.state)?;
+                crate::fsutil::reclaim(&dir.join(MEMORY_FILE))
             });
         if let Err(e) = result {
             let _ = std::fs::remove_file(&state_tmp);
             let _ = std::fs::remove_file(&memory_tmp);
+            let _ = std::fs::remove_file(&files.state);
+            let _ = std::fs::remove_file(dir.join(MEMORY_FILE));
             let _ = std::fs::remove_file(dir.join(relocate::LAYOUT_FILE));
             return Err(e);
         }
