@@ -332,3 +332,37 @@ fn a_restore_configures_only_logger_and_metrics_then_loads_paused() {
         .unwrap_err();
     assert!(err.contains("1.14.1"), "{err}");
 }
+
+/// The drive links: made as symlinks to each drive, and whatever a previous launch (or the
+/// VMM's uid, which owns the VM directory) left at `fc-drives` is removed, never followed.
+#[test]
+fn drive_links_point_at_the_drives_and_a_planted_link_is_removed_not_followed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vm_dir = tmp.path().join("vm");
+    let elsewhere = tmp.path().join("elsewhere");
+    std::fs::create_dir_all(&vm_dir).unwrap();
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::fs::write(elsewhere.join("keep"), "x").unwrap();
+    std::os::unix::fs::symlink(&elsewhere, vm_dir.join(relocate::DRIVE_LINK_DIR)).unwrap();
+
+    let mut spec = spec();
+    spec.vm_dir = vm_dir.clone();
+    spec.drives[0].path = vm_dir.join("work.ext4");
+    spec.drives[1].path = tmp.path().join("base.ext4");
+    relocate::clear_drive_links(&spec).unwrap();
+    assert!(std::fs::symlink_metadata(vm_dir.join(relocate::DRIVE_LINK_DIR)).is_err());
+    assert!(
+        elsewhere.join("keep").exists(),
+        "the link's target is untouched"
+    );
+
+    relocate::link_drives(&spec).unwrap();
+    for drive in &spec.drives {
+        let link = vm_dir.join(relocate::drive_link(&drive.id));
+        assert_eq!(std::fs::read_link(&link).unwrap(), drive.path);
+    }
+    // Made again over the previous launch's.
+    relocate::link_drives(&spec).unwrap();
+    relocate::clear_drive_links(&spec).unwrap();
+    assert!(!vm_dir.join(relocate::DRIVE_LINK_DIR).exists());
+}
