@@ -292,10 +292,17 @@ impl AgentClient {
         vm_id: &str,
         hostname: &str,
         entropy: Vec<u8>,
+        network: Option<banger_agent_proto::NetIdentity>,
     ) -> Result<(), ClientError> {
         if !self.supports(banger_agent_proto::FEATURE_REIDENTIFY) {
             return Err(ClientError::Unsupported {
                 what: "giving a guest restored from a snapshot its own identity",
+            });
+        }
+        // An older agent would ignore the field and keep its parent's address.
+        if network.is_some() && !self.supports(banger_agent_proto::FEATURE_REIDENTIFY_NET) {
+            return Err(ClientError::Unsupported {
+                what: "giving a guest restored from a snapshot its own network address",
             });
         }
         let since_epoch = SystemTime::now()
@@ -307,6 +314,7 @@ impl AgentClient {
             hostname: hostname.to_owned(),
             unix_nanos,
             entropy,
+            network,
         }))
         .await
     }

@@ -23,9 +23,9 @@ pub mod tools;
 pub use decoder::{DecodeError, Decoder};
 pub use frame::{EncodeError, Frame, Kind, encode_frame};
 pub use message::{
-    BootTimings, Credit, ErrorReply, Exec, Exited, FEATURE_EXEC_USER, FEATURE_REIDENTIFY, FileEnd,
-    GetFile, Hello, MAX_REIDENTIFY_ENTROPY, Message, PutFile, Ready, Reidentify, SetTime, Signal,
-    Started, TtySize,
+    BootTimings, Credit, ErrorReply, Exec, Exited, FEATURE_EXEC_USER, FEATURE_REIDENTIFY,
+    FEATURE_REIDENTIFY_NET, FileEnd, GetFile, Hello, MAX_REIDENTIFY_ENTROPY, Message, NetIdentity,
+    PutFile, Ready, Reidentify, SetTime, Signal, Started, TtySize,
 };
 
 /// The four bytes every frame starts with; the decoder scans for them to resynchronise.

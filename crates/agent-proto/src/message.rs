@@ -185,7 +185,30 @@ pub struct Reidentify {
     pub unix_nanos: i64,
     /// Fresh random bytes from the host, at most [`MAX_REIDENTIFY_ENTROPY`].
     pub entropy: Vec<u8>,
+    /// The clone's own network identity (a bridged VM): applied last, before the host
+    /// lets anyone use the guest. Only sent to agents listing [`FEATURE_REIDENTIFY_NET`]:
+    /// an older one would ignore it and keep its parent's address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetIdentity>,
 }
+
+/// A restored guest's first Ethernet interface as it must be now: its MAC replaced, the
+/// parent's addresses, routes and neighbours flushed, this address and default route set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetIdentity {
+    /// `aa:bb:cc:dd:ee:ff`, a unicast address.
+    pub mac: String,
+    pub address: std::net::Ipv4Addr,
+    /// 1 to 30.
+    pub prefix: u8,
+    pub gateway: Option<std::net::Ipv4Addr>,
+    /// Written to `/etc/resolv.conf` when not empty.
+    #[serde(default)]
+    pub dns: Vec<std::net::Ipv4Addr>,
+}
+
+/// Listed in [`Ready::features`] by agents that apply [`Reidentify::network`].
+pub const FEATURE_REIDENTIFY_NET: &str = "reidentify-net";
 
 /// Either way (version 2): the peer may send `bytes` more bytes of data on this exec stream —
 /// output (host→guest `Credit`) or stdin (guest→host `InputCredit`). Windows start at
@@ -447,6 +470,13 @@ mod tests {
                 hostname: "clone-1".into(),
                 unix_nanos: 1_700_000_000_000_000_000,
                 entropy: vec![7; 64],
+                network: Some(NetIdentity {
+                    mac: "06:00:0a:00:00:07".into(),
+                    address: std::net::Ipv4Addr::new(10, 0, 0, 7),
+                    prefix: 24,
+                    gateway: Some(std::net::Ipv4Addr::new(10, 0, 0, 1)),
+                    dns: vec![std::net::Ipv4Addr::new(10, 0, 0, 1)],
+                }),
             }),
             Message::Ready(Ready {
                 nonce: 7,

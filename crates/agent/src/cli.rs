@@ -69,6 +69,8 @@ pub enum Command {
     /// Serve, with the transport from the command line if one was given.
     Serve {
         transport: Option<TransportSpec>,
+        /// `--simulated-guest DIR`: a test harness runs this agent on a host as a guest's.
+        simulated_root: Option<PathBuf>,
     },
 }
 
@@ -84,6 +86,9 @@ USAGE:
 OPTIONS:
     --transport SPEC   auto (default), virtio-serial:NAME, vsock:PORT or unix:PATH
     --listen SPEC      same as --transport, for the listening kinds (unix:PATH, vsock:PORT)
+    --simulated-guest DIR
+                       run on a host as a test harness's guest (the fake Firecracker): a
+                       restored clone's identity is written under DIR, the host is untouched
     -V, --version      print the version
     -h, --help         print this help
 
@@ -99,6 +104,7 @@ KERNEL COMMAND LINE (read from /proc/cmdline):
 /// Parses the arguments after the program name.
 pub fn parse_args(args: &[String]) -> Result<Command, String> {
     let mut transport = None;
+    let mut simulated_root = None;
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -125,10 +131,26 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
                 }
                 transport = Some(spec);
             }
+            "--simulated-guest" => {
+                let value = match inline {
+                    Some(value) => value,
+                    None => iter.next().cloned().ok_or_else(|| {
+                        "--simulated-guest needs a directory, e.g. --simulated-guest /tmp/guest"
+                            .to_owned()
+                    })?,
+                };
+                if value.is_empty() {
+                    return Err("--simulated-guest needs a directory".into());
+                }
+                simulated_root = Some(PathBuf::from(value));
+            }
             other => return Err(format!("unknown argument {other:?}; see --help")),
         }
     }
-    Ok(Command::Serve { transport })
+    Ok(Command::Serve {
+        transport,
+        simulated_root,
+    })
 }
 
 /// The kernel command line, split into `key[=value]` words (double quotes group words).
@@ -222,21 +244,34 @@ mod tests {
     fn flags_parse() {
         assert_eq!(
             parse_args(&args(&[])).unwrap(),
-            Command::Serve { transport: None }
+            Command::Serve {
+                transport: None,
+                simulated_root: None
+            }
         );
         assert_eq!(parse_args(&args(&["--version"])).unwrap(), Command::Version);
         assert_eq!(
             parse_args(&args(&["--listen", "unix:/x"])).unwrap(),
             Command::Serve {
-                transport: Some(TransportSpec::Unix("/x".into()))
+                transport: Some(TransportSpec::Unix("/x".into())),
+                simulated_root: None
             }
         );
         assert_eq!(
             parse_args(&args(&["--transport=virtio-serial:agent"])).unwrap(),
             Command::Serve {
-                transport: Some(TransportSpec::VirtioSerial("agent".into()))
+                transport: Some(TransportSpec::VirtioSerial("agent".into())),
+                simulated_root: None
             }
         );
+        assert_eq!(
+            parse_args(&args(&["--listen", "unix:/x", "--simulated-guest", "/g"])).unwrap(),
+            Command::Serve {
+                transport: Some(TransportSpec::Unix("/x".into())),
+                simulated_root: Some("/g".into())
+            }
+        );
+        assert!(parse_args(&args(&["--simulated-guest"])).is_err());
         assert!(parse_args(&args(&["--listen", "auto"])).is_err());
         assert!(parse_args(&args(&["--listen"])).is_err());
         assert!(parse_args(&args(&["--bogus"])).is_err());

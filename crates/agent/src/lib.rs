@@ -50,10 +50,13 @@ pub fn run(args: &[String]) -> i32 {
         }));
         init::early();
     }
-    let transport = match cli::parse_args(args) {
-        Ok(Command::Serve { transport }) => transport,
+    let (transport, simulated_root) = match cli::parse_args(args) {
+        Ok(Command::Serve {
+            transport,
+            simulated_root,
+        }) => (transport, simulated_root),
         // PID 1 must never exit; it has no one to print help to anyway.
-        Ok(_) if pid1 => None,
+        Ok(_) if pid1 => (None, None),
         Ok(Command::Version) => {
             println!("banger-agent {VERSION}");
             return 0;
@@ -64,7 +67,7 @@ pub fn run(args: &[String]) -> i32 {
         }
         Err(message) if pid1 => {
             log!("{message}; ignoring the arguments");
-            None
+            (None, None)
         }
         Err(message) => {
             eprintln!("banger-agent: {message}");
@@ -111,6 +114,8 @@ pub fn run(args: &[String]) -> i32 {
                 now_us: 0,
             },
             share_errors: report.share_errors.clone(),
+            // A guest's PID 1 is never a harness's simulated guest.
+            simulated_root: simulated_root.clone().filter(|_| !pid1),
         };
         log!("serving on {}", listener.describe());
         let err = session::serve(listener.as_mut(), &agent);

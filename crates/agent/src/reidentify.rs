@@ -21,6 +21,7 @@ const RNDRESEEDCRNG: libc::c_ulong = 0x5207;
 /// Apply `req`; the error is a sentence for the host.
 pub fn apply(req: &Reidentify) -> Result<(), String> {
     check(req)?;
+    let network = req.network.as_ref().map(guest_net).transpose()?;
     reseed(&req.entropy).map_err(|e| format!("reseed the kernel RNG: {e}"))?;
     clock::set_realtime(req.unix_nanos).map_err(|e| {
         format!(
@@ -30,9 +31,65 @@ pub fn apply(req: &Reidentify) -> Result<(), String> {
     })?;
     init::set_hostname(&req.hostname);
     init::identity::ensure(Path::new("/"), &req.hostname, &req.vm_id);
+    if let Some((net, mac)) = network {
+        let name = init::net::reconfigure(&net, mac)
+            .map_err(|e| format!("give the interface {}/{}: {e}", net.address, net.prefix))?;
+        crate::log!("{name}: now {}/{} as a clone", net.address, net.prefix);
+    }
     // A waiting pre-started sshd loaded the host keys this machine no longer has.
     init::prestart::renew_all();
     Ok(())
+}
+
+/// What an agent run by a test harness on a host (the fake Firecracker's simulated
+/// guest) does instead: the identity files are made under `root`, the network identity is
+/// recorded in `root/network`, and nothing of the host (RNG, clock, hostname, interfaces)
+/// is touched. The request is checked exactly as in a guest.
+pub fn apply_simulated(req: &Reidentify, root: &Path) -> Result<(), String> {
+    check(req)?;
+    let network = req.network.as_ref().map(guest_net).transpose()?;
+    std::fs::create_dir_all(root.join("etc"))
+        .map_err(|e| format!("create {}/etc: {e}", root.display()))?;
+    init::identity::ensure(root, &req.hostname, &req.vm_id);
+    let text = match network {
+        Some((net, _)) => format!(
+            "{} {}/{} {}\n",
+            req.network.as_ref().map_or("", |n| n.mac.as_str()),
+            net.address,
+            net.prefix,
+            net.gateway.map(|g| g.to_string()).unwrap_or_default()
+        ),
+        None => String::new(),
+    };
+    std::fs::write(root.join("network"), text)
+        .map_err(|e| format!("write {}/network: {e}", root.display()))
+}
+
+/// The interface configuration and MAC of `net`, refused when malformed.
+fn guest_net(
+    net: &banger_agent_proto::NetIdentity,
+) -> Result<(init::net::GuestNet, [u8; 6]), String> {
+    let mut mac = [0u8; 6];
+    let parts: Vec<&str> = net.mac.split(':').collect();
+    let parsed = parts.len() == 6
+        && parts.iter().zip(mac.iter_mut()).all(|(part, byte)| {
+            part.len() == 2 && u8::from_str_radix(part, 16).map(|b| *byte = b).is_ok()
+        });
+    if !parsed || mac[0] & 1 == 1 || mac == [0; 6] {
+        return Err(format!("MAC {:?} is not a unicast MAC address", net.mac));
+    }
+    if !(1..=30).contains(&net.prefix) {
+        return Err(format!("prefix /{} must be 1 to 30", net.prefix));
+    }
+    Ok((
+        init::net::GuestNet {
+            address: net.address,
+            prefix: net.prefix,
+            gateway: net.gateway,
+            dns: net.dns.clone(),
+        },
+        mac,
+    ))
 }
 
 /// The host is trusted, but a malformed request must not reach the kernel or `/etc`.
@@ -93,7 +150,60 @@ mod tests {
             hostname: "clone-1".into(),
             unix_nanos: 0,
             entropy: vec![1; 32],
+            network: None,
         }
+    }
+
+    fn net(mac: &str, prefix: u8) -> banger_agent_proto::NetIdentity {
+        banger_agent_proto::NetIdentity {
+            mac: mac.into(),
+            address: "10.0.0.7".parse().unwrap(),
+            prefix,
+            gateway: Some("10.0.0.1".parse().unwrap()),
+            dns: vec![],
+        }
+    }
+
+    #[test]
+    fn network_identities_are_checked() {
+        let (guest, mac) = guest_net(&net("06:00:0a:00:00:07", 24)).unwrap();
+        assert_eq!(mac, [6, 0, 10, 0, 0, 7]);
+        assert_eq!(guest.prefix, 24);
+        for (bad_mac, prefix) in [
+            ("07:00:0a:00:00:07", 24), // multicast
+            ("00:00:00:00:00:00", 24),
+            ("06:00:0a:00:00", 24),
+            ("06:00:0a:00:00:7", 24),
+            ("06:00:0a:00:00:zz", 24),
+            ("06:00:0a:00:00:07", 0),
+            ("06:00:0a:00:00:07", 31),
+        ] {
+            assert!(
+                guest_net(&net(bad_mac, prefix)).is_err(),
+                "{bad_mac}/{prefix}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_simulated_guest_gets_its_identity_under_its_root_only() {
+        let root = tempfile::tempdir().unwrap();
+        let request = Reidentify {
+            network: Some(net("06:00:0a:00:00:07", 24)),
+            ..req()
+        };
+        apply_simulated(&request, root.path()).unwrap();
+        let hostname = std::fs::read_to_string(root.path().join("etc/hostname")).unwrap();
+        assert_eq!(hostname.trim(), "clone-1");
+        assert_eq!(
+            std::fs::read_to_string(root.path().join("network")).unwrap(),
+            "06:00:0a:00:00:07 10.0.0.7/24 10.0.0.1\n"
+        );
+        let bad = Reidentify {
+            network: Some(net("ff:ff:ff:ff:ff:ff", 24)),
+            ..req()
+        };
+        assert!(apply_simulated(&bad, root.path()).is_err());
     }
 
     #[test]

@@ -37,6 +37,9 @@ pub struct Agent {
     /// Shared directories that could not be mounted at boot (`PATH: reason`), sent in
     /// every `Ready`.
     pub share_errors: Vec<String>,
+    /// `--simulated-guest DIR`: a test harness's guest on a host; a restored clone's
+    /// identity goes under DIR ([`crate::reidentify::apply_simulated`]).
+    pub simulated_root: Option<std::path::PathBuf>,
 }
 
 /// Serves hosts one connection at a time, forever. A host that connects while another is
@@ -44,8 +47,9 @@ pub struct Agent {
 /// What this agent offers beyond the base protocol.
 fn features(agent: &Agent) -> Vec<String> {
     let mut features = vec![FEATURE_EXEC_USER.to_owned()];
-    if agent.pid1 || agent.systemd_unit {
+    if agent.pid1 || agent.systemd_unit || agent.simulated_root.is_some() {
         features.push(banger_agent_proto::FEATURE_REIDENTIFY.to_owned());
+        features.push(banger_agent_proto::FEATURE_REIDENTIFY_NET.to_owned());
     }
     features
 }
@@ -254,10 +258,12 @@ impl Session {
                 // Only a banger guest's agent changes its machine's identity: one a test
                 // runs on a host must never reseed, re-clock or rename that host.
                 let in_guest = agent.pid1 || agent.systemd_unit;
-                let applied = if in_guest {
-                    crate::reidentify::apply(&req)
-                } else {
-                    Err("this agent does not run a banger guest; nothing was changed".into())
+                let applied = match &agent.simulated_root {
+                    _ if in_guest => crate::reidentify::apply(&req),
+                    Some(root) => crate::reidentify::apply_simulated(&req, root),
+                    None => {
+                        Err("this agent does not run a banger guest; nothing was changed".into())
+                    }
                 };
                 let reply = match applied {
                     Ok(()) => Message::Ok,

@@ -13,6 +13,7 @@ use anyhow::{Context, bail};
 use nix::fcntl::{Flock, FlockArg};
 
 pub mod bench;
+pub mod bridgelab;
 pub mod direct;
 pub mod hostile;
 pub mod netlab;

@@ -102,6 +102,29 @@ impl NetLab {
         cmd
     }
 
+    /// A web server at `OUTSIDE:8000` in the outside namespace serving `dir`: "the
+    /// internet" for guests. The caller kills it.
+    pub fn serve_http(&self, dir: &std::path::Path) -> std::process::Child {
+        let dir = dir.to_str().expect("a UTF-8 directory");
+        NetLab::cmd(
+            &self.outside,
+            "python3",
+            &[
+                "-m",
+                "http.server",
+                "8000",
+                "--bind",
+                OUTSIDE,
+                "--directory",
+                dir,
+            ],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the outside server")
+    }
+
     /// Run `program args` in the inside namespace; its output.
     pub fn inside(&self, program: &str, args: &[&str]) -> Output {
         NetLab::cmd(&self.inside, program, args)

@@ -9,75 +9,13 @@
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
+use banger_e2e::bridgelab::BridgeLab;
 use banger_e2e::netlab::{NetLab, OUTSIDE, UPLINK};
-use banger_e2e::{Env, stderr, stdout};
+use banger_e2e::stdout;
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
-struct Lab {
-    env: Env,
-    net: NetLab,
-}
-
-impl Lab {
-    fn new() -> Lab {
-        let env = Env::new().unwrap_or_else(|e| panic!("cannot set up an e2e environment: {e:#}"));
-        env.write_config("[network]\nmode = \"bridge\"\n")
-            .expect("write config.toml");
-        let net = NetLab::new().unwrap_or_else(|e| panic!("{e:#}"));
-        Lab { env, net }
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.env
-            .cmd_in_netns(&self.net.inside, args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run banger")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "banger {args:?} failed ({}):\nstdout: {}\nstderr: {}\n{}",
-            out.status,
-            stdout(&out),
-            stderr(&out),
-            self.env.diagnostics()
-        );
-        stdout(&out)
-    }
-
-    fn sh(&self, vm: &str, script: &str) -> String {
-        self.ok(&["vm", "exec", vm, "--", "sh", "-c", script])
-    }
-
-    fn inspect(&self, vm: &str) -> serde_json::Value {
-        serde_json::from_str(&self.ok(&["vm", "inspect", vm, "--json"])).unwrap()
-    }
-
-    /// Nothing of banger's is left in the inside namespace: no TAP, no bridge, no table.
-    fn assert_clean(&self) {
-        let links = self.net.inside_links();
-        assert!(
-            !links
-                .iter()
-                .any(|l| l.starts_with("bgt") || l.starts_with("bgbr")),
-            "links left: {links:?}"
-        );
-        let rules = self.net.inside_ruleset();
-        assert!(!rules.contains("banger_"), "rules left:\n{rules}");
-    }
-
-    fn taps(&self) -> Vec<String> {
-        self.net
-            .inside_links()
-            .into_iter()
-            .filter(|l| l.starts_with("bgt"))
-            .collect()
-    }
-}
+type Lab = BridgeLab;
 
 /// Retry `f` until it returns `Some`, for up to [`PATIENCE`].
 fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
@@ -141,27 +79,11 @@ fn assert_bridged_qemu_is_sandboxed(lab: &Lab, vm: &serde_json::Value) {
 
 #[test]
 fn bridge_networking_reaches_out_publishes_in_and_leaves_nothing() {
-    let lab = Lab::new();
+    let lab = Lab::new("");
     // The outside's web server.
     let site = tempfile::tempdir().unwrap();
     std::fs::write(site.path().join("hello.txt"), "hello from outside\n").unwrap();
-    let mut server = NetLab::cmd(
-        &lab.net.outside,
-        "python3",
-        &[
-            "-m",
-            "http.server",
-            "8000",
-            "--bind",
-            OUTSIDE,
-            "--directory",
-            site.path().to_str().unwrap(),
-        ],
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .expect("start the outside server");
+    let mut server = lab.net.serve_http(site.path());
 
     lab.ok(&[
         "vm",

@@ -325,9 +325,12 @@ fn firecracker_vms_get_copies_and_say_so() {
     };
     assert_eq!(drive("share0")["is_read_only"], false, "{config}");
     assert_eq!(drive("share1")["is_read_only"], true, "{config}");
+    // Relative to the VM's directory (Firecracker's working directory), where the link
+    // resolves to the share's image: a restored clone would reopen its own.
+    assert_eq!(drive("share1")["path_on_host"], "fc-drives/share1");
     assert_eq!(
-        drive("share1")["path_on_host"],
-        dir.join("share1.ext4").to_str().unwrap()
+        std::fs::read_link(dir.join("fc-drives/share1")).unwrap(),
+        dir.join("share1.ext4")
     );
     let args = config["boot-source"]["boot_args"]
         .as_str()

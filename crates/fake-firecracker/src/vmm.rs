@@ -154,6 +154,9 @@ pub struct Vmm {
     pub guest: Option<Guest>,
     /// Set when the process must exit after answering (a failed snapshot load).
     pub exit_after_response: Option<i32>,
+    /// The drive backing files (and a restored guest's memory file) the running VM holds
+    /// open, as the real Firecracker does: what `/proc/PID/fd` shows is what it uses.
+    pub held_files: Vec<File>,
 }
 
 impl Vmm {
@@ -175,6 +178,7 @@ impl Vmm {
             guest_dir,
             guest: None,
             exit_after_response: None,
+            held_files: Vec::new(),
         }
     }
 

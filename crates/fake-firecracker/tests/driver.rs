@@ -335,10 +335,11 @@ async fn a_restarted_daemon_finds_the_vm_from_its_record() {
 }
 
 /// notes: "Create (VM must be Paused): `PUT /snapshot/create`"; the driver refuses a running
-/// guest itself, writes both files complete under their final names, and refuses to restore
-/// until a clone's drives can be relocated.
+/// guest itself and writes the files complete under their final names. A clone restored in
+/// its own directory opens ITS disk, never the parent's, binds its own vsock socket while the
+/// parent still runs, and answers once resumed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn snapshots_of_a_paused_guest_in_every_personality() {
+async fn snapshots_restore_into_a_clone_with_its_own_disk_in_every_personality() {
     for version in ["1.5.0", "1.14.1"] {
         let vm = vm(version);
         let rt = vm.driver.launch(&vm.spec).await.unwrap();
@@ -367,17 +368,58 @@ async fn snapshots_of_a_paused_guest_in_every_personality() {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         names.sort();
-        assert_eq!(names, ["memory", "vmstate"], "{version}");
+        assert_eq!(
+            names,
+            ["firecracker.layout.json", "memory", "vmstate"],
+            "{version}"
+        );
         assert_eq!(vm.driver.run_state(&rt).await.unwrap(), RunState::Paused);
+        vm.driver.resume(&rt).await.unwrap();
+
+        // The clone: its own directory and its own copy of the disk; the parent runs on.
+        let clone_dir = vm.vm_dir.parent().unwrap().join("clone");
+        std::fs::create_dir(&clone_dir).unwrap();
+        let clone_disk = clone_dir.join("work.ext4");
+        std::fs::copy(&vm.spec.drives[0].path, &clone_disk).unwrap();
+        let mut clone = vm.spec.clone();
+        clone.vm_id = "0a1b2c3e".into();
+        clone.vm_dir = clone_dir.clone();
+        clone.drives[0].path = clone_disk.clone();
+        clone.console_log = clone_dir.join("console.log");
+        clone.restore = Some(files.clone());
+        let crt = vm.driver.launch(&clone).await.unwrap();
+        let open: Vec<PathBuf> = std::fs::read_dir(format!("/proc/{}/fd", crt.pid))
+            .unwrap()
+            .filter_map(|e| std::fs::read_link(e.unwrap().path()).ok())
+            .collect();
+        assert!(open.contains(&clone_disk), "{version}: {open:?}");
+        assert!(open.contains(&memory), "{version}: {open:?}");
+        assert!(
+            !open.contains(&vm.spec.drives[0].path),
+            "{version}: the clone opened its parent's disk: {open:?}"
+        );
+        // Loaded paused: nothing runs until the daemon lets it go.
+        assert_eq!(vm.driver.run_state(&crt).await.unwrap(), RunState::Paused);
+        vm.driver.resume(&crt).await.unwrap();
+        let client = agent(&vm.driver, &crt).await;
+        assert_eq!(echo(&client, "clone").await, "clone\n");
+        let parent = agent(&vm.driver, &rt).await;
+        assert_eq!(echo(&parent, "parent").await, "parent\n");
+        vm.driver.kill(&crt).await.unwrap();
         vm.driver.kill(&rt).await.unwrap();
 
-        let mut clone = vm.spec.clone();
-        clone.restore = Some(files);
-        let err = vm.driver.launch(&clone).await.unwrap_err();
+        // A clone whose drives differ from the snapshot's is refused before any process.
+        let mut other = clone.clone();
+        other.drives[0].id = "data".into();
+        let err = vm.driver.launch(&other).await.unwrap_err();
         assert!(
             matches!(err, VmmError::RestoreFailed { .. }),
             "{version}: {err}"
         );
+        // A snapshot without its layout record is not restored.
+        std::fs::remove_file(snap_dir.join("firecracker.layout.json")).unwrap();
+        let err = vm.driver.launch(&clone).await.unwrap_err().to_string();
+        assert!(err.contains("layout"), "{version}: {err}");
     }
 }
 

@@ -28,6 +28,30 @@ pub(crate) fn commit(temp: &Path, path: &Path) -> Result<(), VmmError> {
     Ok(())
 }
 
+/// Make the file `path` the daemon's own (its effective uid and gid), as a sandboxed VMM
+/// wrote it under its own uid with owner-only access: a snapshot is the daemon's, and the
+/// VMM that restores it (another uid) gets it shared as an input. Never follows a link.
+pub(crate) fn reclaim(path: &Path) -> Result<(), VmmError> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| VmmError::io("open", path, e))?;
+    // SAFETY: geteuid/getegid have no preconditions; fchown acts only on the descriptor
+    // `file` owns.
+    let rc = unsafe { libc::fchown(file.as_raw_fd(), libc::geteuid(), libc::getegid()) };
+    if rc != 0 {
+        return Err(VmmError::io(
+            "take back from the VMM's uid",
+            path,
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
+}
+
 /// The last `max` bytes of the stderr file of `program` at `path`, one message per line
 /// joined with "; " (a file that keeps growing is never read whole), or a note that it
 /// printed nothing.

@@ -79,6 +79,15 @@ async fn a_root_launched_qemu_is_confined() {
         |p: &std::path::Path| std::fs::symlink_metadata(format!("{root}{}", p.display())).is_ok();
     assert!(seen(&spec.vm_dir) && seen(&spec.kernel) && seen(&base));
     assert!(seen(std::path::Path::new("/usr/bin")));
+    // It works in its VM directory (bound at its own path), not in the jail's `/`: paths
+    // relative to the VM directory resolve as unjailed.
+    let cwd = std::fs::metadata(format!("/proc/{}/cwd", rt.pid)).unwrap();
+    let dir = std::fs::metadata(&spec.vm_dir).unwrap();
+    assert_eq!(
+        (cwd.dev(), cwd.ino()),
+        (dir.dev(), dir.ino()),
+        "the jailed VMM's working directory is its VM directory"
+    );
     for hidden in [
         "/etc/shadow",
         "/root",

@@ -6,7 +6,7 @@ pub mod identity;
 mod listen;
 mod modules;
 mod mounts;
-mod net;
+pub(crate) mod net;
 mod power_button;
 pub mod prestart;
 pub mod services;

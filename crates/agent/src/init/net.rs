@@ -104,6 +104,52 @@ pub fn configure(net: &GuestNet) -> io::Result<String> {
     Ok(name)
 }
 
+/// Give a guest restored from a snapshot its own interface identity: the first Ethernet
+/// interface goes down (the kernel drops its routes and neighbour entries, the parent's),
+/// takes `mac`, has its address replaced by `net`'s, and comes up announcing itself with a
+/// gratuitous ARP (`arp_notify`), so the bridge and its peers learn the new pair at once.
+/// Returns the interface's name.
+pub fn reconfigure(net: &GuestNet, mac: [u8; 6]) -> io::Result<String> {
+    let name = first_ethernet(Path::new("/sys/class/net")).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            "the guest has no Ethernet interface",
+        )
+    })?;
+    let sock = socket()?;
+    set_up(&sock, &name, false)?;
+    let mut ifr = ifreq(&name)?;
+    let mut hw: libc::sockaddr = sockaddr_in(Ipv4Addr::UNSPECIFIED);
+    hw.sa_family = libc::ARPHRD_ETHER;
+    for (dst, src) in hw.sa_data.iter_mut().zip(mac) {
+        *dst = src as libc::c_char;
+    }
+    ifr.ifr_ifru.ifru_hwaddr = hw;
+    // SAFETY: SIOCSIFHWADDR reads the valid ifreq we pass.
+    check(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFHWADDR, &ifr) })?;
+    let mut ifr = ifreq(&name)?;
+    // Replaces the primary address, and with it the parent's subnet route.
+    set_addr(&mut ifr, net.address);
+    // SAFETY: SIOCSIFADDR reads the valid ifreq we pass.
+    check(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFADDR, &ifr) })?;
+    set_addr(&mut ifr, net.netmask());
+    // SAFETY: as above, SIOCSIFNETMASK reads the ifreq.
+    check(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFNETMASK, &ifr) })?;
+    // Best effort: without it the neighbours learn the new address at their next ARP.
+    let notify = format!("/proc/sys/net/ipv4/conf/{name}/arp_notify");
+    if let Err(e) = std::fs::write(&notify, "1") {
+        crate::log!("cannot enable gratuitous ARP through {notify}: {e}");
+    }
+    set_up(&sock, &name, true)?;
+    if let Some(gateway) = net.gateway {
+        add_default_route(&sock, gateway)?;
+    }
+    if !net.dns.is_empty() {
+        write_resolv_conf(&net.resolv_conf())?;
+    }
+    Ok(name)
+}
+
 pub fn loopback_up() -> io::Result<()> {
     up(&socket()?, "lo")
 }
@@ -150,11 +196,22 @@ fn set_addr(ifr: &mut libc::ifreq, addr: Ipv4Addr) {
 }
 
 fn up(sock: &OwnedFd, name: &str) -> io::Result<()> {
+    set_up(sock, name, true)
+}
+
+fn set_up(sock: &OwnedFd, name: &str, up: bool) -> io::Result<()> {
     let mut ifr = ifreq(name)?;
     // SAFETY: SIOCGIFFLAGS fills the flags of the valid ifreq we pass.
     check(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut ifr) })?;
+    let flag = libc::IFF_UP as libc::c_short;
     // SAFETY: SIOCGIFFLAGS just initialised the flags member of the union.
-    unsafe { ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+    unsafe {
+        if up {
+            ifr.ifr_ifru.ifru_flags |= flag;
+        } else {
+            ifr.ifr_ifru.ifru_flags &= !flag;
+        }
+    }
     // SAFETY: SIOCSIFFLAGS reads the valid ifreq we pass.
     check(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &ifr) })?;
     Ok(())

@@ -25,8 +25,8 @@ fn location(id: &str) -> String {
     description = "Pauses the VM, has its VMM save the guest's memory and device state, copies \
 its disks while it is frozen, and resumes it (a paused VM stays paused; with `stop` it is \
 stopped). The snapshot is registered only once every file is complete. Clones are made from \
-it with `POST /v1/vms` and `from`. Refused for VMs on the bridge network and for clones (not \
-supported yet). Send `Accept: application/x-ndjson` to receive progress as a stream that ends \
+it with `POST /v1/vms` and `from`; a clone of a bridged VM gets a TAP, MAC and address of its \
+own. Refused for clones (not supported yet). Send `Accept: application/x-ndjson` to receive progress as a stream that ends \
 with the result.",
     params(("name" = String, Path, description = "VM name, id, or a prefix of the id that only one VM has")),
     request_body(content = CreateSnapshotRequest, description = "An empty body takes a snapshot with a generated name"),

@@ -22,6 +22,9 @@ pub struct Attachment {
     /// `banger.ip=ADDR/PREFIX banger.gw=GATEWAY banger.dns=A,B`: read by the guest agent,
     /// which configures the first Ethernet interface (the guest kernel has no `ip=`).
     pub kernel_args: Vec<String>,
+    /// The same configuration for a guest that does not boot but is restored from a
+    /// snapshot (bridge modes): its agent applies it during Reidentify.
+    pub guest: Option<banger_agent_proto::NetIdentity>,
 }
 
 /// Parse and check `-p` values: each a [`PortMapping`], no host port given twice for a
@@ -106,6 +109,8 @@ fn user(ports: &[PortMapping]) -> Attachment {
             USER_GATEWAY,
             &[USER_DNS.to_string()],
         ),
+        // Every user-mode guest has the same address behind its own VMM: a clone keeps it.
+        guest: None,
     }
 }
 
@@ -166,11 +171,19 @@ async fn bridge(
         .iter()
         .map(ToString::to_string)
         .collect();
+    let mac = MacAddr::for_guest(address).to_string();
     Ok(Attachment {
+        guest: Some(banger_agent_proto::NetIdentity {
+            mac: mac.clone(),
+            address,
+            prefix: subnet.prefix(),
+            gateway: Some(subnet.gateway()),
+            dns: daemon.config.guest_dns().value.clone(),
+        }),
         nics: vec![NicSpec {
             id: "eth0".into(),
             tap: tap.as_str().to_string(),
-            mac: MacAddr::for_guest(address).to_string(),
+            mac,
         }],
         user_net: None,
         kernel_args: guest_args(

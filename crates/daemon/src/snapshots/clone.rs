@@ -43,7 +43,7 @@ pub async fn create(
     let ports = crate::net::parse_ports(&req.publish)?;
     if !ports.is_empty() {
         return Err(DaemonError::invalid(
-            "a clone cannot publish ports yet: snapshots are of VMs without bridge networking",
+            "a clone cannot publish ports yet; publish them from a VM that boots (`vm run -p`)",
         )
         .with_field("publish"));
     }

@@ -86,16 +86,8 @@ pub(crate) fn preconditions(daemon: &Daemon, vm: &VmRecord) -> Result<VmRuntime>
             vm.name
         ))
     })?;
-    // Clones get fresh addresses only on networks where the address is the VMM's own
-    // (user mode) or absent; a bridged guest would keep its parent's address.
-    if daemon.store().vm_network(&vm.id)?.as_deref() == Some("bridge") {
-        return Err(DaemonError::conflict(format!(
-            "VM {} is on the bridge network; snapshots of bridged VMs are not supported yet \
-             (a clone would keep its parent's address)",
-            vm.name
-        ))
-        .with_hint("use a VM with user-mode or no networking (config `[network] mode`)"));
-    }
+    // A bridged VM may be saved: each clone leases its own TAP, MAC and address when it
+    // starts, and its agent moves the restored interface to them during Reidentify.
     // QEMU 7.2 cannot migrate a vhost-user-fs device (`migrate` answers "State blocked by
     // non-migratable device"), and a clone would need the parent's virtiofsd state too.
     if daemon.store().vm_has_shares(&vm.id)? {

@@ -69,14 +69,20 @@ impl Plan {
 }
 
 /// Make the freshly resumed guest of `vm` its own machine: RNG reseeded with host
-/// entropy, clock set, new hostname, machine-id and SSH host keys.
-pub async fn reidentify(vm: &VmRecord, client: &AgentClient) -> Result<()> {
+/// entropy, clock set, new hostname, machine-id and SSH host keys, and on the bridge
+/// `network`: the MAC and address this start leased, the parent's routes and neighbours
+/// flushed.
+pub async fn reidentify(
+    vm: &VmRecord,
+    client: &AgentClient,
+    network: Option<banger_agent_proto::NetIdentity>,
+) -> Result<()> {
     let mut entropy = vec![0u8; ENTROPY_BYTES];
     getrandom(&mut entropy).map_err(|e| {
         DaemonError::internal(format!("cannot draw entropy for VM {}: {e}", vm.name))
     })?;
     client
-        .reidentify(&vm.id, &vm.name, entropy)
+        .reidentify(&vm.id, &vm.name, entropy, network)
         .await
         .map_err(|e| {
             DaemonError::internal(format!(

@@ -7,20 +7,89 @@ use banger_system::progress::NoProgress;
 
 use crate::testing::Harness;
 
+/// Clones of a bridged VM: each start leases a TAP, MAC and address of its own, the
+/// restored guest's agent is handed them during Reidentify (before anyone can use it), the
+/// parent keeps its own, and removing a clone gives its TAP and address back.
 #[test]
-fn a_bridged_vm_is_refused_with_the_reason() {
+fn bridged_clones_get_their_own_tap_mac_and_address_and_give_them_back() {
     let harness = Harness::new();
+    harness.driver.set_faults(banger_vmm::fake::FakeFaults {
+        simulated_guest: true,
+        ..Default::default()
+    });
     let inc = harness.start();
-    inc.create("dev", true);
-    let err = snapshot(&inc, "dev", "s").unwrap_err();
-    assert!(err.message.contains("bridge"), "{}", err.message);
-    assert!(super::list(&inc.daemon).unwrap().is_empty());
-    assert_eq!(
-        std::fs::read_dir(inc.daemon.layout.snapshots_dir())
-            .map(|d| d.count())
-            .unwrap_or(0),
-        0
+    let parent = inc.create("dev", true);
+    snapshot(&inc, "dev", "s").expect("snapshot of a bridged VM");
+    let mut seen = vec![parent.clone()];
+    for name in ["c1", "c2"] {
+        let req = CreateVmRequest {
+            name: Some(name.into()),
+            from: Some("s".into()),
+            start: true,
+            ..Default::default()
+        };
+        let clone = inc
+            .block_on(crate::vms::create(&inc.daemon, req, &NoProgress))
+            .expect("start a bridged clone");
+        seen.push(clone);
+    }
+    // The store is a lock: never held across the daemon's own calls.
+    let address = |id: &str| {
+        inc.daemon
+            .store()
+            .lease_of(id)
+            .unwrap()
+            .expect("a lease")
+            .address
+    };
+    let addresses: Vec<_> = seen.iter().map(|vm| address(&vm.id)).collect();
+    let mut unique = addresses.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 3, "{addresses:?}");
+    let taps = harness.host_net.inventory_now().taps;
+    for vm in &seen {
+        let tap = banger_helper_proto::TapName::for_vm(&vm.id).unwrap();
+        assert!(
+            taps.contains(&tap),
+            "{} has no TAP of its own: {taps:?}",
+            vm.name
+        );
+    }
+    // What each clone's agent was told: its own MAC and address, with the gateway.
+    for (vm, addr) in seen.iter().zip(&addresses).skip(1) {
+        let told = std::fs::read_to_string(
+            std::path::Path::new(&vm.dir)
+                .join(banger_vmm::fake::SIMULATED_GUEST_DIR)
+                .join("network"),
+        )
+        .expect("the clone's agent was reidentified");
+        let mac = banger_helper_proto::MacAddr::for_guest(*addr).to_string();
+        assert!(
+            told.starts_with(&format!("{mac} {addr}/")),
+            "{}: {told}",
+            vm.name
+        );
+        let hostname =
+            std::fs::read_to_string(std::path::Path::new(&vm.dir).join("guest/etc/hostname"))
+                .unwrap();
+        assert_eq!(hostname.trim(), vm.name);
+    }
+    // The parent was never reidentified and runs on.
+    assert!(
+        !std::path::Path::new(&parent.dir)
+            .join("guest/network")
+            .exists()
     );
+    assert_eq!(inc.exec_stdout("dev", &["echo", "on"]), "on\n");
+
+    // Removing a clone gives its TAP and address back.
+    inc.block_on(crate::vms::remove(&inc.daemon, "c1", true))
+        .expect("remove c1");
+    let gone = banger_helper_proto::TapName::for_vm(&seen[1].id).unwrap();
+    assert!(!harness.host_net.inventory_now().taps.contains(&gone));
+    assert!(inc.daemon.store().lease_of(&seen[1].id).unwrap().is_none());
+    harness.assert_consistent();
 }
 
 fn snapshot(

@@ -99,6 +99,7 @@ pub async fn boot(daemon: &Daemon, id: &str, progress: &dyn Progress) -> Result<
         return Err(refused(daemon, &vm, e).await);
     }
 
+    let guest_net = network.guest.clone();
     let mut drives = crate::disks::drives(&daemon.store().vm_disks(&vm.id)?, &vm.dir);
     let mut kernel_args = guest_args(&vm, &image, &drives);
     kernel_args.extend(network.kernel_args);
@@ -198,7 +199,7 @@ pub async fn boot(daemon: &Daemon, id: &str, progress: &dyn Progress) -> Result<
         }
     };
     if restore.is_some()
-        && let Err(e) = crate::snapshots::restore::reidentify(&vm, &client).await
+        && let Err(e) = crate::snapshots::restore::reidentify(&vm, &client, guest_net).await
     {
         // A clone must never run with its parent's identity.
         let _ = daemon.driver.kill(&runtime).await;

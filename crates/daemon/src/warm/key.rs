@@ -29,7 +29,7 @@ pub struct WarmKey {
     pub vcpu: u32,
     pub memory_mib: u64,
     pub disk_bytes: u64,
-    /// `user` or `none` (bridged VMs are not warmed).
+    /// `bridge`, `user` or `none`.
     pub network: String,
 }
 

@@ -5,7 +5,7 @@ use banger_api::{CreateSnapshotRequest, CreateVmRequest, ImageView};
 use banger_system::progress::{NoProgress, Progress};
 use banger_vmm::DriverKind;
 
-use super::{key_for, network_mode};
+use super::key_for;
 use crate::error::{DaemonError, Result};
 use crate::snapshots::{Register, take_as};
 use crate::state::Daemon;
@@ -81,25 +81,6 @@ pub async fn warm(daemon: &Daemon, image: &str, progress: &dyn Progress) -> Resu
     let _one = WARMING.lock().await;
     let image = crate::images::ensure(daemon, image, progress).await?;
     let selection = daemon.driver.select_for_request(daemon.config.vmm)?;
-    if selection.driver == DriverKind::Firecracker {
-        return Err(DaemonError::unavailable(format!(
-            "image {} cannot be warmed under Firecracker yet: its snapshots are written but \
-             not restored",
-            image.name
-        ))
-        .with_hint("use QEMU (config `vmm = \"qemu\"`); VMs of this image boot cold meanwhile"));
-    }
-    let network = network_mode(daemon, selection.driver)?;
-    if network == "bridge" {
-        return Err(DaemonError::conflict(format!(
-            "image {} cannot be warmed on the bridge network: a restored guest would keep the \
-             address and MAC of the VM it was saved from",
-            image.name
-        ))
-        .with_hint(
-            "use `[network] mode = \"user\"` or `\"none\"`; bridged VMs boot cold meanwhile",
-        ));
-    }
     let id = banger_store::new_vm_id()
         .map_err(|e| DaemonError::internal(format!("cannot draw a VM id: {e}")))?;
     let helper = format!("warming-{id}");

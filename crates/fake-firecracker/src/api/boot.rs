@@ -328,6 +328,13 @@ fn instance_start(vmm: &mut Vmm) -> Answer {
             ),
         ));
     }
+    vmm.held_files = super::devices::open_drives(vmm).map_err(|why| {
+        prefixed(
+            vmm,
+            "Start microvm error: ",
+            format!("Cannot open block device: {why}"),
+        )
+    })?;
     let config = GuestConfig::from_vmm(vmm, &boot);
     let guest = Guest::start(config, vmm.log.instance_id.clone()).map_err(|e| {
         prefixed(

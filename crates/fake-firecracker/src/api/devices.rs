@@ -189,33 +189,7 @@ pub(super) fn put_iface(vmm: &mut Vmm, id: &str, body: &[u8]) -> Answer {
     let b: IfaceBody = parse(body)?;
     let _ = (b.rx_rate_limiter, b.tx_rate_limiter);
     same_id(id, &b.iface_id)?;
-    // notes: "`PUT /network-interfaces` with a TAP name that does not exist: run as root,
-    // Firecracker's TUNSETIFF CREATES that TAP … banger must create, own and clean up its TAPs
-    // itself." The fake never creates host devices, so a missing TAP is refused: a driver
-    // relying on Firecracker to create it fails here instead of leaking TAPs in production.
-    let sys = Path::new("/sys/class/net").join(&b.host_dev_name);
-    if !sys.exists() {
-        return Err(prefixed(
-            vmm,
-            "Network config error: ",
-            format!(
-                "Open tap device failed: fake-firecracker: TAP {} does not exist (the real \
-                 Firecracker would create it as root and delete it on exit; banger must create \
-                 its TAPs itself)",
-                b.host_dev_name
-            ),
-        ));
-    }
-    if !sys.join("tun_flags").exists() {
-        return Err(prefixed(
-            vmm,
-            "Network config error: ",
-            format!(
-                "Open tap device failed: {} is not a TAP device",
-                b.host_dev_name
-            ),
-        ));
-    }
+    check_tap(&b.host_dev_name).map_err(|why| prefixed(vmm, "Network config error: ", why))?;
     let iface = NetIface {
         id: b.iface_id,
         tap: b.host_dev_name,
@@ -271,4 +245,42 @@ pub(super) fn put_vsock(vmm: &mut Vmm, body: &[u8]) -> Answer {
     });
     vmm.boot_resources_configured = true;
     Ok(Response::no_content())
+}
+
+/// notes: "`PUT /network-interfaces` with a TAP name that does not exist: run as root,
+/// Firecracker's TUNSETIFF CREATES that TAP … banger must create, own and clean up its TAPs
+/// itself." The fake never creates host devices, so a missing TAP is refused: a driver
+/// relying on Firecracker to create it (at configuration or at a snapshot load) fails here
+/// instead of leaking TAPs in production.
+pub(super) fn check_tap(name: &str) -> Result<(), String> {
+    let sys = Path::new("/sys/class/net").join(name);
+    if !sys.exists() {
+        return Err(format!(
+            "Open tap device failed: fake-firecracker: TAP {name} does not exist (the real \
+             Firecracker would create it as root and delete it on exit; banger must create \
+             its TAPs itself)"
+        ));
+    }
+    if !sys.join("tun_flags").exists() {
+        return Err(format!(
+            "Open tap device failed: {name} is not a TAP device"
+        ));
+    }
+    Ok(())
+}
+
+/// Open every configured drive's backing file as the VM keeps it open while it runs. A
+/// relative `path_on_host` resolves against Firecracker's working directory, as the real
+/// one's `open(2)` does.
+pub(super) fn open_drives(vmm: &Vmm) -> Result<Vec<std::fs::File>, String> {
+    vmm.drives
+        .iter()
+        .map(|d| {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(!d.read_only)
+                .open(&d.path)
+                .map_err(|e| format!("{}: {}", d.path.display(), os_error(&e)))
+        })
+        .collect()
 }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::{Answer, os_error, parse, post_boot_only, pre_boot_only, prefixed};
 use crate::guest::{Guest, GuestConfig};
 use crate::http::Response;
-use crate::vmm::{BootSource, Drive, InstanceState, Vmm, Vsock};
+use crate::vmm::{BootSource, Drive, InstanceState, NetIface, Vmm, Vsock};
 
 #[derive(Deserialize, Serialize, Clone, Copy, PartialEq, Eq, Debug)]
 enum SnapshotType {
@@ -51,6 +51,9 @@ struct SnapshotFile {
     vcpu_count: u32,
     mem_size_mib: u64,
     vsock: Option<(u32, PathBuf)>,
+    /// `(iface_id, host_dev_name, guest_mac)`: the TAP is reopened by name on load.
+    #[serde(default)]
+    ifaces: Vec<(String, String, Option<String>)>,
 }
 
 pub(super) fn create(vmm: &mut Vmm, body: &[u8]) -> Answer {
@@ -113,6 +116,11 @@ pub(super) fn create(vmm: &mut Vmm, body: &[u8]) -> Answer {
             .vsock
             .as_ref()
             .map(|v| (v.guest_cid, v.uds_path.clone())),
+        ifaces: vmm
+            .ifaces
+            .iter()
+            .map(|i| (i.id.clone(), i.tap.clone(), i.mac.clone()))
+            .collect(),
     };
     let save_error = |e: std::io::Error| {
         prefixed(
@@ -264,9 +272,12 @@ fn restore(vmm: &mut Vmm, b: &LoadBody, mem: &std::path::Path) -> Result<(), Str
     if mem_len != file.mem_size_mib << 20 {
         return Err("the memory file does not match the snapshot's memory size".into());
     }
-    // notes: "Disk/TAP/vsock paths must match the originals (unless overridden)".
+    // notes: "Disk/TAP/vsock paths must match the originals (unless overridden)": each is
+    // reopened at the path recorded in the snapshot, as given then (a relative path
+    // resolves against this process's working directory), and held open while the VM runs.
+    let mut held = Vec::new();
     for (_, path, _, read_only) in &file.drives {
-        std::fs::OpenOptions::new()
+        let opened = std::fs::OpenOptions::new()
             .read(true)
             .write(!read_only)
             .open(path)
@@ -277,14 +288,40 @@ fn restore(vmm: &mut Vmm, b: &LoadBody, mem: &std::path::Path) -> Result<(), Str
                     os_error(&e)
                 )
             })?;
+        held.push(opened);
     }
-    if let Some(o) = b.network_overrides.as_ref().and_then(|o| o.first()) {
+    // The memory file is mapped MAP_PRIVATE: opened read-only, never written, so any
+    // number of clones can share it.
+    held.push(
+        std::fs::File::open(mem)
+            .map_err(|e| format!("Cannot open the memory file: {}", os_error(&e)))?,
+    );
+    // notes: "network_overrides [{iface_id, host_dev_name}] (1.12+)": each names an
+    // interface of the snapshot; the (possibly overridden) TAP is opened by name.
+    let overrides = b.network_overrides.as_deref().unwrap_or_default();
+    if let Some(o) = overrides
+        .iter()
+        .find(|o| !file.ifaces.iter().any(|(id, _, _)| *id == o.iface_id))
+    {
         return Err(format!(
-            "fake-firecracker: network_overrides ({} -> {}) are not simulated: snapshots of VMs \
-             with network interfaces are not",
-            o.iface_id, o.host_dev_name
+            "Invalid network override: the snapshot has no network interface {}",
+            o.iface_id
         ));
     }
+    let mut ifaces = Vec::new();
+    for (id, tap, mac) in &file.ifaces {
+        let tap = overrides
+            .iter()
+            .find(|o| o.iface_id == *id)
+            .map_or(tap.clone(), |o| o.host_dev_name.clone());
+        super::devices::check_tap(&tap).map_err(|why| format!("Cannot restore devices: {why}"))?;
+        ifaces.push(NetIface {
+            id: id.clone(),
+            tap,
+            mac: mac.clone(),
+        });
+    }
+    vmm.ifaces = ifaces;
     vmm.vsock = match &file.vsock {
         None => None,
         Some((cid, uds_path)) => Some(Vsock {
@@ -333,5 +370,6 @@ fn restore(vmm: &mut Vmm, b: &LoadBody, mem: &std::path::Path) -> Result<(), Str
         vmm.state = InstanceState::Paused;
     }
     vmm.guest = Some(guest);
+    vmm.held_files = held;
     Ok(())
 }

@@ -267,6 +267,10 @@ fn run_guest(
     command
         .arg("--listen")
         .arg(format!("unix:{}", shared.agent_socket.display()))
+        // A restored clone's Reidentify lands in the scratch directory (its `etc/hostname`,
+        // `etc/machine-id`, `network`), never on the host running the fake.
+        .arg("--simulated-guest")
+        .arg(scratch)
         .current_dir(scratch)
         .env_clear()
         .env(

@@ -40,6 +40,8 @@ use crate::spec::{Accel, DriverKind, KernelFormat, LaunchSpec, SnapshotFiles};
 pub const PID_FILE: &str = "fake-vmm.pid";
 pub const AGENT_SOCKET: &str = "agent.sock";
 pub const CONSOLE_SOCKET: &str = "console.sock";
+/// Where a [`FakeFaults::simulated_guest`] agent keeps its identity, in the VM directory.
+pub const SIMULATED_GUEST_DIR: &str = "guest";
 
 /// Faults the next launches suffer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -58,6 +60,10 @@ pub struct FakeFaults {
     /// lock and answers its agent — as a multi-threaded VMM looks while SIGKILL tears it down
     /// thread by thread. Whoever declares it gone on the main thread's word is wrong.
     pub main_thread_exits: bool,
+    /// The guest's agent plays a guest (`--simulated-guest <vm dir>/guest`, as the fake
+    /// Firecracker's does): a restored clone's Reidentify is applied under that directory
+    /// instead of being refused, as an agent running on a host must refuse it.
+    pub simulated_guest: bool,
 }
 
 /// How the fake driver runs.

@@ -22,6 +22,7 @@ const ENV_EXIT_AT_START: &str = "BANGER_FAKE_VMM_EXIT_AT_START";
 const ENV_HANG: &str = "BANGER_FAKE_VMM_HANG";
 const ENV_SILENT: &str = "BANGER_FAKE_VMM_SILENT";
 const ENV_MAIN_EXITS: &str = "BANGER_FAKE_VMM_MAIN_EXITS";
+const ENV_SIMULATED_GUEST: &str = "BANGER_FAKE_VMM_SIMULATED_GUEST";
 /// The first argument, so a fake VMM is recognisable in `ps`.
 const ARG0: &str = "banger-fake-vmm";
 /// How long the launcher waits for the VMM to come up.
@@ -73,6 +74,9 @@ pub(super) fn launch(
     }
     if faults.main_thread_exits {
         launcher.env(ENV_MAIN_EXITS, "1");
+    }
+    if faults.simulated_guest {
+        launcher.env(ENV_SIMULATED_GUEST, "1");
     }
     let output = launcher.output().map_err(|source| VmmError::Spawn {
         binary: program.to_path_buf(),
@@ -279,7 +283,17 @@ fn serve(vm_dir: &Path, pid_file: std::fs::File) -> i32 {
         }
     }
     let listen = format!("unix:{}", vm_dir.join(AGENT_SOCKET).display());
-    let code = banger_agent::run(&["--listen".to_owned(), listen]);
+    let mut args = vec!["--listen".to_owned(), listen];
+    if std::env::var_os(ENV_SIMULATED_GUEST).is_some() {
+        args.push("--simulated-guest".to_owned());
+        args.push(
+            vm_dir
+                .join(super::SIMULATED_GUEST_DIR)
+                .to_string_lossy()
+                .into_owned(),
+        );
+    }
+    let code = banger_agent::run(&args);
     // The lock must outlive the agent.
     drop(pid_file);
     code

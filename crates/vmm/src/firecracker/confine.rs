@@ -59,6 +59,12 @@ pub(super) fn prepare(
             .filter(|d| d.read_only)
             .map(|d| d.path.clone()),
     );
+    // A restore reads the snapshot's state and maps its memory file, read-only (`PUT
+    // /snapshot/load`); both are outside the clone's directory.
+    if let Some(files) = &spec.restore {
+        read_only.push(files.state.clone());
+        read_only.extend(files.memory.iter().cloned());
+    }
     let devices = if spec.nics.is_empty() {
         Vec::new()
     } else {
@@ -118,6 +124,8 @@ pub(super) fn spawn(
     cgroup: Option<&VmCgroup>,
 ) -> Result<ProcessIdentity, VmmError> {
     let sandbox = prepare(config.sandbox, &config.binary, spec, cgroup)?;
+    // After the sandbox's walk of the VM directory, which refuses symlinks (`relocate`).
+    super::relocate::link_drives(spec)?;
     let placement = cgroup.map(|c| &c.placement);
     let identity =
         match super::launch::spawn(config, spec, paths, serial_out, placement, sandbox.as_ref()) {

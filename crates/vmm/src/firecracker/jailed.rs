@@ -144,7 +144,7 @@ pub(super) async fn start(
     let limits = Limits::for_vm(spec.memory_mib, false, Overhead::default());
     let pids = u32::try_from(limits.pids_max).unwrap_or(u32::MAX);
     let view = view(spec, paths, console_on, Some(limits.memory_max), pids)?;
-    let plan = boot_plan(&PlanInput {
+    let mut plan = boot_plan(&PlanInput {
         spec: &view.spec,
         version,
         paths: &view.paths,
@@ -155,6 +155,20 @@ pub(super) async fn start(
         vm_id: spec.vm_id.clone(),
         problem,
     })?;
+    // The jail links each drive under a name of its own: the plan's relocatable
+    // `fc-drives/<id>` and vsock names (`relocate`) are given as the jail's paths.
+    for call in &mut plan {
+        let Some(body) = call.body.as_mut() else {
+            continue;
+        };
+        if call.path.starts_with("/drives/") {
+            if let Some(drive) = view.spec.drives.iter().find(|d| body["drive_id"] == d.id) {
+                body["path_on_host"] = drive.path.to_string_lossy().into_owned().into();
+            }
+        } else if call.path == "/vsock" {
+            body["uds_path"] = view.paths.vsock.to_string_lossy().into_owned().into();
+        }
+    }
     let launcher = Arc::clone(launcher);
     let launch = view.launch.clone();
     let failed = |source| VmmError::Jailer {

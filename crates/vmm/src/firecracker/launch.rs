@@ -16,7 +16,8 @@ use banger_system::rotate::RotatingFile;
 
 use super::api::{ApiCall, ApiClient};
 use super::jailed::{self, JailLauncher};
-use super::payloads::{FcPaths, PlanInput, boot_plan, has_serial_out};
+use super::payloads::{FcPaths, PlanInput, boot_plan};
+use super::relocate::{self, Layout};
 use super::{FirecrackerConfig, confine};
 use crate::console::VMM_LOG_MAX_BYTES;
 use crate::error::{MAX_SOCKET_PATH, VmmError};
@@ -42,14 +43,26 @@ pub(super) async fn run(
         problem,
     };
     // Everything that can be refused is refused before a process exists.
-    let plan = boot_plan(&PlanInput {
+    let input = PlanInput {
         spec,
         version,
         paths: &paths,
         guest_cid: config.guest_cid,
         agent_port: config.agent_port,
-    })
-    .map_err(invalid)?;
+    };
+    let plan = match &spec.restore {
+        None => boot_plan(&input).map_err(invalid)?,
+        Some(files) => {
+            let failed = |reason: String| VmmError::RestoreFailed {
+                vm_id: vm_id.clone(),
+                state: files.state.clone(),
+                reason,
+            };
+            let layout = Layout::read(&vm_id, files)?;
+            let overrides = layout.overrides_for(spec, version).map_err(failed)?;
+            relocate::restore_plan(&input, files, &overrides).map_err(failed)?
+        }
+    };
     for socket in [&paths.api_socket, &paths.vsock] {
         let len = socket.as_os_str().len();
         if len > MAX_SOCKET_PATH {
@@ -73,6 +86,8 @@ pub(super) async fn run(
         remove_if_present(stale)?;
     }
     make_fifo(&paths.console_fifo)?;
+    // Made again once the sandbox gave the directory away (`confine::spawn`).
+    relocate::clear_drive_links(spec)?;
     // notes: "before 1.14.0 the files must already exist": the log pipe does, the metrics
     // file is created here.
     make_fifo(&paths.log_fifo)?;
@@ -90,8 +105,21 @@ pub(super) async fn run(
         .open(&paths.log_fifo)
         .map_err(|e| VmmError::io("open log pipe", &paths.log_fifo, e))?;
 
-    let serial_out = has_serial_out(version);
+    let serial_out = relocate::serial_out(version, spec.restore.is_some());
     let through_jailer = match jailer {
+        // The jail links the drives under its own names; a snapshot's recorded
+        // `fc-drives/<id>` paths are not among them yet.
+        Some(_) if spec.restore.is_some() => {
+            return Err(VmmError::RestoreFailed {
+                vm_id: vm_id.clone(),
+                state: spec
+                    .restore
+                    .as_ref()
+                    .map(|f| f.state.clone())
+                    .unwrap_or_default(),
+                reason: "restoring a snapshot through the jailer is not supported yet".into(),
+            });
+        }
         Some(launcher) => jailed::start(config, spec, version, &paths, launcher).await?,
         None => None,
     };
@@ -182,7 +210,10 @@ async fn configure(
     for call in plan {
         tracing::debug!(vm = %runtime.vm_id, endpoint = %call.endpoint(), "Firecracker API call");
         if let Err(e) = api.call(call).await {
-            if !runtime.is_alive() {
+            // An answer is Firecracker's own reason (a failed load answers, then exits):
+            // only a call that got none is explained by the process's end.
+            let answered = matches!(e, VmmError::FirecrackerApi { .. });
+            if !answered && !runtime.is_alive() {
                 return Err(exited(
                     runtime,
                     paths,
@@ -236,6 +267,9 @@ pub(super) fn spawn(
         .arg(&paths.api_socket)
         .arg("--id")
         .arg(instance_id(&spec.vm_id))
+        // Drives and the vsock socket are given relative to the VM's directory, so a
+        // snapshot's recorded paths resolve to a clone's own files (`relocate`).
+        .current_dir(&spec.vm_dir)
         .stdin(stdin)
         .stdout(stdout)
         .stderr(stderr)

@@ -17,6 +17,7 @@ mod confine;
 pub mod jailed;
 mod launch;
 pub mod payloads;
+pub mod relocate;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -221,18 +222,6 @@ impl VmmDriver for FirecrackerDriver {
     }
 
     async fn launch(&self, spec: &LaunchSpec) -> Result<VmRuntime, VmmError> {
-        // `PUT /snapshot/load` reopens the drives at the paths they had when the snapshot was
-        // taken (the parent's directory), and a clone's must be its own: until the launch
-        // relocates them (jailer paths or drive overrides), refuse rather than boot cold.
-        if let Some(files) = &spec.restore {
-            return Err(VmmError::RestoreFailed {
-                vm_id: spec.vm_id.clone(),
-                state: files.state.clone(),
-                reason: "restoring Firecracker snapshots is not supported yet (a clone's \
-                         drives must be relocated from its parent's)"
-                    .into(),
-            });
-        }
         let version = self.version().await?;
         let cgroup = self
             .config
@@ -339,6 +328,23 @@ impl VmmDriver for FirecrackerDriver {
                 problem: "the guest runs; pause it first".into(),
             });
         }
+        // What the restore must reproduce, recorded first: a VM whose paths are not
+        // relocatable is refused before anything is written.
+        let config = api
+            .call(&ApiCall::get("/vm/config"))
+            .await?
+            .unwrap_or_default();
+        let layout =
+            relocate::Layout::from_vm_config(&config, rt.vmm_version.as_deref().unwrap_or(""))
+                .map_err(|why| VmmError::WrongState {
+                    vm_id: rt.vm_id.clone(),
+                    action: "save a snapshot",
+                    problem: format!(
+                        "{why}: it was started by an older banger; stop and start it, then take \
+                     the snapshot again"
+                    ),
+                })?;
+        layout.write(dir)?;
         let files = SnapshotFiles {
             state: dir.join(STATE_FILE),
             memory: Some(dir.join(MEMORY_FILE)),
@@ -364,11 +370,17 @@ impl VmmDriver for FirecrackerDriver {
             .await
             .and_then(|_| {
                 crate::fsutil::commit(&state_tmp, &files.state)?;
-                crate::fsutil::commit(&memory_tmp, &dir.join(MEMORY_FILE))
+                crate::fsutil::commit(&memory_tmp, &dir.join(MEMORY_FILE))?;
+                // A jailed Firecracker wrote them as the VM's uid, readable by it alone.
+                crate::fsutil::reclaim(&files.state)?;
+                crate::fsutil::reclaim(&dir.join(MEMORY_FILE))
             });
         if let Err(e) = result {
             let _ = std::fs::remove_file(&state_tmp);
             let _ = std::fs::remove_file(&memory_tmp);
+            let _ = std::fs::remove_file(&files.state);
+            let _ = std::fs::remove_file(dir.join(MEMORY_FILE));
+            let _ = std::fs::remove_file(dir.join(relocate::LAYOUT_FILE));
             return Err(e);
         }
         Ok(files)

@@ -21,6 +21,7 @@ use banger_firecracker::SemVer;
 use serde_json::json;
 
 use super::api::ApiCall;
+use super::relocate;
 use crate::spec::{DriveFormat, LaunchSpec};
 use crate::validate;
 
@@ -69,6 +70,26 @@ pub struct PlanInput<'a> {
     pub agent_port: u32,
 }
 
+/// `PUT /logger` and `PUT /metrics`: the first calls of a boot and of a restore.
+pub(super) fn observability_calls(paths: &FcPaths) -> Result<Vec<ApiCall>, String> {
+    let path = |what: &str, p: &Path| validate::host_path(what, p).map(str::to_owned);
+    Ok(vec![
+        ApiCall::put(
+            "/logger",
+            json!({
+                "log_path": path("Firecracker log pipe", &paths.log_fifo)?,
+                "level": "Info",
+                "show_level": true,
+                "show_log_origin": false,
+            }),
+        ),
+        ApiCall::put(
+            "/metrics",
+            json!({ "metrics_path": path("Firecracker metrics", &paths.metrics)? }),
+        ),
+    ])
+}
+
 /// Kernel arguments banger always passes, before the caller's:
 /// * `console=ttyS0`: the serial console (Firecracker's default args have none);
 /// * `reboot=k panic=1`: a guest reboot or panic resets through the keyboard controller,
@@ -108,21 +129,7 @@ pub fn boot_plan(input: &PlanInput<'_>) -> Result<Vec<ApiCall>, String> {
     // (newer releases still accept them) and everything 1.5.0 requires.
     banger_firecracker::require_supported(input.version, "the configured binary")
         .map_err(|e| e.to_string())?;
-    let mut calls = vec![
-        ApiCall::put(
-            "/logger",
-            json!({
-                "log_path": path("Firecracker log pipe", &input.paths.log_fifo)?,
-                "level": "Info",
-                "show_level": true,
-                "show_log_origin": false,
-            }),
-        ),
-        ApiCall::put(
-            "/metrics",
-            json!({ "metrics_path": path("Firecracker metrics", &input.paths.metrics)? }),
-        ),
-    ];
+    let mut calls = observability_calls(input.paths)?;
 
     if has_serial_out(input.version) {
         calls.push(ApiCall::put(
@@ -155,11 +162,14 @@ pub fn boot_plan(input: &PlanInput<'_>) -> Result<Vec<ApiCall>, String> {
                 drive.format.as_str()
             ));
         }
+        // Given relative to the VM's directory, where `fc-drives/<id>` links to the disk: a
+        // restored clone reopens its own (`relocate`).
+        path(&format!("drive {}", drive.id), &drive.path)?;
         calls.push(ApiCall::put(
             format!("/drives/{}", drive.id),
             json!({
                 "drive_id": drive.id,
-                "path_on_host": path(&format!("drive {}", drive.id), &drive.path)?,
+                "path_on_host": relocate::drive_link(&drive.id),
                 "is_root_device": drive.root,
                 "is_read_only": drive.read_only,
             }),
@@ -212,7 +222,8 @@ pub fn boot_plan(input: &PlanInput<'_>) -> Result<Vec<ApiCall>, String> {
         "/vsock",
         json!({
             "guest_cid": input.guest_cid,
-            "uds_path": path("vsock socket", &input.paths.vsock)?,
+            // Relative, like the drives (`relocate`).
+            "uds_path": relocate::VSOCK_NAME,
         }),
     ));
     calls.push(ApiCall::put(

@@ -147,7 +147,9 @@ fn the_plan_per_release() {
         );
         let vsock = at("PUT /vsock");
         assert_eq!(vsock["guest_cid"], 3);
-        assert_eq!(vsock["uds_path"], "/vms/vm1/firecracker.vsock");
+        assert_eq!(vsock["uds_path"], "firecracker.vsock");
+        // Relative to the VM directory, so a restored clone opens its own disk.
+        assert_eq!(root["path_on_host"], "fc-drives/root");
         assert_eq!(
             calls.last().unwrap().body.as_ref().unwrap()["action_type"],
             "InstanceStart"
@@ -244,4 +246,123 @@ fn a_reserved_guest_cid_is_refused() {
     })
     .unwrap_err();
     assert!(err.contains("reserved"), "{err}");
+}
+
+#[test]
+fn a_restore_configures_only_logger_and_metrics_then_loads_paused() {
+    use super::super::relocate::{Layout, LayoutDrive, LayoutNic, restore_plan};
+    let mut spec = spec();
+    spec.nics[0].tap = "bg-clone".into();
+    let files = crate::spec::SnapshotFiles {
+        state: "/snaps/s1/vmstate".into(),
+        memory: Some("/snaps/s1/memory".into()),
+    };
+    let layout = Layout {
+        layout: 1,
+        firecracker: "1.14.1".into(),
+        drives: spec
+            .drives
+            .iter()
+            .map(|d| LayoutDrive {
+                id: d.id.clone(),
+                root: d.root,
+                read_only: d.read_only,
+            })
+            .collect(),
+        nics: vec![LayoutNic {
+            id: "eth0".into(),
+            tap: "bg-parent".into(),
+        }],
+    };
+    let overrides = layout
+        .overrides_for(&spec, &SemVer::parse("1.14.1").unwrap())
+        .unwrap();
+    assert_eq!(overrides.len(), 1, "the clone's TAP replaces the parent's");
+    for version in ["1.12.0", "1.14.1"] {
+        let v = SemVer::parse(version).unwrap();
+        let paths = FcPaths::in_dir(&spec.vm_dir);
+        let calls = restore_plan(
+            &PlanInput {
+                spec: &spec,
+                version: &v,
+                paths: &paths,
+                guest_cid: 3,
+                agent_port: 1024,
+            },
+            &files,
+            &overrides,
+        )
+        .unwrap();
+        let endpoints: Vec<_> = calls.iter().map(|c| c.endpoint()).collect();
+        assert_eq!(
+            endpoints,
+            ["PUT /logger", "PUT /metrics", "PUT /snapshot/load"],
+            "{version}"
+        );
+        let load = calls[2].body.as_ref().unwrap();
+        assert_eq!(load["resume_vm"], false);
+        assert!(load.get("version").is_none());
+        assert_eq!(load["mem_backend"]["backend_type"], "File");
+        assert_eq!(load["network_overrides"][0]["host_dev_name"], "bg-clone");
+    }
+    // Before 1.12 a clone cannot get its own TAP: refused, never restored onto the parent's.
+    let old = SemVer::parse("1.11.0").unwrap();
+    let paths = FcPaths::in_dir(&spec.vm_dir);
+    let err = restore_plan(
+        &PlanInput {
+            spec: &spec,
+            version: &old,
+            paths: &paths,
+            guest_cid: 3,
+            agent_port: 1024,
+        },
+        &files,
+        &overrides,
+    )
+    .unwrap_err();
+    assert!(err.contains("network_overrides"), "{err}");
+    // A clone with other drives than the snapshot is refused.
+    let mut other = spec.clone();
+    other.drives.pop();
+    let v = SemVer::parse("1.14.1").unwrap();
+    assert!(layout.overrides_for(&other, &v).is_err());
+    // Nor is a snapshot another release wrote.
+    let err = layout
+        .overrides_for(&spec, &SemVer::parse("1.14.2").unwrap())
+        .unwrap_err();
+    assert!(err.contains("1.14.1"), "{err}");
+}
+
+/// The drive links: made as symlinks to each drive, and whatever a previous launch (or the
+/// VMM's uid, which owns the VM directory) left at `fc-drives` is removed, never followed.
+#[test]
+fn drive_links_point_at_the_drives_and_a_planted_link_is_removed_not_followed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vm_dir = tmp.path().join("vm");
+    let elsewhere = tmp.path().join("elsewhere");
+    std::fs::create_dir_all(&vm_dir).unwrap();
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::fs::write(elsewhere.join("keep"), "x").unwrap();
+    std::os::unix::fs::symlink(&elsewhere, vm_dir.join(relocate::DRIVE_LINK_DIR)).unwrap();
+
+    let mut spec = spec();
+    spec.vm_dir = vm_dir.clone();
+    spec.drives[0].path = vm_dir.join("work.ext4");
+    spec.drives[1].path = tmp.path().join("base.ext4");
+    relocate::clear_drive_links(&spec).unwrap();
+    assert!(std::fs::symlink_metadata(vm_dir.join(relocate::DRIVE_LINK_DIR)).is_err());
+    assert!(
+        elsewhere.join("keep").exists(),
+        "the link's target is untouched"
+    );
+
+    relocate::link_drives(&spec).unwrap();
+    for drive in &spec.drives {
+        let link = vm_dir.join(relocate::drive_link(&drive.id));
+        assert_eq!(std::fs::read_link(&link).unwrap(), drive.path);
+    }
+    // Made again over the previous launch's.
+    relocate::link_drives(&spec).unwrap();
+    relocate::clear_drive_links(&spec).unwrap();
+    assert!(!vm_dir.join(relocate::DRIVE_LINK_DIR).exists());
 }

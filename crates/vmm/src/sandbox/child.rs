@@ -5,7 +5,7 @@
 //! no locks: the forked copy of a multi-threaded daemon may hold the allocator's lock). The
 //! order is the jailer's: a private mount namespace (propagation made private first, so the
 //! host's mounts are never touched), a tmpfs root filled with binds, `pivot_root` and the
-//! old root detached, then the identity drop, then `exec`.
+//! old root detached, the VM's directory entered, then the identity drop, then `exec`.
 //!
 //! Which step failed is written to a page shared with the parent (`mmap(MAP_SHARED)` before
 //! the fork), because the only other thing that crosses back is an errno.
@@ -117,6 +117,8 @@ struct Jail {
     root: CString,
     ops: Vec<Op>,
     entries: Vec<Entry>,
+    /// The working directory inside the jail (a bound directory, at its host path).
+    workdir: Option<CString>,
 }
 
 impl std::fmt::Debug for Confinement {
@@ -140,6 +142,7 @@ const STEP_IDENTITY: u32 = 7;
 const STEP_USERNS: u32 = 8;
 const STEP_ID_MAPS: u32 = 9;
 const STEP_CGROUP: u32 = 10;
+const STEP_WORKDIR: u32 = 11;
 const FIRST_ENTRY: u32 = 100;
 
 fn cstr(path: &Path) -> io::Result<CString> {
@@ -166,6 +169,18 @@ impl Confinement {
     /// uid and gid (they keep exactly their own access to every file).
     pub fn in_user_namespace(root: &Path, entries: Vec<Entry>) -> io::Result<Confinement> {
         Confinement::build(Some((root, entries)), None, true)
+    }
+
+    /// Inside the jail, work in `dir` (a directory the plan binds at its own path): the
+    /// `pivot_root` leaves the child in the jail's `/`, whatever directory it was spawned
+    /// in, and a VMM given paths relative to its VM directory (Firecracker's drives and
+    /// vsock, `firecracker::relocate`) must resolve them there. Without a jail the
+    /// spawner's own working directory stays.
+    pub fn working_dir(mut self, dir: &Path) -> io::Result<Confinement> {
+        if let Some(jail) = &mut self.jail {
+            jail.workdir = Some(cstr(dir)?);
+        }
+        Ok(self)
     }
 
     /// Enter `placement` (the VM's cgroup) before anything else.
@@ -234,6 +249,7 @@ impl Confinement {
                     root: cstr(root)?,
                     ops,
                     entries,
+                    workdir: None,
                 })
             }
         };
@@ -260,6 +276,10 @@ impl Confinement {
             STEP_USERNS => "create a user namespace".into(),
             STEP_ID_MAPS => "map its own uid and gid in the user namespace".into(),
             STEP_CGROUP => "enter the VM's cgroup".into(),
+            STEP_WORKDIR => match self.jail.as_ref().and_then(|j| j.workdir.as_ref()) {
+                Some(dir) => format!("enter {dir:?} in the jail"),
+                None => "enter the working directory in the jail".into(),
+            },
             n if n >= FIRST_ENTRY => {
                 let entry = self
                     .jail
@@ -429,6 +449,11 @@ impl Confinement {
                 std::ptr::null(),
             )
         })?;
+        if let Some(dir) = &jail.workdir {
+            self.mark(STEP_WORKDIR);
+            // SAFETY: see above.
+            check(unsafe { libc::chdir(dir.as_ptr()) })?;
+        }
         Ok(())
     }
 

@@ -247,6 +247,7 @@ pub fn prepare(
 
     let entries = plan_jail(req, &inputs)?;
     let confinement = Confinement::new(Some((&mountpoint, entries)), Some(identity.clone()))
+        .and_then(|c| c.working_dir(req.vm_dir))
         .map_err(io(req, "prepare the jail of", req.vm_dir))?
         .in_cgroup(req.cgroup.clone());
     Ok(Some(Prepared {
@@ -281,6 +282,7 @@ fn prepare_as_owner(req: &SandboxRequest<'_>) -> Result<Prepared, SandboxError> 
     let entries = plan_jail(req, &jail_inputs(req)?)?;
     let mountpoint = make_mountpoint(req)?;
     let confinement = Confinement::in_user_namespace(&mountpoint, entries)
+        .and_then(|c| c.working_dir(req.vm_dir))
         .map_err(io(req, "prepare the jail of", req.vm_dir))?
         .in_cgroup(req.cgroup.clone());
     Ok(Prepared {
