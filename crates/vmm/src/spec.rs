@@ -229,6 +229,17 @@ impl LaunchSpec {
         }
     }
 
+    /// The files a sandboxed VMM of this launch opens, as the sandbox wants them: what it
+    /// only reads (`kernel` — the driver's choice of kernel file —, the initrd, read-only
+    /// drives) and the drives it writes.
+    pub(crate) fn sandbox_files(&self, kernel: &std::path::Path) -> (Vec<PathBuf>, Vec<PathBuf>) {
+        let mut read_only = vec![kernel.to_path_buf()];
+        read_only.extend(self.initrd.iter().cloned());
+        let (ro, rw): (Vec<_>, Vec<_>) = self.drives.iter().partition(|d| d.read_only);
+        read_only.extend(ro.into_iter().map(|d| d.path.clone()));
+        (read_only, rw.into_iter().map(|d| d.path.clone()).collect())
+    }
+
     /// The VM's directory must exist and be a directory: drivers put sockets and records
     /// there and never create it (the daemon does, private).
     pub(crate) fn check_vm_dir(&self) -> Result<(), crate::error::VmmError> {

@@ -51,14 +51,7 @@ pub(super) fn prepare(
         return Ok(None);
     }
     let binary = sandbox::spawn::resolve_binary(binary)?;
-    let mut read_only = vec![spec.kernel.clone()];
-    read_only.extend(spec.initrd.iter().cloned());
-    read_only.extend(
-        spec.drives
-            .iter()
-            .filter(|d| d.read_only)
-            .map(|d| d.path.clone()),
-    );
+    let (mut read_only, writable) = spec.sandbox_files(&spec.kernel);
     // A restore reads the snapshot's state and maps its memory file, read-only (`PUT
     // /snapshot/load`); both are outside the clone's directory.
     if let Some(files) = &spec.restore {
@@ -75,12 +68,7 @@ pub(super) fn prepare(
         binary: &binary,
         vm_dir: &spec.vm_dir,
         read_only,
-        writable: spec
-            .drives
-            .iter()
-            .filter(|d| !d.read_only)
-            .map(|d| d.path.clone())
-            .collect(),
+        writable,
         devices,
         kvm: Path::new(KVM).exists(),
         user_net: false,

@@ -247,25 +247,13 @@ fn sandbox_request<'a>(
     binary: &'a Path,
     cgroup: Option<&VmCgroup>,
 ) -> SandboxRequest<'a> {
-    let mut read_only = vec![plan.kernel.clone()];
-    read_only.extend(spec.initrd.iter().cloned());
-    read_only.extend(
-        spec.drives
-            .iter()
-            .filter(|d| d.read_only)
-            .map(|d| d.path.clone()),
-    );
+    let (read_only, writable) = spec.sandbox_files(&plan.kernel);
     SandboxRequest {
         vm_id: &spec.vm_id,
         binary,
         vm_dir: &spec.vm_dir,
         read_only,
-        writable: spec
-            .drives
-            .iter()
-            .filter(|d| !d.read_only)
-            .map(|d| d.path.clone())
-            .collect(),
+        writable,
         // TAPs arrive as descriptors (`open_taps`): no /dev/net/tun in the jail.
         devices: Vec::new(),
         kvm: config.accel == crate::spec::Accel::Kvm,
