@@ -10,7 +10,7 @@
 //! Which step failed is written to a page shared with the parent (`mmap(MAP_SHARED)` before
 //! the fork), because the only other thing that crosses back is an errno.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -344,31 +344,16 @@ impl Confinement {
                     check(unsafe { libc::mkdir(own.as_ptr(), 0o555) })?;
                     // `/proc/self` resolves now, in this very process, which the VMM becomes
                     // at exec (same pid): only its own entry is bound, not the host's list.
-                    // SAFETY: see above.
-                    check(unsafe {
-                        libc::mount(
-                            c"/proc/self".as_ptr(),
-                            own.as_ptr(),
-                            std::ptr::null(),
-                            libc::MS_BIND,
-                            std::ptr::null(),
-                        )
-                    })?;
-                    // SAFETY: see above.
-                    check(unsafe {
-                        libc::mount(
-                            std::ptr::null(),
-                            own.as_ptr(),
-                            std::ptr::null(),
-                            libc::MS_BIND
-                                | libc::MS_REMOUNT
-                                | libc::MS_RDONLY
-                                | libc::MS_NOSUID
-                                | libc::MS_NODEV
-                                | libc::MS_NOEXEC,
-                            std::ptr::null(),
-                        )
-                    })?;
+                    bind(
+                        c"/proc/self",
+                        own,
+                        libc::MS_BIND
+                            | libc::MS_REMOUNT
+                            | libc::MS_RDONLY
+                            | libc::MS_NOSUID
+                            | libc::MS_NODEV
+                            | libc::MS_NOEXEC,
+                    )?;
                 }
                 Op::Symlink { target, path } => {
                     // SAFETY: see above.
@@ -396,28 +381,7 @@ impl Confinement {
                         // SAFETY: closing the descriptor just opened.
                         unsafe { libc::close(fd) };
                     }
-                    // Not recursive: nothing mounted below a bound path (such as this very
-                    // jail's tmpfs inside the VM directory) comes along.
-                    // SAFETY: see above.
-                    check(unsafe {
-                        libc::mount(
-                            src.as_ptr(),
-                            dst.as_ptr(),
-                            std::ptr::null(),
-                            libc::MS_BIND,
-                            std::ptr::null(),
-                        )
-                    })?;
-                    // SAFETY: see above.
-                    check(unsafe {
-                        libc::mount(
-                            std::ptr::null(),
-                            dst.as_ptr(),
-                            std::ptr::null(),
-                            *flags,
-                            std::ptr::null(),
-                        )
-                    })?;
+                    bind(src, dst, *flags)?;
                 }
             }
         }
@@ -532,6 +496,34 @@ pub(super) fn write_file(path: &std::ffi::CStr, text: &std::ffi::CStr) -> io::Re
     // SAFETY: closing the descriptor opened above.
     unsafe { libc::close(fd) };
     result
+}
+
+/// Bind `src` onto `dst` (which exists), then remount the bind with `flags` (the caller's
+/// `MS_BIND | MS_REMOUNT | …`: read-only, nosuid and so on apply only on a remount). Not
+/// recursive: nothing mounted below a bound path (such as this very jail's tmpfs inside
+/// the VM directory) comes along. Only system calls: safe between fork and exec.
+fn bind(src: &CStr, dst: &CStr, flags: libc::c_ulong) -> io::Result<()> {
+    // SAFETY: both paths are NUL-terminated C strings that outlive the call; the mount
+    // changes only this process's private mount namespace.
+    check(unsafe {
+        libc::mount(
+            src.as_ptr(),
+            dst.as_ptr(),
+            std::ptr::null(),
+            libc::MS_BIND,
+            std::ptr::null(),
+        )
+    })?;
+    // SAFETY: as above; a null source and type are what a remount takes.
+    check(unsafe {
+        libc::mount(
+            std::ptr::null(),
+            dst.as_ptr(),
+            std::ptr::null(),
+            flags,
+            std::ptr::null(),
+        )
+    })
 }
 
 fn check(rc: libc::c_int) -> io::Result<()> {
