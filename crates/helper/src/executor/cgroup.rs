@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use banger_helper_proto::{Failure, FailureKind, JailId, JailLimits};
 
 use super::Executor;
-use super::jail::host::{v1_dirs, v1_mounts};
+use super::jail::host::{remove_v1_dirs, v1_dirs, v1_mounts};
 use super::jail::{fail, system};
 
 /// The files a v1 group's members are moved in through.
@@ -83,30 +83,12 @@ impl Executor {
     }
 
     pub(super) fn remove_vm_cgroup(&self, id: &JailId) -> Result<(), Failure> {
-        let Some(dirs) = v1_dirs(self.owner_uid, id) else {
-            return Ok(());
-        };
-        for dir in &dirs {
-            match std::fs::remove_dir(dir) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
-                    return Err(fail(
-                        FailureKind::Conflict,
-                        format!(
-                            "VM {}'s cgroup {} still has tasks: stop its VMM first",
-                            id.as_str(),
-                            dir.display()
-                        ),
-                    ));
-                }
-                Err(e) => return Err(system(format!("cannot remove {}", dir.display()), e)),
-            }
-            // The owner's parent goes with its last group (busy while others exist).
-            if let Some(parent) = dir.parent() {
-                let _ = std::fs::remove_dir(parent);
-            }
-        }
-        Ok(())
+        remove_v1_dirs(self.owner_uid, id, |dir| {
+            format!(
+                "VM {}'s cgroup {} still has tasks: stop its VMM first",
+                id.as_str(),
+                dir.display()
+            )
+        })
     }
 }

@@ -44,6 +44,30 @@ pub(in crate::executor) fn v1_dirs(owner_uid: u32, id: &JailId) -> Option<[PathB
     ])
 }
 
+/// Remove VM `id`'s v1 groups, each parent group with its last child; a group that still
+/// has tasks is refused as a conflict, in the words `busy` gives for that group.
+pub(in crate::executor) fn remove_v1_dirs(
+    owner_uid: u32,
+    id: &JailId,
+    busy: impl Fn(&Path) -> String,
+) -> Result<(), Failure> {
+    for dir in v1_dirs(owner_uid, id).into_iter().flatten() {
+        match std::fs::remove_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                return Err(fail(FailureKind::Conflict, busy(&dir)));
+            }
+            Err(e) => return Err(system(format!("cannot remove {}", dir.display()), e)),
+        }
+        // The owner's parent group goes with its last VM (busy while others exist).
+        if let Some(parent) = dir.parent() {
+            let _ = std::fs::remove_dir(parent);
+        }
+    }
+    Ok(())
+}
+
 /// The jailer's cgroup arguments for `limits`, and the groups it will make; none on a host
 /// without the v1 memory and pids hierarchies (a v2 host's limits are not set this way).
 pub(super) fn cgroup_args(

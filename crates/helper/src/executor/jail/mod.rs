@@ -40,7 +40,6 @@ pub(super) mod host;
 pub use host::jail_parent_cgroup;
 use host::{
     DROP_TIMEOUT, cgroup_args, check_owner_process, clear_nonblock, owner_gid, read_pid, tail,
-    v1_dirs,
 };
 
 /// The name the chroot's parent gets from the exec file (`<base>/firecracker/<id>/root`).
@@ -404,28 +403,14 @@ impl Executor {
     /// Cgroups first (a live Firecracker keeps them busy: refused), then the chroot.
     fn remove_jail(&self, id: &JailId) -> Result<(), Failure> {
         let setup = self.jail_setup()?;
-        for dir in v1_dirs(self.owner_uid, id).into_iter().flatten() {
-            match std::fs::remove_dir(&dir) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
-                    return Err(fail(
-                        FailureKind::Conflict,
-                        format!(
-                            "VM {}'s jailed Firecracker still runs (its cgroup {} is in use): \
-                             stop it first",
-                            id.as_str(),
-                            dir.display()
-                        ),
-                    ));
-                }
-                Err(e) => return Err(system(format!("cannot remove {}", dir.display()), e)),
-            }
-            // The owner's parent group goes with its last jail (busy while others run).
-            if let Some(parent) = dir.parent() {
-                let _ = std::fs::remove_dir(parent);
-            }
-        }
+        host::remove_v1_dirs(self.owner_uid, id, |dir| {
+            format!(
+                "VM {}'s jailed Firecracker still runs (its cgroup {} is in use): \
+                 stop it first",
+                id.as_str(),
+                dir.display()
+            )
+        })?;
         let jail_dir = setup
             .jail_root
             .join(self.owner_uid.to_string())
