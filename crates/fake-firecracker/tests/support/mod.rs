@@ -17,17 +17,16 @@ pub fn json(v: serde_json::Value) -> String {
     v.to_string()
 }
 
-/// The `banger-agent` the fake's guest runs: the one `cargo test --workspace` builds beside
-/// the fake, else built here (the fake crate cannot depend on the agent's binary directly).
+/// The `banger-agent` the fake's guest runs, built (or found up to date) by cargo beside the
+/// fake: the fake crate cannot depend on the agent's binary directly.
 pub fn agent_binary() -> PathBuf {
     static AGENT: OnceLock<PathBuf> = OnceLock::new();
     AGENT
         .get_or_init(|| {
             let dir = Path::new(FAKE).parent().unwrap().to_path_buf();
             let agent = dir.join("banger-agent");
-            if agent.is_file() {
-                return agent;
-            }
+            // Always ask cargo: a binary left over from an older tree would speak an older
+            // protocol (cargo answers at once when it is up to date).
             let mut cmd = Command::new(env!("CARGO"));
             cmd.args([
                 "build",
