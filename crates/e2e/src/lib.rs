@@ -20,6 +20,7 @@ pub mod netlab;
 pub mod oci;
 pub mod pty;
 pub mod python;
+mod reaper;
 pub mod within;
 
 /// The banger binary under test: `$BANGER_BIN`, else `target/release/banger`
@@ -57,6 +58,8 @@ fn check_binaries() -> anyhow::Result<PathBuf> {
 pub struct Env {
     pub bin: PathBuf,
     pub root: tempfile::TempDir,
+    /// Held for the installation's life: see [`reaper`].
+    _owner: reaper::OwnerLock,
 }
 
 impl Env {
@@ -85,8 +88,11 @@ impl Env {
         let bin = check_binaries()?;
         let template = template(recipe)?;
         // Short paths: Unix socket paths are limited to 108 bytes.
+        static SWEPT: std::sync::Once = std::sync::Once::new();
+        SWEPT.call_once(|| reaper::sweep(Path::new("/tmp"), "bg"));
         let root = tempfile::Builder::new().prefix("bg").tempdir_in("/tmp")?;
-        let env = Env { bin, root };
+        let _owner = reaper::OwnerLock::take(root.path())?;
+        let env = Env { bin, root, _owner };
         std::fs::create_dir_all(env.state_dir())?;
         for suffix in ["", "-wal"] {
             let src = template.join(format!("state/state.db{suffix}"));
