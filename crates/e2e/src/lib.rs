@@ -4,13 +4,11 @@
 //! read-only by every environment.
 
 use std::ffi::OsStr;
-use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use anyhow::{Context, bail};
-use nix::fcntl::{Flock, FlockArg};
 
 pub mod bench;
 pub mod bridgelab;
@@ -21,6 +19,10 @@ pub mod oci;
 pub mod pty;
 pub mod python;
 mod reaper;
+mod template;
+
+pub use template::Recipe;
+use template::template;
 pub mod within;
 
 /// The banger binary under test: `$BANGER_BIN`, else `target/release/banger`
@@ -463,114 +465,6 @@ pub fn fake_firecracker_bin() -> anyhow::Result<PathBuf> {
         .map_err(anyhow::Error::msg)
 }
 
-/// An image the e2e templates hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Recipe {
-    Minimal,
-    Debian,
-    DebianSystemd,
-}
-
-impl Recipe {
-    pub fn name(self) -> &'static str {
-        match self {
-            Recipe::Minimal => "minimal",
-            Recipe::Debian => "debian",
-            Recipe::DebianSystemd => "debian-systemd",
-        }
-    }
-
-    /// The `banger` arguments that build it.
-    fn build_args(self) -> Vec<&'static str> {
-        match self {
-            Recipe::Minimal | Recipe::Debian => vec!["image", "build", self.name()],
-            Recipe::DebianSystemd => vec![
-                "image",
-                "build",
-                "debian",
-                "--init",
-                "systemd",
-                "--name",
-                self.name(),
-            ],
-        }
-    }
-
-    fn template_dir(self) -> &'static str {
-        match self {
-            Recipe::Minimal => "target/e2e-template",
-            Recipe::Debian => "target/e2e-debian",
-            Recipe::DebianSystemd => "target/e2e-debian-systemd",
-        }
-    }
-}
-
-/// The template installation holding a built image, built once per machine (and
-/// rebuilt when the agent changes). Concurrent test binaries serialise on a lock file.
-fn template(recipe: Recipe) -> anyhow::Result<PathBuf> {
-    let bin = check_binaries()?;
-    let dir = workspace_root().join(recipe.template_dir());
-    std::fs::create_dir_all(&dir)?;
-    let lock_file = File::create(dir.join(".lock"))?;
-    let _lock = Flock::lock(lock_file, FlockArg::LockExclusive)
-        .map_err(|(_, e)| anyhow::anyhow!("cannot lock the e2e template: {e}"))?;
-
-    let stamp = dir.join(".built-by");
-    // The store records absolute paths, so a template copied from another checkout
-    // (its stamp names that checkout) must be rebuilt, never reused.
-    let want = format!("{}\n{}", binary_stamp(&bin)?, dir.display());
-    // Installations made from the template share its image files (their stores hold the
-    // template's paths), so a test that removes or re-pulls the image empties them for
-    // everyone: rebuild then too, instead of failing every later test on a missing file.
-    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(want.as_str())
-        && has_entries(&dir.join("state/images"))
-    {
-        return Ok(dir);
-    }
-    // Start over, but keep the download cache (state/cache): the Debian packages
-    // are the same, only the agent inside the image changed.
-    for stale in [
-        "state/state.db",
-        "state/state.db-wal",
-        "state/state.db-shm",
-        "state/images",
-        "run",
-    ] {
-        let p = dir.join(stale);
-        let _ = std::fs::remove_dir_all(&p).or_else(|_| std::fs::remove_file(&p));
-    }
-    let out = env_command(&bin, &dir, recipe.build_args())
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("running banger image build {}", recipe.name()))?;
-    let _ = env_command(&bin, &dir, ["daemon", "stop"]).output();
-    if !out.status.success() {
-        bail!(
-            "`banger image build {}` failed for the e2e template:\n{}\n{}\n{}",
-            recipe.name(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr),
-            std::fs::read_to_string(dir.join("state/daemon.log")).unwrap_or_default()
-        );
-    }
-    std::fs::write(&stamp, want)?;
-    Ok(dir)
-}
-
-fn has_entries(dir: &Path) -> bool {
-    std::fs::read_dir(dir).is_ok_and(|mut entries| {
-        entries.any(|e| e.is_ok_and(|e| !e.file_name().to_string_lossy().starts_with('.')))
-    })
-}
-
-/// Identifies the agent a template image was built with: the image embeds it, so
-/// a new agent means a new image.
-fn binary_stamp(bin: &Path) -> anyhow::Result<String> {
-    let agent = std::fs::read(bin.with_file_name("banger-agent"))?;
-    Ok(sha256_hex(&agent))
-}
-
-/// Lowercase hex SHA-256.
 /// A guest script: make a key for root, then log in over the guest's own loopback with the
 /// real OpenSSH client, checking sshd's host key against the per-VM key the agent made,
 /// retrying while sshd starts; prints `USER@HOSTNAME`.
@@ -581,6 +475,7 @@ pub const GUEST_LOOPBACK_SSH: &str = "set -e; ssh-keygen -q -t ed25519 -N '' -f 
        ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=/root/known \
          -i /root/k root@127.0.0.1 'echo $(whoami)@$(hostname)' && exit 0; sleep 0.2; done; exit 1";
 
+/// Lowercase hex SHA-256.
 pub fn sha256_hex(data: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(data))
