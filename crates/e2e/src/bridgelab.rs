@@ -17,7 +17,13 @@ impl BridgeLab {
     /// "bridge"`, in a fresh lab. Panics saying what is missing (root, iproute2, nft).
     pub fn new(config: &str) -> BridgeLab {
         let env = Env::new().unwrap_or_else(|e| panic!("cannot set up an e2e environment: {e:#}"));
-        env.write_config(&format!("{config}\n[network]\nmode = \"bridge\"\n"))
+        BridgeLab::with(env, config, "bridge")
+    }
+
+    /// `env` configured with `config` (top-level keys) and network `mode` (`bridge`, or
+    /// `user` to check what user-mode networking does in the same lab), in a fresh lab.
+    pub fn with(env: Env, config: &str, mode: &str) -> BridgeLab {
+        env.write_config(&format!("{config}\n[network]\nmode = \"{mode}\"\n"))
             .expect("write config.toml");
         let net = NetLab::new().unwrap_or_else(|e| panic!("{e:#}"));
         BridgeLab { env, net }

@@ -3,9 +3,10 @@
 //! each in a network namespace of the test's own, reached from outside it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use banger_e2e::bridgelab::BridgeLab;
 use banger_e2e::netlab::{NetLab, UPLINK};
 use banger_e2e::{Env, stderr, stdout};
 
@@ -15,26 +16,6 @@ const PATIENCE: Duration = Duration::from_secs(60);
 const UDP_SERVER: &str = "perl -MIO::Socket::INET -e '$s = IO::Socket::INET->new(LocalPort => 5353, Proto => q(udp)) or die $!; $s->recv($m, 100); open(F, q(>/tmp/udp.txt)); print F $m; close F; $s->send(q(pong))' >/dev/null 2>&1 &";
 /// Answers one TCP connection on 80.
 const TCP_SERVER: &str = "perl -MIO::Socket::INET -e '$s = IO::Socket::INET->new(LocalPort => 80, Listen => 1, ReuseAddr => 1) or die $!; $c = $s->accept; print $c qq(tcp-ok\\n); close $c' >/dev/null 2>&1 &";
-
-fn run(env: &Env, ns: &str, args: &[&str]) -> Output {
-    env.cmd_in_netns(ns, args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run banger")
-}
-
-fn ok(env: &Env, ns: &str, args: &[&str]) -> String {
-    let out = run(env, ns, args);
-    assert!(
-        out.status.success(),
-        "banger {args:?} failed ({}):\nstdout: {}\nstderr: {}\n{}",
-        out.status,
-        stdout(&out),
-        stderr(&out),
-        env.diagnostics()
-    );
-    stdout(&out)
-}
 
 /// From the outside namespace: a UDP datagram to `addr:port` and its answer; a TCP line.
 fn probe(lab: &NetLab, addr: &str, udp_port: u16, tcp_port: u16) -> (String, String) {
@@ -76,53 +57,33 @@ fn probe(lab: &NetLab, addr: &str, udp_port: u16, tcp_port: u16) -> (String, Str
 fn published_ports_reach_the_guest(mode: &str) {
     let env =
         Env::debian().unwrap_or_else(|e| panic!("cannot set up a debian e2e environment: {e:#}"));
-    env.write_config(&format!("[network]\nmode = \"{mode}\"\n"))
-        .unwrap();
-    let lab = NetLab::new().unwrap_or_else(|e| panic!("{e:#}"));
-    let ns = lab.inside.clone();
-    ok(
-        &env,
-        &ns,
-        &[
-            "vm",
-            "run",
-            "-d",
-            "--name",
-            "pub",
-            "--memory",
-            "512",
-            "-p",
-            "8053:5353/udp",
-            "-p",
-            "8081:80",
-        ],
-    );
-    let vm: serde_json::Value =
-        serde_json::from_str(&ok(&env, &ns, &["vm", "inspect", "pub", "--json"])).unwrap();
+    let lab = BridgeLab::with(env, "", mode);
+    lab.ok(&[
+        "vm",
+        "run",
+        "-d",
+        "--name",
+        "pub",
+        "--memory",
+        "512",
+        "-p",
+        "8053:5353/udp",
+        "-p",
+        "8081:80",
+    ]);
+    let vm = lab.inspect("pub");
     assert_eq!(vm["network"]["mode"], mode, "{vm}");
-    ok(
-        &env,
-        &ns,
-        &["vm", "exec", "pub", "--", "sh", "-c", UDP_SERVER],
-    );
-    ok(
-        &env,
-        &ns,
-        &["vm", "exec", "pub", "--", "sh", "-c", TCP_SERVER],
-    );
+    lab.sh("pub", UDP_SERVER);
+    lab.sh("pub", TCP_SERVER);
     // User mode forwards the host's own addresses: reached from the outside through the
     // inside's uplink address as well.
-    let (udp, tcp) = probe(&lab, UPLINK, 8053, 8081);
+    let (udp, tcp) = probe(&lab.net, UPLINK, 8053, 8081);
     assert_eq!(udp, "pong", "no UDP answer through {mode} networking");
     assert_eq!(tcp, "tcp-ok");
-    let got = ok(
-        &env,
-        &ns,
-        &["vm", "exec", "pub", "--", "cat", "/tmp/udp.txt"],
-    );
+    let got = lab.ok(&["vm", "exec", "pub", "--", "cat", "/tmp/udp.txt"]);
     assert_eq!(got, "datagram");
-    ok(&env, &ns, &["vm", "rm", "-f", "pub"]);
-    ok(&env, &ns, &["daemon", "stop"]);
+    lab.ok(&["vm", "rm", "-f", "pub"]);
+    lab.ok(&["daemon", "stop"]);
 }
 
 #[test]
