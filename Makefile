@@ -69,8 +69,11 @@ lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 # End-to-end tests boot real guests; they use the release binaries built above.
+# The log is kept in target/test.log; the slowest test binaries are listed at the end.
 test: deps lint build
-	BANGER_BIN=$(abspath $(BANGER)) $(CARGO) test --workspace --no-fail-fast
+	@mkdir -p target
+	BANGER_BIN=$(abspath $(BANGER)) bash -c 'set -o pipefail; $(CARGO) test --workspace --no-fail-fast 2>&1 | tee target/test.log'; \
+	rc=$$?; ./scripts/test-times target/test.log; exit $$rc
 
 # Regenerate docs/openapi.json from the daemon's code after an API change (a test fails
 # while the checked-in copy differs).
