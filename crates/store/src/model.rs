@@ -289,9 +289,8 @@ pub fn is_vm_id(s: &str) -> bool {
 
 /// A fresh random VM id (lowercase hex, [`VM_ID_HEX_LEN`] digits) from the kernel's CSPRNG.
 pub fn new_vm_id() -> std::io::Result<String> {
-    use std::io::Read;
     let mut bytes = [0u8; VM_ID_HEX_LEN / 2];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    banger_system::random::fill(&mut bytes)?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 

@@ -12,6 +12,7 @@ pub mod osrelease;
 pub mod preflight;
 pub mod procfs;
 pub mod progress;
+pub mod random;
 pub mod rotate;
 pub mod runner;
 pub mod tail;

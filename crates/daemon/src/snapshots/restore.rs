@@ -78,7 +78,7 @@ pub async fn reidentify(
     network: Option<banger_agent_proto::NetIdentity>,
 ) -> Result<()> {
     let mut entropy = vec![0u8; ENTROPY_BYTES];
-    getrandom(&mut entropy).map_err(|e| {
+    banger_system::random::fill(&mut entropy).map_err(|e| {
         DaemonError::internal(format!("cannot draw entropy for VM {}: {e}", vm.name))
     })?;
     client
@@ -92,9 +92,4 @@ pub async fn reidentify(
             ))
             .with_hint("rebuild the image so its agent is current, then take the snapshot again")
         })
-}
-
-fn getrandom(buf: &mut [u8]) -> std::io::Result<()> {
-    use std::io::Read;
-    std::fs::File::open("/dev/urandom")?.read_exact(buf)
 }

@@ -59,19 +59,15 @@ pub fn generate(mut taken: impl FnMut(&str) -> bool) -> String {
 }
 
 fn random_u64() -> u64 {
-    let mut buf = [0u8; 8];
-    // getrandom(2) with flags 0 blocks only before the pool is initialised at boot.
-    // SAFETY: the buffer is valid for 8 bytes of writes.
-    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
-    if n != 8 {
-        // Practically unreachable; fall back to time and pid so ids still differ.
+    banger_system::random::u64().unwrap_or_else(|_| {
+        // Practically unreachable (getrandom fails only on a kernel without it); fall
+        // back to time and pid so names still differ.
         let t = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0);
-        return t ^ ((std::process::id() as u64) << 32);
-    }
-    u64::from_le_bytes(buf)
+        t ^ ((std::process::id() as u64) << 32)
+    })
 }
 
 #[cfg(test)]
