@@ -326,106 +326,6 @@ impl Client {
         .await
     }
 
-    pub async fn list_snapshots(&self) -> Result<Vec<crate::SnapshotView>, ClientError> {
-        self.call(Method::GET, "/snapshots", None::<&()>).await
-    }
-
-    pub async fn get_snapshot(&self, name: &str) -> Result<crate::SnapshotView, ClientError> {
-        self.call(
-            Method::GET,
-            &format!("/snapshots/{}", encode(name)),
-            None::<&()>,
-        )
-        .await
-    }
-
-    pub async fn remove_snapshot(&self, name: &str) -> Result<crate::SnapshotView, ClientError> {
-        self.call(
-            Method::DELETE,
-            &format!("/snapshots/{}", encode(name)),
-            None::<&()>,
-        )
-        .await
-    }
-
-    pub async fn list_images(&self) -> Result<Vec<ImageView>, ClientError> {
-        self.call(Method::GET, "/images", None::<&()>).await
-    }
-
-    pub async fn get_image(&self, name: &str) -> Result<ImageView, ClientError> {
-        self.call(
-            Method::GET,
-            &format!("/images/{}", encode(name)),
-            None::<&()>,
-        )
-        .await
-    }
-
-    pub async fn build_image(
-        &self,
-        req: &BuildImageRequest,
-        progress: &dyn Progress,
-    ) -> Result<ImageView, ClientError> {
-        self.call_with_progress(Method::POST, "/images/build", Some(req), progress)
-            .await
-    }
-
-    pub async fn import_image(
-        &self,
-        req: &ImportImageRequest,
-        progress: &dyn Progress,
-    ) -> Result<ImageView, ClientError> {
-        self.call_with_progress(Method::POST, "/images/import", Some(req), progress)
-            .await
-    }
-
-    pub async fn pull_image(
-        &self,
-        req: &PullImageRequest,
-        progress: &dyn Progress,
-    ) -> Result<ImageView, ClientError> {
-        self.call_with_progress(Method::POST, "/images/pull", Some(req), progress)
-            .await
-    }
-
-    pub async fn import_kernel(
-        &self,
-        req: &ImportKernelRequest,
-        progress: &dyn Progress,
-    ) -> Result<ImageView, ClientError> {
-        self.call_with_progress(Method::POST, "/images/import-kernel", Some(req), progress)
-            .await
-    }
-
-    /// Boot image `name` once and keep the agent-ready guest as its warm state; the image.
-    pub async fn warm_image(
-        &self,
-        name: &str,
-        progress: &dyn Progress,
-    ) -> Result<ImageView, ClientError> {
-        self.call_with_progress(
-            Method::POST,
-            &format!("/images/{}/warm", encode(name)),
-            None::<&()>,
-            progress,
-        )
-        .await
-    }
-
-    pub async fn remove_image(&self, name: &str) -> Result<ImageView, ClientError> {
-        self.call(
-            Method::DELETE,
-            &format!("/images/{}", encode(name)),
-            None::<&()>,
-        )
-        .await
-    }
-
-    /// Reclaim disk space (or, with `dry_run`, say how much would be reclaimed).
-    pub async fn prune_images(&self, req: &PruneImagesRequest) -> Result<PruneReport, ClientError> {
-        self.call(Method::POST, "/images/prune", Some(req)).await
-    }
-
     /// The VM's serial console log (from its last `tail` lines, when given); with
     /// `follow`, the body stays open and streams new output until the VM stops or the
     /// caller drops the stream.
@@ -547,5 +447,7 @@ pub fn encode(segment: &str) -> String {
     percent_encoding::utf8_percent_encode(segment, SEGMENT).to_string()
 }
 
+mod images;
+mod snapshots;
 #[cfg(test)]
 mod tests;
