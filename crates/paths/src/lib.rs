@@ -28,6 +28,8 @@ pub const SYSTEMD_SYSTEM_DIR: &str = "/etc/systemd/system";
 /// Name of the guest agent binary shipped beside `banger`.
 pub const AGENT_BINARY_NAME: &str = "banger-agent";
 
+/// A system install's state directory (the daemon's `StateDirectory=banger`).
+pub const SYSTEM_STATE_DIR: &str = "/var/lib/banger";
 /// The runtime directory of a system install and of root in dev mode.
 pub const SYSTEM_RUNTIME_DIR: &str = "/run/banger";
 
@@ -149,7 +151,7 @@ impl Layout {
                     .ok_or(PathsError::NoHome)?
                     .join(".local/state/banger"),
             },
-            None => PathBuf::from("/var/lib/banger"),
+            None => PathBuf::from(SYSTEM_STATE_DIR),
         };
 
         let runtime_dir = match override_dir(env, ENV_RUNTIME_DIR)? {
@@ -322,7 +324,7 @@ impl SystemRoots {
             etc_dir: override_dir(env, ENV_ETC_DIR)?
                 .unwrap_or_else(|| PathBuf::from("/etc/banger")),
             state_dir: override_dir(env, ENV_STATE_DIR)?
-                .unwrap_or_else(|| PathBuf::from("/var/lib/banger")),
+                .unwrap_or_else(|| PathBuf::from(SYSTEM_STATE_DIR)),
             runtime_dir: override_dir(env, ENV_RUNTIME_DIR)?
                 .unwrap_or_else(|| PathBuf::from(SYSTEM_RUNTIME_DIR)),
         })
