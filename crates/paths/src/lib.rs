@@ -335,6 +335,18 @@ impl SystemRoots {
     }
 }
 
+/// Where the root helper builds Firecracker's jails for the state in `state_dir`: its
+/// sibling with `-jail` appended (`/var/lib/banger` → `/var/lib/banger-jail`), on the same
+/// file system (the helper hard-links the owner's files into the chroots) and outside the
+/// owner's directory (root-owned, so the owner cannot redirect what root writes there).
+pub fn jail_root(state_dir: &Path) -> PathBuf {
+    let mut name = state_dir
+        .file_name()
+        .map_or_else(|| "banger".into(), |n| n.to_os_string());
+    name.push("-jail");
+    state_dir.with_file_name(name)
+}
+
 /// The helper's runtime directory of a system install whose daemon uses `runtime_dir`:
 /// its sibling with `-helper` appended (`/run/banger` → `/run/banger-helper`).
 pub fn system_helper_runtime_dir(runtime_dir: &Path) -> PathBuf {
