@@ -47,7 +47,8 @@ pub struct JailUnusable {
     pub problem: String,
 }
 
-/// The v1 cgroup hierarchies the jailer makes a VM's groups in (`-`: absent on a v2 host).
+/// The v1 cgroup hierarchies the helper (`ensure_vm_cgroup`) and the jailer make a VM's
+/// groups in (`-`: absent on a v2 host); writable in either posture.
 pub const CGROUP_PATHS: [&str; 2] = ["-/sys/fs/cgroup/memory", "-/sys/fs/cgroup/pids"];
 
 /// The device nodes the jailer makes in each chroot (and Firecracker then opens), with

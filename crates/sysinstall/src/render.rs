@@ -136,6 +136,14 @@ pub fn helper_unit(plan: &InstallPlan) -> String {
         "0755",
         false,
     );
+    // ProtectControlGroups=yes keeps the rest of the tree read-only.
+    out.push_str(
+        "# Per-VM v1 cgroups below banger-<owner uid> (ensure_vm_cgroup, the jailer's), where\n\
+         # the owner's daemon cannot make them (absent on a v2 host).\n",
+    );
+    for path in crate::jail::CGROUP_PATHS {
+        let _ = writeln!(out, "ReadWritePaths={path}");
+    }
     if plan.jail.is_some() {
         jail_lines(&mut out, &plan.state_dir);
     }
@@ -154,16 +162,12 @@ fn jail_lines(out: &mut String, state_dir: &Path) {
     if let Some(mount) = crate::jail::jail_mount(state_dir) {
         let _ = writeln!(
             out,
-            "# The jailer's chroots ({state}-jail) and the owner's state, on one mount: the \n\
+            "# The jailer's chroots ({jails}) and the owner's state, on one mount: the \n\
              # helper hard-links each VM's files into its chroot, which two mounts would refuse.\n\
              ReadWritePaths={mount}",
-            state = state_dir.display(),
+            jails = banger_paths::jail_root(state_dir).display(),
             mount = mount.display()
         );
-    }
-    out.push_str("# The jailer's v1 cgroups, below banger-<owner uid> (absent on a v2 host).\n");
-    for path in crate::jail::CGROUP_PATHS {
-        let _ = writeln!(out, "ReadWritePaths={path}");
     }
 }
 

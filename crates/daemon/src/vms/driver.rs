@@ -95,10 +95,30 @@ impl Drivers {
     pub fn cgroups(&self) -> &CgroupPolicy {
         self.cgroups.get_or_init(|| {
             let policy =
-                CgroupPolicy::for_this_process(&self.cgroup_instance, self.cgroup_overhead);
+                match CgroupPolicy::for_this_process(&self.cgroup_instance, self.cgroup_overhead) {
+                    // A system install's daemon on a v1 host cannot write root's hierarchies:
+                    // the root helper makes each VM's groups for it.
+                    CgroupPolicy::Unavailable { .. }
+                        if cgroup::delegate::helper_makes_groups(self.jail_helper.is_some()) =>
+                    {
+                        let socket = self.jail_helper.clone().unwrap_or_default();
+                        CgroupPolicy::Delegated {
+                            delegate: cgroup::Delegate(Arc::new(
+                                super::helper_cgroup::HelperCgroups::new(socket),
+                            )),
+                            overhead: self.cgroup_overhead,
+                        }
+                    }
+                    policy => policy,
+                };
             match &policy {
                 CgroupPolicy::Limit { cgroups, overhead } => tracing::info!(
                     backend = %cgroups.describe(),
+                    ?overhead,
+                    "VMs get cgroups with memory and tasks limits"
+                ),
+                CgroupPolicy::Delegated { delegate, overhead } => tracing::info!(
+                    backend = %delegate.0.describe(),
                     ?overhead,
                     "VMs get cgroups with memory and tasks limits"
                 ),

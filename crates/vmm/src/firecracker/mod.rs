@@ -226,7 +226,8 @@ impl VmmDriver for FirecrackerDriver {
         let cgroup = self
             .config
             .cgroups
-            .make(&spec.vm_id, spec.memory_mib, false)?;
+            .make(&spec.vm_id, spec.memory_mib, false)
+            .await?;
         let launched = launch::run(
             &self.config,
             spec,
