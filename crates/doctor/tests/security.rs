@@ -409,7 +409,7 @@ fn a_jailing_helper_unit_is_checked_for_what_the_jailer_needs() {
     std::fs::create_dir(&dropins).unwrap();
     std::fs::write(
         dropins.join("narrow.conf"),
-        "[Service]\nCapabilityBoundingSet=\nCapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_CHOWN\n",
+        "[Service]\nCapabilityBoundingSet=\nCapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_CHOWN CAP_DAC_OVERRIDE\n",
     )
     .unwrap();
     let checks = run(&host, &systemctl("active", "active"), &[]);

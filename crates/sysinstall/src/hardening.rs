@@ -75,20 +75,23 @@ const HELPER_ONLY: [Directive; 9] = [
     d(
         "ProtectControlGroups",
         "yes",
-        "the cgroup tree is read-only",
+        "the cgroup tree is read-only (but for the v1 memory and pids hierarchies, in ReadWritePaths=)",
     ),
     // CAP_NET_ADMIN: bridges, TAPs (TUNSETIFF, TUNSETOWNER), addresses, nftables, and the
     //   net sysctls (ip_forward, route_localnet).
     // CAP_NET_RAW: the read-only `firewall` verb runs `iptables-legacy -S`, which reads the
     //   legacy tables through a raw socket.
-    // CAP_CHOWN: its socket is created by root and handed to the owner.
-    // Nothing else: no CAP_DAC_OVERRIDE (it writes only its own runtime directory), no
-    // CAP_SYS_ADMIN, no CAP_SETUID; it launches no VMM (a jailing helper's set is
-    // HELPER_JAILER's).
+    // CAP_CHOWN: its socket is created by root and handed to the owner, and so are the
+    //   membership files of a VM's v1 cgroups.
+    // CAP_DAC_OVERRIDE: the root of each v1 hierarchy is mode 0555, so only it lets root make
+    //   the owner's `banger-<uid>` group there (ensure_vm_cgroup); ProtectSystem=strict keeps
+    //   every other path read-only.
+    // Nothing else: no CAP_SYS_ADMIN, no CAP_SETUID; it launches no VMM (a jailing helper's
+    // set is HELPER_JAILER's).
     d(
         "CapabilityBoundingSet",
-        "CAP_NET_ADMIN CAP_NET_RAW CAP_CHOWN",
-        "network administration, the raw socket of iptables-legacy -S, and giving its socket to the owner; nothing else",
+        "CAP_NET_ADMIN CAP_NET_RAW CAP_CHOWN CAP_DAC_OVERRIDE",
+        "network administration, the raw socket of iptables-legacy -S, giving its socket and VM cgroups to the owner, and making groups in the v1 hierarchies (their roots are mode 0555); nothing else",
     ),
     d(
         "AmbientCapabilities",
@@ -126,7 +129,7 @@ const HELPER_ONLY: [Directive; 9] = [
 const HELPER_JAILER: [Directive; 8] = [
     d(
         "CapabilityBoundingSet",
-        "CAP_NET_ADMIN CAP_NET_RAW CAP_CHOWN CAP_SYS_ADMIN CAP_SYS_CHROOT CAP_MKNOD CAP_SETUID CAP_SETGID CAP_DAC_OVERRIDE CAP_FOWNER",
+        "CAP_NET_ADMIN CAP_NET_RAW CAP_CHOWN CAP_DAC_OVERRIDE CAP_SYS_ADMIN CAP_SYS_CHROOT CAP_MKNOD CAP_SETUID CAP_SETGID CAP_FOWNER",
         "the network ones, and the jailer's: mounts, pivot and namespaces (SYS_ADMIN), chroot, device nodes (MKNOD), dropping to the owner (SETUID, SETGID), reading the owner's state and linking their files and FIFOs into the chroot (DAC_OVERRIDE, FOWNER)",
     ),
     d(
@@ -353,11 +356,14 @@ mod tests {
     }
 
     #[test]
-    fn the_helper_gets_only_network_chown_and_raw() {
+    fn the_helper_gets_only_network_chown_raw_and_dac_override() {
         let caps = helper_hardening(false)
             .into_iter()
             .find(|d| d.key == "CapabilityBoundingSet")
             .map(|d| d.value);
-        assert_eq!(caps, Some("CAP_NET_ADMIN CAP_NET_RAW CAP_CHOWN"));
+        assert_eq!(
+            caps,
+            Some("CAP_NET_ADMIN CAP_NET_RAW CAP_CHOWN CAP_DAC_OVERRIDE")
+        );
     }
 }

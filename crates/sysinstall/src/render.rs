@@ -249,7 +249,7 @@ mod tests {
             (&helper, "RuntimeDirectoryMode=0755", true),
             (
                 &helper,
-                "CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_CHOWN",
+                "CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_CHOWN CAP_DAC_OVERRIDE",
                 true,
             ),
             (&helper, "ProtectHome=yes", true),

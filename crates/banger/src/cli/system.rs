@@ -24,8 +24,9 @@ const INSTALL_HELP: &str = "\
 Install banger as the supported, hardened system install for one owner:
 
   * this banger (and its guest agent) copied root-owned into PREFIX/bin and PREFIX/lib/banger;
-  * banger-helper.service: the root helper, holding only CAP_NET_ADMIN, CAP_NET_RAW and
-    CAP_CHOWN, its socket /run/banger-helper/helper.sock mode 0600 owned by the owner;
+  * banger-helper.service: the root helper, holding only CAP_NET_ADMIN, CAP_NET_RAW,
+    CAP_CHOWN and CAP_DAC_OVERRIDE (VM cgroups on a v1 host), its socket
+    /run/banger-helper/helper.sock mode 0600 owned by the owner;
     when Firecracker and its jailer are installed (the owner's firecracker_bin, else
     firecracker on PATH, with jailer beside it; both root-owned), it also starts each
     Firecracker VM through the jailer and holds what that needs (CAP_SYS_ADMIN, mount and
