@@ -274,6 +274,40 @@ pub fn find_using_dir(binary: &Path, dir: &Path) -> io::Result<Vec<ProcessIdenti
     find_using_dir_at(Path::new("/proc"), binary, dir)
 }
 
+/// Processes whose root directory is `root` (a chroot): compared by device and inode
+/// through `/proc/PID/root`, which only processes we may inspect (for an ordinary user, its
+/// own) let us read.
+pub fn find_rooted_at(root: &Path) -> io::Result<Vec<ProcessIdentity>> {
+    use std::os::unix::fs::MetadataExt;
+    let want = std::fs::metadata(root)?;
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc")? {
+        let Ok(entry) = entry else { continue };
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(seen) = std::fs::metadata(entry.path().join("root")) else {
+            continue;
+        };
+        if (seen.dev(), seen.ino()) != (want.dev(), want.ino()) {
+            continue;
+        }
+        if let Ok(Some(stat)) = read_stat_at(Path::new("/proc"), pid)
+            && !process_exited_at(Path::new("/proc"), pid, &stat)
+        {
+            found.push(ProcessIdentity {
+                pid,
+                start_time: stat.start_time,
+            });
+        }
+    }
+    Ok(found)
+}
+
 fn find_using_dir_at(
     proc_root: &Path,
     binary: &Path,
