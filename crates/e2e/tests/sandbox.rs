@@ -78,7 +78,10 @@ fn a_root_daemons_qemu_is_sandboxed_and_the_vm_still_works() {
         "{inspect}"
     );
     if inspect.contains("limits:      memory") {
-        assert!(inspect.contains("  made by:    this daemon: cgroup v"), "{inspect}");
+        assert!(
+            inspect.contains("  made by:    this daemon: cgroup v"),
+            "{inspect}"
+        );
     }
 
     // The guest works through the sandbox: exec, logs.
