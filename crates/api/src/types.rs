@@ -267,6 +267,34 @@ pub struct VmView {
     /// the VM is active).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<LimitsView>,
+    /// How its running VMM is confined, read back from the kernel (filled by
+    /// `GET /v1/vms/{name}` while the VMM runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<SandboxView>,
+}
+
+/// A running VMM's confinement, as `/proc` reports it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+pub struct SandboxView {
+    /// `jailer` (the root helper through Firecracker's jailer), `sandbox` (banger's own) or
+    /// `none`.
+    pub started_by: String,
+    /// The same, in words (with the jailer's chroot).
+    pub summary: String,
+    /// Its uid (real and effective).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    /// Whether a seccomp filter is installed (`Seccomp: 2`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seccomp: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_new_privs: Option<bool>,
+    /// Its effective capabilities (`0x0`: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<String>,
+    /// Whether its root directory is not the host's (a jail or chroot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub own_root: Option<bool>,
 }
 
 /// A running VM's cgroup limits, read back from the kernel.
@@ -290,6 +318,9 @@ pub struct LimitsView {
     /// Why no limits apply, when none do.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unlimited_because: Option<String>,
+    /// Who made its groups: `the jailer`, `the root helper`, or the daemon's backend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub made_by: Option<String>,
 }
 
 /// A host directory a VM shares, and how it reaches the guest.

@@ -373,3 +373,88 @@ fn dry_run_renders_into_a_directory_without_touching_the_system() {
         text(&bad)
     );
 }
+
+/// `--firecracker` chooses the jailing posture, says so, and renders the jailer's unit and
+/// install record; binaries root may not run are refused, naming the file and the fix.
+#[test]
+fn dry_run_with_a_jailer_renders_the_jailing_helper() {
+    let bins = tempfile::tempdir().unwrap();
+    for name in ["firecracker", "jailer"] {
+        let path = bins.path().join(name);
+        std::fs::write(&path, b"\x7fELF").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let firecracker = bins.path().join("firecracker");
+    let out_dir = tempfile::tempdir().unwrap();
+    let dry_run = |extra: &[&OsStr]| {
+        Command::new(env!("CARGO_BIN_EXE_banger"))
+            .args(["system", "install", "--owner", OWNER, "--dry-run"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = dry_run(&[
+        "--out".as_ref(),
+        out_dir.path().as_os_str(),
+        "--firecracker".as_ref(),
+        firecracker.as_os_str(),
+    ]);
+    // SAFETY: getuid has no preconditions and cannot fail.
+    if unsafe { libc::getuid() } != 0 {
+        // Files this test writes are its user's, which the helper would refuse.
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("not root"));
+        return;
+    }
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("helper posture: jailer:"),
+        "{}",
+        text(&out)
+    );
+    let helper = std::fs::read_to_string(out_dir.path().join("banger-helper.service")).unwrap();
+    let jailer = bins.path().join("jailer");
+    let exec = format!(
+        "--jailer {} --firecracker {}",
+        jailer.display(),
+        firecracker.display()
+    );
+    assert!(
+        helper
+            .lines()
+            .any(|l| l.starts_with("ExecStart=") && l.ends_with(&exec)),
+        "{helper}"
+    );
+    for line in [
+        "KillMode=process",
+        "RestrictNamespaces=mnt pid",
+        "DevicePolicy=closed",
+    ] {
+        assert!(helper.lines().any(|l| l == line), "{line}\n{helper}");
+    }
+    let record = std::fs::read_to_string(out_dir.path().join("install.toml")).unwrap();
+    assert!(
+        record.contains(&format!("jailer = \"{}\"", jailer.display())),
+        "{record}"
+    );
+
+    // A jailer another user may replace: refused, naming it and the fix.
+    std::fs::set_permissions(&jailer, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = dry_run(&["--firecracker".as_ref(), firecracker.as_os_str()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&jailer.display().to_string()) && err.contains("chmod go-w"),
+        "{err}"
+    );
+
+    // No Firecracker anywhere: network only, saying why.
+    let out = dry_run(&["--no-jailer".as_ref()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("helper posture: network only (--no-jailer)"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("--jailer /"), "{stdout}");
+}

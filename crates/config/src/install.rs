@@ -32,6 +32,12 @@ pub struct InstallMeta {
     pub state_dir: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime_dir: Option<PathBuf>,
+    /// The jailer and Firecracker the helper was installed to run (`--jailer`,
+    /// `--firecracker` in its unit); absent when it does not jail Firecracker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jailer: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firecracker: Option<PathBuf>,
 }
 
 impl InstallMeta {

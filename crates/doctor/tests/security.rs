@@ -32,6 +32,8 @@ fn plan(user: &str) -> InstallPlan {
         owner_home: Some(format!("/home/{user}").into()),
         manage_services: true,
         socket_timeout: banger_sysinstall::plan::SOCKET_TIMEOUT,
+        jail: None,
+        posture_why: "network only".into(),
     }
 }
 
@@ -353,4 +355,77 @@ fn vmm_binary_ownership_rules() {
     assert_eq!(c.status, Status::Fail);
     assert!(c.summary.contains("uid 4242"), "{}", c.summary);
     assert!(c.hint.unwrap().contains("chown root"));
+}
+
+/// A helper installed to jail Firecracker: its unit passes with what the jailer needs, and
+/// fails, naming what is missing, when a drop-in takes part of it away or the unit is the
+/// network-only one while install.toml says it jails.
+#[test]
+fn a_jailing_helper_unit_is_checked_for_what_the_jailer_needs() {
+    let host = FakeHost::new();
+    let _sockets = install(&host);
+    let jail = banger_sysinstall::jail::JailBinaries {
+        jailer: host.path("bin/jailer"),
+        firecracker: host.path("bin/firecracker"),
+    };
+    for path in [&jail.jailer, &jail.firecracker] {
+        std::fs::write(path, b"\x7fELF").unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let jail_plan = InstallPlan {
+        jail: Some(jail.clone()),
+        ..plan("al")
+    };
+    std::fs::write(
+        host.path("etc/install.toml"),
+        format!(
+            "owner_user = \"al\"\nowner_uid = {}\njailer = {:?}\nfirecracker = {:?}\n",
+            uid(),
+            jail.jailer,
+            jail.firecracker
+        ),
+    )
+    .unwrap();
+    let unit = host.path("systemd/banger-helper.service");
+    std::fs::write(&unit, render::helper_unit(&jail_plan)).unwrap();
+    let checks = run(&host, &systemctl("active", "active"), &[]);
+    let needs = find(&checks, "helper unit runs the jailer");
+    assert_eq!(needs.status, Status::Pass, "{needs:#?}");
+    assert_eq!(
+        find(&checks, "helper unit hardening").status,
+        Status::Pass,
+        "{checks:#?}"
+    );
+    // Root-owned binaries only as root; otherwise the rows must fail.
+    let want = if uid() == 0 {
+        Status::Pass
+    } else {
+        Status::Fail
+    };
+    assert_eq!(find(&checks, "jailer binary ownership").status, want);
+
+    // A drop-in that narrows the capabilities back to the network ones.
+    let dropins = host.path("systemd/banger-helper.service.d");
+    std::fs::create_dir(&dropins).unwrap();
+    std::fs::write(
+        dropins.join("narrow.conf"),
+        "[Service]\nCapabilityBoundingSet=\nCapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_CHOWN CAP_DAC_OVERRIDE\n",
+    )
+    .unwrap();
+    let checks = run(&host, &systemctl("active", "active"), &[]);
+    let needs = find(&checks, "helper unit runs the jailer");
+    assert_eq!(needs.status, Status::Fail);
+    assert!(needs.summary.contains("CAP_SYS_ADMIN"), "{needs:#?}");
+    assert!(!needs.summary.contains("CAP_CHOWN"), "{needs:#?}");
+    std::fs::remove_dir_all(&dropins).unwrap();
+
+    // The network-only unit while install.toml says the helper jails.
+    std::fs::write(&unit, helper_unit()).unwrap();
+    let checks = run(&host, &systemctl("active", "active"), &[]);
+    let needs = find(&checks, "helper unit runs the jailer");
+    assert_eq!(needs.status, Status::Fail);
+    for word in ["--jailer", "KillMode=process", "RestrictNamespaces=mnt"] {
+        assert!(needs.summary.contains(word), "{word}: {needs:#?}");
+    }
+    assert_eq!(find(&checks, "helper unit hardening").status, Status::Fail);
 }

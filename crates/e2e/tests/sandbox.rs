@@ -60,6 +60,30 @@ fn a_root_daemons_qemu_is_sandboxed_and_the_vm_still_works() {
     assert!(Path::new(&format!("{root}{}", vm_dir.display())).is_dir());
     assert_eq!(std::fs::metadata(&vm_dir).unwrap().uid(), p.uids[0]);
 
+    // `vm inspect` reports the same posture, read from the same /proc files, and who made
+    // its limits.
+    let sandbox = &env.vm_json("jailed")["sandbox"];
+    assert_eq!(sandbox["started_by"], "sandbox", "{sandbox}");
+    assert_eq!(sandbox["uid"], p.uids[1], "{sandbox}");
+    assert_eq!(sandbox["seccomp"], true, "{sandbox}");
+    assert_eq!(sandbox["no_new_privs"], true, "{sandbox}");
+    assert_eq!(sandbox["capabilities"], "0x0", "{sandbox}");
+    assert_eq!(sandbox["own_root"], true, "{sandbox}");
+    let inspect = env.ok(["vm", "inspect", "jailed"]);
+    assert!(
+        inspect.contains(&format!(
+            "sandbox:     uid {}, seccomp, no_new_privs, no capabilities, own root\n",
+            p.uids[1]
+        )) && inspect.contains("  started:    by banger's sandbox"),
+        "{inspect}"
+    );
+    if inspect.contains("limits:      memory") {
+        assert!(
+            inspect.contains("  made by:    this daemon: cgroup v"),
+            "{inspect}"
+        );
+    }
+
     // The guest works through the sandbox: exec, logs.
     let out = env.run([
         "vm",

@@ -114,6 +114,14 @@ fn a_jailed_firecracker_runs_as_the_owner_and_is_released_whole() {
     );
     let nspid = status.lines().find(|l| l.starts_with("NSpid:")).unwrap();
     assert!(nspid.trim_end().ends_with("\t1"), "{nspid}");
+    // Found by its chroot, as stray detection finds it (it names no host path, and its
+    // binary is the jail's copy).
+    let rooted = banger_vmm::process::find_rooted_at(&jailed.root).unwrap();
+    assert!(
+        rooted.iter().any(|p| p.pid == jailed.pid),
+        "{rooted:?} lacks {}",
+        jailed.pid
+    );
     // Its limits, in the owner's v1 groups.
     if jailed.cgroups.is_empty() {
         panic!("this host has the v1 memory and pids hierarchies; the jail got no cgroups");

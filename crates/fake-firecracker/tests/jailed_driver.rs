@@ -24,8 +24,8 @@ use banger_vmm::{
 };
 use jail_lab::{Lab, OWNER};
 
-/// The daemon's side of the helper, as the owner.
-struct Helper(HelperClient);
+/// The daemon's side of the helper, as the owner, and its chroot base.
+struct Helper(HelperClient, PathBuf);
 
 impl JailLauncher for Helper {
     fn launch(&self, launch: &JailLaunch) -> Result<Option<Jailed>, LaunchError> {
@@ -34,28 +34,36 @@ impl JailLauncher for Helper {
     fn release(&self, id: &JailId) -> Result<(), LaunchError> {
         Ok(self.0.release_jail(id)?)
     }
+    fn chroot(&self, id: &JailId) -> Option<PathBuf> {
+        Some(self.1.join("firecracker").join(id.as_str()).join("root"))
+    }
 }
 
 const SOCKET_ENV: &str = "BANGER_TEST_JAIL_SOCKET";
 const STATE_ENV: &str = "BANGER_TEST_JAIL_STATE";
 const BIN_ENV: &str = "BANGER_TEST_JAIL_FIRECRACKER";
+const BASE_ENV: &str = "BANGER_TEST_JAIL_BASE";
 
 /// Run as the owner by the test below: boot, drive, kill; print what happened.
 #[test]
 fn owner_child() {
-    let (Ok(socket), Ok(state), Ok(binary)) = (
+    let (Ok(socket), Ok(state), Ok(binary), Ok(base)) = (
         std::env::var(SOCKET_ENV),
         std::env::var(STATE_ENV),
         std::env::var(BIN_ENV),
+        std::env::var(BASE_ENV),
     ) else {
         return;
     };
     let state = PathBuf::from(state);
-    let vm_dir = state.join("vm");
+    // Named by the VM's id, as the daemon names VM directories.
+    let vm_dir = state.join("0a1b2c3d4e5f");
     let mut config = FirecrackerConfig::new(binary);
     config.kill_grace = Duration::from_secs(10);
-    let driver = FirecrackerDriver::new(config)
-        .with_jailer(Arc::new(Helper(HelperClient::new(Path::new(&socket)))));
+    let driver = FirecrackerDriver::new(config).with_jailer(Arc::new(Helper(
+        HelperClient::new(Path::new(&socket)),
+        PathBuf::from(base),
+    )));
     let spec = LaunchSpec {
         vm_id: "0a1b2c3d4e5f".into(),
         vm_dir: vm_dir.clone(),
@@ -95,6 +103,9 @@ fn owner_child() {
         };
         println!("PID {}", rt.pid);
         println!("API {}", rt.control_socket.display());
+        // Stray detection finds it by its chroot (it names no host path).
+        let using = driver.processes_using(&vm_dir).unwrap();
+        println!("FOUND-BY-ROOT {}", using.iter().any(|p| p.pid == rt.pid));
         let state = driver.run_state(&rt).await.unwrap();
         println!("STATE {}", state == RunState::Running);
         // The guest's agent, over the hybrid vsock socket in the chroot.
@@ -173,7 +184,7 @@ fn the_owners_driver_boots_drives_and_releases_a_jailed_firecracker() {
     let state = &lab.setup.state_dir;
     std::fs::copy(support::elf_kernel(), state.join("vmlinux")).unwrap();
     std::os::unix::fs::chown(state.join("vmlinux"), Some(OWNER), Some(OWNER)).unwrap();
-    let vm_dir = state.join("vm");
+    let vm_dir = state.join("0a1b2c3d4e5f");
     std::fs::create_dir(&vm_dir).unwrap();
     std::fs::write(vm_dir.join("work.ext4"), vec![0u8; 1 << 16]).unwrap();
     for p in [&vm_dir, &vm_dir.join("work.ext4")] {
@@ -185,6 +196,7 @@ fn the_owners_driver_boots_drives_and_releases_a_jailed_firecracker() {
         .env(SOCKET_ENV, &socket)
         .env(STATE_ENV, state)
         .env(BIN_ENV, &lab.setup.firecracker)
+        .env(BASE_ENV, lab.setup.jail_root.join(OWNER.to_string()))
         .env("FAKE_FIRECRACKER_VERSION", "1.14.1")
         .env("FAKE_FIRECRACKER_BOOT_MS", "100")
         .uid(OWNER)
@@ -215,6 +227,7 @@ fn the_owners_driver_boots_drives_and_releases_a_jailed_firecracker() {
         "{text}"
     );
     assert!(text.contains("ALIVE-AFTER-KILL false"), "{text}");
+    assert!(text.contains("FOUND-BY-ROOT true"), "{text}");
     assert!(!jail.exists(), "the release removed the jail");
     for hierarchy in ["memory", "pids"] {
         let group = Path::new("/sys/fs/cgroup")

@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+/// The name each chroot's parent gets from the exec file the helper gives the jailer:
+/// `<base>/firecracker/<id>/root`.
+pub const JAIL_EXEC_NAME: &str = "firecracker";
 /// Firecracker's API socket in a jail's chroot (its default `/run/firecracker.socket`).
 pub const JAIL_API_SOCKET: &str = "run/firecracker.socket";
 /// The jailer's and Firecracker's stderr, in a jail's chroot.

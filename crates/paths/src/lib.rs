@@ -28,6 +28,8 @@ pub const SYSTEMD_SYSTEM_DIR: &str = "/etc/systemd/system";
 /// Name of the guest agent binary shipped beside `banger`.
 pub const AGENT_BINARY_NAME: &str = "banger-agent";
 
+/// A system install's state directory (the daemon's `StateDirectory=banger`).
+pub const SYSTEM_STATE_DIR: &str = "/var/lib/banger";
 /// The runtime directory of a system install and of root in dev mode.
 pub const SYSTEM_RUNTIME_DIR: &str = "/run/banger";
 
@@ -149,7 +151,7 @@ impl Layout {
                     .ok_or(PathsError::NoHome)?
                     .join(".local/state/banger"),
             },
-            None => PathBuf::from("/var/lib/banger"),
+            None => PathBuf::from(SYSTEM_STATE_DIR),
         };
 
         let runtime_dir = match override_dir(env, ENV_RUNTIME_DIR)? {
@@ -322,7 +324,7 @@ impl SystemRoots {
             etc_dir: override_dir(env, ENV_ETC_DIR)?
                 .unwrap_or_else(|| PathBuf::from("/etc/banger")),
             state_dir: override_dir(env, ENV_STATE_DIR)?
-                .unwrap_or_else(|| PathBuf::from("/var/lib/banger")),
+                .unwrap_or_else(|| PathBuf::from(SYSTEM_STATE_DIR)),
             runtime_dir: override_dir(env, ENV_RUNTIME_DIR)?
                 .unwrap_or_else(|| PathBuf::from(SYSTEM_RUNTIME_DIR)),
         })
@@ -331,6 +333,18 @@ impl SystemRoots {
     pub fn helper_runtime_dir(&self) -> PathBuf {
         system_helper_runtime_dir(&self.runtime_dir)
     }
+}
+
+/// Where the root helper builds Firecracker's jails for the state in `state_dir`: its
+/// sibling with `-jail` appended (`/var/lib/banger` → `/var/lib/banger-jail`), on the same
+/// file system (the helper hard-links the owner's files into the chroots) and outside the
+/// owner's directory (root-owned, so the owner cannot redirect what root writes there).
+pub fn jail_root(state_dir: &Path) -> PathBuf {
+    let mut name = state_dir
+        .file_name()
+        .map_or_else(|| "banger".into(), |n| n.to_os_string());
+    name.push("-jail");
+    state_dir.with_file_name(name)
 }
 
 /// The helper's runtime directory of a system install whose daemon uses `runtime_dir`:

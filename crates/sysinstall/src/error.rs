@@ -76,6 +76,15 @@ pub enum SysInstallError {
     NoInstall { path: PathBuf },
     #[error(transparent)]
     Meta(#[from] banger_config::InstallMetaError),
+    #[error(transparent)]
+    Jail(#[from] crate::jail::JailUnusable),
+    #[error(
+        "cannot read the owner's config to find Firecracker for the helper's jailer; fix it, or choose with --firecracker PATH or --no-jailer"
+    )]
+    OwnerConfig {
+        #[source]
+        source: banger_config::ConfigError,
+    },
     #[error("`systemctl {args}` failed: {detail}; see `journalctl -xe`")]
     Systemctl { args: String, detail: String },
     #[error(

@@ -4,7 +4,8 @@
 //! Each directive carries why it is there, or why a stronger one is not. What the helper
 //! does with root is in `docs/privileges.md`: netlink (links, addresses, routes), ioctls
 //! on `/dev/net/tun`, sysctls under `/proc/sys/net`, running `nft` (and, read-only,
-//! `iptables-legacy -S`), and creating its socket for the owner.
+//! `iptables-legacy -S`), and creating its socket for the owner; and, when the install
+//! chose it (`crate::jail`), running Firecracker's jailer ([`HELPER_JAILER`]).
 
 /// One `Key=value` line of a unit's `[Service]` section.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,19 +75,23 @@ const HELPER_ONLY: [Directive; 9] = [
     d(
         "ProtectControlGroups",
         "yes",
-        "the cgroup tree is read-only",
+        "the cgroup tree is read-only (but for the v1 memory and pids hierarchies, in ReadWritePaths=)",
     ),
     // CAP_NET_ADMIN: bridges, TAPs (TUNSETIFF, TUNSETOWNER), addresses, nftables, and the
     //   net sysctls (ip_forward, route_localnet).
     // CAP_NET_RAW: the read-only `firewall` verb runs `iptables-legacy -S`, which reads the
     //   legacy tables through a raw socket.
-    // CAP_CHOWN: its socket is created by root and handed to the owner.
-    // Nothing else: no CAP_DAC_OVERRIDE (it writes only its own runtime directory), no
-    // CAP_SYS_ADMIN, no CAP_SETUID; it launches no VMM.
+    // CAP_CHOWN: its socket is created by root and handed to the owner, and so are the
+    //   membership files of a VM's v1 cgroups.
+    // CAP_DAC_OVERRIDE: the root of each v1 hierarchy is mode 0555, so only it lets root make
+    //   the owner's `banger-<uid>` group there (ensure_vm_cgroup); ProtectSystem=strict keeps
+    //   every other path read-only.
+    // Nothing else: no CAP_SYS_ADMIN, no CAP_SETUID; it launches no VMM (a jailing helper's
+    // set is HELPER_JAILER's).
     d(
         "CapabilityBoundingSet",
-        "CAP_NET_ADMIN CAP_NET_RAW CAP_CHOWN",
-        "network administration, the raw socket of iptables-legacy -S, and giving its socket to the owner; nothing else",
+        "CAP_NET_ADMIN CAP_NET_RAW CAP_CHOWN CAP_DAC_OVERRIDE",
+        "network administration, the raw socket of iptables-legacy -S, giving its socket and VM cgroups to the owner, and making groups in the v1 hierarchies (their roots are mode 0555); nothing else",
     ),
     d(
         "AmbientCapabilities",
@@ -113,6 +118,50 @@ const HELPER_ONLY: [Directive; 9] = [
         "SystemCallFilter",
         "@system-service",
         "the system calls an ordinary service makes; no mount, module, reboot or swap calls",
+    ),
+];
+
+/// What a helper that jails Firecracker gets instead of (same key) or beyond the lines of
+/// [`HELPER_ONLY`]: exactly what the jailer uses (`crate::jail`). Its jailed Firecrackers
+/// are its children and inherit all of it: the device policy confines them too (on a v1
+/// host they stay in the helper's devices group), and its seccomp filter is theirs on top
+/// of Firecracker's own.
+const HELPER_JAILER: [Directive; 8] = [
+    d(
+        "CapabilityBoundingSet",
+        "CAP_NET_ADMIN CAP_NET_RAW CAP_CHOWN CAP_DAC_OVERRIDE CAP_SYS_ADMIN CAP_SYS_CHROOT CAP_MKNOD CAP_SETUID CAP_SETGID CAP_FOWNER",
+        "the network ones, and the jailer's: mounts, pivot and namespaces (SYS_ADMIN), chroot, device nodes (MKNOD), dropping to the owner (SETUID, SETGID), reading the owner's state and linking their files and FIFOs into the chroot (DAC_OVERRIDE, FOWNER)",
+    ),
+    d(
+        "RestrictNamespaces",
+        "mnt pid",
+        "the jailer's own mount namespace and --new-pid-ns; no other kind",
+    ),
+    d(
+        "SystemCallFilter",
+        "@system-service @mount seccomp",
+        "an ordinary service's calls, the jailer's mount, pivot_root and chroot, and seccomp(2), with which Firecracker installs its own filters",
+    ),
+    d(
+        "DevicePolicy",
+        "closed",
+        "no device nodes but the standard pseudo devices and those below",
+    ),
+    d(
+        "DeviceAllow",
+        "/dev/kvm rwm",
+        "the jailer makes /dev/kvm in each chroot, and Firecracker opens it",
+    ),
+    d(
+        "DeviceAllow",
+        "/dev/net/tun rwm",
+        "TAP devices (the helper's), and the jail's /dev/net/tun",
+    ),
+    d("DeviceAllow", "/dev/urandom rwm", "the jail's /dev/urandom"),
+    d(
+        "DeviceAllow",
+        "/dev/userfaultfd rwm",
+        "newer jailers make it when the host has it (systemd skips a node the host lacks)",
     ),
 ];
 
@@ -168,9 +217,19 @@ const DAEMON_ONLY: [Directive; 9] = [
     ),
 ];
 
-/// The root helper's hardening, in the order the unit lists it.
-pub fn helper_hardening() -> Vec<Directive> {
-    COMMON.iter().chain(HELPER_ONLY.iter()).copied().collect()
+/// The root helper's hardening, in the order the unit lists it: network plumbing only, or
+/// (`jailer`) with what Firecracker's jailer needs.
+pub fn helper_hardening(jailer: bool) -> Vec<Directive> {
+    let own = |d: &&Directive| !jailer || HELPER_JAILER.iter().all(|j| j.key != d.key);
+    let mut list: Vec<Directive> = COMMON
+        .iter()
+        .chain(HELPER_ONLY.iter().filter(own))
+        .copied()
+        .collect();
+    if jailer {
+        list.extend(HELPER_JAILER);
+    }
+    list
 }
 
 /// The owner daemon's hardening, in the order the unit lists it.
@@ -178,10 +237,23 @@ pub fn daemon_hardening() -> Vec<Directive> {
     COMMON.iter().chain(DAEMON_ONLY.iter()).copied().collect()
 }
 
-/// What doctor requires of the helper's unit: every hardening line.
-pub fn helper_required() -> Vec<String> {
-    helper_hardening().iter().map(Directive::line).collect()
+/// What doctor requires of the helper's unit: every hardening line of its posture.
+pub fn helper_required(jailer: bool) -> Vec<String> {
+    helper_hardening(jailer)
+        .iter()
+        .map(Directive::line)
+        .collect()
 }
+
+/// Keys systemd adds up over several lines (an empty assignment resets them).
+pub const LIST_KEYS: [&str; 6] = [
+    "CapabilityBoundingSet",
+    "AmbientCapabilities",
+    "RestrictAddressFamilies",
+    "SystemCallFilter",
+    "DeviceAllow",
+    "ReadWritePaths",
+];
 
 /// What doctor requires of the daemon's unit: it runs as the owner, never as root, and
 /// every hardening line.
@@ -197,16 +269,60 @@ mod tests {
     use std::collections::HashSet;
 
     #[test]
-    fn no_key_is_set_twice_in_a_unit() {
-        for list in [helper_hardening(), daemon_hardening()] {
-            let keys: HashSet<_> = list.iter().map(|d| d.key).collect();
-            assert_eq!(keys.len(), list.len());
+    fn only_list_keys_are_set_twice_in_a_unit() {
+        for list in [
+            helper_hardening(false),
+            helper_hardening(true),
+            daemon_hardening(),
+        ] {
+            let keys: HashSet<_> = list
+                .iter()
+                .filter(|d| !LIST_KEYS.contains(&d.key))
+                .map(|d| d.key)
+                .collect();
+            let plain = list.iter().filter(|d| !LIST_KEYS.contains(&d.key)).count();
+            assert_eq!(keys.len(), plain);
+            let caps = list.iter().filter(|d| d.key == "CapabilityBoundingSet");
+            assert_eq!(caps.count(), 1);
+        }
+    }
+
+    /// The jailer's posture widens exactly the lines the jailer needs, and keeps the rest.
+    #[test]
+    fn the_jailer_posture_replaces_only_what_the_jailer_needs() {
+        let plain = helper_required(false);
+        let jail = helper_required(true);
+        assert!(jail.contains(&"RestrictNamespaces=mnt pid".to_string()));
+        assert!(!jail.contains(&"RestrictNamespaces=yes".to_string()));
+        assert!(jail.contains(&"SystemCallFilter=@system-service @mount seccomp".to_string()));
+        assert!(jail.contains(&"DevicePolicy=closed".to_string()));
+        assert!(!plain.iter().any(|l| l.starts_with("Device")));
+        for kept in [
+            "NoNewPrivileges=yes",
+            "ProtectSystem=strict",
+            "ProtectHome=yes",
+            "ProtectControlGroups=yes",
+            "MemoryDenyWriteExecute=yes",
+            "AmbientCapabilities=",
+        ] {
+            assert!(plain.contains(&kept.to_string()) && jail.contains(&kept.to_string()));
+        }
+        let caps = |list: Vec<Directive>| {
+            list.into_iter()
+                .find(|d| d.key == "CapabilityBoundingSet")
+                .map(|d| d.value.split(' ').collect::<HashSet<_>>())
+                .unwrap()
+        };
+        let jail_caps = caps(helper_hardening(true));
+        assert!(caps(helper_hardening(false)).is_subset(&jail_caps));
+        for cap in crate::jail::JAILER_CAPS.split(' ') {
+            assert!(jail_caps.contains(cap), "{cap}");
         }
     }
 
     #[test]
     fn the_seed_minimum_is_in_both_units() {
-        let helper = helper_required();
+        let helper = helper_required(false);
         for line in [
             "NoNewPrivileges=yes",
             "ProtectSystem=strict",
@@ -234,17 +350,20 @@ mod tests {
             assert!(daemon.contains(&line.to_string()), "{line}");
         }
         assert!(!daemon.contains(&"ProtectControlGroups=yes".to_string()));
-        let helper = helper_required();
+        let helper = helper_required(true);
         assert!(helper.contains(&"ProtectControlGroups=yes".to_string()));
         assert!(!helper.iter().any(|l| l.starts_with("Delegate")));
     }
 
     #[test]
-    fn the_helper_gets_only_network_chown_and_raw() {
-        let caps = helper_hardening()
+    fn the_helper_gets_only_network_chown_raw_and_dac_override() {
+        let caps = helper_hardening(false)
             .into_iter()
             .find(|d| d.key == "CapabilityBoundingSet")
             .map(|d| d.value);
-        assert_eq!(caps, Some("CAP_NET_ADMIN CAP_NET_RAW CAP_CHOWN"));
+        assert_eq!(
+            caps,
+            Some("CAP_NET_ADMIN CAP_NET_RAW CAP_CHOWN CAP_DAC_OVERRIDE")
+        );
     }
 }

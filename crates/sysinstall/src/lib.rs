@@ -3,6 +3,7 @@
 //!
 //! * [`hardening`] owns the directives both units carry; `banger doctor` checks the
 //!   installed units against the same lists.
+//! * [`jail`] chooses whether the helper runs Firecracker's jailer (and says why).
 //! * [`render`] turns an [`InstallPlan`] into the unit files and install.toml (pure).
 //! * [`install()`] / [`uninstall()`] put them in place and take them away: atomic writes,
 //!   idempotent, and systemd is asked to act only on the real system, never under a moved
@@ -13,6 +14,7 @@ mod error;
 pub mod files;
 pub mod hardening;
 mod install;
+pub mod jail;
 pub mod plan;
 pub mod render;
 mod systemctl;

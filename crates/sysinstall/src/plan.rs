@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use banger_config::InstallMeta;
 
 use crate::SysInstallError;
+use crate::jail::{HelperPosture, JailBinaries, JailRequest};
 
 /// Everything `banger system install` decides before it writes anything.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +42,10 @@ pub struct InstallPlan {
     pub manage_services: bool,
     /// How long the services get to bring their sockets up.
     pub socket_timeout: std::time::Duration,
+    /// Whether the helper jails Firecracker, with which binaries (`None`: network only).
+    pub jail: Option<JailBinaries>,
+    /// Why that posture was chosen, in a sentence (printed by install and `--dry-run`).
+    pub posture_why: String,
 }
 
 /// The default of [`InstallPlan::socket_timeout`]: generous, a loaded host may take a while
@@ -54,6 +59,8 @@ pub struct PlanRequest<'a> {
     pub prefix: &'a Path,
     pub version: &'a str,
     pub build: &'a str,
+    /// Whether the helper should jail Firecracker ([`crate::jail::choose`]).
+    pub jail: JailRequest,
 }
 
 impl InstallPlan {
@@ -95,6 +102,7 @@ impl InstallPlan {
             .map(PathBuf::from)
             .unwrap_or_else(|| user.dir.join(".config").join("banger"));
         let owner_home = shareable_home(&user.dir, &[req.prefix, &roots.etc_dir, &unit_dir]);
+        let posture = helper_posture(&req.jail, &owner_config_dir, &user.dir, &roots.state_dir)?;
         let plan = InstallPlan {
             owner_user: user.name,
             owner_uid: user.uid.as_raw(),
@@ -111,6 +119,8 @@ impl InstallPlan {
             owner_home,
             manage_services: false,
             socket_timeout: SOCKET_TIMEOUT,
+            jail: posture.jail,
+            posture_why: posture.why,
         };
         let plan = InstallPlan {
             manage_services: plan.is_real_system(),
@@ -170,6 +180,8 @@ impl InstallPlan {
             unit_dir: Some(self.unit_dir.clone()),
             state_dir: Some(self.state_dir.clone()),
             runtime_dir: Some(self.runtime_dir.clone()),
+            jailer: self.jail.as_ref().map(|j| j.jailer.clone()),
+            firecracker: self.jail.as_ref().map(|j| j.firecracker.clone()),
         }
     }
 
@@ -196,8 +208,48 @@ impl InstallPlan {
         if let Some(home) = &self.owner_home {
             check_unit_path("the owner's home directory", home)?;
         }
+        if let Some(jail) = &self.jail {
+            check_unit_path("the jailer", &jail.jailer)?;
+            check_unit_path("Firecracker", &jail.firecracker)?;
+        }
         Ok(())
     }
+}
+
+/// The helper's posture for `request` on this host: the owner's `firecracker_bin` read from
+/// their config (`~/` against their home), binaries found on PATH and checked as the helper
+/// will check them before running them as root.
+fn helper_posture(
+    request: &JailRequest,
+    owner_config_dir: &Path,
+    home: &Path,
+    state_dir: &Path,
+) -> Result<HelperPosture, SysInstallError> {
+    let configured = match request {
+        JailRequest::Auto => {
+            let path = owner_config_dir.join("config.toml");
+            let config = match std::fs::read_to_string(&path) {
+                Ok(text) => banger_config::parse_with_home(&text, &path, Some(home))
+                    .map_err(|source| SysInstallError::OwnerConfig { source })?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Default::default(),
+                Err(source) => return Err(SysInstallError::io("read", &path, source)),
+            };
+            config.firecracker_bin
+        }
+        _ => None,
+    };
+    let check = |path: &Path| {
+        banger_system::fsperm::check_root_executable(path)
+            .map(drop)
+            .map_err(|e| format!("{}; {}", banger_system::error_chain(&e), e.hint()))
+    };
+    Ok(crate::jail::choose(
+        request,
+        configured.as_deref(),
+        state_dir,
+        &banger_system::runner::lookup_executable,
+        &check,
+    )?)
 }
 
 /// The owner's home `home` as a path the daemon's unit may make writable, or `None` when
@@ -285,6 +337,19 @@ pub(crate) mod tests {
             owner_home: Some("/home/al".into()),
             manage_services: true,
             socket_timeout: SOCKET_TIMEOUT,
+            jail: None,
+            posture_why: "network only".into(),
+        }
+    }
+
+    /// [`plan`] with the helper jailing Firecracker from /usr/local/bin.
+    pub(crate) fn jail_plan() -> InstallPlan {
+        InstallPlan {
+            jail: Some(JailBinaries {
+                jailer: "/usr/local/bin/jailer".into(),
+                firecracker: "/usr/local/bin/firecracker".into(),
+            }),
+            ..plan()
         }
     }
 

@@ -94,22 +94,36 @@ const HEADER: &str = "# Written by `banger system install`; the next install ove
 
 pub fn helper_unit(plan: &InstallPlan) -> String {
     let mut out = String::from(HEADER);
+    let what = if plan.jail.is_some() {
+        "network plumbing and jailed Firecrackers"
+    } else {
+        "network plumbing"
+    };
+    let jail_args = plan.jail.as_ref().map_or(String::new(), |j| {
+        format!(
+            " --jailer {} --firecracker {}",
+            j.jailer.display(),
+            j.firecracker.display()
+        )
+    });
     let _ = write!(
         out,
         "[Unit]\n\
-         Description=banger root helper: network plumbing for {owner}'s VMs\n\
+         Description=banger root helper: {what} for {owner}'s VMs\n\
          After=network.target\n\
          \n\
          [Service]\n\
+         # Posture: {why}\n\
          Type=notify\n\
          NotifyAccess=main\n\
-         ExecStart={bin} helper --socket {socket}\n\
+         ExecStart={bin} helper --socket {socket}{jail_args}\n\
          # The helper takes its one admitted uid from install.toml here.\n\
          Environment=BANGER_ETC_DIR={etc}\n\
          Environment=HOME=/root\n\
          Restart=on-failure\n\
          RestartSec=1s\n",
         owner = plan.owner_user,
+        why = plan.posture_why,
         bin = plan.banger_bin().display(),
         socket = plan.helper_socket().display(),
         etc = plan.etc_dir.display(),
@@ -122,9 +136,39 @@ pub fn helper_unit(plan: &InstallPlan) -> String {
         "0755",
         false,
     );
-    hardening_lines(&mut out, &helper_hardening());
+    // ProtectControlGroups=yes keeps the rest of the tree read-only.
+    out.push_str(
+        "# Per-VM v1 cgroups below banger-<owner uid> (ensure_vm_cgroup, the jailer's), where\n\
+         # the owner's daemon cannot make them (absent on a v2 host).\n",
+    );
+    for path in crate::jail::CGROUP_PATHS {
+        let _ = writeln!(out, "ReadWritePaths={path}");
+    }
+    if plan.jail.is_some() {
+        jail_lines(&mut out, &plan.state_dir);
+    }
+    hardening_lines(&mut out, &helper_hardening(plan.jail.is_some()));
     out.push_str("\n[Install]\nWantedBy=multi-user.target\n");
     out
+}
+
+/// What a jailing helper writes, and why its jailed VMMs outlive it.
+fn jail_lines(out: &mut String, state_dir: &Path) {
+    out.push_str(
+        "# Jailed Firecrackers are the helper's children: stopping or restarting it leaves\n\
+         # them running (the owner's daemon drives and stops them).\n\
+         KillMode=process\n",
+    );
+    if let Some(mount) = crate::jail::jail_mount(state_dir) {
+        let _ = writeln!(
+            out,
+            "# The jailer's chroots ({jails}) and the owner's state, on one mount: the \n\
+             # helper hard-links each VM's files into its chroot, which two mounts would refuse.\n\
+             ReadWritePaths={mount}",
+            jails = banger_paths::jail_root(state_dir).display(),
+            mount = mount.display()
+        );
+    }
 }
 
 pub fn daemon_unit(plan: &InstallPlan) -> String {
@@ -205,7 +249,7 @@ mod tests {
             (&helper, "RuntimeDirectoryMode=0755", true),
             (
                 &helper,
-                "CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_CHOWN",
+                "CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_CHOWN CAP_DAC_OVERRIDE",
                 true,
             ),
             (&helper, "ProtectHome=yes", true),
@@ -227,11 +271,62 @@ mod tests {
         for (text, line, want) in cases {
             assert_eq!(has(text, line), *want, "{line}");
         }
-        for d in helper_hardening() {
+        for d in helper_hardening(false) {
             assert!(has(&helper, &d.line()), "{}", d.line());
         }
+        for absent in [
+            "KillMode=process",
+            "DevicePolicy=closed",
+            "ReadWritePaths=/var/lib",
+        ] {
+            assert!(!has(&helper, absent), "{absent}");
+        }
+        assert!(!helper.contains("--jailer"));
         for d in daemon_hardening() {
             assert!(has(&daemon, &d.line()), "{}", d.line());
+        }
+    }
+
+    /// A jailing helper runs the jailer with what it needs, and every line doctor checks.
+    #[test]
+    fn a_jailing_helper_unit_has_what_the_jailer_needs() {
+        let helper = helper_unit(&crate::plan::tests::jail_plan());
+        for line in [
+            "ExecStart=/usr/local/bin/banger helper --socket /run/banger-helper/helper.sock \
+             --jailer /usr/local/bin/jailer --firecracker /usr/local/bin/firecracker",
+            "KillMode=process",
+            "ReadWritePaths=/var/lib",
+            "ReadWritePaths=-/sys/fs/cgroup/memory",
+            "ReadWritePaths=-/sys/fs/cgroup/pids",
+            "DevicePolicy=closed",
+            "DeviceAllow=/dev/kvm rwm",
+            "DeviceAllow=/dev/net/tun rwm",
+            "DeviceAllow=/dev/urandom rwm",
+            "RestrictNamespaces=mnt pid",
+            "SystemCallFilter=@system-service @mount seccomp",
+            "NoNewPrivileges=yes",
+            "ProtectSystem=strict",
+        ] {
+            assert!(has(&helper, line), "{line}\n{helper}");
+        }
+        for line in ["RestrictNamespaces=yes", "SystemCallFilter=@system-service"] {
+            assert!(!has(&helper, line), "{line}");
+        }
+        for d in helper_hardening(true) {
+            assert!(has(&helper, &d.line()), "{}", d.line());
+        }
+        // Each need is in the unit, word for word.
+        let jail = crate::plan::tests::jail_plan().jail.unwrap();
+        for need in crate::jail::jail_needs(&jail, Path::new("/var/lib/banger")) {
+            let (key, words) = need.split_once('=').unwrap();
+            let values: Vec<&str> = helper
+                .lines()
+                .filter_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+                .flat_map(str::split_whitespace)
+                .collect();
+            for word in words.split_whitespace() {
+                assert!(values.contains(&word), "{key}: {word}");
+            }
         }
     }
 

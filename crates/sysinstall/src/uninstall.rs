@@ -93,6 +93,9 @@ pub fn uninstall(
     if let Some(state) = &meta.state_dir {
         if purge {
             note(state, remove_tree(state)?);
+            // The helper's jails for it (chroots of VMs that are gone, or still running).
+            let jails = banger_paths::jail_root(state);
+            note(&jails, remove_tree(&jails)?);
         } else {
             report.kept_state = Some(state.clone());
         }

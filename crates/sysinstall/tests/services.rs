@@ -103,6 +103,8 @@ fn host() -> Host {
         owner_home: None,
         manage_services: true,
         socket_timeout: std::time::Duration::from_secs(2),
+        jail: None,
+        posture_why: "network only".into(),
     };
     std::fs::create_dir_all(&plan.owner_config_dir).unwrap();
     std::fs::write(p("banger"), b"\x7fELF banger").unwrap();

@@ -274,6 +274,40 @@ pub fn find_using_dir(binary: &Path, dir: &Path) -> io::Result<Vec<ProcessIdenti
     find_using_dir_at(Path::new("/proc"), binary, dir)
 }
 
+/// Every process directory under `proc_root`, with its pid.
+fn proc_entries(proc_root: &Path) -> io::Result<impl Iterator<Item = (u32, PathBuf)>> {
+    Ok(std::fs::read_dir(proc_root)?.flatten().filter_map(|entry| {
+        let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
+        Some((pid, entry.path()))
+    }))
+}
+
+/// Processes whose root directory is `root` (a chroot): compared by device and inode
+/// through `/proc/PID/root`, which only processes we may inspect (for an ordinary user, its
+/// own) let us read.
+pub fn find_rooted_at(root: &Path) -> io::Result<Vec<ProcessIdentity>> {
+    use std::os::unix::fs::MetadataExt;
+    let want = std::fs::metadata(root)?;
+    let mut found = Vec::new();
+    for (pid, dir) in proc_entries(Path::new("/proc"))? {
+        let Ok(seen) = std::fs::metadata(dir.join("root")) else {
+            continue;
+        };
+        if (seen.dev(), seen.ino()) != (want.dev(), want.ino()) {
+            continue;
+        }
+        if let Ok(Some(stat)) = read_stat_at(Path::new("/proc"), pid)
+            && !process_exited_at(Path::new("/proc"), pid, &stat)
+        {
+            found.push(ProcessIdentity {
+                pid,
+                start_time: stat.start_time,
+            });
+        }
+    }
+    Ok(found)
+}
+
 fn find_using_dir_at(
     proc_root: &Path,
     binary: &Path,
@@ -283,19 +317,11 @@ fn find_using_dir_at(
     let needle = dir.as_os_str().as_encoded_bytes();
     let me = std::process::id();
     let mut found = Vec::new();
-    for entry in std::fs::read_dir(proc_root)? {
-        let Ok(entry) = entry else { continue };
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
+    for (pid, dir) in proc_entries(proc_root)? {
         if pid == me {
             continue;
         }
-        let Some((task, exe)) = executable_of(&entry.path()) else {
+        let Some((task, exe)) = executable_of(&dir) else {
             continue;
         };
         let exe = exe.as_os_str().as_encoded_bytes();

@@ -24,8 +24,14 @@ const INSTALL_HELP: &str = "\
 Install banger as the supported, hardened system install for one owner:
 
   * this banger (and its guest agent) copied root-owned into PREFIX/bin and PREFIX/lib/banger;
-  * banger-helper.service: the root helper, holding only CAP_NET_ADMIN, CAP_NET_RAW and
-    CAP_CHOWN, its socket /run/banger-helper/helper.sock mode 0600 owned by the owner;
+  * banger-helper.service: the root helper, holding only CAP_NET_ADMIN, CAP_NET_RAW,
+    CAP_CHOWN and CAP_DAC_OVERRIDE (VM cgroups on a v1 host), its socket
+    /run/banger-helper/helper.sock mode 0600 owned by the owner;
+    when Firecracker and its jailer are installed (the owner's firecracker_bin, else
+    firecracker on PATH, with jailer beside it; both root-owned), it also starts each
+    Firecracker VM through the jailer and holds what that needs (CAP_SYS_ADMIN, mount and
+    namespace calls, /dev/kvm; see docs/privileges.md). The output says which posture was
+    chosen and why; --firecracker/--jailer choose the binaries, --no-jailer opts out;
   * bangerd.service: the owner daemon, running as the owner with no capabilities, its socket
     /run/banger/bangerd.sock mode 0600, its state in /var/lib/banger;
   * /etc/banger/install.toml: the owner, their uid, the paths and the version, written last.
@@ -62,6 +68,16 @@ pub struct SystemInstallArgs {
     /// With --dry-run: write the rendered files into DIR instead of printing them
     #[arg(long, value_name = "DIR", requires = "dry_run")]
     pub out: Option<PathBuf>,
+    /// The Firecracker the helper jails (default: the owner's firecracker_bin, else
+    /// firecracker on PATH, when a jailer is beside it); refused unless root-owned
+    #[arg(long, value_name = "PATH", conflicts_with = "no_jailer")]
+    pub firecracker: Option<PathBuf>,
+    /// The jailer to run it with (default: jailer beside --firecracker)
+    #[arg(long, value_name = "PATH", requires = "firecracker")]
+    pub jailer: Option<PathBuf>,
+    /// Never jail Firecracker: the helper does network plumbing only
+    #[arg(long)]
+    pub no_jailer: bool,
 }
 
 #[derive(Debug, Args)]

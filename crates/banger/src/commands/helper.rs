@@ -49,7 +49,7 @@ pub fn run(layout: &Layout, args: HelperArgs) -> anyhow::Result<i32> {
     if let (Some(jailer), Some(firecracker)) = (args.jailer, args.firecracker) {
         // Chroots are built beside the state directory, root-owned: the owner owns the
         // state directory and must not be able to redirect what root writes.
-        let jail_root = jail_root(&layout.state_dir);
+        let jail_root = banger_paths::jail_root(&layout.state_dir);
         tracing::info!(jailer = %jailer.display(), jail_root = %jail_root.display(), "jailing Firecracker");
         executor = executor.with_jail(JailSetup {
             jailer,
@@ -65,13 +65,4 @@ pub fn run(layout: &Layout, args: HelperArgs) -> anyhow::Result<i32> {
     }
     server::serve(listener, executor).context("the helper stopped accepting connections")?;
     Ok(0)
-}
-
-/// `/var/lib/banger` → `/var/lib/banger-jail`: on the same file system as the state (the
-/// helper hard-links the owner's files into chroots), outside the owner's directory.
-fn jail_root(state_dir: &std::path::Path) -> std::path::PathBuf {
-    let name = state_dir
-        .file_name()
-        .map_or_else(|| "banger".into(), |n| n.to_string_lossy().into_owned());
-    state_dir.with_file_name(format!("{name}-jail"))
 }

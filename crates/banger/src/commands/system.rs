@@ -4,6 +4,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use banger_paths::{DAEMON_SERVICE, HELPER_SERVICE, ProcessEnv, SystemRoots};
+use banger_sysinstall::jail::JailRequest;
 use banger_sysinstall::plan::PlanRequest;
 use banger_sysinstall::{FileChange, InstallPlan, Sources, render};
 use banger_system::RealRunner;
@@ -36,9 +37,18 @@ fn install(args: SystemInstallArgs) -> anyhow::Result<i32> {
             prefix: &args.prefix,
             version: env!("CARGO_PKG_VERSION"),
             build: crate::BUILD_ID,
+            jail: match (args.no_jailer, args.firecracker) {
+                (true, _) => JailRequest::Off,
+                (false, Some(firecracker)) => JailRequest::Explicit {
+                    firecracker,
+                    jailer: args.jailer,
+                },
+                (false, None) => JailRequest::Auto,
+            },
         },
         &ProcessEnv,
     )?;
+    outln!("helper posture: {}", plan.posture_why)?;
     if args.dry_run {
         return dry_run(&plan, args.out.as_deref());
     }

@@ -174,10 +174,17 @@ fn describe(vm: &VmView, escape: bool, out: &mut String) {
             let _ = writeln!(out, "  note:       {}", guest(note));
         }
     }
+    if let Some(sandbox) = &vm.sandbox {
+        let _ = writeln!(out, "sandbox:     {}", sandbox_line(sandbox));
+        let _ = writeln!(out, "  started:    by {}", sandbox.summary);
+    }
     if let Some(limits) = &vm.limits {
         let _ = writeln!(out, "limits:      {}", limits_line(limits));
         for dir in &limits.dirs {
             let _ = writeln!(out, "  cgroup:     {dir}");
+        }
+        if let Some(by) = &limits.made_by {
+            let _ = writeln!(out, "  made by:    {by}");
         }
     }
     for disk in &vm.disks {
@@ -238,6 +245,30 @@ pub fn print_timings(vm: &VmView) {
     let mut text = String::new();
     timings(vm, true, &mut text);
     let _ = std::io::stderr().write_all(text.as_bytes());
+}
+
+/// `uid 1900012345, seccomp, no_new_privs, no capabilities, own root`: each layer seen, or
+/// what is missing.
+fn sandbox_line(s: &banger_api::SandboxView) -> String {
+    let flag = |on: Option<bool>, yes: &str, no: &str| match on {
+        Some(true) => yes.to_owned(),
+        Some(false) => no.to_owned(),
+        None => format!("{yes} unknown"),
+    };
+    let caps = match s.capabilities.as_deref() {
+        Some("0x0") => "no capabilities".to_owned(),
+        Some(c) => format!("capabilities {c}"),
+        None => "capabilities unknown".to_owned(),
+    };
+    [
+        s.uid
+            .map_or("uid unknown".to_owned(), |u| format!("uid {u}")),
+        flag(s.seccomp, "seccomp", "NO seccomp"),
+        flag(s.no_new_privs, "no_new_privs", "NO no_new_privs"),
+        caps,
+        flag(s.own_root, "own root", "the host's root"),
+    ]
+    .join(", ")
 }
 
 /// `memory ≤ 1.8 GiB (212 MiB used), tasks ≤ 512 (14)`, or why there are no limits.
@@ -312,6 +343,16 @@ mod tests {
             tasks_max: Some(512),
             tasks: Some(14),
             unlimited_because: None,
+            made_by: Some("the root helper".into()),
+        });
+        view.sandbox = Some(banger_api::SandboxView {
+            started_by: "jailer".into(),
+            summary: "the root helper through Firecracker's jailer (chroot /j)".into(),
+            uid: Some(1000),
+            seccomp: Some(true),
+            no_new_privs: Some(true),
+            capabilities: Some("0x0".into()),
+            own_root: Some(true),
         });
         let mut out = String::new();
         describe(&view, true, &mut out);
@@ -323,6 +364,14 @@ mod tests {
         );
         assert!(
             out.contains("  cgroup:     /sys/fs/cgroup/memory/banger-x/0123456789ab\n"),
+            "{out}"
+        );
+        assert!(out.contains("  made by:    the root helper\n"), "{out}");
+        assert!(
+            out.contains(
+                "sandbox:     uid 1000, seccomp, no_new_privs, no capabilities, own root\n  \
+                 started:    by the root helper through Firecracker's jailer (chroot /j)\n"
+            ),
             "{out}"
         );
         view.limits = Some(banger_api::LimitsView {

@@ -8,6 +8,7 @@ use banger_api::LimitsView;
 use banger_store::VmRecord;
 use banger_vmm::VmRuntime;
 use banger_vmm::sandbox::cgroup::{self, CgroupPolicy};
+use banger_vmm::sandbox::posture::StartedBy;
 
 use crate::state::Daemon;
 
@@ -15,6 +16,13 @@ use crate::state::Daemon;
 /// daemon launched it) and those this daemon would make for it (a launch that died before
 /// it was recorded). Failures are logged: the next start sweeps an empty group.
 pub async fn release(daemon: &Daemon, vm: &VmRecord) {
+    // Groups the root helper made are root's: only it can remove them.
+    if let CgroupPolicy::Delegated { delegate, .. } = daemon.driver.cgroups() {
+        if let Err(e) = delegate.remove(&vm.id).await {
+            tracing::warn!(vm = %vm.name, error = %banger_system::error_chain(&e), "cannot remove the VM's cgroup");
+        }
+        return;
+    }
     let mut dirs = recorded(vm);
     if let CgroupPolicy::Limit { cgroups, .. } = daemon.driver.cgroups() {
         dirs.extend(cgroups.dirs(&vm.id));
@@ -68,7 +76,21 @@ pub fn view(daemon: &Daemon, vm: &VmRecord) -> Option<LimitsView> {
     }
     let seen = cgroup::read::of_process(rt.pid).ok()?;
     if seen.limited() {
+        // A jailed Firecracker's API socket lies in the jailer's chroot.
+        let jailed = matches!(
+            StartedBy::of(&rt, &Default::default()),
+            StartedBy::Jailer { .. }
+        );
+        let made_by = match daemon.driver.cgroups() {
+            _ if jailed => Some("the jailer, run by the root helper".to_owned()),
+            CgroupPolicy::Delegated { delegate, .. } => Some(delegate.0.describe()),
+            CgroupPolicy::Limit { cgroups, .. } => {
+                Some(format!("this daemon: {}", cgroups.describe()))
+            }
+            CgroupPolicy::Unavailable { .. } => None,
+        };
         return Some(LimitsView {
+            made_by,
             cgroup: seen.version.map(str::to_owned),
             dirs: [seen.memory_dir, seen.pids_dir]
                 .into_iter()
@@ -86,9 +108,11 @@ pub fn view(daemon: &Daemon, vm: &VmRecord) -> Option<LimitsView> {
     }
     let why = match daemon.driver.cgroups() {
         CgroupPolicy::Unavailable { reason } => reason.clone(),
-        CgroupPolicy::Limit { .. } => "its VMM was started without a cgroup of its own (by an \
+        CgroupPolicy::Limit { .. } | CgroupPolicy::Delegated { .. } => {
+            "its VMM was started without a cgroup of its own (by an \
              older banger or an unsandboxed launch); restart the VM to limit it"
-            .to_owned(),
+                .to_owned()
+        }
     };
     Some(LimitsView {
         unlimited_because: Some(why),

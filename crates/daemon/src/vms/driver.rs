@@ -29,6 +29,8 @@ pub struct Drivers {
     /// A system install's helper socket: Firecracker is started through the helper's
     /// jailer when it has one ([`super::jailer`]).
     jail_helper: Option<PathBuf>,
+    /// This owner's chroot base under that helper (`<state>-jail/<uid>`).
+    jail_base: PathBuf,
     /// `[sandbox]`'s id range, checked when the QEMU driver is built.
     vmm_ids: (u32, u32),
     /// Names this daemon's VM cgroups (`banger-<instance>`): its state directory, hashed.
@@ -52,6 +54,9 @@ impl Drivers {
                 .mode
                 .is_system_install()
                 .then(|| layout.helper_socket()),
+            // SAFETY: geteuid has no preconditions and cannot fail.
+            jail_base: banger_paths::jail_root(&layout.state_dir)
+                .join(unsafe { libc::geteuid() }.to_string()),
             vmm_ids: config.sandbox.id_range(),
             cgroup_instance: cgroup::instance_name(&layout.state_dir),
             cgroup_overhead: Overhead {
@@ -95,10 +100,30 @@ impl Drivers {
     pub fn cgroups(&self) -> &CgroupPolicy {
         self.cgroups.get_or_init(|| {
             let policy =
-                CgroupPolicy::for_this_process(&self.cgroup_instance, self.cgroup_overhead);
+                match CgroupPolicy::for_this_process(&self.cgroup_instance, self.cgroup_overhead) {
+                    // A system install's daemon on a v1 host cannot write root's hierarchies:
+                    // the root helper makes each VM's groups for it.
+                    CgroupPolicy::Unavailable { .. }
+                        if cgroup::delegate::helper_makes_groups(self.jail_helper.is_some()) =>
+                    {
+                        let socket = self.jail_helper.clone().unwrap_or_default();
+                        CgroupPolicy::Delegated {
+                            delegate: cgroup::Delegate(Arc::new(
+                                super::helper_cgroup::HelperCgroups::new(socket),
+                            )),
+                            overhead: self.cgroup_overhead,
+                        }
+                    }
+                    policy => policy,
+                };
             match &policy {
                 CgroupPolicy::Limit { cgroups, overhead } => tracing::info!(
                     backend = %cgroups.describe(),
+                    ?overhead,
+                    "VMs get cgroups with memory and tasks limits"
+                ),
+                CgroupPolicy::Delegated { delegate, overhead } => tracing::info!(
+                    backend = %delegate.0.describe(),
                     ?overhead,
                     "VMs get cgroups with memory and tasks limits"
                 ),
@@ -248,8 +273,10 @@ impl Drivers {
                 config.cgroups = self.cgroups().clone();
                 let mut driver = FirecrackerDriver::new(config);
                 if let Some(socket) = &self.jail_helper {
-                    driver = driver
-                        .with_jailer(Arc::new(super::jailer::HelperJailer::new(socket.clone())));
+                    driver = driver.with_jailer(Arc::new(super::jailer::HelperJailer::new(
+                        socket.clone(),
+                        self.jail_base.clone(),
+                    )));
                 }
                 Ok(Driver::Firecracker(driver))
             }

@@ -12,11 +12,14 @@ use banger_vmm::firecracker::jailed::{JailLauncher, LaunchError};
 /// The helper on `socket`, asked per launch (it may have been restarted since).
 pub struct HelperJailer {
     socket: PathBuf,
+    /// The helper's chroot base for this owner (`<state>-jail/<uid>`), where each VM's
+    /// chroot is `firecracker/<id>/root`.
+    base: PathBuf,
 }
 
 impl HelperJailer {
-    pub fn new(socket: PathBuf) -> HelperJailer {
-        HelperJailer { socket }
+    pub fn new(socket: PathBuf, base: PathBuf) -> HelperJailer {
+        HelperJailer { socket, base }
     }
 }
 
@@ -33,6 +36,15 @@ impl JailLauncher for HelperJailer {
             }
             Err(e) => Err(Box::new(e)),
         }
+    }
+
+    fn chroot(&self, id: &JailId) -> Option<PathBuf> {
+        Some(
+            self.base
+                .join(banger_helper_proto::JAIL_EXEC_NAME)
+                .join(id.as_str())
+                .join("root"),
+        )
     }
 
     fn release(&self, id: &JailId) -> Result<(), LaunchError> {

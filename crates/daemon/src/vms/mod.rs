@@ -16,11 +16,13 @@ mod console;
 mod create;
 pub mod driver;
 pub mod exec;
+pub mod helper_cgroup;
 mod jailer;
 mod lock;
 pub mod logs;
 pub mod names;
 mod pause;
+mod posture;
 pub mod reconcile;
 mod release;
 mod remove;
@@ -93,6 +95,7 @@ pub fn get(daemon: &Daemon, name: &str) -> Result<VmView> {
     view.shares = crate::shares::views(daemon, &vm)?;
     view.shares_down = crate::shares::down_paths(daemon, &vm)?;
     view.limits = cgroup::view(daemon, &vm);
+    view.sandbox = posture::view(&vm);
     Ok(view)
 }
 
@@ -172,6 +175,7 @@ pub fn view(vm: &VmRecord) -> VmView {
         shares: Vec::new(),
         shares_down: Vec::new(),
         limits: None,
+        sandbox: None,
     }
 }
 

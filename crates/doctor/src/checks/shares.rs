@@ -212,6 +212,8 @@ mod tests {
             owner_home: Some("/home/al".into()),
             manage_services: true,
             socket_timeout: std::time::Duration::from_secs(1),
+            jail: None,
+            posture_why: String::new(),
         };
         let text = banger_sysinstall::render::daemon_unit(&plan);
         let assignments: Vec<(String, String)> = text

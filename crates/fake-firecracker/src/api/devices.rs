@@ -253,13 +253,27 @@ pub(super) fn put_vsock(vmm: &mut Vmm, body: &[u8]) -> Answer {
 /// relying on Firecracker to create it (at configuration or at a snapshot load) fails here
 /// instead of leaking TAPs in production.
 pub(super) fn check_tap(name: &str) -> Result<(), String> {
-    let sys = Path::new("/sys/class/net").join(name);
-    if !sys.exists() {
-        return Err(format!(
+    let missing = || {
+        format!(
             "Open tap device failed: fake-firecracker: TAP {name} does not exist (the real \
              Firecracker would create it as root and delete it on exit; banger must create \
              its TAPs itself)"
-        ));
+        )
+    };
+    let classes = Path::new("/sys/class/net");
+    if !classes.is_dir() {
+        // In the jailer's chroot there is no /sys; the real Firecracker finds the TAP by
+        // name (TUNSETIFF), so the fake looks the name up in its network namespace.
+        let c_name = std::ffi::CString::new(name).map_err(|_| missing())?;
+        // SAFETY: a NUL-terminated string that outlives the call; no other memory is used.
+        if unsafe { libc::if_nametoindex(c_name.as_ptr()) } == 0 {
+            return Err(missing());
+        }
+        return Ok(());
+    }
+    let sys = classes.join(name);
+    if !sys.exists() {
+        return Err(missing());
     }
     if !sys.join("tun_flags").exists() {
         return Err(format!(

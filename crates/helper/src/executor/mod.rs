@@ -3,7 +3,9 @@
 //! Every verb names objects that carry the owner (the bridge `bgbr<uid>`, the table
 //! `banger_bgbr<uid>`, TAPs whose kernel owner is the uid), checks what already exists
 //! before changing anything, and is idempotent: asking twice is not an error. Verbs run
-//! one at a time (a mutex), so "check, then change" cannot interleave.
+//! one at a time (a mutex), so "check, then change" cannot interleave; the jail and cgroup
+//! verbs, which touch only per-VM chroots and groups, have a mutex of their own, so a
+//! jailer run (up to 40 s) never holds up the network verbs.
 //!
 //! The verbs live by concern: `bridge` (the bridge and TAPs), `nat` (the nftables table
 //! and published ports), `report` (the read-only answers).
@@ -35,7 +37,11 @@ pub struct Executor {
     nft_binary: Option<PathBuf>,
     /// How Firecracker is jailed; `None`: `launch_jailed` is refused.
     jail: Option<JailSetup>,
+    /// Serialises the network verbs (bridge, TAPs, nftables, reports).
     lock: Mutex<()>,
+    /// Serialises the jail and cgroup verbs (chroots and groups of VMs, nothing shared
+    /// with the network verbs).
+    jail_lock: Mutex<()>,
 }
 
 pub(crate) fn system(e: NetError) -> Failure {
@@ -54,6 +60,7 @@ impl Executor {
             nft_binary,
             jail: None,
             lock: Mutex::new(()),
+            jail_lock: Mutex::new(()),
         }
     }
 
@@ -86,7 +93,14 @@ impl Executor {
     pub fn execute(&self, verb: Verb) -> Result<Reply, Failure> {
         // A poisoned lock only means an earlier verb panicked; the kernel state it guards
         // is re-read by every verb, so carrying on is safe.
-        let _serial = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let lock = match verb {
+            Verb::LaunchJailed { .. }
+            | Verb::ReleaseJail { .. }
+            | Verb::EnsureVmCgroup { .. }
+            | Verb::RemoveVmCgroup { .. } => &self.jail_lock,
+            _ => &self.lock,
+        };
+        let _serial = lock.lock().unwrap_or_else(|p| p.into_inner());
         match verb {
             Verb::Hello => Ok(Reply::Hello {
                 version: PROTOCOL_VERSION,
@@ -165,5 +179,45 @@ impl Executor {
                 ),
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// While a jail verb runs (its lock held), the network verbs still answer, and the
+    /// other jail verbs wait for it.
+    #[test]
+    fn a_jailer_run_does_not_hold_up_the_network_verbs() {
+        let executor = Arc::new(Executor::new(
+            1000,
+            Arc::new(banger_system::RealRunner),
+            None,
+        ));
+        let held = executor.jail_lock.lock().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        for verb in [
+            Verb::Hello,
+            Verb::ReleaseJail {
+                id: banger_helper_proto::JailId::new("abc").unwrap(),
+            },
+        ] {
+            let executor = Arc::clone(&executor);
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let name = verb.name();
+                let _ = executor.execute(verb);
+                let _ = tx.send(name);
+            });
+        }
+        assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok("hello"));
+        assert!(
+            rx.recv_timeout(Duration::from_millis(300)).is_err(),
+            "release_jail ran while another jail verb held the jail lock"
+        );
+        drop(held);
+        assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok("release_jail"));
     }
 }

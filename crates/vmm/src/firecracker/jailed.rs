@@ -39,6 +39,12 @@ pub trait JailLauncher: Send + Sync {
     fn launch(&self, launch: &JailLaunch) -> Result<Option<Jailed>, LaunchError>;
     /// Remove VM `id`'s jail once its Firecracker is gone (nothing to do is not an error).
     fn release(&self, id: &JailId) -> Result<(), LaunchError>;
+    /// Where VM `id`'s chroot is on the host, when this launcher knows its layout: a
+    /// process rooted there is that VM's Firecracker, whatever its binary is called (the
+    /// jailer runs a copy inside the chroot).
+    fn chroot(&self, _id: &JailId) -> Option<PathBuf> {
+        None
+    }
 }
 
 /// A launch through the jailer, as the boot plan and the launcher see it.

@@ -226,7 +226,8 @@ impl VmmDriver for FirecrackerDriver {
         let cgroup = self
             .config
             .cgroups
-            .make(&spec.vm_id, spec.memory_mib, false)?;
+            .make(&spec.vm_id, spec.memory_mib, false)
+            .await?;
         let launched = launch::run(
             &self.config,
             spec,
@@ -409,6 +410,20 @@ impl VmmDriver for FirecrackerDriver {
         &self,
         vm_dir: &std::path::Path,
     ) -> std::io::Result<Vec<crate::process::ProcessIdentity>> {
-        crate::process::find_using_dir(&self.config.binary, vm_dir)
+        let mut found = crate::process::find_using_dir(&self.config.binary, vm_dir)?;
+        // A jailed Firecracker names no host path and runs a copy of the binary: it is
+        // found by its root, the VM's chroot (the VM directory is named by the VM's id).
+        let chroot = self.jailer.as_ref().and_then(|launcher| {
+            let id = vm_dir.file_name()?.to_str()?;
+            launcher.chroot(&jailed::jail_id(id).ok()?)
+        });
+        if let Some(chroot) = chroot.filter(|c| c.is_dir()) {
+            for process in crate::process::find_rooted_at(&chroot)? {
+                if !found.contains(&process) {
+                    found.push(process);
+                }
+            }
+        }
+        Ok(found)
     }
 }

@@ -380,11 +380,16 @@ impl VmmDriver for QemuDriver {
         // Only a sandboxed QEMU can be placed: an unsandboxed one daemonizes itself.
         let cgroup = match self.config.sandbox {
             SandboxPolicy::Off => None,
-            _ => self.config.cgroups.make(
-                &spec.vm_id,
-                spec.memory_mib,
-                self.config.accel == Accel::Tcg,
-            )?,
+            _ => {
+                self.config
+                    .cgroups
+                    .make(
+                        &spec.vm_id,
+                        spec.memory_mib,
+                        self.config.accel == Accel::Tcg,
+                    )
+                    .await?
+            }
         };
         let launched = self
             .launch_in(spec, plan, &fds, cgroup.as_ref(), deferred)

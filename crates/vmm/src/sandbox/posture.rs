@@ -39,6 +39,64 @@ impl ProcessPosture {
     }
 }
 
+/// Which way a running VMM was confined when it started: the one answer doctor and
+/// `vm inspect` give.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartedBy {
+    /// The root helper, through Firecracker's jailer, in this chroot (a system install).
+    Jailer { chroot: std::path::PathBuf },
+    /// banger's own sandbox (`crates/vmm/src/sandbox/`): seen as `no_new_privs` or a root
+    /// of its own.
+    Sandbox,
+    /// Neither: an unsandboxed VMM (an older banger, or the sandbox turned off).
+    Unsandboxed,
+}
+
+impl StartedBy {
+    /// `rt`'s VMM, as `seen` in `/proc`. A jailed Firecracker's API socket lies in the
+    /// jailer's chroot (`<chroot>/run/firecracker.socket`).
+    pub fn of(rt: &crate::VmRuntime, seen: &ProcessPosture) -> StartedBy {
+        let jailed = rt.driver == crate::DriverKind::Firecracker
+            && rt
+                .control_socket
+                .ends_with(banger_helper_proto::JAIL_API_SOCKET);
+        if let Some(chroot) = jailed
+            .then(|| rt.control_socket.parent().and_then(|p| p.parent()))
+            .flatten()
+        {
+            return StartedBy::Jailer {
+                chroot: chroot.to_path_buf(),
+            };
+        }
+        if seen.no_new_privs == Some(true) || seen.own_root == Some(true) {
+            StartedBy::Sandbox
+        } else {
+            StartedBy::Unsandboxed
+        }
+    }
+
+    /// `jailer`, `sandbox` or `none`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StartedBy::Jailer { .. } => "jailer",
+            StartedBy::Sandbox => "sandbox",
+            StartedBy::Unsandboxed => "none",
+        }
+    }
+
+    /// In words, for doctor and `vm inspect`.
+    pub fn describe(&self) -> String {
+        match self {
+            StartedBy::Jailer { chroot } => format!(
+                "the root helper through Firecracker's jailer (chroot {})",
+                chroot.display()
+            ),
+            StartedBy::Sandbox => "banger's sandbox (not Firecracker's jailer)".to_owned(),
+            StartedBy::Unsandboxed => "no sandbox".to_owned(),
+        }
+    }
+}
+
 /// Parse `/proc/PID/status`.
 pub fn parse_status(text: &str) -> ProcessPosture {
     let mut p = ProcessPosture::default();

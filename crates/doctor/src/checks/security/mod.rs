@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use banger_paths::{DAEMON_SERVICE, HELPER_SERVICE};
 use banger_sysinstall::hardening;
+use banger_sysinstall::jail::JailBinaries;
 use banger_system::CommandRunner;
 use banger_system::fsperm::{FileFacts, FileKind, check_root_executable};
 
@@ -110,7 +111,7 @@ pub fn posture(inputs: &PostureInputs<'_>) -> Vec<Check> {
         unit_hardening(
             "helper unit hardening",
             &unit_dir.join(HELPER_SERVICE),
-            &hardening::helper_required(),
+            &hardening::helper_required(meta.jailer.is_some()),
             &meta.owner_user,
         ),
         unit_hardening(
@@ -120,10 +121,68 @@ pub fn posture(inputs: &PostureInputs<'_>) -> Vec<Check> {
             &meta.owner_user,
         ),
     ];
+    if let (Some(jailer), Some(firecracker)) = (&meta.jailer, &meta.firecracker) {
+        let jail = JailBinaries {
+            jailer: jailer.clone(),
+            firecracker: firecracker.clone(),
+        };
+        let state_dir = meta
+            .state_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(banger_paths::SYSTEM_STATE_DIR));
+        checks.push(jail_needs(
+            &unit_dir.join(HELPER_SERVICE),
+            &jail,
+            &state_dir,
+            &meta.owner_user,
+        ));
+        checks.push(binary_ownership("jailer binary ownership", jailer));
+        if !inputs.vmm_binaries.iter().any(|(_, p)| p == firecracker) {
+            checks.push(binary_ownership(
+                "jailed firecracker ownership",
+                firecracker,
+            ));
+        }
+    }
     for (name, path) in inputs.vmm_binaries {
         checks.push(binary_ownership(name, path));
     }
     checks
+}
+
+/// The install chose a jailing helper: its unit must still run the jailer with what the
+/// jailer needs (a drop-in or hand edit that takes any of it away breaks every
+/// Firecracker start, or silently stops jailing).
+fn jail_needs(unit: &Path, jail: &JailBinaries, state_dir: &Path, owner: &str) -> Check {
+    const NAME: &str = "helper unit runs the jailer";
+    let needs = banger_sysinstall::jail::jail_needs(jail, state_dir);
+    let reinstall = format!(
+        "`sudo banger system install --owner {owner}` rewrites the helper unit (remove any drop-in that takes these away), or install with --no-jailer"
+    );
+    match units::lacking(unit, &needs) {
+        Err(err) => Check::fail(groups::SECURITY, NAME, err).hint(reinstall),
+        Ok(lacking) if lacking.is_empty() => Check::pass(
+            groups::SECURITY,
+            NAME,
+            format!(
+                "{} starts Firecracker {} through {} with what the jailer needs",
+                unit.display(),
+                jail.firecracker.display(),
+                jail.jailer.display()
+            ),
+        ),
+        Ok(lacking) => Check::fail(
+            groups::SECURITY,
+            NAME,
+            format!(
+                "install.toml says the helper jails Firecracker, but {} lacks {}",
+                unit.display(),
+                lacking.join(", ")
+            ),
+        )
+        .detail("without them the jailer fails, and every Firecracker VM fails to start")
+        .hint(reinstall),
+    }
 }
 
 fn dev_mode_warning(install_toml: &Path) -> Check {

@@ -6,9 +6,9 @@
 
 use banger_store::{VmRecord, VmState};
 use banger_vmm::process::{ProcessIdentity, is_running};
-use banger_vmm::sandbox::cgroup::Layout;
 use banger_vmm::sandbox::cgroup::read::{self as cgroup_read, ProcessCgroups};
-use banger_vmm::sandbox::posture::{self, ProcessPosture};
+use banger_vmm::sandbox::cgroup::{self, Layout};
+use banger_vmm::sandbox::posture::{self, ProcessPosture, StartedBy};
 use banger_vmm::sandbox::{IdRange, QEMU_SANDBOX};
 use banger_vmm::{DriverKind, VmRuntime};
 
@@ -27,9 +27,17 @@ impl CapabilityCheck for VmmSandbox {
     fn run(&self, ctx: &DoctorContext) -> Vec<Check> {
         let (base, count) = ctx.config.sandbox.id_range();
         let range = IdRange::new(base, count).ok();
+        // A system install whose helper jails Firecracker (install.toml says so).
+        let jailer = banger_config::load_install_meta(&ctx.install_toml)
+            .ok()
+            .flatten()
+            .and_then(|meta| meta.jailer);
         let mut checks = vec![
-            host_row(ctx.euid, range),
-            cgroup_row(&posture::cgroup_support()),
+            host_row(ctx.euid, range, jailer.as_deref()),
+            cgroup_row(
+                &posture::cgroup_support(),
+                cgroup::delegate::helper_makes_groups(ctx.layout.mode.is_system_install()),
+            ),
         ];
         if let StoreState::Open(store) = ctx.store()
             && let Ok(vms) = store.list_vms()
@@ -47,7 +55,7 @@ impl CapabilityCheck for VmmSandbox {
 }
 
 /// The sandbox this daemon gives its VMMs, and what the host allows beyond it.
-pub fn host_row(euid: u32, range: Option<IdRange>) -> Check {
+pub fn host_row(euid: u32, range: Option<IdRange>, jailer: Option<&std::path::Path>) -> Check {
     let summary = if euid == 0 {
         match range {
             Some(r) => format!(
@@ -79,10 +87,18 @@ pub fn host_row(euid: u32, range: Option<IdRange>) -> Check {
             }
             Err(why) => format!("unprivileged user namespaces: not allowed ({why})"),
         })
-        .detail(
-            "Firecracker VMs: the same sandbox as QEMU's (uid, jail, no_new_privs, cgroup) \
-             around Firecracker's own seccomp filters; not through Firecracker's jailer",
-        );
+        .detail(match jailer {
+            Some(jailer) => format!(
+                "Firecracker VMs: started by the root helper through Firecracker's jailer {} \
+                 (its chroot, a pid namespace of its own, your uid, v1 cgroup limits) with \
+                 Firecracker's own seccomp filters",
+                jailer.display()
+            ),
+            None => "Firecracker VMs: the same sandbox as QEMU's (uid, jail, no_new_privs, \
+                     cgroup) around Firecracker's own seccomp filters; not through \
+                     Firecracker's jailer"
+                .to_owned(),
+        });
     if range.is_none() && euid == 0 {
         check = Check::fail(groups::SECURITY, "VMM sandbox", check.summary.clone())
             .details(check.details.clone())
@@ -93,7 +109,7 @@ pub fn host_row(euid: u32, range: Option<IdRange>) -> Check {
 
 /// Per-VM cgroup limits as a daemon running like this doctor would have them; say plainly
 /// when the host cannot have them. (Each running VM's row shows what its VMM really has.)
-pub fn cgroup_row(support: &Result<Layout, String>) -> Check {
+pub fn cgroup_row(support: &Result<Layout, String>, helper_makes: bool) -> Check {
     const ROW: &str = "VMM cgroup limits";
     let how = "each VM's VMM (and its virtiofsd) runs in a cgroup of its own, its memory \
                bounded by the VM's RAM plus [sandbox] vmm_memory_overhead_mib and its tasks by \
@@ -111,6 +127,14 @@ pub fn cgroup_row(support: &Result<Layout, String>) -> Check {
                 "{how} (cgroup v1, below {} and {})",
                 memory.display(),
                 pids.display()
+            ),
+        ),
+        Err(_) if helper_makes => Check::pass(
+            groups::SECURITY,
+            ROW,
+            format!(
+                "{how} (cgroup v1: the root helper makes each VM's groups, below banger-<owner \
+                 uid> in the memory and pids hierarchies, and a VM does not start without them)"
             ),
         ),
         Err(reason) => Check::warn(
@@ -219,22 +243,8 @@ pub fn vm_row(
         ),
         format!("root: {root}"),
     ];
-    if rt.driver == DriverKind::Firecracker {
-        // Which way it was started: its API socket lies in the jailer's chroot when the root
-        // helper started it through the jailer.
-        let chroot = rt
-            .control_socket
-            .ends_with(banger_helper_proto::JAIL_API_SOCKET)
-            .then(|| rt.control_socket.parent().and_then(|p| p.parent()))
-            .flatten();
-        details.push(match chroot {
-            Some(root) => format!(
-                "started by: the root helper through Firecracker's jailer (chroot {})",
-                root.display()
-            ),
-            None => "started by: banger's sandbox (not Firecracker's jailer)".to_owned(),
-        });
-    }
+    // Which way it was started (the same fact `vm inspect` shows).
+    details.push(format!("started by: {}", StartedBy::of(rt, &p).describe()));
     let restart =
         format!("restart it to sandbox it: `banger vm stop {name} && banger vm start {name}`");
     let mut problems = Vec::new();
@@ -448,22 +458,42 @@ mod tests {
 
     #[test]
     fn host_rows() {
-        let c = host_row(0, Some(IdRange::default()));
+        let c = host_row(0, Some(IdRange::default()), None);
+        assert!(c.details.iter().any(|d| d.contains("not through")));
+        let jailed = host_row(
+            1000,
+            None,
+            Some(std::path::Path::new("/usr/local/bin/jailer")),
+        );
+        assert!(
+            jailed
+                .details
+                .iter()
+                .any(|d| d.contains("through Firecracker's jailer /usr/local/bin/jailer"))
+        );
         assert_eq!(c.status, Status::Pass);
         assert!(c.summary.contains("1900000001"), "{}", c.summary);
-        assert_eq!(host_row(0, None).status, Status::Fail);
-        assert!(host_row(1000, None).summary.contains("needs a root daemon"));
-        let c = cgroup_row(&Err(
-            "cgroup v1: /sys/fs/cgroup/memory is not writable".into()
-        ));
+        assert_eq!(host_row(0, None, None).status, Status::Fail);
+        assert!(
+            host_row(1000, None, None)
+                .summary
+                .contains("needs a root daemon")
+        );
+        let c = cgroup_row(
+            &Err("cgroup v1: /sys/fs/cgroup/memory is not writable".into()),
+            false,
+        );
         assert_eq!(c.status, Status::Warn);
         assert!(
             c.summary.contains("no memory or tasks limits") && c.summary.contains("not writable")
         );
-        let c = cgroup_row(&Ok(Layout::V1 {
-            memory: "/sys/fs/cgroup/memory/x".into(),
-            pids: "/sys/fs/cgroup/pids".into(),
-        }));
+        let c = cgroup_row(
+            &Ok(Layout::V1 {
+                memory: "/sys/fs/cgroup/memory/x".into(),
+                pids: "/sys/fs/cgroup/pids".into(),
+            }),
+            false,
+        );
         assert_eq!(c.status, Status::Pass);
         assert!(
             c.summary
@@ -471,6 +501,10 @@ mod tests {
             "{}",
             c.summary
         );
+        // A system install's daemon on a v1 host: the helper makes the groups.
+        let c = cgroup_row(&Err("not writable".into()), true);
+        assert_eq!(c.status, Status::Pass);
+        assert!(c.summary.contains("the root helper makes"), "{}", c.summary);
     }
 
     /// The real thing: this test process, read as doctor reads a VMM.

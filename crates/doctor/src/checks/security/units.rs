@@ -6,33 +6,61 @@ use std::path::{Path, PathBuf};
 
 /// Keys whose assignments add up (an empty assignment resets the list) rather than the
 /// last one winning: a drop-in `CapabilityBoundingSet=CAP_SYS_ADMIN` widens the set.
-const LIST_KEYS: [&str; 4] = [
-    "CapabilityBoundingSet",
-    "AmbientCapabilities",
-    "RestrictAddressFamilies",
-    "SystemCallFilter",
-];
+use banger_sysinstall::hardening::LIST_KEYS;
 
 /// Which of `required` (`Key=value` lines) are not in effect in `unit` (plus its
 /// `<unit>.d/*.conf` drop-ins). The effective value must be exactly `value`: a later
 /// `NoNewPrivileges=no`, a commented-out line, or a list widened anywhere counts as
-/// missing. List keys compare as sets of words.
+/// missing. List keys compare as sets of words, the required lines of one key together
+/// (several `DeviceAllow=` lines make one list).
 pub fn missing_directives(unit: &Path, required: &[String]) -> Result<Vec<String>, String> {
     let assignments = unit_assignments(unit)?;
+    let split = |directive: &str| -> (String, String) {
+        let (key, want) = directive.split_once('=').unwrap_or((directive, ""));
+        (key.to_owned(), want.to_owned())
+    };
+    let wanted_list = |key: &str| -> String {
+        required
+            .iter()
+            .map(|d| split(d))
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     Ok(required
         .iter()
         .filter(|directive| {
-            let (key, want) = directive
-                .split_once('=')
-                .unwrap_or((directive.as_str(), ""));
-            match effective(&assignments, key) {
+            let (key, want) = split(directive);
+            match effective(&assignments, &key) {
                 None => true,
-                Some(value) if LIST_KEYS.contains(&key) => words(&value) != words(want),
+                Some(value) if LIST_KEYS.contains(&key.as_str()) => {
+                    words(&value) != words(&wanted_list(&key))
+                }
                 Some(value) => value != want,
             }
         })
         .cloned()
         .collect())
+}
+
+/// Which words of `needs` (`Key=word word…` lines) are not in the effective value of their
+/// key in `unit`, as `Key=word` lines: what a feature needs present, whatever else the key
+/// holds (`ExecStart` is read whole).
+pub fn lacking(unit: &Path, needs: &[String]) -> Result<Vec<String>, String> {
+    let assignments = unit_assignments(unit)?;
+    let mut lacking = Vec::new();
+    for need in needs {
+        let (key, want) = need.split_once('=').unwrap_or((need.as_str(), ""));
+        let value = effective(&assignments, key).unwrap_or_default();
+        let have = words(&value);
+        lacking.extend(
+            want.split_whitespace()
+                .filter(|w| !have.contains(w))
+                .map(|w| format!("{key}={w}")),
+        );
+    }
+    Ok(lacking)
 }
 
 /// Every `Key=value` assignment of `unit` and its drop-ins, in the order systemd reads them.
@@ -173,6 +201,54 @@ mod tests {
         for (text, want) in cases {
             assert_eq!(missing(text), *want, "{text}");
         }
+    }
+
+    /// Several lines of one list key are one list, in the unit and in what is required.
+    #[test]
+    fn list_keys_required_over_several_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let unit = dir.path().join("banger-helper.service");
+        let required =
+            ["DeviceAllow=/dev/kvm rwm", "DeviceAllow=/dev/net/tun rwm"].map(String::from);
+        std::fs::write(
+            &unit,
+            "DeviceAllow=/dev/net/tun rwm\nDeviceAllow=/dev/kvm rwm\n",
+        )
+        .unwrap();
+        assert!(missing_directives(&unit, &required).unwrap().is_empty());
+        std::fs::write(
+            &unit,
+            "DeviceAllow=/dev/kvm rwm\nDeviceAllow=/dev/sda rwm\n",
+        )
+        .unwrap();
+        assert_eq!(missing_directives(&unit, &required).unwrap(), required);
+    }
+
+    #[test]
+    fn lacking_names_each_missing_word() {
+        let dir = tempfile::tempdir().unwrap();
+        let unit = dir.path().join("banger-helper.service");
+        std::fs::write(
+            &unit,
+            "ExecStart=/b helper --jailer /j --firecracker /f\nCapabilityBoundingSet=CAP_CHOWN\n\
+             CapabilityBoundingSet=CAP_SYS_ADMIN\nKillMode=process\n",
+        )
+        .unwrap();
+        let needs = [
+            "ExecStart=--jailer /j --firecracker /f",
+            "CapabilityBoundingSet=CAP_SYS_ADMIN CAP_MKNOD",
+            "KillMode=process",
+            "RestrictNamespaces=mnt pid",
+        ]
+        .map(String::from);
+        assert_eq!(
+            lacking(&unit, &needs).unwrap(),
+            [
+                "CapabilityBoundingSet=CAP_MKNOD",
+                "RestrictNamespaces=mnt",
+                "RestrictNamespaces=pid"
+            ]
+        );
     }
 
     #[test]

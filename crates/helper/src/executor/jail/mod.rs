@@ -42,9 +42,9 @@ use host::{
     DROP_TIMEOUT, cgroup_args, check_owner_process, clear_nonblock, owner_gid, read_pid, tail,
 };
 
-/// The name the chroot's parent gets from the exec file (`<base>/firecracker/<id>/root`).
-const EXEC_NAME: &str = "firecracker";
-use banger_helper_proto::{JAIL_API_SOCKET as API_SOCKET, JAIL_STDERR as STDERR_FILE};
+use banger_helper_proto::{
+    JAIL_API_SOCKET as API_SOCKET, JAIL_EXEC_NAME as EXEC_NAME, JAIL_STDERR as STDERR_FILE,
+};
 /// How long the jailer may take to set up and fork.
 const JAILER_TIMEOUT: Duration = Duration::from_secs(30);
 

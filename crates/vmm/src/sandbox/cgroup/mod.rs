@@ -17,6 +17,7 @@
 //! it does not know ([`Cgroups::sweep`]). Where neither backend is usable (an ordinary user
 //! on a v1 host) VMs run without limits and `banger doctor` and `vm inspect` say why.
 
+pub mod delegate;
 mod detect;
 pub mod read;
 
@@ -25,6 +26,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+pub use delegate::{CgroupDelegate, Delegate, DelegateError};
 pub use detect::{Layout, detect};
 
 /// What is allowed on top of the guest's RAM by default: QEMU's own heap, its I/O buffers,
@@ -103,6 +105,14 @@ pub enum CgroupError {
         source: io::Error,
     },
     #[error(
+        "the root helper could not make or remove the VM's groups; check that \
+         banger-helper.service runs (`systemctl status banger-helper.service`)"
+    )]
+    Delegated {
+        #[source]
+        source: DelegateError,
+    },
+    #[error(
         "VM {vm_id}'s cgroup {path:?} still holds tasks ({tasks}) after they were killed; \
          find them with `cat {path:?}/cgroup.procs`"
     )]
@@ -139,6 +149,12 @@ pub enum CgroupPolicy {
         cgroups: std::sync::Arc<Cgroups>,
         overhead: Overhead,
     },
+    /// Groups made by a privileged delegate (the root helper on a v1 host, where this
+    /// daemon cannot make them): a start is refused when the delegate fails.
+    Delegated {
+        delegate: Delegate,
+        overhead: Overhead,
+    },
 }
 
 impl CgroupPolicy {
@@ -157,23 +173,28 @@ impl CgroupPolicy {
 impl CgroupPolicy {
     /// VM `vm_id`'s group, with the limits of a VM of `memory_mib` (emulated under TCG when
     /// `tcg`); `None` when this daemon sets no limits.
-    pub fn make(
+    pub async fn make(
         &self,
         vm_id: &str,
         memory_mib: u64,
         tcg: bool,
     ) -> Result<Option<VmCgroup>, crate::error::VmmError> {
-        let CgroupPolicy::Limit { cgroups, overhead } = self else {
-            return Ok(None);
+        let made = match self {
+            CgroupPolicy::Unavailable { .. } => return Ok(None),
+            CgroupPolicy::Limit { cgroups, overhead } => {
+                cgroups.create(vm_id, Limits::for_vm(memory_mib, tcg, *overhead))
+            }
+            CgroupPolicy::Delegated { delegate, overhead } => {
+                delegate
+                    .make(vm_id, Limits::for_vm(memory_mib, tcg, *overhead))
+                    .await
+            }
         };
-        let limits = Limits::for_vm(memory_mib, tcg, *overhead);
-        let made =
-            cgroups
-                .create(vm_id, limits)
-                .map_err(|source| crate::error::VmmError::Cgroup {
-                    vm_id: vm_id.to_owned(),
-                    source,
-                })?;
+        let made = made.map_err(|source| crate::error::VmmError::Cgroup {
+            vm_id: vm_id.to_owned(),
+            source,
+        })?;
+        let limits = made.limits;
         tracing::info!(vm = %vm_id, dirs = ?made.dirs, ?limits, "VM cgroup ready");
         Ok(Some(made))
     }
@@ -181,9 +202,12 @@ impl CgroupPolicy {
     /// Remove VM `vm_id`'s group after a launch that failed; failures are logged (the
     /// daemon's next start sweeps what is left).
     pub async fn discard(&self, vm_id: &str) {
-        if let CgroupPolicy::Limit { cgroups, .. } = self
-            && let Err(e) = cgroups.remove(vm_id).await
-        {
+        let removed = match self {
+            CgroupPolicy::Unavailable { .. } => return,
+            CgroupPolicy::Limit { cgroups, .. } => cgroups.remove(vm_id).await,
+            CgroupPolicy::Delegated { delegate, .. } => delegate.remove(vm_id).await,
+        };
+        if let Err(e) = removed {
             tracing::warn!(vm = %vm_id, error = %banger_system::error_chain(&e), "cannot remove the cgroup of a VM that failed to start");
         }
     }
@@ -197,6 +221,23 @@ pub struct Placement {
 }
 
 impl Placement {
+    /// Entering the groups `dirs` (each one's `cgroup.procs`).
+    pub fn for_dirs(dirs: &[PathBuf]) -> Result<Placement, CgroupError> {
+        let procs = dirs
+            .iter()
+            .map(|dir| {
+                CString::new(dir.join("cgroup.procs").as_os_str().as_encoded_bytes()).map_err(
+                    |_| CgroupError::Io {
+                        action: "use",
+                        path: dir.clone(),
+                        source: io::Error::from(io::ErrorKind::InvalidInput),
+                    },
+                )
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Placement { procs })
+    }
+
     /// Move the calling process into the VM's group in every hierarchy. Async-signal-safe
     /// (only `open`, `write` and `close` on strings prepared before the fork): run in the
     /// forked child, first, so everything it then does (namespaces, `exec`, the guest) is
@@ -315,19 +356,10 @@ impl Cgroups {
     pub fn create(&self, vm_id: &str, limits: Limits) -> Result<VmCgroup, CgroupError> {
         self.ensure_parents()?;
         let dirs = self.dirs(vm_id);
-        let mut procs = Vec::new();
         for dir in &dirs {
             mkdir(dir)?;
-            procs.push(
-                CString::new(dir.join("cgroup.procs").as_os_str().as_encoded_bytes()).map_err(
-                    |_| CgroupError::Io {
-                        action: "use",
-                        path: dir.clone(),
-                        source: io::Error::from(io::ErrorKind::InvalidInput),
-                    },
-                )?,
-            );
         }
+        let placement = Placement::for_dirs(&dirs)?;
         let memory = limits.memory_max.to_string();
         let pids = limits.pids_max.to_string();
         match &self.layout {
@@ -346,7 +378,7 @@ impl Cgroups {
         Ok(VmCgroup {
             dirs,
             limits,
-            placement: Placement { procs },
+            placement,
         })
     }
 
