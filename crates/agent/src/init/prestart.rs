@@ -31,8 +31,9 @@
 //! the same priority it halved that session's speed while both loaded). The tunnel that
 //! adopts one raises it to the normal policy first ([`take`]); sshd's session processes
 //! inherit that. Starting the first one before Ready at idle priority was measured and
-//! dropped: under emulation a guest's idle vCPU is host CPU the rest of the boot needs
-//! (QEMU's I/O thread, the daemon), and agent-ready came ~0.5 s later on a loaded host.
+//! not kept: under emulation a guest's idle vCPU is host CPU the rest of the boot needs
+//! (QEMU's I/O thread, the daemon); agent-ready came ~0.5 s later in one comparison on a
+//! loaded host and the first `ssh` gained nothing reliable in others (docs/networking.md).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
