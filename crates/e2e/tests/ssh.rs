@@ -239,6 +239,13 @@ fn next_waiting(env: &Env, not: &[String]) -> String {
     }
 }
 
+/// The scheduling policy of guest process `pid` (`chrt`'s name for it).
+fn policy(env: &Env, pid: &str) -> String {
+    env.sh("dev", &format!("chrt -p {pid} | sed 's/.*: *//; q'"))
+        .trim()
+        .to_string()
+}
+
 /// `ssh dev.vm` prints how sshd sees its peer: `UNKNOWN` over a pipe (the pre-started
 /// instance), an address over TCP (the per-connection listener).
 fn ssh_peer(env: &Env, cfg: &str) -> String {
@@ -257,6 +264,14 @@ fn a_pre_started_sshd_serves_each_tunnel_and_is_replaced_without_piling_up() {
 
     // Two connections in a row, each served by the instance waiting before it.
     let first = next_waiting(&env, &[]);
+    // It waits at idle priority; the session it serves runs at the normal one.
+    assert_eq!(policy(&env, &first), "SCHED_IDLE");
+    assert_eq!(
+        ssh_dev(&env, cfg, "chrt -p $$ | sed 's/.*: *//; q'").trim(),
+        "SCHED_OTHER"
+    );
+    let first = next_waiting(&env, std::slice::from_ref(&first));
+    assert_eq!(policy(&env, &first), "SCHED_IDLE");
     assert_eq!(ssh_peer(&env, cfg), "UNKNOWN");
     let second = next_waiting(&env, std::slice::from_ref(&first));
     assert_eq!(ssh_peer(&env, cfg), "UNKNOWN");

@@ -21,8 +21,19 @@
 //! or key fails closed: no instance, so the tunnel falls back to the listener, which
 //! fails the same way). When the guest becomes another machine (a restored clone is
 //! re-identified: new host keys) the waiting instance, which loaded the old key, is
-//! killed and replaced ([`renew_all`]). Nothing is started before the agent has told the
-//! host it is ready ([`release`]): the host's own start of its client runs in parallel.
+//! killed and replaced ([`renew_all`]).
+//!
+//! When and how hard: nothing is started before the agent has told the host it is ready
+//! ([`release`]): the host's own start of its client runs in parallel. A waiting instance
+//! runs at `SCHED_IDLE`, so loading it only takes CPU time nothing else in the guest wants:
+//! the first one yields to the host's SSH setup right after boot, and the one started
+//! behind an adopted instance never competes with the session the user is opening (at
+//! the same priority it halved that session's speed while both loaded). The tunnel that
+//! adopts one raises it to the normal policy first ([`take`]); sshd's session processes
+//! inherit that. Starting the first one before Ready at idle priority was measured and
+//! not kept: under emulation a guest's idle vCPU is host CPU the rest of the boot needs
+//! (QEMU's I/O thread, the daemon); agent-ready came ~0.5 s later in one comparison on a
+//! loaded host and the first `ssh` gained nothing reliable in others (docs/networking.md).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
@@ -96,7 +107,30 @@ pub fn take(argv: &[String]) -> Option<Spawned> {
     let taken = lock(&st.slots).get_mut(&port)?.waiting.take()?;
     st.changed.notify_all();
     // One that exited since its manager last looked is no server: the tunnel falls back.
-    taken.entry.status().is_none().then_some(taken)
+    if taken.entry.status().is_some() {
+        return None;
+    }
+    // From here it serves a user: the normal policy, for it and the session it forks.
+    if let Err(e) = set_policy(taken.entry.pid, libc::SCHED_OTHER) {
+        log!(
+            "cannot raise the pre-started server (pid {}) to the normal scheduling policy: {e}",
+            taken.entry.pid
+        );
+    }
+    Some(taken)
+}
+
+/// Set the scheduling policy of process `pid` (0: the caller) to `policy`.
+fn set_policy(pid: i32, policy: libc::c_int) -> std::io::Result<()> {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: sched_setscheduler reads the sched_param through the pointer, which points
+    // at a live local for the duration of the call; no other memory is touched.
+    let ret = unsafe { libc::sched_setscheduler(pid, policy, &param) };
+    if ret == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 /// The port `argv` (the `connect` tool's exact command line) tunnels to.
@@ -190,12 +224,24 @@ fn manage(service: &Service, port: u16, dirs: &Dirs) -> ! {
     }
 }
 
-/// Start the program with pipes for stdin and stdout (the tunnel's ends) and its log as
-/// stderr, registered in the exec table so the reaper records its exit.
+/// Start the program at `SCHED_IDLE` with pipes for stdin and stdout (the tunnel's ends)
+/// and its log as stderr, registered in the exec table so the reaper records its exit.
 fn spawn(service: &Service, dirs: &Dirs) -> std::io::Result<Spawned> {
     let log = prepare(service, dirs)?;
-    let command = command(service);
+    let mut command = command(service);
+    idle(&mut command);
     exec::spawn_piped(command, log, exec::table())
+}
+
+/// `command` starts at `SCHED_IDLE`, before it execs: it loads only in idle CPU time.
+fn idle(command: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the hook runs in the child between fork and exec, where only
+    // async-signal-safe calls are allowed: sched_setscheduler is a plain system call, and
+    // set_policy allocates nothing on its success path (its error is built from errno).
+    unsafe {
+        command.pre_exec(|| set_policy(0, libc::SCHED_IDLE));
+    }
 }
 
 #[cfg(test)]
@@ -215,5 +261,23 @@ mod tests {
         assert_eq!(connect_port(&s(&[&connect[0], "connect", "022"])), None);
         assert_eq!(connect_port(&s(&[&connect[0], "connect", "0"])), None);
         assert_eq!(connect_port(&s(&[&connect[0], "connect"])), None);
+    }
+
+    /// A waiting instance runs at SCHED_IDLE from its first instruction, and raising it
+    /// gives it the normal policy.
+    #[test]
+    fn a_waiting_instance_is_idle_until_raised() {
+        let mut command = std::process::Command::new("sleep");
+        command.arg("30");
+        idle(&mut command);
+        let mut child = command.spawn().unwrap();
+        let pid = child.id() as i32;
+        // SAFETY: sched_getscheduler only reads the policy of `pid`.
+        let policy = || unsafe { libc::sched_getscheduler(pid) };
+        assert_eq!(policy(), libc::SCHED_IDLE);
+        set_policy(pid, libc::SCHED_OTHER).unwrap();
+        assert_eq!(policy(), libc::SCHED_OTHER);
+        child.kill().unwrap();
+        child.wait().unwrap();
     }
 }

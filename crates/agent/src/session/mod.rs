@@ -311,7 +311,7 @@ impl Session {
             banger_agent_proto::CONTROL_STREAM,
             Message::Ready(ready),
         );
-        // The host knows we are up: pre-started servers may now take the vCPU.
+        // The host knows we are up: pre-started servers may now start (at idle priority).
         crate::init::prestart::release();
     }
 

@@ -27,8 +27,11 @@ pub use owners::{OwnerFix, OwnerReport, Owners};
 /// built before that carried 1 GiB here, and still boot (a disk never shrinks below its
 /// image).
 pub const DEFAULT_HEADROOM: u64 = 0;
-/// Bytes of data per inode `mkfs.ext4` gives an image by default (its `inode_ratio`).
+/// Bytes of data per inode of an image (`mkfs.ext4 -i`, its default `inode_ratio` for
+/// filesystems of 512 MiB and more).
 const BYTES_PER_INODE: u64 = 16 << 10;
+/// [`BYTES_PER_INODE`] as mkfs's `-i` argument.
+const BYTES_PER_INODE_ARG: &str = "16384";
 const MIB: u64 = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
@@ -130,6 +133,14 @@ pub fn make_image(
     let fixed = [
         "-q",
         "-F",
+        // The layout of the filesystem every VM grows to its disk size at boot, not of
+        // the few hundred MiB the image holds: below 512 MiB mkfs would pick its "small"
+        // type (1 KiB blocks, an inode per 4 KiB), and growing that to an 8 GiB disk made
+        // two million inodes and cost ~1 s of each first boot under emulation.
+        "-b",
+        "4096",
+        "-i",
+        BYTES_PER_INODE_ARG,
         "-L",
         label,
         "-m",
@@ -281,5 +292,38 @@ mod tests {
         assert_eq!(inode_count(300 * MIB, 8_600), None);
         // 100 000 tiny files in 200 MiB: the default (12 800) would run out.
         assert_eq!(inode_count(200 * MIB, 100_000), Some(126_024));
+    }
+
+    /// A small image gets the layout of the large filesystem VMs grow it into (4 KiB
+    /// blocks, an inode per 16 KiB), not mkfs's "small" type: growing that is what cost.
+    #[test]
+    fn a_small_image_has_the_layout_of_a_large_one() {
+        let tmp = tempfile::tempdir().unwrap();
+        let tree = tmp.path().join("tree");
+        fs::create_dir(&tree).unwrap();
+        fs::write(tree.join("a"), b"x").unwrap();
+        let image = tmp.path().join("img.ext4");
+        let runner = banger_system::runner::RealRunner;
+        make_image(&runner, &tree, &image, 64 * MIB, 1, "t", &Owners::AsInTree).unwrap();
+        let dumpe2fs = banger_system::runner::lookup_executable("dumpe2fs")
+            .expect("dumpe2fs is missing: run scripts/install-deps (package e2fsprogs)");
+        let out = std::process::Command::new(dumpe2fs)
+            .arg("-h")
+            .arg(&image)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|v| v.trim().to_string())
+                .unwrap_or_else(|| panic!("no {name} in dumpe2fs's output:\n{text}"))
+        };
+        assert_eq!(field("Block size:"), "4096");
+        assert_eq!(
+            field("Inode count:"),
+            (64 * MIB / BYTES_PER_INODE).to_string()
+        );
+        assert_eq!(BYTES_PER_INODE_ARG, BYTES_PER_INODE.to_string());
     }
 }
