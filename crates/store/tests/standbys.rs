@@ -33,9 +33,15 @@ fn a_standby_is_taken_once_under_a_free_name_and_keeps_its_stamp() {
 
     // A taken name leaves the standby waiting, under its old name.
     let err = store.take_standby("5b000001", "user", "t1").unwrap_err();
-    assert!(matches!(err, StoreError::VmExists(ref n) if n == "user"), "{err}");
+    assert!(
+        matches!(err, StoreError::VmExists(ref n) if n == "user"),
+        "{err}"
+    );
     assert!(store.is_waiting_standby("5b000001").unwrap());
-    assert_eq!(store.get_vm("5b000001").unwrap().unwrap().name, "_standby-1");
+    assert_eq!(
+        store.get_vm("5b000001").unwrap().unwrap().name,
+        "_standby-1"
+    );
 
     assert!(store.take_standby("5b000001", "run1", "t2").unwrap());
     // Never twice.
@@ -47,7 +53,10 @@ fn a_standby_is_taken_once_under_a_free_name_and_keeps_its_stamp() {
         store.standby_taken_at("5b000001").unwrap().as_deref(),
         Some("t2")
     );
-    assert_eq!(store.waiting_standbys().unwrap(), vec!["5b000002".to_string()]);
+    assert_eq!(
+        store.waiting_standbys().unwrap(),
+        vec!["5b000002".to_string()]
+    );
 
     // The row goes with its VM.
     store.delete_vm("5b000002").unwrap();
