@@ -69,6 +69,7 @@ pub async fn take(daemon: &Daemon, state: &WarmState, name: &str) -> Result<Opti
             name: name.to_string(),
             ..vm
         };
+        let claimed_ms = t0.elapsed().as_millis() as u64;
         // The network identity stays: the lease, TAP and MAC are this VM's own already.
         if let Err(e) = crate::snapshots::restore::reidentify(&taken, &client, None).await {
             // A VM must never run under an identity it was not given: it goes, and the
@@ -82,7 +83,7 @@ pub async fn take(daemon: &Daemon, state: &WarmState, name: &str) -> Result<Opti
         }
         record_take(daemon, &taken, t0.elapsed())?;
         vms::ssh::refresh_blocks(daemon);
-        tracing::info!(vm = %name, id = %id, image = %state.image_name, ms = t0.elapsed().as_millis() as u64, "handed over a standby");
+        tracing::info!(vm = %name, id = %id, image = %state.image_name, claimed_ms, ms = t0.elapsed().as_millis() as u64, "handed over a standby");
         return Ok(Some(id));
     }
     Ok(None)
