@@ -56,6 +56,10 @@ pub struct VmOriginView {
     /// of a warm image) rather than from a user's snapshot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warm_image: Option<String>,
+    /// When `vm run` was handed the VM as a standby kept restored from the warm state
+    /// (RFC 3339); absent when the VM's own start restored it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standby_taken_at: Option<String>,
 }
 
 /// An image's warm state: a snapshot of the image booted once to agent-ready with
@@ -73,4 +77,8 @@ pub struct ImageWarmView {
     /// Bytes its files take on the host.
     pub size_bytes: u64,
     pub created_at: String,
+    /// VMs kept restored from it and ready, which the next `vm run`s of the image are
+    /// handed (`[images] standbys`).
+    #[serde(default)]
+    pub standbys: u32,
 }

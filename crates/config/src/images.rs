@@ -35,8 +35,30 @@ impl std::str::FromStr for WarmPolicy {
     }
 }
 
+/// `[images] standbys` when the file does not say: one VM per warm image kept restored
+/// and ready, which makes the next `vm run` of the image a hand-over instead of a restore
+/// (its memory is mostly the warm state's RAM file, mapped shared with every VM restored
+/// from it; see docs/snapshots.md for the measured cost). One serves the common case of
+/// runs one after another; a burst of parallel runs beyond it restores as before.
+pub const DEFAULT_STANDBYS: u32 = 1;
+
+/// The most standbys an image may keep: each is a running guest.
+pub const MAX_STANDBYS: u32 = 16;
+
 /// `[images]` as written in the file.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImagesConfig {
     pub warm: WarmPolicy,
+    /// How many VMs per warm image the daemon keeps restored, waiting for a `vm run` of
+    /// the image to take one (0: none; every warm run restores).
+    pub standbys: u32,
+}
+
+impl Default for ImagesConfig {
+    fn default() -> Self {
+        ImagesConfig {
+            warm: WarmPolicy::default(),
+            standbys: DEFAULT_STANDBYS,
+        }
+    }
 }

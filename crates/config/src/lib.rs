@@ -24,7 +24,7 @@ pub use defaults::{
     VmDefaultsConfig, resolve_vm_defaults,
 };
 pub use error::ConfigError;
-pub use images::{ImagesConfig, WarmPolicy};
+pub use images::{DEFAULT_STANDBYS, ImagesConfig, MAX_STANDBYS, WarmPolicy};
 pub use install::{InstallMeta, InstallMetaError, load_install_meta};
 pub use logs::{
     BUILTIN_CONSOLE_MAX_BYTES, BUILTIN_DAEMON_MAX_BYTES, LOG_MAX_RANGE, LogLimits, LogsConfig,

@@ -497,6 +497,23 @@ fn images_warm_policy() {
     let (_, _, key, msg) = bad("[images]\nhot = 1\n");
     assert_eq!(key.as_deref(), Some("images.hot"));
     assert!(msg.contains("in [images]"), "{msg}");
+    assert!(msg.contains("warm, standbys"), "{msg}");
+}
+
+#[test]
+fn images_standbys() {
+    assert_eq!(p("").unwrap().images.standbys, crate::DEFAULT_STANDBYS);
+    assert_eq!(p("[images]\nstandbys = 0\n").unwrap().images.standbys, 0);
+    assert_eq!(p("[images]\nstandbys = 3\n").unwrap().images.standbys, 3);
+    for text in ["[images]\nstandbys = -1\n", "[images]\nstandbys = 17\n"] {
+        let (line, _, key, msg) = bad(text);
+        assert_eq!(line, 2, "{text}");
+        assert_eq!(key.as_deref(), Some("images.standbys"));
+        assert!(msg.contains("from 0 to 16"), "{msg}");
+    }
+    let (_, _, key, msg) = bad("[images]\nstandbys = \"two\"\n");
+    assert_eq!(key.as_deref(), Some("images.standbys"));
+    assert!(msg.contains("an integer"), "{msg}");
 }
 
 #[test]

@@ -76,6 +76,8 @@ pub fn run(layout: Layout, build: &'static str) -> anyhow::Result<()> {
             "banger daemon started"
         );
         vms::reconcile::reconcile(&daemon).await;
+        // A daemon that died left standbys nobody will take; the pool is made afresh.
+        warm::standby::drain(&daemon, false).await;
         net::release::sweep(&daemon).await;
         vms::cgroup::sweep(&daemon);
         // Under systemd (`Type=notify`): the socket listens and the store agrees with the
@@ -83,7 +85,10 @@ pub fn run(layout: Layout, build: &'static str) -> anyhow::Result<()> {
         if let Err(e) = banger_system::notify::notify_ready() {
             tracing::warn!("cannot tell systemd the daemon is ready: {e}");
         }
+        warm::standby::refill_all(&daemon);
         let served = server::serve(daemon.clone(), &mut bound, server::Limits::default()).await;
+        // User VMs keep running; standbys are the daemon's own and go with it.
+        warm::standby::drain(&daemon, true).await;
         vms::cgroup::retire(&daemon);
         served
     })

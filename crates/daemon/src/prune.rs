@@ -65,6 +65,10 @@ pub async fn prune(daemon: &Daemon, req: PruneImagesRequest) -> Result<PruneRepo
     }
 
     if !req.dry_run {
+        // An unused image's standbys are the daemon's, not users: they go with it.
+        for item in items.iter().filter(|i| i.kind == IMAGE) {
+            crate::warm::standby::remove_for_image(daemon, &item.name).await;
+        }
         items = remove(daemon, items)?;
     }
     let reclaimable_bytes = items.iter().map(|i| i.bytes).sum();

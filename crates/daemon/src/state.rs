@@ -42,6 +42,8 @@ pub struct Daemon {
     /// Image builds are serialised: two `vm run`s racing to auto-build the default
     /// image must build it once.
     pub image_lock: tokio::sync::Mutex<()>,
+    /// The VMs kept restored from warm states for `vm run` to take (`warm::standby`).
+    pub standbys: crate::warm::standby::Pool,
     /// Lets background tasks spawned from a `&Daemon` hold the daemon alive.
     me: Weak<Daemon>,
     /// Where tests make the daemon "die" mid-operation (see `faults.rs`).
@@ -140,6 +142,7 @@ impl Daemon {
             slots: Mutex::new(HashMap::new()),
             shutdown,
             image_lock: tokio::sync::Mutex::new(()),
+            standbys: crate::warm::standby::Pool::default(),
             #[cfg(test)]
             faults: crate::faults::Faults::default(),
         })

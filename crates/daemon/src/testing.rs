@@ -44,8 +44,12 @@ pub struct Harness {
 }
 
 impl Harness {
+    /// Daemons with the default configuration, but no standbys (the fake guest cannot
+    /// take an identity, and background restores would race the tests' VM counts).
     pub fn new() -> Harness {
-        Harness::with_config(Config::default())
+        let mut config = Config::default();
+        config.images.standbys = 0;
+        Harness::with_config(config)
     }
 
     /// A harness whose daemons run with `config`.

@@ -19,6 +19,7 @@ pub mod oci;
 pub mod pty;
 pub mod python;
 mod reaper;
+pub mod standby;
 mod template;
 
 pub use template::Recipe;

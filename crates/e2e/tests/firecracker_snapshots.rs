@@ -135,6 +135,8 @@ fn a_warm_image_restores_under_firecracker() {
     let warmed: serde_json::Value =
         serde_json::from_str(&env.ok(["image", "warm", "minimal", "--json"])).unwrap();
     assert_eq!(warmed["warm"]["driver"], "firecracker", "{warmed}");
+    // A standby is kept restored under Firecracker too, and handed to the next run.
+    banger_e2e::standby::wait_standbys(&env, "minimal", 1);
     let out = env.run(["vm", "run", "--rm", "--timings", "--", "true"]);
     assert!(
         out.status.success(),
@@ -147,9 +149,12 @@ fn a_warm_image_restores_under_firecracker() {
         "{}",
         stderr(&out)
     );
+    assert!(stderr(&out).contains("standby taken"), "{}", stderr(&out));
+    banger_e2e::standby::wait_standbys(&env, "minimal", 1);
     env.ok(["vm", "run", "-d", "--name", "w1"]);
     let view = env.vm_json("w1");
     assert_eq!(view["origin"]["warm_image"], "minimal", "{view}");
     assert_eq!(guest_file(&view, "etc/hostname").trim(), "w1");
+    assert!(view["origin"]["standby_taken_at"].is_string(), "{view}");
     env.ok(["vm", "rm", "-f", "w1"]);
 }

@@ -1,9 +1,12 @@
 //! Warm images under QEMU with real guests (TCG): `image warm` keeps an agent-ready guest,
 //! `vm run` of the image with the same resources restores it (and each VM is a machine of
 //! its own), anything else boots cold and `vm inspect` says why; the warm state survives a
-//! daemon restart and goes with `image rm`.
+//! daemon restart and goes with `image rm`. A standby kept restored from it is handed to
+//! the next `vm run` (fresh identity, never twice, refilled), hidden from `vm ls`, and gone
+//! with the daemon or the state it was made from.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use banger_e2e::standby::{processes_under, wait_daemon_gone, wait_standbys, without_standbys};
 use banger_e2e::{Env, stderr, unix_now as now};
 
 fn image_json(env: &Env) -> serde_json::Value {
@@ -24,16 +27,21 @@ fn a_warm_image_restores_with_fresh_identities_and_boots_cold_when_it_does_not_m
 
     let warmed: serde_json::Value =
         serde_json::from_str(&env.ok(["image", "warm", "minimal", "--json"])).unwrap();
-    let warm = &warmed["warm"];
+    let warm = &without_standbys(&warmed["warm"]);
     assert_eq!(warm["driver"], "qemu", "{warmed}");
     assert_eq!(warm["network"], "user", "{warmed}");
     assert!(warm["size_bytes"].as_u64().unwrap() > 0, "{warmed}");
-    assert_eq!(image_json(&env)["warm"], *warm);
-    // The VM booted to make it is gone; its snapshot is not a user snapshot.
+    assert_eq!(without_standbys(&image_json(&env)["warm"]), *warm);
+    // The VM booted to make it is gone; its snapshot is not a user snapshot; the standby
+    // the daemon keeps restored from it is no user VM either.
+    wait_standbys(&env, "minimal", 1);
     assert_eq!(env.ok(["vm", "ls", "-q"]), "");
     assert_eq!(env.ok(["snapshot", "ls", "-q"]), "");
+    let vms_dir = env.state_dir().join("vms");
+    assert_eq!(processes_under(&vms_dir).len(), 1, "one standby VMM runs");
 
-    // A warm `vm run --rm -- true` restores (the VM is gone afterwards: its timings say so).
+    // A warm `vm run --rm -- true` is handed the standby (the VM is gone afterwards: its
+    // timings say so), and the pool is refilled.
     let out = env.run(["vm", "run", "--rm", "--timings", "--", "true"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
@@ -41,11 +49,29 @@ fn a_warm_image_restores_with_fresh_identities_and_boots_cold_when_it_does_not_m
         "{}",
         stderr(&out)
     );
+    assert!(stderr(&out).contains("standby taken"), "{}", stderr(&out));
     assert_eq!(env.ok(["vm", "ls", "-q"]), "");
+    wait_standbys(&env, "minimal", 1);
+
+    // One VM is handed the standby, the next (once it is refilled) another one: each a
+    // machine of its own under its name (checked below with w2).
+    env.ok(["vm", "run", "-d", "--name", "w1"]);
+    let w1 = env.vm_json("w1");
+    assert!(w1["origin"]["standby_taken_at"].is_string(), "{w1}");
+    assert_eq!(env.sh("w1", "cat /etc/hostname; hostname"), "w1\nw1\n");
+    wait_standbys(&env, "minimal", 1);
+    env.ok(["vm", "run", "-d", "--name", "w2"]);
+    let w2 = env.vm_json("w2");
+    assert!(w2["origin"]["standby_taken_at"].is_string(), "{w2}");
+    assert_ne!(w1["id"], w2["id"]);
+    assert!(
+        env.ok(["vm", "inspect", "w2"])
+            .contains("a standby handed over"),
+        "{}",
+        env.ok(["vm", "inspect", "w2"])
+    );
 
     // Two VMs from the warm image: restored, and machines of their own.
-    env.ok(["vm", "run", "-d", "--name", "w1"]);
-    env.ok(["vm", "run", "-d", "--name", "w2"]);
     for vm in ["w1", "w2"] {
         let view = env.vm_json(vm);
         assert_eq!(view["origin"]["warm_image"], "minimal", "{view}");
@@ -162,23 +188,36 @@ fn a_warm_image_restores_with_fresh_identities_and_boots_cold_when_it_does_not_m
         "{forced}"
     );
     env.ok(["vm", "rm", "-f", "big", "forced"]);
-    assert_eq!(image_json(&env)["warm"], *warm);
+    assert_eq!(without_standbys(&image_json(&env)["warm"]), *warm);
 
-    // A daemon restart keeps it.
+    // A daemon restart keeps it; its standbys go with the daemon (no VMM left behind),
+    // and the next daemon makes new ones.
+    wait_standbys(&env, "minimal", 1);
+    let daemon = env.daemon_pid().expect("daemon pid");
     env.ok(["daemon", "stop"]);
-    assert_eq!(image_json(&env)["warm"], *warm);
+    wait_daemon_gone(&env, daemon);
+    assert_eq!(
+        processes_under(&vms_dir),
+        Vec::<i32>::new(),
+        "a VMM outlived the daemon"
+    );
+    assert_eq!(without_standbys(&image_json(&env)["warm"]), *warm);
     env.ok(["vm", "run", "-d", "--name", "after"]);
     assert_eq!(env.vm_json("after")["origin"]["warm_image"], "minimal");
     assert_eq!(env.sh("after", "hostname"), "after\n");
     env.ok(["vm", "rm", "-f", "after"]);
 
-    // Warming again replaces it, and the replaced one's files go (no VM is built on it).
+    // Warming again replaces it, and the replaced one's files go (no VM is built on it:
+    // its standby went first); the new state gets a standby of its own.
+    wait_standbys(&env, "minimal", 1);
     let state_dir = env.state_dir().join("snapshots");
     assert_eq!(std::fs::read_dir(&state_dir).unwrap().count(), 1);
     let again: serde_json::Value =
         serde_json::from_str(&env.ok(["image", "warm", "minimal", "--json"])).unwrap();
     assert_ne!(again["warm"]["snapshot"], warm["snapshot"]);
     assert_eq!(std::fs::read_dir(&state_dir).unwrap().count(), 1);
+    wait_standbys(&env, "minimal", 1);
+    assert_eq!(processes_under(&vms_dir).len(), 1, "one standby VMM runs");
     // (`image rm` is not run here: this installation shares the template's image files.)
 }
 

@@ -145,7 +145,23 @@ impl Store {
 
     /// Names of the VMs built on image `name`, sorted.
     pub fn vms_using_image(&self, name: &str) -> Result<Vec<String>, StoreError> {
-        vm_names_using(&self.conn, name).map_err(|e| classify(e, &self.path))
+        // A waiting standby is the daemon's, not a user's (standbys.rs): the daemon removes
+        // it with the image; `delete_image` still refuses while one exists.
+        let hidden = self.waiting_standbys()?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, name FROM vms WHERE image_name = ?1 ORDER BY name")
+            .map_err(|e| classify(e, &self.path))?;
+        let rows: Vec<(String, String)> = stmt
+            .query_map([name], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(|e| classify(e, &self.path))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| classify(e, &self.path))?;
+        Ok(rows
+            .into_iter()
+            .filter(|(id, _)| !hidden.contains(id))
+            .map(|(_, name)| name)
+            .collect())
     }
 }
 

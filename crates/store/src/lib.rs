@@ -23,6 +23,7 @@ mod readonly;
 mod shares;
 mod snapshots;
 mod sql;
+mod standbys;
 mod vm_net;
 mod vms;
 mod warm;

@@ -206,6 +206,15 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ALTER TABLE vm_shares ADD COLUMN down TEXT;
     ALTER TABLE vm_shares ADD COLUMN synced_at INTEGER CHECK (synced_at >= 0);
     "#,
+    // 12 (warm standbys; depends only on entry 1's `vms`): the VMs the daemon keeps
+    // restored from a warm state, waiting for a `vm run` to take them (taken_at NULL), and
+    // when a VM was taken from one. A waiting standby is no user VM (see standbys.rs).
+    r#"
+    CREATE TABLE vm_standbys (
+        vm_id    TEXT PRIMARY KEY NOT NULL REFERENCES vms (id) ON DELETE CASCADE,
+        taken_at TEXT
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this build of banger reads and writes.

@@ -175,6 +175,18 @@ impl Store {
         disks: &[VmDisk],
         snapshot_id: &str,
     ) -> Result<(), StoreError> {
+        self.insert_clone_as(vm, disks, snapshot_id, false)
+    }
+
+    /// [`Store::insert_clone`]; with `standby`, registered as a waiting standby in the same
+    /// transaction, so it is never visible as a user VM (see standbys.rs).
+    pub fn insert_clone_as(
+        &self,
+        vm: &VmRecord,
+        disks: &[VmDisk],
+        snapshot_id: &str,
+        standby: bool,
+    ) -> Result<(), StoreError> {
         let tx = self.transaction(TransactionBehavior::Immediate)?;
         self.insert_vm_on(&tx, vm)?;
         self.insert_disks_on(&tx, vm, disks)?;
@@ -183,6 +195,13 @@ impl Store {
             params![vm.id, snapshot_id],
         )
         .map_err(|e| classify(e, &self.path))?;
+        if standby {
+            tx.execute(
+                "INSERT INTO vm_standbys (vm_id, taken_at) VALUES (?1, NULL)",
+                [&vm.id],
+            )
+            .map_err(|e| classify(e, &self.path))?;
+        }
         tx.commit().map_err(|e| classify(e, &self.path))
     }
 

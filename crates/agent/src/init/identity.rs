@@ -18,6 +18,14 @@ pub fn ensure(root: &Path, name: &str, vm_id: &str) {
     let marker = root.join(MARKER);
     let current = fs::read_to_string(&marker).unwrap_or_default();
     if !vm_id.is_empty() && current.trim() == vm_id {
+        // The same machine under a new name (a standby handed to `vm run` is renamed): its
+        // machine-id and host keys stay, its name follows.
+        let named = fs::read_to_string(root.join("etc/hostname")).unwrap_or_default();
+        if named.trim() != name
+            && let Err(e) = write_hostname(root, name)
+        {
+            log!("renaming the host to {name} failed: {e}");
+        }
         return;
     }
     log!("first boot of VM {vm_id}: making its hostname, machine-id and SSH host keys");
@@ -196,5 +204,14 @@ mod tests {
             fs::read_to_string(root.path().join(MARKER)).unwrap(),
             "bbbb00000002\n"
         );
+
+        // Renamed (a standby taken by `vm run`): the name follows, the rest stays.
+        let key2 = fs::read_to_string(&key).unwrap();
+        ensure(root.path(), "taken", "bbbb00000002");
+        assert_eq!(fs::read_to_string(etc.join("hostname")).unwrap(), "taken\n");
+        let hosts = fs::read_to_string(etc.join("hosts")).unwrap();
+        assert_eq!(hosts, "127.0.0.1\tlocalhost\n127.0.1.1\ttaken\n");
+        assert_eq!(fs::read_to_string(etc.join("machine-id")).unwrap(), id2);
+        assert_eq!(fs::read_to_string(&key).unwrap(), key2);
     }
 }

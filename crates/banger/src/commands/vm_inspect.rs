@@ -94,10 +94,13 @@ fn describe(vm: &VmView, escape: bool, out: &mut String) {
     let _ = writeln!(out, "state:       {}", vm.state);
     let _ = writeln!(out, "image:       {}", vm.image);
     if let Some(origin) = &vm.origin {
-        let how = match &origin.restored_at {
+        let mut how = match &origin.restored_at {
             Some(at) => format!("restored {at}"),
             None => "restores on its first start".into(),
         };
+        if let Some(taken) = &origin.standby_taken_at {
+            how.push_str(&format!(" ahead of time; a standby handed over {taken}"));
+        }
         match &origin.warm_image {
             Some(image) => {
                 let _ = writeln!(out, "warm start:  image {image}'s warm state ({how})");
@@ -216,6 +219,12 @@ fn timings(vm: &VmView, escape: bool, out: &mut String) {
         Some(origin) => match &origin.warm_image {
             Some(image) => {
                 let _ = writeln!(out, "  restored from    image {image}'s warm state");
+                if origin.standby_taken_at.is_some() {
+                    let _ = writeln!(
+                        out,
+                        "  standby taken    restored ahead of time, handed over now"
+                    );
+                }
             }
             None => {
                 let _ = writeln!(out, "  restored from    snapshot {}", origin.snapshot);
@@ -226,7 +235,14 @@ fn timings(vm: &VmView, escape: bool, out: &mut String) {
             let _ = writeln!(out, "  booted cold      {how}");
         }
     }
-    let _ = writeln!(out, "  vmm spawned      {:>8.1}", boot.vmm_spawned_ms);
+    // A standby's VMM was running before the request: there is no spawn to show.
+    if vm
+        .origin
+        .as_ref()
+        .is_none_or(|o| o.standby_taken_at.is_none())
+    {
+        let _ = writeln!(out, "  vmm spawned      {:>8.1}", boot.vmm_spawned_ms);
+    }
     if let Some(k) = boot.kernel_started_ms {
         let _ = writeln!(out, "  kernel started   {k:>8.1}");
     }

@@ -41,6 +41,7 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawImages {
     warm: Field,
+    standbys: Field,
 }
 
 #[derive(Deserialize)]
@@ -88,7 +89,7 @@ const VM_DEFAULTS_KEYS: &str = "vcpu, memory, disk";
 const NETWORK_KEYS: &str = "mode, subnet, dns";
 const LOGS_KEYS: &str = "console_max, daemon_max";
 const SANDBOX_KEYS: &str = "vmm_id_base, vmm_id_count, vmm_memory_overhead_mib, vmm_pids_max";
-const IMAGES_KEYS: &str = "warm";
+const IMAGES_KEYS: &str = "warm, standbys";
 const SHARES_KEYS: &str = "fallback, copy_max";
 
 /// Parses one file; carries what every error needs.
@@ -373,6 +374,12 @@ pub(crate) fn parse_config(
                 format!("`images.warm` = {s:?} is not {expected}"),
             )
         })?;
+    }
+    if let Some(v) = raw.images.as_ref().and_then(|t| t.standbys.as_ref()) {
+        let range = (0, u64::from(crate::images::MAX_STANDBYS));
+        let n = ctx.bounded("images.standbys", v, range, " (0 keeps none)")?;
+        // Bounded above by MAX_STANDBYS, a u32.
+        cfg.images.standbys = u32::try_from(n).unwrap_or(crate::images::MAX_STANDBYS);
     }
     if let Some(table) = &raw.shares {
         cfg.shares = shares(&ctx, table)?;

@@ -235,8 +235,17 @@ pub async fn remove(
     State(daemon): State<Arc<Daemon>>,
     Name(name): Name,
 ) -> Result<Response, DaemonError> {
-    let image =
-        operation::detached(&daemon, move |d| async move { images::remove(&d, &name) }).await?;
+    let image = operation::detached(&daemon, move |d| async move {
+        // Its standbys are the daemon's: they go first, or they would hold the image.
+        crate::warm::standby::remove_for_image(&d, &name).await;
+        let removed = images::remove(&d, &name);
+        if removed.is_err() {
+            // Refused (VMs still use it): the image stays warm, with its standbys.
+            crate::warm::standby::refill(&d, &name);
+        }
+        removed
+    })
+    .await?;
     Ok(body::json(StatusCode::OK, &image))
 }
 

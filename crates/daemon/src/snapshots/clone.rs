@@ -90,6 +90,19 @@ pub(crate) async fn make(
     reason: String,
     progress: &dyn Progress,
 ) -> Result<String> {
+    make_as(daemon, snap, name, reason, false, progress).await
+}
+
+/// [`make`]; with `standby`, registered as a waiting standby (`warm::standby`), hidden
+/// from users from its first moment.
+pub(crate) async fn make_as(
+    daemon: &Daemon,
+    snap: &SnapshotRecord,
+    name: String,
+    reason: String,
+    standby: bool,
+    progress: &dyn Progress,
+) -> Result<String> {
     let detail = Detail::parse(snap)?;
     let driver: DriverKind = snap.driver.parse().map_err(|e: String| {
         DaemonError::internal(format!("snapshot {} names a bad driver: {e}", snap.name))
@@ -132,7 +145,7 @@ pub(crate) async fn make(
         let vm_disks = disks::make_clone_disks(driver, &detail.disks, &dir, progress)?;
         daemon
             .store()
-            .insert_clone(&record, &vm_disks, &snap.id)
+            .insert_clone_as(&record, &vm_disks, &snap.id, standby)
             .map_err(|e| match e {
                 StoreError::VmExists(_) => vms::exists(&name),
                 other => other.into(),

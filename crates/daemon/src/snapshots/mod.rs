@@ -177,6 +177,7 @@ pub fn origin_view(daemon: &Daemon, vm_id: &str) -> Result<Option<VmOriginView>>
         snapshot,
         restored_at: origin.restored_at,
         warm_image,
+        standby_taken_at: daemon.store().standby_taken_at(vm_id)?,
     }))
 }
 

@@ -63,7 +63,18 @@ pub async fn create(
         }
         crate::warm::Choice::Cold(reason) => reason,
         crate::warm::Choice::Restore(state) => {
-            match restore_warm(daemon, &state, &image.name, &name, req.start, progress).await {
+            use crate::warm::standby;
+            // A standby kept restored is handed over whole; the pool refills after.
+            if req.start
+                && let Some(id) = standby::take(daemon, &state, &name).await?
+            {
+                standby::refill(daemon, &image.name);
+                return super::get(daemon, &id);
+            }
+            let restored =
+                restore_warm(daemon, &state, &image.name, &name, req.start, progress).await;
+            standby::refill(daemon, &image.name);
+            match restored {
                 Ok(vm) => return Ok(vm),
                 Err(reason) => Some(reason),
             }

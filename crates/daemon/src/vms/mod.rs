@@ -10,7 +10,7 @@
 //! every path to a dead VMM goes through [`release`], and [`reconcile`] finishes or undoes
 //! whatever a killed daemon left half-done.
 
-mod agent;
+pub(crate) mod agent;
 pub mod cgroup;
 mod console;
 mod create;
@@ -57,12 +57,14 @@ pub(crate) use create::{choose_name, exists};
 pub use lock::{VmLock, lock_vm, lock_vm_forced};
 pub use pause::{pause, resume};
 pub use remove::remove;
+pub(crate) use remove::remove_locked;
+pub(crate) use start::boot;
 pub use start::start;
 pub use stop::stop;
 
 pub fn list(daemon: &Daemon) -> Result<Vec<VmView>> {
     // Released before the per-VM reads below take the store again.
-    let vms = daemon.store().list_vms()?;
+    let vms = user_vms(daemon)?;
     vms.iter()
         .map(|vm| {
             let mut view = view(vm);
@@ -99,17 +101,32 @@ pub fn get(daemon: &Daemon, name: &str) -> Result<VmView> {
     Ok(view)
 }
 
+/// Every VM a user has: all but the waiting standbys (`warm::standby`).
+pub fn user_vms(daemon: &Daemon) -> Result<Vec<VmRecord>> {
+    let store = daemon.store();
+    let hidden = store.waiting_standbys()?;
+    Ok(store
+        .list_vms()?
+        .into_iter()
+        .filter(|vm| !hidden.contains(&vm.id))
+        .collect())
+}
+
 /// The VM called `name`, or with that id, or whose id starts with `name` when only one
 /// does (as docker takes an id prefix); else a not-found (or, for a prefix of several
-/// ids, a conflict) error that says what to do.
+/// ids, a conflict) error that says what to do. A waiting standby answers only to its
+/// exact id, which the daemon's own work uses and no user is shown.
 pub fn lookup(daemon: &Daemon, name: &str) -> Result<VmRecord> {
-    if let Some(vm) = daemon.store().get_vm(name)? {
-        return Ok(vm);
+    // Bound first: a store guard in an `if let` lives to the end of the block.
+    let found = daemon.store().get_vm(name)?;
+    if let Some(vm) = found {
+        let hidden = vm.id != name && daemon.store().is_waiting_standby(&vm.id)?;
+        if !hidden {
+            return Ok(vm);
+        }
     }
     let by_prefix: Vec<VmRecord> = if is_id_prefix(name) {
-        daemon
-            .store()
-            .list_vms()?
+        user_vms(daemon)?
             .into_iter()
             .filter(|vm| vm.id.starts_with(name))
             .collect()

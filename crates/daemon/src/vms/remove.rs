@@ -8,18 +8,29 @@ use banger_api::VmView;
 use banger_store::{IntentOp, VmRecord};
 use banger_system::progress::NoProgress;
 
-use super::{lock_vm, lock_vm_forced, stop, strays, view};
+use super::{VmLock, lock_vm, lock_vm_forced, stop, strays, view};
 use crate::error::{DaemonError, Result};
 use crate::state::Daemon;
 
 /// Refuses a running VM unless `force`, which kills it first (its disks are about to be
 /// deleted, so there is nothing to shut down cleanly for).
 pub async fn remove(daemon: &Daemon, name: &str, force: bool) -> Result<VmView> {
-    let (mut op, vm) = if force {
+    let (op, vm) = if force {
         lock_vm_forced(daemon, name).await?
     } else {
         lock_vm(daemon, name).await?
     };
+    remove_locked(daemon, op, &vm, force).await
+}
+
+/// [`remove`] of VM `vm`, whose lock `op` the caller took (and checked what it needed
+/// under it).
+pub(crate) async fn remove_locked(
+    daemon: &Daemon,
+    mut op: VmLock,
+    vm: &VmRecord,
+    force: bool,
+) -> Result<VmView> {
     if vm.state.is_active() {
         if !force {
             return Err(
@@ -31,15 +42,15 @@ pub async fn remove(daemon: &Daemon, name: &str, force: bool) -> Result<VmView> 
                 ),
             );
         }
-        stop::halt(daemon, &mut op, &vm, stop::Halt::Discard, &NoProgress).await?;
+        stop::halt(daemon, &mut op, vm, stop::Halt::Discard, &NoProgress).await?;
     }
     daemon
         .store()
         .begin_intent(&vm.id, IntentOp::Remove, &vm.dir)?;
     fault_point!(daemon, RemoveIntentRecorded);
-    finish(daemon, &vm).await?;
+    finish(daemon, vm).await?;
     tracing::info!(vm = %vm.name, "removed VM");
-    let mut gone = view(&vm);
+    let mut gone = view(vm);
     gone.state = "removed".into();
     Ok(gone)
 }

@@ -94,10 +94,11 @@ pub fn forget(daemon: &Daemon, vm: &VmRecord) {
 
 /// Rewrite the per-VM blocks from the VMs in the store.
 pub fn refresh_blocks(daemon: &Daemon) {
-    let vms = match daemon.store().list_vms() {
+    // A waiting standby has no name a user may use: no block until it is taken.
+    let vms = match super::user_vms(daemon) {
         Ok(vms) => vms,
         Err(e) => {
-            tracing::warn!(error = %banger_system::error_chain(&e), "cannot list VMs for ssh_config");
+            tracing::warn!(error = %e.message, "cannot list VMs for ssh_config");
             return;
         }
     };

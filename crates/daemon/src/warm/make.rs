@@ -110,7 +110,10 @@ pub async fn warm(daemon: &Daemon, image: &str, progress: &dyn Progress) -> Resu
         tracing::warn!(vm = %helper, error = %e.message, "cannot remove the VM booted to warm an image");
     }
     result?;
+    // The replaced state's standbys go now, so its files can go with the sweep.
+    super::standby::remove_stale(daemon).await;
     super::sweep(daemon);
+    super::standby::refill(daemon, &image.name);
     tracing::info!(image = %image.name, "image warmed");
     crate::images::get(daemon, &image.name)
 }

@@ -14,6 +14,7 @@
 
 pub mod key;
 mod make;
+pub mod standby;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -166,9 +167,15 @@ pub fn retire(daemon: &Daemon, state: &WarmState, why: &str) {
     sweep(daemon);
 }
 
-/// Delete retired warm states no VM is built on (at daemon start, and whenever one is
-/// retired or replaced).
+/// Delete retired warm states no VM is built on, after removing their standbys (at daemon
+/// start, and whenever one is retired or replaced).
 pub fn sweep(daemon: &Daemon) {
+    standby::reclaim(daemon);
+    delete_retired(daemon);
+}
+
+/// Delete retired warm states no VM is built on.
+fn delete_retired(daemon: &Daemon) {
     let states = match daemon.store().warm_states() {
         Ok(s) => s,
         Err(e) => {
@@ -217,6 +224,7 @@ pub fn view(daemon: &Daemon, image: &str) -> Result<Option<ImageWarmView>> {
         network,
         size_bytes: snap.size_bytes,
         created_at: snap.created_at,
+        standbys: standby::ready(daemon, &snap.id),
     }))
 }
 

@@ -198,7 +198,7 @@ pub(crate) fn fleet(
 }
 
 /// A `NAME:   123 kB` line of a /proc file.
-fn kib_field(path: &str, name: &str) -> Option<u64> {
+pub(crate) fn kib_field(path: &str, name: &str) -> Option<u64> {
     let text = std::fs::read_to_string(path).ok()?;
     text.lines()
         .find_map(|l| l.strip_prefix(name))
