@@ -209,22 +209,19 @@ pub fn import(opts: &ImportOptions<'_>) -> Result<Imported, OciError> {
         added: &BANGER_FILES.map(str::as_bytes),
         progress,
     })?;
-    match &made {
-        rootfs::Made::Full(owners) => {
+    let step = match &made.how {
+        rootfs::How::Full(owners) => {
             for note in owners.notes() {
                 progress.note(&note);
             }
+            "mkfs"
         }
-        rootfs::Made::Incremental {
-            shared, written, ..
-        } => progress.note(&format!(
-            "root filesystem made from a recent import sharing {shared} of {total} layers ({written} entries written)"
-        )),
-    }
-    // An incremental build hashed its image while syncing it.
-    let (rootfs_record, step) = match made {
-        rootfs::Made::Full(_) => (None, "mkfs"),
-        rootfs::Made::Incremental { record, .. } => (Some(record), "debugfs"),
+        rootfs::How::Incremental { shared, written } => {
+            progress.note(&format!(
+                "root filesystem made from a recent import sharing {shared} of {total} layers ({written} entries written)"
+            ));
+            "debugfs"
+        }
     };
     took.mark(step);
     remove_in_background(work);
@@ -242,8 +239,6 @@ pub fn import(opts: &ImportOptions<'_>) -> Result<Imported, OciError> {
             fs::copy(&from, &to).map_err(io_err("copy the kernel file", &from))?;
         }
     }
-    let record =
-        |file: &str| FileRecord::of(stage.path(), file).map_err(io_err("hash", stage.path()));
     let manifest = Manifest {
         image: opts.image_name.clone(),
         source: opts.reference.describe(),
@@ -251,10 +246,7 @@ pub fn import(opts: &ImportOptions<'_>) -> Result<Imported, OciError> {
             kernel: files.kernel.clone(),
             bzimage: files.bzimage.clone(),
             initrd: files.initrd.clone(),
-            rootfs: Some(match rootfs_record {
-                Some(made) => made,
-                None => record(ROOTFS_FILE)?,
-            }),
+            rootfs: Some(made.record),
         },
         agent,
         init: Some("agent".into()),
@@ -272,7 +264,7 @@ pub fn import(opts: &ImportOptions<'_>) -> Result<Imported, OciError> {
     })?;
     write_synced(&stage.path().join(MANIFEST_FILE), &json)
         .map_err(|e| OciError::Build(Box::new(e)))?;
-    took.mark("hash");
+    took.mark("manifest");
     install(stage, out_dir, parent, &name).map_err(|e| OciError::Build(Box::new(e)))?;
     took.mark("fsync+rename");
     progress.note(&format!(
