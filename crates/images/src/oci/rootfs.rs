@@ -142,9 +142,14 @@ fn incremental(
     if !base.pinned(cache) {
         return skip("the cached layers of its base were evicted".into());
     }
-    let old = base.snapshot()?;
+    let Some(old) = base.snapshot() else {
+        return skip("its base's tree snapshot is unreadable".into());
+    };
     let rootfs = base.rootfs();
-    let base_len = std::fs::metadata(&rootfs).ok()?.len();
+    let base_len = match std::fs::metadata(&rootfs) {
+        Ok(m) => m.len(),
+        Err(e) => return skip(format!("cannot read its base {rootfs:?}: {e}")),
+    };
     let Some(base_chunks) = base.chunks().filter(|c| c.len == base_len) else {
         return skip("its base records no chunk digests (kept by an older banger)".into());
     };
@@ -201,8 +206,8 @@ fn incremental(
             base.discard();
             return fail(format!(
                 "its cached base {dir:?} does not match its recorded digests (the MiB at byte \
-                 {at} changed) and was dropped; `banger image verify` the image it was \
-                 imported as"
+                 {at} changed) and was dropped; check the image it was imported as against \
+                 its manifest's sha256_1m (docs/images.md says how)"
             ));
         }
         Err(e) => return fail(format!("cannot verify its base {rootfs:?}: {e}")),
