@@ -76,6 +76,10 @@ pub struct Base {
 }
 
 impl Base {
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     pub fn rootfs(&self) -> PathBuf {
         self.dir.join(ROOTFS)
     }

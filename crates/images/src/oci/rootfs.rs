@@ -8,8 +8,9 @@
 //! that a full build is as cheap and sized for its content.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
-use std::time::Instant;
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use banger_system::CommandRunner;
 use banger_system::progress::{NoProgress, Progress};
@@ -40,6 +41,74 @@ pub(super) struct Job<'a> {
     pub progress: &'a dyn Progress,
 }
 
+/// A copy of the base an import will most likely start from, made on another thread
+/// while the import fetches and unpacks its layers (for a registry, the network time of
+/// its new layers): the copy is the largest step of a re-import on a filesystem without
+/// reflinks. [`make`] uses it when it chooses the same base and removes it otherwise.
+pub(super) struct EarlyCopy {
+    base_dir: PathBuf,
+    image: PathBuf,
+    copying: Option<JoinHandle<Result<Duration, String>>>,
+}
+
+impl EarlyCopy {
+    /// Start copying the best base for `chains` to `image`, if there is one. Only for a
+    /// privileged import: only those are made incrementally.
+    pub(super) fn start(
+        cache_dir: &Path,
+        chains: &[String],
+        agent_sha256: &str,
+        image: &Path,
+        privileged: bool,
+    ) -> Option<EarlyCopy> {
+        if !privileged {
+            return None;
+        }
+        let base = Bases::new(cache_dir).best(chains, agent_sha256)?;
+        let (from, to) = (base.rootfs(), image.to_path_buf());
+        let copying = std::thread::Builder::new()
+            .name("import-base-copy".into())
+            .spawn(move || {
+                let started = Instant::now();
+                // Not synced here: the copy is synced once it is final.
+                crate::vmdisk::clone_file_unsynced(&from, &to, &NoProgress)
+                    .map(|_| started.elapsed())
+                    .map_err(|e| banger_system::error_chain(&e))
+            })
+            .ok()?;
+        Some(EarlyCopy {
+            base_dir: base.dir().to_path_buf(),
+            image: image.to_path_buf(),
+            copying: Some(copying),
+        })
+    }
+
+    /// Wait for the copy: how long it took.
+    fn finish(mut self) -> Result<Duration, String> {
+        match self.copying.take().map(JoinHandle::join) {
+            Some(Ok(done)) => done,
+            _ => Err("the thread copying the base panicked".into()),
+        }
+    }
+
+    /// Wait for the copy and remove it.
+    fn discard(self) {
+        let image = self.image.clone();
+        let _ = self.finish();
+        let _ = std::fs::remove_file(image);
+    }
+}
+
+impl Drop for EarlyCopy {
+    /// An import that fails while the copy runs must not remove its staging directory
+    /// under the copying thread: wait for it (the directory's removal takes the file).
+    fn drop(&mut self) {
+        if let Some(copying) = self.copying.take() {
+            let _ = copying.join();
+        }
+    }
+}
+
 /// How the root filesystem was made, for the import's closing note.
 pub(super) enum How {
     Full(OwnerReport),
@@ -57,7 +126,7 @@ pub(super) struct Made {
     pub record: FileRecord,
 }
 
-pub(super) fn make(job: &Job<'_>) -> Result<Made, OciError> {
+pub(super) fn make(job: &Job<'_>, early: Option<EarlyCopy>) -> Result<Made, OciError> {
     let io = |op: &'static str, path: &Path| {
         let path = path.to_path_buf();
         move |source| OciError::Io { op, path, source }
@@ -67,10 +136,16 @@ pub(super) fn make(job: &Job<'_>) -> Result<Made, OciError> {
     let size = ext4::image_size(used, job.headroom);
     let cache = BlobCache::new(job.cache_dir);
     let bases = Bases::new(job.cache_dir);
+    let mut early = early;
     let made = match (&job.owners, bases.best(job.chains, job.agent_sha256)) {
-        (Owners::AsInTree, Some(base)) => incremental(job, &cache, base, &snapshot, size),
+        (Owners::AsInTree, Some(base)) => {
+            incremental(job, &cache, base, &snapshot, size, &mut early)
+        }
         _ => None,
     };
+    if let Some(unused) = early {
+        unused.discard();
+    }
     let (how, chunks) = match made {
         Some(made) => made,
         None => {
@@ -133,6 +208,7 @@ fn incremental(
     base: Base,
     new: &Snapshot,
     size: u64,
+    early: &mut Option<EarlyCopy>,
 ) -> Option<(How, Chunks)> {
     let skip = |why: String| {
         job.progress
@@ -188,7 +264,16 @@ fn incremental(
                 .note("its base changed on disk since it was kept: verifying it");
             s.spawn(|| base_chunks.first_mismatch(&rootfs, 1))
         });
-        let changed = change_copy(job, &rootfs, &base_chunks, &script);
+        let early = match early.take() {
+            Some(e) if e.base_dir == base.dir() => Some(e),
+            // Copied from another base (the cache changed meanwhile): not this one.
+            Some(other) => {
+                other.discard();
+                None
+            }
+            None => None,
+        };
+        let changed = change_copy(job, &rootfs, &base_chunks, &script, early);
         let verified = verifying.map_or(Ok(None), |v| {
             v.join()
                 .unwrap_or_else(|_| Err(std::io::Error::other("the verifying thread panicked")))
@@ -234,11 +319,16 @@ fn change_copy(
     base: &Path,
     base_chunks: &Chunks,
     script: &[u8],
+    early: Option<EarlyCopy>,
 ) -> Result<(Chunks, String), String> {
     let started = Instant::now();
     // Not synced here: the copy is synced once, at the end.
-    crate::vmdisk::clone_file_unsynced(base, job.image, &NoProgress)
-        .map_err(|e| banger_system::error_chain(&e))?;
+    let copy = match early {
+        Some(early) => early.finish()?,
+        None => crate::vmdisk::clone_file_unsynced(base, job.image, &NoProgress)
+            .map(|_| started.elapsed())
+            .map_err(|e| banger_system::error_chain(&e))?,
+    };
     let file =
         std::fs::File::open(job.image).map_err(|e| format!("cannot open {:?}: {e}", job.image))?;
     let copied = started.elapsed();
@@ -263,7 +353,8 @@ fn change_copy(
     Ok((
         chunks,
         format!(
-            "copy {:.1} s, debugfs {:.1} s, chunk digests {:.1} s ({hashed} of {} MiB hashed), sync {:.1} s",
+            "copy {:.1} s (waited for {:.1} s), debugfs {:.1} s, chunk digests {:.1} s ({hashed} of {} MiB hashed), sync {:.1} s",
+            secs(copy),
             secs(copied),
             secs(applied - copied),
             secs(digested - applied),
