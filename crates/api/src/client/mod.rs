@@ -361,6 +361,16 @@ impl Client {
         .await
     }
 
+    /// Read every file of image `name` again and check it against its manifest.
+    pub async fn verify_image(&self, name: &str) -> Result<ImageVerifyReport, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/images/{}/verify", encode(name)),
+            None::<&()>,
+        )
+        .await
+    }
+
     pub async fn build_image(
         &self,
         req: &BuildImageRequest,
