@@ -291,8 +291,8 @@ fn incremental(
             base.discard();
             return fail(format!(
                 "its cached base {dir:?} does not match its recorded digests (the MiB at byte \
-                 {at} changed) and was dropped; check the image it was imported as against \
-                 its manifest's sha256_1m (docs/images.md says how)"
+                 {at} changed) and was dropped; `banger image verify` the image it was \
+                 imported as"
             ));
         }
         Err(e) => return fail(format!("cannot verify its base {rootfs:?}: {e}")),
