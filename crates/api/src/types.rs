@@ -616,3 +616,30 @@ pub struct PruneReport {
     /// The sum of the items' bytes: what was (or would be) freed.
     pub reclaimable_bytes: u64,
 }
+
+/// One file of an image checked against its manifest (`POST /v1/images/{name}/verify`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+pub struct VerifiedFile {
+    /// Its name in the image directory.
+    #[schema(example = "rootfs.ext4")]
+    pub path: String,
+    /// Which digest the manifest records: `sha256` (of the whole file) or `sha256_1m` (the
+    /// chunked SHA-256 that addresses an OCI import's root filesystem; docs/images.md).
+    #[schema(example = "sha256_1m")]
+    pub digest: String,
+    /// The recorded digest (lowercase hex).
+    pub expected: String,
+    /// What is wrong with the file; absent when it matches its record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+/// The answer to `POST /v1/images/{name}/verify`: every file of the image read again and
+/// checked against the size and digest its manifest recorded.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+pub struct ImageVerifyReport {
+    pub name: String,
+    /// Whether every file matches.
+    pub ok: bool,
+    pub files: Vec<VerifiedFile>,
+}

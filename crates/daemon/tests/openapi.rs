@@ -57,6 +57,7 @@ fn document_is_openapi_3_and_describes_every_route() {
         ("/v1/images/prune", &["post"]),
         ("/v1/images/{name}", &["get", "delete"]),
         ("/v1/images/{name}/warm", &["post"]),
+        ("/v1/images/{name}/verify", &["post"]),
         ("/v1/vms/{name}/snapshot", &["post"]),
         ("/v1/snapshots", &["get"]),
         ("/v1/snapshots/{name}", &["get", "delete"]),
@@ -75,7 +76,7 @@ fn document_is_openapi_3_and_describes_every_route() {
     }
     assert_eq!(
         paths.len(),
-        23,
+        24,
         "a route without a test here: {:?}",
         paths.keys()
     );

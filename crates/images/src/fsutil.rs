@@ -59,7 +59,7 @@ pub fn sha256_file(path: &Path) -> io::Result<(String, u64)> {
 
 /// The next data range at or after `pos`: `(start, end)`; `(len, len)` when only a hole
 /// is left.
-fn data_range(file: &File, pos: u64, len: u64) -> io::Result<(u64, u64)> {
+pub(crate) fn data_range(file: &File, pos: u64, len: u64) -> io::Result<(u64, u64)> {
     use std::os::fd::AsRawFd;
     let seek = |offset: u64, whence| {
         // SAFETY: lseek on an fd we own; no memory is passed.

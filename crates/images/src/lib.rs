@@ -8,6 +8,7 @@
 //! in which order) → [`initramfs`] written with [`cpio`] → `manifest.json`.
 
 mod build;
+pub mod chunked;
 pub mod cpio;
 pub mod deb;
 pub mod debian;

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::chunked::Chunks;
 use crate::fsutil;
 
 pub const MANIFEST_FILE: &str = "manifest.json";
@@ -60,10 +61,53 @@ pub struct ManifestFiles {
 pub struct FileRecord {
     pub path: String,
     pub size: u64,
+    /// SHA-256 of the whole file (lowercase hex). Empty for a file addressed by
+    /// `sha256_1m` instead.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub sha256: String,
+    /// The chunked SHA-256 ([`crate::chunked`]): how an OCI import's root filesystem is
+    /// addressed, so that a re-import hashes only the chunks it changed. `sha256sum` does
+    /// not check it; `split -b 1M --filter=sha256sum FILE | cut -d' ' -f1 | sha256sum`
+    /// does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256_1m: Option<String>,
 }
 
 impl FileRecord {
+    /// The record of `dir/name` addressed by its chunks.
+    pub fn chunked(name: &str, chunks: &Chunks) -> Self {
+        Self {
+            path: name.to_string(),
+            size: chunks.len,
+            sha256: String::new(),
+            sha256_1m: Some(chunks.root()),
+        }
+    }
+
+    /// Whether `dir`'s file still is what this record says: its size and whichever
+    /// digest it carries. `Ok(Some(problem))` says how it differs.
+    pub fn verify(&self, dir: &Path) -> std::io::Result<Option<String>> {
+        let path = dir.join(&self.path);
+        let len = std::fs::metadata(&path)?.len();
+        if len != self.size {
+            return Ok(Some(format!(
+                "is {len} bytes, the manifest says {}",
+                self.size
+            )));
+        }
+        let (kind, want, actual) = match &self.sha256_1m {
+            Some(want) => (
+                "chunked SHA-256",
+                want,
+                Chunks::of(&path, crate::chunked::all_cores())?.root(),
+            ),
+            None => ("SHA-256", &self.sha256, fsutil::sha256_file(&path)?.0),
+        };
+        Ok((&actual != want).then(|| {
+            format!("has the {kind} {actual}, the manifest says {want}: it changed after it was recorded")
+        }))
+    }
+
     /// Hash `dir/name` and describe it.
     pub fn of(dir: &Path, name: &str) -> std::io::Result<Self> {
         let (sha256, size) = fsutil::sha256_file(&dir.join(name))?;
@@ -71,6 +115,7 @@ impl FileRecord {
             path: name.to_string(),
             size,
             sha256,
+            sha256_1m: None,
         })
     }
 
@@ -82,6 +127,7 @@ impl FileRecord {
             path: path.to_string_lossy().into_owned(),
             size,
             sha256,
+            sha256_1m: None,
         })
     }
 }

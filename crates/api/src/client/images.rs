@@ -1,4 +1,4 @@
-//! The image routes: list, inspect, build, import, pull, warm, remove, prune.
+//! The image routes: list, inspect, verify, build, import, pull, warm, remove, prune.
 
 use hyper::Method;
 
@@ -16,6 +16,16 @@ impl Client {
         self.call(
             Method::GET,
             &format!("/images/{}", encode(name)),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// Read every file of image `name` again and check it against its manifest.
+    pub async fn verify_image(&self, name: &str) -> Result<ImageVerifyReport, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/images/{}/verify", encode(name)),
             None::<&()>,
         )
         .await

@@ -125,6 +125,24 @@ kernel needs its virtio drivers (virtio_blk, virtio_console or vsock) built in."
         #[command(flatten)]
         data: DataArgs,
     },
+    /// Check an image's files against the digests recorded when it was made
+    #[command(long_about = "\
+Read every file of an image again and check its size and digest against its manifest.
+
+  banger image verify debian
+
+Kernels, initrds and built root filesystems are addressed by the SHA-256 of the whole file
+(`sha256sum` checks them too); an OCI import's root filesystem by its chunked SHA-256
+(`sha256_1m`, the SHA-256 of each MiB's SHA-256; docs/images.md shows the coreutils line
+that computes it). Exits 1 when a file changed.")]
+    Verify {
+        /// Image name
+        #[arg(add = super::complete::images())]
+        name: String,
+        /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// Boot an image once and keep the ready guest, so `vm run` of it restores instead of booting
     #[command(long_about = "\
 Boot an image once and keep the ready guest as the image's warm state.

@@ -8,6 +8,7 @@ mod firecracker;
 mod helper;
 mod image;
 mod image_prune;
+mod image_verify;
 mod snapshot;
 mod ssh;
 mod ssh_config;
@@ -141,6 +142,7 @@ async fn image(layout: Layout, cmd: ImageCommand) -> anyhow::Result<i32> {
             force,
         } => image::import_kernel(&layout, file, name, initrd, force).await,
         ImageCommand::Inspect { name, data } => image::inspect(&layout, &name, data).await,
+        ImageCommand::Verify { name, json } => image_verify::verify(&layout, &name, json).await,
         ImageCommand::Warm { name, json } => image::warm(&layout, &name, json).await,
         ImageCommand::Rm { names } => image::rm(&layout, &names).await,
         ImageCommand::Prune {

@@ -8,8 +8,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use banger_api::progress::schema::ImageStreamLine;
 use banger_api::{
-    ApiError, BuildImageRequest, ImageView, ImportImageRequest, ImportKernelRequest,
-    PruneImagesRequest, PruneReport, PullImageRequest,
+    ApiError, BuildImageRequest, ImageVerifyReport, ImageView, ImportImageRequest,
+    ImportKernelRequest, PruneImagesRequest, PruneReport, PullImageRequest,
 };
 
 use super::body::{self, Json, Name};
@@ -51,6 +51,29 @@ pub async fn get(
     Name(name): Name,
 ) -> Result<Response, DaemonError> {
     Ok(body::json(StatusCode::OK, &images::get(&daemon, &name)?))
+}
+
+#[utoipa::path(
+    post, path = "/v1/images/{name}/verify", tag = "images", operation_id = "verify_image",
+    summary = "Check an image's files against its manifest",
+    description = "Reads every file of the image again and compares its size and digest with \
+what its manifest recorded: the SHA-256 of the whole file, or for an OCI import's root \
+filesystem the chunked SHA-256 (`sha256_1m`). Takes about a second per GiB.",
+    params(("name" = String, Path, description = "Image name")),
+    responses(
+        (status = 200, description = "Each file and what is wrong with it, if anything", body = ImageVerifyReport),
+        (status = 404, description = "No such image", body = ApiError),
+        (status = 500, description = "The image's manifest is unreadable", body = ApiError),
+    )
+)]
+pub async fn verify(
+    State(daemon): State<Arc<Daemon>>,
+    Name(name): Name,
+) -> Result<Response, DaemonError> {
+    Ok(body::json(
+        StatusCode::OK,
+        &images::verify(&daemon, &name).await?,
+    ))
 }
 
 #[utoipa::path(

@@ -34,6 +34,7 @@ pub fn routes() -> OpenApiRouter<Arc<Daemon>> {
         .routes(routes!(images::import))
         .routes(routes!(images::import_kernel))
         .routes(routes!(images::prune))
+        .routes(routes!(images::verify))
         .routes(routes!(images::warm_image))
         .routes(routes!(images::get, images::remove))
         .routes(routes!(snapshots::take))

@@ -495,3 +495,5 @@ async fn prune_says_what_it_frees_and_keeps_what_is_used() {
     let a = send(&f, prune(r#"{"al":true}"#)).await;
     assert_error(&a, StatusCode::BAD_REQUEST, "invalid");
 }
+
+mod verify;

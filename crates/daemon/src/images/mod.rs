@@ -6,12 +6,14 @@ mod import;
 mod kernel;
 mod pull;
 mod reclaim;
+mod verify;
 
 use build::{Recipe, build_locked};
 pub use import::import;
 pub use kernel::import as import_kernel;
 pub use pull::pull_request as pull;
 pub use reclaim::reclaim;
+pub use verify::verify;
 
 use banger_api::{BuildImageRequest, ImageView};
 use banger_images::imagecat::Catalog;

@@ -31,7 +31,9 @@ struct Notes(std::sync::Mutex<Vec<String>>);
 impl Progress for Notes {
     fn report(&self, event: ProgressEvent) {
         if let ProgressEvent::Note { message } = event
-            && (message.contains(" imported from ") || message.contains("from its base: "))
+            && (message.contains(" imported from ")
+                || message.contains("from its base: ")
+                || message.contains("root filesystem in full: "))
             && let Ok(mut notes) = self.0.lock()
         {
             notes.push(message);

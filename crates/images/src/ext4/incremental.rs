@@ -83,7 +83,11 @@ pub fn plan(
         if n.kind == Kind::Dir {
             let b = base.entries.get(path);
             if !is_kept {
-                command(&mut script, "mkdir", &[&abs(path)])?;
+                // By name inside its parent: debugfs resolves `mkdir "/top"` against an
+                // empty parent path and fails for every top-level directory.
+                let (parent, name) = split(path);
+                command(&mut script, "cd", &[&abs(parent)])?;
+                command(&mut script, "mkdir", &[name])?;
                 written += 1;
             }
             // mkfs copies each directory's mtime too, so a changed one is set as well.
@@ -116,10 +120,12 @@ pub fn plan(
                 let host = tree.join(OsStr::from_bytes(path));
                 let target = std::fs::read_link(&host)
                     .map_err(|e| Unsupported(format!("cannot read link {host:?}: {e}")))?;
+                // By name inside its parent, as `mkdir` above.
+                command(&mut script, "cd", &[&abs(parent)])?;
                 command(
                     &mut script,
                     "symlink",
-                    &[&abs(path), target.as_os_str().as_bytes()],
+                    &[name, target.as_os_str().as_bytes()],
                 )?;
             }
             Kind::Fifo => {
@@ -293,6 +299,26 @@ mod tests {
             "{script}"
         );
         assert!(!script.contains("keep\" \"keep"), "{script}");
+        assert_eq!(written, 2);
+    }
+
+    /// debugfs fails `mkdir "/top"` and `symlink "/top" T` (it looks the parent up by
+    /// the empty path before the last `/`): new entries are made by name in their parent.
+    #[test]
+    fn new_top_level_entries_are_made_inside_the_root() {
+        let tree = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("etc", tree.path().join("link")).unwrap();
+        let new = snap(&[
+            ("srv", entry(Kind::Dir, 1)),
+            ("link", entry(Kind::Symlink, 2)),
+        ]);
+        let (script, written) = plan(&snap(&[]), &new, tree.path(), &[]).unwrap();
+        let script = String::from_utf8(script).unwrap();
+        assert!(script.contains("cd \"/\"\nmkdir \"srv\"\n"), "{script}");
+        assert!(
+            script.contains("cd \"/\"\nsymlink \"link\" \"etc\"\n"),
+            "{script}"
+        );
         assert_eq!(written, 2);
     }
 

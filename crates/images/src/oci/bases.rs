@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::cache::BlobCache;
+use crate::chunked::Chunks;
 use crate::ext4::snapshot::Snapshot;
 
 /// Bases kept; older ones are removed (an image keeps its own file, a hard link).
@@ -24,6 +25,9 @@ const KEEP_BASES: usize = 4;
 const META: &str = "base.json";
 const SNAPSHOT: &str = "tree.snapshot";
 const ROOTFS: &str = "rootfs.ext4";
+/// The rootfs's chunk digests ([`Chunks`]): what a re-import verifies the base against
+/// and reuses for the chunks it does not change.
+const CHUNKS: &str = "rootfs.chunks";
 
 /// What a base was made from.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -35,6 +39,32 @@ struct Meta {
     /// The cached tree holding the snapshot's inodes: its chain id and directory inode.
     pin_chain: String,
     pin_ino: u64,
+    /// The rootfs file as it was kept; `None` in bases kept by an older banger.
+    #[serde(default)]
+    stamp: Option<Stamp>,
+}
+
+/// What any change to a file through the kernel changes: its inode's ctime (which no
+/// program can set back), and its size. A base whose stamp still matches has not been
+/// written since it was kept, so its recorded chunk digests hold without reading it.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+struct Stamp {
+    ino: u64,
+    size: u64,
+    ctime_sec: i64,
+    ctime_nsec: i64,
+}
+
+impl Stamp {
+    fn of(path: &Path) -> Option<Stamp> {
+        let m = fs::metadata(path).ok()?;
+        Some(Stamp {
+            ino: m.ino(),
+            size: m.len(),
+            ctime_sec: m.ctime(),
+            ctime_nsec: m.ctime_nsec(),
+        })
+    }
 }
 
 /// A base an import can start from.
@@ -46,12 +76,34 @@ pub struct Base {
 }
 
 impl Base {
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     pub fn rootfs(&self) -> PathBuf {
         self.dir.join(ROOTFS)
     }
 
     pub fn snapshot(&self) -> Option<Snapshot> {
         Snapshot::decode(&fs::read(self.dir.join(SNAPSHOT)).ok()?)
+    }
+
+    /// The chunk digests recorded when the base was kept; `None` for a base kept by an
+    /// older banger (which recorded none) or an unreadable record.
+    pub fn chunks(&self) -> Option<Chunks> {
+        Chunks::decode(&fs::read(self.dir.join(CHUNKS)).ok()?)
+    }
+
+    /// Whether the rootfs is untouched since it was kept (see [`Stamp`]). Its inode also
+    /// changes when the image it links is removed (the link count is in the inode), so a
+    /// changed stamp means "read it to know", not "corrupt".
+    pub fn untouched(&self) -> bool {
+        self.meta.stamp.is_some() && self.meta.stamp == Stamp::of(&self.rootfs())
+    }
+
+    /// Forget this base (found corrupt): the image whose file it links keeps its own.
+    pub fn discard(self) {
+        let _ = fs::remove_dir_all(&self.dir);
     }
 
     /// Whether the snapshot's inodes are still those of the tree cache (checked after the
@@ -106,13 +158,15 @@ impl Bases {
         best
     }
 
-    /// Keep `rootfs` (hard-linked, never copied) as the base of an image of `chains`,
+    /// Keep `rootfs` (hard-linked, never copied), whose chunk digests are `chunks`, as the
+    /// base of an image of `chains`,
     /// made from a tree `snapshot` whose inodes the cached tree of `chains`' last layer
     /// holds. Best effort: a base that cannot be kept only costs a later import time.
     pub fn keep(
         &self,
         cache: &BlobCache,
         rootfs: &Path,
+        chunks: &Chunks,
         snapshot: &Snapshot,
         chains: &[String],
         agent_sha256: &str,
@@ -121,11 +175,12 @@ impl Bases {
         let Some(pin) = cache.tree(top).and_then(|t| fs::metadata(t.path).ok()) else {
             return;
         };
-        let meta = Meta {
+        let mut meta = Meta {
             chains: chains.to_vec(),
             agent_sha256: agent_sha256.to_string(),
             pin_chain: top.clone(),
             pin_ino: pin.ino(),
+            stamp: None,
         };
         let key = hex::encode(Sha256::digest(format!("{top}\n{agent_sha256}")));
         let dest = self.dir.join(key);
@@ -140,8 +195,13 @@ impl Bases {
         };
         let written = (|| -> std::io::Result<()> {
             fs::hard_link(rootfs, tmp.path().join(ROOTFS))?;
+            // After the link, which changes the inode's ctime.
+            meta.stamp = Stamp::of(&tmp.path().join(ROOTFS));
             let mut f = fs::File::create(tmp.path().join(SNAPSHOT))?;
             f.write_all(&snapshot.encode())?;
+            f.sync_all()?;
+            let mut f = fs::File::create(tmp.path().join(CHUNKS))?;
+            f.write_all(&chunks.encode())?;
             f.sync_all()?;
             let json = serde_json::to_vec(&meta).map_err(std::io::Error::other)?;
             let mut f = fs::File::create(tmp.path().join(META))?;

@@ -123,10 +123,6 @@ pub fn import(opts: &ImportOptions<'_>) -> Result<Imported, OciError> {
         });
     }
     let cache = BlobCache::new(&opts.cache_dir);
-    src.fetch_layers(&resolved, &cache, progress)?;
-    let mut took = Took::new(started);
-    took.mark("fetch");
-
     fs::create_dir_all(parent).map_err(io_err("create", parent))?;
     let work = tempfile::Builder::new()
         .prefix(&format!(".{name}.work-"))
@@ -137,10 +133,24 @@ pub fn import(opts: &ImportOptions<'_>) -> Result<Imported, OciError> {
         .tempdir_in(parent)
         .map_err(io_err("create a staging directory in", parent))?;
     let tree = work.path().join("rootfs");
-
-    // Start from the longest prefix of this image's layers already unpacked.
     let chains = chain_ids(diff_ids);
     let applier = Applier::new(&tree);
+    let agent = FileRecord::of_path(&opts.agent_path).map_err(io_err("hash", &opts.agent_path))?;
+    let image = stage.path().join(ROOTFS_FILE);
+    // Declared after `stage`, so an early return waits for the copy before the staging
+    // directory is removed.
+    let early = rootfs::EarlyCopy::start(
+        &opts.cache_dir,
+        &chains,
+        &agent.sha256,
+        &image,
+        applier.is_privileged(),
+    );
+    src.fetch_layers(&resolved, &cache, progress)?;
+    let mut took = Took::new(started);
+    took.mark("fetch");
+
+    // Start from the longest prefix of this image's layers already unpacked.
     // An unprivileged import reuses only trees kept with their owners.
     let reused = (1..=chains.len()).rev().find_map(|k| {
         cache
@@ -196,35 +206,34 @@ pub fn import(opts: &ImportOptions<'_>) -> Result<Imported, OciError> {
     add_banger_files(&applier, &opts.agent_path, &tree)?;
     took.mark("agent");
 
-    let agent = FileRecord::of_path(&opts.agent_path).map_err(io_err("hash", &opts.agent_path))?;
-    let made = rootfs::make(&rootfs::Job {
-        runner: opts.runner,
-        cache_dir: &opts.cache_dir,
-        tree: &tree,
-        image: &stage.path().join(ROOTFS_FILE),
-        chains: &chains,
-        agent_sha256: &agent.sha256,
-        headroom: opts.headroom,
-        owners: applier.owners(),
-        added: &BANGER_FILES.map(str::as_bytes),
-        progress,
-    })?;
-    match &made {
-        rootfs::Made::Full(owners) => {
+    let made = rootfs::make(
+        &rootfs::Job {
+            runner: opts.runner,
+            cache_dir: &opts.cache_dir,
+            tree: &tree,
+            image: &image,
+            chains: &chains,
+            agent_sha256: &agent.sha256,
+            headroom: opts.headroom,
+            owners: applier.owners(),
+            added: &BANGER_FILES.map(str::as_bytes),
+            progress,
+        },
+        early,
+    )?;
+    let step = match &made.how {
+        rootfs::How::Full(owners) => {
             for note in owners.notes() {
                 progress.note(&note);
             }
+            "mkfs"
         }
-        rootfs::Made::Incremental {
-            shared, written, ..
-        } => progress.note(&format!(
-            "root filesystem made from a recent import sharing {shared} of {total} layers ({written} entries written)"
-        )),
-    }
-    // An incremental build hashed its image while syncing it.
-    let (rootfs_record, step) = match made {
-        rootfs::Made::Full(_) => (None, "mkfs"),
-        rootfs::Made::Incremental { record, .. } => (Some(record), "debugfs"),
+        rootfs::How::Incremental { shared, written } => {
+            progress.note(&format!(
+                "root filesystem made from a recent import sharing {shared} of {total} layers ({written} entries written)"
+            ));
+            "debugfs"
+        }
     };
     took.mark(step);
     remove_in_background(work);
@@ -242,8 +251,6 @@ pub fn import(opts: &ImportOptions<'_>) -> Result<Imported, OciError> {
             fs::copy(&from, &to).map_err(io_err("copy the kernel file", &from))?;
         }
     }
-    let record =
-        |file: &str| FileRecord::of(stage.path(), file).map_err(io_err("hash", stage.path()));
     let manifest = Manifest {
         image: opts.image_name.clone(),
         source: opts.reference.describe(),
@@ -251,10 +258,7 @@ pub fn import(opts: &ImportOptions<'_>) -> Result<Imported, OciError> {
             kernel: files.kernel.clone(),
             bzimage: files.bzimage.clone(),
             initrd: files.initrd.clone(),
-            rootfs: Some(match rootfs_record {
-                Some(made) => made,
-                None => record(ROOTFS_FILE)?,
-            }),
+            rootfs: Some(made.record),
         },
         agent,
         init: Some("agent".into()),
@@ -272,7 +276,7 @@ pub fn import(opts: &ImportOptions<'_>) -> Result<Imported, OciError> {
     })?;
     write_synced(&stage.path().join(MANIFEST_FILE), &json)
         .map_err(|e| OciError::Build(Box::new(e)))?;
-    took.mark("hash");
+    took.mark("manifest");
     install(stage, out_dir, parent, &name).map_err(|e| OciError::Build(Box::new(e)))?;
     took.mark("fsync+rename");
     progress.note(&format!(
