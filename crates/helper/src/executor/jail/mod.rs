@@ -12,7 +12,8 @@
 //!   the helper, root-owned, so the owner cannot redirect what root writes there;
 //! * each file is opened without following links, must be a regular file or a FIFO the
 //!   owner owns, lying below the owner's banger state, and is hard-linked (never copied)
-//!   into the chroot by descriptor;
+//!   into the chroot by descriptor, at its top or in `fc-drives/` (made by the helper, for
+//!   the drives' relocatable names a snapshot records and its restore reopens);
 //! * `--new-pid-ns` always; the limits become the jailer's `--cgroup` values below
 //!   `banger-<owner uid>`: in the v1 memory and pids hierarchies where the host has them,
 //!   else in the cgroup v2 hierarchy when it offers both controllers, else the launch is
@@ -45,7 +46,8 @@ pub use cgroups::jail_parent_cgroup;
 use host::{DROP_TIMEOUT, check_owner_process, clear_nonblock, owner_gid, read_pid, tail};
 
 use banger_helper_proto::{
-    JAIL_API_SOCKET as API_SOCKET, JAIL_EXEC_NAME as EXEC_NAME, JAIL_STDERR as STDERR_FILE,
+    JAIL_API_SOCKET as API_SOCKET, JAIL_DRIVE_DIR, JAIL_EXEC_NAME as EXEC_NAME,
+    JAIL_STDERR as STDERR_FILE,
 };
 /// How long the jailer may take to set up and fork.
 const JAILER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -179,6 +181,19 @@ impl Executor {
     ) -> Result<(Stdio, Stdio, Stdio), Failure> {
         let root_fd =
             File::open(root).map_err(|e| system(format!("cannot open {}", root.display()), e))?;
+        if launch.files.iter().any(|f| f.name.in_drive_dir()) {
+            // Root's, like the chroot it is made in before the jailer gives that away: what
+            // is linked into it is exactly what was checked.
+            let drives = root.join(JAIL_DRIVE_DIR);
+            std::fs::create_dir(&drives)
+                .and_then(|()| {
+                    std::fs::set_permissions(
+                        &drives,
+                        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+                    )
+                })
+                .map_err(|e| system(format!("cannot create {}", drives.display()), e))?;
+        }
         for file in &launch.files {
             self.link_in(setup, file, &root_fd, root)?;
         }
