@@ -10,16 +10,18 @@
 //! Firecracker names them in the VM directory ([`super::relocate`]): a snapshot of a jailed
 //! VM records those names, and a restore through the jailer (of any VM's snapshot) finds
 //! the clone's own disks and socket under them in the clone's chroot. The snapshot's state
-//! and memory files are linked in too, and `PUT /snapshot/load` names them there. What comes back — the host pid
-//! (checked by the launcher to run as the owner), the API socket's host path — is all the
-//! daemon needs to drive, stop and kill it as the owner, like a Firecracker it spawned.
+//! and memory files are linked in too, and `PUT /snapshot/load` names them there.
+//!
+//! What comes back — the host pid (checked by the launcher to run as the owner), the API
+//! socket's host path — is all the daemon needs to drive, stop and kill it as the owner,
+//! like a Firecracker it spawned.
 //! The jail goes with the VM's one release ([`super::FirecrackerDriver::kill`]).
 
 use std::path::{Path, PathBuf};
 
 use banger_helper_proto::{
-    CleanPath, ConsoleOn, JAIL_API_SOCKET, JAIL_DRIVE_DIR, JAIL_STDERR, JAIL_VSOCK, JailFile,
-    JailFileName, JailId, JailLaunch, JailLimits, Jailed,
+    CleanPath, ConsoleOn, JAIL_API_SOCKET, JAIL_STDERR, JAIL_VSOCK, JailFile, JailFileName, JailId,
+    JailLaunch, JailLimits, Jailed,
 };
 
 use std::sync::Arc;
@@ -105,9 +107,7 @@ pub(super) fn view(
         inside.initrd = Some(add("initrd", initrd)?);
     }
     for (drive, host_drive) in inside.drives.iter_mut().zip(&spec.drives) {
-        let name = relocate::drive_link(&drive.id);
-        debug_assert!(name.starts_with(JAIL_DRIVE_DIR));
-        drive.path = add(&name, &host_drive.path)?;
+        drive.path = add(&relocate::drive_link(&drive.id), &host_drive.path)?;
     }
     let restore = match &spec.restore {
         None => None,

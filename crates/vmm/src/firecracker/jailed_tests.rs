@@ -54,6 +54,12 @@ fn body<'a>(plan: &'a [ApiCall], path: &str) -> &'a serde_json::Value {
 /// at the chroot's root (Firecracker's working directory): its snapshot is restorable.
 #[test]
 fn a_jailed_boot_keeps_the_relocatable_names() {
+    // The helper makes exactly the directory the relocatable names lie in.
+    assert_eq!(
+        relocate::DRIVE_LINK_DIR,
+        banger_helper_proto::JAIL_DRIVE_DIR
+    );
+    assert_eq!(relocate::VSOCK_NAME, JAIL_VSOCK);
     let s = spec(None);
     let host = FcPaths::in_dir(&s.vm_dir);
     let view = view(&s, &host, ConsoleOn::Stdin, Some(512 << 20), 512).unwrap();
