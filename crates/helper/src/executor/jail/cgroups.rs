@@ -157,16 +157,21 @@ pub(super) fn cgroup_args(
     limits: JailLimits,
     argv: &mut Vec<std::ffi::OsString>,
 ) -> Result<Vec<PathBuf>, Failure> {
-    let hierarchy = host_hierarchy().map_err(|why| {
-        fail(
-            FailureKind::Unsupported,
-            format!(
-                "refusing to run VM {}'s Firecracker without its memory and task limits: {why}",
-                id.as_str()
-            ),
-        )
-    })?;
+    let hierarchy = host_hierarchy().map_err(|why| unlimited(id, &why))?;
     Ok(hierarchy.jailer_args(owner_uid, id, limits, argv))
+}
+
+/// The refusal of a launch whose limits this host cannot hold. A host failure, never
+/// `Unsupported`: to the daemon that means "this helper does not jail", and it would then
+/// start Firecracker itself, outside the jailer.
+fn unlimited(id: &JailId, why: &str) -> Failure {
+    fail(
+        FailureKind::System,
+        format!(
+            "refusing to run VM {}'s Firecracker without its memory and task limits: {why}",
+            id.as_str()
+        ),
+    )
 }
 
 pub(in crate::executor) fn v1_dirs(owner_uid: u32, id: &JailId) -> Option<[PathBuf; 2]> {

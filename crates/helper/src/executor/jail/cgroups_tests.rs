@@ -119,6 +119,19 @@ fn a_missing_controller_is_named_with_what_to_do() {
     );
 }
 
+/// A host without the controllers fails the launch; it is not "unsupported", which the
+/// daemon takes for a helper without a jailer (and would launch outside the jailer).
+#[test]
+fn the_refusal_is_a_failure_not_a_missing_jailer() {
+    let e = unlimited(&id(), "the pids controller is not available");
+    assert_eq!(e.kind, FailureKind::System);
+    assert!(
+        e.message.contains("refusing to run VM abc's Firecracker"),
+        "{e}"
+    );
+    assert!(e.message.contains("the pids controller"), "{e}");
+}
+
 #[test]
 fn no_cgroup_mount_at_all_is_refused() {
     let e = hierarchy("proc /proc proc rw 0 0\n").unwrap_err();
