@@ -1,6 +1,6 @@
 //! The root helper's `launch_jailed` and `release_jail` verbs against the fake jailer, as
 //! root on this host: binaries and files validated with every failure's reason, the
-//! chroot and v1 cgroups made, the fake Firecracker running as the owner in its chroot with
+//! chroot (with its `fc-drives/` for the drives' relocatable names) and v1 cgroups made, the fake Firecracker running as the owner in its chroot with
 //! its API answering at the path the helper hands back, and the one release path removing
 //! it all. Over the wire, a uid other than the owner is refused.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -51,11 +51,18 @@ fn a_jailed_firecracker_runs_as_the_owner_and_is_released_whole() {
     let lab = Lab::new();
     let executor = lab.executor();
     let kernel = lab.owned("vmlinux");
+    let disk = lab.owned("work.ext4");
+    let state = lab.owned("snapshot.vmstate");
     let console = lab.fifo("console.fifo");
     let id = format!("t{}", std::process::id());
     let l = JailLaunch::new(
         JailId::new(&id).unwrap(),
-        vec![file("vmlinux", &kernel), file("console.fifo", &console)],
+        vec![
+            file("vmlinux", &kernel),
+            file("console.fifo", &console),
+            file("fc-drives/work", &disk),
+            file("snapshot.vmstate", &state),
+        ],
         Some((JailFileName::new("console.fifo").unwrap(), ConsoleOn::Stdin)),
         Some(JailLimits::new(256 << 20, 128).unwrap()),
     )
@@ -104,6 +111,17 @@ fn a_jailed_firecracker_runs_as_the_owner_and_is_released_whole() {
             .ino(),
         std::fs::metadata(&kernel).unwrap().ino()
     );
+    // A drive at its relocatable name, in the helper's own `fc-drives` (root's, 0755), and
+    // a snapshot's state at the top: each the owner's file, linked.
+    let drives = std::fs::symlink_metadata(expected_root.join("fc-drives")).unwrap();
+    assert!(drives.is_dir() && drives.uid() == 0 && drives.mode() & 0o7777 == 0o755);
+    for (inside, host) in [("fc-drives/work", &disk), ("snapshot.vmstate", &state)] {
+        assert_eq!(
+            std::fs::metadata(expected_root.join(inside)).unwrap().ino(),
+            std::fs::metadata(host).unwrap().ino(),
+            "{inside}"
+        );
+    }
     let status = std::fs::read_to_string(format!("/proc/{}/status", jailed.pid)).unwrap();
     let uids = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
     assert!(
@@ -235,6 +253,15 @@ fn binaries_and_files_that_fail_the_rules_are_refused_with_their_reason() {
         launch("f4", vec![file("x", &lab.setup.state_dir)], None),
     );
     assert!(e.message.contains("not a regular file"), "{e}");
+    // A drive name that is a link, in the drive directory, is refused like any other.
+    let e = refused(
+        &executor,
+        launch("f5", vec![file("fc-drives/x", &link)], None),
+    );
+    assert!(
+        e.message.contains("cannot open") || e.message.contains("link"),
+        "{e}"
+    );
     // Nothing of a refused launch stays.
     let jails = lab
         .setup

@@ -2,8 +2,9 @@
 //! set up as a system install is: the helper runs as root (this test process) and serves
 //! its socket to the owner; the driver runs as the owner (`nobody`, this test binary re-run
 //! with that uid). The driver boots a VM against the fake jailer and fake Firecracker,
-//! reaches its API and its agent, kills it, and its release removes the jail and its
-//! cgroups.
+//! reaches its API and its agent, snapshots it, kills it, and its release removes the jail
+//! and its cgroups; then restores the snapshot into a clone through the jailer, which opens
+//! the clone's own disk and answers on the clone's vsock socket.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "support/jail_lab.rs"]
@@ -168,8 +169,69 @@ fn owner_child() {
             "PAUSED {}",
             driver.run_state(&rt).await.unwrap() == RunState::Paused
         );
+        // A snapshot of the jailed VM: relocatable (the jail names the drives and vsock as
+        // an unjailed launch does), written in its chroot, renamed into the owner's state.
+        let state_dir = vm_dir.parent().unwrap();
+        let snap = state_dir.join("snap");
+        std::fs::create_dir(&snap).unwrap();
+        let files = match driver.save_snapshot(&rt, &snap).await {
+            Ok(files) => files,
+            Err(e) => {
+                println!("SNAPSHOT-FAILED {}", banger_system::error_chain(&e));
+                driver.kill(&rt).await.unwrap();
+                return;
+            }
+        };
+        println!("SNAPSHOT {}", files.state.is_file());
         driver.kill(&rt).await.unwrap();
         println!("ALIVE-AFTER-KILL {}", rt.is_alive());
+
+        // A clone restored from it through the jailer, with a disk of its own.
+        let clone_dir = state_dir.join("1a1b2c3d4e5f");
+        std::fs::create_dir(&clone_dir).unwrap();
+        std::fs::write(clone_dir.join("work.ext4"), vec![1u8; 1 << 16]).unwrap();
+        let mut clone = spec.clone();
+        clone.vm_id = "1a1b2c3d4e5f".into();
+        clone.vm_dir = clone_dir.clone();
+        clone.drives[0].path = clone_dir.join("work.ext4");
+        clone.console_log = clone_dir.join("console.log");
+        clone.restore = Some(files);
+        let rt = match driver.launch(&clone).await {
+            Ok(rt) => rt,
+            Err(e) => {
+                println!("RESTORE-FAILED {}", banger_system::error_chain(&e));
+                return;
+            }
+        };
+        let root = rt.control_socket.parent().unwrap().parent().unwrap();
+        use std::os::unix::fs::MetadataExt;
+        let ino = |p: &Path| std::fs::metadata(p).map(|m| m.ino()).unwrap_or(0);
+        println!(
+            "CLONE-DISK {}",
+            ino(&root.join("fc-drives/work")) == ino(&clone_dir.join("work.ext4"))
+        );
+        println!(
+            "CLONE-PAUSED {}",
+            driver.run_state(&rt).await.unwrap() == RunState::Paused
+        );
+        driver.resume(&rt).await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        let client = loop {
+            if let Ok(stream) = driver.connect_agent(&rt).await
+                && let Ok((client, _)) =
+                    AgentClient::handshake(stream, Duration::from_secs(60)).await
+            {
+                break Some(client);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                break None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        // The handshake is the guest's agent answering on the clone's own vsock socket.
+        println!("CLONE-AGENT {}", client.is_some());
+        driver.kill(&rt).await.unwrap();
+        println!("CLONE-ALIVE-AFTER-KILL {}", rt.is_alive());
     });
 }
 
@@ -229,6 +291,16 @@ fn the_owners_driver_boots_drives_and_releases_a_jailed_firecracker() {
     assert!(text.contains("ALIVE-AFTER-KILL false"), "{text}");
     assert!(text.contains("FOUND-BY-ROOT true"), "{text}");
     assert!(!jail.exists(), "the release removed the jail");
+    // Its snapshot, restored into a clone through the jailer: the clone's own disk, paused
+    // until resumed, its agent answering on the clone's vsock socket; released whole.
+    assert!(text.contains("SNAPSHOT true"), "{text}");
+    assert!(!text.contains("RESTORE-FAILED"), "{text}");
+    assert!(text.contains("CLONE-DISK true"), "{text}");
+    assert!(text.contains("CLONE-PAUSED true"), "{text}");
+    assert!(text.contains("CLONE-AGENT true"), "{text}");
+    assert!(text.contains("CLONE-ALIVE-AFTER-KILL false"), "{text}");
+    let clone_jail = jail.with_file_name("1a1b2c3d4e5f");
+    assert!(!clone_jail.exists(), "the release removed the clone's jail");
     for hierarchy in ["memory", "pids"] {
         let group = Path::new("/sys/fs/cgroup")
             .join(hierarchy)

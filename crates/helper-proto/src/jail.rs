@@ -17,6 +17,10 @@ pub const JAIL_STDERR: &str = "firecracker.stderr";
 /// The jailed Firecracker's hybrid-vsock socket in the chroot (the daemon names it
 /// `/firecracker.vsock` in `PUT /vsock`).
 pub const JAIL_VSOCK: &str = "firecracker.vsock";
+/// The one directory a jail's files may be named in (`fc-drives/<name>`), made by the
+/// helper, root's: the drives' relocatable names, which Firecracker resolves against its
+/// working directory, the chroot's root, at boot and again at a snapshot's restore.
+pub const JAIL_DRIVE_DIR: &str = "fc-drives";
 
 /// The jailer's own limit on `--id`.
 pub const MAX_JAIL_ID: usize = 64;
@@ -36,7 +40,7 @@ pub enum JailArgError {
     )]
     Id(String),
     #[error(
-        "{0:?} is not a file name for a jail: 1 to {MAX_JAIL_FILE_NAME} ASCII letters, digits, '.', '_' and '-', not starting with '.'"
+        "{0:?} is not a file name for a jail: 1 to {MAX_JAIL_FILE_NAME} ASCII letters, digits, '.', '_' and '-', not starting with '.', optionally below {JAIL_DRIVE_DIR}/"
     )]
     FileName(String),
     #[error("{0:?} is not an absolute, normalized path (no '..', '.', or empty components)")]
@@ -94,17 +98,22 @@ impl From<JailId> for String {
     }
 }
 
-/// The name a file gets at the top of a chroot (one component, nothing hidden).
+/// The name a file gets in a chroot: one component at its top, nothing hidden, or one
+/// such component below [`JAIL_DRIVE_DIR`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct JailFileName(String);
 
 impl JailFileName {
     pub fn new(name: &str) -> Result<JailFileName, JailArgError> {
-        let ok = !name.is_empty()
+        let leaf = name
+            .strip_prefix(JAIL_DRIVE_DIR)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .unwrap_or(name);
+        let ok = !leaf.is_empty()
             && name.len() <= MAX_JAIL_FILE_NAME
-            && !name.starts_with('.')
-            && name
+            && !leaf.starts_with('.')
+            && leaf
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
         if ok {
@@ -116,6 +125,11 @@ impl JailFileName {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// Whether it lies in [`JAIL_DRIVE_DIR`] rather than at the chroot's top.
+    pub fn in_drive_dir(&self) -> bool {
+        self.0.contains('/')
     }
 }
 
@@ -332,7 +346,24 @@ mod tests {
         }
         assert!(JailFileName::new("vmlinux").is_ok());
         assert!(JailFileName::new("work.ext4").is_ok());
-        for bad in ["", ".", "..", ".hidden", "a/b", "a b", &"a".repeat(65)] {
+        assert!(JailFileName::new("fc-drives/root").unwrap().in_drive_dir());
+        assert!(!JailFileName::new("fc-drives").unwrap().in_drive_dir());
+        for bad in [
+            "",
+            ".",
+            "..",
+            ".hidden",
+            "a/b",
+            "a b",
+            &"a".repeat(65),
+            "fc-drives/",
+            "fc-drives/..",
+            "fc-drives/.x",
+            "fc-drives/a/b",
+            "fc-drives//a",
+            "/fc-drives/a",
+            "x/fc-drives/a",
+        ] {
             assert!(JailFileName::new(bad).is_err(), "{bad:?}");
         }
         assert!(CleanPath::new(Path::new("/var/lib/banger/vms/x/work.ext4")).is_ok());

@@ -20,6 +20,56 @@ pub(crate) fn commit(temp: &Path, path: &Path) -> Result<(), VmmError> {
         let _ = std::fs::remove_file(temp);
         return done;
     }
+    commit_dir(path)
+}
+
+/// [`commit`] for a file the VMM wrote in its jailer's chroot: renamed when it can be, else
+/// — in a system install the chroots are another mount, read-only to the daemon — copied
+/// (by the kernel, `copy_file_range`: a reflink where the file system has them) beside
+/// `path` and committed from there; the original then goes with the jail. Opened without
+/// following a link: what the VMM left there is copied only if it is a regular file.
+pub(crate) fn commit_from_jail(scratch: &Path, path: &Path) -> Result<(), VmmError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut from = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(scratch)
+        .map_err(|e| VmmError::io("open", scratch, e))?;
+    if !from.metadata().is_ok_and(|m| m.is_file()) {
+        return Err(VmmError::io(
+            "take",
+            scratch,
+            std::io::Error::other("not a regular file"),
+        ));
+    }
+    from.sync_all()
+        .map_err(|e| VmmError::io("sync snapshot file", scratch, e))?;
+    match std::fs::rename(scratch, path) {
+        Ok(()) => return commit_dir(path),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EXDEV | libc::EROFS)) => {}
+        Err(e) => return Err(VmmError::io("rename snapshot file into", path, e)),
+    }
+    let copy = path.with_file_name(format!(
+        ".{}.copy",
+        path.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    let copied = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&copy)
+        .and_then(|mut to| std::io::copy(&mut from, &mut to))
+        .map_err(|e| VmmError::io("copy snapshot file to", &copy, e));
+    if let Err(e) = copied {
+        let _ = std::fs::remove_file(&copy);
+        return Err(e);
+    }
+    let _ = std::fs::remove_file(scratch);
+    commit(&copy, path)
+}
+
+fn commit_dir(path: &Path) -> Result<(), VmmError> {
     if let Some(dir) = path.parent() {
         File::open(dir)
             .and_then(|d| d.sync_all())
@@ -73,5 +123,44 @@ pub(crate) fn stderr_tail(path: &Path, max: u64, program: &str) -> String {
         format!("({program} printed no error)")
     } else {
         joined
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    /// Across file systems (a system install's chroots are another mount) the file is
+    /// copied beside its final name and committed; on one file system it is renamed; a
+    /// link left in the scratch's place is never followed.
+    #[test]
+    fn a_jailed_vmms_file_is_taken_across_mounts_and_never_through_a_link() {
+        let dest = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
+        let Ok(other) = tempfile::tempdir_in("/dev/shm") else {
+            return;
+        };
+        let scratch = other.path().join(".vmstate.tmp");
+        std::fs::write(&scratch, b"state").unwrap();
+        let path = dest.path().join("vmstate");
+        commit_from_jail(&scratch, &path).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"state");
+        assert!(!scratch.exists());
+        assert!(!dest.path().join(".vmstate.copy").exists());
+
+        let same = dest.path().join(".memory.tmp");
+        std::fs::write(&same, b"memory").unwrap();
+        commit_from_jail(&same, &dest.path().join("memory")).unwrap();
+        assert_eq!(
+            std::fs::read(dest.path().join("memory")).unwrap(),
+            b"memory"
+        );
+
+        let secret = dest.path().join("secret");
+        std::fs::write(&secret, b"not yours").unwrap();
+        std::os::unix::fs::symlink(&secret, &scratch).unwrap();
+        assert!(commit_from_jail(&scratch, &dest.path().join("stolen")).is_err());
+        assert!(!dest.path().join("stolen").exists());
     }
 }

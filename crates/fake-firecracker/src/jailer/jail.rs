@@ -50,7 +50,7 @@ pub(super) fn enter_and_exec(args: &Args) -> Result<i32, String> {
         std::fs::copy(&agent, chroot.join("banger-agent"))
             .map_err(|e| format!("Failed to copy {}: {e}", agent.display()))?;
     }
-    enter_cgroups(args)?;
+    super::cgroup::enter(args)?;
     // Opened before the jail, which has no /dev/null.
     let null = if args.daemonize {
         Some(
@@ -118,54 +118,6 @@ pub(super) fn enter_and_exec(args: &Args) -> Result<i32, String> {
     // arrays end with a null pointer, as execve(2) requires.
     unsafe { libc::execve(program.as_ptr(), argv_ptrs.as_ptr(), env_ptrs.as_ptr()) };
     Err(os(&format!("Failed to exec into {exec_name}")))
-}
-
-/// Make the cgroups `--cgroup` names below `--parent-cgroup` and move this process in.
-fn enter_cgroups(args: &Args) -> Result<(), String> {
-    if args.cgroups.is_empty() {
-        return Ok(());
-    }
-    let parent = args
-        .parent_cgroup
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(args.exec_name()));
-    let mounts = std::fs::read_to_string("/proc/mounts").map_err(|e| e.to_string())?;
-    let pid = std::process::id().to_string();
-    for (file, value) in &args.cgroups {
-        let controller = file.split('.').next().unwrap_or_default();
-        let base = mounts.lines().find_map(|line| {
-            let f: Vec<&str> = line.split(' ').collect();
-            let matches = match args.cgroup_version {
-                1 => {
-                    f.get(2) == Some(&"cgroup")
-                        && f.get(3)
-                            .is_some_and(|o| o.split(',').any(|o| o == controller))
-                }
-                _ => f.get(2) == Some(&"cgroup2"),
-            };
-            matches.then(|| PathBuf::from(f[1]))
-        });
-        let base = base.ok_or_else(|| {
-            format!("Cgroup error: cannot find the mount point of controller {controller}")
-        })?;
-        let dir = base.join(&parent).join(&args.id);
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| format!("Cgroup error: cannot create {}: {e}", dir.display()))?;
-        let procs = if args.cgroup_version == 1 {
-            "tasks"
-        } else {
-            "cgroup.procs"
-        };
-        for (name, text) in [(file.as_str(), value.as_str()), (procs, pid.as_str())] {
-            std::fs::write(dir.join(name), text).map_err(|e| {
-                format!(
-                    "Cgroup error: cannot write {text} to {}: {e}",
-                    dir.join(name).display()
-                )
-            })?;
-        }
-    }
-    Ok(())
 }
 
 /// A new mount namespace whose root is `chroot` (pivot_root, the old root detached).

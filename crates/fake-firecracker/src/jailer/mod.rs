@@ -11,8 +11,9 @@
 //!
 //! Then it does what the real one does, in its order: `<base>/<exec name>/<id>/root`
 //! (kept if it exists), the exec file copied in, the cgroups made and entered (the v1
-//! controllers' hierarchies, or the v2 hierarchy, below `--parent-cgroup`, default the exec
-//! file's name), a new mount namespace pivoted into the chroot, `/dev/kvm`, `/dev/net/tun`
+//! controllers' hierarchies, or the v2 hierarchy with its controllers checked and enabled
+//! down to the parent, below `--parent-cgroup`, default the exec file's name: `cgroup.rs`),
+//! a new mount namespace pivoted into the chroot, `/dev/kvm`, `/dev/net/tun`
 //! and `/dev/urandom` made there by `mknod` and, with the chroot itself, given to `uid:gid`,
 //! the network namespace joined, `--daemonize` (`setsid`, stdio on `/dev/null`),
 //! `--new-pid-ns` (a child in a new pid namespace, its host pid written to
@@ -27,7 +28,10 @@
 //! of the fake guest's agent are bound read-only into the chroot, inside the jail's own
 //! mount namespace only, so the dynamically linked fake and its agent can run.
 
+mod cgroup;
 mod jail;
+
+pub use cgroup::MOUNTS_ENV;
 
 use std::path::{Path, PathBuf};
 
@@ -114,6 +118,7 @@ pub fn parse(args: &[String]) -> Result<Args, String> {
                     .split_once('=')
                     .filter(|(f, val)| f.contains('.') && !val.is_empty() && !f.contains('/'))
                     .ok_or_else(|| format!("Invalid format for cgroups: {v}"))?;
+                cgroup::controller_of(file)?;
                 cgroups.push((file.to_owned(), val.to_owned()));
             }
             "--parent-cgroup" => {

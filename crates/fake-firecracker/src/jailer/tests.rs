@@ -98,3 +98,12 @@ fn what_the_real_jailer_refuses_is_refused() {
     refused(args(d, &["--bogus"]), "wasn't expected");
     refused(args(d, &[])[2..].to_vec(), "Missing mandatory argument: id");
 }
+
+/// The real jailer takes `<controller>.<property>` only: `memory.swap.max` is refused.
+#[test]
+fn a_cgroup_file_with_two_dots_is_refused() {
+    let dir = with_exec("firecracker");
+    let e = parse(&args(dir.path(), &["--cgroup", "memory.swap.max=0"])).unwrap_err();
+    assert!(e.contains("Invalid cgroup file"), "{e}");
+    parse(&args(dir.path(), &["--cgroup", "memory.max=1"])).unwrap();
+}

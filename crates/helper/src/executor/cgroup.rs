@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use banger_helper_proto::{Failure, FailureKind, JailId, JailLimits};
 
 use super::Executor;
-use super::jail::host::{remove_v1_dirs, v1_dirs, v1_mounts};
+use super::jail::cgroups::{remove_v1_dirs, v1_dirs, v1_mounts};
 use super::jail::{fail, system};
 
 /// The files a v1 group's members are moved in through.

@@ -3,10 +3,18 @@
 //! daemon.
 //!
 //! The daemon still makes the VM directory's pipes and files; the launcher hard-links them,
-//! the kernel, the initrd and the drives into the chroot under fixed names, and the boot
-//! plan names them by their paths inside the chroot. What comes back — the host pid
-//! (checked by the launcher to run as the owner), the API socket's host path — is all the
-//! daemon needs to drive, stop and kill it as the owner, like a Firecracker it spawned.
+//! the kernel and the initrd into the chroot under fixed names, and the boot plan names
+//! them by their paths inside the chroot. The drives are linked at their relocatable names
+//! `fc-drives/<id>` and the vsock socket is `firecracker.vsock`, both relative to the
+//! jailed Firecracker's working directory — the chroot's root — exactly as an unjailed
+//! Firecracker names them in the VM directory ([`super::relocate`]): a snapshot of a jailed
+//! VM records those names, and a restore through the jailer (of any VM's snapshot) finds
+//! the clone's own disks and socket under them in the clone's chroot. The snapshot's state
+//! and memory files are linked in too, and `PUT /snapshot/load` names them there.
+//!
+//! What comes back — the host pid (checked by the launcher to run as the owner), the API
+//! socket's host path — is all the daemon needs to drive, stop and kill it as the owner,
+//! like a Firecracker it spawned.
 //! The jail goes with the VM's one release ([`super::FirecrackerDriver::kill`]).
 
 use std::path::{Path, PathBuf};
@@ -22,11 +30,17 @@ use banger_firecracker::SemVer;
 
 use super::FirecrackerConfig;
 use super::api::ApiCall;
-use super::payloads::{FcPaths, PlanInput, boot_plan, has_serial_out};
+use super::payloads::{FcPaths, PlanInput, boot_plan};
+use super::relocate::{self, LayoutNic};
 use crate::error::VmmError;
 use crate::process::ProcessIdentity;
 use crate::sandbox::cgroup::{Limits, Overhead};
-use crate::spec::LaunchSpec;
+use crate::spec::{LaunchSpec, SnapshotFiles};
+
+/// The snapshot's state file in a restoring jail's chroot.
+pub const JAIL_SNAPSHOT_STATE: &str = "snapshot.vmstate";
+/// The snapshot's memory file in a restoring jail's chroot.
+pub const JAIL_SNAPSHOT_MEMORY: &str = "snapshot.mem";
 
 /// An error of the launcher, kept whole as the cause.
 pub type LaunchError = Box<dyn std::error::Error + Send + Sync>;
@@ -53,6 +67,8 @@ pub(super) struct JailView {
     pub spec: LaunchSpec,
     /// The paths the boot plan names, inside the chroot.
     pub paths: FcPaths,
+    /// The snapshot a restore loads, at its chroot paths.
+    pub restore: Option<SnapshotFiles>,
     pub launch: JailLaunch,
 }
 
@@ -91,8 +107,20 @@ pub(super) fn view(
         inside.initrd = Some(add("initrd", initrd)?);
     }
     for (drive, host_drive) in inside.drives.iter_mut().zip(&spec.drives) {
-        drive.path = add(&format!("drive-{}", drive.id), &host_drive.path)?;
+        drive.path = add(&relocate::drive_link(&drive.id), &host_drive.path)?;
     }
+    let restore = match &spec.restore {
+        None => None,
+        Some(files) => Some(SnapshotFiles {
+            state: add(JAIL_SNAPSHOT_STATE, &files.state)?,
+            memory: files
+                .memory
+                .as_ref()
+                .map(|m| add(JAIL_SNAPSHOT_MEMORY, m))
+                .transpose()?,
+        }),
+    };
+    inside.restore = restore.clone();
     let jail = FcPaths {
         api_socket: Path::new("/").join(JAIL_API_SOCKET),
         vsock: Path::new("/").join(JAIL_VSOCK),
@@ -118,6 +146,7 @@ pub(super) fn view(
     Ok(JailView {
         spec: inside,
         paths: jail,
+        restore,
         launch,
     })
 }
@@ -133,16 +162,52 @@ pub(super) fn host_paths(host: &FcPaths, jailed: &Jailed) -> FcPaths {
     }
 }
 
-/// Start Firecracker through its jailer by `launcher`: the boot plan names the
-/// files by their chroot paths; the host paths of its sockets come back.
+/// The calls that configure a jailed Firecracker: a boot's, or with `overrides` a restore's
+/// of `spec.restore`, every file named by its chroot path; the drives and the vsock keep
+/// the plan's relocatable names (see above).
+fn plan(
+    config: &FirecrackerConfig,
+    spec: &LaunchSpec,
+    version: &SemVer,
+    view: &JailView,
+    overrides: &[LayoutNic],
+) -> Result<Vec<ApiCall>, VmmError> {
+    let input = PlanInput {
+        spec: &view.spec,
+        version,
+        paths: &view.paths,
+        guest_cid: config.guest_cid,
+        agent_port: config.agent_port,
+    };
+    match (&view.restore, &spec.restore) {
+        (Some(inside), Some(host)) => {
+            relocate::restore_plan(&input, inside, overrides).map_err(|reason| {
+                VmmError::RestoreFailed {
+                    vm_id: spec.vm_id.clone(),
+                    state: host.state.clone(),
+                    reason,
+                }
+            })
+        }
+        _ => boot_plan(&input).map_err(|problem| VmmError::InvalidSpec {
+            vm_id: spec.vm_id.clone(),
+            problem,
+        }),
+    }
+}
+
+/// Start Firecracker through its jailer by `launcher`: the plan (a boot's, or with
+/// `overrides` a restore's of `spec.restore`) names the files by their chroot paths; the
+/// host paths of its sockets come back.
 pub(super) async fn start(
     config: &FirecrackerConfig,
     spec: &LaunchSpec,
     version: &SemVer,
     paths: &FcPaths,
     launcher: &Arc<dyn JailLauncher>,
+    overrides: &[LayoutNic],
 ) -> Result<Option<(ProcessIdentity, FcPaths, Vec<ApiCall>)>, VmmError> {
-    let console_on = if has_serial_out(version) {
+    let console_on = if relocate::serial_out(version, spec.restore.is_some()) {
         ConsoleOn::Stdin
     } else {
         ConsoleOn::Stdout
@@ -150,31 +215,7 @@ pub(super) async fn start(
     let limits = Limits::for_vm(spec.memory_mib, false, Overhead::default());
     let pids = u32::try_from(limits.pids_max).unwrap_or(u32::MAX);
     let view = view(spec, paths, console_on, Some(limits.memory_max), pids)?;
-    let mut plan = boot_plan(&PlanInput {
-        spec: &view.spec,
-        version,
-        paths: &view.paths,
-        guest_cid: config.guest_cid,
-        agent_port: config.agent_port,
-    })
-    .map_err(|problem| VmmError::InvalidSpec {
-        vm_id: spec.vm_id.clone(),
-        problem,
-    })?;
-    // The jail links each drive under a name of its own: the plan's relocatable
-    // `fc-drives/<id>` and vsock names (`relocate`) are given as the jail's paths.
-    for call in &mut plan {
-        let Some(body) = call.body.as_mut() else {
-            continue;
-        };
-        if call.path.starts_with("/drives/") {
-            if let Some(drive) = view.spec.drives.iter().find(|d| body["drive_id"] == d.id) {
-                body["path_on_host"] = drive.path.to_string_lossy().into_owned().into();
-            }
-        } else if call.path == "/vsock" {
-            body["uds_path"] = view.paths.vsock.to_string_lossy().into_owned().into();
-        }
-    }
+    let plan = plan(config, spec, version, &view, overrides)?;
     let launcher = Arc::clone(launcher);
     let launch = view.launch.clone();
     let failed = |source| VmmError::Jailer {
@@ -195,3 +236,7 @@ pub(super) async fn start(
     };
     Ok(Some((identity, host_paths(paths, &jailed), plan)))
 }
+
+#[cfg(test)]
+#[path = "jailed_tests.rs"]
+mod tests;

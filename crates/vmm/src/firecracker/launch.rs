@@ -50,8 +50,8 @@ pub(super) async fn run(
         guest_cid: config.guest_cid,
         agent_port: config.agent_port,
     };
-    let plan = match &spec.restore {
-        None => boot_plan(&input).map_err(invalid)?,
+    let (plan, overrides) = match &spec.restore {
+        None => (boot_plan(&input).map_err(invalid)?, Vec::new()),
         Some(files) => {
             let failed = |reason: String| VmmError::RestoreFailed {
                 vm_id: vm_id.clone(),
@@ -60,7 +60,8 @@ pub(super) async fn run(
             };
             let layout = Layout::read(&vm_id, files)?;
             let overrides = layout.overrides_for(spec, version).map_err(failed)?;
-            relocate::restore_plan(&input, files, &overrides).map_err(failed)?
+            let plan = relocate::restore_plan(&input, files, &overrides).map_err(failed)?;
+            (plan, overrides)
         }
     };
     for socket in [&paths.api_socket, &paths.vsock] {
@@ -107,20 +108,9 @@ pub(super) async fn run(
 
     let serial_out = relocate::serial_out(version, spec.restore.is_some());
     let through_jailer = match jailer {
-        // The jail links the drives under its own names; a snapshot's recorded
-        // `fc-drives/<id>` paths are not among them yet.
-        Some(_) if spec.restore.is_some() => {
-            return Err(VmmError::RestoreFailed {
-                vm_id: vm_id.clone(),
-                state: spec
-                    .restore
-                    .as_ref()
-                    .map(|f| f.state.clone())
-                    .unwrap_or_default(),
-                reason: "restoring a snapshot through the jailer is not supported yet".into(),
-            });
+        Some(launcher) => {
+            jailed::start(config, spec, version, &paths, launcher, &overrides).await?
         }
-        Some(launcher) => jailed::start(config, spec, version, &paths, launcher).await?,
         None => None,
     };
     let (identity, paths, plan) = match through_jailer {

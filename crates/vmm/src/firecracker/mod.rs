@@ -127,6 +127,14 @@ impl FirecrackerDriver {
         self
     }
 
+    /// The chroot of `rt`'s Firecracker when it was started through the jailer (its API
+    /// socket lies there), else `None`.
+    fn chroot_of(&self, rt: &VmRuntime) -> Option<std::path::PathBuf> {
+        let launcher = self.jailer.as_ref()?;
+        let chroot = launcher.chroot(&jailed::jail_id(&rt.vm_id).ok()?)?;
+        rt.control_socket.starts_with(&chroot).then_some(chroot)
+    }
+
     /// Remove VM `vm_id`'s jail, if it was started through the jailer (its one release).
     async fn release_jail(&self, vm_id: &str) -> Result<(), VmmError> {
         let Some(launcher) = &self.jailer else {
@@ -350,28 +358,40 @@ impl VmmDriver for FirecrackerDriver {
             state: dir.join(STATE_FILE),
             memory: Some(dir.join(MEMORY_FILE)),
         };
-        // Written inside the VM directory, the only place a jailed Firecracker can write,
-        // then renamed into `dir` (the same file system: both are under banger's state).
-        let temp = |p: &std::path::Path| {
-            rt.vm_dir.join(format!(
+        // Written where the VMM may write — the VM directory (banger's sandbox) or the root
+        // of its chroot (the jailer's, which Firecracker sees as `/`) — then renamed into
+        // `dir` (the same file system: both are under banger's state, as the jail's links
+        // require).
+        let chroot = self.chroot_of(rt);
+        let (scratch, seen_as) = match &chroot {
+            Some(chroot) => (chroot.clone(), std::path::PathBuf::from("/")),
+            None => (rt.vm_dir.clone(), rt.vm_dir.clone()),
+        };
+        let commit = |temp: &std::path::Path, path: &std::path::Path| match &chroot {
+            Some(_) => crate::fsutil::commit_from_jail(temp, path),
+            None => crate::fsutil::commit(temp, path),
+        };
+        let name = |p: &std::path::Path| {
+            format!(
                 ".{}.tmp",
                 p.file_name().unwrap_or_default().to_string_lossy()
-            ))
+            )
         };
-        let (state_tmp, memory_tmp) = (temp(&files.state), temp(&dir.join(MEMORY_FILE)));
+        let (state_name, memory_name) = (name(&files.state), name(&dir.join(MEMORY_FILE)));
+        let (state_tmp, memory_tmp) = (scratch.join(&state_name), scratch.join(&memory_name));
         let result = api
             .call(&ApiCall::put(
                 "/snapshot/create",
                 json!({
                     "snapshot_type": "Full",
-                    "snapshot_path": state_tmp,
-                    "mem_file_path": memory_tmp,
+                    "snapshot_path": seen_as.join(&state_name),
+                    "mem_file_path": seen_as.join(&memory_name),
                 }),
             ))
             .await
             .and_then(|_| {
-                crate::fsutil::commit(&state_tmp, &files.state)?;
-                crate::fsutil::commit(&memory_tmp, &dir.join(MEMORY_FILE))?;
+                commit(&state_tmp, &files.state)?;
+                commit(&memory_tmp, &dir.join(MEMORY_FILE))?;
                 // A jailed Firecracker wrote them as the VM's uid, readable by it alone.
                 crate::fsutil::reclaim(&files.state)?;
                 crate::fsutil::reclaim(&dir.join(MEMORY_FILE))

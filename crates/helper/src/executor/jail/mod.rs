@@ -12,9 +12,12 @@
 //!   the helper, root-owned, so the owner cannot redirect what root writes there;
 //! * each file is opened without following links, must be a regular file or a FIFO the
 //!   owner owns, lying below the owner's banger state, and is hard-linked (never copied)
-//!   into the chroot by descriptor;
-//! * `--new-pid-ns` always; the limits become the jailer's v1 `--cgroup` values below
-//!   `banger-<owner uid>` in the memory and pids hierarchies, where the host has them.
+//!   into the chroot by descriptor, at its top or in `fc-drives/` (made by the helper, for
+//!   the drives' relocatable names a snapshot records and its restore reopens);
+//! * `--new-pid-ns` always; the limits become the jailer's `--cgroup` values below
+//!   `banger-<owner uid>`: in the v1 memory and pids hierarchies where the host has them,
+//!   else in the cgroup v2 hierarchy when it offers both controllers, else the launch is
+//!   refused ([`cgroups`]): requested limits are never silently dropped.
 //!
 //! The reply is Firecracker's host pid (the jailer's `firecracker.pid`), checked to run as
 //! the owner, and its API socket's host path: the daemon then drives, stops and kills it as
@@ -35,15 +38,16 @@ use banger_system::fsperm::open_root_executable;
 
 use super::Executor;
 
+pub(super) mod cgroups;
 pub(super) mod host;
 
-pub use host::jail_parent_cgroup;
-use host::{
-    DROP_TIMEOUT, cgroup_args, check_owner_process, clear_nonblock, owner_gid, read_pid, tail,
-};
+use cgroups::cgroup_args;
+pub use cgroups::jail_parent_cgroup;
+use host::{DROP_TIMEOUT, check_owner_process, clear_nonblock, owner_gid, read_pid, tail};
 
 use banger_helper_proto::{
-    JAIL_API_SOCKET as API_SOCKET, JAIL_EXEC_NAME as EXEC_NAME, JAIL_STDERR as STDERR_FILE,
+    JAIL_API_SOCKET as API_SOCKET, JAIL_DRIVE_DIR, JAIL_EXEC_NAME as EXEC_NAME,
+    JAIL_STDERR as STDERR_FILE,
 };
 /// How long the jailer may take to set up and fork.
 const JAILER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -126,6 +130,12 @@ impl Executor {
         let jailer = open_root_executable(&setup.jailer).map_err(|e| refused("the jailer", e))?;
         drop(open_root_executable(&setup.firecracker).map_err(|e| refused("Firecracker", e))?);
         let gid = owner_gid(self.owner_uid)?;
+        // Limits that cannot be set are refused before anything is made too.
+        let mut cgroup_argv = Vec::new();
+        let groups = match launch.limits {
+            Some(limits) => cgroup_args(self.owner_uid, &launch.id, limits, &mut cgroup_argv)?,
+            None => Vec::new(),
+        };
         let base = self.chroot_base(setup)?;
         let jail_dir = base.join(EXEC_NAME).join(launch.id.as_str());
         let root = jail_dir.join("root");
@@ -142,9 +152,10 @@ impl Executor {
         }
         std::fs::create_dir_all(&root)
             .map_err(|e| system(format!("cannot create {}", root.display()), e))?;
-        let made = self
-            .populate(setup, launch, &root, gid)
-            .and_then(|stdio| self.run_jailer(setup, launch, &jailer, &base, &root, gid, stdio));
+        let made = self.populate(setup, launch, &root, gid).and_then(|stdio| {
+            let cgroups = (cgroup_argv, groups);
+            self.run_jailer(setup, launch, &jailer, &base, &root, gid, cgroups, stdio)
+        });
         if made.is_err() {
             // A process killed on the way out leaves its cgroups a moment later.
             let deadline = Instant::now() + DROP_TIMEOUT;
@@ -170,6 +181,19 @@ impl Executor {
     ) -> Result<(Stdio, Stdio, Stdio), Failure> {
         let root_fd =
             File::open(root).map_err(|e| system(format!("cannot open {}", root.display()), e))?;
+        if launch.files.iter().any(|f| f.name.in_drive_dir()) {
+            // Root's, like the chroot it is made in before the jailer gives that away: what
+            // is linked into it is exactly what was checked.
+            let drives = root.join(JAIL_DRIVE_DIR);
+            std::fs::create_dir(&drives)
+                .and_then(|()| {
+                    std::fs::set_permissions(
+                        &drives,
+                        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+                    )
+                })
+                .map_err(|e| system(format!("cannot create {}", drives.display()), e))?;
+        }
         for file in &launch.files {
             self.link_in(setup, file, &root_fd, root)?;
         }
@@ -315,6 +339,7 @@ impl Executor {
         base: &Path,
         root: &Path,
         gid: u32,
+        (cgroup_argv, cgroups): (Vec<std::ffi::OsString>, Vec<PathBuf>),
         (stdin, stdout, stderr): (Stdio, Stdio, Stdio),
     ) -> Result<Jailed, Failure> {
         let uid = self.owner_uid.to_string();
@@ -331,10 +356,7 @@ impl Executor {
             base.into(),
             "--new-pid-ns".into(),
         ];
-        let cgroups = match launch.limits {
-            Some(limits) => cgroup_args(self.owner_uid, &launch.id, limits, &mut argv),
-            None => Vec::new(),
-        };
+        argv.extend(cgroup_argv);
         let mut command = Command::new(format!("/proc/self/fd/{}", jailer.as_raw_fd()));
         command
             .args(&argv)
@@ -403,7 +425,7 @@ impl Executor {
     /// Cgroups first (a live Firecracker keeps them busy: refused), then the chroot.
     fn remove_jail(&self, id: &JailId) -> Result<(), Failure> {
         let setup = self.jail_setup()?;
-        host::remove_v1_dirs(self.owner_uid, id, |dir| {
+        cgroups::remove_dirs(&cgroups::jail_dirs(self.owner_uid, id), |dir| {
             format!(
                 "VM {}'s jailed Firecracker still runs (its cgroup {} is in use): \
                  stop it first",
