@@ -7,7 +7,7 @@
 //!   namespace of the bench's own.
 
 use std::process::Stdio;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
@@ -106,16 +106,10 @@ pub fn throughput() -> anyhow::Result<()> {
         .context("the VM has no address")?
         .to_string();
     run(&["vm", "exec", "perf", "--", "iperf3", "-s", "-D", "-1"])?;
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    let out = NetLab::cmd(&lab.inside, "iperf3", &["-c", &address, "-t", "5", "-J"])
-        .stdin(Stdio::null())
-        .output()
-        .context("iperf3 on the host (apt install iperf3)")?;
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .with_context(|| format!("iperf3 said: {}", stderr(&out)))?;
+    let report = iperf_client(&lab.inside, &address)?;
     let bps = report["end"]["sum_received"]["bits_per_second"]
         .as_f64()
-        .with_context(|| format!("no throughput in iperf3's report: {}", stdout(&out)))?;
+        .with_context(|| format!("no throughput in iperf3's report: {report}"))?;
     println!(
         "TCP host -> guest over the bridge (iperf3, 5 s, {}): {:.2} Gbit/s",
         vm["accel"].as_str().unwrap_or("?"),
@@ -124,4 +118,33 @@ pub fn throughput() -> anyhow::Result<()> {
     let _ = run(&["vm", "rm", "-f", "perf"]);
     let _ = run(&["daemon", "stop"]);
     Ok(())
+}
+
+/// iperf3's 5 s test from namespace `ns` to the server in the guest at `address`, its JSON
+/// report. `iperf3 -s -D` daemonizes before it listens, so a refused connection is tried
+/// again (every 50 ms, for at most 30 s) instead of guessing how long the server needs.
+fn iperf_client(ns: &str, address: &str) -> anyhow::Result<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = NetLab::cmd(ns, "iperf3", &["-c", address, "-t", "5", "-J"])
+            .stdin(Stdio::null())
+            .output()
+            .context("iperf3 on the host (apt install iperf3)")?;
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .with_context(|| format!("iperf3 said: {}", stderr(&out)))?;
+        // iperf3 -J exits 0 and reports a failed connect in its `error` field.
+        let refused = report["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("Connection refused"));
+        if !refused {
+            return Ok(report);
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "iperf3's server in the guest at {address} refused connections for 30 s: {}",
+                report["error"]
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
