@@ -38,6 +38,11 @@ pub struct InstallMeta {
     pub jailer: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub firecracker: Option<PathBuf>,
+    /// The cgroup layout the host had when the units were rendered (`v1`: memory and pids
+    /// on v1 hierarchies; `v2`: on the unified one, and a jailing helper's unit leaves the
+    /// cgroup tree writable); absent when neither was mounted, or from an older install.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<banger_system::cgroup::CgroupLayout>,
 }
 
 impl InstallMeta {
@@ -140,9 +145,12 @@ mod tests {
             version: Some("1.2.3".into()),
             state_dir: Some("/var/lib/banger".into()),
             runtime_dir: Some("/run/banger".into()),
+            cgroup: Some(banger_system::cgroup::CgroupLayout::V2),
             ..InstallMeta::default()
         };
-        std::fs::write(&path, meta.to_toml().unwrap()).unwrap();
+        let text = meta.to_toml().unwrap();
+        assert!(text.lines().any(|l| l == "cgroup = \"v2\""), "{text}");
+        std::fs::write(&path, text).unwrap();
         assert_eq!(load_install_meta(&path).unwrap(), Some(meta));
     }
 }

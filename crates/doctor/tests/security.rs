@@ -12,6 +12,7 @@ use banger_config::Config;
 use banger_doctor::checks::security::{PostureInputs, posture};
 use banger_doctor::{Check, Status, groups};
 use banger_sysinstall::{InstallPlan, render};
+use banger_system::cgroup::CgroupLayout;
 use common::{FakeHost, ScriptedRunner};
 
 /// The units exactly as `banger system install` renders them for `user`.
@@ -34,8 +35,19 @@ fn plan(user: &str) -> InstallPlan {
         socket_timeout: banger_sysinstall::plan::SOCKET_TIMEOUT,
         jail: None,
         posture_why: "network only".into(),
+        cgroup: CgroupLayout::of(HYBRID),
     }
 }
+
+/// A stand-in mount table of a hybrid host (v1 memory and pids hierarchies).
+const HYBRID: &str = "tmpfs /sys/fs/cgroup tmpfs ro,nosuid,nodev,noexec,mode=755 0 0\n\
+    cgroup2 /sys/fs/cgroup/unified cgroup2 rw,nosuid,nodev,noexec,relatime,nsdelegate 0 0\n\
+    cgroup /sys/fs/cgroup/memory cgroup rw,nosuid,nodev,noexec,relatime,memory 0 0\n\
+    cgroup /sys/fs/cgroup/pids cgroup rw,nosuid,nodev,noexec,relatime,pids 0 0\n";
+
+/// A stand-in mount table of a pure cgroup v2 host.
+const UNIFIED: &str =
+    "cgroup2 /sys/fs/cgroup cgroup2 rw,nosuid,nodev,noexec,relatime,nsdelegate 0 0\n";
 
 fn helper_unit() -> String {
     render::helper_unit(&plan("al"))
@@ -60,6 +72,7 @@ fn install(host: &FakeHost) -> (UnixListener, UnixListener) {
     .unwrap();
     std::fs::write(host.path("systemd/banger-helper.service"), helper_unit()).unwrap();
     std::fs::write(host.path("systemd/bangerd.service"), daemon_unit("al")).unwrap();
+    std::fs::write(host.path("mounts"), HYBRID).unwrap();
     let helper = socket(&host.path("run/helper.sock"), 0o600);
     let daemon = socket(&host.path("run/bangerd.sock"), 0o600);
     (helper, daemon)
@@ -94,6 +107,7 @@ fn run(host: &FakeHost, runner: &ScriptedRunner, binaries: &[(String, PathBuf)])
         helper_socket: &host.path("run/helper.sock"),
         daemon_socket: &host.path("run/bangerd.sock"),
         vmm_binaries: binaries,
+        mounts: &host.path("mounts"),
     })
 }
 
@@ -357,75 +371,6 @@ fn vmm_binary_ownership_rules() {
     assert!(c.hint.unwrap().contains("chown root"));
 }
 
-/// A helper installed to jail Firecracker: its unit passes with what the jailer needs, and
-/// fails, naming what is missing, when a drop-in takes part of it away or the unit is the
-/// network-only one while install.toml says it jails.
-#[test]
-fn a_jailing_helper_unit_is_checked_for_what_the_jailer_needs() {
-    let host = FakeHost::new();
-    let _sockets = install(&host);
-    let jail = banger_sysinstall::jail::JailBinaries {
-        jailer: host.path("bin/jailer"),
-        firecracker: host.path("bin/firecracker"),
-    };
-    for path in [&jail.jailer, &jail.firecracker] {
-        std::fs::write(path, b"\x7fELF").unwrap();
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    let jail_plan = InstallPlan {
-        jail: Some(jail.clone()),
-        ..plan("al")
-    };
-    std::fs::write(
-        host.path("etc/install.toml"),
-        format!(
-            "owner_user = \"al\"\nowner_uid = {}\njailer = {:?}\nfirecracker = {:?}\n",
-            uid(),
-            jail.jailer,
-            jail.firecracker
-        ),
-    )
-    .unwrap();
-    let unit = host.path("systemd/banger-helper.service");
-    std::fs::write(&unit, render::helper_unit(&jail_plan)).unwrap();
-    let checks = run(&host, &systemctl("active", "active"), &[]);
-    let needs = find(&checks, "helper unit runs the jailer");
-    assert_eq!(needs.status, Status::Pass, "{needs:#?}");
-    assert_eq!(
-        find(&checks, "helper unit hardening").status,
-        Status::Pass,
-        "{checks:#?}"
-    );
-    // Root-owned binaries only as root; otherwise the rows must fail.
-    let want = if uid() == 0 {
-        Status::Pass
-    } else {
-        Status::Fail
-    };
-    assert_eq!(find(&checks, "jailer binary ownership").status, want);
-
-    // A drop-in that narrows the capabilities back to the network ones.
-    let dropins = host.path("systemd/banger-helper.service.d");
-    std::fs::create_dir(&dropins).unwrap();
-    std::fs::write(
-        dropins.join("narrow.conf"),
-        "[Service]\nCapabilityBoundingSet=\nCapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_CHOWN CAP_DAC_OVERRIDE\n",
-    )
-    .unwrap();
-    let checks = run(&host, &systemctl("active", "active"), &[]);
-    let needs = find(&checks, "helper unit runs the jailer");
-    assert_eq!(needs.status, Status::Fail);
-    assert!(needs.summary.contains("CAP_SYS_ADMIN"), "{needs:#?}");
-    assert!(!needs.summary.contains("CAP_CHOWN"), "{needs:#?}");
-    std::fs::remove_dir_all(&dropins).unwrap();
-
-    // The network-only unit while install.toml says the helper jails.
-    std::fs::write(&unit, helper_unit()).unwrap();
-    let checks = run(&host, &systemctl("active", "active"), &[]);
-    let needs = find(&checks, "helper unit runs the jailer");
-    assert_eq!(needs.status, Status::Fail);
-    for word in ["--jailer", "KillMode=process", "RestrictNamespaces=mnt"] {
-        assert!(needs.summary.contains(word), "{word}: {needs:#?}");
-    }
-    assert_eq!(find(&checks, "helper unit hardening").status, Status::Fail);
-}
+/// The jailing helper: its unit for the host's cgroup layout.
+#[path = "security/jail.rs"]
+mod jail;

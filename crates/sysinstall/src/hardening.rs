@@ -7,6 +7,8 @@
 //! `iptables-legacy -S`), and creating its socket for the owner; and, when the install
 //! chose it (`crate::jail`), running Firecracker's jailer ([`HELPER_JAILER`]).
 
+use crate::jail::HelperUnit;
+
 /// One `Key=value` line of a unit's `[Service]` section.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Directive {
@@ -75,7 +77,7 @@ const HELPER_ONLY: [Directive; 9] = [
     d(
         "ProtectControlGroups",
         "yes",
-        "the cgroup tree is read-only (but for the v1 memory and pids hierarchies, in ReadWritePaths=)",
+        "the cgroup tree is read-only (but for the v1 memory and pids hierarchies, in ReadWritePaths=; a jailing helper on a pure v2 host sets no instead)",
     ),
     // CAP_NET_ADMIN: bridges, TAPs (TUNSETIFF, TUNSETOWNER), addresses, nftables, and the
     //   net sysctls (ip_forward, route_localnet).
@@ -217,10 +219,17 @@ const DAEMON_ONLY: [Directive; 9] = [
     ),
 ];
 
-/// The root helper's hardening, in the order the unit lists it: network plumbing only, or
-/// (`jailer`) with what Firecracker's jailer needs.
-pub fn helper_hardening(jailer: bool) -> Vec<Directive> {
-    let own = |d: &&Directive| !jailer || HELPER_JAILER.iter().all(|j| j.key != d.key);
+/// The root helper's hardening for `unit`, in the order the unit lists it: network
+/// plumbing only, or with what Firecracker's jailer needs. A jailing helper on a pure v2
+/// host ([`HelperUnit::JailV2`]) lacks `ProtectControlGroups=yes`: its jailer writes the
+/// tree's root, so the unit sets `ProtectControlGroups=no` among the jail's lines
+/// ([`crate::jail::jail_needs`]), which is no hardening.
+pub fn helper_hardening(unit: HelperUnit) -> Vec<Directive> {
+    let jailer = unit.jails();
+    let own = |d: &&Directive| {
+        (!jailer || HELPER_JAILER.iter().all(|j| j.key != d.key))
+            && !(unit.writes_cgroup_tree() && d.key == "ProtectControlGroups")
+    };
     let mut list: Vec<Directive> = COMMON
         .iter()
         .chain(HELPER_ONLY.iter().filter(own))
@@ -238,11 +247,8 @@ pub fn daemon_hardening() -> Vec<Directive> {
 }
 
 /// What doctor requires of the helper's unit: every hardening line of its posture.
-pub fn helper_required(jailer: bool) -> Vec<String> {
-    helper_hardening(jailer)
-        .iter()
-        .map(Directive::line)
-        .collect()
+pub fn helper_required(unit: HelperUnit) -> Vec<String> {
+    helper_hardening(unit).iter().map(Directive::line).collect()
 }
 
 /// Keys systemd adds up over several lines (an empty assignment resets them).
@@ -271,8 +277,9 @@ mod tests {
     #[test]
     fn only_list_keys_are_set_twice_in_a_unit() {
         for list in [
-            helper_hardening(false),
-            helper_hardening(true),
+            helper_hardening(HelperUnit::Network),
+            helper_hardening(HelperUnit::JailV1),
+            helper_hardening(HelperUnit::JailV2),
             daemon_hardening(),
         ] {
             let keys: HashSet<_> = list
@@ -290,8 +297,8 @@ mod tests {
     /// The jailer's posture widens exactly the lines the jailer needs, and keeps the rest.
     #[test]
     fn the_jailer_posture_replaces_only_what_the_jailer_needs() {
-        let plain = helper_required(false);
-        let jail = helper_required(true);
+        let plain = helper_required(HelperUnit::Network);
+        let jail = helper_required(HelperUnit::JailV1);
         assert!(jail.contains(&"RestrictNamespaces=mnt pid".to_string()));
         assert!(!jail.contains(&"RestrictNamespaces=yes".to_string()));
         assert!(jail.contains(&"SystemCallFilter=@system-service @mount seccomp".to_string()));
@@ -313,8 +320,8 @@ mod tests {
                 .map(|d| d.value.split(' ').collect::<HashSet<_>>())
                 .unwrap()
         };
-        let jail_caps = caps(helper_hardening(true));
-        assert!(caps(helper_hardening(false)).is_subset(&jail_caps));
+        let jail_caps = caps(helper_hardening(HelperUnit::JailV1));
+        assert!(caps(helper_hardening(HelperUnit::Network)).is_subset(&jail_caps));
         for cap in crate::jail::JAILER_CAPS.split(' ') {
             assert!(jail_caps.contains(cap), "{cap}");
         }
@@ -322,7 +329,7 @@ mod tests {
 
     #[test]
     fn the_seed_minimum_is_in_both_units() {
-        let helper = helper_required(false);
+        let helper = helper_required(HelperUnit::Network);
         for line in [
             "NoNewPrivileges=yes",
             "ProtectSystem=strict",
@@ -350,14 +357,30 @@ mod tests {
             assert!(daemon.contains(&line.to_string()), "{line}");
         }
         assert!(!daemon.contains(&"ProtectControlGroups=yes".to_string()));
-        let helper = helper_required(true);
+        let helper = helper_required(HelperUnit::JailV1);
         assert!(helper.contains(&"ProtectControlGroups=yes".to_string()));
         assert!(!helper.iter().any(|l| l.starts_with("Delegate")));
     }
 
+    /// On a pure v2 host the jailing helper's hardening is the v1 one without
+    /// `ProtectControlGroups=yes`, and nothing else differs.
+    #[test]
+    fn a_v2_jailing_helper_drops_only_the_protected_cgroup_tree() {
+        let v1 = helper_required(HelperUnit::JailV1);
+        let v2 = helper_required(HelperUnit::JailV2);
+        let without: Vec<String> = v1
+            .iter()
+            .filter(|l| *l != "ProtectControlGroups=yes")
+            .cloned()
+            .collect();
+        assert_eq!(v2, without);
+        assert_eq!(v1.len(), v2.len() + 1);
+        assert!(!v2.iter().any(|l| l.starts_with("ProtectControlGroups")));
+    }
+
     #[test]
     fn the_helper_gets_only_network_chown_raw_and_dac_override() {
-        let caps = helper_hardening(false)
+        let caps = helper_hardening(HelperUnit::Network)
             .into_iter()
             .find(|d| d.key == "CapabilityBoundingSet")
             .map(|d| d.value);

@@ -9,6 +9,8 @@
 
 use std::path::{Path, PathBuf};
 
+use banger_system::cgroup::CgroupLayout;
+
 /// The two binaries a jailing helper runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JailBinaries {
@@ -47,6 +49,68 @@ pub struct JailUnusable {
     pub problem: String,
 }
 
+/// What the helper's unit is rendered for: which hardening it carries and what doctor
+/// expects of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HelperUnit {
+    /// Network plumbing only.
+    Network,
+    /// Jailing Firecracker on a host whose memory and pids controllers are on v1
+    /// hierarchies (or that mounts no cgroups at all): the jailer writes only below those,
+    /// and the rest of the tree stays read-only (`ProtectControlGroups=yes`).
+    JailV1,
+    /// Jailing Firecracker on a pure cgroup v2 host: the jailer writes `+memory +pids` into
+    /// the `cgroup.subtree_control` of every group from the unified mount's root down and
+    /// makes `banger-<uid>` below the root, so the unit leaves the tree writable
+    /// (`ProtectControlGroups=no`).
+    JailV2,
+}
+
+impl HelperUnit {
+    /// The unit for a helper that jails (`jails`) on a host of layout `cgroup`.
+    pub fn new(jails: bool, cgroup: Option<CgroupLayout>) -> HelperUnit {
+        match (jails, cgroup) {
+            (false, _) => HelperUnit::Network,
+            (true, Some(CgroupLayout::V2)) => HelperUnit::JailV2,
+            (true, _) => HelperUnit::JailV1,
+        }
+    }
+
+    /// Whether the helper runs the jailer.
+    pub fn jails(self) -> bool {
+        self != HelperUnit::Network
+    }
+
+    /// Whether the unit leaves the cgroup tree writable.
+    pub fn writes_cgroup_tree(self) -> bool {
+        self == HelperUnit::JailV2
+    }
+}
+
+/// The line a [`HelperUnit::JailV2`] unit has in place of `ProtectControlGroups=yes`.
+pub const CGROUP_TREE_WRITABLE: &str = "ProtectControlGroups=no";
+
+/// What the posture line adds about the host's cgroup `layout` for a helper `unit`
+/// (printed by install and `--dry-run`; install.toml records the layout as `cgroup`).
+pub fn cgroup_note(unit: HelperUnit, layout: Option<CgroupLayout>) -> String {
+    match (unit, layout) {
+        (HelperUnit::Network, _) => String::new(),
+        (HelperUnit::JailV2, _) => format!(
+            "; cgroup layout {}: the unit leaves the cgroup tree writable \
+             (ProtectControlGroups=no), since the jailer enables memory and pids in \
+             cgroup.subtree_control from the tree's root down",
+            CgroupLayout::V2.describe()
+        ),
+        (HelperUnit::JailV1, Some(layout)) => format!(
+            "; cgroup layout {}: the rest of the cgroup tree stays read-only",
+            layout.describe()
+        ),
+        (HelperUnit::JailV1, None) => "; this host mounts no cgroup hierarchy with memory \
+             and pids, so the helper will refuse to start jailed Firecrackers until it does"
+            .to_owned(),
+    }
+}
+
 /// The v1 cgroup hierarchies the helper (`ensure_vm_cgroup`) and the jailer make a VM's
 /// groups in (`-`: absent on a v2 host); writable in either posture.
 pub const CGROUP_PATHS: [&str; 2] = ["-/sys/fs/cgroup/memory", "-/sys/fs/cgroup/pids"];
@@ -74,9 +138,14 @@ pub fn jail_mount(state_dir: &Path) -> Option<PathBuf> {
         .map(Path::to_path_buf)
 }
 
-/// The lines the helper unit must have in effect for its jailer to work: doctor checks
-/// that every word of each is in the key's effective value (list keys add up).
-pub fn jail_needs(jail: &JailBinaries, state_dir: &Path) -> Vec<String> {
+/// The lines the helper unit must have in effect for its jailer to work on a host of layout
+/// `cgroup`: doctor checks that every word of each is in the key's effective value (list
+/// keys add up). On a v2 host that includes the writable cgroup tree.
+pub fn jail_needs(
+    jail: &JailBinaries,
+    state_dir: &Path,
+    cgroup: Option<CgroupLayout>,
+) -> Vec<String> {
     let mut needs = vec![
         format!(
             "ExecStart=--jailer {} --firecracker {}",
@@ -95,6 +164,9 @@ pub fn jail_needs(jail: &JailBinaries, state_dir: &Path) -> Vec<String> {
         .collect();
     writable.extend(CGROUP_PATHS.map(String::from));
     needs.push(format!("ReadWritePaths={}", writable.join(" ")));
+    if HelperUnit::new(true, cgroup).writes_cgroup_tree() {
+        needs.push(CGROUP_TREE_WRITABLE.to_owned());
+    }
     needs
 }
 
@@ -179,7 +251,7 @@ pub fn choose(
     Ok(HelperPosture {
         why: format!(
             "jailer: the helper starts Firecracker {} through its jailer {} (chroot, new \
-             mount and pid namespaces, the owner's uid, v1 cgroup limits), and holds the \
+             mount and pid namespaces, the owner's uid, cgroup limits), and holds the \
              capabilities, system calls, namespaces and devices that needs",
             firecracker.display(),
             jailer.display()
@@ -279,12 +351,41 @@ mod tests {
     }
 
     #[test]
+    fn only_a_jailing_helper_on_a_v2_host_writes_the_cgroup_tree() {
+        use HelperUnit::*;
+        let cases = [
+            (false, None, Network),
+            (false, Some(CgroupLayout::V2), Network),
+            (true, None, JailV1),
+            (true, Some(CgroupLayout::V1), JailV1),
+            (true, Some(CgroupLayout::V2), JailV2),
+        ];
+        for (jails, cgroup, want) in cases {
+            let unit = HelperUnit::new(jails, cgroup);
+            assert_eq!(unit, want, "{jails} {cgroup:?}");
+            assert_eq!(unit.jails(), jails);
+            assert_eq!(unit.writes_cgroup_tree(), want == JailV2);
+        }
+    }
+
+    #[test]
+    fn the_posture_says_which_layout_the_unit_was_made_for() {
+        let v2 = cgroup_note(HelperUnit::JailV2, Some(CgroupLayout::V2));
+        assert!(v2.contains("ProtectControlGroups=no"), "{v2}");
+        assert!(v2.contains("pure v2"), "{v2}");
+        let v1 = cgroup_note(HelperUnit::JailV1, Some(CgroupLayout::V1));
+        assert!(v1.contains("hybrid") && v1.contains("read-only"), "{v1}");
+        assert!(cgroup_note(HelperUnit::JailV1, None).contains("refuse"));
+        assert_eq!(cgroup_note(HelperUnit::Network, Some(CgroupLayout::V2)), "");
+    }
+
+    #[test]
     fn needs_name_the_binaries_the_shared_mount_and_the_cgroups() {
         let jail = JailBinaries {
             jailer: "/usr/local/bin/jailer".into(),
             firecracker: "/usr/local/bin/firecracker".into(),
         };
-        let needs = jail_needs(&jail, STATE.as_ref());
+        let needs = jail_needs(&jail, STATE.as_ref(), Some(CgroupLayout::V1));
         assert!(needs.contains(
             &"ExecStart=--jailer /usr/local/bin/jailer --firecracker /usr/local/bin/firecracker"
                 .to_owned()
@@ -292,6 +393,12 @@ mod tests {
         assert!(needs.contains(
             &"ReadWritePaths=/var/lib -/sys/fs/cgroup/memory -/sys/fs/cgroup/pids".to_owned()
         ));
+        assert!(!needs.iter().any(|n| n.starts_with("ProtectControlGroups")));
+        assert_eq!(jail_needs(&jail, STATE.as_ref(), None), needs);
+        // On a pure v2 host the jailer writes the tree's root.
+        let v2 = jail_needs(&jail, STATE.as_ref(), Some(CgroupLayout::V2));
+        assert_eq!(v2[..needs.len()], needs[..]);
+        assert_eq!(v2[needs.len()..], [CGROUP_TREE_WRITABLE.to_owned()]);
         assert_eq!(jail_mount(Path::new("/banger")), None);
     }
 }

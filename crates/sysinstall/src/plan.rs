@@ -4,9 +4,10 @@
 use std::path::{Path, PathBuf};
 
 use banger_config::InstallMeta;
+use banger_system::cgroup::CgroupLayout;
 
 use crate::SysInstallError;
-use crate::jail::{HelperPosture, JailBinaries, JailRequest};
+use crate::jail::{HelperPosture, HelperUnit, JailBinaries, JailRequest};
 
 /// Everything `banger system install` decides before it writes anything.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +47,9 @@ pub struct InstallPlan {
     pub jail: Option<JailBinaries>,
     /// Why that posture was chosen, in a sentence (printed by install and `--dry-run`).
     pub posture_why: String,
+    /// The host's cgroup layout (`banger_system::cgroup`), which a jailing helper's unit
+    /// is rendered for; recorded in install.toml. `None`: it mounts neither layout.
+    pub cgroup: Option<CgroupLayout>,
 }
 
 /// The default of [`InstallPlan::socket_timeout`]: generous, a loaded host may take a while
@@ -103,6 +107,8 @@ impl InstallPlan {
             .unwrap_or_else(|| user.dir.join(".config").join("banger"));
         let owner_home = shareable_home(&user.dir, &[req.prefix, &roots.etc_dir, &unit_dir]);
         let posture = helper_posture(&req.jail, &owner_config_dir, &user.dir, &roots.state_dir)?;
+        let cgroup = CgroupLayout::of_host();
+        let unit = HelperUnit::new(posture.jail.is_some(), cgroup);
         let plan = InstallPlan {
             owner_user: user.name,
             owner_uid: user.uid.as_raw(),
@@ -120,7 +126,8 @@ impl InstallPlan {
             manage_services: false,
             socket_timeout: SOCKET_TIMEOUT,
             jail: posture.jail,
-            posture_why: posture.why,
+            posture_why: posture.why + &crate::jail::cgroup_note(unit, cgroup),
+            cgroup,
         };
         let plan = InstallPlan {
             manage_services: plan.is_real_system(),
@@ -153,6 +160,11 @@ impl InstallPlan {
         self.unit_dir.join(banger_paths::DAEMON_SERVICE)
     }
 
+    /// What the helper's unit is rendered for: its posture on this plan's cgroup layout.
+    pub fn helper_kind(&self) -> HelperUnit {
+        HelperUnit::new(self.jail.is_some(), self.cgroup)
+    }
+
     pub fn helper_socket(&self) -> PathBuf {
         self.helper_runtime_dir.join("helper.sock")
     }
@@ -182,6 +194,7 @@ impl InstallPlan {
             runtime_dir: Some(self.runtime_dir.clone()),
             jailer: self.jail.as_ref().map(|j| j.jailer.clone()),
             firecracker: self.jail.as_ref().map(|j| j.firecracker.clone()),
+            cgroup: self.cgroup,
         }
     }
 
@@ -339,10 +352,21 @@ pub(crate) mod tests {
             socket_timeout: SOCKET_TIMEOUT,
             jail: None,
             posture_why: "network only".into(),
+            cgroup: CgroupLayout::of(HYBRID),
         }
     }
 
-    /// [`plan`] with the helper jailing Firecracker from /usr/local/bin.
+    /// A stand-in mount table of a hybrid host (Debian 11, systemd's default there).
+    pub(crate) const HYBRID: &str = "tmpfs /sys/fs/cgroup tmpfs ro,nosuid,nodev,noexec,mode=755 0 0\n\
+        cgroup2 /sys/fs/cgroup/unified cgroup2 rw,nosuid,nodev,noexec,relatime,nsdelegate 0 0\n\
+        cgroup /sys/fs/cgroup/memory cgroup rw,nosuid,nodev,noexec,relatime,memory 0 0\n\
+        cgroup /sys/fs/cgroup/pids cgroup rw,nosuid,nodev,noexec,relatime,pids 0 0\n";
+
+    /// A stand-in mount table of a pure cgroup v2 host (Debian 12, Ubuntu 22.04).
+    pub(crate) const UNIFIED: &str = "cgroup2 /sys/fs/cgroup cgroup2 \
+        rw,nosuid,nodev,noexec,relatime,nsdelegate,memory_recursiveprot 0 0\n";
+
+    /// [`plan`] with the helper jailing Firecracker from /usr/local/bin (on a hybrid host).
     pub(crate) fn jail_plan() -> InstallPlan {
         InstallPlan {
             jail: Some(JailBinaries {
@@ -351,6 +375,29 @@ pub(crate) mod tests {
             }),
             ..plan()
         }
+    }
+
+    /// [`jail_plan`] on a pure cgroup v2 host.
+    pub(crate) fn unified_jail_plan() -> InstallPlan {
+        InstallPlan {
+            cgroup: CgroupLayout::of(UNIFIED),
+            ..jail_plan()
+        }
+    }
+
+    #[test]
+    fn the_helper_unit_follows_the_hosts_layout_and_is_recorded() {
+        assert_eq!(plan().helper_kind(), HelperUnit::Network);
+        assert_eq!(jail_plan().helper_kind(), HelperUnit::JailV1);
+        assert_eq!(unified_jail_plan().helper_kind(), HelperUnit::JailV2);
+        // Network only on a v2 host: nothing to write in the tree.
+        let network_v2 = InstallPlan {
+            cgroup: CgroupLayout::of(UNIFIED),
+            ..plan()
+        };
+        assert_eq!(network_v2.helper_kind(), HelperUnit::Network);
+        assert_eq!(jail_plan().meta().cgroup, Some(CgroupLayout::V1));
+        assert_eq!(unified_jail_plan().meta().cgroup, Some(CgroupLayout::V2));
     }
 
     #[test]

@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::hardening::{Directive, daemon_hardening, helper_hardening};
+use crate::jail::{CGROUP_TREE_WRITABLE, HelperUnit};
 use crate::plan::InstallPlan;
 
 /// One file the install consists of, rendered.
@@ -145,15 +146,16 @@ pub fn helper_unit(plan: &InstallPlan) -> String {
         let _ = writeln!(out, "ReadWritePaths={path}");
     }
     if plan.jail.is_some() {
-        jail_lines(&mut out, &plan.state_dir);
+        jail_lines(&mut out, plan);
     }
-    hardening_lines(&mut out, &helper_hardening(plan.jail.is_some()));
+    hardening_lines(&mut out, &helper_hardening(plan.helper_kind()));
     out.push_str("\n[Install]\nWantedBy=multi-user.target\n");
     out
 }
 
 /// What a jailing helper writes, and why its jailed VMMs outlive it.
-fn jail_lines(out: &mut String, state_dir: &Path) {
+fn jail_lines(out: &mut String, plan: &InstallPlan) {
+    let state_dir = &plan.state_dir;
     out.push_str(
         "# Jailed Firecrackers are the helper's children: stopping or restarting it leaves\n\
          # them running (the owner's daemon drives and stops them).\n\
@@ -167,6 +169,22 @@ fn jail_lines(out: &mut String, state_dir: &Path) {
              ReadWritePaths={mount}",
             jails = banger_paths::jail_root(state_dir).display(),
             mount = mount.display()
+        );
+    }
+    match plan.cgroup {
+        Some(layout) => {
+            let _ = writeln!(out, "# Made for cgroup layout {}.", layout.describe());
+        }
+        None => out.push_str("# Made for a host that mounted no cgroup hierarchy.\n"),
+    }
+    if plan.helper_kind() == HelperUnit::JailV2 {
+        let _ = writeln!(
+            out,
+            "# The jailer writes +memory +pids into cgroup.subtree_control of every group from\n\
+             # the unified tree's root down and makes banger-<owner uid> below the root, so\n\
+             # the tree cannot be read-only here. It grants little: CAP_SYS_ADMIN and @mount,\n\
+             # which the jailer needs anyway, could remount it (docs/privileges.md).\n\
+             {CGROUP_TREE_WRITABLE}"
         );
     }
 }
@@ -271,7 +289,7 @@ mod tests {
         for (text, line, want) in cases {
             assert_eq!(has(text, line), *want, "{line}");
         }
-        for d in helper_hardening(false) {
+        for d in helper_hardening(HelperUnit::Network) {
             assert!(has(&helper, &d.line()), "{}", d.line());
         }
         for absent in [
@@ -312,12 +330,19 @@ mod tests {
         for line in ["RestrictNamespaces=yes", "SystemCallFilter=@system-service"] {
             assert!(!has(&helper, line), "{line}");
         }
-        for d in helper_hardening(true) {
+        for d in helper_hardening(HelperUnit::JailV1) {
             assert!(has(&helper, &d.line()), "{}", d.line());
         }
-        // Each need is in the unit, word for word.
-        let jail = crate::plan::tests::jail_plan().jail.unwrap();
-        for need in crate::jail::jail_needs(&jail, Path::new("/var/lib/banger")) {
+        assert!(has(&helper, "ProtectControlGroups=yes"));
+        assert!(!has(&helper, "ProtectControlGroups=no"));
+        assert!(helper.contains("# Made for cgroup layout v1 ("), "{helper}");
+        assert_needs_met(&helper, &crate::plan::tests::jail_plan());
+    }
+
+    /// Every line doctor's "helper unit runs the jailer" needs is in `helper`, word for word.
+    fn assert_needs_met(helper: &str, plan: &InstallPlan) {
+        let jail = plan.jail.clone().unwrap();
+        for need in crate::jail::jail_needs(&jail, &plan.state_dir, plan.cgroup) {
             let (key, words) = need.split_once('=').unwrap();
             let values: Vec<&str> = helper
                 .lines()
@@ -328,6 +353,51 @@ mod tests {
                 assert!(values.contains(&word), "{key}: {word}");
             }
         }
+    }
+
+    /// On a pure v2 host (a stand-in mount table) the jailing helper's unit leaves the
+    /// cgroup tree writable, once, saying why; everything else is the hybrid host's unit.
+    #[test]
+    fn a_jailing_helper_on_a_v2_host_leaves_the_cgroup_tree_writable() {
+        let p = crate::plan::tests::unified_jail_plan();
+        let helper = helper_unit(&p);
+        let assignments: Vec<&str> = helper
+            .lines()
+            .filter(|l| l.starts_with("ProtectControlGroups="))
+            .collect();
+        assert_eq!(assignments, ["ProtectControlGroups=no"], "{helper}");
+        assert!(helper.contains("# Made for cgroup layout v2 ("), "{helper}");
+        assert!(helper.contains("cgroup.subtree_control"), "{helper}");
+        for d in helper_hardening(HelperUnit::JailV2) {
+            assert!(has(&helper, &d.line()), "{}", d.line());
+        }
+        assert_needs_met(&helper, &p);
+        // Only that line (and comments) differ from the hybrid host's unit.
+        let lines = |text: &str| -> Vec<String> {
+            text.lines()
+                .filter(|l| !l.starts_with('#'))
+                .map(String::from)
+                .collect()
+        };
+        let hybrid = lines(&helper_unit(&crate::plan::tests::jail_plan()));
+        let unified = lines(&helper);
+        let gone: Vec<&String> = hybrid.iter().filter(|l| !unified.contains(l)).collect();
+        let added: Vec<&String> = unified.iter().filter(|l| !hybrid.contains(l)).collect();
+        assert_eq!(gone, ["ProtectControlGroups=yes"]);
+        assert_eq!(added, ["ProtectControlGroups=no"]);
+        // The network-only helper keeps the tree read-only on a v2 host too.
+        let network = InstallPlan {
+            jail: None,
+            ..p.clone()
+        };
+        assert!(has(&helper_unit(&network), "ProtectControlGroups=yes"));
+        // install.toml records the layout the unit was made for.
+        let files = render_all(&p).unwrap();
+        assert!(
+            files[2].text.lines().any(|l| l == "cgroup = \"v2\""),
+            "{}",
+            files[2].text
+        );
     }
 
     #[test]

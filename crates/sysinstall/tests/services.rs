@@ -105,6 +105,7 @@ fn host() -> Host {
         socket_timeout: std::time::Duration::from_secs(2),
         jail: None,
         posture_why: "network only".into(),
+        cgroup: None,
     };
     std::fs::create_dir_all(&plan.owner_config_dir).unwrap();
     std::fs::write(p("banger"), b"\x7fELF banger").unwrap();

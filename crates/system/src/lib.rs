@@ -4,6 +4,7 @@
 //! `/etc/os-release`) goes through this crate so unit tests can substitute answers,
 //! while integration tests run the real thing.
 
+pub mod cgroup;
 pub mod errors;
 pub mod fsperm;
 pub mod host;

@@ -30,11 +30,14 @@ Install banger as the supported, hardened system install for one owner:
     when Firecracker and its jailer are installed (the owner's firecracker_bin, else
     firecracker on PATH, with jailer beside it; both root-owned), it also starts each
     Firecracker VM through the jailer and holds what that needs (CAP_SYS_ADMIN, mount and
-    namespace calls, /dev/kvm; see docs/privileges.md). The output says which posture was
-    chosen and why; --firecracker/--jailer choose the binaries, --no-jailer opts out;
+    namespace calls, /dev/kvm; on a pure cgroup v2 host a writable cgroup tree, whose root
+    the jailer writes; see docs/privileges.md). The output says which posture was chosen,
+    why, and for which cgroup layout; --firecracker/--jailer choose the binaries,
+    --no-jailer opts out;
   * bangerd.service: the owner daemon, running as the owner with no capabilities, its socket
     /run/banger/bangerd.sock mode 0600, its state in /var/lib/banger;
-  * /etc/banger/install.toml: the owner, their uid, the paths and the version, written last.
+  * /etc/banger/install.toml: the owner, their uid, the paths, the version and the cgroup
+    layout the units were made for (v1 or v2), written last.
 
 Both units are Type=notify and carry the hardening `banger doctor` checks. Every file is
 written atomically, and a second run changes nothing. The services are enabled and started,

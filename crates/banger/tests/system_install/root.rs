@@ -145,6 +145,8 @@ impl FakeRoot {
             helper_socket: &self.path("run/banger-helper/helper.sock"),
             daemon_socket: &self.path("run/banger/bangerd.sock"),
             vmm_binaries: &[("firecracker binary".to_string(), vmm.to_path_buf())],
+            // This host's own layout: the units were rendered for it.
+            mounts: Path::new("/proc/self/mounts"),
         })
     }
 }

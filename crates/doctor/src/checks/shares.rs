@@ -214,6 +214,7 @@ mod tests {
             socket_timeout: std::time::Duration::from_secs(1),
             jail: None,
             posture_why: String::new(),
+            cgroup: None,
         };
         let text = banger_sysinstall::render::daemon_unit(&plan);
         let assignments: Vec<(String, String)> = text

@@ -14,8 +14,9 @@ use std::path::{Path, PathBuf};
 
 use banger_paths::{DAEMON_SERVICE, HELPER_SERVICE};
 use banger_sysinstall::hardening;
-use banger_sysinstall::jail::JailBinaries;
+use banger_sysinstall::jail::{CGROUP_TREE_WRITABLE, HelperUnit, JailBinaries};
 use banger_system::CommandRunner;
+use banger_system::cgroup::CgroupLayout;
 use banger_system::fsperm::{FileFacts, FileKind, check_root_executable};
 
 pub use banger_config::{InstallMeta, load_install_meta};
@@ -45,6 +46,7 @@ impl CapabilityCheck for SecurityPosture {
             helper_socket: &ctx.layout.helper_socket(),
             daemon_socket: &ctx.layout.daemon_socket(),
             vmm_binaries: &ctx.vmm_binaries(),
+            mounts: Path::new(banger_system::cgroup::MOUNTS),
         })
     }
 }
@@ -59,6 +61,9 @@ pub struct PostureInputs<'a> {
     pub daemon_socket: &'a Path,
     /// VMM binaries the helper may launch: (check name, path).
     pub vmm_binaries: &'a [(String, PathBuf)],
+    /// The mount table (`/proc/self/mounts`): the host's cgroup layout, which decides what
+    /// a jailing helper's unit must hold.
+    pub mounts: &'a Path,
 }
 
 /// Where the system install is described.
@@ -84,6 +89,13 @@ pub fn posture(inputs: &PostureInputs<'_>) -> Vec<Check> {
     };
     // The install records where it wrote its units; older records did not.
     let unit_dir = meta.unit_dir.as_deref().unwrap_or(inputs.systemd_dir);
+    // The layout the host has now, not the one recorded: a host moved from a hybrid to a
+    // pure v2 layout needs its jailing helper's unit rendered again.
+    let cgroup = std::fs::read_to_string(inputs.mounts)
+        .ok()
+        .as_deref()
+        .and_then(CgroupLayout::of);
+    let helper_kind = HelperUnit::new(meta.jailer.is_some(), cgroup);
     let mut checks = vec![
         Check::pass(
             groups::SECURITY,
@@ -111,7 +123,7 @@ pub fn posture(inputs: &PostureInputs<'_>) -> Vec<Check> {
         unit_hardening(
             "helper unit hardening",
             &unit_dir.join(HELPER_SERVICE),
-            &hardening::helper_required(meta.jailer.is_some()),
+            &hardening::helper_required(helper_kind),
             &meta.owner_user,
         ),
         unit_hardening(
@@ -134,7 +146,8 @@ pub fn posture(inputs: &PostureInputs<'_>) -> Vec<Check> {
             &unit_dir.join(HELPER_SERVICE),
             &jail,
             &state_dir,
-            &meta.owner_user,
+            &meta,
+            cgroup,
         ));
         checks.push(binary_ownership("jailer binary ownership", jailer));
         if !inputs.vmm_binaries.iter().any(|(_, p)| p == firecracker) {
@@ -151,14 +164,23 @@ pub fn posture(inputs: &PostureInputs<'_>) -> Vec<Check> {
 }
 
 /// The install chose a jailing helper: its unit must still run the jailer with what the
-/// jailer needs (a drop-in or hand edit that takes any of it away breaks every
-/// Firecracker start, or silently stops jailing).
-fn jail_needs(unit: &Path, jail: &JailBinaries, state_dir: &Path, owner: &str) -> Check {
+/// jailer needs on this host's cgroup layout `cgroup` (a drop-in or hand edit that takes any
+/// of it away, or a host moved from a hybrid to a pure v2 layout since the install, breaks
+/// every Firecracker start, or silently stops jailing).
+fn jail_needs(
+    unit: &Path,
+    jail: &JailBinaries,
+    state_dir: &Path,
+    meta: &InstallMeta,
+    cgroup: Option<CgroupLayout>,
+) -> Check {
     const NAME: &str = "helper unit runs the jailer";
-    let needs = banger_sysinstall::jail::jail_needs(jail, state_dir);
+    let owner = &meta.owner_user;
+    let needs = banger_sysinstall::jail::jail_needs(jail, state_dir, cgroup);
     let reinstall = format!(
-        "`sudo banger system install --owner {owner}` rewrites the helper unit (remove any drop-in that takes these away), or install with --no-jailer"
+        "`sudo banger system install --owner {owner}` rewrites the helper unit for this host (remove any drop-in that takes these away), or install with --no-jailer"
     );
+    let layout = cgroup.map_or("no cgroup hierarchy mounted", CgroupLayout::describe);
     match units::lacking(unit, &needs) {
         Err(err) => Check::fail(groups::SECURITY, NAME, err).hint(reinstall),
         Ok(lacking) if lacking.is_empty() => Check::pass(
@@ -170,18 +192,31 @@ fn jail_needs(unit: &Path, jail: &JailBinaries, state_dir: &Path, owner: &str) -
                 jail.firecracker.display(),
                 jail.jailer.display()
             ),
-        ),
-        Ok(lacking) => Check::fail(
-            groups::SECURITY,
-            NAME,
-            format!(
-                "install.toml says the helper jails Firecracker, but {} lacks {}",
-                unit.display(),
-                lacking.join(", ")
-            ),
         )
-        .detail("without them the jailer fails, and every Firecracker VM fails to start")
-        .hint(reinstall),
+        .detail(format!("cgroup layout {layout}")),
+        Ok(lacking) => {
+            let mut check = Check::fail(
+                groups::SECURITY,
+                NAME,
+                format!(
+                    "install.toml says the helper jails Firecracker, but {} lacks {}",
+                    unit.display(),
+                    lacking.join(", ")
+                ),
+            )
+            .detail("without them the jailer fails, and every Firecracker VM fails to start");
+            if lacking.iter().any(|l| l == CGROUP_TREE_WRITABLE) {
+                let made_for = meta.cgroup.map_or(
+                    "a layout it did not record (an older install)",
+                    CgroupLayout::describe,
+                );
+                check = check
+                    .detail(format!(
+                        "this host's cgroup layout is {layout}, but the unit was made for {made_for}: it keeps the cgroup tree read-only, and the jailer cannot enable memory and pids in the cgroup.subtree_control of its root"
+                    ));
+            }
+            check.hint(reinstall)
+        }
     }
 }
 

@@ -1,7 +1,8 @@
 //! Where a jailed Firecracker's limits go: the jailer's `--cgroup` arguments for this host's
 //! hierarchy, and the groups it makes, found again to remove them.
 //!
-//! The helper picks what the real jailer can do here, read from the mount table and the
+//! The helper picks what the real jailer can do here, read from the mount table (through
+//! `banger_system::cgroup`, the reader `banger system install` and doctor share) and the
 //! files it names (so it is tested on stand-in trees below as well as on this host):
 //!
 //! * **v1** when the memory and pids controllers each have a v1 hierarchy (a v1 or hybrid
@@ -16,6 +17,7 @@
 use std::path::{Path, PathBuf};
 
 use banger_helper_proto::{Failure, FailureKind, JailId, JailLimits};
+use banger_system::cgroup::{read_mounts, unified_mount, v1_memory_pids as v1_in};
 
 use super::{fail, system};
 
@@ -31,28 +33,6 @@ pub(in crate::executor) enum Hierarchy {
     V2 { root: PathBuf },
 }
 
-/// The mount points of `mounts` (the text of `/proc/self/mounts`) whose file system type is
-/// `fstype` and, for v1, whose options name `controller`.
-fn mount_points<'a>(
-    mounts: &'a str,
-    fstype: &'a str,
-    controller: Option<&'a str>,
-) -> impl Iterator<Item = PathBuf> + 'a {
-    mounts.lines().filter_map(move |line| {
-        let f: Vec<&str> = line.split(' ').collect();
-        let options_match =
-            controller.is_none_or(|c| f.get(3).is_some_and(|o| o.split(',').any(|o| o == c)));
-        (f.get(2) == Some(&fstype) && options_match)
-            .then(|| PathBuf::from(f[1].replace("\\040", " ")))
-    })
-}
-
-/// The v1 memory and pids hierarchies' mount points in `mounts`, when both exist.
-fn v1_in(mounts: &str) -> Option<(PathBuf, PathBuf)> {
-    let find = |c| mount_points(mounts, "cgroup", Some(c)).next();
-    Some((find("memory")?, find("pids")?))
-}
-
 /// This host's hierarchy for a jailed Firecracker's limits, from `mounts` (the text of
 /// `/proc/self/mounts`) and the `cgroup.controllers` file of the cgroup2 mount it names; or
 /// why there is none, in words that say what to do.
@@ -60,7 +40,7 @@ pub(in crate::executor) fn hierarchy(mounts: &str) -> Result<Hierarchy, String> 
     if let Some((memory, pids)) = v1_in(mounts) {
         return Ok(Hierarchy::V1 { memory, pids });
     }
-    let Some(root) = mount_points(mounts, "cgroup2", None).next() else {
+    let Some(root) = unified_mount(mounts) else {
         return Err(
             "this host mounts neither cgroup v1 memory and pids hierarchies nor a \
                     cgroup v2 hierarchy: mount cgroup2 on /sys/fs/cgroup (or start the \
@@ -92,14 +72,14 @@ pub(in crate::executor) fn hierarchy(mounts: &str) -> Result<Hierarchy, String> 
 
 /// This host's hierarchy, read from `/proc/self/mounts`.
 pub(in crate::executor) fn host_hierarchy() -> Result<Hierarchy, String> {
-    let mounts = std::fs::read_to_string("/proc/self/mounts")
-        .map_err(|e| format!("cannot read /proc/self/mounts: {e}"))?;
+    let mounts =
+        read_mounts().map_err(|e| format!("cannot read {}: {e}", banger_system::cgroup::MOUNTS))?;
     hierarchy(&mounts)
 }
 
 /// The v1 memory and pids hierarchies' mount points, when this host has both.
 pub(in crate::executor) fn v1_mounts() -> Option<(PathBuf, PathBuf)> {
-    v1_in(&std::fs::read_to_string("/proc/self/mounts").ok()?)
+    v1_in(&read_mounts().ok()?)
 }
 
 /// The parent group of the owner's jailed VMMs in each hierarchy.
@@ -183,12 +163,12 @@ pub(in crate::executor) fn v1_dirs(owner_uid: u32, id: &JailId) -> Option<[PathB
 /// Every group the jailer may have made for VM `id` on this host: v1 and v2 alike (a
 /// hierarchy that is not there has none).
 pub(super) fn jail_dirs(owner_uid: u32, id: &JailId) -> Vec<PathBuf> {
-    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    let mounts = read_mounts().unwrap_or_default();
     let mut dirs = Vec::new();
     if let Some((memory, pids)) = v1_in(&mounts) {
         dirs.extend(Hierarchy::V1 { memory, pids }.dirs(owner_uid, id));
     }
-    if let Some(root) = mount_points(&mounts, "cgroup2", None).next() {
+    if let Some(root) = unified_mount(&mounts) {
         dirs.extend(Hierarchy::V2 { root }.dirs(owner_uid, id));
     }
     dirs
