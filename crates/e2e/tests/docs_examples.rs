@@ -285,7 +285,7 @@ fn command_of(line: &str) -> String {
 /// The examples to run, deduplicated, in two shards that run at once (each with its own
 /// daemon and guests: the test is the suite's longest, and the examples are independent
 /// because `prepare` puts `dev` in the state each one needs). Every example that names the
-/// `debian` image, or an image a debian example makes, goes to shard 0, so only one shard pulls it (a build from the Debian
+/// `debian` image goes to shard 0, so only one shard pulls it (a build from the Debian
 /// archive: the longest step); the other sources (README, one help text each) stay whole
 /// and in order and go to the lighter shard.
 fn shards(env: &Env) -> [Vec<Example>; 2] {
@@ -297,20 +297,9 @@ fn shards(env: &Env) -> [Vec<Example>; 2] {
     examples.extend(help_examples(env));
     let mut done = BTreeSet::new();
     examples.retain(|ex| done.insert(command_of(&ex.line)));
-    // Images the debian examples make under their own name (`image build debian … --name
-    // dev-tools`) exist only in shard 0, so the examples naming them go there too.
-    let mut on_debian: BTreeSet<String> = BTreeSet::from(["debian".to_string()]);
-    for ex in &examples {
-        let words = words(&ex.line);
-        let builds = words.len() > 1 && words[0] == "image" && words[1] == "build";
-        if builds && words.iter().any(|w| w == "debian") {
-            let named = words.windows(2).find(|w| w[0] == "--name").map(|w| &w[1]);
-            on_debian.extend(named.cloned());
-        }
-    }
     let (debian, rest): (Vec<Example>, Vec<Example>) = examples
         .into_iter()
-        .partition(|ex| words(&ex.line).iter().any(|w| on_debian.contains(w)));
+        .partition(|ex| words(&ex.line).iter().any(|w| w == "debian"));
     // The first debian example builds the image (a minute or more), then each costs about
     // a boot of its own; most others reuse a running `dev`.
     const DEBIAN_WEIGHT: usize = 15;
