@@ -21,8 +21,8 @@ use banger_system::progress::{Progress, ProgressEvent};
 
 use crate::oci::tool;
 
-/// Samples of each side when `BANGER_BENCH_OCI_SAMPLES` is unset: about 1.5 minutes on a
-/// loaded 2-core host.
+/// Samples of each side when `BANGER_BENCH_OCI_SAMPLES` is unset: the bench then takes
+/// 1.5-3 minutes in all on a shared 2-core host, building the images included.
 pub const SAMPLES: usize = 3;
 /// The environment variable that changes [`SAMPLES`].
 pub const SAMPLES_VAR: &str = "BANGER_BENCH_OCI_SAMPLES";
