@@ -80,8 +80,11 @@ test: deps lint build
 openapi:
 	BANGER_BLESS=1 $(CARGO) test -p banger-daemon --test openapi
 
+# Every benchmark, or those named in BENCH (e.g. `make bench BENCH="oci boot"`).
+# BANGER_BENCH_OCI_SAMPLES=N: interleaved samples of each side of the OCI import bench (default 3).
+BENCH ?=
 bench: deps build
-	BANGER_BIN=$(abspath $(BANGER)) $(CARGO) run --release -p banger-e2e --bin banger-bench
+	BANGER_BIN=$(abspath $(BANGER)) $(CARGO) run --release -p banger-e2e --bin banger-bench -- $(BENCH)
 
 # Fuzz each target for FUZZ_SECONDS: coverage-guided with cargo-fuzz when a nightly toolchain
 # and cargo-fuzz are installed (new inputs land in fuzz/corpus/TARGET; a crash in

@@ -14,7 +14,8 @@
 //! loop-mounted xfs (see `bench/disks.rs`).
 //!
 //! **oci** (P3) — OCI import against `umoci unpack` + `mkfs.ext4 -d`, and re-import on a
-//! shared base (see `bench/oci.rs`).
+//! shared base: 3 interleaved samples of each side, medians and their ratio
+//! (`BANGER_BENCH_OCI_SAMPLES=N` for N samples; see `bench/oci.rs`).
 //!
 //! **guests** — time to agent-ready and to sshd's banner, debian (lean init) against
 //! minimal, and the same Debian with systemd as init (`--init systemd`).
@@ -74,6 +75,7 @@ fn main() -> anyhow::Result<()> {
         bench_disks()?;
     }
     if want("oci") {
+        let samples = oci::samples_from_env()?;
         println!(
             "\n== P3: OCI import vs umoci unpack + mkfs.ext4 -d; re-import on a shared base =="
         );
@@ -81,7 +83,7 @@ fn main() -> anyhow::Result<()> {
         let image = env.minimal_image()?;
         let kernel_dir = image.kernel.parent().context("kernel dir")?.to_path_buf();
         let agent = env.bin.with_file_name("banger-agent");
-        oci::measure(&oci::work_dir(), &kernel_dir, &agent)?.print();
+        oci::measure(&oci::work_dir(), &kernel_dir, &agent, samples)?.print();
     }
     if want("guests") {
         println!("\n== time to agent-ready and to sshd: debian (lean init) vs minimal ==");
