@@ -43,16 +43,7 @@ fn subnet(s: &str) -> Subnet {
 }
 
 fn nft_tables() -> String {
-    let out = std::process::Command::new("nft")
-        .args(["list", "tables"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    nft(&["list", "tables"])
 }
 
 fn nft(args: &[&str]) -> String {
