@@ -14,7 +14,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use banger_images::oci::{self, ImageRef, ImportOptions};
 use banger_system::RealRunner;
 use banger_system::progress::{Progress, ProgressEvent};
@@ -74,16 +74,7 @@ impl Progress for Notes {
 
 /// The number of samples: [`SAMPLES`], or `BANGER_BENCH_OCI_SAMPLES` when set.
 pub fn samples_from_env() -> anyhow::Result<usize> {
-    let Some(value) = std::env::var_os(SAMPLES_VAR) else {
-        return Ok(SAMPLES);
-    };
-    match value.to_str().and_then(|v| v.trim().parse::<usize>().ok()) {
-        Some(n @ 1..=50) => Ok(n),
-        _ => bail!(
-            "{SAMPLES_VAR}={}: expected a number of samples from 1 to 50 (unset it for the default, {SAMPLES})",
-            value.to_string_lossy()
-        ),
-    }
+    super::samples_from_env(SAMPLES_VAR, SAMPLES)
 }
 
 impl Figures {

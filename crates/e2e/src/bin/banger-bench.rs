@@ -23,7 +23,9 @@
 //! **sandbox** — what the VMM sandbox costs: launch to agent-ready and QEMU's RSS with
 //! the sandbox off against a root daemon's full sandbox (see `bench/sandbox.rs`).
 //!
-//! **ssh** — `vm run -d` + `ssh NAME.vm true` against `vm run --rm -- true` (goal ≤ 1.2×);
+//! **ssh** — `vm run -d` + `ssh NAME.vm true` against `vm run --rm -- true` (goal ≤ 1.2×):
+//! 5 interleaved pairs (`BANGER_BENCH_SSH_RUNS=N` for N), the medians, their ratio and the
+//! median of the pairs' ratios;
 //! **net** — TCP throughput host → guest over the bridge (see `bench/net.rs`).
 //!
 //! **snapshots** (P6) — `vm run --from SNAP --rm -- true` against a cold `vm run --rm --
