@@ -22,6 +22,24 @@ pub const JAIL_VSOCK: &str = "firecracker.vsock";
 /// working directory, the chroot's root, at boot and again at a snapshot's restore.
 pub const JAIL_DRIVE_DIR: &str = "fc-drives";
 
+/// The guest kernel in a jail's chroot.
+pub const JAIL_KERNEL: &str = "kernel";
+/// The guest's initrd in a jail's chroot.
+pub const JAIL_INITRD: &str = "initrd";
+/// A restoring jail's snapshot state file.
+pub const JAIL_SNAPSHOT_STATE: &str = "snapshot.vmstate";
+/// A restoring jail's snapshot memory file.
+pub const JAIL_SNAPSHOT_MEMORY: &str = "snapshot.mem";
+/// The files a jailed Firecracker only ever reads, by their names in the chroot: the helper
+/// makes each root's and read-only (sealed) before it links it in, so the Firecracker, which
+/// runs as the owner, cannot change what later VMs boot or restore from.
+pub const JAIL_READ_ONLY_FILES: [&str; 4] = [
+    JAIL_KERNEL,
+    JAIL_INITRD,
+    JAIL_SNAPSHOT_STATE,
+    JAIL_SNAPSHOT_MEMORY,
+];
+
 /// The jailer's own limit on `--id`.
 pub const MAX_JAIL_ID: usize = 64;
 /// Most files one jail may be given.
@@ -125,6 +143,11 @@ impl JailFileName {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// Whether it is one of [`JAIL_READ_ONLY_FILES`], which the helper seals.
+    pub fn read_only(&self) -> bool {
+        JAIL_READ_ONLY_FILES.contains(&self.0.as_str())
     }
 
     /// Whether it lies in [`JAIL_DRIVE_DIR`] rather than at the chroot's top.

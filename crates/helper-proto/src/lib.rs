@@ -22,8 +22,9 @@ mod publish;
 pub use addr::{MacAddr, Subnet, SubnetError};
 pub use frame::{FrameError, read_frame, write_frame};
 pub use jail::{
-    CleanPath, ConsoleOn, JAIL_API_SOCKET, JAIL_DRIVE_DIR, JAIL_EXEC_NAME, JAIL_MEMORY_RANGE,
-    JAIL_PIDS_RANGE, JAIL_STDERR, JAIL_VSOCK, JailArgError, JailFile, JailFileName, JailId,
+    CleanPath, ConsoleOn, JAIL_API_SOCKET, JAIL_DRIVE_DIR, JAIL_EXEC_NAME, JAIL_INITRD,
+    JAIL_KERNEL, JAIL_MEMORY_RANGE, JAIL_PIDS_RANGE, JAIL_READ_ONLY_FILES, JAIL_SNAPSHOT_MEMORY,
+    JAIL_SNAPSHOT_STATE, JAIL_STDERR, JAIL_VSOCK, JailArgError, JailFile, JailFileName, JailId,
     JailLaunch, JailLimits, Jailed, MAX_JAIL_FILES, MAX_JAIL_ID,
 };
 pub use message::{

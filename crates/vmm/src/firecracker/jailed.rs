@@ -20,8 +20,8 @@
 use std::path::{Path, PathBuf};
 
 use banger_helper_proto::{
-    CleanPath, ConsoleOn, JAIL_API_SOCKET, JAIL_STDERR, JAIL_VSOCK, JailFile, JailFileName, JailId,
-    JailLaunch, JailLimits, Jailed,
+    CleanPath, ConsoleOn, JAIL_API_SOCKET, JAIL_INITRD, JAIL_KERNEL, JAIL_STDERR, JAIL_VSOCK,
+    JailFile, JailFileName, JailId, JailLaunch, JailLimits, Jailed,
 };
 
 use std::sync::Arc;
@@ -37,10 +37,9 @@ use crate::process::ProcessIdentity;
 use crate::sandbox::cgroup::{Limits, Overhead};
 use crate::spec::{LaunchSpec, SnapshotFiles};
 
-/// The snapshot's state file in a restoring jail's chroot.
-pub const JAIL_SNAPSHOT_STATE: &str = "snapshot.vmstate";
-/// The snapshot's memory file in a restoring jail's chroot.
-pub const JAIL_SNAPSHOT_MEMORY: &str = "snapshot.mem";
+/// The snapshot's files in a restoring jail's chroot (named by the helper's protocol, which
+/// seals them).
+pub use banger_helper_proto::{JAIL_SNAPSHOT_MEMORY, JAIL_SNAPSHOT_STATE};
 
 /// An error of the launcher, kept whole as the cause.
 pub type LaunchError = Box<dyn std::error::Error + Send + Sync>;
@@ -102,9 +101,9 @@ pub(super) fn view(
         Ok(Path::new("/").join(name))
     };
     let mut inside = spec.clone();
-    inside.kernel = add("kernel", &spec.kernel)?;
+    inside.kernel = add(JAIL_KERNEL, &spec.kernel)?;
     if let Some(initrd) = &spec.initrd {
-        inside.initrd = Some(add("initrd", initrd)?);
+        inside.initrd = Some(add(JAIL_INITRD, initrd)?);
     }
     for (drive, host_drive) in inside.drives.iter_mut().zip(&spec.drives) {
         drive.path = add(&relocate::drive_link(&drive.id), &host_drive.path)?;

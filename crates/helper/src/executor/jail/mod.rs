@@ -13,7 +13,10 @@
 //! * each file is opened without following links, must be a regular file or a FIFO the
 //!   owner owns, lying below the owner's banger state, and is hard-linked (never copied)
 //!   into the chroot by descriptor, at its top or in `fc-drives/` (made by the helper, for
-//!   the drives' relocatable names a snapshot records and its restore reopens);
+//!   the drives' relocatable names a snapshot records and its restore reopens); what
+//!   Firecracker only reads (the protocol's `JAIL_READ_ONLY_FILES`: kernel, initrd, a
+//!   snapshot's state and memory) is sealed first ([`seal`]: root's, 0444), so the jailed
+//!   Firecracker, which runs as the owner, cannot write what later VMs boot or restore from;
 //! * `--new-pid-ns` always; the limits become the jailer's `--cgroup` values below
 //!   `banger-<owner uid>`: in the v1 memory and pids hierarchies where the host has them,
 //!   else in the cgroup v2 hierarchy when it offers both controllers, else the launch is
@@ -290,7 +293,9 @@ impl Executor {
                 "it is not a regular file or a FIFO (a link, a directory or a device)",
             ));
         }
-        if meta.uid() != self.owner_uid {
+        if file.name.read_only() {
+            seal(&opened, &meta, self.owner_uid, source).map_err(|why| refuse(&why))?;
+        } else if meta.uid() != self.owner_uid {
             return Err(refuse(&format!(
                 "it belongs to uid {}, not to the owner",
                 meta.uid()
@@ -446,4 +451,72 @@ impl Executor {
             Err(e) => Err(system(format!("cannot remove {}", jail_dir.display()), e)),
         }
     }
+}
+
+/// Seal a file the jailed Firecracker only reads (`JailFileName::read_only`): the owner's
+/// becomes root's, mode 0444, so a compromised Firecracker, which runs as the owner, cannot
+/// write what later VMs boot or restore from (a kernel, a warm state's memory). One sealed
+/// earlier (root's, writable by nobody else) is taken as it is. Done through `opened` (an
+/// `O_PATH` descriptor of the checked file), never the path. The owner keeps reading it and
+/// can still remove it (its directory is the owner's); a descriptor the owner opened for
+/// writing before the seal is not revoked.
+fn seal(
+    opened: &File,
+    meta: &std::fs::Metadata,
+    owner_uid: u32,
+    source: &Path,
+) -> Result<(), String> {
+    if meta.uid() == 0 {
+        return if meta.mode() & 0o022 == 0 {
+            Ok(())
+        } else {
+            Err(format!(
+                "it is root's but others may write it (mode {:o})",
+                meta.mode() & 0o7777
+            ))
+        };
+    }
+    if meta.uid() != owner_uid {
+        return Err(format!(
+            "it belongs to uid {}, not to the owner",
+            meta.uid()
+        ));
+    }
+    if !meta.is_file() {
+        return Err("only a regular file can be sealed".into());
+    }
+    let empty = c"";
+    // SAFETY: `opened` is an open descriptor and `empty` a NUL-terminated string;
+    // AT_EMPTY_PATH makes the call act on the descriptor itself.
+    let rc = unsafe {
+        libc::fchownat(
+            opened.as_raw_fd(),
+            empty.as_ptr(),
+            0,
+            0,
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    if rc == -1 {
+        return Err(format!(
+            "cannot make it root's: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    // An O_PATH descriptor cannot be fchmod'ed; its /proc link names the same inode.
+    let by_fd = format!("/proc/self/fd/{}", opened.as_raw_fd());
+    std::fs::set_permissions(&by_fd, std::os::unix::fs::PermissionsExt::from_mode(0o444))
+        .map_err(|e| format!("cannot make it read-only: {e}"))?;
+    let now = opened
+        .metadata()
+        .map_err(|e| format!("cannot inspect it after sealing: {e}"))?;
+    if now.uid() != 0 || now.mode() & 0o7777 != 0o444 {
+        return Err(format!(
+            "it changed while being sealed (uid {}, mode {:o})",
+            now.uid(),
+            now.mode() & 0o7777
+        ));
+    }
+    tracing::info!(file = %source.display(), "sealed for jailed Firecracker: root's, read-only");
+    Ok(())
 }
