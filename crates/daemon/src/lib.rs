@@ -28,6 +28,7 @@ mod snapshots;
 mod state;
 #[cfg(test)]
 mod testing;
+mod trash;
 pub mod vms;
 pub(crate) mod warm;
 
@@ -90,6 +91,7 @@ pub fn run(layout: Layout, build: &'static str) -> anyhow::Result<()> {
         // User VMs keep running; standbys are the daemon's own and go with it.
         warm::standby::drain(&daemon, true).await;
         vms::cgroup::retire(&daemon);
+        daemon.trash.settle().await;
         served
     })
 }

@@ -44,6 +44,8 @@ pub struct Daemon {
     pub image_lock: tokio::sync::Mutex<()>,
     /// The VMs kept restored from warm states for `vm run` to take (`warm::standby`).
     pub standbys: crate::warm::standby::Pool,
+    /// Removed VMs' directories being deleted in the background (`trash.rs`).
+    pub trash: crate::trash::Trash,
     /// Lets background tasks spawned from a `&Daemon` hold the daemon alive.
     me: Weak<Daemon>,
     /// Where tests make the daemon "die" mid-operation (see `faults.rs`).
@@ -143,6 +145,7 @@ impl Daemon {
             shutdown,
             image_lock: tokio::sync::Mutex::new(()),
             standbys: crate::warm::standby::Pool::default(),
+            trash: crate::trash::Trash::default(),
             #[cfg(test)]
             faults: crate::faults::Faults::default(),
         })

@@ -216,7 +216,12 @@ impl Layout {
         self.vms_dir().join(vm_id)
     }
 
-    /// Log file of a daemon started by the CLI in dev mode.
+    /// Removed VMs' directories on their way out: renamed here, then deleted in the
+    /// background (on the state's file system, so the rename is atomic).
+    pub fn trash_dir(&self) -> PathBuf {
+        self.state_dir.join("trash")
+    }
+
     /// Snapshots of VMs, one directory per snapshot id.
     pub fn snapshots_dir(&self) -> PathBuf {
         self.state_dir.join("snapshots")
@@ -226,6 +231,7 @@ impl Layout {
         self.snapshots_dir().join(snapshot_id)
     }
 
+    /// Log file of a daemon started by the CLI in dev mode.
     pub fn daemon_log(&self) -> PathBuf {
         self.state_dir.join("daemon.log")
     }

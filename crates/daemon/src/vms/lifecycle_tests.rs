@@ -361,3 +361,45 @@ fn a_vmm_the_store_does_not_know_is_stopped_before_start() {
         .expect("start");
     assert_eq!(started.state, "running");
 }
+
+/// `rm` moves the VM's directory out of `vms/` at once and deletes it in the background;
+/// the deletion is done when the daemon settles its trash (as it does before it exits).
+#[test]
+fn removed_vm_files_go_through_the_trash() {
+    let harness = Harness::new();
+    let inc = harness.start();
+    let dir = std::path::PathBuf::from(inc.create("gone", true).dir);
+    std::fs::write(dir.join("big.img"), vec![7u8; 1 << 20]).expect("write");
+    inc.block_on(crate::vms::remove(&inc.daemon, "gone", true))
+        .expect("rm -f");
+    assert!(!dir.exists(), "the VM's directory left vms/ with rm");
+    inc.block_on(inc.daemon.trash.settle());
+    let trash = harness.layout.trash_dir();
+    let left: Vec<_> = std::fs::read_dir(&trash)
+        .expect("the trash exists once used")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "left in the trash: {left:?}");
+    harness.assert_consistent();
+    // A directory already gone is no error.
+    crate::trash::discard(&inc.daemon, &dir).expect("discard a missing directory");
+}
+
+/// What a daemon that died left in the trash is deleted by the next one.
+#[test]
+fn a_dead_daemons_trash_is_emptied_at_start() {
+    let harness = Harness::new();
+    let trash = harness.layout.trash_dir();
+    let left = trash.join("0123456789ab.1.0");
+    std::fs::create_dir_all(left.join("sub")).expect("mkdir");
+    std::fs::write(left.join("sub/work.ext4"), b"x").expect("write");
+    std::fs::write(trash.join("stray-file"), b"x").expect("write");
+    let inc = harness.start();
+    inc.block_on(inc.daemon.trash.settle());
+    assert_eq!(
+        std::fs::read_dir(&trash).expect("trash").count(),
+        0,
+        "the trash is empty after the start"
+    );
+}

@@ -69,9 +69,9 @@ pub async fn finish(daemon: &Daemon, vm: &VmRecord) -> Result<()> {
             daemon.layout.vms_dir().display()
         )));
     }
-    match std::fs::remove_dir_all(&vm.dir) {
+    // Moved out of `vms/` now, its disks unlinked in the background (`trash.rs`).
+    match crate::trash::discard(daemon, &vm.dir) {
         Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => {
             return Err(DaemonError::internal(format!(
                 "cannot delete the directory of VM {} ({}): {e}",

@@ -27,6 +27,7 @@ pub async fn reclaim(daemon: &Daemon, vms: &[VmRecord], intents: &[Intent]) {
     crate::images::reclaim(daemon);
     crate::snapshots::reclaim(daemon);
     crate::warm::sweep(daemon);
+    crate::trash::sweep(daemon);
 }
 
 /// Directories under `vms/` that no row names: left by a create killed before its intent
