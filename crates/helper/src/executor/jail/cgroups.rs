@@ -2,8 +2,9 @@
 //! hierarchy, and the groups it makes, found again to remove them.
 //!
 //! The helper picks what the real jailer can do here, read from the mount table (through
-//! `banger_system::cgroup`, the reader `banger system install` and doctor share) and the
-//! files it names (so it is tested on stand-in trees below as well as on this host):
+//! `banger_system::cgroup`, the one reader of it that `banger system install`, doctor and
+//! the daemon share) and the files it names (so it is tested on stand-in trees below as
+//! well as on this host):
 //!
 //! * **v1** when the memory and pids controllers each have a v1 hierarchy (a v1 or hybrid
 //!   host): `--cgroup-version 1`, `memory.limit_in_bytes` and `pids.max`, in
@@ -17,7 +18,7 @@
 use std::path::{Path, PathBuf};
 
 use banger_helper_proto::{Failure, FailureKind, JailId, JailLimits};
-use banger_system::cgroup::{read_mounts, unified_mount, v1_memory_pids as v1_in};
+use banger_system::cgroup::CgroupMounts;
 
 use super::{fail, system};
 
@@ -33,14 +34,14 @@ pub(in crate::executor) enum Hierarchy {
     V2 { root: PathBuf },
 }
 
-/// This host's hierarchy for a jailed Firecracker's limits, from `mounts` (the text of
-/// `/proc/self/mounts`) and the `cgroup.controllers` file of the cgroup2 mount it names; or
-/// why there is none, in words that say what to do.
-pub(in crate::executor) fn hierarchy(mounts: &str) -> Result<Hierarchy, String> {
-    if let Some((memory, pids)) = v1_in(mounts) {
+/// This host's hierarchy for a jailed Firecracker's limits, from its cgroup `mounts` and
+/// the `cgroup.controllers` file of the cgroup2 mount they name; or why there is none, in
+/// words that say what to do.
+pub(in crate::executor) fn hierarchy(mounts: &CgroupMounts) -> Result<Hierarchy, String> {
+    if let Some((memory, pids)) = mounts.v1_memory_pids() {
         return Ok(Hierarchy::V1 { memory, pids });
     }
-    let Some(root) = unified_mount(mounts) else {
+    let Some(root) = mounts.unified_mount() else {
         return Err(
             "this host mounts neither cgroup v1 memory and pids hierarchies nor a \
                     cgroup v2 hierarchy: mount cgroup2 on /sys/fs/cgroup (or start the \
@@ -70,16 +71,15 @@ pub(in crate::executor) fn hierarchy(mounts: &str) -> Result<Hierarchy, String> 
     Ok(Hierarchy::V2 { root })
 }
 
-/// This host's hierarchy, read from `/proc/self/mounts`.
+/// This host's hierarchy, read from its mount table.
 pub(in crate::executor) fn host_hierarchy() -> Result<Hierarchy, String> {
-    let mounts =
-        read_mounts().map_err(|e| format!("cannot read {}: {e}", banger_system::cgroup::MOUNTS))?;
+    let mounts = CgroupMounts::read().map_err(|e| banger_system::error_chain(&e))?;
     hierarchy(&mounts)
 }
 
 /// The v1 memory and pids hierarchies' mount points, when this host has both.
 pub(in crate::executor) fn v1_mounts() -> Option<(PathBuf, PathBuf)> {
-    v1_in(&read_mounts().ok()?)
+    CgroupMounts::read().ok()?.v1_memory_pids()
 }
 
 /// The parent group of the owner's jailed VMMs in each hierarchy.
@@ -163,12 +163,12 @@ pub(in crate::executor) fn v1_dirs(owner_uid: u32, id: &JailId) -> Option<[PathB
 /// Every group the jailer may have made for VM `id` on this host: v1 and v2 alike (a
 /// hierarchy that is not there has none).
 pub(super) fn jail_dirs(owner_uid: u32, id: &JailId) -> Vec<PathBuf> {
-    let mounts = read_mounts().unwrap_or_default();
+    let mounts = CgroupMounts::read().unwrap_or_default();
     let mut dirs = Vec::new();
-    if let Some((memory, pids)) = v1_in(&mounts) {
+    if let Some((memory, pids)) = mounts.v1_memory_pids() {
         dirs.extend(Hierarchy::V1 { memory, pids }.dirs(owner_uid, id));
     }
-    if let Some(root) = unified_mount(&mounts) {
+    if let Some(root) = mounts.unified_mount() {
         dirs.extend(Hierarchy::V2 { root }.dirs(owner_uid, id));
     }
     dirs

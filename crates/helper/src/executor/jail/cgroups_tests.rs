@@ -2,20 +2,32 @@
 
 use super::*;
 
-/// A stand-in mount table: v1 lines for `v1` controllers below `dir`, then a cgroup2 mount
-/// at `dir/unified` whose `cgroup.controllers` lists `v2`.
-fn stand_in(dir: &Path, v1: &[&str], v2: &str) -> String {
-    let mut mounts = format!("tmpfs {} tmpfs rw,relatime,mode=755 0 0\n", dir.display());
-    for c in v1 {
+/// A stand-in mount table (mountinfo lines, as a hybrid host has them): v1 hierarchies for
+/// `v1` controllers below `dir`, then a cgroup2 mount at `dir/unified` whose
+/// `cgroup.controllers` lists `v2`.
+fn stand_in(dir: &Path, v1: &[&str], v2: &str) -> CgroupMounts {
+    let mut mounts = format!(
+        "31 23 0:28 / {} rw,relatime - tmpfs tmpfs rw,mode=755\n",
+        dir.display()
+    );
+    for (i, c) in v1.iter().enumerate() {
         let point = dir.join(c);
         std::fs::create_dir_all(&point).unwrap();
-        mounts += &format!("cgroup {} cgroup rw,relatime,{c} 0 0\n", point.display());
+        mounts += &format!(
+            "{} 31 0:{} / {} rw,relatime - cgroup cgroup rw,{c}\n",
+            32 + i,
+            29 + i,
+            point.display()
+        );
     }
     let unified = dir.join("unified");
     std::fs::create_dir_all(&unified).unwrap();
     std::fs::write(unified.join("cgroup.controllers"), format!("{v2}\n")).unwrap();
-    mounts += &format!("cgroup2 {} cgroup2 rw,relatime 0 0\n", unified.display());
-    mounts
+    mounts += &format!(
+        "41 31 0:38 / {} rw,relatime - cgroup2 cgroup2 rw\n",
+        unified.display()
+    );
+    CgroupMounts::parse(&mounts)
 }
 
 fn strings(argv: &[std::ffi::OsString]) -> Vec<String> {
@@ -134,10 +146,12 @@ fn the_refusal_is_a_failure_not_a_missing_jailer() {
 
 #[test]
 fn no_cgroup_mount_at_all_is_refused() {
-    let e = hierarchy("proc /proc proc rw 0 0\n").unwrap_err();
+    let proc_only = CgroupMounts::parse("22 1 0:21 / /proc rw,nosuid - proc proc rw\n");
+    let e = hierarchy(&proc_only).unwrap_err();
     assert!(e.contains("neither cgroup v1"), "{e}");
     // A cgroup2 mount whose controllers file cannot be read says which file.
-    let e = hierarchy("cgroup2 /nonexistent/cg cgroup2 rw 0 0\n").unwrap_err();
+    let absent = CgroupMounts::parse("41 31 0:38 / /nonexistent/cg rw - cgroup2 cgroup2 rw\n");
+    let e = hierarchy(&absent).unwrap_err();
     assert!(e.contains("/nonexistent/cg/cgroup.controllers"), "{e}");
 }
 
