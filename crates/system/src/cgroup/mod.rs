@@ -7,6 +7,8 @@
 //! * `banger system install`: whether the jailing helper's unit must leave the cgroup tree
 //!   writable ([`CgroupLayout`], recorded in install.toml);
 //! * `banger doctor`: whether the installed unit still fits the host;
+//! * the daemon (`banger_vmm::sandbox::cgroup`): where its own VM groups go, and where a
+//!   process's groups are when `vm inspect` and doctor read them back.
 //!
 //! [`CgroupMounts::parse`] takes the text, so tests use stand-in tables;
 //! [`CgroupMounts::read`] reads this process's.
