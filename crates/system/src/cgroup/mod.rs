@@ -130,6 +130,37 @@ impl CgroupMounts {
     }
 }
 
+/// The hierarchies a jailed Firecracker's memory and pids limits go to on a host: the v1
+/// ones when both controllers have one, else the unified hierarchy. The one statement of
+/// that rule: the helper launches by it, and [`CgroupLayout`] (install, doctor) names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LimitHierarchy {
+    /// The memory and pids controllers' v1 hierarchies' mount points.
+    V1 { memory: PathBuf, pids: PathBuf },
+    /// The unified hierarchy's mount point.
+    V2 { root: PathBuf },
+}
+
+impl LimitHierarchy {
+    /// Where a host with cgroup `mounts` puts the limits; `None` when it mounts neither.
+    pub fn of(mounts: &CgroupMounts) -> Option<LimitHierarchy> {
+        if let Some((memory, pids)) = mounts.v1_memory_pids() {
+            return Some(LimitHierarchy::V1 { memory, pids });
+        }
+        mounts
+            .unified_mount()
+            .map(|root| LimitHierarchy::V2 { root })
+    }
+
+    /// Its layout, as recorded.
+    pub fn layout(&self) -> CgroupLayout {
+        match self {
+            LimitHierarchy::V1 { .. } => CgroupLayout::V1,
+            LimitHierarchy::V2 { .. } => CgroupLayout::V2,
+        }
+    }
+}
+
 /// Which hierarchy a jailed Firecracker's limits go to on a host: the layout a jailing
 /// helper's unit is rendered for (recorded in install.toml as `cgroup = "v1"` or `"v2"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -148,13 +179,9 @@ pub enum CgroupLayout {
 
 impl CgroupLayout {
     /// The layout of the host whose cgroup mounts are `mounts`, as the helper decides it
-    /// (v1 hierarchies first); `None` when it mounts neither.
+    /// ([`LimitHierarchy::of`]); `None` when it mounts neither.
     pub fn of(mounts: &CgroupMounts) -> Option<CgroupLayout> {
-        if mounts.v1_memory_pids().is_some() {
-            Some(CgroupLayout::V1)
-        } else {
-            mounts.unified().map(|_| CgroupLayout::V2)
-        }
+        LimitHierarchy::of(mounts).map(|h| h.layout())
     }
 
     /// This host's layout; `None` when it mounts neither or the table cannot be read.

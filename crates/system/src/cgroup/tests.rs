@@ -156,6 +156,15 @@ fn the_questions_callers_ask_per_layout() {
         );
         assert_eq!(mounts.unified_mount(), unified.map(PathBuf::from), "{name}");
         assert_eq!(CgroupLayout::of(&mounts), layout, "{name}");
+        let limits = match (v1, unified) {
+            (Some((memory, pids)), _) => Some(LimitHierarchy::V1 {
+                memory: memory.into(),
+                pids: pids.into(),
+            }),
+            (None, Some(root)) => Some(LimitHierarchy::V2 { root: root.into() }),
+            (None, None) => None,
+        };
+        assert_eq!(LimitHierarchy::of(&mounts), limits, "{name}");
     }
     // Controllers sharing a hierarchy are found in it.
     let v1 = CgroupMounts::parse(V1);

@@ -51,13 +51,13 @@ fn a_hybrid_host_limits_through_its_v1_hierarchies() {
     let h = hierarchy(&mounts).unwrap();
     assert_eq!(
         h,
-        Hierarchy::V1 {
+        LimitHierarchy::V1 {
             memory: dir.path().join("memory"),
             pids: dir.path().join("pids"),
         }
     );
     let mut argv = Vec::new();
-    let dirs = h.jailer_args(1000, &id(), limits(), &mut argv);
+    let dirs = jailer_args(&h, 1000, &id(), limits(), &mut argv);
     assert_eq!(
         strings(&argv),
         [
@@ -86,9 +86,9 @@ fn a_unified_host_with_both_controllers_limits_through_v2() {
     let mounts = stand_in(dir.path(), &[], "cpuset cpu io memory hugetlb pids rdma");
     let h = hierarchy(&mounts).unwrap();
     let root = dir.path().join("unified");
-    assert_eq!(h, Hierarchy::V2 { root: root.clone() });
+    assert_eq!(h, LimitHierarchy::V2 { root: root.clone() });
     let mut argv = Vec::new();
-    let dirs = h.jailer_args(1000, &id(), limits(), &mut argv);
+    let dirs = jailer_args(&h, 1000, &id(), limits(), &mut argv);
     assert_eq!(
         strings(&argv),
         [
@@ -110,7 +110,10 @@ fn a_unified_host_with_both_controllers_limits_through_v2() {
 fn a_split_host_uses_v2_when_it_has_both_there() {
     let dir = tempfile::tempdir().unwrap();
     let mounts = stand_in(dir.path(), &["memory"], "memory pids");
-    assert!(matches!(hierarchy(&mounts).unwrap(), Hierarchy::V2 { .. }));
+    assert!(matches!(
+        hierarchy(&mounts).unwrap(),
+        LimitHierarchy::V2 { .. }
+    ));
 }
 
 #[test]
@@ -159,11 +162,11 @@ fn no_cgroup_mount_at_all_is_refused() {
 #[test]
 fn this_hosts_hierarchy_is_usable_or_refused_in_words() {
     match host_hierarchy() {
-        Ok(Hierarchy::V1 { memory, pids }) => {
+        Ok(LimitHierarchy::V1 { memory, pids }) => {
             assert!(memory.join("memory.limit_in_bytes").exists());
             assert!(pids.join("pids.max").exists() || pids.join("tasks").exists());
         }
-        Ok(Hierarchy::V2 { root }) => {
+        Ok(LimitHierarchy::V2 { root }) => {
             let listed = std::fs::read_to_string(root.join("cgroup.controllers")).unwrap();
             assert!(
                 listed.contains("memory") && listed.contains("pids"),
