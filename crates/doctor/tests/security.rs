@@ -12,7 +12,7 @@ use banger_config::Config;
 use banger_doctor::checks::security::{PostureInputs, posture};
 use banger_doctor::{Check, Status, groups};
 use banger_sysinstall::{InstallPlan, render};
-use banger_system::cgroup::CgroupLayout;
+use banger_system::cgroup::{CgroupLayout, CgroupMounts};
 use common::{FakeHost, ScriptedRunner};
 
 /// The units exactly as `banger system install` renders them for `user`.
@@ -35,19 +35,25 @@ fn plan(user: &str) -> InstallPlan {
         socket_timeout: banger_sysinstall::plan::SOCKET_TIMEOUT,
         jail: None,
         posture_why: "network only".into(),
-        cgroup: CgroupLayout::of(HYBRID),
+        cgroup: layout(HYBRID),
     }
 }
 
-/// A stand-in mount table of a hybrid host (v1 memory and pids hierarchies).
-const HYBRID: &str = "tmpfs /sys/fs/cgroup tmpfs ro,nosuid,nodev,noexec,mode=755 0 0\n\
-    cgroup2 /sys/fs/cgroup/unified cgroup2 rw,nosuid,nodev,noexec,relatime,nsdelegate 0 0\n\
-    cgroup /sys/fs/cgroup/memory cgroup rw,nosuid,nodev,noexec,relatime,memory 0 0\n\
-    cgroup /sys/fs/cgroup/pids cgroup rw,nosuid,nodev,noexec,relatime,pids 0 0\n";
+/// A stand-in mount table (mountinfo) of a hybrid host (v1 memory and pids hierarchies).
+const HYBRID: &str = "\
+    25 18 0:21 / /sys/fs/cgroup ro,nosuid,nodev,noexec shared:8 - tmpfs tmpfs ro,mode=755\n\
+    26 25 0:22 / /sys/fs/cgroup/unified rw,nosuid,nodev,noexec,relatime shared:9 - cgroup2 cgroup2 rw,nsdelegate\n\
+    30 25 0:26 / /sys/fs/cgroup/memory rw,nosuid,nodev,noexec,relatime shared:13 - cgroup cgroup rw,memory\n\
+    33 25 0:29 / /sys/fs/cgroup/pids rw,nosuid,nodev,noexec,relatime shared:16 - cgroup cgroup rw,pids\n";
 
-/// A stand-in mount table of a pure cgroup v2 host.
-const UNIFIED: &str =
-    "cgroup2 /sys/fs/cgroup cgroup2 rw,nosuid,nodev,noexec,relatime,nsdelegate 0 0\n";
+/// A stand-in mount table (mountinfo) of a pure cgroup v2 host.
+const UNIFIED: &str = "26 22 0:23 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - \
+    cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot\n";
+
+/// The layout of the host whose mountinfo is `table`.
+fn layout(table: &str) -> Option<CgroupLayout> {
+    CgroupLayout::of(&CgroupMounts::parse(table))
+}
 
 fn helper_unit() -> String {
     render::helper_unit(&plan("al"))
@@ -72,7 +78,7 @@ fn install(host: &FakeHost) -> (UnixListener, UnixListener) {
     .unwrap();
     std::fs::write(host.path("systemd/banger-helper.service"), helper_unit()).unwrap();
     std::fs::write(host.path("systemd/bangerd.service"), daemon_unit("al")).unwrap();
-    std::fs::write(host.path("mounts"), HYBRID).unwrap();
+    std::fs::write(host.path("mountinfo"), HYBRID).unwrap();
     let helper = socket(&host.path("run/helper.sock"), 0o600);
     let daemon = socket(&host.path("run/bangerd.sock"), 0o600);
     (helper, daemon)
@@ -107,7 +113,7 @@ fn run(host: &FakeHost, runner: &ScriptedRunner, binaries: &[(String, PathBuf)])
         helper_socket: &host.path("run/helper.sock"),
         daemon_socket: &host.path("run/bangerd.sock"),
         vmm_binaries: binaries,
-        mounts: &host.path("mounts"),
+        mountinfo: &host.path("mountinfo"),
     })
 }
 

@@ -382,7 +382,7 @@ struct CgroupParents(PathBuf);
 
 impl Drop for CgroupParents {
     fn drop(&mut self) {
-        let Ok(layout) = banger_vmm::sandbox::posture::cgroup_support() else {
+        let Ok(layout) = banger_vmm::sandbox::cgroup::detect_this_process() else {
             return;
         };
         let instance = banger_vmm::sandbox::cgroup::instance_name(&self.0);

@@ -352,19 +352,26 @@ pub(crate) mod tests {
             socket_timeout: SOCKET_TIMEOUT,
             jail: None,
             posture_why: "network only".into(),
-            cgroup: CgroupLayout::of(HYBRID),
+            cgroup: layout(HYBRID),
         }
     }
 
-    /// A stand-in mount table of a hybrid host (Debian 11, systemd's default there).
-    pub(crate) const HYBRID: &str = "tmpfs /sys/fs/cgroup tmpfs ro,nosuid,nodev,noexec,mode=755 0 0\n\
-        cgroup2 /sys/fs/cgroup/unified cgroup2 rw,nosuid,nodev,noexec,relatime,nsdelegate 0 0\n\
-        cgroup /sys/fs/cgroup/memory cgroup rw,nosuid,nodev,noexec,relatime,memory 0 0\n\
-        cgroup /sys/fs/cgroup/pids cgroup rw,nosuid,nodev,noexec,relatime,pids 0 0\n";
+    /// A stand-in mount table (mountinfo) of a hybrid host (Debian 11, systemd's default
+    /// there).
+    pub(crate) const HYBRID: &str = "\
+        25 18 0:21 / /sys/fs/cgroup ro,nosuid,nodev,noexec shared:8 - tmpfs tmpfs ro,mode=755\n\
+        26 25 0:22 / /sys/fs/cgroup/unified rw,nosuid,nodev,noexec,relatime shared:9 - cgroup2 cgroup2 rw,nsdelegate\n\
+        30 25 0:26 / /sys/fs/cgroup/memory rw,nosuid,nodev,noexec,relatime shared:13 - cgroup cgroup rw,memory\n\
+        33 25 0:29 / /sys/fs/cgroup/pids rw,nosuid,nodev,noexec,relatime shared:16 - cgroup cgroup rw,pids\n";
 
-    /// A stand-in mount table of a pure cgroup v2 host (Debian 12, Ubuntu 22.04).
-    pub(crate) const UNIFIED: &str = "cgroup2 /sys/fs/cgroup cgroup2 \
-        rw,nosuid,nodev,noexec,relatime,nsdelegate,memory_recursiveprot 0 0\n";
+    /// A stand-in mount table (mountinfo) of a pure cgroup v2 host (Debian 12, Ubuntu 22.04).
+    pub(crate) const UNIFIED: &str = "26 22 0:23 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime \
+        shared:4 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot\n";
+
+    /// The layout of the host whose mountinfo is `table`.
+    pub(crate) fn layout(table: &str) -> Option<CgroupLayout> {
+        CgroupLayout::of(&banger_system::cgroup::CgroupMounts::parse(table))
+    }
 
     /// [`plan`] with the helper jailing Firecracker from /usr/local/bin (on a hybrid host).
     pub(crate) fn jail_plan() -> InstallPlan {
@@ -380,7 +387,7 @@ pub(crate) mod tests {
     /// [`jail_plan`] on a pure cgroup v2 host.
     pub(crate) fn unified_jail_plan() -> InstallPlan {
         InstallPlan {
-            cgroup: CgroupLayout::of(UNIFIED),
+            cgroup: layout(UNIFIED),
             ..jail_plan()
         }
     }
@@ -392,7 +399,7 @@ pub(crate) mod tests {
         assert_eq!(unified_jail_plan().helper_kind(), HelperUnit::JailV2);
         // Network only on a v2 host: nothing to write in the tree.
         let network_v2 = InstallPlan {
-            cgroup: CgroupLayout::of(UNIFIED),
+            cgroup: layout(UNIFIED),
             ..plan()
         };
         assert_eq!(network_v2.helper_kind(), HelperUnit::Network);

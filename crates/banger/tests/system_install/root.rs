@@ -146,7 +146,7 @@ impl FakeRoot {
             daemon_socket: &self.path("run/banger/bangerd.sock"),
             vmm_binaries: &[("firecracker binary".to_string(), vmm.to_path_buf())],
             // This host's own layout: the units were rendered for it.
-            mounts: Path::new("/proc/self/mounts"),
+            mountinfo: Path::new(banger_system::cgroup::MOUNTINFO),
         })
     }
 }

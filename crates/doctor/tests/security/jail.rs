@@ -42,7 +42,7 @@ fn install_jailing(host: &FakeHost, cgroup: Option<CgroupLayout>) -> InstallPlan
 fn a_jailing_helper_unit_is_checked_for_what_the_jailer_needs() {
     let host = FakeHost::new();
     let _sockets = install(&host);
-    install_jailing(&host, CgroupLayout::of(HYBRID));
+    install_jailing(&host, layout(HYBRID));
     let unit = host.path("systemd/banger-helper.service");
     let checks = run(&host, &systemctl("active", "active"), &[]);
     let needs = find(&checks, "helper unit runs the jailer");
@@ -102,8 +102,8 @@ fn a_v2_host_needs_the_jailing_unit_that_leaves_the_cgroup_tree_writable() {
     };
 
     // Rendered on the v2 host, for it.
-    std::fs::write(host.path("mounts"), UNIFIED).unwrap();
-    install_jailing(&host, CgroupLayout::of(UNIFIED));
+    std::fs::write(host.path("mountinfo"), UNIFIED).unwrap();
+    install_jailing(&host, layout(UNIFIED));
     let text = std::fs::read_to_string(host.path("etc/install.toml")).unwrap();
     assert!(text.lines().any(|l| l == "cgroup = \"v2\""), "{text}");
     let (needs, hardening) = verdicts(&host);
@@ -115,7 +115,7 @@ fn a_v2_host_needs_the_jailing_unit_that_leaves_the_cgroup_tree_writable() {
     assert_eq!(hardening.status, Status::Pass, "{hardening:#?}");
 
     // Rendered when the host was hybrid; the host has since moved to v2.
-    install_jailing(&host, CgroupLayout::of(HYBRID));
+    install_jailing(&host, layout(HYBRID));
     let (needs, hardening) = verdicts(&host);
     assert_eq!(needs.status, Status::Fail, "{needs:#?}");
     assert!(
@@ -149,8 +149,8 @@ fn a_v2_host_needs_the_jailing_unit_that_leaves_the_cgroup_tree_writable() {
     );
 
     // The v2 unit on a hybrid host: the tree is open for nothing.
-    install_jailing(&host, CgroupLayout::of(UNIFIED));
-    std::fs::write(host.path("mounts"), HYBRID).unwrap();
+    install_jailing(&host, layout(UNIFIED));
+    std::fs::write(host.path("mountinfo"), HYBRID).unwrap();
     let (needs, hardening) = verdicts(&host);
     assert_eq!(needs.status, Status::Pass, "{needs:#?}");
     assert_eq!(hardening.status, Status::Fail, "{hardening:#?}");
@@ -160,7 +160,7 @@ fn a_v2_host_needs_the_jailing_unit_that_leaves_the_cgroup_tree_writable() {
     );
 
     // The network-only helper keeps the tree read-only on a v2 host too.
-    std::fs::write(host.path("mounts"), UNIFIED).unwrap();
+    std::fs::write(host.path("mountinfo"), UNIFIED).unwrap();
     std::fs::write(
         host.path("etc/install.toml"),
         format!("owner_user = \"al\"\nowner_uid = {}\n", uid()),

@@ -15,6 +15,9 @@
 //! The mount table is `/proc/mounts`, or the file `FAKE_JAILER_MOUNTS` names: a test hook,
 //! the fake's counterpart of the real jailer's test-only mount table, so the v2 contract is
 //! exercised on a stand-in tree on hosts whose memory and pids controllers are on v1.
+//! `/proc/mounts`, not banger's mountinfo reader (`banger_system::cgroup`), on purpose: the
+//! real jailer reads that table, with its own first-match rules, and the fake does what it
+//! does (it lists the same mounts in the same order as mountinfo).
 
 use std::path::{Path, PathBuf};
 

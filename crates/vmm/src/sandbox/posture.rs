@@ -141,16 +141,6 @@ fn differs(a: &str, b: &str) -> Option<bool> {
     Some((a.dev(), a.ino()) != (b.dev(), b.ino()))
 }
 
-/// Which per-VM cgroup backend this process could use ([`super::cgroup::detect`]), and why
-/// none when none; read-only (the daemon sets the backend up when it starts).
-pub fn cgroup_support() -> Result<super::cgroup::Layout, String> {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
-        .map_err(|e| format!("cannot read /proc/self/mountinfo: {e}"))?;
-    let own = std::fs::read_to_string("/proc/self/cgroup")
-        .map_err(|e| format!("cannot read /proc/self/cgroup: {e}"))?;
-    super::cgroup::detect(&mountinfo, &own, std::process::id())
-}
-
 /// Whether unprivileged user namespaces are allowed (what an ordinary user's daemon would
 /// need for a jail of its own), and why not.
 pub fn user_namespaces() -> Result<(), String> {

@@ -16,7 +16,7 @@ use banger_paths::{DAEMON_SERVICE, HELPER_SERVICE};
 use banger_sysinstall::hardening;
 use banger_sysinstall::jail::{CGROUP_TREE_WRITABLE, HelperUnit, JailBinaries};
 use banger_system::CommandRunner;
-use banger_system::cgroup::CgroupLayout;
+use banger_system::cgroup::{CgroupLayout, CgroupMounts};
 use banger_system::fsperm::{FileFacts, FileKind, check_root_executable};
 
 pub use banger_config::{InstallMeta, load_install_meta};
@@ -46,7 +46,7 @@ impl CapabilityCheck for SecurityPosture {
             helper_socket: &ctx.layout.helper_socket(),
             daemon_socket: &ctx.layout.daemon_socket(),
             vmm_binaries: &ctx.vmm_binaries(),
-            mounts: Path::new(banger_system::cgroup::MOUNTS),
+            mountinfo: Path::new(banger_system::cgroup::MOUNTINFO),
         })
     }
 }
@@ -61,9 +61,9 @@ pub struct PostureInputs<'a> {
     pub daemon_socket: &'a Path,
     /// VMM binaries the helper may launch: (check name, path).
     pub vmm_binaries: &'a [(String, PathBuf)],
-    /// The mount table (`/proc/self/mounts`): the host's cgroup layout, which decides what
-    /// a jailing helper's unit must hold.
-    pub mounts: &'a Path,
+    /// The mount table (`/proc/self/mountinfo`): the host's cgroup layout, which decides
+    /// what a jailing helper's unit must hold.
+    pub mountinfo: &'a Path,
 }
 
 /// Where the system install is described.
@@ -91,9 +91,9 @@ pub fn posture(inputs: &PostureInputs<'_>) -> Vec<Check> {
     let unit_dir = meta.unit_dir.as_deref().unwrap_or(inputs.systemd_dir);
     // The layout the host has now, not the one recorded: a host moved from a hybrid to a
     // pure v2 layout needs its jailing helper's unit rendered again.
-    let cgroup = std::fs::read_to_string(inputs.mounts)
+    let cgroup = CgroupMounts::read_from(inputs.mountinfo)
         .ok()
-        .as_deref()
+        .as_ref()
         .and_then(CgroupLayout::of);
     let helper_kind = HelperUnit::new(meta.jailer.is_some(), cgroup);
     let mut checks = vec![

@@ -35,7 +35,7 @@ impl CapabilityCheck for VmmSandbox {
         let mut checks = vec![
             host_row(ctx.euid, range, jailer.as_deref()),
             cgroup_row(
-                &posture::cgroup_support(),
+                &cgroup::detect_this_process(),
                 cgroup::delegate::helper_makes_groups(ctx.layout.mode.is_system_install()),
             ),
         ];

@@ -2,8 +2,9 @@
 //! hierarchy, and the groups it makes, found again to remove them.
 //!
 //! The helper picks what the real jailer can do here, read from the mount table (through
-//! `banger_system::cgroup`, the reader `banger system install` and doctor share) and the
-//! files it names (so it is tested on stand-in trees below as well as on this host):
+//! `banger_system::cgroup`, the one reader of it that `banger system install`, doctor and
+//! the daemon share) and the files it names (so it is tested on stand-in trees below as
+//! well as on this host):
 //!
 //! * **v1** when the memory and pids controllers each have a v1 hierarchy (a v1 or hybrid
 //!   host): `--cgroup-version 1`, `memory.limit_in_bytes` and `pids.max`, in
@@ -17,36 +18,29 @@
 use std::path::{Path, PathBuf};
 
 use banger_helper_proto::{Failure, FailureKind, JailId, JailLimits};
-use banger_system::cgroup::{read_mounts, unified_mount, v1_memory_pids as v1_in};
+use banger_system::cgroup::{CgroupMounts, LimitHierarchy};
 
 use super::{fail, system};
 
 /// The controllers a jailed Firecracker's limits need.
 const CONTROLLERS: [&str; 2] = ["memory", "pids"];
 
-/// Where the jailer makes a jailed Firecracker's groups on this host.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(in crate::executor) enum Hierarchy {
-    /// The memory and pids controllers' v1 hierarchies.
-    V1 { memory: PathBuf, pids: PathBuf },
-    /// The unified hierarchy's mount point, both controllers available below its root.
-    V2 { root: PathBuf },
-}
-
-/// This host's hierarchy for a jailed Firecracker's limits, from `mounts` (the text of
-/// `/proc/self/mounts`) and the `cgroup.controllers` file of the cgroup2 mount it names; or
-/// why there is none, in words that say what to do.
-pub(in crate::executor) fn hierarchy(mounts: &str) -> Result<Hierarchy, String> {
-    if let Some((memory, pids)) = v1_in(mounts) {
-        return Ok(Hierarchy::V1 { memory, pids });
-    }
-    let Some(root) = unified_mount(mounts) else {
-        return Err(
-            "this host mounts neither cgroup v1 memory and pids hierarchies nor a \
+/// Where the jailer makes a jailed Firecracker's groups on a host with cgroup `mounts`
+/// ([`LimitHierarchy::of`], the rule install and doctor name too), checked against the
+/// `cgroup.controllers` file of the cgroup2 mount it names (v2: both controllers available
+/// below its root); or why there is none, in words that say what to do.
+pub(in crate::executor) fn hierarchy(mounts: &CgroupMounts) -> Result<LimitHierarchy, String> {
+    let root = match LimitHierarchy::of(mounts) {
+        Some(LimitHierarchy::V2 { root }) => root,
+        Some(v1) => return Ok(v1),
+        None => {
+            return Err(
+                "this host mounts neither cgroup v1 memory and pids hierarchies nor a \
                     cgroup v2 hierarchy: mount cgroup2 on /sys/fs/cgroup (or start the \
                     daemon without the jailing helper)"
-                .to_owned(),
-        );
+                    .to_owned(),
+            );
+        }
     };
     let file = root.join("cgroup.controllers");
     let listed = std::fs::read_to_string(&file)
@@ -67,19 +61,18 @@ pub(in crate::executor) fn hierarchy(mounts: &str) -> Result<Hierarchy, String> 
             listed.trim()
         ));
     }
-    Ok(Hierarchy::V2 { root })
+    Ok(LimitHierarchy::V2 { root })
 }
 
-/// This host's hierarchy, read from `/proc/self/mounts`.
-pub(in crate::executor) fn host_hierarchy() -> Result<Hierarchy, String> {
-    let mounts =
-        read_mounts().map_err(|e| format!("cannot read {}: {e}", banger_system::cgroup::MOUNTS))?;
+/// This host's hierarchy, read from its mount table.
+pub(in crate::executor) fn host_hierarchy() -> Result<LimitHierarchy, String> {
+    let mounts = CgroupMounts::read().map_err(|e| banger_system::error_chain(&e))?;
     hierarchy(&mounts)
 }
 
 /// The v1 memory and pids hierarchies' mount points, when this host has both.
 pub(in crate::executor) fn v1_mounts() -> Option<(PathBuf, PathBuf)> {
-    v1_in(&read_mounts().ok()?)
+    CgroupMounts::read().ok()?.v1_memory_pids()
 }
 
 /// The parent group of the owner's jailed VMMs in each hierarchy.
@@ -87,46 +80,44 @@ pub fn jail_parent_cgroup(owner_uid: u32) -> String {
     format!("banger-{owner_uid}")
 }
 
-impl Hierarchy {
-    /// VM `id`'s groups below the owner's parent group.
-    pub(in crate::executor) fn dirs(&self, owner_uid: u32, id: &JailId) -> Vec<PathBuf> {
-        let parent = jail_parent_cgroup(owner_uid);
-        let roots = match self {
-            Hierarchy::V1 { memory, pids } => vec![memory, pids],
-            Hierarchy::V2 { root } => vec![root],
-        };
-        roots
-            .into_iter()
-            .map(|r| r.join(&parent).join(id.as_str()))
-            .collect()
-    }
+/// VM `id`'s groups in `hierarchy`, below the owner's parent group.
+fn group_dirs(hierarchy: &LimitHierarchy, owner_uid: u32, id: &JailId) -> Vec<PathBuf> {
+    let parent = jail_parent_cgroup(owner_uid);
+    let roots = match hierarchy {
+        LimitHierarchy::V1 { memory, pids } => vec![memory, pids],
+        LimitHierarchy::V2 { root } => vec![root],
+    };
+    roots
+        .into_iter()
+        .map(|r| r.join(&parent).join(id.as_str()))
+        .collect()
+}
 
-    /// The jailer's cgroup arguments for `limits`, and the groups it will make.
-    pub(super) fn jailer_args(
-        &self,
-        owner_uid: u32,
-        id: &JailId,
-        limits: JailLimits,
-        argv: &mut Vec<std::ffi::OsString>,
-    ) -> Vec<PathBuf> {
-        let (version, memory_file) = match self {
-            Hierarchy::V1 { .. } => ("1", "memory.limit_in_bytes"),
-            Hierarchy::V2 { .. } => ("2", "memory.max"),
-        };
-        for arg in [
-            "--cgroup-version".to_owned(),
-            version.to_owned(),
-            "--parent-cgroup".to_owned(),
-            jail_parent_cgroup(owner_uid),
-            "--cgroup".to_owned(),
-            format!("{memory_file}={}", limits.memory_bytes()),
-            "--cgroup".to_owned(),
-            format!("pids.max={}", limits.pids_max()),
-        ] {
-            argv.push(arg.into());
-        }
-        self.dirs(owner_uid, id)
+/// The jailer's cgroup arguments for `limits` in `hierarchy`, and the groups it will make.
+pub(super) fn jailer_args(
+    hierarchy: &LimitHierarchy,
+    owner_uid: u32,
+    id: &JailId,
+    limits: JailLimits,
+    argv: &mut Vec<std::ffi::OsString>,
+) -> Vec<PathBuf> {
+    let (version, memory_file) = match hierarchy {
+        LimitHierarchy::V1 { .. } => ("1", "memory.limit_in_bytes"),
+        LimitHierarchy::V2 { .. } => ("2", "memory.max"),
+    };
+    for arg in [
+        "--cgroup-version".to_owned(),
+        version.to_owned(),
+        "--parent-cgroup".to_owned(),
+        jail_parent_cgroup(owner_uid),
+        "--cgroup".to_owned(),
+        format!("{memory_file}={}", limits.memory_bytes()),
+        "--cgroup".to_owned(),
+        format!("pids.max={}", limits.pids_max()),
+    ] {
+        argv.push(arg.into());
     }
+    group_dirs(hierarchy, owner_uid, id)
 }
 
 /// The jailer's cgroup arguments for `limits` on this host, and the groups it will make;
@@ -138,7 +129,7 @@ pub(super) fn cgroup_args(
     argv: &mut Vec<std::ffi::OsString>,
 ) -> Result<Vec<PathBuf>, Failure> {
     let hierarchy = host_hierarchy().map_err(|why| unlimited(id, &why))?;
-    Ok(hierarchy.jailer_args(owner_uid, id, limits, argv))
+    Ok(jailer_args(&hierarchy, owner_uid, id, limits, argv))
 }
 
 /// The refusal of a launch whose limits this host cannot hold. A host failure, never
@@ -156,20 +147,24 @@ fn unlimited(id: &JailId, why: &str) -> Failure {
 
 pub(in crate::executor) fn v1_dirs(owner_uid: u32, id: &JailId) -> Option<[PathBuf; 2]> {
     let (memory, pids) = v1_mounts()?;
-    let dirs = Hierarchy::V1 { memory, pids }.dirs(owner_uid, id);
+    let dirs = group_dirs(&LimitHierarchy::V1 { memory, pids }, owner_uid, id);
     Some([dirs[0].clone(), dirs[1].clone()])
 }
 
 /// Every group the jailer may have made for VM `id` on this host: v1 and v2 alike (a
 /// hierarchy that is not there has none).
 pub(super) fn jail_dirs(owner_uid: u32, id: &JailId) -> Vec<PathBuf> {
-    let mounts = read_mounts().unwrap_or_default();
+    let mounts = CgroupMounts::read().unwrap_or_default();
     let mut dirs = Vec::new();
-    if let Some((memory, pids)) = v1_in(&mounts) {
-        dirs.extend(Hierarchy::V1 { memory, pids }.dirs(owner_uid, id));
+    if let Some((memory, pids)) = mounts.v1_memory_pids() {
+        dirs.extend(group_dirs(
+            &LimitHierarchy::V1 { memory, pids },
+            owner_uid,
+            id,
+        ));
     }
-    if let Some(root) = unified_mount(&mounts) {
-        dirs.extend(Hierarchy::V2 { root }.dirs(owner_uid, id));
+    if let Some(root) = mounts.unified_mount() {
+        dirs.extend(group_dirs(&LimitHierarchy::V2 { root }, owner_uid, id));
     }
     dirs
 }

@@ -2,20 +2,32 @@
 
 use super::*;
 
-/// A stand-in mount table: v1 lines for `v1` controllers below `dir`, then a cgroup2 mount
-/// at `dir/unified` whose `cgroup.controllers` lists `v2`.
-fn stand_in(dir: &Path, v1: &[&str], v2: &str) -> String {
-    let mut mounts = format!("tmpfs {} tmpfs rw,relatime,mode=755 0 0\n", dir.display());
-    for c in v1 {
+/// A stand-in mount table (mountinfo lines, as a hybrid host has them): v1 hierarchies for
+/// `v1` controllers below `dir`, then a cgroup2 mount at `dir/unified` whose
+/// `cgroup.controllers` lists `v2`.
+fn stand_in(dir: &Path, v1: &[&str], v2: &str) -> CgroupMounts {
+    let mut mounts = format!(
+        "31 23 0:28 / {} rw,relatime - tmpfs tmpfs rw,mode=755\n",
+        dir.display()
+    );
+    for (i, c) in v1.iter().enumerate() {
         let point = dir.join(c);
         std::fs::create_dir_all(&point).unwrap();
-        mounts += &format!("cgroup {} cgroup rw,relatime,{c} 0 0\n", point.display());
+        mounts += &format!(
+            "{} 31 0:{} / {} rw,relatime - cgroup cgroup rw,{c}\n",
+            32 + i,
+            29 + i,
+            point.display()
+        );
     }
     let unified = dir.join("unified");
     std::fs::create_dir_all(&unified).unwrap();
     std::fs::write(unified.join("cgroup.controllers"), format!("{v2}\n")).unwrap();
-    mounts += &format!("cgroup2 {} cgroup2 rw,relatime 0 0\n", unified.display());
-    mounts
+    mounts += &format!(
+        "41 31 0:38 / {} rw,relatime - cgroup2 cgroup2 rw\n",
+        unified.display()
+    );
+    CgroupMounts::parse(&mounts)
 }
 
 fn strings(argv: &[std::ffi::OsString]) -> Vec<String> {
@@ -39,13 +51,13 @@ fn a_hybrid_host_limits_through_its_v1_hierarchies() {
     let h = hierarchy(&mounts).unwrap();
     assert_eq!(
         h,
-        Hierarchy::V1 {
+        LimitHierarchy::V1 {
             memory: dir.path().join("memory"),
             pids: dir.path().join("pids"),
         }
     );
     let mut argv = Vec::new();
-    let dirs = h.jailer_args(1000, &id(), limits(), &mut argv);
+    let dirs = jailer_args(&h, 1000, &id(), limits(), &mut argv);
     assert_eq!(
         strings(&argv),
         [
@@ -74,9 +86,9 @@ fn a_unified_host_with_both_controllers_limits_through_v2() {
     let mounts = stand_in(dir.path(), &[], "cpuset cpu io memory hugetlb pids rdma");
     let h = hierarchy(&mounts).unwrap();
     let root = dir.path().join("unified");
-    assert_eq!(h, Hierarchy::V2 { root: root.clone() });
+    assert_eq!(h, LimitHierarchy::V2 { root: root.clone() });
     let mut argv = Vec::new();
-    let dirs = h.jailer_args(1000, &id(), limits(), &mut argv);
+    let dirs = jailer_args(&h, 1000, &id(), limits(), &mut argv);
     assert_eq!(
         strings(&argv),
         [
@@ -98,7 +110,10 @@ fn a_unified_host_with_both_controllers_limits_through_v2() {
 fn a_split_host_uses_v2_when_it_has_both_there() {
     let dir = tempfile::tempdir().unwrap();
     let mounts = stand_in(dir.path(), &["memory"], "memory pids");
-    assert!(matches!(hierarchy(&mounts).unwrap(), Hierarchy::V2 { .. }));
+    assert!(matches!(
+        hierarchy(&mounts).unwrap(),
+        LimitHierarchy::V2 { .. }
+    ));
 }
 
 #[test]
@@ -134,10 +149,12 @@ fn the_refusal_is_a_failure_not_a_missing_jailer() {
 
 #[test]
 fn no_cgroup_mount_at_all_is_refused() {
-    let e = hierarchy("proc /proc proc rw 0 0\n").unwrap_err();
+    let proc_only = CgroupMounts::parse("22 1 0:21 / /proc rw,nosuid - proc proc rw\n");
+    let e = hierarchy(&proc_only).unwrap_err();
     assert!(e.contains("neither cgroup v1"), "{e}");
     // A cgroup2 mount whose controllers file cannot be read says which file.
-    let e = hierarchy("cgroup2 /nonexistent/cg cgroup2 rw 0 0\n").unwrap_err();
+    let absent = CgroupMounts::parse("41 31 0:38 / /nonexistent/cg rw - cgroup2 cgroup2 rw\n");
+    let e = hierarchy(&absent).unwrap_err();
     assert!(e.contains("/nonexistent/cg/cgroup.controllers"), "{e}");
 }
 
@@ -145,11 +162,11 @@ fn no_cgroup_mount_at_all_is_refused() {
 #[test]
 fn this_hosts_hierarchy_is_usable_or_refused_in_words() {
     match host_hierarchy() {
-        Ok(Hierarchy::V1 { memory, pids }) => {
+        Ok(LimitHierarchy::V1 { memory, pids }) => {
             assert!(memory.join("memory.limit_in_bytes").exists());
             assert!(pids.join("pids.max").exists() || pids.join("tasks").exists());
         }
-        Ok(Hierarchy::V2 { root }) => {
+        Ok(LimitHierarchy::V2 { root }) => {
             let listed = std::fs::read_to_string(root.join("cgroup.controllers")).unwrap();
             assert!(
                 listed.contains("memory") && listed.contains("pids"),

@@ -8,6 +8,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use banger_system::cgroup::CgroupLayout;
+
 use super::{CgroupError, Limits, Placement, VmCgroup};
 
 /// An error of the delegate, kept whole as the cause.
@@ -75,18 +77,8 @@ pub fn helper_makes_groups(system_install: bool) -> bool {
 }
 
 /// Whether this host has the cgroup v1 memory and pids hierarchies, where a delegate can
-/// make the groups a daemon without write access to them cannot.
+/// make the groups a daemon without write access to them cannot: the v1 layout the helper
+/// launches by (`banger_system::cgroup::CgroupLayout`).
 pub fn v1_host() -> bool {
-    let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") else {
-        return false;
-    };
-    let has = |controller: &str| {
-        mounts.lines().any(|line| {
-            let f: Vec<&str> = line.split(' ').collect();
-            f.get(2) == Some(&"cgroup")
-                && f.get(3)
-                    .is_some_and(|o| o.split(',').any(|o| o == controller))
-        })
-    };
-    has("memory") && has("pids")
+    CgroupLayout::of_host() == Some(CgroupLayout::V1)
 }

@@ -1,8 +1,10 @@
-//! Which cgroup backend this process can use, and where: a pure function of
-//! `/proc/self/mountinfo`, `/proc/self/cgroup` and the files it names, so it is tested on
-//! directory trees (the tests below) as well as on this host.
+//! Which cgroup backend this process can use, and where: a pure function of the host's
+//! cgroup mounts (read by `banger_system::cgroup`), `/proc/self/cgroup` and the files they
+//! name, so it is tested on directory trees (the tests below) as well as on this host.
 
 use std::path::{Path, PathBuf};
+
+use banger_system::cgroup::{CgroupMount, CgroupMounts};
 
 /// Where this process may make VM cgroups.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,61 +34,6 @@ impl Layout {
     }
 }
 
-/// A mounted cgroup hierarchy, from one line of `/proc/self/mountinfo`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Mount {
-    /// The cgroup path the mount shows at its mount point (`/` outside containers).
-    pub root: String,
-    pub point: PathBuf,
-    /// `None` for cgroup2; the v1 controllers otherwise.
-    pub controllers: Option<Vec<String>>,
-}
-
-/// The cgroup mounts listed in `mountinfo`.
-pub(super) fn mounts(mountinfo: &str) -> Vec<Mount> {
-    let mut out = Vec::new();
-    for line in mountinfo.lines() {
-        let Some((before, after)) = line.split_once(" - ") else {
-            continue;
-        };
-        let fields: Vec<&str> = before.split(' ').collect();
-        let tail: Vec<&str> = after.split(' ').collect();
-        if fields.len() < 5 || tail.len() < 3 {
-            continue;
-        }
-        let point = PathBuf::from(fields[4].replace("\\040", " "));
-        let controllers = match tail[0] {
-            "cgroup2" => None,
-            "cgroup" => Some(
-                tail[2]
-                    .split(',')
-                    // Mount options are not controllers.
-                    .filter(|o| {
-                        !o.contains('=')
-                            && !matches!(
-                                *o,
-                                "rw" | "ro"
-                                    | "xattr"
-                                    | "noprefix"
-                                    | "clone_children"
-                                    | "cpuset_v2_mode"
-                                    | "favordynmods"
-                            )
-                    })
-                    .map(str::to_owned)
-                    .collect(),
-            ),
-            _ => continue,
-        };
-        out.push(Mount {
-            root: fields[3].to_owned(),
-            point,
-            controllers,
-        });
-    }
-    out
-}
-
 /// The process's group in the hierarchy `controller` (`""` for cgroup v2) from
 /// `/proc/self/cgroup`.
 pub(super) fn own_path<'a>(self_cgroup: &'a str, controller: &str) -> Option<&'a str> {
@@ -102,25 +49,6 @@ pub(super) fn own_path<'a>(self_cgroup: &'a str, controller: &str) -> Option<&'a
     })
 }
 
-/// The directory of the group `path` in `mount`, or `None` when the mount does not show it
-/// (a container that sees only part of the hierarchy).
-pub(super) fn group_dir(mount: &Mount, path: &str) -> Option<PathBuf> {
-    let rel = if mount.root == "/" {
-        path
-    } else {
-        path.strip_prefix(mount.root.as_str())?
-    };
-    let rel = rel.trim_start_matches('/');
-    if rel.split('/').any(|c| c == "..") {
-        return None;
-    }
-    Some(if rel.is_empty() {
-        mount.point.clone()
-    } else {
-        mount.point.join(rel)
-    })
-}
-
 fn writable(dir: &Path) -> bool {
     let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else {
         return false;
@@ -129,11 +57,21 @@ fn writable(dir: &Path) -> bool {
     unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
 }
 
-/// The backend this process can use, or why none is usable. v2 is preferred; v1 is used
-/// where the memory and pids controllers live on v1 hierarchies (a hybrid host).
-pub fn detect(mountinfo: &str, self_cgroup: &str, pid: u32) -> Result<Layout, String> {
-    let all = mounts(mountinfo);
-    let v2 = match all.iter().find(|m| m.controllers.is_none()) {
+/// The backend this process can use ([`detect`] on this host's mount table and this
+/// process's groups), or why none is usable. Read-only: the daemon sets it up when it
+/// starts ([`super::Cgroups::detect_and_setup`]); doctor asks it for its report.
+pub fn detect_this_process() -> Result<Layout, String> {
+    let mounts = CgroupMounts::read().map_err(|e| banger_system::error_chain(&e))?;
+    let own = std::fs::read_to_string("/proc/self/cgroup")
+        .map_err(|e| format!("cannot read /proc/self/cgroup: {e}"))?;
+    detect(&mounts, &own, std::process::id())
+}
+
+/// The backend process `pid`, in the groups `self_cgroup` lists (its `/proc/PID/cgroup`),
+/// can use on a host with cgroup `mounts`, or why none is usable. v2 is preferred; v1 is
+/// used where the memory and pids controllers live on v1 hierarchies (a hybrid host).
+pub fn detect(mounts: &CgroupMounts, self_cgroup: &str, pid: u32) -> Result<Layout, String> {
+    let v2 = match mounts.unified() {
         None => Err("no cgroup v2 hierarchy is mounted".to_owned()),
         Some(m) => detect_v2(m, self_cgroup, pid),
     };
@@ -141,15 +79,16 @@ pub fn detect(mountinfo: &str, self_cgroup: &str, pid: u32) -> Result<Layout, St
         Ok(layout) => return Ok(layout),
         Err(why) => why,
     };
-    match detect_v1(&all, self_cgroup) {
+    match detect_v1(mounts, self_cgroup) {
         Ok(layout) => Ok(layout),
         Err(v1_reason) => Err(format!("cgroup v2: {v2_reason}; cgroup v1: {v1_reason}")),
     }
 }
 
-fn detect_v2(mount: &Mount, self_cgroup: &str, pid: u32) -> Result<Layout, String> {
+fn detect_v2(mount: &CgroupMount, self_cgroup: &str, pid: u32) -> Result<Layout, String> {
     let path = own_path(self_cgroup, "").ok_or("this process is in no cgroup v2 group")?;
-    let own = group_dir(mount, path)
+    let own = mount
+        .dir_of(path)
         .ok_or_else(|| format!("this process's group {path} is outside the mounted hierarchy"))?;
     // Already in the leaf (systemd ≥ 254 with `DelegateSubgroup=daemon`, or an earlier
     // setup): the delegated group is its parent, and systemd starts every later daemon in
@@ -210,20 +149,15 @@ fn detect_v2(mount: &Mount, self_cgroup: &str, pid: u32) -> Result<Layout, Strin
     Ok(Layout::V2 { group, move_self })
 }
 
-fn detect_v1(all: &[Mount], self_cgroup: &str) -> Result<Layout, String> {
+fn detect_v1(mounts: &CgroupMounts, self_cgroup: &str) -> Result<Layout, String> {
     let mut dirs = Vec::new();
     for controller in ["memory", "pids"] {
-        let mount = all
-            .iter()
-            .find(|m| {
-                m.controllers
-                    .as_ref()
-                    .is_some_and(|c| c.iter().any(|x| x == controller))
-            })
+        let mount = mounts
+            .v1(controller)
             .ok_or_else(|| format!("no {controller} hierarchy is mounted"))?;
         let path = own_path(self_cgroup, controller)
             .ok_or_else(|| format!("this process is in no {controller} group"))?;
-        let dir = group_dir(mount, path).ok_or_else(|| {
+        let dir = mount.dir_of(path).ok_or_else(|| {
             format!("this process's {controller} group {path} is outside the mounted hierarchy")
         })?;
         if !writable(&dir) {
@@ -247,38 +181,31 @@ mod tests {
     //! backend is tested on the real hierarchies (tests/cgroup_v1.rs).
     use super::*;
 
+    /// This host's hybrid layout, as in `banger_system::cgroup`'s tests.
     const HYBRID: &str = "\
 31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
-32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct
+32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
 35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
 39 31 0:36 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids
-40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
 41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
 ";
 
+    /// A stand-in table with one cgroup2 mount, at `point`.
+    fn unified_at(point: &Path) -> CgroupMounts {
+        CgroupMounts::parse(&format!(
+            "41 31 0:38 / {} rw - cgroup2 cgroup2 rw\n",
+            point.display()
+        ))
+    }
+
     #[test]
-    fn mountinfo_and_own_paths() {
-        let m = mounts(HYBRID);
-        assert_eq!(m.len(), 5);
-        assert_eq!(m[0].controllers, Some(vec!["cpu".into(), "cpuacct".into()]));
-        assert_eq!(m[3].controllers, Some(vec![]));
-        assert_eq!(m[4].controllers, None);
+    fn own_paths() {
         let own = "9:name=systemd:/\n4:memory:/a/b\n2:cpu,cpuacct:/c\n0::/u\n";
         assert_eq!(own_path(own, "memory"), Some("/a/b"));
         assert_eq!(own_path(own, "cpuacct"), Some("/c"));
         assert_eq!(own_path(own, ""), Some("/u"));
         assert_eq!(own_path(own, "pids"), None);
-        let inner = Mount {
-            root: "/lxc/c1".into(),
-            point: "/sys/fs/cgroup/memory".into(),
-            controllers: Some(vec!["memory".into()]),
-        };
-        assert_eq!(
-            group_dir(&inner, "/lxc/c1/x"),
-            Some(PathBuf::from("/sys/fs/cgroup/memory/x"))
-        );
-        assert_eq!(group_dir(&inner, "/other"), None);
-        assert_eq!(group_dir(&inner, "/lxc/c1/../../x"), None);
     }
 
     /// A v2 tree: the group must offer memory and pids, be writable, and hold only us.
@@ -288,7 +215,7 @@ mod tests {
         let root = dir.path();
         let group = root.join("system.slice/bangerd.service");
         std::fs::create_dir_all(&group).unwrap();
-        let info = format!("41 31 0:38 / {} rw - cgroup2 cgroup2 rw\n", root.display());
+        let info = unified_at(root);
         let own = "0::/system.slice/bangerd.service\n";
         std::fs::write(group.join("cgroup.controllers"), "cpu io pids").unwrap();
         std::fs::write(group.join("cgroup.procs"), "77\n").unwrap();
@@ -348,7 +275,8 @@ mod tests {
             std::fs::create_dir_all(root.join(d)).unwrap();
         }
         std::fs::write(root.join("unified/cgroup.controllers"), "").unwrap();
-        let info = HYBRID.replace("/sys/fs/cgroup", &root.display().to_string());
+        let info =
+            CgroupMounts::parse(&HYBRID.replace("/sys/fs/cgroup", &root.display().to_string()));
         let own = "4:memory:/user.slice\n8:pids:/\n0::/\n";
         // Root writes anything; under an ordinary user the tree is the user's own here.
         assert_eq!(

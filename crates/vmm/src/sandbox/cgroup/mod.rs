@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 pub use delegate::{CgroupDelegate, Delegate, DelegateError};
-pub use detect::{Layout, detect};
+pub use detect::{Layout, detect, detect_this_process};
 
 /// What is allowed on top of the guest's RAM by default: QEMU's own heap, its I/O buffers,
 /// a `virtiofsd` per share, and page cache charged for the VM's files.
@@ -283,13 +283,10 @@ pub struct VmCgroup {
 }
 
 impl Cgroups {
-    /// Detect the backend ([`detect`]) and prepare it; the reason when none is usable.
+    /// Detect the backend ([`detect_this_process`]) and prepare it; the reason when none is
+    /// usable.
     pub fn detect_and_setup(instance: &str) -> Result<Cgroups, String> {
-        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
-            .map_err(|e| format!("cannot read /proc/self/mountinfo: {e}"))?;
-        let own = std::fs::read_to_string("/proc/self/cgroup")
-            .map_err(|e| format!("cannot read /proc/self/cgroup: {e}"))?;
-        let layout = detect(&mountinfo, &own, std::process::id())?;
+        let layout = detect_this_process()?;
         Cgroups::setup(layout, instance).map_err(|e| {
             format!(
                 "cannot set up the VM cgroups: {}",

@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::detect::{group_dir, mounts, own_path};
+use banger_system::cgroup::CgroupMounts;
+
+use super::detect::own_path;
 
 /// The memory and pids groups a process is in, with their limits and use.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -45,21 +47,17 @@ impl ProcessCgroups {
 /// The groups of process `pid`.
 pub fn of_process(pid: u32) -> std::io::Result<ProcessCgroups> {
     let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))?;
-    let info = std::fs::read_to_string("/proc/self/mountinfo")?;
-    Ok(resolve(&info, &own))
+    let mounts = CgroupMounts::read().map_err(|e| e.source)?;
+    Ok(resolve(&mounts, &own))
 }
 
-/// [`of_process`] on given `mountinfo` and `/proc/PID/cgroup` texts.
-pub fn resolve(mountinfo: &str, proc_cgroup: &str) -> ProcessCgroups {
-    let all = mounts(mountinfo);
+/// [`of_process`] on given cgroup `mounts` and `/proc/PID/cgroup` text.
+pub fn resolve(mounts: &CgroupMounts, proc_cgroup: &str) -> ProcessCgroups {
     let mut out = ProcessCgroups::default();
     let v1 = |controller: &str| {
-        let mount = all.iter().find(|m| {
-            m.controllers
-                .as_ref()
-                .is_some_and(|c| c.iter().any(|x| x == controller))
-        })?;
-        group_dir(mount, own_path(proc_cgroup, controller)?)
+        mounts
+            .v1(controller)?
+            .dir_of(own_path(proc_cgroup, controller)?)
     };
     if let (Some(memory), Some(pids)) = (v1("memory"), v1("pids")) {
         out.version = Some("v1");
@@ -71,10 +69,9 @@ pub fn resolve(mountinfo: &str, proc_cgroup: &str) -> ProcessCgroups {
         out.pids_dir = Some(pids);
         return out;
     }
-    let v2 = all
-        .iter()
-        .find(|m| m.controllers.is_none())
-        .and_then(|m| group_dir(m, own_path(proc_cgroup, "")?));
+    let v2 = mounts
+        .unified()
+        .and_then(|m| m.dir_of(own_path(proc_cgroup, "")?));
     if let Some(dir) = v2
         && dir.join("memory.max").exists()
     {
@@ -125,10 +122,10 @@ mod tests {
         ] {
             std::fs::write(g.join(f), v).unwrap();
         }
-        let info = format!(
+        let info = CgroupMounts::parse(&format!(
             "41 31 0:38 / {} rw - cgroup2 cgroup2 rw\n",
             dir.path().display()
-        );
+        ));
         let got = resolve(&info, "0::/svc/banger-x/0123456789ab\n");
         assert_eq!(got.version, Some("v2"));
         assert_eq!(got.memory_max, Some(1_342_177_280));
