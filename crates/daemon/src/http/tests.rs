@@ -192,7 +192,7 @@ async fn bad_bodies_name_what_is_wrong() {
     assert_eq!(body["field"], "memory_mib");
     let message = body["message"].as_str().unwrap();
     assert!(
-        message.starts_with("memory_mib 99999999 is out of range: use "),
+        message.starts_with("memory_mib 99999999 MiB is out of range: use "),
         "{message}"
     );
     assert!(!message.contains("--"), "{message}");

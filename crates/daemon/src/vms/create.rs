@@ -307,7 +307,7 @@ fn resources(
     let (lo, hi) = banger_config::MEMORY_MIB_RANGE;
     if !(lo..=hi).contains(&memory) {
         return Err(DaemonError::invalid(format!(
-            "memory_mib {memory} is out of range: use {lo} to {hi} MiB"
+            "memory_mib {memory} MiB is out of range: use {lo} to {hi} MiB"
         ))
         .with_field("memory_mib"));
     }
