@@ -65,7 +65,12 @@ pub(crate) fn template(recipe: Recipe) -> anyhow::Result<PathBuf> {
     let stamp = dir.join(".built-by");
     // The store records absolute paths, so a template copied from another checkout
     // (its stamp names that checkout) must be rebuilt, never reused.
-    let want = format!("{}\n{}", binary_stamp(&bin)?, dir.display());
+    let want = format!(
+        "{}\n{}\nrecipe {}",
+        binary_stamp(&bin)?,
+        dir.display(),
+        banger_images::debian_image::RECIPE_REVISION
+    );
     // Installations made from the template share its image files (their stores hold the
     // template's paths), so a test that removes or re-pulls the image empties them for
     // everyone: rebuild then too, instead of failing every later test on a missing file.

@@ -38,6 +38,12 @@ use crate::minimal::{BZIMAGE_FILE, BuiltImage, DEFAULT_KERNEL_PACKAGE, INITRD_FI
 
 pub use rootfs::{AGENT_IN_ROOT, BASE_PACKAGES};
 
+/// Bumped whenever what the recipe writes into the image changes (beyond the agent, which
+/// is fingerprinted on its own): prebuilt images kept for tests (`banger-e2e`'s
+/// templates) are rebuilt when it differs. 2: sessions keep the guest's locale (no
+/// `AcceptEnv`, `/etc/default/locale` is C.UTF-8).
+pub const RECIPE_REVISION: u32 = 2;
+
 pub const ROOTFS_FILE: &str = "rootfs.ext4";
 pub const DEFAULT_SUITE: &str = "bookworm";
 

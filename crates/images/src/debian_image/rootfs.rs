@@ -189,6 +189,15 @@ impl Customize<'_> {
             "# banger: each VM makes its own ed25519 host key at first boot.\n\
              HostKey /etc/ssh/ssh_host_ed25519_key\n",
         )?;
+        // Every session in C.UTF-8, whatever locale the client's ssh sends: Debian's
+        // clients send LANG and LC_* (`SendEnv` in /etc/ssh/ssh_config), and a locale the
+        // guest lacks (it has none generated) made every command of `ssh NAME.vm` print
+        // `bash: warning: setlocale: LC_ALL: cannot change locale` (perl and apt too).
+        let sshd_config = root.join("etc/ssh/sshd_config");
+        if let Ok(text) = fs::read_to_string(&sshd_config) {
+            write(root, "etc/ssh/sshd_config", &without_accept_env(&text))?;
+        }
+        write(root, "etc/default/locale", "LANG=C.UTF-8\n")?;
         let pam_sshd = root.join("etc/pam.d/sshd");
         if let Ok(text) = fs::read_to_string(&pam_sshd) {
             write(root, "etc/pam.d/sshd", &without_dynamic_motd(&text))?;
@@ -287,6 +296,28 @@ pub fn without_dynamic_motd(pam: &str) -> String {
     out
 }
 
+/// `sshd_config` without its `AcceptEnv` lines (commented out, saying why): the session's
+/// locale is the guest's own (`/etc/default/locale`, read by `pam_env`), not one the
+/// client names and the guest may not have. sshd has no way to take back an `AcceptEnv`
+/// from a drop-in, so the main file is edited.
+pub fn without_accept_env(config: &str) -> String {
+    let mut out = String::with_capacity(config.len() + 128);
+    for line in config.lines() {
+        let live = line
+            .split_whitespace()
+            .next()
+            .is_some_and(|w| w.eq_ignore_ascii_case("AcceptEnv"));
+        if live {
+            out.push_str(
+                "# banger: sessions keep the guest's locale (C.UTF-8), not the client's LANG/LC_*.\n# ",
+            );
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
 fn write(root: &Path, rel: &str, text: &str) -> Result<(), BuildError> {
     let path = root.join(rel);
     mkdirs(path.parent().unwrap_or(root))?;
@@ -340,5 +371,30 @@ mod tests {
         );
         // Applying it twice changes nothing more.
         assert_eq!(without_dynamic_motd(&got), got);
+    }
+
+    #[test]
+    fn accept_env_lines_are_switched_off_and_nothing_else() {
+        let config = "Include /etc/ssh/sshd_config.d/*.conf\n\
+                      UsePAM yes\n\
+                      AcceptEnv LANG LC_*\n\
+                      \tacceptenv   COLORTERM\n\
+                      #AcceptEnv OLD\n\
+                      Subsystem\tsftp\t/usr/lib/openssh/sftp-server\n";
+        let got = without_accept_env(config);
+        let live: Vec<&str> = got
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .collect();
+        assert_eq!(
+            live,
+            vec![
+                "Include /etc/ssh/sshd_config.d/*.conf",
+                "UsePAM yes",
+                "Subsystem\tsftp\t/usr/lib/openssh/sftp-server",
+            ]
+        );
+        assert!(got.contains("# AcceptEnv LANG LC_*"), "{got}");
+        assert_eq!(without_accept_env(&got), got);
     }
 }
