@@ -16,7 +16,7 @@ use crate::conn::{Delivery, Inbox, InputCredit, RouteGuard};
 const GRANT_BATCH: u64 = OUTPUT_WINDOW / 4;
 
 /// What to run: the protocol's own [`Exec`] message (the guest starts from a default
-/// environment — `PATH`, `HOME=/root`, and `TERM` on a terminal — and `env` is added on
+/// environment — `PATH`, `HOME=/root`, `LANG=C.UTF-8`, and `TERM` on a terminal — and `env` is added on
 /// top), built with its builder methods and sent as is.
 pub use banger_agent_proto::Exec as ExecRequest;
 

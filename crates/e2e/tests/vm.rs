@@ -266,6 +266,21 @@ fn exec_options_tty_workdir_env() {
         "pwd; echo $GREETING",
     ]);
     assert_eq!(out, "/tmp\nhi there\n");
+    // The default environment has the built-in UTF-8 locale; -e overrides it.
+    let out = env.ok(["vm", "exec", "opts", "--", "sh", "-c", "echo $LANG"]);
+    assert_eq!(out, "C.UTF-8\n");
+    let out = env.ok([
+        "vm",
+        "exec",
+        "-e",
+        "LANG=C",
+        "opts",
+        "--",
+        "sh",
+        "-c",
+        "echo $LANG",
+    ]);
+    assert_eq!(out, "C\n");
     // Without -i the command's stdin is empty rather than the caller's.
     let out = env.run_with_stdin(["vm", "exec", "opts", "--", "cat"], b"ignored");
     assert!(out.status.success(), "{}", stderr(&out));

@@ -13,13 +13,16 @@ use banger_agent_proto::{Exec, TtySize};
 use super::table::{ExecEntry, ExecTable};
 use super::user::{self, Identity};
 
-/// The environment every exec starts from; the request's `env` is added on top.
-pub const DEFAULT_ENV: [(&str, &str); 2] = [
+/// The environment every exec starts from; the request's `env` is added on top. `LANG` is
+/// the locale every glibc has built in (and the debian image's ssh sessions get), so UTF-8
+/// text works in `vm exec` as it does over `ssh NAME.vm`.
+pub const DEFAULT_ENV: [(&str, &str); 3] = [
     (
         "PATH",
         "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     ),
     ("HOME", "/root"),
+    ("LANG", "C.UTF-8"),
 ];
 
 /// `TERM` for execs on a terminal, unless the request sets its own.
