@@ -296,6 +296,16 @@ impl Env {
         Ok(wrapper)
     }
 
+    /// A fresh installation ([`Env::new`]) whose VMs run under the fake Firecracker
+    /// impersonating release `version` ([`Env::use_fake_firecracker`]): the Firecracker
+    /// tests' starting point. Panics saying which step failed.
+    pub fn with_fake_firecracker(version: &str) -> Env {
+        let env = Env::new().unwrap_or_else(|e| panic!("cannot set up an e2e environment: {e:#}"));
+        env.use_fake_firecracker(version)
+            .unwrap_or_else(|e| panic!("cannot set up the fake Firecracker: {e:#}"));
+        env
+    }
+
     /// The state of VM `name` as `banger vm inspect --json` reports it.
     pub fn vm_json(&self, name: &str) -> serde_json::Value {
         let out = self.ok(["vm", "inspect", name, "--json"]);
