@@ -9,7 +9,6 @@
 //! makes is removed when it ends, failed or not.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -142,19 +141,10 @@ fn an_unprivileged_daemon_gets_its_vm_groups_from_the_root_helper() {
     let executor = Arc::new(Executor::new(OWNER, Arc::new(RealRunner), None));
     std::thread::spawn(move || server::serve(listener, executor));
 
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "owner_child", "--nocapture", "--test-threads=1"])
-        .env(SOCKET_ENV, &socket)
-        .env(VM_ENV, &vm)
-        .uid(OWNER)
-        .gid(OWNER)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let text = banger_system::testkit::rerun_test_as(
+        "owner_child",
+        OWNER,
+        &[(SOCKET_ENV, &socket), (VM_ENV, &vm)],
     );
     assert!(text.contains("PLACED "), "{text}");
     assert!(text.contains(&format!("banger-{OWNER}/{vm}")), "{text}");

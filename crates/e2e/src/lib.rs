@@ -13,6 +13,7 @@ use anyhow::{Context, bail};
 pub mod bench;
 pub mod bridgelab;
 pub mod direct;
+mod fake_firecracker;
 pub mod hostile;
 pub mod netlab;
 pub mod oci;
@@ -22,6 +23,7 @@ mod reaper;
 pub mod standby;
 mod template;
 
+pub use fake_firecracker::fake_firecracker_bin;
 pub use template::Recipe;
 use template::template;
 pub mod within;
@@ -264,38 +266,6 @@ impl Env {
         Ok(())
     }
 
-    /// Run this installation's VMs under the fake Firecracker (a test double of the real
-    /// API, whose "guest" is the release `banger-agent` run on the host) impersonating
-    /// release `version`: an executable named `firecracker` that starts the fake, and a
-    /// config selecting it with `vmm = "firecracker"`. Returns the executable's path.
-    pub fn use_fake_firecracker(&self, version: &str) -> anyhow::Result<PathBuf> {
-        let dir = self.root.path().join("fc");
-        std::fs::create_dir_all(&dir)?;
-        // A root daemon jails Firecracker: its jail binds this directory and no build tree,
-        // and it runs as a per-VM uid. So the fake and its guest's agent are linked here,
-        // where that uid may enter.
-        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
-        let fake = link_into(&dir, &fake_firecracker_bin()?)?;
-        let agent = link_into(&dir, &self.bin.with_file_name("banger-agent"))?;
-        let wrapper = dir.join("firecracker");
-        let source = dir.join(".firecracker.src");
-        std::fs::write(
-            &source,
-            format!(
-                "#!/bin/sh\nexport FAKE_FIRECRACKER_VERSION='{version}' \
-                 FAKE_FIRECRACKER_AGENT='{}'\nexec '{}' \"$@\"\n",
-                agent.display(),
-                fake.display()
-            ),
-        )?;
-        install_executable(&source, &wrapper)?;
-        self.write_config(&format!(
-            "vmm = \"firecracker\"\nfirecracker_bin = \"{}\"\n",
-            wrapper.display()
-        ))?;
-        Ok(wrapper)
-    }
-
     /// The state of VM `name` as `banger vm inspect --json` reports it.
     pub fn vm_json(&self, name: &str) -> serde_json::Value {
         let out = self.ok(["vm", "inspect", name, "--json"]);
@@ -405,65 +375,6 @@ where
         .env("BANGER_ETC_DIR", root.join("etc"))
         .env("NO_COLOR", "1");
     cmd
-}
-
-/// `binary` hard-linked into `dir` (copied by cp(1) across file systems).
-fn link_into(dir: &Path, binary: &Path) -> anyhow::Result<PathBuf> {
-    let name = binary
-        .file_name()
-        .ok_or_else(|| anyhow::anyhow!("{} names no file", binary.display()))?;
-    let to = dir.join(name);
-    // A second call replaces the link (unlinking never disturbs a running copy).
-    match std::fs::remove_file(&to) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
-        _ => {}
-    }
-    if std::fs::hard_link(binary, &to).is_err() {
-        let status = Command::new("cp").arg(binary).arg(&to).status()?;
-        if !status.success() {
-            bail!("cp {} {} failed", binary.display(), to.display());
-        }
-    }
-    Ok(to)
-}
-
-/// The fake Firecracker binary (a test double), beside the binaries under test: `make build`
-/// builds it with them (one cargo invocation, so dependencies are shared). When it is
-/// missing it is built here.
-pub fn fake_firecracker_bin() -> anyhow::Result<PathBuf> {
-    static BUILT: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let beside = banger_bin().with_file_name("fake-firecracker");
-            if beside.is_file() {
-                return Ok(beside);
-            }
-            let out = Command::new(env!("CARGO"))
-                .args([
-                    "build",
-                    "--release",
-                    "--quiet",
-                    "-p",
-                    "banger-fake-firecracker",
-                ])
-                .current_dir(workspace_root())
-                .output()
-                .map_err(|e| format!("cannot run cargo to build the fake Firecracker: {e}"))?;
-            if !out.status.success() {
-                return Err(format!(
-                    "cargo build -p banger-fake-firecracker failed:\n{}",
-                    String::from_utf8_lossy(&out.stderr)
-                ));
-            }
-            let bin = workspace_root().join("target/release/fake-firecracker");
-            if bin.is_file() {
-                Ok(bin)
-            } else {
-                Err(format!("{} was not built; run `make build`", bin.display()))
-            }
-        })
-        .clone()
-        .map_err(anyhow::Error::msg)
 }
 
 /// A guest script: make a key for root, then log in over the guest's own loopback with the

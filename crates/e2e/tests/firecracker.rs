@@ -9,15 +9,8 @@ use std::time::{Duration, Instant};
 
 use banger_e2e::{Env, sha256_hex, stderr, stdout};
 
-fn env(version: &str) -> Env {
-    let env = Env::new().unwrap_or_else(|e| panic!("cannot set up an e2e environment: {e:#}"));
-    env.use_fake_firecracker(version)
-        .unwrap_or_else(|e| panic!("cannot set up the fake Firecracker: {e:#}"));
-    env
-}
-
 fn run_commands(version: &str) {
-    let env = env(version);
+    let env = Env::with_fake_firecracker(version);
     // `vm run --rm -- echo hi`
     let out = env.run(["vm", "run", "--rm", "--", "echo", "hi"]);
     assert!(
@@ -98,7 +91,7 @@ fn run_exit_codes_stdin_and_output_on_1_14_1() {
 }
 
 fn lifecycle(version: &str) {
-    let env = env(version);
+    let env = Env::with_fake_firecracker(version);
     env.ok([
         "vm", "create", "--name", "fc", "--vcpu", "2", "--memory", "256",
     ]);
@@ -177,7 +170,7 @@ fn create_start_pause_resume_stop_rm_on_1_14_1() {
 }
 
 fn daemon_restart(version: &str) {
-    let env = env(version);
+    let env = Env::with_fake_firecracker(version);
     env.ok(["vm", "run", "-d", "--name", "survivor"]);
     env.ok(["vm", "run", "-d", "--name", "sleeper"]);
     env.ok(["vm", "pause", "sleeper"]);
@@ -226,7 +219,7 @@ fn vms_survive_a_daemon_sigkill_on_1_14_1() {
 
 #[test]
 fn a_binary_below_the_floor_is_refused_before_launch() {
-    let env = env("1.4.1");
+    let env = Env::with_fake_firecracker("1.4.1");
     let out = env.run(["vm", "run", "--rm", "--", "true"]);
     assert!(!out.status.success());
     let err = stderr(&out);
@@ -257,7 +250,7 @@ fn a_binary_below_the_floor_is_refused_before_launch() {
 }
 
 fn env_with_vm_then_downgrade() -> Env {
-    let env = env("1.14.1");
+    let env = Env::with_fake_firecracker("1.14.1");
     env.ok(["vm", "create", "--name", "fc"]);
     env.use_fake_firecracker("1.4.1").unwrap();
     env
@@ -266,7 +259,7 @@ fn env_with_vm_then_downgrade() -> Env {
 #[test]
 fn doctor_reports_a_group_writable_or_symlinked_binary() {
     use std::os::unix::fs::PermissionsExt;
-    let env = env("1.14.1");
+    let env = Env::with_fake_firecracker("1.14.1");
     let wrapper = env.root.path().join("fc/firecracker");
     let check = |env: &Env| -> serde_json::Value {
         let out = env.run(["doctor", "--json"]);

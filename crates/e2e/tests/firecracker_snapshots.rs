@@ -10,13 +10,6 @@ use std::path::{Path, PathBuf};
 
 use banger_e2e::{Env, stderr};
 
-fn env(version: &str) -> Env {
-    let env = Env::new().unwrap_or_else(|e| panic!("cannot set up an e2e environment: {e:#}"));
-    env.use_fake_firecracker(version)
-        .unwrap_or_else(|e| panic!("cannot set up the fake Firecracker: {e:#}"));
-    env
-}
-
 /// The files process `pid` holds open.
 fn open_files(pid: i64) -> Vec<PathBuf> {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
@@ -44,7 +37,7 @@ fn guest_file(vm: &serde_json::Value, file: &str) -> String {
 }
 
 fn clones(version: &str) {
-    let env = env(version);
+    let env = Env::with_fake_firecracker(version);
     env.ok(["vm", "run", "-d", "--name", "parent"]);
     env.ok(["vm", "snapshot", "parent", "--name", "s"]);
     let out = env.run(["vm", "run", "-d", "--from", "s", "--name", "c1"]);
@@ -131,7 +124,7 @@ fn clones_restore_their_own_disks_and_identity_on_1_14_1() {
 /// `vm run` restores it, with an identity of its own.
 #[test]
 fn a_warm_image_restores_under_firecracker() {
-    let env = env("1.14.1");
+    let env = Env::with_fake_firecracker("1.14.1");
     let warmed: serde_json::Value =
         serde_json::from_str(&env.ok(["image", "warm", "minimal", "--json"])).unwrap();
     assert_eq!(warmed["warm"]["driver"], "firecracker", "{warmed}");

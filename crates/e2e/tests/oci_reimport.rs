@@ -99,23 +99,7 @@ fn fixture() -> Fixture {
     // The kernel half is only linked into the image: any files do.
     let kernel_dir = dir.join("kernel");
     std::fs::create_dir_all(&kernel_dir).unwrap();
-    for f in ["vmlinux", "initrd.cpio"] {
-        std::fs::write(kernel_dir.join(f), f).unwrap();
-    }
-    let record = |f: &str| FileRecord::of(&kernel_dir, f).unwrap();
-    let manifest = serde_json::json!({
-        "format": 1, "image": "kernel", "source": "test", "kernel_release": "6.1.0-test",
-        "has_pvh": true, "kernel_codec": "none",
-        "files": { "kernel": record("vmlinux"), "initrd": record("initrd.cpio"), "rootfs": null },
-        "packages": [], "modules": [], "agent": record("vmlinux"),
-        "debian": { "mirror": "", "suite": "", "component": "", "arch": "amd64" },
-        "built_at": "2026-12-01T00:00:00Z", "banger_version": "test"
-    });
-    std::fs::write(
-        kernel_dir.join("manifest.json"),
-        serde_json::to_vec(&manifest).unwrap(),
-    )
-    .unwrap();
+    banger_images::testkit::stand_in_image(&kernel_dir, "kernel", None).unwrap();
     let agent = banger_e2e::banger_bin().with_file_name("banger-agent");
     assert!(
         agent.is_file(),

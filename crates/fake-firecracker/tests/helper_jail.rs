@@ -97,11 +97,8 @@ fn a_jailed_firecracker_runs_as_the_owner_and_is_released_whole() {
         jailed.api_socket,
         expected_root.join("run/firecracker.socket")
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !jailed.api_socket.exists() {
-        assert!(Instant::now() < deadline, "the API socket never appeared");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    // Connectable, not merely present: the file exists between the fake's bind and listen.
+    support::wait_listening(&jailed.api_socket);
     let (code, body) = support::call(&jailed.api_socket, "GET", "/", "");
     assert_eq!(code, 200, "{body}");
     // The kernel the daemon names by its jail path is the owner's file, linked.

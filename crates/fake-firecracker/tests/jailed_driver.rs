@@ -11,7 +11,6 @@
 mod jail_lab;
 mod support;
 
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -253,23 +252,17 @@ fn the_owners_driver_boots_drives_and_releases_a_jailed_firecracker() {
         std::os::unix::fs::chown(p, Some(OWNER), Some(OWNER)).unwrap();
     }
 
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "owner_child", "--nocapture", "--test-threads=1"])
-        .env(SOCKET_ENV, &socket)
-        .env(STATE_ENV, state)
-        .env(BIN_ENV, &lab.setup.firecracker)
-        .env(BASE_ENV, lab.setup.jail_root.join(OWNER.to_string()))
-        .env("FAKE_FIRECRACKER_VERSION", "1.14.1")
-        .env("FAKE_FIRECRACKER_BOOT_MS", "100")
-        .uid(OWNER)
-        .gid(OWNER)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let text = banger_system::testkit::rerun_test_as(
+        "owner_child",
+        OWNER,
+        &[
+            (SOCKET_ENV, &socket),
+            (STATE_ENV, state),
+            (BIN_ENV, &lab.setup.firecracker),
+            (BASE_ENV, &lab.setup.jail_root.join(OWNER.to_string())),
+            ("FAKE_FIRECRACKER_VERSION", &"1.14.1"),
+            ("FAKE_FIRECRACKER_BOOT_MS", &"100"),
+        ],
     );
     let jail = lab
         .setup

@@ -36,18 +36,6 @@ fn wait_for(path: &Path) {
     }
 }
 
-fn wait_listening(socket: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::os::unix::net::UnixStream::connect(socket).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "{} never accepted a connection",
-            socket.display()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 #[test]
 fn it_jails_the_fake_as_the_real_one_would() {
     // SAFETY: geteuid has no preconditions and cannot fail.
@@ -92,7 +80,7 @@ fn it_jails_the_fake_as_the_real_one_would() {
         .unwrap();
     let socket = chroot.join("run/firecracker.socket");
     // Listening, not only bound: the file appears at bind(2), before listen(2).
-    wait_listening(&socket);
+    support::wait_listening(&socket);
     let (code, body) = support::call(&socket, "GET", "/", "");
     assert_eq!(code, 200, "{body}");
     assert!(body.contains(&format!("\"id\":\"{id}\"")), "{body}");

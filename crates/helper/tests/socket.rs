@@ -7,7 +7,6 @@
 mod support;
 
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -34,19 +33,11 @@ fn peer_child() {
 }
 
 fn run_as(uid: u32, socket: &Path) -> String {
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "peer_child", "--nocapture", "--test-threads=1"])
-        .env("BANGER_TEST_PEER_SOCKET", socket)
-        .uid(uid)
-        .gid(uid)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    banger_system::testkit::rerun_test_as(
+        "peer_child",
+        uid,
+        &[("BANGER_TEST_PEER_SOCKET", &socket)],
+    )
 }
 
 #[test]

@@ -30,6 +30,8 @@ pub mod modules;
 pub mod oci;
 pub mod pull;
 pub mod share;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod vmdisk;
 
 pub use debian_image::{DebianImageOptions, GuestInitKind, build_debian};

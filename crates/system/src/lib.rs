@@ -17,6 +17,8 @@ pub mod random;
 pub mod rotate;
 pub mod runner;
 pub mod tail;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod text;
 
 pub use errors::{error_chain, is_storage_full};

@@ -82,14 +82,7 @@ impl Fake {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while UnixStream::connect(&sock).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "the fake did not listen on {sock:?}"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        wait_listening(&sock);
         Fake { dir, child, sock }
     }
 
@@ -199,6 +192,20 @@ impl Fake {
 impl Drop for Fake {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// Waits until `socket` accepts a connection. Not until the file exists: a Unix socket's file
+/// appears at `bind`, before `listen`, and a connect in between is refused.
+pub fn wait_listening(socket: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while UnixStream::connect(socket).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{} never accepted a connection",
+            socket.display()
+        );
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 

@@ -429,5 +429,5 @@ fn kernel_cmdline(input: &ArgvInput<'_>) -> Result<String, String> {
 }
 
 #[cfg(test)]
-#[path = "argv_tests.rs"]
+#[path = "argv_tests/mod.rs"]
 mod tests;

@@ -12,25 +12,10 @@ async fn verify_reads_an_image_again_and_names_a_changed_file() {
     let f = fixture();
     let dir = f.daemon.layout.state_dir.join("images/checked-0001");
     register_image(&f.daemon, "checked", dir.clone());
-    std::fs::write(dir.join("vmlinux"), b"kernel").unwrap();
-    std::fs::write(dir.join("initrd.cpio"), b"initrd").unwrap();
     let rootfs = dir.join("rootfs.ext4");
     std::fs::write(&rootfs, vec![7u8; 3 << 20]).unwrap();
-    let record = |name: &str| FileRecord::of(&dir, name).unwrap();
     let chunked = FileRecord::chunked("rootfs.ext4", &Chunks::of(&rootfs, 2).unwrap());
-    let manifest = serde_json::json!({
-        "format": 1, "image": "checked", "source": "test", "kernel_release": "6.1.0-test",
-        "has_pvh": true, "kernel_codec": "none",
-        "files": { "kernel": record("vmlinux"), "initrd": record("initrd.cpio"), "rootfs": chunked },
-        "packages": [], "modules": [], "agent": record("vmlinux"),
-        "debian": { "mirror": "", "suite": "", "component": "", "arch": "amd64" },
-        "built_at": "2026-12-01T00:00:00Z", "banger_version": "test"
-    });
-    std::fs::write(
-        dir.join("manifest.json"),
-        serde_json::to_vec(&manifest).unwrap(),
-    )
-    .unwrap();
+    banger_images::testkit::stand_in_image(&dir, "checked", Some(chunked)).unwrap();
     let verify = || send(&f, empty(Method::POST, "/v1/images/checked/verify"));
 
     let a = verify().await;

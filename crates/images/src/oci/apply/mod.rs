@@ -14,23 +14,28 @@
 //!
 //! Device nodes are refused (a guest's /dev is devtmpfs); hard links must name an earlier
 //! entry of the tree; names and PAX headers are bounded.
+//!
+//! `contain.rs` holds the containment rules; `add.rs` the files banger adds itself.
 
 use std::collections::{BTreeMap, HashSet};
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::fs;
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use super::pax;
+use contain::{mkdir, relative_parts, remove_any, set_mtime};
+
+mod add;
+mod contain;
 
 /// Longest entry name accepted (Linux's PATH_MAX).
 const MAX_NAME: usize = 4096;
 /// GNU long-name and PAX extension entries larger than this are refused.
 pub const MAX_EXT_HEADER: u64 = 1 << 20;
-const MAX_SYMLINK_HOPS: usize = 40;
 const WHITEOUT: &str = ".wh.";
 const OPAQUE: &str = ".wh..wh..opq";
 
@@ -407,53 +412,6 @@ impl<'a> Applier<'a> {
         Ok(())
     }
 
-    /// Write `rel` (a relative path) with `data` and `mode`, replacing whatever is there,
-    /// resolved like a layer entry: never outside the tree. Owned by root.
-    pub fn add_file(&self, rel: &str, data: &[u8], mode: u32) -> Result<(), LayerError> {
-        let (parent, name) = self.place(rel)?;
-        let path = parent.join(name);
-        let io = |op: &'static str| {
-            move |source| LayerError::Io {
-                layer: "banger".into(),
-                entry: rel.to_string(),
-                op,
-                source,
-            }
-        };
-        remove_any(&path).map_err(io("replace"))?;
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&path)
-            .map_err(io("create"))?;
-        io::Write::write_all(&mut file, data).map_err(io("write"))?;
-        drop(file);
-        self.own(&path, 0, 0, &pax::Pending::default())
-            .map_err(io("set the owner of"))?;
-        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).map_err(io("set the mode of"))
-    }
-
-    /// Make sure directory `rel` exists (a symlink to a directory inside the tree counts).
-    pub fn add_dir(&self, rel: &str) -> Result<(), LayerError> {
-        let parts = relative_parts(rel.as_bytes()).map_err(|p| refused("banger", rel, &p))?;
-        self.resolve_dir(&parts, true)
-            .map(drop)
-            .map_err(|p| refused("banger", rel, &p))
-    }
-
-    fn place<'r>(&self, rel: &'r str) -> Result<(PathBuf, &'r OsStr), LayerError> {
-        let parts = relative_parts(rel.as_bytes()).map_err(|p| refused("banger", rel, &p))?;
-        let Some((name, parents)) = parts.split_last() else {
-            return Err(refused("banger", rel, "names the root"));
-        };
-        let parent = self
-            .resolve_dir(parents, true)
-            .map_err(|p| refused("banger", rel, &p))?;
-        Ok((parent, name))
-    }
-
     /// Owner and (PAX) extended attributes, when running as root.
     fn own(&self, path: &Path, uid: u64, gid: u64, ext: &pax::Pending) -> io::Result<()> {
         let (uid, gid) = (
@@ -478,96 +436,6 @@ impl<'a> Applier<'a> {
         }
         Ok(())
     }
-
-    /// The real directory for `parts` below the root, following symlinks with the tree
-    /// as their root; missing directories are created when `create`.
-    fn resolve_dir(&self, parts: &[&OsStr], create: bool) -> Result<PathBuf, String> {
-        let mut todo: Vec<OsString> = parts.iter().rev().map(|p| p.to_os_string()).collect();
-        let mut cur = self.root.to_path_buf();
-        let mut depth = 0usize;
-        let mut hops = 0usize;
-        while let Some(part) = todo.pop() {
-            if part == ".." {
-                if depth > 0 {
-                    cur.pop();
-                    depth -= 1;
-                }
-                continue;
-            }
-            if part == "." || part.is_empty() {
-                continue;
-            }
-            let next = cur.join(&part);
-            match fs::symlink_metadata(&next) {
-                Ok(m) if m.is_dir() => {
-                    cur = next;
-                    depth += 1;
-                }
-                Ok(m) if m.file_type().is_symlink() => {
-                    hops += 1;
-                    if hops > MAX_SYMLINK_HOPS {
-                        return Err("has too many levels of symlinks in its path".into());
-                    }
-                    let target = fs::read_link(&next).map_err(|e| e.to_string())?;
-                    if target.is_absolute() {
-                        cur = self.root.to_path_buf();
-                        depth = 0;
-                    }
-                    for c in target.components().rev() {
-                        match c {
-                            Component::Normal(s) => todo.push(s.to_os_string()),
-                            Component::ParentDir => todo.push("..".into()),
-                            _ => {}
-                        }
-                    }
-                }
-                Ok(_) => {
-                    return Err(format!(
-                        "has a parent {:?} that is not a directory",
-                        part.to_string_lossy()
-                    ));
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound && create => {
-                    mkdir(&next).map_err(|e| e.to_string())?;
-                    cur = next;
-                    depth += 1;
-                }
-                Err(e) => return Err(e.to_string()),
-            }
-        }
-        Ok(cur)
-    }
-}
-
-/// The components of an entry name: `./` prefixes dropped; absolute names, `..`, NULs and
-/// over-long names refused.
-fn relative_parts(name: &[u8]) -> Result<Vec<&OsStr>, String> {
-    if name.len() > MAX_NAME {
-        return Err(format!(
-            "has a name of {} bytes (limit {MAX_NAME})",
-            name.len()
-        ));
-    }
-    if name.contains(&0) {
-        return Err("has a NUL byte in its name".into());
-    }
-    if name.first() == Some(&b'/') {
-        return Err("is an absolute path, which would escape the image root".into());
-    }
-    let mut parts = Vec::new();
-    for c in Path::new(OsStr::from_bytes(name)).components() {
-        match c {
-            Component::Normal(s) => parts.push(s),
-            Component::CurDir => {}
-            Component::ParentDir => {
-                return Err("contains '..', which would escape the image root".into());
-            }
-            Component::RootDir | Component::Prefix(_) => {
-                return Err("is an absolute path, which would escape the image root".into());
-            }
-        }
-    }
-    Ok(parts)
 }
 
 fn refused(layer: &str, entry: &str, problem: &str) -> LayerError {
@@ -576,40 +444,4 @@ fn refused(layer: &str, entry: &str, problem: &str) -> LayerError {
         entry: entry.to_string(),
         problem: problem.to_string(),
     }
-}
-
-fn mkdir(path: &Path) -> io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    fs::DirBuilder::new().mode(0o755).create(path)
-}
-
-/// Remove whatever is at `path` (never following a symlink); absent is fine.
-fn remove_any(path: &Path) -> io::Result<()> {
-    match fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => fs::remove_dir_all(path),
-        Ok(_) => fs::remove_file(path),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
-fn set_mtime(path: &Path, mtime: u64) {
-    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
-        return;
-    };
-    let t = libc::timespec {
-        tv_sec: i64::try_from(mtime).unwrap_or(0),
-        tv_nsec: 0,
-    };
-    let times = [t, t];
-    // SAFETY: `c` is a valid C string and `times` two valid timespecs for the call;
-    // AT_SYMLINK_NOFOLLOW keeps it on the entry itself.
-    unsafe {
-        libc::utimensat(
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            times.as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    };
 }

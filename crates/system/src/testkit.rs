@@ -1,0 +1,31 @@
+//! Test support (cargo feature `testkit`, for other crates' tests; never in a release
+//! build): playing an unprivileged peer of a root test process.
+
+use std::ffi::OsStr;
+use std::os::unix::process::CommandExt;
+
+/// Runs test `name` of the running test binary again, alone and with its output shown, as
+/// uid and gid `uid`, with `env` set: how a root test plays the owner's side (a daemon or a
+/// client) against the root side it serves in-process. The re-run test finds its inputs in
+/// `env` and returns at once without them, so it passes in an ordinary run.
+///
+/// Panics, with the re-run's output, unless it passed; returns what it printed.
+pub fn rerun_test_as(name: &str, uid: u32, env: &[(&str, &dyn AsRef<OsStr>)]) -> String {
+    let exe = std::env::current_exe()
+        .unwrap_or_else(|e| panic!("cannot find the running test binary: {e}"));
+    let out = std::process::Command::new(&exe)
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .envs(env.iter().map(|(k, v)| (k, v.as_ref())))
+        .uid(uid)
+        .gid(uid)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {} as uid {uid}: {e}", exe.display()));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "test {name}, run as uid {uid}, failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
