@@ -1,9 +1,10 @@
-//! Deleting a removed VM's directory off the request's path. Unlinking its disks is slow on
-//! some hosts — a VM's 8 GiB work disk took 60–110 ms to unlink once written back and
-//! 330–400 ms while still dirty on an ext4 mounted with `discard` (measured 2026-12-01) —
-//! time `vm rm` and every `vm run --rm` waited for. The directory is renamed into
-//! `<state>/trash/` instead (atomic, on the same file system, so the VM's name and id are
-//! free at once) and deleted by a background task.
+//! Deleting a removed VM's, snapshot's or image's directory off the request's path.
+//! Unlinking large files is slow on some hosts — a VM's 8 GiB work disk took 60–110 ms to
+//! unlink once written back and 330–400 ms while still dirty on an ext4 mounted with
+//! `discard` (measured 2026-12-01) — time `vm rm` and every `vm run --rm` waited for (and a
+//! snapshot's memory file is as large as the VM's RAM). The directory is renamed into
+//! `<state>/trash/` instead (atomic, on the same file system, so its name is free at once)
+//! and deleted by a background task.
 //!
 //! Nothing is left behind: the daemon waits for the deletions in flight before it exits
 //! ([`Trash::settle`]), and deletes what a daemon that died left in the trash when it starts
@@ -61,9 +62,9 @@ impl Trash {
     }
 }
 
-/// Remove directory `dir` (a VM's, below the state directory): moved into the trash and
-/// deleted in the background, or, when it cannot be moved, deleted here. A directory that is
-/// already gone is fine.
+/// Remove directory `dir` (a VM's, snapshot's or image's, below the state directory): moved
+/// into the trash and deleted in the background, or, when it cannot be moved, deleted here.
+/// A directory that is already gone is fine.
 pub fn discard(daemon: &Daemon, dir: &Path) -> std::io::Result<()> {
     match move_to_trash(daemon, dir) {
         Ok(Some(moved)) => {
@@ -101,15 +102,20 @@ fn move_to_trash(daemon: &Daemon, dir: &Path) -> std::io::Result<Option<PathBuf>
     }
 }
 
+/// On the runtime's blocking pool; called outside a runtime (a synchronous caller's own
+/// thread), right here.
 fn delete_in_background(daemon: &Daemon, path: PathBuf) {
-    let handle = tokio::task::spawn_blocking(move || {
+    let delete = move || {
         if let Err(e) = std::fs::remove_dir_all(&path)
             && e.kind() != std::io::ErrorKind::NotFound
         {
-            tracing::warn!(path = %path.display(), error = %e, "cannot delete a removed VM's files; the next start tries again");
+            tracing::warn!(path = %path.display(), error = %e, "cannot delete removed files; the next start tries again");
         }
-    });
-    daemon.trash.track(handle);
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => daemon.trash.track(runtime.spawn_blocking(delete)),
+        Err(_) => delete(),
+    }
 }
 
 /// Delete what the trash holds: left by a daemon that exited before its deletions finished
@@ -119,7 +125,7 @@ pub fn sweep(daemon: &Daemon) {
         return;
     };
     for entry in entries.flatten() {
-        tracing::info!(path = %entry.path().display(), "deleting a removed VM's files left in the trash");
+        tracing::info!(path = %entry.path().display(), "deleting removed files left in the trash");
         let path = entry.path();
         let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
         if is_dir {

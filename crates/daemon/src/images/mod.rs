@@ -114,7 +114,7 @@ pub fn remove(daemon: &Daemon, name: &str) -> Result<ImageView> {
     // Its warm states are its own: they go with it (no VM is built on them now).
     crate::warm::remove_for_image(daemon, name)?;
     daemon.store().delete_image(name)?;
-    if let Err(e) = std::fs::remove_dir_all(&image.dir) {
+    if let Err(e) = crate::trash::discard(daemon, &image.dir) {
         tracing::warn!(dir = %image.dir.display(), error = %e, "cannot delete image files");
     }
     Ok(view(&image))

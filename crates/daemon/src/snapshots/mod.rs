@@ -146,9 +146,8 @@ pub fn remove(daemon: &Daemon, name: &str) -> Result<SnapshotView> {
             }
             other => other.into(),
         })?;
-    if let Err(e) = std::fs::remove_dir_all(&snap.dir)
-        && e.kind() != std::io::ErrorKind::NotFound
-    {
+    // Its memory file can be as large as the VM's RAM: unlinked in the background.
+    if let Err(e) = crate::trash::discard(daemon, &snap.dir) {
         tracing::warn!(snapshot = %snap.name, dir = %snap.dir.display(), error = %e, "cannot remove the snapshot's files; the next daemon start retries");
     }
     tracing::info!(snapshot = %snap.name, "snapshot removed");
