@@ -71,22 +71,25 @@ fn start<'a>(executor: &'a Executor, l: JailLaunch) -> Running<'a> {
     }
 }
 
-/// Whether the owner (uid and gid `nobody`) may open `path` for writing: a real open by a
-/// process running as the owner, the path passed as an argument, never in the script.
+/// `setpriv` running what follows as the owner (uid and gid `nobody`, no other groups).
+fn as_owner() -> Command {
+    let mut cmd = Command::new("setpriv");
+    cmd.args([
+        "--reuid",
+        &OWNER.to_string(),
+        "--regid",
+        &OWNER.to_string(),
+        "--clear-groups",
+        "--",
+    ]);
+    cmd
+}
+
+/// Whether the owner may open `path` for writing: a real open by a process running as the
+/// owner, the path passed as an argument, never in the script.
 fn owner_can_write(path: &Path) -> bool {
-    Command::new("setpriv")
-        .args([
-            "--reuid",
-            &OWNER.to_string(),
-            "--regid",
-            &OWNER.to_string(),
-            "--clear-groups",
-            "--",
-            "sh",
-            "-c",
-            ": >> \"$1\"",
-            "sh",
-        ])
+    as_owner()
+        .args(["sh", "-c", ": >> \"$1\"", "sh"])
         .arg(path)
         .stderr(std::process::Stdio::null())
         .status()
@@ -158,17 +161,8 @@ fn what_firecracker_only_reads_is_sealed_and_its_drives_stay_the_owners() {
     drop(second);
     // The owner may still remove a sealed file (its directory is the owner's).
     assert!(
-        Command::new("setpriv")
-            .args([
-                "--reuid",
-                "65534",
-                "--regid",
-                "65534",
-                "--clear-groups",
-                "--",
-                "rm",
-                "-f"
-            ])
+        as_owner()
+            .args(["rm", "-f"])
             .arg(&state)
             .status()
             .unwrap()

@@ -349,6 +349,13 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), BuildError> {
 mod tests {
     use super::*;
 
+    /// The lines a config or PAM file acts on: all but comments.
+    fn live_lines(text: &str) -> Vec<&str> {
+        text.lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .collect()
+    }
+
     #[test]
     fn only_the_dynamic_motd_line_is_switched_off() {
         let pam = "@include common-auth\n\
@@ -357,12 +364,8 @@ mod tests {
                    # session optional pam_motd.so motd=/run/motd.dynamic\n\
                    session    required     pam_limits.so\n";
         let got = without_dynamic_motd(pam);
-        let live: Vec<&str> = got
-            .lines()
-            .filter(|l| !l.trim_start().starts_with('#'))
-            .collect();
         assert_eq!(
-            live,
+            live_lines(&got),
             vec![
                 "@include common-auth",
                 "session    optional     pam_motd.so noupdate",
@@ -382,12 +385,8 @@ mod tests {
                       #AcceptEnv OLD\n\
                       Subsystem\tsftp\t/usr/lib/openssh/sftp-server\n";
         let got = without_accept_env(config);
-        let live: Vec<&str> = got
-            .lines()
-            .filter(|l| !l.trim_start().starts_with('#'))
-            .collect();
         assert_eq!(
-            live,
+            live_lines(&got),
             vec![
                 "Include /etc/ssh/sshd_config.d/*.conf",
                 "UsePAM yes",
