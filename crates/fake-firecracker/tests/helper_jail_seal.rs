@@ -185,6 +185,14 @@ fn root_files_others_may_write_and_root_owned_drives_are_refused() {
         .unwrap_err();
     assert_eq!(e.kind, FailureKind::NotPermitted, "{e}");
     assert!(e.message.contains("others may write"), "{e}");
+    // Root's with a set-id bit is no sealed file.
+    std::fs::set_permissions(&loose, PermissionsExt::from_mode(0o4444)).unwrap();
+    let e = executor
+        .execute(Verb::LaunchJailed {
+            launch: launch("setid", vec![file(JAIL_KERNEL, &loose)]),
+        })
+        .unwrap_err();
+    assert!(e.message.contains("not a plain file"), "{e}");
     // Root's and read-only is what a seal leaves, but a drive must be the owner's.
     std::fs::set_permissions(&loose, PermissionsExt::from_mode(0o444)).unwrap();
     let e = executor

@@ -467,13 +467,18 @@ fn seal(
     source: &Path,
 ) -> Result<(), String> {
     if meta.uid() == 0 {
-        return if meta.mode() & 0o022 == 0 {
-            Ok(())
-        } else {
+        return if !meta.is_file() || meta.mode() & 0o6000 != 0 {
+            Err(format!(
+                "it is root's but not a plain file (mode {:o})",
+                meta.mode() & 0o7777
+            ))
+        } else if meta.mode() & 0o022 != 0 {
             Err(format!(
                 "it is root's but others may write it (mode {:o})",
                 meta.mode() & 0o7777
             ))
+        } else {
+            Ok(())
         };
     }
     if meta.uid() != owner_uid {
