@@ -47,7 +47,7 @@ impl Trash {
         };
         if tokio::time::timeout(SETTLE_TIMEOUT, all).await.is_err() {
             tracing::warn!(
-                "deleting removed VM directories took over {SETTLE_TIMEOUT:?}; the next start finishes it"
+                "deleting removed directories took over {SETTLE_TIMEOUT:?}; the next start finishes it"
             );
         }
     }
