@@ -4,10 +4,10 @@
 use std::ffi::OsStr;
 use std::fs;
 use std::io;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
-use super::contain::{relative_parts, remove_any};
+use super::contain::{create_file, relative_parts, remove_any};
 use super::{Applier, LayerError, pax, refused};
 
 impl Applier<'_> {
@@ -25,13 +25,7 @@ impl Applier<'_> {
             }
         };
         remove_any(&path).map_err(io("replace"))?;
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&path)
-            .map_err(io("create"))?;
+        let mut file = create_file(&path).map_err(io("create"))?;
         io::Write::write_all(&mut file, data).map_err(io("write"))?;
         drop(file);
         self.own(&path, 0, 0, &pax::Pending::default())

@@ -109,6 +109,18 @@ pub(super) fn mkdir(path: &Path) -> io::Result<()> {
     fs::DirBuilder::new().mode(0o755).create(path)
 }
 
+/// Create the regular file `path`, which must not exist (a symlink there is not followed),
+/// private until its owner and mode are set.
+pub(super) fn create_file(path: &Path) -> io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
 /// Remove whatever is at `path` (never following a symlink); absent is fine.
 pub(super) fn remove_any(path: &Path) -> io::Result<()> {
     match fs::symlink_metadata(path) {

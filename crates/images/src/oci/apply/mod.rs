@@ -22,12 +22,12 @@ use std::ffi::OsStr;
 use std::fs;
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use super::pax;
-use contain::{mkdir, relative_parts, remove_any, set_mtime};
+use contain::{create_file, mkdir, relative_parts, remove_any, set_mtime};
 
 mod add;
 mod contain;
@@ -294,13 +294,7 @@ impl<'a> Applier<'a> {
                 if existing.is_some() {
                     remove_any(&path).map_err(io("replace"))?;
                 }
-                let mut file = fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .custom_flags(libc::O_NOFOLLOW)
-                    .open(&path)
-                    .map_err(io("create"))?;
+                let mut file = create_file(&path).map_err(io("create"))?;
                 io::copy(entry, &mut file).map_err(|e| LayerError::Corrupt {
                     layer: layer.to_string(),
                     entry: shown.clone(),
