@@ -98,23 +98,19 @@ fn the_real_ssh_client_scp_and_rsync_reach_the_guest_with_host_keys_checked() {
     // client do (`SendEnv LANG LC_*`; here `SetEnv`, so the host's own shell running the
     // ProxyCommand does not see the locale too): the session runs in the guest's
     // C.UTF-8, with no setlocale warning from bash or perl.
-    let out = output_within(
-        env.tool(
-            "ssh",
-            [
-                "-F",
-                cfg,
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "SetEnv=LANG=de_DE.UTF-8 LC_ALL=de_DE.UTF-8",
-                "dev.vm",
-                "echo $LANG; perl -e 1",
-            ],
-        )
-        .stdin(Stdio::null()),
-        TOOL_LIMIT,
-        "ssh with the client's locale",
+    let out = tool(
+        &env,
+        "ssh",
+        &[
+            "-F",
+            cfg,
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "SetEnv=LANG=de_DE.UTF-8 LC_ALL=de_DE.UTF-8",
+            "dev.vm",
+            "echo $LANG; perl -e 1",
+        ],
     );
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), "C.UTF-8");
