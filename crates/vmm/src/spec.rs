@@ -174,6 +174,15 @@ pub struct SnapshotFiles {
     pub memory: Option<PathBuf>,
 }
 
+/// Kernel arguments every driver passes to every guest, after its own and before the caller's.
+///
+/// `cryptomgr.notests`: the kernel skips the self-tests of its crypto algorithms at boot. Debian's
+/// kernels run them (Firecracker's own guest kernels are built without them:
+/// `CONFIG_CRYPTO_MANAGER_DISABLE_TESTS`); under TCG they are `crypto_algapi_init`'s ~210 ms,
+/// a tenth of a boot to the agent's Ready (docs/architecture.md, *Guest kernel arguments*). A
+/// kernel in FIPS mode runs them anyway; a kernel without the parameter ignores it.
+pub const GUEST_KERNEL_ARGS: &[&str] = &["cryptomgr.notests"];
+
 /// Everything a driver needs to boot one VM.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LaunchSpec {

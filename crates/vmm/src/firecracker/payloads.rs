@@ -22,7 +22,7 @@ use serde_json::json;
 
 use super::api::ApiCall;
 use super::relocate;
-use crate::spec::{DriveFormat, LaunchSpec};
+use crate::spec::{DriveFormat, GUEST_KERNEL_ARGS, LaunchSpec};
 use crate::validate;
 
 /// The files of one Firecracker VM inside its directory.
@@ -233,10 +233,11 @@ pub fn boot_plan(input: &PlanInput<'_>) -> Result<Vec<ApiCall>, String> {
     Ok(calls)
 }
 
-/// banger's arguments, the agent's port, then the caller's.
+/// banger's arguments, the agent's port, every guest's ([`GUEST_KERNEL_ARGS`]), then the caller's.
 fn kernel_cmdline(input: &PlanInput<'_>) -> Result<String, String> {
     let mut args: Vec<String> = BASE_ARGS.iter().map(|a| (*a).to_owned()).collect();
     args.push(format!("banger.agent=vsock:{}", input.agent_port));
+    args.extend(GUEST_KERNEL_ARGS.iter().map(|a| (*a).to_owned()));
     for arg in &input.spec.kernel_args {
         validate::kernel_arg(arg)?;
         args.push(arg.clone());

@@ -190,7 +190,7 @@ fn the_kernel_command_line() {
     assert_eq!(
         boot["boot_args"],
         "console=ttyS0 reboot=k panic=1 pci=off i8042.noaux i8042.nomux i8042.dumbkbd \
-         banger.poweroff=reboot banger.agent=vsock:1024 banger.hostname=dev"
+         banger.poweroff=reboot banger.agent=vsock:1024 cryptomgr.notests banger.hostname=dev"
     );
     let mut no_initrd = spec();
     no_initrd.initrd = None;

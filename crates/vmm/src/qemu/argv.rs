@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::VmmError;
 use crate::runtime::MachineType;
-use crate::spec::{Accel, GuestMemory, LaunchSpec};
+use crate::spec::{Accel, GUEST_KERNEL_ARGS, GuestMemory, LaunchSpec};
 use crate::validate::{self, SocketPathError, opt_value};
 
 /// Linux's x86 `COMMAND_LINE_SIZE` includes the terminating NUL.
@@ -399,7 +399,7 @@ fn user_netdev(user: &crate::spec::UserNetSpec) -> Result<String, String> {
     Ok(opts)
 }
 
-/// `console=ttyS0 panic=-1 [tsc_early_khz=N] [root=/dev/vda rw|ro] <caller's args>`.
+/// `console=ttyS0 panic=-1 [tsc_early_khz=N] [root=/dev/vda rw|ro] GUEST_KERNEL_ARGS <caller's args>`.
 fn kernel_cmdline(input: &ArgvInput<'_>) -> Result<String, String> {
     let mut args: Vec<String> = vec!["console=ttyS0".into(), "panic=-1".into()];
     if input.machine == MachineType::Microvm && input.accel == Accel::Tcg {
@@ -414,6 +414,7 @@ fn kernel_cmdline(input: &ArgvInput<'_>) -> Result<String, String> {
         args.push("root=/dev/vda".into());
         args.push(if root.read_only { "ro" } else { "rw" }.into());
     }
+    args.extend(GUEST_KERNEL_ARGS.iter().map(|a| (*a).to_owned()));
     for arg in &input.spec.kernel_args {
         validate::kernel_arg(arg)?;
         args.push(arg.clone());

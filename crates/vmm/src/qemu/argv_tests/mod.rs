@@ -90,7 +90,7 @@ fn microvm_tcg_command_line() {
     assert_eq!(values(&args, "-initrd"), ["/img/initrd.cpio"]);
     assert_eq!(
         values(&args, "-append"),
-        ["console=ttyS0 panic=-1 tsc_early_khz=2100000 root=/dev/vda ro banger.hostname=dev"]
+        ["console=ttyS0 panic=-1 tsc_early_khz=2100000 root=/dev/vda ro cryptomgr.notests banger.hostname=dev"]
     );
     assert!(
         !args.iter().any(|a| a == "-daemonize"),
@@ -154,7 +154,7 @@ fn pc_kvm_command_line_uses_pci_devices_and_no_tsc_hint() {
     assert_eq!(values(&args, "-kernel"), ["/img/bzImage"]);
     assert_eq!(
         values(&args, "-append"),
-        ["console=ttyS0 panic=-1 root=/dev/vda rw banger.hostname=dev"]
+        ["console=ttyS0 panic=-1 root=/dev/vda rw cryptomgr.notests banger.hostname=dev"]
     );
     let devices = values(&args, "-device");
     assert!(
