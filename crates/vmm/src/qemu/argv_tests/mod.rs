@@ -90,7 +90,9 @@ fn microvm_tcg_command_line() {
     assert_eq!(values(&args, "-initrd"), ["/img/initrd.cpio"]);
     assert_eq!(
         values(&args, "-append"),
-        ["console=ttyS0 panic=-1 tsc_early_khz=2100000 root=/dev/vda ro cryptomgr.notests banger.hostname=dev"]
+        [
+            "console=ttyS0 panic=-1 tsc_early_khz=2100000 root=/dev/vda ro cryptomgr.notests banger.hostname=dev"
+        ]
     );
     assert!(
         !args.iter().any(|a| a == "-daemonize"),
