@@ -82,6 +82,7 @@ openapi:
 
 # Every benchmark, or those named in BENCH (e.g. `make bench BENCH="oci boot"`).
 # BANGER_BENCH_OCI_SAMPLES=N: interleaved samples of each side of the OCI import bench (default 3).
+# BANGER_BENCH_SSH_RUNS=N: interleaved pairs of the ssh bench (default 5); BANGER_BENCH_SSH_VCPUS=N: --vcpu N on both sides.
 BENCH ?=
 bench: deps build
 	BANGER_BIN=$(abspath $(BANGER)) $(CARGO) run --release -p banger-e2e --bin banger-bench -- $(BENCH)

@@ -23,8 +23,11 @@ use crate::{Env, stderr, stdout};
 pub const RUNS: usize = 5;
 /// The environment variable that changes [`RUNS`].
 pub const RUNS_VAR: &str = "BANGER_BENCH_SSH_RUNS";
+/// The environment variable that gives both sides `--vcpu N` (unset: the daemon's default,
+/// sized from the host: one vCPU on a 2-CPU host, two on a 4-CPU one, docs/config.md).
+pub const VCPUS_VAR: &str = "BANGER_BENCH_SSH_VCPUS";
 
-fn timed(env: &Env, args: &[&str]) -> anyhow::Result<f64> {
+fn timed(env: &Env, args: &[String]) -> anyhow::Result<f64> {
     let started = Instant::now();
     let out = env.run(args);
     if !out.status.success() {
@@ -91,12 +94,32 @@ pub fn ssh() -> anyhow::Result<()> {
     env.ok(["vm", "ssh", "warmup", "--", "true"]);
     env.ok(["vm", "rm", "-f", "warmup"]);
     let config = env.config_dir().join("ssh_config");
+    let vcpus = match std::env::var(VCPUS_VAR) {
+        Ok(v) => {
+            let n: u32 = v
+                .parse()
+                .ok()
+                .filter(|n| (1..=32).contains(n))
+                .with_context(|| format!("{VCPUS_VAR}={v:?}: want a vCPU count from 1 to 32"))?;
+            Some(n.to_string())
+        }
+        Err(_) => None,
+    };
+    let sized = |args: &[&str]| -> Vec<String> {
+        let mut all: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        if let Some(n) = &vcpus {
+            // After `run` and its flags, before `--`.
+            let at = all.iter().position(|a| a == "--").unwrap_or(all.len());
+            all.splice(at..at, ["--vcpu".to_owned(), n.clone()]);
+        }
+        all
+    };
     let (mut plain, mut with_ssh, mut ready, mut ratios, mut added) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for i in 0..runs {
-        let p = timed(&env, &["vm", "run", "--rm", "--", "true"])?;
+        let p = timed(&env, &sized(&["vm", "run", "--rm", "--", "true"]))?;
         let name = format!("s{i}");
-        let run = timed(&env, &["vm", "run", "-d", "--name", &name])?;
+        let run = timed(&env, &sized(&["vm", "run", "-d", "--name", &name]))?;
         let ssh = ssh_true(&env, &config, &name)?;
         env.ok(["vm", "rm", "-f", &name]);
         let total = run + ssh.done_ms;
@@ -119,7 +142,12 @@ pub fn ssh() -> anyhow::Result<()> {
         median(&mut with_ssh),
         median(&mut ready),
     );
-    println!("{runs} interleaved pairs ({RUNS_VAR}=N for N)");
+    println!(
+        "{runs} interleaved pairs ({RUNS_VAR}=N for N), {} ({VCPUS_VAR}=N for N)",
+        vcpus
+            .as_ref()
+            .map_or("the default vCPUs".to_owned(), |n| format!("{n} vCPUs"))
+    );
     println!("median vm run --rm -- true            : {p:>7.0} ms");
     println!(
         "median vm run -d + ssh NAME.vm true   : {s:>7.0} ms   ratio {:.2} (goal <= 1.2); \

@@ -25,7 +25,8 @@
 //!
 //! **ssh** — `vm run -d` + `ssh NAME.vm true` against `vm run --rm -- true` (goal ≤ 1.2×):
 //! 5 interleaved pairs (`BANGER_BENCH_SSH_RUNS=N` for N), the medians, their ratio and the
-//! median of the pairs' ratios;
+//! median of the pairs' ratios; `BANGER_BENCH_SSH_VCPUS=N` gives both sides N vCPUs (default:
+//! the daemon's, sized from the host);
 //! **net** — TCP throughput host → guest over the bridge (see `bench/net.rs`).
 //!
 //! **snapshots** (P6) — `vm run --from SNAP --rm -- true` against a cold `vm run --rm --
