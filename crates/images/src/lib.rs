@@ -29,8 +29,9 @@ mod minimal;
 pub mod modules;
 pub mod oci;
 pub mod pull;
+pub mod recipe;
 pub mod share;
-#[cfg(feature = "testkit")]
+#[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod vmdisk;
 
@@ -41,3 +42,4 @@ pub use minimal::{
     BUSYBOX_PACKAGE, BZIMAGE_FILE, BuildError, BuiltImage, DEFAULT_KERNEL_PACKAGE, INITRD_FILE,
     KERNEL_FILE, MinimalOptions, build_minimal,
 };
+pub use recipe::{Freshness, RecipeChange, RecipeStamp, RecipeState};

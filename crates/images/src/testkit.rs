@@ -12,13 +12,25 @@ use crate::manifest::{
 /// `initrd.cpio` files, and a `manifest.json` recording them as its kernel, initrd and
 /// agent, with `rootfs` (a file the caller put in `dir`) as its root filesystem.
 pub fn stand_in_image(dir: &Path, image: &str, rootfs: Option<FileRecord>) -> std::io::Result<()> {
+    write_manifest(dir, &stand_in_manifest(dir, image, rootfs)?)
+}
+
+/// The files of [`stand_in_image`] and the manifest it would write, for a test to change
+/// (say, its recipe) before [`write_manifest`]. It records no recipe, like an image built
+/// before manifests recorded one.
+pub fn stand_in_manifest(
+    dir: &Path,
+    image: &str,
+    rootfs: Option<FileRecord>,
+) -> std::io::Result<Manifest> {
     std::fs::write(dir.join("vmlinux"), b"kernel")?;
     std::fs::write(dir.join("initrd.cpio"), b"initrd")?;
     let kernel = FileRecord::of(dir, "vmlinux")?;
-    let manifest = Manifest {
+    Ok(Manifest {
         format: MANIFEST_FORMAT,
         image: image.to_string(),
         source: "test".to_string(),
+        recipe: None,
         kernel_release: "6.1.0-test".to_string(),
         has_pvh: true,
         kernel_codec: "none".to_string(),
@@ -41,6 +53,10 @@ pub fn stand_in_image(dir: &Path, image: &str, rootfs: Option<FileRecord>) -> st
         include: Vec::new(),
         built_at: "2026-12-01T00:00:00Z".to_string(),
         banger_version: "test".to_string(),
-    };
-    std::fs::write(dir.join(MANIFEST_FILE), serde_json::to_vec(&manifest)?)
+    })
+}
+
+/// Write `manifest` as `dir/manifest.json`.
+pub fn write_manifest(dir: &Path, manifest: &Manifest) -> std::io::Result<()> {
+    std::fs::write(dir.join(MANIFEST_FILE), serde_json::to_vec(manifest)?)
 }
