@@ -5,6 +5,7 @@ mod build;
 mod import;
 mod kernel;
 mod pull;
+mod recipe;
 mod reclaim;
 mod verify;
 
@@ -177,6 +178,7 @@ pub(crate) fn view(image: &ImageRecord) -> ImageView {
             .as_deref()
             .and_then(|j| serde_json::from_str(j).ok()),
         warm: None,
+        recipe: recipe::view(image),
     }
 }
 
