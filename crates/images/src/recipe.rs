@@ -168,7 +168,7 @@ impl RecipeState {
         let (recipe, current) = (self.recipe.name(), self.current());
         match self.built {
             Some(built) if built == current => {
-                format!("built by revision {built} of the {recipe} recipe, this banger's")
+                format!("built by revision {built} of the {recipe} recipe, the current one")
             }
             Some(built) => format!(
                 "built by revision {built} of the {recipe} recipe, this banger's is {current}"
