@@ -9,7 +9,7 @@ mod support;
 use std::path::Path;
 
 use banger_images::imagecat::Recipe;
-use banger_images::{RecipeStamp, testkit};
+use banger_images::testkit;
 use banger_store::{ImageRecord, Store};
 use support::{banger, text};
 
@@ -28,13 +28,7 @@ impl Drop for StopDaemon<'_> {
 fn image(store: &Store, state: &Path, name: &str, source: &str, revision: Option<u32>) {
     let dir = state.join(format!("images/{name}-0001"));
     std::fs::create_dir_all(&dir).unwrap();
-    let mut manifest = testkit::stand_in_manifest(&dir, name, None).unwrap();
-    manifest.source = source.to_string();
-    manifest.recipe = revision.map(|revision| RecipeStamp {
-        name: source.trim_start_matches("recipe:").to_string(),
-        revision,
-    });
-    testkit::write_manifest(&dir, &manifest).unwrap();
+    testkit::stand_in_recipe_image(&dir, name, source, revision).unwrap();
     store
         .insert_image(&ImageRecord {
             name: name.into(),

@@ -10,7 +10,7 @@ mod common;
 use banger_config::Config;
 use banger_doctor::{Report, Status, groups};
 use banger_images::imagecat::Recipe;
-use banger_images::{RecipeStamp, testkit};
+use banger_images::testkit;
 use banger_store::{ImageRecord, Store, now_rfc3339};
 use common::{FakeHost, ScriptedRunner};
 
@@ -19,13 +19,7 @@ use common::{FakeHost, ScriptedRunner};
 fn image(host: &FakeHost, name: &str, source: &str, revision: Option<u32>) {
     let dir = host.path(&format!("state/images/{name}-0001"));
     std::fs::create_dir_all(&dir).unwrap();
-    let mut manifest = testkit::stand_in_manifest(&dir, name, None).unwrap();
-    manifest.source = source.to_string();
-    manifest.recipe = revision.map(|revision| RecipeStamp {
-        name: source.trim_start_matches("recipe:").to_string(),
-        revision,
-    });
-    testkit::write_manifest(&dir, &manifest).unwrap();
+    testkit::stand_in_recipe_image(&dir, name, source, revision).unwrap();
     Store::open(host.path("state/state.db"))
         .unwrap()
         .insert_image(&ImageRecord {

@@ -7,6 +7,7 @@ use std::path::Path;
 use crate::manifest::{
     FileRecord, MANIFEST_FILE, MANIFEST_FORMAT, Manifest, ManifestDebian, ManifestFiles,
 };
+use crate::recipe::RecipeStamp;
 
 /// Makes `dir` (which must exist) a stand-in image named `image`: small `vmlinux` and
 /// `initrd.cpio` files, and a `manifest.json` recording them as its kernel, initrd and
@@ -54,6 +55,26 @@ pub fn stand_in_manifest(
         built_at: "2026-12-01T00:00:00Z".to_string(),
         banger_version: "test".to_string(),
     })
+}
+
+/// Makes `dir` (which must exist) a stand-in image registered from `source`
+/// (`recipe:debian`, or an import's reference) whose manifest records `revision` of that
+/// recipe (`None`: a manifest from before revisions were recorded), and returns the
+/// manifest, for a test to change and write again.
+pub fn stand_in_recipe_image(
+    dir: &Path,
+    image: &str,
+    source: &str,
+    revision: Option<u32>,
+) -> std::io::Result<Manifest> {
+    let mut manifest = stand_in_manifest(dir, image, None)?;
+    manifest.source = source.to_string();
+    manifest.recipe = revision.map(|revision| RecipeStamp {
+        name: source.trim_start_matches("recipe:").to_string(),
+        revision,
+    });
+    write_manifest(dir, &manifest)?;
+    Ok(manifest)
 }
 
 /// Write `manifest` as `dir/manifest.json`.

@@ -3,52 +3,43 @@
 //! revision is outdated with what changed and the command that rebuilds it, a manifest
 //! from before revisions is unknown, imports have no recipe at all.
 
-use banger_images::RecipeStamp;
 use banger_images::imagecat::Recipe;
 
 use super::*;
 
 /// Register `name` from `source`, its directory a stand-in image whose manifest records
-/// `stamp` (and, for a debian variant, what it was built with).
-fn recipe_image(f: &Fixture, name: &str, source: &str, stamp: Option<RecipeStamp>) {
+/// `revision` of that recipe (and, for a debian variant, what it was built with).
+fn recipe_image(f: &Fixture, name: &str, source: &str, revision: Option<u32>) {
     let dir = f
         .daemon
         .layout
         .state_dir
         .join(format!("images/{name}-0001"));
     register_image(&f.daemon, name, dir.clone());
-    let mut manifest = banger_images::testkit::stand_in_manifest(&dir, name, None).unwrap();
-    manifest.source = source.to_string();
-    manifest.recipe = stamp;
+    let mut manifest =
+        banger_images::testkit::stand_in_recipe_image(&dir, name, source, revision).unwrap();
     if name == "dev" {
         manifest.include = vec!["git".into(), "curl".into()];
         manifest.init = Some("systemd".into());
+        banger_images::testkit::write_manifest(&dir, &manifest).unwrap();
     }
-    banger_images::testkit::write_manifest(&dir, &manifest).unwrap();
     let mut record = f.daemon.store().get_image(name).unwrap().unwrap();
     record.source = source.to_string();
     f.daemon.store().replace_image(&record).unwrap();
 }
 
-fn stamp(recipe: Recipe, revision: u32) -> Option<RecipeStamp> {
-    Some(RecipeStamp {
-        name: recipe.name().into(),
-        revision,
-    })
-}
-
 #[tokio::test]
 async fn images_say_which_recipe_revision_built_them_and_how_to_rebuild() {
     let f = fixture();
-    recipe_image(&f, "debian", "recipe:debian", stamp(Recipe::Debian, 1));
+    recipe_image(&f, "debian", "recipe:debian", Some(1));
     recipe_image(&f, "dev", "recipe:debian", None);
-    recipe_image(&f, "minimal", "recipe:minimal", stamp(Recipe::Minimal, 1));
     recipe_image(
         &f,
-        "app",
-        "docker://registry.example.com/app:1",
-        stamp(Recipe::Debian, 1),
+        "minimal",
+        "recipe:minimal",
+        Some(Recipe::Minimal.revision()),
     );
+    recipe_image(&f, "app", "docker://registry.example.com/app:1", Some(1));
 
     let a = send(&f, empty(Method::GET, "/v1/images")).await;
     assert_eq!(a.status, StatusCode::OK);
