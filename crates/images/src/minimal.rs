@@ -194,7 +194,7 @@ pub fn build_minimal(opts: &MinimalOptions<'_>) -> Result<BuiltImage, BuildError
     let manifest = Manifest {
         format: MANIFEST_FORMAT,
         image: opts.image_name.clone(),
-        source: "recipe:minimal".to_string(),
+        source: Recipe::Minimal.source(),
         recipe: Some(Recipe::Minimal.stamp()),
         kernel_release: kpkg.release.clone(),
         has_pvh,

@@ -49,6 +49,16 @@ impl Recipe {
         Self::ALL.into_iter().find(|r| r.name() == name)
     }
 
+    /// How an image it built is registered and recorded: `recipe:NAME`.
+    pub fn source(self) -> String {
+        format!("recipe:{}", self.name())
+    }
+
+    /// The recipe of an image registered from `source`, if a recipe of this banger built it.
+    pub fn from_source(source: &str) -> Option<Recipe> {
+        Self::from_name(source.strip_prefix("recipe:")?)
+    }
+
     /// The revision this banger's recipe builds.
     pub fn revision(self) -> u32 {
         match self {
@@ -119,7 +129,7 @@ impl RecipeState {
     /// manifest is `manifest` (`None` when it cannot be read). `None` for an image no
     /// recipe of this banger built: imports, downloads and kernels are never outdated.
     pub fn of(name: &str, source: &str, manifest: Option<&Manifest>) -> Option<RecipeState> {
-        let recipe = Recipe::from_name(source.strip_prefix("recipe:")?)?;
+        let recipe = Recipe::from_source(source)?;
         let current = recipe.revision();
         let built = manifest
             .and_then(|m| m.recipe.as_ref())

@@ -9,9 +9,8 @@ use banger_store::ImageRecord;
 /// `None` for an image no recipe built. A manifest that cannot be read leaves the
 /// revision unknown: the view of an image never fails over it.
 pub(crate) fn view(image: &ImageRecord) -> Option<ImageRecipeView> {
-    if !image.source.starts_with("recipe:") {
-        return None;
-    }
+    // Imports and downloads have no recipe: their manifests need no reading.
+    banger_images::imagecat::Recipe::from_source(&image.source)?;
     let manifest = Manifest::read(&image.dir).ok();
     let state = RecipeState::of(&image.name, &image.source, manifest.as_ref())?;
     Some(ImageRecipeView {

@@ -332,7 +332,7 @@ pub fn build_debian(opts: &DebianImageOptions<'_>) -> Result<BuiltImage, BuildEr
     let manifest = Manifest {
         format: MANIFEST_FORMAT,
         image: opts.image_name.clone(),
-        source: "recipe:debian".to_string(),
+        source: Recipe::Debian.source(),
         recipe: Some(Recipe::Debian.stamp()),
         kernel_release: release.clone(),
         has_pvh: bundle.has_pvh,

@@ -122,3 +122,44 @@ async fn images_say_which_recipe_revision_built_them_and_how_to_rebuild() {
     // minimal has changed nothing since its first revision: nothing to rebuild for.
     assert_eq!(a.json()["recipe"]["outdated"], false);
 }
+
+/// Building over an existing image is refused with the command that replaces it: the
+/// recipe and, for an image of another name, `--name` (without it `--force` would rebuild
+/// the recipe's own image instead).
+#[tokio::test]
+async fn building_over_an_image_names_the_command_that_replaces_it() {
+    let f = fixture();
+    recipe_image(&f, "dev", "recipe:debian", Some(1));
+    recipe_image(&f, "debian", "recipe:debian", Some(1));
+    for (body, command) in [
+        (
+            r#"{"recipe":"debian","name":"dev"}"#,
+            "`banger image build debian --name dev --force`",
+        ),
+        (
+            r#"{"recipe":"debian"}"#,
+            "`banger image build debian --force`",
+        ),
+    ] {
+        let a = send(&f, json_req(Method::POST, "/v1/images/build", body)).await;
+        assert_eq!(
+            a.status,
+            StatusCode::CONFLICT,
+            "{}",
+            String::from_utf8_lossy(&a.body)
+        );
+        let hint = a.json()["hint"].as_str().unwrap_or_default().to_string();
+        assert!(hint.contains(command), "{body}: {hint}");
+    }
+    // An unknown recipe is named as such before any conflict.
+    let a = send(
+        &f,
+        json_req(
+            Method::POST,
+            "/v1/images/build",
+            r#"{"recipe":"gone","name":"dev"}"#,
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+}
