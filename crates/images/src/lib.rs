@@ -5,7 +5,8 @@
 //! The pieces, in the order [`build_minimal`] uses them:
 //! [`debian`] (signed archive → verified, cached `.deb`s) → [`deb`] (read a
 //! `.deb`) → [`kernel`] (bzImage → ELF vmlinux) → [`modules`] (which modules,
-//! in which order) → [`initramfs`] written with [`cpio`] → `manifest.json`.
+//! in which order) → [`initramfs`] written with [`cpio`] → `manifest.json`, which
+//! records the [`recipe`] revision that built the image.
 
 mod build;
 pub mod chunked;
