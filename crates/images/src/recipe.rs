@@ -3,7 +3,7 @@
 //! Each recipe has a revision, bumped whenever what it writes into an image changes
 //! (beyond the agent, which is fingerprinted on its own), and a table saying what each
 //! revision changed: [`crate::debian_image::RECIPE_CHANGES`],
-//! [`crate::minimal::RECIPE_CHANGES`]. A change to the kernel half both share
+//! `minimal::RECIPE_CHANGES`. A change to the kernel half both share
 //! (`kernel_bundle`) bumps both. A build records its recipe and revision in the manifest
 //! ([`RecipeStamp`]); `image ls`, `image inspect` and doctor compare that with this
 //! banger's revision ([`RecipeState`]) and say how to rebuild an outdated image.
