@@ -20,16 +20,16 @@ pub fn outdated_warning(image: &ImageView) -> Option<String> {
     let r = image.recipe.as_ref().filter(|r| r.outdated)?;
     let state = match r.revision {
         Some(built) => format!(
-            "image {} is outdated: revision {built} of the {} recipe built it, this banger's is {}",
+            "image {} is outdated (revision {built} of the {} recipe built it; this banger's is {})",
             image.name, r.name, r.current_revision
         ),
         None => format!(
-            "image {} may be outdated: the {} recipe built it before images recorded their revision, this banger's is {}",
+            "image {} may be outdated (the {} recipe built it before images recorded their revision; this banger's is {})",
             image.name, r.name, r.current_revision
         ),
     };
     Some(format!(
-        "{state} ({}); rebuild it with `{}`",
+        "{state}: {}. Rebuild it with `{}`",
         r.changes.join("; "),
         r.rebuild
     ))
@@ -105,8 +105,8 @@ mod tests {
         assert_eq!(source_cell(&outdated), "recipe:debian (outdated)");
         assert_eq!(
             outdated_warning(&outdated).unwrap(),
-            "image dev is outdated: revision 1 of the debian recipe built it, this banger's is 2 \
-             (ssh sessions keep the guest's locale); rebuild it with \
+            "image dev is outdated (revision 1 of the debian recipe built it; this banger's is 2): \
+             ssh sessions keep the guest's locale. Rebuild it with \
              `banger image build debian --name dev --force`"
         );
         assert_eq!(
