@@ -188,16 +188,6 @@ impl RecipeState {
             ),
         }
     }
-
-    /// What rebuilding would change, as one clause ("ssh sessions …; …"), empty when
-    /// nothing would.
-    pub fn why(&self) -> String {
-        self.changes
-            .iter()
-            .map(|c| c.change)
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
 }
 
 /// `banger image build RECIPE` with the options `manifest` recorded, and `--force` (the
@@ -256,7 +246,8 @@ mod tests {
         let state = RecipeState::of("debian", "recipe:debian", Some(&m)).unwrap();
         assert_eq!(state.freshness, Freshness::Outdated);
         assert!(state.needs_rebuild());
-        assert!(state.why().contains("locale"), "{}", state.why());
+        assert_eq!(state.changes, Recipe::Debian.changes());
+        assert!(state.changes[0].change.contains("locale"));
         assert_eq!(state.rebuild, "banger image build debian --force");
         assert_eq!(
             state.revision_line(),
