@@ -173,6 +173,7 @@ mod tests {
             digest: None,
             run: None,
             warm: None,
+            recipe: None,
         };
         let text = serde_json::to_string(&Outcome::Result {
             status: 201,

@@ -27,6 +27,7 @@ pub fn builtin_checks() -> Vec<Box<dyn CapabilityCheck>> {
         Box::new(checks::config::ConfigFile),
         Box::new(checks::store::StateStore),
         Box::new(checks::runtime::HostRuntime),
+        Box::new(checks::image_recipes::ImageRecipes),
         Box::new(checks::lifecycle::LifecycleTools),
         Box::new(checks::vm_disks::VmDisks),
         Box::new(checks::shares::SharedDirectories),

@@ -164,11 +164,10 @@ fn convert(name: &str, raw: RawEntry) -> Result<CatalogEntry, String> {
                 return Err("a recipe entry takes no kernel/initrd/rootfs URLs".into());
             }
             match raw.recipe.as_deref() {
-                Some("minimal") => EntrySource::Recipe(Recipe::Minimal),
-                Some("debian") => EntrySource::Recipe(Recipe::Debian),
-                Some(other) => {
-                    return Err(format!("unknown recipe {other:?} (known: minimal, debian)"));
-                }
+                Some(name) => EntrySource::Recipe(Recipe::from_name(name).ok_or_else(|| {
+                    let known: Vec<&str> = Recipe::ALL.iter().map(|r| r.name()).collect();
+                    format!("unknown recipe {name:?} (known: {})", known.join(", "))
+                })?),
                 None => return Err("kind = \"recipe\" needs recipe = \"…\"".into()),
             }
         }

@@ -1,6 +1,9 @@
 //! The kernel half of every recipe: Debian's kernel package, fetched and verified, turned
 //! into the files an image boots (`vmlinux` with its PVH fact, `bzImage`) and the guest
 //! modules in load order.
+//!
+//! Both recipes build on it: a change to what it puts into an image bumps both
+//! `debian_image::RECIPE_REVISION` and `minimal::RECIPE_REVISION` (see [`crate::recipe`]).
 
 use std::path::Path;
 

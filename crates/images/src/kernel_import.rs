@@ -132,6 +132,7 @@ pub fn import_kernel(opts: &KernelImportOptions<'_>) -> Result<BuiltImage, Build
         format: MANIFEST_FORMAT,
         image: opts.image_name.clone(),
         source: format!("kernel:{}", opts.kernel.display()),
+        recipe: None,
         kernel_release: release,
         has_pvh,
         kernel_codec: codec,

@@ -5,7 +5,8 @@
 //! The pieces, in the order [`build_minimal`] uses them:
 //! [`debian`] (signed archive → verified, cached `.deb`s) → [`deb`] (read a
 //! `.deb`) → [`kernel`] (bzImage → ELF vmlinux) → [`modules`] (which modules,
-//! in which order) → [`initramfs`] written with [`cpio`] → `manifest.json`.
+//! in which order) → [`initramfs`] written with [`cpio`] → `manifest.json`, which
+//! records the [`recipe`] revision that built the image.
 
 mod build;
 pub mod chunked;
@@ -29,8 +30,9 @@ mod minimal;
 pub mod modules;
 pub mod oci;
 pub mod pull;
+pub mod recipe;
 pub mod share;
-#[cfg(feature = "testkit")]
+#[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod vmdisk;
 
@@ -41,3 +43,4 @@ pub use minimal::{
     BUSYBOX_PACKAGE, BZIMAGE_FILE, BuildError, BuiltImage, DEFAULT_KERNEL_PACKAGE, INITRD_FILE,
     KERNEL_FILE, MinimalOptions, build_minimal,
 };
+pub use recipe::{Freshness, RecipeChange, RecipeStamp, RecipeState};

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::chunked::Chunks;
 use crate::fsutil;
+use crate::recipe::RecipeStamp;
 
 pub const MANIFEST_FILE: &str = "manifest.json";
 pub const MANIFEST_FORMAT: u32 = 1;
@@ -16,8 +17,13 @@ pub struct Manifest {
     pub format: u32,
     /// Image name (`minimal`).
     pub image: String,
-    /// How it was made: `recipe:minimal`, later `download`, …
+    /// How it was made: `recipe:minimal`, `recipe:debian`, `kernel:PATH`, an OCI reference
     pub source: String,
+    /// The recipe and revision that built it ([`crate::recipe`]). Absent for images no
+    /// recipe built, and in manifests written before revisions were recorded: their
+    /// revision is unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipe: Option<RecipeStamp>,
     /// `uname -r` of the kernel, e.g. `6.1.0-28-cloud-amd64`.
     pub kernel_release: String,
     /// The ELF kernel carries the PVH entry note (QEMU/Firecracker boot it directly).
@@ -174,6 +180,26 @@ pub enum ManifestError {
 impl Manifest {
     /// Read `dir/manifest.json` and check the files it lists exist.
     pub fn load(dir: &Path) -> Result<Self, ManifestError> {
+        let manifest = Self::read(dir)?;
+        let files = &manifest.files;
+        for record in [&files.kernel, &files.initrd]
+            .into_iter()
+            .chain(files.bzimage.as_ref())
+            .chain(files.rootfs.as_ref())
+        {
+            let file = dir.join(&record.path);
+            let plain_name =
+                !record.path.is_empty() && !record.path.contains('/') && record.path != "..";
+            if !plain_name || !file.is_file() {
+                return Err(ManifestError::MissingFile { path: file });
+            }
+        }
+        Ok(manifest)
+    }
+
+    /// Read `dir/manifest.json` without looking at the files it lists: for what it says
+    /// about the image (its recipe revision), not for booting it.
+    pub fn read(dir: &Path) -> Result<Self, ManifestError> {
         let path = dir.join(MANIFEST_FILE);
         let text = std::fs::read_to_string(&path).map_err(|e| ManifestError::Read {
             path: path.clone(),
@@ -188,19 +214,6 @@ impl Manifest {
                 path,
                 found: manifest.format,
             });
-        }
-        let files = &manifest.files;
-        for record in [&files.kernel, &files.initrd]
-            .into_iter()
-            .chain(files.bzimage.as_ref())
-            .chain(files.rootfs.as_ref())
-        {
-            let file = dir.join(&record.path);
-            let plain_name =
-                !record.path.is_empty() && !record.path.contains('/') && record.path != "..";
-            if !plain_name || !file.is_file() {
-                return Err(ManifestError::MissingFile { path: file });
-            }
         }
         Ok(manifest)
     }

@@ -16,18 +16,29 @@ pub use crate::build::BuildError;
 use crate::build::{install, io_err, write_synced};
 use crate::deb::DebFile;
 use crate::debian::{Archive, DebianOptions, Package};
+use crate::imagecat::Recipe;
 use crate::initramfs::{self, InitramfsSpec};
 use crate::kernel_bundle;
 use crate::manifest::{
     FileRecord, MANIFEST_FILE, MANIFEST_FORMAT, Manifest, ManifestDebian, ManifestFiles,
     ManifestPackage,
 };
+use crate::recipe::RecipeChange;
 
 pub const KERNEL_FILE: &str = "vmlinux";
 pub const BZIMAGE_FILE: &str = "bzImage";
 pub const INITRD_FILE: &str = "initrd.cpio";
 pub const DEFAULT_KERNEL_PACKAGE: &str = "linux-image-cloud-amd64";
 pub const BUSYBOX_PACKAGE: &str = "busybox-static";
+
+/// Bumped whenever what the recipe writes into the image changes (beyond the agent, which
+/// is fingerprinted on its own), with a line in [`RECIPE_CHANGES`]: images record it
+/// ([`crate::recipe`]), so older ones are marked outdated.
+pub const RECIPE_REVISION: u32 = 1;
+
+/// What each revision after the first changed, oldest first (see
+/// [`crate::debian_image::RECIPE_CHANGES`]).
+pub const RECIPE_CHANGES: &[RecipeChange] = &[];
 
 /// Inputs of [`build_minimal`].
 pub struct MinimalOptions<'a> {
@@ -183,7 +194,8 @@ pub fn build_minimal(opts: &MinimalOptions<'_>) -> Result<BuiltImage, BuildError
     let manifest = Manifest {
         format: MANIFEST_FORMAT,
         image: opts.image_name.clone(),
-        source: "recipe:minimal".to_string(),
+        source: Recipe::Minimal.source(),
+        recipe: Some(Recipe::Minimal.stamp()),
         kernel_release: kpkg.release.clone(),
         has_pvh,
         kernel_codec: codec.to_string(),

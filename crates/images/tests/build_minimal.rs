@@ -9,7 +9,10 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use banger_images::{BuildError, BuiltImage, Manifest, MinimalOptions, build_minimal};
+use banger_images::imagecat::Recipe;
+use banger_images::{
+    BuildError, BuiltImage, Freshness, Manifest, MinimalOptions, RecipeState, build_minimal,
+};
 use banger_system::RealRunner;
 use banger_system::progress::{ProgressEvent, Recorded, Unit};
 use support::archive::FakeArchive;
@@ -418,6 +421,13 @@ fn builds_a_complete_image_and_reuses_the_cache() {
     assert_eq!(m.files.kernel.size, f.vmlinux.len() as u64);
     assert_eq!(m.banger_version, env!("CARGO_PKG_VERSION"));
     assert_eq!(BuiltImage::load(&dir).unwrap(), image);
+    // It records the recipe revision that built it: current, as `image ls` would say.
+    assert_eq!(m.recipe, Some(Recipe::Minimal.stamp()));
+    let recipe = RecipeState::of("minimal", &m.source, Some(&m)).unwrap();
+    assert_eq!(
+        (recipe.built, recipe.freshness),
+        (Some(Recipe::Minimal.revision()), Freshness::Current)
+    );
 
     // A second build replaces the image and downloads no package again.
     let hits = f.archive.server.hits(&f.kernel_deb_path);

@@ -40,6 +40,41 @@ pub struct ImageView {
     /// Its warm state, when it has one (`banger image warm`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warm: Option<crate::snapshots::ImageWarmView>,
+    /// The recipe that built it and how that compares with this banger's; absent for images
+    /// no recipe built (OCI imports, catalog downloads, kernels), which are never outdated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipe: Option<ImageRecipeView>,
+}
+
+/// The recipe revision that built an image, measured against this banger's recipe
+/// (docs/images.md, *Recipe revisions*).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ImageRecipeView {
+    /// The recipe: `debian` or `minimal`.
+    #[schema(example = "debian")]
+    pub name: String,
+    /// The revision that built the image; `null` when its manifest records none (built
+    /// before images recorded it).
+    #[schema(example = 1)]
+    pub revision: Option<u32>,
+    /// The revision this banger's recipe builds.
+    #[schema(example = 2)]
+    pub current_revision: u32,
+    /// `current`, `outdated` (an older revision built it), `unknown` (no revision recorded)
+    /// or `newer` (a newer banger built it).
+    #[schema(example = "outdated")]
+    pub status: String,
+    /// Whether rebuilding would change the image: it is `outdated`, or `unknown` while the
+    /// recipe has changed since its first revision (it may lack those changes).
+    pub outdated: bool,
+    /// What a rebuild would change, one entry per later revision, oldest first (every
+    /// change when the revision is unknown).
+    #[serde(default)]
+    pub changes: Vec<String>,
+    /// The command that rebuilds the image as it was built (the same name, suite, packages
+    /// and init).
+    #[schema(example = "banger image build debian --force")]
+    pub rebuild: String,
 }
 
 /// How `vm run IMAGE` with no command runs an imported image.

@@ -7,7 +7,16 @@ use super::output::{DataArgs, ListArgs};
 #[derive(Debug, Subcommand)]
 pub enum ImageCommand {
     /// List registered images
-    #[command(visible_alias = "list")]
+    #[command(
+        visible_alias = "list",
+        long_about = "\
+List registered images.
+
+An image built by an older revision of its recipe than this banger's is marked in the SOURCE
+column (`recipe:debian (outdated)`; `(maybe outdated)` when it was built before images recorded
+their revision), with a warning on stderr saying what a rebuild changes and the command that
+rebuilds it. `banger image inspect NAME` shows the same."
+    )]
     Ls {
         #[command(flatten)]
         list: ListArgs,
@@ -118,6 +127,10 @@ kernel needs its virtio drivers (virtio_blk, virtio_console or vsock) built in."
         force: bool,
     },
     /// Show one image
+    #[command(long_about = "\
+Show one image: its files, source, kernel and init, and for an image built by a recipe the
+recipe's revision against this banger's; an outdated one also gets what a rebuild changes and
+the command that rebuilds it as it was built (the same name, suite, packages and init).")]
     Inspect {
         /// Image name
         #[arg(add = super::complete::images())]

@@ -7,10 +7,13 @@ use std::io::Write;
 use banger_api::{BuildImageRequest, ImageView, ImportImageRequest};
 use banger_paths::Layout;
 
+use super::image_recipe;
 use crate::cli::output::{DataArgs, ListArgs};
 use crate::connect;
 use crate::outln;
-use crate::output::{format_bytes, print_data, print_error, print_table, safe, stdout_is_terminal};
+use crate::output::{
+    format_bytes, print_data, print_error, print_table, safe, stdout_is_terminal, warn,
+};
 use crate::progress::Renderer;
 
 pub async fn ls(layout: &Layout, args: ListArgs) -> anyhow::Result<i32> {
@@ -28,7 +31,7 @@ pub async fn ls(layout: &Layout, args: ListArgs) -> anyhow::Result<i32> {
             .map(|i| {
                 vec![
                     i.name.clone(),
-                    i.source.clone(),
+                    image_recipe::source_cell(i),
                     i.kernel_release.clone().unwrap_or_else(|| "-".into()),
                     format_bytes(i.size_bytes),
                     i.created_at.clone(),
@@ -36,6 +39,9 @@ pub async fn ls(layout: &Layout, args: ListArgs) -> anyhow::Result<i32> {
             })
             .collect();
         print_table(&["NAME", "SOURCE", "KERNEL", "SIZE", "CREATED"], &rows)?;
+        for note in images.iter().filter_map(image_recipe::outdated_warning) {
+            warn(&note);
+        }
         Ok(())
     })?;
     Ok(0)
@@ -178,6 +184,9 @@ fn describe(image: &ImageView, escape: bool) -> String {
     }
     if let Some(init) = &image.init {
         let _ = writeln!(out, "init:           {}", text(init));
+    }
+    if let Some(recipe) = &image.recipe {
+        out.push_str(&image_recipe::describe(recipe, &text));
     }
     if let Some(digest) = &image.digest {
         let _ = writeln!(out, "digest:         {}", text(digest));

@@ -8,6 +8,7 @@ mod firecracker;
 mod helper;
 mod image;
 mod image_prune;
+mod image_recipe;
 mod image_verify;
 mod snapshot;
 mod ssh;

@@ -84,10 +84,10 @@ impl Recipe {
         }
     }
 
-    fn source(&self) -> &'static str {
+    fn source(&self) -> String {
         match self {
-            Recipe::Minimal => "recipe:minimal",
-            Recipe::Debian { .. } => "recipe:debian",
+            Recipe::Minimal => CatalogRecipe::Minimal.source(),
+            Recipe::Debian { .. } => CatalogRecipe::Debian.source(),
         }
     }
 }
@@ -166,7 +166,7 @@ pub async fn build_locked(
             ),
         }
     })?;
-    register(daemon, recipe.source(), name, &built)
+    register(daemon, &recipe.source(), name, &built)
 }
 
 /// Record a built image (replacing an older one of that name, whose files then go).

@@ -5,6 +5,7 @@ mod build;
 mod import;
 mod kernel;
 mod pull;
+mod recipe;
 mod reclaim;
 mod verify;
 
@@ -48,21 +49,24 @@ pub async fn build(
     banger_config::validate_image_name(&name).map_err(|e| {
         DaemonError::invalid(format!("invalid image name {name:?}: {e}")).with_field("name")
     })?;
+    // Checked first: the hint below repeats the recipe's name.
+    let recipe = Recipe::from_request(&req)?;
     let _guard = daemon.image_lock.lock().await;
-    if !req.force
-        && let Some(existing) = daemon.store().get_image(&name)?
-    {
+    if !req.force && daemon.store().get_image(&name)?.is_some() {
+        // The command the caller ran, again with --force; `--name` too, or the recipe's
+        // own image would be rebuilt instead of this one.
+        let named = if name == req.recipe {
+            String::new()
+        } else {
+            format!(" --name {name}")
+        };
         return Err(
             DaemonError::conflict(format!("image {name:?} already exists")).with_hint(format!(
-                "set force to rebuild it (`banger image build {} --force`)",
-                existing
-                    .source
-                    .strip_prefix("recipe:")
-                    .unwrap_or(&existing.name)
+                "set force to replace it (`banger image build {}{named} --force`, with your other options)",
+                req.recipe
             )),
         );
     }
-    let recipe = Recipe::from_request(&req)?;
     build_locked(daemon, &recipe, &name, progress)
         .await
         .map(|i| view(&i))
@@ -177,6 +181,7 @@ pub(crate) fn view(image: &ImageRecord) -> ImageView {
             .as_deref()
             .and_then(|j| serde_json::from_str(j).ok()),
         warm: None,
+        recipe: recipe::view(image),
     }
 }
 

@@ -5,6 +5,7 @@ pub mod arch;
 pub mod config;
 pub mod driver;
 pub mod firecracker;
+pub mod image_recipes;
 pub mod install_hint;
 pub mod kvm;
 pub mod lifecycle;

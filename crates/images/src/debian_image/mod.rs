@@ -28,6 +28,7 @@ use time::format_description::well_known::Rfc3339;
 use crate::build::{BuildError, install, io_err, write_synced};
 use crate::debian::{Archive, DebianOptions, Package};
 use crate::ext4;
+use crate::imagecat::Recipe;
 use crate::initramfs::{self, InitramfsSpec};
 use crate::kernel_bundle;
 use crate::manifest::{
@@ -35,14 +36,24 @@ use crate::manifest::{
     ManifestPackage,
 };
 use crate::minimal::{BZIMAGE_FILE, BuiltImage, DEFAULT_KERNEL_PACKAGE, INITRD_FILE, KERNEL_FILE};
+use crate::recipe::RecipeChange;
 
 pub use rootfs::{AGENT_IN_ROOT, BASE_PACKAGES};
 
 /// Bumped whenever what the recipe writes into the image changes (beyond the agent, which
-/// is fingerprinted on its own): prebuilt images kept for tests (`banger-e2e`'s
-/// templates) are rebuilt when it differs. 2: sessions keep the guest's locale (no
-/// `AcceptEnv`, `/etc/default/locale` is C.UTF-8).
+/// is fingerprinted on its own), with a line in [`RECIPE_CHANGES`]: images record it
+/// ([`crate::recipe`]), so `image ls`, `image inspect` and doctor mark older ones outdated,
+/// and prebuilt images kept for tests (`banger-e2e`'s templates) are rebuilt when it
+/// differs.
 pub const RECIPE_REVISION: u32 = 2;
+
+/// What each revision after the first changed, oldest first: the "why" of the rebuild
+/// hint, so each says what a rebuilt image does differently.
+pub const RECIPE_CHANGES: &[RecipeChange] = &[RecipeChange {
+    revision: 2,
+    change: "ssh sessions keep the guest's C.UTF-8 locale instead of accepting the client's \
+             (older images print `bash: warning: setlocale` on every `ssh NAME.vm` command)",
+}];
 
 pub const ROOTFS_FILE: &str = "rootfs.ext4";
 pub const DEFAULT_SUITE: &str = "bookworm";
@@ -321,7 +332,8 @@ pub fn build_debian(opts: &DebianImageOptions<'_>) -> Result<BuiltImage, BuildEr
     let manifest = Manifest {
         format: MANIFEST_FORMAT,
         image: opts.image_name.clone(),
-        source: "recipe:debian".to_string(),
+        source: Recipe::Debian.source(),
+        recipe: Some(Recipe::Debian.stamp()),
         kernel_release: release.clone(),
         has_pvh: bundle.has_pvh,
         kernel_codec: bundle.codec.to_string(),

@@ -254,6 +254,7 @@ pub fn import(opts: &ImportOptions<'_>) -> Result<Imported, OciError> {
     let manifest = Manifest {
         image: opts.image_name.clone(),
         source: opts.reference.describe(),
+        recipe: None,
         files: ManifestFiles {
             kernel: files.kernel.clone(),
             bzimage: files.bzimage.clone(),
