@@ -76,6 +76,8 @@ pub struct Unpacked {
 
 /// Extract the tar stream `input` inside the existing directory `dest`; with `rename`, the
 /// stream's top-level entry (and everything under it) is written under that name instead.
+/// A stream of a directory's contents (`tar -C DIR -cf - .`) lands in `dest` itself: its
+/// `./` entry names `dest` and is skipped, as is a pax global header (`git archive`'s).
 pub fn unpack(input: impl Read, dest: &Path, rename: Option<&str>) -> Result<Unpacked, CopyError> {
     if !dest.is_dir() {
         return Err(CopyError::NotADirectory {
@@ -107,8 +109,27 @@ pub fn unpack(input: impl Read, dest: &Path, rename: Option<&str>) -> Result<Unp
             name: shown.clone(),
             why,
         };
+        let kind = entry.header().entry_type();
+        if kind.is_pax_global_extensions() {
+            // Metadata for the whole stream (`git archive` puts its commit id there).
+            continue;
+        }
         let relative = relative(&raw, rename)
             .ok_or_else(|| refuse("its name is absolute or has a .. component"))?;
+        if relative.as_os_str().is_empty() {
+            // `.` or `./`: what `tar -C DIR -cf - .` writes first, the destination itself.
+            match (kind.is_dir(), rename) {
+                (true, None) => continue,
+                (true, Some(_)) => {
+                    return Err(refuse(
+                        "a renamed copy is one named entry; this stream holds a directory's contents",
+                    ));
+                }
+                (false, _) => {
+                    return Err(refuse("only a directory can name the destination itself"));
+                }
+            }
+        }
         if rename.is_some() {
             // Renaming is for a packed stream: one top-level entry, never several merged.
             let first = raw.components().find_map(|c| match c {
@@ -125,7 +146,6 @@ pub fn unpack(input: impl Read, dest: &Path, rename: Option<&str>) -> Result<Unp
                 }
             }
         }
-        let kind = entry.header().entry_type();
         if !(kind.is_file() || kind.is_dir() || kind.is_symlink()) {
             return Err(refuse("only files, directories and symlinks are copied"));
         }
@@ -212,7 +232,7 @@ fn plain_name(name: &str) -> Option<&str> {
 }
 
 /// `name` as a path of normal components (a leading `./` is fine), its first component
-/// replaced by `rename`.
+/// replaced by `rename`; empty for `.` itself; `None` for a name that could climb out.
 fn relative(name: &Path, rename: Option<&str>) -> Option<PathBuf> {
     let mut out = PathBuf::new();
     for part in name.components() {
@@ -230,7 +250,7 @@ fn relative(name: &Path, rename: Option<&str>) -> Option<PathBuf> {
             Component::ParentDir | Component::RootDir | Component::Prefix(_) => return None,
         }
     }
-    (!out.as_os_str().is_empty()).then_some(out)
+    Some(out)
 }
 
 #[cfg(test)]

@@ -171,3 +171,58 @@ fn docker_cp_rule_into_a_directory_or_as_a_new_name() {
     assert!(unpack_to(&two[..], &dst.path().join("merged")).is_err());
     unpack_to(&two[..], dst.path()).unwrap();
 }
+
+/// What `tar -C DIR -cf - .` (GNU tar, the documented way to feed `vm cp -`) writes: a
+/// `./` entry for the directory itself, then `./name` entries.
+fn real_tar_of_contents(dir: &Path) -> Vec<u8> {
+    let out = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(dir)
+        .args(["-cf", "-", "."])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    out.stdout
+}
+
+#[test]
+fn a_stream_of_a_directorys_contents_lands_in_the_destination() {
+    let src = tempfile::tempdir().unwrap();
+    fs::create_dir(src.path().join("sub")).unwrap();
+    fs::write(src.path().join("sub/f"), "x").unwrap();
+    fs::write(src.path().join("top"), "y").unwrap();
+    let stream = real_tar_of_contents(src.path());
+    let dst = tempfile::tempdir().unwrap();
+    fs::set_permissions(dst.path(), fs::Permissions::from_mode(0o750)).unwrap();
+    let got = unpack(&stream[..], dst.path(), None).unwrap();
+    assert_eq!((got.files, got.dirs), (2, 1));
+    assert_eq!(fs::read_to_string(dst.path().join("sub/f")).unwrap(), "x");
+    assert_eq!(fs::read_to_string(dst.path().join("top")).unwrap(), "y");
+    // The `./` entry names the destination itself: it is left as it was.
+    let mode = fs::metadata(dst.path()).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o750);
+    // A renamed copy is one packed entry: a stream of contents has no name to replace.
+    let err = unpack(&stream[..], dst.path(), Some("new")).unwrap_err();
+    assert!(matches!(err, CopyError::Refused { .. }), "{err}");
+}
+
+#[test]
+fn a_pax_global_header_is_skipped() {
+    // `git archive` starts its stream with one (the commit id, as a comment).
+    let stream = tar_of(|b| {
+        let record = b"52 comment=0123456789012345678901234567890123456789\n";
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::XGlobalHeader);
+        h.set_size(record.len() as u64);
+        raw_entry(b, "pax_global_header", h, record);
+        raw_entry(b, "src/main.rs", file_header(2, 0o644), b"fn");
+    });
+    let dst = tempfile::tempdir().unwrap();
+    let got = unpack(&stream[..], dst.path(), None).unwrap();
+    assert_eq!(got.files, 1);
+    assert_eq!(
+        fs::read_to_string(dst.path().join("src/main.rs")).unwrap(),
+        "fn"
+    );
+    assert!(!dst.path().join("pax_global_header").exists());
+}
