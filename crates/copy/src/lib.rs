@@ -12,7 +12,10 @@ use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Component, Path, PathBuf};
 
+mod dirs;
 pub mod sync;
+
+use dirs::{DirModes, PendingDir};
 pub use sync::{SyncOptions, SyncReport};
 
 #[derive(Debug, thiserror::Error)]
@@ -78,7 +81,18 @@ pub struct Unpacked {
 /// stream's top-level entry (and everything under it) is written under that name instead.
 /// A stream of a directory's contents (`tar -C DIR -cf - .`) lands in `dest` itself: its
 /// `./` entry names `dest` and is skipped, as is a pax global header (`git archive`'s).
+/// Directories get their modes and modification times after their contents.
 pub fn unpack(input: impl Read, dest: &Path, rename: Option<&str>) -> Result<Unpacked, CopyError> {
+    unpack_with(input, dest, rename, DirModes::AsPacked)
+}
+
+/// [`unpack`], with the directories' final modes as `modes` says.
+pub(crate) fn unpack_with(
+    input: impl Read,
+    dest: &Path,
+    rename: Option<&str>,
+    modes: DirModes,
+) -> Result<Unpacked, CopyError> {
     if !dest.is_dir() {
         return Err(CopyError::NotADirectory {
             path: dest.to_path_buf(),
@@ -99,6 +113,23 @@ pub fn unpack(input: impl Read, dest: &Path, rename: Option<&str>) -> Result<Unp
     archive.set_preserve_mtime(true);
     archive.set_unpack_xattrs(false);
     archive.set_overwrite(true);
+    let mut pending = Vec::new();
+    let written = write_entries(&mut archive, &root, rename, &mut pending);
+    // What was made keeps the stream's modes even when a later entry is refused.
+    let finished = dirs::finish(pending, modes);
+    let done = written?;
+    finished?;
+    Ok(done)
+}
+
+/// Write `archive`'s entries under `root` (see [`unpack`]); directories made are listed in
+/// `pending`, for [`dirs::finish`].
+fn write_entries(
+    archive: &mut tar::Archive<impl Read>,
+    root: &Path,
+    rename: Option<&str>,
+    pending: &mut Vec<PendingDir>,
+) -> Result<Unpacked, CopyError> {
     let mut done = Unpacked::default();
     let mut top: Option<std::ffi::OsString> = None;
     for entry in archive.entries().map_err(CopyError::Read)? {
@@ -153,7 +184,7 @@ pub fn unpack(input: impl Read, dest: &Path, rename: Option<&str>) -> Result<Unp
         // Every directory on the way must be a real directory inside `root`: a symlink
         // (already there, or made by an earlier entry) could lead anywhere.
         if let Some(parent) = relative.parent() {
-            let mut at = root.clone();
+            let mut at = root.to_path_buf();
             for part in parent.components() {
                 at.push(part);
                 match fs::symlink_metadata(&at) {
@@ -183,19 +214,26 @@ pub fn unpack(input: impl Read, dest: &Path, rename: Option<&str>) -> Result<Unp
                 source,
             })?;
         }
-        // Set-user-id and set-group-id bits are never carried over.
+        if kind.is_dir() {
+            dirs::make(&target)?;
+            let header = entry.header();
+            pending.push(PendingDir {
+                path: target,
+                // Set-user-id and set-group-id bits are never carried over.
+                mode: header.mode().map_err(CopyError::Read)? & 0o1777,
+                mtime: header.mtime().ok(),
+            });
+            done.dirs += 1;
+            continue;
+        }
         entry.set_mask(0o6000);
         let size = entry.size();
         entry.unpack(&target).map_err(|source| CopyError::Write {
             path: target.clone(),
             source,
         })?;
-        if kind.is_dir() {
-            done.dirs += 1;
-        } else {
-            done.files += 1;
-            done.bytes += size;
-        }
+        done.files += 1;
+        done.bytes += size;
     }
     Ok(done)
 }

@@ -20,6 +20,7 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
 
 use crate::CopyError;
+use crate::dirs::DirModes;
 
 /// How a sync behaves.
 #[derive(Debug, Clone)]
@@ -69,12 +70,15 @@ pub fn receive(input: impl Read, dest: &Path, opts: &SyncOptions) -> Result<Sync
         left: opts.max_bytes,
         over: &over,
     };
-    crate::unpack(limited, &staging.path, Some(TREE)).map_err(|e| match over.get() {
-        true => CopyError::TooLarge {
-            max: opts.max_bytes,
+    // Staged directories stay the owner's to write: their entries are moved out of them.
+    crate::unpack_with(limited, &staging.path, Some(TREE), DirModes::OwnerWritable).map_err(
+        |e| match over.get() {
+            true => CopyError::TooLarge {
+                max: opts.max_bytes,
+            },
+            false => e,
         },
-        false => e,
-    })?;
+    )?;
     let tree = staging.path.join(TREE);
     match fs::symlink_metadata(&tree) {
         Ok(m) if m.is_dir() => {}

@@ -226,3 +226,105 @@ fn a_pax_global_header_is_skipped() {
     );
     assert!(!dst.path().join("pax_global_header").exists());
 }
+
+fn mtime_of(path: &Path) -> i64 {
+    use std::os::unix::fs::MetadataExt;
+    fs::symlink_metadata(path).unwrap().mtime()
+}
+
+fn set_mtime(path: &Path, secs: u64) {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+    let f = fs::File::open(path).unwrap();
+    f.set_times(fs::FileTimes::new().set_modified(t).set_accessed(t))
+        .unwrap();
+}
+
+#[test]
+fn directories_keep_their_modification_times() {
+    let src = tempfile::tempdir().unwrap();
+    let tree = src.path().join("proj");
+    fs::create_dir_all(tree.join("sub")).unwrap();
+    fs::write(tree.join("sub/f"), "x").unwrap();
+    set_mtime(&tree.join("sub/f"), 1_500_000_000);
+    set_mtime(&tree.join("sub"), 1_400_000_000);
+    set_mtime(&tree, 1_300_000_000);
+    let mut stream = Vec::new();
+    pack(&tree, &mut stream).unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    unpack(&stream[..], dst.path(), None).unwrap();
+    let out = dst.path().join("proj");
+    assert_eq!(mtime_of(&out.join("sub/f")), 1_500_000_000);
+    assert_eq!(mtime_of(&out.join("sub")), 1_400_000_000);
+    assert_eq!(mtime_of(&out), 1_300_000_000);
+}
+
+/// Packs a tree with read-only directories (a Go module cache, say: directories 0555 with
+/// files in them) inside `dir` and unpacks it there again.
+fn copy_read_only_tree(dir: &Path) {
+    let tree = dir.join("mod");
+    fs::create_dir_all(tree.join("pkg")).unwrap();
+    fs::write(tree.join("pkg/go.mod"), "module x\n").unwrap();
+    fs::set_permissions(tree.join("pkg"), fs::Permissions::from_mode(0o555)).unwrap();
+    fs::set_permissions(&tree, fs::Permissions::from_mode(0o555)).unwrap();
+    let mut stream = Vec::new();
+    pack(&tree, &mut stream).unwrap();
+    let dst = dir.join("dst");
+    fs::create_dir(&dst).unwrap();
+    unpack(&stream[..], &dst, None).unwrap();
+    let out = dst.join("mod");
+    assert_eq!(
+        fs::read_to_string(out.join("pkg/go.mod")).unwrap(),
+        "module x\n"
+    );
+    for d in [out.join("pkg"), out.clone()] {
+        let mode = fs::metadata(&d).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o555, "{}", d.display());
+    }
+}
+
+/// [`copy_read_only_tree`] re-run as an ordinary user by the test below (root writes into
+/// a read-only directory anyway); does nothing without its input.
+#[test]
+fn read_only_directory_child() {
+    if let Ok(dir) = std::env::var("BANGER_TEST_COPY_DIR") {
+        copy_read_only_tree(Path::new(&dir));
+        println!("COPIED-READ-ONLY");
+    }
+}
+
+#[test]
+fn a_read_only_directory_is_copied_with_its_contents() {
+    use std::os::unix::fs::{MetadataExt, chown};
+    let dir = tempfile::tempdir().unwrap();
+    if fs::metadata(dir.path()).unwrap().uid() != 0 {
+        return copy_read_only_tree(dir.path());
+    }
+    let nobody = 65534;
+    chown(dir.path(), Some(nobody), Some(nobody)).unwrap();
+    let out = banger_system::testkit::rerun_test_as(
+        "tests::read_only_directory_child",
+        nobody,
+        &[("BANGER_TEST_COPY_DIR", &dir.path())],
+    );
+    assert!(out.contains("COPIED-READ-ONLY"), "{out}");
+}
+
+#[test]
+fn directories_made_before_a_refused_entry_keep_their_modes() {
+    let stream = tar_of(|b| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_size(0);
+        h.set_mode(0o750);
+        raw_entry(b, "d", h, b"");
+        raw_entry(b, "../evil", file_header(3, 0o644), b"bad");
+    });
+    let dst = tempfile::tempdir().unwrap();
+    let err = unpack(&stream[..], dst.path(), None).unwrap_err();
+    assert!(matches!(err, CopyError::Refused { .. }), "{err}");
+    let mode = fs::metadata(dst.path().join("d"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o750);
+}
