@@ -10,6 +10,7 @@
 
 use std::fs;
 use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 mod dirs;
@@ -30,6 +31,8 @@ pub enum CopyError {
     NoName { path: PathBuf },
     #[error("the destination {} is not a directory", path.display())]
     NotADirectory { path: PathBuf },
+    #[error("{}/ does not exist: a destination ending in / names an existing directory (drop the / to copy under that name)", path.display())]
+    NoDirectory { path: PathBuf },
     #[error("writing the archive failed")]
     Pack(#[source] io::Error),
     #[error("reading the archive failed")]
@@ -83,14 +86,26 @@ pub struct Unpacked {
 /// `./` entry names `dest` and is skipped, as is a pax global header (`git archive`'s).
 /// Directories get their modes and modification times after their contents.
 pub fn unpack(input: impl Read, dest: &Path, rename: Option<&str>) -> Result<Unpacked, CopyError> {
+    let rename = rename.map(|name| Rename {
+        name,
+        dir_only: false,
+    });
     unpack_with(input, dest, rename, DirModes::AsPacked)
+}
+
+/// The new name of a stream's top-level entry.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rename<'a> {
+    pub name: &'a str,
+    /// Refuse a top-level entry that is not a directory (the destination was `NAME/`).
+    pub dir_only: bool,
 }
 
 /// [`unpack`], with the directories' final modes as `modes` says.
 pub(crate) fn unpack_with(
     input: impl Read,
     dest: &Path,
-    rename: Option<&str>,
+    rename: Option<Rename<'_>>,
     modes: DirModes,
 ) -> Result<Unpacked, CopyError> {
     if !dest.is_dir() {
@@ -102,7 +117,7 @@ pub(crate) fn unpack_with(
         path: dest.to_path_buf(),
         source,
     })?;
-    if let Some(name) = rename {
+    if let Some(Rename { name, .. }) = rename {
         plain_name(name).ok_or(CopyError::Refused {
             name: name.to_string(),
             why: "a new name must be one plain path component",
@@ -127,7 +142,7 @@ pub(crate) fn unpack_with(
 fn write_entries(
     archive: &mut tar::Archive<impl Read>,
     root: &Path,
-    rename: Option<&str>,
+    rename: Option<Rename<'_>>,
     pending: &mut Vec<PendingDir>,
 ) -> Result<Unpacked, CopyError> {
     let mut done = Unpacked::default();
@@ -145,7 +160,7 @@ fn write_entries(
             // Metadata for the whole stream (`git archive` puts its commit id there).
             continue;
         }
-        let relative = relative(&raw, rename)
+        let relative = relative(&raw, rename.map(|r| r.name))
             .ok_or_else(|| refuse("its name is absolute or has a .. component"))?;
         if relative.as_os_str().is_empty() {
             // `.` or `./`: what `tar -C DIR -cf - .` writes first, the destination itself.
@@ -161,13 +176,18 @@ fn write_entries(
                 }
             }
         }
-        if rename.is_some() {
+        if let Some(rename) = rename {
             // Renaming is for a packed stream: one top-level entry, never several merged.
             let first = raw.components().find_map(|c| match c {
                 Component::Normal(p) => Some(p.to_os_string()),
                 _ => None,
             });
             match (&top, first) {
+                (None, _) if rename.dir_only && !kind.is_dir() => {
+                    return Err(CopyError::NoDirectory {
+                        path: root.join(rename.name),
+                    });
+                }
                 (None, first) => top = first,
                 (Some(seen), Some(first)) if *seen == first => {}
                 _ => {
@@ -240,7 +260,8 @@ fn write_entries(
 
 /// `docker cp`'s rule for where a packed stream goes: into `dest` when it is an existing
 /// directory (keeping the entry's name), else as `dest` itself (into its parent, under its
-/// last component).
+/// last component). A `dest` ending in `/` names a directory: a file is not copied there
+/// unless it exists, and nothing replaces a file of that name.
 pub fn unpack_to(input: impl Read, dest: &Path) -> Result<Unpacked, CopyError> {
     if dest.is_dir() {
         return unpack(input, dest, None);
@@ -258,7 +279,14 @@ pub fn unpack_to(input: impl Read, dest: &Path) -> Result<Unpacked, CopyError> {
     let name = name.to_str().ok_or_else(|| CopyError::NoName {
         path: dest.to_path_buf(),
     })?;
-    unpack(input, parent, Some(name))
+    let dir_only = dest.as_os_str().as_bytes().ends_with(b"/");
+    if dir_only && fs::symlink_metadata(parent.join(name)).is_ok() {
+        return Err(CopyError::NotADirectory {
+            path: dest.to_path_buf(),
+        });
+    }
+    let rename = Rename { name, dir_only };
+    unpack_with(input, parent, Some(rename), DirModes::AsPacked)
 }
 
 fn plain_name(name: &str) -> Option<&str> {

@@ -20,6 +20,7 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
 
 use crate::CopyError;
+use crate::Rename;
 use crate::dirs::DirModes;
 
 /// How a sync behaves.
@@ -71,14 +72,22 @@ pub fn receive(input: impl Read, dest: &Path, opts: &SyncOptions) -> Result<Sync
         over: &over,
     };
     // Staged directories stay the owner's to write: their entries are moved out of them.
-    crate::unpack_with(limited, &staging.path, Some(TREE), DirModes::OwnerWritable).map_err(
-        |e| match over.get() {
-            true => CopyError::TooLarge {
-                max: opts.max_bytes,
-            },
-            false => e,
+    let rename = Rename {
+        name: TREE,
+        dir_only: false,
+    };
+    crate::unpack_with(
+        limited,
+        &staging.path,
+        Some(rename),
+        DirModes::OwnerWritable,
+    )
+    .map_err(|e| match over.get() {
+        true => CopyError::TooLarge {
+            max: opts.max_bytes,
         },
-    )?;
+        false => e,
+    })?;
     let tree = staging.path.join(TREE);
     match fs::symlink_metadata(&tree) {
         Ok(m) if m.is_dir() => {}

@@ -328,3 +328,31 @@ fn directories_made_before_a_refused_entry_keep_their_modes() {
         .mode();
     assert_eq!(mode & 0o777, 0o750);
 }
+
+#[test]
+fn a_destination_ending_in_a_slash_is_a_directory() {
+    // docker cp's rule: a file copied to a missing `dir/` is an error, not a file `dir`;
+    // a directory copied there is made under that name.
+    let src = tempfile::tempdir().unwrap();
+    fs::write(src.path().join("notes"), "hi").unwrap();
+    fs::create_dir(src.path().join("d")).unwrap();
+    fs::write(src.path().join("d/f"), "x").unwrap();
+    let (mut file, mut dir) = (Vec::new(), Vec::new());
+    pack(&src.path().join("notes"), &mut file).unwrap();
+    pack(&src.path().join("d"), &mut dir).unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let slash = |name: &str| PathBuf::from(format!("{}/{name}/", dst.path().display()));
+
+    let err = unpack_to(&file[..], &slash("missing")).unwrap_err();
+    assert!(err.to_string().contains("missing"), "{err}");
+    assert!(!dst.path().join("missing").exists());
+    unpack_to(&dir[..], &slash("made")).unwrap();
+    assert_eq!(fs::read_to_string(dst.path().join("made/f")).unwrap(), "x");
+    // An existing file named with a slash is not a directory: left as it was.
+    fs::write(dst.path().join("kept"), "mine").unwrap();
+    assert!(matches!(
+        unpack_to(&file[..], &slash("kept")),
+        Err(CopyError::NotADirectory { .. })
+    ));
+    assert_eq!(fs::read_to_string(dst.path().join("kept")).unwrap(), "mine");
+}

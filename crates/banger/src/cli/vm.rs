@@ -233,9 +233,10 @@ network, no tools needed in the guest). One side is VM:PATH; modes are kept.
   banger vm cp dev:/etc - | tar t             a tar stream to stdout
 
 As with docker cp: an existing directory receives the copy under its own name; any other
-destination becomes the copy. What comes from the guest is untrusted: entries that would
-land outside the destination (.., absolute names, through symlinks), devices and hard links
-are refused, and set-user-id bits are dropped.";
+destination becomes the copy (one ending in / must be an existing directory, unless a
+directory is copied). What comes from the guest is untrusted: entries that would land
+outside the destination (.., absolute names, through symlinks), devices and hard links are
+refused, and set-user-id bits are dropped.";
 
 #[derive(Debug, Args)]
 pub struct SshArgs {
