@@ -6,17 +6,20 @@
 //! written by whatever runs in the guest: entry names with `..`, absolute names, and
 //! paths through a symlink (one already in the destination, or one the stream itself
 //! made) are refused; only regular files, directories and symlinks are made; set-id bits
-//! are dropped; ownership is not applied. Modes and modification times are kept.
+//! are dropped; ownership is not applied. Modes and modification times are kept. [`pack`]
+//! writes each file as it reads (see `pack.rs`).
 
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 mod dirs;
+mod pack;
 pub mod sync;
 
 use dirs::{DirModes, PendingDir};
+pub use pack::pack;
 pub use sync::{SyncOptions, SyncReport};
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +38,8 @@ pub enum CopyError {
     NoDirectory { path: PathBuf },
     #[error("writing the archive failed")]
     Pack(#[source] io::Error),
+    #[error("{} grows as it is read (more than {max} bytes from a file that said {size}): not copied", path.display())]
+    Endless { path: PathBuf, size: u64, max: u64 },
     #[error("reading the archive failed")]
     Read(#[source] io::Error),
     #[error("the guest's tree is larger than {max} bytes, the most a sync takes")]
@@ -47,29 +52,6 @@ pub enum CopyError {
         #[source]
         source: io::Error,
     },
-}
-
-/// Write `path` (a file, directory or symlink, not followed) to `out` as a tar stream whose
-/// one top-level entry is named after `path`'s last component.
-pub fn pack(path: &Path, out: impl Write) -> Result<(), CopyError> {
-    let meta = fs::symlink_metadata(path).map_err(|source| CopyError::Source {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let name = path.file_name().ok_or_else(|| CopyError::NoName {
-        path: path.to_path_buf(),
-    })?;
-    let mut builder = tar::Builder::new(out);
-    builder.follow_symlinks(false);
-    builder.mode(tar::HeaderMode::Complete);
-    if meta.is_dir() {
-        builder.append_dir_all(name, path)
-    } else {
-        builder.append_path_with_name(path, name)
-    }
-    .map_err(CopyError::Pack)?;
-    builder.into_inner().map_err(CopyError::Pack)?;
-    Ok(())
 }
 
 /// What [`unpack`] made.

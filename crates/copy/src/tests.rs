@@ -356,3 +356,80 @@ fn a_destination_ending_in_a_slash_is_a_directory() {
     ));
     assert_eq!(fs::read_to_string(dst.path().join("kept")).unwrap(), "mine");
 }
+
+#[test]
+fn files_whose_size_is_not_their_length_pack_as_read() {
+    // procfs says 0 bytes and gives more: the header must say what was written, or the
+    // stream's next header is read from the middle of the text.
+    let dst = tempfile::tempdir().unwrap();
+    for file in ["/proc/self/status", "/proc/cpuinfo"] {
+        let mut stream = Vec::new();
+        pack(Path::new(file), &mut stream).unwrap();
+        unpack_to(&stream[..], dst.path()).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let name = Path::new(file).file_name().unwrap();
+        let got = fs::read_to_string(dst.path().join(name)).unwrap();
+        assert!(got.contains(':') && got.ends_with('\n'), "{file}: {got:?}");
+    }
+}
+
+#[test]
+fn a_file_that_shrinks_while_packed_is_an_error_not_a_broken_stream() {
+    let mut short = pack::Exact::new(&b"abc"[..], 5, Path::new("/var/log/x"));
+    let mut out = Vec::new();
+    let err = io::copy(&mut short, &mut out).unwrap_err();
+    assert!(err.to_string().contains("/var/log/x"), "{err}");
+    // A file that grew is cut at the length it had when it was looked at.
+    let mut long = pack::Exact::new(&b"abcdef"[..], 3, Path::new("/x"));
+    let mut out = Vec::new();
+    io::copy(&mut long, &mut out).unwrap();
+    assert_eq!(out, b"abc");
+}
+
+#[test]
+fn a_fifo_in_a_tree_is_packed_for_the_receiver_to_refuse() {
+    let src = tempfile::tempdir().unwrap();
+    let tree = src.path().join("run");
+    fs::create_dir(&tree).unwrap();
+    let fifo = tree.join("pipe");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let mut stream = Vec::new();
+    pack(&tree, &mut stream).unwrap();
+    let mut archive = tar::Archive::new(&stream[..]);
+    let kinds: Vec<_> = archive
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.path().unwrap().display().to_string(),
+                e.header().entry_type(),
+            )
+        })
+        .collect();
+    assert!(
+        kinds.contains(&("run/pipe".to_string(), tar::EntryType::Fifo)),
+        "{kinds:?}"
+    );
+    let dst = tempfile::tempdir().unwrap();
+    let err = unpack(&stream[..], dst.path(), None).unwrap_err();
+    assert!(err.to_string().contains("only files"), "{err}");
+}
+
+#[test]
+fn a_socket_in_a_tree_is_left_out() {
+    let src = tempfile::tempdir().unwrap();
+    let tree = src.path().join("run");
+    fs::create_dir(&tree).unwrap();
+    fs::write(tree.join("pidfile"), "1\n").unwrap();
+    let _listener = std::os::unix::net::UnixListener::bind(tree.join("app.sock")).unwrap();
+    let mut stream = Vec::new();
+    pack(&tree, &mut stream).unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    unpack(&stream[..], dst.path(), None).unwrap();
+    assert!(dst.path().join("run/pidfile").is_file());
+    assert!(!dst.path().join("run/app.sock").exists());
+}
