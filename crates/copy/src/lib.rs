@@ -179,7 +179,8 @@ fn write_entries(
                 }
             }
         }
-        if !(kind.is_file() || kind.is_dir() || kind.is_symlink()) {
+        // A GNU sparse entry (`tar -S`) is a regular file with holes: written as one.
+        if !(kind.is_file() || kind.is_gnu_sparse() || kind.is_dir() || kind.is_symlink()) {
             return Err(refuse("only files, directories and symlinks are copied"));
         }
         let target = root.join(&relative);

@@ -433,3 +433,30 @@ fn a_socket_in_a_tree_is_left_out() {
     assert!(dst.path().join("run/pidfile").is_file());
     assert!(!dst.path().join("run/app.sock").exists());
 }
+
+#[test]
+fn a_gnu_sparse_file_from_tar_s_is_a_file() {
+    // `tar -S` (GNU tar) writes files with holes as sparse entries.
+    let src = tempfile::tempdir().unwrap();
+    let file = src.path().join("disk.img");
+    {
+        use std::os::unix::fs::FileExt;
+        let f = fs::File::create(&file).unwrap();
+        f.write_at(b"head", 0).unwrap();
+        f.write_at(b"tail", 3 << 20).unwrap();
+    }
+    let out = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(src.path())
+        .args(["-S", "-cf", "-", "disk.img"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let dst = tempfile::tempdir().unwrap();
+    let got = unpack(&out.stdout[..], dst.path(), None).unwrap();
+    assert_eq!(got.files, 1);
+    assert_eq!(
+        fs::read(dst.path().join("disk.img")).unwrap(),
+        fs::read(&file).unwrap()
+    );
+}
