@@ -394,6 +394,9 @@ mod tests {
         // A misspelt option is an error, not a command.
         assert!(parse(&["exec", "dev", "--wrokdir", "/", "ls"]).is_err());
         assert!(parse(&["vm", "exec", "dev"]).is_err());
+        // A relative working directory would be resolved against the agent's: refused.
+        let err = parse(&["exec", "dev", "-w", "tmp", "pwd"]).unwrap_err();
+        assert!(err.to_string().contains("absolute"), "{err}");
     }
 
     #[test]

@@ -361,6 +361,17 @@ pub struct CreateArgs {
     pub json: bool,
 }
 
+/// `--workdir`: an absolute guest path (relative to what would be a guess).
+fn guest_dir(text: &str) -> Result<String, String> {
+    if text.starts_with('/') {
+        Ok(text.to_string())
+    } else {
+        Err(format!(
+            "{text:?} is not an absolute path; give the guest directory from /, e.g. /root"
+        ))
+    }
+}
+
 /// How a guest command runs: shared by `run` and `exec`.
 #[derive(Debug, Args)]
 pub struct GuestCommandArgs {
@@ -370,8 +381,8 @@ pub struct GuestCommandArgs {
     /// Give the command a terminal (stdin must be one)
     #[arg(short, long)]
     pub tty: bool,
-    /// Working directory of the command in the guest
-    #[arg(short = 'w', long, value_name = "DIR")]
+    /// Working directory of the command in the guest (an absolute path)
+    #[arg(short = 'w', long, value_name = "DIR", value_parser = guest_dir)]
     pub workdir: Option<String>,
     /// Environment variable for the command (repeatable); a bare KEY takes this shell's value
     #[arg(short, long = "env", value_name = "KEY=VALUE")]
