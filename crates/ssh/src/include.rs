@@ -193,13 +193,15 @@ pub fn includes(config: &str, target: &Path, home: Option<&Path>) -> bool {
     })
 }
 
-/// Split on whitespace, honouring double quotes.
+/// Split on whitespace, honouring double quotes; a `#` that starts an argument starts a
+/// comment, which ends the line (OpenSSH's `argv_split`).
 fn arguments(text: &str) -> Vec<String> {
     let mut args = Vec::new();
     let mut current = String::new();
     let mut quoted = false;
     for c in text.chars() {
         match c {
+            '#' if !quoted && current.is_empty() => break,
             '"' => quoted = !quoted,
             c if c.is_whitespace() && !quoted => {
                 if !current.is_empty() {
@@ -385,6 +387,29 @@ mod tests {
                 .unwrap()
                 .starts_with("Include ")
         );
+    }
+
+    #[test]
+    fn a_trailing_comment_is_no_argument() {
+        // OpenSSH ends a line's arguments at a `#` that starts one.
+        assert!(!inc("Include /etc/ssh/x # ~/.config/banger/ssh_config\n"));
+        assert!(inc("Include /home/al/.config/banger/ssh_config # banger\n"));
+        assert!(inc("Include /home/al/.config/banger/ssh_config #\n"));
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path();
+        let target = home.join(".config/banger/ssh_config");
+        let user = home.join("config");
+        let ours = format!("Include {} # added by banger\n", target.display());
+        std::fs::write(&user, format!("{ours}Host x\n")).unwrap();
+        assert_eq!(
+            install(&user, &target, Some(home)).unwrap(),
+            Change::AlreadyPresent
+        );
+        assert!(matches!(
+            uninstall(&user, &target, Some(home)).unwrap(),
+            Change::Removed { lines: 1, .. }
+        ));
+        assert_eq!(std::fs::read_to_string(&user).unwrap(), "Host x\n");
     }
 
     #[test]
