@@ -34,6 +34,8 @@ pub enum CopyError {
     NoName { path: PathBuf },
     #[error("the destination {} is not a directory", path.display())]
     NotADirectory { path: PathBuf },
+    #[error("the directory {} does not exist: make it first (missing parents are not made)", path.display())]
+    Missing { path: PathBuf },
     #[error("{}/ does not exist: a destination ending in / names an existing directory (drop the / to copy under that name)", path.display())]
     NoDirectory { path: PathBuf },
     #[error("writing the archive failed")]
@@ -91,6 +93,11 @@ pub(crate) fn unpack_with(
     modes: DirModes,
 ) -> Result<Unpacked, CopyError> {
     if !dest.is_dir() {
+        if fs::metadata(dest).is_err_and(|e| e.kind() == io::ErrorKind::NotFound) {
+            return Err(CopyError::Missing {
+                path: dest.to_path_buf(),
+            });
+        }
         return Err(CopyError::NotADirectory {
             path: dest.to_path_buf(),
         });

@@ -460,3 +460,15 @@ fn a_gnu_sparse_file_from_tar_s_is_a_file() {
         fs::read(&file).unwrap()
     );
 }
+
+#[test]
+fn a_missing_destination_directory_is_called_missing() {
+    let dst = tempfile::tempdir().unwrap();
+    let stream = tar_of(|b| raw_entry(b, "f", file_header(1, 0o644), b"x"));
+    let err = unpack_to(&stream[..], &dst.path().join("missing/new")).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("does not exist"), "{text}");
+    assert!(text.contains("missing"), "{text}");
+    let err = unpack(&stream[..], &dst.path().join("gone"), None).unwrap_err();
+    assert!(err.to_string().contains("does not exist"), "{err}");
+}
