@@ -5,21 +5,17 @@
 
 mod support;
 
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
-use support::text;
+use support::{banger_command, text};
 
+/// `banger ssh-config args` with its own HOME beside banger's directories.
 fn ssh_config(dir: &tempfile::TempDir, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_banger"))
-        .arg("ssh-config")
-        .args(args)
+    let args: Vec<&str> = std::iter::once("ssh-config")
+        .chain(args.iter().copied())
+        .collect();
+    banger_command(dir, &args)
         .env("HOME", dir.path().join("home"))
-        .env("BANGER_STATE_DIR", dir.path().join("state"))
-        .env("BANGER_RUNTIME_DIR", dir.path().join("run"))
-        .env("BANGER_CONFIG_DIR", dir.path().join("config"))
-        .env("BANGER_ETC_DIR", dir.path().join("etc"))
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
         .output()
         .unwrap()
 }

@@ -376,17 +376,19 @@ mod tests {
         let user = home.join(".ssh/config");
         std::os::unix::fs::symlink(&real, &user).unwrap();
         install(&user, &target, Some(home)).unwrap();
-        assert!(
-            std::fs::symlink_metadata(&user)
-                .unwrap()
-                .file_type()
-                .is_symlink()
-        );
+        assert!(is_link(&user));
         assert!(
             std::fs::read_to_string(&real)
                 .unwrap()
                 .starts_with("Include ")
         );
+    }
+
+    fn is_link(path: &Path) -> bool {
+        std::fs::symlink_metadata(path)
+            .unwrap()
+            .file_type()
+            .is_symlink()
     }
 
     #[test]
@@ -423,13 +425,7 @@ mod tests {
         let user = home.join(".ssh/config");
         std::os::unix::fs::symlink("../dotfiles/ssh_config", &user).unwrap();
         install(&user, &target, Some(home)).unwrap();
-        assert!(
-            std::fs::symlink_metadata(&user)
-                .unwrap()
-                .file_type()
-                .is_symlink(),
-            "the link is kept"
-        );
+        assert!(is_link(&user), "the link is kept");
         assert_eq!(
             std::fs::read_to_string(home.join("dotfiles/ssh_config")).unwrap(),
             format!("Include {}\n", target.display())
@@ -438,12 +434,7 @@ mod tests {
             uninstall(&user, &target, Some(home)).unwrap(),
             Change::Removed { lines: 1, .. }
         ));
-        assert!(
-            std::fs::symlink_metadata(&user)
-                .unwrap()
-                .file_type()
-                .is_symlink()
-        );
+        assert!(is_link(&user));
     }
 
     #[test]
