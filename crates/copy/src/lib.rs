@@ -16,10 +16,12 @@ use std::path::{Component, Path, PathBuf};
 
 mod dirs;
 mod pack;
+mod staging;
 pub mod sync;
 
 use dirs::{DirModes, PendingDir};
 pub use pack::pack;
+use staging::Staging;
 pub use sync::{SyncOptions, SyncReport};
 
 #[derive(Debug, thiserror::Error)]
@@ -92,16 +94,39 @@ pub(crate) fn unpack_with(
     rename: Option<Rename<'_>>,
     modes: DirModes,
 ) -> Result<Unpacked, CopyError> {
-    if !dest.is_dir() {
-        if fs::metadata(dest).is_err_and(|e| e.kind() == io::ErrorKind::NotFound) {
-            return Err(CopyError::Missing {
-                path: dest.to_path_buf(),
-            });
-        }
-        return Err(CopyError::NotADirectory {
+    let (written, pending) = unpack_unfinished(input, dest, rename)?;
+    // What was made keeps the stream's modes even when a later entry is refused.
+    let finished = dirs::finish(pending, modes);
+    let done = written?;
+    finished?;
+    Ok(done)
+}
+
+/// `Ok` when `dest` is an existing directory, else why not.
+fn existing_dir(dest: &Path) -> Result<(), CopyError> {
+    if dest.is_dir() {
+        return Ok(());
+    }
+    if fs::metadata(dest).is_err_and(|e| e.kind() == io::ErrorKind::NotFound) {
+        return Err(CopyError::Missing {
             path: dest.to_path_buf(),
         });
     }
+    Err(CopyError::NotADirectory {
+        path: dest.to_path_buf(),
+    })
+}
+
+/// Check `dest`, then write the stream's entries; the directories made come back not
+/// yet finished ([`dirs::finish`]), whether writing went through or not.
+type Unfinished = (Result<Unpacked, CopyError>, Vec<PendingDir>);
+
+fn unpack_unfinished(
+    input: impl Read,
+    dest: &Path,
+    rename: Option<Rename<'_>>,
+) -> Result<Unfinished, CopyError> {
+    existing_dir(dest)?;
     let root = dest.canonicalize().map_err(|source| CopyError::Write {
         path: dest.to_path_buf(),
         source,
@@ -119,11 +144,7 @@ pub(crate) fn unpack_with(
     archive.set_overwrite(true);
     let mut pending = Vec::new();
     let written = write_entries(&mut archive, &root, rename, &mut pending);
-    // What was made keeps the stream's modes even when a later entry is refused.
-    let finished = dirs::finish(pending, modes);
-    let done = written?;
-    finished?;
-    Ok(done)
+    Ok((written, pending))
 }
 
 /// Write `archive`'s entries under `root` (see [`unpack`]); directories made are listed in
@@ -276,7 +297,55 @@ pub fn unpack_to(input: impl Read, dest: &Path) -> Result<Unpacked, CopyError> {
         });
     }
     let rename = Rename { name, dir_only };
-    unpack_with(input, parent, Some(rename), DirModes::AsPacked)
+    existing_dir(parent)?;
+    // Staged beside it, moved into place whole: a refused or broken stream leaves no part
+    // of a copy under the new name (nor replaces a file there with one).
+    let staging = Staging::new(parent, ".banger-cp")?;
+    let (from, to) = (staging.path.join(name), parent.join(name));
+    let shown = |e| shown_at(e, &staging.path, parent);
+    let (written, pending) =
+        unpack_unfinished(input, &staging.path, Some(rename)).map_err(shown)?;
+    // Until moved, the staged directories stay 0700: removable by `staging`'s drop.
+    let done = written.map_err(shown)?;
+    if fs::symlink_metadata(&from).is_err() {
+        return Ok(done); // An empty stream: nothing to place.
+    }
+    fs::rename(&from, &to).map_err(|source| CopyError::Write {
+        path: to.clone(),
+        source: match source.kind() {
+            io::ErrorKind::NotADirectory => io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "a file is there where the copy has a directory",
+            ),
+            _ => source,
+        },
+    })?;
+    // Modes last: a read-only directory cannot be moved to another parent (its `..`).
+    let moved = pending
+        .into_iter()
+        .map(|dir| PendingDir {
+            path: to.join(dir.path.strip_prefix(&from).unwrap_or(&dir.path)),
+            ..dir
+        })
+        .collect();
+    dirs::finish(moved, DirModes::AsPacked)?;
+    Ok(done)
+}
+
+/// `e` with a path inside `staging` named where it was going, under `dest`.
+fn shown_at(e: CopyError, staging: &Path, dest: &Path) -> CopyError {
+    let moved = |path: PathBuf| match path.strip_prefix(staging) {
+        Ok(rest) => dest.join(rest),
+        Err(_) => path,
+    };
+    match e {
+        CopyError::Write { path, source } => CopyError::Write {
+            path: moved(path),
+            source,
+        },
+        CopyError::NoDirectory { path } => CopyError::NoDirectory { path: moved(path) },
+        other => other,
+    }
 }
 
 fn plain_name(name: &str) -> Option<&str> {

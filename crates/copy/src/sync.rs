@@ -22,6 +22,7 @@ use std::path::{Component, Path, PathBuf};
 use crate::CopyError;
 use crate::Rename;
 use crate::dirs::DirModes;
+use crate::staging::Staging;
 
 /// How a sync behaves.
 #[derive(Debug, Clone)]
@@ -64,7 +65,7 @@ pub fn receive(input: impl Read, dest: &Path, opts: &SyncOptions) -> Result<Sync
             });
         }
     }
-    let staging = Staging::new(dest)?;
+    let staging = Staging::new(dest, ".banger-sync")?;
     let over = std::cell::Cell::new(false);
     let limited = Limited {
         inner: input,
@@ -111,36 +112,6 @@ pub fn receive(input: impl Read, dest: &Path, opts: &SyncOptions) -> Result<Sync
         &mut report,
     )?;
     Ok(report)
-}
-
-/// The staging directory, removed with whatever is left in it however the sync ends.
-struct Staging {
-    path: PathBuf,
-}
-
-impl Staging {
-    fn new(dest: &Path) -> Result<Staging, CopyError> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or_default();
-        let path = dest.join(format!(".banger-sync.{}.{nanos}", std::process::id()));
-        fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&path)
-            .map_err(|source| CopyError::Write {
-                path: path.clone(),
-                source,
-            })?;
-        Ok(Staging { path })
-    }
-}
-
-impl Drop for Staging {
-    fn drop(&mut self) {
-        // `remove_dir_all` does not follow symlinks.
-        let _ = fs::remove_dir_all(&self.path);
-    }
 }
 
 /// A reader that fails (and sets `over`) once more than `left` bytes were read from it.

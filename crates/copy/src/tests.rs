@@ -280,6 +280,15 @@ fn copy_read_only_tree(dir: &Path) {
         let mode = fs::metadata(&d).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o555, "{}", d.display());
     }
+    // Under a new name too (staged beside it, then moved into place).
+    let renamed = dir.join("renamed");
+    unpack_to(&stream[..], &renamed).unwrap();
+    assert_eq!(
+        fs::read_to_string(renamed.join("pkg/go.mod")).unwrap(),
+        "module x\n"
+    );
+    let mode = fs::metadata(&renamed).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o555);
 }
 
 /// [`copy_read_only_tree`] re-run as an ordinary user by the test below (root writes into
@@ -471,4 +480,48 @@ fn a_missing_destination_directory_is_called_missing() {
     assert!(text.contains("missing"), "{text}");
     let err = unpack(&stream[..], &dst.path().join("gone"), None).unwrap_err();
     assert!(err.to_string().contains("does not exist"), "{err}");
+}
+
+#[test]
+fn a_refused_copy_under_a_new_name_leaves_nothing_there() {
+    // A guest sends a tree, then an entry that climbs out: the new name must not hold
+    // half of the tree afterwards, and no staging is left beside it.
+    let stream = tar_of(|b| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_size(0);
+        h.set_mode(0o755);
+        raw_entry(b, "tree", h, b"");
+        raw_entry(b, "tree/a", file_header(1, 0o644), b"a");
+        raw_entry(b, "tree/../../evil", file_header(3, 0o644), b"bad");
+    });
+    let dst = tempfile::tempdir().unwrap();
+    let err = unpack_to(&stream[..], &dst.path().join("new")).unwrap_err();
+    assert!(matches!(err, CopyError::Refused { .. }), "{err}");
+    let left: Vec<_> = fs::read_dir(dst.path()).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+
+    // A file under a new name replaces an old file only once it is whole.
+    fs::write(dst.path().join("notes"), "old").unwrap();
+    let broken = tar_of(|b| raw_entry(b, "notes", file_header(3, 0o644), b"new"));
+    let err = unpack_to(&broken[..1000], &dst.path().join("notes")).unwrap_err();
+    assert!(
+        matches!(err, CopyError::Write { .. } | CopyError::Read(_)),
+        "{err}"
+    );
+    assert_eq!(fs::read_to_string(dst.path().join("notes")).unwrap(), "old");
+    assert_eq!(fs::read_dir(dst.path()).unwrap().count(), 1);
+    // And a whole one does, errors naming the destination, not a staging directory.
+    unpack_to(&broken[..], &dst.path().join("notes")).unwrap();
+    assert_eq!(fs::read_to_string(dst.path().join("notes")).unwrap(), "new");
+    let tree = tar_of(|b| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_size(0);
+        h.set_mode(0o755);
+        raw_entry(b, "d", h, b"");
+    });
+    let err = unpack_to(&tree[..], &dst.path().join("notes")).unwrap_err();
+    assert!(!format!("{err:?}").contains(".banger-cp"), "{err:?}");
+    assert_eq!(fs::read_dir(dst.path()).unwrap().count(), 1);
 }
