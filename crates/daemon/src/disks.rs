@@ -108,6 +108,8 @@ pub fn drives(disks: &[VmDisk], vm_dir: &Path) -> Vec<DriveSpec> {
 /// `--disk` past what the filesystem holding `dir` takes in one file (EFBIG): the
 /// request's fault, not the daemon's.
 fn too_large(size_bytes: u64, dir: &Path) -> DaemonError {
+    // The VM's own directory goes with the failed create: name the one holding it.
+    let dir = dir.parent().unwrap_or(dir);
     DaemonError::invalid(format!(
         "a disk of {} is larger than the filesystem holding {} takes in one file",
         banger_config::format_size(size_bytes),
