@@ -16,6 +16,14 @@ fn file_header(size: u64, mode: u32) -> tar::Header {
     h
 }
 
+fn dir_header(mode: u32) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Directory);
+    h.set_size(0);
+    h.set_mode(mode);
+    h
+}
+
 /// Writes a raw name (bypassing the builder's own checks, as a hostile guest would).
 fn raw_entry(b: &mut tar::Builder<Vec<u8>>, name: &str, mut h: tar::Header, data: &[u8]) {
     let bytes = name.as_bytes();
@@ -321,11 +329,7 @@ fn a_read_only_directory_is_copied_with_its_contents() {
 #[test]
 fn directories_made_before_a_refused_entry_keep_their_modes() {
     let stream = tar_of(|b| {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Directory);
-        h.set_size(0);
-        h.set_mode(0o750);
-        raw_entry(b, "d", h, b"");
+        raw_entry(b, "d", dir_header(0o750), b"");
         raw_entry(b, "../evil", file_header(3, 0o644), b"bad");
     });
     let dst = tempfile::tempdir().unwrap();
@@ -487,11 +491,7 @@ fn a_refused_copy_under_a_new_name_leaves_nothing_there() {
     // A guest sends a tree, then an entry that climbs out: the new name must not hold
     // half of the tree afterwards, and no staging is left beside it.
     let stream = tar_of(|b| {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Directory);
-        h.set_size(0);
-        h.set_mode(0o755);
-        raw_entry(b, "tree", h, b"");
+        raw_entry(b, "tree", dir_header(0o755), b"");
         raw_entry(b, "tree/a", file_header(1, 0o644), b"a");
         raw_entry(b, "tree/../../evil", file_header(3, 0o644), b"bad");
     });
@@ -515,11 +515,7 @@ fn a_refused_copy_under_a_new_name_leaves_nothing_there() {
     unpack_to(&broken[..], &dst.path().join("notes")).unwrap();
     assert_eq!(fs::read_to_string(dst.path().join("notes")).unwrap(), "new");
     let tree = tar_of(|b| {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Directory);
-        h.set_size(0);
-        h.set_mode(0o755);
-        raw_entry(b, "d", h, b"");
+        raw_entry(b, "d", dir_header(0o755), b"");
     });
     let err = unpack_to(&tree[..], &dst.path().join("notes")).unwrap_err();
     assert!(!format!("{err:?}").contains(".banger-cp"), "{err:?}");
