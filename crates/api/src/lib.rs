@@ -22,3 +22,7 @@ pub const API_PREFIX: &str = "/v1";
 
 /// `Upgrade:` token for the exec stream.
 pub const EXEC_UPGRADE: &str = "banger-exec/1";
+
+/// Request bodies larger than this are refused (`413`): no API call needs more, and an
+/// exec's argv and environment travel in one.
+pub const MAX_REQUEST_BODY: usize = 1 << 20;

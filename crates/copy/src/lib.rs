@@ -6,13 +6,22 @@
 //! written by whatever runs in the guest: entry names with `..`, absolute names, and
 //! paths through a symlink (one already in the destination, or one the stream itself
 //! made) are refused; only regular files, directories and symlinks are made; set-id bits
-//! are dropped; ownership is not applied. Modes and modification times are kept.
+//! are dropped; ownership is not applied. Modes and modification times are kept. [`pack`]
+//! writes each file as it reads (see `pack.rs`).
 
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
+mod dirs;
+mod pack;
+mod staging;
 pub mod sync;
+
+use dirs::{DirModes, PendingDir};
+pub use pack::pack;
+use staging::Staging;
 pub use sync::{SyncOptions, SyncReport};
 
 #[derive(Debug, thiserror::Error)]
@@ -27,8 +36,14 @@ pub enum CopyError {
     NoName { path: PathBuf },
     #[error("the destination {} is not a directory", path.display())]
     NotADirectory { path: PathBuf },
+    #[error("the directory {} does not exist: make it first (missing parents are not made)", path.display())]
+    Missing { path: PathBuf },
+    #[error("{}/ does not exist: a destination ending in / names an existing directory (drop the / to copy under that name)", path.display())]
+    NoDirectory { path: PathBuf },
     #[error("writing the archive failed")]
     Pack(#[source] io::Error),
+    #[error("{} grows as it is read (more than {max} bytes from a file that said {size}): not copied", path.display())]
+    Endless { path: PathBuf, size: u64, max: u64 },
     #[error("reading the archive failed")]
     Read(#[source] io::Error),
     #[error("the guest's tree is larger than {max} bytes, the most a sync takes")]
@@ -43,29 +58,6 @@ pub enum CopyError {
     },
 }
 
-/// Write `path` (a file, directory or symlink, not followed) to `out` as a tar stream whose
-/// one top-level entry is named after `path`'s last component.
-pub fn pack(path: &Path, out: impl Write) -> Result<(), CopyError> {
-    let meta = fs::symlink_metadata(path).map_err(|source| CopyError::Source {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let name = path.file_name().ok_or_else(|| CopyError::NoName {
-        path: path.to_path_buf(),
-    })?;
-    let mut builder = tar::Builder::new(out);
-    builder.follow_symlinks(false);
-    builder.mode(tar::HeaderMode::Complete);
-    if meta.is_dir() {
-        builder.append_dir_all(name, path)
-    } else {
-        builder.append_path_with_name(path, name)
-    }
-    .map_err(CopyError::Pack)?;
-    builder.into_inner().map_err(CopyError::Pack)?;
-    Ok(())
-}
-
 /// What [`unpack`] made.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Unpacked {
@@ -76,17 +68,70 @@ pub struct Unpacked {
 
 /// Extract the tar stream `input` inside the existing directory `dest`; with `rename`, the
 /// stream's top-level entry (and everything under it) is written under that name instead.
+/// A stream of a directory's contents (`tar -C DIR -cf - .`) lands in `dest` itself: its
+/// `./` entry names `dest` and is skipped, as is a pax global header (`git archive`'s).
+/// Directories get their modes and modification times after their contents.
 pub fn unpack(input: impl Read, dest: &Path, rename: Option<&str>) -> Result<Unpacked, CopyError> {
-    if !dest.is_dir() {
-        return Err(CopyError::NotADirectory {
+    let rename = rename.map(|name| Rename {
+        name,
+        dir_only: false,
+    });
+    unpack_with(input, dest, rename, DirModes::AsPacked)
+}
+
+/// The new name of a stream's top-level entry.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rename<'a> {
+    pub name: &'a str,
+    /// Refuse a top-level entry that is not a directory (the destination was `NAME/`).
+    pub dir_only: bool,
+}
+
+/// [`unpack`], with the directories' final modes as `modes` says.
+pub(crate) fn unpack_with(
+    input: impl Read,
+    dest: &Path,
+    rename: Option<Rename<'_>>,
+    modes: DirModes,
+) -> Result<Unpacked, CopyError> {
+    let (written, pending) = unpack_unfinished(input, dest, rename)?;
+    // What was made keeps the stream's modes even when a later entry is refused.
+    let finished = dirs::finish(pending, modes);
+    let done = written?;
+    finished?;
+    Ok(done)
+}
+
+/// `Ok` when `dest` is an existing directory, else why not.
+fn existing_dir(dest: &Path) -> Result<(), CopyError> {
+    if dest.is_dir() {
+        return Ok(());
+    }
+    if fs::metadata(dest).is_err_and(|e| e.kind() == io::ErrorKind::NotFound) {
+        return Err(CopyError::Missing {
             path: dest.to_path_buf(),
         });
     }
+    Err(CopyError::NotADirectory {
+        path: dest.to_path_buf(),
+    })
+}
+
+/// Check `dest`, then write the stream's entries; the directories made come back not
+/// yet finished ([`dirs::finish`]), whether writing went through or not.
+type Unfinished = (Result<Unpacked, CopyError>, Vec<PendingDir>);
+
+fn unpack_unfinished(
+    input: impl Read,
+    dest: &Path,
+    rename: Option<Rename<'_>>,
+) -> Result<Unfinished, CopyError> {
+    existing_dir(dest)?;
     let root = dest.canonicalize().map_err(|source| CopyError::Write {
         path: dest.to_path_buf(),
         source,
     })?;
-    if let Some(name) = rename {
+    if let Some(Rename { name, .. }) = rename {
         plain_name(name).ok_or(CopyError::Refused {
             name: name.to_string(),
             why: "a new name must be one plain path component",
@@ -97,6 +142,19 @@ pub fn unpack(input: impl Read, dest: &Path, rename: Option<&str>) -> Result<Unp
     archive.set_preserve_mtime(true);
     archive.set_unpack_xattrs(false);
     archive.set_overwrite(true);
+    let mut pending = Vec::new();
+    let written = write_entries(&mut archive, &root, rename, &mut pending);
+    Ok((written, pending))
+}
+
+/// Write `archive`'s entries under `root` (see [`unpack`]); directories made are listed in
+/// `pending`, for [`dirs::finish`].
+fn write_entries(
+    archive: &mut tar::Archive<impl Read>,
+    root: &Path,
+    rename: Option<Rename<'_>>,
+    pending: &mut Vec<PendingDir>,
+) -> Result<Unpacked, CopyError> {
     let mut done = Unpacked::default();
     let mut top: Option<std::ffi::OsString> = None;
     for entry in archive.entries().map_err(CopyError::Read)? {
@@ -107,15 +165,39 @@ pub fn unpack(input: impl Read, dest: &Path, rename: Option<&str>) -> Result<Unp
             name: shown.clone(),
             why,
         };
-        let relative = relative(&raw, rename)
+        let kind = entry.header().entry_type();
+        if kind.is_pax_global_extensions() {
+            // Metadata for the whole stream (`git archive` puts its commit id there).
+            continue;
+        }
+        let relative = relative(&raw, rename.map(|r| r.name))
             .ok_or_else(|| refuse("its name is absolute or has a .. component"))?;
-        if rename.is_some() {
+        if relative.as_os_str().is_empty() {
+            // `.` or `./`: what `tar -C DIR -cf - .` writes first, the destination itself.
+            match (kind.is_dir(), rename) {
+                (true, None) => continue,
+                (true, Some(_)) => {
+                    return Err(refuse(
+                        "a renamed copy is one named entry; this stream holds a directory's contents",
+                    ));
+                }
+                (false, _) => {
+                    return Err(refuse("only a directory can name the destination itself"));
+                }
+            }
+        }
+        if let Some(rename) = rename {
             // Renaming is for a packed stream: one top-level entry, never several merged.
             let first = raw.components().find_map(|c| match c {
                 Component::Normal(p) => Some(p.to_os_string()),
                 _ => None,
             });
             match (&top, first) {
+                (None, _) if rename.dir_only && !kind.is_dir() => {
+                    return Err(CopyError::NoDirectory {
+                        path: root.join(rename.name),
+                    });
+                }
                 (None, first) => top = first,
                 (Some(seen), Some(first)) if *seen == first => {}
                 _ => {
@@ -125,15 +207,15 @@ pub fn unpack(input: impl Read, dest: &Path, rename: Option<&str>) -> Result<Unp
                 }
             }
         }
-        let kind = entry.header().entry_type();
-        if !(kind.is_file() || kind.is_dir() || kind.is_symlink()) {
+        // A GNU sparse entry (`tar -S`) is a regular file with holes: written as one.
+        if !(kind.is_file() || kind.is_gnu_sparse() || kind.is_dir() || kind.is_symlink()) {
             return Err(refuse("only files, directories and symlinks are copied"));
         }
         let target = root.join(&relative);
         // Every directory on the way must be a real directory inside `root`: a symlink
         // (already there, or made by an earlier entry) could lead anywhere.
         if let Some(parent) = relative.parent() {
-            let mut at = root.clone();
+            let mut at = root.to_path_buf();
             for part in parent.components() {
                 at.push(part);
                 match fs::symlink_metadata(&at) {
@@ -163,26 +245,34 @@ pub fn unpack(input: impl Read, dest: &Path, rename: Option<&str>) -> Result<Unp
                 source,
             })?;
         }
-        // Set-user-id and set-group-id bits are never carried over.
+        if kind.is_dir() {
+            dirs::make(&target)?;
+            let header = entry.header();
+            pending.push(PendingDir {
+                path: target,
+                // Set-user-id and set-group-id bits are never carried over.
+                mode: header.mode().map_err(CopyError::Read)? & 0o1777,
+                mtime: header.mtime().ok(),
+            });
+            done.dirs += 1;
+            continue;
+        }
         entry.set_mask(0o6000);
         let size = entry.size();
         entry.unpack(&target).map_err(|source| CopyError::Write {
             path: target.clone(),
             source,
         })?;
-        if kind.is_dir() {
-            done.dirs += 1;
-        } else {
-            done.files += 1;
-            done.bytes += size;
-        }
+        done.files += 1;
+        done.bytes += size;
     }
     Ok(done)
 }
 
 /// `docker cp`'s rule for where a packed stream goes: into `dest` when it is an existing
 /// directory (keeping the entry's name), else as `dest` itself (into its parent, under its
-/// last component).
+/// last component). A `dest` ending in `/` names a directory: a file is not copied there
+/// unless it exists, and nothing replaces a file of that name.
 pub fn unpack_to(input: impl Read, dest: &Path) -> Result<Unpacked, CopyError> {
     if dest.is_dir() {
         return unpack(input, dest, None);
@@ -200,7 +290,62 @@ pub fn unpack_to(input: impl Read, dest: &Path) -> Result<Unpacked, CopyError> {
     let name = name.to_str().ok_or_else(|| CopyError::NoName {
         path: dest.to_path_buf(),
     })?;
-    unpack(input, parent, Some(name))
+    let dir_only = dest.as_os_str().as_bytes().ends_with(b"/");
+    if dir_only && fs::symlink_metadata(parent.join(name)).is_ok() {
+        return Err(CopyError::NotADirectory {
+            path: dest.to_path_buf(),
+        });
+    }
+    let rename = Rename { name, dir_only };
+    existing_dir(parent)?;
+    // Staged beside it, moved into place whole: a refused or broken stream leaves no part
+    // of a copy under the new name (nor replaces a file there with one).
+    let staging = Staging::new(parent, ".banger-cp")?;
+    let (from, to) = (staging.path.join(name), parent.join(name));
+    let shown = |e| shown_at(e, &staging.path, parent);
+    let (written, pending) =
+        unpack_unfinished(input, &staging.path, Some(rename)).map_err(shown)?;
+    // Until moved, the staged directories stay 0700: removable by `staging`'s drop.
+    let done = written.map_err(shown)?;
+    if fs::symlink_metadata(&from).is_err() {
+        return Ok(done); // An empty stream: nothing to place.
+    }
+    fs::rename(&from, &to).map_err(|source| CopyError::Write {
+        path: to.clone(),
+        source: match source.kind() {
+            io::ErrorKind::NotADirectory => io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "a file is there where the copy has a directory",
+            ),
+            _ => source,
+        },
+    })?;
+    // Modes last: a read-only directory cannot be moved to another parent (its `..`).
+    let moved = pending
+        .into_iter()
+        .map(|dir| PendingDir {
+            path: to.join(dir.path.strip_prefix(&from).unwrap_or(&dir.path)),
+            ..dir
+        })
+        .collect();
+    dirs::finish(moved, DirModes::AsPacked)?;
+    Ok(done)
+}
+
+/// `e` with a path inside `staging` named where it was going, under `dest`.
+fn shown_at(e: CopyError, staging: &Path, dest: &Path) -> CopyError {
+    let moved = |path: PathBuf| match path.strip_prefix(staging) {
+        Ok(rest) => dest.join(rest),
+        Err(_) => path,
+    };
+    match e {
+        CopyError::Write { path, source } => CopyError::Write {
+            path: moved(path),
+            source,
+        },
+        CopyError::NoDirectory { path } => CopyError::NoDirectory { path: moved(path) },
+        other => other,
+    }
 }
 
 fn plain_name(name: &str) -> Option<&str> {
@@ -212,7 +357,7 @@ fn plain_name(name: &str) -> Option<&str> {
 }
 
 /// `name` as a path of normal components (a leading `./` is fine), its first component
-/// replaced by `rename`.
+/// replaced by `rename`; empty for `.` itself; `None` for a name that could climb out.
 fn relative(name: &Path, rename: Option<&str>) -> Option<PathBuf> {
     let mut out = PathBuf::new();
     for part in name.components() {
@@ -230,7 +375,7 @@ fn relative(name: &Path, rename: Option<&str>) -> Option<PathBuf> {
             Component::ParentDir | Component::RootDir | Component::Prefix(_) => return None,
         }
     }
-    (!out.as_os_str().is_empty()).then_some(out)
+    Some(out)
 }
 
 #[cfg(test)]

@@ -20,6 +20,9 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
 
 use crate::CopyError;
+use crate::Rename;
+use crate::dirs::DirModes;
+use crate::staging::Staging;
 
 /// How a sync behaves.
 #[derive(Debug, Clone)]
@@ -62,14 +65,25 @@ pub fn receive(input: impl Read, dest: &Path, opts: &SyncOptions) -> Result<Sync
             });
         }
     }
-    let staging = Staging::new(dest)?;
+    let staging = Staging::new(dest, ".banger-sync")?;
     let over = std::cell::Cell::new(false);
     let limited = Limited {
         inner: input,
         left: opts.max_bytes,
         over: &over,
     };
-    crate::unpack(limited, &staging.path, Some(TREE)).map_err(|e| match over.get() {
+    // Staged directories stay the owner's to write: their entries are moved out of them.
+    let rename = Rename {
+        name: TREE,
+        dir_only: false,
+    };
+    crate::unpack_with(
+        limited,
+        &staging.path,
+        Some(rename),
+        DirModes::OwnerWritable,
+    )
+    .map_err(|e| match over.get() {
         true => CopyError::TooLarge {
             max: opts.max_bytes,
         },
@@ -98,36 +112,6 @@ pub fn receive(input: impl Read, dest: &Path, opts: &SyncOptions) -> Result<Sync
         &mut report,
     )?;
     Ok(report)
-}
-
-/// The staging directory, removed with whatever is left in it however the sync ends.
-struct Staging {
-    path: PathBuf,
-}
-
-impl Staging {
-    fn new(dest: &Path) -> Result<Staging, CopyError> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or_default();
-        let path = dest.join(format!(".banger-sync.{}.{nanos}", std::process::id()));
-        fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&path)
-            .map_err(|source| CopyError::Write {
-                path: path.clone(),
-                source,
-            })?;
-        Ok(Staging { path })
-    }
-}
-
-impl Drop for Staging {
-    fn drop(&mut self) {
-        // `remove_dir_all` does not follow symlinks.
-        let _ = fs::remove_dir_all(&self.path);
-    }
 }
 
 /// A reader that fails (and sets `over`) once more than `left` bytes were read from it.

@@ -39,6 +39,11 @@ pub fn create_vm_disks(
             size_bytes: disk_bytes,
         };
         let root = vmdisk::create_root_disk(rootfs, dir, opts, progress).map_err(|e| {
+            if let vmdisk::DiskError::Io { source, .. } = &e
+                && source.kind() == std::io::ErrorKind::FileTooLarge
+            {
+                return too_large(disk_bytes, dir);
+            }
             DaemonError::internal(format!(
                 "cannot make the root disk from image {}: {}",
                 image.name,
@@ -100,6 +105,20 @@ pub fn drives(disks: &[VmDisk], vm_dir: &Path) -> Vec<DriveSpec> {
         .collect()
 }
 
+/// `--disk` past what the filesystem holding `dir` takes in one file (EFBIG): the
+/// request's fault, not the daemon's.
+fn too_large(size_bytes: u64, dir: &Path) -> DaemonError {
+    // The VM's own directory goes with the failed create: name the one holding it.
+    let dir = dir.parent().unwrap_or(dir);
+    DaemonError::invalid(format!(
+        "a disk of {} is larger than the filesystem holding {} takes in one file",
+        banger_config::format_size(size_bytes),
+        dir.display()
+    ))
+    .with_field("disk")
+    .with_hint("use a smaller --disk (ext4 with 4 KiB blocks takes files up to 16 TiB)")
+}
+
 /// Create `path` as a sparse file of `size_bytes` and format it ext4.
 pub fn create_work_disk(runner: &dyn CommandRunner, path: &Path, size_bytes: u64) -> Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
@@ -117,6 +136,9 @@ pub fn create_work_disk(runner: &dyn CommandRunner, path: &Path, size_bytes: u64
             )
         })?;
     file.set_len(size_bytes).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::FileTooLarge {
+            return too_large(size_bytes, path.parent().unwrap_or(path));
+        }
         DaemonError::caused(
             ErrorKind::Internal,
             format_args!(
@@ -198,5 +220,20 @@ mod tests {
         assert_eq!(&head[1080..1082], &[0x53, 0xEF]);
         // A second create must not clobber the existing disk.
         assert!(create_work_disk(&RealRunner, &path, 1 << 30).is_err());
+    }
+
+    #[test]
+    fn a_disk_past_the_filesystems_file_size_limit_is_the_requests_fault() {
+        // 64 TiB, the most `--disk` takes: more than ext4 (16 TiB files) allows. On a
+        // filesystem that takes it (xfs, btrfs) the disk is simply made.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("work.ext4");
+        let Err(e) = create_work_disk(&RealRunner, &path, banger_config::DISK_MAX_BYTES) else {
+            return;
+        };
+        assert_eq!(e.kind, ErrorKind::Invalid, "{}", e.message);
+        assert_eq!(e.field.as_deref(), Some("disk"));
+        assert!(e.message.contains("64 TiB"), "{}", e.message);
+        assert!(e.hint.is_some());
     }
 }

@@ -94,6 +94,83 @@ fn files_and_directories_both_ways_with_modes() {
     let _ = stdout(&relative);
 }
 
+/// What real tools and real guests hand `vm cp` besides a packed tree: GNU tar's stream of a
+/// directory's contents, procfs files (size 0, content after), a file appended to while it
+/// is copied, a destination ending in `/`, directory modification times.
+#[test]
+fn tool_streams_pseudo_files_and_growing_files() {
+    let env = Env::new().unwrap_or_else(|e| panic!("cannot set up an e2e environment: {e:#}"));
+    env.ok(["vm", "run", "-d", "--name", "box"]);
+    let guest = |script: &str| env.ok(["vm", "exec", "box", "--", "sh", "-c", script]);
+    let dir = tempfile::tempdir().unwrap();
+
+    // `tar -C src -c .` into an existing guest directory: its contents land there.
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::write(src.join("sub/f"), "x").unwrap();
+    let tar = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&src)
+        .args(["-cf", "-", "."])
+        .output()
+        .unwrap();
+    assert!(tar.status.success());
+    guest("mkdir -p /srv/app");
+    let put = env.run_with_stdin(["vm", "cp", "-", "box:/srv/app"], &tar.stdout);
+    assert!(
+        put.status.success(),
+        "{}",
+        String::from_utf8_lossy(&put.stderr)
+    );
+    assert_eq!(guest("cat /srv/app/sub/f"), "x");
+
+    // procfs: packed as read, not as stat says.
+    env.ok([
+        "vm",
+        "cp",
+        "box:/proc/cpuinfo",
+        dir.path().to_str().unwrap(),
+    ]);
+    let cpuinfo = std::fs::read_to_string(dir.path().join("cpuinfo")).unwrap();
+    assert!(cpuinfo.contains("processor"), "{cpuinfo:?}");
+
+    // A log written to all through the copy.
+    guest(
+        "head -c 200000 /dev/urandom > /tmp/log; (while :; do echo line >> /tmp/log; done) >/dev/null 2>&1 &",
+    );
+    env.ok(["vm", "cp", "box:/tmp/log", dir.path().to_str().unwrap()]);
+    assert!(std::fs::metadata(dir.path().join("log")).unwrap().len() >= 200_000);
+
+    // A directory keeps its modification time.
+    guest(
+        "mkdir -p /tmp/old/in && touch /tmp/old/in/f && touch -d '2001-02-03 04:05:06' /tmp/old/in /tmp/old",
+    );
+    env.ok(["vm", "cp", "box:/tmp/old", dir.path().to_str().unwrap()]);
+    use std::os::unix::fs::MetadataExt;
+    for d in ["old", "old/in"] {
+        let mtime = std::fs::metadata(dir.path().join(d)).unwrap().mtime();
+        assert_eq!(mtime, 981_173_106, "{d}");
+    }
+
+    // A file to a missing `name/` is refused, in both directions; nothing is made.
+    let to_host = dir.path().join("newdir/");
+    let out = env.run(["vm", "cp", "box:/etc/hostname", to_host.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(!dir.path().join("newdir").exists());
+    let file = src.join("sub/f");
+    let out = env.run(["vm", "cp", file.to_str().unwrap(), "box:/tmp/newdir/"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("does not exist"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        guest("test -e /tmp/newdir && echo made || echo none"),
+        "none\n"
+    );
+}
+
 fn tar_list(stream: &[u8]) -> Vec<String> {
     let mut archive = tar::Archive::new(stream);
     archive

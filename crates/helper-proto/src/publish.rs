@@ -18,6 +18,10 @@ pub enum PublishError {
     Protocol(String),
     #[error("{0:?} is not an IPv4 address to publish on")]
     HostAddr(String),
+    #[error(
+        "{0} is a {1} address: nothing connects to one; publish on an address of this host (127.0.0.1, a LAN address) or on all of them (leave the address out)"
+    )]
+    HostAddrKind(Ipv4Addr, &'static str),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -120,6 +124,12 @@ impl FromStr for PortMapping {
                 let addr: Ipv4Addr = addr
                     .parse()
                     .map_err(|_| PublishError::HostAddr((*addr).into()))?;
+                if addr.is_broadcast() {
+                    return Err(PublishError::HostAddrKind(addr, "broadcast"));
+                }
+                if addr.is_multicast() {
+                    return Err(PublishError::HostAddrKind(addr, "multicast"));
+                }
                 (Some(addr), *host, *guest)
             }
             _ => return Err(PublishError::Syntax(s.into())),
@@ -209,6 +219,17 @@ mod tests {
         ));
         assert!(serde_json::from_str::<Port>("0").is_err());
         assert!(serde_json::from_str::<Port>("70000").is_err());
+        // Nothing connects to a broadcast or multicast address: such a publish would
+        // listen and never be reached.
+        for addr in ["255.255.255.255", "224.0.0.1", "239.1.2.3"] {
+            let err = map(&format!("{addr}:8080:80")).unwrap_err();
+            assert!(
+                matches!(err, PublishError::HostAddrKind(..)),
+                "{addr}: {err}"
+            );
+            assert!(err.to_string().contains(addr), "{err}");
+        }
+        map("0.0.0.0:8080:80").unwrap();
     }
 
     #[test]

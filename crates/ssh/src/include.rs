@@ -35,16 +35,33 @@ pub fn include_line(target: &Path) -> String {
 }
 
 /// `~/.ssh/config` may be a symlink into a dotfiles repository: edit the file it points
-/// to, and keep the link.
+/// to, and keep the link. A link to a file not written yet names where to make it.
 fn real_path(user_config: &Path) -> Result<PathBuf, SshError> {
     match std::fs::canonicalize(user_config) {
         Ok(path) => Ok(path),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(user_config.to_path_buf()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => dangling_target(user_config),
         Err(source) => Err(SshError::Read {
             path: user_config.to_path_buf(),
             source,
         }),
     }
+}
+
+/// Follow `path`'s symlinks (a relative one from the link's directory) to the first name
+/// that is not one; `path` itself when it is no link.
+fn dangling_target(path: &Path) -> Result<PathBuf, SshError> {
+    let mut at = path.to_path_buf();
+    // The kernel's own limit on links in a path.
+    for _ in 0..40 {
+        match std::fs::read_link(&at) {
+            Ok(target) => at = at.parent().unwrap_or(Path::new("/")).join(target),
+            Err(_) => return Ok(at),
+        }
+    }
+    Err(SshError::Read {
+        path: path.to_path_buf(),
+        source: std::io::Error::other("too many levels of symbolic links"),
+    })
 }
 
 fn keyword_and_rest(line: &str) -> Option<(&str, &str)> {
@@ -176,13 +193,15 @@ pub fn includes(config: &str, target: &Path, home: Option<&Path>) -> bool {
     })
 }
 
-/// Split on whitespace, honouring double quotes.
+/// Split on whitespace, honouring double quotes; a `#` that starts an argument starts a
+/// comment, which ends the line (OpenSSH's `argv_split`).
 fn arguments(text: &str) -> Vec<String> {
     let mut args = Vec::new();
     let mut current = String::new();
     let mut quoted = false;
     for c in text.chars() {
         match c {
+            '#' if !quoted && current.is_empty() => break,
             '"' => quoted = !quoted,
             c if c.is_whitespace() && !quoted => {
                 if !current.is_empty() {
@@ -357,17 +376,65 @@ mod tests {
         let user = home.join(".ssh/config");
         std::os::unix::fs::symlink(&real, &user).unwrap();
         install(&user, &target, Some(home)).unwrap();
-        assert!(
-            std::fs::symlink_metadata(&user)
-                .unwrap()
-                .file_type()
-                .is_symlink()
-        );
+        assert!(is_link(&user));
         assert!(
             std::fs::read_to_string(&real)
                 .unwrap()
                 .starts_with("Include ")
         );
+    }
+
+    fn is_link(path: &Path) -> bool {
+        std::fs::symlink_metadata(path)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    }
+
+    #[test]
+    fn a_trailing_comment_is_no_argument() {
+        // OpenSSH ends a line's arguments at a `#` that starts one.
+        assert!(!inc("Include /etc/ssh/x # ~/.config/banger/ssh_config\n"));
+        assert!(inc("Include /home/al/.config/banger/ssh_config # banger\n"));
+        assert!(inc("Include /home/al/.config/banger/ssh_config #\n"));
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path();
+        let target = home.join(".config/banger/ssh_config");
+        let user = home.join("config");
+        let ours = format!("Include {} # added by banger\n", target.display());
+        std::fs::write(&user, format!("{ours}Host x\n")).unwrap();
+        assert_eq!(
+            install(&user, &target, Some(home)).unwrap(),
+            Change::AlreadyPresent
+        );
+        assert!(matches!(
+            uninstall(&user, &target, Some(home)).unwrap(),
+            Change::Removed { lines: 1, .. }
+        ));
+        assert_eq!(std::fs::read_to_string(&user).unwrap(), "Host x\n");
+    }
+
+    #[test]
+    fn a_dangling_symlinked_config_is_made_where_it_points() {
+        // A dotfiles repository whose ssh config is linked before it was ever written.
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path();
+        let target = home.join("banger_config");
+        std::fs::create_dir_all(home.join(".ssh")).unwrap();
+        std::fs::create_dir_all(home.join("dotfiles")).unwrap();
+        let user = home.join(".ssh/config");
+        std::os::unix::fs::symlink("../dotfiles/ssh_config", &user).unwrap();
+        install(&user, &target, Some(home)).unwrap();
+        assert!(is_link(&user), "the link is kept");
+        assert_eq!(
+            std::fs::read_to_string(home.join("dotfiles/ssh_config")).unwrap(),
+            format!("Include {}\n", target.display())
+        );
+        assert!(matches!(
+            uninstall(&user, &target, Some(home)).unwrap(),
+            Change::Removed { lines: 1, .. }
+        ));
+        assert!(is_link(&user));
     }
 
     #[test]

@@ -69,7 +69,7 @@ pub fn spawn(exec: &Exec, table: &ExecTable) -> Result<Spawned, SpawnFailure> {
     if !Path::new(cwd).is_dir() {
         return Err(failure(
             126,
-            format!("exec: working directory {cwd} does not exist or is not a directory"),
+            format!("exec: working directory {cwd:?} does not exist or is not a directory"),
         ));
     }
     let identity = match exec.user.as_deref() {

@@ -415,7 +415,7 @@ pub struct ExecRequest {
     #[serde(default)]
     #[schema(value_type = Vec<Vec<String>>, example = json!([["TERM", "xterm"]]))]
     pub env: Vec<(String, String)>,
-    /// Working directory in the guest.
+    /// Working directory in the guest: an absolute path (`/` when absent).
     #[serde(default)]
     pub cwd: Option<String>,
     /// Forward the client's stdin.

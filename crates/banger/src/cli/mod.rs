@@ -152,6 +152,9 @@ Enable `ssh NAME.vm` (and scp, rsync -e ssh, VS Code Remote-SSH) for banger VMs.
   banger ssh-config --uninstall   remove that line again; nothing else changes
   banger ssh-config --print       print the rendered config, to paste it somewhere yourself
 
+A ~/.ssh/config that is a symlink (into a dotfiles repository) is edited where it points, and
+made there when that file does not exist yet; the link stays.
+
 Connections go through banger (ProxyCommand), and guests' host keys are checked against the
 keys banger pinned when the VM booted: host-key checking stays on.")]
     SshConfig(SshConfigArgs),
@@ -394,6 +397,9 @@ mod tests {
         // A misspelt option is an error, not a command.
         assert!(parse(&["exec", "dev", "--wrokdir", "/", "ls"]).is_err());
         assert!(parse(&["vm", "exec", "dev"]).is_err());
+        // A relative working directory would be resolved against the agent's: refused.
+        let err = parse(&["exec", "dev", "-w", "tmp", "pwd"]).unwrap_err();
+        assert!(err.to_string().contains("absolute"), "{err}");
     }
 
     #[test]

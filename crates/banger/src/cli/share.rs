@@ -19,6 +19,13 @@ pub fn parse_volume(text: &str) -> Result<ShareRequest, String> {
                     "rw" => read_only = false,
                     "copy" => mode = ShareMode::Copy,
                     "live" => mode = ShareMode::Live,
+                    // No guest path before it: `HOST:relative`, not an option.
+                    other if !rest.contains(":/") => {
+                        return Err(format!(
+                            "{text:?}: the guest path {other:?} is not absolute; write it from /, \
+                             e.g. -v {rest}:/{other}"
+                        ));
+                    }
                     other => {
                         return Err(format!(
                             "{text:?}: unknown option {other:?}; the options after the guest \
@@ -164,6 +171,14 @@ mod tests {
         ] {
             assert_eq!(parse_volume(text).ok(), want, "{text}");
         }
+        // A relative guest path is called one, not an unknown option.
+        let err = parse_volume("/etc:work").unwrap_err();
+        assert!(
+            err.contains("not absolute") && err.contains("/work"),
+            "{err}"
+        );
+        let err = parse_volume("/a:/b:fast").unwrap_err();
+        assert!(err.contains("unknown option"), "{err}");
     }
 
     #[test]

@@ -229,12 +229,14 @@ network, no tools needed in the guest). One side is VM:PATH; modes are kept.
   banger vm cp dev:/etc/os-release /tmp/      from the guest
   banger vm cp dev:/etc /tmp/guest-etc        a directory, as guest-etc
   tar c docs | banger vm cp - dev:/tmp        a tar stream from stdin, extracted into /tmp
+  tar -C src -c . | banger vm cp - dev:/src   src's contents, into the existing /src
   banger vm cp dev:/etc - | tar t             a tar stream to stdout
 
 As with docker cp: an existing directory receives the copy under its own name; any other
-destination becomes the copy. What comes from the guest is untrusted: entries that would
-land outside the destination (.., absolute names, through symlinks), devices and hard links
-are refused, and set-user-id bits are dropped.";
+destination becomes the copy (one ending in / must be an existing directory, unless a
+directory is copied). What comes from the guest is untrusted: entries that would land
+outside the destination (.., absolute names, through symlinks), devices and hard links are
+refused, and set-user-id bits are dropped.";
 
 #[derive(Debug, Args)]
 pub struct SshArgs {
@@ -359,6 +361,17 @@ pub struct CreateArgs {
     pub json: bool,
 }
 
+/// `--workdir`: an absolute guest path (relative to what would be a guess).
+fn guest_dir(text: &str) -> Result<String, String> {
+    if text.starts_with('/') {
+        Ok(text.to_string())
+    } else {
+        Err(format!(
+            "{text:?} is not an absolute path; give the guest directory from /, e.g. /root"
+        ))
+    }
+}
+
 /// How a guest command runs: shared by `run` and `exec`.
 #[derive(Debug, Args)]
 pub struct GuestCommandArgs {
@@ -368,8 +381,8 @@ pub struct GuestCommandArgs {
     /// Give the command a terminal (stdin must be one)
     #[arg(short, long)]
     pub tty: bool,
-    /// Working directory of the command in the guest
-    #[arg(short = 'w', long, value_name = "DIR")]
+    /// Working directory of the command in the guest (an absolute path)
+    #[arg(short = 'w', long, value_name = "DIR", value_parser = guest_dir)]
     pub workdir: Option<String>,
     /// Environment variable for the command (repeatable); a bare KEY takes this shell's value
     #[arg(short, long = "env", value_name = "KEY=VALUE")]

@@ -80,14 +80,20 @@ pub fn run(layout: &Layout, args: SshConfigArgs) -> anyhow::Result<i32> {
                 user.display(),
                 backup.display()
             )?,
+            _ if still_included(&user, &target, home) => {
+                // A glob, or a line naming other files too: not banger's to edit.
+                anyhow::bail!(
+                    "{} includes {} through a line banger did not write (a glob, or several files on one line); edit that line by hand",
+                    user.display(),
+                    target.display()
+                );
+            }
             _ => outln!("{} does not include {}", user.display(), target.display())?,
         }
         return Ok(0);
     }
     let user = user_config()?;
-    let enabled = std::fs::read_to_string(&user)
-        .map(|text| banger_ssh::includes(&text, &target, home))
-        .unwrap_or(false);
+    let enabled = still_included(&user, &target, home);
     outln!("rendered config: {}", target.display())?;
     if enabled {
         outln!("enabled: {} includes it", user.display())?;
@@ -98,4 +104,15 @@ pub fn run(layout: &Layout, args: SshConfigArgs) -> anyhow::Result<i32> {
         )?;
     }
     Ok(0)
+}
+
+/// Whether `user` (~/.ssh/config) has an Include that covers `target`.
+fn still_included(
+    user: &std::path::Path,
+    target: &std::path::Path,
+    home: Option<&std::path::Path>,
+) -> bool {
+    std::fs::read_to_string(user)
+        .map(|text| banger_ssh::includes(&text, target, home))
+        .unwrap_or(false)
 }

@@ -53,6 +53,13 @@ fn parse(arg: &str) -> End {
 
 pub async fn run(layout: &Layout, args: CpArgs) -> anyhow::Result<i32> {
     let (src, dst) = (parse(&args.source), parse(&args.dest));
+    use std::io::IsTerminal;
+    no_stream_on_a_terminal(
+        &src,
+        &dst,
+        io::stdin().is_terminal(),
+        io::stdout().is_terminal(),
+    )?;
     match (src, dst) {
         (End::Guest { .. }, End::Guest { .. }) => {
             bail!(
@@ -71,6 +78,27 @@ pub async fn run(layout: &Layout, args: CpArgs) -> anyhow::Result<i32> {
         }
         _ => bail!("one side must be VM:PATH, e.g. `banger vm cp ./file dev:/tmp/`"),
     }
+}
+
+/// A tar stream is neither typed in nor printed (as `tar` refuses): `-` with stdin a
+/// terminal would wait for a stream nobody sends; with stdout one, spill binary.
+fn no_stream_on_a_terminal(
+    src: &End,
+    dst: &End,
+    stdin_tty: bool,
+    stdout_tty: bool,
+) -> anyhow::Result<()> {
+    if *src == End::Stream && stdin_tty {
+        bail!(
+            "`-` reads a tar stream from stdin, which is a terminal: pipe one in, e.g. `tar -C src -c . | banger vm cp - dev:/dir`"
+        );
+    }
+    if *dst == End::Stream && stdout_tty {
+        bail!(
+            "`-` writes a tar stream to stdout, which is a terminal: pipe it on, e.g. `banger vm cp dev:/etc - | tar -t`"
+        );
+    }
+    Ok(())
 }
 
 fn guest_path(path: &str) -> anyhow::Result<String> {
@@ -303,5 +331,21 @@ mod tests {
         assert_eq!(parse("/abs:x"), End::Host("/abs:x".into()));
         assert_eq!(parse("plain"), End::Host("plain".into()));
         assert!(guest_path("relative").is_err());
+    }
+
+    #[test]
+    fn a_tar_stream_is_not_read_from_or_written_to_a_terminal() {
+        let guest = || parse("dev:/tmp");
+        let check = |src, dst, stdin_tty, stdout_tty| {
+            no_stream_on_a_terminal(&src, &dst, stdin_tty, stdout_tty)
+        };
+        let err = check(End::Stream, guest(), true, false).unwrap_err();
+        assert!(err.to_string().contains("stdin"), "{err}");
+        let err = check(guest(), End::Stream, false, true).unwrap_err();
+        assert!(err.to_string().contains("stdout"), "{err}");
+        check(End::Stream, guest(), false, true).unwrap();
+        check(guest(), End::Stream, true, false).unwrap();
+        // Files are fine whatever the terminal.
+        check(parse("./x"), guest(), true, true).unwrap();
     }
 }

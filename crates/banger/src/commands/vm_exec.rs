@@ -18,7 +18,7 @@ pub async fn run(layout: &Layout, args: ExecArgs) -> anyhow::Result<i32> {
 /// anything starts (a terminal for -t, well-formed --env).
 pub fn request(io: &GuestCommandArgs, argv: Vec<String>) -> anyhow::Result<ExecRequest> {
     exec_io::check_tty(io.tty)?;
-    Ok(ExecRequest {
+    let req = ExecRequest {
         argv,
         env: parse_env(&io.env)?,
         cwd: io.workdir.clone(),
@@ -27,7 +27,22 @@ pub fn request(io: &GuestCommandArgs, argv: Vec<String>) -> anyhow::Result<ExecR
         stdin: io.interactive || io.tty,
         tty: None,
         user: io.user.clone(),
-    })
+    };
+    check_size(&req)?;
+    Ok(req)
+}
+
+/// The command line and environment travel in one request: past the daemon's limit it
+/// would answer only that "the request body" is too large.
+fn check_size(req: &ExecRequest) -> anyhow::Result<()> {
+    let size = serde_json::to_vec(req).map_or(0, |body| body.len());
+    if size > banger_api::MAX_REQUEST_BODY {
+        bail!(
+            "the command's arguments and environment come to {size} bytes, over the {} a guest command takes: pass large data on stdin (-i) or copy it in with `banger vm cp`",
+            banger_config::format_size(banger_api::MAX_REQUEST_BODY as u64)
+        );
+    }
+    Ok(())
 }
 
 /// `KEY=VALUE` pairs; a bare `KEY` takes the value from this process's environment.
@@ -48,6 +63,18 @@ pub fn parse_env(pairs: &[String]) -> anyhow::Result<Vec<(String, String)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_command_line_past_the_request_limit_says_so_before_it_is_sent() {
+        let big = vec!["a".repeat(100_000); 11];
+        let req = |argv: Vec<String>| ExecRequest {
+            argv,
+            ..ExecRequest::default()
+        };
+        let err = check_size(&req(big)).unwrap_err().to_string();
+        assert!(err.contains("stdin") && err.contains("1 MiB"), "{err}");
+        check_size(&req(vec!["a".repeat(900_000)])).unwrap();
+    }
 
     #[test]
     fn env_pairs() {

@@ -5,16 +5,20 @@ use std::process::{Command, Output, Stdio};
 
 /// Run `banger args` with every banger directory inside `dir` and stdin closed.
 pub fn banger(dir: &tempfile::TempDir, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_banger"))
-        .args(args)
+    banger_command(dir, args).output().unwrap()
+}
+
+/// `banger args` with every banger directory inside `dir` and stdin closed, to run.
+pub fn banger_command(dir: &tempfile::TempDir, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_banger"));
+    cmd.args(args)
         .env("BANGER_STATE_DIR", dir.path().join("state"))
         .env("BANGER_RUNTIME_DIR", dir.path().join("run"))
         .env("BANGER_CONFIG_DIR", dir.path().join("config"))
         .env("BANGER_ETC_DIR", dir.path().join("etc"))
         .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
+        .stdin(Stdio::null());
+    cmd
 }
 
 pub fn text(out: &[u8]) -> String {

@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use crate::error::{DaemonError, ErrorKind};
 
 /// Request bodies larger than this are refused: no API call needs more.
-pub const MAX_REQUEST_BODY: usize = 1 << 20;
+pub const MAX_REQUEST_BODY: usize = banger_api::MAX_REQUEST_BODY;
 
 /// Where to read the request schemas; named by errors about a malformed request.
 const SCHEMA_HINT: &str = "GET /v1/openapi.json describes every request body";

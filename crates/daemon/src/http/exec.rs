@@ -66,7 +66,7 @@ cannot follow the upgrade: use a raw HTTP/1.1 connection.",
     responses(
         (status = 101, description = "The command runs; the connection now carries the exec stream",
             headers(("Upgrade" = String, description = "`banger-exec/1`"))),
-        (status = 400, description = "Not an upgrade request, or an invalid body (empty `argv`)", body = ApiError),
+        (status = 400, description = "Not an upgrade request, or an invalid body (empty `argv`, a relative `cwd`)", body = ApiError),
         (status = 404, description = "No such VM", body = ApiError),
         (status = 409, description = "The VM is not running (a paused VM: the hint says to resume it)", body = ApiError),
         (status = 503, description = "The guest agent cannot be reached", body = ApiError),

@@ -496,5 +496,6 @@ async fn prune_says_what_it_frees_and_keeps_what_is_used() {
     assert_error(&a, StatusCode::BAD_REQUEST, "invalid");
 }
 
+mod exec;
 mod recipe;
 mod verify;

@@ -48,7 +48,7 @@ pub(crate) async fn take_as(
     let snap_name = match (&register_as, req.name) {
         (Register::Warm { .. }, _) => format!("warm-{id}"),
         (Register::User, Some(n)) => {
-            names::validate(&n).map_err(|e| e.with_field("name"))?;
+            names::validate_as(names::Named::Snapshot, &n)?;
             n
         }
         (Register::User, None) => default_name(&vm.name),

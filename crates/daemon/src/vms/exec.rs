@@ -25,10 +25,29 @@ pub struct Started {
 /// (the command started, or why it could not). The caller connects it to its client with
 /// [`pump`].
 pub async fn start(daemon: &Daemon, name: &str, req: ExecRequest) -> Result<Started> {
-    if req.argv.first().is_none_or(String::is_empty) {
-        return Err(
-            DaemonError::invalid("argv is empty: exec needs a command to run").with_field("argv"),
-        );
+    match req.argv.first() {
+        None => {
+            return Err(
+                DaemonError::invalid("argv is empty: exec needs a command to run")
+                    .with_field("argv"),
+            );
+        }
+        Some(program) if program.is_empty() => {
+            return Err(DaemonError::invalid(
+                "argv's first element, the program to run, is an empty string",
+            )
+            .with_field("argv"));
+        }
+        Some(_) => {}
+    }
+    // The agent's own directory is no place to resolve a relative path against.
+    if let Some(cwd) = &req.cwd
+        && !cwd.starts_with('/')
+    {
+        return Err(DaemonError::invalid(format!(
+            "cwd {cwd:?} is not an absolute path: give the working directory in the guest from /, e.g. /root"
+        ))
+        .with_field("cwd"));
     }
     let vm = lookup(daemon, name)?;
     if vm.state == VmState::Paused {

@@ -6,14 +6,30 @@ use crate::error::{DaemonError, Result};
 /// Longest DNS label.
 pub const MAX_NAME_LEN: usize = 63;
 
+/// What a validated name names, for its errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Named {
+    Vm,
+    Snapshot,
+}
+
 /// Check `name` is a DNS label: 1–63 characters of `a-z`, `0-9`, `-`, not starting or
 /// ending with `-`. Upper case is refused rather than folded so `ssh NAME.vm` and
 /// `banger vm exec NAME` always agree.
 pub fn validate(name: &str) -> Result<()> {
+    validate_as(Named::Vm, name)
+}
+
+/// [`validate`] for a name of `what` (a snapshot's follows the VMs' rule).
+pub fn validate_as(what: Named, name: &str) -> Result<()> {
+    let (noun, why_so) = match what {
+        Named::Vm => ("VM", "it becomes the VM's host name"),
+        Named::Snapshot => ("snapshot", "the rule of VM names"),
+    };
     let invalid = |why: &str| {
-        DaemonError::invalid(format!("invalid VM name {name:?}: {why}"))
+        DaemonError::invalid(format!("invalid {noun} name {name:?}: {why}"))
             .with_field("name")
-            .with_hint("use 1-63 lowercase letters, digits and '-', starting and ending with a letter or digit (it becomes the VM's host name)")
+            .with_hint(format!("use 1-63 lowercase letters, digits and '-', starting and ending with a letter or digit ({why_so})"))
     };
     if name.is_empty() {
         return Err(invalid("it is empty"));
@@ -104,6 +120,17 @@ mod tests {
             );
             assert!(err.hint.is_some());
         }
+    }
+
+    #[test]
+    fn a_snapshot_name_is_called_one() {
+        let err = validate_as(Named::Snapshot, "../x").unwrap_err();
+        assert!(
+            err.message.starts_with("invalid snapshot name \"../x\""),
+            "{}",
+            err.message
+        );
+        assert!(!err.hint.unwrap_or_default().contains("host name"));
     }
 
     #[test]
