@@ -229,7 +229,7 @@ network, no tools needed in the guest). One side is VM:PATH; modes are kept.
   banger vm cp dev:/etc/os-release /tmp/      from the guest
   banger vm cp dev:/etc /tmp/guest-etc        a directory, as guest-etc
   tar c docs | banger vm cp - dev:/tmp        a tar stream from stdin, extracted into /tmp
-  tar -C src -c . | banger vm cp - dev:/src   src's contents, into the existing /src
+  tar -C docs -c . | banger vm cp - dev:/root  docs' contents, straight into the existing /root
   banger vm cp dev:/etc - | tar t             a tar stream to stdout
 
 As with docker cp: an existing directory receives the copy under its own name; any other
