@@ -39,7 +39,7 @@ pub async fn run(layout: &Layout, mut args: RunArgs) -> anyhow::Result<i32> {
             })
             .collect();
         if args.io.workdir.is_none() {
-            args.io.workdir = run.working_dir;
+            args.io.workdir = run.working_dir.as_deref().map(image_workdir);
         }
         if args.io.user.is_none() {
             args.io.user = run.user;
@@ -187,10 +187,29 @@ fn rephrase(err: ClientError) -> ClientError {
     ClientError::Api { status, error }
 }
 
+/// An image's `WorkingDir` as the guest directory to run in. The OCI image spec does not say
+/// it is absolute, and the daemon takes only absolute ones (a relative one would be resolved
+/// against the agent's directory): a relative one is taken from `/`, where the command starts
+/// when the image names no directory.
+fn image_workdir(dir: &str) -> String {
+    if dir.starts_with('/') {
+        dir.to_owned()
+    } else {
+        format!("/{dir}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use banger_api::ApiError;
+
+    #[test]
+    fn an_image_workdir_is_taken_from_the_root() {
+        assert_eq!(image_workdir("/srv/app"), "/srv/app");
+        assert_eq!(image_workdir("app"), "/app");
+        assert_eq!(image_workdir("./app"), "/./app");
+    }
 
     fn api(message: &str, field: Option<&str>) -> ClientError {
         ClientError::Api {
