@@ -125,6 +125,15 @@ pub struct RecipeState {
 }
 
 impl RecipeState {
+    /// [`RecipeState::of`] image `name`, registered with `source`, whose directory is `dir`:
+    /// its `manifest.json` is read only when a recipe built it (imports and downloads need no
+    /// reading), and one that cannot be read leaves the revision unknown.
+    pub fn of_image(name: &str, source: &str, dir: &std::path::Path) -> Option<RecipeState> {
+        Recipe::from_source(source)?;
+        let manifest = Manifest::read(dir).ok();
+        RecipeState::of(name, source, manifest.as_ref())
+    }
+
     /// The state of image `name`, registered with `source` (`recipe:debian`), whose
     /// manifest is `manifest` (`None` when it cannot be read). `None` for an image no
     /// recipe of this banger built: imports, downloads and kernels are never outdated.

@@ -3,16 +3,13 @@
 //! and needs no store column.
 
 use banger_api::ImageRecipeView;
-use banger_images::{Manifest, RecipeState};
+use banger_images::RecipeState;
 use banger_store::ImageRecord;
 
 /// `None` for an image no recipe built. A manifest that cannot be read leaves the
 /// revision unknown: the view of an image never fails over it.
 pub(crate) fn view(image: &ImageRecord) -> Option<ImageRecipeView> {
-    // Imports and downloads have no recipe: their manifests need no reading.
-    banger_images::imagecat::Recipe::from_source(&image.source)?;
-    let manifest = Manifest::read(&image.dir).ok();
-    let state = RecipeState::of(&image.name, &image.source, manifest.as_ref())?;
+    let state = RecipeState::of_image(&image.name, &image.source, &image.dir)?;
     Some(ImageRecipeView {
         name: state.recipe.name().to_string(),
         revision: state.built,

@@ -6,7 +6,7 @@
 //! The revision comes from each image's `manifest.json`, read and never written
 //! (`banger_images::RecipeState`, the rule `image ls` uses too).
 
-use banger_images::{Freshness, Manifest, RecipeState};
+use banger_images::{Freshness, RecipeState};
 
 use crate::context::{DoctorContext, StoreState};
 use crate::groups;
@@ -41,8 +41,7 @@ impl CapabilityCheck for ImageRecipes {
         let built: Vec<(String, RecipeState)> = images
             .iter()
             .filter_map(|image| {
-                let manifest = Manifest::read(&image.dir).ok();
-                RecipeState::of(&image.name, &image.source, manifest.as_ref())
+                RecipeState::of_image(&image.name, &image.source, &image.dir)
                     .map(|state| (image.name.clone(), state))
             })
             .collect();
