@@ -1,7 +1,7 @@
 //! Files, control requests, garbage and reconnects against the real agent binary.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;

@@ -1,7 +1,7 @@
 //! Execs against the real agent binary over a Unix socket.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use banger_agent_client::{ExecEvent, ExecRequest};
 use common::{LONG, RunningAgent, noise, sha256_hex};

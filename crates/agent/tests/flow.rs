@@ -3,7 +3,7 @@
 //! a process that does not read its stdin stalls the host's writes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! and JSON, and clear errors for bad invocations. No VMs here (see crates/e2e).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 

@@ -3,7 +3,7 @@
 //! config, and a line banger did not write is never edited.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::process::Output;
 

@@ -3,7 +3,7 @@
 //! stand-in daemon that claims another build answers on the socket).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use support::{banger, text};
 

@@ -319,7 +319,7 @@ fn a_read_only_directory_is_copied_with_its_contents() {
     let nobody = 65534;
     chown(dir.path(), Some(nobody), Some(nobody)).unwrap();
     let out = banger_system::testkit::rerun_test_as(
-        "tests::read_only_directory_child",
+        &banger_system::testkit::test_name(module_path!(), "read_only_directory_child"),
         nobody,
         &[("BANGER_TEST_COPY_DIR", &dir.path())],
     );

@@ -142,7 +142,7 @@ fn an_unprivileged_daemon_gets_its_vm_groups_from_the_root_helper() {
     std::thread::spawn(move || server::serve(listener, executor));
 
     let text = banger_system::testkit::rerun_test_as(
-        "owner_child",
+        &banger_system::testkit::test_name(module_path!(), "owner_child"),
         OWNER,
         &[(SOCKET_ENV, &socket), (VM_ENV, &vm)],
     );

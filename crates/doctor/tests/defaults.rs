@@ -2,7 +2,7 @@
 //! VM defaults show each value with its provenance; a broken config is reported,
 //! not fatal.
 
-mod common;
+use crate::common;
 
 use banger_config::{Config, VmDefaultsConfig};
 use banger_doctor::{DoctorContext, Status, groups};

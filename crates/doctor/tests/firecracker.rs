@@ -2,7 +2,7 @@
 //! The Firecracker binary check against fake firecracker scripts, and the
 //! distro-aware install hint against os-release fixtures.
 
-mod common;
+use crate::common;
 
 use banger_config::{Config, VmmPreference};
 use banger_doctor::checks::firecracker::{FirecrackerProbe, check_firecracker};

@@ -5,7 +5,7 @@
 //! nothing for imports or without a store. Read from real manifests in a real store, which
 //! doctor leaves byte-for-byte unchanged.
 
-mod common;
+use crate::common;
 
 use banger_config::Config;
 use banger_doctor::{Report, Status, groups};

@@ -2,7 +2,7 @@
 //! outcomes. (tests/network_netns.rs runs the same checks against a real namespace.)
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::net::Ipv4Addr;
 

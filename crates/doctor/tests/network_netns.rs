@@ -4,7 +4,7 @@
 //! Needs root.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::sync::Arc;

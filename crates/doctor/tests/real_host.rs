@@ -2,7 +2,7 @@
 //! The whole doctor against this machine, no fakes: everything but the state
 //! roots (temp dirs, so the real host's store is never touched) is real.
 
-mod common;
+use crate::common;
 
 use banger_doctor::{DoctorContext, Report, Status, groups};
 use banger_paths::Mode;

@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! SSH key and agent binary rows of the host runtime / guest agent groups.
 
-mod common;
+use crate::common;
 
 use banger_config::Config;
 use banger_doctor::{Check, Status, groups};

@@ -2,7 +2,7 @@
 //! Security posture against a fake system install: install.toml, unit files, REAL
 //! Unix sockets with chosen modes and owners, systemctl answered by a script.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;

@@ -2,7 +2,7 @@
 //! Doctor reads the real SQLite store and never changes it: byte-for-byte proof on
 //! the database and its WAL files, with a live writer holding them open.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -105,10 +105,9 @@ fn live_wal_database_is_left_byte_for_byte_unchanged() {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "writer_process",
-            "--nocapture",
-            "--test-threads=1",
+            &banger_system::testkit::test_name(module_path!(), "writer_process"),
         ])
+        .args(["--nocapture", "--test-threads=1"])
         .env(WRITER_ENV, host.dir.path())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

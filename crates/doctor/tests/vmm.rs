@@ -2,7 +2,7 @@
 //! KVM usability, driver selection and the agent channel, on fake hosts built
 //! from the real KVM probe run against fake device files.
 
-mod common;
+use crate::common;
 
 use banger_config::{Config, VmmPreference};
 use banger_doctor::{Report, Status, groups};

@@ -3,7 +3,7 @@
 //! comes from (quoted above each assertion), in the personalities the notes observed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::io::Write;
 use std::os::unix::net::UnixStream;

@@ -3,7 +3,7 @@
 //! `shared/notes/firecracker-api.md` it comes from, in both observed personalities.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

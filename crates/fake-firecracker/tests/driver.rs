@@ -6,7 +6,7 @@
 //! personality, exactly as it would run the real binary.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

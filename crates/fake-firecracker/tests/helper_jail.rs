@@ -5,9 +5,8 @@
 //! it all. Over the wire, a uid other than the owner is refused.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "support/jail_lab.rs"]
-mod jail_lab;
-mod support;
+use crate::jail_lab;
+use crate::support;
 
 use jail_lab::{Lab, OWNER};
 

@@ -6,9 +6,7 @@
 //! is refused with its reason. As root on this host, against the fake jailer.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "support/jail_lab.rs"]
-mod jail_lab;
-mod support;
+use crate::jail_lab;
 
 use jail_lab::{Lab, OWNER};
 

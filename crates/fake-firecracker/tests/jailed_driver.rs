@@ -7,9 +7,8 @@
 //! the clone's own disk and answers on the clone's vsock socket.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "support/jail_lab.rs"]
-mod jail_lab;
-mod support;
+use crate::jail_lab;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -253,7 +252,7 @@ fn the_owners_driver_boots_drives_and_releases_a_jailed_firecracker() {
     }
 
     let text = banger_system::testkit::rerun_test_as(
-        "owner_child",
+        &banger_system::testkit::test_name(module_path!(), "owner_child"),
         OWNER,
         &[
             (SOCKET_ENV, &socket),

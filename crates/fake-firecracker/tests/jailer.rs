@@ -3,7 +3,7 @@
 //! namespace, and writes that process's host pid where the real jailer does.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 //! `shared/notes/firecracker-api.md` it comes from.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;

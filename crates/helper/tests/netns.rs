@@ -3,7 +3,7 @@
 //! with real netlink, real TUN ioctls and the real `nft`. Needs root.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt;

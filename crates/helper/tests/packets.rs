@@ -8,7 +8,7 @@
 //! routes or firewall. Needs root.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use banger_helper::Privileged;
 use banger_helper_proto::{

@@ -4,7 +4,7 @@
 //! root.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -34,7 +34,7 @@ fn peer_child() {
 
 fn run_as(uid: u32, socket: &Path) -> String {
     banger_system::testkit::rerun_test_as(
-        "peer_child",
+        &banger_system::testkit::test_name(module_path!(), "peer_child"),
         uid,
         &[("BANGER_TEST_PEER_SOCKET", &socket)],
     )
@@ -133,7 +133,11 @@ fn stale_socket_child() {
 /// resets) connections — a probe then saw a helper that failed, not one that is absent.
 fn stale_socket(path: &Path) {
     let status = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "stale_socket_child", "--test-threads=1"])
+        .args([
+            "--exact",
+            &banger_system::testkit::test_name(module_path!(), "stale_socket_child"),
+        ])
+        .arg("--test-threads=1")
         .env("BANGER_TEST_STALE_SOCKET", path)
         .stdout(std::process::Stdio::null())
         .status()

@@ -1,7 +1,7 @@
 //! bzImage → vmlinux on synthesized kernels, one per payload codec.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use banger_images::kernel::{Codec, KernelError, extract_vmlinux};
 use support::{bzimage, fake_vmlinux, gzip, lz4_legacy, xz, zstd, zstd_raw_frame};

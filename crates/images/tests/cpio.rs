@@ -1,8 +1,6 @@
 //! Our newc writer checked by the real `cpio`: list, extract, compare.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::process::{Command, Stdio};
 

@@ -1,7 +1,7 @@
 //! Our `.deb` reader on packages built by the real `dpkg-deb`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

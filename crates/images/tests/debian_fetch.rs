@@ -2,7 +2,7 @@
 //! signed by a throwaway key (real gpg, real gpgv).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::path::PathBuf;
 

@@ -2,7 +2,7 @@
 //! NO_PROXY, ranged GETs, and https attempted (not refused).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::io::Read;
 use std::time::Duration;

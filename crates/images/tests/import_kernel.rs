@@ -2,7 +2,7 @@
 //! with the ELF form and the PVH fact recorded once; junk is refused by name.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use banger_images::Manifest;
 use banger_images::kernel_import::{KernelImportOptions, import_kernel};

@@ -15,8 +15,7 @@ use banger_images::oci::apply::Applier;
 use banger_images::oci::cache::link_tree;
 use banger_system::RealRunner;
 
-#[path = "support/ext4_listing.rs"]
-mod ext4_listing;
+use crate::ext4_listing;
 use ext4_listing::{fsck_clean, listing};
 
 /// A layer: (name, kind, data or link target, mode, uid).

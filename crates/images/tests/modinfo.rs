@@ -1,7 +1,7 @@
 //! Module dependency resolution from `.modinfo` of synthesized ELF modules.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 

@@ -2,7 +2,7 @@
 //! resumed with a ranged GET after an interruption, refused when the bytes are wrong.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use banger_images::imagecat::{Artifact, DownloadSpec};
 use banger_images::pull::{PullOptions, pull};

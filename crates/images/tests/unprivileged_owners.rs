@@ -41,11 +41,9 @@ fn build_as_nobody(inner: &str) -> tempfile::TempDir {
         .arg(exe)
         .args([
             "--exact",
-            inner,
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
+            &banger_system::testkit::test_name(module_path!(), inner),
         ])
+        .args(["--ignored", "--nocapture", "--test-threads=1"])
         .env(WORK_ENV, work.path())
         .env("PATH", "/usr/local/bin:/usr/bin:/bin")
         .output()

@@ -1,7 +1,7 @@
 //! Typed queries, uniqueness errors and the VM state machine.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use banger_store::{Store, StoreError, VmState};
 use common::{image, store_with_image, vm};

@@ -1,7 +1,7 @@
 //! VM disks are registered with their VM, atomically, and go away with it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use banger_store::{DiskRole, StoreError, VmDisk};
 use common::{image, store_with_image, vm};

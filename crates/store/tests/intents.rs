@@ -1,7 +1,7 @@
 //! Write-ahead intents: recorded before a multi-step operation, ended atomically with it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use banger_store::{IntentOp, StoreError};
 use common::{store_with_image, vm};

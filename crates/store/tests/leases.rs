@@ -1,7 +1,7 @@
 //! IPAM leases on a real SQLite database.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::net::Ipv4Addr;
 

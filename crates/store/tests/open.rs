@@ -1,7 +1,7 @@
 //! Creating, migrating and refusing databases.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use banger_store::{SCHEMA_VERSION, Store, StoreError};
 use common::{image, names, snapshot, store_with_image};

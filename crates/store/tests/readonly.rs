@@ -2,7 +2,7 @@
 //! directory (names and full contents) before and after a read-only open plus queries.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use banger_store::{Store, StoreError, VmState};
 use common::{image, names, snapshot, store_with_image, vm};
@@ -233,7 +233,11 @@ fn live_writer_in_another_process_sees_no_writes() {
     let (store, path) = store_with_image(tmp.path());
     drop(store);
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_writer", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            &banger_system::testkit::test_name(module_path!(), "child_writer"),
+        ])
+        .args(["--nocapture", "--test-threads=1"])
         .env("BANGER_STORE_TEST_CHILD_DB", &path)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -1,7 +1,7 @@
 //! A VM's shared host directories are registered with it, in order, and go away with it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use banger_store::{Delivery, StoreError, VmShare};
 use common::{store_with_image, vm};

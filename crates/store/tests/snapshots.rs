@@ -2,7 +2,7 @@
 //! be removed, and a clone's origin goes with the clone.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use banger_store::{SnapshotRecord, StoreError};
 use common::{snapshot_record, store_with_image, vm};

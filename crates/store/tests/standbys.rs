@@ -2,7 +2,7 @@
 //! gone with their VM.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use banger_store::StoreError;
 use common::{snapshot_record, store_with_image, vm};

@@ -1,7 +1,7 @@
 //! A VM's published ports and network mode are registered with it and go away with it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use banger_store::StoreError;
 use common::{store_with_image, vm};

@@ -2,7 +2,7 @@
 //! row gone with its snapshot; cold reasons go with their VM.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use banger_store::SnapshotRecord;
 use common::{snapshot_record, store_with_image, vm};

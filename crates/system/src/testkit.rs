@@ -4,7 +4,16 @@
 use std::ffi::OsStr;
 use std::os::unix::process::CommandExt;
 
-/// Runs test `name` of the running test binary again, alone and with its output shown, as
+/// The name libtest knows test `name` of module `module` by (pass `module_path!()`): the
+/// module's path without the test binary's own crate, as `--exact` wants it.
+pub fn test_name(module: &str, name: &str) -> String {
+    match module.split_once("::") {
+        Some((_, path)) => format!("{path}::{name}"),
+        None => name.to_owned(),
+    }
+}
+
+/// Runs test `name` (see [`test_name`]) of the running test binary again, alone and with its output shown, as
 /// uid and gid `uid`, with `env` set: how a root test plays the owner's side (a daemon or a
 /// client) against the root side it serves in-process. The re-run test finds its inputs in
 /// `env` and returns at once without them, so it passes in an ordinary run.
@@ -26,6 +35,11 @@ pub fn rerun_test_as(name: &str, uid: u32, env: &[(&str, &dyn AsRef<OsStr>)]) ->
         "test {name}, run as uid {uid}, failed ({}):\n{stdout}\n{}",
         out.status,
         String::from_utf8_lossy(&out.stderr)
+    );
+    // A name no test has runs nothing and passes: the re-run must have been that one test.
+    assert!(
+        stdout.contains("running 1 test\n"),
+        "no test of this binary is named {name}:\n{stdout}"
     );
     stdout
 }

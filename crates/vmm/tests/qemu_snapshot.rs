@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use banger_vmm::{MachinePreference, RunState, SnapshotFiles, VmmDriver, VmmError};
 use support::{KillOnDrop, driver, spec};
