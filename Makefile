@@ -12,7 +12,7 @@ RELEASE_DIR  := target/release
 AGENT_BIN    := target/$(AGENT_TARGET)/agent/banger-agent
 BANGER       := $(RELEASE_DIR)/banger
 
-.PHONY: all deps build agent image run test lint unit bench clean openapi install uninstall fuzz
+.PHONY: all deps build agent image run test lint unit bench clean openapi install uninstall fuzz check-disk
 
 # `make install` layout (DESTDIR for packaging): the CLI in bin/, the guest agent where
 # banger looks for it (../lib/banger/ beside bin/), a man page per subcommand, and
@@ -72,9 +72,13 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
+# Warns when the disk has less room than a clean `make test` takes.
+check-disk:
+	@./scripts/check-disk
+
 # End-to-end tests boot real guests; they use the release binaries built above.
 # The log is kept in target/test.log; the slowest test binaries are listed at the end.
-test: deps lint build
+test: check-disk deps lint build
 	@mkdir -p target
 	BANGER_BIN=$(abspath $(BANGER)) bash -c 'set -o pipefail; $(CARGO) test --workspace --no-fail-fast 2>&1 | tee target/test.log'; \
 	rc=$$?; ./scripts/test-times target/test.log; exit $$rc
