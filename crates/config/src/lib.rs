@@ -209,7 +209,9 @@ pub fn parse_with_home(
     parse::parse_config(text, path, home)
 }
 
-/// Check an image name: `[a-z0-9][a-z0-9._-]*`, at most 63 characters.
+/// Check an image name: `[a-z0-9][a-z0-9._-]*`, at most [`IMAGE_NAME_MAX_LEN`] characters.
+/// The error is the rule, without the name: the caller quotes it as it sees fit (the daemon
+/// shortens a long one).
 pub fn validate_image_name(name: &str) -> Result<(), String> {
     let mut chars = name.chars();
     let first_ok = chars
@@ -221,8 +223,8 @@ pub fn validate_image_name(name: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "{name:?} is not a valid image name: use lowercase letters, digits, '.', '_' or '-', \
-             starting with a letter or digit, at most {IMAGE_NAME_MAX_LEN} characters"
+            "use lowercase letters, digits, '.', '_' or '-', starting with a letter or digit, \
+             at most {IMAGE_NAME_MAX_LEN} characters"
         ))
     }
 }

@@ -15,7 +15,9 @@ const PIB: u64 = TIB * 1024;
 ///
 /// Units are case-insensitive and binary; an optional space may separate number and
 /// unit (so `parse_size(&format_size(n)) == Ok(n)`). `0` parses to 0: callers that need
-/// a minimum check it themselves. Errors are sentences fit to show after the key name.
+/// a minimum check it themselves. Errors say what is wrong with the text without quoting it
+/// (`has a fraction; …`), to follow it as the caller quotes it (`"1.5G" has a fraction; …`):
+/// a caller facing hostile input may shorten it.
 pub fn parse_size(s: &str) -> Result<u64, String> {
     parse_size_with_unit(s, 1)
 }
@@ -25,9 +27,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 pub fn parse_size_with_unit(s: &str, plain_unit: u64) -> Result<u64, String> {
     let trimmed = s.trim();
     if trimmed.is_empty() {
-        return Err(format!(
-            "{s:?} is empty; expected a size such as \"8G\" or \"512M\""
-        ));
+        return Err("is empty; expected a size such as \"8G\" or \"512M\"".to_string());
     }
     let digits_end = trimmed
         .find(|c: char| !c.is_ascii_digit())
@@ -35,14 +35,18 @@ pub fn parse_size_with_unit(s: &str, plain_unit: u64) -> Result<u64, String> {
     let (number, rest) = trimmed.split_at(digits_end);
     let unit = rest.trim_start();
     if unit.starts_with(['.', ',']) {
-        return Err(format!(
-            "{s:?} has a fraction; sizes must be whole numbers of a unit: use a smaller unit (e.g. \"1536M\" instead of \"1.5G\")"
-        ));
+        return Err(
+            "has a fraction; sizes must be whole numbers of a unit: use a smaller unit \
+                    (e.g. \"1536M\" instead of \"1.5G\")"
+                .to_string(),
+        );
     }
     if number.is_empty() {
-        return Err(format!(
-            "{s:?} does not start with a number; expected a size such as \"8G\", \"512M\" or \"10GiB\""
-        ));
+        return Err(
+            "does not start with a number; expected a size such as \"8G\", \"512M\" \
+                    or \"10GiB\""
+                .to_string(),
+        );
     }
     let multiplier = if unit.is_empty() {
         Some(plain_unit)
@@ -50,9 +54,17 @@ pub fn parse_size_with_unit(s: &str, plain_unit: u64) -> Result<u64, String> {
         unit_multiplier(unit)
     };
     let multiplier = multiplier.ok_or_else(|| {
-        format!("{s:?} has an unknown unit {unit:?}; use B, K, M, G, T or P (binary: KiB, MiB, GiB, … are accepted too)")
+        // A unit is a few letters: a long one is junk not worth repeating.
+        let named = match unit.chars().count() {
+            ..=8 => format!(" {unit:?}"),
+            _ => String::new(),
+        };
+        format!(
+            "has an unknown unit{named}; use B, K, M, G, T or P (binary: KiB, MiB, GiB, … are \
+             accepted too)"
+        )
     })?;
-    let too_large = || format!("{s:?} is too large to represent in bytes");
+    let too_large = || "is too large to represent in bytes".to_string();
     let value: u64 = number.parse().map_err(|_| too_large())?;
     value.checked_mul(multiplier).ok_or_else(too_large)
 }

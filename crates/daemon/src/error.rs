@@ -158,6 +158,25 @@ impl From<banger_store::StoreError> for DaemonError {
 
 pub type Result<T> = std::result::Result<T, DaemonError>;
 
+/// How many characters of a user-supplied name an error quotes.
+pub const QUOTED_CHARS: usize = 64;
+
+/// `text` (a name, a size, a VMM: whatever the caller sent) as an error quotes it: in
+/// double quotes with escapes, cut to its first [`QUOTED_CHARS`] characters and its length
+/// when longer, so a 5000-character name does not come back 5000 characters long. Every
+/// message that quotes a refused user string goes through here.
+pub fn quoted(text: &str) -> String {
+    let count = text.chars().count();
+    if count <= QUOTED_CHARS {
+        return format!("{text:?}");
+    }
+    let head: String = text.chars().take(QUOTED_CHARS).collect();
+    let debug = format!("{head:?}");
+    // `{:?}` of a string always ends with its closing quote.
+    let open = debug.strip_suffix('"').unwrap_or(&debug);
+    format!("{open}…\" ({count} characters)")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,6 +184,20 @@ mod tests {
     #[derive(Debug, thiserror::Error)]
     #[error("cannot resolve the subnet for bridge banger0")]
     struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn quoted_cuts_long_text_and_says_how_long() {
+        assert_eq!(quoted("dev"), "\"dev\"");
+        assert_eq!(quoted("a\"b"), "\"a\\\"b\"");
+        let exact = "a".repeat(QUOTED_CHARS);
+        assert_eq!(quoted(&exact), format!("{exact:?}"));
+        let long = "é".repeat(5000);
+        let q = quoted(&long);
+        assert_eq!(
+            q,
+            format!("\"{}…\" (5000 characters)", "é".repeat(QUOTED_CHARS))
+        );
+    }
 
     #[test]
     fn from_error_keeps_every_cause_and_the_full_disk_hint() {

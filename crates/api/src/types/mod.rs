@@ -174,9 +174,9 @@ impl std::str::FromStr for ShareMode {
 #[serde(deny_unknown_fields)]
 pub struct StopVmRequest {
     /// Seconds the guest gets to power itself off before the VMM is killed
-    /// (default 15).
+    /// (default 15, at most 3600).
     #[serde(default)]
-    #[schema(example = 15)]
+    #[schema(example = 15, maximum = 3600)]
     pub timeout_secs: Option<u64>,
     /// Skip the graceful steps and kill at once.
     #[serde(default)]

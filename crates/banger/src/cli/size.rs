@@ -6,7 +6,7 @@ use banger_config::{MIB, parse_size_with_unit};
 
 /// A size flag in bytes.
 pub fn parse_size(text: &str) -> Result<u64, String> {
-    parse_size_with_unit(text, MIB)
+    parse_size_with_unit(text, MIB).map_err(|e| format!("{text:?} {e}"))
 }
 
 /// A size flag in whole MiB (`--memory`).

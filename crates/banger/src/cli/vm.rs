@@ -431,7 +431,7 @@ pub struct StopArgs {
     /// VM names (or unique prefixes of their ids)
     #[arg(required = true, add = super::complete::vms())]
     pub names: Vec<String>,
-    /// Seconds to wait for a clean shutdown before killing the VMM [default: 15]
+    /// Seconds to wait for a clean shutdown before killing the VMM (at most 3600) [default: 15]
     #[arg(short = 't', long, visible_alias = "time", value_name = "SECONDS")]
     pub timeout: Option<u64>,
     /// Kill the VMM at once, without a clean shutdown

@@ -278,7 +278,7 @@ impl Ctx<'_> {
         );
         let bytes = match v.get_ref() {
             Value::String(s) => parse_size(s)
-                .map_err(|e| self.error(v.span(), Some(key), format!("`{key}`: {e}")))?,
+                .map_err(|e| self.error(v.span(), Some(key), format!("`{key}`: {s:?} {e}")))?,
             Value::Integer(i) => u64::try_from(*i).map_err(|_| {
                 self.error(
                     v.span(),
@@ -323,8 +323,10 @@ pub(crate) fn parse_config(
     if let Some(v) = &raw.default_image_name {
         let key = "default_image_name";
         let name = ctx.string(key, v, "a string naming an image, such as \"minimal\"")?;
-        validate_image_name(name)
-            .map_err(|e| ctx.error(v.span(), Some(key), format!("`{key}`: {e}")))?;
+        validate_image_name(name).map_err(|e| {
+            let why = format!("`{key}`: {name:?} is not a valid image name: {e}");
+            ctx.error(v.span(), Some(key), why)
+        })?;
         cfg.default_image_name = Some(name.to_string());
     }
     if let Some(v) = &raw.vmm {

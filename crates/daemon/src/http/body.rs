@@ -181,7 +181,8 @@ pub fn flag<'de, D: Deserializer<'de>>(de: D) -> Result<bool, D::Error> {
         "" | "true" | "1" | "yes" => Ok(true),
         "false" | "0" | "no" => Ok(false),
         _ => Err(serde::de::Error::custom(format!(
-            "{text:?} is not a boolean: use true or false"
+            "{} is not a boolean: use true or false",
+            crate::error::quoted(&text)
         ))),
     }
 }

@@ -497,5 +497,6 @@ async fn prune_says_what_it_frees_and_keeps_what_is_used() {
 }
 
 mod exec;
+mod inputs;
 mod recipe;
 mod verify;

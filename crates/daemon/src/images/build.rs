@@ -11,7 +11,7 @@ use banger_store::{GuestInit, ImageRecord};
 use banger_system::progress::Progress;
 
 use super::{blocking, catalog, dir_size, share_identical_files};
-use crate::error::{DaemonError, Result};
+use crate::error::{DaemonError, Result, quoted};
 use crate::state::Daemon;
 
 /// A recipe with its parameters.
@@ -41,7 +41,7 @@ impl Recipe {
                 let init = match req.init.as_deref() {
                     None => GuestInitKind::Agent,
                     Some(text) => GuestInitKind::parse(text).ok_or_else(|| {
-                        DaemonError::invalid(format!("init {text:?} is not known"))
+                        DaemonError::invalid(format!("init {} is not known", quoted(text)))
                             .with_hint("use agent (the lean init, the default) or systemd")
                     })?,
                 };
@@ -58,7 +58,7 @@ impl Recipe {
     pub fn for_catalog_entry(name: &str) -> Result<Recipe> {
         let catalog = catalog()?;
         let entry = catalog.lookup(name).ok_or_else(|| {
-            DaemonError::invalid(format!("unknown image recipe {name:?}"))
+            DaemonError::invalid(format!("unknown image recipe {}", quoted(name)))
                 .with_field("recipe")
                 .with_hint(format!(
                     "known recipes: {}",
@@ -78,7 +78,8 @@ impl Recipe {
                 init: GuestInitKind::Agent,
             }),
             EntrySource::Download(_) => Err(DaemonError::invalid(format!(
-                "catalog entry {name:?} is a download, not a recipe"
+                "catalog entry {} is a download, not a recipe",
+                quoted(name)
             ))
             .with_hint(format!("fetch it with `banger image pull {name}`"))),
         }

@@ -8,7 +8,7 @@ use banger_store::{GuestInit, ImageRecord};
 use banger_system::progress::Progress;
 
 use super::{blocking, dir_size, ensure, view};
-use crate::error::{DaemonError, ErrorKind, Result};
+use crate::error::{DaemonError, ErrorKind, Result, quoted};
 use crate::state::Daemon;
 
 /// The kernel an import boots when none is named: the `minimal` image's (it is the
@@ -28,13 +28,10 @@ pub async fn import(
         Some(n) => n.clone(),
         None => name_from(&reference),
     };
-    banger_config::validate_image_name(&name).map_err(|e| {
-        DaemonError::invalid(format!("invalid image name {name:?}: {e}"))
-            .with_hint("name it with --name")
-    })?;
+    super::validate_name(&name)?;
     if !req.force && daemon.store().get_image(&name)?.is_some() {
         return Err(
-            DaemonError::conflict(format!("image {name:?} already exists"))
+            DaemonError::conflict(format!("image {} already exists", quoted(&name)))
                 .with_hint("replace it with --force, or pick another --name"),
         );
     }

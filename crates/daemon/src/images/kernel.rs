@@ -8,7 +8,7 @@ use banger_store::{GuestInit, ImageRecord};
 use banger_system::progress::Progress;
 
 use super::{blocking, dir_size, view};
-use crate::error::{DaemonError, Result};
+use crate::error::{DaemonError, Result, quoted};
 use crate::state::Daemon;
 
 pub async fn import(
@@ -43,14 +43,11 @@ pub async fn import(
             .take(64)
             .collect()
     });
-    banger_config::validate_image_name(&name).map_err(|e| {
-        DaemonError::invalid(format!("invalid image name {name:?}: {e}"))
-            .with_hint("name it with --name")
-    })?;
+    super::validate_name(&name)?;
     let _guard = daemon.image_lock.lock().await;
     if !req.force && daemon.store().get_image(&name)?.is_some() {
         return Err(
-            DaemonError::conflict(format!("image {name:?} already exists"))
+            DaemonError::conflict(format!("image {} already exists", quoted(&name)))
                 .with_hint("replace it with --force, or pick another --name"),
         );
     }

@@ -21,7 +21,7 @@ use banger_images::imagecat::Catalog;
 use banger_store::ImageRecord;
 use banger_system::progress::{Progress, ProgressEvent};
 
-use crate::error::{DaemonError, Result};
+use crate::error::{DaemonError, Result, quoted};
 use crate::state::Daemon;
 
 pub fn list(daemon: &Daemon) -> Result<Vec<ImageView>> {
@@ -46,9 +46,7 @@ pub async fn build(
     progress: &dyn Progress,
 ) -> Result<ImageView> {
     let name = req.name.clone().unwrap_or_else(|| req.recipe.clone());
-    banger_config::validate_image_name(&name).map_err(|e| {
-        DaemonError::invalid(format!("invalid image name {name:?}: {e}")).with_field("name")
-    })?;
+    validate_name(&name)?;
     // Checked first: the hint below repeats the recipe's name.
     let recipe = Recipe::from_request(&req)?;
     let _guard = daemon.image_lock.lock().await;
@@ -61,7 +59,7 @@ pub async fn build(
             format!(" --name {name}")
         };
         return Err(
-            DaemonError::conflict(format!("image {name:?} already exists")).with_hint(format!(
+            DaemonError::conflict(format!("image {} already exists", quoted(&name))).with_hint(format!(
                 "set force to replace it (`banger image build {}{named} --force`, with your other options)",
                 req.recipe
             )),
@@ -102,7 +100,8 @@ pub fn remove(daemon: &Daemon, name: &str) -> Result<ImageView> {
     let users = daemon.store().vms_using_image(name)?;
     if !users.is_empty() {
         return Err(DaemonError::conflict(format!(
-            "image {name:?} is used by VM(s): {}",
+            "image {} is used by VM(s): {}",
+            quoted(name),
             users.join(", ")
         ))
         .with_hint("remove those VMs first with `banger vm rm -f NAME`"));
@@ -110,7 +109,8 @@ pub fn remove(daemon: &Daemon, name: &str) -> Result<ImageView> {
     let snapshots = snapshots_using(daemon, name)?;
     if !snapshots.is_empty() {
         return Err(DaemonError::conflict(format!(
-            "image {name:?} is used by snapshot(s): {}",
+            "image {} is used by snapshot(s): {}",
+            quoted(name),
             snapshots.join(", ")
         ))
         .with_hint("remove those snapshots first with `banger snapshot rm NAME`"));
@@ -157,8 +157,17 @@ pub(crate) fn catalog() -> Result<Catalog> {
     Ok(catalog)
 }
 
+/// Check the name a new image would get (asked for, or derived from what it is made from).
+pub(crate) fn validate_name(name: &str) -> Result<()> {
+    banger_config::validate_image_name(name).map_err(|e| {
+        DaemonError::invalid(format!("invalid image name {}: {e}", quoted(name)))
+            .with_field("name")
+            .with_hint("name it with --name (`name` in the API)")
+    })
+}
+
 pub(crate) fn not_found(name: &str) -> DaemonError {
-    DaemonError::not_found(format!("no image named {name:?}"))
+    DaemonError::not_found(format!("no image named {}", quoted(name)))
         .with_hint("`banger image ls` lists registered images; `banger image build minimal` builds the default one")
 }
 

@@ -21,6 +21,11 @@ pub async fn pull_request(
     req: PullImageRequest,
     progress: &dyn Progress,
 ) -> Result<ImageView> {
+    // An image neither here nor in the catalog is refused at once, not after waiting for
+    // a build that holds the image lock.
+    if daemon.store().get_image(&req.name)?.is_none() && catalog()?.lookup(&req.name).is_none() {
+        return Err(not_found(&req.name).with_field("name"));
+    }
     let _guard = daemon.image_lock.lock().await;
     if !req.force {
         // Like `docker pull` of an image already present: nothing to do, and not an error.

@@ -7,7 +7,7 @@ use banger_api::{ImageVerifyReport, VerifiedFile};
 use banger_images::manifest::Manifest;
 
 use super::not_found;
-use crate::error::{DaemonError, Result};
+use crate::error::{DaemonError, Result, quoted};
 use crate::state::Daemon;
 
 pub async fn verify(daemon: &Daemon, name: &str) -> Result<ImageVerifyReport> {
@@ -20,9 +20,10 @@ pub async fn verify(daemon: &Daemon, name: &str) -> Result<ImageVerifyReport> {
     // Hashing a root filesystem takes a while: off the async runtime.
     tokio::task::spawn_blocking(move || {
         let manifest = Manifest::load(&dir).map_err(|e| {
-            DaemonError::internal(format!("image {name:?} cannot be verified: {e}")).with_hint(
-                format!("rebuild or re-import it (`banger image rm {name}` first)"),
-            )
+            DaemonError::internal(format!("image {} cannot be verified: {e}", quoted(&name)))
+                .with_hint(format!(
+                    "rebuild or re-import it (`banger image rm {name}` first)"
+                ))
         })?;
         let f = &manifest.files;
         let files: Vec<VerifiedFile> = [Some(&f.kernel), f.bzimage.as_ref(), Some(&f.initrd)]

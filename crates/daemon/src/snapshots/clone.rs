@@ -7,7 +7,7 @@ use banger_system::progress::Progress;
 use banger_vmm::DriverKind;
 
 use super::{Detail, disks, lookup};
-use crate::error::{DaemonError, Result};
+use crate::error::{DaemonError, Result, quoted};
 use crate::state::Daemon;
 use crate::vms;
 
@@ -20,7 +20,7 @@ pub async fn create(
     let Some(from) = req.from.as_deref() else {
         return Err(DaemonError::internal("a clone needs a snapshot"));
     };
-    let snap = lookup(daemon, from)?;
+    // The request's own fields first: a bad one is refused before any state is read.
     for (field, given) in [
         ("image", req.image.is_some()),
         ("vcpu", req.vcpu.is_some()),
@@ -33,13 +33,15 @@ pub async fn create(
         if given {
             return Err(DaemonError::invalid(format!(
                 "{field} cannot be chosen for a clone: it is snapshot {}'s",
-                snap.name
+                quoted(from)
             ))
             .with_field(field)
             .with_hint("omit it; `banger snapshot inspect` shows the snapshot's"));
         }
     }
-    let name = vms::choose_name(daemon, req.name)?;
+    if let Some(name) = &req.name {
+        vms::names::validate(name)?;
+    }
     let ports = crate::net::parse_ports(&req.publish)?;
     if !ports.is_empty() {
         return Err(DaemonError::invalid(
@@ -47,6 +49,8 @@ pub async fn create(
         )
         .with_field("publish"));
     }
+    let snap = lookup(daemon, from)?;
+    let name = vms::choose_name(daemon, req.name)?;
     let reason = format!(
         "a clone of snapshot {}, which {} wrote",
         snap.name, snap.driver

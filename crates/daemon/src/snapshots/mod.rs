@@ -25,7 +25,7 @@ use banger_store::{SnapshotRecord, StoreError, VmRecord, VmState};
 use banger_vmm::{SnapshotFiles, VmRuntime};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{DaemonError, Result};
+use crate::error::{DaemonError, Result, quoted};
 use crate::state::Daemon;
 
 pub use take::take;
@@ -156,7 +156,7 @@ pub fn remove(daemon: &Daemon, name: &str) -> Result<SnapshotView> {
 
 pub fn lookup(daemon: &Daemon, name: &str) -> Result<SnapshotRecord> {
     daemon.store().get_snapshot(name)?.ok_or_else(|| {
-        DaemonError::not_found(format!("no snapshot named {name:?}"))
+        DaemonError::not_found(format!("no snapshot named {}", quoted(name)))
             .with_hint("`banger snapshot ls` lists your snapshots")
     })
 }

@@ -7,7 +7,7 @@ use banger_store::{SnapshotRecord, StoreError, VmState};
 use banger_system::progress::Progress;
 
 use super::{Detail, Devices, disks, preconditions};
-use crate::error::{DaemonError, Result};
+use crate::error::{DaemonError, Result, quoted};
 use crate::state::Daemon;
 use crate::vms::{self, lock_vm, names};
 
@@ -41,16 +41,18 @@ pub(crate) async fn take_as(
     register_as: Register,
     progress: &dyn Progress,
 ) -> Result<SnapshotView> {
+    // The request's own fields first: a bad name is refused whatever state the VM is in,
+    // and without waiting for its lock.
+    if let (Register::User, Some(n)) = (&register_as, &req.name) {
+        names::validate_as(names::Named::Snapshot, n)?;
+    }
     let (op, vm) = lock_vm(daemon, name).await?;
     let runtime = preconditions(daemon, &vm)?;
     let id = banger_store::new_vm_id()
         .map_err(|e| DaemonError::internal(format!("cannot draw a snapshot id: {e}")))?;
     let snap_name = match (&register_as, req.name) {
         (Register::Warm { .. }, _) => format!("warm-{id}"),
-        (Register::User, Some(n)) => {
-            names::validate_as(names::Named::Snapshot, &n)?;
-            n
-        }
+        (Register::User, Some(n)) => n,
         (Register::User, None) => default_name(&vm.name),
     };
     if daemon.store().get_snapshot(&snap_name)?.is_some() {
@@ -223,7 +225,7 @@ fn default_name(vm: &str) -> String {
 }
 
 fn exists(name: &str) -> DaemonError {
-    DaemonError::conflict(format!("a snapshot named {name:?} already exists"))
+    DaemonError::conflict(format!("a snapshot named {} already exists", quoted(name)))
         .with_field("name")
         .with_hint(format!(
             "pick another name, or remove it with `banger snapshot rm {name}`"

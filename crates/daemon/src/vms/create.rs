@@ -11,7 +11,7 @@ use banger_system::progress::Progress;
 
 use super::{names, start, view};
 use crate::disks;
-use crate::error::{DaemonError, Result};
+use crate::error::{DaemonError, Result, quoted};
 use crate::state::Daemon;
 
 /// Create a VM; with `req.start`, boot it too. `progress` hears the image build (when
@@ -24,11 +24,14 @@ pub async fn create(
     if req.from.is_some() {
         return crate::snapshots::clone::create(daemon, req, progress).await;
     }
-    let name = choose_name(daemon, req.name.clone())?;
-
+    // The request's own fields first: a bad one is refused before any state is read.
+    if let Some(name) = &req.name {
+        names::validate(name)?;
+    }
     let (vcpu, memory_mib, disk_bytes) =
         resources(daemon, req.vcpu, req.memory_mib, req.disk.as_deref())?;
     let ports = crate::net::parse_ports(&req.publish)?;
+    let name = choose_name(daemon, req.name.clone())?;
     if req.start {
         // Before anything is made: a busy port leaves no VM behind.
         daemon
@@ -38,8 +41,13 @@ pub async fn create(
     // Chosen now and kept for the VM's life: a VM never moves between VMMs.
     let preference = match req.vmm.as_deref() {
         None => daemon.config.vmm,
-        Some(text) => text.parse().map_err(|e: String| {
-            DaemonError::invalid(format!("vmm {text:?}: {e}")).with_field("vmm")
+        // The parser's own error quotes the whole text: this one shortens it.
+        Some(text) => text.parse().map_err(|_: String| {
+            DaemonError::invalid(format!(
+                "vmm {} is not a VMM: use auto, qemu or firecracker",
+                quoted(text)
+            ))
+            .with_field("vmm")
         })?,
     };
     let selection = daemon.driver.select_for_request(preference)?;
@@ -282,12 +290,13 @@ pub(crate) fn choose_name(daemon: &Daemon, asked: Option<String>) -> Result<Stri
 
 /// A VM of that name is already registered.
 pub(crate) fn exists(name: &str) -> DaemonError {
-    DaemonError::conflict(format!("a VM named {name:?} already exists"))
+    DaemonError::conflict(format!("a VM named {} already exists", quoted(name)))
         .with_field("name")
         .with_hint(format!(
             "pick another name, or remove that VM with `banger vm rm -f {name}`"
         ))
 }
+
 /// Requested resources, or the resolved defaults, checked against sane bounds.
 fn resources(
     daemon: &Daemon,
@@ -314,7 +323,7 @@ fn resources(
     let disk = match disk {
         None => daemon.defaults.disk_bytes.value,
         Some(text) => banger_config::parse_size(text).map_err(|e| {
-            DaemonError::invalid(format!("disk {text:?} is not a size: {e}"))
+            DaemonError::invalid(format!("disk {} {e}", quoted(text)))
                 .with_field("disk")
                 .with_hint("write a size like 8G or 512M, or a number of bytes")
         })?,

@@ -45,7 +45,7 @@ use banger_api::{BootTimings, DiskView, VmView};
 use banger_store::VmRecord;
 use banger_vmm::VmRuntime;
 
-use crate::error::{DaemonError, Result};
+use crate::error::{DaemonError, Result, quoted};
 use crate::state::Daemon;
 
 pub use agent::Backoff as AgentBackoff;
@@ -136,15 +136,18 @@ pub fn lookup(daemon: &Daemon, name: &str) -> Result<VmRecord> {
     match <[VmRecord; 1]>::try_from(by_prefix) {
         Ok([vm]) => Ok(vm),
         Err(many) if many.len() > 1 => Err(DaemonError::conflict(format!(
-            "{name:?} is the start of the ids of {} VMs ({}): give more of the id, or a name",
+            "{} is the start of the ids of {} VMs ({}): give more of the id, or a name",
+            quoted(name),
             many.len(),
             many.iter()
                 .map(|vm| vm.name.as_str())
                 .collect::<Vec<_>>()
                 .join(", ")
         ))),
-        Err(_) => Err(DaemonError::not_found(format!("no VM named {name:?}"))
-            .with_hint("`banger vm ls` lists your VMs")),
+        Err(_) => Err(
+            DaemonError::not_found(format!("no VM named {}", quoted(name)))
+                .with_hint("`banger vm ls` lists your VMs"),
+        ),
     }
 }
 

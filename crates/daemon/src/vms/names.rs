@@ -1,7 +1,7 @@
 //! VM names: validated as DNS labels (they become host names and path components),
 //! generated when the user gives none.
 
-use crate::error::{DaemonError, Result};
+use crate::error::{DaemonError, Result, quoted};
 
 /// Longest DNS label.
 pub const MAX_NAME_LEN: usize = 63;
@@ -27,7 +27,7 @@ pub fn validate_as(what: Named, name: &str) -> Result<()> {
         Named::Snapshot => ("snapshot", "the rule of VM names"),
     };
     let invalid = |why: &str| {
-        DaemonError::invalid(format!("invalid {noun} name {name:?}: {why}"))
+        DaemonError::invalid(format!("invalid {noun} name {}: {why}", quoted(name)))
             .with_field("name")
             .with_hint(format!("use 1-63 lowercase letters, digits and '-', starting and ending with a letter or digit ({why_so})"))
     };

@@ -14,6 +14,9 @@ use crate::state::Daemon;
 
 /// Default time a guest gets to power itself off.
 const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(15);
+/// Longest stop timeout a request may ask for. Bounded so a deadline computed from it
+/// cannot overflow (`Instant + u64::MAX seconds` panics).
+const MAX_STOP_TIMEOUT: Duration = Duration::from_secs(3600);
 /// The ACPI power button's share of the stop timeout (at most a third of it): pressed when
 /// the agent has not brought the guest down by then.
 const ACPI_GRACE: Duration = Duration::from_secs(5);
@@ -25,15 +28,24 @@ pub async fn stop(
     req: StopVmRequest,
     progress: &dyn Progress,
 ) -> Result<VmView> {
+    // The request's own fields first, before the VM's lock (which a boot may hold a while).
+    let timeout = match req.timeout_secs {
+        None => DEFAULT_STOP_TIMEOUT,
+        Some(secs) if secs <= MAX_STOP_TIMEOUT.as_secs() => Duration::from_secs(secs),
+        Some(secs) => {
+            return Err(DaemonError::invalid(format!(
+                "timeout_secs {secs} is out of range: use 0 to {}",
+                MAX_STOP_TIMEOUT.as_secs()
+            ))
+            .with_field("timeout_secs")
+            .with_hint("a guest that has not powered off within an hour will not: use force"));
+        }
+    };
     let (mut op, vm) = if req.force {
         lock_vm_forced(daemon, name).await?
     } else {
         lock_vm(daemon, name).await?
     };
-    let timeout = req
-        .timeout_secs
-        .map(Duration::from_secs)
-        .unwrap_or(DEFAULT_STOP_TIMEOUT);
     let how = match req.force {
         true => Halt::Kill,
         false => Halt::Graceful(timeout),
