@@ -9,7 +9,7 @@ use banger_api::Health;
 use banger_config::{Config, VmDefaults};
 use banger_paths::Layout;
 use banger_store::Store;
-use banger_system::{CommandRunner, RealRunner};
+use banger_system::{CommandRunner, HostResources, RealRunner};
 use banger_vmm::Selection;
 
 use crate::vms::driver::Drivers;
@@ -27,6 +27,9 @@ pub struct Daemon {
     pub layout: Layout,
     pub config: Config,
     pub defaults: VmDefaults,
+    /// The host's CPUs and memory, read once at start (`None` when they could not be):
+    /// the `auto` defaults are sized from it and no guest gets more memory than it has.
+    pub host: Option<HostResources>,
     /// The VMM drivers, one per kind, built on first use.
     pub driver: Drivers,
     /// The driver a new VM would have got when the daemon started, or why there was none.
@@ -86,6 +89,8 @@ pub struct Parts {
     pub layout: Layout,
     pub config: Config,
     pub defaults: VmDefaults,
+    /// The host's resources (see [`Daemon::host`]).
+    pub host: Option<HostResources>,
     pub store: Store,
     pub driver: Drivers,
     pub selection: Result<Selection, String>,
@@ -96,7 +101,15 @@ pub struct Parts {
 impl Daemon {
     /// The daemon for this host: config, state store, and the driver `select_driver` picks.
     pub fn open(layout: Layout, config: Config) -> anyhow::Result<Arc<Daemon>> {
-        let host = banger_system::read_host_resources().ok();
+        Daemon::open_on(layout, config, banger_system::read_host_resources().ok())
+    }
+
+    /// [`Daemon::open`] on a host with `host`'s resources (tests give it a host of their own).
+    pub fn open_on(
+        layout: Layout,
+        config: Config,
+        host: Option<HostResources>,
+    ) -> anyhow::Result<Arc<Daemon>> {
         let defaults =
             config.vm_defaults_resolved(host.map(|h| h.cpus), host.map(|h| h.total_memory_bytes));
         let store = Store::open(layout.db_path()).with_context(|| {
@@ -110,6 +123,7 @@ impl Daemon {
             layout,
             config,
             defaults,
+            host,
             store,
             driver,
             selection,
@@ -124,6 +138,7 @@ impl Daemon {
             layout,
             config,
             defaults,
+            host,
             store,
             driver,
             selection,
@@ -136,6 +151,7 @@ impl Daemon {
             layout,
             config,
             defaults,
+            host,
             driver,
             selection,
             runner,

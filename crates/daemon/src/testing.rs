@@ -106,6 +106,8 @@ impl Harness {
             layout: self.layout.clone(),
             config: self.config.clone(),
             defaults: self.config.vm_defaults_resolved(None, None),
+            // An unknown host: no guest is refused for its size.
+            host: None,
             store: self.open_store(),
             driver: Drivers::fixed(
                 &self.layout,

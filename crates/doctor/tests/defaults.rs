@@ -50,6 +50,39 @@ fn shows_config_auto_and_builtin_sources() {
 }
 
 #[test]
+fn a_default_larger_than_the_host_is_a_warning() {
+    let host = FakeHost::new();
+    let config = Config {
+        vm_defaults: VmDefaultsConfig {
+            vcpu: None,
+            memory_mib: Some(8192),
+            disk_bytes: None,
+        },
+        ..Config::default()
+    };
+    let mut ctx = host.context(config, ScriptedRunner::new());
+    ctx.host_resources = Some(HostResources {
+        cpus: 2,
+        total_memory_bytes: 4 * GIB,
+    });
+    let report = banger_doctor::run(&ctx);
+    let c = report.find(groups::DEFAULTS, "vm defaults").unwrap();
+    assert_eq!(c.status, Status::Warn, "{c:?}");
+    assert!(
+        c.summary.contains("8192 MiB (config)") && c.summary.contains("4096 MiB"),
+        "{}",
+        c.summary
+    );
+    assert!(
+        c.hint
+            .as_deref()
+            .unwrap_or_default()
+            .contains("at most 4096 MiB"),
+        "{c:?}"
+    );
+}
+
+#[test]
 fn unreadable_host_falls_back_to_builtin() {
     let host = FakeHost::new();
     let mut ctx = host.context(Config::default(), ScriptedRunner::new());

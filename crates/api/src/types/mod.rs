@@ -69,7 +69,8 @@ pub struct CreateVmRequest {
     #[serde(default)]
     #[schema(example = 2, minimum = 1)]
     pub vcpu: Option<u32>,
-    /// Guest memory in MiB.
+    /// Guest memory in MiB: 128 to 1048576, and no more than the host's physical memory
+    /// (refused with a 400 naming both).
     #[serde(default)]
     #[schema(example = 1024, minimum = 1)]
     pub memory_mib: Option<u64>,

@@ -15,6 +15,7 @@ mod vm;
 use clap::{Args, Parser, Subcommand};
 
 pub use image::ImageCommand;
+pub use size::TypedMib;
 pub use snapshot::{CloneArgs, SnapshotArgs, SnapshotCommand};
 pub use system::{SystemCommand, SystemInstallArgs, SystemUninstallArgs};
 pub use vm::{
@@ -410,9 +411,15 @@ mod tests {
     #[test]
     fn sizes_take_units_and_plain_mib() {
         let a = run_args(&["run", "--memory", "1g", "--disk", "8G", "-d"]);
-        assert_eq!((a.spec.memory, a.spec.disk), (Some(1024), Some(8 << 30)));
+        assert_eq!(
+            (a.spec.memory.map(|m| m.mib), a.spec.disk),
+            (Some(1024), Some(8 << 30))
+        );
         let a = run_args(&["run", "--memory", "512", "--disk", "512m", "-d"]);
-        assert_eq!((a.spec.memory, a.spec.disk), (Some(512), Some(512 << 20)));
+        assert_eq!(
+            (a.spec.memory.map(|m| m.mib), a.spec.disk),
+            (Some(512), Some(512 << 20))
+        );
         let err = parse(&["run", "--memory", "1.5g"]).unwrap_err().to_string();
         assert!(err.contains("--memory") && err.contains("1536M"), "{err}");
     }

@@ -20,6 +20,22 @@ pub fn parse_mib(text: &str) -> Result<u64, String> {
     Ok(bytes / MIB)
 }
 
+/// A size flag in whole MiB, with the text the user typed (`1T`), so an error about it can
+/// say it back in the user's units rather than the API's MiB.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypedMib {
+    pub mib: u64,
+    pub typed: String,
+}
+
+/// [`parse_mib`], keeping what was typed.
+pub fn parse_typed_mib(text: &str) -> Result<TypedMib, String> {
+    Ok(TypedMib {
+        mib: parse_mib(text)?,
+        typed: text.to_string(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

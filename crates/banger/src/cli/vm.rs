@@ -6,7 +6,7 @@ use banger_api::{CreateVmRequest, ShareRequest};
 use clap::{Args, Subcommand};
 
 use super::output::{DataArgs, ListArgs};
-use super::size::{parse_mib, parse_size};
+use super::size::{TypedMib, parse_size, parse_typed_mib};
 
 pub const RUN_HELP: &str = "\
 Create and boot a VM, optionally run a command in it.
@@ -273,8 +273,8 @@ pub struct VmSpecArgs {
     #[arg(long)]
     pub vcpu: Option<u32>,
     /// Memory, e.g. 512m or 1g (a plain number is MiB)
-    #[arg(long, value_name = "SIZE", value_parser = parse_mib)]
-    pub memory: Option<u64>,
+    #[arg(long, value_name = "SIZE", value_parser = parse_typed_mib)]
+    pub memory: Option<TypedMib>,
     /// Disk size, e.g. 8g or 512m (a plain number is MiB): the work disk, and the root disk
     /// of an image with one (its filesystem grown to fill it at first boot; never smaller
     /// than the image)
@@ -308,7 +308,7 @@ impl VmSpecArgs {
             name: self.name,
             image: self.image,
             vcpu: self.vcpu,
-            memory_mib: self.memory,
+            memory_mib: self.memory.map(|m| m.mib),
             // The API takes a size string; bytes are exact.
             disk: self.disk.map(|bytes| bytes.to_string()),
             start,

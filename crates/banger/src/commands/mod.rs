@@ -5,6 +5,7 @@ mod completions;
 mod daemon;
 mod doctor;
 mod firecracker;
+mod flags;
 mod helper;
 mod image;
 mod image_prune;

@@ -15,11 +15,15 @@ use crate::output::{print_error, print_json};
 use crate::progress::Renderer;
 
 pub async fn create(layout: &Layout, args: CreateArgs) -> anyhow::Result<i32> {
+    let memory = args.spec.memory.clone();
     let request = args.spec.into_request(false);
     let client = connect::connect(layout).await?;
     // Creating may build the image first: show that progress, as `vm run` does.
     let progress = Renderer::stderr_quiet();
-    let vm = client.create_vm(&request, &progress).await?;
+    let vm = client
+        .create_vm(&request, &progress)
+        .await
+        .map_err(|e| super::flags::rephrase(e, memory.as_ref()))?;
     progress.finish();
     if args.json {
         print_json(&vm)?;

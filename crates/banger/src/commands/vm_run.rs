@@ -1,9 +1,9 @@
 //! `banger vm run`: create, boot, optionally run a command, optionally delete.
 
 use anyhow::bail;
-use banger_api::ClientError;
 use banger_paths::Layout;
 
+use super::flags::rephrase;
 use super::vm_exec::request;
 use super::vm_inspect::print_timings;
 use crate::cli::RunArgs;
@@ -66,6 +66,7 @@ pub async fn run(layout: &Layout, mut args: RunArgs) -> anyhow::Result<i32> {
             Some(req)
         }
     };
+    let memory = args.spec.memory.clone();
     let request = banger_api::CreateVmRequest {
         from: args.from,
         ..args.spec.into_request(true)
@@ -77,7 +78,7 @@ pub async fn run(layout: &Layout, mut args: RunArgs) -> anyhow::Result<i32> {
         // finishes the boot regardless, so wait for it and then remove the VM.
         tokio::pin!(create);
         tokio::select! {
-            vm = &mut create => vm.map_err(rephrase)?,
+            vm = &mut create => vm.map_err(|e| rephrase(e, memory.as_ref()))?,
             _ = tokio::signal::ctrl_c() => {
                 progress.finish();
                 crate::output::warn("interrupted: removing the VM once it has booted (Ctrl-C again to leave it)");
@@ -90,7 +91,7 @@ pub async fn run(layout: &Layout, mut args: RunArgs) -> anyhow::Result<i32> {
             }
         }
     } else {
-        create.await.map_err(rephrase)?
+        create.await.map_err(|e| rephrase(e, memory.as_ref()))?
     };
     progress.finish();
     if !args.json {
@@ -163,30 +164,6 @@ async fn remove_after_run(layout: &Layout, client: &banger_api::Client, name: &s
     }
 }
 
-/// The API names its fields (`memory_mib 99999 is out of range`); a CLI user typed
-/// flags, so name the flag instead when the daemon says which field was at fault.
-fn rephrase(err: ClientError) -> ClientError {
-    const FLAGS: [(&str, &str); 5] = [
-        ("name", "--name"),
-        ("image", "--image"),
-        ("vcpu", "--vcpu"),
-        ("memory_mib", "--memory"),
-        ("disk", "--disk"),
-    ];
-    let ClientError::Api { status, mut error } = err else {
-        return err;
-    };
-    let flag = FLAGS
-        .iter()
-        .find(|(field, _)| error.field.as_deref() == Some(field));
-    if let Some((field, flag)) = flag
-        && let Some(rest) = error.message.strip_prefix(&format!("{field} "))
-    {
-        error.message = format!("{flag} {rest}");
-    }
-    ClientError::Api { status, error }
-}
-
 /// An image's `WorkingDir` as the guest directory to run in. The OCI image spec does not say
 /// it is absolute, and the daemon takes only absolute ones (a relative one would be resolved
 /// against the agent's directory): a relative one is taken from `/`, where the command starts
@@ -202,41 +179,11 @@ fn image_workdir(dir: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use banger_api::ApiError;
 
     #[test]
     fn an_image_workdir_is_taken_from_the_root() {
         assert_eq!(image_workdir("/srv/app"), "/srv/app");
         assert_eq!(image_workdir("app"), "/app");
         assert_eq!(image_workdir("./app"), "/./app");
-    }
-
-    fn api(message: &str, field: Option<&str>) -> ClientError {
-        ClientError::Api {
-            status: 400,
-            error: ApiError {
-                kind: "invalid".into(),
-                message: message.into(),
-                hint: None,
-                field: field.map(str::to_string),
-            },
-        }
-    }
-
-    #[test]
-    fn field_names_become_flags() {
-        let e = rephrase(api(
-            "memory_mib 1 is out of range: use 128 to 4096 MiB",
-            Some("memory_mib"),
-        ));
-        assert_eq!(
-            e.to_string(),
-            "--memory 1 is out of range: use 128 to 4096 MiB"
-        );
-        // Messages that do not start with the field, or name no field, stay as they are.
-        let e = rephrase(api("invalid VM name \"A\": no", Some("name")));
-        assert_eq!(e.to_string(), "invalid VM name \"A\": no");
-        let e = rephrase(api("memory_mib 1 is bad", None));
-        assert_eq!(e.to_string(), "memory_mib 1 is bad");
     }
 }

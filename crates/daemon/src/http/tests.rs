@@ -19,6 +19,15 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
+    let host = banger_system::read_host_resources().ok();
+    fixture_on(banger_config::Config::default(), host)
+}
+
+/// A daemon with `config`, on a host with `host`'s CPUs and memory.
+fn fixture_on(
+    config: banger_config::Config,
+    host: Option<banger_system::HostResources>,
+) -> Fixture {
     let root = tempfile::tempdir().unwrap();
     let p = root.path();
     let layout = Layout {
@@ -30,7 +39,7 @@ fn fixture() -> Fixture {
         home_dir: None,
     };
     banger_system::fsperm::create_private_dir(&layout.state_dir).unwrap();
-    let daemon = Daemon::open(layout, banger_config::Config::default()).unwrap();
+    let daemon = Daemon::open_on(layout, config, host).unwrap();
     // An image record is all `create` without `start` needs: nothing boots it here.
     register_image(&daemon, "fake", p.join("state/images/fake"));
     Fixture {
@@ -343,6 +352,17 @@ async fn the_served_document_is_the_generated_one() {
 }
 
 fn insert_vm(f: &Fixture, id: &str, name: &str, image: &str) -> std::path::PathBuf {
+    insert_vm_sized(f, id, name, image, 128)
+}
+
+/// Register a stopped VM of `memory_mib` (its directory made, nothing else).
+fn insert_vm_sized(
+    f: &Fixture,
+    id: &str,
+    name: &str,
+    image: &str,
+    memory_mib: u64,
+) -> std::path::PathBuf {
     let dir = f.daemon.layout.state_dir.join("vms").join(id);
     std::fs::create_dir_all(&dir).unwrap();
     let now = banger_store::now_rfc3339();
@@ -354,7 +374,7 @@ fn insert_vm(f: &Fixture, id: &str, name: &str, image: &str) -> std::path::PathB
             image_name: image.into(),
             state: banger_store::VmState::Stopped,
             vcpu: 1,
-            memory_mib: 128,
+            memory_mib,
             disk_bytes: 0,
             dir: dir.clone(),
             driver: None,

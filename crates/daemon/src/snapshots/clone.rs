@@ -10,6 +10,7 @@ use super::{Detail, disks, lookup};
 use crate::error::{DaemonError, Result, quoted};
 use crate::state::Daemon;
 use crate::vms;
+use crate::vms::host_fit::Asked;
 
 /// Create a clone of snapshot `req.from`; with `req.start`, start (restore) it too.
 pub async fn create(
@@ -107,6 +108,7 @@ pub(crate) async fn make_as(
     standby: bool,
     progress: &dyn Progress,
 ) -> Result<String> {
+    vms::host_fit::check_memory(daemon, snap.memory_mib, Asked::Snapshot(&snap.name))?;
     let detail = Detail::parse(snap)?;
     let driver: DriverKind = snap.driver.parse().map_err(|e: String| {
         DaemonError::internal(format!("snapshot {} names a bad driver: {e}", snap.name))

@@ -9,6 +9,7 @@ use banger_api::{CreateVmRequest, VmView};
 use banger_store::{ImageRecord, IntentOp, StoreError, VmRecord, VmState};
 use banger_system::progress::Progress;
 
+use super::host_fit::{self, Asked};
 use super::{names, start, view};
 use crate::disks;
 use crate::error::{DaemonError, Result, quoted};
@@ -297,7 +298,8 @@ pub(crate) fn exists(name: &str) -> DaemonError {
         ))
 }
 
-/// Requested resources, or the resolved defaults, checked against sane bounds.
+/// Requested resources, or the resolved defaults, checked against sane bounds and, for
+/// memory, against the host's.
 fn resources(
     daemon: &Daemon,
     vcpu: Option<u32>,
@@ -312,6 +314,10 @@ fn resources(
                 .with_field("vcpu"),
         );
     }
+    let asked = match memory {
+        Some(_) => Asked::Request,
+        None => Asked::Default(daemon.defaults.memory_mib.source),
+    };
     let memory = memory.unwrap_or(daemon.defaults.memory_mib.value);
     let (lo, hi) = banger_config::MEMORY_MIB_RANGE;
     if !(lo..=hi).contains(&memory) {
@@ -320,6 +326,7 @@ fn resources(
         ))
         .with_field("memory_mib"));
     }
+    host_fit::check_memory(daemon, memory, asked)?;
     let disk = match disk {
         None => daemon.defaults.disk_bytes.value,
         Some(text) => banger_config::parse_size(text).map_err(|e| {

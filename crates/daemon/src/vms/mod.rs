@@ -17,6 +17,7 @@ mod create;
 pub mod driver;
 pub mod exec;
 pub mod helper_cgroup;
+pub(crate) mod host_fit;
 mod jailer;
 mod lock;
 pub mod logs;

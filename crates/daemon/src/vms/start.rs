@@ -51,6 +51,8 @@ pub async fn boot(daemon: &Daemon, id: &str, progress: &dyn Progress) -> Result<
             )));
         }
     }
+    // A VM made on a larger host (its state directory moved here) would fail in the VMM.
+    super::host_fit::check_memory(daemon, vm.memory_mib, super::host_fit::Asked::Vm(&vm.name))?;
     let image = daemon.store().get_image(&vm.image_name)?.ok_or_else(|| {
         DaemonError::not_found(format!(
             "VM {} uses image {:?}, which no longer exists",

@@ -6,7 +6,7 @@ use banger_config::{Provenance, format_size};
 use crate::context::DoctorContext;
 use crate::groups;
 use crate::registry::CapabilityCheck;
-use crate::report::Check;
+use crate::report::{Check, Status};
 
 const NAME: &str = "vm defaults";
 const MIB: u64 = 1024 * 1024;
@@ -49,6 +49,25 @@ impl CapabilityCheck for VmDefaultsCheck {
                 "auto: sized from this host's {} CPUs and {} of memory",
                 h.cpus,
                 format_size(h.total_memory_bytes - h.total_memory_bytes % MIB)
+            ));
+        }
+        // The daemon refuses a guest larger than the host: a default that is one fails
+        // every VM created without --memory.
+        if let Some(h) = host
+            && d.memory_mib.value.saturating_mul(MIB) > h.total_memory_bytes
+        {
+            check.status = Status::Warn;
+            check.summary = format!(
+                "default memory {} MiB ({}) is more than this host's {} MiB: every VM created \
+                 without --memory is refused",
+                d.memory_mib.value,
+                d.memory_mib.source,
+                h.total_memory_bytes / MIB
+            );
+            check = check.hint(format!(
+                "lower `memory` under [vm_defaults] in {} to at most {} MiB",
+                ctx.layout.config_file().display(),
+                h.total_memory_bytes / MIB
             ));
         }
         if host.is_none() {

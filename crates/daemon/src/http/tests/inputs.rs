@@ -1,7 +1,20 @@
 //! Hostile input over the HTTP API: a name thousands of characters long comes back
-//! shortened, and request fields are checked before the VM's state is read.
+//! shortened, a guest larger than the host is refused at create time (for every way a VM
+//! gets its memory), and request fields are checked before the VM's state is read.
+
+use banger_system::HostResources;
 
 use super::*;
+
+const GIB: u64 = 1 << 30;
+
+/// A host with 2 CPUs and exactly 4 GiB of memory.
+fn small_host() -> Option<HostResources> {
+    Some(HostResources {
+        cpus: 2,
+        total_memory_bytes: 4 * GIB,
+    })
+}
 
 fn message_of(a: &Answer) -> String {
     a.json()["message"].as_str().unwrap_or_default().to_string()
@@ -55,6 +68,117 @@ async fn a_long_name_is_quoted_shortened_with_its_length() {
             "{what}: {message}"
         );
     }
+}
+
+#[tokio::test]
+async fn guest_memory_beyond_the_host_is_refused_at_create() {
+    let f = fixture_on(banger_config::Config::default(), small_host());
+    let a = send(
+        &f,
+        json_req(
+            Method::POST,
+            "/v1/vms",
+            r#"{"name":"big","image":"fake","memory_mib":4097}"#,
+        ),
+    )
+    .await;
+    assert_error(&a, StatusCode::BAD_REQUEST, "invalid");
+    let body = a.json();
+    assert_eq!(body["field"], "memory_mib");
+    let message = message_of(&a);
+    assert!(
+        message.starts_with("memory_mib 4097 MiB is more than this host has 4096 MiB"),
+        "{message}"
+    );
+    assert!(
+        body["hint"].as_str().unwrap().contains("at most 4096 MiB"),
+        "{body}"
+    );
+
+    // All of the host is still a size the host can give.
+    let a = send(
+        &f,
+        json_req(
+            Method::POST,
+            "/v1/vms",
+            r#"{"name":"whole","image":"fake","disk":"64M","memory_mib":4096}"#,
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", message_of(&a));
+
+    // Only the one that fits was made.
+    let a = send(&f, empty(Method::GET, "/v1/vms")).await;
+    assert_eq!(a.json().as_array().map(Vec::len), Some(1));
+}
+
+#[tokio::test]
+async fn a_default_beyond_the_host_names_the_config() {
+    let mut config = banger_config::Config::default();
+    config.vm_defaults.memory_mib = Some(8192);
+    let f = fixture_on(config, small_host());
+    let a = send(
+        &f,
+        json_req(Method::POST, "/v1/vms", r#"{"name":"dev","image":"fake"}"#),
+    )
+    .await;
+    assert_error(&a, StatusCode::BAD_REQUEST, "invalid");
+    let message = message_of(&a);
+    assert!(
+        message.contains("8192 MiB, `[vm_defaults] memory` in config.toml"),
+        "{message}"
+    );
+    assert!(message.contains("4096 MiB"), "{message}");
+    // The request did not name the memory: no field is at fault.
+    assert!(a.json().get("field").is_none(), "{}", a.json());
+}
+
+#[tokio::test]
+async fn a_snapshot_or_vm_larger_than_the_host_is_refused_before_its_vmm() {
+    let f = fixture_on(banger_config::Config::default(), small_host());
+    let snap_dir = f.daemon.layout.state_dir.join("snapshots/5a5a5a5a5a5a");
+    f.daemon
+        .store()
+        .insert_snapshot(&banger_store::SnapshotRecord {
+            id: "5a5a5a5a5a5a".into(),
+            name: "roomy".into(),
+            source_vm: "gone".into(),
+            image_name: "fake".into(),
+            driver: "qemu".into(),
+            vcpu: 1,
+            memory_mib: 8192,
+            disk_bytes: 0,
+            dir: snap_dir,
+            detail_json: "{}".into(),
+            size_bytes: 0,
+            created_at: banger_store::now_rfc3339(),
+        })
+        .unwrap();
+    let a = send(
+        &f,
+        json_req(Method::POST, "/v1/vms", r#"{"name":"c","from":"roomy"}"#),
+    )
+    .await;
+    assert_error(&a, StatusCode::BAD_REQUEST, "invalid");
+    assert_eq!(a.json()["field"], "from");
+    let message = message_of(&a);
+    assert!(
+        message.contains("snapshot \"roomy\" holds a guest of 8192 MiB")
+            && message.contains("4096 MiB"),
+        "{message}"
+    );
+
+    // A VM made on a larger host (its state moved here) is refused before anything launches.
+    insert_vm_sized(&f, "b0b0b0b0b0b0", "moved", "fake", 8192);
+    let a = send(&f, empty(Method::POST, "/v1/vms/moved/start")).await;
+    assert_error(&a, StatusCode::CONFLICT, "conflict");
+    let message = message_of(&a);
+    assert!(
+        message.starts_with("VM moved has 8192 MiB of memory, more than this host has 4096 MiB"),
+        "{message}"
+    );
+    let a = send(&f, empty(Method::GET, "/v1/vms/moved")).await;
+    assert_eq!(a.json()["state"], "stopped");
 }
 
 #[tokio::test]
