@@ -177,6 +177,53 @@ pub fn quoted(text: &str) -> String {
     format!("{open}…\" ({count} characters)")
 }
 
+/// `message` (a parser's error: serde's, a URL decoder's) with every quoted span in it —
+/// between backticks (`` unknown field `…` ``) or double quotes (`string "…"`) — longer than
+/// [`QUOTED_CHARS`] cut as [`quoted`] cuts it: such messages repeat what the caller sent.
+pub fn shorten_quotes(message: &str) -> String {
+    let mut out = String::with_capacity(message.len().min(1024));
+    let mut rest = message;
+    while let Some(open) = rest.find(['`', '"']) {
+        let delimiter = rest[open..].chars().next().unwrap_or('"');
+        out.push_str(&rest[..=open]);
+        let inner_start = open + 1;
+        let Some(len) = closing(&rest[inner_start..], delimiter) else {
+            // Unbalanced: the rest is left as it is.
+            rest = &rest[inner_start..];
+            break;
+        };
+        let inner = &rest[inner_start..inner_start + len];
+        let count = inner.chars().count();
+        if count > QUOTED_CHARS {
+            out.extend(inner.chars().take(QUOTED_CHARS));
+            out.push('…');
+            out.push(delimiter);
+            out.push_str(&format!(" ({count} characters)"));
+        } else {
+            out.push_str(inner);
+            out.push(delimiter);
+        }
+        rest = &rest[inner_start + len + delimiter.len_utf8()..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Where the span closed by `delimiter` ends in `text` (a `\"` inside double quotes is an
+/// escape, not the end).
+fn closing(text: &str, delimiter: char) -> Option<usize> {
+    let mut escaped = false;
+    for (i, c) in text.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if delimiter == '"' => escaped = true,
+            _ if c == delimiter => return Some(i),
+            _ => {}
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,6 +244,23 @@ mod tests {
             q,
             format!("\"{}…\" (5000 characters)", "é".repeat(QUOTED_CHARS))
         );
+    }
+
+    #[test]
+    fn shorten_quotes_cuts_each_long_span() {
+        let long = "b".repeat(300);
+        let message = format!("unknown field `{long}`, expected `name` or \"x\\\"{long}\"");
+        let short = shorten_quotes(&message);
+        let cut = "b".repeat(QUOTED_CHARS);
+        assert_eq!(
+            short,
+            format!(
+                "unknown field `{cut}…` (300 characters), expected `name` or \"x\\\"{}…\" (303 characters)",
+                "b".repeat(QUOTED_CHARS - 3)
+            )
+        );
+        assert_eq!(shorten_quotes("no quotes here"), "no quotes here");
+        assert_eq!(shorten_quotes("a lone ` stays"), "a lone ` stays");
     }
 
     #[test]

@@ -100,7 +100,14 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DaemonError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
-        let inner = e.into_inner();
+        // A path (`shares[0].host`) can hold an unknown key the caller made up: quoted
+        // and cut when it is long.
+        let path = match path.chars().count() > crate::error::QUOTED_CHARS {
+            true => crate::error::quoted(&path),
+            false => path,
+        };
+        // serde repeats what it refused (`unknown field `…``): cut to a readable size.
+        let inner = crate::error::shorten_quotes(&e.into_inner().to_string());
         if path == "." || path.is_empty() {
             DaemonError::invalid(format!("invalid request body: {inner}")).with_hint(SCHEMA_HINT)
         } else {
@@ -148,8 +155,8 @@ fn check_json_content_type(headers: &HeaderMap) -> Result<(), DaemonError> {
     Err(DaemonError::new(
         ErrorKind::UnsupportedMediaType,
         format!(
-            "the request body is {:?}, not JSON",
-            value.to_str().unwrap_or("?")
+            "the request body is {}, not JSON",
+            crate::error::quoted(value.to_str().unwrap_or("?"))
         ),
     )
     .with_hint("send the body as JSON with `Content-Type: application/json`"))
@@ -168,8 +175,12 @@ where
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, DaemonError> {
         let query = parts.uri.query().unwrap_or("");
         serde_urlencoded::from_str(query).map(Query).map_err(|e| {
-            DaemonError::invalid(format!("invalid query string {query:?}: {e}"))
-                .with_hint("GET /v1/openapi.json lists each route's parameters")
+            DaemonError::invalid(format!(
+                "invalid query string {}: {}",
+                crate::error::quoted(query),
+                crate::error::shorten_quotes(&e.to_string())
+            ))
+            .with_hint("GET /v1/openapi.json lists each route's parameters")
         })
     }
 }
@@ -197,7 +208,13 @@ impl<S: Send + Sync> FromRequestParts<S> for Name {
         axum::extract::Path::<String>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Path(name)| Name(name))
-            .map_err(|e| DaemonError::invalid(format!("bad path {}: {e}", parts.uri.path())))
+            .map_err(|e| {
+                DaemonError::invalid(format!(
+                    "bad path {}: {}",
+                    crate::error::quoted(parts.uri.path()),
+                    crate::error::shorten_quotes(&e.to_string())
+                ))
+            })
     }
 }
 

@@ -19,8 +19,8 @@ pub async fn import(
     let path = std::path::PathBuf::from(&req.path);
     if !path.is_absolute() {
         return Err(DaemonError::invalid(format!(
-            "kernel path {:?} must be absolute",
-            req.path
+            "kernel path {} must be absolute",
+            quoted(&req.path)
         )));
     }
     let name = req.name.clone().unwrap_or_else(|| {

@@ -16,7 +16,7 @@ use banger_store::{Delivery, VmShare};
 use banger_vmm::DriverKind;
 
 use super::MAX_SHARES;
-use crate::error::{DaemonError, Result};
+use crate::error::{DaemonError, Result, quoted};
 use crate::state::Daemon;
 
 /// Longest guest path accepted (the kernel command line carries it).
@@ -117,18 +117,19 @@ fn bad(message: String) -> DaemonError {
 fn host_dir(text: &str, private: &[&PathBuf]) -> Result<PathBuf> {
     let given = Path::new(text);
     if !given.is_absolute() {
-        return Err(bad(format!("host path {text:?} is not absolute"))
+        return Err(bad(format!("host path {} is not absolute", quoted(text)))
             .with_hint("give the full path, e.g. -v \"$PWD:/src\""));
     }
     let real = std::fs::canonicalize(given).map_err(|e| {
-        bad(format!("host path {text:?} cannot be shared: {e}"))
+        bad(format!("host path {} cannot be shared: {e}", quoted(text)))
             .with_hint("share an existing directory")
     })?;
     let meta = std::fs::metadata(&real)
-        .map_err(|e| bad(format!("host path {text:?} cannot be shared: {e}")))?;
+        .map_err(|e| bad(format!("host path {} cannot be shared: {e}", quoted(text))))?;
     if !meta.is_dir() {
         return Err(bad(format!(
-            "host path {text:?} is not a directory; only directories can be shared"
+            "host path {} is not a directory; only directories can be shared",
+            quoted(text)
         ))
         .with_hint("share the directory that holds it, or copy it in with `banger vm cp`"));
     }
@@ -203,17 +204,18 @@ fn writable_mount(dir: &Path) -> Result<()> {
 fn guest_path(text: &str) -> Result<String> {
     let hint = "give an absolute directory path in the guest, e.g. /src";
     if !text.starts_with('/') {
-        return Err(bad(format!("guest path {text:?} is not absolute")).with_hint(hint));
+        return Err(bad(format!("guest path {} is not absolute", quoted(text))).with_hint(hint));
     }
     if text.len() > MAX_GUEST_PATH || text.chars().any(char::is_control) {
         return Err(bad(format!(
-            "guest path {text:?} is longer than {MAX_GUEST_PATH} bytes or has control characters"
+            "guest path {} is longer than {MAX_GUEST_PATH} bytes or has control characters",
+            quoted(text)
         ))
         .with_hint(hint));
     }
     // By text: `Path::components` silently drops a `.` in the middle.
     if text.split('/').any(|c| c == "." || c == "..") {
-        return Err(bad(format!("guest path {text:?} has . or .. in it")).with_hint(hint));
+        return Err(bad(format!("guest path {} has . or .. in it", quoted(text))).with_hint(hint));
     }
     // Normalised: no doubled or trailing slashes.
     let normal = Path::new(text).components().collect::<PathBuf>();

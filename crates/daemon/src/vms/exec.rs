@@ -9,7 +9,7 @@ use banger_api::{ExecRequest, ExitStatus};
 use banger_store::VmState;
 
 use super::{agent, lookup};
-use crate::error::{DaemonError, Result};
+use crate::error::{DaemonError, Result, quoted};
 use crate::state::Daemon;
 
 /// How long the agent gets to answer an exec (Started, or why it could not start).
@@ -45,7 +45,8 @@ pub async fn start(daemon: &Daemon, name: &str, req: ExecRequest) -> Result<Star
         && !cwd.starts_with('/')
     {
         return Err(DaemonError::invalid(format!(
-            "cwd {cwd:?} is not an absolute path: give the working directory in the guest from /, e.g. /root"
+            "cwd {} is not an absolute path: give the working directory in the guest from /, e.g. /root",
+            quoted(cwd)
         ))
         .with_field("cwd"));
     }
