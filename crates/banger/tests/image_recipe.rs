@@ -11,17 +11,7 @@ use std::path::Path;
 use banger_images::imagecat::Recipe;
 use banger_images::testkit;
 use banger_store::{ImageRecord, Store};
-use support::{banger, text};
-
-/// Stops the daemon the CLI started, whatever the test's outcome.
-struct StopDaemon<'a>(&'a tempfile::TempDir);
-
-impl Drop for StopDaemon<'_> {
-    fn drop(&mut self) {
-        let out = banger(self.0, &["daemon", "stop"]);
-        assert!(out.status.success(), "{}", text(&out.stderr));
-    }
-}
+use support::{StopDaemon, banger, text};
 
 /// Register `name` from `source` in `store`, a stand-in image whose manifest records
 /// `revision` of `source`'s recipe (none: a manifest from before revisions).

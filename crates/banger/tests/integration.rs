@@ -7,6 +7,7 @@ mod support;
 
 mod cli;
 mod image_recipe;
+mod memory;
 mod ssh_config;
 mod system_install;
 mod version;

@@ -48,6 +48,13 @@ fn exit_statuses_pass_through_and_banger_failures_are_125() {
     assert!(err.contains("no VM named \"nosuchvm\""), "{err}");
     let (status, _, _) = code(&env, &["run", "--rm", "--memory", "1", "true"]);
     assert_eq!(status, Some(125));
+    // More memory than the host has: refused before anything is made, in the units typed.
+    let (status, _, err) = code(&env, &["run", "--rm", "--memory", "1T", "true"]);
+    assert_eq!(status, Some(125), "{err}");
+    assert!(
+        err.contains("--memory 1T is more than this host has"),
+        "{err}"
+    );
     // The command may follow the name without `--`.
     let (status, out, err) = code(&env, &["exec", "dev", "uname", "-a"]);
     assert_eq!(status, Some(0), "{err}");

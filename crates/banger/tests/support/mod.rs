@@ -21,6 +21,17 @@ pub fn banger_command(dir: &tempfile::TempDir, args: &[&str]) -> Command {
     cmd
 }
 
+/// Stops the daemon the CLI started (in dev mode, inside the test's directory), whatever
+/// the test's outcome.
+pub struct StopDaemon<'a>(pub &'a tempfile::TempDir);
+
+impl Drop for StopDaemon<'_> {
+    fn drop(&mut self) {
+        let out = banger(self.0, &["daemon", "stop"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+}
+
 pub fn text(out: &[u8]) -> String {
     String::from_utf8_lossy(out).into_owned()
 }
