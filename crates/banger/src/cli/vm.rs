@@ -269,10 +269,10 @@ pub struct VmSpecArgs {
     /// Image to boot (default: `default_image_name` from config, else `debian`)
     #[arg(long, add = super::complete::images())]
     pub image: Option<String>,
-    /// Number of vCPUs
+    /// Number of vCPUs, 1 to 32 (more than the host's CPUs is allowed: they are shared)
     #[arg(long)]
     pub vcpu: Option<u32>,
-    /// Memory, e.g. 512m or 1g (a plain number is MiB)
+    /// Memory, e.g. 512m or 1g (a plain number is MiB); at most the host's physical memory
     #[arg(long, value_name = "SIZE", value_parser = parse_typed_mib)]
     pub memory: Option<TypedMib>,
     /// Disk size, e.g. 8g or 512m (a plain number is MiB): the work disk, and the root disk
