@@ -16,6 +16,7 @@ use std::path::{Component, Path, PathBuf};
 
 mod dirs;
 mod pack;
+mod sparse;
 mod staging;
 pub mod sync;
 

@@ -6,7 +6,8 @@
 //! the middle of the data). So a small file (procfs says 0 bytes, sysfs 4096, whatever
 //! they hold) is read whole first and packed as read; a larger one is packed at the length
 //! it had when it was looked at: cut there if it grew meanwhile (a log being written), an
-//! error naming it if it shrank. Sockets inside a directory are left out (`tar` does the
+//! error naming it if it shrank. A file with holes is packed as a GNU sparse entry, its
+//! data only (`sparse.rs`). Sockets inside a directory are left out (`tar` does the
 //! same); other special files are packed, for the receiver to refuse.
 
 use std::fs;
@@ -15,6 +16,7 @@ use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::CopyError;
+use crate::sparse::Runs;
 
 /// Files said to be shorter than this are read whole before they are packed.
 const READ_WHOLE_BELOW: u64 = 64 * 1024;
@@ -118,6 +120,14 @@ fn append<W: Write>(
         header.set_size(data.len() as u64);
         return builder
             .append_data(&mut header, name, &data[..])
+            .map_err(CopyError::Pack);
+    }
+    if let Some(runs) = Runs::of(&file, &meta, said) {
+        // Holes stay holes: only the data crosses (see `sparse.rs`).
+        let extensions = runs.describe(&mut header, said).map_err(CopyError::Pack)?;
+        let data = (&extensions[..]).chain(runs.reader(&file, path));
+        return builder
+            .append_data(&mut header, name, data)
             .map_err(CopyError::Pack);
     }
     header.set_size(said);
