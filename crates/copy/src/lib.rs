@@ -59,6 +59,9 @@ pub enum CopyError {
     },
 }
 
+/// The name of `vm cp`'s staging directories, before `.<pid>.<nanos>`.
+const CP_STAGING: &str = ".banger-cp";
+
 /// What [`unpack`] made.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Unpacked {
@@ -71,8 +74,11 @@ pub struct Unpacked {
 /// stream's top-level entry (and everything under it) is written under that name instead.
 /// A stream of a directory's contents (`tar -C DIR -cf - .`) lands in `dest` itself: its
 /// `./` entry names `dest` and is skipped, as is a pax global header (`git archive`'s).
-/// Directories get their modes and modification times after their contents.
+/// Directories get their modes and modification times after their contents. Staging
+/// directories killed copies left in `dest` are removed first (see `staging.rs`).
 pub fn unpack(input: impl Read, dest: &Path, rename: Option<&str>) -> Result<Unpacked, CopyError> {
+    // What killed copies under a new name left here (see `staging.rs`).
+    staging::sweep(dest, CP_STAGING);
     let rename = rename.map(|name| Rename {
         name,
         dir_only: false,
@@ -301,7 +307,7 @@ pub fn unpack_to(input: impl Read, dest: &Path) -> Result<Unpacked, CopyError> {
     existing_dir(parent)?;
     // Staged beside it, moved into place whole: a refused or broken stream leaves no part
     // of a copy under the new name (nor replaces a file there with one).
-    let staging = Staging::new(parent, ".banger-cp")?;
+    let staging = Staging::new(parent, CP_STAGING)?;
     let (from, to) = (staging.path.join(name), parent.join(name));
     let shown = |e| shown_at(e, &staging.path, parent);
     let (written, pending) =
