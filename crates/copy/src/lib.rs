@@ -33,8 +33,10 @@ pub enum CopyError {
         #[source]
         source: io::Error,
     },
-    #[error("{} names no file (copy a directory's contents by naming the directory)", path.display())]
+    #[error("{} ends in . or .. and so has no name of its own to copy under: name it by its own name (../proj rather than ., /srv/app rather than /srv/app/..)", path.display())]
     NoName { path: PathBuf },
+    #[error("{} is the whole filesystem, which vm cp does not copy (/proc, /sys and /dev hold files that never end or are not files): copy the directories you need, e.g. /etc or /root", path.display())]
+    Root { path: PathBuf },
     #[error("the destination {} is not a directory", path.display())]
     NotADirectory { path: PathBuf },
     #[error("the directory {} does not exist: make it first (missing parents are not made)", path.display())]

@@ -24,14 +24,19 @@ const READ_WHOLE_BELOW: u64 = 64 * 1024;
 const READ_WHOLE_MAX: u64 = 64 * 1024 * 1024;
 
 /// Write `path` (a file, directory or symlink, not followed) to `out` as a tar stream whose
-/// one top-level entry is named after `path`'s last component.
+/// one top-level entry is named after `path`'s last component: a path ending in `.` or
+/// `..` (which has none) is refused, `/` (however spelt) with its own reason.
 pub fn pack(path: &Path, out: impl Write) -> Result<(), CopyError> {
     let meta = fs::symlink_metadata(path).map_err(|source| CopyError::Source {
         path: path.to_path_buf(),
         source,
     })?;
-    let name = path.file_name().ok_or_else(|| CopyError::NoName {
-        path: path.to_path_buf(),
+    let name = path.file_name().ok_or_else(|| {
+        let path = path.to_path_buf();
+        match path.canonicalize() {
+            Ok(real) if real.parent().is_none() => CopyError::Root { path },
+            _ => CopyError::NoName { path },
+        }
     })?;
     let mut builder = tar::Builder::new(out);
     builder.follow_symlinks(false);
@@ -209,3 +214,6 @@ impl<R: Read> Read for Exact<'_, R> {
         Ok(n)
     }
 }
+
+#[cfg(test)]
+mod tests;
