@@ -96,7 +96,8 @@ fn files_and_directories_both_ways_with_modes() {
 
 /// What real tools and real guests hand `vm cp` besides a packed tree: GNU tar's stream of a
 /// directory's contents, procfs files (size 0, content after), a file appended to while it
-/// is copied, a destination ending in `/`, directory modification times.
+/// is copied, a destination ending in `/`, directory modification times, a file with holes,
+/// the guest's `/`.
 #[test]
 fn tool_streams_pseudo_files_and_growing_files() {
     let env = Env::new().unwrap_or_else(|e| panic!("cannot set up an e2e environment: {e:#}"));
@@ -151,6 +152,44 @@ fn tool_streams_pseudo_files_and_growing_files() {
         let mtime = std::fs::metadata(dir.path().join(d)).unwrap().mtime();
         assert_eq!(mtime, 981_173_106, "{d}");
     }
+
+    // A file with holes keeps them both ways (`truncate -s 64M f; echo x >> f`), and
+    // crosses as its data.
+    let disk = dir.path().join("disk.img");
+    let size = 64u64 << 20;
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::File::create(&disk).unwrap();
+        f.set_len(size).unwrap();
+        f.write_at(b"x\n", size).unwrap();
+    }
+    env.ok(["vm", "cp", disk.to_str().unwrap(), "box:/tmp/disk.img"]);
+    let kib = |du: String| {
+        du.split_whitespace()
+            .next()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    };
+    assert_eq!(
+        guest("wc -c < /tmp/disk.img").trim(),
+        (size + 2).to_string()
+    );
+    assert_eq!(guest("tail -c 2 /tmp/disk.img"), "x\n");
+    assert!(kib(guest("du -k /tmp/disk.img")) < 1024);
+    let back = dir.path().join("disk-back.img");
+    env.ok(["vm", "cp", "box:/tmp/disk.img", back.to_str().unwrap()]);
+    assert_eq!(std::fs::read(&back).unwrap(), std::fs::read(&disk).unwrap());
+    assert!(std::fs::metadata(&back).unwrap().blocks() * 512 < 1 << 20);
+
+    // The guest's whole filesystem is refused, saying what to copy instead.
+    let root = env.run(["vm", "cp", "box:/", dir.path().to_str().unwrap()]);
+    assert!(!root.status.success());
+    let said = String::from_utf8_lossy(&root.stderr);
+    assert!(
+        said.contains("whole filesystem") && said.contains("/etc"),
+        "{said}"
+    );
 
     // A file to a missing `name/` is refused, in both directions; nothing is made.
     let to_host = dir.path().join("newdir/");
