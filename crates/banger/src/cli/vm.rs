@@ -236,8 +236,8 @@ As with docker cp: an existing directory receives the copy under its own name; a
 destination becomes the copy (one ending in / must be an existing directory, unless a
 directory is copied). What comes from the guest is untrusted: entries that would land
 outside the destination (.., absolute names, through symlinks), devices and hard links are
-refused, and set-user-id bits are dropped. Files with holes (disk images) cross as their data
-and keep their holes. A source is copied under its own name: one ending in . or .. is
+refused, and set-user-id bits are dropped. Files with holes (disk images) cross as their
+data and keep their holes. A source is copied under its own name: one ending in . or .. is
 refused (name it), and so is / itself (copy the directories you need, e.g. dev:/etc).";
 
 #[derive(Debug, Args)]
