@@ -151,6 +151,13 @@ pub(crate) fn sweep(dest: &Path, prefix: &str) {
     }
 }
 
+/// Whether `name` is a staging directory's name, of `vm cp` or of `vm sync`.
+pub(crate) fn is_any_staging_name(name: &str) -> bool {
+    [crate::CP_STAGING, crate::sync::SYNC_STAGING]
+        .iter()
+        .any(|prefix| is_staging_name(name, prefix))
+}
+
 /// `<prefix>.<digits>.<digits>`: the names [`Staging::new`] gives, and only those.
 fn is_staging_name(name: &str, prefix: &str) -> bool {
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());

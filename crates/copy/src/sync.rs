@@ -22,7 +22,7 @@ use std::path::{Component, Path, PathBuf};
 use crate::CopyError;
 use crate::Rename;
 use crate::dirs::DirModes;
-use crate::staging::Staging;
+use crate::staging::{self, Staging};
 
 /// How a sync behaves.
 #[derive(Debug, Clone)]
@@ -51,6 +51,9 @@ pub struct SyncReport {
     pub skipped: Vec<PathBuf>,
 }
 
+/// The name of `vm sync`'s staging directories, before `.<pid>.<nanos>`.
+pub(crate) const SYNC_STAGING: &str = ".banger-sync";
+
 /// Name of the top entry inside the staging directory.
 const TREE: &str = "tree";
 
@@ -65,7 +68,7 @@ pub fn receive(input: impl Read, dest: &Path, opts: &SyncOptions) -> Result<Sync
             });
         }
     }
-    let staging = Staging::new(dest, ".banger-sync")?;
+    let staging = Staging::new(dest, SYNC_STAGING)?;
     let over = std::cell::Cell::new(false);
     let limited = Limited {
         inner: input,
@@ -102,15 +105,7 @@ pub fn receive(input: impl Read, dest: &Path, opts: &SyncOptions) -> Result<Sync
     }
     check_links(&tree, &tree, dest)?;
     let mut report = SyncReport::default();
-    let skip = staging.path.file_name().map(|n| n.to_os_string());
-    apply(
-        &tree,
-        dest,
-        Path::new(""),
-        skip.as_deref(),
-        opts,
-        &mut report,
-    )?;
+    apply(&tree, dest, Path::new(""), true, opts, &mut report)?;
     Ok(report)
 }
 
@@ -176,12 +171,15 @@ fn stays_inside(from: &Path, target: &Path) -> bool {
     true
 }
 
-/// Make `dst` (which is `rel` under the destination) match `src`.
+/// Make `dst` (which is `rel` under the destination) match `src`. In the destination
+/// itself (`top`), `delete` spares staging directories: this sync's, and those of other
+/// copies into it (a live one's would break it; a killed one's are swept by the next
+/// copy of its kind).
 fn apply(
     src: &Path,
     dst: &Path,
     rel: &Path,
-    skip: Option<&std::ffi::OsStr>,
+    top: bool,
     opts: &SyncOptions,
     report: &mut SyncReport,
 ) -> Result<(), CopyError> {
@@ -193,7 +191,7 @@ fn apply(
         for entry in fs::read_dir(dst).map_err(write(dst))? {
             let entry = entry.map_err(write(dst))?;
             let name = entry.file_name();
-            if Some(name.as_os_str()) == skip {
+            if top && name.to_str().is_some_and(staging::is_any_staging_name) {
                 continue;
             }
             if fs::symlink_metadata(src.join(&name)).is_err() {
@@ -225,7 +223,7 @@ fn apply(
                     report.dirs_made += 1;
                 }
             }
-            apply(&from, &to, &rel, None, opts, report)?;
+            apply(&from, &to, &rel, false, opts, report)?;
             continue;
         }
         match &ours {

@@ -180,3 +180,32 @@ fn only_directories_named_as_banger_names_them_are_swept() {
     assert!(is_staging_name(".banger-sync.1.2", ".banger-sync"));
     assert!(!is_staging_name(".banger-sync.1.2", ".banger-cp"));
 }
+
+#[test]
+fn a_sync_with_delete_spares_other_copies_staging_directories() {
+    let dest = tempfile::tempdir().unwrap();
+    let d = dest.path();
+    fs::write(d.join("only-on-the-host"), "x").unwrap();
+    // A live sync's (locked, as a running copy holds it) and a `vm cp`'s: not in the
+    // guest's tree, yet not the host's files to delete.
+    fs::create_dir(d.join(".banger-sync.3.4")).unwrap();
+    let held = open_dir(&d.join(".banger-sync.3.4")).unwrap();
+    // SAFETY: flock takes an open descriptor (`held` lives across the call).
+    let locked = unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    assert_eq!(locked, 0);
+    fs::create_dir(d.join(".banger-cp.5.6")).unwrap();
+    let delete = SyncOptions {
+        delete: true,
+        ..opts()
+    };
+    let src = tempfile::tempdir().unwrap();
+    fs::create_dir(src.path().join("tree")).unwrap();
+    let mut stream = Vec::new();
+    pack(&src.path().join("tree"), &mut stream).unwrap();
+    let report = sync::receive(&stream[..], d, &delete).unwrap();
+    assert_eq!(report.deleted, 1);
+    assert!(!d.join("only-on-the-host").exists());
+    assert!(d.join(".banger-sync.3.4").is_dir());
+    assert!(d.join(".banger-cp.5.6").is_dir());
+    drop(held);
+}
