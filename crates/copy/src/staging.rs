@@ -5,9 +5,10 @@
 //!
 //! A copy holds an `flock` on its staging directory while it runs (the kernel drops it
 //! when the process dies, whatever killed it, so a reused pid means nothing). Before
-//! making its own (and `vm cp` into that directory, which needs none), a copy removes every staging directory of its kind in the destination
-//! whose lock it can take: one made by banger (`<prefix>.<pid>.<nanos>` exactly, a real
-//! directory, the same owner) whose copy is gone. A copy whose staging directory was
+//! making its own (and `vm cp` into that directory, which needs none), a copy removes
+//! every staging directory of its kind in the destination whose lock it can take: one
+//! made by banger (`<prefix>.<pid>.<nanos>` exactly, a real directory, the same owner)
+//! whose copy is gone. A copy whose staging directory was
 //! removed between its `mkdir` and its lock sees so (the directory it locked has no link
 //! left) and makes another. On a filesystem without `flock` nothing is locked and nothing
 //! is removed.
@@ -120,7 +121,8 @@ fn still_there(file: &fs::File, path: &Path) -> bool {
 }
 
 /// Remove the staging directories of `prefix` in `dest` that no running copy holds (done
-/// before making one, and by a copy into `dest` that needs none; best effort: what cannot be looked at or removed stays, for a later copy).
+/// before making one, and by a copy into `dest` that needs none; best effort: what cannot
+/// be looked at or removed stays, for a later copy).
 pub(crate) fn sweep(dest: &Path, prefix: &str) {
     let Ok(entries) = fs::read_dir(dest) else {
         return;
