@@ -31,6 +31,26 @@ fn checked_in_document_matches_the_code() {
     }
 }
 
+/// The bounds the document gives a VM's size are the ones the daemon enforces (the schema
+/// attributes take literals; the daemon's ranges live in banger-config).
+#[test]
+fn create_request_bounds_are_the_daemons() {
+    let doc: serde_json::Value = serde_json::from_str(&banger_daemon::openapi_json()).unwrap();
+    let props = &doc["components"]["schemas"]["CreateVmRequest"]["properties"];
+    let bounds = |field: &str| {
+        let p = &props[field];
+        (p["minimum"].as_u64(), p["maximum"].as_u64())
+    };
+    let (lo, hi) = banger_config::VCPU_RANGE;
+    assert_eq!(
+        bounds("vcpu"),
+        (Some(lo.into()), Some(hi.into())),
+        "{props}"
+    );
+    let (lo, hi) = banger_config::MEMORY_MIB_RANGE;
+    assert_eq!(bounds("memory_mib"), (Some(lo), Some(hi)), "{props}");
+}
+
 #[test]
 fn document_is_openapi_3_and_describes_every_route() {
     let doc: serde_json::Value = serde_json::from_str(&banger_daemon::openapi_json()).unwrap();

@@ -65,14 +65,14 @@ pub struct CreateVmRequest {
     #[serde(default)]
     #[schema(example = "minimal")]
     pub image: Option<String>,
-    /// Virtual CPUs.
+    /// Virtual CPUs: 1 to 32 (more than the host has runs, only slower).
     #[serde(default)]
-    #[schema(example = 2, minimum = 1)]
+    #[schema(example = 2, minimum = 1, maximum = 32)]
     pub vcpu: Option<u32>,
     /// Guest memory in MiB: 128 to 1048576, and no more than the host's physical memory
     /// (refused with a 400 naming both).
     #[serde(default)]
-    #[schema(example = 1024, minimum = 1)]
+    #[schema(example = 1024, minimum = 128, maximum = 1048576)]
     pub memory_mib: Option<u64>,
     /// Work disk size: a size string with a binary unit (`8G`, `512M`) or plain bytes.
     #[serde(default)]
