@@ -1,5 +1,4 @@
 //! Files, control requests, garbage and reconnects against the real agent binary.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::common;
 

@@ -1,5 +1,4 @@
 //! Execs against the real agent binary over a Unix socket.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::common;
 

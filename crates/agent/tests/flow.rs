@@ -1,7 +1,6 @@
 //! Protocol version 2 flow control against the real agent: a host that does not take an
 //! exec's output stalls the process writing it (in the agent's pipe, not in any queue), and
 //! a process that does not read its stdin stalls the host's writes.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::common;
 

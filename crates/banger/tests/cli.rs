@@ -1,6 +1,5 @@
 //! The `banger` binary's own surface: help, completions, man page, doctor's exit code
 //! and JSON, and clear errors for bad invocations. No VMs here (see crates/e2e).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::support;
 

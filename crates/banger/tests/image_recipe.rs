@@ -2,7 +2,6 @@
 //! in dev mode) and a real store: an image an older recipe revision built is marked
 //! outdated, with why and the command that rebuilds it; a current one and an import are
 //! not.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::support;
 

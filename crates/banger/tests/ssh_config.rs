@@ -1,7 +1,6 @@
 //! `banger ssh-config --install/--uninstall` against a ~/.ssh/config that is not banger's
 //! own doing: the status, --install and --uninstall agree on what includes banger's
 //! config, and a line banger did not write is never edited.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::support;
 

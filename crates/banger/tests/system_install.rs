@@ -8,7 +8,6 @@
 //! existing unprivileged user; no user is created) and `systemd-analyze` (Debian's
 //! systemd package; `scripts/install-deps` installs it). Nothing outside the fake root is
 //! touched and systemctl is never run: the install sees a moved root.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "system_install/root.rs"]
 mod root;

@@ -1,7 +1,6 @@
 //! The CLI compares its build with the daemon's on every connection: silent when they
 //! match (a daemon it started itself), a warning that says what to do when not (a
 //! stand-in daemon that claims another build answers on the socket).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::support;
 

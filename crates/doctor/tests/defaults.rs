@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! VM defaults show each value with its provenance; a broken config is reported,
 //! not fatal.
 

@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The Firecracker binary check against fake firecracker scripts, and the
 //! distro-aware install hint against os-release fixtures.
 

@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The **image recipes** rows: one WARN per image an older recipe revision built (or one
 //! whose manifest predates revisions, when the recipe has changed since), with what a
 //! rebuild changes and the command; one PASS when every recipe-built image is current;

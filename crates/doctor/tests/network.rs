@@ -1,6 +1,5 @@
 //! The network group against canned answers: which mode and why, and each bridge row's
 //! outcomes. (tests/network_netns.rs runs the same checks against a real namespace.)
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::common;
 

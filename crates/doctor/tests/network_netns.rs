@@ -2,7 +2,6 @@
 //! the helper's real executor (in-process, and over a real helper socket), real nft and
 //! iptables. Doctor must see what is there, say the fix that works, and change nothing.
 //! Needs root.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::common;
 

@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The whole doctor against this machine, no fakes: everything but the state
 //! roots (temp dirs, so the real host's store is never touched) is real.
 

@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! SSH key and agent binary rows of the host runtime / guest agent groups.
 
 use crate::common;

@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Security posture against a fake system install: install.toml, unit files, REAL
 //! Unix sockets with chosen modes and owners, systemctl answered by a script.
 

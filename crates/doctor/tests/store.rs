@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Doctor reads the real SQLite store and never changes it: byte-for-byte proof on
 //! the database and its WAL files, with a live writer holding them open.
 
@@ -99,15 +98,12 @@ fn writer_process() {
 #[test]
 fn live_wal_database_is_left_byte_for_byte_unchanged() {
     use std::io::BufRead;
-    use std::process::{Command, Stdio};
+    use std::process::Stdio;
 
     let host = FakeHost::new();
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            &banger_system::testkit::test_name(module_path!(), "writer_process"),
-        ])
-        .args(["--nocapture", "--test-threads=1"])
+    let name = banger_system::testkit::test_name(module_path!(), "writer_process");
+    let mut child = banger_system::testkit::rerun_command(&name)
+        .arg("--nocapture")
         .env(WRITER_ENV, host.dir.path())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

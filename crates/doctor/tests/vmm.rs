@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! KVM usability, driver selection and the agent channel, on fake hosts built
 //! from the real KVM probe run against fake device files.
 

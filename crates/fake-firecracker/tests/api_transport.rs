@@ -1,7 +1,6 @@
 //! The fake's API transport and bodies: `--version`, `GET /`, unknown fields, malformed
 //! requests. Each rule is tested against the line of `shared/notes/firecracker-api.md` it
 //! comes from (quoted above each assertion), in the personalities the notes observed.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::support;
 

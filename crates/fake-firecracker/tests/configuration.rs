@@ -1,7 +1,6 @@
 //! Pre-boot configuration rules of the fake (boot source, drives, machine config, logger,
 //! metrics, serial, vsock, network), each tested against the line of
 //! `shared/notes/firecracker-api.md` it comes from, in both observed personalities.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::support;
 

@@ -4,7 +4,6 @@
 //!
 //! The driver runs the fake through a one-line wrapper named `firecracker` that sets the
 //! personality, exactly as it would run the real binary.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::support;
 

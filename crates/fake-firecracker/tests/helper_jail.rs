@@ -3,7 +3,6 @@
 //! chroot (with its `fc-drives/` for the drives' relocatable names) and v1 cgroups made, the fake Firecracker running as the owner in its chroot with
 //! its API answering at the path the helper hands back, and the one release path removing
 //! it all. Over the wire, a uid other than the owner is refused.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::jail_lab;
 use crate::support;

@@ -4,7 +4,6 @@
 //! what later VMs boot or restore from; the drives stay the owner's and writable. A sealed
 //! file is taken again as it is; a root-owned file others may write, or a root-owned drive,
 //! is refused with its reason. As root on this host, against the fake jailer.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::jail_lab;
 

@@ -5,7 +5,6 @@
 //! reaches its API and its agent, snapshots it, kills it, and its release removes the jail
 //! and its cgroups; then restores the snapshot into a clone through the jailer, which opens
 //! the clone's own disk and answers on the clone's vsock socket.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::jail_lab;
 use crate::support;

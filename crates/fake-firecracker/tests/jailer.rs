@@ -1,7 +1,6 @@
 //! The fake jailer end to end, as root: it builds the chroot layout, makes and enters the
 //! v1 cgroup it is given (and v2 groups on a stand-in hierarchy, by the real jailer's rules), runs the fake Firecracker inside as the dropped uid in a new pid
 //! namespace, and writes that process's host pid where the real jailer does.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::support;
 

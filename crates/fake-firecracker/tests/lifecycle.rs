@@ -1,7 +1,6 @@
 //! Lifecycle rules of the fake: InstanceStart, pre/post-boot operations, snapshots, the
 //! hybrid-vsock handshake and Ctrl-Alt-Del, each tested against the line of
 //! `shared/notes/firecracker-api.md` it comes from.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::support;
 

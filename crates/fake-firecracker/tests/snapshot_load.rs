@@ -3,7 +3,6 @@
 //! keeps them open with the memory file (mapped privately: opened read-only), checks each
 //! `network_overrides` entry against the snapshot's interfaces, and ends the process when a
 //! load fails.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::support;
 

@@ -2,7 +2,6 @@
 //! root): limits written, the group handed to the owner through `cgroup.procs`/`tasks`
 //! only, the owner's process moving itself in, removal refused while it runs and complete
 //! after. Every group made is removed, even when an assertion fails.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};

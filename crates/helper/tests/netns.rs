@@ -1,7 +1,6 @@
 //! The executor and server against the real kernel: every test runs in a network
 //! namespace of its own (created by `unshare` on a test thread, gone when the thread ends),
 //! with real netlink, real TUN ioctls and the real `nft`. Needs root.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::support;
 

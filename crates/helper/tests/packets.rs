@@ -6,7 +6,6 @@
 //! attached to the owner's bridge, configured as a banger guest is (its address and MAC,
 //! the bridge's gateway as default route). Nothing touches the host's own interfaces,
 //! routes or firewall. Needs root.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::support;
 

@@ -2,7 +2,6 @@
 //! another uid is refused), malformed and foreign requests are refused over the wire, a
 //! stale socket is replaced, and probing tells answers, refusals and absence apart. Needs
 //! root.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::support;
 
@@ -132,12 +131,8 @@ fn stale_socket_child() {
 /// every descriptor until its exec closes it, and meanwhile the listener accepts (and then
 /// resets) connections — a probe then saw a helper that failed, not one that is absent.
 fn stale_socket(path: &Path) {
-    let status = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            &banger_system::testkit::test_name(module_path!(), "stale_socket_child"),
-        ])
-        .arg("--test-threads=1")
+    let name = banger_system::testkit::test_name(module_path!(), "stale_socket_child");
+    let status = banger_system::testkit::rerun_command(&name)
         .env("BANGER_TEST_STALE_SOCKET", path)
         .stdout(std::process::Stdio::null())
         .status()

@@ -2,7 +2,6 @@
 //! serving a synthesized kernel package (bzImage + modules) and a busybox-static
 //! package wrapping the host's static busybox. The result is checked with the
 //! real `cpio`.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::support;
 

@@ -1,5 +1,4 @@
 //! bzImage → vmlinux on synthesized kernels, one per payload codec.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::support;
 

@@ -1,5 +1,4 @@
 //! The embedded catalog and the catalog format's validation.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use banger_images::imagecat::{EntrySource, Recipe};
 use banger_images::{Catalog, CatalogError};

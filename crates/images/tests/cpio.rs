@@ -1,5 +1,4 @@
 //! Our newc writer checked by the real `cpio`: list, extract, compare.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::process::{Command, Stdio};

@@ -1,5 +1,4 @@
 //! Our `.deb` reader on packages built by the real `dpkg-deb`.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::support;
 

@@ -1,6 +1,5 @@
 //! The archive fetcher against a fake mirror on 127.0.0.1 whose InRelease is
 //! signed by a throwaway key (real gpg, real gpgv).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::support;
 

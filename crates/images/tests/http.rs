@@ -1,6 +1,5 @@
 //! The HTTP client against real sockets: proxies from the environment's settings,
 //! NO_PROXY, ranged GETs, and https attempted (not refused).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::support;
 

@@ -1,6 +1,5 @@
 //! `import-kernel`: bzImages of every codec and plain ELF kernels become kernel images
 //! with the ELF form and the PVH fact recorded once; junk is refused by name.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::support;
 

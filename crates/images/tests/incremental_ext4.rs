@@ -4,7 +4,6 @@
 //! finds clean. The trees come from real layers through the real applier, with whiteouts,
 //! opaque directories, hard links into lower layers, owners and replaced types; the
 //! listings are read from the images with debugfs (no mounts).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 

@@ -1,5 +1,4 @@
 //! Module dependency resolution from `.modinfo` of synthesized ELF modules.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::support;
 

@@ -1,7 +1,6 @@
 //! Layer application: whiteouts and opaque directories, and hostile layers refused or
 //! contained, each error naming the layer and the entry. A sentinel directory beside the
 //! tree proves nothing outside it is created, changed or deleted.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 

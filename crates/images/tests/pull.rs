@@ -1,6 +1,5 @@
 //! Catalog downloads served from 127.0.0.1: verified before anything is laid out,
 //! resumed with a ranged GET after an interruption, refused when the bytes are wrong.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::support;
 

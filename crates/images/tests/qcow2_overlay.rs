@@ -1,7 +1,6 @@
 //! The native qcow2 overlay writer, checked by QEMU's own tools: `qemu-img check` finds no
 //! error or leak, `qemu-img info` reads the header as written, and `qemu-io` reads the
 //! backing file through the overlay and writes into it without touching the backing file.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::os::unix::fs::FileExt;
 use std::path::Path;

@@ -2,7 +2,6 @@
 //! recipe's revision (the text an older banger wrote) still loads, and reads as an
 //! unknown revision that may lack the recipe's changes; imported images have no recipe.
 //! The minimal build's own manifest is checked in `build_minimal.rs`.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use banger_images::imagecat::Recipe;
 use banger_images::manifest::MANIFEST_FILE;

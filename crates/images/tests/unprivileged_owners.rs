@@ -6,7 +6,6 @@
 //! can read it, re-run with `setpriv` — exactly as an ordinary user's daemon would build,
 //! and reads the image back as root with `debugfs` (e2fsprogs). They need root to drop
 //! privileges and say so when run without it.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

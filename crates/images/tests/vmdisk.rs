@@ -1,6 +1,5 @@
 //! Root disks on the filesystem the tests run on (ext4 here: no reflinks), with the real
 //! qemu-img. The reflink path is exercised on a loop-mounted xfs by `make bench`.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{Seek, SeekFrom, Write};
 use std::os::unix::fs::MetadataExt;

@@ -1,5 +1,4 @@
 //! Typed queries, uniqueness errors and the VM state machine.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::common;
 

@@ -1,5 +1,4 @@
 //! VM disks are registered with their VM, atomically, and go away with it.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::common;
 

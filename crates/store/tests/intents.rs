@@ -1,5 +1,4 @@
 //! Write-ahead intents: recorded before a multi-step operation, ended atomically with it.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::common;
 

@@ -1,5 +1,4 @@
 //! IPAM leases on a real SQLite database.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::common;
 

@@ -1,5 +1,4 @@
 //! Creating, migrating and refusing databases.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::common;
 

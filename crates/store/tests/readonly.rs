@@ -1,6 +1,5 @@
 //! `open_read_only` must never write: every test snapshots all files in the state
 //! directory (names and full contents) before and after a read-only open plus queries.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::common;
 
@@ -9,7 +8,7 @@ use common::{image, names, snapshot, store_with_image, vm};
 use rusqlite::config::DbConfig;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 /// Open read-only, run every read query, close; return what was read.
 fn read_everything(path: &Path) -> (Vec<String>, Vec<String>) {
@@ -232,12 +231,9 @@ fn live_writer_in_another_process_sees_no_writes() {
     let tmp = tempfile::tempdir().unwrap();
     let (store, path) = store_with_image(tmp.path());
     drop(store);
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            &banger_system::testkit::test_name(module_path!(), "child_writer"),
-        ])
-        .args(["--nocapture", "--test-threads=1"])
+    let name = banger_system::testkit::test_name(module_path!(), "child_writer");
+    let mut child = banger_system::testkit::rerun_command(&name)
+        .arg("--nocapture")
         .env("BANGER_STORE_TEST_CHILD_DB", &path)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -1,5 +1,4 @@
 //! A VM's shared host directories are registered with it, in order, and go away with it.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::common;
 

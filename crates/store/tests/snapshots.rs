@@ -1,6 +1,5 @@
 //! Snapshots: registered whole, listed, found by name or id; a snapshot with clones cannot
 //! be removed, and a clone's origin goes with the clone.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::common;
 

@@ -1,6 +1,5 @@
 //! Warm standbys: registered with their clone row, hidden until taken, taken once, and
 //! gone with their VM.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::common;
 

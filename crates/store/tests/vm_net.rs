@@ -1,5 +1,4 @@
 //! A VM's published ports and network mode are registered with it and go away with it.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::common;
 

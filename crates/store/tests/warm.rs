@@ -1,6 +1,5 @@
 //! Warm images: one current warm state per image, retired (not deleted) when replaced, its
 //! row gone with its snapshot; cold reasons go with their VM.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::common;
 

@@ -13,6 +13,17 @@ pub fn test_name(module: &str, name: &str) -> String {
     }
 }
 
+/// The running test binary, set to run test `name` (see [`test_name`]) alone: the caller
+/// adds its environment, output and identity, and checks the test really ran (a name no
+/// test has runs nothing and passes).
+pub fn rerun_command(name: &str) -> std::process::Command {
+    let exe = std::env::current_exe()
+        .unwrap_or_else(|e| panic!("cannot find the running test binary: {e}"));
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(["--exact", name, "--test-threads=1"]);
+    cmd
+}
+
 /// Runs test `name` (see [`test_name`]) of the running test binary again, alone and with its output shown, as
 /// uid and gid `uid`, with `env` set: how a root test plays the owner's side (a daemon or a
 /// client) against the root side it serves in-process. The re-run test finds its inputs in
@@ -20,15 +31,13 @@ pub fn test_name(module: &str, name: &str) -> String {
 ///
 /// Panics, with the re-run's output, unless it passed; returns what it printed.
 pub fn rerun_test_as(name: &str, uid: u32, env: &[(&str, &dyn AsRef<OsStr>)]) -> String {
-    let exe = std::env::current_exe()
-        .unwrap_or_else(|e| panic!("cannot find the running test binary: {e}"));
-    let out = std::process::Command::new(&exe)
-        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+    let out = rerun_command(name)
+        .arg("--nocapture")
         .envs(env.iter().map(|(k, v)| (k, v.as_ref())))
         .uid(uid)
         .gid(uid)
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {} as uid {uid}: {e}", exe.display()));
+        .unwrap_or_else(|e| panic!("cannot run test {name} as uid {uid}: {e}"));
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),

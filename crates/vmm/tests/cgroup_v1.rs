@@ -4,8 +4,6 @@
 //!
 //! Every group a test makes is removed when it ends, failed or not ([`Scratch`]).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use crate::support;
 
 use std::os::unix::process::{CommandExt, ExitStatusExt};

@@ -1,7 +1,5 @@
 //! The QEMU driver against the real qemu-system-x86_64, booting the tiny PVH test kernel.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use crate::support;
 
 use std::time::Duration;

@@ -2,8 +2,6 @@
 //! save a paused guest through a descriptor handed over QMP, restore it in another VM
 //! directory from an inherited descriptor, and refuse what cannot be saved or loaded.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use crate::support;
 
 use banger_vmm::{MachinePreference, RunState, SnapshotFiles, VmmDriver, VmmError};

@@ -1,8 +1,6 @@
 //! The VMM sandbox against the real qemu-system-x86_64 (as root, as CI runs): what the
 //! kernel reports about a launched QEMU, its files, and a qcow2 overlay's shared base.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use crate::support;
 
 use std::os::unix::fs::MetadataExt;
