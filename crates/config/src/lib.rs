@@ -8,6 +8,7 @@
 //! The keys are documented in docs/config.md.
 
 mod defaults;
+pub mod env;
 mod error;
 mod images;
 pub mod install;

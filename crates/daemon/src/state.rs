@@ -30,6 +30,9 @@ pub struct Daemon {
     /// The host's CPUs and memory, read once at start (`None` when they could not be):
     /// the `auto` defaults are sized from it and no guest gets more memory than it has.
     pub host: Option<HostResources>,
+    /// How long a boot may take to reach a ready agent (`BANGER_BOOT_TIMEOUT`, read once
+    /// at start by `banger_config::env`).
+    pub boot_timeout: std::time::Duration,
     /// The VMM drivers, one per kind, built on first use.
     pub driver: Drivers,
     /// The driver a new VM would have got when the daemon started, or why there was none.
@@ -91,6 +94,8 @@ pub struct Parts {
     pub defaults: VmDefaults,
     /// The host's resources (see [`Daemon::host`]).
     pub host: Option<HostResources>,
+    /// See [`Daemon::boot_timeout`].
+    pub boot_timeout: std::time::Duration,
     pub store: Store,
     pub driver: Drivers,
     pub selection: Result<Selection, String>,
@@ -110,6 +115,7 @@ impl Daemon {
         config: Config,
         host: Option<HostResources>,
     ) -> anyhow::Result<Arc<Daemon>> {
+        let boot_timeout = banger_config::env::boot_timeout()?;
         let defaults =
             config.vm_defaults_resolved(host.map(|h| h.cpus), host.map(|h| h.total_memory_bytes));
         let store = Store::open(layout.db_path()).with_context(|| {
@@ -124,6 +130,7 @@ impl Daemon {
             config,
             defaults,
             host,
+            boot_timeout,
             store,
             driver,
             selection,
@@ -139,6 +146,7 @@ impl Daemon {
             config,
             defaults,
             host,
+            boot_timeout,
             store,
             driver,
             selection,
@@ -152,6 +160,7 @@ impl Daemon {
             config,
             defaults,
             host,
+            boot_timeout,
             driver,
             selection,
             runner,

@@ -108,6 +108,7 @@ impl Harness {
             defaults: self.config.vm_defaults_resolved(None, None),
             // An unknown host: no guest is refused for its size.
             host: None,
+            boot_timeout: banger_config::env::BUILTIN_BOOT_TIMEOUT,
             store: self.open_store(),
             driver: Drivers::fixed(
                 &self.layout,

@@ -272,3 +272,32 @@ fn image_prune_says_what_it_frees_and_keeps_the_default_image() {
     assert_eq!(report["reclaimable_bytes"], 0);
     assert!(env.ok(["images", "-q"]).contains("minimal"));
 }
+
+#[test]
+fn a_bad_boot_timeout_in_the_environment_stops_the_daemon_by_name() {
+    // Read once when the daemon starts (it inherits the starting command's environment);
+    // a value banger cannot use is an error naming it, never the default in silence.
+    let env = env();
+    let out = env
+        .cmd(["vm", "ls"])
+        .env("BANGER_BOOT_TIMEOUT", "3 minutes")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let said = stderr(&out);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains(r#"BANGER_BOOT_TIMEOUT="3 minutes" is not accepted"#)
+            && said.contains("from 10 to 3600"),
+        "{said}"
+    );
+    // Without it the daemon starts, and a good value is taken.
+    let out = env
+        .cmd(["vm", "ls"])
+        .env("BANGER_BOOT_TIMEOUT", "600")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    env.ok(["daemon", "stop"]);
+}

@@ -12,17 +12,6 @@ use super::{CONSOLE_LOG, agent, console, lock_vm, lookup, release, strays, view,
 use crate::error::{DaemonError, Result};
 use crate::state::Daemon;
 
-/// How long a boot may take to reach a ready agent. TCG boots take seconds; a loaded
-/// CI machine can stretch that a lot, so be generous. `BANGER_BOOT_TIMEOUT` (seconds)
-/// overrides it.
-fn boot_timeout() -> Duration {
-    std::env::var("BANGER_BOOT_TIMEOUT")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .map(Duration::from_secs)
-        .unwrap_or(Duration::from_secs(180))
-}
-
 /// Why a boot ended when a forced stop or rm took over.
 const CANCELLED: &str = "the boot was cancelled by a forced stop or removal";
 
@@ -181,7 +170,8 @@ pub async fn boot(daemon: &Daemon, id: &str, progress: &dyn Progress) -> Result<
         return Err(fail(daemon, &vm, message).await);
     }
 
-    let connect = agent::connect(daemon, &vm.name, &runtime, t0 + boot_timeout());
+    let deadline = t0 + daemon.boot_timeout;
+    let connect = agent::connect(daemon, &vm.name, &runtime, deadline);
     let connected = op
         .unless_cancelled(report_kernel_start(connect, &spec.console_log, progress))
         .await;
@@ -196,7 +186,19 @@ pub async fn boot(daemon: &Daemon, id: &str, progress: &dyn Progress) -> Result<
             // The guest's last words are what explains a failed boot: let them arrive.
             console::settle(daemon, &vm.id, Duration::from_secs(2)).await;
             let tail = console_tail(&spec.console_log, 15);
-            let message = format!("VM {} did not become ready: {}{tail}", vm.name, e.message);
+            let limit = match Instant::now() >= deadline {
+                true => format!(
+                    " (a boot may take {} s: on a slow or loaded host, raise {} in the \
+                     daemon's environment)",
+                    daemon.boot_timeout.as_secs(),
+                    banger_config::env::BOOT_TIMEOUT_VAR
+                ),
+                false => String::new(),
+            };
+            let message = format!(
+                "VM {} did not become ready: {}{limit}{tail}",
+                vm.name, e.message
+            );
             return Err(fail(daemon, &vm, message).await);
         }
     };
