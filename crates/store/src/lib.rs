@@ -24,6 +24,7 @@ mod shares;
 mod snapshots;
 mod sql;
 mod standbys;
+mod transitions;
 mod vm_net;
 mod vms;
 mod warm;
@@ -39,6 +40,7 @@ pub use model::{
 };
 pub use shares::{Delivery, VmShare};
 pub use snapshots::{SnapshotRecord, VmOrigin};
+pub use transitions::Started;
 pub use vm_net::NETWORK_MODES;
 pub use warm::WarmState;
 

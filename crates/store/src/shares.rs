@@ -137,14 +137,22 @@ impl Store {
     /// Forget what VM `vm_id`'s last run recorded of its shares (failures, syncs): a start
     /// serves them afresh and copies the host directories in again.
     pub fn clear_share_run(&self, vm_id: &str) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "UPDATE vm_shares SET down = NULL, synced_at = NULL WHERE vm_id = ?1 \
-                 AND (down IS NOT NULL OR synced_at IS NOT NULL)",
-                [vm_id],
-            )
-            .map(drop)
-            .map_err(|e| classify(e, &self.path))
+        self.clear_share_run_on(&self.conn, vm_id)
+    }
+
+    /// [`Store::clear_share_run`] on `conn`, a transaction the caller commits.
+    pub(crate) fn clear_share_run_on(
+        &self,
+        conn: &rusqlite::Connection,
+        vm_id: &str,
+    ) -> Result<(), StoreError> {
+        conn.execute(
+            "UPDATE vm_shares SET down = NULL, synced_at = NULL WHERE vm_id = ?1 \
+             AND (down IS NOT NULL OR synced_at IS NOT NULL)",
+            [vm_id],
+        )
+        .map(drop)
+        .map_err(|e| classify(e, &self.path))
     }
 
     /// Record that copy `position` of VM `vm_id` was synced back at journal position `at`.

@@ -136,25 +136,7 @@ impl Store {
         last_error: Option<&str>,
     ) -> Result<(), StoreError> {
         let tx = self.transaction(TransactionBehavior::Immediate)?;
-        let current: VmState = tx
-            .query_row("SELECT state FROM vms WHERE id = ?1", [id], |r| r.get(0))
-            .optional()
-            .map_err(|e| classify(e, &self.path))?
-            .ok_or_else(|| StoreError::VmNotFound(id.to_string()))?;
-        if let Some(expected) = from.filter(|&f| f != current) {
-            return Err(StoreError::StateConflict {
-                id: id.to_string(),
-                expected,
-                actual: current,
-            });
-        }
-        if !current.can_transition_to(to) {
-            return Err(StoreError::InvalidTransition {
-                id: id.to_string(),
-                from: current,
-                to,
-            });
-        }
+        self.check_transition(&tx, id, from, to)?;
         tx.execute(
             "UPDATE vms SET state = ?2, last_error = ?3, updated_at = ?4 WHERE id = ?1",
             params![id, to, last_error, now_rfc3339()],

@@ -14,5 +14,6 @@ mod readonly;
 mod shares;
 mod snapshots;
 mod standbys;
+mod transitions;
 mod vm_net;
 mod warm;

@@ -91,9 +91,16 @@ pub trait VmmDriver {
         rt.is_alive()
     }
 
-    /// Processes of this driver's VMM that use `vm_dir`, found on the host rather than in any
-    /// record: a VMM (or its launcher) started by a daemon that died before storing its pid.
-    fn processes_using(&self, vm_dir: &Path) -> std::io::Result<Vec<ProcessIdentity>>;
+    /// What marks a process as this driver's VMM using `vm_dir` (its binaries, its jails'
+    /// roots), for finding one on the host rather than in any record: a VMM (or its
+    /// launcher) started by a daemon that died before storing its pid. A caller asking
+    /// several drivers looks for all their marks in one pass ([`crate::process::find_marked`]).
+    fn stray_marks(&self, vm_dir: &Path) -> crate::process::Marks;
+
+    /// Processes of this driver's VMM that use `vm_dir` ([`VmmDriver::stray_marks`]).
+    fn processes_using(&self, vm_dir: &Path) -> std::io::Result<Vec<ProcessIdentity>> {
+        crate::process::find_marked(&self.stray_marks(vm_dir), vm_dir)
+    }
 
     /// Wait up to `timeout` for the VMM process to exit.
     fn wait_exit(

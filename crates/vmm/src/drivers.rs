@@ -10,7 +10,6 @@ use crate::error::VmmError;
 #[cfg(feature = "testkit")]
 use crate::fake::FakeDriver;
 use crate::firecracker::FirecrackerDriver;
-use crate::process::ProcessIdentity;
 use crate::qemu::QemuDriver;
 use crate::runtime::VmRuntime;
 use crate::spec::{DriverKind, KernelFormat, LaunchSpec, SnapshotFiles};
@@ -129,12 +128,12 @@ impl VmmDriver for Driver {
         }
     }
 
-    fn processes_using(&self, vm_dir: &std::path::Path) -> std::io::Result<Vec<ProcessIdentity>> {
+    fn stray_marks(&self, vm_dir: &std::path::Path) -> crate::process::Marks {
         match self {
-            Driver::Qemu(d) => d.processes_using(vm_dir),
-            Driver::Firecracker(d) => d.processes_using(vm_dir),
+            Driver::Qemu(d) => d.stray_marks(vm_dir),
+            Driver::Firecracker(d) => d.stray_marks(vm_dir),
             #[cfg(feature = "testkit")]
-            Driver::Fake(d) => d.processes_using(vm_dir),
+            Driver::Fake(d) => d.stray_marks(vm_dir),
         }
     }
 

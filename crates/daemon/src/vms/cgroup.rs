@@ -23,7 +23,7 @@ pub async fn release(daemon: &Daemon, vm: &VmRecord) {
         }
         return;
     }
-    let mut dirs = recorded(vm);
+    let mut dirs = recorded(vm, &mount_points());
     if let CgroupPolicy::Limit { cgroups, .. } = daemon.driver.cgroups() {
         dirs.extend(cgroups.dirs(&vm.id));
     }
@@ -37,10 +37,23 @@ pub async fn release(daemon: &Daemon, vm: &VmRecord) {
     }
 }
 
+/// Where this host mounts its cgroup hierarchies (`/proc/self/mountinfo`): the only places
+/// a VM group can be. Empty, and logged, when the mount table cannot be read (then no
+/// recorded directory is removed; the groups this daemon would make still are).
+fn mount_points() -> Vec<PathBuf> {
+    match banger_system::cgroup::CgroupMounts::read() {
+        Ok(mounts) => mounts.all().iter().map(|m| m.point.clone()).collect(),
+        Err(e) => {
+            tracing::warn!(error = %banger_system::error_chain(&e), "cannot read the cgroup mounts");
+            Vec::new()
+        }
+    }
+}
+
 /// The cgroup directories in `vm`'s runtime record that are really a VM group of `vm`
-/// (`…/banger-<instance>/<vm-id>`): the record is the daemon's own, but a directory removed
-/// on its word must never be anything else.
-fn recorded(vm: &VmRecord) -> Vec<PathBuf> {
+/// (`…/banger-<instance>/<vm-id>` below one of the cgroup `mounts`): the record is the
+/// daemon's own, but a directory removed on its word must never be anything else.
+fn recorded(vm: &VmRecord, mounts: &[PathBuf]) -> Vec<PathBuf> {
     let Some(rt) = vm
         .runtime_json
         .as_deref()
@@ -50,21 +63,26 @@ fn recorded(vm: &VmRecord) -> Vec<PathBuf> {
     };
     rt.cgroup
         .into_iter()
-        .filter(|d| is_vm_group(d, &vm.id))
+        .filter(|d| is_vm_group(d, &vm.id, mounts))
         .collect()
 }
 
-fn is_vm_group(dir: &Path, vm_id: &str) -> bool {
+/// Whether `dir` is VM `vm_id`'s group: an absolute path without `..`, below one of the
+/// cgroup mount points `mounts`, whose last component is the VM's id and whose parent is a
+/// daemon's `banger-*` group.
+fn is_vm_group(dir: &Path, vm_id: &str, mounts: &[PathBuf]) -> bool {
     dir.is_absolute()
-        && dir.starts_with("/sys/fs/cgroup")
+        && !dir
+            .components()
+            .any(|c| c == std::path::Component::ParentDir)
+        && mounts
+            .iter()
+            .any(|m| m.is_absolute() && dir.starts_with(m) && dir != m.as_path())
         && dir.file_name().is_some_and(|n| n == vm_id)
         && dir
             .parent()
             .and_then(Path::file_name)
             .is_some_and(|n| n.to_string_lossy().starts_with("banger-"))
-        && !dir
-            .components()
-            .any(|c| c == std::path::Component::ParentDir)
 }
 
 /// What VM `vm`'s running VMM may take, read back from its cgroups; `None` when it is not
@@ -156,9 +174,11 @@ mod tests {
     #[test]
     fn only_a_vm_group_of_this_vm_is_removed_on_the_records_word() {
         let id = "0123456789ab";
+        let host = [PathBuf::from("/sys/fs/cgroup/memory")];
         assert!(is_vm_group(
             Path::new("/sys/fs/cgroup/memory/x/banger-abc/0123456789ab"),
-            id
+            id,
+            &host
         ));
         for bad in [
             "/sys/fs/cgroup/memory/x/banger-abc/ffffffffffff",
@@ -166,8 +186,35 @@ mod tests {
             "/etc/banger-abc/0123456789ab",
             "/sys/fs/cgroup/memory/banger-abc/../../banger-abc/0123456789ab",
             "sys/fs/cgroup/banger-abc/0123456789ab",
+            // Below /sys/fs/cgroup but not below a cgroup mount.
+            "/sys/fs/cgroup/pids/banger-abc/0123456789ab",
         ] {
-            assert!(!is_vm_group(Path::new(bad), id), "{bad}");
+            assert!(!is_vm_group(Path::new(bad), id, &host), "{bad}");
+        }
+        assert!(!is_vm_group(
+            Path::new("/sys/fs/cgroup/memory/x/banger-abc/0123456789ab"),
+            id,
+            &[]
+        ));
+    }
+
+    #[test]
+    fn a_vm_group_is_found_below_a_mount_point_elsewhere() {
+        let id = "0123456789ab";
+        // A host (or a container's view) mounting its hierarchy away from /sys/fs/cgroup.
+        let mounts = [PathBuf::from("/run/cg2"), PathBuf::from("relative/cg")];
+        assert!(is_vm_group(
+            Path::new("/run/cg2/user.slice/banger-abc/0123456789ab"),
+            id,
+            &mounts
+        ));
+        for bad in [
+            "/sys/fs/cgroup/user.slice/banger-abc/0123456789ab",
+            "/run/cg2x/banger-abc/0123456789ab",
+            "/run/cg2/banger-abc/../../etc/banger-abc/0123456789ab",
+            "relative/cg/banger-abc/0123456789ab",
+        ] {
+            assert!(!is_vm_group(Path::new(bad), id, &mounts), "{bad}");
         }
     }
 }

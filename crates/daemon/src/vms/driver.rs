@@ -325,15 +325,14 @@ impl Drivers {
         self.get(rt.driver)?.connect_agent(rt).await
     }
 
-    /// Processes of a `kind` VMM using `vm_dir` that no record names (see `vms/strays.rs`).
-    pub fn processes_using(
+    /// What marks a `kind` VMM using `vm_dir` that no record names (see `vms/strays.rs`);
+    /// an error when this host cannot build that driver.
+    pub fn stray_marks(
         &self,
         kind: DriverKind,
         vm_dir: &std::path::Path,
-    ) -> std::io::Result<Vec<banger_vmm::process::ProcessIdentity>> {
-        self.get(kind)
-            .map_err(std::io::Error::other)?
-            .processes_using(vm_dir)
+    ) -> Result<banger_vmm::process::Marks, VmmError> {
+        Ok(self.get(kind)?.stray_marks(vm_dir))
     }
 
     /// Liveness depends only on the runtime record, never on building a driver.

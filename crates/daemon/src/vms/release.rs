@@ -45,10 +45,15 @@ pub async fn release(
     }
     // Last of the processes' things: the group is empty only once they are all gone.
     super::cgroup::release(daemon, vm).await;
-    forget_runtime(daemon, vm)?;
-    daemon
-        .store()
-        .update_vm_state(&vm.id, Some(from), to, why)?;
+    // The runtime record goes with the state change, in one transaction.
+    daemon.store().mark_ended(
+        &vm.id,
+        from,
+        to,
+        why,
+        vm.driver.as_deref(),
+        vm.boot_json.as_deref(),
+    )?;
     Ok(())
 }
 

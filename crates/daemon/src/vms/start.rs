@@ -232,24 +232,21 @@ pub async fn boot(daemon: &Daemon, id: &str, progress: &dyn Progress) -> Result<
         // The guest's uptime counters are its parent's: no kernel started here.
         timings.kernel_started_ms = None;
         timings.init_started_ms = None;
-        daemon
-            .store()
-            .mark_restored(&vm.id, &banger_store::now_rfc3339())?;
     }
     let boot_json = serde_json::to_string(&timings).ok();
-    {
-        let store = daemon.store();
-        store.set_vm_runtime(
-            &vm.id,
-            Some(runtime.driver.as_str()),
-            Some(&runtime_json),
-            boot_json.as_deref(),
-        )?;
-        store.set_vm_started(&vm.id, &banger_store::now_rfc3339())?;
-        // This boot serves every share afresh.
-        store.clear_share_run(&vm.id)?;
-        store.update_vm_state(&vm.id, Some(VmState::Starting), VmState::Running, None)?;
-    }
+    // One transaction: runtime, boot timings, start time, the shares' fresh run (this boot
+    // serves every share afresh), a clone's restore, and the state.
+    daemon.store().mark_running(
+        &vm.id,
+        VmState::Starting,
+        &banger_store::Started {
+            driver: runtime.driver.as_str(),
+            runtime_json: &runtime_json,
+            boot_json: boot_json.as_deref(),
+            started_at: &banger_store::now_rfc3339(),
+            restored: restore.is_some(),
+        },
+    )?;
     *daemon.slot(id).agent.lock().await = Some(client);
     watch::watch_exit(daemon, &vm.id, runtime);
     let started = lookup(daemon, id)?;

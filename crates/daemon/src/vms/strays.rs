@@ -17,24 +17,27 @@ const ROUNDS: usize = 5;
 const KILL_WAIT: Duration = Duration::from_secs(5);
 
 /// Every driver's VMM processes using `dir`, except `keep` (the recorded, live VMM). Each
-/// kind is asked, since a VMM whose launch was never recorded may be of any kind; a kind
-/// this host cannot build (no binary) has no processes to find.
+/// kind's marks are looked for, since a VMM whose launch was never recorded may be of any
+/// kind, all in one pass over `/proc`; a kind this host cannot build (no binary) has no
+/// processes to find.
 pub fn find(daemon: &Daemon, dir: &Path, keep: Option<u32>) -> Vec<ProcessIdentity> {
-    let mut found = Vec::new();
+    let mut marks = process::Marks::default();
     for kind in [DriverKind::Qemu, DriverKind::Firecracker] {
-        if daemon.driver.get(kind).is_err() {
-            continue;
-        }
-        match daemon.driver.processes_using(kind, dir) {
-            Ok(processes) => found.extend(processes.into_iter().filter(|p| Some(p.pid) != keep)),
-            Err(e) => {
-                tracing::warn!(dir = %dir.display(), error = %e, "cannot look for VMM processes")
-            }
+        if let Ok(kind_marks) = daemon.driver.stray_marks(kind, dir) {
+            marks.extend(kind_marks);
         }
     }
-    found.sort_by_key(|p| p.pid);
-    found.dedup_by_key(|p| p.pid);
-    found
+    match process::find_marked(&marks, dir) {
+        Ok(mut found) => {
+            found.retain(|p| Some(p.pid) != keep);
+            found.sort_by_key(|p| p.pid);
+            found
+        }
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot look for VMM processes");
+            Vec::new()
+        }
+    }
 }
 
 /// Kill (SIGKILL) every process [`find`] reports and wait until each is gone — its last

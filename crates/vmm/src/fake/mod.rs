@@ -32,7 +32,6 @@ pub use process::{ENV_MODE, maybe_run_fake_vmm};
 
 use crate::driver::{RunState, VmmDriver, WaitOutcome};
 use crate::error::VmmError;
-use crate::process::ProcessIdentity;
 use crate::runtime::{AgentEndpoint, MachineType, VmRuntime};
 use crate::spec::{Accel, DriverKind, KernelFormat, LaunchSpec, SnapshotFiles};
 
@@ -280,8 +279,11 @@ impl VmmDriver for FakeDriver {
         })
     }
 
-    fn processes_using(&self, vm_dir: &Path) -> std::io::Result<Vec<ProcessIdentity>> {
-        crate::process::find_using_dir(&self.config.program, vm_dir)
+    fn stray_marks(&self, _vm_dir: &Path) -> crate::process::Marks {
+        crate::process::Marks {
+            binaries: vec![self.config.program.clone()],
+            roots: Vec::new(),
+        }
     }
 }
 

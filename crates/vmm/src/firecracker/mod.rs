@@ -426,24 +426,16 @@ impl VmmDriver for FirecrackerDriver {
         }
     }
 
-    fn processes_using(
-        &self,
-        vm_dir: &std::path::Path,
-    ) -> std::io::Result<Vec<crate::process::ProcessIdentity>> {
-        let mut found = crate::process::find_using_dir(&self.config.binary, vm_dir)?;
+    fn stray_marks(&self, vm_dir: &std::path::Path) -> crate::process::Marks {
         // A jailed Firecracker names no host path and runs a copy of the binary: it is
         // found by its root, the VM's chroot (the VM directory is named by the VM's id).
         let chroot = self.jailer.as_ref().and_then(|launcher| {
             let id = vm_dir.file_name()?.to_str()?;
             launcher.chroot(&jailed::jail_id(id).ok()?)
         });
-        if let Some(chroot) = chroot.filter(|c| c.is_dir()) {
-            for process in crate::process::find_rooted_at(&chroot)? {
-                if !found.contains(&process) {
-                    found.push(process);
-                }
-            }
+        crate::process::Marks {
+            binaries: vec![self.config.binary.clone()],
+            roots: chroot.filter(|c| c.is_dir()).into_iter().collect(),
         }
-        Ok(found)
     }
 }

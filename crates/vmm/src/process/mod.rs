@@ -19,7 +19,7 @@ use tokio::io::unix::AsyncFd;
 
 mod find;
 
-pub use find::{find_rooted_at, find_using_dir};
+pub use find::{Marks, find_marked, find_rooted_at, find_using_dir};
 
 /// A process, identified so that pid reuse cannot fool us.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -184,13 +184,13 @@ impl VmmDriver for QemuDriver {
         Ok(())
     }
 
-    fn processes_using(
-        &self,
-        vm_dir: &std::path::Path,
-    ) -> std::io::Result<Vec<process::ProcessIdentity>> {
+    fn stray_marks(&self, _vm_dir: &std::path::Path) -> process::Marks {
         // Only QEMU: a VM's virtiofsd processes are not strays while its QEMU lives (a
         // restarted daemon adopting the VM must keep them); release reaps them with it.
-        process::find_using_dir(&self.config.binary, vm_dir)
+        process::Marks {
+            binaries: vec![self.config.binary.clone()],
+            roots: Vec::new(),
+        }
     }
 
     /// QMP `stop`: the vCPUs halt, QEMU keeps serving.

@@ -7,7 +7,7 @@
 //! root is the shared directory. It exits by itself when QEMU disconnects; every path that
 //! ends a VM still reaps it ([`spawn::reap`]), finding it by its command line, which names
 //! the VM's directory ([`spawn::find`]): no pid needs recording. They are not the driver's
-//! `processes_using` strays: a restarted daemon that adopts a running VM keeps them.
+//! `stray_marks` strays: a restarted daemon that adopts a running VM keeps them.
 //!
 //! QEMU 7.2 cannot migrate a live `vhost-user-fs` device: a VM with shares cannot be
 //! snapshotted as is.
