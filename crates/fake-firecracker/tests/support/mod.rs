@@ -212,12 +212,17 @@ pub fn wait_listening(socket: &Path) {
 pub fn call(sock: &Path, method: &str, path: &str, body: &str) -> (u16, String) {
     let mut s = UnixStream::connect(sock).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(
-        s,
+    let request = format!(
         "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
-    )
-    .unwrap();
+    );
+    // A request the server refuses from its first line (an unsupported method) is answered
+    // and the connection closed without reading the rest, as Firecracker does: the rest of
+    // the write may then meet a closed socket. The answer is what the test is about.
+    match s.write_all(request.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        written => written.unwrap(),
+    }
     read_response(&mut BufReader::new(s))
 }
 
