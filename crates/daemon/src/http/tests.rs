@@ -190,6 +190,22 @@ async fn bad_bodies_name_what_is_wrong() {
     let a = send(&f, json_req(Method::POST, "/v1/vms", "{not json")).await;
     assert_error(&a, StatusCode::BAD_REQUEST, "invalid");
 
+    // Only an object is a request: serde would read a struct from an array too, and `[]`
+    // made a VM with every default, `["x"]` one named x.
+    for (body, what) in [
+        ("[]", "an array"),
+        (r#"["x"]"#, "an array"),
+        (" null", "null"),
+        ("\"dev\"", "a string"),
+        ("7", "a number"),
+        ("true", "a boolean"),
+    ] {
+        let a = send(&f, json_req(Method::POST, "/v1/vms", body)).await;
+        assert_error(&a, StatusCode::BAD_REQUEST, "invalid");
+        let message = a.json()["message"].as_str().unwrap().to_string();
+        assert!(message.contains(what), "{body}: {message}");
+    }
+
     // Range errors speak the API's field names, never the CLI's flags.
     let a = send(
         &f,
