@@ -170,6 +170,15 @@ async fn names_are_percent_decoded_and_missing_ones_are_404() {
     assert!(a.json()["message"].as_str().unwrap().contains("\"a/b\""));
     let a = send(&f, empty(Method::GET, "/v1/images/ghost")).await;
     assert_error(&a, StatusCode::NOT_FOUND, "not_found");
+    // The hint names what the catalog offers (it once called minimal the default image).
+    let hint = a.json()["hint"].as_str().unwrap().to_string();
+    assert!(hint.contains("debian, minimal"), "{hint}");
+    assert!(!hint.contains("default"), "{hint}");
+    // An image the catalog knows but nobody got yet: how to get it.
+    let a = send(&f, empty(Method::GET, "/v1/images/minimal")).await;
+    assert_error(&a, StatusCode::NOT_FOUND, "not_found");
+    let hint = a.json()["hint"].as_str().unwrap().to_string();
+    assert!(hint.contains("`banger image pull minimal`"), "{hint}");
 }
 
 #[tokio::test]
