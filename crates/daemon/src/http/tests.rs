@@ -170,6 +170,21 @@ async fn names_are_percent_decoded_and_missing_ones_are_404() {
     assert!(a.json()["message"].as_str().unwrap().contains("\"a/b\""));
     let a = send(&f, empty(Method::GET, "/v1/images/ghost")).await;
     assert_error(&a, StatusCode::NOT_FOUND, "not_found");
+    // An empty name (`banger inspect ""`) is a missing object, not a missing route.
+    for (method, path) in [
+        (Method::GET, "/v1/vms/"),
+        (Method::DELETE, "/v1/vms/"),
+        (Method::GET, "/v1/images/"),
+        (Method::DELETE, "/v1/snapshots/"),
+    ] {
+        let a = send(&f, empty(method.clone(), path)).await;
+        assert_error(&a, StatusCode::NOT_FOUND, "not_found");
+        let message = a.json()["message"].as_str().unwrap().to_string();
+        assert!(
+            message.contains("the name is empty"),
+            "{method} {path}: {message}"
+        );
+    }
     // The hint names what the catalog offers (it once called minimal the default image).
     let hint = a.json()["hint"].as_str().unwrap().to_string();
     assert!(hint.contains("debian, minimal"), "{hint}");
