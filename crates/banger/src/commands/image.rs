@@ -253,7 +253,10 @@ pub async fn rm(layout: &Layout, names: &[String]) -> anyhow::Result<i32> {
         match client.remove_image(name).await {
             Ok(image) => outln!("removed image {}", image.name)?,
             Err(e) => {
-                print_error(&anyhow::Error::new(e).context(format!("cannot remove image {name}")));
+                print_error(
+                    &anyhow::Error::new(e)
+                        .context(format!("cannot remove image {}", safe::name(name))),
+                );
                 code = 1;
             }
         }

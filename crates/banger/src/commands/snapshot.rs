@@ -8,7 +8,7 @@ use banger_paths::Layout;
 use crate::cli::output::{DataArgs, ListArgs};
 use crate::cli::{CloneArgs, SnapshotArgs};
 use crate::connect;
-use crate::output::{format_bytes, print_data, print_json, print_table};
+use crate::output::{format_bytes, print_data, print_json, print_table, safe};
 use crate::progress::Renderer;
 
 pub async fn take(layout: &Layout, args: SnapshotArgs) -> anyhow::Result<i32> {
@@ -127,7 +127,8 @@ pub async fn rm(layout: &Layout, names: &[String]) -> anyhow::Result<i32> {
             Ok(snap) => println!("{}", snap.name),
             Err(e) => {
                 crate::output::print_error(
-                    &anyhow::Error::new(e).context(format!("cannot remove snapshot {name}")),
+                    &anyhow::Error::new(e)
+                        .context(format!("cannot remove snapshot {}", safe::name(name))),
                 );
                 code = 1;
             }

@@ -11,7 +11,7 @@ use banger_system::progress::{NoProgress, Progress};
 
 use crate::cli::{CreateArgs, PauseArgs, RmArgs, StartArgs, StopArgs};
 use crate::connect;
-use crate::output::{print_error, print_json};
+use crate::output::{print_error, print_json, safe};
 use crate::progress::Renderer;
 
 pub async fn create(layout: &Layout, args: CreateArgs) -> anyhow::Result<i32> {
@@ -176,7 +176,9 @@ fn report(
                 done.push(vm);
             }
             Err(e) => {
-                print_error(&anyhow::Error::new(e).context(format!("{failed} {name}")));
+                print_error(
+                    &anyhow::Error::new(e).context(format!("{failed} {}", safe::name(&name))),
+                );
                 code = 1;
             }
         }
