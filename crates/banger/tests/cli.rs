@@ -165,6 +165,18 @@ fn exit_statuses_tell_banger_failures_from_the_guest_commands() {
     assert_eq!(banger(&dir, &["exec", "--help"]).status.code(), Some(0));
 }
 
+/// `run --json` prints the booted VM; with a command it would be silently ignored, so it
+/// is refused before a daemon is even asked.
+#[test]
+fn run_json_with_a_command_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = banger(&dir, &["run", "--rm", "--json", "--", "true"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{err}");
+    assert!(err.contains("--json"), "{err}");
+    assert!(!dir.path().join("state").exists(), "a daemon was started");
+}
+
 /// A negative number is a bad value of its flag, not an unknown flag `-1` with a tip to
 /// write `-- -1` (which would make it the guest command or a VM name).
 #[test]
