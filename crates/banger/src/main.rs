@@ -1,5 +1,9 @@
 //! `banger`: real microVMs in about a second.
 
+// `println!` panics when the reader of stdout is gone; `outln!` returns the error, which
+// `main` turns into the quiet exit docs/cli.md promises.
+#![deny(clippy::print_stdout)]
+
 mod cli;
 mod commands;
 mod connect;

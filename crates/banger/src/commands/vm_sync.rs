@@ -66,7 +66,7 @@ pub(crate) async fn sync_vm(
             status = 1;
             continue;
         }
-        say(&target, &report);
+        say(&target, &report)?;
         let is_share = vm
             .shares
             .iter()
@@ -205,8 +205,8 @@ fn describe(shares: &[ShareView]) -> String {
         .join("; ")
 }
 
-fn say(target: &Target, r: &SyncReport) {
-    println!(
+fn say(target: &Target, r: &SyncReport) -> std::io::Result<()> {
+    crate::outln!(
         "{} -> {}: {} written ({} bytes), {} unchanged, {} directories made, {} deleted",
         safe::text(&target.guest),
         safe::text(&target.host.display().to_string()),
@@ -215,7 +215,7 @@ fn say(target: &Target, r: &SyncReport) {
         r.unchanged,
         r.dirs_made,
         r.deleted
-    );
+    )?;
     for skipped in &r.skipped {
         crate::output::warn(&format!(
             "{}: the host has a different kind of entry there (a directory for a file or the \
@@ -223,6 +223,7 @@ fn say(target: &Target, r: &SyncReport) {
             target.host.join(skipped).display()
         ));
     }
+    Ok(())
 }
 
 #[cfg(test)]
