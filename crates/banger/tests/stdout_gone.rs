@@ -8,41 +8,20 @@ use crate::support;
 use std::os::fd::OwnedFd;
 use std::process::Stdio;
 
-use banger_images::testkit;
-use banger_store::{ImageRecord, Store};
-use support::{StopDaemon, banger, banger_command, text};
+use banger_store::Store;
+use support::{StopDaemon, banger, banger_command, image, state_dir, text};
 
 #[test]
 fn a_created_vm_said_to_a_closed_pipe_is_a_quiet_success() {
     let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
-    std::fs::create_dir_all(&state).unwrap();
-    std::fs::set_permissions(&state, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-    {
-        let store = Store::open(state.join("state.db")).unwrap();
-        let image = state.join("images/stand-in-0001");
-        std::fs::create_dir_all(&image).unwrap();
-        testkit::stand_in_recipe_image(&image, "stand-in", "recipe:minimal", None).unwrap();
-        store
-            .insert_image(&ImageRecord {
-                name: "stand-in".into(),
-                kernel_path: image.join("vmlinux"),
-                kernel_format: "elf-vmlinux".into(),
-                bzimage_path: None,
-                initrd_path: Some(image.join("initrd.cpio")),
-                rootfs_path: None,
-                source: "recipe:minimal".into(),
-                kernel_release: Some("6.1.0-test".into()),
-                dir: image,
-                created_at: banger_store::now_rfc3339(),
-                size_bytes: 12,
-                kernel_pvh: Some(true),
-                init: None,
-                config_json: None,
-                digest: None,
-            })
-            .unwrap();
-    }
+    let state = state_dir(&dir);
+    image(
+        &Store::open(state.join("state.db")).unwrap(),
+        &state,
+        "stand-in",
+        "recipe:minimal",
+        None,
+    );
     let _stop = StopDaemon(&dir);
     // stdout is a pipe whose reading end is already closed.
     let (read, write): (OwnedFd, OwnedFd) = nix::unistd::pipe().unwrap();
