@@ -238,7 +238,9 @@ directory is copied). What comes from the guest is untrusted: entries that would
 outside the destination (.., absolute names, through symlinks), devices and hard links are
 refused, and set-user-id bits are dropped. Files with holes (disk images) cross as their
 data and keep their holes. A source is copied under its own name: one ending in . or .. is
-refused (name it), and so is / itself (copy the directories you need, e.g. dev:/etc).";
+refused (name it), and so is / itself (copy the directories you need, e.g. dev:/etc). A host
+path whose first part looks like a VM name followed by a colon (notes:v2) reads as VM:PATH:
+write it ./notes:v2.";
 
 #[derive(Debug, Args)]
 pub struct SshArgs {
