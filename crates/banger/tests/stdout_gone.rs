@@ -1,7 +1,8 @@
 //! A reader of banger's output that goes away (`banger vm create … | head -0`): banger
 //! stops quietly with status 0, as docs/cli.md promises, instead of panicking on the
 //! write (status 101 and a backtrace). Through a real daemon and store, with a stand-in
-//! image (a create that does not boot needs only its record).
+//! image (a create that does not boot needs only its record). The same for stderr, whose
+//! messages are dropped when nobody reads them.
 
 use crate::support;
 
@@ -40,4 +41,23 @@ fn a_created_vm_said_to_a_closed_pipe_is_a_quiet_success() {
     // The VM was made all the same.
     let ls = banger(&dir, &["vm", "ls", "-q"]);
     assert_eq!(text(&ls.stdout).trim(), "piped", "{}", text(&ls.stderr));
+}
+
+/// stderr's reader gone too: what banger says there is dropped, never a panic. A second
+/// `banger daemon run` says on stderr that one already runs, and exits 75 all the same.
+#[test]
+fn a_message_to_a_closed_stderr_is_dropped_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let _stop = StopDaemon(&dir);
+    // The CLI starts the first daemon.
+    let ls = banger(&dir, &["vm", "ls"]);
+    assert!(ls.status.success(), "{}", text(&ls.stderr));
+    let (read, write): (OwnedFd, OwnedFd) = nix::unistd::pipe().unwrap();
+    drop(read);
+    let out = banger_command(&dir, &["daemon", "run"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(write))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(75), "{out:?}");
 }

@@ -29,7 +29,7 @@ pub fn install(layout: &Layout, args: FirecrackerInstallArgs) -> anyhow::Result<
         bin_dir: args.bin_dir,
         arch: std::env::consts::ARCH.to_owned(),
     };
-    let installed = install_release(&req, &RealRunner, &mut |line| eprintln!("{line}"))?;
+    let installed = install_release(&req, &RealRunner, &mut |line| crate::errln!("{line}"))?;
     outln!(
         "Firecracker {} installed: {} and {}",
         installed.version,

@@ -263,7 +263,7 @@ async fn relay(
             }
             Some(StreamFrame::Stderr(data)) => {
                 let text = String::from_utf8_lossy(&data);
-                eprint!("{}", crate::output::safe::text(&text));
+                crate::err!("{}", crate::output::safe::text(&text));
             }
             Some(StreamFrame::Exit(status)) => break status.shell_code(),
             Some(StreamFrame::Error(message)) => bail!(crate::output::safe::text(&message)),

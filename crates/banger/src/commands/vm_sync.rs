@@ -59,7 +59,7 @@ pub(crate) async fn sync_vm(
             })
             .await?;
         if code != 0 {
-            eprintln!(
+            crate::errln!(
                 "{}: the guest could not pack it (exit status {code})",
                 safe::text(&target.guest)
             );
