@@ -171,11 +171,7 @@ async fn relay_output(mut rd: impl tokio::io::AsyncRead + Unpin) -> anyhow::Resu
                 return Err(anyhow::anyhow!(crate::output::safe::text(&message)));
             }
             Some(_) => Ok(()),
-            None => {
-                return Err(anyhow::anyhow!(
-                    "the daemon closed the connection before the command finished"
-                ));
-            }
+            None => return Err(anyhow::anyhow!(CONNECTION_ENDED)),
         };
         match written {
             Ok(()) => {}
@@ -184,6 +180,13 @@ async fn relay_output(mut rd: impl tokio::io::AsyncRead + Unpin) -> anyhow::Resu
         }
     }
 }
+
+/// The stream ended without the command's exit status: the daemon stopped (`daemon stop`
+/// ends its sessions; a crash does too) or the VM did. What happened to the command is
+/// unknown here, so say where to look.
+const CONNECTION_ENDED: &str = "the daemon closed the connection before the command finished \
+     (the daemon or the VM stopped): `banger vm ls` shows the VM's state and `banger daemon \
+     status` whether the daemon runs";
 
 /// How a session ends whose output nobody reads any more: as SIGPIPE ends a local command.
 fn broken_pipe() -> ExitStatus {
@@ -256,4 +259,23 @@ pub fn check_tty(tty: bool) -> anyhow::Result<()> {
         terminal::require_tty_stdin()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stream that ends before the exit status says where to look, not only that it ended.
+    #[tokio::test]
+    async fn a_stream_cut_before_the_exit_status_says_what_to_check() {
+        let err = relay_output(tokio::io::empty())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("before the command finished"), "{err}");
+        assert!(
+            err.contains("banger vm ls") && err.contains("banger daemon status"),
+            "{err}"
+        );
+    }
 }

@@ -1,5 +1,10 @@
 //! `banger`: real microVMs in about a second.
 
+// `println!` panics when the reader of stdout is gone; `outln!` returns the error, which
+// `main` turns into the quiet exit docs/cli.md promises. `eprintln!` panics the same way
+// on stderr; `errln!` ignores it.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 mod cli;
 mod commands;
 mod connect;

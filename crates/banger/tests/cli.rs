@@ -165,6 +165,42 @@ fn exit_statuses_tell_banger_failures_from_the_guest_commands() {
     assert_eq!(banger(&dir, &["exec", "--help"]).status.code(), Some(0));
 }
 
+/// `run --json` prints the booted VM; with a command it would be silently ignored, so it
+/// is refused before a daemon is even asked.
+#[test]
+fn run_json_with_a_command_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = banger(&dir, &["run", "--rm", "--json", "--", "true"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{err}");
+    assert!(err.contains("--json"), "{err}");
+    assert!(!dir.path().join("state").exists(), "a daemon was started");
+}
+
+/// A negative number is a bad value of its flag, not an unknown flag `-1` with a tip to
+/// write `-- -1` (which would make it the guest command or a VM name).
+#[test]
+fn a_negative_number_is_refused_as_the_flags_value() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, flag) in [
+        (&["vm", "create", "--memory", "-1"][..], "--memory"),
+        (&["vm", "create", "--disk", "-1"], "--disk"),
+        (&["vm", "create", "--vcpu", "-1"], "--vcpu"),
+        (&["vm", "stop", "-t", "-1", "dev"], "--timeout"),
+        (&["vm", "logs", "--tail", "-1", "dev"], "--tail"),
+    ] {
+        let out = banger(&dir, args);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("invalid value '-1'") && err.contains(flag),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("-- -1"), "{args:?}: {err}");
+    }
+    assert!(!dir.path().join("state").exists(), "a daemon was started");
+}
+
 #[test]
 fn help_documents_exit_statuses_and_size_units() {
     let dir = tempfile::tempdir().unwrap();

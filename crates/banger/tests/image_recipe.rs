@@ -5,46 +5,14 @@
 
 use crate::support;
 
-use std::path::Path;
-
 use banger_images::imagecat::Recipe;
-use banger_images::testkit;
-use banger_store::{ImageRecord, Store};
-use support::{StopDaemon, banger, text};
-
-/// Register `name` from `source` in `store`, a stand-in image whose manifest records
-/// `revision` of `source`'s recipe (none: a manifest from before revisions).
-fn image(store: &Store, state: &Path, name: &str, source: &str, revision: Option<u32>) {
-    let dir = state.join(format!("images/{name}-0001"));
-    std::fs::create_dir_all(&dir).unwrap();
-    testkit::stand_in_recipe_image(&dir, name, source, revision).unwrap();
-    store
-        .insert_image(&ImageRecord {
-            name: name.into(),
-            kernel_path: dir.join("vmlinux"),
-            kernel_format: "elf-vmlinux".into(),
-            bzimage_path: None,
-            initrd_path: Some(dir.join("initrd.cpio")),
-            rootfs_path: None,
-            source: source.into(),
-            kernel_release: Some("6.1.0-test".into()),
-            dir,
-            created_at: banger_store::now_rfc3339(),
-            size_bytes: 12,
-            kernel_pvh: Some(true),
-            init: None,
-            config_json: None,
-            digest: None,
-        })
-        .unwrap();
-}
+use banger_store::Store;
+use support::{StopDaemon, banger, image, state_dir, text};
 
 #[test]
 fn image_ls_and_inspect_mark_an_image_an_older_recipe_built() {
     let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
-    std::fs::create_dir_all(&state).unwrap();
-    std::fs::set_permissions(&state, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let state = state_dir(&dir);
     {
         let store = Store::open(state.join("state.db")).unwrap();
         image(&store, &state, "dev", "recipe:debian", Some(1));

@@ -9,5 +9,6 @@ mod cli;
 mod image_recipe;
 mod memory;
 mod ssh_config;
+mod stdout_gone;
 mod system_install;
 mod version;

@@ -41,3 +41,22 @@ fn an_include_banger_did_not_write_is_reported_not_left_silently() {
     );
     assert_eq!(std::fs::read_to_string(&user).unwrap(), theirs);
 }
+
+/// ssh reads ~/.ssh/config from the user database's home, not from HOME: an install into
+/// another HOME works for `ssh -F` only, and says so instead of promising `ssh NAME.vm`.
+#[test]
+fn an_install_under_a_home_ssh_does_not_read_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ssh_config(&dir, &["--install"]);
+    assert!(out.status.success(), "{out:?}");
+    let err = text(&out.stderr);
+    let theirs = nix::unistd::User::from_uid(nix::unistd::getuid())
+        .unwrap()
+        .unwrap()
+        .dir;
+    assert!(
+        err.contains(&format!("ssh reads {}/.ssh/config", theirs.display())),
+        "{err}"
+    );
+    assert!(err.contains("banger vm ssh"), "{err}");
+}

@@ -186,3 +186,29 @@ fn disks_have_the_vm_size_beyond_the_image() {
     assert_eq!(disk.size_bytes, 64 << 20);
     assert_eq!(std::fs::metadata(&disk.path).unwrap().len(), 64 << 20);
 }
+
+/// A VM disk copied for a snapshot or a warm state is named in the progress phase by its
+/// own file name, not as "the image's root filesystem" (which it is not).
+#[test]
+fn a_sparse_clone_names_the_file_it_copies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path().join("work.ext4");
+    std::fs::rename(base(tmp.path()), &work).unwrap();
+    if reflinks_here(tmp.path()) {
+        return; // A reflink reports no copy.
+    }
+    let events = Recorder::default();
+    let backend = vmdisk::clone_file(&work, &tmp.path().join("copy.ext4"), &events).unwrap();
+    assert_eq!(backend, Backend::Copy);
+    let phases: Vec<String> = events
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            ProgressEvent::Phase { name, .. } => Some(name.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(phases, ["copy work.ext4 (sparse)"]);
+}

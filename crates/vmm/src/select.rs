@@ -191,6 +191,14 @@ fn qemu_selection(kvm: &KvmStatus, why: String) -> Selection {
             reason: format!("QEMU with KVM ({why})"),
             caveat: None,
         },
+        // Under `auto` the reason Firecracker was passed over is often this same problem:
+        // said once.
+        Some(problem) if why.contains(problem.as_str()) => Selection {
+            driver: DriverKind::Qemu,
+            accel: Accel::Tcg,
+            reason: format!("QEMU with TCG software emulation ({why})"),
+            caveat: None,
+        },
         Some(problem) => Selection {
             driver: DriverKind::Qemu,
             accel: Accel::Tcg,

@@ -115,6 +115,10 @@ fn reasons_explain_the_choice() {
         "{}",
         s.reason
     );
+    // The KVM problem is why Firecracker was passed over and why QEMU emulates: said once.
+    assert_eq!(s.reason.matches("kvm_pvm").count(), 1, "{}", s.reason);
+    let s = select(VmmPreference::Qemu, &kvm(false, true), None, qemu()).unwrap();
+    assert_eq!(s.reason.matches("kvm_pvm").count(), 1, "{}", s.reason);
 
     let old = fc("1.4.0");
     let s = select(VmmPreference::Auto, &kvm(true, false), Some(&old), qemu()).unwrap();

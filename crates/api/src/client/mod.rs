@@ -32,7 +32,8 @@ pub enum ClientError {
     /// The daemon answered with an error body.
     #[error("{}", .error.message)]
     Api { status: u16, error: ApiError },
-    #[error("talking to the banger daemon failed")]
+    /// The connection broke: most often the daemon stopped or crashed mid-request.
+    #[error("the connection to the banger daemon broke before its answer was complete")]
     Transport(#[from] hyper::Error),
     #[error("the banger daemon sent an unreadable answer to {what}: {detail}")]
     Decode { what: String, detail: String },
@@ -43,6 +44,11 @@ impl ClientError {
     pub fn hint(&self) -> Option<&str> {
         match self {
             ClientError::Api { error, .. } => error.hint.as_deref(),
+            ClientError::Transport(_) => Some(
+                "the daemon may have stopped or crashed: `banger daemon status` says whether one runs \
+                 (in dev mode the next command starts one) and daemon.log in its state directory says why; \
+                 `banger vm ls` shows what state your VMs reached",
+            ),
             _ => None,
         }
     }

@@ -123,6 +123,34 @@ async fn progress_stream_errors_and_truncation() {
     assert_eq!(value["a"], 1);
 }
 
+/// A daemon that dies mid-answer (SIGKILL during `vm run`): the error says the connection
+/// broke and the hint says what to look at, not just "talking to the daemon failed".
+#[tokio::test]
+async fn a_daemon_dying_mid_answer_is_explained() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d.sock");
+    let listener = tokio::net::UnixListener::bind(&path).unwrap();
+    tokio::spawn(async move {
+        let (mut conn, _) = listener.accept().await.unwrap();
+        let mut req = vec![0u8; 4096];
+        let _ = conn.read(&mut req).await.unwrap();
+        let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n4\r\n{\"a\"";
+        conn.write_all(head.as_bytes()).await.unwrap();
+        // Dropped here: the connection closes mid-chunk, as a killed daemon's does.
+    });
+    let err = Client::new(path).health().await.unwrap_err();
+    assert!(err.is_connection_lost(), "{err}");
+    assert!(
+        err.to_string()
+            .contains("connection to the banger daemon broke"),
+        "{err}"
+    );
+    let hint = err.hint().unwrap_or_default();
+    assert!(hint.contains("banger daemon status"), "{hint}");
+    assert!(hint.contains("banger vm ls"), "{hint}");
+}
+
 #[tokio::test]
 async fn unreachable_socket_is_a_connect_error() {
     let dir = tempfile::tempdir().unwrap();

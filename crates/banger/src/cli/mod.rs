@@ -154,7 +154,8 @@ Enable `ssh NAME.vm` (and scp, rsync -e ssh, VS Code Remote-SSH) for banger VMs.
   banger ssh-config --print       print the rendered config, to paste it somewhere yourself
 
 A ~/.ssh/config that is a symlink (into a dotfiles repository) is edited where it points, and
-made there when that file does not exist yet; the link stays.
+made there when that file does not exist yet; the link stays. ~ is HOME; ssh itself takes
+your home from the user database, so --install warns when the two differ.
 
 Connections go through banger (ProxyCommand), and guests' host keys are checked against the
 keys banger pinned when the VM booted: host-key checking stays on.")]

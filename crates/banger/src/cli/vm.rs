@@ -238,7 +238,9 @@ directory is copied). What comes from the guest is untrusted: entries that would
 outside the destination (.., absolute names, through symlinks), devices and hard links are
 refused, and set-user-id bits are dropped. Files with holes (disk images) cross as their
 data and keep their holes. A source is copied under its own name: one ending in . or .. is
-refused (name it), and so is / itself (copy the directories you need, e.g. dev:/etc).";
+refused (name it), and so is / itself (copy the directories you need, e.g. dev:/etc). A host
+path whose first part looks like a VM name followed by a colon (notes:v2) reads as VM:PATH:
+write it ./notes:v2.";
 
 #[derive(Debug, Args)]
 pub struct SshArgs {
@@ -272,15 +274,15 @@ pub struct VmSpecArgs {
     #[arg(long, add = super::complete::images())]
     pub image: Option<String>,
     /// Number of vCPUs, 1 to 32 (more than the host's CPUs is allowed: they are shared)
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub vcpu: Option<u32>,
     /// Memory, e.g. 512m or 1g (a plain number is MiB); at most the host's physical memory
-    #[arg(long, value_name = "SIZE", value_parser = parse_typed_mib)]
+    #[arg(long, value_name = "SIZE", value_parser = parse_typed_mib, allow_negative_numbers = true)]
     pub memory: Option<TypedMib>,
     /// Disk size, e.g. 8g or 512m (a plain number is MiB): the work disk, and the root disk
     /// of an image with one (its filesystem grown to fill it at first boot; never smaller
     /// than the image)
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, allow_negative_numbers = true)]
     pub disk: Option<u64>,
     /// Publish a guest port on the host: [HOST_ADDR:]HOST_PORT:GUEST_PORT[/udp] (repeatable;
     /// forwarded whenever the VM runs)
@@ -434,7 +436,13 @@ pub struct StopArgs {
     #[arg(required = true, add = super::complete::vms())]
     pub names: Vec<String>,
     /// Seconds to wait for a clean shutdown before killing the VMM (at most 3600) [default: 15]
-    #[arg(short = 't', long, visible_alias = "time", value_name = "SECONDS")]
+    #[arg(
+        short = 't',
+        long,
+        visible_alias = "time",
+        value_name = "SECONDS",
+        allow_negative_numbers = true
+    )]
     pub timeout: Option<u64>,
     /// Kill the VMM at once, without a clean shutdown
     #[arg(short, long)]
@@ -481,7 +489,7 @@ pub struct LogsArgs {
     #[arg(short, long)]
     pub follow: bool,
     /// Start with the last N lines only
-    #[arg(short = 'n', long, value_name = "N")]
+    #[arg(short = 'n', long, value_name = "N", allow_negative_numbers = true)]
     pub tail: Option<u64>,
     /// Print JSON: one object, or with --follow one object per line as output arrives
     #[arg(long)]

@@ -12,7 +12,7 @@ pub fn run(layout: Layout, args: DaemonArgs) -> anyhow::Result<i32> {
         DaemonAction::Run => match banger_daemon::run(layout, crate::BUILD_ID) {
             Ok(()) => Ok(0),
             Err(e) if e.is::<banger_daemon::AlreadyRunning>() => {
-                eprintln!("{e}");
+                crate::errln!("{e}");
                 Ok(banger_daemon::EXIT_ALREADY_RUNNING)
             }
             Err(e) => Err(e),

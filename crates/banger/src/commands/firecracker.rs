@@ -7,6 +7,7 @@ use banger_paths::Layout;
 use banger_system::RealRunner;
 
 use crate::cli::FirecrackerInstallArgs;
+use crate::outln;
 
 pub fn install(layout: &Layout, args: FirecrackerInstallArgs) -> anyhow::Result<i32> {
     let version_text = args
@@ -28,18 +29,18 @@ pub fn install(layout: &Layout, args: FirecrackerInstallArgs) -> anyhow::Result<
         bin_dir: args.bin_dir,
         arch: std::env::consts::ARCH.to_owned(),
     };
-    let installed = install_release(&req, &RealRunner, &mut |line| eprintln!("{line}"))?;
-    println!(
+    let installed = install_release(&req, &RealRunner, &mut |line| crate::errln!("{line}"))?;
+    outln!(
         "Firecracker {} installed: {} and {}",
         installed.version,
         installed.firecracker.display(),
         installed.jailer.display()
-    );
+    )?;
     if banger_firecracker::support(&installed.version) == banger_firecracker::Support::Newer {
-        println!(
+        outln!(
             "note: banger is tested with v{}; `banger doctor` will warn about this release",
             banger_firecracker::KNOWN_TESTED
-        );
+        )?;
     }
     Ok(0)
 }

@@ -61,16 +61,22 @@ pub async fn build(layout: &Layout, req: BuildImageRequest) -> anyhow::Result<i3
     Ok(0)
 }
 
-pub async fn import(layout: &Layout, mut req: ImportImageRequest) -> anyhow::Result<i32> {
-    // A relative layout or archive path means the caller's directory, not the daemon's.
+/// A relative layout or archive path means the caller's directory (`cwd`), not the
+/// daemon's. An empty one stays empty, for the daemon to refuse (it is no directory).
+fn from_here(reference: &str, cwd: &std::path::Path) -> String {
     for prefix in ["oci:", "docker-archive:"] {
-        if let Some(rest) = req.reference.strip_prefix(prefix)
+        if let Some(rest) = reference.strip_prefix(prefix)
+            && !rest.is_empty()
             && !rest.starts_with('/')
         {
-            let cwd = std::env::current_dir()?;
-            req.reference = format!("{prefix}{}", cwd.join(rest).display());
+            return format!("{prefix}{}", cwd.join(rest).display());
         }
     }
+    reference.to_string()
+}
+
+pub async fn import(layout: &Layout, mut req: ImportImageRequest) -> anyhow::Result<i32> {
+    req.reference = from_here(&req.reference, &std::env::current_dir()?);
     let client = connect::connect(layout).await?;
     let progress = Renderer::stderr();
     let image = client.import_image(&req, &progress).await?;
@@ -253,10 +259,36 @@ pub async fn rm(layout: &Layout, names: &[String]) -> anyhow::Result<i32> {
         match client.remove_image(name).await {
             Ok(image) => outln!("removed image {}", image.name)?,
             Err(e) => {
-                print_error(&anyhow::Error::new(e).context(format!("cannot remove image {name}")));
+                print_error(
+                    &anyhow::Error::new(e)
+                        .context(format!("cannot remove image {}", safe::name(name))),
+                );
                 code = 1;
             }
         }
     }
     Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_sources_are_taken_from_here() {
+        let cwd = std::path::Path::new("/home/al/src");
+        assert_eq!(
+            from_here("oci:layout:v1", cwd),
+            "oci:/home/al/src/layout:v1"
+        );
+        assert_eq!(
+            from_here("docker-archive:app.tar", cwd),
+            "docker-archive:/home/al/src/app.tar"
+        );
+        assert_eq!(from_here("oci:/abs", cwd), "oci:/abs");
+        assert_eq!(from_here("docker://r/app:1", cwd), "docker://r/app:1");
+        // Nothing named is not this directory: the daemon says what is missing.
+        assert_eq!(from_here("oci:", cwd), "oci:");
+        assert_eq!(from_here("docker-archive:", cwd), "docker-archive:");
+    }
 }

@@ -39,11 +39,11 @@ pub async fn prune(layout: &Layout, args: PruneArgs) -> anyhow::Result<i32> {
             );
         }
         show(&plan, false, true)?;
-        eprint!("Remove these? [y/N] ");
+        crate::err!("Remove these? [y/N] ");
         let mut answer = String::new();
         std::io::stdin().read_line(&mut answer)?;
         if !matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
-            eprintln!("nothing removed");
+            crate::errln!("nothing removed");
             return Ok(0);
         }
     }

@@ -7,9 +7,9 @@ use banger_paths::Layout;
 
 use crate::cli::output::{DataArgs, ListArgs};
 use crate::cli::{CloneArgs, SnapshotArgs};
-use crate::connect;
-use crate::output::{format_bytes, print_data, print_json, print_table};
+use crate::output::{format_bytes, print_data, print_json, print_table, safe};
 use crate::progress::Renderer;
+use crate::{connect, outln};
 
 pub async fn take(layout: &Layout, args: SnapshotArgs) -> anyhow::Result<i32> {
     let client = connect::connect(layout).await?;
@@ -24,12 +24,12 @@ pub async fn take(layout: &Layout, args: SnapshotArgs) -> anyhow::Result<i32> {
     if args.json {
         print_json(&snap)?;
     } else {
-        println!(
+        outln!(
             "snapshot {name} of VM {vm} ({size}); clone it with `banger vm run --from {name}`",
             name = snap.name,
             vm = snap.source_vm,
             size = format_bytes(snap.size_bytes),
-        );
+        )?;
     }
     Ok(0)
 }
@@ -49,7 +49,7 @@ pub async fn clone(layout: &Layout, args: CloneArgs) -> anyhow::Result<i32> {
     if args.json {
         print_json(&vm)?;
     } else {
-        println!("{}", vm.name);
+        outln!("{}", vm.name)?;
     }
     Ok(0)
 }
@@ -124,10 +124,11 @@ pub async fn rm(layout: &Layout, names: &[String]) -> anyhow::Result<i32> {
     let mut code = 0;
     for name in names {
         match client.remove_snapshot(name).await {
-            Ok(snap) => println!("{}", snap.name),
+            Ok(snap) => outln!("{}", snap.name)?,
             Err(e) => {
                 crate::output::print_error(
-                    &anyhow::Error::new(e).context(format!("cannot remove snapshot {name}")),
+                    &anyhow::Error::new(e)
+                        .context(format!("cannot remove snapshot {}", safe::name(name))),
                 );
                 code = 1;
             }

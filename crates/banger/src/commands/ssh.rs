@@ -41,10 +41,7 @@ pub async fn proxy(layout: Layout, host: String, port: u16) -> anyhow::Result<i3
         bail!("no VM named {name:?} (`banger vm ls` lists your VMs)");
     }
     if vm.state != "running" {
-        bail!(
-            "VM {name} is {}: start it with `banger vm start {name}`",
-            vm.state
-        );
+        return Err(not_running(name, &vm.state));
     }
     let req = ExecRequest {
         argv: tools::connect_argv(port),
@@ -59,17 +56,23 @@ pub async fn proxy(layout: Layout, host: String, port: u16) -> anyhow::Result<i3
     Ok(status.shell_code())
 }
 
+/// Why VM `name`, in `state`, cannot be reached, and what brings it back: a paused VM is
+/// resumed, not started.
+fn not_running(name: &str, state: &str) -> anyhow::Error {
+    match state {
+        "paused" => {
+            anyhow::anyhow!("VM {name} is paused: resume it with `banger vm resume {name}`")
+        }
+        _ => anyhow::anyhow!("VM {name} is {state}: start it with `banger vm start {name}`"),
+    }
+}
+
 /// Exec the real ssh with banger's rendered config.
 pub async fn vm_ssh(layout: &Layout, args: SshArgs) -> anyhow::Result<i32> {
     let client = connect::connect(layout).await?;
     let vm = client.get_vm(&args.name).await?;
     if vm.state != "running" {
-        bail!(
-            "VM {} is {}: start it with `banger vm start {}`",
-            vm.name,
-            vm.state,
-            vm.name
-        );
+        return Err(not_running(&vm.name, &vm.state));
     }
     let config = super::ssh_config::ensure_rendered(layout)?;
     let mut ssh = std::process::Command::new("ssh");
@@ -97,6 +100,17 @@ pub async fn vm_ssh(layout: &Layout, args: SshArgs) -> anyhow::Result<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_paused_vm_is_to_be_resumed_not_started() {
+        let e = not_running("dev", "paused").to_string();
+        assert!(
+            e.contains("banger vm resume dev") && !e.contains("vm start"),
+            "{e}"
+        );
+        let e = not_running("dev", "stopped").to_string();
+        assert!(e.contains("banger vm start dev"), "{e}");
+    }
 
     #[test]
     fn only_name_dot_vm_is_accepted() {

@@ -69,6 +69,15 @@ pub fn run(layout: &Layout, args: SshConfigArgs) -> anyhow::Result<i32> {
             _ => outln!("{} already includes {}", user.display(), target.display())?,
         }
         outln!("`ssh NAME.vm` now goes through banger")?;
+        if let Some(theirs) = ssh_home_differs(home) {
+            crate::output::warn(&format!(
+                "ssh reads {}/.ssh/config (your home in the user database), not this one under HOME ({}): \
+                 until HOME is that directory, `ssh NAME.vm` will not see the Include; \
+                 `banger vm ssh NAME` works either way",
+                theirs.display(),
+                home.map_or_else(String::new, |h| h.display().to_string())
+            ));
+        }
         return Ok(0);
     }
     if args.uninstall {
@@ -104,6 +113,25 @@ pub fn run(layout: &Layout, args: SshConfigArgs) -> anyhow::Result<i32> {
         )?;
     }
     Ok(0)
+}
+
+/// OpenSSH finds ~/.ssh/config from the user database (getpwuid), never from HOME: the
+/// home ssh reads when it is not the directory HOME names (sudo keeping HOME, CI runners,
+/// a HOME set by hand), else None.
+fn ssh_home_differs(home: Option<&std::path::Path>) -> Option<std::path::PathBuf> {
+    let theirs = nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()?
+        .dir;
+    let same = |a: &std::path::Path, b: &std::path::Path| match (a.canonicalize(), b.canonicalize())
+    {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    };
+    match home {
+        Some(home) if same(home, &theirs) => None,
+        _ => Some(theirs),
+    }
 }
 
 /// Whether `user` (~/.ssh/config) has an Include that covers `target`.

@@ -4,7 +4,7 @@
 //! the stream by a small bounded channel, so memory stays flat whatever the size.
 
 use std::io::{self, Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use banger_agent_proto::tools;
@@ -63,7 +63,8 @@ pub async fn run(layout: &Layout, args: CpArgs) -> anyhow::Result<i32> {
     match (src, dst) {
         (End::Guest { .. }, End::Guest { .. }) => {
             bail!(
-                "copy between two VMs through the host: `banger vm cp a:/x - | banger vm cp - b:/dir`"
+                "{}",
+                both_guests(&args.source, &args.dest, |p| Path::new(p).exists())
             )
         }
         (End::Guest { vm, path }, host) => {
@@ -77,6 +78,21 @@ pub async fn run(layout: &Layout, args: CpArgs) -> anyhow::Result<i32> {
             to_guest(&client, &vm, host, &path).await
         }
         _ => bail!("one side must be VM:PATH, e.g. `banger vm cp ./file dev:/tmp/`"),
+    }
+}
+
+/// Why a copy whose two sides both read as VM:PATH is refused. A host file named like
+/// `notes:v2` reads as VM `notes`'s path `v2` (as with docker cp): when one side is in fact
+/// a host path (`exists`), say how to name it.
+fn both_guests(source: &str, dest: &str, exists: impl Fn(&str) -> bool) -> String {
+    match [source, dest].into_iter().find(|p| exists(p)) {
+        Some(host) => format!(
+            "both sides read as VM:PATH, but {host:?} is also a path on this host: write ./{host} to copy the host's"
+        ),
+        None => {
+            "copy between two VMs through the host: `banger vm cp a:/x - | banger vm cp - b:/dir`"
+                .to_string()
+        }
     }
 }
 
@@ -247,7 +263,7 @@ async fn relay(
             }
             Some(StreamFrame::Stderr(data)) => {
                 let text = String::from_utf8_lossy(&data);
-                eprint!("{}", crate::output::safe::text(&text));
+                crate::err!("{}", crate::output::safe::text(&text));
             }
             Some(StreamFrame::Exit(status)) => break status.shell_code(),
             Some(StreamFrame::Error(message)) => bail!(crate::output::safe::text(&message)),
@@ -331,6 +347,14 @@ mod tests {
         assert_eq!(parse("/abs:x"), End::Host("/abs:x".into()));
         assert_eq!(parse("plain"), End::Host("plain".into()));
         assert!(guest_path("relative").is_err());
+    }
+
+    #[test]
+    fn a_host_path_that_reads_as_vm_path_is_named() {
+        let message = both_guests("notes:v2", "dev:/tmp/", |p| p == "notes:v2");
+        assert!(message.contains("./notes:v2"), "{message}");
+        let message = both_guests("a:/x", "b:/dir", |_| false);
+        assert!(message.contains("between two VMs"), "{message}");
     }
 
     #[test]

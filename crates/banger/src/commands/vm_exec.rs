@@ -51,6 +51,7 @@ pub fn parse_env(pairs: &[String]) -> anyhow::Result<Vec<(String, String)>> {
         .iter()
         .map(|pair| match pair.split_once('=') {
             Some(("", _)) => bail!("--env {pair:?}: the variable name is empty"),
+            None if pair.is_empty() => bail!("--env \"\": give KEY=VALUE, or a bare KEY set here"),
             Some((k, v)) => Ok((k.to_string(), v.to_string())),
             None => match std::env::var(pair) {
                 Ok(v) => Ok((pair.clone(), v)),
@@ -85,5 +86,11 @@ mod tests {
         );
         assert!(parse_env(&["=1".into()]).is_err());
         assert!(parse_env(&["BANGER_SURELY_UNSET_VAR".into()]).is_err());
+        // An empty one is named as such, not as an unset variable called "".
+        let err = parse_env(&["".into()]).unwrap_err().to_string();
+        assert!(
+            err.contains("KEY=VALUE") && !err.contains("not set"),
+            "{err}"
+        );
     }
 }

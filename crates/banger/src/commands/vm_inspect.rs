@@ -42,7 +42,7 @@ pub async fn ls(layout: &Layout, args: LsArgs) -> anyhow::Result<i32> {
         )?;
         // The way back, once per VM whose shares are down (stderr: the table stays a table).
         for vm in vms.iter().filter(|vm| !vm.shares_down.is_empty()) {
-            eprintln!(
+            crate::errln!(
                 "{}: the virtiofsd serving {} exited; restart the VM to share again: \
                  banger vm stop {} && banger vm start {} (details: banger vm inspect {})",
                 vm.name,

@@ -10,9 +10,9 @@ use banger_paths::Layout;
 use banger_system::progress::{NoProgress, Progress};
 
 use crate::cli::{CreateArgs, PauseArgs, RmArgs, StartArgs, StopArgs};
-use crate::connect;
-use crate::output::{print_error, print_json};
+use crate::output::{print_error, print_json, safe};
 use crate::progress::Renderer;
+use crate::{connect, outln};
 
 pub async fn create(layout: &Layout, args: CreateArgs) -> anyhow::Result<i32> {
     let memory = args.spec.memory.clone();
@@ -29,11 +29,11 @@ pub async fn create(layout: &Layout, args: CreateArgs) -> anyhow::Result<i32> {
         print_json(&vm)?;
     } else {
         crate::output::print_shares(&vm);
-        println!(
+        outln!(
             "created VM {name} ({driver}); boot it with `banger vm start {name}`",
             name = vm.name,
             driver = vm.driver.as_deref().unwrap_or("-"),
-        );
+        )?;
     }
     Ok(0)
 }
@@ -176,7 +176,9 @@ fn report(
                 done.push(vm);
             }
             Err(e) => {
-                print_error(&anyhow::Error::new(e).context(format!("{failed} {name}")));
+                print_error(
+                    &anyhow::Error::new(e).context(format!("{failed} {}", safe::name(&name))),
+                );
                 code = 1;
             }
         }

@@ -11,12 +11,24 @@ use crate::output::print_json;
 use crate::progress::Renderer;
 use crate::{connect, exec_io, outln};
 
+/// `--json` prints the booted VM, which only a run without a command prints: with one, the
+/// output is the command's, and --json would be silently ignored.
+fn json_needs_no_command(args: &RunArgs) -> anyhow::Result<()> {
+    if args.json && !args.command.is_empty() {
+        bail!(
+            "--json prints the booted VM, and applies only without a command (the command's output is its own); drop --json, or boot with `banger run -d --json` and run the command with `banger exec`"
+        );
+    }
+    Ok(())
+}
+
 pub async fn run(layout: &Layout, mut args: RunArgs) -> anyhow::Result<i32> {
     if args.detach && !args.command.is_empty() {
         bail!(
             "-d boots the VM in the background and cannot run a command; drop -d, or run it afterwards with `banger exec`"
         );
     }
+    json_needs_no_command(&args)?;
     // Before anything boots: a VM must not be created only to fail on the terminal.
     exec_io::check_tty(args.io.tty)?;
     let client = connect::connect(layout).await?;
@@ -45,6 +57,8 @@ pub async fn run(layout: &Layout, mut args: RunArgs) -> anyhow::Result<i32> {
             args.io.user = run.user;
         }
     }
+    // Again, for the command an imported image supplies.
+    json_needs_no_command(&args)?;
     if args.rm && args.command.is_empty() {
         match &args.spec.image {
             Some(image) => bail!(

@@ -59,14 +59,14 @@ pub(crate) async fn sync_vm(
             })
             .await?;
         if code != 0 {
-            eprintln!(
+            crate::errln!(
                 "{}: the guest could not pack it (exit status {code})",
                 safe::text(&target.guest)
             );
             status = 1;
             continue;
         }
-        say(&target, &report);
+        say(&target, &report)?;
         let is_share = vm
             .shares
             .iter()
@@ -205,8 +205,8 @@ fn describe(shares: &[ShareView]) -> String {
         .join("; ")
 }
 
-fn say(target: &Target, r: &SyncReport) {
-    println!(
+fn say(target: &Target, r: &SyncReport) -> std::io::Result<()> {
+    crate::outln!(
         "{} -> {}: {} written ({} bytes), {} unchanged, {} directories made, {} deleted",
         safe::text(&target.guest),
         safe::text(&target.host.display().to_string()),
@@ -215,7 +215,7 @@ fn say(target: &Target, r: &SyncReport) {
         r.unchanged,
         r.dirs_made,
         r.deleted
-    );
+    )?;
     for skipped in &r.skipped {
         crate::output::warn(&format!(
             "{}: the host has a different kind of entry there (a directory for a file or the \
@@ -223,6 +223,7 @@ fn say(target: &Target, r: &SyncReport) {
             target.host.join(skipped).display()
         ));
     }
+    Ok(())
 }
 
 #[cfg(test)]

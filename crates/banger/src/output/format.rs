@@ -29,6 +29,13 @@ impl Format {
     /// Parse a `--format` argument.
     pub fn parse(spec: &str) -> Result<Format, String> {
         let trimmed = spec.trim();
+        // An empty template would print one empty line per object.
+        if trimmed.is_empty() {
+            return Err(
+                "the template is empty; give one, e.g. --format '{{.name}} {{.state}}', or drop --format"
+                    .into(),
+            );
+        }
         if trimmed == "json" {
             return Ok(Format::JsonLines);
         }
@@ -268,6 +275,14 @@ fn split_cells(row: &str) -> Vec<String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn an_empty_format_is_refused() {
+        for spec in ["", "  "] {
+            let err = Format::parse(spec).unwrap_err();
+            assert!(err.contains("empty"), "{spec:?}: {err}");
+        }
+    }
 
     fn vm() -> Value {
         json!({"name": "dev", "state": "running", "memory_mib": 1024, "pid": null,

@@ -8,6 +8,27 @@ pub mod style;
 
 use std::io::Write;
 
+/// `eprintln!` that never panics: stderr being gone is ignored, there is nowhere left to say
+/// anything (`eprintln!` panics on a closed pipe, which a script's `2>&1 | head` makes).
+#[macro_export]
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use ::std::io::Write as _;
+        let _ = ::std::writeln!(::std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// [`errln!`] without the newline (a prompt, a chunk of a guest's stderr).
+#[macro_export]
+macro_rules! err {
+    ($($arg:tt)*) => {{
+        use ::std::io::Write as _;
+        let mut stderr = ::std::io::stderr();
+        let _ = ::std::write!(stderr, $($arg)*);
+        let _ = stderr.flush();
+    }};
+}
+
 /// `println!` that returns an error instead of panicking when stdout is gone (a closed
 /// pipe): `main` turns a broken pipe into a quiet exit.
 #[macro_export]

@@ -122,6 +122,19 @@ pub fn line(text: &str) -> String {
     out
 }
 
+/// A name the user typed, as an error's context repeats it: one line, and cut after 64
+/// characters with its length (as the daemon quotes refused names), so a 5000-character
+/// name does not fill the screen twice.
+pub fn name(text: &str) -> String {
+    const MAX: usize = 64;
+    let count = text.chars().count();
+    if count <= MAX {
+        return line(text);
+    }
+    let head: String = text.chars().take(MAX).collect();
+    format!("{}… ({count} characters)", line(&head))
+}
+
 fn escape_char(c: char, out: &mut String) {
     if !banger_system::text::is_unsafe(c) {
         out.push(c);
@@ -135,6 +148,15 @@ fn escape_char(c: char, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_in_error_contexts_are_one_short_line() {
+        assert_eq!(name("dev"), "dev");
+        assert_eq!(name("a\nb"), "a\\nb");
+        let long = name(&"x".repeat(5000));
+        assert!(long.ends_with("… (5000 characters)"), "{long}");
+        assert!(long.chars().count() < 100, "{long}");
+    }
 
     fn stream(chunks: &[&[u8]]) -> String {
         let mut s = Sanitizer::new();

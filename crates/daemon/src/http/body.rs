@@ -91,8 +91,28 @@ where
             return Ok(Json(T::default()));
         }
         check_json_content_type(&parts.headers)?;
+        check_object(&bytes)?;
         decode(&bytes).map(Json)
     }
+}
+
+/// Every request body is a JSON object. serde would also read a struct from an array,
+/// field by field in order, so `[]` created a VM with every default and `["x"]` one named
+/// `x`: a client that sends the wrong shape is told so instead.
+fn check_object(bytes: &[u8]) -> Result<(), DaemonError> {
+    let what = match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'[') => "an array",
+        Some(b'"') => "a string",
+        Some(b'n') => "null",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'-' | b'0'..=b'9') => "a number",
+        // An object, or not JSON at all: the decoder says which.
+        _ => return Ok(()),
+    };
+    Err(DaemonError::invalid(format!(
+        "invalid request body: it is {what}, not a JSON object"
+    ))
+    .with_hint("send the request's fields as one object, e.g. {\"name\": \"dev\"}; GET /v1/openapi.json describes every request body"))
 }
 
 /// Decode `bytes` as `T`, naming the offending field when a value is wrong.

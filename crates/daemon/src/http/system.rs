@@ -57,8 +57,19 @@ pub async fn openapi() -> Response {
     super::openapi::served()
 }
 
-/// Any path the API does not have.
+/// Any path the API does not have. An empty name (`GET /v1/vms/`, what a client sends for
+/// `banger inspect ""`) is answered as the missing object it is, not as a missing route.
 pub async fn not_found(method: axum::http::Method, uri: axum::http::Uri) -> DaemonError {
+    let empty = match uri.path() {
+        "/v1/vms/" => Some(("VM", "`banger vm ls` lists your VMs")),
+        "/v1/images/" => Some(("image", "`banger image ls` lists your images")),
+        "/v1/snapshots/" => Some(("snapshot", "`banger snapshot ls` lists your snapshots")),
+        _ => None,
+    };
+    if let Some((what, list)) = empty {
+        return DaemonError::not_found(format!("no {what} named \"\": the name is empty"))
+            .with_hint(format!("give a {what}'s name; {list}"));
+    }
     DaemonError::not_found(format!("no API route {method} {}", uri.path()))
         .with_hint("GET /v1/openapi.json lists every route; an older daemon may lack newer routes (`banger daemon status` shows its version)")
 }

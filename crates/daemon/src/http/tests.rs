@@ -170,6 +170,30 @@ async fn names_are_percent_decoded_and_missing_ones_are_404() {
     assert!(a.json()["message"].as_str().unwrap().contains("\"a/b\""));
     let a = send(&f, empty(Method::GET, "/v1/images/ghost")).await;
     assert_error(&a, StatusCode::NOT_FOUND, "not_found");
+    // An empty name (`banger inspect ""`) is a missing object, not a missing route.
+    for (method, path) in [
+        (Method::GET, "/v1/vms/"),
+        (Method::DELETE, "/v1/vms/"),
+        (Method::GET, "/v1/images/"),
+        (Method::DELETE, "/v1/snapshots/"),
+    ] {
+        let a = send(&f, empty(method.clone(), path)).await;
+        assert_error(&a, StatusCode::NOT_FOUND, "not_found");
+        let message = a.json()["message"].as_str().unwrap().to_string();
+        assert!(
+            message.contains("the name is empty"),
+            "{method} {path}: {message}"
+        );
+    }
+    // The hint names what the catalog offers (it once called minimal the default image).
+    let hint = a.json()["hint"].as_str().unwrap().to_string();
+    assert!(hint.contains("debian, minimal"), "{hint}");
+    assert!(!hint.contains("default"), "{hint}");
+    // An image the catalog knows but nobody got yet: how to get it.
+    let a = send(&f, empty(Method::GET, "/v1/images/minimal")).await;
+    assert_error(&a, StatusCode::NOT_FOUND, "not_found");
+    let hint = a.json()["hint"].as_str().unwrap().to_string();
+    assert!(hint.contains("`banger image pull minimal`"), "{hint}");
 }
 
 #[tokio::test]
@@ -189,6 +213,22 @@ async fn bad_bodies_name_what_is_wrong() {
 
     let a = send(&f, json_req(Method::POST, "/v1/vms", "{not json")).await;
     assert_error(&a, StatusCode::BAD_REQUEST, "invalid");
+
+    // Only an object is a request: serde would read a struct from an array too, and `[]`
+    // made a VM with every default, `["x"]` one named x.
+    for (body, what) in [
+        ("[]", "an array"),
+        (r#"["x"]"#, "an array"),
+        (" null", "null"),
+        ("\"dev\"", "a string"),
+        ("7", "a number"),
+        ("true", "a boolean"),
+    ] {
+        let a = send(&f, json_req(Method::POST, "/v1/vms", body)).await;
+        assert_error(&a, StatusCode::BAD_REQUEST, "invalid");
+        let message = a.json()["message"].as_str().unwrap().to_string();
+        assert!(message.contains(what), "{body}: {message}");
+    }
 
     // Range errors speak the API's field names, never the CLI's flags.
     let a = send(

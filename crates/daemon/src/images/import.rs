@@ -35,6 +35,7 @@ pub async fn import(
                 .with_hint("replace it with --force, or pick another --name"),
         );
     }
+    check_local_source(&reference)?;
     let kernel_name = req.kernel.as_deref().unwrap_or(DEFAULT_KERNEL_IMAGE);
     let kernel = ensure(daemon, kernel_name, progress).await?;
 
@@ -121,6 +122,26 @@ pub async fn import(
     }
     tracing::info!(image = %name, source = %record.source, "image imported");
     Ok(view(&record))
+}
+
+/// A layout directory or archive file that is not there is refused before anything is
+/// made (the kernel image an import pairs with may have to be built first).
+fn check_local_source(reference: &ImageRef) -> Result<()> {
+    let (path, found, kind) = match reference {
+        ImageRef::Registry { .. } => return Ok(()),
+        ImageRef::Layout { dir, .. } => (dir, dir.is_dir(), "a directory"),
+        ImageRef::Archive { file, .. } => (file, file.is_file(), "a file"),
+    };
+    if found {
+        return Ok(());
+    }
+    Err(DaemonError::invalid(format!(
+        "cannot import {}: {} is not {kind} this daemon can read",
+        reference.describe(),
+        quoted(&path.display().to_string())
+    ))
+    .with_field("reference")
+    .with_hint("give the path of an existing OCI layout directory (oci:DIR) or docker-archive tar file (docker-archive:FILE)"))
 }
 
 /// `docker://reg/team/app:1.2` → `app`; `oci:/x/layout:v1` → `layout`.

@@ -166,9 +166,23 @@ pub(crate) fn validate_name(name: &str) -> Result<()> {
     })
 }
 
+/// No image `name` is registered; the hint says how to get one the catalog knows (`pull`
+/// builds a recipe or downloads), or which images the catalog offers.
 pub(crate) fn not_found(name: &str) -> DaemonError {
-    DaemonError::not_found(format!("no image named {}", quoted(name)))
-        .with_hint("`banger image ls` lists registered images; `banger image build minimal` builds the default one")
+    let error = DaemonError::not_found(format!("no image named {}", quoted(name)));
+    let Ok(catalog) = catalog() else {
+        return error.with_hint("`banger image ls` lists registered images");
+    };
+    if catalog.lookup(name).is_some() {
+        return error.with_hint(format!(
+            "the catalog knows it: `banger image pull {name}` gets it"
+        ));
+    }
+    let offered: Vec<&str> = catalog.entries().map(|e| e.name.as_str()).collect();
+    error.with_hint(format!(
+        "`banger image ls` lists registered images; `banger image pull NAME` gets one the catalog offers ({}), `banger image import` brings your own",
+        offered.join(", ")
+    ))
 }
 
 pub(crate) fn view(image: &ImageRecord) -> ImageView {

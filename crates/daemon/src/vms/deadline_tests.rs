@@ -104,9 +104,7 @@ fn a_forced_stop_cancels_a_boot_that_waits_for_a_silent_guest() {
     });
     let daemon = inc.daemon.clone();
     let boot = inc.rt.spawn(async move {
-        super::start(&daemon, "mute", &banger_system::progress::NoProgress)
-            .await
-            .map_err(|e| e.message)
+        super::start(&daemon, "mute", &banger_system::progress::NoProgress).await
     });
     wait_for("the VMM to be launched", || {
         !harness.vmm_processes().is_empty()
@@ -134,7 +132,18 @@ fn a_forced_stop_cancels_a_boot_that_waits_for_a_silent_guest() {
         .expect("boot hung")
         .expect("join")
         .expect_err("the boot must fail");
-    assert!(err.contains("cancelled"), "{err}");
+    assert!(err.message.contains("cancelled"), "{}", err.message);
+    // A conflict with another request, not a failure of banger or the host; the hint fits
+    // a VM that may be gone.
+    assert_eq!(
+        err.kind,
+        crate::error::ErrorKind::Conflict,
+        "{}",
+        err.message
+    );
+    let hint = err.hint.unwrap_or_default();
+    assert!(hint.contains("banger vm ls"), "{hint}");
+    assert!(!hint.contains("vm logs"), "{hint}");
     assert_eq!(state(&inc, "mute"), VmState::Failed);
     assert!(harness.vmm_processes().is_empty());
     harness.assert_consistent();

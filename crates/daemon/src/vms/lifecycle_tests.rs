@@ -403,3 +403,58 @@ fn a_dead_daemons_trash_is_emptied_at_start() {
         "the trash is empty after the start"
     );
 }
+
+/// A daemon killed while a VM boots, after its VMM was launched and recorded: the next one
+/// does not adopt the half-booted guest as running (its SSH keys, shares check and, for a
+/// clone, its own identity never happened) but stops it and fails the VM with the reason;
+/// `start` then boots it whole.
+#[test]
+fn a_boot_cut_short_is_failed_not_adopted() {
+    let harness = Harness::new();
+    let first = harness.start();
+    first.create("half", false);
+    let reached = first.daemon.faults.crash_at(FaultPoint::StartRecorded);
+    let daemon = first.daemon.clone();
+    let _boot = first.rt.spawn(async move {
+        crate::vms::start(&daemon, "half", &banger_system::progress::NoProgress).await
+    });
+    first.block_on(async {
+        tokio::select! {
+            _ = reached.notified() => {}
+            _ = tokio::time::sleep(WAIT) => panic!("the boot never reached StartRecorded"),
+        }
+    });
+    first.kill();
+    assert_eq!(
+        harness.vmm_processes().len(),
+        1,
+        "the booting VMM outlives its daemon"
+    );
+
+    let second = harness.start();
+    let vm = second
+        .daemon
+        .store()
+        .get_vm("half")
+        .expect("read")
+        .expect("row");
+    assert_eq!(vm.state, VmState::Failed);
+    assert!(
+        vm.last_error.as_deref().unwrap_or("").contains("booting"),
+        "{:?}",
+        vm.last_error
+    );
+    assert!(
+        harness.vmm_processes().is_empty(),
+        "the half-booted VMM was not stopped"
+    );
+    let started = second
+        .block_on(crate::vms::start(
+            &second.daemon,
+            "half",
+            &banger_system::progress::NoProgress,
+        ))
+        .unwrap_or_else(|e| panic!("start after a cut-short boot: {}", e.message));
+    assert_eq!(started.state, "running");
+    harness.assert_consistent();
+}

@@ -135,7 +135,7 @@ pub async fn boot(daemon: &Daemon, id: &str, progress: &dyn Progress) -> Result<
         None => {
             // One that survives is named when the next start refuses to launch.
             let _ = strays::kill(daemon, &vm.dir, None).await;
-            return Err(fail(daemon, &vm, CANCELLED.to_string()).await);
+            return Err(cancelled(daemon, &vm).await);
         }
         Some(Err(e)) => {
             // A launch that timed out may have left its launcher or a half-started VMM.
@@ -179,7 +179,7 @@ pub async fn boot(daemon: &Daemon, id: &str, progress: &dyn Progress) -> Result<
         Some(Ok(pair)) => pair,
         None => {
             let _ = daemon.driver.kill(&runtime).await;
-            return Err(fail(daemon, &vm, CANCELLED.to_string()).await);
+            return Err(cancelled(daemon, &vm).await);
         }
         Some(Err(e)) => {
             let _ = daemon.driver.kill(&runtime).await;
@@ -357,6 +357,17 @@ async fn fail(daemon: &Daemon, vm: &VmRecord, message: String) -> DaemonError {
     DaemonError::internal(message).with_hint(format!(
         "`banger vm logs {}` shows the guest console; `banger doctor` checks the host",
         vm.name
+    ))
+}
+
+/// The boot was ended by a forced stop or removal of the VM: released as failed like any
+/// failed boot, but reported as the conflict it is, with a hint that fits a VM that may
+/// be gone (not its console log, nor the host's health).
+async fn cancelled(daemon: &Daemon, vm: &VmRecord) -> DaemonError {
+    let failed = fail(daemon, vm, CANCELLED.to_string()).await;
+    DaemonError::conflict(failed.message).with_hint(format!(
+        "another request (`banger vm stop -f` or `banger vm rm -f`) ended the boot of {}; `banger vm ls` shows whether it is still there, and `banger vm start {}` boots it again if so",
+        vm.name, vm.name
     ))
 }
 

@@ -146,7 +146,7 @@ pub fn create_root_disk(
             size_bytes,
         });
     }
-    sparse::copy(base, &raw, progress)?;
+    sparse::copy(base, &raw, "the image's root filesystem", progress)?;
     extend(&raw, size_bytes)?;
     Ok(RootDisk {
         path: raw,
@@ -178,7 +178,7 @@ pub fn clone_file(src: &Path, dest: &Path, progress: &dyn Progress) -> Result<Ba
     if try_reflink(src, dest)? {
         return Ok(Backend::Reflink);
     }
-    sparse::copy(src, dest, progress)?;
+    sparse::copy(src, dest, &file_name(src), progress)?;
     Ok(Backend::Copy)
 }
 
@@ -193,8 +193,17 @@ pub fn clone_file_unsynced(
     if try_reflink(src, dest)? {
         return Ok(Backend::Reflink);
     }
-    sparse::copy_unsynced(src, dest, progress)?;
+    sparse::copy_unsynced(src, dest, &file_name(src), progress)?;
     Ok(Backend::Copy)
+}
+
+/// What a sparse copy of `path` is called in its progress phase: the file's own name (a
+/// VM's `work.ext4`, `root.qcow2`), never "the image's root filesystem" for a disk that is not.
+fn file_name(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 /// `Ok(false)` when this filesystem cannot share extents (the caller falls back).

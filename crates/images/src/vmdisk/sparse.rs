@@ -16,8 +16,15 @@ use super::{DiskError, io_err};
 /// Progress is reported at least this often (in bytes copied).
 const REPORT_EVERY: usize = 64 << 20;
 
-pub fn copy(src_path: &Path, dest: &Path, progress: &dyn Progress) -> Result<(), DiskError> {
-    copy_then(src_path, dest, progress, true)
+/// Copy `src_path` to `dest` (which must not exist) and sync it; `what` names the copy in
+/// the progress phase ("copy WHAT (sparse)").
+pub fn copy(
+    src_path: &Path,
+    dest: &Path,
+    what: &str,
+    progress: &dyn Progress,
+) -> Result<(), DiskError> {
+    copy_then(src_path, dest, what, progress, true)
 }
 
 /// [`copy`] without the final fsync, for a caller that writes more into the copy and syncs
@@ -25,18 +32,20 @@ pub fn copy(src_path: &Path, dest: &Path, progress: &dyn Progress) -> Result<(),
 pub fn copy_unsynced(
     src_path: &Path,
     dest: &Path,
+    what: &str,
     progress: &dyn Progress,
 ) -> Result<(), DiskError> {
-    copy_then(src_path, dest, progress, false)
+    copy_then(src_path, dest, what, progress, false)
 }
 
 fn copy_then(
     src_path: &Path,
     dest: &Path,
+    what: &str,
     progress: &dyn Progress,
     sync: bool,
 ) -> Result<(), DiskError> {
-    let result = copy_inner(src_path, dest, progress, sync);
+    let result = copy_inner(src_path, dest, what, progress, sync);
     if result.is_err() {
         let _ = fs::remove_file(dest);
     }
@@ -46,6 +55,7 @@ fn copy_then(
 fn copy_inner(
     src_path: &Path,
     dest: &Path,
+    what: &str,
     progress: &dyn Progress,
     sync: bool,
 ) -> Result<(), DiskError> {
@@ -60,7 +70,7 @@ fn copy_inner(
     dst.set_len(len).map_err(io_err("size", dest))?;
     // The total is the file's length; holes count as done when they are skipped.
     progress.phase(
-        "copy the image's root filesystem (sparse)",
+        &format!("copy {what} (sparse)"),
         Some(len),
         Some(Unit::Bytes),
     );

@@ -267,3 +267,37 @@ async fn request_fields_are_checked_before_the_vms_state() {
     assert_error(&a, StatusCode::BAD_REQUEST, "invalid");
     assert_eq!(a.json()["field"], "memory_mib");
 }
+
+/// An import whose source cannot be an image is refused before anything is made, not after
+/// the kernel image it pairs with (`minimal`) was built for nothing.
+#[tokio::test]
+async fn an_import_of_a_bad_source_is_refused_before_the_kernel_image_is_built() {
+    let f = fixture();
+    for (reference, says) in [
+        ("docker://:tag", "not a valid registry reference"),
+        ("../layout", "oci:../layout"),
+        (
+            "oci:/nonexistent/layout",
+            "\"/nonexistent/layout\" is not a directory",
+        ),
+        (
+            "docker-archive:/nonexistent.tar",
+            "\"/nonexistent.tar\" is not a file",
+        ),
+    ] {
+        let a = send(
+            &f,
+            json_req(
+                Method::POST,
+                "/v1/images/import",
+                &format!(r#"{{"reference":"{reference}"}}"#),
+            ),
+        )
+        .await;
+        assert_error(&a, StatusCode::BAD_REQUEST, "invalid");
+        let message = message_of(&a);
+        assert!(message.contains(says), "{reference}: {message}");
+    }
+    let a = send(&f, empty(Method::GET, "/v1/images/minimal")).await;
+    assert_error(&a, StatusCode::NOT_FOUND, "not_found");
+}

@@ -134,10 +134,6 @@ async fn reconcile_vm(daemon: &Daemon, vm: &VmRecord, removing: bool) {
             };
             let marked = match plan.then {
                 Then::AdoptAsRunning => mark(daemon, vm, &[VmState::Running]),
-                // A boot cut short reaches `paused` through `running`.
-                Then::AdoptAsPaused if vm.state == VmState::Starting => {
-                    mark(daemon, vm, &[VmState::Running, VmState::Paused])
-                }
                 Then::AdoptAsPaused => mark(daemon, vm, &[VmState::Paused]),
                 _ => Ok(()),
             };

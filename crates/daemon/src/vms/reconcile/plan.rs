@@ -87,8 +87,8 @@ pub enum Then {
     Nothing,
     /// The VMM runs: watch it again (and connect to its agent on first use).
     Adopt,
-    /// As `Adopt`, after moving a VM whose boot was cut short (but whose VMM lives), or whose
-    /// guest was resumed, to `running`.
+    /// As `Adopt`, after moving a paused VM whose guest was resumed (while no daemon ran) to
+    /// `running`.
     AdoptAsRunning,
     /// As `Adopt`, after moving the VM to `paused` (its guest is paused).
     AdoptAsPaused,
@@ -158,16 +158,18 @@ pub fn plan(facts: &Facts) -> Plan {
                 },
             },
         ),
-        // A VMM whose guest never started holds nothing worth keeping.
-        (Starting | Running | Paused, Vmm::NotStarted) => (
+        // A boot cut short is never adopted, even when its guest runs: the steps after the
+        // agent's first answer did not run (the shares' mount check, a clone's own identity,
+        // the SSH key authorised and the host keys pinned), so `ssh NAME.vm` would fail and a
+        // clone could run with its parent's identity. A VMM whose guest never started holds
+        // nothing worth keeping either. `vm start` boots the VM again, whole.
+        (Starting, Vmm::Alive | Vmm::Paused) | (Starting | Running | Paused, Vmm::NotStarted) => (
             true,
             Then::Release {
                 to: Failed,
                 why: Why::BootInterrupted,
             },
         ),
-        (Starting, Vmm::Alive) => (false, Then::AdoptAsRunning),
-        (Starting, Vmm::Paused) => (false, Then::AdoptAsPaused),
         (Starting, Vmm::Gone) => (
             false,
             Then::Release {
@@ -241,7 +243,7 @@ mod tests {
                 false,
                 release(Failed, Why::BootInterruptedVmmGone),
             ),
-            (Starting, Alive, false, Then::AdoptAsRunning),
+            (Starting, Alive, true, release(Failed, Why::BootInterrupted)),
             (
                 Starting,
                 Gone,
@@ -268,7 +270,12 @@ mod tests {
             // The guest as the live VMM reports it.
             (Created, Paused, true, Then::ForgetRuntime),
             (Created, NotStarted, true, Then::ForgetRuntime),
-            (Starting, Paused, false, Then::AdoptAsPaused),
+            (
+                Starting,
+                Paused,
+                true,
+                release(Failed, Why::BootInterrupted),
+            ),
             (
                 Starting,
                 NotStarted,

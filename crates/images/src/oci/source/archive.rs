@@ -65,8 +65,14 @@ impl Archive {
             source: e,
         })?;
         let mut tar = tar::Archive::new(file);
-        let corrupt =
-            |e: std::io::Error| self.invalid(format!("is not a readable tar archive: {e}"));
+        // The tar reader's errors quote the header bytes they choked on: a text file's
+        // lines, escapes and all. One short, escaped line of it is enough.
+        let corrupt = |e: std::io::Error| {
+            self.invalid(format!(
+                "is not a readable tar archive (want a `docker save` tarball): {}",
+                banger_system::text::sanitize(&e.to_string(), 60)
+            ))
+        };
         for entry in tar.entries().map_err(corrupt)? {
             let mut entry = entry.map_err(corrupt)?;
             if !entry.header().entry_type().is_file() {
@@ -214,5 +220,32 @@ impl Source for Archive {
             );
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A text file given as a docker-archive: the error is one short line, not the file's
+    /// lines as the tar reader quotes them.
+    #[test]
+    fn a_file_that_is_not_tar_is_refused_in_one_short_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("passwd");
+        let text = "root:x:0:0:root:/root:/bin/bash\n".repeat(40);
+        std::fs::write(&file, &text).unwrap();
+        let err = Archive::open(&file, None)
+            .unwrap()
+            .resolve(&banger_system::progress::NoProgress)
+            .expect_err("a text file is no archive")
+            .to_string();
+        assert!(err.contains("is not a readable tar archive"), "{err}");
+        assert!(!err.contains('\n'), "{err}");
+        assert!(
+            err.chars().count() < 300,
+            "{} characters: {err}",
+            err.chars().count()
+        );
     }
 }

@@ -46,9 +46,7 @@ impl ImageRef {
             if rest.is_empty() {
                 return Err(bad("names no repository"));
             }
-            return Ok(ImageRef::Registry {
-                reference: rest.to_string(),
-            });
+            return registry(rest).map_err(|problem| bad(&problem));
         }
         if let Some(rest) = text.strip_prefix("oci:") {
             let (dir, tag) = split_suffix(rest);
@@ -84,8 +82,14 @@ impl ImageRef {
             )));
         }
         // `REGISTRY/REPO:TAG` without a transport: a registry reference.
-        Ok(ImageRef::Registry {
-            reference: text.to_string(),
+        registry(text).map_err(|problem| {
+            if text.starts_with(['.', '/', '~']) {
+                bad(&format!(
+                    "{problem}; for a directory or a file, name its transport: oci:{text} or docker-archive:{text}"
+                ))
+            } else {
+                bad(&problem)
+            }
         })
     }
 
@@ -103,6 +107,17 @@ impl ImageRef {
             },
         }
     }
+}
+
+/// A registry reference, checked whole now (an import then starts nothing, not even the
+/// build of the kernel image it pairs with, for a reference that cannot name an image).
+fn registry(reference: &str) -> Result<ImageRef, String> {
+    reference
+        .parse::<oci_client::Reference>()
+        .map_err(|e| format!("is not a valid registry reference: {e}"))?;
+    Ok(ImageRef::Registry {
+        reference: reference.to_string(),
+    })
 }
 
 /// `PATH:SUFFIX` → the suffix when it holds no `/` (a path's own colons stay).
@@ -220,6 +235,20 @@ mod tests {
             }
         ));
         assert!(ImageRef::parse("oci-archive:/x.tar").is_err());
+        // A registry reference is checked whole at once, before an import starts anything.
+        for bad in [
+            "docker://:tag",
+            "docker://x@sha256:zz",
+            "http://x",
+            "docker://a b",
+        ] {
+            let e = ImageRef::parse(bad).expect_err(bad).to_string();
+            assert!(e.contains("not a valid registry reference"), "{bad}: {e}");
+        }
+        let e = ImageRef::parse("../layout")
+            .expect_err("a path")
+            .to_string();
+        assert!(e.contains("oci:../layout"), "{e}");
         assert!(ImageRef::parse("oci:").is_err());
         assert!(ImageRef::parse("").is_err());
     }

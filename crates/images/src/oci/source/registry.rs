@@ -97,11 +97,18 @@ impl Registry {
         }
     }
 
+    /// [`Self::fail`] for the client's errors, with their causes: its own message for a
+    /// failed request is only "error sending request for url (…)", and why (refused, no
+    /// such host, a TLS problem) is in the chain.
+    fn failed_request(&self, what: &str, e: &oci_client::errors::OciDistributionError) -> OciError {
+        self.fail(what, banger_system::error_chain(e))
+    }
+
     fn blob(&self, digest: &str, writer: BlobWriter) -> Result<BlobWriter, OciError> {
         let mut adapter = SyncWrite(writer);
         self.runtime
             .block_on(self.client.pull_blob(&self.reference, digest, &mut adapter))
-            .map_err(|e| self.fail(&format!("fetching blob {digest}"), e))?;
+            .map_err(|e| self.failed_request(&format!("fetching blob {digest}"), &e))?;
         Ok(adapter.0)
     }
 }
@@ -121,7 +128,7 @@ impl Source for Registry {
                     self.client
                         .pull_manifest_raw(&reference, &self.auth, &MANIFEST_TYPES),
                 )
-                .map_err(|e| self.fail("fetching the manifest", e))?;
+                .map_err(|e| self.failed_request("fetching the manifest", &e))?;
             if bytes.len() as u64 > MAX_JSON {
                 return Err(self.fail("the manifest", "is larger than any manifest should be"));
             }
@@ -152,7 +159,7 @@ impl Source for Registry {
                             m.config.digest.as_str(),
                             &mut config,
                         ))
-                        .map_err(|e| self.fail("fetching the image config", e))?;
+                        .map_err(|e| self.failed_request("fetching the image config", &e))?;
                     let got = format!("sha256:{}", hex::encode(Sha256::digest(&config)));
                     if got != m.config.digest {
                         return Err(self.fail(
@@ -220,6 +227,25 @@ impl<W: std::io::Write + Unpin> tokio::io::AsyncWrite for SyncWrite<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A registry that cannot be reached says why (the connection was refused), not only
+    /// "error sending request for url".
+    #[test]
+    fn an_unreachable_registry_says_why() {
+        let opts = SourceOptions {
+            insecure: false,
+            docker_config: None,
+        };
+        // Port 1 on this host: nothing listens there.
+        let mut registry = Registry::open("127.0.0.1:1/x:1", &opts).unwrap();
+        let err = registry
+            .resolve(&banger_system::progress::NoProgress)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("fetching the manifest"), "{err}");
+        assert!(err.to_lowercase().contains("refused"), "{err}");
+    }
 
     #[test]
     fn only_local_registries_get_plain_http() {
