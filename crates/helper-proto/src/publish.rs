@@ -16,7 +16,9 @@ pub enum PublishError {
     Port(String),
     #[error("{0:?} is not a protocol; use tcp or udp")]
     Protocol(String),
-    #[error("{0:?} is not an IPv4 address to publish on")]
+    #[error(
+        "{0:?} is not an IPv4 address to publish on; write one of this host's addresses as digits (127.0.0.1 for localhost, a LAN address), or leave it out to publish on all of them (host names and IPv6 are not supported)"
+    )]
     HostAddr(String),
     #[error(
         "{0} is a {1} address: nothing connects to one; publish on an address of this host (127.0.0.1, a LAN address) or on all of them (leave the address out)"
@@ -213,10 +215,13 @@ mod tests {
         assert!(matches!(map("+80:80"), Err(PublishError::Port(_))));
         assert!(matches!(map(":80"), Err(PublishError::Port(_))));
         assert!(matches!(map("80:80/sctp"), Err(PublishError::Protocol(_))));
-        assert!(matches!(
-            map("localhost:80:80"),
-            Err(PublishError::HostAddr(_))
-        ));
+        let named = map("localhost:80:80").unwrap_err();
+        assert!(matches!(named, PublishError::HostAddr(_)));
+        // A name is the usual slip: the error says what to write instead.
+        assert!(
+            named.to_string().contains("127.0.0.1 for localhost"),
+            "{named}"
+        );
         assert!(serde_json::from_str::<Port>("0").is_err());
         assert!(serde_json::from_str::<Port>("70000").is_err());
         // Nothing connects to a broadcast or multicast address: such a publish would
