@@ -169,7 +169,25 @@ pub(crate) fn validate_name(name: &str) -> Result<()> {
 /// No image `name` is registered; the hint says how to get one the catalog knows (`pull`
 /// builds a recipe or downloads), or which images the catalog offers.
 pub(crate) fn not_found(name: &str) -> DaemonError {
-    let error = DaemonError::not_found(format!("no image named {}", quoted(name)));
+    with_catalog_hint(
+        DaemonError::not_found(format!("no image named {}", quoted(name))),
+        name,
+    )
+}
+
+/// `image pull NAME` of a name neither registered nor in the catalog: what pull looks in
+/// is the catalog, so the error says so, with the names it offers.
+pub(crate) fn not_in_catalog(name: &str) -> DaemonError {
+    with_catalog_hint(
+        DaemonError::not_found(format!(
+            "the image catalog has no image named {} (and none is registered here)",
+            quoted(name)
+        )),
+        name,
+    )
+}
+
+fn with_catalog_hint(error: DaemonError, name: &str) -> DaemonError {
     let Ok(catalog) = catalog() else {
         return error.with_hint("`banger image ls` lists registered images");
     };

@@ -9,7 +9,7 @@ use banger_store::{GuestInit, ImageRecord};
 use super::build::{Recipe, build_locked};
 use banger_system::progress::Progress;
 
-use super::{blocking, catalog, dir_size, not_found, share_identical_files, view};
+use super::{blocking, catalog, dir_size, not_found, not_in_catalog, share_identical_files, view};
 use crate::error::{DaemonError, Result};
 use crate::state::Daemon;
 
@@ -24,7 +24,7 @@ pub async fn pull_request(
     // An image neither here nor in the catalog is refused at once, not after waiting for
     // a build that holds the image lock.
     if daemon.store().get_image(&req.name)?.is_none() && catalog()?.lookup(&req.name).is_none() {
-        return Err(not_found(&req.name).with_field("name"));
+        return Err(not_in_catalog(&req.name).with_field("name"));
     }
     let _guard = daemon.image_lock.lock().await;
     if !req.force {

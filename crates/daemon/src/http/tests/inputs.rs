@@ -301,3 +301,25 @@ async fn an_import_of_a_bad_source_is_refused_before_the_kernel_image_is_built()
     let a = send(&f, empty(Method::GET, "/v1/images/minimal")).await;
     assert_error(&a, StatusCode::NOT_FOUND, "not_found");
 }
+
+#[tokio::test]
+async fn pulling_a_name_the_catalog_lacks_says_so_and_what_it_offers() {
+    let f = fixture();
+    let a = send(
+        &f,
+        json_req(Method::POST, "/v1/images/pull", r#"{"name":"nosuch"}"#),
+    )
+    .await;
+    assert_error(&a, StatusCode::NOT_FOUND, "not_found");
+    let body = a.json();
+    assert_eq!(
+        message_of(&a),
+        r#"the image catalog has no image named "nosuch" (and none is registered here)"#
+    );
+    // What pull can get instead: the catalog's own names (debian is always one).
+    let hint = body["hint"].as_str().unwrap_or_default();
+    assert!(
+        hint.contains("banger image pull NAME") && hint.contains("debian"),
+        "{body}"
+    );
+}
