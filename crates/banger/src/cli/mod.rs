@@ -329,7 +329,8 @@ pub struct DaemonArgs {
 pub enum DaemonAction {
     /// Run the daemon in the foreground (the default)
     Run,
-    /// Stop a running daemon; its VMs keep running
+    /// Stop a running daemon; its VMs keep running, but `exec` sessions and `ssh NAME.vm`
+    /// connections through it end (the next banger command starts a daemon again)
     Stop,
     /// Show whether a daemon is running, its mode and VMM driver
     Status {
