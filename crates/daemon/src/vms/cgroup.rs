@@ -23,7 +23,7 @@ pub async fn release(daemon: &Daemon, vm: &VmRecord) {
         }
         return;
     }
-    let mut dirs = recorded(vm, &mount_points());
+    let mut dirs = recorded(vm);
     if let CgroupPolicy::Limit { cgroups, .. } = daemon.driver.cgroups() {
         dirs.extend(cgroups.dirs(&vm.id));
     }
@@ -51,9 +51,10 @@ fn mount_points() -> Vec<PathBuf> {
 }
 
 /// The cgroup directories in `vm`'s runtime record that are really a VM group of `vm`
-/// (`…/banger-<instance>/<vm-id>` below one of the cgroup `mounts`): the record is the
-/// daemon's own, but a directory removed on its word must never be anything else.
-fn recorded(vm: &VmRecord, mounts: &[PathBuf]) -> Vec<PathBuf> {
+/// (`…/banger-<instance>/<vm-id>` below one of the host's cgroup mounts): the record is the
+/// daemon's own, but a directory removed on its word must never be anything else. The mount
+/// table is read only when the record names a group (most VMs' releases name none).
+fn recorded(vm: &VmRecord) -> Vec<PathBuf> {
     let Some(rt) = vm
         .runtime_json
         .as_deref()
@@ -61,9 +62,13 @@ fn recorded(vm: &VmRecord, mounts: &[PathBuf]) -> Vec<PathBuf> {
     else {
         return Vec::new();
     };
+    if rt.cgroup.is_empty() {
+        return Vec::new();
+    }
+    let mounts = mount_points();
     rt.cgroup
         .into_iter()
-        .filter(|d| is_vm_group(d, &vm.id, mounts))
+        .filter(|d| is_vm_group(d, &vm.id, &mounts))
         .collect()
 }
 
