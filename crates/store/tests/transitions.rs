@@ -21,9 +21,12 @@ fn running(restored: bool) -> Started<'static> {
     }
 }
 
-/// A VM with a share whose last run left a `down` and a `synced_at`, marked `starting`
-/// with the runtime a launch records before the guest answers.
-fn starting_vm(store: &Store) {
+/// A store (in its temporary directory, with the database's path) holding one VM with a
+/// share whose last run left a `down` and a `synced_at`, marked `starting` with the runtime
+/// a launch records before the guest answers.
+fn starting_vm() -> (tempfile::TempDir, Store, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, path) = store_with_image(tmp.path());
     let share = VmShare {
         host_path: "/a".into(),
         guest_path: "/src".into(),
@@ -37,7 +40,8 @@ fn starting_vm(store: &Store) {
         .set_share_down(ID, 0, Some("virtiofsd exited"))
         .unwrap();
     store.set_share_synced(ID, 0, 7).unwrap();
-    mark_starting(store);
+    mark_starting(&store);
+    (tmp, store, path)
 }
 
 /// A clone of a snapshot, marked `starting` like [`starting_vm`].
@@ -80,9 +84,7 @@ fn run_fields(store: &Store) -> Fields {
 
 #[test]
 fn reaching_running_records_runtime_start_and_shares_together() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (store, _) = store_with_image(tmp.path());
-    starting_vm(&store);
+    let (_tmp, store, _) = starting_vm();
     store
         .mark_running(ID, VmState::Starting, &running(false))
         .unwrap();
@@ -125,9 +127,7 @@ fn a_restored_clone_is_marked_restored_with_its_move_or_not_at_all() {
 
 #[test]
 fn a_boot_that_is_no_longer_starting_records_nothing() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (store, _) = store_with_image(tmp.path());
-    starting_vm(&store);
+    let (_tmp, store, _) = starting_vm();
     // A forced stop took the VM over while the guest booted.
     store
         .update_vm_state(ID, Some(VmState::Starting), VmState::Stopping, None)
@@ -155,9 +155,7 @@ fn a_boot_that_is_no_longer_starting_records_nothing() {
 
 #[test]
 fn a_write_failing_late_in_the_move_rolls_back_the_earlier_ones() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (store, path) = store_with_image(tmp.path());
-    starting_vm(&store);
+    let (_tmp, store, path) = starting_vm();
     // The share statement runs after the VM row is written: make it fail.
     let other = rusqlite::Connection::open(&path).unwrap();
     other
@@ -180,9 +178,7 @@ fn a_write_failing_late_in_the_move_rolls_back_the_earlier_ones() {
 
 #[test]
 fn bad_json_is_refused_before_anything_is_written() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (store, _) = store_with_image(tmp.path());
-    starting_vm(&store);
+    let (_tmp, store, _) = starting_vm();
     let before = run_fields(&store);
     let bad = Started {
         boot_json: Some("{"),
@@ -204,9 +200,7 @@ fn bad_json_is_refused_before_anything_is_written() {
 
 #[test]
 fn ending_a_run_drops_the_runtime_with_the_state_change_or_not_at_all() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (store, _) = store_with_image(tmp.path());
-    starting_vm(&store);
+    let (_tmp, store, _) = starting_vm();
     store
         .mark_running(ID, VmState::Starting, &running(false))
         .unwrap();
